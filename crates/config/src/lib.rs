@@ -1,0 +1,594 @@
+//! The typed configuration of Switchboard.
+//!
+//! One struct, [`Config`], layered with figment: built-in defaults, then a TOML
+//! file (`switchboard.toml` in the working directory, or the file named on the
+//! command line), then `SWITCHBOARD_*` environment variables, where `__`
+//! separates sections (`SWITCHBOARD_CACHE__BACKEND=redis`,
+//! `SWITCHBOARD_CACHE__REDIS__URL=redis://…`). Every secret can also come from
+//! a file named by the key with a `_file` suffix (`url_file`,
+//! `secret_access_key_file`), as container secrets are mounted.
+//!
+//! Unknown keys and bad values are errors naming the key; the defaults run
+//! everything on embedded backends under `data_dir`.
+
+mod secret;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::{Deserialize, Serialize};
+
+pub use secret::{Secret, SecretUrl};
+
+/// The file read when no config file is named.
+pub const DEFAULT_CONFIG_FILE: &str = "switchboard.toml";
+/// Prefix of the environment variables that override the file.
+pub const ENV_PREFIX: &str = "SWITCHBOARD_";
+/// The environment variable that names the config file (read by the CLI).
+pub const CONFIG_FILE_ENV: &str = "SWITCHBOARD_CONFIG";
+
+/// Everything a Switchboard process can be configured with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where embedded backends keep their files (SQLite, objects).
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub cache: CacheConfig,
+    pub bus: BusConfig,
+    pub objects: ObjectsConfig,
+    pub telemetry: TelemetryConfig,
+    pub readiness: ReadinessConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            cache: CacheConfig::default(),
+            bus: BusConfig::default(),
+            objects: ObjectsConfig::default(),
+            telemetry: TelemetryConfig::default(),
+            readiness: ReadinessConfig::default(),
+        }
+    }
+}
+
+/// Listening addresses and request handling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// REST, `/healthz`, `/readyz`, `/metrics`.
+    pub http_addr: SocketAddr,
+    /// gRPC (with health and reflection).
+    pub grpc_addr: SocketAddr,
+    /// The URL clients reach the HTTP server at, used in links we hand out
+    /// (presigned object URLs of the local object store). Defaults to
+    /// `http://<http_addr>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// How long in-flight requests may run after a shutdown signal.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            public_url: None,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The relational store: `postgres://…` or `sqlite://…`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// Connection URL; defaults to `sqlite://<data_dir>/switchboard.db`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<SecretUrl>,
+    /// A file holding the connection URL (instead of `url`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
+    pub max_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            url_file: None,
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Which implementation backs the key-value cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheBackend {
+    #[default]
+    Memory,
+    Redis,
+}
+
+/// The key-value cache (TTLs, counters, leases, rate limits).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    pub backend: CacheBackend,
+    pub redis: RedisConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: SecretUrl,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
+    /// Prepended to every key, before the tenant prefix.
+    pub key_prefix: String,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretUrl::new("redis://127.0.0.1:6379"),
+            url_file: None,
+            key_prefix: "sb".into(),
+        }
+    }
+}
+
+/// Which implementation carries events between services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BusBackend {
+    #[default]
+    Memory,
+    Rabbitmq,
+}
+
+/// The message bus.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BusConfig {
+    pub backend: BusBackend,
+    pub rabbitmq: RabbitMqConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RabbitMqConfig {
+    pub url: SecretUrl,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<PathBuf>,
+    /// The durable topic exchange events are published to.
+    pub exchange: String,
+    /// Unacknowledged deliveries a consumer may hold at once.
+    pub prefetch: u16,
+}
+
+impl Default for RabbitMqConfig {
+    fn default() -> Self {
+        Self {
+            url: SecretUrl::new("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            url_file: None,
+            exchange: "switchboard.events".into(),
+            prefetch: 64,
+        }
+    }
+}
+
+/// Which implementation stores objects (recordings, attachments, prompts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectsBackend {
+    #[default]
+    Local,
+    S3,
+}
+
+/// The object store.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObjectsConfig {
+    pub backend: ObjectsBackend,
+    pub local: LocalObjectsConfig,
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LocalObjectsConfig {
+    /// Defaults to `<data_dir>/objects`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Key that signs presigned URLs; when unset, one is generated and kept
+    /// in `<dir>/.presign-key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presign_secret: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presign_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct S3Config {
+    /// Endpoint of an S3-compatible store; unset means AWS itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: String,
+    pub access_key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<Secret>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// `http://endpoint/bucket/key` instead of `http://bucket.endpoint/key`.
+    pub force_path_style: bool,
+    /// Create the bucket at start when it does not exist.
+    pub create_bucket: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            access_key_id: String::new(),
+            secret_access_key: None,
+            secret_access_key_file: None,
+            force_path_style: true,
+            create_bucket: false,
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (the default: for machines).
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+/// Logs, traces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    pub log_format: LogFormat,
+    /// A `tracing` filter (`info`, `switchboard=debug,sqlx=warn`, …);
+    /// `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// OTLP/gRPC collector endpoint (`http://127.0.0.1:4317`); traces are
+    /// exported only when this is set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of exported traces.
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            otlp_endpoint: None,
+            service_name: "switchboard".into(),
+        }
+    }
+}
+
+/// How often and how patiently `/readyz` asks the backends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReadinessConfig {
+    #[serde(with = "humantime_serde")]
+    pub check_interval: Duration,
+    #[serde(with = "humantime_serde")]
+    pub check_timeout: Duration,
+}
+
+impl Default for ReadinessConfig {
+    fn default() -> Self {
+        Self {
+            check_interval: Duration::from_secs(2),
+            check_timeout: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a configuration could not be loaded. Each message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {path} does not exist")]
+    FileMissing { path: PathBuf },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("config key `{key}`: cannot read {path}: {source}")]
+    SecretFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config key `{key}`: {message}")]
+    Value { key: String, message: String },
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or `switchboard.toml` if present), then
+    /// the environment; reads `*_file` secrets and validates the result.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        // Defaults come from `#[serde(default)]`, not from a serialized
+        // provider: serialization masks secrets.
+        let mut figment = Figment::new();
+        match file {
+            Some(path) => {
+                if !path.is_file() {
+                    return Err(ConfigError::FileMissing {
+                        path: path.to_owned(),
+                    });
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => {
+                if Path::new(DEFAULT_CONFIG_FILE).is_file() {
+                    figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE));
+                }
+            }
+        }
+        figment = figment.merge(
+            Env::prefixed(ENV_PREFIX)
+                .ignore(&["config"])
+                .split("__"),
+        );
+        Self::from_figment(figment)
+    }
+
+    /// Parses a TOML document on top of the defaults (no file, no
+    /// environment): for tests and `config check` of inline text.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let figment = Figment::new().merge(Toml::string(text));
+        Self::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let mut config: Config = figment.extract().map_err(describe_figment_error)?;
+        config.read_secret_files()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Replaces each `*_file` setting by the content of its file.
+    fn read_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.database.url_file {
+            self.database.url = Some(SecretUrl::new(read_secret("database.url_file", path)?));
+        }
+        if let Some(path) = &self.cache.redis.url_file {
+            self.cache.redis.url = SecretUrl::new(read_secret("cache.redis.url_file", path)?);
+        }
+        if let Some(path) = &self.bus.rabbitmq.url_file {
+            self.bus.rabbitmq.url = SecretUrl::new(read_secret("bus.rabbitmq.url_file", path)?);
+        }
+        if let Some(path) = &self.objects.s3.secret_access_key_file {
+            self.objects.s3.secret_access_key = Some(Secret::new(read_secret(
+                "objects.s3.secret_access_key_file",
+                path,
+            )?));
+        }
+        if let Some(path) = &self.objects.local.presign_secret_file {
+            self.objects.local.presign_secret = Some(Secret::new(read_secret(
+                "objects.local.presign_secret_file",
+                path,
+            )?));
+        }
+        Ok(())
+    }
+
+    /// Checks what types alone cannot: URL schemes, required keys of the
+    /// chosen backends, sane limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database_url();
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || url.starts_with("sqlite:"))
+        {
+            return Err(value_error(
+                "database.url",
+                "must start with postgres://, postgresql:// or sqlite:",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(value_error(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.cache.backend == CacheBackend::Redis {
+            let redis_url = self.cache.redis.url.expose();
+            if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+                return Err(value_error(
+                    "cache.redis.url",
+                    "must start with redis:// or rediss://",
+                ));
+            }
+        }
+        if self.bus.backend == BusBackend::Rabbitmq {
+            let amqp_url = self.bus.rabbitmq.url.expose();
+            if !(amqp_url.starts_with("amqp://") || amqp_url.starts_with("amqps://")) {
+                return Err(value_error(
+                    "bus.rabbitmq.url",
+                    "must start with amqp:// or amqps://",
+                ));
+            }
+            if self.bus.rabbitmq.exchange.is_empty() {
+                return Err(value_error("bus.rabbitmq.exchange", "must not be empty"));
+            }
+            if self.bus.rabbitmq.prefetch == 0 {
+                return Err(value_error("bus.rabbitmq.prefetch", "must be at least 1"));
+            }
+        }
+        if self.objects.backend == ObjectsBackend::S3 {
+            let s3 = &self.objects.s3;
+            if s3.bucket.is_empty() {
+                return Err(value_error(
+                    "objects.s3.bucket",
+                    "is required when objects.backend = \"s3\"",
+                ));
+            }
+            if s3.access_key_id.is_empty() {
+                return Err(value_error(
+                    "objects.s3.access_key_id",
+                    "is required when objects.backend = \"s3\"",
+                ));
+            }
+            if s3.secret_access_key.is_none() {
+                return Err(value_error(
+                    "objects.s3.secret_access_key",
+                    "is required when objects.backend = \"s3\" (or secret_access_key_file)",
+                ));
+            }
+            if let Some(endpoint) = &s3.endpoint
+                && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+            {
+                return Err(value_error(
+                    "objects.s3.endpoint",
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        if let Some(public_url) = &self.server.public_url
+            && !(public_url.starts_with("http://") || public_url.starts_with("https://"))
+        {
+            return Err(value_error(
+                "server.public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(value_error(
+                "telemetry.otlp_endpoint",
+                "must start with http:// or https://",
+            ));
+        }
+        if self.readiness.check_interval.is_zero() {
+            return Err(value_error("readiness.check_interval", "must be above 0"));
+        }
+        if self.readiness.check_timeout.is_zero() {
+            return Err(value_error("readiness.check_timeout", "must be above 0"));
+        }
+        Ok(())
+    }
+
+    /// The database URL in force: the configured one, or the SQLite file
+    /// under `data_dir`.
+    pub fn database_url(&self) -> String {
+        match &self.database.url {
+            Some(url) => url.expose().to_owned(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("switchboard.db").display()
+            ),
+        }
+    }
+
+    /// The directory of the local object store in force.
+    pub fn local_objects_dir(&self) -> PathBuf {
+        self.objects
+            .local
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("objects"))
+    }
+
+    /// The URL clients reach the HTTP server at.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.server.http_addr),
+        }
+    }
+
+    /// The configuration as TOML with every secret masked, for
+    /// `switchboard config check` and start-up logs.
+    pub fn to_masked_toml(&self) -> String {
+        // Serialization of our own plain struct cannot fail; fall back to the
+        // debug form (which masks secrets too) rather than panic.
+        toml::to_string_pretty(self).unwrap_or_else(|_| format!("{self:#?}"))
+    }
+
+    /// This configuration switched to the embedded backends (`switchboard
+    /// dev`): SQLite under `data_dir`, in-process cache and bus, local
+    /// objects. Other settings are kept.
+    pub fn embedded(mut self) -> Self {
+        self.database.url = None;
+        self.database.url_file = None;
+        self.cache.backend = CacheBackend::Memory;
+        self.bus.backend = BusBackend::Memory;
+        self.objects.backend = ObjectsBackend::Local;
+        self
+    }
+}
+
+fn value_error(key: &str, message: &str) -> ConfigError {
+    ConfigError::Value {
+        key: key.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn read_secret(key: &str, path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path)
+        .map(|text| text.trim().to_owned())
+        .map_err(|source| ConfigError::SecretFile {
+            key: key.to_owned(),
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// One line per figment error: `config key `a.b` (in FILE): what is wrong`.
+fn describe_figment_error(error: figment::Error) -> ConfigError {
+    let lines: Vec<String> = error
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".");
+            let origin = error
+                .metadata
+                .as_ref()
+                .map(|metadata| match &metadata.source {
+                    Some(source) => format!(" (from {source})"),
+                    None => format!(" (from {})", metadata.name),
+                })
+                .unwrap_or_default();
+            if key.is_empty() {
+                format!("config{origin}: {}", error.kind)
+            } else {
+                format!("config key `{key}`{origin}: {}", error.kind)
+            }
+        })
+        .collect();
+    ConfigError::Invalid(lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests;

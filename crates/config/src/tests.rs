@@ -1,0 +1,184 @@
+use std::time::Duration;
+
+use figment::Jail;
+
+use super::*;
+
+#[test]
+fn defaults_run_everything_embedded() {
+    let config = Config::from_toml_str("").expect("empty config is valid");
+    assert_eq!(config, Config::default());
+    assert_eq!(config.cache.backend, CacheBackend::Memory);
+    assert_eq!(config.bus.backend, BusBackend::Memory);
+    assert_eq!(config.objects.backend, ObjectsBackend::Local);
+    assert_eq!(
+        config.database_url(),
+        "sqlite://./data/switchboard.db?mode=rwc"
+    );
+    // The default AMQP URL keeps its password: defaults are not masked.
+    assert_eq!(
+        config.bus.rabbitmq.url.expose(),
+        "amqp://guest:guest@127.0.0.1:5672/%2f"
+    );
+}
+
+#[test]
+fn example_config_loads_and_documents_every_key() {
+    let text = include_str!("../../../switchboard.example.toml");
+    let config = Config::from_toml_str(text).expect("example config is valid");
+    assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+
+    // Every key of the effective config (secrets and optional ones included)
+    // appears in the example, commented out or not.
+    let mut full = Config::default();
+    full.server.public_url = Some("http://x".into());
+    full.database.url = Some(SecretUrl::new("sqlite://x"));
+    full.database.url_file = Some("x".into());
+    full.cache.redis.url_file = Some("x".into());
+    full.bus.rabbitmq.url_file = Some("x".into());
+    full.objects.local.dir = Some("x".into());
+    full.objects.local.presign_secret = Some(Secret::new("x"));
+    full.objects.local.presign_secret_file = Some("x".into());
+    full.objects.s3.endpoint = Some("x".into());
+    full.objects.s3.secret_access_key = Some(Secret::new("x"));
+    full.objects.s3.secret_access_key_file = Some("x".into());
+    full.telemetry.otlp_endpoint = Some("x".into());
+    let value = toml::Value::try_from(&full).expect("config serializes");
+    let mut missing = Vec::new();
+    collect_missing_keys(&value, "", text, &mut missing);
+    assert!(missing.is_empty(), "keys missing from the example: {missing:?}");
+}
+
+fn collect_missing_keys(value: &toml::Value, section: &str, text: &str, missing: &mut Vec<String>) {
+    let Some(table) = value.as_table() else { return };
+    for (key, child) in table {
+        let path = if section.is_empty() { key.clone() } else { format!("{section}.{key}") };
+        if child.is_table() {
+            if !text.contains(&format!("[{path}]")) {
+                missing.push(path.clone());
+            }
+            collect_missing_keys(child, &path, text, missing);
+        } else if !text.lines().any(|line| {
+            line.trim_start_matches(['#', ' ']).starts_with(&format!("{key} ="))
+        }) {
+            missing.push(path);
+        }
+    }
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let error = Config::from_toml_str("[server]\nhtp_addr = \"127.0.0.1:1\"\n").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("`server.htp_addr`"), "{message}");
+    assert!(message.contains("htp_addr"), "{message}");
+}
+
+#[test]
+fn bad_value_is_named() {
+    let error = Config::from_toml_str("[database]\nmax_connections = \"many\"\n").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("database.max_connections"), "{message}");
+
+    let error = Config::from_toml_str("[server]\nshutdown_grace = \"soon\"\n").unwrap_err();
+    assert!(error.to_string().contains("server.shutdown_grace"), "{error}");
+
+    let error = Config::from_toml_str("[cache]\nbackend = \"memcached\"\n").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("cache.backend"), "{message}");
+    assert!(message.contains("memcached"), "{message}");
+}
+
+#[test]
+fn chosen_backend_requires_its_keys() {
+    let error = Config::from_toml_str("[objects]\nbackend = \"s3\"\n").unwrap_err();
+    assert!(error.to_string().contains("objects.s3.bucket"), "{error}");
+
+    let error = Config::from_toml_str("[database]\nurl = \"mysql://x\"\n").unwrap_err();
+    assert!(error.to_string().contains("database.url"), "{error}");
+
+    let error =
+        Config::from_toml_str("[cache]\nbackend = \"redis\"\n[cache.redis]\nurl = \"http://x\"\n")
+            .unwrap_err();
+    assert!(error.to_string().contains("cache.redis.url"), "{error}");
+}
+
+#[test]
+fn layers_apply_in_order_file_then_environment() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "switchboard.toml",
+            "[server]\nhttp_addr = \"127.0.0.1:1111\"\ngrpc_addr = \"127.0.0.1:2222\"\n",
+        )?;
+        jail.set_env("SWITCHBOARD_SERVER__GRPC_ADDR", "127.0.0.1:3333");
+        jail.set_env("SWITCHBOARD_CACHE__BACKEND", "redis");
+        jail.set_env("SWITCHBOARD_CONFIG", "ignored-by-the-loader.toml");
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(config.server.http_addr.port(), 1111);
+        assert_eq!(config.server.grpc_addr.port(), 3333);
+        assert_eq!(config.cache.backend, CacheBackend::Redis);
+        Ok(())
+    });
+}
+
+#[test]
+fn unknown_environment_key_is_named() {
+    Jail::expect_with(|jail| {
+        jail.set_env("SWITCHBOARD_SERVER__NOPE", "1");
+        let error = Config::load(None).unwrap_err().to_string();
+        assert!(error.contains("nope"), "{error}");
+        assert!(error.contains("`server.nope`"), "{error}");
+        Ok(())
+    });
+}
+
+#[test]
+fn named_file_must_exist() {
+    let error = Config::load(Some(Path::new("/nonexistent/switchboard.toml"))).unwrap_err();
+    assert!(error.to_string().contains("/nonexistent/switchboard.toml"));
+}
+
+#[test]
+fn secrets_come_from_files_and_are_masked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("s3-key");
+    std::fs::write(&key_file, "very-secret-key\n").expect("write");
+    let url_file = dir.path().join("db-url");
+    std::fs::write(&url_file, "postgres://app:hunter2@db.internal:5432/sb\n").expect("write");
+    let text = format!(
+        "[database]\nurl_file = \"{}\"\n[objects]\nbackend = \"s3\"\n[objects.s3]\nbucket = \"b\"\naccess_key_id = \"AK\"\nsecret_access_key_file = \"{}\"\n",
+        url_file.display(),
+        key_file.display()
+    );
+    let config = Config::from_toml_str(&text).expect("valid");
+    assert_eq!(
+        config.objects.s3.secret_access_key.as_ref().map(Secret::expose),
+        Some("very-secret-key")
+    );
+    assert_eq!(config.database_url(), "postgres://app:hunter2@db.internal:5432/sb");
+
+    let printed = config.to_masked_toml();
+    assert!(!printed.contains("very-secret-key"), "{printed}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("db.internal"), "{printed}");
+    let debugged = format!("{config:?}");
+    assert!(!debugged.contains("very-secret-key") && !debugged.contains("hunter2"));
+}
+
+#[test]
+fn missing_secret_file_is_named() {
+    let error =
+        Config::from_toml_str("[database]\nurl_file = \"/nonexistent/db-url\"\n").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("database.url_file"), "{message}");
+    assert!(message.contains("/nonexistent/db-url"), "{message}");
+}
+
+#[test]
+fn embedded_switches_every_backend() {
+    let text = "[database]\nurl = \"postgres://x@h/db\"\n[cache]\nbackend = \"redis\"\n[bus]\nbackend = \"rabbitmq\"\n";
+    let config = Config::from_toml_str(text).expect("valid").embedded();
+    assert!(config.database_url().starts_with("sqlite://"));
+    assert_eq!(config.cache.backend, CacheBackend::Memory);
+    assert_eq!(config.bus.backend, BusBackend::Memory);
+}

@@ -1,0 +1,123 @@
+//! Redis cache: one multiplexed connection that reconnects by itself
+//! (`ConnectionManager`), every key under the configured prefix.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisError};
+
+use super::Cache;
+use crate::{BackendKind, Error, Result};
+
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+    prefix: String,
+}
+
+impl RedisCache {
+    /// Connects now (so a wrong URL fails at start); later outages are
+    /// reconnected in the background. Keys become `<key_prefix>:<key>`.
+    pub async fn connect(url: &str, key_prefix: &str) -> Result<Self> {
+        let client = redis::Client::open(url)
+            .map_err(|error| Error::backend(BackendKind::Cache, format!("invalid Redis URL: {error}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(Some(Duration::from_secs(2)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(|error| Error::unavailable(BackendKind::Cache, format!("cannot connect to Redis: {error}")))?;
+        let prefix = if key_prefix.is_empty() { String::new() } else { format!("{key_prefix}:") };
+        Ok(Self { connection, prefix })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
+        let mut connection = self.connection.clone();
+        command.query_async(&mut connection).await.map_err(map_error)
+    }
+}
+
+fn millis(duration: Duration) -> u64 {
+    // Redis rejects a zero expiry; the shortest it accepts is 1 ms.
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn map_error(error: RedisError) -> Error {
+    if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal() {
+        Error::unavailable(BackendKind::Cache, format!("Redis: {error}"))
+    } else if error.kind() == ErrorKind::Server(redis::ServerErrorKind::ResponseError)
+        && error.to_string().contains("not an integer")
+    {
+        Error::InvalidArgument(format!("cache value is not an integer: {error}"))
+    } else {
+        Error::backend(BackendKind::Cache, format!("Redis: {error}"))
+    }
+}
+
+#[async_trait]
+impl Cache for RedisCache {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>> {
+        let value: Option<Vec<u8>> = self.query(redis::cmd("GET").arg(self.key(key))).await?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
+        let mut command = redis::cmd("SET");
+        command.arg(self.key(key)).arg(value);
+        if let Some(ttl) = ttl {
+            command.arg("PX").arg(millis(ttl));
+        }
+        self.query::<()>(&command).await
+    }
+
+    async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
+        let reply: Option<String> = self
+            .query(redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl)))
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool> {
+        let removed: i64 = self.query(redis::cmd("DEL").arg(self.key(key))).await?;
+        Ok(removed > 0)
+    }
+
+    async fn increment(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
+        let key = self.key(key);
+        let mut connection = self.connection.clone();
+        match ttl {
+            None => redis::cmd("INCRBY").arg(&key).arg(delta).query_async(&mut connection).await.map_err(map_error),
+            Some(ttl) => {
+                // MULTI/EXEC: create the key at 0 with its expiry only if it
+                // is absent, then add; both or neither happen.
+                let (value,): (i64,) = redis::pipe()
+                    .atomic()
+                    .cmd("SET").arg(&key).arg(0).arg("NX").arg("PX").arg(millis(ttl)).ignore()
+                    .cmd("INCRBY").arg(&key).arg(delta)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(map_error)?;
+                Ok(value)
+            }
+        }
+    }
+
+    async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
+        let millis: i64 = self.query(redis::cmd("PTTL").arg(self.key(key))).await?;
+        // -2: no such key; -1: no expiry.
+        Ok(u64::try_from(millis).ok().map(Duration::from_millis))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        let _: String = self.query(&redis::cmd("PING")).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,140 @@
+//! The relational store: one sea-orm connection pool over PostgreSQL
+//! (production) or SQLite (embedded), chosen by the URL's scheme.
+
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend, DbErr};
+use switchboard_config::SecretUrl;
+
+use crate::{BackendKind, Error, Result};
+
+/// Which engine a [`Database`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    Postgres,
+    Sqlite,
+}
+
+/// Pool settings.
+#[derive(Debug, Clone)]
+pub struct DatabaseOptions {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connection pool; cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    connection: DatabaseConnection,
+    kind: DatabaseKind,
+}
+
+impl Database {
+    /// Opens the pool and checks one connection, so a wrong URL or a
+    /// database that is down fails at start. For SQLite, creates the file
+    /// and its directory, and turns on WAL, foreign keys and a busy timeout.
+    pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self> {
+        let shown = SecretUrl::new(url).masked();
+        let kind = if url.starts_with("sqlite:") {
+            DatabaseKind::Sqlite
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            DatabaseKind::Postgres
+        } else {
+            return Err(Error::InvalidArgument(format!(
+                "database URL {shown} is neither postgres:// nor sqlite:"
+            )));
+        };
+        if kind == DatabaseKind::Sqlite {
+            create_sqlite_directory(url)?;
+        }
+        let mut connect = ConnectOptions::new(url.to_owned());
+        connect
+            .max_connections(options.max_connections)
+            .connect_timeout(options.connect_timeout)
+            .acquire_timeout(options.connect_timeout)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|sqlite| {
+                sqlite
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(5))
+            });
+        let connection = sea_orm::Database::connect(connect)
+            .await
+            .map_err(|error| Error::unavailable(BackendKind::Database, format!("cannot connect to {shown}: {}", describe(&error))))?;
+        Ok(Self { connection, kind })
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.connection
+    }
+
+    pub fn kind(&self) -> DatabaseKind {
+        self.kind
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        match self.kind {
+            DatabaseKind::Postgres => DbBackend::Postgres,
+            DatabaseKind::Sqlite => DbBackend::Sqlite,
+        }
+    }
+
+    /// Answers when a connection can be had and runs a statement.
+    pub async fn ping(&self) -> Result<()> {
+        self.connection.ping().await.map_err(map_db_error)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        // Closing an already closed pool is harmless; the error carries
+        // nothing actionable at shutdown.
+        let _ = self.connection.clone().close().await;
+    }
+}
+
+/// Classifies a sea-orm error: connection trouble is `Unavailable`.
+pub fn map_db_error(error: DbErr) -> Error {
+    match &error {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => {
+            Error::unavailable(BackendKind::Database, describe(&error))
+        }
+        _ => Error::backend(BackendKind::Database, describe(&error)),
+    }
+}
+
+fn describe(error: &DbErr) -> String {
+    error.to_string()
+}
+
+fn create_sqlite_directory(url: &str) -> Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|error| {
+            Error::backend(BackendKind::Database, format!("cannot create directory {}: {error}", parent.display()))
+        })?;
+    }
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! Fixtures for integration tests, against real servers.
+//!
+//! PostgreSQL, Redis and RabbitMQ are the ones `scripts/test` installs and
+//! starts; their addresses come from `SB_TEST_POSTGRES_URL`,
+//! `SB_TEST_REDIS_URL` and `SB_TEST_AMQP_URL` (defaults: the standard local
+//! ports). The S3-compatible server (`s3s-fs`) is started per test on an
+//! ephemeral port. A test whose server is missing fails with a message that
+//! says how to get it; nothing is skipped silently.
+
+mod proxy;
+mod s3;
+
+use std::sync::Once;
+
+use sea_orm::{ConnectionTrait, Database};
+
+pub use proxy::TcpProxy;
+pub use s3::S3Server;
+
+/// The PostgreSQL server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("SB_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The Redis server tests use (each test picks its own key prefix).
+pub fn redis_url() -> String {
+    std::env::var("SB_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The RabbitMQ server tests use (each test picks its own exchange and
+/// queue names).
+pub fn amqp_url() -> String {
+    std::env::var("SB_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+/// A short unique name for this test's keys, queues, exchanges, databases.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Creates an empty PostgreSQL database for one test and returns its URL.
+/// Test databases are named `sbt_…`; `scripts/test` drops leftovers.
+pub async fn fresh_postgres_database() -> String {
+    let admin_url = postgres_admin_url();
+    let admin = Database::connect(admin_url.as_str())
+        .await
+        .unwrap_or_else(|error| {
+            panic!("PostgreSQL at {admin_url} is not reachable ({error}); run ./scripts/test, which starts it")
+        });
+    let name = unique_name("sbt");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
+    let _ = admin.close().await;
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(base, _)| base.to_owned())
+        .unwrap_or(admin_url);
+    format!("{base}/{name}")
+}
+
+/// A SQLite database file in a fresh temporary directory, with the
+/// directory guard that removes it.
+pub fn fresh_sqlite_database() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+    (url, dir)
+}
+
+/// Routes `tracing` output to the test harness once per test binary
+/// (`RUST_LOG` picks the level; quiet by default).
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns
+/// whether it held. For waiting on background effects without fixed sleeps.
+pub async fn eventually<F, Fut>(timeout: std::time::Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
