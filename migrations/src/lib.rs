@@ -9,7 +9,23 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_installation;
 
+pub use m20261123_000001_create_installation::Installation;
+
 pub struct Migrator;
+
+/// The id minted when this database was first migrated.
+pub async fn installation_id<C: ConnectionTrait>(db: &C) -> Result<uuid::Uuid, DbErr> {
+    let query = Query::select()
+        .column(Installation::Id)
+        .from(Installation::Table)
+        .limit(1)
+        .to_owned();
+    let row = db
+        .query_one(&query)
+        .await?
+        .ok_or_else(|| DbErr::RecordNotFound("the installation row is missing".into()))?;
+    row.try_get::<uuid::Uuid>("", "id")
+}
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {

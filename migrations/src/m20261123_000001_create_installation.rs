@@ -21,7 +21,12 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(Installation::Table)
-                    .col(ColumnDef::new(Installation::Id).uuid().not_null().primary_key())
+                    .col(
+                        ColumnDef::new(Installation::Id)
+                            .uuid()
+                            .not_null()
+                            .primary_key(),
+                    )
                     .col(
                         ColumnDef::new(Installation::CreatedAt)
                             .timestamp_with_time_zone()
@@ -29,7 +34,15 @@ impl MigrationTrait for Migration {
                     )
                     .to_owned(),
             )
-            .await
+            .await?;
+        // The row is written with the table, in the same migration, so an
+        // installation has exactly one id from the start.
+        let insert = Query::insert()
+            .into_table(Installation::Table)
+            .columns([Installation::Id, Installation::CreatedAt])
+            .values_panic([uuid::Uuid::now_v7().into(), chrono::Utc::now().into()])
+            .to_owned();
+        manager.exec_stmt(insert).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -354,11 +354,7 @@ impl Config {
                 }
             }
         }
-        figment = figment.merge(
-            Env::prefixed(ENV_PREFIX)
-                .ignore(&["config"])
-                .split("__"),
-        );
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]).split("__"));
         Self::from_figment(figment)
     }
 

@@ -46,20 +46,30 @@ fn example_config_loads_and_documents_every_key() {
     let value = toml::Value::try_from(&full).expect("config serializes");
     let mut missing = Vec::new();
     collect_missing_keys(&value, "", text, &mut missing);
-    assert!(missing.is_empty(), "keys missing from the example: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "keys missing from the example: {missing:?}"
+    );
 }
 
 fn collect_missing_keys(value: &toml::Value, section: &str, text: &str, missing: &mut Vec<String>) {
-    let Some(table) = value.as_table() else { return };
+    let Some(table) = value.as_table() else {
+        return;
+    };
     for (key, child) in table {
-        let path = if section.is_empty() { key.clone() } else { format!("{section}.{key}") };
+        let path = if section.is_empty() {
+            key.clone()
+        } else {
+            format!("{section}.{key}")
+        };
         if child.is_table() {
             if !text.contains(&format!("[{path}]")) {
                 missing.push(path.clone());
             }
             collect_missing_keys(child, &path, text, missing);
         } else if !text.lines().any(|line| {
-            line.trim_start_matches(['#', ' ']).starts_with(&format!("{key} ="))
+            line.trim_start_matches(['#', ' '])
+                .starts_with(&format!("{key} ="))
         }) {
             missing.push(path);
         }
@@ -81,7 +91,10 @@ fn bad_value_is_named() {
     assert!(message.contains("database.max_connections"), "{message}");
 
     let error = Config::from_toml_str("[server]\nshutdown_grace = \"soon\"\n").unwrap_err();
-    assert!(error.to_string().contains("server.shutdown_grace"), "{error}");
+    assert!(
+        error.to_string().contains("server.shutdown_grace"),
+        "{error}"
+    );
 
     let error = Config::from_toml_str("[cache]\nbackend = \"memcached\"\n").unwrap_err();
     let message = error.to_string();
@@ -152,10 +165,18 @@ fn secrets_come_from_files_and_are_masked() {
     );
     let config = Config::from_toml_str(&text).expect("valid");
     assert_eq!(
-        config.objects.s3.secret_access_key.as_ref().map(Secret::expose),
+        config
+            .objects
+            .s3
+            .secret_access_key
+            .as_ref()
+            .map(Secret::expose),
         Some("very-secret-key")
     );
-    assert_eq!(config.database_url(), "postgres://app:hunter2@db.internal:5432/sb");
+    assert_eq!(
+        config.database_url(),
+        "postgres://app:hunter2@db.internal:5432/sb"
+    );
 
     let printed = config.to_masked_toml();
     assert!(!printed.contains("very-secret-key"), "{printed}");

@@ -1,1 +1,13 @@
+//! Protobuf messages and gRPC stubs generated from `proto/` at build time
+//! (nothing generated is checked in), and the descriptor set for gRPC
+//! reflection.
 
+/// Every file of `proto/`, encoded as a `FileDescriptorSet`.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/switchboard_descriptor.bin"));
+
+pub mod system {
+    pub mod v1 {
+        tonic::include_proto!("switchboard.system.v1");
+    }
+}

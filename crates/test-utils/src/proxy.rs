@@ -63,11 +63,18 @@ impl TcpProxy {
                     _ = token.cancelled() => return,
                     accepted = listener.accept() => accepted,
                 };
-                let Ok((mut inbound, _)) = accepted else { continue };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
                 let connection = CancellationToken::new();
-                connections.lock().expect("proxy lock").push(connection.clone());
+                connections
+                    .lock()
+                    .expect("proxy lock")
+                    .push(connection.clone());
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = connection.cancelled() => {}
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}

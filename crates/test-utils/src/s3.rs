@@ -57,7 +57,11 @@ fn find_binary() -> PathBuf {
         return PathBuf::from(path);
     }
     let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join("s3s-fs")).collect())
+        .map(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join("s3s-fs"))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         candidates.push(PathBuf::from(home).join(".cargo/bin/s3s-fs"));
@@ -66,7 +70,9 @@ fn find_binary() -> PathBuf {
         .into_iter()
         .find(|path| path.is_file())
         .unwrap_or_else(|| {
-            panic!("s3s-fs not found on PATH or in ~/.cargo/bin; run ./scripts/test, which installs it")
+            panic!(
+                "s3s-fs not found on PATH or in ~/.cargo/bin; run ./scripts/test, which installs it"
+            )
         })
 }
 

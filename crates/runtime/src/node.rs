@@ -1,0 +1,286 @@
+//! A node: one process hosting some services on one set of backends.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use switchboard_config::Config;
+use switchboard_platform::Backends;
+use switchboard_proto::system::v1::system_service_server::SystemServiceServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
+
+use crate::grpc::{ReadinessGateLayer, SystemService};
+use crate::readiness::{ReadinessProbe, ShutdownSignal};
+use crate::{Readiness, RuntimeError};
+
+/// What one service contributes to a node.
+pub struct ServiceParts {
+    /// The name used in `--services` (`routing`, `identity`, …).
+    pub name: &'static str,
+    /// Fully-qualified gRPC service names, for gRPC health.
+    pub grpc_service_names: Vec<&'static str>,
+    /// Its gRPC services, if any.
+    pub grpc: Option<Routes>,
+    /// Its HTTP routes, if any (merged into the node's router).
+    pub http: Option<Router>,
+}
+
+/// What to run.
+pub struct NodeOptions {
+    pub config: Config,
+    pub services: Vec<ServiceParts>,
+    /// The installation id from the database (for `GetNodeInfo`).
+    pub installation_id: String,
+}
+
+/// A node with its listeners bound, not serving yet.
+pub struct Node {
+    http_listener: TcpListener,
+    grpc_listener: TcpListener,
+    http_router: Router,
+    grpc_routes: Routes,
+    backends: Backends,
+    readiness: Readiness,
+    probe: ReadinessProbe,
+    shutdown_signal: ShutdownSignal,
+    health: tonic_health::server::HealthReporter,
+    shutdown_grace: Duration,
+}
+
+impl Node {
+    /// Binds both listeners (a port in use fails here, naming the key) and
+    /// checks the backends once.
+    pub async fn build(options: NodeOptions, backends: Backends) -> Result<Self, RuntimeError> {
+        let NodeOptions {
+            config,
+            services,
+            installation_id,
+        } = options;
+        let http_listener = bind("server.http_addr", config.server.http_addr).await?;
+        let grpc_listener = bind("server.grpc_addr", config.server.grpc_addr).await?;
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut grpc_service_names = vec!["switchboard.system.v1.SystemService"];
+        grpc_service_names.extend(
+            services
+                .iter()
+                .flat_map(|service| service.grpc_service_names.iter().copied()),
+        );
+        let (probe, readiness) = ReadinessProbe::new(
+            backends.clone(),
+            config.readiness.clone(),
+            health.clone(),
+            grpc_service_names,
+        )
+        .await;
+        let shutdown_signal = probe.handle();
+
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(switchboard_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|error| RuntimeError::Grpc(format!("reflection: {error}")))?;
+        let system = SystemService {
+            readiness: readiness.clone(),
+            services: services
+                .iter()
+                .map(|service| service.name.to_owned())
+                .collect(),
+            installation_id,
+        };
+        let mut grpc_routes = Routes::new(health_service)
+            .add_service(reflection)
+            .add_service(SystemServiceServer::new(system));
+        let mut service_router = Router::new();
+        if let Some(local_objects) = &backends.local_objects {
+            service_router = service_router.merge(local_objects.router());
+        }
+        for service in services {
+            if let Some(routes) = service.grpc {
+                grpc_routes = Routes::from(
+                    grpc_routes
+                        .into_axum_router()
+                        .merge(routes.into_axum_router()),
+                );
+            }
+            if let Some(http) = service.http {
+                service_router = service_router.merge(http);
+            }
+        }
+        let http_router = crate::http::router(readiness.clone(), service_router);
+        Ok(Self {
+            http_listener,
+            grpc_listener,
+            http_router,
+            grpc_routes,
+            backends,
+            readiness,
+            probe,
+            shutdown_signal,
+            health,
+            shutdown_grace: config.server.shutdown_grace,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        local_addr(&self.http_listener)
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        local_addr(&self.grpc_listener)
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// Starts serving; the returned handle stops the node.
+    pub fn start(self) -> NodeHandle {
+        let stop = CancellationToken::new();
+        let http_addr = self.http_addr();
+        let grpc_addr = self.grpc_addr();
+        let readiness = self.readiness.clone();
+        let task = tokio::spawn(self.run(stop.clone()));
+        NodeHandle {
+            stop,
+            task,
+            http_addr,
+            grpc_addr,
+            readiness,
+        }
+    }
+
+    async fn run(self, stop: CancellationToken) -> Result<(), RuntimeError> {
+        let Self {
+            http_listener,
+            grpc_listener,
+            http_router,
+            grpc_routes,
+            backends,
+            readiness,
+            probe,
+            shutdown_signal,
+            health,
+            shutdown_grace,
+        } = self;
+        let draining = CancellationToken::new();
+        let probe_stop = CancellationToken::new();
+        let probe_task = tokio::spawn(probe.run(probe_stop.clone()));
+
+        let http = {
+            let draining = draining.clone();
+            tokio::spawn(async move {
+                axum::serve(http_listener, http_router)
+                    .with_graceful_shutdown(async move { draining.cancelled().await })
+                    .await
+            })
+        };
+        let grpc = {
+            let draining = draining.clone();
+            let readiness = readiness.clone();
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .layer(ReadinessGateLayer { readiness })
+                    .add_routes(grpc_routes)
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(grpc_listener),
+                        draining.cancelled(),
+                    )
+                    .await
+            })
+        };
+        let (mut http, mut grpc) = (http, grpc);
+        // Serve until asked to stop, or until a server fails on its own.
+        let early_exit = tokio::select! {
+            _ = stop.cancelled() => None,
+            result = &mut http => Some(format!("HTTP server stopped: {result:?}")),
+            result = &mut grpc => Some(format!("gRPC server stopped: {result:?}")),
+        };
+
+        tracing::info!("shutting down: draining in-flight requests");
+        shutdown_signal.mark();
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        draining.cancel();
+        let drained = tokio::time::timeout(shutdown_grace, async {
+            let _ = (&mut http).await;
+            let _ = (&mut grpc).await;
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(grace = ?shutdown_grace, "requests still running after the grace period; stopping them");
+            http.abort();
+            grpc.abort();
+        }
+        probe_stop.cancel();
+        let _ = probe_task.await;
+        backends.close().await;
+        tracing::info!("stopped");
+        match early_exit {
+            Some(reason) => Err(RuntimeError::Grpc(reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A running node.
+pub struct NodeHandle {
+    stop: CancellationToken,
+    task: JoinHandle<Result<(), RuntimeError>>,
+    http_addr: SocketAddr,
+    grpc_addr: SocketAddr,
+    readiness: Readiness,
+}
+
+impl NodeHandle {
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc_addr
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
+    /// A token that stops the node when cancelled (for signal handlers).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops accepting, drains in-flight requests (up to the grace period),
+    /// flushes the bus and closes the backends.
+    pub async fn shutdown(self) -> Result<(), RuntimeError> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits until the node stops (after [`NodeHandle::stop_token`] is
+    /// cancelled, or a server fails).
+    pub async fn wait(self) -> Result<(), RuntimeError> {
+        match self.task.await {
+            Ok(result) => result,
+            Err(error) => Err(RuntimeError::Grpc(format!("node task failed: {error}"))),
+        }
+    }
+}
+
+async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, RuntimeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| RuntimeError::Bind { key, addr, source })
+}
+
+fn local_addr(listener: &TcpListener) -> SocketAddr {
+    // A bound TCP listener always has a local address.
+    listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}

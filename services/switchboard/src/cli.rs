@@ -1,0 +1,115 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use switchboard_config::{CONFIG_FILE_ENV, Config};
+
+use crate::{migrate, run, services};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Switchboard: a multi-tenant contact-center platform"
+)]
+pub struct Cli {
+    /// Config file (default: ./switchboard.toml when present).
+    #[arg(long, global = true, env = CONFIG_FILE_ENV, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every service in one process on embedded backends (SQLite under the
+    /// data directory, in-process cache and bus, local objects).
+    Dev(DevArgs),
+    /// The named services against the backends in the config.
+    Serve(ServeArgs),
+    /// Database schema migrations.
+    Migrate {
+        #[command(subcommand)]
+        action: MigrateAction,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Args)]
+struct DevArgs {
+    /// Where the embedded backends keep their files (overrides `data_dir`).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Comma-separated services to run, or `all`.
+    #[arg(long, value_delimiter = ',', required = true, value_name = "NAMES")]
+    services: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum MigrateAction {
+    /// Apply pending migrations (all, or `--steps N`).
+    Up {
+        #[arg(long)]
+        steps: Option<u32>,
+    },
+    /// Roll back applied migrations (the last one, or `--steps N`).
+    Down {
+        #[arg(long, default_value_t = 1)]
+        steps: u32,
+    },
+    /// List migrations and whether each is applied.
+    Status,
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Validate a config file (or the layered config) and print the
+    /// effective configuration with secrets masked.
+    Check {
+        /// The file to check (default: the layered config).
+        file: Option<PathBuf>,
+    },
+}
+
+pub async fn execute(cli: Cli) -> anyhow::Result<()> {
+    let load = |file: Option<&PathBuf>| {
+        Config::load(file.map(PathBuf::as_path)).context("invalid configuration")
+    };
+    match cli.command {
+        Command::Dev(args) => {
+            let mut config = load(cli.config.as_ref())?.embedded();
+            if let Some(data_dir) = args.data_dir {
+                config.data_dir = data_dir;
+            }
+            run::run(config, services::all(), run::Mode::Dev).await
+        }
+        Command::Serve(args) => {
+            let config = load(cli.config.as_ref())?;
+            let selected = services::select(&args.services)?;
+            run::run(config, selected, run::Mode::Serve).await
+        }
+        Command::Migrate { action } => {
+            let config = load(cli.config.as_ref())?;
+            migrate::execute(&config, action).await
+        }
+        Command::Config {
+            action: ConfigAction::Check { file },
+        } => {
+            let config = load(file.as_ref().or(cli.config.as_ref()))?;
+            print!("{}", config.to_masked_toml());
+            eprintln!("config is valid");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Starting a node: `switchboard dev` and `switchboard serve`.
+
+use anyhow::{Context, bail};
+use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
+use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::Backends;
+use switchboard_runtime::{Node, NodeOptions, ServiceParts};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Embedded backends; migrations applied at start.
+    Dev,
+    /// Configured backends; the schema must be migrated already.
+    Serve,
+}
+
+pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> anyhow::Result<()> {
+    let mut telemetry = switchboard_runtime::telemetry::init(&config.telemetry)?;
+    if mode == Mode::Serve {
+        warn_about_embedded_backends(&config);
+    }
+    let backends = Backends::connect(&config).await.context("cannot start")?;
+    let connection = backends.database.connection();
+    match mode {
+        Mode::Dev => Migrator::up(connection, None)
+            .await
+            .context("cannot apply database migrations")?,
+        Mode::Serve => {
+            let pending = Migrator::get_pending_migrations(connection)
+                .await
+                .context("cannot read migration status")?;
+            if !pending.is_empty() {
+                bail!(
+                    "the database schema is behind: {} pending migration(s), first {}; run `switchboard migrate up`",
+                    pending.len(),
+                    pending[0].name()
+                );
+            }
+        }
+    }
+    let installation_id = switchboard_migrations::installation_id(connection)
+        .await
+        .context("cannot read the installation id")?
+        .to_string();
+
+    let parts = services.iter().map(|name| service_parts(name)).collect();
+    let node = Node::build(
+        NodeOptions {
+            config: config.clone(),
+            services: parts,
+            installation_id: installation_id.clone(),
+        },
+        backends.clone(),
+    )
+    .await?;
+    print_banner(&config, &backends, &node, &services, mode, &installation_id);
+    let handle = node.start();
+    let stop = handle.stop_token();
+    tokio::spawn(stop_on_signal(stop));
+    let result = handle.wait().await;
+    telemetry.shutdown();
+    result.map_err(Into::into)
+}
+
+/// What each hosted service adds to the node. `system` is served by every
+/// node itself; later services return their gRPC and HTTP parts here.
+fn service_parts(name: &'static str) -> ServiceParts {
+    ServiceParts {
+        name,
+        grpc_service_names: Vec::new(),
+        grpc: None,
+        http: None,
+    }
+}
+
+fn warn_about_embedded_backends(config: &Config) {
+    let mut embedded = Vec::new();
+    if config.database_url().starts_with("sqlite:") {
+        embedded.push("database (SQLite)");
+    }
+    if config.cache.backend == CacheBackend::Memory {
+        embedded.push("cache (in-process)");
+    }
+    if config.bus.backend == BusBackend::Memory {
+        embedded.push("bus (in-process)");
+    }
+    if config.objects.backend == ObjectsBackend::Local {
+        embedded.push("objects (local files)");
+    }
+    if !embedded.is_empty() {
+        tracing::warn!(
+            backends = %embedded.join(", "),
+            "serve is using embedded backends; replicas will not share them"
+        );
+    }
+}
+
+fn print_banner(
+    config: &Config,
+    backends: &Backends,
+    node: &Node,
+    services: &[&str],
+    mode: Mode,
+    installation_id: &str,
+) {
+    let http = node.http_addr();
+    let grpc = node.grpc_addr();
+    let implementations = backends.implementations;
+    let mode = match mode {
+        Mode::Dev => "dev, embedded backends",
+        Mode::Serve => "serve",
+    };
+    println!("Switchboard {} is up ({mode})", env!("CARGO_PKG_VERSION"));
+    println!("  HTTP      http://{http}   (/healthz, /readyz)");
+    println!("  gRPC      http://{grpc}   (health, reflection: grpcurl -plaintext {grpc} list)");
+    println!("  metrics   http://{http}/metrics");
+    println!("  services  {}", services.join(", "));
+    println!(
+        "  backends  database={} cache={} bus={} objects={}",
+        implementations.database,
+        implementations.cache,
+        implementations.bus,
+        implementations.objects
+    );
+    if implementations.database == "sqlite" || implementations.objects == "local" {
+        println!(
+            "  data      {} (database {}, objects {})",
+            config.data_dir.display(),
+            switchboard_config::SecretUrl::new(config.database_url()).masked(),
+            config.local_objects_dir().display()
+        );
+    }
+    println!("  install   {installation_id}");
+    println!("Press Ctrl-C to stop.");
+}
+
+/// Ctrl-C or SIGTERM starts a graceful shutdown.
+async fn stop_on_signal(stop: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("stop signal received");
+    stop.cancel();
+}

@@ -1,0 +1,70 @@
+//! The services this binary can host, and `--services` parsing.
+
+use anyhow::bail;
+
+/// Every service that exists, with what it does. The node itself always
+/// serves health, readiness, metrics and `system` (node info).
+pub const KNOWN: &[(&str, &str)] =
+    &[("system", "node info over gRPC: version, services, backends")];
+
+/// Every known service (`dev`, `--services all`).
+pub fn all() -> Vec<&'static str> {
+    KNOWN.iter().map(|(name, _)| *name).collect()
+}
+
+/// Parses `--services a,b` (or `all`); an unknown name is an error listing
+/// the known ones.
+pub fn select(names: &[String]) -> anyhow::Result<Vec<&'static str>> {
+    let mut selected = Vec::new();
+    for name in names
+        .iter()
+        .map(|name| name.trim())
+        .filter(|name| !name.is_empty())
+    {
+        if name == "all" {
+            return Ok(all());
+        }
+        match KNOWN.iter().find(|(known, _)| *known == name) {
+            Some((known, _)) if !selected.contains(known) => selected.push(*known),
+            Some(_) => {}
+            None => bail!(
+                "unknown service `{name}` in --services; known: all, {}",
+                all().join(", ")
+            ),
+        }
+    }
+    if selected.is_empty() {
+        bail!(
+            "--services names no service; known: all, {}",
+            all().join(", ")
+        );
+    }
+    Ok(selected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_selects_every_known_service() {
+        assert_eq!(select(&["all".into()]).unwrap(), all());
+    }
+
+    #[test]
+    fn duplicates_and_blanks_are_ignored() {
+        assert_eq!(
+            select(&["system".into(), " system ".into(), "".into()]).unwrap(),
+            vec!["system"]
+        );
+    }
+
+    #[test]
+    fn unknown_service_is_named() {
+        let error = select(&["system".into(), "rooting".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`rooting`"), "{error}");
+        assert!(error.contains("system"), "{error}");
+    }
+}

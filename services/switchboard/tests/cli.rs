@@ -1,0 +1,358 @@
+//! The `switchboard` binary as a user runs it: real processes, real
+//! backends, the output a person reads.
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use switchboard_test_utils::{
+    S3Server, amqp_url, fresh_postgres_database, init_tracing, redis_url, unique_name,
+};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_switchboard");
+
+/// The binary in `dir`, with no `SWITCHBOARD_*` inherited from the caller.
+fn switchboard(dir: &Path) -> Command {
+    let mut command = Command::new(BINARY);
+    command.current_dir(dir).kill_on_drop(true);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SWITCHBOARD_") {
+            command.env_remove(key);
+        }
+    }
+    command
+        .env("SWITCHBOARD_SERVER__HTTP_ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_SERVER__GRPC_ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_READINESS__CHECK_INTERVAL", "200ms");
+    command
+}
+
+async fn run_to_end(command: &mut Command) -> Output {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        command.stdin(Stdio::null()).output(),
+    )
+    .await
+    .expect("command finished in time")
+    .expect("command ran")
+}
+
+/// A failure as the user sees it: non-zero exit, the last stderr line an
+/// `error:` line naming the cause, no panic, no backtrace.
+fn assert_clean_failure(output: &Output, expected: &[&str]) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "expected failure, stderr: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: "),
+        "last line is not an error line: {stderr}"
+    );
+    for needle in expected {
+        assert!(last.contains(needle), "{needle:?} missing from {last:?}");
+    }
+}
+
+/// A running `dev`/`serve` process and the HTTP address its banner printed.
+struct Running {
+    child: Child,
+    http: String,
+    banner: String,
+}
+
+async fn start(mut command: Command) -> Running {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                return;
+            }
+        }
+        panic!("process ended before its banner: {banner}");
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("banner printed in time");
+    let http = banner
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("HTTP"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("banner names the HTTP address")
+        .to_owned();
+    Running {
+        child,
+        http,
+        banner,
+    }
+}
+
+impl Running {
+    async fn get(&self, path: &str) -> reqwest::Response {
+        reqwest::get(format!("{}{path}", self.http)).await.unwrap()
+    }
+
+    /// SIGTERM, then the exit status within the grace period.
+    async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let killed = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("stopped in time")
+            .unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_runs_on_embedded_backends_and_stops_cleanly_on_sigterm() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = switchboard(dir.path());
+    command.arg("dev");
+    let running = start(command).await;
+    assert!(
+        running
+            .banner
+            .contains("database=sqlite cache=memory bus=memory objects=local"),
+        "{}",
+        running.banner
+    );
+    assert!(running.banner.contains("/metrics"), "{}", running.banner);
+
+    assert_eq!(running.get("/healthz").await.status(), 200);
+    let ready = running.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    assert!(
+        dir.path().join("data/switchboard.db").is_file(),
+        "SQLite file under ./data"
+    );
+    assert!(
+        dir.path().join("data/objects").is_dir(),
+        "objects under ./data"
+    );
+
+    let status = running.terminate().await;
+    assert!(status.success(), "graceful stop exits 0, got {status}");
+}
+
+#[tokio::test]
+async fn dev_with_a_port_in_use_exits_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_SERVER__HTTP_ADDR", &addr)
+            .arg("dev"),
+    )
+    .await;
+    assert_clean_failure(&output, &["server.http_addr", &addr, "in use"]);
+}
+
+#[tokio::test]
+async fn config_check_prints_the_effective_config_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("prod.toml");
+    std::fs::write(
+        &file,
+        "[database]\nurl = \"postgres://app:hunter2@db.internal/sb\"\n[objects]\nbackend = \"s3\"\n[objects.s3]\nbucket = \"recordings\"\naccess_key_id = \"AKIA\"\nsecret_access_key = \"s3-very-secret\"\n",
+    )
+    .unwrap();
+    let output = run_to_end(switchboard(dir.path()).args(["config", "check"]).arg(&file)).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("db.internal") && stdout.contains("recordings"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("hunter2") && !stdout.contains("s3-very-secret"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("shutdown_grace = \"30s\""),
+        "defaults are shown too: {stdout}"
+    );
+
+    // The example in the repository passes.
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../switchboard.example.toml");
+    let output = run_to_end(
+        switchboard(dir.path())
+            .args(["config", "check"])
+            .arg(example),
+    )
+    .await;
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test]
+async fn a_config_typo_exits_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "[server]\nhttp_adr = \"127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let output = run_to_end(switchboard(dir.path()).arg("dev")).await;
+    assert_clean_failure(&output, &["server.http_adr", "switchboard.toml"]);
+    assert_eq!(String::from_utf8_lossy(&output.stderr).lines().count(), 1);
+
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_DATABASE__MAX_CONNECTIONS", "lots")
+            .args(["config", "check"]),
+    )
+    .await;
+    assert_clean_failure(&output, &["database.max_connections"]);
+}
+
+#[tokio::test]
+async fn serve_with_an_unreachable_database_exits_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env(
+                "SWITCHBOARD_DATABASE__URL",
+                format!("postgres://app:hunter2@127.0.0.1:{port}/sb"),
+            )
+            .env("SWITCHBOARD_DATABASE__CONNECT_TIMEOUT", "2s")
+            .args(["serve", "--services", "all"]),
+    )
+    .await;
+    assert_clean_failure(&output, &["database", &format!("127.0.0.1:{port}")]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("hunter2"));
+}
+
+#[tokio::test]
+async fn serve_rejects_an_unknown_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let output =
+        run_to_end(switchboard(dir.path()).args(["serve", "--services", "system,rooting"])).await;
+    assert_clean_failure(&output, &["`rooting`", "system"]);
+}
+
+#[tokio::test]
+async fn migrate_up_status_down_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let status = |output: &Output| String::from_utf8_lossy(&output.stdout).into_owned();
+    let out = run_to_end(switchboard(dir.path()).args(["migrate", "status"])).await;
+    assert!(out.status.success());
+    assert!(
+        status(&out).contains("pending  m20261123_000001_create_installation"),
+        "{}",
+        status(&out)
+    );
+
+    let out = run_to_end(switchboard(dir.path()).args(["migrate", "up"])).await;
+    assert!(
+        status(&out).contains("applied 1 migration(s); 0 pending"),
+        "{}",
+        status(&out)
+    );
+    let out = run_to_end(switchboard(dir.path()).args(["migrate", "status"])).await;
+    assert!(
+        status(&out).contains("applied  m20261123_000001_create_installation"),
+        "{}",
+        status(&out)
+    );
+
+    let out = run_to_end(switchboard(dir.path()).args(["migrate", "down"])).await;
+    assert!(
+        status(&out).contains("rolled back 1 migration(s); 0 applied"),
+        "{}",
+        status(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_needs_a_migrated_schema_then_runs_on_the_production_backends() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = fresh_postgres_database().await;
+    let s3 = S3Server::start().await;
+    let configure = |command: &mut Command| {
+        command
+            .env("SWITCHBOARD_DATABASE__URL", &database_url)
+            .env("SWITCHBOARD_CACHE__BACKEND", "redis")
+            .env("SWITCHBOARD_CACHE__REDIS__URL", redis_url())
+            .env("SWITCHBOARD_CACHE__REDIS__KEY_PREFIX", unique_name("cli"))
+            .env("SWITCHBOARD_BUS__BACKEND", "rabbitmq")
+            .env("SWITCHBOARD_BUS__RABBITMQ__URL", amqp_url())
+            .env("SWITCHBOARD_BUS__RABBITMQ__EXCHANGE", unique_name("cli"))
+            .env("SWITCHBOARD_OBJECTS__BACKEND", "s3")
+            .env("SWITCHBOARD_OBJECTS__S3__ENDPOINT", &s3.endpoint)
+            .env(
+                "SWITCHBOARD_OBJECTS__S3__BUCKET",
+                unique_name("cli").replace('_', "-"),
+            )
+            .env("SWITCHBOARD_OBJECTS__S3__ACCESS_KEY_ID", &s3.access_key)
+            .env("SWITCHBOARD_OBJECTS__S3__SECRET_ACCESS_KEY", &s3.secret_key)
+            .env("SWITCHBOARD_OBJECTS__S3__CREATE_BUCKET", "true");
+    };
+
+    let mut serve = switchboard(dir.path());
+    configure(&mut serve);
+    serve.args(["serve", "--services", "all"]);
+    let refused = run_to_end(&mut serve).await;
+    assert_clean_failure(&refused, &["pending migration", "switchboard migrate up"]);
+
+    let mut migrate = switchboard(dir.path());
+    configure(&mut migrate);
+    let migrated = run_to_end(migrate.args(["migrate", "up"])).await;
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+
+    let mut serve = switchboard(dir.path());
+    configure(&mut serve);
+    serve.args(["serve", "--services", "all"]);
+    let running = start(serve).await;
+    assert!(
+        running
+            .banner
+            .contains("database=postgres cache=redis bus=rabbitmq objects=s3"),
+        "{}",
+        running.banner
+    );
+    let ready = running.get("/readyz").await;
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    assert!(running.terminate().await.success());
+}
