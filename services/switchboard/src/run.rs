@@ -59,7 +59,8 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     let stop = handle.stop_token();
     tokio::spawn(stop_on_signal(stop));
     let result = handle.wait().await;
-    telemetry.shutdown();
+    // Flushing the trace exporter blocks; keep it off the async workers.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     result.map_err(Into::into)
 }
 
