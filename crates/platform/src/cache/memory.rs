@@ -48,7 +48,7 @@ impl MemoryCache {
         if entries.get(key).is_some_and(|entry| !entry.is_live(now)) {
             entries.remove(key);
         }
-        if write && self.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY_WRITES == 0 {
+        if write && self.writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY_WRITES) {
             entries.retain(|_, entry| entry.is_live(now));
         }
         f(&mut entries, now)
