@@ -1,0 +1,435 @@
+//! In-process bus for `switchboard dev` and tests: one topic exchange and
+//! named queues with the delivery semantics of AMQP 0-9-1 as RabbitMQ
+//! implements them: competing consumers, a per-consumer prefetch limit,
+//! manual acknowledgement, requeue to the head of the queue with
+//! `redelivered` set. Nothing survives the process.
+//!
+//! Hot path: a publish looks its routing key up in a route cache (a read
+//! lock, no topic matching, no allocation) and appends to each matching
+//! queue under that queue's own mutex; consumers wait on a `Notify`, never
+//! poll, and no lock is held across an `.await`.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{Acker, Bus, Delivery, QueueSpec, Subscription, topic_matches};
+use crate::{BackendKind, Error, Result};
+
+/// Routing keys whose queue set is remembered; past this the cache starts
+/// over, so arbitrary keys cannot grow it without bound.
+const ROUTE_CACHE_CAPACITY: usize = 4096;
+
+/// AMQP short strings (routing keys, queue names) are at most 255 bytes.
+const MAX_NAME_LEN: usize = 255;
+
+/// The in-process bus. Clones share the same exchange and queues.
+#[derive(Clone, Default)]
+pub struct MemoryBus {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    topology: RwLock<Topology>,
+    closed: CancellationToken,
+    next_consumer_id: AtomicU64,
+}
+
+#[derive(Default)]
+struct Topology {
+    queues: HashMap<String, DeclaredQueue>,
+    /// Routing key → the queues it reaches; cleared whenever bindings change.
+    routes: HashMap<Box<str>, Route>,
+}
+
+struct DeclaredQueue {
+    queue: Arc<Queue>,
+    bindings: Vec<String>,
+}
+
+struct Route {
+    /// Shared by every copy of every message published with this key.
+    routing_key: Arc<str>,
+    queues: Vec<Arc<Queue>>,
+}
+
+struct Queue {
+    name: String,
+    state: Mutex<QueueState>,
+    /// Woken once per message made ready (`notify_one`), so each new
+    /// message wakes one waiting consumer.
+    ready: Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    ready: VecDeque<Message>,
+    /// Unacknowledged messages of each live consumer, by delivery tag.
+    unacked: HashMap<u64, HashMap<u64, Message>>,
+    next_tag: u64,
+}
+
+#[derive(Clone)]
+struct Message {
+    routing_key: Arc<str>,
+    payload: Bytes,
+    redelivered: bool,
+}
+
+/// One consumer of one queue, shared by its subscription and the ackers of
+/// its deliveries.
+struct Consumer {
+    id: u64,
+    queue: Arc<Queue>,
+    /// Woken when one of this consumer's deliveries is settled.
+    settled: Notify,
+}
+
+/// What a consumer that got no message waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    /// The queue is empty.
+    Message,
+    /// The consumer holds `prefetch` unacknowledged deliveries.
+    Settlement,
+}
+
+enum Take {
+    Delivery(Delivery),
+    Closed,
+    Wait(Wait),
+}
+
+/// A poisoned lock means a panic while holding it; every critical section
+/// here leaves the state consistent, so carry on with it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn closed(operation: &str) -> Error {
+    Error::unavailable(
+        BackendKind::Bus,
+        format!("in-process bus {operation}: the bus is closed"),
+    )
+}
+
+fn check_name(what: &str, name: &str) -> Result<()> {
+    if name.len() > MAX_NAME_LEN {
+        return Err(Error::InvalidArgument(format!(
+            "{what} is {} bytes long; at most {MAX_NAME_LEN} are allowed",
+            name.len()
+        )));
+    }
+    Ok(())
+}
+
+impl MemoryBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn ensure_open(&self, operation: &str) -> Result<()> {
+        if self.shared.closed.is_cancelled() {
+            Err(closed(operation))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn topology_read(&self) -> std::sync::RwLockReadGuard<'_, Topology> {
+        self.shared
+            .topology
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn topology_write(&self) -> std::sync::RwLockWriteGuard<'_, Topology> {
+        self.shared
+            .topology
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Creates the queue if needed and adds the bindings it lacks.
+    fn declare(&self, spec: &QueueSpec) -> Result<Arc<Queue>> {
+        if spec.name.is_empty() {
+            return Err(Error::InvalidArgument(
+                "queue name must not be empty".into(),
+            ));
+        }
+        check_name("queue name", &spec.name)?;
+        for binding in &spec.bindings {
+            check_name("binding pattern", binding)?;
+        }
+        let mut topology = self.topology_write();
+        let declared = topology
+            .queues
+            .entry(spec.name.clone())
+            .or_insert_with(|| DeclaredQueue {
+                queue: Arc::new(Queue {
+                    name: spec.name.clone(),
+                    state: Mutex::default(),
+                    ready: Notify::new(),
+                }),
+                bindings: Vec::new(),
+            });
+        let queue = declared.queue.clone();
+        let mut changed = false;
+        for binding in &spec.bindings {
+            if !declared.bindings.contains(binding) {
+                declared.bindings.push(binding.clone());
+                changed = true;
+            }
+        }
+        if changed {
+            topology.routes.clear();
+        }
+        Ok(queue)
+    }
+}
+
+impl Topology {
+    fn route(&mut self, routing_key: &str) -> &Route {
+        if self.routes.len() >= ROUTE_CACHE_CAPACITY && !self.routes.contains_key(routing_key) {
+            self.routes.clear();
+        }
+        let queues = &self.queues;
+        self.routes
+            .entry(routing_key.into())
+            .or_insert_with(|| Route {
+                routing_key: routing_key.into(),
+                queues: queues
+                    .values()
+                    .filter(|declared| {
+                        declared
+                            .bindings
+                            .iter()
+                            .any(|pattern| topic_matches(pattern, routing_key))
+                    })
+                    .map(|declared| declared.queue.clone())
+                    .collect(),
+            })
+    }
+}
+
+impl Route {
+    fn deliver(&self, payload: &Bytes) {
+        for queue in &self.queues {
+            lock(&queue.state).ready.push_back(Message {
+                routing_key: self.routing_key.clone(),
+                payload: payload.clone(),
+                redelivered: false,
+            });
+            queue.ready.notify_one();
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for MemoryBus {
+    async fn publish(&self, routing_key: &str, payload: Bytes) -> Result<()> {
+        self.ensure_open("publish")?;
+        check_name("routing key", routing_key)?;
+        {
+            let topology = self.topology_read();
+            if let Some(route) = topology.routes.get(routing_key) {
+                route.deliver(&payload);
+                return Ok(());
+            }
+        }
+        // A key not seen since the bindings last changed: match it once.
+        self.topology_write().route(routing_key).deliver(&payload);
+        Ok(())
+    }
+
+    async fn declare_queue(&self, spec: &QueueSpec) -> Result<()> {
+        self.ensure_open("declare queue")?;
+        self.declare(spec).map(drop)
+    }
+
+    async fn subscribe(&self, spec: &QueueSpec) -> Result<Box<dyn Subscription>> {
+        self.ensure_open("subscribe")?;
+        let queue = self.declare(spec)?;
+        let id = self.shared.next_consumer_id.fetch_add(1, Ordering::Relaxed);
+        lock(&queue.state).unacked.insert(id, HashMap::new());
+        Ok(Box::new(MemorySubscription {
+            consumer: Arc::new(Consumer {
+                id,
+                queue,
+                settled: Notify::new(),
+            }),
+            prefetch: usize::from(spec.prefetch),
+            closed: self.shared.closed.clone(),
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.ensure_open("ping")
+    }
+
+    async fn close(&self) -> Result<()> {
+        // Nothing is in flight: a publish is complete when it returns.
+        self.shared.closed.cancel();
+        Ok(())
+    }
+}
+
+struct MemorySubscription {
+    consumer: Arc<Consumer>,
+    /// 0: unlimited, as in AMQP.
+    prefetch: usize,
+    closed: CancellationToken,
+}
+
+impl MemorySubscription {
+    fn try_take(&self) -> Take {
+        if self.closed.is_cancelled() {
+            return Take::Closed;
+        }
+        let consumer = &self.consumer;
+        let (tag, message) = {
+            let mut state = lock(&consumer.queue.state);
+            let state = &mut *state;
+            let Some(unacked) = state.unacked.get_mut(&consumer.id) else {
+                return Take::Closed;
+            };
+            if self.prefetch != 0 && unacked.len() >= self.prefetch {
+                return Take::Wait(Wait::Settlement);
+            }
+            let Some(message) = state.ready.pop_front() else {
+                return Take::Wait(Wait::Message);
+            };
+            let tag = state.next_tag;
+            state.next_tag += 1;
+            unacked.insert(tag, message.clone());
+            (tag, message)
+        };
+        let acker = MemoryAcker {
+            consumer: consumer.clone(),
+            tag,
+        };
+        Take::Delivery(Delivery::new(
+            message.routing_key.to_string(),
+            message.payload,
+            message.redelivered,
+            Box::new(acker),
+        ))
+    }
+}
+
+#[async_trait]
+impl Subscription for MemorySubscription {
+    async fn next(&mut self) -> Result<Option<Delivery>> {
+        loop {
+            let wait = match self.try_take() {
+                Take::Delivery(delivery) => return Ok(Some(delivery)),
+                Take::Closed => return Ok(None),
+                Take::Wait(wait) => wait,
+            };
+            let notify = match wait {
+                Wait::Message => &self.consumer.queue.ready,
+                Wait::Settlement => &self.consumer.settled,
+            };
+            // Register before looking again, so a wake-up between the look
+            // and the wait is not lost. A `notify_one` this future got but
+            // did not consume is passed on to another waiter when dropped.
+            let mut notified = pin!(notify.notified());
+            notified.as_mut().enable();
+            match self.try_take() {
+                Take::Delivery(delivery) => return Ok(Some(delivery)),
+                Take::Closed => return Ok(None),
+                Take::Wait(again) if again == wait => {}
+                Take::Wait(_) => continue,
+            }
+            tokio::select! {
+                () = self.closed.cancelled() => return Ok(None),
+                () = notified => {}
+            }
+        }
+    }
+}
+
+impl Drop for MemorySubscription {
+    /// Like a closed AMQP channel: unacknowledged deliveries go back to the
+    /// head of the queue, in their original order, marked redelivered.
+    fn drop(&mut self) {
+        let queue = &self.consumer.queue;
+        let requeued = {
+            let mut state = lock(&queue.state);
+            let Some(unacked) = state.unacked.remove(&self.consumer.id) else {
+                return;
+            };
+            let mut unacked: Vec<(u64, Message)> = unacked.into_iter().collect();
+            unacked.sort_unstable_by_key(|(tag, _)| *tag);
+            let requeued = unacked.len();
+            for (_, mut message) in unacked.into_iter().rev() {
+                message.redelivered = true;
+                state.ready.push_front(message);
+            }
+            requeued
+        };
+        for _ in 0..requeued {
+            queue.ready.notify_one();
+        }
+    }
+}
+
+struct MemoryAcker {
+    consumer: Arc<Consumer>,
+    tag: u64,
+}
+
+impl MemoryAcker {
+    /// `None`: ack; `Some(requeue)`: nack.
+    fn settle(&self, nack: Option<bool>) -> Result<()> {
+        let queue = &self.consumer.queue;
+        let requeued = {
+            let mut state = lock(&queue.state);
+            let state = &mut *state;
+            let Some(unacked) = state.unacked.get_mut(&self.consumer.id) else {
+                return Err(Error::unavailable(
+                    BackendKind::Bus,
+                    format!(
+                        "in-process bus settle delivery from queue {}: its subscription has ended and the message was requeued",
+                        queue.name
+                    ),
+                ));
+            };
+            // Each acker settles once (it is consumed), so the tag is present.
+            let Some(mut message) = unacked.remove(&self.tag) else {
+                return Ok(());
+            };
+            let requeue = nack == Some(true);
+            if requeue {
+                message.redelivered = true;
+                state.ready.push_front(message);
+            }
+            requeue
+        };
+        self.consumer.settled.notify_one();
+        if requeued {
+            queue.ready.notify_one();
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Acker for MemoryAcker {
+    async fn ack(self: Box<Self>) -> Result<()> {
+        self.settle(None)
+    }
+
+    async fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
+        self.settle(Some(requeue))
+    }
+}
