@@ -1,3 +1,6 @@
+// figment::Jail closures return figment::Error by design.
+#![allow(clippy::result_large_err)]
+
 use std::time::Duration;
 
 use figment::Jail;

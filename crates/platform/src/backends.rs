@@ -78,7 +78,11 @@ impl Backends {
                 CacheBackend::Memory => (Arc::new(MemoryCache::new()) as Arc<dyn Cache>, "memory"),
                 CacheBackend::Redis => {
                     let redis = &config.cache.redis;
-                    (Arc::new(RedisCache::connect(redis.url.expose(), &redis.key_prefix).await?) as Arc<dyn Cache>, "redis")
+                    (
+                        Arc::new(RedisCache::connect(redis.url.expose(), &redis.key_prefix).await?)
+                            as Arc<dyn Cache>,
+                        "redis",
+                    )
                 }
             })
         };
@@ -87,7 +91,12 @@ impl Backends {
                 BusBackend::Memory => (Arc::new(MemoryBus::new()) as Arc<dyn Bus>, "memory"),
                 BusBackend::Rabbitmq => {
                     let rabbitmq = &config.bus.rabbitmq;
-                    let bus = RabbitMqBus::connect(rabbitmq.url.expose(), &rabbitmq.exchange, rabbitmq.prefetch).await?;
+                    let bus = RabbitMqBus::connect(
+                        rabbitmq.url.expose(),
+                        &rabbitmq.exchange,
+                        rabbitmq.prefetch,
+                    )
+                    .await?;
                     (Arc::new(bus) as Arc<dyn Bus>, "rabbitmq")
                 }
             })
@@ -95,9 +104,23 @@ impl Backends {
         let objects = async {
             Ok::<_, Error>(match config.objects.backend {
                 ObjectsBackend::Local => {
-                    let secret = config.objects.local.presign_secret.as_ref().map(|secret| secret.expose().as_bytes().to_vec());
-                    let store = LocalObjectStore::open(config.local_objects_dir(), config.public_url(), secret).await?;
-                    (Arc::new(store.clone()) as Arc<dyn ObjectStore>, Some(store), "local")
+                    let secret = config
+                        .objects
+                        .local
+                        .presign_secret
+                        .as_ref()
+                        .map(|secret| secret.expose().as_bytes().to_vec());
+                    let store = LocalObjectStore::open(
+                        config.local_objects_dir(),
+                        config.public_url(),
+                        secret,
+                    )
+                    .await?;
+                    (
+                        Arc::new(store.clone()) as Arc<dyn ObjectStore>,
+                        Some(store),
+                        "local",
+                    )
                 }
                 ObjectsBackend::S3 => {
                     let s3 = &config.objects.s3;
@@ -106,7 +129,11 @@ impl Backends {
                         region: s3.region.clone(),
                         bucket: s3.bucket.clone(),
                         access_key_id: s3.access_key_id.clone(),
-                        secret_access_key: s3.secret_access_key.as_ref().map(|key| key.expose().to_owned()).unwrap_or_default(),
+                        secret_access_key: s3
+                            .secret_access_key
+                            .as_ref()
+                            .map(|key| key.expose().to_owned())
+                            .unwrap_or_default(),
                         force_path_style: s3.force_path_style,
                         create_bucket: s3.create_bucket,
                     })
@@ -115,8 +142,12 @@ impl Backends {
                 }
             })
         };
-        let (database, (cache, cache_name), (bus, bus_name), (objects, local_objects, objects_name)) =
-            tokio::try_join!(database, cache, bus, objects)?;
+        let (
+            database,
+            (cache, cache_name),
+            (bus, bus_name),
+            (objects, local_objects, objects_name),
+        ) = tokio::try_join!(database, cache, bus, objects)?;
         let implementations = Implementations {
             database: match database.kind() {
                 DatabaseKind::Postgres => "postgres",
@@ -147,7 +178,12 @@ impl Backends {
         vec![database, cache, bus, objects]
     }
 
-    async fn timed(&self, kind: BackendKind, timeout: Duration, check: impl Future<Output = Result<()>>) -> BackendStatus {
+    async fn timed(
+        &self,
+        kind: BackendKind,
+        timeout: Duration,
+        check: impl Future<Output = Result<()>>,
+    ) -> BackendStatus {
         let started = Instant::now();
         let error = match tokio::time::timeout(timeout, check).await {
             Ok(Ok(())) => None,

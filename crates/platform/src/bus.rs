@@ -32,7 +32,10 @@ pub struct QueueSpec {
 }
 
 impl QueueSpec {
-    pub fn new(name: impl Into<String>, bindings: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        name: impl Into<String>,
+        bindings: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Self {
             name: name.into(),
             bindings: bindings.into_iter().map(Into::into).collect(),
@@ -87,7 +90,12 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    pub(crate) fn new(routing_key: String, payload: Bytes, redelivered: bool, acker: Box<dyn Acker>) -> Self {
+    pub(crate) fn new(
+        routing_key: String,
+        payload: Bytes,
+        redelivered: bool,
+        acker: Box<dyn Acker>,
+    ) -> Self {
         Self {
             routing_key,
             payload,

@@ -71,9 +71,12 @@ impl Database {
                     .foreign_keys(true)
                     .busy_timeout(Duration::from_secs(5))
             });
-        let connection = sea_orm::Database::connect(connect)
-            .await
-            .map_err(|error| Error::unavailable(BackendKind::Database, format!("cannot connect to {shown}: {}", describe(&error))))?;
+        let connection = sea_orm::Database::connect(connect).await.map_err(|error| {
+            Error::unavailable(
+                BackendKind::Database,
+                format!("cannot connect to {shown}: {}", describe(&error)),
+            )
+        })?;
         Ok(Self { connection, kind })
     }
 
@@ -133,7 +136,10 @@ fn create_sqlite_directory(url: &str) -> Result<()> {
         && !parent.as_os_str().is_empty()
     {
         std::fs::create_dir_all(parent).map_err(|error| {
-            Error::backend(BackendKind::Database, format!("cannot create directory {}: {error}", parent.display()))
+            Error::backend(
+                BackendKind::Database,
+                format!("cannot create directory {}: {error}", parent.display()),
+            )
         })?;
     }
     Ok(())

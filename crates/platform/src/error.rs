@@ -36,10 +36,16 @@ pub enum Error {
     /// The backend cannot be reached (refused, timed out, connection lost).
     /// Callers answer 503 / `UNAVAILABLE` and retry later.
     #[error("{backend} unavailable: {detail}")]
-    Unavailable { backend: BackendKind, detail: String },
+    Unavailable {
+        backend: BackendKind,
+        detail: String,
+    },
     /// The backend answered, with an error that retrying will not fix.
     #[error("{backend} error: {detail}")]
-    Backend { backend: BackendKind, detail: String },
+    Backend {
+        backend: BackendKind,
+        detail: String,
+    },
     /// No such object / key / queue.
     #[error("not found: {0}")]
     NotFound(String),

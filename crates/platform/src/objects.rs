@@ -66,7 +66,10 @@ pub fn validate_key(key: &str) -> Result<()> {
     if key.chars().any(char::is_control) {
         return invalid("contains control characters");
     }
-    if key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+    if key
+        .split('/')
+        .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+    {
         return invalid("has an empty, '.' or '..' segment");
     }
     Ok(())

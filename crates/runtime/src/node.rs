@@ -60,6 +60,8 @@ impl Node {
             services,
             installation_id,
         } = options;
+        // Install the recorder before anything records (readiness gauges).
+        crate::metrics::handle();
         let http_listener = bind("server.http_addr", config.server.http_addr).await?;
         let grpc_listener = bind("server.grpc_addr", config.server.grpc_addr).await?;
 

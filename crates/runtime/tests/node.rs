@@ -19,8 +19,10 @@ use tonic_health::pb::health_client::HealthClient;
 /// An embedded-backend config in `dir`, on ephemeral ports, checking
 /// readiness often.
 fn test_config(dir: &std::path::Path) -> Config {
-    let mut config = Config::default();
-    config.data_dir = dir.to_owned();
+    let mut config = Config {
+        data_dir: dir.to_owned(),
+        ..Config::default()
+    };
     config.server.http_addr = "127.0.0.1:0".parse().unwrap();
     config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
     config.server.shutdown_grace = Duration::from_secs(5);

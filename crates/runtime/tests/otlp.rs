@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use switchboard_config::TelemetryConfig;
 use tokio::sync::mpsc;
@@ -21,7 +25,9 @@ impl TraceService for Collector {
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
         let _ = self.received.send(request.into_inner());
-        Ok(tonic::Response::new(ExportTraceServiceResponse { partial_success: None }))
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
     }
 }
 
@@ -42,9 +48,12 @@ async fn spans_reach_the_configured_otlp_collector() {
         ..TelemetryConfig::default()
     };
     let mut guard = switchboard_runtime::telemetry::init(&config).expect("telemetry starts");
-    tracing::info_span!("otlp_probe", tenant_id = "t1").in_scope(|| tracing::info!("inside the probe span"));
+    tracing::info_span!("otlp_probe", tenant_id = "t1")
+        .in_scope(|| tracing::info!("inside the probe span"));
     // Shutting down flushes the batch to the collector.
-    tokio::task::spawn_blocking(move || guard.shutdown()).await.unwrap();
+    tokio::task::spawn_blocking(move || guard.shutdown())
+        .await
+        .unwrap();
 
     let request = tokio::time::timeout(Duration::from_secs(15), received.recv())
         .await
@@ -54,9 +63,17 @@ async fn spans_reach_the_configured_otlp_collector() {
     let service_name = resource_spans
         .resource
         .as_ref()
-        .and_then(|resource| resource.attributes.iter().find(|attribute| attribute.key == "service.name"))
+        .and_then(|resource| {
+            resource
+                .attributes
+                .iter()
+                .find(|attribute| attribute.key == "service.name")
+        })
         .and_then(|attribute| attribute.value.as_ref()?.value.clone());
-    assert_eq!(service_name, Some(Value::StringValue("switchboard-otlp-test".into())));
+    assert_eq!(
+        service_name,
+        Some(Value::StringValue("switchboard-otlp-test".into()))
+    );
     let names: Vec<&str> = resource_spans
         .scope_spans
         .iter()

@@ -13,7 +13,9 @@ fn matches_from(pattern: &[&str], key: &[&str]) -> bool {
         None => key.is_empty(),
         Some((&"#", rest)) => (0..=key.len()).any(|skip| matches_from(rest, &key[skip..])),
         Some((&word, rest)) => match key.split_first() {
-            Some((first, key_rest)) if word == "*" || word == *first => matches_from(rest, key_rest),
+            Some((first, key_rest)) if word == "*" || word == *first => {
+                matches_from(rest, key_rest)
+            }
             _ => false,
         },
     }
@@ -25,7 +27,10 @@ mod tests {
 
     #[test]
     fn star_matches_exactly_one_word() {
-        assert!(topic_matches("*.identity.user_created", "t1.identity.user_created"));
+        assert!(topic_matches(
+            "*.identity.user_created",
+            "t1.identity.user_created"
+        ));
         assert!(!topic_matches("*.identity", "t1.identity.user_created"));
         assert!(!topic_matches("*.t1.identity", "t1.identity"));
     }
@@ -43,8 +48,14 @@ mod tests {
 
     #[test]
     fn literal_words_must_match_exactly() {
-        assert!(topic_matches("t1.identity.user_created", "t1.identity.user_created"));
-        assert!(!topic_matches("t1.identity.user_created", "t1.identity.user_deleted"));
+        assert!(topic_matches(
+            "t1.identity.user_created",
+            "t1.identity.user_created"
+        ));
+        assert!(!topic_matches(
+            "t1.identity.user_created",
+            "t1.identity.user_deleted"
+        ));
         assert!(!topic_matches("t1.identity", "t1.identity.x"));
     }
 }

@@ -40,15 +40,28 @@ impl MemoryCache {
     }
 
     /// Runs `f` on the map with expired entries of `key` removed.
-    fn with_entries<T>(&self, key: &str, write: bool, f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T) -> T {
+    fn with_entries<T>(
+        &self,
+        key: &str,
+        write: bool,
+        f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T,
+    ) -> T {
         let now = Instant::now();
         // A poisoned lock means a panic while holding it; the map itself is
         // still consistent (every mutation is a single insert/remove).
-        let mut entries = self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if entries.get(key).is_some_and(|entry| !entry.is_live(now)) {
             entries.remove(key);
         }
-        if write && self.writes.fetch_add(1, Ordering::Relaxed).is_multiple_of(SWEEP_EVERY_WRITES) {
+        if write
+            && self
+                .writes
+                .fetch_add(1, Ordering::Relaxed)
+                .is_multiple_of(SWEEP_EVERY_WRITES)
+        {
             entries.retain(|_, entry| entry.is_live(now));
         }
         f(&mut entries, now)
@@ -58,7 +71,9 @@ impl MemoryCache {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        Ok(self.with_entries(key, false, |entries, _| entries.get(key).map(|entry| entry.value.clone())))
+        Ok(self.with_entries(key, false, |entries, _| {
+            entries.get(key).map(|entry| entry.value.clone())
+        }))
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
@@ -132,5 +147,7 @@ fn parse_integer(key: &str, value: &[u8]) -> Result<i64> {
     std::str::from_utf8(value)
         .ok()
         .and_then(|text| text.parse().ok())
-        .ok_or_else(|| Error::InvalidArgument(format!("cache key {key:?} does not hold an integer")))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("cache key {key:?} does not hold an integer"))
+        })
 }

@@ -21,8 +21,9 @@ impl RedisCache {
     /// Connects now (so a wrong URL fails at start); later outages are
     /// reconnected in the background. Keys become `<key_prefix>:<key>`.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self> {
-        let client = redis::Client::open(url)
-            .map_err(|error| Error::backend(BackendKind::Cache, format!("invalid Redis URL: {error}")))?;
+        let client = redis::Client::open(url).map_err(|error| {
+            Error::backend(BackendKind::Cache, format!("invalid Redis URL: {error}"))
+        })?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
@@ -30,8 +31,17 @@ impl RedisCache {
             .set_max_delay(Duration::from_secs(2));
         let connection = ConnectionManager::new_with_config(client, config)
             .await
-            .map_err(|error| Error::unavailable(BackendKind::Cache, format!("cannot connect to Redis: {error}")))?;
-        let prefix = if key_prefix.is_empty() { String::new() } else { format!("{key_prefix}:") };
+            .map_err(|error| {
+                Error::unavailable(
+                    BackendKind::Cache,
+                    format!("cannot connect to Redis: {error}"),
+                )
+            })?;
+        let prefix = if key_prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{key_prefix}:")
+        };
         Ok(Self { connection, prefix })
     }
 
@@ -41,17 +51,26 @@ impl RedisCache {
 
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> Result<T> {
         let mut connection = self.connection.clone();
-        command.query_async(&mut connection).await.map_err(map_error)
+        command
+            .query_async(&mut connection)
+            .await
+            .map_err(map_error)
     }
 }
 
 fn millis(duration: Duration) -> u64 {
     // Redis rejects a zero expiry; the shortest it accepts is 1 ms.
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 fn map_error(error: RedisError) -> Error {
-    if error.is_io_error() || error.is_timeout() || error.is_connection_dropped() || error.is_connection_refusal() {
+    if error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+    {
         Error::unavailable(BackendKind::Cache, format!("Redis: {error}"))
     } else if error.kind() == ErrorKind::Server(redis::ServerErrorKind::ResponseError)
         && error.to_string().contains("not an integer")
@@ -80,7 +99,14 @@ impl Cache for RedisCache {
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool> {
         let reply: Option<String> = self
-            .query(redis::cmd("SET").arg(self.key(key)).arg(value).arg("NX").arg("PX").arg(millis(ttl)))
+            .query(
+                redis::cmd("SET")
+                    .arg(self.key(key))
+                    .arg(value)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl)),
+            )
             .await?;
         Ok(reply.is_some())
     }
@@ -94,14 +120,27 @@ impl Cache for RedisCache {
         let key = self.key(key);
         let mut connection = self.connection.clone();
         match ttl {
-            None => redis::cmd("INCRBY").arg(&key).arg(delta).query_async(&mut connection).await.map_err(map_error),
+            None => redis::cmd("INCRBY")
+                .arg(&key)
+                .arg(delta)
+                .query_async(&mut connection)
+                .await
+                .map_err(map_error),
             Some(ttl) => {
                 // MULTI/EXEC: create the key at 0 with its expiry only if it
                 // is absent, then add; both or neither happen.
                 let (value,): (i64,) = redis::pipe()
                     .atomic()
-                    .cmd("SET").arg(&key).arg(0).arg("NX").arg("PX").arg(millis(ttl)).ignore()
-                    .cmd("INCRBY").arg(&key).arg(delta)
+                    .cmd("SET")
+                    .arg(&key)
+                    .arg(0)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(millis(ttl))
+                    .ignore()
+                    .cmd("INCRBY")
+                    .arg(&key)
+                    .arg(delta)
                     .query_async(&mut connection)
                     .await
                     .map_err(map_error)?;
