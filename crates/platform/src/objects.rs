@@ -74,3 +74,41 @@ pub fn validate_key(key: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Checks a listing prefix: empty, or the start of a key — no leading `/`,
+/// no `..` segment, no control characters.
+pub fn validate_prefix(prefix: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Err(Error::InvalidArgument(format!(
+            "object prefix {prefix:?} {why}"
+        )))
+    };
+    if prefix.len() > 1024 {
+        return invalid("is longer than 1024 bytes");
+    }
+    if prefix.starts_with('/') {
+        return invalid("starts with '/'");
+    }
+    if prefix.chars().any(char::is_control) {
+        return invalid("contains control characters");
+    }
+    if prefix.split('/').any(|segment| segment == "..") {
+        return invalid("has a '..' segment");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_checked_loosely() {
+        for prefix in ["", "t1/", "t1/rec", "t1"] {
+            assert!(validate_prefix(prefix).is_ok(), "{prefix:?}");
+        }
+        for prefix in ["/t1/", "t1/../", "..", "t1/\n"] {
+            assert!(validate_prefix(prefix).is_err(), "{prefix:?}");
+        }
+    }
+}

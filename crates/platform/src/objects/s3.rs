@@ -19,8 +19,7 @@ use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::local::validate_prefix;
-use super::{ObjectMeta, ObjectStore, validate_key};
+use super::{ObjectMeta, ObjectStore, validate_key, validate_prefix};
 use crate::{BackendKind, Error, Result};
 
 /// Where the bucket is and how to sign in.
