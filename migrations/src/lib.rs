@@ -8,8 +8,10 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_installation;
+mod m20261123_000002_create_identity;
 
 pub use m20261123_000001_create_installation::Installation;
+pub use m20261123_000002_create_identity::APP_ROLE;
 
 pub struct Migrator;
 
@@ -30,6 +32,9 @@ pub async fn installation_id<C: ConnectionTrait>(db: &C) -> Result<uuid::Uuid, D
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_create_installation::Migration)]
+        vec![
+            Box::new(m20261123_000001_create_installation::Migration),
+            Box::new(m20261123_000002_create_identity::Migration),
+        ]
     }
 }

@@ -43,6 +43,8 @@ pub struct Config {
     pub objects: ObjectsConfig,
     pub telemetry: TelemetryConfig,
     pub readiness: ReadinessConfig,
+    pub auth: AuthConfig,
+    pub gateway: GatewayConfig,
 }
 
 impl Default for Config {
@@ -56,6 +58,8 @@ impl Default for Config {
             objects: ObjectsConfig::default(),
             telemetry: TelemetryConfig::default(),
             readiness: ReadinessConfig::default(),
+            auth: AuthConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -315,6 +319,67 @@ impl Default for ReadinessConfig {
     }
 }
 
+/// One key that signs access tokens (HS256), by id, read from a file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConfig {
+    /// The key id put in each token's header (`kid`).
+    pub kid: String,
+    /// A file holding the secret: at least 32 bytes.
+    pub secret_file: PathBuf,
+}
+
+/// Credentials: access-token keys and lifetimes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The first key signs; all verify (add a new key first to rotate,
+    /// drop the old one once its tokens have expired). When empty, a key
+    /// is generated once and kept in `<data_dir>/auth/`: fine for one node,
+    /// not for several.
+    pub signing_keys: Vec<SigningKeyConfig>,
+    #[serde(with = "humantime_serde")]
+    pub access_token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_ttl: Duration,
+    #[serde(with = "humantime_serde")]
+    pub invitation_ttl: Duration,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            signing_keys: Vec::new(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The public REST API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Largest request body, in bytes (413 above).
+    pub body_limit_bytes: usize,
+    /// Signups allowed per client address and hour.
+    pub signups_per_hour: u32,
+    /// Return the email-verification token in the signup response (no
+    /// email goes out yet). `switchboard dev` turns it on.
+    pub expose_verification_token: bool,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            signups_per_hour: 10,
+            expose_verification_token: false,
+        }
+    }
+}
+
 /// Why a configuration could not be loaded. Each message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -486,6 +551,32 @@ impl Config {
                 "must start with http:// or https://",
             ));
         }
+        for (index, key) in self.auth.signing_keys.iter().enumerate() {
+            if key.kid.is_empty() {
+                return Err(value_error(
+                    &format!("auth.signing_keys[{index}].kid"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if self.auth.access_token_ttl.is_zero() || self.auth.refresh_token_ttl.is_zero() {
+            return Err(value_error(
+                "auth.access_token_ttl",
+                "token lifetimes must be above 0",
+            ));
+        }
+        if self.gateway.body_limit_bytes < 1024 {
+            return Err(value_error(
+                "gateway.body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if self.gateway.signups_per_hour == 0 {
+            return Err(value_error(
+                "gateway.signups_per_hour",
+                "must be at least 1",
+            ));
+        }
         if self.readiness.check_interval.is_zero() {
             return Err(value_error("readiness.check_interval", "must be above 0"));
         }
@@ -541,6 +632,7 @@ impl Config {
         self.cache.backend = CacheBackend::Memory;
         self.bus.backend = BusBackend::Memory;
         self.objects.backend = ObjectsBackend::Local;
+        self.gateway.expose_verification_token = true;
         self
     }
 }

@@ -20,7 +20,7 @@ pub mod objects;
 
 pub use backends::{BackendStatus, Backends};
 pub use bus::{Bus, Delivery, QueueSpec, Subscription};
-pub use cache::Cache;
+pub use cache::{Cache, RateDecision};
 pub use database::Database;
 pub use error::{BackendKind, Error, Result};
 pub use objects::{ObjectMeta, ObjectStore};

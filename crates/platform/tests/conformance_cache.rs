@@ -181,6 +181,181 @@ async fn incrementing_a_non_integer_is_refused_and_changes_nothing(cache: Arc<dy
     );
 }
 
+async fn a_burst_of_capacity_is_allowed_then_refused_until_a_token_is_back(cache: Arc<dyn Cache>) {
+    // 0.1 token/s: one token every 10 s, so none comes back during the burst.
+    for _ in 0..5 {
+        let decision = cache.take_tokens("burst", 5, 0.1, 1).await.unwrap();
+        assert!(decision.allowed, "{decision:?}");
+        assert_eq!(decision.retry_after, Duration::ZERO);
+    }
+    let refused = cache.take_tokens("burst", 5, 0.1, 1).await.unwrap();
+    assert!(!refused.allowed, "{refused:?}");
+    assert_eq!((refused.limit, refused.remaining), (5, 0));
+    assert!(
+        refused.retry_after > Duration::from_secs(8)
+            && refused.retry_after <= Duration::from_secs(10),
+        "retry_after should be about 1/per_second: {refused:?}"
+    );
+    assert!(
+        refused.reset_after > Duration::from_secs(48)
+            && refused.reset_after <= Duration::from_secs(50),
+        "reset_after should be about capacity/per_second: {refused:?}"
+    );
+    // Refusals take nothing: still refused, no further away.
+    let again = cache.take_tokens("burst", 5, 0.1, 1).await.unwrap();
+    assert!(!again.allowed);
+    assert!(again.retry_after <= refused.retry_after, "{again:?}");
+}
+
+async fn tokens_refill_at_the_given_rate(cache: Arc<dyn Cache>) {
+    // 20 tokens/s: one every 50 ms.
+    for _ in 0..2 {
+        assert!(
+            cache
+                .take_tokens("refill", 2, 20.0, 1)
+                .await
+                .unwrap()
+                .allowed
+        );
+    }
+    let refused = cache.take_tokens("refill", 2, 20.0, 1).await.unwrap();
+    assert!(!refused.allowed);
+    assert!(
+        refused.retry_after <= Duration::from_millis(50),
+        "{refused:?}"
+    );
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            cache
+                .take_tokens("refill", 2, 20.0, 1)
+                .await
+                .unwrap()
+                .allowed
+        })
+        .await,
+        "no token came back"
+    );
+    // Left alone, the bucket fills up completely (cost 0 only looks).
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            let peek = cache.take_tokens("refill", 2, 20.0, 0).await.unwrap();
+            peek.allowed && peek.remaining == 2 && peek.reset_after == Duration::ZERO
+        })
+        .await,
+        "the bucket did not fill up again"
+    );
+}
+
+async fn remaining_counts_down_by_the_cost(cache: Arc<dyn Cache>) {
+    let remaining = |cost| {
+        let cache = cache.clone();
+        async move {
+            let decision = cache
+                .take_tokens("countdown", 10, 0.001, cost)
+                .await
+                .unwrap();
+            assert_eq!(decision.limit, 10);
+            (decision.allowed, decision.remaining)
+        }
+    };
+    assert_eq!(remaining(0).await, (true, 10), "a fresh bucket is full");
+    assert_eq!(remaining(1).await, (true, 9));
+    assert_eq!(remaining(1).await, (true, 8));
+    assert_eq!(remaining(4).await, (true, 4));
+    assert_eq!(remaining(3).await, (true, 1));
+    assert_eq!(remaining(2).await, (false, 1), "not enough for 2");
+    assert_eq!(remaining(1).await, (true, 0));
+    assert_eq!(remaining(1).await, (false, 0));
+}
+
+async fn idle_buckets_vanish_once_full(cache: Arc<dyn Cache>) {
+    let decision = cache.take_tokens("idle", 3, 10.0, 2).await.unwrap();
+    assert!(decision.allowed);
+    let ttl = cache
+        .ttl("idle")
+        .await
+        .unwrap()
+        .expect("the bucket expires");
+    assert!(ttl <= Duration::from_millis(200), "{ttl:?}");
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            cache.get("idle").await.unwrap().is_none()
+        })
+        .await,
+        "the full bucket was not removed"
+    );
+}
+
+async fn rate_limit_buckets_are_independent(cache: Arc<dyn Cache>) {
+    assert!(
+        cache
+            .take_tokens("bucket-a", 1, 0.001, 1)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !cache
+            .take_tokens("bucket-a", 1, 0.001, 1)
+            .await
+            .unwrap()
+            .allowed
+    );
+    let other = cache.take_tokens("bucket-b", 1, 0.001, 1).await.unwrap();
+    assert!(other.allowed, "{other:?}");
+}
+
+async fn concurrent_takers_share_one_bucket(cache: Arc<dyn Cache>) {
+    let takers = (0..20).map(|_| {
+        let cache = cache.clone();
+        tokio::spawn(async move {
+            cache
+                .take_tokens("shared", 10, 0.001, 1)
+                .await
+                .unwrap()
+                .allowed
+        })
+    });
+    let allowed = futures::future::join_all(takers)
+        .await
+        .into_iter()
+        .filter(|allowed| *allowed.as_ref().unwrap())
+        .count();
+    assert_eq!(allowed, 10);
+}
+
+async fn invalid_rate_limits_are_refused(cache: Arc<dyn Cache>) {
+    for (capacity, per_second, cost) in [
+        (0, 1.0, 0),
+        (10, 0.0, 1),
+        (10, -1.0, 1),
+        (10, f64::NAN, 1),
+        (10, f64::INFINITY, 1),
+        (10, 1.0, 11),
+    ] {
+        let error = cache
+            .take_tokens("invalid", capacity, per_second, cost)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::InvalidArgument(_)),
+            "{capacity} {per_second} {cost}: {error:?}"
+        );
+    }
+    assert_eq!(cache.get("invalid").await.unwrap(), None);
+    // A key holding something else is not a bucket, and is left alone.
+    cache.set("not-a-bucket", b"hello", None).await.unwrap();
+    let error = cache
+        .take_tokens("not-a-bucket", 10, 1.0, 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+    assert_eq!(
+        cache.get("not-a-bucket").await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+}
+
 async fn ping_answers(cache: Arc<dyn Cache>) {
     cache.ping().await.unwrap();
 }
@@ -211,6 +386,13 @@ macro_rules! conformance {
             case!(concurrent_increments_are_atomic);
             case!(counter_ttl_is_set_when_created_only);
             case!(incrementing_a_non_integer_is_refused_and_changes_nothing);
+            case!(a_burst_of_capacity_is_allowed_then_refused_until_a_token_is_back);
+            case!(tokens_refill_at_the_given_rate);
+            case!(remaining_counts_down_by_the_cost);
+            case!(idle_buckets_vanish_once_full);
+            case!(rate_limit_buckets_are_independent);
+            case!(concurrent_takers_share_one_bucket);
+            case!(invalid_rate_limits_are_refused);
             case!(ping_answers);
         }
     };

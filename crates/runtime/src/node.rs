@@ -176,9 +176,12 @@ impl Node {
         let http = {
             let draining = draining.clone();
             tokio::spawn(async move {
-                axum::serve(http_listener, http_router)
-                    .with_graceful_shutdown(async move { draining.cancelled().await })
-                    .await
+                axum::serve(
+                    http_listener,
+                    http_router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move { draining.cancelled().await })
+                .await
             })
         };
         let grpc = {

@@ -102,3 +102,26 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+/// A login role for `database_url`'s database that is a member of the
+/// services' role (`switchboard_app`, created by the migrations): it owns
+/// nothing and cannot bypass row-level security. Returns its URL.
+pub async fn postgres_app_role_url(database_url: &str) -> String {
+    let admin = Database::connect(database_url)
+        .await
+        .unwrap_or_else(|error| panic!("PostgreSQL at {database_url} is not reachable ({error})"));
+    let role = unique_name("sbt_app");
+    let password = uuid::Uuid::new_v4().simple().to_string();
+    admin
+        .execute_unprepared(&format!(
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}' NOSUPERUSER NOBYPASSRLS IN ROLE switchboard_app"
+        ))
+        .await
+        .unwrap_or_else(|error| panic!("cannot create role {role} (migrate first): {error}"));
+    let _ = admin.close().await;
+    let (scheme_and_auth, rest) = database_url
+        .split_once('@')
+        .expect("a postgres URL with user@host");
+    let scheme = scheme_and_auth.split("://").next().unwrap_or("postgres");
+    format!("{scheme}://{role}:{password}@{rest}")
+}

@@ -3,6 +3,7 @@
 //! database migrations (`migrate`) and config validation (`config check`).
 
 mod cli;
+mod keys;
 mod migrate;
 mod run;
 mod services;

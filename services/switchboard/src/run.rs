@@ -1,7 +1,11 @@
 //! Starting a node: `switchboard dev` and `switchboard serve`.
 
 use anyhow::{Context, bail};
+use switchboard_auth::{LoginThrottle, ThrottlePolicy};
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
+use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_http::Limit;
+use switchboard_identity::{Identity, IdentityOptions};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Backends;
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
@@ -44,7 +48,10 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         .context("cannot read the installation id")?
         .to_string();
 
-    let parts = services.iter().map(|name| service_parts(name)).collect();
+    let mut parts = Vec::new();
+    for name in &services {
+        parts.push(service_parts(name, &config, &backends)?);
+    }
     let node = Node::build(
         NodeOptions {
             config: config.clone(),
@@ -65,14 +72,49 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
 }
 
 /// What each hosted service adds to the node. `system` is served by every
-/// node itself; later services return their gRPC and HTTP parts here.
-fn service_parts(name: &'static str) -> ServiceParts {
-    ServiceParts {
+/// node itself.
+fn service_parts(
+    name: &'static str,
+    config: &Config,
+    backends: &Backends,
+) -> anyhow::Result<ServiceParts> {
+    let mut parts = ServiceParts {
         name,
         grpc_service_names: Vec::new(),
         grpc: None,
         http: None,
+    };
+    if name == "gateway" {
+        let identity = identity(config, backends)?;
+        let options = GatewayOptions {
+            body_limit: config.gateway.body_limit_bytes,
+            signup_limit: Limit {
+                capacity: config.gateway.signups_per_hour,
+                per_second: f64::from(config.gateway.signups_per_hour) / 3600.0,
+            },
+            expose_verification_token: config.gateway.expose_verification_token,
+            ..GatewayOptions::default()
+        };
+        parts.http = Some(Gateway::new(identity, backends.cache.clone(), options).router());
     }
+    Ok(parts)
+}
+
+fn identity(config: &Config, backends: &Backends) -> anyhow::Result<Identity> {
+    let keys = crate::keys::token_keys(config)?;
+    let throttle = LoginThrottle::new(backends.cache.clone(), ThrottlePolicy::default());
+    let options = IdentityOptions {
+        access_token_ttl: config.auth.access_token_ttl,
+        refresh_token_ttl: config.auth.refresh_token_ttl,
+        invitation_ttl: config.auth.invitation_ttl,
+        ..IdentityOptions::default()
+    };
+    Ok(Identity::new(
+        backends.database.clone(),
+        keys,
+        throttle,
+        options,
+    ))
 }
 
 fn warn_about_embedded_backends(config: &Config) {

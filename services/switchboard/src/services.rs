@@ -4,8 +4,13 @@ use anyhow::bail;
 
 /// Every service that exists, with what it does. The node itself always
 /// serves health, readiness, metrics and `system` (node info).
-pub const KNOWN: &[(&str, &str)] =
-    &[("system", "node info over gRPC: version, services, backends")];
+pub const KNOWN: &[(&str, &str)] = &[
+    ("system", "node info over gRPC: version, services, backends"),
+    (
+        "gateway",
+        "the public REST API /v1 (signup, auth, tenant, users, API keys, audit), with identity in process",
+    ),
+];
 
 /// Every known service (`dev`, `--services all`).
 pub fn all() -> Vec<&'static str> {
@@ -65,6 +70,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("`rooting`"), "{error}");
-        assert!(error.contains("system"), "{error}");
+        assert!(
+            error.contains("system") && error.contains("gateway"),
+            "{error}"
+        );
     }
 }

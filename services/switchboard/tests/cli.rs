@@ -144,6 +144,37 @@ async fn dev_runs_on_embedded_backends_and_stops_cleanly_on_sigterm() {
     let ready = running.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     assert!(
+        running.banner.contains("services  system, gateway"),
+        "{}",
+        running.banner
+    );
+
+    // The public API is up: a company signs up and reads its tenant.
+    let client = reqwest::Client::new();
+    let signup = client
+        .post(format!("{}/v1/signup", running.http))
+        .json(&serde_json::json!({
+            "company": "Dev Co", "email": "me@dev.example.com",
+            "password": "correct horse battery staple", "time_zone": "Europe/Paris"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 201);
+    let body: serde_json::Value = signup.json().await.unwrap();
+    assert!(
+        body["email_verification_token"].is_string(),
+        "dev exposes the token: {body}"
+    );
+    let token = body["tokens"]["access_token"].as_str().unwrap();
+    let tenant = client
+        .get(format!("{}/v1/tenant", running.http))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tenant.status(), 200);
+    assert!(
         dir.path().join("data/switchboard.db").is_file(),
         "SQLite file under ./data"
     );
@@ -279,7 +310,7 @@ async fn migrate_up_status_down_on_sqlite() {
 
     let out = run_to_end(switchboard(dir.path()).args(["migrate", "up"])).await;
     assert!(
-        status(&out).contains("applied 1 migration(s); 0 pending"),
+        status(&out).contains("migration(s); 0 pending"),
         "{}",
         status(&out)
     );
@@ -292,9 +323,19 @@ async fn migrate_up_status_down_on_sqlite() {
 
     let out = run_to_end(switchboard(dir.path()).args(["migrate", "down"])).await;
     assert!(
-        status(&out).contains("rolled back 1 migration(s); 0 applied"),
+        status(&out).contains("rolled back 1 migration(s); 1 applied"),
         "{}",
         status(&out)
+    );
+    let out = run_to_end(switchboard(dir.path()).args(["migrate", "status"])).await;
+    let listed = status(&out);
+    assert!(
+        listed.contains("applied  m20261123_000001_create_installation"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("pending  m20261123_000002_create_identity"),
+        "{listed}"
     );
 }
 

@@ -1,6 +1,8 @@
 //! In-process cache for `switchboard dev` and single-process sites: a map
 //! behind one mutex, with Redis's semantics (integers stored as decimal
 //! text, TTLs in milliseconds, lazy expiry plus a periodic sweep).
+//! Rate-limit buckets are entries too: their value is the theoretical
+//! arrival time, in microseconds since the cache was created, as text.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,17 +12,28 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::Cache;
+use super::{Bucket, Cache, RateDecision, gcra};
 use crate::{Error, Result};
 
 /// Sweep expired entries every this many writes, so keys that are never
 /// read again do not accumulate.
 const SWEEP_EVERY_WRITES: u64 = 4096;
 
-#[derive(Default)]
 pub struct MemoryCache {
     entries: Mutex<HashMap<String, Entry>>,
     writes: AtomicU64,
+    /// The origin of rate-limit buckets' theoretical arrival times.
+    epoch: Instant,
+}
+
+impl Default for MemoryCache {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::default(),
+            writes: AtomicU64::default(),
+            epoch: Instant::now(),
+        }
+    }
 }
 
 struct Entry {
@@ -129,6 +142,34 @@ impl Cache for MemoryCache {
         })
     }
 
+    async fn take_tokens(
+        &self,
+        key: &str,
+        capacity: u32,
+        per_second: f64,
+        cost: u32,
+    ) -> Result<RateDecision> {
+        let bucket = Bucket::new(key, capacity, per_second, cost)?;
+        self.with_entries(key, true, |entries, now| {
+            let tat = match entries.get(key) {
+                Some(entry) => Some(parse_tat(key, &entry.value)?),
+                None => None,
+            };
+            let now_micros = now.saturating_duration_since(self.epoch).as_nanos() as f64 / 1e3;
+            let step = gcra(bucket, now_micros, tat);
+            if let Some((tat, keep)) = step.store {
+                entries.insert(
+                    key.to_owned(),
+                    Entry {
+                        value: Bytes::from(tat.to_string()),
+                        expires_at: Some(now + keep),
+                    },
+                );
+            }
+            Ok(step.decision)
+        })
+    }
+
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
         Ok(self.with_entries(key, false, |entries, now| {
             entries
@@ -149,5 +190,17 @@ fn parse_integer(key: &str, value: &[u8]) -> Result<i64> {
         .and_then(|text| text.parse().ok())
         .ok_or_else(|| {
             Error::InvalidArgument(format!("cache key {key:?} does not hold an integer"))
+        })
+}
+
+fn parse_tat(key: &str, value: &[u8]) -> Result<f64> {
+    std::str::from_utf8(value)
+        .ok()
+        .and_then(|text| text.parse::<f64>().ok())
+        .filter(|tat| tat.is_finite())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "cache key {key:?} does not hold a rate-limit bucket"
+            ))
         })
 }

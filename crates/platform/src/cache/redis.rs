@@ -1,15 +1,71 @@
 //! Redis cache: one multiplexed connection that reconnects by itself
 //! (`ConnectionManager`), every key under the configured prefix.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, RedisError};
+use redis::{ErrorKind, RedisError, Script};
 
-use super::Cache;
+use super::{Bucket, Cache, GCRA_EPOCH_UNIX_SECONDS, RateDecision};
 use crate::{BackendKind, Error, Result};
+
+/// [`super::gcra`] in Lua, run atomically by Redis on its own clock (`TIME`)
+/// so replicas with skewed clocks agree on every bucket. The theoretical
+/// arrival time is stored as `%.17g` text (an exact `f64`), expiring when
+/// the bucket is full again so idle buckets vanish.
+///
+/// KEYS[1]: the bucket. ARGV: capacity, per_second, cost, epoch (Unix
+/// seconds). Returns `{allowed (0/1), remaining, retry_after_us,
+/// reset_after_us}`; errors with `not a rate-limit bucket` if the key holds
+/// something else.
+static TAKE_TOKENS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local capacity = tonumber(ARGV[1])
+local per_second = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local epoch = tonumber(ARGV[4])
+
+local time = redis.call('TIME')
+local now = (tonumber(time[1]) - epoch) * 1000000 + tonumber(time[2])
+
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local parsed = tonumber(stored)
+  if parsed == nil or parsed ~= parsed or parsed == math.huge or parsed == -math.huge then
+    return redis.error_reply('ERR not a rate-limit bucket')
+  end
+  tat = math.max(parsed, now)
+end
+
+local interval = 1000000 / per_second
+local burst = capacity * interval
+local slack = math.min(interval / 2, 1)
+local new_tat = tat + cost * interval
+local allow_at = new_tat - burst
+local allowed = now - allow_at >= -slack
+
+local kept_tat = tat
+if allowed then kept_tat = new_tat end
+local remaining = math.floor((burst - (kept_tat - now) + slack) / interval)
+remaining = math.max(0, math.min(capacity, remaining))
+local reset_after = math.max(0, kept_tat - now)
+
+if allowed then
+  if cost > 0 then
+    local keep_ms = math.max(1, math.ceil(reset_after / 1000))
+    redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', keep_ms)
+  end
+  return {1, remaining, 0, math.ceil(reset_after)}
+end
+return {0, remaining, math.ceil(allow_at - now), math.ceil(reset_after)}
+"#,
+    )
+});
 
 #[derive(Clone)]
 pub struct RedisCache {
@@ -147,6 +203,44 @@ impl Cache for RedisCache {
                 Ok(value)
             }
         }
+    }
+
+    async fn take_tokens(
+        &self,
+        key: &str,
+        capacity: u32,
+        per_second: f64,
+        cost: u32,
+    ) -> Result<RateDecision> {
+        let bucket = Bucket::new(key, capacity, per_second, cost)?;
+        let mut connection = self.connection.clone();
+        let (allowed, remaining, retry_after, reset_after): (i64, i64, i64, i64) = TAKE_TOKENS
+            .key(self.key(key))
+            .arg(bucket.capacity)
+            // `Display` of f64 is exact (shortest round-trip) and never
+            // uses an exponent, so Lua's `tonumber` reads the same value.
+            .arg(bucket.per_second.to_string())
+            .arg(bucket.cost)
+            .arg(GCRA_EPOCH_UNIX_SECONDS)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|error| {
+                if error.to_string().contains("not a rate-limit bucket") {
+                    Error::InvalidArgument(format!(
+                        "cache key {key:?} does not hold a rate-limit bucket"
+                    ))
+                } else {
+                    map_error(error)
+                }
+            })?;
+        let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
+        Ok(RateDecision {
+            allowed: allowed == 1,
+            limit: bucket.capacity,
+            remaining: u32::try_from(remaining).unwrap_or(0),
+            retry_after: micros(retry_after),
+            reset_after: micros(reset_after),
+        })
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {

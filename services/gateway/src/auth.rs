@@ -1,0 +1,124 @@
+//! Authentication and rate limiting of `/v1` requests: `Authorization:
+//! Bearer <access token | API key>` → a [`Principal`] in the request
+//! extensions (with the idempotency scope), then the tenant's and the
+//! credential's token buckets.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use switchboard_auth::looks_like_api_key;
+use switchboard_http::{IdempotencyScope, Limit, Problem, RateDecision, RateLimiter};
+use switchboard_identity::{Principal, RequestOrigin};
+
+use crate::Gateway;
+use crate::error::ApiError;
+
+/// The middleware in front of every authenticated route.
+pub(crate) async fn authenticate(
+    State(gateway): State<Gateway>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|value| value.to_str().map(str::to_owned));
+    let principal = match principal_of(&gateway, header).await {
+        Ok(principal) => principal,
+        Err(error) => return error.into_response(),
+    };
+    let decisions = match rate_limit(&gateway.limiter, &principal).await {
+        Ok(decisions) => decisions,
+        Err(problem) => return problem.into_response(),
+    };
+    request
+        .extensions_mut()
+        .insert(IdempotencyScope(principal.key()));
+    request.extensions_mut().insert(principal);
+    let mut response = next.run(request).await;
+    // Report the bucket closest to empty.
+    if let Some(tightest) = decisions.iter().min_by_key(|decision| decision.remaining) {
+        response
+            .headers_mut()
+            .extend(RateLimiter::headers(tightest));
+    }
+    response
+}
+
+async fn principal_of(
+    gateway: &Gateway,
+    header: Option<Result<String, axum::http::header::ToStrError>>,
+) -> Result<Principal, ApiError> {
+    let header = header.ok_or_else(|| {
+        Problem::unauthorized(
+            "missing Authorization header: send `Bearer <access token or API key>`",
+        )
+    })?;
+    let credential = header
+        .ok()
+        .as_deref()
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|credential| !credential.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            Problem::unauthorized(
+                "the Authorization header must be `Bearer <access token or API key>`",
+            )
+        })?;
+    let principal = if looks_like_api_key(&credential) {
+        gateway.identity.authenticate_api_key(&credential).await?
+    } else {
+        gateway
+            .identity
+            .authenticate_access_token(&credential)
+            .await?
+    };
+    Ok(principal)
+}
+
+/// The tenant's bucket (the plan's rate) and the credential's (half of
+/// it, so one runaway integration cannot starve the tenant's others).
+async fn rate_limit(
+    limiter: &RateLimiter,
+    principal: &Principal,
+) -> Result<Vec<RateDecision>, Problem> {
+    let tenant_limit = Limit {
+        capacity: principal.limits.burst.max(1),
+        per_second: principal.limits.requests_per_second,
+    };
+    let credential_limit = Limit {
+        capacity: (principal.limits.burst / 2).max(1),
+        per_second: principal.limits.requests_per_second / 2.0,
+    };
+    let tenant = limiter
+        .check(&format!("tenant:{}", principal.tenant.id()), &tenant_limit)
+        .await?;
+    let credential = limiter
+        .check(
+            &format!("credential:{}", principal.key()),
+            &credential_limit,
+        )
+        .await?;
+    Ok(vec![tenant, credential])
+}
+
+/// The request's origin, for the audit log and login throttling: the peer
+/// address of the connection (when the server records it).
+pub(crate) struct Origin(pub RequestOrigin);
+
+impl<S: Send + Sync> FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let address = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(address)| address.ip().to_string());
+        Ok(Origin(RequestOrigin { address }))
+    }
+}

@@ -1,0 +1,49 @@
+//! Turning service errors into RFC 9457 problems, in one place.
+
+use axum::response::{IntoResponse, Response};
+use switchboard_http::{FieldError, Problem};
+use switchboard_identity::IdentityError;
+
+/// What a handler fails with: always rendered as a problem document.
+#[derive(Debug)]
+pub struct ApiError(pub Problem);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.0.into_response()
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(problem: Problem) -> Self {
+        Self(problem)
+    }
+}
+
+impl From<IdentityError> for ApiError {
+    fn from(error: IdentityError) -> Self {
+        Self(match error {
+            IdentityError::Validation(errors) => Problem::validation(
+                errors
+                    .into_iter()
+                    .map(|error| FieldError::new(error.field, error.message))
+                    .collect(),
+            ),
+            IdentityError::NotFound(what) => Problem::not_found(format!("{what} not found")),
+            IdentityError::Conflict { code, detail } => Problem::conflict(code, detail),
+            IdentityError::Unauthenticated(detail) => Problem::unauthorized(detail),
+            IdentityError::Forbidden { code, detail } => Problem::forbidden(code, detail),
+            IdentityError::Throttled { retry_after } => Problem::too_many_requests(retry_after),
+            IdentityError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "backend unavailable");
+                Problem::unavailable("a backend is unavailable; retry later")
+            }
+            IdentityError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Problem::internal()
+            }
+        })
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

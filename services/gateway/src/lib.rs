@@ -1,0 +1,72 @@
+//! The public REST API, `/v1`: authentication by bearer access token or
+//! API key (the tenant comes from the credential only), per-tenant and
+//! per-credential rate limits from the plan, `Idempotency-Key` on POST,
+//! RFC 9457 problems for every error, and the routes of each service.
+
+mod auth;
+mod dto;
+mod error;
+mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
+use switchboard_identity::Identity;
+use switchboard_platform::Cache;
+
+pub use error::ApiError;
+
+/// Settings of the gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayOptions {
+    /// Largest request body accepted (413 above).
+    pub body_limit: usize,
+    /// Signups allowed per client address (token bucket).
+    pub signup_limit: Limit,
+    /// How long a response to an idempotent POST is replayed.
+    pub idempotency_ttl: Duration,
+    /// Put the email-verification token in the signup response. Only for
+    /// `dev` and tests, where no email goes out.
+    pub expose_verification_token: bool,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        Self {
+            body_limit: 1024 * 1024,
+            signup_limit: Limit {
+                capacity: 10,
+                per_second: 10.0 / 3600.0,
+            },
+            idempotency_ttl: IdempotencyStore::DEFAULT_TTL,
+            expose_verification_token: false,
+        }
+    }
+}
+
+/// Everything the handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) identity: Identity,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) idempotency: IdempotencyStore,
+    pub(crate) options: Arc<GatewayOptions>,
+}
+
+impl Gateway {
+    pub fn new(identity: Identity, cache: Arc<dyn Cache>, options: GatewayOptions) -> Self {
+        Self {
+            identity,
+            limiter: RateLimiter::new(cache.clone()),
+            idempotency: IdempotencyStore::new(cache, options.idempotency_ttl),
+            options: Arc::new(options),
+        }
+    }
+
+    /// The `/v1` routes, to merge into the node's HTTP router.
+    pub fn router(&self) -> Router {
+        routes::router(self.clone())
+    }
+}

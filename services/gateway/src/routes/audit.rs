@@ -1,0 +1,30 @@
+//! `/v1/audit-events`: the tenant's audit log, oldest first.
+
+use axum::Extension;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use switchboard_http::{ApiJson, Page, PageQuery};
+use switchboard_identity::Principal;
+use uuid::Uuid;
+
+use crate::Gateway;
+use crate::dto::AuditEventDto;
+use crate::error::ApiResult;
+use crate::routes::page_of;
+
+pub(crate) async fn list(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> ApiResult<ApiJson<Page<AuditEventDto>>> {
+    let page = page_of(query)?;
+    let after = page.after::<Uuid>()?;
+    let rows = gateway
+        .identity
+        .list_audit_events(&principal, after, page.fetch_limit())
+        .await?;
+    let rows: Vec<AuditEventDto> = rows.into_iter().map(Into::into).collect();
+    Ok(ApiJson(Page::from_rows(rows, page.limit(), |event| {
+        event.id
+    })?))
+}

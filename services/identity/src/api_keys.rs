@@ -1,0 +1,179 @@
+//! API keys for integrations: shown once at creation, stored as a SHA-256
+//! hash with a short visible prefix, scoped, optionally expiring, revocable.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use switchboard_auth::ApiKeySecret;
+use switchboard_tenancy::ApiKeyId;
+
+use crate::audit::{self, AuditRecord};
+use crate::domain::{self, ApiScope, FieldError, Permission};
+use crate::error::{IdentityError, Result};
+use crate::store::entities::api_key;
+use crate::views::{ApiKeyView, CreatedApiKey};
+use crate::{Actor, Identity, Principal, RequestOrigin, now};
+
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Identity {
+    /// Creates a key; its secret is in the answer and nowhere else.
+    pub async fn create_api_key(
+        &self,
+        principal: &Principal,
+        new: NewApiKey,
+        origin: &RequestOrigin,
+    ) -> Result<CreatedApiKey> {
+        principal.require(Permission::ManageApiKeys)?;
+        if !matches!(principal.actor, Actor::User { .. }) {
+            return Err(IdentityError::forbidden(
+                "permission_denied",
+                "API keys are created by users, not by other API keys",
+            ));
+        }
+        principal.require_verified("create API keys")?;
+        let mut errors = Vec::new();
+        let name = domain::validate_name("name", &new.name, 100)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let mut scopes = Vec::new();
+        if new.scopes.is_empty() {
+            errors.push(FieldError::new(
+                "scopes",
+                "at least one scope is required (read, full, or <area>:read|write)",
+            ));
+        }
+        for scope in &new.scopes {
+            match scope.parse::<ApiScope>() {
+                Ok(scope) => scopes.push(scope),
+                Err(message) => errors.push(FieldError::new("scopes", message)),
+            }
+        }
+        if new.expires_at.is_some_and(|expires| expires <= now()) {
+            errors.push(FieldError::new("expires_at", "must be in the future"));
+        }
+        let (Some(name), true) = (name, errors.is_empty()) else {
+            return Err(IdentityError::Validation(errors));
+        };
+        let tenant = principal.tenant.id();
+        let secret = ApiKeySecret::generate(self.inner.options.live_keys);
+        let id = ApiKeyId::new();
+        let transaction = self.store().begin(tenant).await?;
+        let row = api_key::ActiveModel {
+            id: Set(id.as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            name: Set(name.clone()),
+            prefix: Set(secret.prefix.clone()),
+            hash: Set(secret.hash.clone()),
+            scopes: Set(domain::scopes_to_text(&scopes)),
+            created_by: Set(Some(principal.audit_actor().1)),
+            created_at: Set(now()),
+            expires_at: Set(new.expires_at),
+            revoked_at: Set(None),
+            last_used_at: Set(None),
+        }
+        .insert(&transaction)
+        .await?;
+        self.register_lookup(&transaction, &secret.hash, "api_key", tenant)
+            .await?;
+        audit::record(
+            &transaction,
+            tenant,
+            origin,
+            AuditRecord::by(principal, "api_key.created", ("api_key", Some(id.as_uuid())))
+                .details(serde_json::json!({ "name": name, "prefix": secret.prefix, "scopes": domain::scopes_to_text(&scopes) })),
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(CreatedApiKey {
+            key: view(row),
+            secret: secret.plaintext,
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        principal: &Principal,
+        after: Option<ApiKeyId>,
+        limit: u64,
+    ) -> Result<Vec<ApiKeyView>> {
+        principal.require(Permission::ManageApiKeys)?;
+        let tenant = principal.tenant.id();
+        let transaction = self.store().begin(tenant).await?;
+        let mut query = api_key::Entity::find()
+            .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
+            .order_by_asc(api_key::Column::Id)
+            .limit(limit);
+        if let Some(after) = after {
+            query = query.filter(api_key::Column::Id.gt(after.as_uuid()));
+        }
+        let rows = query.all(&transaction).await?;
+        transaction.commit().await?;
+        Ok(rows.into_iter().map(view).collect())
+    }
+
+    /// Revokes a key: it stops working at once. Revoking twice is a no-op.
+    pub async fn revoke_api_key(
+        &self,
+        principal: &Principal,
+        id: ApiKeyId,
+        origin: &RequestOrigin,
+    ) -> Result<ApiKeyView> {
+        principal.require(Permission::ManageApiKeys)?;
+        let tenant = principal.tenant.id();
+        let transaction = self.store().begin(tenant).await?;
+        let row = api_key::Entity::find_by_id(id.as_uuid())
+            .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&transaction)
+            .await?
+            .ok_or(IdentityError::NotFound("API key"))?;
+        if row.revoked_at.is_none() {
+            api_key::Entity::update_many()
+                .col_expr(api_key::Column::RevokedAt, Expr::value(now()))
+                .filter(api_key::Column::Id.eq(row.id))
+                .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
+                .exec(&transaction)
+                .await?;
+            audit::record(
+                &transaction,
+                tenant,
+                origin,
+                AuditRecord::by(
+                    principal,
+                    "api_key.revoked",
+                    ("api_key", Some(id.as_uuid())),
+                )
+                .details(serde_json::json!({ "name": row.name, "prefix": row.prefix })),
+            )
+            .await?;
+        }
+        let row = api_key::Entity::find_by_id(id.as_uuid())
+            .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&transaction)
+            .await?
+            .ok_or(IdentityError::NotFound("API key"))?;
+        transaction.commit().await?;
+        Ok(view(row))
+    }
+}
+
+fn view(row: api_key::Model) -> ApiKeyView {
+    ApiKeyView {
+        id: ApiKeyId::from_uuid(row.id),
+        name: row.name,
+        prefix: row.prefix,
+        scopes: domain::scopes_from_text(&row.scopes),
+        created_at: row.created_at,
+        expires_at: row.expires_at,
+        revoked_at: row.revoked_at,
+        last_used_at: row.last_used_at,
+    }
+}

@@ -1,0 +1,110 @@
+//! The identity service: tenants that sign themselves up, their client
+//! organizations, users and roles, plans and seats, API keys, login
+//! sessions and the audit log.
+//!
+//! [`Identity`] is the service's API, called in process by the gateway;
+//! every method that touches tenant data takes the caller's [`Principal`]
+//! (built only from a verified credential) and runs in a transaction
+//! confined to that tenant (see [`store`]). Rules without I/O live in
+//! [`domain`].
+
+mod api_keys;
+mod audit;
+mod clients;
+pub mod domain;
+mod error;
+mod principal;
+mod seats;
+mod sessions;
+mod signup;
+pub mod store;
+mod tenant;
+mod users;
+mod views;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchboard_auth::{LoginThrottle, TokenKeys};
+use switchboard_platform::Database;
+
+pub use api_keys::NewApiKey;
+pub use clients::NewClient;
+pub use domain::{ApiScope, FieldError, Permission, Role, TenantStatus, UserStatus};
+pub use error::{IdentityError, Result};
+pub use principal::{Actor, Principal, RateLimits};
+pub use signup::SignupRequest;
+pub use tenant::TenantPatch;
+pub use users::{NewUser, UserPatch};
+pub use views::{
+    ApiKeyView, AuditEventView, ClientView, CreatedApiKey, Invitation, SignupOutcome, TenantView,
+    Tokens, UserView,
+};
+
+/// Lifetimes of what identity hands out.
+#[derive(Debug, Clone)]
+pub struct IdentityOptions {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub invitation_ttl: Duration,
+    pub verification_ttl: Duration,
+    /// API keys are `sk_live_…` when true, `sk_test_…` otherwise.
+    pub live_keys: bool,
+}
+
+impl Default for IdentityOptions {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            verification_ttl: Duration::from_secs(3 * 24 * 3600),
+            live_keys: true,
+        }
+    }
+}
+
+/// The identity service. Cheap to clone.
+#[derive(Clone)]
+pub struct Identity {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: store::Store,
+    keys: TokenKeys,
+    throttle: LoginThrottle,
+    options: IdentityOptions,
+}
+
+impl Identity {
+    pub fn new(
+        database: Database,
+        keys: TokenKeys,
+        throttle: LoginThrottle,
+        options: IdentityOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: store::Store::new(database),
+                keys,
+                throttle,
+                options,
+            }),
+        }
+    }
+
+    fn store(&self) -> &store::Store {
+        &self.inner.store
+    }
+}
+
+/// Where a request came from, for the audit log and login throttling.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOrigin {
+    pub address: Option<String>,
+}
+
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}

@@ -1,0 +1,268 @@
+//! Self-service signup: a company creates its tenant and owner account in
+//! one transaction, and gets tokens and an email-verification token.
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, TransactionTrait,
+};
+use switchboard_auth::secrets::VERIFICATION_TOKEN_PREFIX;
+use switchboard_auth::{OpaqueToken, check_password_strength, hash_password_async};
+use switchboard_tenancy::{TenantId, UserId};
+
+use crate::audit::{self, AuditRecord};
+use crate::domain::{self, FieldError, Role, TenantStatus, UserStatus};
+use crate::error::{IdentityError, Result};
+use crate::store::entities::{one_time_token, plan, tenant, tenant_slug, user};
+use crate::views::SignupOutcome;
+use crate::{Identity, RequestOrigin, now};
+
+/// What a company gives to sign up.
+#[derive(Debug, Clone)]
+pub struct SignupRequest {
+    pub company: String,
+    pub email: String,
+    pub password: String,
+    pub display_name: Option<String>,
+    pub plan: String,
+    pub time_zone: String,
+}
+
+/// Extra slugs tried when a company's slug is taken (`acme-2`, …).
+const SLUG_ATTEMPTS: u32 = 20;
+
+impl Identity {
+    pub async fn signup(
+        &self,
+        request: SignupRequest,
+        origin: &RequestOrigin,
+    ) -> Result<SignupOutcome> {
+        let mut errors = Vec::new();
+        let company = domain::validate_name("company", &request.company, 100)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let email = domain::normalize_email("email", &request.email)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let time_zone = domain::validate_time_zone("time_zone", &request.time_zone)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let display_name = match &request.display_name {
+            Some(name) => domain::validate_display_name("display_name", name)
+                .map_err(|e| errors.push(e))
+                .ok(),
+            None => email
+                .as_ref()
+                .map(|email| email.split('@').next().unwrap_or_default().to_owned()),
+        };
+        if let Err(error) =
+            check_password_strength(&request.password, email.as_deref().unwrap_or_default())
+        {
+            errors.push(FieldError::new("password", error.to_string()));
+        }
+        let global = self.store().begin_global().await?;
+        let plan_exists = plan::Entity::find_by_id(request.plan.clone())
+            .one(&global)
+            .await?
+            .is_some();
+        if !plan_exists {
+            errors.push(FieldError::new(
+                "plan",
+                format!("unknown plan {:?}", request.plan),
+            ));
+        }
+        let (Some(company), Some(email), Some(time_zone), Some(display_name), true) =
+            (company, email, time_zone, display_name, errors.is_empty())
+        else {
+            return Err(IdentityError::Validation(errors));
+        };
+        drop(global);
+
+        let password_hash = hash_password_async(request.password)
+            .await
+            .map_err(|error| IdentityError::Internal(error.to_string()))?;
+        let tenant_id = TenantId::new();
+        let owner_id = UserId::new();
+        let at = now();
+        let transaction = self.store().begin_global().await?;
+        let slug = reserve_slug(&transaction, &company, tenant_id).await?;
+        self.store().enter_tenant(&transaction, tenant_id).await?;
+        tenant::ActiveModel {
+            id: Set(tenant_id.as_uuid()),
+            name: Set(company.clone()),
+            slug: Set(slug.clone()),
+            time_zone: Set(time_zone),
+            status: Set(TenantStatus::Trial.as_str().to_owned()),
+            plan_code: Set(request.plan.clone()),
+            email_verified_at: Set(None),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(&transaction)
+        .await?;
+        user::ActiveModel {
+            id: Set(owner_id.as_uuid()),
+            tenant_id: Set(tenant_id.as_uuid()),
+            email: Set(email.clone()),
+            display_name: Set(display_name),
+            password_hash: Set(Some(password_hash)),
+            roles: Set(domain::roles_to_text(&[Role::Owner])),
+            all_clients: Set(true),
+            status: Set(UserStatus::Active.as_str().to_owned()),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(&transaction)
+        .await?;
+        let verification = OpaqueToken::generate(VERIFICATION_TOKEN_PREFIX);
+        one_time_token::ActiveModel {
+            hash: Set(verification.hash.clone()),
+            tenant_id: Set(tenant_id.as_uuid()),
+            user_id: Set(Some(owner_id.as_uuid())),
+            purpose: Set(PURPOSE_VERIFY_EMAIL.to_owned()),
+            expires_at: Set(at + self.inner.options.verification_ttl),
+            used_at: Set(None),
+        }
+        .insert(&transaction)
+        .await?;
+        self.register_lookup(&transaction, &verification.hash, "verify_email", tenant_id)
+            .await?;
+        let owner = ("user", Some(owner_id.as_uuid()));
+        audit::record(
+            &transaction,
+            tenant_id,
+            origin,
+            AuditRecord {
+                actor: owner,
+                action: "tenant.created",
+                target: ("tenant", Some(tenant_id.as_uuid())),
+                clients: &[],
+                details: serde_json::json!({ "name": company, "slug": slug, "plan": request.plan }),
+            },
+        )
+        .await?;
+        audit::record(
+            &transaction,
+            tenant_id,
+            origin,
+            AuditRecord {
+                actor: owner,
+                action: "user.created",
+                target: ("user", Some(owner_id.as_uuid())),
+                clients: &[],
+                details: serde_json::json!({ "email": email, "roles": ["owner"] }),
+            },
+        )
+        .await?;
+        let tokens = self
+            .open_session(&transaction, tenant_id, owner_id, &[Role::Owner], None)
+            .await?;
+        transaction.commit().await?;
+
+        // Until outbound email exists, the verification link goes to the log.
+        tracing::info!(
+            tenant_id = %tenant_id,
+            email = %email,
+            verification_token = %verification.plaintext,
+            "signup email verification token (deliver with POST /v1/auth/verify-email)"
+        );
+        let tenant = self.load_tenant_view(tenant_id).await?;
+        let owner = self.load_user_view(tenant_id, owner_id).await?;
+        Ok(SignupOutcome {
+            tenant,
+            owner,
+            tokens,
+            verification_token: verification.plaintext,
+        })
+    }
+
+    /// Marks the tenant's email as verified (one-time token from signup).
+    pub async fn verify_email(&self, token: &str, origin: &RequestOrigin) -> Result<()> {
+        let (tenant_id, row) = self
+            .take_one_time_token(token, PURPOSE_VERIFY_EMAIL)
+            .await?;
+        let transaction = self.store().begin(tenant_id).await?;
+        let taken = one_time_token::Entity::update_many()
+            .col_expr(
+                one_time_token::Column::UsedAt,
+                sea_orm::sea_query::Expr::value(now()),
+            )
+            .filter(one_time_token::Column::Hash.eq(row.hash.clone()))
+            .filter(one_time_token::Column::UsedAt.is_null())
+            .exec(&transaction)
+            .await?;
+        if taken.rows_affected != 1 {
+            return Err(IdentityError::Unauthenticated(
+                "the verification token is invalid or was used already".into(),
+            ));
+        }
+        tenant::Entity::update_many()
+            .col_expr(
+                tenant::Column::EmailVerifiedAt,
+                sea_orm::sea_query::Expr::value(now()),
+            )
+            .filter(tenant::Column::Id.eq(tenant_id.as_uuid()))
+            .exec(&transaction)
+            .await?;
+        audit::record(
+            &transaction,
+            tenant_id,
+            origin,
+            AuditRecord {
+                actor: ("user", row.user_id),
+                action: "tenant.email_verified",
+                target: ("tenant", Some(tenant_id.as_uuid())),
+                clients: &[],
+                details: serde_json::Value::Null,
+            },
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+}
+
+pub(crate) const PURPOSE_VERIFY_EMAIL: &str = "verify_email";
+
+/// Reserves the company's slug, or `slug-2`, `slug-3`, … if taken.
+async fn reserve_slug(
+    transaction: &sea_orm::DatabaseTransaction,
+    company: &str,
+    tenant: TenantId,
+) -> Result<String> {
+    let base = domain::slugify(company);
+    for attempt in 1..=SLUG_ATTEMPTS {
+        let slug = if attempt == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{attempt}")
+        };
+        let taken = tenant_slug::Entity::find_by_id(slug.clone())
+            .one(transaction)
+            .await?
+            .is_some();
+        if taken {
+            continue;
+        }
+        // Savepoint: a concurrent signup may take the slug between the
+        // check and the insert; then try the next one.
+        let savepoint = transaction.begin().await?;
+        let inserted = tenant_slug::ActiveModel {
+            slug: Set(slug.clone()),
+            tenant_id: Set(tenant.as_uuid()),
+        }
+        .insert(&savepoint)
+        .await;
+        match inserted {
+            Ok(_) => {
+                savepoint.commit().await?;
+                return Ok(slug);
+            }
+            Err(_) => {
+                savepoint.rollback().await?;
+            }
+        }
+    }
+    Err(IdentityError::conflict(
+        "slug_taken",
+        format!("no free handle for {company:?}; choose a more distinctive company name"),
+    ))
+}

@@ -1,0 +1,667 @@
+//! Users: create (with a password, or by invitation), read, change roles,
+//! client scopes and status, delete. Every change that can add a seat
+//! checks the plan's limit in the same transaction.
+
+use std::collections::BTreeSet;
+
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
+use switchboard_auth::secrets::INVITATION_TOKEN_PREFIX;
+use switchboard_auth::{OpaqueToken, check_password_strength, hash_password_async};
+use switchboard_tenancy::{ClientId, ClientScope, TenantId, UserId};
+
+use crate::audit::{self, AuditRecord};
+use crate::domain::{self, FieldError, Permission, Role, UserStatus};
+use crate::error::{IdentityError, Result};
+use crate::seats;
+use crate::sessions::{check_tenant_status, load_tenant, user_clients};
+use crate::store::entities::{client_org, one_time_token, user, user_client};
+use crate::views::{Invitation, Tokens, UserView};
+use crate::{Identity, Principal, RequestOrigin, now};
+
+const PURPOSE_INVITATION: &str = "invitation";
+
+/// A user to create. Without a password the user is invited: they set one
+/// with the returned one-time token.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub display_name: Option<String>,
+    pub roles: Vec<String>,
+    /// `None`: every client of the tenant.
+    pub clients: Option<Vec<ClientId>>,
+    pub password: Option<String>,
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub roles: Option<Vec<String>>,
+    pub status: Option<String>,
+    /// `Some(None)`: every client; `Some(Some(list))`: those clients.
+    pub clients: Option<Option<Vec<ClientId>>>,
+}
+
+impl Identity {
+    /// Users visible to the caller, in id (creation) order, after `after`.
+    pub async fn list_users(
+        &self,
+        principal: &Principal,
+        after: Option<UserId>,
+        limit: u64,
+    ) -> Result<Vec<UserView>> {
+        principal.require(Permission::ReadUsers)?;
+        let tenant = principal.tenant.id();
+        let transaction = self.store().begin(tenant).await?;
+        let mut views = Vec::new();
+        let mut cursor = after;
+        loop {
+            let mut query = user::Entity::find()
+                .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+                .order_by_asc(user::Column::Id)
+                .limit(limit.max(1));
+            if let Some(cursor) = cursor {
+                query = query.filter(user::Column::Id.gt(cursor.as_uuid()));
+            }
+            let rows = query.all(&transaction).await?;
+            let exhausted = (rows.len() as u64) < limit.max(1);
+            for row in rows {
+                cursor = Some(UserId::from_uuid(row.id));
+                let clients = user_clients(&transaction, tenant, &row).await?;
+                if visible_to(principal, clients.as_deref()) {
+                    views.push(view(row, clients)?);
+                    if views.len() as u64 == limit {
+                        transaction.commit().await?;
+                        return Ok(views);
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        transaction.commit().await?;
+        Ok(views)
+    }
+
+    pub async fn get_user(&self, principal: &Principal, id: UserId) -> Result<UserView> {
+        principal.require(Permission::ReadUsers)?;
+        let tenant = principal.tenant.id();
+        let transaction = self.store().begin(tenant).await?;
+        let (row, clients) = find_visible(&transaction, principal, id).await?;
+        transaction.commit().await?;
+        view(row, clients)
+    }
+
+    /// Creates a user with a password (active) or without (invited, with
+    /// an invitation token). 409 `seat_limit_reached` past the plan's seats.
+    pub async fn create_user(
+        &self,
+        principal: &Principal,
+        new: NewUser,
+        origin: &RequestOrigin,
+    ) -> Result<(UserView, Option<Invitation>)> {
+        principal.require(Permission::ManageUsers)?;
+        if new.password.is_none() {
+            principal.require_verified("invite users")?;
+        }
+        let tenant = principal.tenant.id();
+        let mut errors = Vec::new();
+        let email = domain::normalize_email("email", &new.email)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let display_name = match &new.display_name {
+            Some(name) => domain::validate_display_name("display_name", name)
+                .map_err(|e| errors.push(e))
+                .ok(),
+            None => email
+                .as_ref()
+                .map(|email| email.split('@').next().unwrap_or_default().to_owned()),
+        };
+        let roles = parse_roles(&new.roles).map_err(|e| errors.push(e)).ok();
+        if let Some(password) = &new.password
+            && let Err(error) =
+                check_password_strength(password, email.as_deref().unwrap_or_default())
+        {
+            errors.push(FieldError::new("password", error.to_string()));
+        }
+        let (Some(email), Some(display_name), Some(roles), true) =
+            (email, display_name, roles, errors.is_empty())
+        else {
+            return Err(IdentityError::Validation(errors));
+        };
+        check_role_grant(principal, &roles)?;
+        check_client_grant(principal, new.clients.as_deref())?;
+        let password_hash = match new.password {
+            Some(password) => Some(
+                hash_password_async(password)
+                    .await
+                    .map_err(|error| IdentityError::Internal(error.to_string()))?,
+            ),
+            None => None,
+        };
+
+        let transaction = self.store().begin(tenant).await?;
+        seats::lock_tenant(&transaction, tenant).await?;
+        let seats_before = seats::count(&transaction, tenant).await?;
+        let taken = user::Entity::find()
+            .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(user::Column::Email.eq(email.clone()))
+            .one(&transaction)
+            .await?
+            .is_some();
+        if taken {
+            return Err(IdentityError::conflict(
+                "email_taken",
+                format!("a user with email {email} exists already"),
+            ));
+        }
+        if let Some(clients) = &new.clients {
+            check_clients_exist(&transaction, tenant, clients).await?;
+        }
+        let id = UserId::new();
+        let at = now();
+        let status = if password_hash.is_some() {
+            UserStatus::Active
+        } else {
+            UserStatus::Invited
+        };
+        let row = user::ActiveModel {
+            id: Set(id.as_uuid()),
+            tenant_id: Set(tenant.as_uuid()),
+            email: Set(email.clone()),
+            display_name: Set(display_name),
+            password_hash: Set(password_hash),
+            roles: Set(domain::roles_to_text(&roles)),
+            all_clients: Set(new.clients.is_none()),
+            status: Set(status.as_str().to_owned()),
+            created_at: Set(at),
+            updated_at: Set(at),
+        }
+        .insert(&transaction)
+        .await?;
+        set_clients(&transaction, tenant, id, new.clients.as_deref()).await?;
+        seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
+        let clients = new.clients.clone().unwrap_or_default();
+        audit::record(
+            &transaction,
+            tenant,
+            origin,
+            AuditRecord::by(principal, if status == UserStatus::Invited { "user.invited" } else { "user.created" }, ("user", Some(id.as_uuid())))
+                .clients(&clients)
+                .details(serde_json::json!({ "email": email, "roles": roles.iter().map(|r| r.as_str()).collect::<Vec<_>>() })),
+        )
+        .await?;
+        let invitation = if status == UserStatus::Invited {
+            let token = OpaqueToken::generate(INVITATION_TOKEN_PREFIX);
+            let expires_at = at + self.inner.options.invitation_ttl;
+            one_time_token::ActiveModel {
+                hash: Set(token.hash.clone()),
+                tenant_id: Set(tenant.as_uuid()),
+                user_id: Set(Some(id.as_uuid())),
+                purpose: Set(PURPOSE_INVITATION.to_owned()),
+                expires_at: Set(expires_at),
+                used_at: Set(None),
+            }
+            .insert(&transaction)
+            .await?;
+            self.register_lookup(&transaction, &token.hash, PURPOSE_INVITATION, tenant)
+                .await?;
+            Some((token, expires_at))
+        } else {
+            None
+        };
+        transaction.commit().await?;
+        let user = view(row, new.clients)?;
+        let invitation = invitation.map(|(token, expires_at)| {
+            tracing::info!(tenant_id = %tenant, user_id = %id, "invitation created (deliver the token with POST /v1/auth/accept-invitation)");
+            Invitation {
+                user: user.clone(),
+                token: token.plaintext,
+                expires_at,
+            }
+        });
+        Ok((user, invitation))
+    }
+
+    /// An invited user sets their password with the invitation token and is
+    /// logged in.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        password: &str,
+        display_name: Option<&str>,
+        origin: &RequestOrigin,
+    ) -> Result<Tokens> {
+        let (tenant, token_row) = self.take_one_time_token(token, PURPOSE_INVITATION).await?;
+        let user_id = token_row
+            .user_id
+            .ok_or_else(|| IdentityError::Internal("invitation without a user".into()))?;
+        let transaction = self.store().begin(tenant).await?;
+        let row = user::Entity::find_by_id(user_id)
+            .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&transaction)
+            .await?
+            .filter(|row| row.status == UserStatus::Invited.as_str())
+            .ok_or_else(|| {
+                IdentityError::Unauthenticated(
+                    "the invitation token is invalid, expired or used".into(),
+                )
+            })?;
+        let mut errors = Vec::new();
+        if let Err(error) = check_password_strength(password, &row.email) {
+            errors.push(FieldError::new("password", error.to_string()));
+        }
+        let display_name = match display_name {
+            Some(name) => domain::validate_display_name("display_name", name)
+                .map_err(|e| errors.push(e))
+                .ok(),
+            None => Some(row.display_name.clone()),
+        };
+        let (Some(display_name), true) = (display_name, errors.is_empty()) else {
+            return Err(IdentityError::Validation(errors));
+        };
+        check_tenant_status(&load_tenant(&transaction, tenant).await?)?;
+        let hash = hash_password_async(password.to_owned())
+            .await
+            .map_err(|error| IdentityError::Internal(error.to_string()))?;
+        let spent = one_time_token::Entity::update_many()
+            .col_expr(
+                one_time_token::Column::UsedAt,
+                sea_orm::sea_query::Expr::value(now()),
+            )
+            .filter(one_time_token::Column::Hash.eq(token_row.hash.clone()))
+            .filter(one_time_token::Column::UsedAt.is_null())
+            .exec(&transaction)
+            .await?;
+        if spent.rows_affected != 1 {
+            return Err(IdentityError::Unauthenticated(
+                "the invitation token is invalid, expired or used".into(),
+            ));
+        }
+        let roles = domain::roles_from_text(&row.roles);
+        let clients = user_clients(&transaction, tenant, &row).await?;
+        let mut active = row.into_active_model();
+        active.password_hash = Set(Some(hash));
+        active.display_name = Set(display_name);
+        active.status = Set(UserStatus::Active.as_str().to_owned());
+        active.updated_at = Set(now());
+        active.update(&transaction).await?;
+        audit::record(
+            &transaction,
+            tenant,
+            origin,
+            AuditRecord {
+                actor: ("user", Some(user_id)),
+                action: "user.invitation_accepted",
+                target: ("user", Some(user_id)),
+                clients: clients.as_deref().unwrap_or_default(),
+                details: serde_json::Value::Null,
+            },
+        )
+        .await?;
+        let tokens = self
+            .open_session(
+                &transaction,
+                tenant,
+                UserId::from_uuid(user_id),
+                &roles,
+                clients,
+            )
+            .await?;
+        transaction.commit().await?;
+        Ok(tokens)
+    }
+
+    pub async fn update_user(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        patch: UserPatch,
+        origin: &RequestOrigin,
+    ) -> Result<UserView> {
+        principal.require(Permission::ManageUsers)?;
+        let tenant = principal.tenant.id();
+        let mut errors = Vec::new();
+        let display_name = patch
+            .display_name
+            .as_deref()
+            .map(|name| domain::validate_display_name("display_name", name))
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        let roles = patch
+            .roles
+            .as_deref()
+            .map(parse_roles)
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        let status = patch
+            .status
+            .as_deref()
+            .map(|status| {
+                status
+                    .parse::<UserStatus>()
+                    .map_err(|message| FieldError::new("status", message))
+            })
+            .transpose()
+            .map_err(|e| errors.push(e))
+            .ok()
+            .flatten();
+        if status == Some(UserStatus::Invited) {
+            errors.push(FieldError::new(
+                "status",
+                "a user cannot be set back to invited; use active or disabled",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(IdentityError::Validation(errors));
+        }
+        if let Some(roles) = &roles {
+            check_role_grant(principal, roles)?;
+        }
+        if let Some(clients) = &patch.clients {
+            check_client_grant(principal, clients.as_deref())?;
+        }
+
+        let transaction = self.store().begin(tenant).await?;
+        seats::lock_tenant(&transaction, tenant).await?;
+        let seats_before = seats::count(&transaction, tenant).await?;
+        let (row, old_clients) = find_visible(&transaction, principal, id).await?;
+        let old_roles = domain::roles_from_text(&row.roles);
+        if old_roles.contains(&Role::Owner) && !principal.roles().contains(&Role::Owner) {
+            return Err(IdentityError::forbidden(
+                "permission_denied",
+                "only an owner may change an owner",
+            ));
+        }
+        let demotes_owner = old_roles.contains(&Role::Owner)
+            && (roles
+                .as_ref()
+                .is_some_and(|roles| !roles.contains(&Role::Owner))
+                || status == Some(UserStatus::Disabled));
+        if demotes_owner {
+            ensure_another_owner(&transaction, tenant, id).await?;
+        }
+        if status == Some(UserStatus::Active) && row.status == UserStatus::Invited.as_str() {
+            return Err(IdentityError::conflict(
+                "invitation_pending",
+                "an invited user becomes active by accepting the invitation",
+            ));
+        }
+        if let Some(Some(clients)) = &patch.clients {
+            check_clients_exist(&transaction, tenant, clients).await?;
+        }
+        let mut active = row.clone().into_active_model();
+        if let Some(name) = display_name {
+            active.display_name = Set(name);
+        }
+        if let Some(roles) = &roles {
+            active.roles = Set(domain::roles_to_text(roles));
+        }
+        if let Some(status) = status {
+            active.status = Set(status.as_str().to_owned());
+        }
+        if let Some(clients) = &patch.clients {
+            active.all_clients = Set(clients.is_none());
+            set_clients(&transaction, tenant, id, clients.as_deref()).await?;
+        }
+        active.updated_at = Set(now());
+        let updated = active.update(&transaction).await?;
+        seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
+        let new_clients = match &patch.clients {
+            Some(clients) => clients.clone(),
+            None => old_clients,
+        };
+        if status == Some(UserStatus::Disabled) {
+            revoke_user_sessions(&transaction, tenant, id).await?;
+        }
+        let audit_clients = new_clients.clone().unwrap_or_default();
+        audit::record(
+            &transaction,
+            tenant,
+            origin,
+            AuditRecord::by(principal, "user.updated", ("user", Some(id.as_uuid())))
+                .clients(&audit_clients)
+                .details(serde_json::json!({
+                    "display_name": patch.display_name,
+                    "roles": roles.as_ref().map(|roles| roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()),
+                    "status": status.map(UserStatus::as_str),
+                    "clients": patch.clients.as_ref().map(|c| c.as_ref().map(|list| list.iter().map(ToString::to_string).collect::<Vec<_>>())),
+                })),
+        )
+        .await?;
+        transaction.commit().await?;
+        view(updated, new_clients)
+    }
+
+    pub async fn delete_user(
+        &self,
+        principal: &Principal,
+        id: UserId,
+        origin: &RequestOrigin,
+    ) -> Result<()> {
+        principal.require(Permission::ManageUsers)?;
+        let tenant = principal.tenant.id();
+        let transaction = self.store().begin(tenant).await?;
+        seats::lock_tenant(&transaction, tenant).await?;
+        let seats_before = seats::count(&transaction, tenant).await?;
+        let (row, clients) = find_visible(&transaction, principal, id).await?;
+        if domain::roles_from_text(&row.roles).contains(&Role::Owner) {
+            if !principal.roles().contains(&Role::Owner) {
+                return Err(IdentityError::forbidden(
+                    "permission_denied",
+                    "only an owner may delete an owner",
+                ));
+            }
+            ensure_another_owner(&transaction, tenant, id).await?;
+        }
+        user::Entity::delete_many()
+            .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(&transaction)
+            .await?;
+        seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
+        let audit_clients = clients.unwrap_or_default();
+        audit::record(
+            &transaction,
+            tenant,
+            origin,
+            AuditRecord::by(principal, "user.deleted", ("user", Some(id.as_uuid())))
+                .clients(&audit_clients)
+                .details(serde_json::json!({ "email": row.email })),
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) async fn load_user_view(&self, tenant: TenantId, id: UserId) -> Result<UserView> {
+        let transaction = self.store().begin(tenant).await?;
+        let row = user::Entity::find_by_id(id.as_uuid())
+            .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&transaction)
+            .await?
+            .ok_or(IdentityError::NotFound("user"))?;
+        let clients = user_clients(&transaction, tenant, &row).await?;
+        transaction.commit().await?;
+        view(row, clients)
+    }
+}
+
+fn parse_roles(names: &[String]) -> Result<Vec<Role>, FieldError> {
+    if names.is_empty() {
+        return Err(FieldError::new("roles", "at least one role is required"));
+    }
+    let mut roles = BTreeSet::new();
+    for name in names {
+        roles.insert(
+            name.parse::<Role>()
+                .map_err(|message| FieldError::new("roles", message))?,
+        );
+    }
+    Ok(roles.into_iter().collect())
+}
+
+/// Only an owner hands out the owner role.
+fn check_role_grant(principal: &Principal, roles: &[Role]) -> Result<()> {
+    if roles.contains(&Role::Owner) && !principal.roles().contains(&Role::Owner) {
+        return Err(IdentityError::forbidden(
+            "permission_denied",
+            "only an owner may grant the owner role",
+        ));
+    }
+    Ok(())
+}
+
+/// A client-scoped caller can only give out (a subset of) its own clients.
+fn check_client_grant(principal: &Principal, clients: Option<&[ClientId]>) -> Result<()> {
+    match (principal.tenant.clients(), clients) {
+        (ClientScope::All, _) => Ok(()),
+        (ClientScope::Only(allowed), Some(clients))
+            if !clients.is_empty() && clients.iter().all(|c| allowed.contains(c)) =>
+        {
+            Ok(())
+        }
+        _ => Err(IdentityError::forbidden(
+            "client_scope",
+            "you may only scope users to your own client organizations",
+        )),
+    }
+}
+
+/// A client-scoped caller sees users who serve one of its clients.
+fn visible_to(principal: &Principal, clients: Option<&[ClientId]>) -> bool {
+    match (principal.tenant.clients(), clients) {
+        (ClientScope::All, _) => true,
+        (ClientScope::Only(allowed), Some(clients)) => {
+            clients.iter().any(|client| allowed.contains(client))
+        }
+        (ClientScope::Only(_), None) => false,
+    }
+}
+
+async fn find_visible(
+    transaction: &DatabaseTransaction,
+    principal: &Principal,
+    id: UserId,
+) -> Result<(user::Model, Option<Vec<ClientId>>)> {
+    let tenant = principal.tenant.id();
+    let row = user::Entity::find_by_id(id.as_uuid())
+        .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+        .one(transaction)
+        .await?
+        .ok_or(IdentityError::NotFound("user"))?;
+    let clients = user_clients(transaction, tenant, &row).await?;
+    if !visible_to(principal, clients.as_deref()) {
+        return Err(IdentityError::NotFound("user"));
+    }
+    Ok((row, clients))
+}
+
+async fn check_clients_exist(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    clients: &[ClientId],
+) -> Result<()> {
+    for client in clients {
+        let exists = client_org::Entity::find_by_id(client.as_uuid())
+            .filter(client_org::Column::TenantId.eq(tenant.as_uuid()))
+            .one(transaction)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(IdentityError::field(
+                "clients",
+                format!("no client organization {client}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn set_clients(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    user: UserId,
+    clients: Option<&[ClientId]>,
+) -> Result<()> {
+    user_client::Entity::delete_many()
+        .filter(user_client::Column::TenantId.eq(tenant.as_uuid()))
+        .filter(user_client::Column::UserId.eq(user.as_uuid()))
+        .exec(transaction)
+        .await?;
+    for client in clients.unwrap_or_default().iter().collect::<BTreeSet<_>>() {
+        user_client::ActiveModel {
+            tenant_id: Set(tenant.as_uuid()),
+            user_id: Set(user.as_uuid()),
+            client_id: Set(client.as_uuid()),
+        }
+        .insert(transaction)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn ensure_another_owner(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    leaving: UserId,
+) -> Result<()> {
+    let owners = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+        .filter(user::Column::Id.ne(leaving.as_uuid()))
+        .filter(user::Column::Status.eq(UserStatus::Active.as_str()))
+        .filter(user::Column::Roles.like("%owner%"))
+        .one(transaction)
+        .await?;
+    if owners.is_none() {
+        return Err(IdentityError::conflict(
+            "last_owner",
+            "a tenant keeps at least one active owner",
+        ));
+    }
+    Ok(())
+}
+
+async fn revoke_user_sessions(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<()> {
+    use crate::store::entities::session;
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::RevokedAt,
+            sea_orm::sea_query::Expr::value(now()),
+        )
+        .col_expr(
+            session::Column::RevokedReason,
+            sea_orm::sea_query::Expr::value("user_disabled"),
+        )
+        .filter(session::Column::TenantId.eq(tenant.as_uuid()))
+        .filter(session::Column::UserId.eq(user.as_uuid()))
+        .filter(session::Column::RevokedAt.is_null())
+        .exec(transaction)
+        .await?;
+    Ok(())
+}
+
+fn view(row: user::Model, clients: Option<Vec<ClientId>>) -> Result<UserView> {
+    Ok(UserView {
+        id: UserId::from_uuid(row.id),
+        email: row.email,
+        display_name: row.display_name,
+        roles: domain::roles_from_text(&row.roles),
+        clients,
+        status: row.status.parse().map_err(IdentityError::Internal)?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
