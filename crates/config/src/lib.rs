@@ -103,6 +103,13 @@ pub struct DatabaseConfig {
     /// A file holding the connection URL (instead of `url`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_file: Option<PathBuf>,
+    /// The URL `switchboard migrate` uses: the tables' owner. Services
+    /// connect with `url`, as a role that is a member of `switchboard_app`
+    /// and owns nothing (so row-level security applies). Defaults to `url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate_url: Option<SecretUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub migrate_url_file: Option<PathBuf>,
     pub max_connections: u32,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -113,6 +120,8 @@ impl Default for DatabaseConfig {
         Self {
             url: None,
             url_file: None,
+            migrate_url: None,
+            migrate_url_file: None,
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
         }
@@ -442,6 +451,12 @@ impl Config {
         if let Some(path) = &self.database.url_file {
             self.database.url = Some(SecretUrl::new(read_secret("database.url_file", path)?));
         }
+        if let Some(path) = &self.database.migrate_url_file {
+            self.database.migrate_url = Some(SecretUrl::new(read_secret(
+                "database.migrate_url_file",
+                path,
+            )?));
+        }
         if let Some(path) = &self.cache.redis.url_file {
             self.cache.redis.url = SecretUrl::new(read_secret("cache.redis.url_file", path)?);
         }
@@ -598,6 +613,15 @@ impl Config {
         }
     }
 
+    /// The URL migrations run with: `database.migrate_url`, else the
+    /// service URL.
+    pub fn migrate_database_url(&self) -> String {
+        match &self.database.migrate_url {
+            Some(url) => url.expose().to_owned(),
+            None => self.database_url(),
+        }
+    }
+
     /// The directory of the local object store in force.
     pub fn local_objects_dir(&self) -> PathBuf {
         self.objects
@@ -629,6 +653,8 @@ impl Config {
     pub fn embedded(mut self) -> Self {
         self.database.url = None;
         self.database.url_file = None;
+        self.database.migrate_url = None;
+        self.database.migrate_url_file = None;
         self.cache.backend = CacheBackend::Memory;
         self.bus.backend = BusBackend::Memory;
         self.objects.backend = ObjectsBackend::Local;

@@ -37,6 +37,8 @@ fn example_config_loads_and_documents_every_key() {
     full.server.public_url = Some("http://x".into());
     full.database.url = Some(SecretUrl::new("sqlite://x"));
     full.database.url_file = Some("x".into());
+    full.database.migrate_url = Some(SecretUrl::new("sqlite://x"));
+    full.database.migrate_url_file = Some("x".into());
     full.cache.redis.url_file = Some("x".into());
     full.bus.rabbitmq.url_file = Some("x".into());
     full.objects.local.dir = Some("x".into());

@@ -47,6 +47,10 @@ struct DevArgs {
     /// Where the embedded backends keep their files (overrides `data_dir`).
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Also create a demo tenant (owner, supervisor, agents) and print how
+    /// to log in.
+    #[arg(long)]
+    demo: bool,
 }
 
 #[derive(Args)]
@@ -92,7 +96,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             if let Some(data_dir) = args.data_dir {
                 config.data_dir = data_dir;
             }
-            run::run(config, services::all(), run::Mode::Dev).await
+            run::run(config, services::all(), run::Mode::Dev { demo: args.demo }).await
         }
         Command::Serve(args) => {
             let config = load(cli.config.as_ref())?;

@@ -3,6 +3,7 @@
 //! database migrations (`migrate`) and config validation (`config check`).
 
 mod cli;
+mod demo;
 mod keys;
 mod migrate;
 mod run;

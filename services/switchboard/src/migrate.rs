@@ -9,7 +9,7 @@ use switchboard_platform::database::DatabaseOptions;
 use crate::cli::MigrateAction;
 
 pub async fn execute(config: &Config, action: MigrateAction) -> anyhow::Result<()> {
-    let database = connect(config).await?;
+    let database = connect(&config.migrate_database_url(), config).await?;
     let connection = database.connection();
     match action {
         MigrateAction::Up { steps } => {
@@ -45,10 +45,10 @@ pub async fn execute(config: &Config, action: MigrateAction) -> anyhow::Result<(
     Ok(())
 }
 
-pub async fn connect(config: &Config) -> anyhow::Result<Database> {
+pub async fn connect(url: &str, config: &Config) -> anyhow::Result<Database> {
     let options = DatabaseOptions {
         max_connections: config.database.max_connections,
         connect_timeout: config.database.connect_timeout,
     };
-    Ok(Database::connect(&config.database_url(), &options).await?)
+    Ok(Database::connect(url, &options).await?)
 }

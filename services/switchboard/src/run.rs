@@ -13,8 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Embedded backends; migrations applied at start.
-    Dev,
+    /// Embedded backends; migrations applied at start; with `demo`, a demo
+    /// tenant to log in to.
+    Dev { demo: bool },
     /// Configured backends; the schema must be migrated already.
     Serve,
 }
@@ -27,7 +28,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     let backends = Backends::connect(&config).await.context("cannot start")?;
     let connection = backends.database.connection();
     match mode {
-        Mode::Dev => Migrator::up(connection, None)
+        Mode::Dev { .. } => Migrator::up(connection, None)
             .await
             .context("cannot apply database migrations")?,
         Mode::Serve => {
@@ -48,10 +49,15 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         .context("cannot read the installation id")?
         .to_string();
 
-    let mut parts = Vec::new();
-    for name in &services {
-        parts.push(service_parts(name, &config, &backends)?);
-    }
+    let identity = identity(&config, &backends)?;
+    let demo = match mode {
+        Mode::Dev { demo: true } => Some(crate::demo::seed(&identity).await?),
+        _ => None,
+    };
+    let parts = services
+        .iter()
+        .map(|name| service_parts(name, &config, &backends, &identity))
+        .collect();
     let node = Node::build(
         NodeOptions {
             config: config.clone(),
@@ -62,6 +68,10 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     )
     .await?;
     print_banner(&config, &backends, &node, &services, mode, &installation_id);
+    if let Some(demo) = demo {
+        demo.print(node.http_addr());
+    }
+    println!("Press Ctrl-C to stop.");
     let handle = node.start();
     let stop = handle.stop_token();
     tokio::spawn(stop_on_signal(stop));
@@ -77,7 +87,8 @@ fn service_parts(
     name: &'static str,
     config: &Config,
     backends: &Backends,
-) -> anyhow::Result<ServiceParts> {
+    identity: &Identity,
+) -> ServiceParts {
     let mut parts = ServiceParts {
         name,
         grpc_service_names: Vec::new(),
@@ -85,7 +96,6 @@ fn service_parts(
         http: None,
     };
     if name == "gateway" {
-        let identity = identity(config, backends)?;
         let options = GatewayOptions {
             body_limit: config.gateway.body_limit_bytes,
             signup_limit: Limit {
@@ -95,9 +105,9 @@ fn service_parts(
             expose_verification_token: config.gateway.expose_verification_token,
             ..GatewayOptions::default()
         };
-        parts.http = Some(Gateway::new(identity, backends.cache.clone(), options).router());
+        parts.http = Some(Gateway::new(identity.clone(), backends.cache.clone(), options).router());
     }
-    Ok(parts)
+    parts
 }
 
 fn identity(config: &Config, backends: &Backends) -> anyhow::Result<Identity> {
@@ -151,7 +161,7 @@ fn print_banner(
     let grpc = node.grpc_addr();
     let implementations = backends.implementations;
     let mode = match mode {
-        Mode::Dev => "dev, embedded backends",
+        Mode::Dev { .. } => "dev, embedded backends",
         Mode::Serve => "serve",
     };
     println!("Switchboard {} is up ({mode})", env!("CARGO_PKG_VERSION"));
@@ -175,7 +185,6 @@ fn print_banner(
         );
     }
     println!("  install   {installation_id}");
-    println!("Press Ctrl-C to stop.");
 }
 
 /// Ctrl-C or SIGTERM starts a graceful shutdown.

@@ -397,3 +397,49 @@ async fn serve_needs_a_migrated_schema_then_runs_on_the_production_backends() {
     assert_eq!(body["status"], "ready", "{body}");
     assert!(running.terminate().await.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_demo_creates_a_tenant_to_log_in_to_once() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let login = serde_json::json!({
+        "tenant": "switchboard-demo",
+        "email": "agent1@demo.switchboard.test",
+        "password": "switchboard-demo-7421",
+    });
+    for expected in ["created", "already there"] {
+        let mut command = switchboard(dir.path());
+        command.args(["dev", "--demo"]);
+        let running = start(command).await;
+        assert!(
+            running.banner.contains(&format!("({expected})")),
+            "{}",
+            running.banner
+        );
+        assert!(
+            running.banner.contains("curl -s http://"),
+            "{}",
+            running.banner
+        );
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/auth/login", running.http))
+            .json(&login)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the demo agent logs in");
+        let tokens: serde_json::Value = response.json().await.unwrap();
+        let users = reqwest::Client::new()
+            .get(format!("{}/v1/tenant", running.http))
+            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
+        let tenant: serde_json::Value = users.json().await.unwrap();
+        assert_eq!(
+            tenant["seats_used"], 4,
+            "a supervisor and three agents: {tenant}"
+        );
+        assert!(running.terminate().await.success());
+    }
+}
