@@ -161,6 +161,7 @@ impl Identity {
             .await?
             .ok_or(IdentityError::NotFound("API key"))?;
         transaction.commit().await?;
+        self.credentials().revoke_api_key(&row.hash).await;
         Ok(view(row))
     }
 }

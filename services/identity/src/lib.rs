@@ -11,6 +11,7 @@
 mod api_keys;
 mod audit;
 mod clients;
+mod credentials;
 pub mod domain;
 mod error;
 mod principal;
@@ -26,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_auth::{LoginThrottle, TokenKeys};
-use switchboard_platform::Database;
+use switchboard_platform::{Cache, Database};
 
 pub use api_keys::NewApiKey;
 pub use clients::NewClient;
@@ -75,6 +76,7 @@ struct Inner {
     keys: TokenKeys,
     throttle: LoginThrottle,
     options: IdentityOptions,
+    credentials: credentials::CredentialCache,
 }
 
 impl Identity {
@@ -90,8 +92,24 @@ impl Identity {
                 keys,
                 throttle,
                 options,
+                credentials: credentials::CredentialCache::default(),
             }),
         }
+    }
+
+    /// Caches credential checks in `cache` (shared by replicas), so a
+    /// request authenticates in a few cache reads instead of several
+    /// database round trips. Revocations stay immediate.
+    pub fn with_credential_cache(mut self, cache: Arc<dyn Cache>) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.credentials = credentials::CredentialCache::new(Some(cache)),
+            None => tracing::warn!("identity is shared already; its credential cache stays off"),
+        }
+        self
+    }
+
+    fn credentials(&self) -> &credentials::CredentialCache {
+        &self.inner.credentials
     }
 
     fn store(&self) -> &store::Store {

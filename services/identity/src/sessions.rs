@@ -17,6 +17,7 @@ use switchboard_auth::{
 };
 use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, SessionId, Tenant, TenantId, UserId};
 
+use crate::credentials::{ApiKeyFacts, Cached, TenantFacts};
 use crate::domain::{self, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
 use crate::principal::{Actor, Principal, RateLimits};
@@ -29,8 +30,6 @@ use crate::{Identity, RequestOrigin, now};
 
 const INVALID_CREDENTIALS: &str = "invalid tenant, email or password";
 const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked; log in again";
-/// `last_used_at` of an API key is written at most this often.
-const LAST_USED_RESOLUTION_SECONDS: i64 = 60;
 
 impl Identity {
     /// Logs a user in with their tenant's handle, email and password. The
@@ -139,6 +138,7 @@ impl Identity {
         if spent.rows_affected != 1 {
             revoke_session(&transaction, session_row.id, "refresh_token_reused").await?;
             transaction.commit().await?;
+            self.credentials().end_session(session_row.id).await;
             tracing::warn!(tenant_id = %tenant_id, session_id = %session_row.id, "refresh token reused; session revoked");
             return Err(invalid_refresh());
         }
@@ -172,13 +172,16 @@ impl Identity {
             return Ok(());
         };
         let transaction = self.store().begin(tenant_id).await?;
-        if let Some(token) = refresh_token::Entity::find_by_id(hash)
+        let token = refresh_token::Entity::find_by_id(hash)
             .one(&transaction)
-            .await?
-        {
+            .await?;
+        if let Some(token) = &token {
             revoke_session(&transaction, token.session_id, "logout").await?;
         }
         transaction.commit().await?;
+        if let Some(token) = token {
+            self.credentials().end_session(token.session_id).await;
+        }
         Ok(())
     }
 
@@ -188,6 +191,7 @@ impl Identity {
             let transaction = self.store().begin(principal.tenant.id()).await?;
             revoke_session(&transaction, session.as_uuid(), "logout").await?;
             transaction.commit().await?;
+            self.credentials().end_session(session.as_uuid()).await;
         }
         Ok(())
     }
@@ -206,19 +210,24 @@ impl Identity {
                 _ => IdentityError::Unauthenticated("the access token is invalid".into()),
             })?;
         let tenant_id = TenantId::from_uuid(claims.tid);
-        let transaction = self.store().begin(tenant_id).await?;
-        let session_row = session::Entity::find_by_id(claims.sid)
-            .filter(session::Column::TenantId.eq(tenant_id.as_uuid()))
-            .one(&transaction)
-            .await?;
-        if session_row.is_none_or(|row| row.revoked_at.is_some()) {
-            return Err(IdentityError::Unauthenticated(
-                "the session has ended; log in again".into(),
-            ));
+        let ended = || IdentityError::Unauthenticated("the session has ended; log in again".into());
+        match self.credentials().session(claims.sid).await {
+            Cached::Hit(_) => {}
+            Cached::Revoked => return Err(ended()),
+            Cached::Miss => {
+                let transaction = self.store().begin(tenant_id).await?;
+                let session_row = session::Entity::find_by_id(claims.sid)
+                    .filter(session::Column::TenantId.eq(tenant_id.as_uuid()))
+                    .one(&transaction)
+                    .await?;
+                transaction.commit().await?;
+                if session_row.is_none_or(|row| row.revoked_at.is_some()) {
+                    return Err(ended());
+                }
+                self.credentials().remember_session(claims.sid).await;
+            }
         }
-        let (tenant_row, limits) = load_tenant_and_limits(&transaction, tenant_id).await?;
-        transaction.commit().await?;
-        check_tenant_status(&tenant_row)?;
+        let facts = self.tenant_facts(tenant_id).await?;
         let roles = claims
             .roles
             .iter()
@@ -236,8 +245,11 @@ impl Identity {
                 roles,
                 session: SessionId::from_uuid(claims.sid),
             },
-            limits,
-            tenant_verified: tenant_row.email_verified_at.is_some(),
+            limits: RateLimits {
+                requests_per_second: facts.requests_per_second,
+                burst: facts.burst,
+            },
+            tenant_verified: facts.verified,
         })
     }
 
@@ -247,40 +259,93 @@ impl Identity {
         let invalid =
             || IdentityError::Unauthenticated("the API key is invalid, expired or revoked".into());
         let hash = hash_secret(key);
-        let tenant_id = self.lookup(&hash, "api_key").await?.ok_or_else(invalid)?;
-        let transaction = self.store().begin(tenant_id).await?;
-        let row = api_key::Entity::find()
-            .filter(api_key::Column::TenantId.eq(tenant_id.as_uuid()))
-            .filter(api_key::Column::Hash.eq(hash))
-            .one(&transaction)
-            .await?
-            .ok_or_else(invalid)?;
+        let facts = match self.credentials().api_key(&hash).await {
+            Cached::Hit(facts) => facts,
+            Cached::Revoked => return Err(invalid()),
+            Cached::Miss => {
+                let tenant_id = self.lookup(&hash, "api_key").await?.ok_or_else(invalid)?;
+                let transaction = self.store().begin(tenant_id).await?;
+                let row = api_key::Entity::find()
+                    .filter(api_key::Column::TenantId.eq(tenant_id.as_uuid()))
+                    .filter(api_key::Column::Hash.eq(hash.clone()))
+                    .one(&transaction)
+                    .await?
+                    .ok_or_else(invalid)?;
+                transaction.commit().await?;
+                if row.revoked_at.is_some() {
+                    return Err(invalid());
+                }
+                let facts = ApiKeyFacts {
+                    tenant_id: row.tenant_id,
+                    key_id: row.id,
+                    scopes: row.scopes,
+                    expires_at: row.expires_at,
+                };
+                self.credentials().remember_api_key(&hash, &facts).await;
+                facts
+            }
+        };
         let at = now();
-        if row.revoked_at.is_some() || row.expires_at.is_some_and(|expires| expires <= at) {
+        if facts.expires_at.is_some_and(|expires| expires <= at) {
             return Err(invalid());
         }
-        if row
-            .last_used_at
-            .is_none_or(|used| (at - used).num_seconds() >= LAST_USED_RESOLUTION_SECONDS)
-        {
-            api_key::Entity::update_many()
-                .col_expr(api_key::Column::LastUsedAt, Expr::value(at))
-                .filter(api_key::Column::Id.eq(row.id))
-                .exec(&transaction)
-                .await?;
+        let tenant_id = TenantId::from_uuid(facts.tenant_id);
+        if self.credentials().claim_last_used_write(facts.key_id).await {
+            self.record_key_use(tenant_id, facts.key_id, at).await?;
         }
-        let (tenant_row, limits) = load_tenant_and_limits(&transaction, tenant_id).await?;
-        transaction.commit().await?;
-        check_tenant_status(&tenant_row)?;
+        let tenant = self.tenant_facts(tenant_id).await?;
         Ok(Principal {
             tenant: Tenant::whole(tenant_id),
             actor: Actor::ApiKey {
-                id: ApiKeyId::from_uuid(row.id),
-                scopes: domain::scopes_from_text(&row.scopes),
+                id: ApiKeyId::from_uuid(facts.key_id),
+                scopes: domain::scopes_from_text(&facts.scopes),
             },
-            limits,
-            tenant_verified: tenant_row.email_verified_at.is_some(),
+            limits: RateLimits {
+                requests_per_second: tenant.requests_per_second,
+                burst: tenant.burst,
+            },
+            tenant_verified: tenant.verified,
         })
+    }
+
+    async fn record_key_use(
+        &self,
+        tenant: TenantId,
+        key: uuid::Uuid,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let transaction = self.store().begin(tenant).await?;
+        api_key::Entity::update_many()
+            .col_expr(api_key::Column::LastUsedAt, Expr::value(at))
+            .filter(api_key::Column::Id.eq(key))
+            .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
+            .exec(&transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Status, verification and rate limits of a tenant; refuses tenants
+    /// that are not in service.
+    async fn tenant_facts(&self, tenant: TenantId) -> Result<TenantFacts> {
+        let facts = match self.credentials().tenant(tenant).await {
+            Cached::Hit(facts) => facts,
+            Cached::Revoked | Cached::Miss => {
+                let transaction = self.store().begin(tenant).await?;
+                let (row, limits) = load_tenant_and_limits(&transaction, tenant).await?;
+                transaction.commit().await?;
+                let facts = TenantFacts {
+                    status: row.status,
+                    verified: row.email_verified_at.is_some(),
+                    requests_per_second: limits.requests_per_second,
+                    burst: limits.burst,
+                };
+                self.credentials().remember_tenant(tenant, &facts).await;
+                facts
+            }
+        };
+        check_status(&facts.status)?;
+        Ok(facts)
     }
 
     /// Opens a session for `user` and hands out its first tokens.
@@ -474,7 +539,11 @@ async fn load_tenant_and_limits(
 
 /// Refuses tenants that are suspended or closed (their data is kept).
 pub(crate) fn check_tenant_status(row: &tenant::Model) -> Result<()> {
-    let status: TenantStatus = row.status.parse().map_err(IdentityError::Internal)?;
+    check_status(&row.status)
+}
+
+fn check_status(status: &str) -> Result<()> {
+    let status: TenantStatus = status.parse().map_err(IdentityError::Internal)?;
     if status.may_use_api() {
         Ok(())
     } else {

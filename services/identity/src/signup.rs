@@ -216,6 +216,7 @@ impl Identity {
         )
         .await?;
         transaction.commit().await?;
+        self.credentials().forget_tenant(tenant_id).await;
         Ok(())
     }
 }

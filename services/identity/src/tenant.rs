@@ -109,6 +109,7 @@ impl Identity {
         )
         .await?;
         transaction.commit().await?;
+        self.credentials().forget_tenant(tenant_id).await;
         self.load_tenant_view(tenant_id).await
     }
 

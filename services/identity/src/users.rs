@@ -419,9 +419,11 @@ impl Identity {
             Some(clients) => clients.clone(),
             None => old_clients,
         };
-        if status == Some(UserStatus::Disabled) {
-            revoke_user_sessions(&transaction, tenant, id).await?;
-        }
+        let ended = if status == Some(UserStatus::Disabled) {
+            revoke_user_sessions(&transaction, tenant, id).await?
+        } else {
+            Vec::new()
+        };
         let audit_clients = new_clients.clone().unwrap_or_default();
         audit::record(
             &transaction,
@@ -438,6 +440,9 @@ impl Identity {
         )
         .await?;
         transaction.commit().await?;
+        for session in ended {
+            self.credentials().end_session(session).await;
+        }
         view(updated, new_clients)
     }
 
@@ -462,6 +467,7 @@ impl Identity {
             }
             ensure_another_owner(&transaction, tenant, id).await?;
         }
+        let ended = revoke_user_sessions(&transaction, tenant, id).await?;
         user::Entity::delete_many()
             .filter(user::Column::TenantId.eq(tenant.as_uuid()))
             .filter(user::Column::Id.eq(id.as_uuid()))
@@ -479,6 +485,9 @@ impl Identity {
         )
         .await?;
         transaction.commit().await?;
+        for session in ended {
+            self.credentials().end_session(session).await;
+        }
         Ok(())
     }
 
@@ -630,27 +639,24 @@ async fn ensure_another_owner(
     Ok(())
 }
 
+/// Ends every open session of `user`; returns their ids, for the
+/// credential cache (after commit).
 async fn revoke_user_sessions(
     transaction: &DatabaseTransaction,
     tenant: TenantId,
     user: UserId,
-) -> Result<()> {
+) -> Result<Vec<uuid::Uuid>> {
     use crate::store::entities::session;
-    session::Entity::update_many()
-        .col_expr(
-            session::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(now()),
-        )
-        .col_expr(
-            session::Column::RevokedReason,
-            sea_orm::sea_query::Expr::value("user_disabled"),
-        )
+    let open = session::Entity::find()
         .filter(session::Column::TenantId.eq(tenant.as_uuid()))
         .filter(session::Column::UserId.eq(user.as_uuid()))
         .filter(session::Column::RevokedAt.is_null())
-        .exec(transaction)
+        .all(transaction)
         .await?;
-    Ok(())
+    for row in &open {
+        crate::sessions::revoke_session(transaction, row.id, "user_disabled").await?;
+    }
+    Ok(open.into_iter().map(|row| row.id).collect())
 }
 
 fn view(row: user::Model, clients: Option<Vec<ClientId>>) -> Result<UserView> {

@@ -60,7 +60,8 @@ async fn setup(postgres: bool) -> Setup {
     .unwrap();
     let throttle = LoginThrottle::new(Arc::new(MemoryCache::new()), ThrottlePolicy::default());
     Setup {
-        identity: Identity::new(database, keys, throttle, IdentityOptions::default()),
+        identity: Identity::new(database, keys, throttle, IdentityOptions::default())
+            .with_credential_cache(Arc::new(MemoryCache::new())),
         admin,
         _dir: dir,
     }
@@ -153,7 +154,11 @@ async fn concurrent_hires_never_exceed_the_seat_limit(setup: Setup) {
         "one record per seat taken"
     );
     assert_eq!(
-        count(&setup.admin, "SELECT CAST(MAX(seats) AS BIGINT) AS n FROM seat_changes").await,
+        count(
+            &setup.admin,
+            "SELECT CAST(MAX(seats) AS BIGINT) AS n FROM seat_changes"
+        )
+        .await,
         3
     );
 
@@ -185,7 +190,11 @@ async fn concurrent_hires_never_exceed_the_seat_limit(setup: Setup) {
         4
     );
     assert_eq!(
-        count(&setup.admin, "SELECT CAST(MIN(delta) AS BIGINT) AS n FROM seat_changes").await,
+        count(
+            &setup.admin,
+            "SELECT CAST(MIN(delta) AS BIGINT) AS n FROM seat_changes"
+        )
+        .await,
         -1
     );
 }
@@ -253,6 +262,129 @@ async fn repeated_failed_logins_are_throttled_without_revealing_the_account(setu
         .unwrap();
 }
 
+async fn revocations_take_effect_at_once_through_the_credential_cache(setup: Setup) {
+    let identity = &setup.identity;
+    let origin = RequestOrigin::default();
+    let owner = owner(identity, "Cached Co").await;
+    let key = identity
+        .create_api_key(
+            &owner,
+            switchboard_identity::NewApiKey {
+                name: "k".into(),
+                scopes: vec!["read".into()],
+                expires_at: None,
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    // Served twice: the second time from the cache.
+    identity.authenticate_api_key(&key.secret).await.unwrap();
+    identity.authenticate_api_key(&key.secret).await.unwrap();
+    identity
+        .revoke_api_key(&owner, key.key.id, &origin)
+        .await
+        .unwrap();
+    assert!(matches!(
+        identity.authenticate_api_key(&key.secret).await,
+        Err(IdentityError::Unauthenticated(_))
+    ));
+
+    // A user's session ends at once when the user is disabled.
+    identity
+        .create_user(
+            &owner,
+            NewUser {
+                email: "admin@example.com".into(),
+                display_name: None,
+                roles: vec!["admin".into()],
+                clients: None,
+                password: Some(PASSWORD.into()),
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    let slug = identity.get_tenant(&owner).await.unwrap().slug;
+    let tokens = identity
+        .login(&slug, "admin@example.com", PASSWORD, &origin)
+        .await
+        .unwrap();
+    let admin = identity
+        .authenticate_access_token(&tokens.access_token)
+        .await
+        .unwrap();
+    identity
+        .authenticate_access_token(&tokens.access_token)
+        .await
+        .unwrap();
+    let switchboard_identity::Actor::User { id, .. } = admin.actor else {
+        panic!("a user")
+    };
+    identity
+        .update_user(
+            &owner,
+            id,
+            UserPatch {
+                status: Some("disabled".into()),
+                ..UserPatch::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    assert!(
+        identity
+            .authenticate_access_token(&tokens.access_token)
+            .await
+            .is_err()
+    );
+
+    // Logout ends a session at once.
+    let tokens = identity
+        .login(&slug, "owner@example.com", PASSWORD, &origin)
+        .await
+        .unwrap();
+    let session = identity
+        .authenticate_access_token(&tokens.access_token)
+        .await
+        .unwrap();
+    identity.logout_session(&session).await.unwrap();
+    assert!(
+        identity
+            .authenticate_access_token(&tokens.access_token)
+            .await
+            .is_err()
+    );
+
+    // A plan change is seen by the next request.
+    let tokens = identity
+        .login(&slug, "owner@example.com", PASSWORD, &origin)
+        .await
+        .unwrap();
+    let before = identity
+        .authenticate_access_token(&tokens.access_token)
+        .await
+        .unwrap();
+    let fresh_owner = before.clone();
+    identity
+        .update_tenant(
+            &fresh_owner,
+            switchboard_identity::TenantPatch {
+                plan: Some("pro".into()),
+                ..Default::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    let after = identity
+        .authenticate_access_token(&tokens.access_token)
+        .await
+        .unwrap();
+    assert!(after.limits.requests_per_second > before.limits.requests_per_second);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -277,4 +409,5 @@ macro_rules! on_both_backends {
 on_both_backends!(
     concurrent_hires_never_exceed_the_seat_limit,
     repeated_failed_logins_are_throttled_without_revealing_the_account,
+    revocations_take_effect_at_once_through_the_credential_cache,
 );

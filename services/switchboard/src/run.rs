@@ -119,12 +119,10 @@ fn identity(config: &Config, backends: &Backends) -> anyhow::Result<Identity> {
         invitation_ttl: config.auth.invitation_ttl,
         ..IdentityOptions::default()
     };
-    Ok(Identity::new(
-        backends.database.clone(),
-        keys,
-        throttle,
-        options,
-    ))
+    Ok(
+        Identity::new(backends.database.clone(), keys, throttle, options)
+            .with_credential_cache(backends.cache.clone()),
+    )
 }
 
 fn warn_about_embedded_backends(config: &Config) {
