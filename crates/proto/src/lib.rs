@@ -11,3 +11,9 @@ pub mod system {
         tonic::include_proto!("switchboard.system.v1");
     }
 }
+
+pub mod identity {
+    pub mod v1 {
+        tonic::include_proto!("switchboard.identity.v1");
+    }
+}

@@ -10,6 +10,7 @@ use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Backends;
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -95,6 +96,12 @@ fn service_parts(
         grpc: None,
         http: None,
     };
+    if name == "identity" {
+        parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
+        parts.grpc = Some(Routes::new(switchboard_identity::grpc::server(
+            identity.clone(),
+        )));
+    }
     if name == "gateway" {
         let options = GatewayOptions {
             body_limit: config.gateway.body_limit_bytes,

@@ -7,6 +7,10 @@ use anyhow::bail;
 pub const KNOWN: &[(&str, &str)] = &[
     ("system", "node info over gRPC: version, services, backends"),
     (
+        "identity",
+        "tenants, users, credentials over gRPC (switchboard.identity.v1)",
+    ),
+    (
         "gateway",
         "the public REST API /v1 (signup, auth, tenant, users, API keys, audit), with identity in process",
     ),
@@ -71,7 +75,7 @@ mod tests {
             .to_string();
         assert!(error.contains("`rooting`"), "{error}");
         assert!(
-            error.contains("system") && error.contains("gateway"),
+            error.contains("system") && error.contains("gateway") && error.contains("identity"),
             "{error}"
         );
     }

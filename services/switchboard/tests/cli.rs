@@ -144,7 +144,9 @@ async fn dev_runs_on_embedded_backends_and_stops_cleanly_on_sigterm() {
     let ready = running.get("/readyz").await;
     assert_eq!(ready.status(), 200);
     assert!(
-        running.banner.contains("services  system, gateway"),
+        running
+            .banner
+            .contains("services  system, identity, gateway"),
         "{}",
         running.banner
     );
