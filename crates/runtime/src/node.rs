@@ -23,8 +23,9 @@ pub struct ServiceParts {
     pub name: &'static str,
     /// Fully-qualified gRPC service names, for gRPC health.
     pub grpc_service_names: Vec<&'static str>,
-    /// Its gRPC services, if any.
-    pub grpc: Option<Routes>,
+    /// Adds its gRPC services to the node's routes, if it has any
+    /// (`Some(Box::new(|routes| routes.add_service(server)))`).
+    pub grpc: Option<Box<dyn FnOnce(Routes) -> Routes + Send>>,
     /// Its HTTP routes, if any (merged into the node's router).
     pub http: Option<Router>,
 }
@@ -102,12 +103,8 @@ impl Node {
             service_router = service_router.merge(local_objects.router());
         }
         for service in services {
-            if let Some(routes) = service.grpc {
-                grpc_routes = Routes::from(
-                    grpc_routes
-                        .into_axum_router()
-                        .merge(routes.into_axum_router()),
-                );
+            if let Some(add) = service.grpc {
+                grpc_routes = add(grpc_routes);
             }
             if let Some(http) = service.http {
                 service_router = service_router.merge(http);

@@ -98,9 +98,8 @@ fn service_parts(
     };
     if name == "identity" {
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
-        parts.grpc = Some(Routes::new(switchboard_identity::grpc::server(
-            identity.clone(),
-        )));
+        let server = switchboard_identity::grpc::server(identity.clone());
+        parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
     }
     if name == "gateway" {
         let options = GatewayOptions {
