@@ -1,21 +1,40 @@
 //! The JSON bodies of `/v1`: requests refuse unknown fields; responses
-//! never carry a password hash or a stored token hash.
+//! never carry a password hash or a stored token hash. Each derives
+//! [`ToSchema`] under the name the OpenAPI document shows (`as = …`).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
-use switchboard_identity::{ApiKeyView, AuditEventView, ClientView, TenantView, Tokens, UserView};
+use switchboard_identity::{
+    ApiKeyView, AuditEventView, ClientView, CreatedApiKey, Invitation, SignupOutcome, TenantView,
+    Tokens, UserView,
+};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-#[derive(Debug, Deserialize)]
+use crate::openapi::{RoleSchema, TenantStatusSchema, UserStatusSchema};
+
+/// A new tenant and its owner.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = SignupRequest)]
 pub struct SignupBody {
+    /// The company's name; the tenant's handle (`slug`) is made from it.
+    #[schema(example = "Acme Support")]
     pub company: String,
+    /// The owner's email address, which signs in.
+    #[schema(example = "founder@acme.example.com")]
     pub email: String,
+    #[schema(format = Password)]
     pub password: String,
+    /// The plan's code.
     #[serde(default = "default_plan")]
+    #[schema(default = "trial", example = "starter")]
     pub plan: String,
+    /// An IANA time zone.
     #[serde(default = "default_time_zone")]
+    #[schema(default = "UTC", example = "Europe/Paris")]
     pub time_zone: String,
+    /// The owner's name as shown to others (default: from the email).
     pub display_name: Option<String>,
 }
 
@@ -27,71 +46,102 @@ fn default_time_zone() -> String {
     "UTC".into()
 }
 
-#[derive(Debug, Deserialize)]
+/// A user's credentials.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = LoginRequest)]
 pub struct LoginBody {
     /// The tenant's handle (its slug).
+    #[schema(example = "acme-support")]
     pub tenant: String,
+    #[schema(example = "founder@acme.example.com")]
     pub email: String,
+    #[schema(format = Password)]
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A refresh token from a login, signup, refresh or accepted invitation.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RefreshRequest)]
 pub struct RefreshBody {
     pub refresh_token: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The one-time email-verification token.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = VerifyEmailRequest)]
 pub struct TokenBody {
     pub token: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// The invitation token, and the password the invited user chooses.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = AcceptInvitationRequest)]
 pub struct AcceptInvitationBody {
     pub token: String,
+    #[schema(format = Password)]
     pub password: String,
     pub display_name: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The fields to change; absent ones are unchanged. Changing `plan` takes
+/// the billing permission (owners).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = TenantPatch)]
 pub struct TenantPatchBody {
     pub name: Option<String>,
+    /// An IANA time zone.
     pub time_zone: Option<String>,
+    /// The plan's code.
     pub plan: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A new user: with a `password`, active at once; without, invited (the
+/// answer carries the invitation).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewUser)]
 pub struct UserCreateBody {
     pub email: String,
     pub display_name: Option<String>,
+    #[schema(value_type = Vec<RoleSchema>)]
     pub roles: Vec<String>,
     /// Absent or `null`: every client.
     pub clients: Option<Vec<Uuid>>,
+    #[schema(format = Password)]
     pub password: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A user to invite: created without a password, active once they accept.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewInvitation)]
 pub struct InviteBody {
     pub email: String,
     pub display_name: Option<String>,
+    #[schema(value_type = Vec<RoleSchema>)]
     pub roles: Vec<String>,
+    /// Absent or `null`: every client.
     pub clients: Option<Vec<Uuid>>,
 }
 
-#[derive(Debug, Deserialize)]
+/// The fields to change; absent ones are unchanged.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = UserPatch)]
 pub struct UserPatchBody {
     pub display_name: Option<String>,
+    #[schema(value_type = Option<Vec<RoleSchema>>)]
     pub roles: Option<Vec<String>>,
+    #[schema(value_type = Option<UserStatusSchema>)]
     pub status: Option<String>,
     /// Absent: unchanged; `null`: every client; a list: those clients.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<Uuid>>)]
     pub clients: Option<Option<Vec<Uuid>>>,
 }
 
@@ -104,22 +154,36 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Debug, Deserialize)]
+/// A new client organization.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewClient)]
 pub struct ClientCreateBody {
     pub name: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = NewApiKey)]
 pub struct ApiKeyCreateBody {
     pub name: String,
+    /// `read` (every read), `full` (everything but managing API keys and
+    /// billing), or one area's `<area>:read` / `<area>:write` with area one
+    /// of `tenant`, `users`, `clients`, `audit` (write implies read).
+    #[schema(example = json!(["users:read", "clients:write"]))]
     pub scopes: Vec<String>,
+    /// When the key stops working; absent: never.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize)]
+/// An access token (for `Authorization: Bearer`) and the refresh token
+/// that gets the next one.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Tokens)]
 pub struct TokensDto {
+    /// Always `Bearer`.
+    #[schema(value_type = String, example = "Bearer")]
     pub token_type: &'static str,
     pub access_token: String,
     /// Seconds until the access token expires.
@@ -142,12 +206,16 @@ impl From<Tokens> for TokensDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The caller's tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Tenant)]
 pub struct TenantDto {
     pub id: Uuid,
     pub name: String,
+    /// The handle users sign in with.
     pub slug: String,
     pub time_zone: String,
+    #[schema(value_type = TenantStatusSchema)]
     pub status: &'static str,
     pub plan: String,
     pub seat_limit: u32,
@@ -173,14 +241,19 @@ impl From<TenantView> for TenantDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A user of the tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserDto {
     pub id: Uuid,
     pub email: String,
     pub display_name: String,
+    #[schema(value_type = Vec<RoleSchema>)]
     pub roles: Vec<&'static str>,
     /// `null`: every client of the tenant.
+    #[schema(required = true)]
     pub clients: Option<Vec<Uuid>>,
+    #[schema(value_type = UserStatusSchema)]
     pub status: &'static str,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -203,7 +276,9 @@ impl From<UserView> for UserDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A client organization of an outsourcer tenant.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Client)]
 pub struct ClientDto {
     pub id: Uuid,
     pub name: String,
@@ -220,15 +295,22 @@ impl From<ClientView> for ClientDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// An API key, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = ApiKey)]
 pub struct ApiKeyDto {
     pub id: Uuid,
     pub name: String,
+    /// The first characters of the secret, to recognize the key by.
     pub prefix: String,
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// `null`: never expires.
+    #[schema(required = true)]
     pub expires_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub revoked_at: Option<DateTime<Utc>>,
+    #[schema(required = true)]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
@@ -247,15 +329,21 @@ impl From<ApiKeyView> for ApiKeyDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One entry of the tenant's audit log.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct AuditEventDto {
     pub id: Uuid,
     pub actor_type: String,
+    #[schema(required = true)]
     pub actor_id: Option<Uuid>,
     pub action: String,
     pub target_type: String,
+    #[schema(required = true)]
     pub target_id: Option<Uuid>,
+    #[schema(required = true)]
     pub client_address: Option<String>,
+    /// What changed, by action; any JSON value.
     pub details: serde_json::Value,
     pub occurred_at: DateTime<Utc>,
 }
@@ -272,6 +360,82 @@ impl From<AuditEventView> for AuditEventDto {
             client_address: view.client_address,
             details: view.details,
             occurred_at: view.occurred_at,
+        }
+    }
+}
+
+/// The answer to a signup: the tenant, its owner, and the owner's tokens.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Signup)]
+pub struct SignupDto {
+    pub tenant: TenantDto,
+    pub user: UserDto,
+    pub tokens: TokensDto,
+    /// The email-verification token; only where the node is set to expose
+    /// it (development), since it is otherwise mailed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String, required = false)]
+    pub email_verification_token: Option<String>,
+}
+
+impl SignupDto {
+    pub fn new(outcome: SignupOutcome, expose_verification_token: bool) -> Self {
+        Self {
+            tenant: outcome.tenant.into(),
+            user: outcome.owner.into(),
+            tokens: outcome.tokens.into(),
+            email_verification_token: expose_verification_token
+                .then_some(outcome.verification_token),
+        }
+    }
+}
+
+/// A one-time invitation token: the invited user sets a password with it
+/// (`POST /v1/auth/accept-invitation`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Invitation)]
+pub struct InvitationDto {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<Invitation> for InvitationDto {
+    fn from(invitation: Invitation) -> Self {
+        Self {
+            token: invitation.token,
+            expires_at: invitation.expires_at,
+        }
+    }
+}
+
+/// A created user, with the invitation when they were invited.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatedUser)]
+pub struct CreatedUserDto {
+    #[serde(flatten)]
+    pub user: UserDto,
+    /// Present when the user was invited (created without a password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = InvitationDto, required = false)]
+    pub invitation: Option<InvitationDto>,
+}
+
+/// A created API key, with its secret.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = CreatedApiKey)]
+pub struct CreatedApiKeyDto {
+    #[serde(flatten)]
+    pub key: ApiKeyDto,
+    /// The key itself, for `Authorization: Bearer`: shown this once, never
+    /// stored.
+    pub secret: String,
+}
+
+impl From<CreatedApiKey> for CreatedApiKeyDto {
+    fn from(created: CreatedApiKey) -> Self {
+        Self {
+            key: created.key.into(),
+            secret: created.secret,
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The public REST API, `/v1`: authentication by bearer access token or
 //! API key (the tenant comes from the credential only), per-tenant and
 //! per-credential rate limits from the plan, `Idempotency-Key` on POST,
-//! RFC 9457 problems for every error, and the routes of each service.
+//! RFC 9457 problems for every error, and the routes of each service,
+//! documented by an OpenAPI 3.1 document generated from the code.
 
 mod auth;
 mod dto;
 mod error;
+mod openapi;
 mod routes;
 
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use switchboard_identity::Identity;
 use switchboard_platform::Cache;
 
 pub use error::ApiError;
+pub use openapi::{DOCS_PATH, OPENAPI_PATH};
 
 /// Settings of the gateway.
 #[derive(Debug, Clone)]
@@ -65,8 +68,11 @@ impl Gateway {
         }
     }
 
-    /// The `/v1` routes, to merge into the node's HTTP router.
+    /// The `/v1` routes, to merge into the node's HTTP router, with their
+    /// OpenAPI document at [`OPENAPI_PATH`] and the API reference at
+    /// [`DOCS_PATH`] (both public).
     pub fn router(&self) -> Router {
-        routes::router(self.clone())
+        let (api, document) = routes::router(self.clone());
+        api.merge(openapi::serve(document))
     }
 }

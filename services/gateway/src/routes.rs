@@ -11,39 +11,44 @@ use std::str::FromStr;
 
 use axum::extract::Query;
 use axum::extract::rejection::QueryRejection;
-use axum::routing::{get, post};
 use axum::{Extension, Router, middleware};
 use switchboard_http::{BodyLimit, FieldError, PageQuery, PageRequest, Problem, idempotency};
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
 use crate::Gateway;
 use crate::auth::authenticate;
 use crate::error::ApiError;
+use crate::openapi;
 
-pub(crate) fn router(gateway: Gateway) -> Router {
-    let public = Router::new()
-        .route("/v1/signup", post(auth::signup))
-        .route("/v1/auth/login", post(auth::login))
-        .route("/v1/auth/refresh", post(auth::refresh))
-        .route("/v1/auth/logout", post(auth::logout))
-        .route("/v1/auth/verify-email", post(auth::verify_email))
-        .route("/v1/auth/accept-invitation", post(auth::accept_invitation));
-    let authenticated = Router::new()
-        .route("/v1/tenant", get(tenant::get).patch(tenant::update))
-        .route("/v1/clients", get(clients::list).post(clients::create))
-        .route(
-            "/v1/clients/{id}",
-            get(clients::get).delete(clients::delete),
-        )
-        .route("/v1/users", get(users::list).post(users::create))
-        .route("/v1/users/invite", post(users::invite))
-        .route(
-            "/v1/users/{id}",
-            get(users::get).patch(users::update).delete(users::delete),
-        )
-        .route("/v1/api-keys", get(api_keys::list).post(api_keys::create))
-        .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
-        .route("/v1/audit-events", get(audit::list))
-        .route("/v1/auth/session", axum::routing::delete(auth::end_session))
+/// The `/v1` routes and their OpenAPI document, built from one table: a
+/// route is added with `routes!(handler)`, which takes the method and path
+/// from the handler's `#[utoipa::path]` and documents it in the same step,
+/// so nothing is served that the document does not show (one `routes!` per
+/// path: it registers its handlers on every path it is given).
+pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
+    let public = table([
+        routes!(auth::signup),
+        routes!(auth::login),
+        routes!(auth::refresh),
+        routes!(auth::logout),
+        routes!(auth::verify_email),
+        routes!(auth::accept_invitation),
+    ]);
+    let authenticated = table([
+        routes!(tenant::get, tenant::update),
+        routes!(clients::list, clients::create),
+        routes!(clients::get, clients::delete),
+        routes!(users::list, users::create),
+        routes!(users::invite),
+        routes!(users::get, users::update, users::delete),
+        routes!(api_keys::list, api_keys::create),
+        routes!(api_keys::revoke),
+        routes!(audit::list),
+        routes!(auth::end_session),
+    ]);
+    let mut authenticated = authenticated
         // Runs after authentication (layers run outside-in: last added first).
         .layer(middleware::from_fn_with_state(
             gateway.idempotency.clone(),
@@ -53,14 +58,29 @@ pub(crate) fn router(gateway: Gateway) -> Router {
             gateway.clone(),
             authenticate,
         ));
-    let public = public.layer(middleware::from_fn_with_state(
+    // The document shows what the middleware adds where it is layered:
+    // security, 401/403/429 and rate-limit headers here; no credential on
+    // the public routes; `Idempotency-Key` on every POST, and 5xx, below.
+    openapi::authenticated(authenticated.get_openapi_mut());
+    let mut public = public.layer(middleware::from_fn_with_state(
         gateway.idempotency.clone(),
         idempotency,
     ));
-    public
+    openapi::public(public.get_openapi_mut());
+    let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
+        .merge(public)
         .merge(authenticated)
         .layer(Extension(BodyLimit(gateway.options.body_limit)))
-        .with_state(gateway)
+        .split_for_parts();
+    openapi::common(&mut document);
+    (router.with_state(gateway), document)
+}
+
+/// A router of documented routes only (no `.route(…)` way in).
+fn table<const N: usize>(routes: [UtoipaMethodRouter<Gateway>; N]) -> OpenApiRouter<Gateway> {
+    routes
+        .into_iter()
+        .fold(OpenApiRouter::new(), OpenApiRouter::routes)
 }
 
 /// The checked page of a list request; a malformed query is a 400 problem.

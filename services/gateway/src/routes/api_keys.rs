@@ -4,8 +4,6 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use serde_json::json;
 use switchboard_http::{ApiJson, Page, PageQuery};
 use switchboard_identity::{NewApiKey, Principal};
 use switchboard_tenancy::ApiKeyId;
@@ -13,10 +11,28 @@ use uuid::Uuid;
 
 use crate::Gateway;
 use crate::auth::Origin;
-use crate::dto::{ApiKeyCreateBody, ApiKeyDto};
+use crate::dto::{ApiKeyCreateBody, ApiKeyDto, CreatedApiKeyDto};
 use crate::error::ApiResult;
+use crate::openapi::{
+    ApiKeyPage, BadRequest, Forbidden, NotFound, PageParams, PayloadTooLarge, UnsupportedMediaType,
+};
 use crate::routes::{id_of, page_of};
 
+/// List API keys
+///
+/// Every key of the tenant, revoked ones included, without secrets.
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "list_api_keys",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of API keys.", body = ApiKeyPage),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+    )
+)]
 pub(crate) async fn list(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -32,13 +48,30 @@ pub(crate) async fn list(
     Ok(ApiJson(Page::from_rows(rows, page.limit(), |key| key.id)?))
 }
 
-/// Answers the key's secret this once, as `secret`.
+/// Create an API key
+///
+/// Answers the key's secret this once, as `secret`. Keys are created by
+/// users, not by other keys.
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "api-keys",
+    operation_id = "create_api_key",
+    request_body = ApiKeyCreateBody,
+    responses(
+        (status = 201, description = "The new key, with its secret.", body = CreatedApiKeyDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn create(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<ApiKeyCreateBody>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, ApiJson<CreatedApiKeyDto>)> {
     let new = NewApiKey {
         name: body.name,
         scopes: body.scopes,
@@ -48,12 +81,24 @@ pub(crate) async fn create(
         .identity
         .create_api_key(&principal, new, &origin)
         .await?;
-    let mut answer = json!(ApiKeyDto::from(created.key));
-    answer["secret"] = json!(created.secret);
-    Ok((StatusCode::CREATED, ApiJson(answer)))
+    Ok((StatusCode::CREATED, ApiJson(created.into())))
 }
 
-/// `DELETE /v1/api-keys/{id}`: revokes the key (kept, listed as revoked).
+/// Revoke an API key
+///
+/// The key stops working at once; it is kept and listed as revoked.
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "api-keys",
+    operation_id = "revoke_api_key",
+    params(("id" = Uuid, Path, description = "The API key's id.")),
+    responses(
+        (status = 200, description = "The revoked key.", body = ApiKeyDto),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn revoke(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,

@@ -10,8 +10,24 @@ use uuid::Uuid;
 use crate::Gateway;
 use crate::dto::AuditEventDto;
 use crate::error::ApiResult;
+use crate::openapi::{AuditEventPage, BadRequest, Forbidden, PageParams};
 use crate::routes::page_of;
 
+/// List audit events
+///
+/// The tenant's audit log, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit-events",
+    tag = "audit",
+    operation_id = "list_audit_events",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of audit events.", body = AuditEventPage),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+    )
+)]
 pub(crate) async fn list(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,

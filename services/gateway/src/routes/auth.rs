@@ -3,24 +3,45 @@
 use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use serde_json::json;
 use switchboard_http::ApiJson;
 use switchboard_identity::{Principal, SignupRequest};
 
 use crate::Gateway;
 use crate::auth::Origin;
 use crate::dto::{
-    AcceptInvitationBody, LoginBody, RefreshBody, SignupBody, TenantDto, TokenBody, TokensDto,
-    UserDto,
+    AcceptInvitationBody, LoginBody, RefreshBody, SignupBody, SignupDto, TokenBody, TokensDto,
 };
 use crate::error::ApiResult;
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, PayloadTooLarge, TooManyRequests, Unauthorized,
+    UnsupportedMediaType,
+};
 
+/// Sign a company up
+///
+/// Creates the tenant and its owner, signed in. The tenant works at once;
+/// inviting users waits until the email address is verified
+/// (`POST /v1/auth/verify-email` with the token mailed).
+#[utoipa::path(
+    post,
+    path = "/v1/signup",
+    tag = "auth",
+    operation_id = "signup",
+    request_body = SignupBody,
+    responses(
+        (status = 201, description = "The tenant, its owner, and the owner's tokens.", body = SignupDto),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 pub(crate) async fn signup(
     State(gateway): State<Gateway>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<SignupBody>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, ApiJson<SignupDto>)> {
     let address = origin.address.clone().unwrap_or_else(|| "unknown".into());
     gateway
         .limiter
@@ -40,17 +61,30 @@ pub(crate) async fn signup(
             &origin,
         )
         .await?;
-    let mut answer = json!({
-        "tenant": TenantDto::from(outcome.tenant),
-        "user": UserDto::from(outcome.owner),
-        "tokens": TokensDto::from(outcome.tokens),
-    });
-    if gateway.options.expose_verification_token {
-        answer["email_verification_token"] = json!(outcome.verification_token);
-    }
+    let answer = SignupDto::new(outcome, gateway.options.expose_verification_token);
     Ok((StatusCode::CREATED, ApiJson(answer)))
 }
 
+/// Log in
+///
+/// Exchanges a user's credentials for tokens. Failed attempts are
+/// throttled per account and address (429).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Signed in.", body = TokensDto),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 pub(crate) async fn login(
     State(gateway): State<Gateway>,
     Origin(origin): Origin,
@@ -63,6 +97,25 @@ pub(crate) async fn login(
     Ok(ApiJson(tokens.into()))
 }
 
+/// Refresh the tokens
+///
+/// Exchanges a refresh token for new tokens; the old refresh token stops
+/// working. Reusing a spent one ends the whole session.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "auth",
+    operation_id = "refresh",
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "New tokens.", body = TokensDto),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn refresh(
     State(gateway): State<Gateway>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -72,6 +125,23 @@ pub(crate) async fn refresh(
     ))
 }
 
+/// Log out
+///
+/// Ends the session of a refresh token. An unknown or spent token is not
+/// an error.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    request_body = RefreshBody,
+    responses(
+        (status = 204, description = "The session is ended."),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn logout(
     State(gateway): State<Gateway>,
     ApiJson(body): ApiJson<RefreshBody>,
@@ -80,7 +150,19 @@ pub(crate) async fn logout(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `DELETE /v1/auth/session`: ends the session of the access token used.
+/// End this session
+///
+/// Ends the session of the access token used (with an API key: nothing to
+/// end).
+#[utoipa::path(
+    delete,
+    path = "/v1/auth/session",
+    tag = "auth",
+    operation_id = "end_session",
+    responses(
+        (status = 204, description = "The session is ended."),
+    )
+)]
 pub(crate) async fn end_session(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -89,6 +171,24 @@ pub(crate) async fn end_session(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Verify the email address
+///
+/// Marks the tenant's email address as verified with the one-time token
+/// from signup.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/verify-email",
+    tag = "auth",
+    operation_id = "verify_email",
+    request_body = TokenBody,
+    responses(
+        (status = 204, description = "Verified."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn verify_email(
     State(gateway): State<Gateway>,
     Origin(origin): Origin,
@@ -98,6 +198,25 @@ pub(crate) async fn verify_email(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Accept an invitation
+///
+/// Sets the invited user's password with the invitation token; the user
+/// becomes active and is signed in.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/accept-invitation",
+    tag = "auth",
+    operation_id = "accept_invitation",
+    request_body = AcceptInvitationBody,
+    responses(
+        (status = 200, description = "The user is active and signed in.", body = TokensDto),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn accept_invitation(
     State(gateway): State<Gateway>,
     Origin(origin): Origin,

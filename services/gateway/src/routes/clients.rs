@@ -14,8 +14,28 @@ use crate::Gateway;
 use crate::auth::Origin;
 use crate::dto::{ClientCreateBody, ClientDto};
 use crate::error::ApiResult;
+use crate::openapi::{
+    BadRequest, ClientPage, Conflict, Forbidden, NotFound, PageParams, PayloadTooLarge,
+    UnsupportedMediaType,
+};
 use crate::routes::{id_of, page_of};
 
+/// List client organizations
+///
+/// Those the caller may see (all of them, or a client-scoped user's own),
+/// oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/clients",
+    tag = "clients",
+    operation_id = "list_clients",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of client organizations.", body = ClientPage),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+    )
+)]
 pub(crate) async fn list(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -33,6 +53,22 @@ pub(crate) async fn list(
     })?))
 }
 
+/// Create a client organization
+#[utoipa::path(
+    post,
+    path = "/v1/clients",
+    tag = "clients",
+    operation_id = "create_client",
+    request_body = ClientCreateBody,
+    responses(
+        (status = 201, description = "The new client organization.", body = ClientDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn create(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -46,6 +82,19 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, ApiJson(ClientDto::from(client))))
 }
 
+/// Get a client organization
+#[utoipa::path(
+    get,
+    path = "/v1/clients/{id}",
+    tag = "clients",
+    operation_id = "get_client",
+    params(("id" = Uuid, Path, description = "The client organization's id.")),
+    responses(
+        (status = 200, description = "The client organization.", body = ClientDto),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn get(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -57,6 +106,19 @@ pub(crate) async fn get(
     ))
 }
 
+/// Delete a client organization
+#[utoipa::path(
+    delete,
+    path = "/v1/clients/{id}",
+    tag = "clients",
+    operation_id = "delete_client",
+    params(("id" = Uuid, Path, description = "The client organization's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn delete(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,

@@ -9,7 +9,19 @@ use crate::Gateway;
 use crate::auth::Origin;
 use crate::dto::{TenantDto, TenantPatchBody};
 use crate::error::ApiResult;
+use crate::openapi::{BadRequest, Conflict, Forbidden, PayloadTooLarge, UnsupportedMediaType};
 
+/// Get the tenant
+#[utoipa::path(
+    get,
+    path = "/v1/tenant",
+    tag = "tenant",
+    operation_id = "get_tenant",
+    responses(
+        (status = 200, description = "The caller's tenant.", body = TenantDto),
+        (status = 403, response = Forbidden),
+    )
+)]
 pub(crate) async fn get(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -19,6 +31,26 @@ pub(crate) async fn get(
     ))
 }
 
+/// Change the tenant
+///
+/// Changes the name, time zone or plan. Changing the plan takes the
+/// billing permission (owners), and a plan with fewer seats than are in
+/// use is refused (409 `seat_limit_reached`).
+#[utoipa::path(
+    patch,
+    path = "/v1/tenant",
+    tag = "tenant",
+    operation_id = "update_tenant",
+    request_body = TenantPatchBody,
+    responses(
+        (status = 200, description = "The changed tenant.", body = TenantDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn update(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,

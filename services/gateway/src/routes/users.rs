@@ -4,8 +4,6 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use serde_json::json;
 use switchboard_http::{ApiJson, Page, PageQuery};
 use switchboard_identity::{NewUser, Principal, UserPatch};
 use switchboard_tenancy::{ClientId, UserId};
@@ -13,14 +11,34 @@ use uuid::Uuid;
 
 use crate::Gateway;
 use crate::auth::Origin;
-use crate::dto::{InviteBody, UserCreateBody, UserDto, UserPatchBody};
+use crate::dto::{CreatedUserDto, InviteBody, UserCreateBody, UserDto, UserPatchBody};
 use crate::error::ApiResult;
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PageParams, PayloadTooLarge, UnsupportedMediaType,
+    UserPage,
+};
 use crate::routes::{id_of, page_of};
 
 fn client_ids(list: Option<Vec<Uuid>>) -> Option<Vec<ClientId>> {
     list.map(|ids| ids.into_iter().map(ClientId::from_uuid).collect())
 }
 
+/// List users
+///
+/// Those the caller may see (a client-scoped user sees the users of its
+/// clients), oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/users",
+    tag = "users",
+    operation_id = "list_users",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page of users.", body = UserPage),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+    )
+)]
 pub(crate) async fn list(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -38,6 +56,19 @@ pub(crate) async fn list(
     })?))
 }
 
+/// Get a user
+#[utoipa::path(
+    get,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "get_user",
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    responses(
+        (status = 200, description = "The user.", body = UserDto),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 pub(crate) async fn get(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -49,12 +80,32 @@ pub(crate) async fn get(
     ))
 }
 
+/// Create a user
+///
+/// With a `password` the user is active at once; without, the user is
+/// invited and the answer carries the invitation. Agents and supervisors
+/// take a seat of the plan (409 `seat_limit_reached` when none is left).
+#[utoipa::path(
+    post,
+    path = "/v1/users",
+    tag = "users",
+    operation_id = "create_user",
+    request_body = UserCreateBody,
+    responses(
+        (status = 201, description = "The new user (and the invitation when invited).", body = CreatedUserDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn create(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<UserCreateBody>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, ApiJson<CreatedUserDto>)> {
     let invited = body.password.is_none();
     let new = NewUser {
         email: body.email,
@@ -67,22 +118,39 @@ pub(crate) async fn create(
         .identity
         .create_user(&principal, new, &origin)
         .await?;
-    let mut answer = json!(UserDto::from(user));
-    if let (true, Some(invitation)) = (invited, invitation) {
-        answer["invitation"] =
-            json!({ "token": invitation.token, "expires_at": invitation.expires_at });
-    }
+    let answer = CreatedUserDto {
+        user: user.into(),
+        invitation: invitation.filter(|_| invited).map(Into::into),
+    };
     Ok((StatusCode::CREATED, ApiJson(answer)))
 }
 
-/// `POST /v1/users/invite`: a user without a password, who sets one with
-/// the invitation token.
+/// Invite a user
+///
+/// Creates a user without a password, who sets one with the invitation
+/// token (`POST /v1/auth/accept-invitation`). Takes a verified email
+/// address (403 `email_unverified`).
+#[utoipa::path(
+    post,
+    path = "/v1/users/invite",
+    tag = "users",
+    operation_id = "invite_user",
+    request_body = InviteBody,
+    responses(
+        (status = 201, description = "The invited user and the invitation.", body = CreatedUserDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn invite(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<InviteBody>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<(StatusCode, ApiJson<CreatedUserDto>)> {
     let new = NewUser {
         email: body.email,
         display_name: body.display_name,
@@ -94,14 +162,34 @@ pub(crate) async fn invite(
         .identity
         .create_user(&principal, new, &origin)
         .await?;
-    let mut answer = json!(UserDto::from(user));
-    if let Some(invitation) = invitation {
-        answer["invitation"] =
-            json!({ "token": invitation.token, "expires_at": invitation.expires_at });
-    }
+    let answer = CreatedUserDto {
+        user: user.into(),
+        invitation: invitation.map(Into::into),
+    };
     Ok((StatusCode::CREATED, ApiJson(answer)))
 }
 
+/// Change a user
+///
+/// Changes the name, roles, status (`active` / `disabled`) or client
+/// scope. Only an owner may change an owner; the last active owner stays.
+#[utoipa::path(
+    patch,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "update_user",
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    request_body = UserPatchBody,
+    responses(
+        (status = 200, description = "The changed user.", body = UserDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
 pub(crate) async fn update(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
@@ -125,6 +213,23 @@ pub(crate) async fn update(
     ))
 }
 
+/// Delete a user
+///
+/// Frees the user's seat. The last active owner cannot be deleted (409
+/// `last_owner`).
+#[utoipa::path(
+    delete,
+    path = "/v1/users/{id}",
+    tag = "users",
+    operation_id = "delete_user",
+    params(("id" = Uuid, Path, description = "The user's id.")),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 pub(crate) async fn delete(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,

@@ -1,0 +1,570 @@
+//! The OpenAPI 3.1 document of `/v1`, generated from the code with utoipa:
+//! each handler's `#[utoipa::path]` says what it answers, the route table
+//! (`routes.rs`, built with `utoipa_axum`) registers a handler and its
+//! documentation in one step, and what the middleware does (authentication,
+//! rate limits, idempotency) is added here, by the same grouping that
+//! layers the middleware. Served at `GET /v1/openapi.json`, browsable at
+//! `GET /docs` (Scalar).
+//!
+//! The problem schema is a documentation-only mirror of
+//! [`switchboard_http::Problem`] (that crate has no utoipa dependency); a
+//! unit test keeps the two shapes equal.
+
+use std::borrow::Cow;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::header::CONTENT_TYPE;
+use axum::routing::get;
+use serde::Serialize;
+use switchboard_identity::{Role, TenantStatus, UserStatus};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{HttpMethod, OpenApi, Ref, RefOr, Required, Schema};
+use utoipa::{IntoParams, Modify, PartialSchema, ToResponse, ToSchema};
+use utoipa_scalar::{Scalar, Servable};
+
+use crate::dto::{ApiKeyDto, AuditEventDto, ClientDto, UserDto};
+
+/// Where the document is served.
+pub const OPENAPI_PATH: &str = "/v1/openapi.json";
+/// Where the API reference (Scalar) is served.
+pub const DOCS_PATH: &str = "/docs";
+
+/// The name of the one security scheme: `Authorization: Bearer <access
+/// token or API key>`.
+const BEARER: &str = "bearer";
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Switchboard API",
+        version = env!("CARGO_PKG_VERSION"),
+        description = include_str!("openapi/description.md"),
+        license(name = "Apache-2.0", url = "https://www.apache.org/licenses/LICENSE-2.0"),
+    ),
+    tags(
+        (name = "auth", description = "Signup, login, tokens and sessions."),
+        (name = "tenant", description = "The caller's own tenant."),
+        (name = "clients", description = "Client organizations of an outsourcer tenant."),
+        (name = "users", description = "Users, invitations, roles and client scopes."),
+        (name = "api-keys", description = "Keys for integrations."),
+        (name = "audit", description = "The tenant's audit log."),
+    ),
+    components(
+        schemas(ProblemDoc, FieldErrorDoc),
+        responses(
+            BadRequest,
+            Unauthorized,
+            Forbidden,
+            NotFound,
+            Conflict,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            UnprocessableEntity,
+            TooManyRequests,
+            InternalError,
+            Unavailable,
+        ),
+    ),
+    modifiers(&BearerScheme),
+)]
+struct ApiDoc;
+
+/// The document before any route is added: info, tags, the security
+/// scheme and the shared problem responses.
+pub(crate) fn base() -> OpenApi {
+    <ApiDoc as utoipa::OpenApi>::openapi()
+}
+
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An access token (from signup, login, refresh or an accepted \
+                         invitation) or an API key (`POST /v1/api-keys`): both are sent as \
+                         `Authorization: Bearer <credential>`. The tenant is the \
+                         credential's; no request names it.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Serves the document as JSON and as an API reference page; both public.
+pub(crate) fn serve(document: OpenApi) -> Router {
+    // Serialized once: the document does not change while the node runs.
+    let json = match document.to_json() {
+        Ok(json) => Bytes::from(json),
+        Err(error) => {
+            // Our own types; cannot fail short of a bug.
+            tracing::error!(%error, "cannot serialize the OpenAPI document");
+            Bytes::from_static(b"{}")
+        }
+    };
+    Router::new()
+        .route(
+            OPENAPI_PATH,
+            get(move || {
+                let json = json.clone();
+                async move { ([(CONTENT_TYPE, "application/json")], json) }
+            }),
+        )
+        .merge(Scalar::with_url(DOCS_PATH, document))
+}
+
+// ---- what the middleware adds to the operations of its group ----
+
+/// Every operation of `openapi`, with its method.
+fn operations(openapi: &mut OpenApi) -> impl Iterator<Item = (HttpMethod, &mut Operation)> {
+    openapi.paths.paths.values_mut().flat_map(|item| {
+        [
+            (HttpMethod::Get, &mut item.get),
+            (HttpMethod::Put, &mut item.put),
+            (HttpMethod::Post, &mut item.post),
+            (HttpMethod::Delete, &mut item.delete),
+            (HttpMethod::Options, &mut item.options),
+            (HttpMethod::Head, &mut item.head),
+            (HttpMethod::Patch, &mut item.patch),
+            (HttpMethod::Trace, &mut item.trace),
+        ]
+        .into_iter()
+        .filter_map(|(method, operation)| operation.as_mut().map(|operation| (method, operation)))
+    })
+}
+
+/// Adds a shared response (`#/components/responses/<R>`) for `status`
+/// unless the handler documents that status itself.
+fn add_response<R: for<'r> ToResponse<'r>>(operation: &mut Operation, status: &str) {
+    let (name, _) = R::response();
+    operation
+        .responses
+        .responses
+        .entry(status.to_owned())
+        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
+}
+
+/// The routes behind `authenticate`: they need the bearer credential, may
+/// answer 401, 403 (`tenant_suspended`) and 429, and every answer carries
+/// the `RateLimit-*` headers (documented on the success responses).
+pub(crate) fn authenticated(openapi: &mut OpenApi) {
+    for (_, operation) in operations(openapi) {
+        operation.security = Some(vec![SecurityRequirement::new(BEARER, Vec::<String>::new())]);
+        add_response::<Unauthorized>(operation, "401");
+        add_response::<Forbidden>(operation, "403");
+        add_response::<TooManyRequests>(operation, "429");
+        for (status, response) in operation.responses.responses.iter_mut() {
+            if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                for (name, description) in RATE_LIMIT_HEADERS {
+                    response.headers.insert(
+                        name.to_owned(),
+                        HeaderBuilder::new()
+                            .schema(u64::schema())
+                            .description(Some(description))
+                            .build(),
+                    );
+                }
+            }
+        }
+    }
+}
+
+const RATE_LIMIT_HEADERS: [(&str, &str); 3] = [
+    (
+        "RateLimit-Limit",
+        "The capacity of the tightest bucket (the tenant's or the credential's).",
+    ),
+    ("RateLimit-Remaining", "Requests left in that bucket now."),
+    (
+        "RateLimit-Reset",
+        "Seconds until that bucket is full again.",
+    ),
+];
+
+/// The routes anyone may call: no credential.
+pub(crate) fn public(openapi: &mut OpenApi) {
+    for (_, operation) in operations(openapi) {
+        operation.security = Some(vec![SecurityRequirement::default()]);
+    }
+}
+
+/// Every `POST` runs behind the idempotency middleware: it takes an
+/// `Idempotency-Key` header and may answer 400 (a malformed key), 409 (the
+/// first request with the key is still running) or 422 (the key was used
+/// for another request). Also, any operation may fail with 500 or 503.
+pub(crate) fn common(openapi: &mut OpenApi) {
+    for (method, operation) in operations(openapi) {
+        if method == HttpMethod::Post {
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(idempotency_key());
+            add_response::<BadRequest>(operation, "400");
+            add_response::<Conflict>(operation, "409");
+            add_response::<UnprocessableEntity>(operation, "422");
+        }
+        add_response::<InternalError>(operation, "500");
+        add_response::<Unavailable>(operation, "503");
+    }
+}
+
+fn idempotency_key() -> utoipa::openapi::path::Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes a retry safe: 1 to 255 visible ASCII characters (a UUID is a good choice), \
+             unique per request. A retry with the same key, method, path and body within 24 \
+             hours gets the first answer again (with `Idempotent-Replayed: true`) instead of \
+             running twice.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .build()
+}
+
+// ---- schemas that exist only in the document ----
+
+/// An RFC 9457 problem: what every failed request answers, as
+/// `application/problem+json`. Clients switch on `type`.
+#[derive(Serialize, ToSchema)]
+#[schema(
+    as = Problem,
+    example = json!({
+        "type": "https://switchboard.dev/problems/validation_failed",
+        "title": "Bad Request",
+        "status": 400,
+        "detail": "invalid field `email`: is not an email address",
+        "errors": [{ "field": "email", "message": "is not an email address" }]
+    })
+)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct ProblemDoc {
+    /// `https://switchboard.dev/problems/<slug>`: stable, what clients
+    /// match on (`validation_failed`, `not_found`, `seat_limit_reached`, …).
+    #[serde(rename = "type")]
+    #[schema(format = "uri")]
+    pub type_uri: String,
+    /// The status code's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong, for humans.
+    pub detail: String,
+    /// For `validation_failed`: each invalid field of the body, the query
+    /// or the headers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldErrorDoc>,
+}
+
+/// One invalid field.
+#[derive(Serialize, ToSchema)]
+#[schema(as = FieldError)]
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct FieldErrorDoc {
+    /// Its path in the body (`contact.email`, `items[2].quantity`), the
+    /// query (`limit`) or the header's name (`Idempotency-Key`).
+    pub field: String,
+    pub message: String,
+}
+
+/// The pagination parameters of every list (mirrors
+/// [`switchboard_http::PageQuery`]).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct PageParams {
+    /// How many items to return.
+    #[param(minimum = 1, maximum = 200, default = 50)]
+    limit: Option<u32>,
+    /// `next_cursor` of the previous page, unchanged; absent for the first
+    /// page.
+    cursor: Option<String>,
+}
+
+macro_rules! page {
+    ($name:ident, $item:ty, $what:literal) => {
+        #[doc = concat!("One page of ", $what, ". `next_cursor` is `null` on the last page.")]
+        #[derive(ToSchema)]
+        #[allow(dead_code)]
+        pub(crate) struct $name {
+            data: Vec<$item>,
+            /// Pass as `cursor` to get the next page.
+            #[schema(required = true)]
+            next_cursor: Option<String>,
+        }
+    };
+}
+
+page!(ClientPage, ClientDto, "client organizations");
+page!(UserPage, UserDto, "users");
+page!(ApiKeyPage, ApiKeyDto, "API keys");
+page!(AuditEventPage, AuditEventDto, "audit events, oldest first");
+
+/// A string schema listing `values`.
+fn string_enum(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .enum_values(Some(values))
+        .into()
+}
+
+/// The roles a user may hold (several at once), from
+/// [`switchboard_identity::Role`].
+pub(crate) struct RoleSchema;
+
+impl PartialSchema for RoleSchema {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "What a user is to its tenant; several may be held at once.",
+            Role::ALL.map(Role::as_str),
+        )
+    }
+}
+
+impl ToSchema for RoleSchema {
+    fn name() -> Cow<'static, str> {
+        "Role".into()
+    }
+}
+
+/// A tenant's lifecycle, from [`TenantStatus`].
+pub(crate) struct TenantStatusSchema;
+
+impl TenantStatusSchema {
+    /// Every status; the match breaks the build when one is added.
+    fn all() -> [TenantStatus; 4] {
+        match TenantStatus::Trial {
+            TenantStatus::Trial
+            | TenantStatus::Active
+            | TenantStatus::Suspended
+            | TenantStatus::Closed => {}
+        }
+        [
+            TenantStatus::Trial,
+            TenantStatus::Active,
+            TenantStatus::Suspended,
+            TenantStatus::Closed,
+        ]
+    }
+}
+
+impl PartialSchema for TenantStatusSchema {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "A tenant's lifecycle: `trial` and `active` tenants are served; `suspended` and \
+             `closed` ones are refused (403 `tenant_suspended`), their data kept.",
+            Self::all().map(TenantStatus::as_str),
+        )
+    }
+}
+
+impl ToSchema for TenantStatusSchema {
+    fn name() -> Cow<'static, str> {
+        "TenantStatus".into()
+    }
+}
+
+/// A user's lifecycle, from [`UserStatus`].
+pub(crate) struct UserStatusSchema;
+
+impl UserStatusSchema {
+    /// Every status; the match breaks the build when one is added.
+    fn all() -> [UserStatus; 3] {
+        match UserStatus::Invited {
+            UserStatus::Invited | UserStatus::Active | UserStatus::Disabled => {}
+        }
+        [
+            UserStatus::Invited,
+            UserStatus::Active,
+            UserStatus::Disabled,
+        ]
+    }
+}
+
+impl PartialSchema for UserStatusSchema {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "A user's lifecycle: `invited` (no password yet), `active`, `disabled`. Invited \
+             and active users hold their seat.",
+            Self::all().map(UserStatus::as_str),
+        )
+    }
+}
+
+impl ToSchema for UserStatusSchema {
+    fn name() -> Cow<'static, str> {
+        "UserStatus".into()
+    }
+}
+
+// ---- the shared problem responses, `#/components/responses/<name>` ----
+
+/// The request is invalid: `validation_failed` (`errors` names each field
+/// of the body, the query or a header such as `Idempotency-Key`),
+/// `malformed_json` (the body is not JSON; `detail` gives the line and
+/// column) or `bad_request`.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct BadRequest(ProblemDoc);
+
+/// No valid credential: the `Authorization` header is missing or not
+/// `Bearer <credential>`, or the token or key is invalid, expired or
+/// revoked (`unauthorized`).
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("WWW-Authenticate" = String, description = "`Bearer`"))
+)]
+#[allow(dead_code)]
+pub(crate) struct Unauthorized(ProblemDoc);
+
+/// Authenticated, but not allowed: `permission_denied` (the role or the
+/// API key's scopes do not allow it), `email_unverified`, `client_scope`,
+/// or `tenant_suspended`.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct Forbidden(ProblemDoc);
+
+/// No such resource in the caller's tenant (`not_found`). Another
+/// tenant's ids and malformed ids are not found alike.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct NotFound(ProblemDoc);
+
+/// The request conflicts with the current state; `type` says how
+/// (`email_taken`, `client_exists`, `seat_limit_reached`, `last_owner`,
+/// `slug_taken`, `invitation_pending`, or `idempotency_in_progress` with
+/// `Retry-After`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct Conflict(ProblemDoc);
+
+/// The body is larger than the node's limit (`payload_too_large`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct PayloadTooLarge(ProblemDoc);
+
+/// The body is not declared JSON: send `Content-Type: application/json`
+/// (`unsupported_media_type`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct UnsupportedMediaType(ProblemDoc);
+
+/// The `Idempotency-Key` was used for a different request
+/// (`idempotency_key_reused`).
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct UnprocessableEntity(ProblemDoc);
+
+/// Too many requests (`rate_limited`): the plan's rate for the tenant or
+/// the credential, the signup rate per address, or failed logins. Retry
+/// after `Retry-After` seconds.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))
+)]
+#[allow(dead_code)]
+pub(crate) struct TooManyRequests(ProblemDoc);
+
+/// An internal error (`internal`); it has been logged.
+#[derive(ToResponse)]
+#[response(content_type = "application/problem+json")]
+#[allow(dead_code)]
+pub(crate) struct InternalError(ProblemDoc);
+
+/// A backend is unavailable (`unavailable`); retry after `Retry-After`
+/// seconds, with the same `Idempotency-Key`.
+#[derive(ToResponse)]
+#[response(
+    content_type = "application/problem+json",
+    headers(("Retry-After" = u64, description = "Seconds to wait before retrying."))
+)]
+#[allow(dead_code)]
+pub(crate) struct Unavailable(ProblemDoc);
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+    use switchboard_http::{FieldError, PageRequest, Problem};
+
+    use super::*;
+
+    async fn json_of(problem: Problem) -> serde_json::Value {
+        let response = problem.into_response();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    fn mirror(problem: &Problem) -> serde_json::Value {
+        serde_json::to_value(ProblemDoc {
+            type_uri: problem.type_uri(),
+            title: problem
+                .status()
+                .canonical_reason()
+                .unwrap_or_default()
+                .to_owned(),
+            status: problem.status().as_u16(),
+            detail: problem.detail().to_owned(),
+            errors: problem
+                .errors()
+                .iter()
+                .map(|error| FieldErrorDoc {
+                    field: error.field.clone(),
+                    message: error.message.clone(),
+                })
+                .collect(),
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_problem_schema_has_the_shape_of_a_problem() {
+        for problem in [
+            Problem::not_found("user not found"),
+            Problem::validation(vec![FieldError::new("email", "is not an email address")]),
+        ] {
+            assert_eq!(json_of(problem.clone()).await, mirror(&problem));
+        }
+    }
+
+    #[test]
+    fn the_page_parameters_have_the_bounds_of_a_page_request() {
+        let parameters = PageParams::into_params(|| None);
+        let limit = serde_json::to_value(&parameters[0]).unwrap();
+        assert_eq!(limit["name"], "limit");
+        assert_eq!(limit["schema"]["minimum"], 1);
+        assert_eq!(limit["schema"]["maximum"], PageRequest::MAX_LIMIT);
+        assert_eq!(limit["schema"]["default"], PageRequest::DEFAULT_LIMIT);
+        assert_eq!(
+            serde_json::to_value(&parameters[1]).unwrap()["name"],
+            "cursor"
+        );
+    }
+}

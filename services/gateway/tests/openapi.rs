@@ -1,0 +1,521 @@
+//! The OpenAPI document (`GET /v1/openapi.json`) against the router that
+//! serves it, over real HTTP (SQLite and the in-process cache): every
+//! route is documented, every documented operation is served, security
+//! and errors are declared as the middleware behaves, and the reference
+//! page (`GET /docs`) is up.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_http::Limit;
+use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::Database;
+use switchboard_platform::cache::MemoryCache;
+use switchboard_platform::database::DatabaseOptions;
+use switchboard_test_utils::{fresh_sqlite_database, init_tracing};
+
+const SECRET: &[u8] = b"an-openapi-test-signing-secret-32-bytes!";
+
+/// The routes anyone may call, as routed in `routes.rs`.
+const PUBLIC: [(&str, &str); 6] = [
+    ("POST", "/v1/signup"),
+    ("POST", "/v1/auth/login"),
+    ("POST", "/v1/auth/refresh"),
+    ("POST", "/v1/auth/logout"),
+    ("POST", "/v1/auth/verify-email"),
+    ("POST", "/v1/auth/accept-invitation"),
+];
+
+/// The routes behind authentication, as routed in `routes.rs`.
+const AUTHENTICATED: [(&str, &str); 17] = [
+    ("GET", "/v1/tenant"),
+    ("PATCH", "/v1/tenant"),
+    ("GET", "/v1/clients"),
+    ("POST", "/v1/clients"),
+    ("GET", "/v1/clients/{id}"),
+    ("DELETE", "/v1/clients/{id}"),
+    ("GET", "/v1/users"),
+    ("POST", "/v1/users"),
+    ("POST", "/v1/users/invite"),
+    ("GET", "/v1/users/{id}"),
+    ("PATCH", "/v1/users/{id}"),
+    ("DELETE", "/v1/users/{id}"),
+    ("GET", "/v1/api-keys"),
+    ("POST", "/v1/api-keys"),
+    ("DELETE", "/v1/api-keys/{id}"),
+    ("GET", "/v1/audit-events"),
+    ("DELETE", "/v1/auth/session"),
+];
+
+/// The methods probed on every documented path.
+const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+
+const TAGS: [&str; 6] = ["auth", "tenant", "clients", "users", "api-keys", "audit"];
+
+/// A running gateway on SQLite and the in-process cache.
+struct Api {
+    base: String,
+    client: Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    async fn start() -> Self {
+        init_tracing();
+        let (url, dir) = fresh_sqlite_database();
+        let database = Database::connect(&url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        Migrator::up(database.connection(), None).await.unwrap();
+        let cache = Arc::new(MemoryCache::new());
+        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
+        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
+        let identity = Identity::new(database, keys, throttle, IdentityOptions::default());
+        let options = GatewayOptions {
+            body_limit: 64 * 1024,
+            signup_limit: Limit::per_second(1000),
+            expose_verification_token: true,
+            ..GatewayOptions::default()
+        };
+        let router = Gateway::new(identity, cache, options).router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn document(&self) -> Value {
+        let response = self
+            .client
+            .get(format!("{}/v1/openapi.json", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()[CONTENT_TYPE], "application/json");
+        serde_json::from_str(&response.text().await.unwrap()).unwrap()
+    }
+
+    /// Sends `method path` (`{id}` filled with a fresh id) with a body that
+    /// is not JSON but declared so; answers the status, whether the answer
+    /// is a problem document, and the body.
+    async fn probe(&self, method: &str, path: &str, token: &str) -> (StatusCode, bool, Value) {
+        let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let response = self
+            .client
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{path}", self.base),
+            )
+            .bearer_auth(token)
+            .header(CONTENT_TYPE, "application/json")
+            .body("{")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .is_some_and(|value| value == "application/problem+json");
+        let body = serde_json::from_str(&response.text().await.unwrap()).unwrap_or(Value::Null);
+        (status, problem, body)
+    }
+
+    /// Signs a company up on a plan with room for many requests; answers
+    /// the owner's access token.
+    async fn owner_token(&self) -> String {
+        let response = self
+            .client
+            .post(format!("{}/v1/signup", self.base))
+            .json(&json!({
+                "company": "Probe Co",
+                "email": "owner@probe.example.com",
+                "password": "correct horse battery staple",
+                "plan": "pro",
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let body: Value = response.json().await.unwrap();
+        body["tokens"]["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Every (method, path) of the document's operations, with the operation.
+fn operations(document: &Value) -> Vec<(String, String, &Value)> {
+    let mut found = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            if [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ]
+            .contains(&method.as_str())
+            {
+                found.push((method.to_uppercase(), path.clone(), operation));
+            }
+        }
+    }
+    found
+}
+
+fn routed() -> BTreeSet<(String, String)> {
+    PUBLIC
+        .iter()
+        .chain(AUTHENTICATED.iter())
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect()
+}
+
+/// Follows a local `$ref` (`#/components/…`), or answers `value` itself.
+fn resolve<'a>(document: &'a Value, value: &'a Value) -> &'a Value {
+    match value["$ref"].as_str() {
+        Some(reference) => document
+            .pointer(reference.strip_prefix('#').unwrap())
+            .unwrap_or_else(|| panic!("dangling reference {reference}")),
+        None => value,
+    }
+}
+
+/// The status codes an operation documents.
+fn statuses(operation: &Value) -> BTreeSet<u16> {
+    operation["responses"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|status| status.parse().unwrap())
+        .collect()
+}
+
+fn is_bearer(operation: &Value) -> bool {
+    operation["security"] == json!([{ "bearer": [] }])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_is_openapi_3_1_json_served_without_credentials() {
+    let api = Api::start().await;
+    let document = api.document().await;
+    std::fs::write(
+        "/tmp/sb-openapi.json",
+        serde_json::to_string_pretty(&document).unwrap(),
+    )
+    .unwrap(); // TMPDUMP
+    assert!(
+        document["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        document["openapi"]
+    );
+    assert_eq!(document["info"]["title"], "Switchboard API");
+    assert_eq!(document["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let description = document["info"]["description"].as_str().unwrap();
+    for topic in [
+        "Authorization: Bearer",
+        "RFC 9457",
+        "next_cursor",
+        "RateLimit-Remaining",
+        "Idempotency-Key",
+    ] {
+        assert!(
+            description.contains(topic),
+            "the description covers {topic}"
+        );
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["bearer"],
+        json!({
+            "type": "http",
+            "scheme": "bearer",
+            "description": document["components"]["securitySchemes"]["bearer"]["description"],
+        })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_docs_page_is_html() {
+    let api = Api::start().await;
+    let response = api
+        .client
+        .get(format!("{}/docs", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{:?}",
+        response.headers()[CONTENT_TYPE]
+    );
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("Switchboard API"),
+        "the page embeds the document"
+    );
+}
+
+/// The document is built from the route table (`routes!` registers a
+/// handler and its documentation in one step); this checks it against
+/// the table as written and against what the running router answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_lists_exactly_the_routes_the_router_serves() {
+    let api = Api::start().await;
+    let document = api.document().await;
+    let documented: BTreeSet<(String, String)> = operations(&document)
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect();
+    // `/v1/openapi.json` itself is the one route under /v1 that is not
+    // part of the API it documents.
+    assert_eq!(documented, routed(), "documented vs routed (method, path)");
+
+    // With a credential that is no credential: the authenticated routes
+    // answer 401, the public ones take none and refuse the body (400): a
+    // routing 404 or a 405 would prove a documented route is not served.
+    for (method, path, operation) in operations(&document) {
+        let (status, problem, body) = api.probe(&method, &path, "not-a-credential").await;
+        assert!(problem, "{method} {path}: {status} is not a problem");
+        let expected = if is_bearer(operation) {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        assert_eq!(status, expected, "{method} {path}: {body}");
+        assert!(
+            statuses(operation).contains(&status.as_u16()),
+            "{method} {path} answered {status}, which it does not document"
+        );
+    }
+
+    // With a real credential, every method on every documented path: the
+    // documented ones reach their handler (which refuses the body, or
+    // answers), the others are 405. Ending the session goes last.
+    let token = api.owner_token().await;
+    let paths: BTreeSet<String> = documented.iter().map(|(_, path)| path.clone()).collect();
+    let mut probes: Vec<(&str, &str)> = paths
+        .iter()
+        .flat_map(|path| METHODS.iter().map(move |method| (*method, path.as_str())))
+        .collect();
+    probes.sort_by_key(|(method, path)| (*method, *path) == ("DELETE", "/v1/auth/session"));
+    for (method, path) in probes {
+        let (status, problem, body) = api.probe(method, path, &token).await;
+        let routing_miss = status == StatusCode::METHOD_NOT_ALLOWED
+            || (status == StatusCode::NOT_FOUND && !problem);
+        if documented.contains(&(method.to_owned(), path.to_owned())) {
+            assert!(
+                !routing_miss,
+                "{method} {path} is documented but not served: {status}"
+            );
+            assert_ne!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+            let operation = &document["paths"][path][method.to_lowercase()];
+            assert!(
+                statuses(operation).contains(&status.as_u16()),
+                "{method} {path} answered {status}, which it does not document: {body}"
+            );
+        } else {
+            assert_eq!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path} is served but not documented: {body}"
+            );
+        }
+    }
+}
+
+/// The probes above find an undocumented method on a documented path; a
+/// new path can only be found in the source: routes reach `/v1` through
+/// `routes!(…)` in `routes.rs`, which documents them, and through no axum
+/// routing call (`openapi.rs` serves the document and the docs page).
+#[test]
+fn no_route_is_added_around_the_documented_table() {
+    fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                found.push(path);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    sources(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    assert!(files.iter().any(|file| file.ends_with("src/routes.rs")));
+    for file in files
+        .iter()
+        .filter(|file| !file.ends_with("src/openapi.rs"))
+    {
+        let text = std::fs::read_to_string(file).unwrap();
+        let code = text
+            .lines()
+            .enumerate()
+            .filter(|(_, line)| !line.trim_start().starts_with("//"));
+        for (number, line) in code {
+            for call in [
+                ".route(",
+                ".route_service(",
+                ".nest(",
+                ".nest_service(",
+                ".fallback(",
+                ".fallback_service(",
+                "routing::",
+            ] {
+                assert!(
+                    !line.contains(call),
+                    "{}:{}: `{call}` adds a route the OpenAPI document does not show; \
+                     add it with `routes!(handler)` in routes.rs instead",
+                    file.display(),
+                    number + 1
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_is_tagged_named_secured_and_documents_its_errors() {
+    let api = Api::start().await;
+    let document = api.document().await;
+    let public: BTreeSet<(String, String)> = PUBLIC
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    let mut operation_ids = BTreeSet::new();
+    for (method, path, operation) in operations(&document) {
+        let at = format!("{method} {path}");
+        let tags = operation["tags"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{at}: no tags"));
+        assert!(!tags.is_empty(), "{at}: no tags");
+        for tag in tags {
+            assert!(TAGS.contains(&tag.as_str().unwrap()), "{at}: tag {tag}");
+        }
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{at}: no operationId"));
+        assert!(
+            operation_ids.insert(id.to_owned()),
+            "{at}: operationId {id} twice"
+        );
+        assert!(operation["summary"].is_string(), "{at}: no summary");
+
+        let statuses = statuses(operation);
+        assert!(
+            statuses.iter().any(|status| (400..500).contains(status)),
+            "{at}: no 4xx response"
+        );
+        assert!(
+            statuses.iter().any(|status| (200..300).contains(status)),
+            "{at}: no 2xx"
+        );
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            let response = resolve(&document, response);
+            assert!(
+                response["description"].is_string(),
+                "{at} {status}: no description"
+            );
+            if !status.starts_with('2') {
+                let schema = &response["content"]["application/problem+json"]["schema"];
+                assert_eq!(
+                    schema["$ref"], "#/components/schemas/Problem",
+                    "{at} {status} is not a problem"
+                );
+            }
+        }
+
+        if public.contains(&(method.clone(), path.clone())) {
+            assert_eq!(
+                operation["security"],
+                json!([{}]),
+                "{at} needs no credential"
+            );
+        } else {
+            assert!(is_bearer(operation), "{at} needs the bearer credential");
+            assert!(statuses.contains(&401) && statuses.contains(&429), "{at}");
+        }
+        let idempotency_key = operation["parameters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|parameter| parameter["in"] == "header" && parameter["name"] == "Idempotency-Key");
+        assert_eq!(idempotency_key, method == "POST", "{at}: Idempotency-Key");
+        if operation.get("requestBody").is_some() {
+            assert!(
+                statuses.contains(&413) && statuses.contains(&415),
+                "{at} takes a body: 413 and 415"
+            );
+        }
+        if path.contains("{id}") {
+            assert!(statuses.contains(&404), "{at}: 404");
+        }
+    }
+    assert_eq!(operation_ids.len(), routed().len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_reference_in_the_document_resolves() {
+    fn walk(document: &Value, value: &Value, references: &mut usize) {
+        match value {
+            Value::Object(map) => {
+                if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                    let target = reference.strip_prefix('#').unwrap_or_else(|| {
+                        panic!("{reference} is not a reference inside the document")
+                    });
+                    assert!(document.pointer(target).is_some(), "dangling {reference}");
+                    *references += 1;
+                }
+                map.values()
+                    .for_each(|value| walk(document, value, references));
+            }
+            Value::Array(items) => items
+                .iter()
+                .for_each(|value| walk(document, value, references)),
+            _ => {}
+        }
+    }
+    let api = Api::start().await;
+    let document = api.document().await;
+    let mut references = 0;
+    walk(&document, &document, &mut references);
+    assert!(references > 0);
+    // The answers built by hand before now have schemas of their own.
+    for (path, method, field) in [
+        ("/v1/signup", "post", "email_verification_token"),
+        ("/v1/users", "post", "invitation"),
+        ("/v1/users/invite", "post", "invitation"),
+        ("/v1/api-keys", "post", "secret"),
+    ] {
+        let created = &document["paths"][path][method]["responses"]["201"];
+        let schema = resolve(&document, &created["content"]["application/json"]["schema"]);
+        assert!(
+            serde_json::to_string(schema)
+                .unwrap()
+                .contains(&format!("\"{field}\"")),
+            "{method} {path}: 201 documents `{field}`: {schema}"
+        );
+    }
+}
