@@ -38,6 +38,10 @@ struct Api {
 
 impl Api {
     async fn start(postgres: bool) -> Self {
+        Self::start_with(postgres, Limit::per_second(1000)).await
+    }
+
+    async fn start_with(postgres: bool, signup_limit: Limit) -> Self {
         init_tracing();
         let (admin_url, service_url, cache, dir): (String, String, Arc<dyn Cache>, _) = if postgres
         {
@@ -71,7 +75,7 @@ impl Api {
         let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
         let options = GatewayOptions {
             body_limit: 64 * 1024,
-            signup_limit: Limit::per_second(1000),
+            signup_limit,
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
@@ -1043,6 +1047,41 @@ async fn a_suspended_tenant_is_refused_and_its_data_kept(api: Api) {
     let (status, users) = api.get("/v1/users", &owner).await;
     assert_eq!(status, StatusCode::OK, "data kept: {users}");
     assert_eq!(users["data"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signups_are_rate_limited_per_client_address() {
+    let api = Api::start_with(
+        false,
+        Limit {
+            capacity: 2,
+            per_second: 2.0 / 3600.0,
+        },
+    )
+    .await;
+    let tenants_before = api.count("tenants").await;
+    for n in 0..2 {
+        let (status, body) = api
+            .post("/v1/signup", None, json!({ "company": format!("Flood {n}"), "email": format!("f{n}@flood.example.com"), "password": PASSWORD }))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let refused = api
+        .client
+        .post(format!("{}/v1/signup", api.base))
+        .json(
+            &json!({ "company": "Flood 3", "email": "f3@flood.example.com", "password": PASSWORD }),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    assert_eq!(
+        api.count("tenants").await,
+        tenants_before + 2,
+        "the refused signup wrote nothing"
+    );
 }
 
 fn decode_claims(token: &str) -> Value {
