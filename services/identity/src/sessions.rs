@@ -464,12 +464,7 @@ impl Identity {
         token: &str,
         purpose: &str,
     ) -> Result<(TenantId, one_time_token::Model)> {
-        let invalid = || {
-            IdentityError::Unauthenticated(format!(
-                "the {} token is invalid, expired or used",
-                purpose.replace('_', " ")
-            ))
-        };
+        let invalid = || one_time_token_invalid(purpose);
         let hash = hash_secret(token);
         let tenant_id = self.lookup(&hash, purpose).await?.ok_or_else(invalid)?;
         let transaction = self.store().begin(tenant_id).await?;
@@ -483,6 +478,33 @@ impl Identity {
         transaction.commit().await?;
         Ok((tenant_id, row))
     }
+}
+
+/// Marks a one-time token used; fails if it was used meanwhile (two
+/// requests racing with the same token: one wins).
+pub(crate) async fn spend_one_time_token(
+    transaction: &DatabaseTransaction,
+    hash: &str,
+    purpose: &str,
+) -> Result<()> {
+    let spent = one_time_token::Entity::update_many()
+        .col_expr(one_time_token::Column::UsedAt, Expr::value(now()))
+        .filter(one_time_token::Column::Hash.eq(hash))
+        .filter(one_time_token::Column::UsedAt.is_null())
+        .exec(transaction)
+        .await?;
+    if spent.rows_affected == 1 {
+        Ok(())
+    } else {
+        Err(one_time_token_invalid(purpose))
+    }
+}
+
+fn one_time_token_invalid(purpose: &str) -> IdentityError {
+    IdentityError::Unauthenticated(format!(
+        "the {} token is invalid, expired or used",
+        purpose.replace('_', " ")
+    ))
 }
 
 fn invalid_refresh() -> IdentityError {

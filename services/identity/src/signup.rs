@@ -11,6 +11,7 @@ use switchboard_tenancy::{TenantId, UserId};
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
+use crate::sessions::spend_one_time_token;
 use crate::store::entities::{one_time_token, plan, tenant, tenant_slug, user};
 use crate::views::SignupOutcome;
 use crate::{Identity, RequestOrigin, now};
@@ -180,20 +181,7 @@ impl Identity {
             .take_one_time_token(token, PURPOSE_VERIFY_EMAIL)
             .await?;
         let transaction = self.store().begin(tenant_id).await?;
-        let taken = one_time_token::Entity::update_many()
-            .col_expr(
-                one_time_token::Column::UsedAt,
-                sea_orm::sea_query::Expr::value(now()),
-            )
-            .filter(one_time_token::Column::Hash.eq(row.hash.clone()))
-            .filter(one_time_token::Column::UsedAt.is_null())
-            .exec(&transaction)
-            .await?;
-        if taken.rows_affected != 1 {
-            return Err(IdentityError::Unauthenticated(
-                "the verification token is invalid or was used already".into(),
-            ));
-        }
+        spend_one_time_token(&transaction, &row.hash, PURPOSE_VERIFY_EMAIL).await?;
         tenant::Entity::update_many()
             .col_expr(
                 tenant::Column::EmailVerifiedAt,

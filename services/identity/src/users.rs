@@ -16,7 +16,7 @@ use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Permission, Role, UserStatus};
 use crate::error::{IdentityError, Result};
 use crate::seats;
-use crate::sessions::{check_tenant_status, load_tenant, user_clients};
+use crate::sessions::{check_tenant_status, load_tenant, spend_one_time_token, user_clients};
 use crate::store::entities::{client_org, one_time_token, user, user_client};
 use crate::views::{Invitation, Tokens, UserView};
 use crate::{Identity, Principal, RequestOrigin, now};
@@ -268,20 +268,7 @@ impl Identity {
         let hash = hash_password_async(password.to_owned())
             .await
             .map_err(|error| IdentityError::Internal(error.to_string()))?;
-        let spent = one_time_token::Entity::update_many()
-            .col_expr(
-                one_time_token::Column::UsedAt,
-                sea_orm::sea_query::Expr::value(now()),
-            )
-            .filter(one_time_token::Column::Hash.eq(token_row.hash.clone()))
-            .filter(one_time_token::Column::UsedAt.is_null())
-            .exec(&transaction)
-            .await?;
-        if spent.rows_affected != 1 {
-            return Err(IdentityError::Unauthenticated(
-                "the invitation token is invalid, expired or used".into(),
-            ));
-        }
+        spend_one_time_token(&transaction, &token_row.hash, PURPOSE_INVITATION).await?;
         let roles = domain::roles_from_text(&row.roles);
         let clients = user_clients(&transaction, tenant, &row).await?;
         let mut active = row.into_active_model();
