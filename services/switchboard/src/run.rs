@@ -33,7 +33,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
             .await
             .context("cannot apply database migrations")?,
         Mode::Serve => {
-            let pending = Migrator::get_pending_migrations(connection)
+            let pending = Migrator::get_pending_migrations_read_only(connection)
                 .await
                 .context("cannot read migration status")?;
             if !pending.is_empty() {

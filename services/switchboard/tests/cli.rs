@@ -6,7 +6,8 @@ use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use switchboard_test_utils::{
-    S3Server, amqp_url, fresh_postgres_database, init_tracing, redis_url, unique_name,
+    S3Server, amqp_url, fresh_postgres_database, init_tracing, postgres_app_role_url, redis_url,
+    unique_name,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -373,17 +374,26 @@ async fn serve_needs_a_migrated_schema_then_runs_on_the_production_backends() {
     let refused = run_to_end(&mut serve).await;
     assert_clean_failure(&refused, &["pending migration", "switchboard migrate up"]);
 
+    // Production layout: migrations as the owner (migrate_url), the
+    // services as a role that owns nothing and is subject to RLS (url).
     let mut migrate = switchboard(dir.path());
     configure(&mut migrate);
+    migrate.env(
+        "SWITCHBOARD_DATABASE__URL",
+        "postgres://nobody@127.0.0.1:1/unused",
+    );
+    migrate.env("SWITCHBOARD_DATABASE__MIGRATE_URL", &database_url);
     let migrated = run_to_end(migrate.args(["migrate", "up"])).await;
     assert!(
         migrated.status.success(),
         "{}",
         String::from_utf8_lossy(&migrated.stderr)
     );
+    let service_url = postgres_app_role_url(&database_url).await;
 
     let mut serve = switchboard(dir.path());
     configure(&mut serve);
+    serve.env("SWITCHBOARD_DATABASE__URL", &service_url);
     serve.args(["serve", "--services", "all"]);
     let running = start(serve).await;
     assert!(
@@ -397,6 +407,17 @@ async fn serve_needs_a_migrated_schema_then_runs_on_the_production_backends() {
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body["status"], "ready", "{body}");
+    // Writes go through row-level security as the service role.
+    let signup = reqwest::Client::new()
+        .post(format!("{}/v1/signup", running.http))
+        .json(&serde_json::json!({
+            "company": "Prod Co", "email": "me@prod.example.com",
+            "password": "correct horse battery staple"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 201);
     assert!(running.terminate().await.success());
 }
 

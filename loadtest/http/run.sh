@@ -1,0 +1,450 @@
+#!/usr/bin/env bash
+# loadtest/http/run.sh: the public REST API under HTTP load.
+#
+# Seeds one tenant with 10,000 users in a fresh PostgreSQL database, runs
+# `switchboard serve --services all` (gateway + identity in one process,
+# PostgreSQL as a member of switchboard_app, so row-level security applies;
+# Redis for rate limits) on loopback, and drives API-key-authenticated
+# `GET /v1/users/{id}` and `GET /v1/users?limit=50` with wrk. `pgbench -S`
+# on the same database, in the same run and interleaved with our rounds,
+# is the baseline. Prints a Markdown table; exits non-zero only when the
+# setup fails, never for a missed target. Knobs: loadtest/http/README.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+
+DB=${BENCH_DB:-sb_bench}
+APP_ROLE=${BENCH_APP_ROLE:-sb_bench_app}
+USERS=${BENCH_USERS:-10000}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+DURATION=${BENCH_DURATION:-20}
+WARMUP=${BENCH_WARMUP:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
+POOL=${BENCH_POOL:-8}
+PGBENCH_SCALE=${BENCH_PGBENCH_SCALE:-10}
+ADMIN_URL=${BENCH_ADMIN_URL:-postgres://switchboard_test:switchboard_test@127.0.0.1:5432/postgres}
+REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+LOG_LEVEL=${BENCH_LOG_LEVEL:-warn}
+SSLMODE=${BENCH_PG_SSLMODE:-prefer}
+TARGET_GET_RPS=5000
+TARGET_GET_P99_MS=20
+TARGET_LIST_RPS=1500
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() {
+  printf 'loadtest/http/run.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+for knob in USERS CONNECTIONS THREADS DURATION WARMUP ROUNDS POOL PGBENCH_SCALE; do
+  [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$knob must be a positive integer (got '${!knob}')"
+done
+[[ $DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "BENCH_DB must be a plain lowercase identifier"
+[[ $APP_ROLE =~ ^[a-z_][a-z0-9_]*$ ]] || die "BENCH_APP_ROLE must be a plain lowercase identifier"
+[[ $ADMIN_URL == postgres://*@127.0.0.1:*/* || $ADMIN_URL == postgresql://*@127.0.0.1:*/* ]] ||
+  die "BENCH_ADMIN_URL must be postgres://user:password@127.0.0.1:port/db (loopback only)"
+[[ $SSLMODE =~ ^(disable|prefer|require)$ ]] || die "BENCH_PG_SSLMODE must be disable, prefer or require"
+[[ $REDIS_URL == redis://127.0.0.1:* ]] || die "BENCH_REDIS_URL must be redis://127.0.0.1:port (loopback only)"
+
+# --- tools -----------------------------------------------------------------
+
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v jq >/dev/null || missing+=(jq)
+command -v curl >/dev/null || missing+=(curl)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v pgbench >/dev/null || missing+=(postgresql) # Debian ships pgbench with the server
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v pgrep >/dev/null || missing+=(procps)
+if ((${#missing[@]})); then
+  sudo=()
+  ((EUID == 0)) || sudo=(sudo)
+  say "installing ${missing[*]}"
+  "${sudo[@]}" apt-get install -y "${missing[@]}" >/dev/null ||
+    { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y "${missing[@]}" >/dev/null; } ||
+    die "cannot install ${missing[*]}"
+fi
+command -v cargo >/dev/null || die "cargo is not on PATH"
+
+# --- backends --------------------------------------------------------------
+
+psql_at() { # URL, psql arguments…: quiet, unaligned, stop on the first error
+  local url=$1
+  shift
+  psql "$url" -X -q -At -v ON_ERROR_STOP=1 "$@"
+}
+masked() { sed -E 's#(://[^:/@]+):[^@]*@#\1:***@#' <<<"$1"; }
+bench_url() { printf '%s/%s?sslmode=%s' "${ADMIN_URL%/*}" "$1" "$SSLMODE"; } # the admin URL on database $1
+
+if ! psql_at "$ADMIN_URL" -c 'SELECT 1' >/dev/null 2>&1; then
+  if [[ -z ${BENCH_ADMIN_URL:-} ]] && ((EUID == 0)) && command -v runuser >/dev/null &&
+    runuser -u postgres -- psql -X -q -At -d postgres -c 'SELECT 1' >/dev/null 2>&1; then
+    say "creating the switchboard_test role, as ./scripts/test does"
+    runuser -u postgres -- psql -X -q -v ON_ERROR_STOP=1 -d postgres <<'SQL'
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'switchboard_test') THEN
+    CREATE ROLE switchboard_test LOGIN SUPERUSER PASSWORD 'switchboard_test';
+  END IF;
+END $$;
+SQL
+  fi
+  psql_at "$ADMIN_URL" -c 'SELECT 1' >/dev/null ||
+    die "cannot connect to PostgreSQL as $(masked "$ADMIN_URL"); start it (./scripts/test does) or set BENCH_ADMIN_URL"
+fi
+[[ $(psql_at "$ADMIN_URL" -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user') == t ]] ||
+  die "$(masked "$ADMIN_URL") must be a superuser (it creates a role and seeds past row-level security)"
+max_connections=$(psql_at "$ADMIN_URL" -c 'SHOW max_connections')
+((CONNECTIONS + POOL + 2 <= max_connections)) ||
+  die "pgbench needs $CONNECTIONS connections and the server $POOL; PostgreSQL allows $max_connections"
+redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG ||
+  die "Redis does not answer at $REDIS_URL; start it (./scripts/test does) or set BENCH_REDIS_URL"
+
+# --- the binary ------------------------------------------------------------
+
+bin=${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/switchboard}
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+  say "building the release binary (cargo build --release -p switchboard)"
+  (cd "$repo" && cargo build --release -p switchboard) || die "the release build failed"
+fi
+[[ -x $bin ]] || die "no binary at $bin"
+
+# --- work directory, and stopping what we start ------------------------------
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/sb-http-bench.XXXXXX")
+cache_prefix="sb_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+server_pid=
+cleanup() {
+  local status=$?
+  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+  fi
+  # Our rate-limit buckets expire by themselves; remove them anyway.
+  redis-cli -u "$REDIS_URL" --scan --pattern "$cache_prefix:*" 2>/dev/null | head -n 100000 |
+    xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
+  if ((status != 0)); then
+    printf 'loadtest/http/run.sh: failed; the server log is kept in %s/server.log\n' "$work" >&2
+    tail -n 20 "$work/server.log" 2>/dev/null >&2 || true
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- database --------------------------------------------------------------
+
+admin_db=$(bench_url "$DB")
+say "creating database $DB (dropping the previous one)"
+psql_at "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
+SWITCHBOARD_DATABASE__URL=$admin_db SWITCHBOARD_TELEMETRY__LOG_LEVEL=warn \
+  "$bin" migrate up >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate up failed"; }
+
+app_password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
+psql_at "$admin_db" -v role="$APP_ROLE" -v password="$app_password" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS', :'role')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
+ALTER ROLE :"role" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD :'password';
+GRANT switchboard_app TO :"role";
+-- A plan whose rate limits the benchmark cannot reach, so no request is a 429.
+INSERT INTO plans (code, name, seat_limit, api_requests_per_second, api_burst, features, created_at)
+VALUES ('bench', 'Benchmark', 1000000, 1e9, 1000000000, 'voice,chat', now());
+SQL
+app_url="postgres://$APP_ROLE:$app_password@${ADMIN_URL#*@}"
+app_url="${app_url%/*}/$DB?sslmode=$SSLMODE"
+
+# --- the server ------------------------------------------------------------
+
+say "starting switchboard serve --services all (pool $POOL, Redis cache, embedded bus and objects)"
+mkdir -p "$work/data"
+(
+  cd "$work"
+  exec env -u RUST_LOG \
+    SWITCHBOARD_DATA_DIR="$work/data" \
+    SWITCHBOARD_DATABASE__URL="$app_url" \
+    SWITCHBOARD_DATABASE__MAX_CONNECTIONS="$POOL" \
+    SWITCHBOARD_CACHE__BACKEND=redis \
+    SWITCHBOARD_CACHE__REDIS__URL="$REDIS_URL" \
+    SWITCHBOARD_CACHE__REDIS__KEY_PREFIX="$cache_prefix" \
+    SWITCHBOARD_BUS__BACKEND=memory \
+    SWITCHBOARD_OBJECTS__BACKEND=local \
+    SWITCHBOARD_SERVER__HTTP_ADDR=127.0.0.1:0 \
+    SWITCHBOARD_SERVER__GRPC_ADDR=127.0.0.1:0 \
+    SWITCHBOARD_SERVER__SHUTDOWN_GRACE=5s \
+    SWITCHBOARD_TELEMETRY__LOG_LEVEL="$LOG_LEVEL" \
+    SWITCHBOARD_GATEWAY__EXPOSE_VERIFICATION_TOKEN=true \
+    "$bin" serve --services all
+) >"$work/server.out" 2>"$work/server.log" &
+server_pid=$!
+
+base=
+for _ in $(seq 300); do
+  kill -0 "$server_pid" 2>/dev/null || die "the server exited at start"
+  base=$(sed -n 's#^ *HTTP *\(http://127\.0\.0\.1:[0-9]*\).*#\1#p' "$work/server.out")
+  [[ -n $base ]] && break
+  sleep 0.1
+done
+[[ -n $base ]] || die "the server printed no HTTP address within 30 s"
+ready=
+for _ in $(seq 300); do
+  if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base/readyz") == 200 ]]; then
+    ready=1
+    break
+  fi
+  kill -0 "$server_pid" 2>/dev/null || die "the server exited before it was ready"
+  sleep 0.1
+done
+[[ -n $ready ]] || die "$base/readyz did not answer 200 within 30 s"
+
+# --- tenant, API key, users ------------------------------------------------
+
+api() { # METHOD PATH TOKEN BODY EXPECTED-STATUS: the body lands in $work/answer.json
+  local args=(-sS --max-time 30 -o "$work/answer.json" -w '%{http_code}' -X "$1"
+    -H 'Content-Type: application/json')
+  [[ -n $3 ]] && args+=(-H "Authorization: Bearer $3")
+  [[ -n $4 ]] && args+=(--data "$4")
+  local status
+  status=$(curl "${args[@]}" "$base$2") || die "$1 $2 failed"
+  [[ $status == "$5" ]] || die "$1 $2 answered $status, not $5: $(head -c 600 "$work/answer.json")"
+}
+answer() { jq -er "$1" "$work/answer.json" || die "no $1 in $(head -c 600 "$work/answer.json")"; }
+
+say "signing a tenant up on plan bench, creating an API key"
+password="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')-passphrase"
+api POST /v1/signup "" "$(jq -nc --arg password "$password" \
+  '{company: "Bench Tenant", email: "owner@bench.example.com", password: $password, plan: "bench", time_zone: "UTC"}')" 201
+tenant_id=$(answer .tenant.id)
+owner_token=$(answer .tokens.access_token)
+verification=$(answer .email_verification_token)
+api POST /v1/auth/verify-email "" "$(jq -nc --arg token "$verification" '{token: $token}')" 204
+api POST /v1/api-keys "$owner_token" '{"name": "load test", "scopes": ["read"]}' 201
+api_key=$(answer .secret)
+
+say "seeding $((USERS - 1)) users next to the owner (one INSERT … SELECT generate_series)"
+psql_at "$admin_db" -v tenant="$tenant_id" -v count="$((USERS - 1))" >/dev/null <<'SQL'
+INSERT INTO users (id, tenant_id, email, display_name, password_hash, roles, all_clients,
+                   status, created_at, updated_at)
+SELECT gen_random_uuid(), :'tenant'::uuid, 'user' || n || '@bench.example.com', 'Bench User ' || n,
+       NULL, 'admin', true, 'active', now(), now()
+FROM generate_series(1, :count) AS n;
+VACUUM ANALYZE;
+SQL
+[[ $(psql_at "$admin_db" -v tenant="$tenant_id" <<<"SELECT count(*) FROM users WHERE tenant_id = :'tenant'") == "$USERS" ]] ||
+  die "the tenant does not have $USERS users after seeding"
+psql_at "$admin_db" -v tenant="$tenant_id" >"$work/get.paths" <<'SQL'
+SELECT '/v1/users/' || id FROM users WHERE tenant_id = :'tenant' ORDER BY random() LIMIT 1000;
+SQL
+echo '/v1/users?limit=50' >"$work/list.paths"
+
+# One of each request, checked, before any load.
+first=$(head -n 1 "$work/get.paths")
+api GET "$first" "$api_key" "" 200
+[[ $(answer .id) == "${first##*/}" ]] || die "GET $first answered another user"
+api GET '/v1/users?limit=50' "$api_key" "" 200
+[[ $(answer '.data | length') == 50 ]] || die "GET /v1/users?limit=50 did not return 50 users"
+
+say "initializing pgbench tables in $DB (pgbench -i -s $PGBENCH_SCALE)"
+pgbench -i -q -s "$PGBENCH_SCALE" "$admin_db" >"$work/pgbench-init.log" 2>&1 ||
+  { cat "$work/pgbench-init.log" >&2; die "pgbench -i failed"; }
+
+# --- measuring -------------------------------------------------------------
+
+ncpu=$(nproc)
+clk_tck=$(getconf CLK_TCK)
+machine_ticks() { # busy and total jiffies of the whole machine
+  local _cpu user nice system idle iowait irq softirq steal rest
+  read -r _cpu user nice system idle iowait irq softirq steal rest </proc/stat
+  echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
+}
+process_ticks() { # PIDs…: "pid ticks" lines, user + system CPU in clock ticks
+  local pid stat fields
+  for pid in "$@"; do
+    stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+    read -r -a fields <<<"${stat##*) }"
+    echo "$pid $((fields[11] + fields[12]))"
+  done
+}
+ticks_since() { # BEFORE AFTER ("pid ticks" lines): CPU of the processes alive at the end
+  awk 'NR == FNR { before[$1] = $2; next } { total += $2 - before[$1] } END { print total + 0 }' \
+    <(printf '%s\n' "$1") <(printf '%s\n' "$2")
+}
+xacts() { psql_at "$ADMIN_URL" -c "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '$DB'"; }
+
+# Runs a load generator for SECONDS in the background and reads the CPU
+# counters from its start to one second before its planned end, while the
+# load is steady: when wrk stops, the requests it leaves in flight are
+# cancelled and the pool drops their connections, and a process that is
+# gone takes its CPU counters with it. Sets cpu_machine, cpu_server,
+# cpu_postgres and cpu_redis (in cores) and xact_delta (transactions in the
+# benchmark database over the whole run); the generator's output lands in
+# $work/measured.out.
+measure() { # SECONDS COMMAND…
+  local seconds=$1 pid t0 t1 m_busy0 m_total0 m_busy1 m_total1 s0 s1 p0 p1 r0 r1 x0
+  shift
+  sleep 1 # let the previous run's connections close
+  x0=$(xacts)
+  # shellcheck disable=SC2046
+  s0=$(process_ticks "$server_pid") p0=$(process_ticks $(pgrep -x postgres)) r0=$(process_ticks $(pgrep -x redis-server))
+  read -r m_busy0 m_total0 <<<"$(machine_ticks)"
+  t0=$(date +%s.%N)
+  "$@" >"$work/measured.out" &
+  pid=$!
+  sleep "$((seconds > 2 ? seconds - 1 : seconds))"
+  t1=$(date +%s.%N)
+  read -r m_busy1 m_total1 <<<"$(machine_ticks)"
+  # shellcheck disable=SC2046
+  s1=$(process_ticks "$server_pid") p1=$(process_ticks $(pgrep -x postgres)) r1=$(process_ticks $(pgrep -x redis-server))
+  wait "$pid" || exit 1 # the generator said why
+  sleep 1.5 # backends flush their statistics at most once a second
+  xact_delta=$(($(xacts) - x0))
+  read -r cpu_machine cpu_server cpu_postgres cpu_redis < <(awk -v n="$ncpu" -v hz="$clk_tck" \
+    -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    -v mb=$((m_busy1 - m_busy0)) -v mt=$((m_total1 - m_total0)) \
+    -v s="$(ticks_since "$s0" "$s1")" -v p="$(ticks_since "$p0" "$p1")" -v r="$(ticks_since "$r0" "$r1")" \
+    'BEGIN { printf "%.2f %.2f %.2f %.2f\n", (mt ? n * mb / mt : 0), s / hz / t, p / hz / t, r / hz / t }')
+}
+
+field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+sum() { printf '%s\n' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
+percentile() { sort -g | awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; print v[i] + 0 }'; }
+
+run_wrk() { # PATHS-FILE SECONDS → the WRK summary line
+  local out
+  out=$(BENCH_PATHS=$1 BENCH_API_KEY=$api_key wrk -t "$THREADS" -c "$CONNECTIONS" -d "${2}s" \
+    --timeout 5s -s "$here/rotate.lua" "$base") || die "wrk failed: $out"
+  grep '^WRK ' <<<"$out" || die "wrk printed no summary: $out"
+}
+run_pgbench() { # SECONDS LOG-PREFIX → "tps p50_ms p99_ms failed"
+  local out tps failed
+  rm -f "$2".*
+  out=$(pgbench -S -c "$CONNECTIONS" -j "$THREADS" -T "$1" -l --sampling-rate=0.1 \
+    --log-prefix="$2" "$admin_db" 2>&1) || die "pgbench failed: $out"
+  tps=$(awk '/^tps = / { print $3; exit }' <<<"$out")
+  failed=$(awk -F': *' '/^number of failed transactions/ { split($2, a, " "); print a[1]; exit }' <<<"$out")
+  [[ -n $tps ]] || die "pgbench printed no tps: $out"
+  # The sampled per-transaction log: field 3 is the latency in microseconds.
+  echo "$tps $(cat "$2".* | awk '{ print $3 / 1000 }' | percentile 50) $(cat "$2".* | awk '{ print $3 / 1000 }' | percentile 99) ${failed:-0}"
+}
+
+# What the machine's neighbours use while we are idle: the run is only as
+# clean as this.
+read -r m_busy0 m_total0 <<<"$(machine_ticks)"
+sleep 3
+read -r m_busy1 m_total1 <<<"$(machine_ticks)"
+background=$(awk -v n="$ncpu" -v b=$((m_busy1 - m_busy0)) -v t=$((m_total1 - m_total0)) 'BEGIN { printf "%.2f", t ? n * b / t : 0 }')
+say "background load before the run: $background of $ncpu cores busy"
+
+say "warming up: ${WARMUP}s each of pgbench -S, GET /v1/users/{id}, GET /v1/users?limit=50"
+run_pgbench "$WARMUP" "$work/pgbench-warmup" >/dev/null
+run_wrk "$work/get.paths" "$WARMUP" >/dev/null
+run_wrk "$work/list.paths" "$WARMUP" >/dev/null
+
+declare -a pg_rps pg_p50 pg_p99 pg_err pg_cpu
+declare -a get_rps get_p50 get_p99 get_err get_cpu get_srv get_pg get_redis get_rest get_xact
+declare -a list_rps list_p50 list_p99 list_err list_cpu list_srv list_pg list_redis list_rest list_xact
+for round in $(seq "$ROUNDS"); do
+  say "round $round/$ROUNDS: ${DURATION}s each, $CONNECTIONS connections, $THREADS threads"
+  measure "$DURATION" run_pgbench "$DURATION" "$work/pgbench-$round"
+  read -r tps p50 p99 failed <"$work/measured.out"
+  pg_rps+=("$tps") pg_p50+=("$p50") pg_p99+=("$p99") pg_err+=("$failed") pg_cpu+=("$cpu_machine")
+
+  for scenario in get list; do
+    measure "$DURATION" run_wrk "$work/$scenario.paths" "$DURATION"
+    line=$(<"$work/measured.out")
+    errors=$(($(field "$line" non2xx) + $(field "$line" socket_errors)))
+    requests=$(field "$line" requests)
+    per_request=$(awk -v x="$xact_delta" -v r="$requests" 'BEGIN { printf "%.1f", r ? x / r : 0 }')
+    declare -n rps=${scenario}_rps p50s=${scenario}_p50 p99s=${scenario}_p99 errs=${scenario}_err \
+      cpu=${scenario}_cpu srv=${scenario}_srv pg=${scenario}_pg rd=${scenario}_redis rest=${scenario}_rest \
+      xa=${scenario}_xact
+    rps+=("$(field "$line" rps)") p50s+=("$(field "$line" p50_ms)") p99s+=("$(field "$line" p99_ms)")
+    errs+=("$errors") cpu+=("$cpu_machine") srv+=("$cpu_server") pg+=("$cpu_postgres") rd+=("$cpu_redis")
+    rest+=("$(awk -v m="$cpu_machine" -v a="$cpu_server" -v b="$cpu_postgres" -v c="$cpu_redis" 'BEGIN { printf "%.2f", m - a - b - c }')")
+    xa+=("$per_request")
+    unset -n rps p50s p99s errs cpu srv pg rd rest xa
+  done
+  printf '    pgbench -S %s tps, p99 %s ms | GET /v1/users/{id} %s req/s, p99 %s ms | GET /v1/users?limit=50 %s req/s, p99 %s ms\n' \
+    "${pg_rps[-1]}" "${pg_p99[-1]}" "${get_rps[-1]}" "${get_p99[-1]}" "${list_rps[-1]}" "${list_p99[-1]}" >&2
+done
+
+# --- the table -------------------------------------------------------------
+
+fmt_int() { # 12345.6 → 12,346
+  awk -v x="$1" 'BEGIN { s = sprintf("%d", x + 0.5); t = ""
+    while (length(s) > 3) { t = "," substr(s, length(s) - 2) t; s = substr(s, 1, length(s) - 3) }
+    print s t }'
+}
+fmt_ms() { awk -v x="$1" 'BEGIN { printf (x < 10 ? "%.2f" : "%.1f"), x }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
+at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+at_most() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+
+pg_m=$(median "${pg_rps[@]}")
+get_m=$(median "${get_rps[@]}") get_p99_m=$(median "${get_p99[@]}") get_errors=$(sum "${get_err[@]}")
+list_m=$(median "${list_rps[@]}") list_errors=$(sum "${list_err[@]}")
+get_result=FAIL list_result=FAIL
+at_least "$get_m" "$TARGET_GET_RPS" && at_most "$get_p99_m" "$TARGET_GET_P99_MS" && ((get_errors == 0)) && get_result=pass
+at_least "$list_m" "$TARGET_LIST_RPS" && ((list_errors == 0)) && list_result=pass
+
+rerun="BENCH_PG_SSLMODE=$SSLMODE BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS BENCH_CONNECTIONS=$CONNECTIONS BENCH_THREADS=$THREADS BENCH_POOL=$POOL loadtest/http/run.sh"
+pg_version=$(psql_at "$ADMIN_URL" -c 'SHOW server_version' | cut -d' ' -f1)
+if [[ $(psql_at "$ADMIN_URL" -c 'SHOW ssl') == on && $SSLMODE != disable ]]; then
+  pg_tls="over TLS (sslmode=$SSLMODE, pgbench too)"
+else
+  pg_tls="without TLS (sslmode=$SSLMODE, pgbench too)"
+fi
+commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$repo" status --porcelain --untracked-files=no -- . ':!loadtest' 2>/dev/null | grep -q . &&
+  echo ", uncommitted changes" || true)
+
+cat <<EOF
+
+### HTTP API: users by API key ($(date -u +%Y-%m-%d), commit $commit$dirty)
+
+- Server: \`switchboard serve --services all\` (gateway + identity, one
+  process), release build. PostgreSQL $pg_version as \`$APP_ROLE\`, a member
+  of \`switchboard_app\` (row-level security on), $pg_tls,
+  pool of $POOL; Redis for the cache (credentials, tenant facts, rate limits); bus and objects embedded
+  (memory, local).
+- Data: one tenant on a plan with unreachable rate limits, $(fmt_int "$USERS") users;
+  \`GET /v1/users/{id}\` rotates over 1,000 random ids.
+- Load: wrk over loopback, $CONNECTIONS connections, $THREADS threads, API key
+  in \`Authorization\`; ${WARMUP} s warm-up, then $ROUNDS rounds of ${DURATION} s, each
+  running the baseline and both scenarios in turn; medians of the rounds
+  (p50 and p99 too); errors are non-2xx answers plus socket errors.
+- Baseline: \`pgbench -S -c $CONNECTIONS -j $THREADS -T $DURATION\` on the same database
+  (scale $PGBENCH_SCALE; latencies from a 10 % sample of transactions).
+- Machine: $ncpu cores, shared ($background cores busy before the run); wrk and
+  pgbench run on the same cores.
+
+| scenario | req/s (median of $ROUNDS) | p50 ms | p99 ms | errors / non-2xx | target | vs pgbench -S | result |
+|---|---:|---:|---:|---:|---|---:|---|
+| baseline: \`pgbench -S\` | $(fmt_int "$pg_m") tps | $(fmt_ms "$(median "${pg_p50[@]}")") | $(fmt_ms "$(median "${pg_p99[@]}")") | $(sum "${pg_err[@]}") | — | 1.00 | baseline |
+| \`GET /v1/users/{id}\` | $(fmt_int "$get_m") | $(fmt_ms "$(median "${get_p50[@]}")") | $(fmt_ms "$get_p99_m") | $get_errors | ≥ 5,000 req/s, p99 ≤ 20 ms | $(ratio "$get_m" "$pg_m") | $get_result |
+| \`GET /v1/users?limit=50\` | $(fmt_int "$list_m") | $(fmt_ms "$(median "${list_p50[@]}")") | $(fmt_ms "$(median "${list_p99[@]}")") | $list_errors | ≥ 1,500 req/s | $(ratio "$list_m" "$pg_m") | $list_result |
+
+Rounds (req/s): pgbench -S $(printf '%s / ' "${pg_rps[@]%.*}" | sed 's# / $##'); \
+\`GET /v1/users/{id}\` $(printf '%s / ' "${get_rps[@]%.*}" | sed 's# / $##'); \
+\`GET /v1/users?limit=50\` $(printf '%s / ' "${list_rps[@]%.*}" | sed 's# / $##').
+
+Where the CPU went (medians of the rounds, in cores of $ncpu, read over each
+run but its last second; µs of CPU per request; PostgreSQL = all its
+processes on the machine):
+
+| scenario | machine busy | switchboard | PostgreSQL | Redis | rest (wrk, neighbours) | switchboard µs/req | PostgreSQL µs/req | PG transactions/req |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|
+| baseline: \`pgbench -S\` | $(median "${pg_cpu[@]}") | — | — | — | — | — | — | 1 |
+| \`GET /v1/users/{id}\` | $(median "${get_cpu[@]}") | $(median "${get_srv[@]}") | $(median "${get_pg[@]}") | $(median "${get_redis[@]}") | $(median "${get_rest[@]}") | $(awk -v c="$(median "${get_srv[@]}")" -v r="$get_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(awk -v c="$(median "${get_pg[@]}")" -v r="$get_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(median "${get_xact[@]}") |
+| \`GET /v1/users?limit=50\` | $(median "${list_cpu[@]}") | $(median "${list_srv[@]}") | $(median "${list_pg[@]}") | $(median "${list_redis[@]}") | $(median "${list_rest[@]}") | $(awk -v c="$(median "${list_srv[@]}")" -v r="$list_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(awk -v c="$(median "${list_pg[@]}")" -v r="$list_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(median "${list_xact[@]}") |
+
+Rerun: \`$rerun\`
+EOF
