@@ -91,12 +91,9 @@ impl Identity {
         principal.require(Permission::ReadAudit)?;
         let tenant = principal.tenant.id();
         let transaction = self.store().begin(tenant).await?;
-        let mut query = audit_event::Entity::find()
+        let query = audit_event::Entity::find()
             .filter(audit_event::Column::TenantId.eq(tenant.as_uuid()))
             .order_by_asc(audit_event::Column::Id);
-        if let Some(after) = after {
-            query = query.filter(audit_event::Column::Id.gt(after));
-        }
         let scope = principal.tenant.clients().clone();
         let mut events = Vec::new();
         // Client-scoped callers filter in memory; page through until full.

@@ -26,10 +26,6 @@ impl Store {
         Self { db }
     }
 
-    pub fn database(&self) -> &Database {
-        &self.db
-    }
-
     /// A transaction confined to `tenant`.
     pub async fn begin(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
         let transaction = self.db.connection().begin().await?;
