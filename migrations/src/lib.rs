@@ -9,9 +9,11 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_create_installation;
 mod m20261123_000002_create_identity;
+mod m20261123_000003_create_events;
 
 pub use m20261123_000001_create_installation::Installation;
 pub use m20261123_000002_create_identity::APP_ROLE;
+pub use m20261123_000003_create_events::EVENT_PARTITIONS;
 
 pub struct Migrator;
 
@@ -35,6 +37,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_installation::Migration),
             Box::new(m20261123_000002_create_identity::Migration),
+            Box::new(m20261123_000003_create_events::Migration),
         ]
     }
 }

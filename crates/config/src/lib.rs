@@ -45,6 +45,8 @@ pub struct Config {
     pub readiness: ReadinessConfig,
     pub auth: AuthConfig,
     pub gateway: GatewayConfig,
+    pub events: EventsConfig,
+    pub webhooks: WebhooksConfig,
 }
 
 impl Default for Config {
@@ -60,6 +62,8 @@ impl Default for Config {
             readiness: ReadinessConfig::default(),
             auth: AuthConfig::default(),
             gateway: GatewayConfig::default(),
+            events: EventsConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }
@@ -385,6 +389,82 @@ impl Default for GatewayConfig {
             body_limit_bytes: 1024 * 1024,
             signups_per_hour: 10,
             expose_verification_token: false,
+        }
+    }
+}
+
+/// The event backbone: the outbox relay, consumers, the event log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// How long published events stay in the event log (for replay).
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often an idle relay looks for new outbox rows.
+    #[serde(with = "humantime_serde")]
+    pub relay_poll_interval: Duration,
+    /// Outbox rows one relay publishes per round.
+    pub relay_batch_size: u32,
+    /// How long a relay holds a partition without renewing its lease.
+    #[serde(with = "humantime_serde")]
+    pub relay_lease_ttl: Duration,
+    /// Attempts a consumer makes at one event before dead-lettering it.
+    pub consumer_max_attempts: u32,
+    /// Delay before a failed event is offered to its consumer again.
+    #[serde(with = "humantime_serde")]
+    pub consumer_retry_delay: Duration,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(30 * 24 * 3600),
+            relay_poll_interval: Duration::from_millis(50),
+            relay_batch_size: 500,
+            relay_lease_ttl: Duration::from_secs(15),
+            consumer_max_attempts: 5,
+            consumer_retry_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Outgoing webhooks to tenants' endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhooksConfig {
+    /// Accept endpoints that resolve to loopback, private, link-local or
+    /// other non-public addresses (tests and closed networks only).
+    pub allow_private_targets: bool,
+    /// Accept `http://` endpoints besides `https://` (tests only).
+    pub allow_http: bool,
+    /// Time limit of one delivery attempt (connect, send, answer).
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Delay before the first retry; doubled after each failure.
+    #[serde(with = "humantime_serde")]
+    pub retry_initial_delay: Duration,
+    /// Longest delay between two attempts.
+    #[serde(with = "humantime_serde")]
+    pub retry_max_delay: Duration,
+    /// A delivery still failing this long after its first attempt is given
+    /// up, and its endpoint disabled.
+    #[serde(with = "humantime_serde")]
+    pub give_up_after: Duration,
+    /// How often the dispatcher looks for deliveries that are due.
+    #[serde(with = "humantime_serde")]
+    pub dispatch_interval: Duration,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            allow_http: false,
+            request_timeout: Duration::from_secs(10),
+            retry_initial_delay: Duration::from_secs(30),
+            retry_max_delay: Duration::from_secs(3600),
+            give_up_after: Duration::from_secs(24 * 3600),
+            dispatch_interval: Duration::from_secs(1),
         }
     }
 }

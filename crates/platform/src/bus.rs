@@ -11,6 +11,8 @@ mod memory;
 mod rabbitmq;
 mod topic;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -29,6 +31,50 @@ pub struct QueueSpec {
     pub bindings: Vec<String>,
     /// Unacknowledged deliveries one subscription may hold.
     pub prefetch: u16,
+    /// When set, [`Delivery::retry_later`] offers a message to the queue
+    /// again after this delay (through a `<name>.retry` queue on RabbitMQ).
+    pub retry_delay: Option<Duration>,
+}
+
+/// The queue that [`Delivery::dead_letter`] moves messages of `queue` to.
+pub fn dead_letter_queue(queue: &str) -> String {
+    format!("{queue}.dead")
+}
+
+/// The queue holding messages of `queue` while they wait for a retry.
+pub fn retry_queue(queue: &str) -> String {
+    format!("{queue}.retry")
+}
+
+/// Longest error text kept with a retried or dead-lettered message.
+pub const MAX_ERROR_LEN: usize = 4096;
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub routing_key: String,
+    pub payload: Bytes,
+}
+
+impl Message {
+    pub fn new(routing_key: impl Into<String>, payload: impl Into<Bytes>) -> Self {
+        Self {
+            routing_key: routing_key.into(),
+            payload: payload.into(),
+        }
+    }
+}
+
+/// `error` cut to [`MAX_ERROR_LEN`] bytes on a character boundary.
+pub(crate) fn truncate_error(error: &str) -> &str {
+    if error.len() <= MAX_ERROR_LEN {
+        return error;
+    }
+    let mut end = MAX_ERROR_LEN;
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    &error[..end]
 }
 
 impl QueueSpec {
@@ -40,7 +86,13 @@ impl QueueSpec {
             name: name.into(),
             bindings: bindings.into_iter().map(Into::into).collect(),
             prefetch: 64,
+            retry_delay: None,
         }
+    }
+
+    pub fn with_retry_delay(mut self, delay: Duration) -> Self {
+        self.retry_delay = Some(delay);
+        self
     }
 
     pub fn with_prefetch(mut self, prefetch: u16) -> Self {
@@ -55,6 +107,17 @@ pub trait Bus: Send + Sync + 'static {
     /// responsibility for it (publisher confirm).
     async fn publish(&self, routing_key: &str, payload: Bytes) -> Result<()>;
 
+    /// Publishes messages in order and returns once the broker confirmed
+    /// all of them. On an error some may have been stored: publishing the
+    /// batch again may duplicate them (at-least-once).
+    async fn publish_batch(&self, messages: &[Message]) -> Result<()>;
+
+    /// Puts one message straight into `queue` (declared before), keeping
+    /// `routing_key` as the key its consumer sees: for re-delivering an
+    /// event to one consumer (replay, catch-up) without the others. Fails
+    /// with `NotFound` when no such queue exists.
+    async fn send_to_queue(&self, queue: &str, routing_key: &str, payload: Bytes) -> Result<()>;
+
     /// Declares the queue (durable, idempotent) with its bindings. Messages
     /// published after this are kept for the queue even with no subscriber.
     async fn declare_queue(&self, spec: &QueueSpec) -> Result<()>;
@@ -64,6 +127,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Answers when the backend is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;
+
+    /// Whether queued messages survive a restart of this process (false
+    /// for the in-process bus: consumers then catch up from the event log).
+    fn durable(&self) -> bool {
+        true
+    }
 
     /// Waits for publishes in flight to be confirmed and closes connections;
     /// later calls fail. Called on graceful shutdown.
@@ -86,7 +155,21 @@ pub struct Delivery {
     pub payload: Bytes,
     /// True when this message was delivered before and not acknowledged.
     pub redelivered: bool,
+    /// 1 on the first delivery; one more after each [`Delivery::retry_later`].
+    pub attempt: u32,
+    /// The error given to the last [`Delivery::retry_later`] or
+    /// [`Delivery::dead_letter`] of this message.
+    pub last_error: Option<String>,
     acker: Box<dyn Acker>,
+}
+
+/// Where a message is moved to when its consumer gives it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Park {
+    /// The queue's retry queue, for another attempt after the delay.
+    Retry,
+    /// The queue's dead-letter queue, for good.
+    DeadLetter,
 }
 
 impl Delivery {
@@ -94,14 +177,38 @@ impl Delivery {
         routing_key: String,
         payload: Bytes,
         redelivered: bool,
+        attempt: u32,
+        last_error: Option<String>,
         acker: Box<dyn Acker>,
     ) -> Self {
         Self {
             routing_key,
             payload,
             redelivered,
+            attempt,
+            last_error,
             acker,
         }
+    }
+
+    /// Handling failed: the message is offered again after the queue's
+    /// `retry_delay` with `attempt` one higher and `error` kept. The copy is
+    /// confirmed before the original is acknowledged, so a crash in between
+    /// duplicates it rather than losing it. Fails with `InvalidArgument`
+    /// when the queue has no retry delay.
+    pub async fn retry_later(self, error: &str) -> Result<()> {
+        self.acker
+            .park(Park::Retry, self.attempt, truncate_error(error))
+            .await
+    }
+
+    /// Handling failed for good: the message moves to the queue's
+    /// dead-letter queue ([`dead_letter_queue`]) with `error` kept, and no
+    /// longer holds up the messages behind it.
+    pub async fn dead_letter(self, error: &str) -> Result<()> {
+        self.acker
+            .park(Park::DeadLetter, self.attempt, truncate_error(error))
+            .await
     }
 
     /// The message is handled: the queue forgets it.
@@ -122,6 +229,7 @@ impl std::fmt::Debug for Delivery {
             .field("routing_key", &self.routing_key)
             .field("payload_len", &self.payload.len())
             .field("redelivered", &self.redelivered)
+            .field("attempt", &self.attempt)
             .finish()
     }
 }
@@ -131,4 +239,7 @@ impl std::fmt::Debug for Delivery {
 pub(crate) trait Acker: Send + Sync {
     async fn ack(self: Box<Self>) -> Result<()>;
     async fn nack(self: Box<Self>, requeue: bool) -> Result<()>;
+    /// Moves the message (a copy with `attempt` and `error`) to its retry
+    /// or dead-letter queue, then acknowledges the original.
+    async fn park(self: Box<Self>, park: Park, attempt: u32, error: &str) -> Result<()>;
 }

@@ -19,7 +19,7 @@ mod error;
 pub mod objects;
 
 pub use backends::{BackendStatus, Backends};
-pub use bus::{Bus, Delivery, QueueSpec, Subscription};
+pub use bus::{Bus, Delivery, Message, QueueSpec, Subscription, dead_letter_queue, retry_queue};
 pub use cache::{Cache, RateDecision};
 pub use database::Database;
 pub use error::{BackendKind, Error, Result};

@@ -17,3 +17,9 @@ pub mod identity {
         tonic::include_proto!("switchboard.identity.v1");
     }
 }
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("switchboard.events.v1");
+    }
+}

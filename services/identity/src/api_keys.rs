@@ -10,6 +10,9 @@ use sea_orm::{
 use switchboard_auth::ApiKeySecret;
 use switchboard_tenancy::ApiKeyId;
 
+use switchboard_events::proto::{self, envelope::Payload};
+
+use crate::events;
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, ApiScope, FieldError, Permission};
 use crate::error::{IdentityError, Result};
@@ -84,6 +87,18 @@ impl Identity {
         .await?;
         self.register_lookup(&transaction, &secret.hash, "api_key", tenant)
             .await?;
+        events::emit(
+            &transaction,
+            tenant,
+            [Payload::ApiKeyCreated(proto::ApiKeyCreated {
+                api_key_id: id.to_string(),
+                name: name.clone(),
+                prefix: secret.prefix.clone(),
+                scopes: scopes.iter().map(ToString::to_string).collect(),
+                created_by: principal.audit_actor().1.to_string(),
+            })],
+        )
+        .await?;
         audit::record(
             &transaction,
             tenant,
@@ -142,6 +157,14 @@ impl Identity {
                 .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
                 .exec(&transaction)
                 .await?;
+            events::emit(
+                &transaction,
+                tenant,
+                [Payload::ApiKeyRevoked(proto::ApiKeyRevoked {
+                    api_key_id: id.to_string(),
+                })],
+            )
+            .await?;
             audit::record(
                 &transaction,
                 tenant,

@@ -83,3 +83,13 @@ impl From<switchboard_platform::Error> for IdentityError {
         }
     }
 }
+
+impl From<switchboard_events::EventsError> for IdentityError {
+    fn from(error: switchboard_events::EventsError) -> Self {
+        match error {
+            switchboard_events::EventsError::Database(error) => error.into(),
+            switchboard_events::EventsError::Bus(error) => error.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}

@@ -14,6 +14,7 @@ mod clients;
 mod credentials;
 pub mod domain;
 mod error;
+mod events;
 pub mod grpc;
 mod principal;
 mod seats;

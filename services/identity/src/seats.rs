@@ -11,6 +11,9 @@ use sea_orm::{
 use switchboard_tenancy::{TenantId, UserId};
 use uuid::Uuid;
 
+use switchboard_events::proto::{self, envelope::Payload};
+
+use crate::events;
 use crate::error::{IdentityError, Result};
 use crate::now;
 use crate::store::entities::{plan, seat_change, tenant, user};
@@ -88,6 +91,16 @@ pub(crate) async fn settle(
             occurred_at: Set(now()),
         }
         .insert(transaction)
+        .await?;
+        events::emit(
+            transaction,
+            tenant,
+            [Payload::SeatCountChanged(proto::SeatCountChanged {
+                seats: after,
+                delta: i32::try_from(i64::from(after) - i64::from(before)).unwrap_or(0),
+                user_id: user.map(|user| user.to_string()).unwrap_or_default(),
+            })],
+        )
         .await?;
     }
     Ok(after)

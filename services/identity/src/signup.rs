@@ -8,6 +8,9 @@ use switchboard_auth::secrets::VERIFICATION_TOKEN_PREFIX;
 use switchboard_auth::{OpaqueToken, check_password_strength, hash_password_async};
 use switchboard_tenancy::{TenantId, UserId};
 
+use switchboard_events::proto::{self, envelope::Payload};
+
+use crate::events;
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
@@ -80,6 +83,7 @@ impl Identity {
         let password_hash = hash_password_async(request.password)
             .await
             .map_err(|error| IdentityError::Internal(error.to_string()))?;
+        let owner_time_zone = time_zone.clone();
         let tenant_id = TenantId::new();
         let owner_id = UserId::new();
         let at = now();
@@ -90,7 +94,7 @@ impl Identity {
             id: Set(tenant_id.as_uuid()),
             name: Set(company.clone()),
             slug: Set(slug.clone()),
-            time_zone: Set(time_zone),
+            time_zone: Set(time_zone.clone()),
             status: Set(TenantStatus::Trial.as_str().to_owned()),
             plan_code: Set(request.plan.clone()),
             email_verified_at: Set(None),
@@ -99,7 +103,7 @@ impl Identity {
         }
         .insert(&transaction)
         .await?;
-        user::ActiveModel {
+        let owner_row = user::ActiveModel {
             id: Set(owner_id.as_uuid()),
             tenant_id: Set(tenant_id.as_uuid()),
             email: Set(email.clone()),
@@ -151,6 +155,24 @@ impl Identity {
                 clients: &[],
                 details: serde_json::json!({ "email": email, "roles": ["owner"] }),
             },
+        )
+        .await?;
+        events::emit(
+            &transaction,
+            tenant_id,
+            [
+                Payload::TenantCreated(proto::TenantCreated {
+                    tenant_id: tenant_id.to_string(),
+                    name: company.clone(),
+                    slug: slug.clone(),
+                    plan_code: request.plan.clone(),
+                    time_zone: owner_time_zone,
+                    owner_user_id: owner_id.to_string(),
+                }),
+                Payload::UserCreated(proto::UserCreated {
+                    user: Some(events::user(&owner_row, None)),
+                }),
+            ],
         )
         .await?;
         let tokens = self

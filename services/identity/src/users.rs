@@ -12,6 +12,9 @@ use switchboard_auth::secrets::INVITATION_TOKEN_PREFIX;
 use switchboard_auth::{OpaqueToken, check_password_strength, hash_password_async};
 use switchboard_tenancy::{ClientId, ClientScope, TenantId, UserId};
 
+use switchboard_events::proto::{self, envelope::Payload};
+
+use crate::events;
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Permission, Role, UserStatus};
 use crate::error::{IdentityError, Result};
@@ -184,6 +187,14 @@ impl Identity {
         .insert(&transaction)
         .await?;
         set_clients(&transaction, tenant, id, new.clients.as_deref()).await?;
+        events::emit(
+            &transaction,
+            tenant,
+            [Payload::UserCreated(proto::UserCreated {
+                user: Some(events::user(&row, new.clients.as_deref())),
+            })],
+        )
+        .await?;
         seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
         let clients = new.clients.clone().unwrap_or_default();
         audit::record(
@@ -276,7 +287,15 @@ impl Identity {
         active.display_name = Set(display_name);
         active.status = Set(UserStatus::Active.as_str().to_owned());
         active.updated_at = Set(now());
-        active.update(&transaction).await?;
+        let accepted = active.update(&transaction).await?;
+        events::emit(
+            &transaction,
+            tenant,
+            [Payload::UserUpdated(proto::UserUpdated {
+                user: Some(events::user(&accepted, clients.as_deref())),
+            })],
+        )
+        .await?;
         audit::record(
             &transaction,
             tenant,
@@ -401,11 +420,19 @@ impl Identity {
         }
         active.updated_at = Set(now());
         let updated = active.update(&transaction).await?;
-        seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
         let new_clients = match &patch.clients {
             Some(clients) => clients.clone(),
             None => old_clients,
         };
+        events::emit(
+            &transaction,
+            tenant,
+            [Payload::UserUpdated(proto::UserUpdated {
+                user: Some(events::user(&updated, new_clients.as_deref())),
+            })],
+        )
+        .await?;
+        seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
         let ended = if status == Some(UserStatus::Disabled) {
             revoke_user_sessions(&transaction, tenant, id).await?
         } else {
@@ -460,6 +487,14 @@ impl Identity {
             .filter(user::Column::Id.eq(id.as_uuid()))
             .exec(&transaction)
             .await?;
+        events::emit(
+            &transaction,
+            tenant,
+            [Payload::UserDeleted(proto::UserDeleted {
+                user_id: id.to_string(),
+            })],
+        )
+        .await?;
         seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
         let audit_clients = clients.unwrap_or_default();
         audit::record(

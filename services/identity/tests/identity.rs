@@ -8,7 +8,7 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_identity::{
-    Identity, IdentityError, IdentityOptions, NewUser, Principal, RequestOrigin, SignupRequest,
+    Identity, IdentityError, IdentityOptions, NewApiKey, NewUser, Principal, RequestOrigin, SignupRequest,
     UserPatch,
 };
 use switchboard_migrations::{Migrator, MigratorTrait};
@@ -385,6 +385,105 @@ async fn revocations_take_effect_at_once_through_the_credential_cache(setup: Set
     assert!(after.limits.requests_per_second > before.limits.requests_per_second);
 }
 
+/// The event types in the outbox, in order.
+async fn event_types(admin: &Database) -> Vec<String> {
+    admin
+        .connection()
+        .query_all_raw(Statement::from_string(
+            admin.backend(),
+            "SELECT event_type FROM event_log ORDER BY seq".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.try_get::<String>("", "event_type").unwrap())
+        .collect()
+}
+
+async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setup) {
+    let identity = &setup.identity;
+    let origin = RequestOrigin::default();
+    let owner = owner(identity, "Eventful").await;
+    let agent = NewUser {
+        email: "agent@example.com".into(),
+        display_name: None,
+        roles: vec!["agent".into()],
+        clients: None,
+        password: Some(PASSWORD.into()),
+    };
+    let (agent_view, _) = identity
+        .create_user(&owner, agent.clone(), &origin)
+        .await
+        .unwrap();
+    // Refused (email taken): its transaction, events included, is dropped.
+    let refused = identity.create_user(&owner, agent, &origin).await;
+    assert!(matches!(refused, Err(IdentityError::Conflict { .. })));
+    let key = identity
+        .create_api_key(
+            &owner,
+            NewApiKey {
+                name: "crm".into(),
+                scopes: vec!["users:read".into()],
+                expires_at: None,
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    identity
+        .revoke_api_key(&owner, key.key.id, &origin)
+        .await
+        .unwrap();
+    identity
+        .update_user(
+            &owner,
+            agent_view.id,
+            UserPatch {
+                display_name: Some("Agent Smith".into()),
+                ..UserPatch::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    identity
+        .delete_user(&owner, agent_view.id, &origin)
+        .await
+        .unwrap();
+    assert_eq!(
+        event_types(&setup.admin).await,
+        [
+            "tenant.created",
+            "user.created",
+            "user.created",
+            "seat.count_changed",
+            "api_key.created",
+            "api_key.revoked",
+            "user.updated",
+            "user.deleted",
+            "seat.count_changed",
+        ]
+    );
+    // Payloads decode, carry the tenant, and never a password hash.
+    let rows = setup
+        .admin
+        .connection()
+        .query_all_raw(Statement::from_string(
+            setup.admin.backend(),
+            "SELECT payload, routing_key FROM event_log ORDER BY seq".to_owned(),
+        ))
+        .await
+        .unwrap();
+    for row in rows {
+        let payload: Vec<u8> = row.try_get("", "payload").unwrap();
+        let routing_key: String = row.try_get("", "routing_key").unwrap();
+        let event = switchboard_events::Event::decode(&payload).unwrap();
+        assert_eq!(event.tenant, owner.tenant.id());
+        assert_eq!(routing_key, event.routing_key());
+        assert!(!String::from_utf8_lossy(&payload).contains("argon2"));
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -408,6 +507,7 @@ macro_rules! on_both_backends {
 
 on_both_backends!(
     concurrent_hires_never_exceed_the_seat_limit,
+    every_change_writes_its_event_and_a_refused_one_writes_none,
     repeated_failed_logins_are_throttled_without_revealing_the_account,
     revocations_take_effect_at_once_through_the_credential_cache,
 );

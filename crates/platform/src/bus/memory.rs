@@ -13,13 +13,17 @@ use std::collections::{HashMap, VecDeque};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::{Acker, Bus, Delivery, QueueSpec, Subscription, topic_matches};
+use super::{
+    Acker, Bus, Delivery, Message as Outgoing, Park, QueueSpec, Subscription, dead_letter_queue,
+    topic_matches,
+};
 use crate::{BackendKind, Error, Result};
 
 /// Routing keys whose queue set is remembered; past this the cache starts
@@ -62,6 +66,8 @@ struct Route {
 
 struct Queue {
     name: String,
+    /// Set by a declaration with a retry delay.
+    retry_delay: Mutex<Option<Duration>>,
     state: Mutex<QueueState>,
     /// Woken once per message made ready (`notify_one`), so each new
     /// message wakes one waiting consumer.
@@ -81,6 +87,20 @@ struct Message {
     routing_key: Arc<str>,
     payload: Bytes,
     redelivered: bool,
+    attempt: u32,
+    last_error: Option<Arc<str>>,
+}
+
+impl Message {
+    fn new(routing_key: Arc<str>, payload: Bytes) -> Self {
+        Self {
+            routing_key,
+            payload,
+            redelivered: false,
+            attempt: 1,
+            last_error: None,
+        }
+    }
 }
 
 /// One consumer of one queue, shared by its subscription and the ackers of
@@ -88,6 +108,8 @@ struct Message {
 struct Consumer {
     id: u64,
     queue: Arc<Queue>,
+    /// For moving messages to the retry and dead-letter queues.
+    bus: MemoryBus,
     /// Woken when one of this consumer's deliveries is settled.
     settled: Notify,
 }
@@ -177,12 +199,16 @@ impl MemoryBus {
             .or_insert_with(|| DeclaredQueue {
                 queue: Arc::new(Queue {
                     name: spec.name.clone(),
+                    retry_delay: Mutex::new(None),
                     state: Mutex::default(),
                     ready: Notify::new(),
                 }),
                 bindings: Vec::new(),
             });
         let queue = declared.queue.clone();
+        if spec.retry_delay.is_some() {
+            *lock(&queue.retry_delay) = spec.retry_delay;
+        }
         let mut changed = false;
         for binding in &spec.bindings {
             if !declared.bindings.contains(binding) {
@@ -194,6 +220,35 @@ impl MemoryBus {
             topology.routes.clear();
         }
         Ok(queue)
+    }
+
+    fn queue(&self, name: &str) -> Result<Arc<Queue>> {
+        self.topology_read()
+            .queues
+            .get(name)
+            .map(|declared| declared.queue.clone())
+            .ok_or_else(|| Error::NotFound(format!("in-process bus: no queue named {name}")))
+    }
+
+    fn publish_one(&self, routing_key: &str, payload: &Bytes) -> Result<()> {
+        check_name("routing key", routing_key)?;
+        {
+            let topology = self.topology_read();
+            if let Some(route) = topology.routes.get(routing_key) {
+                route.deliver(payload);
+                return Ok(());
+            }
+        }
+        // A key not seen since the bindings last changed: match it once.
+        self.topology_write().route(routing_key).deliver(payload);
+        Ok(())
+    }
+}
+
+impl Queue {
+    fn push(&self, message: Message) {
+        lock(&self.state).ready.push_back(message);
+        self.ready.notify_one();
     }
 }
 
@@ -224,12 +279,7 @@ impl Topology {
 impl Route {
     fn deliver(&self, payload: &Bytes) {
         for queue in &self.queues {
-            lock(&queue.state).ready.push_back(Message {
-                routing_key: self.routing_key.clone(),
-                payload: payload.clone(),
-                redelivered: false,
-            });
-            queue.ready.notify_one();
+            queue.push(Message::new(self.routing_key.clone(), payload.clone()));
         }
     }
 }
@@ -238,16 +288,25 @@ impl Route {
 impl Bus for MemoryBus {
     async fn publish(&self, routing_key: &str, payload: Bytes) -> Result<()> {
         self.ensure_open("publish")?;
-        check_name("routing key", routing_key)?;
-        {
-            let topology = self.topology_read();
-            if let Some(route) = topology.routes.get(routing_key) {
-                route.deliver(&payload);
-                return Ok(());
-            }
+        self.publish_one(routing_key, &payload)
+    }
+
+    async fn publish_batch(&self, messages: &[Outgoing]) -> Result<()> {
+        self.ensure_open("publish")?;
+        for message in messages {
+            check_name("routing key", &message.routing_key)?;
         }
-        // A key not seen since the bindings last changed: match it once.
-        self.topology_write().route(routing_key).deliver(&payload);
+        for message in messages {
+            self.publish_one(&message.routing_key, &message.payload)?;
+        }
+        Ok(())
+    }
+
+    async fn send_to_queue(&self, queue: &str, routing_key: &str, payload: Bytes) -> Result<()> {
+        self.ensure_open("send to queue")?;
+        check_name("routing key", routing_key)?;
+        self.queue(queue)?
+            .push(Message::new(routing_key.into(), payload));
         Ok(())
     }
 
@@ -265,6 +324,7 @@ impl Bus for MemoryBus {
             consumer: Arc::new(Consumer {
                 id,
                 queue,
+                bus: self.clone(),
                 settled: Notify::new(),
             }),
             prefetch: usize::from(spec.prefetch),
@@ -274,6 +334,10 @@ impl Bus for MemoryBus {
 
     async fn ping(&self) -> Result<()> {
         self.ensure_open("ping")
+    }
+
+    fn durable(&self) -> bool {
+        false
     }
 
     async fn close(&self) -> Result<()> {
@@ -321,6 +385,8 @@ impl MemorySubscription {
             message.routing_key.to_string(),
             message.payload,
             message.redelivered,
+            message.attempt,
+            message.last_error.as_deref().map(str::to_owned),
             Box::new(acker),
         ))
     }
@@ -389,6 +455,26 @@ struct MemoryAcker {
 }
 
 impl MemoryAcker {
+    /// The unacknowledged message this acker settles (a copy).
+    fn message(&self) -> Result<Message> {
+        let queue = &self.consumer.queue;
+        let state = lock(&queue.state);
+        state
+            .unacked
+            .get(&self.consumer.id)
+            .and_then(|unacked| unacked.get(&self.tag))
+            .cloned()
+            .ok_or_else(|| {
+                Error::unavailable(
+                    BackendKind::Bus,
+                    format!(
+                        "in-process bus settle delivery from queue {}: its subscription has ended and the message was requeued",
+                        queue.name
+                    ),
+                )
+            })
+    }
+
     /// `None`: ack; `Some(requeue)`: nack.
     fn settle(&self, nack: Option<bool>) -> Result<()> {
         let queue = &self.consumer.queue;
@@ -431,5 +517,38 @@ impl Acker for MemoryAcker {
 
     async fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
         self.settle(Some(requeue))
+    }
+
+    async fn park(self: Box<Self>, park: Park, attempt: u32, error: &str) -> Result<()> {
+        let consumer = &self.consumer;
+        let queue = consumer.queue.clone();
+        let mut message = self.message()?;
+        message.redelivered = false;
+        message.last_error = Some(error.into());
+        match park {
+            Park::Retry => {
+                let Some(delay) = *lock(&queue.retry_delay) else {
+                    return Err(Error::InvalidArgument(format!(
+                        "queue {} was declared without a retry delay",
+                        queue.name
+                    )));
+                };
+                message.attempt = attempt.saturating_add(1);
+                let closed = consumer.bus.shared.closed.clone();
+                let target = queue.clone();
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = closed.cancelled() => {}
+                        () = tokio::time::sleep(delay) => target.push(message),
+                    }
+                });
+            }
+            Park::DeadLetter => {
+                message.attempt = attempt;
+                let spec = QueueSpec::new(dead_letter_queue(&queue.name), Vec::<String>::new());
+                consumer.bus.declare(&spec)?.push(message);
+            }
+        }
+        self.settle(None)
     }
 }

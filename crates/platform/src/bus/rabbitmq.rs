@@ -28,7 +28,7 @@ use lapin::options::{
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::protocol::{AMQPErrorKind, AMQPHardError};
-use lapin::types::{FieldTable, ShortString};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::uri::AMQPUri;
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer, ErrorKind,
@@ -38,7 +38,9 @@ use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Acker, Bus, Delivery, QueueSpec, Subscription};
+use super::{
+    Acker, Bus, Delivery, Message, Park, QueueSpec, Subscription, dead_letter_queue, retry_queue,
+};
 use crate::{BackendKind, Error, Result};
 
 /// One attempt at opening a connection (TCP + AMQP handshake).
@@ -56,6 +58,55 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_HEARTBEAT_SECS: u16 = 10;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Header carrying the original routing key of a message put straight
+/// into a queue (the default exchange routes by queue name).
+const ROUTING_KEY_HEADER: &str = "x-switchboard-routing-key";
+/// Header carrying the attempt number of a retried message.
+const ATTEMPT_HEADER: &str = "x-switchboard-attempt";
+/// Header carrying the error a message was retried or dead-lettered with.
+const ERROR_HEADER: &str = "x-switchboard-error";
+
+/// One message on its way to an exchange.
+struct Outgoing<'a> {
+    /// Empty: the default exchange, which routes to the queue so named.
+    exchange: ShortString,
+    routing_key: ShortString,
+    payload: &'a [u8],
+    headers: Option<FieldTable>,
+}
+
+/// Headers of a message sent straight to a queue.
+fn direct_headers(routing_key: &str, attempt: u32, error: Option<&str>) -> FieldTable {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        ROUTING_KEY_HEADER.into(),
+        AMQPValue::LongString(LongString::from(routing_key)),
+    );
+    headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(i64::from(attempt)));
+    if let Some(error) = error {
+        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(LongString::from(error)));
+    }
+    headers
+}
+
+fn header_string(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn header_attempt(headers: Option<&FieldTable>) -> u32 {
+    let value = headers.and_then(|headers| headers.inner().get(ATTEMPT_HEADER));
+    let attempt = match value {
+        Some(AMQPValue::LongLongInt(value)) => u32::try_from(*value).ok(),
+        Some(AMQPValue::LongInt(value)) => u32::try_from(*value).ok(),
+        Some(AMQPValue::LongUInt(value)) => Some(*value),
+        _ => None,
+    };
+    attempt.unwrap_or(1).max(1)
+}
 
 /// The RabbitMQ bus. Clones share connections.
 #[derive(Clone)]
@@ -352,6 +403,33 @@ impl Inner {
             FieldTable::default(),
         );
         bounded(&format!("RabbitMQ declare queue {queue}"), declare).await?;
+        let dead = short_string("queue name", &dead_letter_queue(&spec.name))?;
+        let declare = channel.queue_declare(
+            dead.clone(),
+            QueueDeclareOptions::durable(),
+            FieldTable::default(),
+        );
+        bounded(&format!("RabbitMQ declare queue {dead}"), declare).await?;
+        if let Some(delay) = spec.retry_delay {
+            // Messages wait out the delay in the retry queue, then expire
+            // back into the main queue through the default exchange.
+            let retry = short_string("queue name", &retry_queue(&spec.name))?;
+            let mut arguments = FieldTable::default();
+            arguments.insert(
+                "x-message-ttl".into(),
+                AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+            );
+            arguments.insert(
+                "x-dead-letter-exchange".into(),
+                AMQPValue::LongString(LongString::from("")),
+            );
+            arguments.insert(
+                "x-dead-letter-routing-key".into(),
+                AMQPValue::LongString(LongString::from(queue.as_str())),
+            );
+            let declare = channel.queue_declare(retry.clone(), QueueDeclareOptions::durable(), arguments);
+            bounded(&format!("RabbitMQ declare queue {retry}"), declare).await?;
+        }
         for binding in &spec.bindings {
             let context = format!(
                 "RabbitMQ bind queue {queue} to exchange {} with {binding:?}",
@@ -405,16 +483,10 @@ impl Inner {
         Ok(channel)
     }
 
-    async fn publish_once(
-        &self,
-        routing_key: &ShortString,
-        payload: &[u8],
-        deadline: Instant,
-    ) -> Result<()> {
-        let context = format!(
-            "RabbitMQ publish to exchange {} with key {routing_key}",
-            self.exchange
-        );
+    /// Publishes `messages` in order on the confirming channel, then waits
+    /// for every confirm (pipelined: one round trip for the batch).
+    async fn publish_once(&self, messages: &[Outgoing<'_>], deadline: Instant) -> Result<()> {
+        let context = format!("RabbitMQ publish to exchange {}", self.exchange);
         let channel = match timeout_at(deadline, self.publisher()).await {
             Ok(Ok(channel)) => channel,
             Ok(Err(error)) => return Err(prefixed(&context, error)),
@@ -425,23 +497,73 @@ impl Inner {
                 ));
             }
         };
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/octet-stream".into());
-        let publish = channel.basic_publish(
-            self.exchange.clone(),
-            routing_key.clone(),
-            BasicPublishOptions::default(),
-            payload,
-            properties,
-        );
-        let confirm = bounded(&context, publish).await?;
-        match bounded(&context, confirm).await? {
-            Confirmation::Ack(_) | Confirmation::NotRequested => Ok(()),
-            Confirmation::Nack(_) => Err(Error::backend(
-                BackendKind::Bus,
-                format!("{context}: the broker refused the message (nack)"),
-            )),
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
+            let mut properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_content_type("application/octet-stream".into());
+            if let Some(headers) = &message.headers {
+                properties = properties.with_headers(headers.clone());
+            }
+            // A message sent straight to a queue is mandatory: if the queue
+            // does not exist the broker returns it instead of dropping it.
+            let direct = message.exchange.as_str().is_empty();
+            let options = BasicPublishOptions {
+                mandatory: direct,
+                ..BasicPublishOptions::default()
+            };
+            let publish = channel.basic_publish(
+                message.exchange.clone(),
+                message.routing_key.clone(),
+                options,
+                message.payload,
+                properties,
+            );
+            confirms.push(bounded(&context, publish).await?);
+        }
+        for (confirm, message) in confirms.into_iter().zip(messages) {
+            match bounded(&context, confirm).await? {
+                Confirmation::Ack(None) | Confirmation::NotRequested => {}
+                Confirmation::Ack(Some(_)) => {
+                    return Err(Error::NotFound(format!(
+                        "{context}: no queue named {}",
+                        message.routing_key
+                    )));
+                }
+                Confirmation::Nack(_) => {
+                    return Err(Error::backend(
+                        BackendKind::Bus,
+                        format!("{context}: the broker refused a message (nack)"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Self::publish_once`], retried with backoff while the broker is
+    /// unreachable, for about [`PUBLISH_RECONNECT_WINDOW`].
+    async fn publish_all(&self, messages: &[Outgoing<'_>]) -> Result<()> {
+        let context = format!("RabbitMQ publish to exchange {}", self.exchange);
+        self.ensure_open(&context)?;
+        let _in_flight = self.in_flight.read().await;
+        self.ensure_open(&context)?;
+        let deadline = Instant::now() + PUBLISH_RECONNECT_WINDOW;
+        let mut backoff = Backoff::new();
+        loop {
+            let error = match self.publish_once(messages, deadline).await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            let delay = backoff.next_delay();
+            if !error.is_unavailable()
+                || self.closed.is_cancelled()
+                || Instant::now() + delay >= deadline
+            {
+                return Err(error);
+            }
+            warn!(exchange = %self.exchange, error = %error, ?delay, "rabbitmq publish failed, retrying");
+            sleep(delay).await;
         }
     }
 
@@ -487,28 +609,43 @@ fn queue_name(spec: &QueueSpec) -> Result<ShortString> {
 impl Bus for RabbitMqBus {
     async fn publish(&self, routing_key: &str, payload: Bytes) -> Result<()> {
         let inner = &*self.inner;
-        let context = format!("RabbitMQ publish to exchange {}", inner.exchange);
-        let routing_key = short_string("routing key", routing_key)?;
-        inner.ensure_open(&context)?;
-        let _in_flight = inner.in_flight.read().await;
-        inner.ensure_open(&context)?;
-        let deadline = Instant::now() + PUBLISH_RECONNECT_WINDOW;
-        let mut backoff = Backoff::new();
-        loop {
-            let error = match inner.publish_once(&routing_key, &payload, deadline).await {
-                Ok(()) => return Ok(()),
-                Err(error) => error,
-            };
-            let delay = backoff.next_delay();
-            if !error.is_unavailable()
-                || inner.closed.is_cancelled()
-                || Instant::now() + delay >= deadline
-            {
-                return Err(error);
-            }
-            warn!(exchange = %inner.exchange, error = %error, ?delay, "rabbitmq publish failed, retrying");
-            sleep(delay).await;
+        let message = Outgoing {
+            exchange: inner.exchange.clone(),
+            routing_key: short_string("routing key", routing_key)?,
+            payload: &payload,
+            headers: None,
+        };
+        inner.publish_all(std::slice::from_ref(&message)).await
+    }
+
+    async fn publish_batch(&self, messages: &[Message]) -> Result<()> {
+        let inner = &*self.inner;
+        let outgoing = messages
+            .iter()
+            .map(|message| {
+                Ok(Outgoing {
+                    exchange: inner.exchange.clone(),
+                    routing_key: short_string("routing key", &message.routing_key)?,
+                    payload: &message.payload,
+                    headers: None,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if outgoing.is_empty() {
+            return Ok(());
         }
+        inner.publish_all(&outgoing).await
+    }
+
+    async fn send_to_queue(&self, queue: &str, routing_key: &str, payload: Bytes) -> Result<()> {
+        let inner = &*self.inner;
+        let message = Outgoing {
+            exchange: ShortString::default(),
+            routing_key: short_string("queue name", queue)?,
+            payload: &payload,
+            headers: Some(direct_headers(routing_key, 1, None)),
+        };
+        inner.publish_all(std::slice::from_ref(&message)).await
     }
 
     async fn declare_queue(&self, spec: &QueueSpec) -> Result<()> {
@@ -609,14 +746,26 @@ struct RabbitMqSubscription {
 
 impl RabbitMqSubscription {
     fn delivery(&self, delivery: lapin::message::Delivery) -> Delivery {
+        let headers = delivery.properties.headers().as_ref();
+        let routing_key = header_string(headers, ROUTING_KEY_HEADER)
+            .unwrap_or_else(|| delivery.routing_key.as_str().to_owned());
+        let attempt = header_attempt(headers);
+        let last_error = header_string(headers, ERROR_HEADER);
+        let payload = Bytes::from(delivery.data);
         let acker = RabbitMqAcker {
             acker: delivery.acker,
             queue: self.queue.clone(),
+            inner: self.inner.clone(),
+            has_retry: self.spec.retry_delay.is_some(),
+            routing_key: routing_key.clone(),
+            payload: payload.clone(),
         };
         Delivery::new(
-            delivery.routing_key.into(),
-            Bytes::from(delivery.data),
+            routing_key,
+            payload,
             delivery.redelivered,
+            attempt,
+            last_error,
             Box::new(acker),
         )
     }
@@ -706,6 +855,10 @@ impl Drop for RabbitMqSubscription {
 struct RabbitMqAcker {
     acker: lapin::Acker,
     queue: Arc<str>,
+    inner: Arc<Inner>,
+    has_retry: bool,
+    routing_key: String,
+    payload: Bytes,
 }
 
 impl RabbitMqAcker {
@@ -740,5 +893,28 @@ impl Acker for RabbitMqAcker {
             ..BasicNackOptions::default()
         };
         self.settle("nack", self.acker.nack(options)).await
+    }
+
+    async fn park(self: Box<Self>, park: Park, attempt: u32, error: &str) -> Result<()> {
+        let (target, attempt) = match park {
+            Park::Retry if !self.has_retry => {
+                return Err(Error::InvalidArgument(format!(
+                    "queue {} was declared without a retry delay",
+                    self.queue
+                )));
+            }
+            Park::Retry => (retry_queue(&self.queue), attempt.saturating_add(1)),
+            Park::DeadLetter => (dead_letter_queue(&self.queue), attempt),
+        };
+        let message = Outgoing {
+            exchange: ShortString::default(),
+            routing_key: short_string("queue name", &target)?,
+            payload: &self.payload,
+            headers: Some(direct_headers(&self.routing_key, attempt, Some(error))),
+        };
+        // Confirmed first: a crash before the ack duplicates, never loses.
+        self.inner.publish_all(std::slice::from_ref(&message)).await?;
+        self.settle("ack", self.acker.ack(BasicAckOptions::default()))
+            .await
     }
 }

@@ -1,0 +1,459 @@
+//! Idempotent consumers: a durable queue per consuming service, manual
+//! acknowledgement, and each event applied at most once.
+//!
+//! Deliveries are taken in small batches (what the queue has ready, up to
+//! `batch_size`), grouped by tenant, and each group is applied in one
+//! transaction confined to its tenant: the consumer's processed marks are
+//! inserted first (`ON CONFLICT DO NOTHING`), and only the events whose
+//! mark is new reach the handler. The marks and the handler's effects
+//! commit together, then the deliveries are acknowledged; a crash before
+//! the ack redelivers, and the mark makes the redelivery a no-op.
+//!
+//! A group whose handler fails is retried event by event, so one poison
+//! event does not hold up the others: a failing event goes to the retry
+//! queue (offered again after `retry_delay`) until `max_attempts`, then to
+//! the dead-letter queue `<name>.dead` with its error. Undecodable
+//! messages are dead-lettered at once. Database outages are not counted
+//! as attempts: the deliveries go back to the queue after a pause.
+//!
+//! On a bus that does not survive a restart (the in-process bus of `dev`)
+//! a consumer first catches up from the event log: every retained,
+//! published event matching its bindings that it has no mark for is
+//! offered again, so a crash of `dev` loses nothing either.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use futures::FutureExt;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, ExprTrait, Order};
+use switchboard_config::EventsConfig;
+use switchboard_platform::bus::topic_matches;
+use switchboard_platform::{Bus, Database, Delivery, QueueSpec, Subscription};
+use switchboard_tenancy::TenantId;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+use uuid::Uuid;
+
+use crate::schema::{EventLog, ProcessedEvents};
+use crate::scope::{begin_system, begin_tenant};
+use crate::{Event, EventsError, Result};
+
+/// Pause before deliveries go back to the queue after a database error.
+const INFRASTRUCTURE_PAUSE: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Events read from the log per query while catching up.
+const CATCH_UP_PAGE: u64 = 1000;
+
+/// Why a handler could not apply an event. The event is retried, and
+/// dead-lettered with this message after the last attempt.
+#[derive(Debug, Clone)]
+pub struct HandlerError(String);
+
+impl HandlerError {
+    pub fn new(message: impl fmt::Display) -> Self {
+        Self(message.to_string())
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<DbErr> for HandlerError {
+    fn from(error: DbErr) -> Self {
+        Self(format!("database: {error}"))
+    }
+}
+
+/// What a consuming service does with events.
+#[async_trait]
+pub trait EventHandler: Send + Sync + 'static {
+    /// Applies one event inside `transaction`, which is confined to the
+    /// event's tenant and already holds this consumer's processed mark for
+    /// it. An error rolls back the whole transaction.
+    async fn handle(
+        &self,
+        transaction: &DatabaseTransaction,
+        event: &Event,
+    ) -> Result<(), HandlerError>;
+
+    /// Applies several events of one tenant, in order, in one transaction.
+    /// Override to batch statements; the default calls [`Self::handle`].
+    async fn handle_batch(
+        &self,
+        transaction: &DatabaseTransaction,
+        events: &[Event],
+    ) -> Result<(), HandlerError> {
+        for event in events {
+            self.handle(transaction, event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A consumer's queue and policies.
+#[derive(Debug, Clone)]
+pub struct ConsumerOptions {
+    /// The consuming service's name; also its queue's name.
+    pub name: String,
+    /// Topic patterns over `<tenant>.<source>.<type>`.
+    pub bindings: Vec<String>,
+    /// Unacknowledged deliveries held at once.
+    pub prefetch: u16,
+    /// Deliveries applied per transaction at most.
+    pub batch_size: usize,
+    /// Attempts before an event is dead-lettered.
+    pub max_attempts: u32,
+    /// Delay before a failed event is offered again.
+    pub retry_delay: Duration,
+    /// How far back a consumer on a non-durable bus catches up.
+    pub catch_up_window: Duration,
+}
+
+impl ConsumerOptions {
+    pub fn new(
+        name: impl Into<String>,
+        bindings: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        let config = EventsConfig::default();
+        Self {
+            name: name.into(),
+            bindings: bindings.into_iter().map(Into::into).collect(),
+            prefetch: 256,
+            batch_size: 128,
+            max_attempts: config.consumer_max_attempts,
+            retry_delay: config.consumer_retry_delay,
+            catch_up_window: config.retention,
+        }
+    }
+
+    /// Takes attempts, retry delay and retention from the configuration.
+    pub fn with_config(mut self, config: &EventsConfig) -> Self {
+        self.max_attempts = Ord::max(config.consumer_max_attempts, 1);
+        self.retry_delay = config.consumer_retry_delay;
+        self.catch_up_window = config.retention;
+        self
+    }
+
+    fn queue(&self) -> QueueSpec {
+        QueueSpec::new(self.name.clone(), self.bindings.clone())
+            .with_prefetch(self.prefetch)
+            .with_retry_delay(self.retry_delay)
+    }
+
+    fn wants(&self, routing_key: &str) -> bool {
+        self.bindings
+            .iter()
+            .any(|pattern| topic_matches(pattern, routing_key))
+    }
+}
+
+/// A running consumer's parts.
+pub struct Consumer {
+    db: Database,
+    bus: Arc<dyn Bus>,
+    options: ConsumerOptions,
+    handler: Arc<dyn EventHandler>,
+}
+
+/// Why a group of events was not applied.
+enum Failure {
+    /// The database or bus failed: not the events' fault.
+    Infrastructure(EventsError),
+    /// The handler refused.
+    Handler(HandlerError),
+}
+
+impl Consumer {
+    pub fn new(
+        db: Database,
+        bus: Arc<dyn Bus>,
+        options: ConsumerOptions,
+        handler: Arc<dyn EventHandler>,
+    ) -> Self {
+        Self {
+            db,
+            bus,
+            options,
+            handler,
+        }
+    }
+
+    /// Declares the consumer's queues (so events published from now on are
+    /// kept for it) without consuming.
+    pub async fn declare(&self) -> Result<()> {
+        self.bus.declare_queue(&self.options.queue()).await?;
+        Ok(())
+    }
+
+    /// Consumes until `cancel`.
+    pub fn spawn(self, cancel: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move { self.run(cancel).await })
+    }
+
+    async fn run(self, cancel: CancellationToken) {
+        let name = self.options.name.clone();
+        let Some(mut subscription) = self.subscribe(&cancel).await else {
+            return;
+        };
+        info!(consumer = %name, "event consumer started");
+        if !self.bus.durable() {
+            match self.catch_up().await {
+                Ok(0) => {}
+                Ok(count) => info!(consumer = %name, count, "event consumer catching up from the log"),
+                Err(error) => warn!(consumer = %name, error = %error, "event consumer could not catch up from the log"),
+            }
+        }
+        let mut backoff = INFRASTRUCTURE_PAUSE;
+        loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => break,
+                next = subscription.next() => next,
+            };
+            let first = match next {
+                Ok(Some(delivery)) => delivery,
+                Ok(None) => break,
+                Err(error) => {
+                    warn!(consumer = %name, error = %error, "event consumer could not receive");
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    continue;
+                }
+            };
+            backoff = INFRASTRUCTURE_PAUSE;
+            let mut batch = vec![first];
+            while batch.len() < self.options.batch_size {
+                match subscription.next().now_or_never() {
+                    Some(Ok(Some(delivery))) => batch.push(delivery),
+                    _ => break,
+                }
+            }
+            self.process(batch).await;
+        }
+        info!(consumer = %name, "event consumer stopped");
+    }
+
+    async fn subscribe(&self, cancel: &CancellationToken) -> Option<Box<dyn Subscription>> {
+        let mut backoff = INFRASTRUCTURE_PAUSE;
+        loop {
+            match self.bus.subscribe(&self.options.queue()).await {
+                Ok(subscription) => return Some(subscription),
+                Err(error) => {
+                    warn!(consumer = %self.options.name, error = %error, retry_in = ?backoff, "event consumer could not subscribe");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn process(&self, batch: Vec<Delivery>) {
+        let mut groups: Vec<(TenantId, Vec<(Delivery, Event)>)> = Vec::new();
+        for delivery in batch {
+            if !self.options.wants(&delivery.routing_key) {
+                // A replay or catch-up of an event this consumer does not
+                // bind: nothing to do.
+                self.settle(delivery.ack().await);
+                continue;
+            }
+            match Event::decode(&delivery.payload) {
+                Ok(event) => match groups.iter_mut().find(|(tenant, _)| *tenant == event.tenant) {
+                    Some((_, group)) => group.push((delivery, event)),
+                    None => groups.push((event.tenant, vec![(delivery, event)])),
+                },
+                Err(error) => {
+                    error!(consumer = %self.options.name, routing_key = %delivery.routing_key, error = %error, "undecodable event dead-lettered");
+                    metrics::counter!("switchboard_events_dead_lettered_total", "consumer" => self.options.name.clone()).increment(1);
+                    self.settle(delivery.dead_letter(&error.to_string()).await);
+                }
+            }
+        }
+        for (_, group) in groups {
+            self.apply_group(group).await;
+        }
+    }
+
+    /// Applies one tenant's events together; on a handler failure, one by
+    /// one.
+    async fn apply_group(&self, group: Vec<(Delivery, Event)>) {
+        let events: Vec<Event> = group.iter().map(|(_, event)| event.clone()).collect();
+        match self.apply(&events).await {
+            Ok(()) => {
+                for (delivery, _) in group {
+                    self.settle(delivery.ack().await);
+                }
+            }
+            Err(Failure::Infrastructure(error)) => {
+                warn!(consumer = %self.options.name, error = %error, "event consumer could not apply events, requeueing");
+                tokio::time::sleep(INFRASTRUCTURE_PAUSE).await;
+                for (delivery, _) in group {
+                    self.settle(delivery.nack(true).await);
+                }
+            }
+            Err(Failure::Handler(error)) if group.len() == 1 => {
+                let Some((delivery, event)) = group.into_iter().next() else {
+                    return;
+                };
+                self.give_back(delivery, &event, &error).await;
+            }
+            Err(Failure::Handler(_)) => {
+                for item in group {
+                    Box::pin(self.apply_group(vec![item])).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a failed event to the retry queue, or to the dead-letter
+    /// queue after its last attempt.
+    async fn give_back(&self, delivery: Delivery, event: &Event, error: &HandlerError) {
+        let consumer = self.options.name.as_str();
+        if delivery.attempt >= self.options.max_attempts {
+            error!(consumer, event_id = %event.id, event_type = %event.event_type, attempt = delivery.attempt, error = %error, "event dead-lettered");
+            metrics::counter!("switchboard_events_dead_lettered_total", "consumer" => consumer.to_owned()).increment(1);
+            self.settle(delivery.dead_letter(&error.to_string()).await);
+        } else {
+            warn!(consumer, event_id = %event.id, event_type = %event.event_type, attempt = delivery.attempt, error = %error, "event failed, retrying later");
+            metrics::counter!("switchboard_events_retried_total", "consumer" => consumer.to_owned()).increment(1);
+            self.settle(delivery.retry_later(&error.to_string()).await);
+        }
+    }
+
+    fn settle(&self, result: switchboard_platform::Result<()>) {
+        if let Err(error) = result {
+            // The message stays unacknowledged and comes back; its mark
+            // makes that harmless.
+            warn!(consumer = %self.options.name, error = %error, "event consumer could not settle a delivery");
+        }
+    }
+
+    /// One transaction: marks, the handler on the new events, commit.
+    async fn apply(&self, events: &[Event]) -> Result<(), Failure> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let infrastructure = |error: DbErr| Failure::Infrastructure(error.into());
+        let transaction = begin_tenant(&self.db, first.tenant)
+            .await
+            .map_err(Failure::Infrastructure)?;
+        let mut seen = HashSet::with_capacity(events.len());
+        let unique: Vec<&Event> = events.iter().filter(|event| seen.insert(event.id)).collect();
+        let now = Utc::now();
+        let mut insert = Query::insert();
+        insert
+            .into_table(ProcessedEvents::Table)
+            .columns([
+                ProcessedEvents::Consumer,
+                ProcessedEvents::EventId,
+                ProcessedEvents::TenantId,
+                ProcessedEvents::ProcessedAt,
+            ])
+            .on_conflict(
+                OnConflict::columns([ProcessedEvents::Consumer, ProcessedEvents::EventId])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .returning_col(ProcessedEvents::EventId);
+        for event in &unique {
+            insert.values_panic([
+                self.options.name.clone().into(),
+                event.id.into(),
+                event.tenant.as_uuid().into(),
+                now.into(),
+            ]);
+        }
+        let rows = transaction
+            .query_all(&insert)
+            .await
+            .map_err(infrastructure)?;
+        let fresh_ids = rows
+            .iter()
+            .map(|row| row.try_get::<Uuid>("", "event_id"))
+            .collect::<Result<HashSet<_>, DbErr>>()
+            .map_err(infrastructure)?;
+        let fresh: Vec<Event> = unique
+            .into_iter()
+            .filter(|event| fresh_ids.contains(&event.id))
+            .cloned()
+            .collect();
+        let duplicates = events.len() - fresh.len();
+        if duplicates > 0 {
+            debug!(consumer = %self.options.name, duplicates, "duplicate events skipped");
+            metrics::counter!("switchboard_events_duplicates_total", "consumer" => self.options.name.clone()).increment(duplicates as u64);
+        }
+        if !fresh.is_empty() {
+            self.handler
+                .handle_batch(&transaction, &fresh)
+                .await
+                .map_err(Failure::Handler)?;
+        }
+        transaction.commit().await.map_err(infrastructure)?;
+        metrics::counter!("switchboard_events_consumed_total", "consumer" => self.options.name.clone()).increment(fresh.len() as u64);
+        Ok(())
+    }
+
+    /// Offers again every retained, published event this consumer binds
+    /// and has no mark for. Returns how many.
+    async fn catch_up(&self) -> Result<usize> {
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(self.options.catch_up_window)
+                .unwrap_or(chrono::Duration::days(30));
+        let mut after = 0_i64;
+        let mut offered = 0;
+        loop {
+            let processed = Query::select()
+                .expr(Expr::val(1))
+                .from(ProcessedEvents::Table)
+                .and_where(Expr::col(ProcessedEvents::Consumer).eq(self.options.name.as_str()))
+                .and_where(
+                    Expr::col((ProcessedEvents::Table, ProcessedEvents::EventId))
+                        .equals((EventLog::Table, EventLog::Id)),
+                )
+                .to_owned();
+            let query = Query::select()
+                .columns([EventLog::Seq, EventLog::RoutingKey, EventLog::Payload])
+                .from(EventLog::Table)
+                .and_where(Expr::col(EventLog::Seq).gt(after))
+                .and_where(Expr::col(EventLog::PublishedAt).is_not_null())
+                .and_where(Expr::col(EventLog::OccurredAt).gte(cutoff))
+                .and_where(Expr::exists(processed).not())
+                .order_by(EventLog::Seq, Order::Asc)
+                .limit(CATCH_UP_PAGE)
+                .to_owned();
+            let transaction = begin_system(&self.db).await?;
+            let rows = transaction.query_all(&query).await?;
+            transaction.commit().await?;
+            let Some(last) = rows.last() else {
+                return Ok(offered);
+            };
+            after = last.try_get("", "seq")?;
+            for row in &rows {
+                let routing_key: String = row.try_get("", "routing_key")?;
+                if !self.options.wants(&routing_key) {
+                    continue;
+                }
+                let payload: Vec<u8> = row.try_get("", "payload")?;
+                self.bus
+                    .send_to_queue(&self.options.name, &routing_key, payload.into())
+                    .await?;
+                offered += 1;
+            }
+        }
+    }
+}

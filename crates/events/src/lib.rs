@@ -1,0 +1,32 @@
+//! The event backbone every service uses (see ARCHITECTURE.md, Events).
+//!
+//! - [`Event`]: one domain event in its protobuf envelope
+//!   (`switchboard.events.v1.Envelope`), routed on the bus as
+//!   `<tenant>.<source>.<type>`.
+//! - [`outbox::append`]: a service writes its events in the transaction of
+//!   its state change (the transactional outbox pattern), on PostgreSQL and
+//!   SQLite alike.
+//! - [`Relay`]: publishes the outbox in order per partition of tenants,
+//!   with publisher confirms, holding a lease per partition so replicas
+//!   never publish the same row at the same time; marks rows sent only
+//!   after the confirms, so a crash duplicates and never loses.
+//! - [`Consumer`]: applies each event at most once by recording its id in
+//!   the same transaction as the effect; failures are retried after a
+//!   delay and dead-lettered after N attempts with the error kept.
+//! - [`replay`]: re-delivers stored events to one consumer.
+
+mod error;
+mod event;
+pub mod outbox;
+pub mod replay;
+
+mod consumer;
+mod relay;
+mod schema;
+mod scope;
+
+pub use consumer::{Consumer, ConsumerOptions, EventHandler, HandlerError};
+pub use error::{EventsError, Result};
+pub use event::{EVENT_TYPES, Event, event_type};
+pub use relay::{Relay, RelayOptions};
+pub use switchboard_proto::events::v1 as proto;

@@ -1,0 +1,369 @@
+//! The outbox relay: publishes `event_log` rows that have no
+//! `published_at` yet, in `seq` order, with publisher confirms, and marks
+//! them published only once every confirm is in. A crash (of the relay,
+//! the database or the broker) between publishing and marking publishes
+//! those rows again: at-least-once, and consumers drop the duplicates.
+//!
+//! Replicas coordinate through `relay_leases`: a relay publishes only the
+//! partitions whose lease it holds (renewed every round, taken over by
+//! another replica once it expires), so no two relays publish the same row
+//! at the same time and each partition's rows go out in order. Lease
+//! times come from the relays' clocks; keep them synchronised (NTP) well
+//! within the lease TTL.
+//!
+//! The holder of partition 0 also sends replay requests
+//! (`event_redeliveries`) and sweeps the log past its retention.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ConnectionTrait, DbErr, ExprTrait, Order, TransactionTrait};
+use switchboard_config::EventsConfig;
+use switchboard_platform::{Bus, Database, Message};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::Result;
+use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents, RelayLeases};
+use crate::scope::begin_system;
+
+/// Longest pause between rounds after errors.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How a relay runs.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// This relay's name in `relay_leases` (unique per replica).
+    pub holder: String,
+    /// Pause after a round that found nothing to publish.
+    pub poll_interval: Duration,
+    /// Rows published per round (one confirm round trip).
+    pub batch_size: u32,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: Duration,
+    /// How long published events stay in the log.
+    pub retention: Duration,
+    /// How often the retention sweep runs.
+    pub sweep_interval: Duration,
+}
+
+impl RelayOptions {
+    pub fn from_config(config: &EventsConfig) -> Self {
+        Self {
+            holder: format!("relay-{}", Uuid::now_v7()),
+            poll_interval: config.relay_poll_interval,
+            batch_size: Ord::max(config.relay_batch_size, 1),
+            lease_ttl: config.relay_lease_ttl,
+            retention: config.retention,
+            sweep_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self::from_config(&EventsConfig::default())
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Outbox rows published and marked.
+    pub published: usize,
+    /// Replay requests sent.
+    pub redelivered: usize,
+}
+
+/// One outbox row on its way out.
+struct Pending {
+    seq: i64,
+    routing_key: String,
+    payload: Vec<u8>,
+}
+
+pub struct Relay {
+    db: Database,
+    bus: Arc<dyn Bus>,
+    options: RelayOptions,
+    last_sweep: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Relay {
+    pub fn new(db: Database, bus: Arc<dyn Bus>, options: RelayOptions) -> Self {
+        Self {
+            db,
+            bus,
+            options,
+            last_sweep: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Runs rounds until `cancel`, then hands its leases back so another
+    /// replica takes over at once.
+    pub fn spawn(self, cancel: CancellationToken) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            info!(holder = %self.options.holder, "event relay started");
+            let mut backoff = self.options.poll_interval;
+            loop {
+                let pause = match self.run_once().await {
+                    Ok(round) => {
+                        backoff = self.options.poll_interval;
+                        let full = round.published >= self.options.batch_size as usize
+                            || round.redelivered >= self.options.batch_size as usize;
+                        if full { Duration::ZERO } else { self.options.poll_interval }
+                    }
+                    Err(error) => {
+                        warn!(holder = %self.options.holder, error = %error, retry_in = ?backoff, "event relay round failed");
+                        let pause = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        pause
+                    }
+                };
+                if pause.is_zero() {
+                    if cancel.is_cancelled() {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+            if let Err(error) = self.release().await {
+                warn!(holder = %self.options.holder, error = %error, "event relay could not release its leases");
+            }
+            info!(holder = %self.options.holder, "event relay stopped");
+        })
+    }
+
+    /// One round: renew leases, publish and mark one batch, send replay
+    /// requests and sweep (holder of partition 0).
+    pub async fn run_once(&self) -> Result<Round> {
+        let partitions = self.lease().await?;
+        if partitions.is_empty() {
+            return Ok(Round::default());
+        }
+        let pending = self.pending(&partitions).await?;
+        let mut round = Round::default();
+        if !pending.is_empty() {
+            self.publish(&pending).await?;
+            self.mark_published(&pending).await?;
+            round.published = pending.len();
+        }
+        if partitions.contains(&0) {
+            round.redelivered = self.redeliver().await?;
+            self.sweep_if_due().await?;
+        }
+        Ok(round)
+    }
+
+    /// Publishes what is pending in this relay's partitions without
+    /// marking it: what a relay killed between the two steps leaves
+    /// behind. For fault tests only.
+    #[doc(hidden)]
+    pub async fn publish_without_marking(&self) -> Result<usize> {
+        let partitions = self.lease().await?;
+        let pending = self.pending(&partitions).await?;
+        self.publish(&pending).await?;
+        Ok(pending.len())
+    }
+
+    /// Renews this relay's leases and takes free or expired ones; returns
+    /// the partitions it holds.
+    async fn lease(&self) -> Result<Vec<i16>> {
+        let now = Utc::now();
+        let expires_at = now
+            + chrono::Duration::from_std(self.options.lease_ttl)
+                .unwrap_or(chrono::Duration::seconds(15));
+        let holder = self.options.holder.as_str();
+        let transaction = self.db.connection().begin().await?;
+        let take = Query::update()
+            .table(RelayLeases::Table)
+            .value(RelayLeases::Holder, holder)
+            .value(RelayLeases::ExpiresAt, expires_at)
+            .cond_where(
+                Expr::col(RelayLeases::Holder)
+                    .eq(holder)
+                    .or(Expr::col(RelayLeases::Holder).is_null())
+                    .or(Expr::col(RelayLeases::ExpiresAt).lt(now)),
+            )
+            .to_owned();
+        transaction.execute(&take).await?;
+        let held = Query::select()
+            .column(RelayLeases::Partition)
+            .from(RelayLeases::Table)
+            .and_where(Expr::col(RelayLeases::Holder).eq(holder))
+            .order_by(RelayLeases::Partition, Order::Asc)
+            .to_owned();
+        let rows = transaction.query_all(&held).await?;
+        transaction.commit().await?;
+        rows.iter()
+            .map(|row| row.try_get::<i16>("", "partition"))
+            .collect::<Result<Vec<_>, DbErr>>()
+            .map_err(Into::into)
+    }
+
+    /// Gives this relay's leases up.
+    pub async fn release(&self) -> Result<()> {
+        let release = Query::update()
+            .table(RelayLeases::Table)
+            .value(RelayLeases::Holder, Option::<String>::None)
+            .value(RelayLeases::ExpiresAt, Option::<DateTime<Utc>>::None)
+            .and_where(Expr::col(RelayLeases::Holder).eq(self.options.holder.as_str()))
+            .to_owned();
+        self.db.connection().execute(&release).await?;
+        Ok(())
+    }
+
+    async fn pending(&self, partitions: &[i16]) -> Result<Vec<Pending>> {
+        if partitions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = Query::select()
+            .columns([EventLog::Seq, EventLog::RoutingKey, EventLog::Payload])
+            .from(EventLog::Table)
+            .and_where(Expr::col(EventLog::PublishedAt).is_null())
+            .and_where(Expr::col(EventLog::Partition).is_in(partitions.iter().copied()))
+            .order_by(EventLog::Seq, Order::Asc)
+            .limit(u64::from(self.options.batch_size))
+            .to_owned();
+        let transaction = begin_system(&self.db).await?;
+        let rows = transaction.query_all(&query).await?;
+        transaction.commit().await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Pending {
+                    seq: row.try_get("", "seq")?,
+                    routing_key: row.try_get("", "routing_key")?,
+                    payload: row.try_get("", "payload")?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbErr>>()
+            .map_err(Into::into)
+    }
+
+    async fn publish(&self, pending: &[Pending]) -> Result<()> {
+        let messages: Vec<Message> = pending
+            .iter()
+            .map(|row| Message::new(row.routing_key.clone(), row.payload.clone()))
+            .collect();
+        self.bus.publish_batch(&messages).await?;
+        metrics::counter!("switchboard_events_published_total").increment(messages.len() as u64);
+        Ok(())
+    }
+
+    async fn mark_published(&self, pending: &[Pending]) -> Result<()> {
+        let update = Query::update()
+            .table(EventLog::Table)
+            .value(EventLog::PublishedAt, Utc::now())
+            .and_where(Expr::col(EventLog::Seq).is_in(pending.iter().map(|row| row.seq)))
+            .to_owned();
+        let transaction = begin_system(&self.db).await?;
+        transaction.execute(&update).await?;
+        transaction.commit().await?;
+        debug!(count = pending.len(), "events published");
+        Ok(())
+    }
+
+    /// Sends one batch of replay requests to their consumers' queues.
+    async fn redeliver(&self) -> Result<usize> {
+        let query = Query::select()
+            .expr_as(
+                Expr::col((EventRedeliveries::Table, EventRedeliveries::Seq)),
+                "request_seq",
+            )
+            .column((EventRedeliveries::Table, EventRedeliveries::Consumer))
+            .column((EventLog::Table, EventLog::RoutingKey))
+            .column((EventLog::Table, EventLog::Payload))
+            .from(EventRedeliveries::Table)
+            .inner_join(
+                EventLog::Table,
+                Expr::col((EventLog::Table, EventLog::Seq))
+                    .equals((EventRedeliveries::Table, EventRedeliveries::EventSeq)),
+            )
+            .order_by((EventRedeliveries::Table, EventRedeliveries::Seq), Order::Asc)
+            .limit(u64::from(self.options.batch_size))
+            .to_owned();
+        let transaction = begin_system(&self.db).await?;
+        let rows = transaction.query_all(&query).await?;
+        transaction.commit().await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut sent = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let seq: i64 = row.try_get("", "request_seq")?;
+            let consumer: String = row.try_get("", "consumer")?;
+            let routing_key: String = row.try_get("", "routing_key")?;
+            let payload: Vec<u8> = row.try_get("", "payload")?;
+            match self
+                .bus
+                .send_to_queue(&consumer, &routing_key, payload.into())
+                .await
+            {
+                Ok(()) => {}
+                Err(switchboard_platform::Error::NotFound(detail)) => {
+                    warn!(consumer = %consumer, detail = %detail, "replay for a consumer whose queue does not exist, dropped");
+                }
+                Err(error) => return Err(error.into()),
+            }
+            sent.push(seq);
+        }
+        let delete = Query::delete()
+            .from_table(EventRedeliveries::Table)
+            .and_where(Expr::col(EventRedeliveries::Seq).is_in(sent.iter().copied()))
+            .to_owned();
+        let transaction = begin_system(&self.db).await?;
+        transaction.execute(&delete).await?;
+        transaction.commit().await?;
+        metrics::counter!("switchboard_events_redelivered_total").increment(sent.len() as u64);
+        Ok(sent.len())
+    }
+
+    async fn sweep_if_due(&self) -> Result<()> {
+        let mut last = self.last_sweep.lock().await;
+        if last.is_some_and(|at| at.elapsed() < self.options.sweep_interval) {
+            return Ok(());
+        }
+        *last = Some(tokio::time::Instant::now());
+        drop(last);
+        let removed = sweep(&self.db, self.options.retention).await?;
+        if removed > 0 {
+            info!(removed, "event log swept past its retention");
+        }
+        Ok(())
+    }
+}
+
+/// Deletes published events, processed marks and replay requests older
+/// than `retention`; returns the number of events deleted.
+pub(crate) async fn sweep(db: &Database, retention: Duration) -> Result<u64> {
+    let cutoff = Utc::now()
+        - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    let transaction = begin_system(db).await?;
+    let events = Query::delete()
+        .from_table(EventLog::Table)
+        .and_where(Expr::col(EventLog::PublishedAt).is_not_null())
+        .and_where(Expr::col(EventLog::OccurredAt).lt(cutoff))
+        .to_owned();
+    let removed = transaction.execute(&events).await?.rows_affected();
+    let marks = Query::delete()
+        .from_table(ProcessedEvents::Table)
+        .and_where(Expr::col(ProcessedEvents::ProcessedAt).lt(cutoff))
+        .to_owned();
+    transaction.execute(&marks).await?;
+    let requests = Query::delete()
+        .from_table(EventRedeliveries::Table)
+        .and_where(Expr::col(EventRedeliveries::RequestedAt).lt(cutoff))
+        .to_owned();
+    transaction.execute(&requests).await?;
+    transaction.commit().await?;
+    Ok(removed)
+}
