@@ -21,5 +21,5 @@ mod readiness;
 pub mod telemetry;
 
 pub use error::RuntimeError;
-pub use node::{Node, NodeHandle, NodeOptions, ServiceParts};
+pub use node::{Node, NodeHandle, NodeOptions, ServiceParts, Worker};
 pub use readiness::{Readiness, ReadinessState};

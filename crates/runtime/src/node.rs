@@ -28,7 +28,17 @@ pub struct ServiceParts {
     pub grpc: Option<Box<dyn FnOnce(Routes) -> Routes + Send>>,
     /// Its HTTP routes, if any (merged into the node's router).
     pub http: Option<Router>,
+    /// Its background tasks (event relay, consumers, dispatchers): each is
+    /// started with the node and given a token cancelled at shutdown, after
+    /// requests have drained and before the backends close.
+    pub workers: Vec<Worker>,
 }
+
+/// Starts one background task that stops when its token is cancelled.
+pub type Worker = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
+
+/// How long stopping workers may take before they are abandoned.
+const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What to run.
 pub struct NodeOptions {
@@ -50,6 +60,7 @@ pub struct Node {
     shutdown_signal: ShutdownSignal,
     health: tonic_health::server::HealthReporter,
     shutdown_grace: Duration,
+    workers: Vec<Worker>,
 }
 
 impl Node {
@@ -99,6 +110,7 @@ impl Node {
             .add_service(reflection)
             .add_service(SystemServiceServer::new(system));
         let mut service_router = Router::new();
+        let mut workers = Vec::new();
         if let Some(local_objects) = &backends.local_objects {
             service_router = service_router.merge(local_objects.router());
         }
@@ -109,6 +121,7 @@ impl Node {
             if let Some(http) = service.http {
                 service_router = service_router.merge(http);
             }
+            workers.extend(service.workers);
         }
         let http_router = crate::http::router(readiness.clone(), service_router);
         Ok(Self {
@@ -122,6 +135,7 @@ impl Node {
             shutdown_signal,
             health,
             shutdown_grace: config.server.shutdown_grace,
+            workers,
         })
     }
 
@@ -165,8 +179,14 @@ impl Node {
             shutdown_signal,
             health,
             shutdown_grace,
+            workers,
         } = self;
         let draining = CancellationToken::new();
+        let workers_stop = CancellationToken::new();
+        let workers: Vec<JoinHandle<()>> = workers
+            .into_iter()
+            .map(|start| start(workers_stop.clone()))
+            .collect();
         let probe_stop = CancellationToken::new();
         let probe_task = tokio::spawn(probe.run(probe_stop.clone()));
 
@@ -218,6 +238,16 @@ impl Node {
             tracing::warn!(grace = ?shutdown_grace, "requests still running after the grace period; stopping them");
             http.abort();
             grpc.abort();
+        }
+        workers_stop.cancel();
+        let stopped = tokio::time::timeout(WORKER_STOP_TIMEOUT, async {
+            for worker in workers {
+                let _ = worker.await;
+            }
+        })
+        .await;
+        if stopped.is_err() {
+            tracing::warn!(timeout = ?WORKER_STOP_TIMEOUT, "background workers still running; closing the backends anyway");
         }
         probe_stop.cancel();
         let _ = probe_task.await;

@@ -47,6 +47,7 @@ fn test_service() -> ServiceParts {
         grpc_service_names: Vec::new(),
         grpc: None,
         http: Some(http),
+        workers: Vec::new(),
     }
 }
 

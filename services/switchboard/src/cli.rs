@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchboard_config::{CONFIG_FILE_ENV, Config};
 
-use crate::{migrate, run, services};
+use crate::{events, migrate, run, services};
 
 #[derive(Parser)]
 #[command(
@@ -34,6 +34,11 @@ enum Command {
     Migrate {
         #[command(subcommand)]
         action: MigrateAction,
+    },
+    /// The event backbone: replay events to a consumer.
+    Events {
+        #[command(subcommand)]
+        action: EventsAction,
     },
     /// Configuration tools.
     Config {
@@ -77,6 +82,25 @@ pub enum MigrateAction {
 }
 
 #[derive(Subcommand)]
+pub enum EventsAction {
+    /// Re-deliver stored events to one consumer (e.g. to rebuild a
+    /// projection): the running relay sends them to that consumer's queue
+    /// only, and the consumer applies them again.
+    Replay {
+        /// The consumer (its queue name), e.g. `webhooks`.
+        #[arg(long, value_name = "NAME")]
+        consumer: String,
+        /// Events that occurred at or after this time: RFC 3339
+        /// (`2026-11-23T08:00:00Z`) or a duration ago (`2h`, `3days`).
+        #[arg(long, value_name = "TIME")]
+        since: String,
+        /// Only this tenant's events.
+        #[arg(long, value_name = "TENANT_ID")]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigAction {
     /// Validate a config file (or the layered config) and print the
     /// effective configuration with secrets masked.
@@ -106,6 +130,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { action } => {
             let config = load(cli.config.as_ref())?;
             migrate::execute(&config, action).await
+        }
+        Command::Events { action } => {
+            let config = load(cli.config.as_ref())?;
+            events::execute(&config, action).await
         }
         Command::Config {
             action: ConfigAction::Check { file },

@@ -1,9 +1,11 @@
 //! `switchboard`: the one binary that runs any subset of Switchboard's
 //! services (`serve`), all of them on embedded backends (`dev`), the
-//! database migrations (`migrate`) and config validation (`config check`).
+//! database migrations (`migrate`), event replay (`events replay`) and
+//! config validation (`config check`).
 
 mod cli;
 mod demo;
+mod events;
 mod keys;
 mod migrate;
 mod run;

@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use switchboard_auth::{LoginThrottle, ThrottlePolicy};
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
+use switchboard_events::{Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
 use switchboard_identity::{Identity, IdentityOptions};
@@ -95,7 +96,16 @@ fn service_parts(
         grpc_service_names: Vec::new(),
         grpc: None,
         http: None,
+        workers: Vec::new(),
     };
+    if name == "events" {
+        let relay = Relay::new(
+            backends.database.clone(),
+            backends.bus.clone(),
+            RelayOptions::from_config(&config.events),
+        );
+        parts.workers.push(Box::new(move |stop| relay.spawn(stop)));
+    }
     if name == "identity" {
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
         let server = switchboard_identity::grpc::server(identity.clone());

@@ -11,6 +11,10 @@ pub const KNOWN: &[(&str, &str)] = &[
         "tenants, users, credentials over gRPC (switchboard.identity.v1)",
     ),
     (
+        "events",
+        "the outbox relay: publishes every service's events to the bus, sends replays",
+    ),
+    (
         "gateway",
         "the public REST API /v1 (signup, auth, tenant, users, API keys, audit), with identity in process",
     ),
