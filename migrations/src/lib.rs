@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_create_installation;
 mod m20261123_000002_create_identity;
 mod m20261123_000003_create_events;
+mod m20261123_000004_create_webhooks;
 
 pub use m20261123_000001_create_installation::Installation;
 pub use m20261123_000002_create_identity::APP_ROLE;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_installation::Migration),
             Box::new(m20261123_000002_create_identity::Migration),
             Box::new(m20261123_000003_create_events::Migration),
+            Box::new(m20261123_000004_create_webhooks::Migration),
         ]
     }
 }

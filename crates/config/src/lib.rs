@@ -729,7 +729,8 @@ impl Config {
 
     /// This configuration switched to the embedded backends (`switchboard
     /// dev`): SQLite under `data_dir`, in-process cache and bus, local
-    /// objects. Other settings are kept.
+    /// objects, verification tokens in responses, webhooks to local `http://`
+    /// receivers. Other settings are kept.
     pub fn embedded(mut self) -> Self {
         self.database.url = None;
         self.database.url_file = None;
@@ -739,6 +740,9 @@ impl Config {
         self.bus.backend = BusBackend::Memory;
         self.objects.backend = ObjectsBackend::Local;
         self.gateway.expose_verification_token = true;
+        // A developer's receivers run on their own machine.
+        self.webhooks.allow_private_targets = true;
+        self.webhooks.allow_http = true;
         self
     }
 }

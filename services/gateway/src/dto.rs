@@ -13,6 +13,8 @@ use uuid::Uuid;
 
 use crate::openapi::{RoleSchema, TenantStatusSchema, UserStatusSchema};
 
+pub(crate) mod webhooks;
+
 /// A new tenant and its owner.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

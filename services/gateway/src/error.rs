@@ -3,6 +3,7 @@
 use axum::response::{IntoResponse, Response};
 use switchboard_http::{FieldError, Problem};
 use switchboard_identity::IdentityError;
+use switchboard_webhooks::WebhooksError;
 
 /// What a handler fails with: always rendered as a problem document.
 #[derive(Debug)]
@@ -39,6 +40,29 @@ impl From<IdentityError> for ApiError {
                 Problem::unavailable("a backend is unavailable; retry later")
             }
             IdentityError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Problem::internal()
+            }
+        })
+    }
+}
+
+impl From<WebhooksError> for ApiError {
+    fn from(error: WebhooksError) -> Self {
+        Self(match error {
+            WebhooksError::Validation(errors) => Problem::validation(
+                errors
+                    .into_iter()
+                    .map(|error| FieldError::new(error.field, error.message))
+                    .collect(),
+            ),
+            WebhooksError::NotFound(what) => Problem::not_found(format!("{what} not found")),
+            WebhooksError::Conflict { code, detail } => Problem::conflict(code, detail),
+            WebhooksError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "backend unavailable");
+                Problem::unavailable("a backend is unavailable; retry later")
+            }
+            WebhooksError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Problem::internal()
             }

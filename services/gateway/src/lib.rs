@@ -17,6 +17,7 @@ use axum::Router;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity::Identity;
 use switchboard_platform::Cache;
+use switchboard_webhooks::Webhooks;
 
 pub use error::ApiError;
 pub use openapi::{DOCS_PATH, OPENAPI_PATH};
@@ -53,15 +54,22 @@ impl Default for GatewayOptions {
 #[derive(Clone)]
 pub struct Gateway {
     pub(crate) identity: Identity,
+    pub(crate) webhooks: Webhooks,
     pub(crate) limiter: RateLimiter,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) options: Arc<GatewayOptions>,
 }
 
 impl Gateway {
-    pub fn new(identity: Identity, cache: Arc<dyn Cache>, options: GatewayOptions) -> Self {
+    pub fn new(
+        identity: Identity,
+        webhooks: Webhooks,
+        cache: Arc<dyn Cache>,
+        options: GatewayOptions,
+    ) -> Self {
         Self {
             identity,
+            webhooks,
             limiter: RateLimiter::new(cache.clone()),
             idempotency: IdempotencyStore::new(cache, options.idempotency_ttl),
             options: Arc::new(options),

@@ -26,6 +26,7 @@ use utoipa::openapi::{HttpMethod, OpenApi, Ref, RefOr, Required, Schema};
 use utoipa::{IntoParams, Modify, PartialSchema, ToResponse, ToSchema};
 use utoipa_scalar::{Scalar, Servable};
 
+use crate::dto::webhooks::{DeliveryDto, WebhookDto};
 use crate::dto::{ApiKeyDto, AuditEventDto, ClientDto, UserDto};
 
 /// Where the document is served.
@@ -52,6 +53,7 @@ const BEARER: &str = "bearer";
         (name = "users", description = "Users, invitations, roles and client scopes."),
         (name = "api-keys", description = "Keys for integrations."),
         (name = "audit", description = "The tenant's audit log."),
+        (name = "webhooks", description = "Endpoints that receive the tenant's events, signed (Standard Webhooks), with their deliveries and attempts."),
     ),
     components(
         schemas(ProblemDoc, FieldErrorDoc),
@@ -315,6 +317,12 @@ page!(ClientPage, ClientDto, "client organizations");
 page!(UserPage, UserDto, "users");
 page!(ApiKeyPage, ApiKeyDto, "API keys");
 page!(AuditEventPage, AuditEventDto, "audit events, oldest first");
+page!(WebhookPage, WebhookDto, "webhook endpoints");
+page!(
+    WebhookDeliveryPage,
+    DeliveryDto,
+    "webhook deliveries, newest first"
+);
 
 /// A string schema listing `values`.
 fn string_enum(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
@@ -453,8 +461,8 @@ pub(crate) struct NotFound(ProblemDoc);
 
 /// The request conflicts with the current state; `type` says how
 /// (`email_taken`, `client_exists`, `seat_limit_reached`, `last_owner`,
-/// `slug_taken`, `invitation_pending`, or `idempotency_in_progress` with
-/// `Retry-After`).
+/// `slug_taken`, `invitation_pending`, `endpoint_limit_reached`,
+/// `endpoint_disabled`, or `idempotency_in_progress` with `Retry-After`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)]

@@ -6,6 +6,7 @@ mod auth;
 mod clients;
 mod tenant;
 mod users;
+mod webhooks;
 
 use std::str::FromStr;
 
@@ -46,6 +47,11 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
         routes!(api_keys::list, api_keys::create),
         routes!(api_keys::revoke),
         routes!(audit::list),
+        routes!(webhooks::list, webhooks::create),
+        routes!(webhooks::get, webhooks::update, webhooks::delete),
+        routes!(webhooks::rotate_secret),
+        routes!(webhooks::deliveries),
+        routes!(webhooks::resend),
         routes!(auth::end_session),
     ]);
     let mut authenticated = authenticated

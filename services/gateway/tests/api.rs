@@ -22,6 +22,7 @@ use switchboard_test_utils::{
     fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url, redis_url,
     unique_name,
 };
+use switchboard_webhooks::{Webhooks, WebhooksOptions};
 
 const SECRET: &[u8] = b"an-api-test-signing-secret-of-32-bytes!!";
 const PASSWORD: &str = "correct horse battery staple";
@@ -79,7 +80,8 @@ impl Api {
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
-        let router = Gateway::new(identity, cache, options).router();
+        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
+        let router = Gateway::new(identity, webhooks, cache, options).router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

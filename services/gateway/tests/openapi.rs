@@ -21,6 +21,7 @@ use switchboard_platform::Database;
 use switchboard_platform::cache::MemoryCache;
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_test_utils::{fresh_sqlite_database, init_tracing};
+use switchboard_webhooks::{Webhooks, WebhooksOptions};
 
 const SECRET: &[u8] = b"an-openapi-test-signing-secret-32-bytes!";
 
@@ -35,7 +36,7 @@ const PUBLIC: [(&str, &str); 6] = [
 ];
 
 /// The routes behind authentication, as routed in `routes.rs`.
-const AUTHENTICATED: [(&str, &str); 17] = [
+const AUTHENTICATED: [(&str, &str); 25] = [
     ("GET", "/v1/tenant"),
     ("PATCH", "/v1/tenant"),
     ("GET", "/v1/clients"),
@@ -53,12 +54,22 @@ const AUTHENTICATED: [(&str, &str); 17] = [
     ("DELETE", "/v1/api-keys/{id}"),
     ("GET", "/v1/audit-events"),
     ("DELETE", "/v1/auth/session"),
+    ("GET", "/v1/webhooks"),
+    ("POST", "/v1/webhooks"),
+    ("GET", "/v1/webhooks/{id}"),
+    ("PATCH", "/v1/webhooks/{id}"),
+    ("DELETE", "/v1/webhooks/{id}"),
+    ("POST", "/v1/webhooks/{id}/rotate-secret"),
+    ("GET", "/v1/webhooks/{id}/deliveries"),
+    ("POST", "/v1/webhooks/{id}/deliveries/{delivery_id}/resend"),
 ];
 
 /// The methods probed on every documented path.
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-const TAGS: [&str; 6] = ["auth", "tenant", "clients", "users", "api-keys", "audit"];
+const TAGS: [&str; 7] = [
+    "auth", "tenant", "clients", "users", "api-keys", "audit", "webhooks",
+];
 
 /// A running gateway on SQLite and the in-process cache.
 struct Api {
@@ -78,6 +89,7 @@ impl Api {
         let cache = Arc::new(MemoryCache::new());
         let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
         let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
+        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
         let identity = Identity::new(database, keys, throttle, IdentityOptions::default());
         let options = GatewayOptions {
             body_limit: 64 * 1024,
@@ -85,7 +97,7 @@ impl Api {
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
-        let router = Gateway::new(identity, cache, options).router();
+        let router = Gateway::new(identity, webhooks, cache, options).router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

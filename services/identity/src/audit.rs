@@ -148,3 +148,33 @@ fn view(row: audit_event::Model) -> AuditEventView {
         occurred_at: row.occurred_at,
     }
 }
+
+/// Records a change made by the platform itself (actor type `system`, no
+/// actor id or client address) inside another service's `transaction`,
+/// which must be confined to `tenant` on PostgreSQL. For example the
+/// webhook dispatcher disabling an endpoint that kept failing.
+pub async fn record_system(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    action: &str,
+    target_type: &str,
+    target_id: Option<Uuid>,
+    details: serde_json::Value,
+) -> Result<()> {
+    audit_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tenant.as_uuid()),
+        actor_type: Set("system".to_owned()),
+        actor_id: Set(None),
+        action: Set(action.to_owned()),
+        target_type: Set(target_type.to_owned()),
+        target_id: Set(target_id),
+        client_address: Set(None),
+        client_ids: Set(String::new()),
+        details: Set(details.to_string()),
+        occurred_at: Set(now()),
+    }
+    .insert(transaction)
+    .await?;
+    Ok(())
+}

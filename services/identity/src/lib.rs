@@ -32,6 +32,7 @@ use switchboard_auth::{LoginThrottle, TokenKeys};
 use switchboard_platform::{Cache, Database};
 
 pub use api_keys::NewApiKey;
+pub use audit::record_system as record_system_audit_event;
 pub use clients::NewClient;
 pub use domain::{ApiScope, FieldError, Permission, Role, TenantStatus, UserStatus};
 pub use error::{IdentityError, Result};

@@ -10,7 +10,7 @@ use switchboard_tenancy::TenantId;
 use crate::cli::EventsAction;
 
 /// Every consumer this binary runs, by queue name.
-pub const CONSUMERS: &[&str] = &["webhooks"];
+pub const CONSUMERS: &[&str] = &[switchboard_webhooks::CONSUMER_NAME];
 
 pub async fn execute(config: &Config, action: EventsAction) -> anyhow::Result<()> {
     match action {

@@ -3,13 +3,14 @@
 use anyhow::{Context, bail};
 use switchboard_auth::{LoginThrottle, ThrottlePolicy};
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
-use switchboard_events::{Relay, RelayOptions};
+use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
 use switchboard_identity::{Identity, IdentityOptions};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Backends;
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
+use switchboard_webhooks::{Webhooks, WebhooksOptions};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
@@ -52,13 +53,18 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         .to_string();
 
     let identity = identity(&config, &backends)?;
+    let webhooks = Webhooks::new(
+        backends.database.clone(),
+        WebhooksOptions::from_config(&config.webhooks),
+    )
+    .context("cannot set up webhooks")?;
     let demo = match mode {
         Mode::Dev { demo: true } => Some(crate::demo::seed(&identity).await?),
         _ => None,
     };
     let parts = services
         .iter()
-        .map(|name| service_parts(name, &config, &backends, &identity))
+        .map(|name| service_parts(name, &config, &backends, &identity, &webhooks))
         .collect();
     let node = Node::build(
         NodeOptions {
@@ -90,6 +96,7 @@ fn service_parts(
     config: &Config,
     backends: &Backends,
     identity: &Identity,
+    webhooks: &Webhooks,
 ) -> ServiceParts {
     let mut parts = ServiceParts {
         name,
@@ -106,6 +113,19 @@ fn service_parts(
         );
         parts.workers.push(Box::new(move |stop| relay.spawn(stop)));
     }
+    if name == "webhooks" {
+        let consumer = Consumer::new(
+            backends.database.clone(),
+            backends.bus.clone(),
+            ConsumerOptions::new(switchboard_webhooks::CONSUMER_NAME, ["#"]).with_config(&config.events),
+            webhooks.intake(),
+        );
+        parts.workers.push(Box::new(move |stop| consumer.spawn(stop)));
+        let dispatcher = webhooks.clone();
+        parts
+            .workers
+            .push(Box::new(move |stop| dispatcher.spawn_dispatcher(stop)));
+    }
     if name == "identity" {
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
         let server = switchboard_identity::grpc::server(identity.clone());
@@ -121,7 +141,12 @@ fn service_parts(
             expose_verification_token: config.gateway.expose_verification_token,
             ..GatewayOptions::default()
         };
-        parts.http = Some(Gateway::new(identity.clone(), backends.cache.clone(), options).router());
+        parts.http = Some(Gateway::new(
+            identity.clone(),
+            webhooks.clone(),
+            backends.cache.clone(),
+            options,
+        ).router());
     }
     parts
 }

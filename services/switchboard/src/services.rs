@@ -15,8 +15,12 @@ pub const KNOWN: &[(&str, &str)] = &[
         "the outbox relay: publishes every service's events to the bus, sends replays",
     ),
     (
+        "webhooks",
+        "delivers events to tenants' webhook endpoints: signed, retried for 24 h",
+    ),
+    (
         "gateway",
-        "the public REST API /v1 (signup, auth, tenant, users, API keys, audit), with identity in process",
+        "the public REST API /v1 (signup, auth, tenant, users, API keys, webhooks, audit), with identity and webhooks in process",
     ),
 ];
 

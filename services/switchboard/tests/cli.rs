@@ -148,7 +148,7 @@ async fn dev_runs_on_embedded_backends_and_stops_cleanly_on_sigterm() {
     assert!(
         running
             .banner
-            .contains("services  system, identity, events, gateway"),
+            .contains("services  system, identity, events, webhooks, gateway"),
         "{}",
         running.banner
     );
@@ -469,4 +469,137 @@ async fn dev_demo_creates_a_tenant_to_log_in_to_once() {
         );
         assert!(running.terminate().await.success());
     }
+}
+
+/// One request a webhook receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+/// A local HTTP receiver recording every POST.
+async fn webhook_receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use axum::extract::State;
+    type Log = std::sync::Arc<std::sync::Mutex<Vec<Received>>>;
+    let log: Log = Log::default();
+    let app = axum::Router::new()
+        .route(
+            "/hook",
+            axum::routing::post(
+                |State(log): State<Log>, headers: axum::http::HeaderMap, body: String| async move {
+                    log.lock().unwrap().push(Received { headers, body });
+                    axum::http::StatusCode::NO_CONTENT
+                },
+            ),
+        )
+        .with_state(log.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_delivers_identity_events_to_a_signed_webhook() {
+    use base64::Engine;
+    use hmac::Mac;
+    use serde_json::{Value, json};
+
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (hook_url, received) = webhook_receiver().await;
+    let mut command = switchboard(dir.path());
+    command
+        .arg("dev")
+        .env("SWITCHBOARD_WEBHOOKS__DISPATCH_INTERVAL", "100ms");
+    let running = start(command).await;
+    let client = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Value| {
+        let mut request = client.request(method, format!("{}{path}", running.http)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+
+    let (status, signup) = call(
+        reqwest::Method::POST,
+        "/v1/signup",
+        None,
+        json!({"company": "Hooked", "email": "owner@hooked.example", "password": "a long passphrase here", "plan": "trial"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{signup}");
+    let token = signup["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let tenant_id = signup["tenant"]["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/v1/auth/verify-email",
+        None,
+        json!({"token": signup["email_verification_token"]}),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, endpoint) = call(
+        reqwest::Method::POST,
+        "/v1/webhooks",
+        Some(&token),
+        json!({"url": hook_url, "event_types": ["user.created"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{endpoint}");
+    let secret = endpoint["secret"].as_str().unwrap().to_owned();
+    let (status, user) = call(
+        reqwest::Method::POST,
+        "/v1/users",
+        Some(&token),
+        json!({"email": "agent@hooked.example", "roles": ["agent"], "password": "another long passphrase"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+
+    // identity → outbox → relay → in-process bus → webhooks consumer →
+    // dispatcher → the receiver, signed.
+    let delivered = switchboard_test_utils::eventually(Duration::from_secs(20), || {
+        let received = received.clone();
+        async move { !received.lock().unwrap().is_empty() }
+    })
+    .await;
+    assert!(delivered, "no webhook delivery arrived");
+    let request = received.lock().unwrap()[0].clone();
+    let event: Value = serde_json::from_str(&request.body).unwrap();
+    assert_eq!(event["type"], "user.created");
+    assert_eq!(event["tenant_id"], tenant_id.as_str());
+    assert_eq!(event["data"]["user"]["email"], "agent@hooked.example");
+    let header = |name: &str| request.headers[name].to_str().unwrap().to_owned();
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.{}",
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            request.body
+        )
+        .as_bytes(),
+    );
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    assert_eq!(header("webhook-signature"), expected);
+    assert_eq!(header("webhook-key-id"), endpoint["key_id"].as_str().unwrap());
+    // Only the subscribed type: the owner's own user.created came before
+    // the endpoint existed, seat.count_changed is not subscribed.
+    assert_eq!(received.lock().unwrap().len(), 1);
+
+    assert!(running.terminate().await.success());
 }
