@@ -13,13 +13,17 @@
 //! event does not hold up the others: a failing event goes to the retry
 //! queue (offered again after `retry_delay`) until `max_attempts`, then to
 //! the dead-letter queue `<name>.dead` with its error. Undecodable
-//! messages are dead-lettered at once. Database outages are not counted
-//! as attempts: the deliveries go back to the queue after a pause.
+//! messages are dead-lettered at once. Database outages (including a
+//! handler's statement failing on a broken connection) are not counted as
+//! attempts: the rest of the batch goes back to the queue after a pause.
 //!
 //! On a bus that does not survive a restart (the in-process bus of `dev`)
-//! a consumer first catches up from the event log: every retained,
-//! published event matching its bindings that it has no mark for is
-//! offered again, so a crash of `dev` loses nothing either.
+//! a consumer first catches up from the event log: every retained event
+//! matching its bindings that it has no mark for is offered again, so a
+//! crash of `dev` loses nothing either. That includes events not yet
+//! marked published: the relay, started alongside, may have published
+//! them before this consumer's queue existed and mark them only after the
+//! catch-up has looked.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -30,7 +34,7 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, ExprTrait, Order};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, ExprTrait, Order, RuntimeErr};
 use switchboard_config::EventsConfig;
 use switchboard_platform::bus::topic_matches;
 use switchboard_platform::{Bus, Database, Delivery, QueueSpec, Subscription};
@@ -51,19 +55,41 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const CATCH_UP_PAGE: u64 = 1000;
 
 /// Why a handler could not apply an event. The event is retried, and
-/// dead-lettered with this message after the last attempt.
+/// dead-lettered with this message after the last attempt; unless the
+/// handler could not reach the database ([`HandlerError::is_unavailable`]),
+/// which is not the event's fault and does not use up an attempt.
 #[derive(Debug, Clone)]
-pub struct HandlerError(String);
+pub struct HandlerError {
+    message: String,
+    unavailable: bool,
+}
 
 impl HandlerError {
+    /// The handler refused the event.
     pub fn new(message: impl fmt::Display) -> Self {
-        Self(message.to_string())
+        Self {
+            message: message.to_string(),
+            unavailable: false,
+        }
+    }
+
+    /// A backend the handler needs is unreachable: the event is offered
+    /// again after a pause, without counting an attempt.
+    pub fn unavailable(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            unavailable: true,
+        }
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.unavailable
     }
 }
 
 impl fmt::Display for HandlerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -71,7 +97,42 @@ impl std::error::Error for HandlerError {}
 
 impl From<DbErr> for HandlerError {
     fn from(error: DbErr) -> Self {
-        Self(format!("database: {error}"))
+        Self {
+            unavailable: is_unavailable(&error),
+            message: format!("database: {error}"),
+        }
+    }
+}
+
+/// Whether `error` says the database could not be reached or the
+/// connection broke (or, on SQLite, stayed locked), rather than that it
+/// refused the statement.
+fn is_unavailable(error: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as Sqlx;
+    match error {
+        DbErr::Conn(_) | DbErr::ConnectionAcquire(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(error)) | DbErr::Query(RuntimeErr::SqlxError(error)) => {
+            match error.as_ref() {
+                Sqlx::Io(_)
+                | Sqlx::Tls(_)
+                | Sqlx::Protocol(_)
+                | Sqlx::PoolTimedOut
+                | Sqlx::PoolClosed
+                | Sqlx::WorkerCrashed => true,
+                Sqlx::Database(error) => error.code().is_some_and(|code| {
+                    // PostgreSQL: connection exception, server shutting
+                    // down or starting up. SQLite: SQLITE_BUSY or
+                    // SQLITE_LOCKED (any extended code).
+                    code.starts_with("08")
+                        || code.starts_with("57P")
+                        || code
+                            .parse::<i32>()
+                            .is_ok_and(|code| matches!(code & 0xff, 5 | 6))
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
     }
 }
 
@@ -168,10 +229,38 @@ pub struct Consumer {
 
 /// Why a group of events was not applied.
 enum Failure {
-    /// The database or bus failed: not the events' fault.
-    Infrastructure(EventsError),
+    /// The database failed: not the events' fault.
+    Infrastructure(String),
     /// The handler refused.
     Handler(HandlerError),
+}
+
+impl From<DbErr> for Failure {
+    fn from(error: DbErr) -> Self {
+        Self::Infrastructure(EventsError::from(error).to_string())
+    }
+}
+
+impl From<EventsError> for Failure {
+    fn from(error: EventsError) -> Self {
+        Self::Infrastructure(error.to_string())
+    }
+}
+
+impl From<HandlerError> for Failure {
+    fn from(error: HandlerError) -> Self {
+        if error.is_unavailable() {
+            Self::Infrastructure(format!("handler: {error}"))
+        } else {
+            Self::Handler(error)
+        }
+    }
+}
+
+/// Deliveries to give back to the queue because the database failed.
+struct Requeue {
+    error: String,
+    deliveries: Vec<Delivery>,
 }
 
 impl Consumer {
@@ -208,10 +297,25 @@ impl Consumer {
         };
         info!(consumer = %name, "event consumer started");
         if !self.bus.durable() {
-            match self.catch_up().await {
-                Ok(0) => {}
-                Ok(count) => info!(consumer = %name, count, "event consumer catching up from the log"),
-                Err(error) => warn!(consumer = %name, error = %error, "event consumer could not catch up from the log"),
+            // Until it succeeds: the log is the only copy of what the bus
+            // lost. Deliveries wait in the queue meanwhile.
+            let mut backoff = INFRASTRUCTURE_PAUSE;
+            loop {
+                match self.catch_up().await {
+                    Ok(0) => break,
+                    Ok(count) => {
+                        info!(consumer = %name, count, "event consumer catching up from the log");
+                        break;
+                    }
+                    Err(error) => {
+                        warn!(consumer = %name, error = %error, retry_in = ?backoff, "event consumer could not catch up from the log");
+                    }
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
         let mut backoff = INFRASTRUCTURE_PAUSE;
@@ -273,7 +377,10 @@ impl Consumer {
                 continue;
             }
             match Event::decode(&delivery.payload) {
-                Ok(event) => match groups.iter_mut().find(|(tenant, _)| *tenant == event.tenant) {
+                Ok(event) => match groups
+                    .iter_mut()
+                    .find(|(tenant, _)| *tenant == event.tenant)
+                {
                     Some((_, group)) => group.push((delivery, event)),
                     None => groups.push((event.tenant, vec![(delivery, event)])),
                 },
@@ -284,14 +391,35 @@ impl Consumer {
                 }
             }
         }
-        for (_, group) in groups {
-            self.apply_group(group).await;
+        let mut groups = groups.into_iter();
+        while let Some((_, group)) = groups.next() {
+            let Err(Requeue {
+                error,
+                mut deliveries,
+            }) = self.apply_group(group).await
+            else {
+                continue;
+            };
+            // The database is failing: give back the rest of the batch too,
+            // rather than failing once per tenant, and pause once.
+            deliveries.extend(
+                groups
+                    .flat_map(|(_, group)| group)
+                    .map(|(delivery, _)| delivery),
+            );
+            warn!(consumer = %self.options.name, error = %error, count = deliveries.len(), "event consumer could not apply events, requeueing");
+            tokio::time::sleep(INFRASTRUCTURE_PAUSE).await;
+            for delivery in deliveries {
+                self.settle(delivery.nack(true).await);
+            }
+            return;
         }
     }
 
     /// Applies one tenant's events together; on a handler failure, one by
-    /// one.
-    async fn apply_group(&self, group: Vec<(Delivery, Event)>) {
+    /// one. Settles every delivery, except when the database fails: those
+    /// not settled yet are handed back.
+    async fn apply_group(&self, group: Vec<(Delivery, Event)>) -> Result<(), Requeue> {
         let events: Vec<Event> = group.iter().map(|(_, event)| event.clone()).collect();
         match self.apply(&events).await {
             Ok(()) => {
@@ -300,24 +428,32 @@ impl Consumer {
                 }
             }
             Err(Failure::Infrastructure(error)) => {
-                warn!(consumer = %self.options.name, error = %error, "event consumer could not apply events, requeueing");
-                tokio::time::sleep(INFRASTRUCTURE_PAUSE).await;
-                for (delivery, _) in group {
-                    self.settle(delivery.nack(true).await);
-                }
+                let deliveries = group.into_iter().map(|(delivery, _)| delivery).collect();
+                return Err(Requeue { error, deliveries });
             }
             Err(Failure::Handler(error)) if group.len() == 1 => {
-                let Some((delivery, event)) = group.into_iter().next() else {
-                    return;
-                };
-                self.give_back(delivery, &event, &error).await;
+                if let Some((delivery, event)) = group.into_iter().next() {
+                    self.give_back(delivery, &event, &error).await;
+                }
             }
             Err(Failure::Handler(_)) => {
-                for item in group {
-                    Box::pin(self.apply_group(vec![item])).await;
+                let mut items = group.into_iter();
+                while let Some((delivery, event)) = items.next() {
+                    match self.apply(std::slice::from_ref(&event)).await {
+                        Ok(()) => self.settle(delivery.ack().await),
+                        Err(Failure::Handler(error)) => {
+                            self.give_back(delivery, &event, &error).await;
+                        }
+                        Err(Failure::Infrastructure(error)) => {
+                            let mut deliveries = vec![delivery];
+                            deliveries.extend(items.map(|(delivery, _)| delivery));
+                            return Err(Requeue { error, deliveries });
+                        }
+                    }
                 }
             }
         }
+        Ok(())
     }
 
     /// Sends a failed event to the retry queue, or to the dead-letter
@@ -348,12 +484,12 @@ impl Consumer {
         let Some(first) = events.first() else {
             return Ok(());
         };
-        let infrastructure = |error: DbErr| Failure::Infrastructure(error.into());
-        let transaction = begin_tenant(&self.db, first.tenant)
-            .await
-            .map_err(Failure::Infrastructure)?;
+        let transaction = begin_tenant(&self.db, first.tenant).await?;
         let mut seen = HashSet::with_capacity(events.len());
-        let unique: Vec<&Event> = events.iter().filter(|event| seen.insert(event.id)).collect();
+        let unique: Vec<&Event> = events
+            .iter()
+            .filter(|event| seen.insert(event.id))
+            .collect();
         let now = Utc::now();
         let mut insert = Query::insert();
         insert
@@ -378,15 +514,11 @@ impl Consumer {
                 now.into(),
             ]);
         }
-        let rows = transaction
-            .query_all(&insert)
-            .await
-            .map_err(infrastructure)?;
+        let rows = transaction.query_all(&insert).await?;
         let fresh_ids = rows
             .iter()
             .map(|row| row.try_get::<Uuid>("", "event_id"))
-            .collect::<Result<HashSet<_>, DbErr>>()
-            .map_err(infrastructure)?;
+            .collect::<Result<HashSet<_>, DbErr>>()?;
         let fresh: Vec<Event> = unique
             .into_iter()
             .filter(|event| fresh_ids.contains(&event.id))
@@ -398,18 +530,16 @@ impl Consumer {
             metrics::counter!("switchboard_events_duplicates_total", "consumer" => self.options.name.clone()).increment(duplicates as u64);
         }
         if !fresh.is_empty() {
-            self.handler
-                .handle_batch(&transaction, &fresh)
-                .await
-                .map_err(Failure::Handler)?;
+            self.handler.handle_batch(&transaction, &fresh).await?;
         }
-        transaction.commit().await.map_err(infrastructure)?;
+        transaction.commit().await?;
         metrics::counter!("switchboard_events_consumed_total", "consumer" => self.options.name.clone()).increment(fresh.len() as u64);
         Ok(())
     }
 
-    /// Offers again every retained, published event this consumer binds
-    /// and has no mark for. Returns how many.
+    /// Offers again every retained event this consumer binds and has no
+    /// mark for, published or not yet (see the module documentation).
+    /// Returns how many.
     async fn catch_up(&self) -> Result<usize> {
         let cutoff = Utc::now()
             - chrono::Duration::from_std(self.options.catch_up_window)
@@ -430,7 +560,6 @@ impl Consumer {
                 .columns([EventLog::Seq, EventLog::RoutingKey, EventLog::Payload])
                 .from(EventLog::Table)
                 .and_where(Expr::col(EventLog::Seq).gt(after))
-                .and_where(Expr::col(EventLog::PublishedAt).is_not_null())
                 .and_where(Expr::col(EventLog::OccurredAt).gte(cutoff))
                 .and_where(Expr::exists(processed).not())
                 .order_by(EventLog::Seq, Order::Asc)

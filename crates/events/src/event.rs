@@ -63,7 +63,12 @@ impl Event {
     }
 
     /// A new event of `tenant` that happened at `occurred_at`.
-    pub fn at(tenant: TenantId, source: &str, occurred_at: DateTime<Utc>, payload: Payload) -> Self {
+    pub fn at(
+        tenant: TenantId,
+        source: &str,
+        occurred_at: DateTime<Utc>,
+        payload: Payload,
+    ) -> Self {
         Self {
             id: Uuid::now_v7(),
             tenant,
@@ -124,12 +129,8 @@ impl Event {
             .occurred_at
             .and_then(|at| DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).ok()?))
             .ok_or_else(|| malformed(&format!("event {id} has no valid occurred_at")))?;
-        if envelope.source.is_empty() || envelope.source.contains('.') {
-            return Err(malformed(&format!(
-                "event {id}: source {:?} must be one non-empty word",
-                envelope.source
-            )));
-        }
+        check_source(&envelope.source)
+            .map_err(|problem| malformed(&format!("event {id}: {problem}")))?;
         let expected = event_type(&payload);
         if envelope.r#type != expected {
             return Err(malformed(&format!(
@@ -162,6 +163,14 @@ impl Event {
             "data": payload_json(&self.payload),
         })
     }
+}
+
+/// A source is one word of the routing key `<tenant>.<source>.<type>`.
+pub(crate) fn check_source(source: &str) -> Result<(), String> {
+    if source.is_empty() || source.contains('.') {
+        return Err(format!("source {source:?} must be one non-empty word"));
+    }
+    Ok(())
 }
 
 static ENVELOPE: LazyLock<MessageDescriptor> = LazyLock::new(|| {
@@ -257,7 +266,10 @@ mod tests {
     fn every_payload_type_is_listed() {
         let payload = Payload::SeatCountChanged(SeatCountChanged::default());
         assert!(EVENT_TYPES.contains(&event_type(&payload)));
-        assert_eq!(EVENT_TYPES.len(), ENVELOPE.oneofs().next().unwrap().fields().count());
+        assert_eq!(
+            EVENT_TYPES.len(),
+            ENVELOPE.oneofs().next().unwrap().fields().count()
+        );
     }
 
     #[test]

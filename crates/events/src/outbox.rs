@@ -6,8 +6,9 @@ use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::Query;
 use switchboard_tenancy::TenantId;
 
+use crate::event::check_source;
 use crate::schema::EventLog;
-use crate::{Event, Result};
+use crate::{Event, EventsError, Result};
 
 /// Relay partitions (the rows of `relay_leases`, see migration 3). A
 /// tenant's events all go to one partition, which keeps them in order.
@@ -22,9 +23,16 @@ pub fn partition_of(tenant: TenantId) -> i16 {
 
 /// Writes `events` to the outbox inside `transaction` (which must be
 /// confined to each event's tenant, or in system scope, on PostgreSQL).
+/// Refuses an event its consumers could not decode (a source that is not
+/// one word), so it fails the writer's transaction instead of being
+/// dead-lettered by every consumer.
 pub async fn append(transaction: &impl ConnectionTrait, events: &[Event]) -> Result<()> {
     if events.is_empty() {
         return Ok(());
+    }
+    for event in events {
+        check_source(&event.source)
+            .map_err(|problem| EventsError::Invalid(format!("event {}: {problem}", event.id)))?;
     }
     let mut insert = Query::insert();
     insert.into_table(EventLog::Table).columns([

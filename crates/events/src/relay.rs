@@ -115,7 +115,11 @@ impl Relay {
                         backoff = self.options.poll_interval;
                         let full = round.published >= self.options.batch_size as usize
                             || round.redelivered >= self.options.batch_size as usize;
-                        if full { Duration::ZERO } else { self.options.poll_interval }
+                        if full {
+                            Duration::ZERO
+                        } else {
+                            self.options.poll_interval
+                        }
                     }
                     Err(error) => {
                         warn!(holder = %self.options.holder, error = %error, retry_in = ?backoff, "event relay round failed");
@@ -288,7 +292,10 @@ impl Relay {
                 Expr::col((EventLog::Table, EventLog::Seq))
                     .equals((EventRedeliveries::Table, EventRedeliveries::EventSeq)),
             )
-            .order_by((EventRedeliveries::Table, EventRedeliveries::Seq), Order::Asc)
+            .order_by(
+                (EventRedeliveries::Table, EventRedeliveries::Seq),
+                Order::Asc,
+            )
             .limit(u64::from(self.options.batch_size))
             .to_owned();
         let transaction = begin_system(&self.db).await?;
@@ -345,8 +352,8 @@ impl Relay {
 /// Deletes published events, processed marks and replay requests older
 /// than `retention`; returns the number of events deleted.
 pub(crate) async fn sweep(db: &Database, retention: Duration) -> Result<u64> {
-    let cutoff = Utc::now()
-        - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
+    let cutoff =
+        Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
     let transaction = begin_system(db).await?;
     let events = Query::delete()
         .from_table(EventLog::Table)

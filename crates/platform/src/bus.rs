@@ -32,7 +32,10 @@ pub struct QueueSpec {
     /// Unacknowledged deliveries one subscription may hold.
     pub prefetch: u16,
     /// When set, [`Delivery::retry_later`] offers a message to the queue
-    /// again after this delay (through a `<name>.retry` queue on RabbitMQ).
+    /// again after this delay (through a `<name>.retry` queue on RabbitMQ,
+    /// where it is each message's TTL: a later declaration may change it,
+    /// and a message parked with a longer delay holds back those parked
+    /// after it until it expires).
     pub retry_delay: Option<Duration>,
 }
 

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 use switchboard_platform::bus::{MemoryBus, RabbitMqBus};
-use switchboard_platform::{Bus, Delivery, QueueSpec, Subscription};
+use switchboard_platform::{
+    Bus, Delivery, Message, QueueSpec, Subscription, dead_letter_queue, retry_queue,
+};
 use switchboard_test_utils::{TcpProxy, amqp_url, eventually, init_tracing, unique_name};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -76,12 +78,19 @@ impl Harness {
         let delete = async {
             let connection =
                 Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
-            let channel = connection.create_channel().await?;
+            // Every queue comes with its dead-letter queue, and maybe a retry
+            // queue; one channel per delete, as deleting a missing queue may
+            // close the channel.
             for queue in queues {
-                channel
-                    .queue_delete(queue.into(), QueueDeleteOptions::default())
-                    .await?;
+                for name in [retry_queue(&queue), dead_letter_queue(&queue), queue] {
+                    let channel = connection.create_channel().await?;
+                    let _ = channel
+                        .queue_delete(name.into(), QueueDeleteOptions::default())
+                        .await;
+                    let _ = channel.close(200, "OK".into()).await;
+                }
             }
+            let channel = connection.create_channel().await?;
             channel
                 .exchange_delete(
                     self.exchange.as_str().into(),
@@ -472,6 +481,265 @@ async fn close_fails_later_calls_and_ends_pending_next(h: Arc<Harness>) {
     h.bus.close().await.unwrap(); // idempotent
 }
 
+async fn publish_batch_delivers_every_message_in_order(h: Arc<Harness>) {
+    const MESSAGES: usize = 300;
+    let spec = h.queue(&["t1.batch.#"]);
+    let other = h.queue(&["t2.#"]);
+    let mut subscription = h.bus.subscribe(&spec).await.unwrap();
+    let mut others = h.bus.subscribe(&other).await.unwrap();
+    h.bus.publish_batch(&[]).await.unwrap();
+    let messages: Vec<Message> = (0..MESSAGES)
+        .map(|i| {
+            let key = match i % 3 {
+                0 => "t1.batch.a",
+                1 => "t1.batch.b.c",
+                _ => "t2.batch.a",
+            };
+            Message::new(key, format!("{key}/{i}"))
+        })
+        .collect();
+    h.bus.publish_batch(&messages).await.unwrap();
+
+    for message in messages.iter().filter(|m| m.routing_key.starts_with("t1.")) {
+        let delivery = next(&mut subscription).await;
+        assert_eq!(delivery.routing_key, message.routing_key);
+        assert_eq!(delivery.payload, message.payload, "out of order or lost");
+        assert_eq!(delivery.attempt, 1);
+        delivery.ack().await.unwrap();
+    }
+    for message in messages.iter().filter(|m| m.routing_key.starts_with("t2.")) {
+        let delivery = next(&mut others).await;
+        assert_eq!(delivery.payload, message.payload, "out of order or lost");
+        delivery.ack().await.unwrap();
+    }
+    assert_quiet(&mut subscription).await;
+    assert_quiet(&mut others).await;
+
+    // One bad key refuses the batch.
+    let error = h
+        .bus
+        .publish_batch(&[Message::new("k".repeat(256), "x")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, switchboard_platform::Error::InvalidArgument(_)),
+        "{error:?}"
+    );
+}
+
+async fn send_to_queue_reaches_only_that_queue_with_its_routing_key(h: Arc<Harness>) {
+    let target = h.queue(&["t1.direct.#"]);
+    let bystander = h.queue(&["t1.direct.#", "#"]);
+    let mut subscription = h.bus.subscribe(&target).await.unwrap();
+    let mut bystanders = h.bus.subscribe(&bystander).await.unwrap();
+
+    h.bus
+        .send_to_queue(
+            &target.name,
+            "t1.direct.replayed",
+            Bytes::from_static(b"one"),
+        )
+        .await
+        .unwrap();
+    // A key the queue's bindings do not match still reaches it.
+    h.bus
+        .send_to_queue(&target.name, "t9.other.key", Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    for (key, payload) in [("t1.direct.replayed", "one"), ("t9.other.key", "two")] {
+        let delivery = next(&mut subscription).await;
+        assert_eq!(delivery.routing_key, key);
+        assert_eq!(text(&delivery), payload);
+        assert_eq!(delivery.attempt, 1);
+        assert_eq!(delivery.last_error, None);
+        assert!(!delivery.redelivered);
+        delivery.ack().await.unwrap();
+    }
+    assert_quiet(&mut subscription).await;
+    assert_quiet(&mut bystanders).await;
+
+    let error = h
+        .bus
+        .send_to_queue(
+            &unique_name("sbt_missing"),
+            "t1.direct.x",
+            Bytes::from_static(b"x"),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, switchboard_platform::Error::NotFound(_)),
+        "{error:?}"
+    );
+}
+
+async fn retry_later_redelivers_after_the_delay_with_the_next_attempt(h: Arc<Harness>) {
+    let delay = Duration::from_millis(300);
+    let spec = h.queue(&["t1.flaky.#"]).with_retry_delay(delay);
+    let mut subscription = h.bus.subscribe(&spec).await.unwrap();
+    h.bus
+        .publish("t1.flaky.x", Bytes::from_static(b"flaky"))
+        .await
+        .unwrap();
+    let first = next(&mut subscription).await;
+    assert_eq!((first.attempt, first.last_error.as_deref()), (1, None));
+
+    let retried_at = tokio::time::Instant::now();
+    first.retry_later("boom: the first try").await.unwrap();
+    // The retried message does not hold up the ones behind it.
+    h.bus
+        .publish("t1.flaky.y", Bytes::from_static(b"behind"))
+        .await
+        .unwrap();
+    let behind = next(&mut subscription).await;
+    assert_eq!(text(&behind), "behind");
+    behind.ack().await.unwrap();
+
+    let second = next(&mut subscription).await;
+    assert!(
+        retried_at.elapsed() >= delay.mul_f32(0.9),
+        "offered again after {:?}, before the retry delay",
+        retried_at.elapsed()
+    );
+    assert_eq!(second.routing_key, "t1.flaky.x");
+    assert_eq!(text(&second), "flaky");
+    assert_eq!(second.attempt, 2);
+    assert_eq!(second.last_error.as_deref(), Some("boom: the first try"));
+    assert!(!second.redelivered);
+    second.retry_later("boom again").await.unwrap();
+
+    let third = next(&mut subscription).await;
+    assert_eq!(third.attempt, 3);
+    assert_eq!(third.last_error.as_deref(), Some("boom again"));
+    third.ack().await.unwrap();
+    assert_quiet(&mut subscription).await;
+}
+
+async fn retry_later_on_a_queue_without_retry_delay_is_invalid(h: Arc<Harness>) {
+    let spec = h.queue(&["t1.noretry"]);
+    let mut subscription = h.bus.subscribe(&spec).await.unwrap();
+    h.bus
+        .publish("t1.noretry", Bytes::from_static(b"kept"))
+        .await
+        .unwrap();
+    let delivery = next(&mut subscription).await;
+    let error = delivery.retry_later("boom").await.unwrap_err();
+    assert!(
+        matches!(error, switchboard_platform::Error::InvalidArgument(_)),
+        "{error:?}"
+    );
+    // The refused message is not lost: it is still unacknowledged and comes
+    // back once its subscription ends.
+    drop(subscription);
+    let mut again = h.bus.subscribe(&spec).await.unwrap();
+    let delivery = next(&mut again).await;
+    assert_eq!(text(&delivery), "kept");
+    assert!(delivery.redelivered);
+    assert_eq!(delivery.attempt, 1);
+    delivery.ack().await.unwrap();
+}
+
+async fn dead_letter_moves_the_message_and_the_rest_still_flow(h: Arc<Harness>) {
+    let spec = h
+        .queue(&["t1.poison.#"])
+        .with_retry_delay(Duration::from_millis(50))
+        .with_prefetch(1);
+    let dead = QueueSpec::new(dead_letter_queue(&spec.name), Vec::<String>::new());
+    h.queues.lock().unwrap().push(dead.name.clone());
+    let mut subscription = h.bus.subscribe(&spec).await.unwrap();
+    for payload in ["poison", "after-1", "after-2"] {
+        h.bus
+            .publish("t1.poison.event", Bytes::from(payload))
+            .await
+            .unwrap();
+    }
+    let poison = next(&mut subscription).await;
+    assert_eq!(text(&poison), "poison");
+    poison.retry_later("first failure").await.unwrap();
+    for expected in ["after-1", "after-2"] {
+        let delivery = next(&mut subscription).await;
+        assert_eq!(text(&delivery), expected);
+        delivery.ack().await.unwrap();
+    }
+    let poison = next(&mut subscription).await;
+    assert_eq!((text(&poison).as_str(), poison.attempt), ("poison", 2));
+    poison.dead_letter("final failure").await.unwrap();
+    // With prefetch 1, a message still held would block this one.
+    h.bus
+        .publish("t1.poison.event", Bytes::from_static(b"after-3"))
+        .await
+        .unwrap();
+    let delivery = next(&mut subscription).await;
+    assert_eq!(text(&delivery), "after-3");
+    delivery.ack().await.unwrap();
+    assert_quiet(&mut subscription).await;
+
+    let mut dead_letters = h.bus.subscribe(&dead).await.unwrap();
+    let parked = next(&mut dead_letters).await;
+    assert_eq!(text(&parked), "poison");
+    assert_eq!(parked.routing_key, "t1.poison.event");
+    assert_eq!(parked.attempt, 2);
+    assert_eq!(parked.last_error.as_deref(), Some("final failure"));
+    parked.ack().await.unwrap();
+    assert_quiet(&mut dead_letters).await;
+    // Published messages never reach the dead-letter queue directly.
+    h.bus
+        .publish("t1.poison.event", Bytes::from_static(b"after-4"))
+        .await
+        .unwrap();
+    assert_quiet(&mut dead_letters).await;
+    next(&mut subscription).await.ack().await.unwrap();
+}
+
+async fn nacked_deliveries_come_back_in_their_order(h: Arc<Harness>) {
+    let spec = h.queue(&["t1.order"]);
+    let mut subscription = h.bus.subscribe(&spec).await.unwrap();
+    for i in 0..3 {
+        h.bus
+            .publish("t1.order", Bytes::from(format!("m{i}")))
+            .await
+            .unwrap();
+    }
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(next(&mut subscription).await);
+    }
+    // What a consumer that could not apply a batch does.
+    for delivery in held {
+        delivery.nack(true).await.unwrap();
+    }
+    for expected in ["m0", "m1", "m2"] {
+        let delivery = next(&mut subscription).await;
+        assert_eq!(text(&delivery), expected, "requeue changed the order");
+        assert!(delivery.redelivered);
+        delivery.ack().await.unwrap();
+    }
+    assert_quiet(&mut subscription).await;
+}
+
+async fn a_queue_can_be_redeclared_with_another_retry_delay(h: Arc<Harness>) {
+    let slow = h
+        .queue(&["t1.redelay"])
+        .with_retry_delay(Duration::from_secs(60));
+    h.bus.declare_queue(&slow).await.unwrap();
+    // A new release configured with a shorter delay.
+    let fast = slow.clone().with_retry_delay(Duration::from_millis(100));
+    let mut subscription = h.bus.subscribe(&fast).await.unwrap();
+    h.bus
+        .publish("t1.redelay", Bytes::from_static(b"again"))
+        .await
+        .unwrap();
+    let delivery = next(&mut subscription).await;
+    delivery.retry_later("boom").await.unwrap();
+    let delivery = next(&mut subscription).await;
+    assert_eq!((text(&delivery).as_str(), delivery.attempt), ("again", 2));
+    delivery.ack().await.unwrap();
+}
+
+async fn durable_is_false_only_in_memory(h: Arc<Harness>) {
+    assert_eq!(h.bus.durable(), h.backend == Backend::RabbitMq);
+}
+
 macro_rules! conformance {
     ($module:ident, $backend:expr) => {
         mod $module {
@@ -500,6 +768,14 @@ macro_rules! conformance {
             case!(overlong_names_are_refused_as_invalid);
             case!(ping_answers_until_closed);
             case!(close_fails_later_calls_and_ends_pending_next);
+            case!(publish_batch_delivers_every_message_in_order);
+            case!(send_to_queue_reaches_only_that_queue_with_its_routing_key);
+            case!(retry_later_redelivers_after_the_delay_with_the_next_attempt);
+            case!(retry_later_on_a_queue_without_retry_delay_is_invalid);
+            case!(dead_letter_moves_the_message_and_the_rest_still_flow);
+            case!(durable_is_false_only_in_memory);
+            case!(nacked_deliveries_come_back_in_their_order);
+            case!(a_queue_can_be_redeclared_with_another_retry_delay);
         }
     };
 }

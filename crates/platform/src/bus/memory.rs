@@ -1,8 +1,8 @@
 //! In-process bus for `switchboard dev` and tests: one topic exchange and
 //! named queues with the delivery semantics of AMQP 0-9-1 as RabbitMQ
 //! implements them: competing consumers, a per-consumer prefetch limit,
-//! manual acknowledgement, requeue to the head of the queue with
-//! `redelivered` set. Nothing survives the process.
+//! manual acknowledgement, requeue to the message's original place in the
+//! queue with `redelivered` set. Nothing survives the process.
 //!
 //! Hot path: a publish looks its routing key up in a route cache (a read
 //! lock, no topic matching, no allocation) and appends to each matching
@@ -76,10 +76,25 @@ struct Queue {
 
 #[derive(Default)]
 struct QueueState {
+    /// In `position` order.
     ready: VecDeque<Message>,
     /// Unacknowledged messages of each live consumer, by delivery tag.
     unacked: HashMap<u64, HashMap<u64, Message>>,
     next_tag: u64,
+    next_position: u64,
+}
+
+impl QueueState {
+    /// Puts a message given back (nack, ended subscription) where it was
+    /// in the queue, ahead of everything enqueued after it, as RabbitMQ
+    /// does; so several given back keep their order.
+    fn requeue(&mut self, mut message: Message) {
+        message.redelivered = true;
+        let at = self
+            .ready
+            .partition_point(|ready| ready.position < message.position);
+        self.ready.insert(at, message);
+    }
 }
 
 #[derive(Clone)]
@@ -89,6 +104,8 @@ struct Message {
     redelivered: bool,
     attempt: u32,
     last_error: Option<Arc<str>>,
+    /// Its place in the queue, set when enqueued.
+    position: u64,
 }
 
 impl Message {
@@ -99,6 +116,7 @@ impl Message {
             redelivered: false,
             attempt: 1,
             last_error: None,
+            position: 0,
         }
     }
 }
@@ -246,8 +264,14 @@ impl MemoryBus {
 }
 
 impl Queue {
-    fn push(&self, message: Message) {
-        lock(&self.state).ready.push_back(message);
+    /// Enqueues at the tail.
+    fn push(&self, mut message: Message) {
+        {
+            let mut state = lock(&self.state);
+            message.position = state.next_position;
+            state.next_position += 1;
+            state.ready.push_back(message);
+        }
         self.ready.notify_one();
     }
 }
@@ -425,8 +449,8 @@ impl Subscription for MemorySubscription {
 }
 
 impl Drop for MemorySubscription {
-    /// Like a closed AMQP channel: unacknowledged deliveries go back to the
-    /// head of the queue, in their original order, marked redelivered.
+    /// Like a closed AMQP channel: unacknowledged deliveries go back to
+    /// their places in the queue, marked redelivered.
     fn drop(&mut self) {
         let queue = &self.consumer.queue;
         let requeued = {
@@ -434,12 +458,9 @@ impl Drop for MemorySubscription {
             let Some(unacked) = state.unacked.remove(&self.consumer.id) else {
                 return;
             };
-            let mut unacked: Vec<(u64, Message)> = unacked.into_iter().collect();
-            unacked.sort_unstable_by_key(|(tag, _)| *tag);
             let requeued = unacked.len();
-            for (_, mut message) in unacked.into_iter().rev() {
-                message.redelivered = true;
-                state.ready.push_front(message);
+            for message in unacked.into_values() {
+                state.requeue(message);
             }
             requeued
         };
@@ -491,13 +512,12 @@ impl MemoryAcker {
                 ));
             };
             // Each acker settles once (it is consumed), so the tag is present.
-            let Some(mut message) = unacked.remove(&self.tag) else {
+            let Some(message) = unacked.remove(&self.tag) else {
                 return Ok(());
             };
             let requeue = nack == Some(true);
             if requeue {
-                message.redelivered = true;
-                state.ready.push_front(message);
+                state.requeue(message);
             }
             requeue
         };

@@ -73,6 +73,8 @@ struct Outgoing<'a> {
     routing_key: ShortString,
     payload: &'a [u8],
     headers: Option<FieldTable>,
+    /// Per-message TTL (milliseconds), for messages waiting out a retry.
+    expiration: Option<ShortString>,
 }
 
 /// Headers of a message sent straight to a queue.
@@ -82,16 +84,24 @@ fn direct_headers(routing_key: &str, attempt: u32, error: Option<&str>) -> Field
         ROUTING_KEY_HEADER.into(),
         AMQPValue::LongString(LongString::from(routing_key)),
     );
-    headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongLongInt(i64::from(attempt)));
+    headers.insert(
+        ATTEMPT_HEADER.into(),
+        AMQPValue::LongLongInt(i64::from(attempt)),
+    );
     if let Some(error) = error {
-        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(LongString::from(error)));
+        headers.insert(
+            ERROR_HEADER.into(),
+            AMQPValue::LongString(LongString::from(error)),
+        );
     }
     headers
 }
 
 fn header_string(headers: Option<&FieldTable>, name: &str) -> Option<String> {
     match headers?.inner().get(name)? {
-        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::LongString(value) => {
+            Some(String::from_utf8_lossy(value.as_bytes()).into_owned())
+        }
         AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
         _ => None,
     }
@@ -410,15 +420,14 @@ impl Inner {
             FieldTable::default(),
         );
         bounded(&format!("RabbitMQ declare queue {dead}"), declare).await?;
-        if let Some(delay) = spec.retry_delay {
+        if spec.retry_delay.is_some() {
             // Messages wait out the delay in the retry queue, then expire
-            // back into the main queue through the default exchange.
+            // back into the main queue through the default exchange. The
+            // delay is each message's own TTL, not an argument of the
+            // queue: a queue argument could never change (redeclaring with
+            // another one fails), so neither could the configured delay.
             let retry = short_string("queue name", &retry_queue(&spec.name))?;
             let mut arguments = FieldTable::default();
-            arguments.insert(
-                "x-message-ttl".into(),
-                AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
-            );
             arguments.insert(
                 "x-dead-letter-exchange".into(),
                 AMQPValue::LongString(LongString::from("")),
@@ -427,7 +436,8 @@ impl Inner {
                 "x-dead-letter-routing-key".into(),
                 AMQPValue::LongString(LongString::from(queue.as_str())),
             );
-            let declare = channel.queue_declare(retry.clone(), QueueDeclareOptions::durable(), arguments);
+            let declare =
+                channel.queue_declare(retry.clone(), QueueDeclareOptions::durable(), arguments);
             bounded(&format!("RabbitMQ declare queue {retry}"), declare).await?;
         }
         for binding in &spec.bindings {
@@ -504,6 +514,9 @@ impl Inner {
                 .with_content_type("application/octet-stream".into());
             if let Some(headers) = &message.headers {
                 properties = properties.with_headers(headers.clone());
+            }
+            if let Some(expiration) = &message.expiration {
+                properties = properties.with_expiration(expiration.clone());
             }
             // A message sent straight to a queue is mandatory: if the queue
             // does not exist the broker returns it instead of dropping it.
@@ -614,6 +627,7 @@ impl Bus for RabbitMqBus {
             routing_key: short_string("routing key", routing_key)?,
             payload: &payload,
             headers: None,
+            expiration: None,
         };
         inner.publish_all(std::slice::from_ref(&message)).await
     }
@@ -628,6 +642,7 @@ impl Bus for RabbitMqBus {
                     routing_key: short_string("routing key", &message.routing_key)?,
                     payload: &message.payload,
                     headers: None,
+                    expiration: None,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -644,6 +659,7 @@ impl Bus for RabbitMqBus {
             routing_key: short_string("queue name", queue)?,
             payload: &payload,
             headers: Some(direct_headers(routing_key, 1, None)),
+            expiration: None,
         };
         inner.publish_all(std::slice::from_ref(&message)).await
     }
@@ -756,7 +772,7 @@ impl RabbitMqSubscription {
             acker: delivery.acker,
             queue: self.queue.clone(),
             inner: self.inner.clone(),
-            has_retry: self.spec.retry_delay.is_some(),
+            retry_delay: self.spec.retry_delay,
             routing_key: routing_key.clone(),
             payload: payload.clone(),
         };
@@ -856,7 +872,7 @@ struct RabbitMqAcker {
     acker: lapin::Acker,
     queue: Arc<str>,
     inner: Arc<Inner>,
-    has_retry: bool,
+    retry_delay: Option<Duration>,
     routing_key: String,
     payload: Bytes,
 }
@@ -896,24 +912,31 @@ impl Acker for RabbitMqAcker {
     }
 
     async fn park(self: Box<Self>, park: Park, attempt: u32, error: &str) -> Result<()> {
-        let (target, attempt) = match park {
-            Park::Retry if !self.has_retry => {
+        let (target, attempt, expiration) = match (park, self.retry_delay) {
+            (Park::Retry, None) => {
                 return Err(Error::InvalidArgument(format!(
                     "queue {} was declared without a retry delay",
                     self.queue
                 )));
             }
-            Park::Retry => (retry_queue(&self.queue), attempt.saturating_add(1)),
-            Park::DeadLetter => (dead_letter_queue(&self.queue), attempt),
+            (Park::Retry, Some(delay)) => (
+                retry_queue(&self.queue),
+                attempt.saturating_add(1),
+                Some(ShortString::from(delay.as_millis().to_string())),
+            ),
+            (Park::DeadLetter, _) => (dead_letter_queue(&self.queue), attempt, None),
         };
         let message = Outgoing {
             exchange: ShortString::default(),
             routing_key: short_string("queue name", &target)?,
             payload: &self.payload,
             headers: Some(direct_headers(&self.routing_key, attempt, Some(error))),
+            expiration,
         };
         // Confirmed first: a crash before the ack duplicates, never loses.
-        self.inner.publish_all(std::slice::from_ref(&message)).await?;
+        self.inner
+            .publish_all(std::slice::from_ref(&message))
+            .await?;
         self.settle("ack", self.acker.ack(BasicAckOptions::default()))
             .await
     }
