@@ -91,6 +91,8 @@ pub struct Relay {
     bus: Arc<dyn Bus>,
     options: RelayOptions,
     last_sweep: tokio::sync::Mutex<Option<tokio::time::Instant>>,
+    /// The partitions held at the last renewal, and when that was.
+    held: tokio::sync::Mutex<Option<(Vec<i16>, tokio::time::Instant)>>,
 }
 
 impl Relay {
@@ -100,7 +102,27 @@ impl Relay {
             bus,
             options,
             last_sweep: tokio::sync::Mutex::new(None),
+            held: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The partitions this relay holds. Leases are renewed (and free ones
+    /// taken) once a third of the TTL has passed since the last renewal,
+    /// not every round: an idle relay writes to the database a few times
+    /// per TTL, not every poll. Held partitions are used only within that
+    /// third, so they never outlive their lease.
+    async fn partitions(&self) -> Result<Vec<i16>> {
+        let mut held = self.held.lock().await;
+        if let Some((partitions, renewed_at)) = held.as_ref()
+            && renewed_at.elapsed() < self.options.lease_ttl / 3
+        {
+            return Ok(partitions.clone());
+        }
+        *held = None;
+        let started = tokio::time::Instant::now();
+        let partitions = self.lease().await?;
+        *held = Some((partitions.clone(), started));
+        Ok(partitions)
     }
 
     /// Runs rounds until `cancel`, then hands its leases back so another
@@ -150,7 +172,7 @@ impl Relay {
     /// One round: renew leases, publish and mark one batch, send replay
     /// requests and sweep (holder of partition 0).
     pub async fn run_once(&self) -> Result<Round> {
-        let partitions = self.lease().await?;
+        let partitions = self.partitions().await?;
         if partitions.is_empty() {
             return Ok(Round::default());
         }
@@ -216,6 +238,7 @@ impl Relay {
 
     /// Gives this relay's leases up.
     pub async fn release(&self) -> Result<()> {
+        *self.held.lock().await = None;
         let release = Query::update()
             .table(RelayLeases::Table)
             .value(RelayLeases::Holder, Option::<String>::None)

@@ -32,15 +32,19 @@ pub async fn execute(config: &Config, action: EventsAction) -> anyhow::Result<()
                         .map_err(|_| anyhow::anyhow!("--tenant {text:?} is not a tenant id (UUID)"))
                 })
                 .transpose()?;
-            let database = Database::connect(&config.database_url(), &DatabaseOptions {
+            let database = Database::connect(
+                &config.database_url(),
+                &DatabaseOptions {
                     max_connections: 2,
                     connect_timeout: config.database.connect_timeout,
-                })
-                .await
-                .context("cannot connect to the database")?;
-            let requested = switchboard_events::replay::request(&database, &consumer, since, tenant)
-                .await
-                .context("cannot request the replay")?;
+                },
+            )
+            .await
+            .context("cannot connect to the database")?;
+            let requested =
+                switchboard_events::replay::request(&database, &consumer, since, tenant)
+                    .await
+                    .context("cannot request the replay")?;
             database.close().await;
             println!(
                 "{requested} event(s) since {} queued for re-delivery to `{consumer}`; the running relay sends them",
@@ -74,7 +78,9 @@ mod tests {
             .unwrap()
             .with_timezone(&Utc);
         assert_eq!(
-            parse_since("2026-11-23T08:00:00+01:00", now).unwrap().to_rfc3339(),
+            parse_since("2026-11-23T08:00:00+01:00", now)
+                .unwrap()
+                .to_rfc3339(),
             "2026-11-23T07:00:00+00:00"
         );
         assert_eq!(

@@ -64,7 +64,16 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     };
     let parts = services
         .iter()
-        .map(|name| service_parts(name, &config, &backends, &identity, &webhooks))
+        .map(|name| {
+            service_parts(
+                name,
+                &config,
+                &backends,
+                &identity,
+                &webhooks,
+                relay_holder(mode, &installation_id),
+            )
+        })
         .collect();
     let node = Node::build(
         NodeOptions {
@@ -97,6 +106,7 @@ fn service_parts(
     backends: &Backends,
     identity: &Identity,
     webhooks: &Webhooks,
+    relay_holder: String,
 ) -> ServiceParts {
     let mut parts = ServiceParts {
         name,
@@ -109,7 +119,10 @@ fn service_parts(
         let relay = Relay::new(
             backends.database.clone(),
             backends.bus.clone(),
-            RelayOptions::from_config(&config.events),
+            RelayOptions {
+                holder: relay_holder,
+                ..RelayOptions::from_config(&config.events)
+            },
         );
         parts.workers.push(Box::new(move |stop| relay.spawn(stop)));
     }
@@ -117,10 +130,13 @@ fn service_parts(
         let consumer = Consumer::new(
             backends.database.clone(),
             backends.bus.clone(),
-            ConsumerOptions::new(switchboard_webhooks::CONSUMER_NAME, ["#"]).with_config(&config.events),
+            ConsumerOptions::new(switchboard_webhooks::CONSUMER_NAME, ["#"])
+                .with_config(&config.events),
             webhooks.intake(),
         );
-        parts.workers.push(Box::new(move |stop| consumer.spawn(stop)));
+        parts
+            .workers
+            .push(Box::new(move |stop| consumer.spawn(stop)));
         let dispatcher = webhooks.clone();
         parts
             .workers
@@ -141,14 +157,28 @@ fn service_parts(
             expose_verification_token: config.gateway.expose_verification_token,
             ..GatewayOptions::default()
         };
-        parts.http = Some(Gateway::new(
-            identity.clone(),
-            webhooks.clone(),
-            backends.cache.clone(),
-            options,
-        ).router());
+        parts.http = Some(
+            Gateway::new(
+                identity.clone(),
+                webhooks.clone(),
+                backends.cache.clone(),
+                options,
+            )
+            .router(),
+        );
     }
     parts
+}
+
+/// The relay's name in its leases. `dev` is the only process on its
+/// database, so a fixed name lets a restarted `dev` resume its leases at
+/// once instead of waiting for them to expire; `serve` replicas each get a
+/// unique one.
+fn relay_holder(mode: Mode, installation_id: &str) -> String {
+    match mode {
+        Mode::Dev { .. } => format!("dev-{installation_id}"),
+        Mode::Serve => format!("relay-{}", uuid::Uuid::now_v7()),
+    }
 }
 
 fn identity(config: &Config, backends: &Backends) -> anyhow::Result<Identity> {

@@ -1,10 +1,10 @@
 //! The `switchboard` binary as a user runs it: real processes, real
 //! backends, the output a person reads.
 
-use switchboard_migrations::MigratorTrait;
 use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
+use switchboard_migrations::MigratorTrait;
 
 use switchboard_test_utils::{
     S3Server, amqp_url, fresh_postgres_database, init_tracing, postgres_app_role_url, redis_url,
@@ -516,7 +516,9 @@ async fn dev_delivers_identity_events_to_a_signed_webhook() {
     let running = start(command).await;
     let client = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Value| {
-        let mut request = client.request(method, format!("{}{path}", running.http)).json(&body);
+        let mut request = client
+            .request(method, format!("{}{path}", running.http))
+            .json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -536,7 +538,10 @@ async fn dev_delivers_identity_events_to_a_signed_webhook() {
     )
     .await;
     assert_eq!(status, 201, "{signup}");
-    let token = signup["tokens"]["access_token"].as_str().unwrap().to_owned();
+    let token = signup["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let tenant_id = signup["tenant"]["id"].as_str().unwrap().to_owned();
     let (status, _) = call(
         reqwest::Method::POST,
@@ -596,7 +601,10 @@ async fn dev_delivers_identity_events_to_a_signed_webhook() {
         base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
     );
     assert_eq!(header("webhook-signature"), expected);
-    assert_eq!(header("webhook-key-id"), endpoint["key_id"].as_str().unwrap());
+    assert_eq!(
+        header("webhook-key-id"),
+        endpoint["key_id"].as_str().unwrap()
+    );
     // Only the subscribed type: the owner's own user.created came before
     // the endpoint existed, seat.count_changed is not subscribed.
     assert_eq!(received.lock().unwrap().len(), 1);

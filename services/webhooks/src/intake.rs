@@ -14,7 +14,9 @@ use crate::store::entities::{delivery, endpoint};
 use crate::{Webhooks, now};
 
 /// For each event: one pending delivery, due now, per active endpoint of
-/// the event's tenant subscribed to its type. The body is the event's
+/// the event's tenant subscribed to its type and registered by the time
+/// the event occurred (an endpoint never receives the past, replays
+/// included). The body is the event's
 /// public JSON, serialized once and sent byte for byte on every attempt.
 /// An event seen twice makes no second delivery (unique per endpoint and
 /// event).
@@ -48,6 +50,7 @@ pub(crate) async fn enqueue(
     let endpoints = endpoint::Entity::find()
         .filter(endpoint::Column::TenantId.eq(event.tenant.as_uuid()))
         .filter(endpoint::Column::Status.eq(EndpointStatus::Active.as_str()))
+        .filter(endpoint::Column::CreatedAt.lte(event.occurred_at))
         .all(transaction)
         .await?;
     let mut subscribed = Vec::new();
