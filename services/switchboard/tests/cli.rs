@@ -611,3 +611,48 @@ async fn dev_delivers_identity_events_to_a_signed_webhook() {
 
     assert!(running.terminate().await.success());
 }
+
+#[tokio::test]
+async fn events_replay_queues_events_for_a_known_consumer_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_to_end(switchboard(dir.path()).args(["migrate", "up"])).await;
+    assert!(out.status.success());
+
+    let out = run_to_end(switchboard(dir.path()).args([
+        "events",
+        "replay",
+        "--consumer",
+        "analytcs",
+        "--since",
+        "1h",
+    ]))
+    .await;
+    assert_clean_failure(&out, &["unknown consumer `analytcs`", "webhooks"]);
+
+    let out = run_to_end(switchboard(dir.path()).args([
+        "events",
+        "replay",
+        "--consumer",
+        "webhooks",
+        "--since",
+        "last week",
+    ]))
+    .await;
+    assert_clean_failure(&out, &["--since", "RFC 3339"]);
+
+    let out = run_to_end(switchboard(dir.path()).args([
+        "events",
+        "replay",
+        "--consumer",
+        "webhooks",
+        "--since",
+        "2h",
+    ]))
+    .await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("0 event(s) since") && stdout.contains("`webhooks`"),
+        "{stdout}"
+    );
+}
