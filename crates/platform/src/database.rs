@@ -4,8 +4,12 @@
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    Statement, TransactionTrait,
+};
 use switchboard_config::SecretUrl;
+use uuid::Uuid;
 
 use crate::{BackendKind, Error, Result};
 
@@ -86,6 +90,53 @@ impl Database {
 
     pub fn connection(&self) -> &DatabaseConnection {
         &self.connection
+    }
+
+    /// A transaction confined to one tenant: on PostgreSQL it sets
+    /// `app.tenant_id` for the transaction (`set_config(…, true)` =
+    /// `SET LOCAL`), which the row-level-security policies compare every
+    /// row with (ARCHITECTURE.md, tenancy). On SQLite queries must filter
+    /// by tenant themselves, as they do everywhere anyway.
+    pub async fn begin_tenant(&self, tenant: Uuid) -> Result<DatabaseTransaction, DbErr> {
+        let transaction = self.connection.begin().await?;
+        self.enter_tenant(&transaction, tenant).await?;
+        Ok(transaction)
+    }
+
+    /// Confines the rest of `transaction` to `tenant` (after work on
+    /// global tables, e.g. reserving a new tenant's slug).
+    pub async fn enter_tenant(
+        &self,
+        transaction: &DatabaseTransaction,
+        tenant: Uuid,
+    ) -> Result<(), DbErr> {
+        if self.kind == DatabaseKind::Postgres {
+            transaction
+                .execute_raw(Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    "SELECT set_config('app.tenant_id', $1, true)",
+                    [tenant.to_string().into()],
+                ))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A transaction in system scope (`app.scope = 'system'`): the
+    /// policies of cross-tenant tables (event log, webhook deliveries) let
+    /// it see every tenant's rows, for the workers that serve all tenants
+    /// (relay, dispatcher, retention sweep).
+    pub async fn begin_system(&self) -> Result<DatabaseTransaction, DbErr> {
+        let transaction = self.connection.begin().await?;
+        if self.kind == DatabaseKind::Postgres {
+            transaction
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT set_config('app.scope', 'system', true)",
+                ))
+                .await?;
+        }
+        Ok(transaction)
     }
 
     pub fn kind(&self) -> DatabaseKind {

@@ -12,10 +12,10 @@ use switchboard_tenancy::ApiKeyId;
 
 use switchboard_events::proto::{self, envelope::Payload};
 
-use crate::events;
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, ApiScope, FieldError, Permission};
 use crate::error::{IdentityError, Result};
+use crate::events;
 use crate::store::entities::api_key;
 use crate::views::{ApiKeyView, CreatedApiKey};
 use crate::{Actor, Identity, Principal, RequestOrigin, now};

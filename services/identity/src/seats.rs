@@ -13,8 +13,8 @@ use uuid::Uuid;
 
 use switchboard_events::proto::{self, envelope::Payload};
 
-use crate::events;
 use crate::error::{IdentityError, Result};
+use crate::events;
 use crate::now;
 use crate::store::entities::{plan, seat_change, tenant, user};
 

@@ -10,10 +10,10 @@ use switchboard_tenancy::{TenantId, UserId};
 
 use switchboard_events::proto::{self, envelope::Payload};
 
-use crate::events;
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
+use crate::events;
 use crate::sessions::spend_one_time_token;
 use crate::store::entities::{one_time_token, plan, tenant, tenant_slug, user};
 use crate::views::SignupOutcome;

@@ -9,9 +9,8 @@
 
 pub mod entities;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use switchboard_platform::Database;
-use switchboard_platform::database::DatabaseKind;
 use switchboard_tenancy::TenantId;
 
 use crate::error::Result;
@@ -28,9 +27,7 @@ impl Store {
 
     /// A transaction confined to `tenant`.
     pub async fn begin(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
-        let transaction = self.db.connection().begin().await?;
-        self.enter_tenant(&transaction, tenant).await?;
-        Ok(transaction)
+        Ok(self.db.begin_tenant(tenant.as_uuid()).await?)
     }
 
     /// Confines the rest of `transaction` to `tenant` (after global work,
@@ -40,16 +37,7 @@ impl Store {
         transaction: &DatabaseTransaction,
         tenant: TenantId,
     ) -> Result<()> {
-        if self.db.kind() == DatabaseKind::Postgres {
-            transaction
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT set_config('app.tenant_id', $1, true)",
-                    [tenant.to_string().into()],
-                ))
-                .await?;
-        }
-        Ok(())
+        Ok(self.db.enter_tenant(transaction, tenant.as_uuid()).await?)
     }
 
     /// A transaction with no tenant: it sees only the global tables

@@ -14,10 +14,10 @@ use switchboard_tenancy::{ClientId, ClientScope, TenantId, UserId};
 
 use switchboard_events::proto::{self, envelope::Payload};
 
-use crate::events;
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Permission, Role, UserStatus};
 use crate::error::{IdentityError, Result};
+use crate::events;
 use crate::seats;
 use crate::sessions::{check_tenant_status, load_tenant, spend_one_time_token, user_clients};
 use crate::store::entities::{client_org, one_time_token, user, user_client};

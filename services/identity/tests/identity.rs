@@ -8,8 +8,8 @@ use std::time::Duration;
 use sea_orm::{ConnectionTrait, Statement};
 use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_identity::{
-    Identity, IdentityError, IdentityOptions, NewApiKey, NewUser, Principal, RequestOrigin, SignupRequest,
-    UserPatch,
+    Identity, IdentityError, IdentityOptions, NewApiKey, NewUser, Principal, RequestOrigin,
+    SignupRequest, UserPatch,
 };
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;

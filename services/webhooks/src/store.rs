@@ -9,7 +9,7 @@
 
 pub mod entities;
 
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, Statement, TransactionTrait};
+use sea_orm::{DatabaseTransaction, DbBackend};
 use switchboard_platform::Database;
 use switchboard_tenancy::TenantId;
 
@@ -31,30 +31,11 @@ impl Store {
 
     /// A transaction confined to `tenant`.
     pub async fn begin(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
-        let transaction = self.db.connection().begin().await?;
-        if self.backend() == DbBackend::Postgres {
-            transaction
-                .execute_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT set_config('app.tenant_id', $1, true)",
-                    [tenant.to_string().into()],
-                ))
-                .await?;
-        }
-        Ok(transaction)
+        Ok(self.db.begin_tenant(tenant.as_uuid()).await?)
     }
 
     /// A transaction that sees every tenant's webhook rows.
     pub async fn begin_system(&self) -> Result<DatabaseTransaction> {
-        let transaction = self.db.connection().begin().await?;
-        if self.backend() == DbBackend::Postgres {
-            transaction
-                .execute_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "SELECT set_config('app.scope', 'system', true)",
-                ))
-                .await?;
-        }
-        Ok(transaction)
+        Ok(self.db.begin_system().await?)
     }
 }
