@@ -95,7 +95,11 @@ impl MigrationTrait for Migration {
                     .col(seq(EventLog::Seq))
                     .col(ColumnDef::new(EventLog::Id).uuid().not_null().unique_key())
                     .col(ColumnDef::new(EventLog::TenantId).uuid().not_null())
-                    .col(ColumnDef::new(EventLog::Partition).small_integer().not_null())
+                    .col(
+                        ColumnDef::new(EventLog::Partition)
+                            .small_integer()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(EventLog::Source).string().not_null())
                     .col(ColumnDef::new(EventLog::EventType).string().not_null())
                     .col(ColumnDef::new(EventLog::RoutingKey).string().not_null())
@@ -143,7 +147,11 @@ impl MigrationTrait for Migration {
             .create_table(
                 Table::create()
                     .table(ProcessedEvents::Table)
-                    .col(ColumnDef::new(ProcessedEvents::Consumer).string().not_null())
+                    .col(
+                        ColumnDef::new(ProcessedEvents::Consumer)
+                            .string()
+                            .not_null(),
+                    )
                     .col(ColumnDef::new(ProcessedEvents::EventId).uuid().not_null())
                     .col(ColumnDef::new(ProcessedEvents::TenantId).uuid().not_null())
                     .col(time(ProcessedEvents::ProcessedAt))
@@ -170,7 +178,11 @@ impl MigrationTrait for Migration {
                             .big_integer()
                             .not_null(),
                     )
-                    .col(ColumnDef::new(EventRedeliveries::TenantId).uuid().not_null())
+                    .col(
+                        ColumnDef::new(EventRedeliveries::TenantId)
+                            .uuid()
+                            .not_null(),
+                    )
                     .col(time(EventRedeliveries::RequestedAt))
                     .to_owned(),
             )
@@ -179,8 +191,9 @@ impl MigrationTrait for Migration {
         let backend = manager.get_database_backend();
         let connection = manager.get_connection();
         let mut statements = vec![
-            // The outbox: what the relay scans, in order, per partition.
-            "CREATE INDEX event_log_pending ON event_log (partition, seq) \
+            // The outbox: what the relay reads, in seq order (filtering
+            // its partitions on the way, and stopping at its batch size).
+            "CREATE INDEX event_log_pending ON event_log (seq) \
              WHERE published_at IS NULL"
                 .to_owned(),
             "CREATE INDEX event_log_occurred_at ON event_log (occurred_at)".to_owned(),

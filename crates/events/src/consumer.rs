@@ -34,7 +34,9 @@ use async_trait::async_trait;
 use chrono::Utc;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, ExprTrait, Order, RuntimeErr};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbErr, ExprTrait, Order, RuntimeErr, TransactionTrait,
+};
 use switchboard_config::EventsConfig;
 use switchboard_platform::bus::topic_matches;
 use switchboard_platform::{Bus, Database, Delivery, QueueSpec, Subscription};
@@ -45,7 +47,7 @@ use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 use crate::schema::{EventLog, ProcessedEvents};
-use crate::scope::{begin_system, begin_tenant};
+use crate::scope::begin_system;
 use crate::{Event, EventsError, Result};
 
 /// Pause before deliveries go back to the queue after a database error.
@@ -391,6 +393,32 @@ impl Consumer {
                 }
             }
         }
+        // Usually every group applies: one transaction for the batch, the
+        // tenant switched between groups, and the acks sent together.
+        if groups.len() > 1 {
+            let events: Vec<Vec<Event>> = groups
+                .iter()
+                .map(|(_, group)| group.iter().map(|(_, event)| event.clone()).collect())
+                .collect();
+            match self.apply(&events).await {
+                Ok(()) => {
+                    self.ack_all(groups.into_iter().flat_map(|(_, group)| group))
+                        .await;
+                    return;
+                }
+                Err(Failure::Infrastructure(error)) => {
+                    let deliveries = groups
+                        .into_iter()
+                        .flat_map(|(_, group)| group)
+                        .map(|(delivery, _)| delivery)
+                        .collect();
+                    self.requeue(Requeue { error, deliveries }).await;
+                    return;
+                }
+                // Find the culprit group by group, below.
+                Err(Failure::Handler(_)) => {}
+            }
+        }
         let mut groups = groups.into_iter();
         while let Some((_, group)) = groups.next() {
             let Err(Requeue {
@@ -407,12 +435,27 @@ impl Consumer {
                     .flat_map(|(_, group)| group)
                     .map(|(delivery, _)| delivery),
             );
-            warn!(consumer = %self.options.name, error = %error, count = deliveries.len(), "event consumer could not apply events, requeueing");
-            tokio::time::sleep(INFRASTRUCTURE_PAUSE).await;
-            for delivery in deliveries {
-                self.settle(delivery.nack(true).await);
-            }
+            self.requeue(Requeue { error, deliveries }).await;
             return;
+        }
+    }
+
+    /// Acknowledges deliveries whose effects committed, all at once.
+    async fn ack_all(&self, applied: impl IntoIterator<Item = (Delivery, Event)>) {
+        let acks = applied.into_iter().map(|(delivery, _)| delivery.ack());
+        for result in futures::future::join_all(acks).await {
+            self.settle(result);
+        }
+    }
+
+    /// Hands deliveries back to the queue after a pause: the database
+    /// failed, not the events.
+    async fn requeue(&self, requeue: Requeue) {
+        let Requeue { error, deliveries } = requeue;
+        warn!(consumer = %self.options.name, error = %error, count = deliveries.len(), "event consumer could not apply events, requeueing");
+        tokio::time::sleep(INFRASTRUCTURE_PAUSE).await;
+        for delivery in deliveries {
+            self.settle(delivery.nack(true).await);
         }
     }
 
@@ -421,12 +464,8 @@ impl Consumer {
     /// not settled yet are handed back.
     async fn apply_group(&self, group: Vec<(Delivery, Event)>) -> Result<(), Requeue> {
         let events: Vec<Event> = group.iter().map(|(_, event)| event.clone()).collect();
-        match self.apply(&events).await {
-            Ok(()) => {
-                for (delivery, _) in group {
-                    self.settle(delivery.ack().await);
-                }
-            }
+        match self.apply(std::slice::from_ref(&events)).await {
+            Ok(()) => self.ack_all(group).await,
             Err(Failure::Infrastructure(error)) => {
                 let deliveries = group.into_iter().map(|(delivery, _)| delivery).collect();
                 return Err(Requeue { error, deliveries });
@@ -439,7 +478,7 @@ impl Consumer {
             Err(Failure::Handler(_)) => {
                 let mut items = group.into_iter();
                 while let Some((delivery, event)) = items.next() {
-                    match self.apply(std::slice::from_ref(&event)).await {
+                    match self.apply(&[vec![event.clone()]]).await {
                         Ok(()) => self.settle(delivery.ack().await),
                         Err(Failure::Handler(error)) => {
                             self.give_back(delivery, &event, &error).await;
@@ -479,12 +518,30 @@ impl Consumer {
         }
     }
 
-    /// One transaction: marks, the handler on the new events, commit.
-    async fn apply(&self, events: &[Event]) -> Result<(), Failure> {
-        let Some(first) = events.first() else {
-            return Ok(());
-        };
-        let transaction = begin_tenant(&self.db, first.tenant).await?;
+    /// One transaction for groups of events, each group of one tenant:
+    /// per group, the tenant is entered, the marks inserted and the
+    /// handler run on the new events; then one commit.
+    async fn apply(&self, groups: &[Vec<Event>]) -> Result<(), Failure> {
+        let transaction = self.db.connection().begin().await?;
+        for events in groups {
+            let Some(first) = events.first() else {
+                continue;
+            };
+            self.db
+                .enter_tenant(&transaction, first.tenant.as_uuid())
+                .await?;
+            self.apply_group_in(&transaction, events).await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Marks and effects of one tenant's events, inside `transaction`.
+    async fn apply_group_in(
+        &self,
+        transaction: &DatabaseTransaction,
+        events: &[Event],
+    ) -> Result<(), Failure> {
         let mut seen = HashSet::with_capacity(events.len());
         let unique: Vec<&Event> = events
             .iter()
@@ -530,9 +587,8 @@ impl Consumer {
             metrics::counter!("switchboard_events_duplicates_total", "consumer" => self.options.name.clone()).increment(duplicates as u64);
         }
         if !fresh.is_empty() {
-            self.handler.handle_batch(&transaction, &fresh).await?;
+            self.handler.handle_batch(transaction, &fresh).await?;
         }
-        transaction.commit().await?;
         metrics::counter!("switchboard_events_consumed_total", "consumer" => self.options.name.clone()).increment(fresh.len() as u64);
         Ok(())
     }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ConnectionTrait, DbErr, ExprTrait, Order, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExprTrait, Order, Statement, TransactionTrait};
 use switchboard_config::EventsConfig;
 use switchboard_platform::{Bus, Database, Message};
 use tokio::task::JoinHandle;
@@ -135,9 +135,11 @@ impl Relay {
                 let pause = match self.run_once().await {
                     Ok(round) => {
                         backoff = self.options.poll_interval;
-                        let full = round.published >= self.options.batch_size as usize
-                            || round.redelivered >= self.options.batch_size as usize;
-                        if full {
+                        // Pause only when there was nothing to do: under
+                        // load the next round starts at once, which keeps
+                        // latency at the round time, not the poll interval.
+                        let busy = round.published > 0 || round.redelivered > 0;
+                        if busy {
                             Duration::ZERO
                         } else {
                             self.options.poll_interval
@@ -262,6 +264,19 @@ impl Relay {
             .limit(u64::from(self.options.batch_size))
             .to_owned();
         let transaction = begin_system(&self.db).await?;
+        if self.db.backend() == DbBackend::Postgres {
+            // The row-level-security predicate makes the planner expect one
+            // row, so it bitmap-scans every pending entry and sorts; an
+            // ordered scan of `event_log_pending` stops at the batch size
+            // (22–44 ms down to ~12 ms per round with a backlog, measured
+            // in loadtest/events).
+            transaction
+                .execute_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SET LOCAL enable_bitmapscan = off",
+                ))
+                .await?;
+        }
         let rows = transaction.query_all(&query).await?;
         transaction.commit().await?;
         rows.iter()
