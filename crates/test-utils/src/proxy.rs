@@ -60,6 +60,7 @@ impl TcpProxy {
         tokio::spawn(async move {
             loop {
                 let accepted = tokio::select! {
+                    biased;
                     _ = token.cancelled() => return,
                     accepted = listener.accept() => accepted,
                 };
@@ -71,6 +72,13 @@ impl TcpProxy {
                     .lock()
                     .expect("proxy lock")
                     .push(connection.clone());
+                // Accepted while `close` ran (after it drained the list, or
+                // from the backlog before this loop saw the cancellation):
+                // the backend is gone for this one too.
+                if token.is_cancelled() {
+                    connection.cancel();
+                    return;
+                }
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else {
                         return;
