@@ -11,6 +11,7 @@ mod m20261123_000001_create_installation;
 mod m20261123_000002_create_identity;
 mod m20261123_000003_create_events;
 mod m20261123_000004_create_webhooks;
+mod shared;
 
 pub use m20261123_000001_create_installation::Installation;
 pub use m20261123_000002_create_identity::APP_ROLE;

@@ -13,6 +13,8 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DbBackend, Statement};
 
+use crate::shared::{Visibility, tenant_isolation, text, time, time_null, uuid_col, uuid_pk};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -182,36 +184,6 @@ enum SeatChanges {
     Delta,
     UserId,
     OccurredAt,
-}
-
-fn uuid_pk<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column)
-        .uuid()
-        .not_null()
-        .primary_key()
-        .to_owned()
-}
-
-fn uuid_col<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column).uuid().not_null().to_owned()
-}
-
-fn text<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column).string().not_null().to_owned()
-}
-
-fn time<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn time_null<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
 }
 
 fn tenant_fk<T: IntoIden + 'static>(table: T) -> ForeignKeyCreateStatement {
@@ -624,16 +596,7 @@ fn postgres_isolation_statements() -> Vec<String> {
         ));
     }
     for (table, column) in TENANT_TABLES {
-        statements.push(format!(
-            "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}"
-        ));
-        statements.push(format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"));
-        statements.push(format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY"));
-        statements.push(format!(
-            "CREATE POLICY tenant_isolation ON {table} \
-             USING ({column} = NULLIF(current_setting('app.tenant_id', true), '')::uuid) \
-             WITH CHECK ({column} = NULLIF(current_setting('app.tenant_id', true), '')::uuid)"
-        ));
+        statements.extend(tenant_isolation(table, column, Visibility::Tenant));
     }
     statements
 }

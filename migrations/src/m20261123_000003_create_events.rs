@@ -17,6 +17,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DbBackend, Statement};
 
 use crate::APP_ROLE;
+use crate::shared::{Visibility, tenant_isolation, time};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -67,13 +68,6 @@ enum EventRedeliveries {
     EventSeq,
     TenantId,
     RequestedAt,
-}
-
-fn time<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
 }
 
 fn seq<T: IntoIden>(column: T) -> ColumnDef {
@@ -205,15 +199,10 @@ impl MigrationTrait for Migration {
                 "GRANT SELECT, UPDATE ON relay_leases TO {APP_ROLE}"
             ));
             for table in TENANT_OR_SYSTEM_TABLES {
-                statements.push(format!(
-                    "GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}"
-                ));
-                statements.push(format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"));
-                statements.push(format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY"));
-                let predicate = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid \
-                     OR current_setting('app.scope', true) = 'system'";
-                statements.push(format!(
-                    "CREATE POLICY tenant_isolation ON {table} USING ({predicate}) WITH CHECK ({predicate})"
+                statements.extend(tenant_isolation(
+                    table,
+                    "tenant_id",
+                    Visibility::TenantOrSystem,
                 ));
             }
             statements.push(format!(

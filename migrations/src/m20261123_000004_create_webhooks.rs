@@ -9,7 +9,9 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DbBackend, Statement};
 
-use crate::APP_ROLE;
+use crate::shared::{
+    Visibility, tenant_isolation, text, text_null, time, time_null, uuid_col, uuid_pk,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -72,40 +74,6 @@ enum WebhookAttempts {
     StatusCode,
     Error,
     DurationMs,
-}
-
-fn uuid_pk<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column)
-        .uuid()
-        .not_null()
-        .primary_key()
-        .to_owned()
-}
-
-fn uuid_col<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column).uuid().not_null().to_owned()
-}
-
-fn text<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column).string().not_null().to_owned()
-}
-
-fn text_null<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column).string().null().to_owned()
-}
-
-fn time<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column)
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
-}
-
-fn time_null<T: IntoIden>(column: T) -> ColumnDef {
-    ColumnDef::new(column)
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
 }
 
 #[async_trait::async_trait]
@@ -252,18 +220,8 @@ impl MigrationTrait for Migration {
 
         if manager.get_database_backend() == DbBackend::Postgres {
             let connection = manager.get_connection();
-            let predicate = "tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid \
-                 OR current_setting('app.scope', true) = 'system'";
             for table in TABLES {
-                for statement in [
-                    format!("GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {APP_ROLE}"),
-                    format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"),
-                    format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY"),
-                    format!(
-                        "CREATE POLICY tenant_isolation ON {table} \
-                         USING ({predicate}) WITH CHECK ({predicate})"
-                    ),
-                ] {
+                for statement in tenant_isolation(table, "tenant_id", Visibility::TenantOrSystem) {
                     connection
                         .execute_raw(Statement::from_string(DbBackend::Postgres, statement))
                         .await?;
