@@ -47,7 +47,6 @@ use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
 use crate::schema::{EventLog, ProcessedEvents};
-use crate::scope::begin_system;
 use crate::{Event, EventsError, Result};
 
 /// Pause before deliveries go back to the queue after a database error.
@@ -621,7 +620,7 @@ impl Consumer {
                 .order_by(EventLog::Seq, Order::Asc)
                 .limit(CATCH_UP_PAGE)
                 .to_owned();
-            let transaction = begin_system(&self.db).await?;
+            let transaction = self.db.begin_system().await?;
             let rows = transaction.query_all(&query).await?;
             transaction.commit().await?;
             let Some(last) = rows.last() else {

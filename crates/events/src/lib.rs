@@ -23,7 +23,6 @@ pub mod replay;
 mod consumer;
 mod relay;
 mod schema;
-mod scope;
 
 pub use consumer::{Consumer, ConsumerOptions, EventHandler, HandlerError};
 pub use error::{EventsError, Result};

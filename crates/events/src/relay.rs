@@ -29,7 +29,6 @@ use uuid::Uuid;
 
 use crate::Result;
 use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents, RelayLeases};
-use crate::scope::begin_system;
 
 /// Longest pause between rounds after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -263,7 +262,7 @@ impl Relay {
             .order_by(EventLog::Seq, Order::Asc)
             .limit(u64::from(self.options.batch_size))
             .to_owned();
-        let transaction = begin_system(&self.db).await?;
+        let transaction = self.db.begin_system().await?;
         if self.db.backend() == DbBackend::Postgres {
             // The row-level-security predicate makes the planner expect one
             // row, so it bitmap-scans every pending entry and sorts; an
@@ -307,7 +306,7 @@ impl Relay {
             .value(EventLog::PublishedAt, Utc::now())
             .and_where(Expr::col(EventLog::Seq).is_in(pending.iter().map(|row| row.seq)))
             .to_owned();
-        let transaction = begin_system(&self.db).await?;
+        let transaction = self.db.begin_system().await?;
         transaction.execute(&update).await?;
         transaction.commit().await?;
         debug!(count = pending.len(), "events published");
@@ -336,7 +335,7 @@ impl Relay {
             )
             .limit(u64::from(self.options.batch_size))
             .to_owned();
-        let transaction = begin_system(&self.db).await?;
+        let transaction = self.db.begin_system().await?;
         let rows = transaction.query_all(&query).await?;
         transaction.commit().await?;
         if rows.is_empty() {
@@ -365,7 +364,7 @@ impl Relay {
             .from_table(EventRedeliveries::Table)
             .and_where(Expr::col(EventRedeliveries::Seq).is_in(sent.iter().copied()))
             .to_owned();
-        let transaction = begin_system(&self.db).await?;
+        let transaction = self.db.begin_system().await?;
         transaction.execute(&delete).await?;
         transaction.commit().await?;
         metrics::counter!("switchboard_events_redelivered_total").increment(sent.len() as u64);
@@ -392,7 +391,7 @@ impl Relay {
 pub(crate) async fn sweep(db: &Database, retention: Duration) -> Result<u64> {
     let cutoff =
         Utc::now() - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(30));
-    let transaction = begin_system(db).await?;
+    let transaction = db.begin_system().await?;
     let events = Query::delete()
         .from_table(EventLog::Table)
         .and_where(Expr::col(EventLog::PublishedAt).is_not_null())

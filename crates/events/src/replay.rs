@@ -16,7 +16,6 @@ use switchboard_platform::Database;
 use switchboard_tenancy::TenantId;
 
 use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents};
-use crate::scope::begin_system;
 use crate::{EventsError, Result};
 
 /// Queues re-delivery to `consumer` of every published event since
@@ -72,7 +71,7 @@ pub async fn request(
         .and_where(Expr::col(ProcessedEvents::Consumer).eq(consumer))
         .and_where(Expr::col(ProcessedEvents::EventId).in_subquery(replayed_ids))
         .to_owned();
-    let transaction = begin_system(db).await?;
+    let transaction = db.begin_system().await?;
     let requested = transaction.execute(&insert).await?.rows_affected();
     transaction.execute(&forget).await?;
     transaction.commit().await?;
