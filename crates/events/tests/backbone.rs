@@ -923,6 +923,51 @@ async fn a_poison_event_is_retried_then_dead_lettered_without_holding_up_the_res
     assert_eq!(marks, 20, "no mark for the poison event");
 }
 
+async fn a_malformed_message_is_dead_lettered_at_once_and_changes_nothing(h: Arc<Harness>) {
+    let tenant = TenantId::new();
+    let name = unique_name("c");
+    let recorder = Recorder::new(&name);
+    let _consumer = h
+        .start_consumer(
+            h.bus.clone(),
+            h.db.clone(),
+            h.consumer_options(&name),
+            recorder.clone(),
+        )
+        .await;
+    let dead = QueueSpec::new(dead_letter_queue(&name), Vec::<String>::new());
+    h.track(&dead.name);
+    let mut dead_letters = h.bus.subscribe(&dead).await.unwrap();
+    // Not an envelope, under a key the consumer binds.
+    let key = format!("{tenant}.test.seat.count_changed");
+    h.bus
+        .publish(&key, bytes::Bytes::from_static(b"\xff\x00 not protobuf"))
+        .await
+        .unwrap();
+    let ids = h.append(tenant, 5).await;
+    let _relay = h.relay();
+
+    let parked = timeout(WAIT, dead_letters.next())
+        .await
+        .expect("dead-lettered in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(parked.routing_key, key);
+    assert_eq!(parked.attempt, 1, "no retry for what cannot be decoded");
+    let error = parked.last_error.clone().unwrap_or_default();
+    assert!(error.contains("malformed event"), "{error:?}");
+    parked.ack().await.unwrap();
+
+    let healthy: HashSet<Uuid> = ids.into_iter().collect();
+    h.wait_exactly_once(&name, &healthy).await;
+    let marks = h
+        .count(&format!(
+            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
+        ))
+        .await;
+    assert_eq!(marks, 5, "nothing recorded for the malformed message");
+}
+
 async fn two_relays_publish_every_row_exactly_once(h: Arc<Harness>) {
     let tally = h.tally().await;
     let mut expected = HashSet::new();
@@ -1260,6 +1305,10 @@ macro_rules! backbone {
             case!(
                 $backend,
                 a_poison_event_is_retried_then_dead_lettered_without_holding_up_the_rest
+            );
+            case!(
+                $backend,
+                a_malformed_message_is_dead_lettered_at_once_and_changes_nothing
             );
             case!($backend, two_relays_publish_every_row_exactly_once);
             case!($backend, replay_reapplies_for_one_consumer_only);
