@@ -441,10 +441,8 @@ impl Consumer {
 
     /// Acknowledges deliveries whose effects committed, all at once.
     async fn ack_all(&self, applied: impl IntoIterator<Item = (Delivery, Event)>) {
-        let acks = applied.into_iter().map(|(delivery, _)| delivery.ack());
-        for result in futures::future::join_all(acks).await {
-            self.settle(result);
-        }
+        let deliveries = applied.into_iter().map(|(delivery, _)| delivery);
+        self.settle(Delivery::ack_all(deliveries).await);
     }
 
     /// Hands deliveries back to the queue after a pause: the database

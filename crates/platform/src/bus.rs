@@ -224,6 +224,26 @@ impl Delivery {
     pub async fn nack(self, requeue: bool) -> Result<()> {
         self.acker.nack(requeue).await
     }
+
+    /// Acknowledges several deliveries at once. On RabbitMQ, deliveries of
+    /// one channel that are its oldest unsettled ones go as a single
+    /// `basic.ack` with `multiple` set (AMQP 0-9-1, basic.ack), which
+    /// spares the broker one acknowledgement per message; the rest are
+    /// acknowledged one by one. The first error is returned, after every
+    /// acknowledgement was attempted.
+    pub async fn ack_all(deliveries: impl IntoIterator<Item = Delivery>) -> Result<()> {
+        let mut ackers = deliveries.into_iter().map(|delivery| delivery.acker);
+        match ackers.next() {
+            Some(first) => first.ack_together(ackers.collect()).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Acknowledges `ackers` one by one, concurrently; the first error wins.
+pub(crate) async fn ack_each(ackers: Vec<Box<dyn Acker>>) -> Result<()> {
+    let results = futures::future::join_all(ackers.into_iter().map(|acker| acker.ack())).await;
+    results.into_iter().collect()
 }
 
 impl std::fmt::Debug for Delivery {
@@ -245,4 +265,9 @@ pub(crate) trait Acker: Send + Sync {
     /// Moves the message (a copy with `attempt` and `error`) to its retry
     /// or dead-letter queue, then acknowledges the original.
     async fn park(self: Box<Self>, park: Park, attempt: u32, error: &str) -> Result<()>;
+    /// Acknowledges this delivery and `others`, as few round trips as the
+    /// backend allows.
+    async fn ack_together(self: Box<Self>, others: Vec<Box<dyn Acker>>) -> Result<()>;
+    /// For backends that batch acknowledgements: the concrete acker.
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send>;
 }

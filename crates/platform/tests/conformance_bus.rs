@@ -162,6 +162,58 @@ async fn published_message_reaches_subscriber_and_ack_removes_it(h: Arc<Harness>
     assert_quiet(&mut again).await;
 }
 
+async fn ack_all_removes_every_delivery_it_is_given(h: Arc<Harness>) {
+    let spec = h.queue(&["t1.batch"]);
+    let mut subscription = h.bus.subscribe(&spec).await.unwrap();
+    for n in 0..5 {
+        h.bus
+            .publish("t1.batch", Bytes::from(format!("m{n}")))
+            .await
+            .unwrap();
+    }
+    let mut deliveries = Vec::new();
+    for _ in 0..5 {
+        deliveries.push(next(&mut subscription).await);
+    }
+    Delivery::ack_all(deliveries).await.unwrap();
+    Delivery::ack_all(Vec::new()).await.unwrap();
+    drop(subscription);
+
+    let mut again = h.bus.subscribe(&spec).await.unwrap();
+    assert_quiet(&mut again).await;
+}
+
+/// Acknowledging newer deliveries together must not acknowledge an older
+/// one still held (a careless `multiple` ack would).
+async fn ack_all_leaves_an_older_unsettled_delivery_alone(h: Arc<Harness>) {
+    let spec = h.queue(&["t1.batch"]);
+    let mut subscription = h.bus.subscribe(&spec).await.unwrap();
+    for n in 0..4 {
+        h.bus
+            .publish("t1.batch", Bytes::from(format!("m{n}")))
+            .await
+            .unwrap();
+    }
+    let oldest = next(&mut subscription).await;
+    let second = next(&mut subscription).await;
+    let mut newer = vec![next(&mut subscription).await];
+    newer.push(next(&mut subscription).await);
+    assert_eq!(text(&oldest), "m0");
+    Delivery::ack_all(newer).await.unwrap();
+    // Settled on its own, the second no longer holds the multiple ack back,
+    // but the oldest still does.
+    second.ack().await.unwrap();
+    drop(oldest);
+    drop(subscription);
+
+    let mut successor = h.bus.subscribe(&spec).await.unwrap();
+    let again = next(&mut successor).await;
+    assert_eq!(text(&again), "m0");
+    assert!(again.redelivered);
+    Delivery::ack_all([again]).await.unwrap();
+    assert_quiet(&mut successor).await;
+}
+
 async fn topic_patterns_route_each_key_to_the_matching_queues(h: Arc<Harness>) {
     let keys = [
         "t1.orders.created",
@@ -757,6 +809,8 @@ macro_rules! conformance {
             }
 
             case!(published_message_reaches_subscriber_and_ack_removes_it);
+            case!(ack_all_removes_every_delivery_it_is_given);
+            case!(ack_all_leaves_an_older_unsettled_delivery_alone);
             case!(topic_patterns_route_each_key_to_the_matching_queues);
             case!(messages_published_before_any_subscriber_are_kept);
             case!(redeclaring_a_queue_adds_its_new_bindings);

@@ -535,6 +535,17 @@ impl Acker for MemoryAcker {
         self.settle(None)
     }
 
+    /// In process an acknowledgement is a lock and a removal: one each.
+    async fn ack_together(self: Box<Self>, others: Vec<Box<dyn Acker>>) -> Result<()> {
+        let mut all = others;
+        all.push(self);
+        super::ack_each(all).await
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+
     async fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
         self.settle(Some(requeue))
     }

@@ -702,6 +702,7 @@ impl Bus for RabbitMqBus {
             spec: spec.clone(),
             queue: queue.as_str().into(),
             current: Some(current),
+            unsettled: Unsettled::default(),
             backoff: Backoff::new(),
         }))
     }
@@ -768,8 +769,16 @@ struct RabbitMqSubscription {
     /// The channel and consumer deliveries come from; `None` between a
     /// lost connection and the next successful re-subscribe.
     current: Option<(Channel, Consumer)>,
+    /// Delivery tags of `current` not settled yet.
+    unsettled: Unsettled,
     backoff: Backoff,
 }
+
+/// The delivery tags of one consumer channel that are handed out and not
+/// settled yet, so that several acknowledgements can go as one
+/// `basic.ack` with `multiple` only when that acknowledges nothing else.
+/// A tag leaves the set once its own settlement was sent.
+type Unsettled = Arc<Mutex<std::collections::BTreeSet<u64>>>;
 
 impl RabbitMqSubscription {
     fn delivery(&self, delivery: lapin::message::Delivery) -> Delivery {
@@ -779,8 +788,12 @@ impl RabbitMqSubscription {
         let attempt = header_attempt(headers);
         let last_error = header_string(headers, ERROR_HEADER);
         let payload = Bytes::from(delivery.data);
+        let tag = delivery.delivery_tag;
+        lock(&self.unsettled).insert(tag);
         let acker = RabbitMqAcker {
             acker: delivery.acker,
+            tag,
+            unsettled: self.unsettled.clone(),
             queue: self.queue.clone(),
             inner: self.inner.clone(),
             retry_delay: self.spec.retry_delay,
@@ -814,6 +827,8 @@ impl RabbitMqSubscription {
             Ok(current) => {
                 info!(queue = %self.queue, "rabbitmq consumer resubscribed");
                 self.current = Some(current);
+                // Tags start again at 1 on the new channel.
+                self.unsettled = Unsettled::default();
                 Ok(true)
             }
             Err(error) if error.is_unavailable() => {
@@ -881,6 +896,8 @@ impl Drop for RabbitMqSubscription {
 
 struct RabbitMqAcker {
     acker: lapin::Acker,
+    tag: u64,
+    unsettled: Unsettled,
     queue: Arc<str>,
     inner: Arc<Inner>,
     retry_delay: Option<Duration>,
@@ -895,7 +912,9 @@ impl RabbitMqAcker {
         result: impl Future<Output = lapin::Result<bool>>,
     ) -> Result<()> {
         let context = format!("RabbitMQ {operation} on queue {}", self.queue);
-        match bounded(&context, result).await? {
+        let settled = bounded(&context, result).await;
+        lock(&self.unsettled).remove(&self.tag);
+        match settled? {
             true => Ok(()),
             false => Err(Error::unavailable(
                 BackendKind::Bus,
@@ -912,6 +931,70 @@ impl Acker for RabbitMqAcker {
     async fn ack(self: Box<Self>) -> Result<()> {
         self.settle("ack", self.acker.ack(BasicAckOptions::default()))
             .await
+    }
+
+    /// One `basic.ack` with `multiple` for the deliveries of a channel
+    /// when no older delivery of that channel is unsettled (or being
+    /// settled); otherwise one acknowledgement each.
+    async fn ack_together(self: Box<Self>, others: Vec<Box<dyn Acker>>) -> Result<()> {
+        let mut groups: Vec<Vec<RabbitMqAcker>> = Vec::new();
+        let mut foreign: Vec<Box<dyn Acker>> = Vec::new();
+        let mut mixed = false;
+        let own = std::iter::once(*self).chain(others.into_iter().filter_map(|other| {
+            // Another bus's delivery cannot be settled here; it stays
+            // unacknowledged and is redelivered when its subscription ends.
+            let acker = other.into_any().downcast::<RabbitMqAcker>().ok();
+            mixed |= acker.is_none();
+            acker.map(|acker| *acker)
+        }));
+        let own: Vec<RabbitMqAcker> = own.collect();
+        let mut outcomes = Vec::new();
+        if mixed {
+            outcomes.push(Err(Error::InvalidArgument(
+                "deliveries of different buses cannot be acknowledged together".into(),
+            )));
+        }
+        for acker in own {
+            match groups
+                .iter_mut()
+                .find(|group| Arc::ptr_eq(&group[0].unsettled, &acker.unsettled))
+            {
+                Some(group) => group.push(acker),
+                None => groups.push(vec![acker]),
+            }
+        }
+        for mut group in groups {
+            group.sort_by_key(|acker| acker.tag);
+            let newest = group.last().map_or(0, |acker| acker.tag);
+            let covered = {
+                let unsettled = lock(&group[0].unsettled);
+                // Every unsettled tag up to the newest must be one of ours.
+                unsettled.range(..=newest).count() == group.len()
+            };
+            if covered && group.len() > 1 {
+                let newest = group.pop().expect("group is not empty");
+                {
+                    let mut unsettled = lock(&newest.unsettled);
+                    for acker in &group {
+                        unsettled.remove(&acker.tag);
+                    }
+                }
+                let options = BasicAckOptions { multiple: true };
+                outcomes.push(newest.settle("ack", newest.acker.ack(options)).await);
+            } else {
+                foreign.extend(
+                    group
+                        .into_iter()
+                        .map(|acker| Box::new(acker) as Box<dyn Acker>),
+                );
+            }
+        }
+        outcomes.push(super::ack_each(foreign).await);
+        outcomes.into_iter().collect()
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
     }
 
     async fn nack(self: Box<Self>, requeue: bool) -> Result<()> {
