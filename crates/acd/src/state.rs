@@ -1,0 +1,118 @@
+//! Agent states as the rest of the platform sees them, and their changes.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, ReasonCode};
+use crate::model::Presence;
+
+/// An agent's state, derived from its presence and its contacts: any
+/// pending offer → `Reserved`; else any connected contact → `Busy`; else
+/// `AfterCallWork` while wrapping up; else the presence.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AgentState {
+    Offline,
+    Available,
+    NotReady {
+        reason: ReasonCode,
+    },
+    /// Has at least one offer ringing.
+    Reserved,
+    /// Has at least one connected contact (and no offer).
+    Busy,
+    /// Wrapping up the last contact until `until`.
+    AfterCallWork {
+        until: DateTime<Utc>,
+    },
+}
+
+impl AgentState {
+    /// The state without its data.
+    pub fn kind(&self) -> AgentStateKind {
+        match self {
+            AgentState::Offline => AgentStateKind::Offline,
+            AgentState::Available => AgentStateKind::Available,
+            AgentState::NotReady { .. } => AgentStateKind::NotReady,
+            AgentState::Reserved => AgentStateKind::Reserved,
+            AgentState::Busy => AgentStateKind::Busy,
+            AgentState::AfterCallWork { .. } => AgentStateKind::AfterCallWork,
+        }
+    }
+}
+
+impl From<Presence> for AgentState {
+    fn from(presence: Presence) -> Self {
+        match presence {
+            Presence::Offline => AgentState::Offline,
+            Presence::Available => AgentState::Available,
+            Presence::NotReady { reason } => AgentState::NotReady { reason },
+        }
+    }
+}
+
+impl fmt::Display for AgentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AgentState::Offline => f.write_str("offline"),
+            AgentState::Available => f.write_str("available"),
+            AgentState::NotReady { reason } => write!(f, "not ready ({reason})"),
+            AgentState::Reserved => f.write_str("reserved"),
+            AgentState::Busy => f.write_str("busy"),
+            AgentState::AfterCallWork { until } => {
+                write!(f, "after-call work until {}", until.to_rfc3339())
+            }
+        }
+    }
+}
+
+/// [`AgentState`] without its data, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentStateKind {
+    Offline,
+    Available,
+    NotReady,
+    Reserved,
+    Busy,
+    AfterCallWork,
+}
+
+/// What caused an agent's state to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionReason {
+    /// The agent or a supervisor set the presence.
+    PresenceSet,
+    /// A contact was offered to the agent.
+    Offered,
+    /// The agent accepted an offer.
+    Accepted,
+    /// The agent declined an offer.
+    Declined,
+    /// An offer rang out (ring-no-answer).
+    Missed,
+    /// An offer was withdrawn because the customer abandoned.
+    OfferWithdrawn,
+    /// A connected contact ended.
+    ContactEnded,
+    /// After-call work was extended.
+    WrapUpExtended,
+    /// After-call work was ended by the agent.
+    WrapUpEnded,
+    /// After-call work ran out.
+    WrapUpExpired,
+}
+
+/// One change of an agent's [`AgentState`]. Per agent, each event's
+/// `from` is the previous event's `to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    pub agent: AgentId,
+    pub from: AgentState,
+    pub to: AgentState,
+    pub at: DateTime<Utc>,
+    pub reason: TransitionReason,
+}
