@@ -25,6 +25,13 @@ pub const EVENT_TYPES: &[&str] = &[
     "api_key.created",
     "api_key.revoked",
     "webhook.endpoint_disabled",
+    "agent.state_changed",
+    "contact.queued",
+    "contact.offered",
+    "contact.requeued",
+    "contact.connected",
+    "contact.abandoned",
+    "contact.ended",
 ];
 
 /// The type name of a payload (one of [`EVENT_TYPES`]).
@@ -38,6 +45,13 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::ApiKeyCreated(_) => "api_key.created",
         Payload::ApiKeyRevoked(_) => "api_key.revoked",
         Payload::WebhookEndpointDisabled(_) => "webhook.endpoint_disabled",
+        Payload::AgentStateChanged(_) => "agent.state_changed",
+        Payload::ContactQueued(_) => "contact.queued",
+        Payload::ContactOffered(_) => "contact.offered",
+        Payload::ContactRequeued(_) => "contact.requeued",
+        Payload::ContactConnected(_) => "contact.connected",
+        Payload::ContactAbandoned(_) => "contact.abandoned",
+        Payload::ContactEnded(_) => "contact.ended",
     }
 }
 
@@ -290,5 +304,44 @@ mod tests {
         assert_eq!(json["data"]["user"]["email"], "ada@example.com");
         assert_eq!(json["data"]["user"]["all_clients"], true);
         assert_eq!(json["data"]["user"]["roles"][0], "agent");
+    }
+
+    #[test]
+    fn routing_events_render_enums_by_name_and_times_as_rfc3339() {
+        use switchboard_proto::events::v1::{AgentState, AgentStateChanged, agent_state::Kind};
+
+        let until = prost_types::Timestamp {
+            seconds: 1_764_842_400,
+            nanos: 0,
+        };
+        let event = Event::new(
+            TenantId::new(),
+            "routing",
+            Payload::AgentStateChanged(AgentStateChanged {
+                agent_id: "a1".into(),
+                from: Some(AgentState {
+                    kind: Kind::Busy as i32,
+                    ..AgentState::default()
+                }),
+                to: Some(AgentState {
+                    kind: Kind::AfterCallWork as i32,
+                    reason: String::new(),
+                    wrap_up_until: Some(until),
+                }),
+                cause: "ended".into(),
+            }),
+        );
+        assert_eq!(
+            event.routing_key(),
+            format!("{}.routing.agent.state_changed", event.tenant)
+        );
+        let decoded = Event::decode(&event.encode()).unwrap();
+        assert_eq!(decoded.payload, event.payload);
+        let json = event.to_json();
+        assert_eq!(json["type"], "agent.state_changed");
+        assert_eq!(json["data"]["from"]["kind"], "KIND_BUSY");
+        assert_eq!(json["data"]["to"]["kind"], "KIND_AFTER_CALL_WORK");
+        assert_eq!(json["data"]["to"]["wrap_up_until"], "2025-12-04T10:00:00Z");
+        assert_eq!(json["data"]["cause"], "ended");
     }
 }
