@@ -9,6 +9,9 @@
 mod index;
 mod matching;
 mod read;
+mod records;
+
+pub use records::{META_FIELD, RecordChange};
 #[cfg(test)]
 mod tests;
 
@@ -846,8 +849,10 @@ impl Engine {
                 at,
                 reason,
             });
-            ctx.out.changed.agents.insert(agent);
         }
+        // The record changed (offers, contacts, load) even when the
+        // derived state did not.
+        ctx.out.changed.agents.insert(agent);
         self.refresh(agent, ctx);
     }
 }

@@ -108,7 +108,10 @@ mod model;
 mod outcome;
 mod state;
 
-pub use engine::{AgentCounts, AgentView, ContactState, ContactView, Engine, QueueStats, Snapshot};
+pub use engine::{
+    AgentCounts, AgentView, ContactState, ContactView, Engine, META_FIELD, QueueStats,
+    RecordChange, Snapshot,
+};
 pub use error::{AcdError, ErrorKind};
 pub use ids::{AgentId, ContactId, QueueId, ReasonCode, SkillId};
 pub use model::{

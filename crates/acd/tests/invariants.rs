@@ -111,12 +111,20 @@ struct World {
     /// Per agent, the state its events say it is in.
     chain: BTreeMap<AgentId, AgentState>,
     contacts: BTreeSet<ContactId>,
+    /// What a host persisting only `changed_records` would hold.
+    store: BTreeMap<String, Vec<u8>>,
 }
 
 impl World {
     fn apply(&mut self, result: Result<Outcome, AcdError>, before: &Engine) -> Option<Outcome> {
         match result {
             Ok(outcome) => {
+                for (field, value) in self.engine.changed_records(&outcome.changed) {
+                    match value {
+                        Some(value) => self.store.insert(field, value),
+                        None => self.store.remove(&field),
+                    };
+                }
                 for event in &outcome.agent_events {
                     let last = self
                         .chain
@@ -137,6 +145,11 @@ impl World {
     fn check(&self) {
         let engine = &self.engine;
         engine.check_consistency().expect("indexes match the state");
+        let persisted = Engine::from_records(&self.store).expect("persisted records load");
+        assert!(
+            &persisted == engine,
+            "the records written after each operation diverged from the engine"
+        );
 
         // Event chains end in the current state.
         for (agent, state) in &self.chain {
@@ -239,6 +252,7 @@ fn run(seed: u64, steps: usize) {
         configs: BTreeMap::new(),
         chain: BTreeMap::new(),
         contacts: BTreeSet::new(),
+        store: BTreeMap::new(),
     };
     for config in queues() {
         world.configs.insert(config.id, config.clone());
@@ -249,6 +263,7 @@ fn run(seed: u64, steps: usize) {
         world.chain.insert(profile.id, AgentState::Offline);
         world.engine.upsert_agent_profile(profile, now).unwrap();
     }
+    world.store = world.engine.records().into_iter().collect();
     let queue_ids: Vec<QueueId> = world.configs.keys().copied().collect();
     let agent_ids: Vec<AgentId> = world.engine.agents().collect();
     let mut next_contact = 1u128;

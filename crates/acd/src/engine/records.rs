@@ -1,0 +1,129 @@
+//! The engine's state as separate records, so that a host persisting it
+//! (the routing service, in a Redis hash per tenant) writes only the
+//! records an operation changed instead of the whole snapshot.
+//!
+//! Fields are `q:<queue id>`, `a:<agent id>`, `c:<contact id>` and `meta`
+//! (the FIFO sequence); values are JSON.
+
+use std::collections::BTreeMap;
+
+use super::{AgentRecord, ContactRecord, Engine, QueueRecord, Snapshot, State};
+use crate::error::AcdError;
+use crate::ids::{AgentId, ContactId, QueueId};
+use crate::outcome::Changed;
+
+/// The field holding the engine-wide counters.
+pub const META_FIELD: &str = "meta";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Meta {
+    next_seq: u64,
+}
+
+/// A record to write (`Some`) or delete (`None`), by field.
+pub type RecordChange = (String, Option<Vec<u8>>);
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("engine records serialise to JSON")
+}
+
+impl Engine {
+    /// Every record of the state, for a first write or a full copy.
+    pub fn records(&self) -> Vec<(String, Vec<u8>)> {
+        let state = &self.state;
+        let mut records =
+            Vec::with_capacity(state.queues.len() + state.agents.len() + state.contacts.len() + 1);
+        records.push((META_FIELD.to_owned(), self.meta()));
+        records.extend(
+            state
+                .queues
+                .iter()
+                .map(|(id, r)| (format!("q:{id}"), encode(r))),
+        );
+        records.extend(
+            state
+                .agents
+                .iter()
+                .map(|(id, r)| (format!("a:{id}"), encode(r))),
+        );
+        records.extend(
+            state
+                .contacts
+                .iter()
+                .map(|(id, r)| (format!("c:{id}"), encode(r))),
+        );
+        records
+    }
+
+    /// The records an operation's [`Changed`] names, as they are now: a
+    /// record no longer in the state (an ended contact, a removed queue or
+    /// agent) is a deletion. `meta` is always included.
+    pub fn changed_records(&self, changed: &Changed) -> Vec<RecordChange> {
+        let state = &self.state;
+        let mut records = Vec::with_capacity(
+            changed.queues.len() + changed.agents.len() + changed.contacts.len() + 1,
+        );
+        records.push((META_FIELD.to_owned(), Some(self.meta())));
+        for id in &changed.queues {
+            records.push((format!("q:{id}"), state.queues.get(id).map(encode)));
+        }
+        for id in &changed.agents {
+            records.push((format!("a:{id}"), state.agents.get(id).map(encode)));
+        }
+        for id in &changed.contacts {
+            records.push((format!("c:{id}"), state.contacts.get(id).map(encode)));
+        }
+        records
+    }
+
+    /// An engine rebuilt from [`Engine::records`] (kept up to date with
+    /// [`Engine::changed_records`]). Fails with [`AcdError::InvalidConfig`]
+    /// naming the field when a record does not parse, and when the records
+    /// do not form a consistent state.
+    pub fn from_records<F, V>(records: impl IntoIterator<Item = (F, V)>) -> Result<Engine, AcdError>
+    where
+        F: AsRef<str>,
+        V: AsRef<[u8]>,
+    {
+        let mut state = State {
+            queues: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            contacts: BTreeMap::new(),
+            next_seq: 0,
+        };
+        for (field, value) in records {
+            let (field, value) = (field.as_ref(), value.as_ref());
+            let bad = |error: &dyn std::fmt::Display| {
+                AcdError::InvalidConfig(format!("record {field}: {error}"))
+            };
+            let id = |raw: &str| uuid::Uuid::parse_str(raw).map_err(|e| bad(&e));
+            match field.split_once(':') {
+                None if field == META_FIELD => {
+                    let meta: Meta = serde_json::from_slice(value).map_err(|e| bad(&e))?;
+                    state.next_seq = meta.next_seq;
+                }
+                Some(("q", raw)) => {
+                    let record: QueueRecord = serde_json::from_slice(value).map_err(|e| bad(&e))?;
+                    state.queues.insert(QueueId(id(raw)?), record);
+                }
+                Some(("a", raw)) => {
+                    let record: AgentRecord = serde_json::from_slice(value).map_err(|e| bad(&e))?;
+                    state.agents.insert(AgentId(id(raw)?), record);
+                }
+                Some(("c", raw)) => {
+                    let record: ContactRecord =
+                        serde_json::from_slice(value).map_err(|e| bad(&e))?;
+                    state.contacts.insert(ContactId(id(raw)?), record);
+                }
+                _ => return Err(bad(&"unknown record kind")),
+            }
+        }
+        Engine::restore(Snapshot(state))
+    }
+
+    fn meta(&self) -> Vec<u8> {
+        encode(&Meta {
+            next_seq: self.state.next_seq,
+        })
+    }
+}
