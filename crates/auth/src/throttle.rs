@@ -410,6 +410,44 @@ mod tests {
                 .take_tokens(key, capacity, per_second, cost)
                 .await
         }
+        async fn renew_lease(
+            &self,
+            key: &str,
+            token: &[u8],
+            ttl: Duration,
+        ) -> switchboard_platform::Result<bool> {
+            self.record(key);
+            self.inner.renew_lease(key, token, ttl).await
+        }
+        async fn release_lease(
+            &self,
+            key: &str,
+            token: &[u8],
+        ) -> switchboard_platform::Result<bool> {
+            self.record(key);
+            self.inner.release_lease(key, token).await
+        }
+        async fn fenced_write(
+            &self,
+            lease_key: &str,
+            token: &[u8],
+            hash_key: &str,
+            puts: &[(String, Bytes)],
+            deletes: &[String],
+        ) -> switchboard_platform::Result<bool> {
+            self.record(lease_key);
+            self.record(hash_key);
+            self.inner
+                .fenced_write(lease_key, token, hash_key, puts, deletes)
+                .await
+        }
+        async fn hash_get_all(
+            &self,
+            hash_key: &str,
+        ) -> switchboard_platform::Result<Vec<(String, Bytes)>> {
+            self.record(hash_key);
+            self.inner.hash_get_all(hash_key).await
+        }
         async fn ttl(&self, key: &str) -> switchboard_platform::Result<Option<Duration>> {
             self.record(key);
             self.inner.ttl(key).await
@@ -490,6 +528,33 @@ mod tests {
             _: f64,
             _: u32,
         ) -> switchboard_platform::Result<RateDecision> {
+            Err(down())
+        }
+        async fn renew_lease(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: Duration,
+        ) -> switchboard_platform::Result<bool> {
+            Err(down())
+        }
+        async fn release_lease(&self, _: &str, _: &[u8]) -> switchboard_platform::Result<bool> {
+            Err(down())
+        }
+        async fn fenced_write(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: &str,
+            _: &[(String, Bytes)],
+            _: &[String],
+        ) -> switchboard_platform::Result<bool> {
+            Err(down())
+        }
+        async fn hash_get_all(
+            &self,
+            _: &str,
+        ) -> switchboard_platform::Result<Vec<(String, Bytes)>> {
             Err(down())
         }
         async fn ttl(&self, _: &str) -> switchboard_platform::Result<Option<Duration>> {

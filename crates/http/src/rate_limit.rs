@@ -155,6 +155,25 @@ mod tests {
         async fn take_tokens(&self, _: &str, _: u32, _: f64, _: u32) -> Result<RateDecision> {
             Err(Error::unavailable(BackendKind::Cache, "down"))
         }
+        async fn renew_lease(&self, _: &str, _: &[u8], _: Duration) -> Result<bool> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
+        async fn release_lease(&self, _: &str, _: &[u8]) -> Result<bool> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
+        async fn fenced_write(
+            &self,
+            _: &str,
+            _: &[u8],
+            _: &str,
+            _: &[(String, bytes::Bytes)],
+            _: &[String],
+        ) -> Result<bool> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
+        async fn hash_get_all(&self, _: &str) -> Result<Vec<(String, bytes::Bytes)>> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
         async fn ttl(&self, _: &str) -> Result<Option<Duration>> {
             Err(Error::unavailable(BackendKind::Cache, "down"))
         }

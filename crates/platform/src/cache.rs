@@ -11,6 +11,19 @@
 //! tokens is one read and one write that the backend does atomically (a Lua
 //! script in Redis, the map's mutex in process). [`gcra`] is the algorithm;
 //! the Redis script is the same arithmetic, line for line.
+//!
+//! Leases and fencing: an instance that owns some state takes a lease with
+//! [`Cache::set_if_absent`] (a random token of its own as the value), keeps
+//! it with [`Cache::renew_lease`] and gives it up with
+//! [`Cache::release_lease`]. It persists its state as the fields of a hash
+//! with [`Cache::fenced_write`], which writes only while the lease still
+//! holds its token, so a paused or killed former owner can never overwrite
+//! what the new owner wrote. [`Cache::hash_get_all`] reads the state back.
+//!
+//! A key holds either a value or a hash. Value operations (`get`,
+//! `increment`, `take_tokens`, the lease operations) on a hash, and hash
+//! operations on a value, are [`Error::InvalidArgument`](crate::Error)
+//! (Redis's `WRONGTYPE`); `set`, `delete` and `ttl` work on either.
 
 mod memory;
 mod redis;
@@ -27,6 +40,7 @@ use crate::{Error, Result};
 #[async_trait]
 pub trait Cache: Send + Sync + 'static {
     /// The value under `key`, if present and not expired.
+    /// [`Error::InvalidArgument`](crate::Error) if `key` holds a hash.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
     /// Stores `value`, replacing any previous one; it expires after `ttl`
@@ -62,6 +76,38 @@ pub trait Cache: Send + Sync + 'static {
         per_second: f64,
         cost: u32,
     ) -> Result<RateDecision>;
+
+    /// Extends the lease `key` to expire `ttl` from now, only if it holds
+    /// exactly `token` (a lease taken with [`Cache::set_if_absent`]).
+    /// Returns false, changing nothing, if the lease expired or is held by
+    /// someone else. Atomic.
+    async fn renew_lease(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool>;
+
+    /// Deletes the lease `key` only if it holds exactly `token`; returns
+    /// whether it did. Atomic.
+    async fn release_lease(&self, key: &str, token: &[u8]) -> Result<bool>;
+
+    /// Atomically, if the lease `lease_key` holds exactly `token`: sets the
+    /// fields `puts` of the hash `hash_key` (creating it), then removes the
+    /// fields `deletes`, and returns true. Otherwise changes nothing and
+    /// returns false. Empty `puts` and `deletes` only check the fence. A
+    /// hash left without fields disappears; the hash never expires.
+    ///
+    /// On Redis Cluster both keys must be in one slot: give them the same
+    /// hash tag, e.g. `routing:{<tenant>}:lease` and
+    /// `routing:{<tenant>}:state`.
+    async fn fenced_write(
+        &self,
+        lease_key: &str,
+        token: &[u8],
+        hash_key: &str,
+        puts: &[(String, Bytes)],
+        deletes: &[String],
+    ) -> Result<bool>;
+
+    /// Every field of the hash `hash_key` (empty if absent), in no
+    /// particular order.
+    async fn hash_get_all(&self, hash_key: &str) -> Result<Vec<(String, Bytes)>>;
 
     /// Time left before `key` expires: `None` if absent or without expiry.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>>;

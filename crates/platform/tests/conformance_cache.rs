@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use switchboard_platform::cache::{MemoryCache, RedisCache};
 use switchboard_platform::{Cache, Error};
 use switchboard_test_utils::{TcpProxy, eventually, init_tracing, redis_url, unique_name};
@@ -356,6 +358,506 @@ async fn invalid_rate_limits_are_refused(cache: Arc<dyn Cache>) {
     );
 }
 
+const SHORT_LEASE: Duration = Duration::from_millis(200);
+const LONG_LEASE: Duration = Duration::from_secs(30);
+
+/// The fields of `hash_key`, sorted, as plain vectors.
+async fn fields_of(cache: &Arc<dyn Cache>, hash_key: &str) -> Vec<(String, Vec<u8>)> {
+    let mut fields: Vec<(String, Vec<u8>)> = cache
+        .hash_get_all(hash_key)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(field, value)| (field, value.to_vec()))
+        .collect();
+    fields.sort();
+    fields
+}
+
+fn puts(fields: &[(&str, &[u8])]) -> Vec<(String, Bytes)> {
+    fields
+        .iter()
+        .map(|(field, value)| ((*field).to_owned(), Bytes::copy_from_slice(value)))
+        .collect()
+}
+
+fn expected(fields: &[(&str, &[u8])]) -> Vec<(String, Vec<u8>)> {
+    let mut fields: Vec<(String, Vec<u8>)> = fields
+        .iter()
+        .map(|(field, value)| ((*field).to_owned(), value.to_vec()))
+        .collect();
+    fields.sort();
+    fields
+}
+
+/// Waits (polling, no fixed sleep) until `key` has expired.
+async fn wait_until_gone(cache: &Arc<dyn Cache>, key: &str) {
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            cache.get(key).await.unwrap().is_none()
+        })
+        .await,
+        "{key} did not expire"
+    );
+}
+
+async fn renew_lease_extends_the_ttl_only_for_the_holder(cache: Arc<dyn Cache>) {
+    assert!(
+        cache
+            .set_if_absent("lease", b"owner-a", SHORT_LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .renew_lease("lease", b"owner-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    let ttl = cache.ttl("lease").await.unwrap().expect("lease has a ttl");
+    assert!(
+        ttl > Duration::from_secs(20) && ttl <= LONG_LEASE,
+        "{ttl:?}"
+    );
+
+    // Someone else's token, or one that only starts like the holder's,
+    // renews nothing and leaves value and TTL alone.
+    assert!(
+        cache
+            .set_if_absent("other", b"owner-a", SHORT_LEASE)
+            .await
+            .unwrap()
+    );
+    for wrong in [&b"owner-b"[..], b"owner-a-longer", b"owner", b""] {
+        assert!(!cache.renew_lease("other", wrong, LONG_LEASE).await.unwrap());
+    }
+    let ttl = cache
+        .ttl("other")
+        .await
+        .unwrap()
+        .expect("lease still has a ttl");
+    assert!(
+        ttl <= SHORT_LEASE,
+        "a wrong token extended the lease: {ttl:?}"
+    );
+    assert_eq!(
+        cache.get("other").await.unwrap().as_deref(),
+        Some(&b"owner-a"[..])
+    );
+    assert!(
+        !cache
+            .renew_lease("never-taken", b"owner-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    assert_eq!(cache.get("never-taken").await.unwrap(), None);
+}
+
+async fn renew_lease_after_expiry_returns_false(cache: Arc<dyn Cache>) {
+    assert!(
+        cache
+            .set_if_absent("lapsed", b"owner-a", SHORT_LEASE)
+            .await
+            .unwrap()
+    );
+    wait_until_gone(&cache, "lapsed").await;
+    assert!(
+        !cache
+            .renew_lease("lapsed", b"owner-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cache.get("lapsed").await.unwrap(),
+        None,
+        "renew recreated it"
+    );
+    assert_eq!(cache.ttl("lapsed").await.unwrap(), None);
+}
+
+async fn release_lease_deletes_only_with_the_right_token(cache: Arc<dyn Cache>) {
+    assert!(
+        cache
+            .set_if_absent("lease", b"owner-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(!cache.release_lease("lease", b"owner-b").await.unwrap());
+    assert!(
+        !cache
+            .release_lease("lease", b"owner-a-longer")
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        cache.get("lease").await.unwrap().as_deref(),
+        Some(&b"owner-a"[..])
+    );
+    assert!(cache.release_lease("lease", b"owner-a").await.unwrap());
+    assert_eq!(cache.get("lease").await.unwrap(), None);
+    assert!(!cache.release_lease("lease", b"owner-a").await.unwrap());
+    // Released, the lease can be taken by the next owner at once.
+    assert!(
+        cache
+            .set_if_absent("lease", b"owner-b", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+}
+
+async fn fenced_write_with_the_lease_sets_and_deletes_fields(cache: Arc<dyn Cache>) {
+    assert!(
+        cache
+            .set_if_absent("t1:lease", b"owner-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    let written = cache
+        .fenced_write(
+            "t1:lease",
+            b"owner-a",
+            "t1:state",
+            &puts(&[
+                ("agent:1", b"ready"),
+                ("agent:2", b"busy"),
+                ("call:9", b"queued"),
+            ]),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(written);
+    assert_eq!(
+        fields_of(&cache, "t1:state").await,
+        expected(&[
+            ("agent:1", b"ready"),
+            ("agent:2", b"busy"),
+            ("call:9", b"queued")
+        ])
+    );
+    // Replace one field, delete another (and one that does not exist).
+    assert!(
+        cache
+            .fenced_write(
+                "t1:lease",
+                b"owner-a",
+                "t1:state",
+                &puts(&[("agent:1", b"on-call")]),
+                &["call:9".to_owned(), "call:absent".to_owned()],
+            )
+            .await
+            .unwrap()
+    );
+    let after = expected(&[("agent:1", b"on-call"), ("agent:2", b"busy")]);
+    assert_eq!(fields_of(&cache, "t1:state").await, after);
+    // Nothing to write: a pure fence check, which changes nothing.
+    assert!(
+        cache
+            .fenced_write("t1:lease", b"owner-a", "t1:state", &[], &[])
+            .await
+            .unwrap()
+    );
+    assert_eq!(fields_of(&cache, "t1:state").await, after);
+    // The lease itself is untouched by writes.
+    assert_eq!(
+        cache.get("t1:lease").await.unwrap().as_deref(),
+        Some(&b"owner-a"[..])
+    );
+    // Deleting every field leaves no hash behind.
+    assert!(
+        cache
+            .fenced_write(
+                "t1:lease",
+                b"owner-a",
+                "t1:state",
+                &[],
+                &["agent:1".to_owned(), "agent:2".to_owned()],
+            )
+            .await
+            .unwrap()
+    );
+    assert!(fields_of(&cache, "t1:state").await.is_empty());
+    assert!(
+        !cache.delete("t1:state").await.unwrap(),
+        "an empty hash remained"
+    );
+}
+
+async fn fenced_write_without_the_lease_changes_nothing(cache: Arc<dyn Cache>) {
+    assert!(
+        cache
+            .set_if_absent("lease", b"owner-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    let initial = [("agent:1", &b"ready"[..]), ("agent:2", b"busy")];
+    assert!(
+        cache
+            .fenced_write("lease", b"owner-a", "state", &puts(&initial), &[])
+            .await
+            .unwrap()
+    );
+    for (lease, token) in [
+        ("lease", &b"owner-b"[..]),
+        ("lease", b"owner-a-longer"),
+        ("lease", b""),
+        ("never-taken", b"owner-a"),
+    ] {
+        let written = cache
+            .fenced_write(
+                lease,
+                token,
+                "state",
+                &puts(&[("agent:1", b"stolen"), ("agent:3", b"new")]),
+                &["agent:2".to_owned()],
+            )
+            .await
+            .unwrap();
+        assert!(!written, "{lease} / {token:?}");
+        assert!(
+            !cache
+                .fenced_write(lease, token, "state", &[], &[])
+                .await
+                .unwrap(),
+            "fence check passed for {lease} / {token:?}"
+        );
+        assert_eq!(fields_of(&cache, "state").await, expected(&initial));
+    }
+    assert_eq!(cache.get("never-taken").await.unwrap(), None);
+
+    // An expired lease fences its former holder out too.
+    assert!(
+        cache
+            .set_if_absent("short", b"owner-a", SHORT_LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .fenced_write("short", b"owner-a", "short-state", &puts(&initial), &[])
+            .await
+            .unwrap()
+    );
+    wait_until_gone(&cache, "short").await;
+    assert!(
+        !cache
+            .fenced_write(
+                "short",
+                b"owner-a",
+                "short-state",
+                &puts(&[("agent:1", b"late")]),
+                &["agent:2".to_owned()],
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(fields_of(&cache, "short-state").await, expected(&initial));
+}
+
+async fn a_former_owner_cannot_overwrite_the_new_owner(cache: Arc<dyn Cache>) {
+    let lease = "routing:{t1}:lease";
+    let state = "routing:{t1}:state";
+    // A owns the tenant and persists its state.
+    assert!(
+        cache
+            .set_if_absent(lease, b"instance-a", SHORT_LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .fenced_write(
+                lease,
+                b"instance-a",
+                state,
+                &puts(&[("queue:sales", b"a-1"), ("agent:7", b"a-ready")]),
+                &[],
+            )
+            .await
+            .unwrap()
+    );
+    // A pauses; its lease lapses and B takes over.
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            cache
+                .set_if_absent(lease, b"instance-b", LONG_LEASE)
+                .await
+                .unwrap()
+        })
+        .await,
+        "B never got the lease"
+    );
+    assert!(
+        cache
+            .fenced_write(
+                lease,
+                b"instance-b",
+                state,
+                &puts(&[("queue:sales", b"b-1"), ("queue:support", b"b-2")]),
+                &["agent:7".to_owned()],
+            )
+            .await
+            .unwrap()
+    );
+    let b_state = expected(&[("queue:sales", b"b-1"), ("queue:support", b"b-2")]);
+    assert_eq!(fields_of(&cache, state).await, b_state);
+    // A wakes up and tries to persist, renew and release: all refused.
+    assert!(
+        !cache
+            .fenced_write(
+                lease,
+                b"instance-a",
+                state,
+                &puts(&[("queue:sales", b"a-2"), ("agent:7", b"a-busy")]),
+                &["queue:support".to_owned()],
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .renew_lease(lease, b"instance-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(!cache.release_lease(lease, b"instance-a").await.unwrap());
+    assert_eq!(fields_of(&cache, state).await, b_state);
+    assert_eq!(
+        cache.get(lease).await.unwrap().as_deref(),
+        Some(&b"instance-b"[..])
+    );
+}
+
+async fn hash_get_all_of_a_missing_key_is_empty(cache: Arc<dyn Cache>) {
+    assert!(cache.hash_get_all("no-such-hash").await.unwrap().is_empty());
+}
+
+async fn binary_tokens_and_values_round_trip(cache: Arc<dyn Cache>) {
+    let token = b"\x00tok\xff\r\n";
+    let every_byte: Vec<u8> = (0..=255).collect();
+    assert!(
+        cache
+            .set_if_absent("bin-lease", token, LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        cache
+            .renew_lease("bin-lease", token, LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !cache
+            .renew_lease("bin-lease", b"\x00tok\xfe\r\n", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    let written = cache
+        .fenced_write(
+            "bin-lease",
+            token,
+            "bin-state",
+            &puts(&[
+                ("bytes", &every_byte),
+                ("empty", b""),
+                ("ünïcode field", b"\xff\x00"),
+            ]),
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(written);
+    assert_eq!(
+        fields_of(&cache, "bin-state").await,
+        expected(&[
+            ("bytes", &every_byte),
+            ("empty", b""),
+            ("ünïcode field", b"\xff\x00")
+        ])
+    );
+    assert!(cache.release_lease("bin-lease", token).await.unwrap());
+}
+
+async fn value_operations_on_a_hash_are_invalid_argument(cache: Arc<dyn Cache>) {
+    assert!(
+        cache
+            .set_if_absent("lease", b"owner-a", LONG_LEASE)
+            .await
+            .unwrap()
+    );
+    let state = expected(&[("field", b"v")]);
+    assert!(
+        cache
+            .fenced_write("lease", b"owner-a", "hash", &puts(&[("field", b"v")]), &[])
+            .await
+            .unwrap()
+    );
+    let invalid = |result: Result<(), Error>, what: &str| {
+        let error = result.expect_err(what);
+        assert!(
+            matches!(error, Error::InvalidArgument(_)),
+            "{what}: {error:?}"
+        );
+    };
+    invalid(cache.get("hash").await.map(drop), "get on a hash");
+    invalid(
+        cache.increment("hash", 1, None).await.map(drop),
+        "increment on a hash",
+    );
+    invalid(
+        cache.take_tokens("hash", 5, 1.0, 1).await.map(drop),
+        "take_tokens on a hash",
+    );
+    invalid(
+        cache.renew_lease("hash", b"v", LONG_LEASE).await.map(drop),
+        "renew_lease on a hash",
+    );
+    invalid(
+        cache.release_lease("hash", b"v").await.map(drop),
+        "release_lease on a hash",
+    );
+    assert_eq!(
+        fields_of(&cache, "hash").await,
+        state,
+        "the hash was changed"
+    );
+    assert_eq!(
+        cache.ttl("hash").await.unwrap(),
+        None,
+        "a hash never expires"
+    );
+
+    // Hash operations on a plain value are refused too, and change nothing.
+    cache.set("plain", b"hello", None).await.unwrap();
+    invalid(
+        cache.hash_get_all("plain").await.map(drop),
+        "hash_get_all on a value",
+    );
+    invalid(
+        cache
+            .fenced_write("lease", b"owner-a", "plain", &puts(&[("f", b"v")]), &[])
+            .await
+            .map(drop),
+        "fenced_write to a value",
+    );
+    invalid(
+        cache
+            .fenced_write("lease", b"owner-a", "plain", &[], &["f".to_owned()])
+            .await
+            .map(drop),
+        "fenced delete from a value",
+    );
+    assert_eq!(
+        cache.get("plain").await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+
+    // delete removes a hash like any key.
+    assert!(cache.delete("hash").await.unwrap());
+    assert!(cache.hash_get_all("hash").await.unwrap().is_empty());
+}
+
 async fn ping_answers(cache: Arc<dyn Cache>) {
     cache.ping().await.unwrap();
 }
@@ -393,6 +895,15 @@ macro_rules! conformance {
             case!(rate_limit_buckets_are_independent);
             case!(concurrent_takers_share_one_bucket);
             case!(invalid_rate_limits_are_refused);
+            case!(renew_lease_extends_the_ttl_only_for_the_holder);
+            case!(renew_lease_after_expiry_returns_false);
+            case!(release_lease_deletes_only_with_the_right_token);
+            case!(fenced_write_with_the_lease_sets_and_deletes_fields);
+            case!(fenced_write_without_the_lease_changes_nothing);
+            case!(a_former_owner_cannot_overwrite_the_new_owner);
+            case!(hash_get_all_of_a_missing_key_is_empty);
+            case!(binary_tokens_and_values_round_trip);
+            case!(value_operations_on_a_hash_are_invalid_argument);
             case!(ping_answers);
         }
     };

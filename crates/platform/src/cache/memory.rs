@@ -3,6 +3,8 @@
 //! text, TTLs in milliseconds, lazy expiry plus a periodic sweep).
 //! Rate-limit buckets are entries too: their value is the theoretical
 //! arrival time, in microseconds since the cache was created, as text.
+//! A hash (the state of [`Cache::fenced_write`]) is an entry of its own
+//! kind, so value operations on it fail like Redis's `WRONGTYPE`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -37,13 +39,48 @@ impl Default for MemoryCache {
 }
 
 struct Entry {
-    value: Bytes,
+    value: Value,
     expires_at: Option<Instant>,
 }
 
+/// What a key holds, like Redis's key types.
+enum Value {
+    Bytes(Bytes),
+    Hash(HashMap<String, Bytes>),
+}
+
 impl Entry {
+    fn bytes(value: Bytes, expires_at: Option<Instant>) -> Self {
+        Self {
+            value: Value::Bytes(value),
+            expires_at,
+        }
+    }
+
     fn is_live(&self, now: Instant) -> bool {
         self.expires_at.is_none_or(|at| at > now)
+    }
+
+    /// The value, or `InvalidArgument` if this entry is a hash.
+    fn as_bytes(&self, key: &str) -> Result<&Bytes> {
+        match &self.value {
+            Value::Bytes(bytes) => Ok(bytes),
+            Value::Hash(_) => Err(wrong_type(key, "a value")),
+        }
+    }
+}
+
+fn wrong_type(key: &str, expected: &str) -> Error {
+    Error::InvalidArgument(format!(
+        "cache key {key:?} holds the wrong kind of value (expected {expected})"
+    ))
+}
+
+/// Whether the lease `key` holds exactly `token`.
+fn holds(entries: &HashMap<String, Entry>, key: &str, token: &[u8]) -> Result<bool> {
+    match entries.get(key) {
+        Some(entry) => Ok(entry.as_bytes(key)? == token),
+        None => Ok(false),
     }
 }
 
@@ -59,6 +96,16 @@ impl MemoryCache {
         write: bool,
         f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T,
     ) -> T {
+        self.with_entries_of(&[key], write, f)
+    }
+
+    /// Runs `f` on the map with expired entries of `keys` removed.
+    fn with_entries_of<T>(
+        &self,
+        keys: &[&str],
+        write: bool,
+        f: impl FnOnce(&mut HashMap<String, Entry>, Instant) -> T,
+    ) -> T {
         let now = Instant::now();
         // A poisoned lock means a panic while holding it; the map itself is
         // still consistent (every mutation is a single insert/remove).
@@ -66,8 +113,10 @@ impl MemoryCache {
             .entries
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if entries.get(key).is_some_and(|entry| !entry.is_live(now)) {
-            entries.remove(key);
+        for key in keys {
+            if entries.get(*key).is_some_and(|entry| !entry.is_live(now)) {
+                entries.remove(*key);
+            }
         }
         if write
             && self
@@ -84,19 +133,19 @@ impl MemoryCache {
 #[async_trait]
 impl Cache for MemoryCache {
     async fn get(&self, key: &str) -> Result<Option<Bytes>> {
-        Ok(self.with_entries(key, false, |entries, _| {
-            entries.get(key).map(|entry| entry.value.clone())
-        }))
+        self.with_entries(key, false, |entries, _| {
+            entries
+                .get(key)
+                .map(|entry| entry.as_bytes(key).cloned())
+                .transpose()
+        })
     }
 
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         self.with_entries(key, true, |entries, now| {
             entries.insert(
                 key.to_owned(),
-                Entry {
-                    value: Bytes::copy_from_slice(value),
-                    expires_at: ttl.map(|ttl| now + ttl),
-                },
+                Entry::bytes(Bytes::copy_from_slice(value), ttl.map(|ttl| now + ttl)),
             );
         });
         Ok(())
@@ -109,10 +158,7 @@ impl Cache for MemoryCache {
             }
             entries.insert(
                 key.to_owned(),
-                Entry {
-                    value: Bytes::copy_from_slice(value),
-                    expires_at: Some(now + ttl),
-                },
+                Entry::bytes(Bytes::copy_from_slice(value), Some(now + ttl)),
             );
             true
         }))
@@ -125,7 +171,7 @@ impl Cache for MemoryCache {
     async fn increment(&self, key: &str, delta: i64, ttl: Option<Duration>) -> Result<i64> {
         self.with_entries(key, true, |entries, now| {
             let (current, expires_at) = match entries.get(key) {
-                Some(entry) => (parse_integer(key, &entry.value)?, entry.expires_at),
+                Some(entry) => (parse_integer(key, entry.as_bytes(key)?)?, entry.expires_at),
                 None => (0, ttl.map(|ttl| now + ttl)),
             };
             let next = current.checked_add(delta).ok_or_else(|| {
@@ -133,10 +179,7 @@ impl Cache for MemoryCache {
             })?;
             entries.insert(
                 key.to_owned(),
-                Entry {
-                    value: Bytes::from(next.to_string()),
-                    expires_at,
-                },
+                Entry::bytes(Bytes::from(next.to_string()), expires_at),
             );
             Ok(next)
         })
@@ -152,7 +195,7 @@ impl Cache for MemoryCache {
         let bucket = Bucket::new(key, capacity, per_second, cost)?;
         self.with_entries(key, true, |entries, now| {
             let tat = match entries.get(key) {
-                Some(entry) => Some(parse_tat(key, &entry.value)?),
+                Some(entry) => Some(parse_tat(key, entry.as_bytes(key)?)?),
                 None => None,
             };
             let now_micros = now.saturating_duration_since(self.epoch).as_nanos() as f64 / 1e3;
@@ -160,13 +203,90 @@ impl Cache for MemoryCache {
             if let Some((tat, keep)) = step.store {
                 entries.insert(
                     key.to_owned(),
-                    Entry {
-                        value: Bytes::from(tat.to_string()),
-                        expires_at: Some(now + keep),
-                    },
+                    Entry::bytes(Bytes::from(tat.to_string()), Some(now + keep)),
                 );
             }
             Ok(step.decision)
+        })
+    }
+
+    async fn renew_lease(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool> {
+        self.with_entries(key, true, |entries, now| {
+            if !holds(entries, key, token)? {
+                return Ok(false);
+            }
+            if let Some(entry) = entries.get_mut(key) {
+                entry.expires_at = Some(now + ttl);
+            }
+            Ok(true)
+        })
+    }
+
+    async fn release_lease(&self, key: &str, token: &[u8]) -> Result<bool> {
+        self.with_entries(key, true, |entries, _| {
+            if !holds(entries, key, token)? {
+                return Ok(false);
+            }
+            entries.remove(key);
+            Ok(true)
+        })
+    }
+
+    async fn fenced_write(
+        &self,
+        lease_key: &str,
+        token: &[u8],
+        hash_key: &str,
+        puts: &[(String, Bytes)],
+        deletes: &[String],
+    ) -> Result<bool> {
+        self.with_entries_of(&[lease_key, hash_key], true, |entries, _| {
+            if !holds(entries, lease_key, token)? {
+                return Ok(false);
+            }
+            let existing = entries.remove(hash_key);
+            let mut fields = match existing {
+                None => HashMap::new(),
+                Some(Entry {
+                    value: Value::Hash(fields),
+                    ..
+                }) => fields,
+                Some(entry) => {
+                    // Put back what was there: a refused write changes nothing.
+                    entries.insert(hash_key.to_owned(), entry);
+                    return Err(wrong_type(hash_key, "a hash"));
+                }
+            };
+            for (field, value) in puts {
+                fields.insert(field.clone(), value.clone());
+            }
+            for field in deletes {
+                fields.remove(field);
+            }
+            if !fields.is_empty() {
+                entries.insert(
+                    hash_key.to_owned(),
+                    Entry {
+                        value: Value::Hash(fields),
+                        expires_at: None,
+                    },
+                );
+            }
+            Ok(true)
+        })
+    }
+
+    async fn hash_get_all(&self, hash_key: &str) -> Result<Vec<(String, Bytes)>> {
+        self.with_entries(hash_key, false, |entries, _| match entries.get(hash_key) {
+            None => Ok(Vec::new()),
+            Some(Entry {
+                value: Value::Hash(fields),
+                ..
+            }) => Ok(fields
+                .iter()
+                .map(|(field, value)| (field.clone(), value.clone()))
+                .collect()),
+            Some(_) => Err(wrong_type(hash_key, "a hash")),
         })
     }
 

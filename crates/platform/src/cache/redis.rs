@@ -1,6 +1,7 @@
 //! Redis cache: one multiplexed connection that reconnects by itself
 //! (`ConnectionManager`), every key under the configured prefix.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -63,6 +64,67 @@ if allowed then
   return {1, remaining, 0, math.ceil(reset_after)}
 end
 return {0, remaining, math.ceil(allow_at - now), math.ceil(reset_after)}
+"#,
+    )
+});
+
+/// [`Cache::renew_lease`]: KEYS[1] the lease, ARGV[1] the token, ARGV[2]
+/// the new expiry in milliseconds. Returns 1 if renewed, else 0.
+static RENEW_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#,
+    )
+});
+
+/// [`Cache::release_lease`]: KEYS[1] the lease, ARGV[1] the token. Returns 1
+/// if deleted, else 0.
+static RELEASE_LEASE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#,
+    )
+});
+
+/// [`Cache::fenced_write`]: KEYS[1] the lease, KEYS[2] the hash. ARGV[1]
+/// the token, ARGV[2] the number of fields to set, then that many
+/// field/value pairs, then the fields to delete. Returns 1 if written, 0 if
+/// the lease does not hold the token. The hash's type is checked before any
+/// write, and arguments go to HSET/HDEL in chunks (Lua's `unpack` has a
+/// stack limit), so an error leaves everything as it was.
+static FENCED_WRITE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local kind = redis.call('TYPE', KEYS[2]).ok
+if kind ~= 'hash' and kind ~= 'none' then
+  return redis.error_reply('WRONGTYPE Operation against a key holding the wrong kind of value')
+end
+local last_put = 2 + 2 * tonumber(ARGV[2])
+local chunk = 1000
+local i = 3
+while i <= last_put do
+  local j = math.min(i + chunk - 1, last_put)
+  redis.call('HSET', KEYS[2], unpack(ARGV, i, j))
+  i = j + 1
+end
+while i <= #ARGV do
+  local j = math.min(i + chunk - 1, #ARGV)
+  redis.call('HDEL', KEYS[2], unpack(ARGV, i, j))
+  i = j + 1
+end
+return 1
 "#,
     )
 });
@@ -132,6 +194,9 @@ fn map_error(error: RedisError) -> Error {
         && error.to_string().contains("not an integer")
     {
         Error::InvalidArgument(format!("cache value is not an integer: {error}"))
+    } else if error.code() == Some("WRONGTYPE") || error.to_string().contains("WRONGTYPE") {
+        // A value operation on a hash, or a hash operation on a value.
+        Error::InvalidArgument(format!("cache key holds the wrong kind of value: {error}"))
     } else {
         Error::backend(BackendKind::Cache, format!("Redis: {error}"))
     }
@@ -241,6 +306,66 @@ impl Cache for RedisCache {
             retry_after: micros(retry_after),
             reset_after: micros(reset_after),
         })
+    }
+
+    async fn renew_lease(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        let renewed: i64 = RENEW_LEASE
+            .key(self.key(key))
+            .arg(token)
+            .arg(millis(ttl))
+            .invoke_async(&mut connection)
+            .await
+            .map_err(map_error)?;
+        Ok(renewed == 1)
+    }
+
+    async fn release_lease(&self, key: &str, token: &[u8]) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        let released: i64 = RELEASE_LEASE
+            .key(self.key(key))
+            .arg(token)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(map_error)?;
+        Ok(released == 1)
+    }
+
+    async fn fenced_write(
+        &self,
+        lease_key: &str,
+        token: &[u8],
+        hash_key: &str,
+        puts: &[(String, Bytes)],
+        deletes: &[String],
+    ) -> Result<bool> {
+        let mut invocation = FENCED_WRITE.key(self.key(lease_key));
+        invocation
+            .key(self.key(hash_key))
+            .arg(token)
+            .arg(puts.len());
+        for (field, value) in puts {
+            invocation.arg(field.as_str()).arg(value.as_ref());
+        }
+        for field in deletes {
+            invocation.arg(field.as_str());
+        }
+        let mut connection = self.connection.clone();
+        let written: i64 = invocation
+            .invoke_async(&mut connection)
+            .await
+            .map_err(map_error)?;
+        Ok(written == 1)
+    }
+
+    async fn hash_get_all(&self, hash_key: &str) -> Result<Vec<(String, Bytes)>> {
+        let fields: HashMap<String, Vec<u8>> = self
+            .query(redis::cmd("HGETALL").arg(self.key(hash_key)))
+            .await?;
+        Ok(fields
+            .into_iter()
+            .map(|(field, value)| (field, Bytes::from(value)))
+            .collect())
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
