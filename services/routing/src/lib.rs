@@ -1,0 +1,13 @@
+//! The routing service: what to do with each contact, and which agent
+//! gets it.
+//!
+//! So far: [`host`], which runs each tenant's ACD engine
+//! ([`switchboard_acd::Engine`]) in exactly one instance at a time, behind
+//! a lease in the cache, persisting what every operation changed with a
+//! write fenced by that lease. Numbers, business hours, IVR flows, the
+//! configuration API, the edge's gRPC and the agents' WebSockets build on
+//! it.
+
+pub mod host;
+
+pub use host::{EngineHost, HostError, HostOptions};
