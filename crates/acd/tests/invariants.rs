@@ -409,7 +409,7 @@ fn run(seed: u64, steps: usize) {
                 // would leave an agent over capacity by design).
                 let agent = rng.pick(&agent_ids).unwrap();
                 let current = world.engine.agent(agent).unwrap().profile;
-                let mut profile = profile(&mut rng, agent.0.as_u128());
+                let mut profile = profile(&mut rng, agent.as_uuid().as_u128());
                 profile.capacity = current.capacity;
                 profile.voice_blocks_others = current.voice_blocks_others;
                 (

@@ -135,7 +135,7 @@ fn agent(k: u32) -> AgentId {
 }
 
 fn call_index(offer: &Offer) -> usize {
-    usize::try_from(offer.contact.0.as_u128()).expect("contact ids are call indexes")
+    usize::try_from(offer.contact.as_uuid().as_u128()).expect("contact ids are call indexes")
 }
 
 /// Runs `scenario` through a fresh engine and returns the measurements,

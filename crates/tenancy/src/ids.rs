@@ -30,6 +30,11 @@ macro_rules! id_type {
                 Self(uuid)
             }
 
+            /// The id whose UUID has this 128-bit value; handy in tests.
+            pub const fn from_u128(value: u128) -> Self {
+                Self(Uuid::from_u128(value))
+            }
+
             pub const fn as_uuid(&self) -> Uuid {
                 self.0
             }
@@ -82,4 +87,28 @@ id_type!(
 id_type!(
     /// A login session: one refresh-token family.
     SessionId
+);
+id_type!(
+    /// An agent (a seat that takes contacts).
+    AgentId
+);
+id_type!(
+    /// A queue of waiting contacts.
+    QueueId
+);
+id_type!(
+    /// A contact: a call, chat, SMS conversation or email.
+    ContactId
+);
+id_type!(
+    /// A skill an agent has and a queue may require.
+    SkillId
+);
+id_type!(
+    /// A ring group: agents rung all at once or in turn.
+    RingGroupId
+);
+id_type!(
+    /// A voicemail box.
+    VoicemailBoxId
 );

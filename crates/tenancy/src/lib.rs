@@ -13,7 +13,10 @@ mod ids;
 
 use std::collections::BTreeSet;
 
-pub use ids::{ApiKeyId, ClientId, ParseIdError, SessionId, TenantId, UserId};
+pub use ids::{
+    AgentId, ApiKeyId, ClientId, ContactId, ParseIdError, QueueId, RingGroupId, SessionId, SkillId,
+    TenantId, UserId, VoicemailBoxId,
+};
 
 /// Which client organizations of its tenant a principal may see.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,16 +104,18 @@ impl Engine {
                 }
                 Some(("q", raw)) => {
                     let record: QueueRecord = serde_json::from_slice(value).map_err(|e| bad(&e))?;
-                    state.queues.insert(QueueId(id(raw)?), record);
+                    state.queues.insert(QueueId::from_uuid(id(raw)?), record);
                 }
                 Some(("a", raw)) => {
                     let record: AgentRecord = serde_json::from_slice(value).map_err(|e| bad(&e))?;
-                    state.agents.insert(AgentId(id(raw)?), record);
+                    state.agents.insert(AgentId::from_uuid(id(raw)?), record);
                 }
                 Some(("c", raw)) => {
                     let record: ContactRecord =
                         serde_json::from_slice(value).map_err(|e| bad(&e))?;
-                    state.contacts.insert(ContactId(id(raw)?), record);
+                    state
+                        .contacts
+                        .insert(ContactId::from_uuid(id(raw)?), record);
                 }
                 _ => return Err(bad(&"unknown record kind")),
             }
