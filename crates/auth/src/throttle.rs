@@ -448,6 +448,24 @@ mod tests {
             self.record(hash_key);
             self.inner.hash_get_all(hash_key).await
         }
+        async fn hash_set(
+            &self,
+            key: &str,
+            field: &str,
+            value: &[u8],
+        ) -> switchboard_platform::Result<()> {
+            self.record(key);
+            self.inner.hash_set(key, field, value).await
+        }
+        async fn publish(&self, channel: &str, payload: &[u8]) -> switchboard_platform::Result<()> {
+            self.inner.publish(channel, payload).await
+        }
+        async fn subscribe(
+            &self,
+            pattern: &str,
+        ) -> switchboard_platform::Result<switchboard_platform::cache::ChannelMessages> {
+            self.inner.subscribe(pattern).await
+        }
         async fn ttl(&self, key: &str) -> switchboard_platform::Result<Option<Duration>> {
             self.record(key);
             self.inner.ttl(key).await
@@ -555,6 +573,18 @@ mod tests {
             &self,
             _: &str,
         ) -> switchboard_platform::Result<Vec<(String, Bytes)>> {
+            Err(down())
+        }
+        async fn hash_set(&self, _: &str, _: &str, _: &[u8]) -> switchboard_platform::Result<()> {
+            Err(down())
+        }
+        async fn publish(&self, _: &str, _: &[u8]) -> switchboard_platform::Result<()> {
+            Err(down())
+        }
+        async fn subscribe(
+            &self,
+            _: &str,
+        ) -> switchboard_platform::Result<switchboard_platform::cache::ChannelMessages> {
             Err(down())
         }
         async fn ttl(&self, _: &str) -> switchboard_platform::Result<Option<Duration>> {

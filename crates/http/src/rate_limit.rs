@@ -174,6 +174,15 @@ mod tests {
         async fn hash_get_all(&self, _: &str) -> Result<Vec<(String, bytes::Bytes)>> {
             Err(Error::unavailable(BackendKind::Cache, "down"))
         }
+        async fn hash_set(&self, _: &str, _: &str, _: &[u8]) -> Result<()> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
+        async fn publish(&self, _: &str, _: &[u8]) -> Result<()> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
+        async fn subscribe(&self, _: &str) -> Result<switchboard_platform::cache::ChannelMessages> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
         async fn ttl(&self, _: &str) -> Result<Option<Duration>> {
             Err(Error::unavailable(BackendKind::Cache, "down"))
         }

@@ -20,12 +20,16 @@
 //! holds its token, so a paused or killed former owner can never overwrite
 //! what the new owner wrote. [`Cache::hash_get_all`] reads the state back.
 //!
+//! Notifications between replicas go through [`Cache::publish`] and
+//! [`Cache::subscribe`] (see [`ChannelMessages`]).
+//!
 //! A key holds either a value or a hash. Value operations (`get`,
 //! `increment`, `take_tokens`, the lease operations) on a hash, and hash
 //! operations on a value, are [`Error::InvalidArgument`](crate::Error)
 //! (Redis's `WRONGTYPE`); `set`, `delete` and `ttl` work on either.
 
 mod memory;
+mod pubsub;
 mod redis;
 
 use std::time::Duration;
@@ -34,6 +38,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use self::memory::MemoryCache;
+pub use self::pubsub::{ChannelEvent, ChannelMessages};
 pub use self::redis::RedisCache;
 use crate::{Error, Result};
 
@@ -108,6 +113,19 @@ pub trait Cache: Send + Sync + 'static {
     /// Every field of the hash `hash_key` (empty if absent), in no
     /// particular order.
     async fn hash_get_all(&self, hash_key: &str) -> Result<Vec<(String, Bytes)>>;
+
+    /// Sets one field of the hash `hash_key` (creating it); the hash never
+    /// expires.
+    async fn hash_set(&self, hash_key: &str, field: &str, value: &[u8]) -> Result<()>;
+
+    /// Sends `payload` to the current subscribers of `channel` (Redis
+    /// `PUBLISH`): at most once, lost if nobody listens. For notifications
+    /// whose loss a reader repairs from the state (see [`ChannelEvent::Gap`]).
+    async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()>;
+
+    /// Messages of every channel matching `pattern` (`*` any run of
+    /// characters, `?` one; Redis `PSUBSCRIBE`), from when this returns.
+    async fn subscribe(&self, pattern: &str) -> Result<ChannelMessages>;
 
     /// Time left before `key` expires: `None` if absent or without expiry.
     async fn ttl(&self, key: &str) -> Result<Option<Duration>>;

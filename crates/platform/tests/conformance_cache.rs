@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use switchboard_platform::cache::{MemoryCache, RedisCache};
+use switchboard_platform::cache::{ChannelEvent, ChannelMessages, MemoryCache, RedisCache};
 use switchboard_platform::{Cache, Error};
 use switchboard_test_utils::{TcpProxy, eventually, init_tracing, redis_url, unique_name};
 
@@ -858,6 +858,83 @@ async fn value_operations_on_a_hash_are_invalid_argument(cache: Arc<dyn Cache>) 
     assert!(cache.hash_get_all("hash").await.unwrap().is_empty());
 }
 
+async fn hash_set_adds_and_replaces_fields(cache: Arc<dyn Cache>) {
+    cache.hash_set("h", "a", b"1").await.unwrap();
+    cache.hash_set("h", "b", b"\x00two").await.unwrap();
+    cache.hash_set("h", "a", b"one").await.unwrap();
+    assert_eq!(
+        fields_of(&cache, "h").await,
+        expected(&[("a", b"one"), ("b", b"\x00two")])
+    );
+    assert_eq!(cache.ttl("h").await.unwrap(), None, "hashes never expire");
+    cache.set("value", b"v", None).await.unwrap();
+    let error = cache.hash_set("value", "a", b"1").await.unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+    assert_eq!(
+        cache.get("value").await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+}
+
+/// The next message of `messages`, skipping gaps; fails after 5 s.
+async fn next_message(messages: &mut ChannelMessages) -> (String, Vec<u8>) {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match messages.next().await.expect("subscription open") {
+                ChannelEvent::Message { channel, payload } => return (channel, payload.to_vec()),
+                ChannelEvent::Gap => {}
+            }
+        }
+    })
+    .await
+    .expect("a message arrives")
+}
+
+async fn subscribers_get_messages_of_matching_channels_in_order(cache: Arc<dyn Cache>) {
+    let mut notify = cache.subscribe("routing:*:notify").await.unwrap();
+    let mut everything = cache.subscribe("*").await.unwrap();
+    cache
+        .publish("routing:{t1}:ops", b"not for notify")
+        .await
+        .unwrap();
+    for n in 0..50u32 {
+        cache
+            .publish("routing:{t1}:notify", &n.to_be_bytes())
+            .await
+            .unwrap();
+    }
+    cache
+        .publish("routing:{t2}:notify", b"\x00\xff")
+        .await
+        .unwrap();
+    for n in 0..50u32 {
+        assert_eq!(
+            next_message(&mut notify).await,
+            ("routing:{t1}:notify".to_owned(), n.to_be_bytes().to_vec())
+        );
+    }
+    assert_eq!(
+        next_message(&mut notify).await,
+        ("routing:{t2}:notify".to_owned(), b"\x00\xff".to_vec())
+    );
+    assert_eq!(
+        next_message(&mut everything).await,
+        ("routing:{t1}:ops".to_owned(), b"not for notify".to_vec())
+    );
+}
+
+async fn publishing_without_subscribers_is_fine_and_late_subscribers_miss_it(
+    cache: Arc<dyn Cache>,
+) {
+    cache.publish("lonely", b"nobody hears").await.unwrap();
+    let mut late = cache.subscribe("lonely").await.unwrap();
+    cache.publish("lonely", b"heard").await.unwrap();
+    assert_eq!(
+        next_message(&mut late).await,
+        ("lonely".to_owned(), b"heard".to_vec())
+    );
+}
+
 async fn ping_answers(cache: Arc<dyn Cache>) {
     cache.ping().await.unwrap();
 }
@@ -904,6 +981,9 @@ macro_rules! conformance {
             case!(hash_get_all_of_a_missing_key_is_empty);
             case!(binary_tokens_and_values_round_trip);
             case!(value_operations_on_a_hash_are_invalid_argument);
+            case!(hash_set_adds_and_replaces_fields);
+            case!(subscribers_get_messages_of_matching_channels_in_order);
+            case!(publishing_without_subscribers_is_fine_and_late_subscribers_miss_it);
             case!(ping_answers);
         }
     };
@@ -990,4 +1070,63 @@ async fn redis_outage_fails_calls_then_recovers_by_itself() {
         "cache did not recover after Redis came back"
     );
     assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[tokio::test]
+async fn redis_channels_carry_the_prefix_so_two_prefixes_never_hear_each_other() {
+    init_tracing();
+    let a = RedisCache::connect(&redis_url(), &unique_name("a"))
+        .await
+        .unwrap();
+    let b = RedisCache::connect(&redis_url(), &unique_name("b"))
+        .await
+        .unwrap();
+    let mut heard_by_b = b.subscribe("*").await.unwrap();
+    a.publish("same", b"from-a").await.unwrap();
+    b.publish("same", b"from-b").await.unwrap();
+    assert_eq!(
+        next_message(&mut heard_by_b).await,
+        ("same".to_owned(), b"from-b".to_vec())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_subscription_reports_a_gap_after_an_outage_and_resumes() {
+    init_tracing();
+    let target = redis_url()
+        .trim_start_matches("redis://")
+        .parse()
+        .expect("redis url is host:port");
+    let proxy = TcpProxy::start(target).await.unwrap();
+    let prefix = unique_name("pubsub-outage");
+    let subscriber = RedisCache::connect(&format!("redis://{}", proxy.addr()), &prefix)
+        .await
+        .unwrap();
+    let publisher = RedisCache::connect(&redis_url(), &prefix).await.unwrap();
+    let mut messages = subscriber.subscribe("ch").await.unwrap();
+    publisher.publish("ch", b"before").await.unwrap();
+    assert_eq!(next_message(&mut messages).await.1, b"before");
+
+    proxy.close();
+    let gap = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        .await
+        .expect("the outage is reported");
+    assert_eq!(gap, Some(ChannelEvent::Gap));
+    proxy.reopen().await.unwrap();
+    // Resubscribed in the background: publish until one is heard.
+    let mut heard = false;
+    for _ in 0..100 {
+        publisher.publish("ch", b"after").await.unwrap();
+        if let Ok(Some(ChannelEvent::Message { payload, .. })) =
+            tokio::time::timeout(Duration::from_millis(100), messages.next()).await
+        {
+            assert_eq!(&payload[..], b"after");
+            heard = true;
+            break;
+        }
+    }
+    assert!(
+        heard,
+        "the subscription did not resume after Redis came back"
+    );
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Bucket, Cache, RateDecision, gcra};
+use super::{Bucket, Cache, ChannelMessages, RateDecision, gcra};
 use crate::{Error, Result};
 
 /// Sweep expired entries every this many writes, so keys that are never
@@ -26,7 +26,12 @@ pub struct MemoryCache {
     writes: AtomicU64,
     /// The origin of rate-limit buckets' theoretical arrival times.
     epoch: Instant,
+    /// Published messages, to every subscription (each filters its pattern).
+    published: tokio::sync::broadcast::Sender<(String, Bytes)>,
 }
+
+/// Messages a slow subscriber may fall behind by before it gets a gap.
+const PUBLISH_BACKLOG: usize = 16_384;
 
 impl Default for MemoryCache {
     fn default() -> Self {
@@ -34,6 +39,7 @@ impl Default for MemoryCache {
             entries: Mutex::default(),
             writes: AtomicU64::default(),
             epoch: Instant::now(),
+            published: tokio::sync::broadcast::channel(PUBLISH_BACKLOG).0,
         }
     }
 }
@@ -288,6 +294,44 @@ impl Cache for MemoryCache {
                 .collect()),
             Some(_) => Err(wrong_type(hash_key, "a hash")),
         })
+    }
+
+    async fn hash_set(&self, hash_key: &str, field: &str, value: &[u8]) -> Result<()> {
+        self.with_entries(hash_key, true, |entries, _| {
+            match entries.get_mut(hash_key) {
+                Some(Entry {
+                    value: Value::Hash(fields),
+                    ..
+                }) => {
+                    fields.insert(field.to_owned(), Bytes::copy_from_slice(value));
+                }
+                Some(_) => return Err(wrong_type(hash_key, "a hash")),
+                None => {
+                    let mut fields = HashMap::new();
+                    fields.insert(field.to_owned(), Bytes::copy_from_slice(value));
+                    entries.insert(
+                        hash_key.to_owned(),
+                        Entry {
+                            value: Value::Hash(fields),
+                            expires_at: None,
+                        },
+                    );
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()> {
+        // No subscriber is not an error (Redis answers 0 receivers).
+        let _ = self
+            .published
+            .send((channel.to_owned(), Bytes::copy_from_slice(payload)));
+        Ok(())
+    }
+
+    async fn subscribe(&self, pattern: &str) -> Result<ChannelMessages> {
+        Ok(ChannelMessages::local(self.published.subscribe(), pattern))
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {

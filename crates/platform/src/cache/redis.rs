@@ -10,7 +10,7 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script};
 
-use super::{Bucket, Cache, GCRA_EPOCH_UNIX_SECONDS, RateDecision};
+use super::{Bucket, Cache, ChannelEvent, ChannelMessages, GCRA_EPOCH_UNIX_SECONDS, RateDecision};
 use crate::{BackendKind, Error, Result};
 
 /// [`super::gcra`] in Lua, run atomically by Redis on its own clock (`TIME`)
@@ -132,8 +132,14 @@ return 1
 #[derive(Clone)]
 pub struct RedisCache {
     connection: ConnectionManager,
+    /// Opens the dedicated connections of subscriptions.
+    client: redis::Client,
     prefix: String,
 }
+
+/// Messages a subscription buffers for a slow reader before it reports a
+/// gap instead.
+const SUBSCRIPTION_BACKLOG: usize = 16_384;
 
 impl RedisCache {
     /// Connects now (so a wrong URL fails at start); later outages are
@@ -147,7 +153,7 @@ impl RedisCache {
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_secs(2));
-        let connection = ConnectionManager::new_with_config(client, config)
+        let connection = ConnectionManager::new_with_config(client.clone(), config)
             .await
             .map_err(|error| {
                 Error::unavailable(
@@ -160,7 +166,11 @@ impl RedisCache {
         } else {
             format!("{key_prefix}:")
         };
-        Ok(Self { connection, prefix })
+        Ok(Self {
+            connection,
+            client,
+            prefix,
+        })
     }
 
     fn key(&self, key: &str) -> String {
@@ -173,6 +183,64 @@ impl RedisCache {
             .query_async(&mut connection)
             .await
             .map_err(map_error)
+    }
+}
+
+/// Keeps a `PSUBSCRIBE` of `pattern` (prefixed) open until `sender`'s
+/// reader goes away: reconnects with backoff after a drop, and tells the
+/// reader about every stretch in which messages may have been lost.
+async fn forward_subscription(
+    client: redis::Client,
+    prefix: String,
+    pattern: String,
+    mut pubsub: Option<redis::aio::PubSub>,
+    sender: tokio::sync::mpsc::Sender<ChannelEvent>,
+) {
+    use futures::StreamExt;
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let connection = match pubsub.take() {
+            Some(connection) => Some(connection),
+            None => match client.get_async_pubsub().await {
+                Ok(mut connection) => match connection.psubscribe(&pattern).await {
+                    Ok(()) => Some(connection),
+                    Err(_) => None,
+                },
+                Err(_) => None,
+            },
+        };
+        if let Some(connection) = connection {
+            delay = Duration::from_millis(50);
+            let mut messages = connection.into_on_message();
+            let mut lost = false;
+            while let Some(message) = messages.next().await {
+                let channel = message.get_channel_name();
+                let channel = channel.strip_prefix(&prefix).unwrap_or(channel).to_owned();
+                let event = ChannelEvent::Message {
+                    channel,
+                    payload: Bytes::copy_from_slice(message.get_payload_bytes()),
+                };
+                if lost {
+                    if sender.try_send(ChannelEvent::Gap).is_ok() {
+                        lost = false;
+                    } else if sender.is_closed() {
+                        return;
+                    }
+                }
+                match sender.try_send(event) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => lost = true,
+                    Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => return,
+                }
+            }
+        }
+        // Disconnected (or could not connect): whatever was published
+        // meanwhile is lost.
+        if sender.send(ChannelEvent::Gap).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 
@@ -366,6 +434,42 @@ impl Cache for RedisCache {
             .into_iter()
             .map(|(field, value)| (field, Bytes::from(value)))
             .collect())
+    }
+
+    async fn hash_set(&self, hash_key: &str, field: &str, value: &[u8]) -> Result<()> {
+        let _: i64 = self
+            .query(
+                redis::cmd("HSET")
+                    .arg(self.key(hash_key))
+                    .arg(field)
+                    .arg(value),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()> {
+        let _: i64 = self
+            .query(redis::cmd("PUBLISH").arg(self.key(channel)).arg(payload))
+            .await?;
+        Ok(())
+    }
+
+    async fn subscribe(&self, pattern: &str) -> Result<ChannelMessages> {
+        let pattern = self.key(pattern);
+        // Subscribed before returning, so nothing published after this
+        // call is missed.
+        let mut pubsub = self.client.get_async_pubsub().await.map_err(map_error)?;
+        pubsub.psubscribe(&pattern).await.map_err(map_error)?;
+        let (sender, receiver) = tokio::sync::mpsc::channel(SUBSCRIPTION_BACKLOG);
+        let task = tokio::spawn(forward_subscription(
+            self.client.clone(),
+            self.prefix.clone(),
+            pattern,
+            Some(pubsub),
+            sender,
+        ));
+        Ok(ChannelMessages::remote(receiver, task))
     }
 
     async fn ttl(&self, key: &str) -> Result<Option<Duration>> {
