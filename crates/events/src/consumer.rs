@@ -9,13 +9,24 @@
 //! commit together, then the deliveries are acknowledged; a crash before
 //! the ack redelivers, and the mark makes the redelivery a no-op.
 //!
+//! A message is a single envelope or a packed one ([`crate::pack`]); a
+//! packed message's events join the batch like single ones, and its
+//! delivery is acknowledged once all of them are applied. The batch size
+//! counts events.
+//!
 //! A group whose handler fails is retried event by event, so one poison
 //! event does not hold up the others: a failing event goes to the retry
 //! queue (offered again after `retry_delay`) until `max_attempts`, then to
-//! the dead-letter queue `<name>.dead` with its error. Undecodable
-//! messages are dead-lettered at once. Database outages (including a
-//! handler's statement failing on a broken connection) are not counted as
-//! attempts: the rest of the batch goes back to the queue after a pause.
+//! the dead-letter queue `<name>.dead` with its error. An event of a packed
+//! message that fails alone is handed on: put back into this consumer's
+//! queue as a single message (confirmed before the pack is acknowledged),
+//! where it gets its own attempts, retries and dead-lettering, while the
+//! pack's other events stay applied once. Undecodable messages are
+//! dead-lettered at once; an undecodable envelope inside a packed message
+//! is handed on and then dead-lettered alone. Database outages (including
+//! a handler's statement failing on a broken connection) are not counted
+//! as attempts: the rest of the batch goes back to the queue after a
+//! pause.
 //!
 //! On a bus that does not survive a restart (the in-process bus of `dev`)
 //! a consumer first catches up from the event log: every retained event
@@ -31,6 +42,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::Utc;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
@@ -46,6 +58,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 
+use crate::pack::{self, Limits};
 use crate::schema::{EventLog, ProcessedEvents};
 use crate::{Event, EventsError, Result};
 
@@ -54,6 +67,9 @@ const INFRASTRUCTURE_PAUSE: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Events read from the log per query while catching up.
 const CATCH_UP_PAGE: u64 = 1000;
+/// Processed marks per insert statement at most (SQLite takes 32,766
+/// parameters per statement, four per mark).
+const MARKS_PER_STATEMENT: usize = 1000;
 
 /// Why a handler could not apply an event. The event is retried, and
 /// dead-lettered with this message after the last attempt; unless the
@@ -172,7 +188,8 @@ pub struct ConsumerOptions {
     pub bindings: Vec<String>,
     /// Unacknowledged deliveries held at once.
     pub prefetch: u16,
-    /// Deliveries applied per transaction at most.
+    /// Events applied per transaction, about: deliveries are taken until
+    /// their events reach this (a packed delivery counts its events).
     pub batch_size: usize,
     /// Attempts before an event is dead-lettered.
     pub max_attempts: u32,
@@ -264,6 +281,16 @@ struct Requeue {
     deliveries: Vec<Delivery>,
 }
 
+/// One delivery and the events it carries: one for a single envelope, all
+/// of a packed message's (in order, all with the message's routing key).
+struct Item {
+    delivery: Delivery,
+    events: Vec<Event>,
+    /// The encoded envelopes of `events`, for handing one on alone.
+    envelopes: Vec<Bytes>,
+    packed: bool,
+}
+
 impl Consumer {
     pub fn new(
         db: Database,
@@ -339,10 +366,14 @@ impl Consumer {
                 }
             };
             backoff = INFRASTRUCTURE_PAUSE;
+            let mut events = pack::count(&first.payload);
             let mut batch = vec![first];
-            while batch.len() < self.options.batch_size {
+            while events < self.options.batch_size {
                 match subscription.next().now_or_never() {
-                    Some(Ok(Some(delivery))) => batch.push(delivery),
+                    Some(Ok(Some(delivery))) => {
+                        events += pack::count(&delivery.payload);
+                        batch.push(delivery);
+                    }
                     _ => break,
                 }
             }
@@ -369,7 +400,7 @@ impl Consumer {
     }
 
     async fn process(&self, batch: Vec<Delivery>) {
-        let mut groups: Vec<(TenantId, Vec<(Delivery, Event)>)> = Vec::new();
+        let mut groups: Vec<(TenantId, Vec<Item>)> = Vec::new();
         for delivery in batch {
             if !self.options.wants(&delivery.routing_key) {
                 // A replay or catch-up of an event this consumer does not
@@ -377,27 +408,21 @@ impl Consumer {
                 self.settle(delivery.ack().await);
                 continue;
             }
-            match Event::decode(&delivery.payload) {
-                Ok(event) => match groups
-                    .iter_mut()
-                    .find(|(tenant, _)| *tenant == event.tenant)
-                {
-                    Some((_, group)) => group.push((delivery, event)),
-                    None => groups.push((event.tenant, vec![(delivery, event)])),
-                },
-                Err(error) => {
-                    error!(consumer = %self.options.name, routing_key = %delivery.routing_key, error = %error, "undecodable event dead-lettered");
-                    metrics::counter!("switchboard_events_dead_lettered_total", "consumer" => self.options.name.clone()).increment(1);
-                    self.settle(delivery.dead_letter(&error.to_string()).await);
-                }
+            let Some(item) = self.open(delivery).await else {
+                continue;
+            };
+            let tenant = item.events[0].tenant;
+            match groups.iter_mut().find(|(group, _)| *group == tenant) {
+                Some((_, group)) => group.push(item),
+                None => groups.push((tenant, vec![item])),
             }
         }
         // Usually every group applies: one transaction for the batch, the
         // tenant switched between groups, and the acks sent together.
         if groups.len() > 1 {
-            let events: Vec<Vec<Event>> = groups
+            let events: Vec<Vec<&Event>> = groups
                 .iter()
-                .map(|(_, group)| group.iter().map(|(_, event)| event.clone()).collect())
+                .map(|(_, group)| group.iter().flat_map(|item| &item.events).collect())
                 .collect();
             match self.apply(&events).await {
                 Ok(()) => {
@@ -409,7 +434,7 @@ impl Consumer {
                     let deliveries = groups
                         .into_iter()
                         .flat_map(|(_, group)| group)
-                        .map(|(delivery, _)| delivery)
+                        .map(|item| item.delivery)
                         .collect();
                     self.requeue(Requeue { error, deliveries }).await;
                     return;
@@ -432,16 +457,98 @@ impl Consumer {
             deliveries.extend(
                 groups
                     .flat_map(|(_, group)| group)
-                    .map(|(delivery, _)| delivery),
+                    .map(|item| item.delivery),
             );
             self.requeue(Requeue { error, deliveries }).await;
             return;
         }
     }
 
+    /// Decodes a delivery. Settles it and returns `None` when nothing of
+    /// it is left to apply: undecodable (dead-lettered), or a packed
+    /// message none of whose envelopes belongs to it.
+    async fn open(&self, delivery: Delivery) -> Option<Item> {
+        let consumer = self.options.name.as_str();
+        let decoded = pack::envelopes(&delivery.payload).and_then(|envelopes| {
+            if pack::is_packed(&delivery.payload) {
+                return Ok((envelopes, None));
+            }
+            let event = Event::decode(&delivery.payload)?;
+            Ok((envelopes, Some(event)))
+        });
+        let envelopes = match decoded {
+            Ok((envelopes, Some(event))) => {
+                return Some(Item {
+                    delivery,
+                    events: vec![event],
+                    envelopes,
+                    packed: false,
+                });
+            }
+            Ok((envelopes, None)) => envelopes,
+            Err(error) => {
+                error!(consumer, routing_key = %delivery.routing_key, error = %error, "undecodable message dead-lettered");
+                metrics::counter!("switchboard_events_dead_lettered_total", "consumer" => consumer.to_owned()).increment(1);
+                self.settle(delivery.dead_letter(&error.to_string()).await);
+                return None;
+            }
+        };
+        let mut events = Vec::with_capacity(envelopes.len());
+        let mut kept = Vec::with_capacity(envelopes.len());
+        let mut strays = Vec::new();
+        for envelope in envelopes {
+            match Event::decode(&envelope) {
+                Ok(event) => {
+                    let routing_key = event.routing_key();
+                    if routing_key == delivery.routing_key {
+                        events.push(event);
+                        kept.push(envelope);
+                    } else {
+                        // Not what the message's key says: alone, under its
+                        // own key, it meets this consumer's bindings.
+                        warn!(consumer, event_id = %event.id, routing_key = %delivery.routing_key, "packed event of another routing key handed on alone");
+                        strays.push((routing_key, envelope));
+                    }
+                }
+                Err(error) => {
+                    warn!(consumer, routing_key = %delivery.routing_key, error = %error, "undecodable envelope in a packed message handed on alone");
+                    strays.push((delivery.routing_key.clone(), envelope));
+                }
+            }
+        }
+        if let Err(error) = self.hand_on(strays).await {
+            let deliveries = vec![delivery];
+            self.requeue(Requeue { error, deliveries }).await;
+            return None;
+        }
+        if events.is_empty() {
+            self.settle(delivery.ack().await);
+            return None;
+        }
+        Some(Item {
+            delivery,
+            events,
+            envelopes: kept,
+            packed: true,
+        })
+    }
+
+    /// Puts envelopes (routing key, bytes) into this consumer's queue as
+    /// single messages, each confirmed: they then get their own attempts.
+    async fn hand_on(&self, envelopes: Vec<(String, Bytes)>) -> Result<(), String> {
+        for (routing_key, envelope) in envelopes {
+            self.bus
+                .send_to_queue(&self.options.name, &routing_key, envelope)
+                .await
+                .map_err(|error| format!("handing an event on alone: {error}"))?;
+            metrics::counter!("switchboard_events_handed_on_total", "consumer" => self.options.name.clone()).increment(1);
+        }
+        Ok(())
+    }
+
     /// Acknowledges deliveries whose effects committed, all at once.
-    async fn ack_all(&self, applied: impl IntoIterator<Item = (Delivery, Event)>) {
-        let deliveries = applied.into_iter().map(|(delivery, _)| delivery);
+    async fn ack_all(&self, applied: impl IntoIterator<Item = Item>) {
+        let deliveries = applied.into_iter().map(|item| item.delivery);
         self.settle(Delivery::ack_all(deliveries).await);
     }
 
@@ -459,36 +566,69 @@ impl Consumer {
     /// Applies one tenant's events together; on a handler failure, one by
     /// one. Settles every delivery, except when the database fails: those
     /// not settled yet are handed back.
-    async fn apply_group(&self, group: Vec<(Delivery, Event)>) -> Result<(), Requeue> {
-        let events: Vec<Event> = group.iter().map(|(_, event)| event.clone()).collect();
+    async fn apply_group(&self, group: Vec<Item>) -> Result<(), Requeue> {
+        let events: Vec<&Event> = group.iter().flat_map(|item| &item.events).collect();
         match self.apply(std::slice::from_ref(&events)).await {
             Ok(()) => self.ack_all(group).await,
             Err(Failure::Infrastructure(error)) => {
-                let deliveries = group.into_iter().map(|(delivery, _)| delivery).collect();
+                let deliveries = group.into_iter().map(|item| item.delivery).collect();
                 return Err(Requeue { error, deliveries });
             }
-            Err(Failure::Handler(error)) if group.len() == 1 => {
-                if let Some((delivery, event)) = group.into_iter().next() {
-                    self.give_back(delivery, &event, &error).await;
+            Err(Failure::Handler(error)) if events.len() == 1 && !group[0].packed => {
+                if let Some(Item {
+                    delivery, events, ..
+                }) = group.into_iter().next()
+                {
+                    self.give_back(delivery, &events[0], &error).await;
                 }
             }
             Err(Failure::Handler(_)) => {
                 let mut items = group.into_iter();
-                while let Some((delivery, event)) = items.next() {
-                    match self.apply(&[vec![event.clone()]]).await {
-                        Ok(()) => self.settle(delivery.ack().await),
-                        Err(Failure::Handler(error)) => {
-                            self.give_back(delivery, &event, &error).await;
-                        }
-                        Err(Failure::Infrastructure(error)) => {
-                            let mut deliveries = vec![delivery];
-                            deliveries.extend(items.map(|(delivery, _)| delivery));
-                            return Err(Requeue { error, deliveries });
-                        }
+                while let Some(item) = items.next() {
+                    if let Err(mut requeue) = self.apply_alone(item).await {
+                        requeue.deliveries.extend(items.map(|item| item.delivery));
+                        return Err(requeue);
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Applies a delivery's events each in its own transaction, and
+    /// settles it: a single event that fails is given back; a packed
+    /// message is acknowledged once those of its events that failed are
+    /// handed on. When the database fails, the delivery is returned.
+    async fn apply_alone(&self, item: Item) -> Result<(), Requeue> {
+        let Item {
+            delivery,
+            events,
+            envelopes,
+            packed,
+        } = item;
+        let mut failed = Vec::new();
+        for (event, envelope) in events.iter().zip(envelopes) {
+            match self.apply(&[vec![event]]).await {
+                Ok(()) => {}
+                Err(Failure::Handler(error)) if !packed => {
+                    self.give_back(delivery, event, &error).await;
+                    return Ok(());
+                }
+                Err(Failure::Handler(error)) => {
+                    warn!(consumer = %self.options.name, event_id = %event.id, event_type = %event.event_type, error = %error, "event of a packed message failed, handed on alone");
+                    failed.push((delivery.routing_key.clone(), envelope));
+                }
+                Err(Failure::Infrastructure(error)) => {
+                    let deliveries = vec![delivery];
+                    return Err(Requeue { error, deliveries });
+                }
+            }
+        }
+        if let Err(error) = self.hand_on(failed).await {
+            let deliveries = vec![delivery];
+            return Err(Requeue { error, deliveries });
+        }
+        self.settle(delivery.ack().await);
         Ok(())
     }
 
@@ -518,7 +658,7 @@ impl Consumer {
     /// One transaction for groups of events, each group of one tenant:
     /// per group, the tenant is entered, the marks inserted and the
     /// handler run on the new events; then one commit.
-    async fn apply(&self, groups: &[Vec<Event>]) -> Result<(), Failure> {
+    async fn apply(&self, groups: &[Vec<&Event>]) -> Result<(), Failure> {
         let transaction = self.db.connection().begin().await?;
         for events in groups {
             let Some(first) = events.first() else {
@@ -537,42 +677,44 @@ impl Consumer {
     async fn apply_group_in(
         &self,
         transaction: &DatabaseTransaction,
-        events: &[Event],
+        events: &[&Event],
     ) -> Result<(), Failure> {
         let mut seen = HashSet::with_capacity(events.len());
         let unique: Vec<&Event> = events
             .iter()
+            .copied()
             .filter(|event| seen.insert(event.id))
             .collect();
         let now = Utc::now();
-        let mut insert = Query::insert();
-        insert
-            .into_table(ProcessedEvents::Table)
-            .columns([
-                ProcessedEvents::Consumer,
-                ProcessedEvents::EventId,
-                ProcessedEvents::TenantId,
-                ProcessedEvents::ProcessedAt,
-            ])
-            .on_conflict(
-                OnConflict::columns([ProcessedEvents::Consumer, ProcessedEvents::EventId])
-                    .do_nothing()
-                    .to_owned(),
-            )
-            .returning_col(ProcessedEvents::EventId);
-        for event in &unique {
-            insert.values_panic([
-                self.options.name.clone().into(),
-                event.id.into(),
-                event.tenant.as_uuid().into(),
-                now.into(),
-            ]);
+        let mut fresh_ids = HashSet::with_capacity(unique.len());
+        for chunk in unique.chunks(MARKS_PER_STATEMENT) {
+            let mut insert = Query::insert();
+            insert
+                .into_table(ProcessedEvents::Table)
+                .columns([
+                    ProcessedEvents::Consumer,
+                    ProcessedEvents::EventId,
+                    ProcessedEvents::TenantId,
+                    ProcessedEvents::ProcessedAt,
+                ])
+                .on_conflict(
+                    OnConflict::columns([ProcessedEvents::Consumer, ProcessedEvents::EventId])
+                        .do_nothing()
+                        .to_owned(),
+                )
+                .returning_col(ProcessedEvents::EventId);
+            for event in chunk {
+                insert.values_panic([
+                    self.options.name.clone().into(),
+                    event.id.into(),
+                    event.tenant.as_uuid().into(),
+                    now.into(),
+                ]);
+            }
+            for row in transaction.query_all(&insert).await? {
+                fresh_ids.insert(row.try_get::<Uuid>("", "event_id")?);
+            }
         }
-        let rows = transaction.query_all(&insert).await?;
-        let fresh_ids = rows
-            .iter()
-            .map(|row| row.try_get::<Uuid>("", "event_id"))
-            .collect::<Result<HashSet<_>, DbErr>>()?;
         let fresh: Vec<Event> = unique
             .into_iter()
             .filter(|event| fresh_ids.contains(&event.id))
@@ -625,17 +767,30 @@ impl Consumer {
                 return Ok(offered);
             };
             after = last.try_get("", "seq")?;
+            let mut wanted: Vec<(String, Bytes)> = Vec::with_capacity(rows.len());
             for row in &rows {
                 let routing_key: String = row.try_get("", "routing_key")?;
-                if !self.options.wants(&routing_key) {
-                    continue;
+                if self.options.wants(&routing_key) {
+                    let payload: Vec<u8> = row.try_get("", "payload")?;
+                    wanted.push((routing_key, payload.into()));
                 }
-                let payload: Vec<u8> = row.try_get("", "payload")?;
-                self.bus
-                    .send_to_queue(&self.options.name, &routing_key, payload.into())
-                    .await?;
-                offered += 1;
             }
+            let plan = pack::plan(
+                wanted
+                    .iter()
+                    .map(|(key, payload)| (pack::tenant_of(key), key.as_str(), payload.len())),
+                Limits {
+                    events: pack::MAX_EVENTS,
+                    bytes: pack::MAX_BYTES,
+                },
+            );
+            for rows in plan {
+                let payload = pack::body(&rows, |row| wanted[row].1.clone())?;
+                self.bus
+                    .send_to_queue(&self.options.name, &wanted[rows[0]].0, payload)
+                    .await?;
+            }
+            offered += wanted.len();
         }
     }
 }

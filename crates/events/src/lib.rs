@@ -14,10 +14,14 @@
 //!   the same transaction as the effect; failures are retried after a
 //!   delay and dead-lettered after N attempts with the error kept.
 //! - [`replay`]: re-delivers stored events to one consumer.
+//! - [`pack`]: the framing of a packed message (several envelopes of one
+//!   routing key in one bus message), which relays write and consumers
+//!   read.
 
 mod error;
 mod event;
 pub mod outbox;
+pub mod pack;
 pub mod replay;
 
 mod consumer;

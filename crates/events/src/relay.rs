@@ -4,6 +4,13 @@
 //! the database or the broker) between publishing and marking publishes
 //! those rows again: at-least-once, and consumers drop the duplicates.
 //!
+//! Within a round, a tenant's consecutive rows of one routing key travel
+//! in one packed message ([`crate::pack`]), up to
+//! [`RelayOptions::pack_events`] and [`RelayOptions::pack_bytes`]; a row
+//! with no such neighbour goes alone, as a plain envelope. A tenant's
+//! messages go out in the order of its rows. Replays are packed the same
+//! way, per consumer.
+//!
 //! Replicas coordinate through `relay_leases`: a relay publishes only the
 //! partitions whose lease it holds (renewed every round, taken over by
 //! another replica once it expires), so no two relays publish the same row
@@ -17,6 +24,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExprTrait, Order, Statement, TransactionTrait};
@@ -28,6 +36,7 @@ use tracing::{debug, info, warn};
 use uuid::Uuid;
 
 use crate::Result;
+use crate::pack::{self, Limits};
 use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents, RelayLeases};
 
 /// Longest pause between rounds after errors.
@@ -48,6 +57,10 @@ pub struct RelayOptions {
     pub retention: Duration,
     /// How often the retention sweep runs.
     pub sweep_interval: Duration,
+    /// Events packed into one message at most (1: every event alone).
+    pub pack_events: usize,
+    /// Bytes of one packed message at most.
+    pub pack_bytes: usize,
 }
 
 impl RelayOptions {
@@ -59,6 +72,15 @@ impl RelayOptions {
             lease_ttl: config.relay_lease_ttl,
             retention: config.retention,
             sweep_interval: Duration::from_secs(60),
+            pack_events: pack::MAX_EVENTS,
+            pack_bytes: pack::MAX_BYTES,
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            events: self.pack_events.max(1),
+            bytes: self.pack_bytes,
         }
     }
 }
@@ -82,7 +104,7 @@ pub struct Round {
 struct Pending {
     seq: i64,
     routing_key: String,
-    payload: Vec<u8>,
+    payload: Bytes,
 }
 
 pub struct Relay {
@@ -283,7 +305,7 @@ impl Relay {
                 Ok(Pending {
                     seq: row.try_get("", "seq")?,
                     routing_key: row.try_get("", "routing_key")?,
-                    payload: row.try_get("", "payload")?,
+                    payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
                 })
             })
             .collect::<Result<Vec<_>, DbErr>>()
@@ -291,12 +313,27 @@ impl Relay {
     }
 
     async fn publish(&self, pending: &[Pending]) -> Result<()> {
-        let messages: Vec<Message> = pending
+        let plan = pack::plan(
+            pending.iter().map(|row| {
+                let key = row.routing_key.as_str();
+                (pack::tenant_of(key), key, row.payload.len())
+            }),
+            self.options.limits(),
+        );
+        let messages = plan
             .iter()
-            .map(|row| Message::new(row.routing_key.clone(), row.payload.clone()))
-            .collect();
+            .map(|rows| {
+                let key = pending[rows[0]].routing_key.clone();
+                Ok(Message::new(
+                    key,
+                    pack::body(rows, |row| pending[row].payload.clone())?,
+                ))
+            })
+            .collect::<Result<Vec<Message>>>()?;
         self.bus.publish_batch(&messages).await?;
-        metrics::counter!("switchboard_events_published_total").increment(messages.len() as u64);
+        metrics::counter!("switchboard_events_published_total").increment(pending.len() as u64);
+        metrics::counter!("switchboard_events_published_messages_total")
+            .increment(messages.len() as u64);
         Ok(())
     }
 
@@ -341,24 +378,50 @@ impl Relay {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut sent = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let seq: i64 = row.try_get("", "request_seq")?;
-            let consumer: String = row.try_get("", "consumer")?;
-            let routing_key: String = row.try_get("", "routing_key")?;
-            let payload: Vec<u8> = row.try_get("", "payload")?;
+        struct Request {
+            seq: i64,
+            consumer: String,
+            routing_key: String,
+            payload: Bytes,
+        }
+        let requests = rows
+            .iter()
+            .map(|row| {
+                Ok(Request {
+                    seq: row.try_get("", "request_seq")?,
+                    consumer: row.try_get("", "consumer")?,
+                    routing_key: row.try_get("", "routing_key")?,
+                    payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
+                })
+            })
+            .collect::<Result<Vec<_>, DbErr>>()?;
+        let plan = pack::plan(
+            requests.iter().map(|request| {
+                let key = request.routing_key.as_str();
+                (
+                    (request.consumer.as_str(), pack::tenant_of(key)),
+                    key,
+                    request.payload.len(),
+                )
+            }),
+            self.options.limits(),
+        );
+        let mut sent = Vec::with_capacity(requests.len());
+        for rows in plan {
+            let first = &requests[rows[0]];
+            let payload = pack::body(&rows, |row| requests[row].payload.clone())?;
             match self
                 .bus
-                .send_to_queue(&consumer, &routing_key, payload.into())
+                .send_to_queue(&first.consumer, &first.routing_key, payload)
                 .await
             {
                 Ok(()) => {}
                 Err(switchboard_platform::Error::NotFound(detail)) => {
-                    warn!(consumer = %consumer, detail = %detail, "replay for a consumer whose queue does not exist, dropped");
+                    warn!(consumer = %first.consumer, detail = %detail, "replay for a consumer whose queue does not exist, dropped");
                 }
                 Err(error) => return Err(error.into()),
             }
-            sent.push(seq);
+            sent.extend(rows.iter().map(|row| requests[*row].seq));
         }
         let delete = Query::delete()
             .from_table(EventRedeliveries::Table)

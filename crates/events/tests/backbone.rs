@@ -25,8 +25,9 @@ use sea_orm::{
     TransactionTrait,
 };
 use switchboard_events::outbox::{self, partition_of};
+use switchboard_events::pack;
 use switchboard_events::proto::envelope::Payload;
-use switchboard_events::proto::{SeatCountChanged, TenantCreated};
+use switchboard_events::proto::{SeatCountChanged, TenantCreated, UserDeleted};
 use switchboard_events::{
     Consumer, ConsumerOptions, Event, EventHandler, HandlerError, Relay, RelayOptions, replay,
 };
@@ -191,6 +192,7 @@ impl Harness {
             lease_ttl: Duration::from_secs(10),
             retention: Duration::from_secs(24 * 3600),
             sweep_interval: Duration::from_secs(3600),
+            ..RelayOptions::default()
         }
     }
 
@@ -399,7 +401,11 @@ impl Harness {
         self.track(&spec.name);
         let mut subscription = self.bus.subscribe(&spec).await.unwrap();
         let tally = Tally::default();
-        let (counts, others) = (tally.counts.clone(), tally.others.clone());
+        let (counts, packed, others) = (
+            tally.counts.clone(),
+            tally.packed.clone(),
+            tally.others.clone(),
+        );
         let cancel = self.shutdown.child_token();
         tokio::spawn(async move {
             loop {
@@ -410,8 +416,16 @@ impl Harness {
                         _ => return,
                     },
                 };
-                match Event::decode(&delivery.payload) {
-                    Ok(event) => *counts.lock().unwrap().entry(event.id).or_default() += 1,
+                match decode_all(&delivery.payload) {
+                    Ok(events) => {
+                        let is_packed = pack::is_packed(&delivery.payload);
+                        for event in events {
+                            *counts.lock().unwrap().entry(event.id).or_default() += 1;
+                            if is_packed {
+                                packed.lock().unwrap().insert(event.id);
+                            }
+                        }
+                    }
                     Err(_) => others
                         .lock()
                         .unwrap()
@@ -447,10 +461,12 @@ impl Running {
     }
 }
 
-/// How often each event went over the bus.
+/// How often each event went over the bus, and which went packed.
 #[derive(Default, Clone)]
 struct Tally {
     counts: Arc<Mutex<HashMap<Uuid, u32>>>,
+    /// Events seen in a packed message.
+    packed: Arc<Mutex<HashSet<Uuid>>>,
     /// Payloads that are not events (markers published by the test).
     others: Arc<Mutex<Vec<String>>>,
 }
@@ -458,6 +474,10 @@ struct Tally {
 impl Tally {
     fn counts(&self) -> HashMap<Uuid, u32> {
         self.counts.lock().unwrap().clone()
+    }
+
+    fn packed(&self) -> HashSet<Uuid> {
+        self.packed.lock().unwrap().clone()
     }
 
     /// Publishes a marker straight on the bus and waits for it: everything
@@ -479,8 +499,11 @@ impl Tally {
 /// transaction; refuses `poison`; keeps barrier markers in memory.
 struct Recorder {
     consumer: String,
-    poison: Option<Uuid>,
+    poison: HashSet<Uuid>,
     poison_attempts: AtomicU32,
+    /// Each tenant's events in the order the handler applied them (rolled
+    /// back ones included: meaningful only where nothing fails).
+    order: Mutex<HashMap<TenantId, Vec<Uuid>>>,
     /// Events whose handling fails that many more times as if the
     /// database connection broke.
     unreachable: Mutex<HashMap<Uuid, u32>>,
@@ -489,14 +512,15 @@ struct Recorder {
 
 impl Recorder {
     fn new(consumer: &str) -> Arc<Self> {
-        Self::refusing(consumer, None)
+        Self::refusing(consumer, [])
     }
 
-    fn refusing(consumer: &str, poison: Option<Uuid>) -> Arc<Self> {
+    fn refusing(consumer: &str, poison: impl IntoIterator<Item = Uuid>) -> Arc<Self> {
         Arc::new(Self {
             consumer: consumer.to_owned(),
-            poison,
+            poison: poison.into_iter().collect(),
             poison_attempts: AtomicU32::new(0),
+            order: Mutex::new(HashMap::new()),
             unreachable: Mutex::new(HashMap::new()),
             markers: Mutex::new(HashSet::new()),
         })
@@ -527,7 +551,7 @@ impl EventHandler for Recorder {
             ))));
             return Err(error.into());
         }
-        if self.poison == Some(event.id) {
+        if self.poison.contains(&event.id) {
             self.poison_attempts.fetch_add(1, Ordering::SeqCst);
             return Err(HandlerError::new(format!(
                 "poison event {} refused",
@@ -548,8 +572,32 @@ impl EventHandler for Recorder {
             ])
             .to_owned();
         transaction.execute(&insert).await?;
+        self.order
+            .lock()
+            .unwrap()
+            .entry(event.tenant)
+            .or_default()
+            .push(event.id);
         Ok(())
     }
+}
+
+/// The events of a message body, packed or single.
+fn decode_all(payload: &bytes::Bytes) -> switchboard_events::Result<Vec<Event>> {
+    pack::envelopes(payload)?
+        .iter()
+        .map(|envelope| Event::decode(envelope))
+        .collect()
+}
+
+fn user_deleted_event(tenant: TenantId) -> Event {
+    Event::new(
+        tenant,
+        "test",
+        Payload::UserDeleted(UserDeleted {
+            user_id: Uuid::now_v7().to_string(),
+        }),
+    )
 }
 
 fn seat_event(tenant: TenantId, n: usize) -> Event {
@@ -667,11 +715,20 @@ async fn committed_events_reach_a_consumer_exactly_once_and_rolled_back_ones_nev
     h.wait_exactly_once(&name, &committed).await;
 }
 
-/// 10,000 events through a failure of the bus: on RabbitMQ its connection
-/// is cut and restored mid-way; in memory `dev` "crashes" (relay and
-/// consumer killed, the bus with everything queued thrown away) and a new
-/// process starts on the same database.
+/// 10,000 events, each its own message, through a failure of the bus: on
+/// RabbitMQ its connection is cut and restored mid-way; in memory `dev`
+/// "crashes" (relay and consumer killed, the bus with everything queued
+/// thrown away) and a new process starts on the same database.
 async fn ten_thousand_events_survive_a_bus_failure_exactly_once(h: Arc<Harness>) {
+    survive_a_bus_failure(h, false).await;
+}
+
+/// The same with the relay packing events (up to 64 per message).
+async fn ten_thousand_packed_events_survive_a_bus_failure_exactly_once(h: Arc<Harness>) {
+    survive_a_bus_failure(h, true).await;
+}
+
+async fn survive_a_bus_failure(h: Arc<Harness>, packed: bool) {
     const EVENTS: usize = 10_000;
     let tenants: Vec<TenantId> = (0..4).map(|_| TenantId::new()).collect();
     let mut expected = HashSet::new();
@@ -683,12 +740,19 @@ async fn ten_thousand_events_survive_a_bus_failure_exactly_once(h: Arc<Harness>)
     let mut options = h.relay_options();
     options.lease_ttl = Duration::from_millis(500);
     // Small batches: the relay is still at work when the failure comes.
-    options.batch_size = 200;
+    if packed {
+        // A round is one or two packed messages.
+        options.batch_size = 64;
+    } else {
+        options.pack_events = 1;
+        options.batch_size = 200;
+    }
     let unpublished = "SELECT COUNT(*) AS n FROM event_log WHERE published_at IS NULL";
     let halfway =
         || async { h.count(unpublished).await <= 8_000 && h.effects(&name).await.1 >= 1_000 };
     match h.backend {
         Backend::Production => {
+            let tally = h.tally().await;
             let proxy = TcpProxy::start(resolve(&amqp_url(), 5672).await)
                 .await
                 .unwrap();
@@ -719,6 +783,16 @@ async fn ten_thousand_events_survive_a_bus_failure_exactly_once(h: Arc<Harness>)
             proxy.reopen().await.unwrap();
             h.wait_exactly_once(&name, &expected).await;
             assert!(left > 0, "the cut came after the relay was done");
+            tally.drain(h.bus.as_ref()).await;
+            let went_packed = tally.packed().len();
+            if packed {
+                assert!(
+                    went_packed >= EVENTS / 2,
+                    "{went_packed} events went packed"
+                );
+            } else {
+                assert_eq!(went_packed, 0, "events went packed");
+            }
         }
         Backend::Embedded => {
             let first: Arc<dyn Bus> = Arc::new(MemoryBus::new());
@@ -868,7 +942,7 @@ async fn a_poison_event_is_retried_then_dead_lettered_without_holding_up_the_res
     let ids = h.append(tenant, 20).await;
     let poison = ids[2];
     let name = unique_name("c");
-    let recorder = Recorder::refusing(&name, Some(poison));
+    let recorder = Recorder::refusing(&name, [poison]);
     let mut options = h.consumer_options(&name);
     options.max_attempts = MAX_ATTEMPTS;
     options.retry_delay = Duration::from_millis(400);
@@ -1257,6 +1331,221 @@ async fn a_dev_consumer_retries_its_catch_up(h: Arc<Harness>) {
     h.wait_exactly_once(&name, &expected).await;
 }
 
+/// A packed message holding two poison events among good ones: the good
+/// ones are applied once, and so are the events published after it,
+/// without waiting; each poison event is handed on alone and dead-lettered
+/// after its own attempts, with its own error.
+async fn a_poison_event_in_a_packed_message_is_dead_lettered_alone_and_the_rest_applied_once(
+    h: Arc<Harness>,
+) {
+    const MAX_ATTEMPTS: u32 = 3;
+    let tally = h.tally().await;
+    let tenant = TenantId::new();
+    let ids = h.append(tenant, 30).await;
+    let poison: HashSet<Uuid> = [ids[3], ids[17]].into();
+    let name = unique_name("c");
+    let recorder = Recorder::refusing(&name, poison.iter().copied());
+    let mut options = h.consumer_options(&name);
+    options.max_attempts = MAX_ATTEMPTS;
+    options.retry_delay = Duration::from_millis(400);
+    let _consumer = h
+        .start_consumer(h.bus.clone(), h.db.clone(), options, recorder.clone())
+        .await;
+    let dead = QueueSpec::new(dead_letter_queue(&name), Vec::<String>::new());
+    h.track(&dead.name);
+    let mut dead_letters = h.bus.subscribe(&dead).await.unwrap();
+    let _relay = h.relay();
+    let behind = h.append(tenant, 10).await;
+
+    let healthy: HashSet<Uuid> = ids
+        .iter()
+        .chain(&behind)
+        .copied()
+        .filter(|id| !poison.contains(id))
+        .collect();
+    h.wait_exactly_once(&name, &healthy).await;
+    if let Some(early) = dead_letters.next().now_or_never() {
+        panic!("the other events waited for the poison events: {early:?}");
+    }
+    assert!(
+        eventually(WAIT, || async { tally.packed().is_superset(&poison) }).await,
+        "the poison events did not travel packed"
+    );
+
+    // On the in-process bus the consumer's catch-up may offer a second
+    // copy, dead-lettered as well: collect until both were seen.
+    let mut parked = HashSet::new();
+    while parked.len() < poison.len() {
+        let delivery = timeout(WAIT, dead_letters.next())
+            .await
+            .expect("dead-lettered in time")
+            .unwrap()
+            .unwrap();
+        assert!(
+            !pack::is_packed(&delivery.payload),
+            "a pack was dead-lettered"
+        );
+        let event = Event::decode(&delivery.payload).unwrap();
+        assert!(poison.contains(&event.id), "{} dead-lettered", event.id);
+        assert_eq!(delivery.routing_key, event.routing_key());
+        assert_eq!(
+            delivery.attempt, MAX_ATTEMPTS,
+            "dead-lettered after its last attempt"
+        );
+        let error = delivery.last_error.clone().unwrap_or_default();
+        assert!(
+            error.contains(&format!("poison event {} refused", event.id)),
+            "{error:?}"
+        );
+        delivery.ack().await.unwrap();
+        parked.insert(event.id);
+    }
+
+    h.barrier(&[&recorder]).await;
+    h.wait_exactly_once(&name, &healthy).await;
+    let marks = h
+        .count(&format!(
+            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
+        ))
+        .await;
+    assert_eq!(
+        marks,
+        i64::try_from(healthy.len() + 1).unwrap(),
+        "a mark per applied event and the barrier, none for the poison"
+    );
+}
+
+/// Single and packed messages in one stream: a tenant with one event, one
+/// with a run of one type (several packs of 8), and one whose types
+/// alternate (packs and singles). Each event is applied once, and each
+/// tenant's events in the order they were written.
+async fn single_and_packed_messages_mix_and_keep_each_tenants_order(h: Arc<Harness>) {
+    let tally = h.tally().await;
+    let name = unique_name("c");
+    let (recorder, _consumer) = h.consumer(&name).await;
+    let mut options = h.relay_options();
+    options.pack_events = 8;
+    let _relay = h.start_relay(h.bus.clone(), h.db.clone(), options);
+    // The consumer is past its catch-up: one copy of each event from here.
+    h.barrier(&[&recorder]).await;
+
+    let (lone, steady, mixed) = (TenantId::new(), TenantId::new(), TenantId::new());
+    let mut written: HashMap<TenantId, Vec<Event>> = HashMap::new();
+    written.insert(lone, vec![seat_event(lone, 0)]);
+    written.insert(steady, (0..30).map(|n| seat_event(steady, n)).collect());
+    written.insert(
+        mixed,
+        (0..30)
+            .map(|n| {
+                if n % 4 == 3 {
+                    user_deleted_event(mixed)
+                } else {
+                    seat_event(mixed, n)
+                }
+            })
+            .collect(),
+    );
+    for (tenant, events) in &written {
+        let transaction = begin_tenant(&h.db, *tenant).await;
+        outbox::append(&transaction, events).await.unwrap();
+        transaction.commit().await.unwrap();
+    }
+
+    let expected: HashSet<Uuid> = written.values().flatten().map(|event| event.id).collect();
+    h.wait_exactly_once(&name, &expected).await;
+    let order = recorder.order.lock().unwrap().clone();
+    for (tenant, events) in &written {
+        let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
+        assert_eq!(
+            order.get(tenant),
+            Some(&ids),
+            "tenant {tenant} out of order"
+        );
+    }
+    tally.drain(h.bus.as_ref()).await;
+    let packed = tally.packed();
+    let went_packed = |tenant: TenantId| {
+        written[&tenant]
+            .iter()
+            .filter(|event| packed.contains(&event.id))
+            .count()
+    };
+    assert_eq!(went_packed(lone), 0, "a lone event goes unpacked");
+    assert_eq!(went_packed(steady), 30, "a run of one type goes packed");
+    // Runs of three seat events packed, each user.deleted alone.
+    assert_eq!(went_packed(mixed), 23, "packed and single messages mixed");
+    assert!(tally.counts().values().all(|count| *count == 1));
+}
+
+/// A packed message cut short is dead-lettered whole on its first
+/// delivery with the framing error; a well-framed one holding an envelope
+/// that does not decode applies its good event and dead-letters that
+/// envelope alone; the events behind both apply.
+async fn a_malformed_packed_message_is_dead_lettered_and_changes_nothing_else(h: Arc<Harness>) {
+    let tenant = TenantId::new();
+    let name = unique_name("c");
+    let recorder = Recorder::new(&name);
+    let _consumer = h
+        .start_consumer(
+            h.bus.clone(),
+            h.db.clone(),
+            h.consumer_options(&name),
+            recorder.clone(),
+        )
+        .await;
+    let dead = QueueSpec::new(dead_letter_queue(&name), Vec::<String>::new());
+    h.track(&dead.name);
+    let mut dead_letters = h.bus.subscribe(&dead).await.unwrap();
+    let key = format!("{tenant}.test.seat.count_changed");
+    let good = seat_event(tenant, 0);
+    let envelope = good.encode();
+    let mut truncated = pack::encode([envelope.as_slice(), envelope.as_slice()]).unwrap();
+    truncated.truncate(truncated.len() - 10);
+    h.bus.publish(&key, truncated.clone().into()).await.unwrap();
+    let garbage: &[u8] = b"\x07 not an envelope";
+    let framed = pack::encode([garbage, envelope.as_slice()]).unwrap();
+    h.bus.publish(&key, framed.into()).await.unwrap();
+    let ids = h.append(tenant, 5).await;
+    let _relay = h.relay();
+
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let parked = timeout(WAIT, dead_letters.next())
+            .await
+            .expect("dead-lettered in time")
+            .unwrap()
+            .unwrap();
+        assert_eq!(parked.routing_key, key);
+        assert_eq!(parked.attempt, 1, "no retry for what cannot be decoded");
+        let error = parked.last_error.clone().unwrap_or_default();
+        if parked.payload.as_ref() == truncated.as_slice() {
+            assert!(
+                error.contains("malformed event: packed message: truncated"),
+                "{error:?}"
+            );
+        } else {
+            assert_eq!(parked.payload.as_ref(), garbage, "dead-lettered alone");
+            assert!(
+                error.contains("malformed event: not an envelope"),
+                "{error:?}"
+            );
+        }
+        seen.push(parked.payload.clone());
+        parked.ack().await.unwrap();
+    }
+    assert_ne!(seen[0], seen[1], "both dead-lettered");
+
+    let mut healthy: HashSet<Uuid> = ids.into_iter().collect();
+    healthy.insert(good.id);
+    h.wait_exactly_once(&name, &healthy).await;
+    let marks = h
+        .count(&format!(
+            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
+        ))
+        .await;
+    assert_eq!(marks, 6, "nothing recorded for what did not decode");
+}
+
 // ---------------------------------------------------------------------------
 
 /// Runs `body` with a time limit, then cleans up even if it panicked.
@@ -1297,6 +1586,22 @@ macro_rules! backbone {
             case!(
                 $backend,
                 ten_thousand_events_survive_a_bus_failure_exactly_once
+            );
+            case!(
+                $backend,
+                ten_thousand_packed_events_survive_a_bus_failure_exactly_once
+            );
+            case!(
+                $backend,
+                a_poison_event_in_a_packed_message_is_dead_lettered_alone_and_the_rest_applied_once
+            );
+            case!(
+                $backend,
+                single_and_packed_messages_mix_and_keep_each_tenants_order
+            );
+            case!(
+                $backend,
+                a_malformed_packed_message_is_dead_lettered_and_changes_nothing_else
             );
             case!(
                 $backend,
