@@ -8,6 +8,11 @@
 //! configuration API, the edge's gRPC and the agents' WebSockets build on
 //! it.
 
+pub mod events;
 pub mod host;
+pub mod ops;
+pub mod runtime;
 
 pub use host::{EngineHost, HostError, HostOptions};
+pub use ops::{Answer, Operation, Query, QueueFigures, Refusal, RefusalKind};
+pub use runtime::{Notice, NoticeEvent, Routing, RoutingError, RoutingOptions, Running};

@@ -1,0 +1,250 @@
+//! The operations and reads of a tenant's ACD as data, so that an
+//! instance that does not own the tenant can send them to the one that
+//! does (see [`crate::Routing`]), and every adapter (REST, WebSockets,
+//! the edge's gRPC) speaks one vocabulary.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_acd::{
+    AcdError, AgentId, AgentProfile, AgentState, AgentView, Contact, ContactId, ContactView,
+    Engine, ErrorKind, Offer, Outcome, Presence, QueueConfig, QueueId, QueueStats,
+};
+
+/// A change to a tenant's ACD.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Operation {
+    UpsertQueue {
+        config: QueueConfig,
+    },
+    RemoveQueue {
+        queue: QueueId,
+    },
+    UpsertAgent {
+        profile: AgentProfile,
+    },
+    RemoveAgent {
+        agent: AgentId,
+    },
+    SetPresence {
+        agent: AgentId,
+        presence: Presence,
+    },
+    Accept {
+        agent: AgentId,
+        contact: ContactId,
+    },
+    Decline {
+        agent: AgentId,
+        contact: ContactId,
+    },
+    ExtendWrapUp {
+        agent: AgentId,
+        by_ms: u64,
+    },
+    EndWrapUp {
+        agent: AgentId,
+    },
+    Enqueue {
+        contact: Contact,
+    },
+    Abandon {
+        contact: ContactId,
+    },
+    End {
+        contact: ContactId,
+    },
+    /// Expire offers and wrap-ups due by the operation's time.
+    Tick,
+}
+
+impl Operation {
+    /// Runs the operation on `engine` at `at`.
+    pub fn apply(self, engine: &mut Engine, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
+        match self {
+            Operation::UpsertQueue { config } => engine.upsert_queue(config, at),
+            Operation::RemoveQueue { queue } => engine.remove_queue(queue, at),
+            Operation::UpsertAgent { profile } => engine.upsert_agent_profile(profile, at),
+            Operation::RemoveAgent { agent } => engine.remove_agent(agent, at),
+            Operation::SetPresence { agent, presence } => engine.set_presence(agent, presence, at),
+            Operation::Accept { agent, contact } => engine.accept(contact, agent, at),
+            Operation::Decline { agent, contact } => engine.decline(contact, agent, at),
+            Operation::ExtendWrapUp { agent, by_ms } => {
+                engine.extend_wrap_up(agent, Duration::from_millis(by_ms), at)
+            }
+            Operation::EndWrapUp { agent } => engine.end_wrap_up(agent, at),
+            Operation::Enqueue { contact } => engine.enqueue(contact, at),
+            Operation::Abandon { contact } => engine.abandon(contact, at),
+            Operation::End { contact } => engine.end(contact, at),
+            Operation::Tick => engine.tick(at),
+        }
+    }
+}
+
+/// A read of a tenant's ACD.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "query", rename_all = "snake_case")]
+pub enum Query {
+    Agent {
+        agent: AgentId,
+    },
+    Contact {
+        contact: ContactId,
+    },
+    /// Every queue's live figures.
+    QueueStats,
+    /// Offers ringing at one agent.
+    OffersOf {
+        agent: AgentId,
+    },
+}
+
+/// One queue's live figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueFigures {
+    pub queue: QueueId,
+    #[serde(flatten)]
+    pub stats: QueueStats,
+}
+
+/// The answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    Agent { view: Box<AgentView> },
+    Contact { view: ContactView },
+    QueueStats { queues: Vec<QueueFigures> },
+    Offers { offers: Vec<Offer> },
+}
+
+impl Query {
+    /// Reads `engine` at `at`.
+    pub fn answer(&self, engine: &Engine, at: DateTime<Utc>) -> Result<Answer, AcdError> {
+        Ok(match self {
+            Query::Agent { agent } => Answer::Agent {
+                view: Box::new(engine.agent(*agent)?),
+            },
+            Query::Contact { contact } => Answer::Contact {
+                view: engine.contact(*contact)?,
+            },
+            Query::QueueStats => Answer::QueueStats {
+                queues: engine
+                    .queues()
+                    .map(|queue| queue.id)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .map(|queue| {
+                        Ok(QueueFigures {
+                            queue,
+                            stats: engine.queue_stats(queue, at)?,
+                        })
+                    })
+                    .collect::<Result<_, AcdError>>()?,
+            },
+            Query::OffersOf { agent } => {
+                engine.agent(*agent)?;
+                Answer::Offers {
+                    offers: engine
+                        .offers()
+                        .into_iter()
+                        .filter(|offer| offer.agent == *agent)
+                        .collect(),
+                }
+            }
+        })
+    }
+}
+
+/// Why the ACD refused an operation, as it travels between instances: the
+/// kind (→ status code), the message, and for an illegal state change the
+/// agent's current state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_state: Option<AgentState>,
+}
+
+/// [`ErrorKind`] on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalKind {
+    NotFound,
+    Conflict,
+    Overflow,
+    InvalidArgument,
+}
+
+impl From<AcdError> for Refusal {
+    fn from(error: AcdError) -> Self {
+        let kind = match error.kind() {
+            ErrorKind::NotFound => RefusalKind::NotFound,
+            ErrorKind::Conflict => RefusalKind::Conflict,
+            ErrorKind::Overflow => RefusalKind::Overflow,
+            ErrorKind::InvalidArgument => RefusalKind::InvalidArgument,
+        };
+        let current_state = match &error {
+            AcdError::IllegalTransition { current, .. }
+            | AcdError::NotInWrapUp { current, .. }
+            | AcdError::AgentBusy { current, .. } => Some(current.clone()),
+            _ => None,
+        };
+        Refusal {
+            kind,
+            message: error.to_string(),
+            current_state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_acd::Channel;
+
+    #[test]
+    fn operations_round_trip_as_json() {
+        let agent = AgentId::new();
+        let operations = vec![
+            Operation::SetPresence {
+                agent,
+                presence: Presence::not_ready("lunch"),
+            },
+            Operation::Enqueue {
+                contact: Contact::new(ContactId::new(), QueueId::new(), Channel::Chat, Utc::now())
+                    .with_priority(7),
+            },
+            Operation::ExtendWrapUp {
+                agent,
+                by_ms: 30_000,
+            },
+            Operation::Tick,
+        ];
+        for operation in operations {
+            let json = serde_json::to_string(&operation).unwrap();
+            let back: Operation = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, operation, "{json}");
+        }
+    }
+
+    #[test]
+    fn an_illegal_transition_keeps_the_current_state() {
+        let mut engine = Engine::new();
+        let agent = AgentId::new();
+        let at = Utc::now();
+        engine
+            .upsert_agent_profile(AgentProfile::new(agent), at)
+            .unwrap();
+        let error = Operation::ExtendWrapUp { agent, by_ms: 1000 }
+            .apply(&mut engine, at)
+            .unwrap_err();
+        let refusal = Refusal::from(error);
+        assert_eq!(refusal.kind, RefusalKind::Conflict);
+        assert_eq!(refusal.current_state, Some(AgentState::Offline));
+        assert!(refusal.message.contains("offline"), "{}", refusal.message);
+    }
+}

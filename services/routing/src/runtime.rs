@@ -1,0 +1,677 @@
+//! The routing runtime every adapter calls: [`Routing`] runs a tenant's
+//! [`Operation`]s and [`Query`]s on whichever instance owns the tenant,
+//! tells every instance what happened ([`Notice`]s, which the agents'
+//! WebSockets forward), moves the routing events to the outbox, ticks
+//! offers and wrap-ups when they are due, and takes over tenants whose
+//! owner died.
+//!
+//! Instances talk through the cache's publish/subscribe, so they need no
+//! address of each other:
+//! - `routing:{<tenant>}:ops`: a [`Request`] from an instance that does
+//!   not own the tenant; only the owner answers (silence otherwise), on
+//! - `routing:reply:<instance>`: the [`Reply`];
+//! - `routing:{<tenant>}:notify`: the [`Notice`] of each operation that
+//!   offered, withdrew or changed something.
+//!
+//! In `dev` the cache is in process and one instance owns every tenant.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex as SyncMutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Query as SqlQuery};
+use serde::{Deserialize, Serialize};
+use switchboard_acd::{AgentEvent, ContactEvent, Offer, Outcome};
+use switchboard_events::{Event, outbox};
+use switchboard_platform::cache::ChannelEvent;
+use switchboard_platform::{Cache, Database};
+use switchboard_tenancy::TenantId;
+use tokio::sync::{Notify, broadcast, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+use uuid::Uuid;
+
+use crate::host::{EngineHost, HostError, HostOptions};
+use crate::ops::{Answer, Operation, Query, Refusal};
+
+/// Settings of the runtime.
+#[derive(Debug, Clone)]
+pub struct RoutingOptions {
+    pub host: HostOptions,
+    /// How often leases are renewed, free tenants taken over and due
+    /// deadlines ticked: the resolution of ring timeouts and wrap-ups.
+    pub upkeep_every: Duration,
+    /// How long a forwarded request waits for the owner's answer.
+    pub forward_timeout: Duration,
+    /// Events moved to the outbox per transaction.
+    pub journal_batch: usize,
+}
+
+impl Default for RoutingOptions {
+    fn default() -> Self {
+        Self {
+            host: HostOptions::default(),
+            upkeep_every: Duration::from_millis(200),
+            forward_timeout: Duration::from_secs(2),
+            journal_batch: 500,
+        }
+    }
+}
+
+/// Why a routing call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RoutingError {
+    /// The ACD refused it; nothing changed.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The cache or the owning instance could not be reached; try again.
+    #[error("routing is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug or corrupt state.
+    #[error("routing failed: {0}")]
+    Internal(String),
+}
+
+/// What one operation did, as instances and agents' desktops hear it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notice {
+    pub tenant: TenantId,
+    pub offers: Vec<Offer>,
+    pub withdrawn: Vec<Offer>,
+    pub agent_events: Vec<AgentEvent>,
+    pub contact_events: Vec<ContactEvent>,
+}
+
+impl Notice {
+    fn of(tenant: TenantId, outcome: &Outcome) -> Option<Self> {
+        let notice = Notice {
+            tenant,
+            offers: outcome.offers.clone(),
+            withdrawn: outcome.withdrawn.clone(),
+            agent_events: outcome.agent_events.clone(),
+            contact_events: outcome.contact_events.clone(),
+        };
+        let empty = notice.offers.is_empty()
+            && notice.withdrawn.is_empty()
+            && notice.agent_events.is_empty()
+            && notice.contact_events.is_empty();
+        (!empty).then_some(notice)
+    }
+}
+
+/// What [`Routing::notices`] yields.
+#[derive(Debug, Clone)]
+pub enum NoticeEvent {
+    Notice(Arc<Notice>),
+    /// Notices may have been lost: re-read what you show.
+    Gap,
+}
+
+/// A forwarded call.
+#[derive(Debug, Serialize, Deserialize)]
+struct Request {
+    id: Uuid,
+    reply_to: Uuid,
+    tenant: TenantId,
+    at: DateTime<Utc>,
+    body: RequestBody,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RequestBody {
+    Execute(Operation),
+    Query(Query),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Reply {
+    id: Uuid,
+    result: Result<ReplyBody, WireError>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ReplyBody {
+    Outcome(Outcome),
+    Answer(Answer),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WireError {
+    Refused(Refusal),
+    /// The instance lost the tenant before it could answer: try again.
+    Moved,
+    Failed(String),
+}
+
+fn ops_channel(tenant: TenantId) -> String {
+    format!("routing:{{{tenant}}}:ops")
+}
+
+fn notify_channel(tenant: TenantId) -> String {
+    format!("routing:{{{tenant}}}:notify")
+}
+
+fn reply_channel(instance: Uuid) -> String {
+    format!("routing:reply:{instance}")
+}
+
+/// Attempts of one call while the tenant's owner changes.
+const ATTEMPTS: u32 = 4;
+
+/// The routing runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Routing {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: EngineHost,
+    cache: Arc<dyn Cache>,
+    database: Database,
+    options: RoutingOptions,
+    instance: Uuid,
+    waiting: SyncMutex<HashMap<Uuid, oneshot::Sender<Result<ReplyBody, WireError>>>>,
+    notices: broadcast::Sender<NoticeEvent>,
+    journal_wake: Notify,
+}
+
+impl Routing {
+    /// A runtime on `cache` (routing state, leases, messages between
+    /// instances) and `database` (the outbox of its events). Call
+    /// [`Routing::start`] to run its background tasks.
+    pub fn new(cache: Arc<dyn Cache>, database: Database, options: RoutingOptions) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                host: EngineHost::new(cache.clone(), options.host.clone()),
+                cache,
+                database,
+                options,
+                instance: Uuid::new_v4(),
+                waiting: SyncMutex::new(HashMap::new()),
+                notices: broadcast::channel(16_384).0,
+                journal_wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// The engine host (tests, benchmarks).
+    pub fn host(&self) -> &EngineHost {
+        &self.inner.host
+    }
+
+    /// Every notice of every tenant heard by this instance, from now on.
+    pub fn notices(&self) -> broadcast::Receiver<NoticeEvent> {
+        self.inner.notices.subscribe()
+    }
+
+    /// Runs `operation` on the tenant's ACD, wherever its owner is.
+    pub async fn execute(
+        &self,
+        tenant: TenantId,
+        operation: Operation,
+    ) -> Result<Outcome, RoutingError> {
+        let at = Utc::now();
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            let local = {
+                let operation = operation.clone();
+                self.inner
+                    .host
+                    .execute(tenant, move |engine| operation.apply(engine, at))
+                    .await
+            };
+            match local {
+                Ok(outcome) => {
+                    self.after(tenant, &outcome).await;
+                    return Ok(outcome);
+                }
+                Err(HostError::NotOwner(_)) => {
+                    match self
+                        .forward(tenant, at, RequestBody::Execute(operation.clone()))
+                        .await
+                    {
+                        Ok(ReplyBody::Outcome(outcome)) => return Ok(outcome),
+                        Ok(ReplyBody::Answer(_)) => {
+                            return Err(RoutingError::Internal("answer to an operation".into()));
+                        }
+                        Err(WireError::Refused(refusal)) => return Err(refusal.into()),
+                        Err(WireError::Moved) => last = "the tenant moved".into(),
+                        Err(WireError::Failed(error)) => last = error,
+                    }
+                }
+                Err(error) => match classify(error) {
+                    Retry::Again(error) => last = error,
+                    Retry::Stop(error) => return Err(error),
+                },
+            }
+        }
+        Err(RoutingError::Unavailable(last))
+    }
+
+    /// Reads the tenant's ACD, wherever its owner is.
+    pub async fn query(&self, tenant: TenantId, query: Query) -> Result<Answer, RoutingError> {
+        let at = Utc::now();
+        let mut last = String::new();
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            let local = self
+                .inner
+                .host
+                .read(tenant, |engine| query.answer(engine, at))
+                .await;
+            match local {
+                Ok(answer) => return answer.map_err(|error| Refusal::from(error).into()),
+                Err(HostError::NotOwner(_)) => {
+                    match self
+                        .forward(tenant, at, RequestBody::Query(query.clone()))
+                        .await
+                    {
+                        Ok(ReplyBody::Answer(answer)) => return Ok(answer),
+                        Ok(ReplyBody::Outcome(_)) => {
+                            return Err(RoutingError::Internal("outcome of a query".into()));
+                        }
+                        Err(WireError::Refused(refusal)) => return Err(refusal.into()),
+                        Err(WireError::Moved) => last = "the tenant moved".into(),
+                        Err(WireError::Failed(error)) => last = error,
+                    }
+                }
+                Err(error) => match classify(error) {
+                    Retry::Again(error) => last = error,
+                    Retry::Stop(error) => return Err(error),
+                },
+            }
+        }
+        Err(RoutingError::Unavailable(last))
+    }
+
+    /// Tells every instance what an operation did, and wakes the journal
+    /// mover.
+    async fn after(&self, tenant: TenantId, outcome: &Outcome) {
+        if !outcome.agent_events.is_empty() || !outcome.contact_events.is_empty() {
+            self.inner.journal_wake.notify_one();
+        }
+        if let Some(notice) = Notice::of(tenant, outcome) {
+            match serde_json::to_vec(&notice) {
+                Ok(payload) => {
+                    if let Err(error) = self
+                        .inner
+                        .cache
+                        .publish(&notify_channel(tenant), &payload)
+                        .await
+                    {
+                        // Desktops re-read their state after a gap; the
+                        // state itself is safe.
+                        warn!(%tenant, %error, "routing notice not published");
+                    }
+                }
+                Err(error) => warn!(%tenant, %error, "routing notice not encoded"),
+            }
+        }
+    }
+
+    /// Sends a call to the tenant's owner and waits for its answer.
+    async fn forward(
+        &self,
+        tenant: TenantId,
+        at: DateTime<Utc>,
+        body: RequestBody,
+    ) -> Result<ReplyBody, WireError> {
+        let id = Uuid::new_v4();
+        let request = Request {
+            id,
+            reply_to: self.inner.instance,
+            tenant,
+            at,
+            body,
+        };
+        let payload =
+            serde_json::to_vec(&request).map_err(|error| WireError::Failed(error.to_string()))?;
+        let (sender, receiver) = oneshot::channel();
+        self.waiting().insert(id, sender);
+        let published = self
+            .inner
+            .cache
+            .publish(&ops_channel(tenant), &payload)
+            .await;
+        let result = match published {
+            Ok(()) => {
+                match tokio::time::timeout(self.inner.options.forward_timeout, receiver).await {
+                    Ok(Ok(result)) => result,
+                    Ok(Err(_)) => Err(WireError::Failed("routing stopped".into())),
+                    Err(_) => Err(WireError::Failed(format!(
+                        "the instance owning tenant {tenant} did not answer within {:?}",
+                        self.inner.options.forward_timeout
+                    ))),
+                }
+            }
+            Err(error) => Err(WireError::Failed(error.to_string())),
+        };
+        self.waiting().remove(&id);
+        result
+    }
+
+    fn waiting(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Uuid, oneshot::Sender<Result<ReplyBody, WireError>>>>
+    {
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Answers a forwarded call if this instance owns its tenant.
+    async fn serve_request(&self, request: Request) {
+        if !self.inner.host.owns(request.tenant).await {
+            return;
+        }
+        let tenant = request.tenant;
+        let result = match request.body {
+            RequestBody::Execute(operation) => {
+                let at = request.at;
+                match self
+                    .inner
+                    .host
+                    .execute(tenant, move |engine| operation.apply(engine, at))
+                    .await
+                {
+                    Ok(outcome) => {
+                        self.after(tenant, &outcome).await;
+                        Ok(ReplyBody::Outcome(outcome))
+                    }
+                    Err(error) => Err(wire_error(error)),
+                }
+            }
+            RequestBody::Query(query) => match self
+                .inner
+                .host
+                .read(tenant, |engine| query.answer(engine, request.at))
+                .await
+            {
+                Ok(Ok(answer)) => Ok(ReplyBody::Answer(answer)),
+                Ok(Err(error)) => Err(WireError::Refused(error.into())),
+                Err(error) => Err(wire_error(error)),
+            },
+        };
+        let reply = Reply {
+            id: request.id,
+            result,
+        };
+        match serde_json::to_vec(&reply) {
+            Ok(payload) => {
+                if let Err(error) = self
+                    .inner
+                    .cache
+                    .publish(&reply_channel(request.reply_to), &payload)
+                    .await
+                {
+                    warn!(%tenant, %error, "routing reply not published");
+                }
+            }
+            Err(error) => warn!(%tenant, %error, "routing reply not encoded"),
+        }
+    }
+
+    /// Starts the background tasks (message listener, upkeep, journal
+    /// mover).
+    pub async fn start(&self) -> Result<Running, RoutingError> {
+        let stop = CancellationToken::new();
+        let cache = &self.inner.cache;
+        let unavailable = |error: switchboard_platform::Error| {
+            RoutingError::Unavailable(format!("cannot subscribe: {error}"))
+        };
+        let mut ops = cache
+            .subscribe("routing:*:ops")
+            .await
+            .map_err(unavailable)?;
+        let mut notify = cache
+            .subscribe("routing:*:notify")
+            .await
+            .map_err(unavailable)?;
+        let mut replies = cache
+            .subscribe(&reply_channel(self.inner.instance))
+            .await
+            .map_err(unavailable)?;
+        let listener = {
+            let routing = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        Some(event) = ops.next() => {
+                            if let ChannelEvent::Message { payload, .. } = event {
+                                match serde_json::from_slice::<Request>(&payload) {
+                                    Ok(request) => {
+                                        let routing = routing.clone();
+                                        tokio::spawn(async move { routing.serve_request(request).await });
+                                    }
+                                    Err(error) => warn!(%error, "malformed routing request ignored"),
+                                }
+                            }
+                        }
+                        Some(event) = replies.next() => {
+                            if let ChannelEvent::Message { payload, .. } = event {
+                                match serde_json::from_slice::<Reply>(&payload) {
+                                    Ok(reply) => {
+                                        if let Some(sender) = routing.waiting().remove(&reply.id) {
+                                            let _ = sender.send(reply.result);
+                                        }
+                                    }
+                                    Err(error) => warn!(%error, "malformed routing reply ignored"),
+                                }
+                            }
+                        }
+                        Some(event) = notify.next() => {
+                            let event = match event {
+                                ChannelEvent::Message { payload, .. } => {
+                                    match serde_json::from_slice::<Notice>(&payload) {
+                                        Ok(notice) => NoticeEvent::Notice(Arc::new(notice)),
+                                        Err(error) => {
+                                            warn!(%error, "malformed routing notice ignored");
+                                            continue;
+                                        }
+                                    }
+                                }
+                                ChannelEvent::Gap => NoticeEvent::Gap,
+                            };
+                            let _ = routing.inner.notices.send(event);
+                        }
+                        else => return,
+                    }
+                }
+            })
+        };
+        let upkeep = {
+            let routing = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(routing.inner.options.upkeep_every);
+                interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = interval.tick() => routing.upkeep().await,
+                    }
+                }
+            })
+        };
+        let mover = {
+            let routing = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = routing.inner.journal_wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                    routing.move_journals().await;
+                }
+            })
+        };
+        Ok(Running {
+            routing: self.clone(),
+            stop,
+            tasks: vec![listener, upkeep, mover],
+        })
+    }
+
+    /// Renews leases, takes free tenants over, ticks due deadlines.
+    async fn upkeep(&self) {
+        let host = &self.inner.host;
+        let taken = match host.maintain().await {
+            Ok(taken) => taken,
+            Err(error) => {
+                warn!(%error, "routing upkeep failed");
+                Vec::new()
+            }
+        };
+        let now = Utc::now();
+        for tenant in host.owned_tenants() {
+            let due = taken.contains(&tenant)
+                || host
+                    .next_deadline(tenant)
+                    .await
+                    .is_some_and(|deadline| deadline <= now);
+            if due {
+                match host.tick(tenant, now).await {
+                    Ok(outcome) => self.after(tenant, &outcome).await,
+                    Err(error) => debug!(%tenant, %error, "routing tick skipped"),
+                }
+            }
+        }
+        if !taken.is_empty() {
+            self.inner.journal_wake.notify_one();
+        }
+    }
+
+    /// Moves every owned tenant's journaled events to the outbox.
+    async fn move_journals(&self) {
+        for tenant in self.inner.host.owned_tenants() {
+            loop {
+                let batch = self
+                    .inner
+                    .host
+                    .journal(tenant, self.inner.options.journal_batch)
+                    .await;
+                if batch.is_empty() {
+                    break;
+                }
+                let events: Vec<Event> = batch.iter().map(|(_, event)| event.clone()).collect();
+                if let Err(error) = self.append_once(tenant, &events).await {
+                    warn!(%tenant, %error, "routing events not moved to the outbox yet");
+                    break;
+                }
+                let seqs: Vec<u64> = batch.iter().map(|(seq, _)| *seq).collect();
+                if let Err(error) = self.inner.host.journal_done(tenant, &seqs).await {
+                    warn!(%tenant, %error, "routing journal not trimmed");
+                    break;
+                }
+                if batch.len() < self.inner.options.journal_batch {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Appends the events the outbox does not hold yet (by id), in one
+    /// transaction of the tenant.
+    async fn append_once(&self, tenant: TenantId, events: &[Event]) -> Result<(), String> {
+        let database = &self.inner.database;
+        let transaction = database
+            .begin_tenant(tenant.as_uuid())
+            .await
+            .map_err(|error| error.to_string())?;
+        let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
+        let select = SqlQuery::select()
+            .column(Alias::new("id"))
+            .from(Alias::new("event_log"))
+            .and_where(Expr::col(Alias::new("id")).is_in(ids))
+            .to_owned();
+        let rows = transaction
+            .query_all(&select)
+            .await
+            .map_err(|error| error.to_string())?;
+        let mut present = std::collections::HashSet::new();
+        for row in rows {
+            let id: Uuid = row.try_get("", "id").map_err(|error| error.to_string())?;
+            present.insert(id);
+        }
+        let fresh: Vec<Event> = events
+            .iter()
+            .filter(|event| !present.contains(&event.id))
+            .cloned()
+            .collect();
+        outbox::append(&transaction, &fresh)
+            .await
+            .map_err(|error| error.to_string())?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| error.to_string())?;
+        Ok(())
+    }
+}
+
+/// The background tasks of a started [`Routing`].
+pub struct Running {
+    routing: Routing,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops the tasks, moves what is journaled to the outbox and gives
+    /// the leases back, so successors take over at once.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        self.routing.move_journals().await;
+        self.routing.inner.host.release_all().await;
+    }
+
+    /// Stops the tasks at once, keeping the leases until they expire: what
+    /// the other instances see when this one crashes (tests).
+    pub fn abort(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+enum Retry {
+    Again(String),
+    Stop(RoutingError),
+}
+
+fn classify(error: HostError) -> Retry {
+    match error {
+        HostError::Refused(error) => Retry::Stop(Refusal::from(error).into()),
+        // The operation did not happen; the tenant moved: try again.
+        HostError::LeaseLost(_) | HostError::NotOwner(_) => Retry::Again(error.to_string()),
+        HostError::Cache(error) => Retry::Stop(RoutingError::Unavailable(error.to_string())),
+        HostError::Corrupt { .. } => Retry::Stop(RoutingError::Internal(error.to_string())),
+    }
+}
+
+fn wire_error(error: HostError) -> WireError {
+    match error {
+        HostError::Refused(error) => WireError::Refused(error.into()),
+        HostError::LeaseLost(_) | HostError::NotOwner(_) => WireError::Moved,
+        other => WireError::Failed(other.to_string()),
+    }
+}

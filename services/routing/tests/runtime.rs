@@ -1,0 +1,544 @@
+//! The routing runtime on both backends (in-process cache + SQLite, Redis +
+//! PostgreSQL): offers, notices, ring-no-answer by the upkeep, events in
+//! the outbox exactly once; and two instances on one cache and database
+//! under load, one crashing mid-way: calls forwarded to the owner, no agent
+//! reserved twice, no contact offered twice, nothing lost.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use sea_orm::ConnectionTrait;
+use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Order, Query as SqlQuery};
+use switchboard_acd::{
+    AgentId, AgentProfile, AgentState, Channel, Contact, ContactEventKind, ContactId, Presence,
+    QueueConfig, QueueId, SkillId,
+};
+use switchboard_events::Event;
+use switchboard_events::proto::envelope::Payload;
+use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::Cache;
+use switchboard_platform::Database;
+use switchboard_platform::cache::{MemoryCache, RedisCache};
+use switchboard_platform::database::DatabaseOptions;
+use switchboard_routing::{
+    Answer, HostOptions, NoticeEvent, Operation, Query, RefusalKind, Routing, RoutingError,
+    RoutingOptions,
+};
+use switchboard_tenancy::TenantId;
+use switchboard_test_utils::{
+    eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
+    postgres_app_role_url, redis_url, unique_name,
+};
+use tokio::sync::broadcast;
+
+struct Backends {
+    cache: Arc<dyn Cache>,
+    database: Database,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn backends(production: bool) -> Backends {
+    init_tracing();
+    if production {
+        let url = fresh_postgres_database().await;
+        let admin = Database::connect(&url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        Migrator::up(admin.connection(), None).await.unwrap();
+        admin.close().await;
+        let service = postgres_app_role_url(&url).await;
+        Backends {
+            cache: Arc::new(
+                RedisCache::connect(&redis_url(), &unique_name("routing"))
+                    .await
+                    .expect("Redis is reachable (./scripts/test starts it)"),
+            ),
+            database: Database::connect(&service, &DatabaseOptions::default())
+                .await
+                .unwrap(),
+            _dir: None,
+        }
+    } else {
+        let (url, dir) = fresh_sqlite_database();
+        let database = Database::connect(&url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        Migrator::up(database.connection(), None).await.unwrap();
+        Backends {
+            cache: Arc::new(MemoryCache::new()),
+            database,
+            _dir: Some(dir),
+        }
+    }
+}
+
+fn routing(backends: &Backends, name: &str, lease: Duration) -> Routing {
+    Routing::new(
+        backends.cache.clone(),
+        backends.database.clone(),
+        RoutingOptions {
+            host: HostOptions {
+                holder: name.into(),
+                lease_ttl: lease,
+            },
+            upkeep_every: Duration::from_millis(50),
+            forward_timeout: Duration::from_secs(1),
+            journal_batch: 200,
+        },
+    )
+}
+
+/// The tenant's routing events in the outbox, in the order written.
+async fn events_of(database: &Database, tenant: TenantId) -> Vec<Event> {
+    let transaction = database.begin_tenant(tenant.as_uuid()).await.unwrap();
+    let select = SqlQuery::select()
+        .column(Alias::new("payload"))
+        .from(Alias::new("event_log"))
+        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.as_uuid()))
+        .and_where(Expr::col(Alias::new("source")).eq("routing"))
+        .order_by(Alias::new("seq"), Order::Asc)
+        .to_owned();
+    let rows = transaction.query_all(&select).await.unwrap();
+    transaction.commit().await.unwrap();
+    rows.into_iter()
+        .map(|row| {
+            let payload: Vec<u8> = row.try_get("", "payload").unwrap();
+            Event::decode(&payload).unwrap()
+        })
+        .collect()
+}
+
+fn types(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect()
+}
+
+async fn next_notice(
+    notices: &mut broadcast::Receiver<NoticeEvent>,
+) -> Arc<switchboard_routing::Notice> {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let NoticeEvent::Notice(notice) = notices.recv().await.unwrap() {
+                return notice;
+            }
+        }
+    })
+    .await
+    .expect("a notice arrives")
+}
+
+async fn offers_ring_out_and_every_step_is_an_event(production: bool) {
+    let backends = backends(production).await;
+    let routing = routing(&backends, "solo", Duration::from_secs(2));
+    let running = routing.start().await.unwrap();
+    let mut notices = routing.notices();
+    let tenant = TenantId::new();
+    let queue = QueueId::new();
+    let agent = AgentId::new();
+    let mut config = QueueConfig::new(queue, Channel::Voice);
+    config.ring_timeout = Duration::from_millis(300);
+    routing
+        .execute(tenant, Operation::UpsertQueue { config })
+        .await
+        .unwrap();
+    routing
+        .execute(
+            tenant,
+            Operation::UpsertAgent {
+                profile: AgentProfile::new(agent),
+            },
+        )
+        .await
+        .unwrap();
+    routing
+        .execute(
+            tenant,
+            Operation::SetPresence {
+                agent,
+                presence: Presence::Available,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        next_notice(&mut notices).await.agent_events[0].to,
+        AgentState::Available
+    ));
+    let contact = ContactId::new();
+    let outcome = routing
+        .execute(
+            tenant,
+            Operation::Enqueue {
+                contact: Contact::new(contact, queue, Channel::Voice, Utc::now()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome.offers.len(), 1);
+    assert_eq!(outcome.offers[0].agent, agent);
+    let notice = next_notice(&mut notices).await;
+    assert_eq!(notice.tenant, tenant);
+    assert_eq!(notice.offers, outcome.offers);
+
+    // Nobody answers: the upkeep rings it out and the agent goes not ready.
+    let notice = next_notice(&mut notices).await;
+    assert_eq!(notice.withdrawn.len(), 1, "{notice:?}");
+    let Answer::Agent { view } = routing.query(tenant, Query::Agent { agent }).await.unwrap()
+    else {
+        panic!("not an agent answer")
+    };
+    assert_eq!(
+        view.state,
+        AgentState::NotReady {
+            reason: "missed".into()
+        }
+    );
+
+    // A refused operation: 409 with the current state, nothing changes.
+    let error = routing
+        .execute(tenant, Operation::EndWrapUp { agent })
+        .await
+        .unwrap_err();
+    let RoutingError::Refused(refusal) = error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(refusal.kind, RefusalKind::Conflict);
+    assert_eq!(
+        refusal.current_state,
+        Some(AgentState::NotReady {
+            reason: "missed".into()
+        })
+    );
+
+    let expected = [
+        "agent.state_changed", // offline → available
+        "agent.state_changed", // available → reserved
+        "contact.queued",
+        "contact.offered",
+        "agent.state_changed", // reserved → not ready (missed)
+        "contact.requeued",
+    ];
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            events_of(&backends.database, tenant).await.len() >= expected.len()
+        })
+        .await,
+        "events did not reach the outbox"
+    );
+    running.stop().await;
+    let events = events_of(&backends.database, tenant).await;
+    assert_eq!(types(&events), expected);
+    let Payload::ContactRequeued(requeued) = &events[5].payload else {
+        panic!("{:?}", events[5])
+    };
+    assert_eq!(requeued.reason, "missed");
+    assert_eq!(requeued.agent_id, agent.to_string());
+
+    // Another tenant's ids are unknown to this one.
+    let other = TenantId::new();
+    let error = routing
+        .query(other, Query::Agent { agent })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, RoutingError::Refused(refusal) if refusal.kind == RefusalKind::NotFound),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_offers_ring_out_and_every_step_is_an_event() {
+    offers_ring_out_and_every_step_is_an_event(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_offers_ring_out_and_every_step_is_an_event() {
+    offers_ring_out_and_every_step_is_an_event(true).await;
+}
+
+/// Two instances, 200 agents in 4 skill groups, 4 queues, 2,000 calls sent
+/// through either instance; the owner crashes half-way. Checked on the
+/// outbox's history afterwards: every call queued once, ended once; an
+/// agent never holds two calls or two offers; a call is never offered
+/// while already offered or connected.
+async fn two_instances_one_crashing(production: bool) {
+    const AGENTS: usize = 200;
+    const CALLS: usize = 2_000;
+    let backends = backends(production).await;
+    let lease = Duration::from_millis(800);
+    let first = routing(&backends, "first", lease);
+    let second = routing(&backends, "second", lease);
+    let running_first = first.start().await.unwrap();
+    let running_second = second.start().await.unwrap();
+    let tenant = TenantId::new();
+
+    let skills: Vec<SkillId> = (0..4).map(|_| SkillId::new()).collect();
+    let queues: Vec<QueueId> = (0..4).map(|_| QueueId::new()).collect();
+    // `first` takes the tenant with its first operation.
+    for (queue, skill) in queues.iter().zip(&skills) {
+        let mut config = QueueConfig::new(*queue, Channel::Voice);
+        config.required_skills.push((*skill, 3));
+        config.ring_timeout = Duration::from_millis(600);
+        first
+            .execute(tenant, Operation::UpsertQueue { config })
+            .await
+            .unwrap();
+    }
+    assert!(first.host().owns(tenant).await);
+    let agents: Vec<AgentId> = (0..AGENTS).map(|_| AgentId::new()).collect();
+    for (n, agent) in agents.iter().enumerate() {
+        let profile = AgentProfile::new(*agent)
+            .with_skill(skills[n % 4], 5)
+            .with_skill(skills[(n + 1) % 4], 3);
+        // Through the non-owner: forwarded.
+        second
+            .execute(tenant, Operation::UpsertAgent { profile })
+            .await
+            .unwrap();
+        second
+            .execute(
+                tenant,
+                Operation::SetPresence {
+                    agent: *agent,
+                    presence: Presence::Available,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    // Agents: answer every offer, end the call, come back after a miss.
+    let ended = Arc::new(std::sync::Mutex::new(HashSet::<ContactId>::new()));
+    let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let desk = {
+        let mut notices = second.notices();
+        let instances = [first.clone(), second.clone()];
+        let ended = ended.clone();
+        let alive = alive.clone();
+        tokio::spawn(async move {
+            let mut turn = 0usize;
+            loop {
+                let notice = match notices.recv().await {
+                    Ok(NoticeEvent::Notice(notice)) => notice,
+                    Ok(NoticeEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        continue;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                if notice.tenant != tenant {
+                    continue;
+                }
+                for event in &notice.contact_events {
+                    if event.kind == ContactEventKind::Ended {
+                        ended.lock().unwrap().insert(event.contact);
+                    }
+                }
+                // While `first` lives, alternate; afterwards `second` only.
+                turn += 1;
+                let via = if alive.load(std::sync::atomic::Ordering::SeqCst) {
+                    instances[turn % 2].clone()
+                } else {
+                    instances[1].clone()
+                };
+                for offer in notice.offers.clone() {
+                    let via = via.clone();
+                    tokio::spawn(async move {
+                        let accepted = via
+                            .execute(
+                                tenant,
+                                Operation::Accept {
+                                    agent: offer.agent,
+                                    contact: offer.contact,
+                                },
+                            )
+                            .await;
+                        if accepted.is_ok() {
+                            let _ = via
+                                .execute(
+                                    tenant,
+                                    Operation::End {
+                                        contact: offer.contact,
+                                    },
+                                )
+                                .await;
+                        }
+                        // Refused (it rang out meanwhile) or unavailable
+                        // (the owner died): it rings out and is re-offered.
+                    });
+                }
+                for change in &notice.agent_events {
+                    if matches!(change.to, AgentState::NotReady { .. }) {
+                        let via = via.clone();
+                        let agent = change.agent;
+                        tokio::spawn(async move {
+                            let _ = via
+                                .execute(
+                                    tenant,
+                                    Operation::SetPresence {
+                                        agent,
+                                        presence: Presence::Available,
+                                    },
+                                )
+                                .await;
+                        });
+                    }
+                }
+            }
+        })
+    };
+
+    // Callers: 2,000 calls, the first half through both instances, then
+    // the owner crashes and the rest go through the survivor.
+    let mut calls = Vec::with_capacity(CALLS);
+    let mut running_first = Some(running_first);
+    for n in 0..CALLS {
+        if n == CALLS / 2 {
+            alive.store(false, std::sync::atomic::Ordering::SeqCst);
+            running_first.take().unwrap().abort();
+        }
+        let via = if n < CALLS / 2 && n % 2 == 0 {
+            &first
+        } else {
+            &second
+        };
+        let contact = ContactId::new();
+        let call = Contact::new(contact, queues[n % 4], Channel::Voice, Utc::now());
+        let mut attempts = 0;
+        loop {
+            match via
+                .execute(
+                    tenant,
+                    Operation::Enqueue {
+                        contact: call.clone(),
+                    },
+                )
+                .await
+            {
+                Ok(_) => break,
+                // Unavailable while the tenant moves; a duplicate means the
+                // previous attempt did land.
+                Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::Conflict => {
+                    break;
+                }
+                Err(error) => {
+                    attempts += 1;
+                    assert!(attempts < 20, "call {n} never queued: {error:?}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        calls.push(contact);
+        if n % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert!(
+        eventually(Duration::from_secs(90), || async {
+            ended.lock().unwrap().len() == CALLS
+        })
+        .await,
+        "only {} of {CALLS} calls ended",
+        ended.lock().unwrap().len()
+    );
+    desk.abort();
+    running_second.stop().await;
+
+    // The history, from the outbox.
+    let events = events_of(&backends.database, tenant).await;
+    let ids: HashSet<_> = events.iter().map(|event| event.id).collect();
+    assert_eq!(ids.len(), events.len(), "an event is in the outbox twice");
+    let mut queued: HashMap<String, u32> = HashMap::new();
+    let mut ended_events: HashMap<String, u32> = HashMap::new();
+    // Per agent: the calls offered to or connected at it now.
+    let mut holding: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    // Per call: the agent it is offered to or connected at now.
+    let mut at_agent: HashMap<String, String> = HashMap::new();
+    let mut last_state: HashMap<String, i32> = HashMap::new();
+    for event in &events {
+        match &event.payload {
+            Payload::ContactQueued(queued_event) => {
+                *queued.entry(queued_event.contact_id.clone()).or_default() += 1;
+            }
+            Payload::ContactOffered(offered) => {
+                assert!(
+                    !at_agent.contains_key(&offered.contact_id),
+                    "call {} offered while already at {}",
+                    offered.contact_id,
+                    at_agent[&offered.contact_id]
+                );
+                let held = holding.entry(offered.agent_id.clone()).or_default();
+                assert!(
+                    held.is_empty(),
+                    "agent {} reserved for {} while holding {held:?}",
+                    offered.agent_id,
+                    offered.contact_id
+                );
+                held.insert(offered.contact_id.clone());
+                at_agent.insert(offered.contact_id.clone(), offered.agent_id.clone());
+            }
+            Payload::ContactRequeued(requeued) => {
+                assert_eq!(
+                    at_agent.remove(&requeued.contact_id),
+                    Some(requeued.agent_id.clone())
+                );
+                holding
+                    .get_mut(&requeued.agent_id)
+                    .unwrap()
+                    .remove(&requeued.contact_id);
+            }
+            Payload::ContactConnected(connected) => {
+                assert_eq!(
+                    at_agent.get(&connected.contact_id),
+                    Some(&connected.agent_id)
+                );
+            }
+            Payload::ContactEnded(ended_event) => {
+                *ended_events
+                    .entry(ended_event.contact_id.clone())
+                    .or_default() += 1;
+                let agent = at_agent.remove(&ended_event.contact_id).unwrap();
+                holding
+                    .get_mut(&agent)
+                    .unwrap()
+                    .remove(&ended_event.contact_id);
+            }
+            Payload::ContactAbandoned(abandoned) => {
+                panic!("nobody abandons here: {abandoned:?}")
+            }
+            Payload::AgentStateChanged(change) => {
+                let from = change.from.as_ref().unwrap().kind;
+                if let Some(previous) = last_state.get(&change.agent_id) {
+                    assert_eq!(
+                        *previous, from,
+                        "agent {} state chain broken",
+                        change.agent_id
+                    );
+                }
+                last_state.insert(change.agent_id.clone(), change.to.as_ref().unwrap().kind);
+            }
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    assert_eq!(queued.len(), CALLS, "every call queued");
+    assert!(queued.values().all(|n| *n == 1), "a call queued twice");
+    assert_eq!(ended_events.len(), CALLS, "every call ended");
+    assert!(ended_events.values().all(|n| *n == 1), "a call ended twice");
+    for call in &calls {
+        assert_eq!(queued.get(&call.to_string()), Some(&1));
+    }
+    assert!(at_agent.is_empty(), "calls left at agents: {at_agent:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_two_instances_one_crashing() {
+    two_instances_one_crashing(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_two_instances_one_crashing() {
+    two_instances_one_crashing(true).await;
+}
