@@ -34,6 +34,8 @@ struct Parts {
     slug: &'static str,
     detail: String,
     errors: Vec<FieldError>,
+    /// Extension members (RFC 9457 §3.2), e.g. an agent's `current_state`.
+    extensions: serde_json::Map<String, serde_json::Value>,
     headers: HeaderMap,
 }
 
@@ -66,6 +68,8 @@ struct Body<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     errors: &'a [FieldError],
+    #[serde(flatten)]
+    extensions: &'a serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -77,6 +81,7 @@ impl Problem {
             slug,
             detail: detail.into(),
             errors: Vec::new(),
+            extensions: serde_json::Map::new(),
             headers: HeaderMap::new(),
         }))
     }
@@ -203,6 +208,20 @@ impl Problem {
     }
 
     /// Sets the per-field errors.
+    /// Adds an extension member (RFC 9457 §3.2). The standard members
+    /// (`type`, `title`, `status`, `detail`, `errors`) cannot be replaced.
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> Self {
+        if !matches!(name, "type" | "title" | "status" | "detail" | "errors") {
+            self.0.extensions.insert(name.to_owned(), value);
+        }
+        self
+    }
+
+    /// The extension members.
+    pub fn extensions(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.0.extensions
+    }
+
     pub fn with_errors(mut self, errors: Vec<FieldError>) -> Self {
         self.0.errors = errors;
         self
@@ -266,6 +285,7 @@ impl IntoResponse for Problem {
             status,
             detail,
             errors,
+            extensions,
             headers: extra_headers,
             ..
         } = *self.0;
@@ -275,6 +295,7 @@ impl IntoResponse for Problem {
             status: status.as_u16(),
             detail: &detail,
             errors: &errors,
+            extensions: &extensions,
         };
         let bytes = match serde_json::to_vec(&body) {
             Ok(bytes) => bytes,
@@ -319,6 +340,25 @@ mod tests {
                 "title": "Not Found",
                 "status": 404,
                 "detail": "no agent 42",
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn extension_members_sit_beside_the_standard_ones_and_cannot_replace_them() {
+        let problem = Problem::conflict("illegal_transition", "agent is busy")
+            .with_extension("current_state", json!({"state": "busy"}))
+            .with_extension("status", json!(200));
+        let (status, _, body) = render(problem).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(
+            body,
+            json!({
+                "type": "https://switchboard.dev/problems/illegal_transition",
+                "title": "Conflict",
+                "status": 409,
+                "detail": "agent is busy",
+                "current_state": {"state": "busy"},
             })
         );
     }
