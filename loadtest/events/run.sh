@@ -27,6 +27,7 @@ WRITER_BATCH=${BENCH_WRITER_BATCH:-20}
 TENANTS=${BENCH_TENANTS:-8}
 RELAYS=${BENCH_RELAYS:-1}
 RELAY_BATCH=${BENCH_RELAY_BATCH:-500}
+PACK_EVENTS=${BENCH_PACK_EVENTS:-64}
 CONSUMERS=${BENCH_CONSUMERS:-1}
 CONSUMER_BATCH=${BENCH_CONSUMER_BATCH:-128}
 PREFETCH=${BENCH_PREFETCH:-256}
@@ -45,8 +46,8 @@ die() {
   exit 1
 }
 
-for knob in ROUNDS DURATION WARMUP WRITERS WRITER_BATCH TENANTS RELAYS RELAY_BATCH CONSUMERS \
-  CONSUMER_BATCH PREFETCH WINDOW MEMORY_DURATION; do
+for knob in ROUNDS DURATION WARMUP WRITERS WRITER_BATCH TENANTS RELAYS RELAY_BATCH PACK_EVENTS \
+  CONSUMERS CONSUMER_BATCH PREFETCH WINDOW MEMORY_DURATION; do
   [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$knob must be a positive integer (got '${!knob}')"
 done
 for knob in MAX_BACKLOG LATENCY_RATE MEMORY_PIPELINE_DURATION; do
@@ -205,7 +206,7 @@ pg_url="${ADMIN_URL%%\?*}?sslmode=$SSLMODE"
 pipeline_args=(pipeline --admin-url "$pg_url" --amqp-url "$AMQP_URL" --duration "$DURATION"
   --warmup "$WARMUP" --max-backlog "$MAX_BACKLOG" --writers "$WRITERS"
   --writer-batch "$WRITER_BATCH" --tenants "$TENANTS" --relays "$RELAYS" --relay-batch "$RELAY_BATCH"
-  --consumers "$CONSUMERS" --consumer-batch "$CONSUMER_BATCH" --prefetch "$PREFETCH" --profile)
+  --pack-events "$PACK_EVENTS" --consumers "$CONSUMERS" --consumer-batch "$CONSUMER_BATCH" --prefetch "$PREFETCH" --profile)
 baseline_args=(baseline --amqp-url "$AMQP_URL" --duration "$DURATION" --warmup 5
   --window "$WINDOW" --prefetch "$PREFETCH" --max-backlog "$MAX_BACKLOG" --tenants "$TENANTS")
 
@@ -279,7 +280,7 @@ m_rate=$(field "$memory_line" events_per_s)
 m_result=FAIL
 at_least "$m_rate" "$TARGET_MEMORY" && m_result=pass
 
-rerun="BENCH_PG_SSLMODE=$SSLMODE BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_MAX_BACKLOG=$MAX_BACKLOG BENCH_LATENCY_RATE=$LATENCY_RATE BENCH_WRITERS=$WRITERS BENCH_WRITER_BATCH=$WRITER_BATCH BENCH_TENANTS=$TENANTS BENCH_RELAYS=$RELAYS BENCH_RELAY_BATCH=$RELAY_BATCH BENCH_CONSUMERS=$CONSUMERS BENCH_CONSUMER_BATCH=$CONSUMER_BATCH BENCH_PREFETCH=$PREFETCH loadtest/events/run.sh"
+rerun="BENCH_PG_SSLMODE=$SSLMODE BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_MAX_BACKLOG=$MAX_BACKLOG BENCH_LATENCY_RATE=$LATENCY_RATE BENCH_WRITERS=$WRITERS BENCH_WRITER_BATCH=$WRITER_BATCH BENCH_TENANTS=$TENANTS BENCH_RELAYS=$RELAYS BENCH_RELAY_BATCH=$RELAY_BATCH BENCH_PACK_EVENTS=$PACK_EVENTS BENCH_CONSUMERS=$CONSUMERS BENCH_CONSUMER_BATCH=$CONSUMER_BATCH BENCH_PREFETCH=$PREFETCH loadtest/events/run.sh"
 pg_version=$(psql_at "$ADMIN_URL" -c 'SHOW server_version' | cut -d' ' -f1)
 pg_sync=$(psql_at "$ADMIN_URL" -c 'SHOW synchronous_commit')
 if [[ $(psql_at "$ADMIN_URL" -c 'SHOW ssl') == on && $SSLMODE != disable ]]; then
@@ -299,7 +300,8 @@ cat <<EOT
 - Pipeline: \`switchboard-loadtest-events pipeline\`, release build, one process: $WRITERS writer
   tasks, each committing transactions of $WRITER_BATCH events of one tenant (round robin over $TENANTS
   tenants; ~250-byte \`user.updated\` envelopes) through \`outbox::append\`; $RELAYS \`Relay\`(s) of
-  $RELAY_BATCH rows per round; $CONSUMERS \`Consumer\`(s), batch $CONSUMER_BATCH, prefetch $PREFETCH, whose
+  $RELAY_BATCH rows per round, packing a tenant's consecutive events of one routing key into one
+  message, up to $PACK_EVENTS per message; $CONSUMERS \`Consumer\`(s), batch $CONSUMER_BATCH events, prefetch $PREFETCH messages, whose
   handler writes one row per event into \`bench_effects\` (one multi-row \`INSERT\` per tenant
   group, in the consumer's transaction). Each role has its own pool and bus connections.
   PostgreSQL $pg_version (synchronous_commit=$pg_sync) $pg_tls, a fresh migrated database per run,
@@ -317,6 +319,8 @@ cat <<EOT
   consumer's, same envelopes and routing keys: persistent publishes with confirms in windows of
   $WINDOW (publish the window, then await its confirms), a consumer with prefetch $PREFETCH acking
   each delivery; at most $(fmt_int "$MAX_BACKLOG") messages unconsumed; latency = consumed − published.
+  It carries one event per message, so it bounds a pipeline that does the same; the pipeline
+  packs events (above), pays RabbitMQ's per-message cost once per pack, and can exceed it.
 - Rounds: $ROUNDS, each running the baseline, then the pipeline as fast as it goes$( ((LATENCY_RATE > 0)) && echo ", then at $(fmt_int "$LATENCY_RATE")/s"); medians of the rounds.
 - Machine: $ncpu cores, shared ($background cores busy before the run); PostgreSQL, RabbitMQ and
   the load generator run on the same cores.
@@ -356,7 +360,7 @@ edges; µs of CPU per event; PostgreSQL = all its processes on the machine):
 | pipeline, as fast as it goes | $(median "${p_cpu[@]}") | $(median "${p_bench[@]}") | $(median "${p_pg[@]}") | $(median "${p_rabbit[@]}") | $(rest "$(median "${p_cpu[@]}")" "$(median "${p_bench[@]}")" "$(median "${p_pg[@]}")" "$(median "${p_rabbit[@]}")") | $(us_per_event "$(median "${p_bench[@]}")" "$p_m") | $(us_per_event "$(median "${p_pg[@]}")" "$p_m") | $(us_per_event "$(median "${p_rabbit[@]}")" "$p_m") |
 
 Pipeline phases, as fast as it goes (medians of the rounds): relay $(profile_median relay_rounds_per_s) rounds/s of
-$(profile_median relay_rows_per_round) rows, each $(profile_median relay_publish_ms) ms publishing and awaiting confirms + $(profile_median relay_db_ms) ms in
+$(profile_median relay_rows_per_round) rows in $(profile_median relay_messages_per_round) messages, each $(profile_median relay_publish_ms) ms publishing and awaiting confirms + $(profile_median relay_db_ms) ms in
 PostgreSQL (mark, lease, replay check, next select); consumer $(profile_median consumer_batches_per_s) batches/s of
 $(profile_median consumer_groups_per_batch) tenant groups × $(profile_median consumer_events_per_group) events; share of a consumer's time: $(profile_median consumer_idle) waiting
 for deliveries, $(profile_median consumer_marks) begin + processed marks ($(profile_median consumer_marks_ms) ms per batch),

@@ -169,6 +169,7 @@ async fn sqlite_pipeline(args: &Args) -> anyhow::Result<()> {
         tenants: 8,
         relays: 1,
         relay_batch: 500,
+        pack_events: switchboard_events::pack::MAX_EVENTS,
         relay_poll_ms: 50,
         consumers: 1,
         consumer_batch: 128,

@@ -114,13 +114,17 @@ pub struct Load {
     /// Rows a relay publishes per round.
     #[arg(long, default_value_t = 500)]
     pub relay_batch: u32,
+    /// Events a relay packs into one message at most (1: none packed).
+    #[arg(long, default_value_t = switchboard_events::pack::MAX_EVENTS)]
+    pub pack_events: usize,
     /// A relay's pause after a round that was not full, in milliseconds.
     #[arg(long, default_value_t = 50)]
     pub relay_poll_ms: u64,
     /// Competing consumers on the queue.
     #[arg(long, default_value_t = 1)]
     pub consumers: usize,
-    /// Deliveries a consumer applies per round at most.
+    /// Events a consumer applies per round, about (deliveries are taken
+    /// until their events reach it).
     #[arg(long, default_value_t = 128)]
     pub consumer_batch: usize,
     /// Unacknowledged deliveries per consumer.
@@ -560,6 +564,7 @@ struct Snapshot {
     writer_transactions: u64,
     writer_transaction_us: u64,
     relay_rounds: u64,
+    relay_rows: u64,
     relay_messages: u64,
     relay_publish_us: u64,
     relay_between_full_us: u64,
@@ -594,6 +599,7 @@ impl Probes {
         };
         for relay in &self.relays {
             snapshot.relay_rounds += relay.rounds.get();
+            snapshot.relay_rows += relay.rows.get();
             snapshot.relay_messages += relay.messages.get();
             snapshot.relay_publish_us += relay.publish_us.get();
             snapshot.relay_between_full_us += relay.between_full_us.get();
@@ -647,7 +653,11 @@ fn profile(before: &Snapshot, after: &Snapshot, load: &Load) -> Vec<(&'static st
         ("relay_rounds_per_s", format!("{:.1}", rounds / seconds)),
         (
             "relay_rows_per_round",
-            format!("{:.0}", per(d(|s| s.relay_messages), rounds)),
+            format!("{:.0}", per(d(|s| s.relay_rows), rounds)),
+        ),
+        (
+            "relay_messages_per_round",
+            format!("{:.1}", per(d(|s| s.relay_messages), rounds)),
         ),
         (
             "relay_publish_ms",
@@ -823,6 +833,7 @@ pub async fn run_pipeline(
             holder: format!("bench-relay-{k}"),
             poll_interval: Duration::from_millis(load.relay_poll_ms),
             batch_size: load.relay_batch,
+            pack_events: load.pack_events,
             ..RelayOptions::default()
         };
         relay_tasks
@@ -874,12 +885,13 @@ pub async fn run_pipeline(
         format!("{} events/s", load.rate)
     };
     eprintln!(
-        "{label}: {} writers × {} events/tx over {} tenants ({offered}), {} relay(s) × {} rows, {} consumer(s) × batch {} / prefetch {}; {} s warm-up, {} s measured",
+        "{label}: {} writers × {} events/tx over {} tenants ({offered}), {} relay(s) × {} rows packed ≤ {} per message, {} consumer(s) × batch {} / prefetch {}; {} s warm-up, {} s measured",
         load.writers,
         load.writer_batch,
         load.tenants,
         load.relays,
         load.relay_batch,
+        load.pack_events,
         load.consumers,
         load.consumer_batch,
         load.prefetch,

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use switchboard_events::pack;
 use switchboard_platform::{Bus, Delivery, Message, QueueSpec, Result, Subscription};
 
 use crate::report::{Recorder, now_us};
@@ -42,11 +43,14 @@ impl Counter {
 
 /// What the relays' publishes took.
 pub struct RelayProbe {
-    /// A round that publishes this many rows is full (the relay's batch
-    /// size): the relay starts the next one at once.
+    /// A round that publishes this many rows (events, however packed) is
+    /// full (the relay's batch size): the relay starts the next one at once.
     full_at: u64,
     /// `publish_batch` calls (one per relay round that found rows).
     pub rounds: Counter,
+    /// Outbox rows (events) published, packed or not.
+    pub rows: Counter,
+    /// Bus messages published (a packed one carries several rows).
     pub messages: Counter,
     /// Inside `publish_batch`: publishing and waiting for every confirm.
     pub publish_us: Counter,
@@ -65,6 +69,7 @@ impl RelayProbe {
         Self {
             full_at: u64::from(batch_size),
             rounds: Counter::default(),
+            rows: Counter::default(),
             messages: Counter::default(),
             publish_us: Counter::default(),
             between_full_us: Counter::default(),
@@ -207,9 +212,14 @@ impl Bus for ProbeBus {
         }
         let result = self.inner.publish_batch(messages).await;
         probe.publish_us.add(micros(start));
+        let rows: u64 = messages
+            .iter()
+            .map(|message| pack::count(&message.payload) as u64)
+            .sum();
         probe.rounds.add(1);
+        probe.rows.add(rows);
         probe.messages.add(messages.len() as u64);
-        let full = messages.len() as u64 >= probe.full_at;
+        let full = rows >= probe.full_at;
         *probe.last_end.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), full));
         result
     }
