@@ -11,6 +11,7 @@ mod m20261123_000001_create_installation;
 mod m20261123_000002_create_identity;
 mod m20261123_000003_create_events;
 mod m20261123_000004_create_webhooks;
+mod m20261204_000005_create_routing;
 mod shared;
 
 pub use m20261123_000001_create_installation::Installation;
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000002_create_identity::Migration),
             Box::new(m20261123_000003_create_events::Migration),
             Box::new(m20261123_000004_create_webhooks::Migration),
+            Box::new(m20261204_000005_create_routing::Migration),
         ]
     }
 }

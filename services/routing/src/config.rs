@@ -1,0 +1,137 @@
+//! The routing configuration: what a tenant's admins set up (issue 6,
+//! "Configuration") and what the routing runtime reads.
+//!
+//! - [`domain`]: each kind's settings (`…Spec`), their validation and
+//!   references, the inbound-rule decision, and the conversion of queues
+//!   and agent profiles to the ACD engine's types. Pure, unit-tested.
+//! - [`RoutingConfig`]: the API, called in process by the gateway (`/v1/…`,
+//!   admins) and by the runtime. Admin methods take the caller's
+//!   [`Tenant`] (tenant id and client scope) first: another tenant's ids,
+//!   and a client-scoped caller's view of other clients' numbers, flows and
+//!   queues, are not found (404, never 403). Tenant-wide kinds (everything
+//!   but numbers, flows and queues) need a caller that sees every client
+//!   (403 `client_scope` otherwise). Runtime reads take a [`TenantId`].
+//!
+//! **Generic CRUD.** The kinds share one storage shape, so create, list,
+//! get, replace and delete are generic over [`ConfigKind`] (implemented by
+//! each spec): `config.create(&tenant, QueueSpec { … })`,
+//! `config.get::<QueueSpec>(&tenant, id)`. Agent profiles are keyed by
+//! their user's id ([`RoutingConfig::put_agent_profile`]); flows publish
+//! versions ([`RoutingConfig::publish_flow`]); inbound rules have a forced
+//! mode ([`RoutingConfig::set_forced_mode`]).
+//!
+//! **References** are checked inside the tenant on every write: a queue's
+//! skills, a profile's skills and groups, a ring group's agents, a
+//! number's rule, a rule's schedule and steps, a flow's queues, agents,
+//! ring groups and voicemail boxes (a 400 naming the node), an outbound
+//! rule's group and caller-id number. What an item refers to is recorded,
+//! so deleting something in use is a 409 `in_use` naming the first user.
+//! A flow is in use through its draft and its latest published version;
+//! older versions (which calls in progress may still run) do not hold
+//! what they refer to.
+//!
+//! **Engine sync.** A [`ConfigObserver`] set with
+//! [`RoutingConfig::with_observer`] is told, after commit, of every queue
+//! and agent profile saved or deleted, in the engine's types.
+
+pub mod domain;
+mod engine;
+mod error;
+mod flows;
+mod items;
+mod rules;
+mod store;
+mod views;
+
+use std::sync::Arc;
+
+use switchboard_acd::{AgentProfile, QueueConfig};
+use switchboard_platform::Database;
+use switchboard_tenancy::{AgentId, QueueId, TenantId};
+use uuid::Uuid;
+
+pub use domain::{
+    AgentGroupSpec, AgentProfileSpec, AgentSkill, Announcements, Basis, CallbackOffer, CallerId,
+    ChannelCapacity, ConfigKind, FlowSpec, ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec,
+    Kind, MaxWait, MaxWaiting, NextStep, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec,
+    RequiredSkill, RingGroupSpec, RingStrategy, ScheduleSpec, ServiceLevel, SkillSpec,
+    TrunkStrategy, VoicemailBoxSpec,
+};
+pub use error::{ConfigError, FieldError, Result};
+pub use switchboard_tenancy::Tenant;
+pub use views::{FlowVersionView, FlowView, Item, NumberRoute, RuleDecision, RuleView};
+
+/// Told of configuration changes the ACD engine needs, **after** they are
+/// committed, in the task of the request that made them. The calls are
+/// awaited before the API method returns, so keep them short (hand the
+/// change to the engine's owner). A failure is the observer's to log and
+/// recover from (e.g. by reloading with [`RoutingConfig::queue_configs`]
+/// when [`RoutingConfig::revision`] moved); the change stays committed.
+#[async_trait::async_trait]
+pub trait ConfigObserver: Send + Sync {
+    async fn queue_saved(&self, tenant: TenantId, queue: QueueConfig);
+    async fn queue_deleted(&self, tenant: TenantId, queue: QueueId);
+    async fn agent_profile_saved(&self, tenant: TenantId, agent: AgentId, profile: AgentProfile);
+    async fn agent_profile_deleted(&self, tenant: TenantId, agent: AgentId);
+}
+
+/// Who makes a change, as recorded with forced modes, published flow
+/// versions and the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedBy {
+    /// `user`, `api_key` or `system`.
+    pub actor_type: &'static str,
+    pub actor_id: Option<Uuid>,
+}
+
+impl ChangedBy {
+    pub fn user(id: Uuid) -> Self {
+        Self {
+            actor_type: "user",
+            actor_id: Some(id),
+        }
+    }
+
+    pub fn system() -> Self {
+        Self {
+            actor_type: "system",
+            actor_id: None,
+        }
+    }
+}
+
+/// The routing configuration API. Cheap to clone.
+#[derive(Clone)]
+pub struct RoutingConfig {
+    store: store::Store,
+    observer: Option<Arc<dyn ConfigObserver>>,
+}
+
+impl RoutingConfig {
+    pub fn new(database: Database) -> Self {
+        Self {
+            store: store::Store::new(database),
+            observer: None,
+        }
+    }
+
+    /// Tells `observer` of queue and agent-profile changes from now on.
+    pub fn with_observer(mut self, observer: Arc<dyn ConfigObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    fn store(&self) -> &store::Store {
+        &self.store
+    }
+
+    /// The tenant's configuration revision: bumped by every write, 0
+    /// before the first. A runtime that loaded the configuration at
+    /// revision `r` is up to date while this is `r`.
+    pub async fn revision(&self, tenant: TenantId) -> Result<i64> {
+        let transaction = self.store().read(tenant).await?;
+        let revision = store::revision(&transaction, tenant).await?;
+        transaction.commit().await?;
+        Ok(revision)
+    }
+}

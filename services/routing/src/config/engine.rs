@@ -1,0 +1,59 @@
+//! What the runtime loads an ACD engine with: a tenant's queues and agent
+//! profiles in the engine's types.
+
+use switchboard_acd::{AgentProfile, QueueConfig};
+use switchboard_tenancy::{AgentId, ClientScope, QueueId, TenantId};
+
+use super::RoutingConfig;
+use super::domain::{AgentProfileSpec, Kind, QueueSpec};
+use super::error::Result;
+use super::items::{item, user_clients};
+use super::store;
+
+impl RoutingConfig {
+    /// Every queue of the tenant, as the engine takes them.
+    pub async fn queue_configs(&self, tenant: TenantId) -> Result<Vec<QueueConfig>> {
+        let transaction = self.store().read(tenant).await?;
+        let rows = store::list(
+            &transaction,
+            Kind::Queue,
+            tenant,
+            &ClientScope::All,
+            None,
+            None,
+        )
+        .await?;
+        transaction.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                let queue = item::<QueueSpec>(row)?;
+                Ok(queue.spec.to_acd(QueueId::from_uuid(queue.id)))
+            })
+            .collect()
+    }
+
+    /// Every agent profile of the tenant, as the engine takes them, each
+    /// with its user's client scope.
+    pub async fn agent_profiles(&self, tenant: TenantId) -> Result<Vec<AgentProfile>> {
+        let transaction = self.store().read(tenant).await?;
+        let rows = store::list(
+            &transaction,
+            Kind::AgentProfile,
+            tenant,
+            &ClientScope::All,
+            None,
+            None,
+        )
+        .await?;
+        let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
+        let mut scopes = user_clients(&transaction, tenant, &ids).await?;
+        transaction.commit().await?;
+        rows.into_iter()
+            .map(|row| {
+                let profile = item::<AgentProfileSpec>(row)?;
+                let clients = scopes.remove(&profile.id).flatten();
+                Ok(profile.spec.to_acd(AgentId::from_uuid(profile.id), clients))
+            })
+            .collect()
+    }
+}

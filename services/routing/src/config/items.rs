@@ -1,0 +1,448 @@
+//! Creating, listing, reading, replacing and deleting items of any kind,
+//! and the checks every write makes inside the tenant: the caller's client
+//! scope, unique names, references, and deletes of items in use.
+
+use std::any::Any;
+
+use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
+use switchboard_identity::store::entities::{client_org, user, user_client};
+use switchboard_tenancy::{AgentId, ClientScope, QueueId, Tenant, TenantId};
+use uuid::Uuid;
+
+use super::domain::{AgentProfileSpec, ConfigKind, ForcedMode, Kind, QueueSpec, Ref};
+use super::error::{ConfigError, Result};
+use super::store::{self, Row};
+use super::views::Item;
+use super::{RoutingConfig, flows};
+
+/// Where a save goes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    New,
+    Replace(Uuid),
+    /// Agent profiles: create or replace the item with this id.
+    Upsert(Uuid),
+}
+
+/// What the engine is told after a commit.
+pub(crate) enum EngineChange {
+    QueueSaved(switchboard_acd::QueueConfig),
+    QueueDeleted(QueueId),
+    AgentSaved(AgentId, switchboard_acd::AgentProfile),
+    AgentDeleted(AgentId),
+}
+
+impl RoutingConfig {
+    /// Creates an item (not agent profiles: see
+    /// [`RoutingConfig::put_agent_profile`]).
+    pub async fn create<S: ConfigKind>(&self, tenant: &Tenant, spec: S) -> Result<Item<S>> {
+        if S::KIND == Kind::AgentProfile {
+            return Err(ConfigError::Internal(
+                "agent profiles are put by user id".into(),
+            ));
+        }
+        let row = self.save(tenant, Target::New, spec).await?;
+        item(row)
+    }
+
+    /// Replaces an item's settings.
+    pub async fn replace<S: ConfigKind>(
+        &self,
+        tenant: &Tenant,
+        id: Uuid,
+        spec: S,
+    ) -> Result<Item<S>> {
+        let row = self.save(tenant, Target::Replace(id), spec).await?;
+        item(row)
+    }
+
+    /// Creates or replaces the agent profile of user `user`, which must be
+    /// a user of the tenant (404 otherwise). Returns whether it was created.
+    pub async fn put_agent_profile(
+        &self,
+        tenant: &Tenant,
+        user: Uuid,
+        spec: AgentProfileSpec,
+    ) -> Result<(Item<AgentProfileSpec>, bool)> {
+        let transaction_probe = self.store().read(tenant.id()).await?;
+        let existed = store::exists(
+            &transaction_probe,
+            Kind::AgentProfile,
+            tenant.id(),
+            &ClientScope::All,
+            user,
+        )
+        .await?;
+        transaction_probe.commit().await?;
+        let row = self.save(tenant, Target::Upsert(user), spec).await?;
+        Ok((item(row)?, !existed))
+    }
+
+    /// Items in creation order after `after`, at most `limit`; for a
+    /// client-scoped caller only its clients' numbers, flows and queues.
+    pub async fn list<S: ConfigKind>(
+        &self,
+        tenant: &Tenant,
+        after: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<Item<S>>> {
+        check_scope(S::KIND, tenant)?;
+        let transaction = self.store().read(tenant.id()).await?;
+        let rows = store::list(
+            &transaction,
+            S::KIND,
+            tenant.id(),
+            tenant.clients(),
+            after,
+            Some(limit),
+        )
+        .await?;
+        transaction.commit().await?;
+        rows.into_iter().map(item).collect()
+    }
+
+    pub async fn get<S: ConfigKind>(&self, tenant: &Tenant, id: Uuid) -> Result<Item<S>> {
+        item(self.get_row(tenant, S::KIND, id).await?)
+    }
+
+    pub(crate) async fn get_row(&self, tenant: &Tenant, kind: Kind, id: Uuid) -> Result<Row> {
+        check_scope(kind, tenant)?;
+        let transaction = self.store().read(tenant.id()).await?;
+        let row = store::get(&transaction, kind, tenant.id(), tenant.clients(), id).await?;
+        transaction.commit().await?;
+        Ok(row)
+    }
+
+    /// Deletes an item; 409 `in_use` while another item refers to it.
+    pub async fn delete<S: ConfigKind>(&self, tenant: &Tenant, id: Uuid) -> Result<()> {
+        let kind = S::KIND;
+        check_scope(kind, tenant)?;
+        let transaction = self.store().write(tenant.id()).await?;
+        store::get(&transaction, kind, tenant.id(), tenant.clients(), id).await?;
+        if let Some((from_kind, from_id)) =
+            store::referrer(&transaction, tenant.id(), kind, id).await?
+        {
+            let user =
+                Kind::parse(&from_kind).map_or(from_kind.clone(), |kind| kind.noun().to_owned());
+            return Err(ConfigError::conflict(
+                "in_use",
+                format!("the {} is used by {user} {from_id}", kind.noun()),
+            ));
+        }
+        store::clear_references(&transaction, tenant.id(), id).await?;
+        if kind == Kind::Flow {
+            flows::delete_versions(&transaction, tenant.id(), id).await?;
+        }
+        store::delete(&transaction, kind, tenant.id(), id).await?;
+        transaction.commit().await?;
+        let change = match kind {
+            Kind::Queue => Some(EngineChange::QueueDeleted(QueueId::from_uuid(id))),
+            Kind::AgentProfile => Some(EngineChange::AgentDeleted(AgentId::from_uuid(id))),
+            _ => None,
+        };
+        self.notify(tenant.id(), change).await;
+        Ok(())
+    }
+
+    /// Validates and writes an item, with every check inside the tenant.
+    pub(crate) async fn save<S: ConfigKind>(
+        &self,
+        tenant: &Tenant,
+        target: Target,
+        spec: S,
+    ) -> Result<Row> {
+        let kind = S::KIND;
+        check_scope(kind, tenant)?;
+        let spec = spec.validate()?;
+        let client = spec.client();
+        if kind.client_scoped() {
+            check_client_scope(tenant, client)?;
+        }
+        let tenant_id = tenant.id();
+        let transaction = self.store().write(tenant_id).await?;
+        let existing = match target {
+            Target::New => None,
+            Target::Replace(id) => {
+                Some(store::get(&transaction, kind, tenant_id, tenant.clients(), id).await?)
+            }
+            Target::Upsert(id) => {
+                if kind == Kind::AgentProfile {
+                    check_user(&transaction, tenant_id, id).await?;
+                }
+                store::find(&transaction, kind, tenant_id, tenant.clients(), id).await?
+            }
+        };
+        let id = match target {
+            Target::New => Uuid::now_v7(),
+            Target::Replace(id) | Target::Upsert(id) => id,
+        };
+        if let Some(client) = client {
+            check_client_exists(&transaction, tenant_id, client).await?;
+        }
+        let name = spec.name();
+        if (kind.unique_name() || kind == Kind::Number)
+            && store::named(&transaction, kind, tenant_id, &name, Some(id))
+                .await?
+                .is_some()
+        {
+            return Err(name_conflict(kind, &name));
+        }
+        let mut refs = spec.references();
+        check_references(&transaction, tenant, &refs).await?;
+        // What the item holds besides its settings keeps holding.
+        match kind {
+            Kind::Flow => refs.extend(flows::latest_references(&transaction, tenant_id, id).await?),
+            Kind::InboundRule => {
+                if let Some(forced) = existing.as_ref().and_then(|row| row.forced.as_deref()) {
+                    let forced: ForcedMode = parse(forced)?;
+                    refs.extend(
+                        forced
+                            .destination
+                            .iter()
+                            .filter_map(|step| super::domain::step_reference(step, "destination")),
+                    );
+                }
+            }
+            _ => {}
+        }
+        let definition = serde_json::to_string(&spec)
+            .map_err(|error| ConfigError::Internal(format!("cannot serialise: {error}")))?;
+        let at = store::now();
+        let row = Row {
+            id,
+            name: name.clone(),
+            client_id: client,
+            definition,
+            created_at: existing.as_ref().map_or(at, |row| row.created_at),
+            updated_at: at,
+            forced: existing.as_ref().and_then(|row| row.forced.clone()),
+        };
+        let written = if existing.is_some() {
+            store::update(&transaction, kind, tenant_id, &row).await
+        } else {
+            store::insert(&transaction, kind, tenant_id, &row).await
+        };
+        written.map_err(|error| store::unique_or(error, name_conflict_global(kind, &name)))?;
+        store::set_references(&transaction, tenant_id, kind, id, &refs).await?;
+        let change = engine_change(&transaction, tenant_id, id, &spec).await?;
+        transaction.commit().await?;
+        self.notify(tenant_id, change).await;
+        Ok(row)
+    }
+
+    pub(crate) async fn notify(&self, tenant: TenantId, change: Option<EngineChange>) {
+        let (Some(observer), Some(change)) = (&self.observer, change) else {
+            return;
+        };
+        match change {
+            EngineChange::QueueSaved(queue) => observer.queue_saved(tenant, queue).await,
+            EngineChange::QueueDeleted(queue) => observer.queue_deleted(tenant, queue).await,
+            EngineChange::AgentSaved(agent, profile) => {
+                observer.agent_profile_saved(tenant, agent, profile).await
+            }
+            EngineChange::AgentDeleted(agent) => {
+                observer.agent_profile_deleted(tenant, agent).await
+            }
+        }
+    }
+}
+
+/// The engine's form of a saved queue or agent profile.
+async fn engine_change<S: ConfigKind>(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    id: Uuid,
+    spec: &S,
+) -> Result<Option<EngineChange>> {
+    let any = spec as &dyn Any;
+    if let Some(queue) = any.downcast_ref::<QueueSpec>() {
+        return Ok(Some(EngineChange::QueueSaved(
+            queue.to_acd(QueueId::from_uuid(id)),
+        )));
+    }
+    if let Some(profile) = any.downcast_ref::<AgentProfileSpec>() {
+        let clients = user_clients(transaction, tenant, &[id])
+            .await?
+            .remove(&id)
+            .flatten();
+        let agent = AgentId::from_uuid(id);
+        return Ok(Some(EngineChange::AgentSaved(
+            agent,
+            profile.to_acd(agent, clients),
+        )));
+    }
+    Ok(None)
+}
+
+/// Each user's client scope: `None` for every client, else its clients.
+pub(crate) async fn user_clients(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    users: &[Uuid],
+) -> Result<std::collections::BTreeMap<Uuid, Option<Vec<Uuid>>>> {
+    let rows = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+        .filter(user::Column::Id.is_in(users.iter().copied()))
+        .all(transaction)
+        .await?;
+    let mut scopes = std::collections::BTreeMap::new();
+    let scoped: Vec<Uuid> = rows
+        .iter()
+        .filter(|row| !row.all_clients)
+        .map(|row| row.id)
+        .collect();
+    for row in &rows {
+        scopes.insert(row.id, (!row.all_clients).then(Vec::new));
+    }
+    if !scoped.is_empty() {
+        let links = user_client::Entity::find()
+            .filter(user_client::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(user_client::Column::UserId.is_in(scoped))
+            .all(transaction)
+            .await?;
+        for link in links {
+            if let Some(Some(clients)) = scopes.get_mut(&link.user_id) {
+                clients.push(link.client_id);
+            }
+        }
+    }
+    Ok(scopes)
+}
+
+pub(crate) fn item<S: ConfigKind>(row: Row) -> Result<Item<S>> {
+    Ok(Item {
+        id: row.id,
+        spec: parse(&row.definition)?,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text)
+        .map_err(|error| ConfigError::Internal(format!("stored definition: {error}")))
+}
+
+/// Tenant-wide kinds need a caller that sees every client.
+pub(crate) fn check_scope(kind: Kind, tenant: &Tenant) -> Result<()> {
+    if kind.client_scoped() || *tenant.clients() == ClientScope::All {
+        Ok(())
+    } else {
+        Err(ConfigError::Forbidden {
+            code: "client_scope",
+            detail: format!(
+                "{}s are settings of the whole tenant; a credential limited to some client \
+                 organizations may not read or change them",
+                kind.noun()
+            ),
+        })
+    }
+}
+
+/// A client-scoped caller's items belong to one of its clients.
+fn check_client_scope(tenant: &Tenant, client: Option<Uuid>) -> Result<()> {
+    match (tenant.clients(), client) {
+        (ClientScope::All, _) => Ok(()),
+        (ClientScope::Only(_), None) => Err(ConfigError::field(
+            "client_id",
+            "required for a credential limited to some client organizations",
+        )),
+        (scope, Some(client)) => {
+            if scope.allows(Some(switchboard_tenancy::ClientId::from_uuid(client))) {
+                Ok(())
+            } else {
+                Err(ConfigError::field(
+                    "client_id",
+                    format!("unknown client organization {client}"),
+                ))
+            }
+        }
+    }
+}
+
+async fn check_client_exists(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    client: Uuid,
+) -> Result<()> {
+    let found = client_org::Entity::find_by_id(client)
+        .filter(client_org::Column::TenantId.eq(tenant.as_uuid()))
+        .one(transaction)
+        .await?;
+    if found.is_none() {
+        return Err(ConfigError::field(
+            "client_id",
+            format!("unknown client organization {client}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The agent profile's user is a user of the tenant.
+async fn check_user(transaction: &DatabaseTransaction, tenant: TenantId, id: Uuid) -> Result<()> {
+    let found = user::Entity::find_by_id(id)
+        .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+        .one(transaction)
+        .await?;
+    if found.is_none() {
+        return Err(ConfigError::NotFound("user"));
+    }
+    Ok(())
+}
+
+/// Every reference names an item of the tenant the caller sees; a flow
+/// referred to from a rule or a queue must have a published version.
+pub(crate) async fn check_references(
+    transaction: &DatabaseTransaction,
+    tenant: &Tenant,
+    refs: &[Ref],
+) -> Result<()> {
+    for reference in refs {
+        let found = store::exists(
+            transaction,
+            reference.kind,
+            tenant.id(),
+            tenant.clients(),
+            reference.id,
+        )
+        .await?;
+        if !found {
+            return Err(reference.missing("does not exist"));
+        }
+        if reference.kind == Kind::Flow
+            && flows::latest_version(transaction, tenant.id(), reference.id)
+                .await?
+                .is_none()
+        {
+            return Err(reference.missing("has no published version"));
+        }
+    }
+    Ok(())
+}
+
+fn name_conflict(kind: Kind, name: &str) -> ConfigError {
+    if kind == Kind::Number {
+        ConfigError::conflict(
+            "number_taken",
+            format!("the number {name} is configured in this tenant already"),
+        )
+    } else {
+        ConfigError::conflict(
+            "name_taken",
+            format!("a {} named {name:?} exists already", kind.noun()),
+        )
+    }
+}
+
+/// A unique violation at insert: for numbers, a number another tenant
+/// holds (not said which).
+fn name_conflict_global(kind: Kind, name: &str) -> ConfigError {
+    if kind == Kind::Number {
+        ConfigError::conflict(
+            "number_unavailable",
+            format!("the number {name} is not available"),
+        )
+    } else {
+        name_conflict(kind, name)
+    }
+}

@@ -1,0 +1,1544 @@
+//! The routing configuration store on both backends: PostgreSQL (as a
+//! role that neither owns the tables nor bypasses row-level security) and
+//! SQLite. Tenants, users and client organizations are written by the
+//! owner's connection as identity would.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use serde_json::json;
+use switchboard_acd::{AgentProfile, Channel, QueueConfig};
+use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::Database;
+use switchboard_platform::database::DatabaseOptions;
+use switchboard_routing::config::{
+    AgentGroupSpec, AgentProfileSpec, Basis, CallerId, ChangedBy, ConfigError, ConfigKind,
+    ConfigObserver, FlowSpec, ForcedKind, ForcedModeSpec, InboundRuleSpec, Kind, NextStep,
+    NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RingGroupSpec, RingStrategy,
+    RoutingConfig, ScheduleSpec, SkillSpec, TrunkStrategy, VoicemailBoxSpec,
+};
+use switchboard_tenancy::{AgentId, ClientId, ClientScope, QueueId, Tenant, TenantId};
+use switchboard_test_utils::{
+    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
+    unique_name,
+};
+use uuid::Uuid;
+
+struct Harness {
+    postgres: bool,
+    config: RoutingConfig,
+    /// The service's connection (PostgreSQL: the non-owner app role).
+    database: Database,
+    /// The owner's connection.
+    admin: Database,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Harness {
+    async fn start(postgres: bool) -> Self {
+        init_tracing();
+        let (admin_url, service_url, dir) = if postgres {
+            let url = fresh_postgres_database().await;
+            let admin = Database::connect(&url, &DatabaseOptions::default())
+                .await
+                .unwrap();
+            Migrator::up(admin.connection(), None).await.unwrap();
+            admin.close().await;
+            let service = postgres_app_role_url(&url).await;
+            (url, service, None)
+        } else {
+            let (url, dir) = fresh_sqlite_database();
+            let admin = Database::connect(&url, &DatabaseOptions::default())
+                .await
+                .unwrap();
+            Migrator::up(admin.connection(), None).await.unwrap();
+            admin.close().await;
+            (url.clone(), url, Some(dir))
+        };
+        let database = Database::connect(&service_url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        let admin = Database::connect(&admin_url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        Self {
+            postgres,
+            config: RoutingConfig::new(database.clone()),
+            database,
+            admin,
+            _dir: dir,
+        }
+    }
+
+    async fn insert(&self, table: &str, values: Vec<(&str, sea_orm::Value)>) {
+        let (columns, values): (Vec<_>, Vec<_>) = values.into_iter().unzip();
+        let insert = Query::insert()
+            .into_table(Alias::new(table))
+            .columns(columns.into_iter().map(Alias::new))
+            .values_panic(values.into_iter().map(Into::into))
+            .to_owned();
+        self.admin.connection().execute(&insert).await.unwrap();
+    }
+
+    /// A tenant (as signup makes one), seen as a whole.
+    async fn tenant(&self) -> Tenant {
+        let id = TenantId::new();
+        let now = Utc::now();
+        self.insert(
+            "tenants",
+            vec![
+                ("id", id.as_uuid().into()),
+                ("name", "Test tenant".into()),
+                ("slug", unique_name("t").into()),
+                ("time_zone", "UTC".into()),
+                ("status", "active".into()),
+                ("plan_code", "trial".into()),
+                ("created_at", now.into()),
+                ("updated_at", now.into()),
+            ],
+        )
+        .await;
+        Tenant::whole(id)
+    }
+
+    async fn client(&self, tenant: &Tenant) -> ClientId {
+        let id = ClientId::new();
+        self.insert(
+            "client_orgs",
+            vec![
+                ("id", id.as_uuid().into()),
+                ("tenant_id", tenant.id().as_uuid().into()),
+                ("name", unique_name("client").into()),
+                ("created_at", Utc::now().into()),
+            ],
+        )
+        .await;
+        id
+    }
+
+    /// A user of `tenant`, limited to `clients` if given.
+    async fn user(&self, tenant: &Tenant, clients: Option<&[ClientId]>) -> Uuid {
+        let id = Uuid::now_v7();
+        let now = Utc::now();
+        self.insert(
+            "users",
+            vec![
+                ("id", id.into()),
+                ("tenant_id", tenant.id().as_uuid().into()),
+                ("email", format!("{}@example.com", unique_name("u")).into()),
+                ("display_name", "Agent".into()),
+                ("roles", "agent".into()),
+                ("all_clients", clients.is_none().into()),
+                ("status", "active".into()),
+                ("created_at", now.into()),
+                ("updated_at", now.into()),
+            ],
+        )
+        .await;
+        for client in clients.unwrap_or_default() {
+            self.insert(
+                "user_clients",
+                vec![
+                    ("tenant_id", tenant.id().as_uuid().into()),
+                    ("user_id", id.into()),
+                    ("client_id", client.as_uuid().into()),
+                ],
+            )
+            .await;
+        }
+        id
+    }
+
+    async fn skill(&self, tenant: &Tenant, name: &str) -> Uuid {
+        self.config
+            .create(
+                tenant,
+                SkillSpec {
+                    name: name.into(),
+                    description: String::new(),
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn queue(&self, tenant: &Tenant, name: &str, client: Option<ClientId>) -> Uuid {
+        self.config
+            .create(tenant, queue_spec(name, client))
+            .await
+            .unwrap()
+            .id
+    }
+
+    async fn voicemail(&self, tenant: &Tenant, name: &str) -> Uuid {
+        self.config
+            .create(
+                tenant,
+                VoicemailBoxSpec {
+                    name: name.into(),
+                    greeting: None,
+                    max_message_seconds: 60,
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// A published flow that queues every call to `queue`.
+    async fn flow(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        queue: Uuid,
+        client: Option<ClientId>,
+    ) -> Uuid {
+        let flow = self
+            .config
+            .create_flow(tenant, flow_spec(name, queue, client))
+            .await
+            .unwrap();
+        self.config
+            .publish_flow(tenant, flow.item.id, &ChangedBy::system())
+            .await
+            .unwrap();
+        flow.item.id
+    }
+
+    async fn rule(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        schedule: Option<Uuid>,
+        open: NextStep,
+    ) -> Uuid {
+        self.config
+            .create_rule(
+                tenant,
+                InboundRuleSpec {
+                    name: name.into(),
+                    schedule_id: schedule,
+                    open,
+                    closed: NextStep::Hangup { message: None },
+                    holiday: None,
+                },
+            )
+            .await
+            .unwrap()
+            .item
+            .id
+    }
+
+    async fn number(
+        &self,
+        tenant: &Tenant,
+        number: &str,
+        rule: Uuid,
+        client: Option<ClientId>,
+    ) -> Result<Uuid, ConfigError> {
+        self.config
+            .create(
+                tenant,
+                NumberSpec {
+                    number: number.into(),
+                    inbound_rule_id: rule,
+                    client_id: client.map(|client| client.as_uuid()),
+                    description: String::new(),
+                },
+            )
+            .await
+            .map(|item| item.id)
+    }
+}
+
+fn queue_spec(name: &str, client: Option<ClientId>) -> QueueSpec {
+    serde_json::from_value(json!({
+        "name": name,
+        "channel": "voice",
+        "client_id": client.map(|client| client.as_uuid()),
+    }))
+    .unwrap()
+}
+
+fn flow_spec(name: &str, queue: Uuid, client: Option<ClientId>) -> FlowSpec {
+    FlowSpec {
+        name: name.into(),
+        client_id: client.map(|client| client.as_uuid()),
+        definition: json!({"start": "hello", "nodes": {
+            "hello": {"type": "play", "prompt": {"tts": "Hello"}, "next": "queue"},
+            "queue": {"type": "enqueue", "queue_id": queue}
+        }}),
+    }
+}
+
+fn schedule_spec(name: &str, weekly: serde_json::Value) -> ScheduleSpec {
+    serde_json::from_value(json!({
+        "name": name,
+        "hours": {"time_zone": "UTC", "weekly": weekly}
+    }))
+    .unwrap()
+}
+
+/// Open Monday 09:00–17:00 UTC.
+fn office_hours() -> ScheduleSpec {
+    schedule_spec(
+        "office",
+        json!([{"day": "mon", "open": "09:00", "close": "17:00"}]),
+    )
+}
+
+fn field_of(error: ConfigError) -> String {
+    match error {
+        ConfigError::Validation(errors) => errors[0].field.clone(),
+        other => panic!("not a validation error: {other:?}"),
+    }
+}
+
+fn flow_node_of(error: ConfigError) -> (Option<String>, String) {
+    match error {
+        ConfigError::InvalidFlow(error) => (error.node, error.message),
+        other => panic!("not a flow error: {other:?}"),
+    }
+}
+
+fn conflict_code(error: ConfigError) -> (&'static str, String) {
+    match error {
+        ConfigError::Conflict { code, detail } => (code, detail),
+        other => panic!("not a conflict: {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, ConfigError>) {
+    match result {
+        Err(ConfigError::NotFound(_)) => {}
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+/// Runs each test on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Harness::start(false).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Harness::start(true).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    every_kind_round_trips,
+    invalid_input_is_refused_naming_the_field_or_node,
+    another_tenants_ids_are_not_found,
+    names_and_numbers_conflict,
+    deleting_what_is_in_use_conflicts,
+    published_flow_versions_are_immutable,
+    a_forced_mode_overrides_the_schedule_until_cleared,
+    a_client_scoped_caller_sees_only_its_clients,
+    the_engine_is_told_and_loads_queues_and_agent_profiles,
+    numbers_resolve_to_their_tenant_and_rule_in_system_scope,
+    a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows,
+);
+
+async fn every_kind_round_trips(h: Harness) {
+    let tenant = h.tenant().await;
+    let config = &h.config;
+
+    let billing = h.skill(&tenant, "billing").await;
+    let renamed = config
+        .replace(
+            &tenant,
+            billing,
+            SkillSpec {
+                name: "  invoices ".into(),
+                description: "Bills".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.spec.name, "invoices");
+    assert_eq!(
+        config.get::<SkillSpec>(&tenant, billing).await.unwrap(),
+        renamed
+    );
+
+    let lunch = config
+        .create(
+            &tenant,
+            ReasonCodeSpec {
+                name: "lunch".into(),
+                description: "Lunch break".into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        config
+            .list::<ReasonCodeSpec>(&tenant, None, 10)
+            .await
+            .unwrap(),
+        vec![lunch.clone()]
+    );
+
+    let queue_spec: QueueSpec = serde_json::from_value(json!({
+        "name": "Billing",
+        "channel": "voice",
+        "required_skills": [{"skill_id": billing, "min_proficiency": 4}],
+        "priority": 10,
+        "service_level": {"percent": 90, "seconds": 30},
+        "max_waiting": {"count": 20, "overflow": {"type": "hangup", "message": {"tts": "Busy"}}},
+        "max_wait": {"seconds": 600, "overflow": {"type": "external", "number": "+15551234567"}},
+        "ring_timeout_seconds": 15,
+        "wrap_up_seconds": 30,
+        "strategy": "least_occupied",
+        "announcements": {"every_seconds": 60, "position": true, "expected_wait": true},
+        "music_on_hold": {"file": "moh/jazz.wav"},
+        "callback": {"enabled": true, "after_seconds": 120}
+    }))
+    .unwrap();
+    let queue = config.create(&tenant, queue_spec.clone()).await.unwrap();
+    assert_eq!(queue.spec, queue_spec);
+    assert_eq!(
+        config.get::<QueueSpec>(&tenant, queue.id).await.unwrap(),
+        queue
+    );
+
+    let group = config
+        .create(
+            &tenant,
+            AgentGroupSpec {
+                name: "Tier 1".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let user = h.user(&tenant, None).await;
+    let profile: AgentProfileSpec = serde_json::from_value(json!({
+        "skills": [{"skill_id": billing, "proficiency": 7}],
+        "capacity": {"voice": 1, "chat": 3},
+        "voice_blocks_others": false,
+        "agent_group_ids": [group.id]
+    }))
+    .unwrap();
+    let (put, created) = config
+        .put_agent_profile(&tenant, user, profile.clone())
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!(put.id, user);
+    let (_, created) = config
+        .put_agent_profile(&tenant, user, profile.clone())
+        .await
+        .unwrap();
+    assert!(!created, "the second put replaces");
+    assert_eq!(
+        config
+            .get::<AgentProfileSpec>(&tenant, user)
+            .await
+            .unwrap()
+            .spec,
+        profile
+    );
+    assert_not_found(
+        config
+            .put_agent_profile(&tenant, Uuid::now_v7(), profile.clone())
+            .await,
+    );
+
+    let ring = config
+        .create(
+            &tenant,
+            RingGroupSpec {
+                name: "Sales desk".into(),
+                members: vec![user],
+                strategy: RingStrategy::Sequential,
+                timeout_seconds: 15,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ring.spec.members, vec![user]);
+    let voicemail = h.voicemail(&tenant, "After hours").await;
+
+    let schedule = config.create(&tenant, office_hours()).await.unwrap();
+    assert_eq!(schedule.spec, office_hours());
+
+    let flow = h.flow(&tenant, "Main menu", queue.id, None).await;
+    let rule = config
+        .create_rule(
+            &tenant,
+            InboundRuleSpec {
+                name: "Main line".into(),
+                schedule_id: Some(schedule.id),
+                open: NextStep::Flow { flow_id: flow },
+                closed: NextStep::Voicemail { box_id: voicemail },
+                holiday: Some(NextStep::RingGroup {
+                    ring_group_id: ring.id,
+                }),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rule.forced, None);
+    assert_eq!(config.rule(&tenant, rule.item.id).await.unwrap(), rule);
+
+    let number = h
+        .number(&tenant, "+33140000001", rule.item.id, None)
+        .await
+        .unwrap();
+    let stored = config.get::<NumberSpec>(&tenant, number).await.unwrap();
+    assert_eq!(stored.spec.number, "+33140000001");
+
+    let outbound = config
+        .create(
+            &tenant,
+            OutboundRuleSpec {
+                name: "Tier 1 out".into(),
+                agent_group_id: group.id,
+                trunks: vec!["carrier-a".into(), "carrier-b".into()],
+                strategy: TrunkStrategy::RoundRobin,
+                caller_id: CallerId::Group { number_id: number },
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        config
+            .get::<OutboundRuleSpec>(&tenant, outbound.id)
+            .await
+            .unwrap()
+            .spec
+            .trunks,
+        ["carrier-a", "carrier-b"]
+    );
+
+    // Deleting in dependency order empties the tenant.
+    config
+        .delete::<OutboundRuleSpec>(&tenant, outbound.id)
+        .await
+        .unwrap();
+    config.delete::<NumberSpec>(&tenant, number).await.unwrap();
+    config
+        .delete::<InboundRuleSpec>(&tenant, rule.item.id)
+        .await
+        .unwrap();
+    config.delete::<FlowSpec>(&tenant, flow).await.unwrap();
+    config
+        .delete::<ScheduleSpec>(&tenant, schedule.id)
+        .await
+        .unwrap();
+    config
+        .delete::<RingGroupSpec>(&tenant, ring.id)
+        .await
+        .unwrap();
+    config
+        .delete::<VoicemailBoxSpec>(&tenant, voicemail)
+        .await
+        .unwrap();
+    config
+        .delete::<AgentProfileSpec>(&tenant, user)
+        .await
+        .unwrap();
+    config
+        .delete::<AgentGroupSpec>(&tenant, group.id)
+        .await
+        .unwrap();
+    config.delete::<QueueSpec>(&tenant, queue.id).await.unwrap();
+    config.delete::<SkillSpec>(&tenant, billing).await.unwrap();
+    config
+        .delete::<ReasonCodeSpec>(&tenant, lunch.id)
+        .await
+        .unwrap();
+    assert_not_found(config.get::<QueueSpec>(&tenant, queue.id).await);
+    assert!(
+        config
+            .list::<SkillSpec>(&tenant, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(config.revision(tenant.id()).await.unwrap() > 20);
+}
+
+async fn invalid_input_is_refused_naming_the_field_or_node(h: Harness) {
+    let tenant = h.tenant().await;
+    let other = h.tenant().await;
+    let config = &h.config;
+    let rule = h
+        .rule(&tenant, "main", None, NextStep::Hangup { message: None })
+        .await;
+
+    let error = h
+        .number(&tenant, "0140000000", rule, None)
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(error), "number");
+
+    let overlapping = schedule_spec(
+        "overlap",
+        json!([
+            {"day": "mon", "open": "09:00", "close": "12:00"},
+            {"day": "mon", "open": "11:00", "close": "14:00"}
+        ]),
+    );
+    let error = config.create(&tenant, overlapping).await.unwrap_err();
+    assert_eq!(field_of(error), "hours.weekly[1]");
+    let inverted = schedule_spec(
+        "inverted",
+        json!([{"day": "tue", "open": "18:00", "close": "08:00"}]),
+    );
+    let error = config.create(&tenant, inverted).await.unwrap_err();
+    assert_eq!(field_of(error), "hours.weekly[0]");
+
+    let dangling = FlowSpec {
+        name: "broken".into(),
+        client_id: None,
+        definition: json!({"start": "hello", "nodes": {
+            "hello": {"type": "play", "prompt": {"tts": "Hi"}, "next": "gone"}
+        }}),
+    };
+    let (node, _) = flow_node_of(config.create_flow(&tenant, dangling).await.unwrap_err());
+    assert_eq!(node.as_deref(), Some("hello"));
+
+    let theirs = h.queue(&other, "Theirs", None).await;
+    let (node, message) = flow_node_of(
+        config
+            .create_flow(&tenant, flow_spec("sneaky", theirs, None))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(node.as_deref(), Some("queue"));
+    assert!(message.contains("does not exist"), "{message}");
+
+    let skill = h.skill(&tenant, "billing").await;
+    let mut queue = queue_spec("q", None);
+    queue.required_skills = vec![switchboard_routing::config::RequiredSkill {
+        skill_id: skill,
+        min_proficiency: 0,
+    }];
+    let error = config.create(&tenant, queue).await.unwrap_err();
+    assert_eq!(field_of(error), "required_skills[0].min_proficiency");
+    let user = h.user(&tenant, None).await;
+    let profile: AgentProfileSpec =
+        serde_json::from_value(json!({"skills": [{"skill_id": skill, "proficiency": 11}]}))
+            .unwrap();
+    let error = config
+        .put_agent_profile(&tenant, user, profile)
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(error), "skills[0].proficiency");
+
+    let error = config
+        .create_rule(
+            &tenant,
+            InboundRuleSpec {
+                name: "dangling".into(),
+                schedule_id: Some(Uuid::now_v7()),
+                open: NextStep::Hangup { message: None },
+                closed: NextStep::Hangup { message: None },
+                holiday: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(error), "schedule_id");
+    // An unpublished flow cannot take calls.
+    let queue = h.queue(&tenant, "Support", None).await;
+    let draft = config
+        .create_flow(&tenant, flow_spec("draft", queue, None))
+        .await
+        .unwrap();
+    let error = config
+        .create_rule(
+            &tenant,
+            InboundRuleSpec {
+                name: "to a draft".into(),
+                schedule_id: None,
+                open: NextStep::Flow {
+                    flow_id: draft.item.id,
+                },
+                closed: NextStep::Hangup { message: None },
+                holiday: None,
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(error), "open.flow_id");
+    assert!(h.config.list_rules(&tenant, None, 10).await.unwrap().len() == 1);
+}
+
+async fn another_tenants_ids_are_not_found(h: Harness) {
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    let config = &h.config;
+    let skill = h.skill(&a, "billing").await;
+    let reason = config
+        .create(
+            &a,
+            ReasonCodeSpec {
+                name: "lunch".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let group = config
+        .create(
+            &a,
+            AgentGroupSpec {
+                name: "g".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let schedule = config.create(&a, office_hours()).await.unwrap().id;
+    let queue = h.queue(&a, "q", None).await;
+    let user = h.user(&a, None).await;
+    config
+        .put_agent_profile(&a, user, serde_json::from_value(json!({})).unwrap())
+        .await
+        .unwrap();
+    let ring = config
+        .create(
+            &a,
+            RingGroupSpec {
+                name: "r".into(),
+                members: vec![user],
+                strategy: RingStrategy::RingAll,
+                timeout_seconds: 20,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let voicemail = h.voicemail(&a, "vm").await;
+    let flow = h.flow(&a, "f", queue, None).await;
+    let rule = h
+        .rule(&a, "r", Some(schedule), NextStep::Flow { flow_id: flow })
+        .await;
+    let number = h.number(&a, "+33140000002", rule, None).await.unwrap();
+    let outbound = config
+        .create(
+            &a,
+            OutboundRuleSpec {
+                name: "o".into(),
+                agent_group_id: group,
+                trunks: vec!["t".into()],
+                strategy: TrunkStrategy::Sequential,
+                caller_id: CallerId::PerNumber {
+                    fallback_number_id: number,
+                },
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+
+    async fn hidden<S: ConfigKind>(config: &RoutingConfig, b: &Tenant, id: Uuid, spec: S) {
+        assert_not_found(config.get::<S>(b, id).await);
+        assert_not_found(config.delete::<S>(b, id).await);
+        match config.replace(b, id, spec).await {
+            Err(ConfigError::NotFound(_)) => {}
+            // A replacement may fail validation first (its references
+            // are B's to check): never succeed, never conflict.
+            Err(ConfigError::Validation(_)) | Err(ConfigError::InvalidFlow(_)) => {}
+            other => panic!("replacing another tenant's {:?}: {other:?}", S::KIND),
+        }
+        assert!(config.list::<S>(b, None, 100).await.unwrap().is_empty());
+    }
+    let a_get = |kind: Kind| kind;
+    let _ = a_get;
+    let skill_spec = config.get::<SkillSpec>(&a, skill).await.unwrap().spec;
+    hidden(config, &b, skill, skill_spec).await;
+    let spec = config.get::<ReasonCodeSpec>(&a, reason).await.unwrap().spec;
+    hidden(config, &b, reason, spec).await;
+    let spec = config.get::<AgentGroupSpec>(&a, group).await.unwrap().spec;
+    hidden(config, &b, group, spec).await;
+    let spec = config.get::<ScheduleSpec>(&a, schedule).await.unwrap().spec;
+    hidden(config, &b, schedule, spec).await;
+    let spec = config.get::<QueueSpec>(&a, queue).await.unwrap().spec;
+    hidden(config, &b, queue, spec).await;
+    let spec = config.get::<RingGroupSpec>(&a, ring).await.unwrap().spec;
+    hidden(config, &b, ring, spec).await;
+    let spec = config
+        .get::<VoicemailBoxSpec>(&a, voicemail)
+        .await
+        .unwrap()
+        .spec;
+    hidden(config, &b, voicemail, spec).await;
+    let spec = config.get::<FlowSpec>(&a, flow).await.unwrap().spec;
+    hidden(config, &b, flow, spec).await;
+    let spec = config.get::<InboundRuleSpec>(&a, rule).await.unwrap().spec;
+    hidden(config, &b, rule, spec).await;
+    let spec = config.get::<NumberSpec>(&a, number).await.unwrap().spec;
+    hidden(config, &b, number, spec).await;
+    let spec = config
+        .get::<OutboundRuleSpec>(&a, outbound)
+        .await
+        .unwrap()
+        .spec;
+    hidden(config, &b, outbound, spec).await;
+    // Agent profiles: the user is A's.
+    assert_not_found(config.get::<AgentProfileSpec>(&b, user).await);
+    assert_not_found(config.delete::<AgentProfileSpec>(&b, user).await);
+    assert_not_found(
+        config
+            .put_agent_profile(&b, user, serde_json::from_value(json!({})).unwrap())
+            .await,
+    );
+    // Flow versions and forced modes.
+    assert_not_found(config.publish_flow(&b, flow, &ChangedBy::system()).await);
+    assert_not_found(config.flow_version(&b, flow, 1).await);
+    assert_not_found(config.list_flow_versions(&b, flow, None, 10).await);
+    assert_not_found(
+        config
+            .set_forced_mode(
+                &b,
+                rule,
+                ForcedModeSpec {
+                    mode: ForcedKind::Closed,
+                    destination: None,
+                    reason: None,
+                },
+                &ChangedBy::system(),
+            )
+            .await,
+    );
+    assert_not_found(config.evaluate_rule(b.id(), rule, Utc::now()).await);
+    // A's items are all still there.
+    assert!(config.get::<QueueSpec>(&a, queue).await.is_ok());
+    assert!(config.rule(&a, rule).await.unwrap().forced.is_none());
+}
+
+async fn names_and_numbers_conflict(h: Harness) {
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    h.skill(&a, "billing").await;
+    let error = h
+        .config
+        .create(
+            &a,
+            SkillSpec {
+                name: " billing".into(),
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(error).0, "name_taken");
+    // Another tenant may use the name.
+    h.skill(&b, "billing").await;
+    h.queue(&a, "Support", None).await;
+    let other = h.queue(&a, "Sales", None).await;
+    let error = h
+        .config
+        .replace(&a, other, queue_spec("Support", None))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(error).0, "name_taken");
+
+    let rule_a = h
+        .rule(&a, "main", None, NextStep::Hangup { message: None })
+        .await;
+    let rule_b = h
+        .rule(&b, "main", None, NextStep::Hangup { message: None })
+        .await;
+    h.number(&a, "+33140000003", rule_a, None).await.unwrap();
+    let error = h
+        .number(&a, "+33140000003", rule_a, None)
+        .await
+        .unwrap_err();
+    assert_eq!(conflict_code(error).0, "number_taken");
+    let error = h
+        .number(&b, "+33140000003", rule_b, None)
+        .await
+        .unwrap_err();
+    let (code, detail) = conflict_code(error);
+    assert_eq!(code, "number_unavailable");
+    assert!(
+        !detail.contains(&a.id().to_string()),
+        "who holds it is not said: {detail}"
+    );
+    // B's failed attempt left nothing behind.
+    assert!(
+        h.config
+            .list::<NumberSpec>(&b, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn deleting_what_is_in_use_conflicts(h: Harness) {
+    let tenant = h.tenant().await;
+    let config = &h.config;
+    let skill = h.skill(&tenant, "billing").await;
+    let mut spec = queue_spec("Billing", None);
+    spec.required_skills = vec![switchboard_routing::config::RequiredSkill {
+        skill_id: skill,
+        min_proficiency: 3,
+    }];
+    let queue = config.create(&tenant, spec).await.unwrap().id;
+    let (code, detail) = conflict_code(
+        config
+            .delete::<SkillSpec>(&tenant, skill)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, "in_use");
+    assert!(detail.contains(&queue.to_string()), "{detail}");
+
+    let flow = h.flow(&tenant, "main", queue, None).await;
+    assert_eq!(
+        conflict_code(
+            config
+                .delete::<QueueSpec>(&tenant, queue)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        "in_use"
+    );
+    // A draft that no longer queues there still has a published version
+    // that does.
+    let other = h.queue(&tenant, "Other", None).await;
+    config
+        .replace_flow(&tenant, flow, flow_spec("main", other, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict_code(
+            config
+                .delete::<QueueSpec>(&tenant, queue)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        "in_use"
+    );
+    config
+        .publish_flow(&tenant, flow, &ChangedBy::system())
+        .await
+        .unwrap();
+    let rule = h
+        .rule(&tenant, "main", None, NextStep::Flow { flow_id: flow })
+        .await;
+    assert_eq!(
+        conflict_code(config.delete::<FlowSpec>(&tenant, flow).await.unwrap_err()).0,
+        "in_use"
+    );
+    h.number(&tenant, "+33140000004", rule, None).await.unwrap();
+    assert_eq!(
+        conflict_code(
+            config
+                .delete::<InboundRuleSpec>(&tenant, rule)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        "in_use"
+    );
+    // The first queue is free once the latest version moved on; the skill
+    // once the queue is gone.
+    config.delete::<QueueSpec>(&tenant, queue).await.unwrap();
+    config.delete::<SkillSpec>(&tenant, skill).await.unwrap();
+}
+
+async fn published_flow_versions_are_immutable(h: Harness) {
+    let tenant = h.tenant().await;
+    let config = &h.config;
+    let first_queue = h.queue(&tenant, "First", None).await;
+    let second_queue = h.queue(&tenant, "Second", None).await;
+    let draft = config
+        .create_flow(&tenant, flow_spec("main", first_queue, None))
+        .await
+        .unwrap();
+    assert_eq!(draft.latest_version, None);
+    let user = Uuid::now_v7();
+    let v1 = config
+        .publish_flow(&tenant, draft.item.id, &ChangedBy::user(user))
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(v1.fingerprint, draft.fingerprint);
+    assert_eq!(v1.published_by, Some(user));
+
+    let edited = config
+        .replace_flow(
+            &tenant,
+            draft.item.id,
+            flow_spec("main", second_queue, None),
+        )
+        .await
+        .unwrap();
+    assert_ne!(edited.fingerprint, v1.fingerprint);
+    assert_eq!(
+        edited.latest_version,
+        Some(1),
+        "editing the draft publishes nothing"
+    );
+    assert_eq!(
+        config
+            .flow_version(&tenant, draft.item.id, 1)
+            .await
+            .unwrap(),
+        v1
+    );
+    let v2 = config
+        .publish_flow(&tenant, draft.item.id, &ChangedBy::system())
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.fingerprint, edited.fingerprint);
+    // Version 1 is unchanged; calls in progress keep it.
+    let again = config
+        .flow_version(&tenant, draft.item.id, 1)
+        .await
+        .unwrap();
+    assert_eq!(again, v1);
+    assert_eq!(
+        again.definition["nodes"]["queue"]["queue_id"],
+        json!(first_queue)
+    );
+    assert_eq!(
+        again.flow().unwrap().fingerprint(),
+        v1.fingerprint,
+        "a stored version parses back to the same flow"
+    );
+    let versions = config
+        .list_flow_versions(&tenant, draft.item.id, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(versions, vec![v1.clone(), v2.clone()]);
+    assert_eq!(
+        config
+            .list_flow_versions(&tenant, draft.item.id, Some(1), 10)
+            .await
+            .unwrap(),
+        vec![v2.clone()]
+    );
+    assert_eq!(
+        config
+            .published_flow(tenant.id(), draft.item.id)
+            .await
+            .unwrap(),
+        v2
+    );
+    assert_eq!(
+        config
+            .published_flow_version(tenant.id(), draft.item.id, 1)
+            .await
+            .unwrap(),
+        v1
+    );
+    assert_not_found(config.flow_version(&tenant, draft.item.id, 3).await);
+}
+
+async fn a_forced_mode_overrides_the_schedule_until_cleared(h: Harness) {
+    let tenant = h.tenant().await;
+    let config = &h.config;
+    let queue = h.queue(&tenant, "Support", None).await;
+    let voicemail = h.voicemail(&tenant, "After hours").await;
+    let schedule = config.create(&tenant, office_hours()).await.unwrap().id;
+    let rule = config
+        .create_rule(
+            &tenant,
+            InboundRuleSpec {
+                name: "main".into(),
+                schedule_id: Some(schedule),
+                open: NextStep::Queue {
+                    queue_id: queue,
+                    priority: None,
+                },
+                closed: NextStep::Voicemail { box_id: voicemail },
+                holiday: None,
+            },
+        )
+        .await
+        .unwrap()
+        .item
+        .id;
+    let monday_noon: DateTime<Utc> = "2025-01-06T12:00:00Z".parse().unwrap();
+    let open = config
+        .evaluate_rule(tenant.id(), rule, monday_noon)
+        .await
+        .unwrap();
+    assert_eq!(
+        open.step,
+        NextStep::Queue {
+            queue_id: queue,
+            priority: None
+        }
+    );
+    assert!(matches!(open.basis, Basis::Schedule { .. }));
+
+    let supervisor = h.user(&tenant, None).await;
+    let forced = config
+        .set_forced_mode(
+            &tenant,
+            rule,
+            ForcedModeSpec {
+                mode: ForcedKind::Closed,
+                destination: None,
+                reason: Some("fire drill".into()),
+            },
+            &ChangedBy::user(supervisor),
+        )
+        .await
+        .unwrap();
+    let mode = forced.forced.clone().unwrap();
+    assert_eq!(mode.mode, ForcedKind::Closed);
+    assert_eq!(mode.set_by, Some(supervisor));
+    assert_eq!(mode.reason.as_deref(), Some("fire drill"));
+    let closed = config
+        .evaluate_rule(tenant.id(), rule, monday_noon)
+        .await
+        .unwrap();
+    assert_eq!(closed.step, NextStep::Voicemail { box_id: voicemail });
+    assert_eq!(
+        closed.basis,
+        Basis::Forced {
+            mode: ForcedKind::Closed
+        }
+    );
+    // Replacing the rule keeps its forced mode.
+    let replaced = config
+        .replace_rule(
+            &tenant,
+            rule,
+            config.rule(&tenant, rule).await.unwrap().item.spec,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.forced, Some(mode));
+
+    // Forced to a destination: its target is in use while it holds.
+    let other = h.queue(&tenant, "Emergency", None).await;
+    config
+        .set_forced_mode(
+            &tenant,
+            rule,
+            ForcedModeSpec {
+                mode: ForcedKind::Destination,
+                destination: Some(NextStep::Queue {
+                    queue_id: other,
+                    priority: Some(90),
+                }),
+                reason: None,
+            },
+            &ChangedBy::user(supervisor),
+        )
+        .await
+        .unwrap();
+    let sunday: DateTime<Utc> = "2025-01-05T12:00:00Z".parse().unwrap();
+    assert_eq!(
+        config
+            .evaluate_rule(tenant.id(), rule, sunday)
+            .await
+            .unwrap()
+            .step,
+        NextStep::Queue {
+            queue_id: other,
+            priority: Some(90)
+        }
+    );
+    assert_eq!(
+        conflict_code(
+            config
+                .delete::<QueueSpec>(&tenant, other)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        "in_use"
+    );
+    let error = config
+        .set_forced_mode(
+            &tenant,
+            rule,
+            ForcedModeSpec {
+                mode: ForcedKind::Destination,
+                destination: Some(NextStep::Queue {
+                    queue_id: Uuid::now_v7(),
+                    priority: None,
+                }),
+                reason: None,
+            },
+            &ChangedBy::user(supervisor),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(error), "destination.queue_id");
+
+    let cleared = config
+        .set_forced_mode(
+            &tenant,
+            rule,
+            ForcedModeSpec {
+                mode: ForcedKind::None,
+                destination: None,
+                reason: None,
+            },
+            &ChangedBy::user(supervisor),
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.forced, None);
+    assert_eq!(
+        config
+            .evaluate_rule(tenant.id(), rule, sunday)
+            .await
+            .unwrap()
+            .step,
+        NextStep::Voicemail { box_id: voicemail },
+        "Sunday is closed by the schedule"
+    );
+    config.delete::<QueueSpec>(&tenant, other).await.unwrap();
+
+    // Every change is in the audit log, by the supervisor.
+    let transaction = h.admin.begin_tenant(tenant.id().as_uuid()).await.unwrap();
+    let query = Query::select()
+        .columns([Alias::new("action"), Alias::new("actor_id")])
+        .from(Alias::new("audit_events"))
+        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.id().as_uuid()))
+        .and_where(Expr::col(Alias::new("target_id")).eq(rule))
+        .to_owned();
+    let rows = transaction.query_all(&query).await.unwrap();
+    let actions: Vec<String> = rows
+        .iter()
+        .map(|row| row.try_get("", "action").unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "routing.forced_mode_set",
+            "routing.forced_mode_set",
+            "routing.forced_mode_cleared"
+        ]
+    );
+    for row in rows {
+        assert_eq!(
+            row.try_get::<Option<Uuid>>("", "actor_id").unwrap(),
+            Some(supervisor)
+        );
+    }
+}
+
+async fn a_client_scoped_caller_sees_only_its_clients(h: Harness) {
+    let whole = h.tenant().await;
+    let acme = h.client(&whole).await;
+    let globex = h.client(&whole).await;
+    let scoped = Tenant::scoped(whole.id(), ClientScope::Only([acme].into()));
+    let config = &h.config;
+
+    let acme_queue = h.queue(&whole, "Acme", Some(acme)).await;
+    let globex_queue = h.queue(&whole, "Globex", Some(globex)).await;
+    let own_queue = h.queue(&whole, "Own", None).await;
+    let acme_flow = h.flow(&whole, "Acme flow", acme_queue, Some(acme)).await;
+    let globex_flow = h
+        .flow(&whole, "Globex flow", globex_queue, Some(globex))
+        .await;
+    let rule = h
+        .rule(&whole, "main", None, NextStep::Hangup { message: None })
+        .await;
+    let acme_number = h
+        .number(&whole, "+33140000010", rule, Some(acme))
+        .await
+        .unwrap();
+    let globex_number = h
+        .number(&whole, "+33140000011", rule, Some(globex))
+        .await
+        .unwrap();
+
+    let ids = |items: Vec<Uuid>| items.into_iter().collect::<BTreeSet<_>>();
+    let queues = config.list::<QueueSpec>(&scoped, None, 10).await.unwrap();
+    assert_eq!(
+        ids(queues.iter().map(|q| q.id).collect()),
+        ids(vec![acme_queue])
+    );
+    let flows = config.list_flows(&scoped, None, 10).await.unwrap();
+    assert_eq!(
+        ids(flows.iter().map(|f| f.item.id).collect()),
+        ids(vec![acme_flow])
+    );
+    let numbers = config.list::<NumberSpec>(&scoped, None, 10).await.unwrap();
+    assert_eq!(
+        ids(numbers.iter().map(|n| n.id).collect()),
+        ids(vec![acme_number])
+    );
+    assert_not_found(config.get::<QueueSpec>(&scoped, globex_queue).await);
+    assert_not_found(config.get::<QueueSpec>(&scoped, own_queue).await);
+    assert_not_found(config.flow(&scoped, globex_flow).await);
+    assert_not_found(config.get::<NumberSpec>(&scoped, globex_number).await);
+    assert_not_found(config.delete::<QueueSpec>(&scoped, globex_queue).await);
+    assert_not_found(config.flow_version(&scoped, globex_flow, 1).await);
+    // The whole tenant sees everything.
+    assert_eq!(
+        config
+            .list::<QueueSpec>(&whole, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // A scoped caller creates for its clients only, referring to what it
+    // sees.
+    let error = config
+        .create(&scoped, queue_spec("Mine", None))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(error), "client_id");
+    let error = config
+        .create(&scoped, queue_spec("Theirs", Some(globex)))
+        .await
+        .unwrap_err();
+    assert_eq!(field_of(error), "client_id");
+    config
+        .create(&scoped, queue_spec("Mine", Some(acme)))
+        .await
+        .unwrap();
+    let (node, _) = flow_node_of(
+        config
+            .create_flow(&scoped, flow_spec("peek", globex_queue, Some(acme)))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(node.as_deref(), Some("queue"));
+    // Tenant-wide settings are not a client's.
+    assert!(matches!(
+        config.list::<SkillSpec>(&scoped, None, 10).await,
+        Err(ConfigError::Forbidden { .. })
+    ));
+    assert!(matches!(
+        config.rule(&scoped, rule).await,
+        Err(ConfigError::Forbidden { .. })
+    ));
+}
+
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<String>>,
+    queues: Mutex<Vec<QueueConfig>>,
+    agents: Mutex<Vec<AgentProfile>>,
+}
+
+#[async_trait::async_trait]
+impl ConfigObserver for Recorder {
+    async fn queue_saved(&self, _tenant: TenantId, queue: QueueConfig) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("queue saved {}", queue.id));
+        self.queues.lock().unwrap().push(queue);
+    }
+    async fn queue_deleted(&self, _tenant: TenantId, queue: QueueId) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("queue deleted {queue}"));
+    }
+    async fn agent_profile_saved(&self, _tenant: TenantId, agent: AgentId, profile: AgentProfile) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("agent saved {agent}"));
+        self.agents.lock().unwrap().push(profile);
+    }
+    async fn agent_profile_deleted(&self, _tenant: TenantId, agent: AgentId) {
+        self.seen
+            .lock()
+            .unwrap()
+            .push(format!("agent deleted {agent}"));
+    }
+}
+
+async fn the_engine_is_told_and_loads_queues_and_agent_profiles(h: Harness) {
+    let recorder = Arc::new(Recorder::default());
+    let config = RoutingConfig::new(h.database.clone()).with_observer(recorder.clone());
+    let tenant = h.tenant().await;
+    let acme = h.client(&tenant).await;
+    let skill = h.skill(&tenant, "billing").await;
+    let mut spec = queue_spec("Billing", Some(acme));
+    spec.required_skills = vec![switchboard_routing::config::RequiredSkill {
+        skill_id: skill,
+        min_proficiency: 5,
+    }];
+    spec.wrap_up_seconds = 10;
+    let queue = config.create(&tenant, spec).await.unwrap().id;
+    let agent = h.user(&tenant, Some(&[acme])).await;
+    config
+        .put_agent_profile(
+            &tenant,
+            agent,
+            serde_json::from_value(json!({
+                "skills": [{"skill_id": skill, "proficiency": 6}],
+                "capacity": {"voice": 1, "chat": 2}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    // A failed save tells nothing.
+    assert!(
+        config
+            .create(&tenant, queue_spec("Billing", None))
+            .await
+            .is_err()
+    );
+
+    let loaded_queues = config.queue_configs(tenant.id()).await.unwrap();
+    assert_eq!(loaded_queues, recorder.queues.lock().unwrap().clone());
+    assert_eq!(loaded_queues[0].channel, Channel::Voice);
+    assert_eq!(loaded_queues[0].client, Some(acme.as_uuid()));
+    let loaded_agents = config.agent_profiles(tenant.id()).await.unwrap();
+    assert_eq!(loaded_agents, recorder.agents.lock().unwrap().clone());
+    assert_eq!(
+        loaded_agents[0].clients,
+        Some(vec![acme.as_uuid()]),
+        "an agent serves its user's clients"
+    );
+    assert!(loaded_agents[0].qualifies_for(&loaded_queues[0]));
+
+    config
+        .delete::<AgentProfileSpec>(&tenant, agent)
+        .await
+        .unwrap();
+    config.delete::<QueueSpec>(&tenant, queue).await.unwrap();
+    assert_eq!(
+        recorder.seen.lock().unwrap().clone(),
+        [
+            format!("queue saved {queue}"),
+            format!("agent saved {agent}"),
+            format!("agent deleted {agent}"),
+            format!("queue deleted {queue}"),
+        ]
+    );
+    assert!(config.agent_profiles(tenant.id()).await.unwrap().is_empty());
+}
+
+async fn numbers_resolve_to_their_tenant_and_rule_in_system_scope(h: Harness) {
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    let acme = h.client(&b).await;
+    let rule_a = h
+        .rule(&a, "main", None, NextStep::Hangup { message: None })
+        .await;
+    let rule_b = h
+        .rule(&b, "main", None, NextStep::Hangup { message: None })
+        .await;
+    let number_a = h.number(&a, "+33140000020", rule_a, None).await.unwrap();
+    h.number(&b, "+33140000021", rule_b, Some(acme))
+        .await
+        .unwrap();
+
+    let route = h.config.resolve_number("+33140000020").await.unwrap();
+    assert_eq!(route.tenant, a.id());
+    assert_eq!(route.inbound_rule_id, rule_a);
+    assert_eq!(route.number_id, number_a);
+    let route = h.config.resolve_number("+33140000021").await.unwrap();
+    assert_eq!((route.tenant, route.inbound_rule_id), (b.id(), rule_b));
+    assert_eq!(route.client_id, Some(acme.as_uuid()));
+    assert_not_found(h.config.resolve_number("+33140000099").await);
+    assert!(matches!(
+        h.config.resolve_number("not a number").await,
+        Err(ConfigError::Validation(_))
+    ));
+    let decision = h
+        .config
+        .evaluate_rule(route.tenant, route.inbound_rule_id, Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(decision.step, NextStep::Hangup { message: None });
+}
+
+async fn a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows(h: Harness) {
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    for tenant in [&a, &b] {
+        let queue = h.queue(tenant, "Support", None).await;
+        let flow = h.flow(tenant, "main", queue, None).await;
+        let rule = h
+            .rule(tenant, "main", None, NextStep::Flow { flow_id: flow })
+            .await;
+        let number = if tenant == &a {
+            "+33140000030"
+        } else {
+            "+33140000031"
+        };
+        h.number(tenant, number, rule, None).await.unwrap();
+    }
+    if !h.postgres {
+        // SQLite has no row-level security: the store's filters are what
+        // isolate tenants there (checked by the tests above).
+        return;
+    }
+    let transaction = h.database.begin_tenant(a.id().as_uuid()).await.unwrap();
+    for table in [
+        "routing_queues",
+        "routing_flows",
+        "routing_flow_versions",
+        "routing_inbound_rules",
+        "routing_numbers",
+        "routing_references",
+        "routing_config_revisions",
+    ] {
+        // No tenant filter: row-level security alone confines the query.
+        let rows = transaction
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT tenant_id FROM {table}"),
+            ))
+            .await
+            .unwrap();
+        assert!(!rows.is_empty(), "{table} has A's rows");
+        for row in rows {
+            let tenant: Uuid = row.try_get("", "tenant_id").unwrap();
+            assert_eq!(
+                tenant,
+                a.id().as_uuid(),
+                "{table} shows another tenant's row"
+            );
+        }
+    }
+    // Writing B's rows from A's transaction is refused too.
+    let insert = transaction
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO routing_skills (id, tenant_id, name, definition, created_at, updated_at) \
+             VALUES ($1, $2, 'x', '{}', now(), now())",
+            [Uuid::now_v7().into(), b.id().as_uuid().into()],
+        ))
+        .await;
+    assert!(insert.is_err(), "RLS refuses another tenant's row");
+    drop(transaction);
+    // A transaction with no tenant sees nothing at all.
+    let plain = h.database.connection().begin().await.unwrap();
+    let rows = plain
+        .query_all_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT id FROM routing_queues".to_owned(),
+        ))
+        .await
+        .unwrap();
+    assert!(rows.is_empty());
+}
