@@ -1,0 +1,237 @@
+//! Bodies of the agent desktop's routes (`/v1/agents/me…`) and of live
+//! queue figures (`/v1/queues/stats`), and the messages of their
+//! WebSocket streams.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_acd::{AgentState, AgentView, Offer, Presence};
+use switchboard_routing::QueueFigures;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+/// An agent state as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = AgentState)]
+pub struct AgentStateDto {
+    /// `offline`, `available`, `not_ready`, `reserved` (a contact is
+    /// ringing), `busy` or `after_call_work`.
+    #[schema(example = "available")]
+    pub state: String,
+    /// The not-ready reason code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// When after-call work ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl From<&AgentState> for AgentStateDto {
+    fn from(state: &AgentState) -> Self {
+        let (name, reason, until) = match state {
+            AgentState::Offline => ("offline", None, None),
+            AgentState::Available => ("available", None, None),
+            AgentState::NotReady { reason } => ("not_ready", Some(reason.to_string()), None),
+            AgentState::Reserved => ("reserved", None, None),
+            AgentState::Busy => ("busy", None, None),
+            AgentState::AfterCallWork { until } => ("after_call_work", None, Some(*until)),
+        };
+        Self {
+            state: name.to_owned(),
+            reason,
+            until,
+        }
+    }
+}
+
+/// A contact ringing at the agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Offer)]
+pub struct OfferDto {
+    pub contact_id: Uuid,
+    pub queue_id: Uuid,
+    pub offered_at: DateTime<Utc>,
+    /// It rings out (and goes to another agent) at this time.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<&Offer> for OfferDto {
+    fn from(offer: &Offer) -> Self {
+        Self {
+            contact_id: offer.contact.as_uuid(),
+            queue_id: offer.queue.as_uuid(),
+            offered_at: offer.offered_at,
+            expires_at: offer.expires_at,
+        }
+    }
+}
+
+/// The signed-in agent: state, what it asked for, its contacts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = Agent)]
+pub struct AgentDto {
+    pub agent_id: Uuid,
+    pub state: AgentStateDto,
+    /// The presence the agent asked for (`available`, `not_ready`,
+    /// `offline`), which it returns to once its contacts are done.
+    pub presence: AgentStateDto,
+    /// Idle since (longest-idle routing).
+    pub idle_since: DateTime<Utc>,
+    /// Contacts offered to the agent, oldest first.
+    pub offers: Vec<Uuid>,
+    /// Contacts connected to the agent.
+    pub contacts: Vec<Uuid>,
+    /// Queues the agent is qualified for.
+    pub queues: Vec<Uuid>,
+}
+
+impl From<&AgentView> for AgentDto {
+    fn from(view: &AgentView) -> Self {
+        Self {
+            agent_id: view.profile.id.as_uuid(),
+            state: (&view.state).into(),
+            presence: (&AgentState::from(view.presence.clone())).into(),
+            idle_since: view.idle_since,
+            offers: view.offers.iter().map(|id| id.as_uuid()).collect(),
+            contacts: view.contacts.iter().map(|id| id.as_uuid()).collect(),
+            queues: view.queues.iter().map(|id| id.as_uuid()).collect(),
+        }
+    }
+}
+
+/// The presence to set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = PresenceRequest)]
+pub struct PresenceBody {
+    /// `available`, `not_ready` or `offline`.
+    #[schema(example = "not_ready")]
+    pub presence: String,
+    /// A not-ready reason code (required with `not_ready`, refused
+    /// otherwise).
+    #[schema(example = "lunch")]
+    pub reason: Option<String>,
+}
+
+impl PresenceBody {
+    /// The presence, or the field and what is wrong with it.
+    pub fn presence(&self) -> Result<Presence, (&'static str, String)> {
+        let reason = self
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|reason| !reason.is_empty());
+        match (self.presence.as_str(), reason) {
+            ("available", None) => Ok(Presence::Available),
+            ("offline", None) => Ok(Presence::Offline),
+            ("not_ready", Some(reason)) if reason.len() <= 64 => Ok(Presence::not_ready(reason)),
+            ("not_ready", Some(_)) => Err(("reason", "must be at most 64 characters".into())),
+            ("not_ready", None) => Err(("reason", "is required with `not_ready`".into())),
+            ("available" | "offline", Some(_)) => {
+                Err(("reason", "is only given with `not_ready`".into()))
+            }
+            (other, _) => Err((
+                "presence",
+                format!("must be `available`, `not_ready` or `offline`, not `{other}`"),
+            )),
+        }
+    }
+}
+
+/// More after-call work.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = WrapUpExtension)]
+pub struct ExtendWrapUpBody {
+    /// Seconds to add, 1–3600.
+    #[schema(example = 60, minimum = 1, maximum = 3600)]
+    pub seconds: u32,
+}
+
+/// One queue's live figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = QueueStats)]
+pub struct QueueStatsDto {
+    pub queue_id: Uuid,
+    /// Contacts waiting.
+    pub waiting: u32,
+    /// How long the contact waiting longest has waited, in seconds.
+    pub oldest_wait_seconds: f64,
+    /// Contacts ringing at an agent.
+    pub offered: u32,
+    /// Contacts connected to an agent.
+    pub connected: u32,
+    /// The queue's qualified agents by state.
+    pub agents: AgentCountsDto,
+}
+
+/// Agents by state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = AgentCounts)]
+pub struct AgentCountsDto {
+    pub offline: u32,
+    pub available: u32,
+    pub not_ready: u32,
+    pub reserved: u32,
+    pub busy: u32,
+    pub after_call_work: u32,
+}
+
+impl From<&QueueFigures> for QueueStatsDto {
+    fn from(figures: &QueueFigures) -> Self {
+        let stats = &figures.stats;
+        Self {
+            queue_id: figures.queue.as_uuid(),
+            waiting: stats.waiting,
+            oldest_wait_seconds: stats.oldest_wait.as_secs_f64(),
+            offered: stats.offered,
+            connected: stats.connected,
+            agents: AgentCountsDto {
+                offline: stats.agents.offline,
+                available: stats.agents.available,
+                not_ready: stats.agents.not_ready,
+                reserved: stats.agents.reserved,
+                busy: stats.agents.busy,
+                after_call_work: stats.agents.after_call_work,
+            },
+        }
+    }
+}
+
+/// Every queue's live figures at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = QueueStatsList)]
+pub struct QueueStatsListDto {
+    pub at: DateTime<Utc>,
+    pub queues: Vec<QueueStatsDto>,
+}
+
+/// A message of `/v1/agents/me/stream` (JSON text frames).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    /// The whole agent: on connect, and after messages may have been lost.
+    Snapshot { agent: AgentDto },
+    /// A contact rings at the agent: accept or decline it before
+    /// `expires_at`.
+    Offer { offer: OfferDto },
+    /// An offer ended unanswered (declined, rang out, or the customer
+    /// left): stop ringing.
+    OfferWithdrawn { offer: OfferDto },
+    /// The agent's state changed.
+    State {
+        from: AgentStateDto,
+        to: AgentStateDto,
+        cause: String,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A message of `/v1/queues/stats/stream`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum QueueStatsMessage {
+    QueueStats {
+        #[serde(flatten)]
+        stats: QueueStatsListDto,
+    },
+}

@@ -1,0 +1,555 @@
+//! `/v1/agents/me…`: the agent desktop — the signed-in user's agent state,
+//! presence, offers (accept / decline), after-call work, and a WebSocket
+//! pushing offers and state changes; and `/v1/queues/stats…`: every
+//! queue's live figures, by REST and as a WebSocket stream for wallboards.
+//!
+//! The agent is the user of the access token (an agent's id is its user
+//! id); API keys have no agent. WebSockets authenticate like every route,
+//! or, since browsers cannot set headers on a WebSocket, with the access
+//! token in the `access_token` query parameter (RFC 6750 §2.3).
+
+use std::time::Duration;
+
+use axum::Extension;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use chrono::Utc;
+use switchboard_acd::{AgentId, ContactId};
+use switchboard_http::{ApiJson, FieldError, Problem};
+use switchboard_identity::{Actor, Principal, Role};
+use switchboard_routing::{Answer, NoticeEvent, Operation, Query};
+use switchboard_tenancy::{ClientScope, TenantId};
+use tokio::sync::broadcast;
+
+use crate::Gateway;
+use crate::dto::agents::{
+    AgentDto, AgentMessage, ExtendWrapUpBody, OfferDto, PresenceBody, QueueStatsDto,
+    QueueStatsListDto, QueueStatsMessage,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, ProblemDoc, Unavailable,
+    UnsupportedMediaType,
+};
+use crate::routes::id_of;
+
+/// How often a socket is pinged, so proxies keep it and dead peers show.
+const PING_EVERY: Duration = Duration::from_secs(25);
+/// Live queue figures go out at most this often.
+const STATS_EVERY: Duration = Duration::from_millis(500);
+/// ... and at least this often (waits grow without any event).
+const STATS_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
+
+/// The caller's tenant and agent: users only.
+fn agent_of(principal: &Principal) -> ApiResult<(TenantId, AgentId)> {
+    match &principal.actor {
+        Actor::User { id, .. } => Ok((principal.tenant.id(), AgentId::from_uuid(id.as_uuid()))),
+        Actor::ApiKey { .. } => Err(Problem::forbidden(
+            "not_an_agent",
+            "agent routes act as the signed-in user; an API key is not an agent",
+        )
+        .into()),
+    }
+}
+
+/// The caller's tenant, if it may watch live queue figures: owners,
+/// admins, supervisors and quality analysts of the whole tenant, and API
+/// keys (any read scope).
+fn watcher_of(principal: &Principal) -> ApiResult<TenantId> {
+    let allowed = match &principal.actor {
+        Actor::User { roles, .. } => roles.iter().any(|role| {
+            matches!(
+                role,
+                Role::Owner | Role::Admin | Role::Supervisor | Role::QualityAnalyst
+            )
+        }),
+        Actor::ApiKey { .. } => principal
+            .require(switchboard_identity::Permission::ReadTenant)
+            .is_ok(),
+    };
+    if !allowed {
+        return Err(Problem::forbidden(
+            "forbidden",
+            "watching queues takes the supervisor, admin or owner role",
+        )
+        .into());
+    }
+    if *principal.tenant.clients() != ClientScope::All {
+        // Queue figures are not yet split by client organization.
+        return Err(Problem::forbidden(
+            "client_scope",
+            "live figures cover every queue of the tenant; a credential limited to some \
+             client organizations may not read them",
+        )
+        .into());
+    }
+    Ok(principal.tenant.id())
+}
+
+async fn agent_view(gateway: &Gateway, tenant: TenantId, agent: AgentId) -> ApiResult<AgentDto> {
+    match gateway
+        .routing
+        .query(tenant, Query::Agent { agent })
+        .await?
+    {
+        Answer::Agent { view } => Ok(AgentDto::from(view.as_ref())),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(answer: Answer) -> ApiError {
+    tracing::error!(?answer, "routing answered another query");
+    Problem::internal().into()
+}
+
+/// Runs `operation` as the agent, then answers with the agent.
+async fn act(
+    gateway: &Gateway,
+    tenant: TenantId,
+    agent: AgentId,
+    operation: Operation,
+) -> ApiResult<ApiJson<AgentDto>> {
+    gateway.routing.execute(tenant, operation).await?;
+    Ok(ApiJson(agent_view(gateway, tenant, agent).await?))
+}
+
+/// The signed-in agent
+///
+/// Its state (`offline`, `available`, `not_ready` with a reason, `reserved`
+/// while a contact rings, `busy`, `after_call_work` until a time), the
+/// presence it asked for, and its offered and connected contacts. 404 if
+/// the user has no agent profile.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/me",
+    tag = "agents",
+    operation_id = "get_my_agent",
+    responses(
+        (status = 200, description = "The agent.", body = AgentDto),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn me(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<ApiJson<AgentDto>> {
+    let (tenant, agent) = agent_of(&principal)?;
+    Ok(ApiJson(agent_view(&gateway, tenant, agent).await?))
+}
+
+/// Set the agent's presence
+///
+/// `available` (takes contacts), `not_ready` with a reason code, or
+/// `offline`. While a contact rings or is connected, or during after-call
+/// work, the new presence applies once the agent is free; going `offline`
+/// then is refused. A refused change is a 409 problem whose
+/// `current_state` member is the agent's state.
+#[utoipa::path(
+    put,
+    path = "/v1/agents/me/presence",
+    tag = "agents",
+    operation_id = "set_my_presence",
+    request_body = PresenceBody,
+    responses(
+        (status = 200, description = "The agent after the change.", body = AgentDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+pub(crate) async fn set_presence(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<PresenceBody>,
+) -> ApiResult<ApiJson<AgentDto>> {
+    let (tenant, agent) = agent_of(&principal)?;
+    let presence = body
+        .presence()
+        .map_err(|(field, message)| Problem::validation(vec![FieldError::new(field, message)]))?;
+    act(
+        &gateway,
+        tenant,
+        agent,
+        Operation::SetPresence { agent, presence },
+    )
+    .await
+}
+
+/// Accept an offered contact
+///
+/// The contact is connected to the agent. 409 if it is not (or no longer)
+/// offered to this agent.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/me/offers/{contact_id}/accept",
+    tag = "agents",
+    operation_id = "accept_offer",
+    params(("contact_id" = Uuid, Path, description = "The offered contact.")),
+    responses(
+        (status = 200, description = "The agent, now busy with the contact.", body = AgentDto),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn accept(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    Path(contact): Path<String>,
+) -> ApiResult<ApiJson<AgentDto>> {
+    let (tenant, agent) = agent_of(&principal)?;
+    let contact = id_of::<ContactId>(&contact, "contact")?;
+    act(
+        &gateway,
+        tenant,
+        agent,
+        Operation::Accept { agent, contact },
+    )
+    .await
+}
+
+/// Decline an offered contact
+///
+/// The contact goes back to its place in its queue, and the agent goes not
+/// ready with reason `declined`.
+#[utoipa::path(
+    post,
+    path = "/v1/agents/me/offers/{contact_id}/decline",
+    tag = "agents",
+    operation_id = "decline_offer",
+    params(("contact_id" = Uuid, Path, description = "The offered contact.")),
+    responses(
+        (status = 200, description = "The agent after declining.", body = AgentDto),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn decline(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    Path(contact): Path<String>,
+) -> ApiResult<ApiJson<AgentDto>> {
+    let (tenant, agent) = agent_of(&principal)?;
+    let contact = id_of::<ContactId>(&contact, "contact")?;
+    act(
+        &gateway,
+        tenant,
+        agent,
+        Operation::Decline { agent, contact },
+    )
+    .await
+}
+
+/// Extend after-call work
+#[utoipa::path(
+    post,
+    path = "/v1/agents/me/wrap-up/extend",
+    tag = "agents",
+    operation_id = "extend_wrap_up",
+    request_body = ExtendWrapUpBody,
+    responses(
+        (status = 200, description = "The agent, with its new `until`.", body = AgentDto),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+    )
+)]
+pub(crate) async fn extend_wrap_up(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(body): ApiJson<ExtendWrapUpBody>,
+) -> ApiResult<ApiJson<AgentDto>> {
+    let (tenant, agent) = agent_of(&principal)?;
+    if !(1..=3600).contains(&body.seconds) {
+        return Err(Problem::validation(vec![FieldError::new(
+            "seconds",
+            "must be between 1 and 3600",
+        )])
+        .into());
+    }
+    let by_ms = u64::from(body.seconds) * 1000;
+    act(
+        &gateway,
+        tenant,
+        agent,
+        Operation::ExtendWrapUp { agent, by_ms },
+    )
+    .await
+}
+
+/// End after-call work now
+#[utoipa::path(
+    post,
+    path = "/v1/agents/me/wrap-up/end",
+    tag = "agents",
+    operation_id = "end_wrap_up",
+    responses(
+        (status = 200, description = "The agent, back to its presence.", body = AgentDto),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
+pub(crate) async fn end_wrap_up(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<ApiJson<AgentDto>> {
+    let (tenant, agent) = agent_of(&principal)?;
+    act(&gateway, tenant, agent, Operation::EndWrapUp { agent }).await
+}
+
+/// The agent's live stream (WebSocket)
+///
+/// JSON text frames: `{"type":"snapshot","agent":{…}}` first (and again
+/// whenever messages may have been lost), then `{"type":"offer","offer":{…}}`
+/// when a contact rings, `{"type":"offer_withdrawn","offer":{…}}` when it
+/// stops ringing unanswered, and `{"type":"state","from","to","cause","at"}`
+/// for every state change. Answer offers with the REST routes.
+#[utoipa::path(
+    get,
+    path = "/v1/agents/me/stream",
+    tag = "agents",
+    operation_id = "stream_my_agent",
+    params(("access_token" = Option<String>, Query, description = "The access token, for clients that cannot send `Authorization` with a WebSocket handshake (RFC 6750 §2.3).")),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket."),
+        (status = 426, description = "Upgrade Required: the route is a WebSocket; the request was not a WebSocket handshake.", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+pub(crate) async fn agent_stream(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let (tenant, agent) = agent_of(&principal)?;
+    let upgrade = upgrade.map_err(not_a_handshake)?;
+    // Subscribed before the snapshot is read, so nothing falls between.
+    let notices = gateway.routing.notices();
+    let snapshot = agent_view(&gateway, tenant, agent).await?;
+    Ok(upgrade
+        .on_upgrade(move |socket| agent_session(socket, gateway, tenant, agent, snapshot, notices)))
+}
+
+/// 426 Upgrade Required (RFC 9110 §15.5.22) for a plain request to a
+/// WebSocket route.
+fn not_a_handshake(rejection: WebSocketUpgradeRejection) -> ApiError {
+    Problem::new(
+        axum::http::StatusCode::UPGRADE_REQUIRED,
+        "websocket_required",
+        format!("this route is a WebSocket: open it with a WebSocket handshake ({rejection})"),
+    )
+    .with_header(
+        axum::http::header::UPGRADE,
+        axum::http::HeaderValue::from_static("websocket"),
+    )
+    .into()
+}
+
+async fn send_json(socket: &mut WebSocket, message: &impl serde::Serialize) -> bool {
+    match serde_json::to_string(message) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(error) => {
+            tracing::error!(%error, "cannot encode a stream message");
+            false
+        }
+    }
+}
+
+async fn agent_session(
+    mut socket: WebSocket,
+    gateway: Gateway,
+    tenant: TenantId,
+    agent: AgentId,
+    snapshot: AgentDto,
+    mut notices: broadcast::Receiver<NoticeEvent>,
+) {
+    if !send_json(&mut socket, &AgentMessage::Snapshot { agent: snapshot }).await {
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        let messages = tokio::select! {
+            received = socket.recv() => match received {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            notice = notices.recv() => match notice {
+                Ok(NoticeEvent::Notice(notice)) if notice.tenant == tenant => {
+                    agent_messages(&notice, agent)
+                }
+                Ok(NoticeEvent::Notice(_)) => continue,
+                Ok(NoticeEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    match agent_view(&gateway, tenant, agent).await {
+                        Ok(agent) => vec![AgentMessage::Snapshot { agent }],
+                        Err(_) => return,
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
+        for message in messages {
+            if !send_json(&mut socket, &message).await {
+                return;
+            }
+        }
+    }
+}
+
+/// What of a notice concerns `agent`, in order.
+fn agent_messages(notice: &switchboard_routing::Notice, agent: AgentId) -> Vec<AgentMessage> {
+    let mut messages = Vec::new();
+    for offer in notice.withdrawn.iter().filter(|offer| offer.agent == agent) {
+        messages.push(AgentMessage::OfferWithdrawn {
+            offer: OfferDto::from(offer),
+        });
+    }
+    for offer in notice.offers.iter().filter(|offer| offer.agent == agent) {
+        messages.push(AgentMessage::Offer {
+            offer: OfferDto::from(offer),
+        });
+    }
+    for change in notice
+        .agent_events
+        .iter()
+        .filter(|change| change.agent == agent)
+    {
+        messages.push(AgentMessage::State {
+            from: (&change.from).into(),
+            to: (&change.to).into(),
+            cause: switchboard_routing::events::cause_name(change.reason).to_owned(),
+            at: change.at,
+        });
+    }
+    messages
+}
+
+async fn queue_stats_of(gateway: &Gateway, tenant: TenantId) -> ApiResult<QueueStatsListDto> {
+    match gateway.routing.query(tenant, Query::QueueStats).await? {
+        Answer::QueueStats { queues } => Ok(QueueStatsListDto {
+            at: Utc::now(),
+            queues: queues.iter().map(QueueStatsDto::from).collect(),
+        }),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Live figures of every queue
+///
+/// Per queue: contacts waiting, the oldest wait, contacts ringing and
+/// connected, and the queue's qualified agents by state.
+#[utoipa::path(
+    get,
+    path = "/v1/queues/stats",
+    tag = "queues",
+    operation_id = "queue_stats",
+    responses(
+        (status = 200, description = "Every queue's figures now.", body = QueueStatsListDto),
+        (status = 403, response = Forbidden),
+        (status = 503, response = Unavailable),
+    )
+)]
+pub(crate) async fn queue_stats(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+) -> ApiResult<ApiJson<QueueStatsListDto>> {
+    let tenant = watcher_of(&principal)?;
+    Ok(ApiJson(queue_stats_of(&gateway, tenant).await?))
+}
+
+/// Live figures of every queue (WebSocket)
+///
+/// JSON text frames `{"type":"queue_stats","at":…,"queues":[…]}` (the body
+/// of `GET /v1/queues/stats`): at once, after every change (at most twice a
+/// second), and at least every 5 seconds.
+#[utoipa::path(
+    get,
+    path = "/v1/queues/stats/stream",
+    tag = "queues",
+    operation_id = "stream_queue_stats",
+    params(("access_token" = Option<String>, Query, description = "The access token, for clients that cannot send `Authorization` with a WebSocket handshake (RFC 6750 §2.3).")),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket."),
+        (status = 426, description = "Upgrade Required: the route is a WebSocket; the request was not a WebSocket handshake.", body = ProblemDoc, content_type = "application/problem+json"),
+        (status = 403, response = Forbidden),
+    )
+)]
+pub(crate) async fn queue_stats_stream(
+    State(gateway): State<Gateway>,
+    Extension(principal): Extension<Principal>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let tenant = watcher_of(&principal)?;
+    let upgrade = upgrade.map_err(not_a_handshake)?;
+    let notices = gateway.routing.notices();
+    let first = queue_stats_of(&gateway, tenant).await?;
+    Ok(upgrade.on_upgrade(move |socket| stats_session(socket, gateway, tenant, first, notices)))
+}
+
+async fn stats_session(
+    mut socket: WebSocket,
+    gateway: Gateway,
+    tenant: TenantId,
+    first: QueueStatsListDto,
+    mut notices: broadcast::Receiver<NoticeEvent>,
+) {
+    if !send_json(&mut socket, &QueueStatsMessage::QueueStats { stats: first }).await {
+        return;
+    }
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let mut last_sent = tokio::time::Instant::now();
+    let mut dirty = false;
+    loop {
+        let next_send = if dirty {
+            last_sent + STATS_EVERY
+        } else {
+            last_sent + STATS_AT_LEAST_EVERY
+        };
+        tokio::select! {
+            received = socket.recv() => match received {
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => {
+                if socket.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    return;
+                }
+            }
+            notice = notices.recv() => match notice {
+                Ok(NoticeEvent::Notice(notice)) => dirty |= notice.tenant == tenant,
+                Ok(NoticeEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = tokio::time::sleep_until(next_send) => {
+                let Ok(stats) = queue_stats_of(&gateway, tenant).await else {
+                    return;
+                };
+                if !send_json(&mut socket, &QueueStatsMessage::QueueStats { stats }).await {
+                    return;
+                }
+                last_sent = tokio::time::Instant::now();
+                dirty = false;
+            }
+        }
+    }
+}
