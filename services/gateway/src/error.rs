@@ -3,6 +3,7 @@
 use axum::response::{IntoResponse, Response};
 use switchboard_http::{FieldError, Problem};
 use switchboard_identity::IdentityError;
+use switchboard_routing::config::ConfigError;
 use switchboard_webhooks::WebhooksError;
 
 /// What a handler fails with: always rendered as a problem document.
@@ -63,6 +64,40 @@ impl From<WebhooksError> for ApiError {
                 Problem::unavailable("a backend is unavailable; retry later")
             }
             WebhooksError::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Problem::internal()
+            }
+        })
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(error: ConfigError) -> Self {
+        Self(match error {
+            ConfigError::Validation(errors) => Problem::validation(
+                errors
+                    .into_iter()
+                    .map(|error| FieldError::new(error.field, error.message))
+                    .collect(),
+            ),
+            // A flow's fault names its node: `definition.nodes.<node>.<field>`.
+            ConfigError::InvalidFlow(error) => {
+                let field = match (&error.node, &error.field) {
+                    (Some(node), Some(field)) => format!("definition.nodes.{node}.{field}"),
+                    (Some(node), None) => format!("definition.nodes.{node}"),
+                    (None, Some(field)) => format!("definition.{field}"),
+                    (None, None) => "definition".to_owned(),
+                };
+                Problem::validation(vec![FieldError::new(field, error.to_string())])
+            }
+            ConfigError::NotFound(what) => Problem::not_found(format!("{what} not found")),
+            ConfigError::Conflict { code, detail } => Problem::conflict(code, detail),
+            ConfigError::Forbidden { code, detail } => Problem::forbidden(code, detail),
+            ConfigError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "backend unavailable");
+                Problem::unavailable("a backend is unavailable; retry later")
+            }
+            ConfigError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Problem::internal()
             }

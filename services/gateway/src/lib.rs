@@ -17,6 +17,7 @@ use axum::Router;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity::Identity;
 use switchboard_platform::Cache;
+use switchboard_routing::config::RoutingConfig;
 use switchboard_webhooks::Webhooks;
 
 pub use error::ApiError;
@@ -55,6 +56,7 @@ impl Default for GatewayOptions {
 pub struct Gateway {
     pub(crate) identity: Identity,
     pub(crate) webhooks: Webhooks,
+    pub(crate) routing_config: RoutingConfig,
     pub(crate) limiter: RateLimiter,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) options: Arc<GatewayOptions>,
@@ -64,12 +66,14 @@ impl Gateway {
     pub fn new(
         identity: Identity,
         webhooks: Webhooks,
+        routing_config: RoutingConfig,
         cache: Arc<dyn Cache>,
         options: GatewayOptions,
     ) -> Self {
         Self {
             identity,
             webhooks,
+            routing_config,
             limiter: RateLimiter::new(cache.clone()),
             idempotency: IdempotencyStore::new(cache, options.idempotency_ttl),
             options: Arc::new(options),

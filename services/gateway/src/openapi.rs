@@ -54,6 +54,7 @@ const BEARER: &str = "bearer";
         (name = "api-keys", description = "Keys for integrations."),
         (name = "audit", description = "The tenant's audit log."),
         (name = "webhooks", description = "Endpoints that receive the tenant's events, signed (Standard Webhooks), with their deliveries and attempts."),
+        (name = "routing", description = "The routing configuration: numbers, schedules, inbound rules with forced modes, IVR flows and their published versions, queues, skills, agent profiles and groups, ring groups, voicemail boxes, outbound rules, not-ready reason codes."),
     ),
     components(
         schemas(ProblemDoc, FieldErrorDoc),

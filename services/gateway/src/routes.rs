@@ -4,6 +4,7 @@ mod api_keys;
 mod audit;
 mod auth;
 mod clients;
+mod routing_config;
 mod tenant;
 mod users;
 mod webhooks;
@@ -54,6 +55,7 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
         routes!(webhooks::resend),
         routes!(auth::end_session),
     ]);
+    let authenticated = authenticated.merge(routing_table());
     let mut authenticated = authenticated
         // Runs after authentication (layers run outside-in: last added first).
         .layer(middleware::from_fn_with_state(
@@ -80,6 +82,64 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
         .split_for_parts();
     openapi::common(&mut document);
     (router.with_state(gateway), document)
+}
+
+/// The routing configuration's routes (`routes/routing_config.rs`).
+fn routing_table() -> OpenApiRouter<Gateway> {
+    use routing_config::*;
+    table([
+        routes!(numbers::list, numbers::create),
+        routes!(numbers::get, numbers::replace, numbers::delete),
+        routes!(schedules::list, schedules::create),
+        routes!(schedules::get, schedules::replace, schedules::delete),
+        routes!(inbound_rules::list, inbound_rules::create),
+        routes!(
+            inbound_rules::get,
+            inbound_rules::replace,
+            inbound_rules::delete
+        ),
+        routes!(inbound_rules::forced_mode),
+        routes!(flows::list, flows::create),
+        routes!(flows::get, flows::replace, flows::delete),
+        routes!(flows::versions, flows::publish),
+        routes!(flows::version),
+        routes!(queues::list, queues::create),
+        routes!(queues::get, queues::replace, queues::delete),
+        routes!(skills::list, skills::create),
+        routes!(skills::get, skills::replace, skills::delete),
+        routes!(agent_profiles::list),
+        routes!(
+            agent_profiles::get,
+            agent_profiles::put,
+            agent_profiles::delete
+        ),
+        routes!(agent_groups::list, agent_groups::create),
+        routes!(
+            agent_groups::get,
+            agent_groups::replace,
+            agent_groups::delete
+        ),
+        routes!(ring_groups::list, ring_groups::create),
+        routes!(ring_groups::get, ring_groups::replace, ring_groups::delete),
+        routes!(voicemail_boxes::list, voicemail_boxes::create),
+        routes!(
+            voicemail_boxes::get,
+            voicemail_boxes::replace,
+            voicemail_boxes::delete
+        ),
+        routes!(outbound_rules::list, outbound_rules::create),
+        routes!(
+            outbound_rules::get,
+            outbound_rules::replace,
+            outbound_rules::delete
+        ),
+        routes!(reason_codes::list, reason_codes::create),
+        routes!(
+            reason_codes::get,
+            reason_codes::replace,
+            reason_codes::delete
+        ),
+    ])
 }
 
 /// A router of documented routes only (no `.route(…)` way in).

@@ -81,7 +81,14 @@ impl Api {
             ..GatewayOptions::default()
         };
         let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
-        let router = Gateway::new(identity, webhooks, cache, options).router();
+        let router = Gateway::new(
+            identity,
+            webhooks,
+            switchboard_routing::config::RoutingConfig::new(database.clone()),
+            cache,
+            options,
+        )
+        .router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

@@ -93,7 +93,14 @@ impl Api {
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
-        let router = Gateway::new(identity, webhooks.clone(), cache, options).router();
+        let router = Gateway::new(
+            identity,
+            webhooks.clone(),
+            switchboard_routing::config::RoutingConfig::new(database.clone()),
+            cache,
+            options,
+        )
+        .router();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

@@ -49,7 +49,11 @@ impl Role {
         match self {
             Role::Owner => true,
             Role::Admin => permission != ManageBilling,
-            Role::Supervisor | Role::QualityAnalyst => {
+            Role::Supervisor => matches!(
+                permission,
+                ReadTenant | ReadUsers | ReadClients | ReadRouting | ForceRoutingMode
+            ),
+            Role::QualityAnalyst => {
                 matches!(permission, ReadTenant | ReadUsers | ReadClients)
             }
             Role::Agent => matches!(permission, ReadTenant),
@@ -109,6 +113,12 @@ pub enum Permission {
     ManageClients,
     ManageApiKeys,
     ReadAudit,
+    /// Read the routing configuration (numbers, queues, flows, …).
+    ReadRouting,
+    /// Change the routing configuration.
+    ManageRouting,
+    /// Set or clear an inbound rule's forced mode (supervisors too).
+    ForceRoutingMode,
 }
 
 impl Permission {
@@ -124,6 +134,8 @@ impl Permission {
             ManageClients => ("clients", true),
             ManageApiKeys => ("api_keys", true),
             ReadAudit => ("audit", false),
+            ReadRouting => ("routing", false),
+            ManageRouting | ForceRoutingMode => ("routing", true),
         }
     }
 }
@@ -143,7 +155,7 @@ pub enum ApiScope {
     Area { area: String, write: bool },
 }
 
-pub const SCOPE_AREAS: &[&str] = &["tenant", "users", "clients", "audit"];
+pub const SCOPE_AREAS: &[&str] = &["tenant", "users", "clients", "audit", "routing"];
 
 impl ApiScope {
     pub fn grants(&self, permission: Permission) -> bool {
@@ -324,6 +336,14 @@ mod tests {
         assert!(!roles_grant(&[Role::Supervisor], Permission::ManageUsers));
         assert!(!roles_grant(&[Role::Agent], Permission::ReadUsers));
         assert!(!roles_grant(&[Role::Agent], Permission::ReadAudit));
+        assert!(roles_grant(&[Role::Admin], Permission::ManageRouting));
+        assert!(roles_grant(&[Role::Supervisor], Permission::ReadRouting));
+        assert!(roles_grant(
+            &[Role::Supervisor],
+            Permission::ForceRoutingMode
+        ));
+        assert!(!roles_grant(&[Role::Supervisor], Permission::ManageRouting));
+        assert!(!roles_grant(&[Role::Agent], Permission::ReadRouting));
     }
 
     #[test]

@@ -100,5 +100,8 @@ fn describe(permission: Permission) -> &'static str {
         Permission::ManageClients => "manage client organizations",
         Permission::ManageApiKeys => "manage API keys",
         Permission::ReadAudit => "read the audit log",
+        Permission::ReadRouting => "read the routing configuration",
+        Permission::ManageRouting => "change the routing configuration",
+        Permission::ForceRoutingMode => "force an inbound rule's mode",
     }
 }

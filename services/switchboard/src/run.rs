@@ -161,6 +161,7 @@ fn service_parts(
             Gateway::new(
                 identity.clone(),
                 webhooks.clone(),
+                switchboard_routing::config::RoutingConfig::new(backends.database.clone()),
                 backends.cache.clone(),
                 options,
             )

@@ -1,0 +1,515 @@
+//! The routing configuration over real HTTP on both backends: PostgreSQL
+//! (as a role that neither owns the tables nor bypasses row-level
+//! security) and SQLite, with the in-process cache. Credentials, problem
+//! bodies (400 naming the field or flow node, 404, 409), and a number
+//! configured end to end with a schedule, a published flow, a queue and a
+//! forced mode.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_http::Limit;
+use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::Database;
+use switchboard_platform::cache::MemoryCache;
+use switchboard_platform::database::DatabaseOptions;
+use switchboard_routing::config::RoutingConfig;
+use switchboard_test_utils::{
+    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
+};
+use switchboard_webhooks::{Webhooks, WebhooksOptions};
+
+const SECRET: &[u8] = b"a-routing-test-signing-secret-32-bytes!!";
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Api {
+    base: String,
+    client: Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Api {
+    async fn start(postgres: bool) -> Self {
+        init_tracing();
+        let (service_url, dir) = if postgres {
+            let url = fresh_postgres_database().await;
+            let admin = Database::connect(&url, &DatabaseOptions::default())
+                .await
+                .unwrap();
+            Migrator::up(admin.connection(), None).await.unwrap();
+            admin.close().await;
+            (postgres_app_role_url(&url).await, None)
+        } else {
+            let (url, dir) = fresh_sqlite_database();
+            let admin = Database::connect(&url, &DatabaseOptions::default())
+                .await
+                .unwrap();
+            Migrator::up(admin.connection(), None).await.unwrap();
+            (url, Some(dir))
+        };
+        let database = Database::connect(&service_url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        let cache = Arc::new(MemoryCache::new());
+        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
+        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
+        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
+        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
+        let options = GatewayOptions {
+            signup_limit: Limit::per_second(1000),
+            expose_verification_token: true,
+            ..GatewayOptions::default()
+        };
+        let router = Gateway::new(
+            identity,
+            webhooks,
+            RoutingConfig::new(database),
+            cache,
+            options,
+        )
+        .router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: Client::new(),
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let problem = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|value| value == "application/problem+json");
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status.is_client_error() {
+            assert!(problem, "{status} is not a problem: {text}");
+        }
+        (status, body)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+
+    async fn delete(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::DELETE, path, Some(token), None).await
+    }
+
+    /// Signs a company up; returns the owner's access token and user id.
+    async fn owner(&self, company: &str) -> (String, String) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/signup",
+                None,
+                Some(json!({
+                    "company": company,
+                    "email": format!("owner@{}.example.com", company.to_lowercase()),
+                    "password": PASSWORD,
+                    "plan": "pro",
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let verification = body["email_verification_token"].as_str().unwrap();
+        let (status, _) = self
+            .call(
+                Method::POST,
+                "/v1/auth/verify-email",
+                None,
+                Some(json!({ "token": verification })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        (
+            body["tokens"]["access_token"].as_str().unwrap().to_owned(),
+            body["user"]["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Creates an item and answers its id.
+    async fn create(&self, path: &str, token: &str, body: Value) -> String {
+        let (status, created) = self.post(path, token, body).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+}
+
+fn problem_type(body: &Value) -> &str {
+    body["type"].as_str().unwrap().rsplit('/').next().unwrap()
+}
+
+fn first_field(body: &Value) -> &str {
+    body["errors"][0]["field"].as_str().unwrap()
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Api::start(false).await).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Api::start(true).await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    routing_routes_need_a_credential_that_may_use_them,
+    a_number_is_configured_end_to_end,
+    bad_input_answers_problems_naming_the_field,
+);
+
+async fn routing_routes_need_a_credential_that_may_use_them(api: Api) {
+    let (status, body) = api.call(Method::GET, "/v1/queues", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (owner, _) = api.owner("Acme").await;
+    // An API key for users only may not read the routing configuration.
+    let (status, key) = api
+        .post(
+            "/v1/api-keys",
+            &owner,
+            json!({"name": "users only", "scopes": ["users:read"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let users_only = key["secret"].as_str().unwrap().to_owned();
+    let (status, body) = api.get("/v1/queues", &users_only).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // A read key reads but does not change.
+    let (_, key) = api
+        .post(
+            "/v1/api-keys",
+            &owner,
+            json!({"name": "routing reader", "scopes": ["routing:read"]}),
+        )
+        .await;
+    let reader = key["secret"].as_str().unwrap().to_owned();
+    let (status, body) = api.get("/v1/skills", &reader).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"data": [], "next_cursor": null}));
+    let (status, body) = api
+        .post("/v1/skills", &reader, json!({"name": "billing"}))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = api
+        .post("/v1/skills", &owner, json!({"name": "billing"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+async fn a_number_is_configured_end_to_end(api: Api) {
+    let (owner, owner_id) = api.owner("Acme").await;
+    let skill = api
+        .create("/v1/skills", &owner, json!({"name": "billing"}))
+        .await;
+    let queue = api
+        .create(
+            "/v1/queues",
+            &owner,
+            json!({
+                "name": "Billing",
+                "channel": "voice",
+                "required_skills": [{"skill_id": skill, "min_proficiency": 5}],
+                "service_level": {"percent": 80, "seconds": 20},
+                "wrap_up_seconds": 30,
+                "callback": {"enabled": true, "after_seconds": 60}
+            }),
+        )
+        .await;
+    let (status, profile) = api
+        .put(
+            &format!("/v1/agent-profiles/{owner_id}"),
+            &owner,
+            json!({"skills": [{"skill_id": skill, "proficiency": 8}], "capacity": {"voice": 1}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{profile}");
+    assert_eq!(profile["id"], json!(owner_id));
+    let flow = api
+        .create(
+            "/v1/flows",
+            &owner,
+            json!({
+                "name": "Main",
+                "definition": {"start": "menu", "nodes": {
+                    "menu": {"type": "menu", "prompt": {"tts": "Press 1 for billing"},
+                             "options": {"1": "billing"}, "on_failure": "billing"},
+                    "billing": {"type": "enqueue", "queue_id": queue}
+                }}
+            }),
+        )
+        .await;
+    let (status, version) = api
+        .post(&format!("/v1/flows/{flow}/versions"), &owner, json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{version}");
+    assert_eq!(version["version"], 1);
+    assert_eq!(version["published_by"], json!(owner_id));
+    let (_, flow_view) = api.get(&format!("/v1/flows/{flow}"), &owner).await;
+    assert_eq!(flow_view["latest_version"], 1);
+    let (status, versions) = api.get(&format!("/v1/flows/{flow}/versions"), &owner).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(versions["data"][0], version);
+
+    let schedule = api
+        .create(
+            "/v1/schedules",
+            &owner,
+            json!({"name": "Office", "hours": {"time_zone": "Europe/Paris", "weekly": [
+                {"day": "mon", "open": "09:00", "close": "17:00"}
+            ]}}),
+        )
+        .await;
+    let voicemail = api
+        .create(
+            "/v1/voicemail-boxes",
+            &owner,
+            json!({"name": "After hours"}),
+        )
+        .await;
+    let rule = api
+        .create(
+            "/v1/inbound-rules",
+            &owner,
+            json!({
+                "name": "Main line",
+                "schedule_id": schedule,
+                "open": {"type": "flow", "flow_id": flow},
+                "closed": {"type": "voicemail", "box_id": voicemail}
+            }),
+        )
+        .await;
+    let number = api
+        .create(
+            "/v1/numbers",
+            &owner,
+            json!({"number": "+33140000000", "inbound_rule_id": rule}),
+        )
+        .await;
+    let (_, numbers) = api.get("/v1/numbers", &owner).await;
+    assert_eq!(numbers["data"][0]["id"], json!(number));
+
+    let (status, forced) = api
+        .post(
+            &format!("/v1/inbound-rules/{rule}/forced-mode"),
+            &owner,
+            json!({"mode": "destination", "destination": {"type": "queue", "queue_id": queue},
+                   "reason": "storm"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{forced}");
+    assert_eq!(forced["forced"]["mode"], "destination");
+    assert_eq!(forced["forced"]["set_by"], json!(owner_id));
+    let (_, audit) = api.get("/v1/audit-events", &owner).await;
+    assert!(
+        audit["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["action"] == "routing.forced_mode_set"),
+        "{audit}"
+    );
+    let (status, _) = api
+        .post(
+            &format!("/v1/inbound-rules/{rule}/forced-mode"),
+            &owner,
+            json!({"mode": "none"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // In use: the rule holds the flow, the number the rule.
+    let (status, body) = api
+        .delete(&format!("/v1/inbound-rules/{rule}"), &owner)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(problem_type(&body), "in_use");
+    let (status, _) = api.delete(&format!("/v1/numbers/{number}"), &owner).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = api
+        .delete(&format!("/v1/inbound-rules/{rule}"), &owner)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // Another tenant: A's ids are not found, A's number is not available.
+    let (other, _) = api.owner("Globex").await;
+    for path in [
+        format!("/v1/queues/{queue}"),
+        format!("/v1/flows/{flow}"),
+        format!("/v1/flows/{flow}/versions/1"),
+        format!("/v1/skills/{skill}"),
+        format!("/v1/schedules/{schedule}"),
+        format!("/v1/agent-profiles/{owner_id}"),
+    ] {
+        let (status, body) = api.get(&path, &other).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        assert_eq!(problem_type(&body), "not_found");
+    }
+    let acme_rule = api
+        .create(
+            "/v1/inbound-rules",
+            &owner,
+            json!({"name": "Again", "open": {"type": "queue", "queue_id": queue},
+                   "closed": {"type": "hangup"}}),
+        )
+        .await;
+    api.create(
+        "/v1/numbers",
+        &owner,
+        json!({"number": "+33140000001", "inbound_rule_id": acme_rule}),
+    )
+    .await;
+    let other_rule = api
+        .create(
+            "/v1/inbound-rules",
+            &other,
+            json!({"name": "Main", "open": {"type": "hangup"}, "closed": {"type": "hangup"}}),
+        )
+        .await;
+    let (status, body) = api
+        .post(
+            "/v1/numbers",
+            &other,
+            json!({"number": "+33140000001", "inbound_rule_id": other_rule}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(problem_type(&body), "number_unavailable");
+}
+
+async fn bad_input_answers_problems_naming_the_field(api: Api) {
+    let (owner, _) = api.owner("Acme").await;
+    let rule = api
+        .create(
+            "/v1/inbound-rules",
+            &owner,
+            json!({"name": "Main", "open": {"type": "hangup"}, "closed": {"type": "hangup"}}),
+        )
+        .await;
+    let (status, body) = api
+        .post(
+            "/v1/numbers",
+            &owner,
+            json!({"number": "01 40 00 00 00", "inbound_rule_id": rule}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(first_field(&body), "number");
+
+    let (status, body) = api
+        .post(
+            "/v1/schedules",
+            &owner,
+            json!({"name": "Office", "hours": {"time_zone": "UTC", "weekly": [
+                {"day": "mon", "open": "09:00", "close": "13:00"},
+                {"day": "mon", "open": "12:00", "close": "18:00"}
+            ]}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(first_field(&body), "hours.weekly[1]");
+
+    let (status, body) = api
+        .post(
+            "/v1/flows",
+            &owner,
+            json!({"name": "Broken", "definition": {"start": "hello", "nodes": {
+                "hello": {"type": "play", "prompt": {"tts": "Hi"}, "next": "nowhere"}
+            }}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        first_field(&body).starts_with("definition.nodes.hello"),
+        "{body}"
+    );
+
+    let (status, body) = api
+        .post(
+            "/v1/queues",
+            &owner,
+            json!({"name": "Q", "channel": "voice",
+                   "required_skills": [{"skill_id": uuid::Uuid::now_v7(), "min_proficiency": 12}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(first_field(&body), "required_skills[0].min_proficiency");
+
+    let (status, body) = api
+        .post("/v1/queues", &owner, json!({"name": "Q", "channel": "fax"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    api.create("/v1/skills", &owner, json!({"name": "billing"}))
+        .await;
+    let (status, body) = api
+        .post("/v1/skills", &owner, json!({"name": "billing"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(problem_type(&body), "name_taken");
+
+    let (status, body) = api
+        .get(&format!("/v1/queues/{}", uuid::Uuid::now_v7()), &owner)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = api.get("/v1/queues/not-an-id", &owner).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = api
+        .put(
+            &format!("/v1/agent-profiles/{}", uuid::Uuid::now_v7()),
+            &owner,
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "an unknown user: {body}");
+}
