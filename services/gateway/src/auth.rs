@@ -1,5 +1,6 @@
 //! Authentication and rate limiting of `/v1` requests: `Authorization:
-//! Bearer <access token | API key>` → a [`Principal`] in the request
+//! Bearer <access token | API key>` (or, on a WebSocket handshake only,
+//! `?access_token=`) → a [`Principal`] in the request
 //! extensions (with the idempotency scope), then the tenant's and the
 //! credential's token buckets.
 
@@ -26,7 +27,8 @@ pub(crate) async fn authenticate(
     let header = request
         .headers()
         .get(AUTHORIZATION)
-        .map(|value| value.to_str().map(str::to_owned));
+        .map(|value| value.to_str().map(str::to_owned))
+        .or_else(|| websocket_query_token(&request).map(|token| Ok(format!("Bearer {token}"))));
     let principal = match principal_of(&gateway, header).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
@@ -47,6 +49,19 @@ pub(crate) async fn authenticate(
             .extend(RateLimiter::headers(tightest));
     }
     response
+}
+
+/// The `access_token` query parameter of a WebSocket handshake (RFC 6750
+/// §2.3), for browsers, which cannot set `Authorization` on one. Other
+/// requests must use the header, so tokens stay out of ordinary URLs.
+fn websocket_query_token(request: &Request) -> Option<String> {
+    let upgrade = request.headers().get(axum::http::header::UPGRADE)?;
+    if !upgrade.as_bytes().eq_ignore_ascii_case(b"websocket") {
+        return None;
+    }
+    url::form_urlencoded::parse(request.uri().query()?.as_bytes())
+        .find(|(name, _)| name == "access_token")
+        .map(|(_, token)| token.into_owned())
 }
 
 async fn principal_of(

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::openapi::{RoleSchema, TenantStatusSchema, UserStatusSchema};
 
+pub(crate) mod agents;
 pub(crate) mod routing_config;
 pub(crate) mod webhooks;
 

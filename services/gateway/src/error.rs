@@ -4,6 +4,7 @@ use axum::response::{IntoResponse, Response};
 use switchboard_http::{FieldError, Problem};
 use switchboard_identity::IdentityError;
 use switchboard_routing::config::ConfigError;
+use switchboard_routing::{RefusalKind, RoutingError};
 use switchboard_webhooks::WebhooksError;
 
 /// What a handler fails with: always rendered as a problem document.
@@ -106,3 +107,34 @@ impl From<ConfigError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<RoutingError> for ApiError {
+    fn from(error: RoutingError) -> Self {
+        Self(match error {
+            RoutingError::Refused(refusal) => {
+                let problem = match refusal.kind {
+                    RefusalKind::NotFound => Problem::not_found(refusal.message),
+                    RefusalKind::Conflict => Problem::conflict("illegal_state", refusal.message),
+                    RefusalKind::Overflow => Problem::conflict("queue_full", refusal.message),
+                    RefusalKind::InvalidArgument => Problem::bad_request(refusal.message),
+                };
+                match refusal.current_state.as_ref() {
+                    Some(state) => problem.with_extension(
+                        "current_state",
+                        serde_json::to_value(crate::dto::agents::AgentStateDto::from(state))
+                            .unwrap_or_default(),
+                    ),
+                    None => problem,
+                }
+            }
+            RoutingError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "routing unavailable");
+                Problem::unavailable("routing is unavailable; retry later")
+            }
+            RoutingError::Internal(detail) => {
+                tracing::error!(error = %detail, "routing failed");
+                Problem::internal()
+            }
+        })
+    }
+}

@@ -17,6 +17,7 @@ use axum::Router;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity::Identity;
 use switchboard_platform::Cache;
+use switchboard_routing::Routing;
 use switchboard_routing::config::RoutingConfig;
 use switchboard_webhooks::Webhooks;
 
@@ -56,6 +57,7 @@ impl Default for GatewayOptions {
 pub struct Gateway {
     pub(crate) identity: Identity,
     pub(crate) webhooks: Webhooks,
+    pub(crate) routing: Routing,
     pub(crate) routing_config: RoutingConfig,
     pub(crate) limiter: RateLimiter,
     pub(crate) idempotency: IdempotencyStore,
@@ -66,6 +68,7 @@ impl Gateway {
     pub fn new(
         identity: Identity,
         webhooks: Webhooks,
+        routing: Routing,
         routing_config: RoutingConfig,
         cache: Arc<dyn Cache>,
         options: GatewayOptions,
@@ -73,6 +76,7 @@ impl Gateway {
         Self {
             identity,
             webhooks,
+            routing,
             routing_config,
             limiter: RateLimiter::new(cache.clone()),
             idempotency: IdempotencyStore::new(cache, options.idempotency_ttl),

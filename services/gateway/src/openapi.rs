@@ -55,6 +55,8 @@ const BEARER: &str = "bearer";
         (name = "audit", description = "The tenant's audit log."),
         (name = "webhooks", description = "Endpoints that receive the tenant's events, signed (Standard Webhooks), with their deliveries and attempts."),
         (name = "routing", description = "The routing configuration: numbers, schedules, inbound rules with forced modes, IVR flows and their published versions, queues, skills, agent profiles and groups, ring groups, voicemail boxes, outbound rules, not-ready reason codes."),
+        (name = "agents", description = "The agent desktop: the signed-in agent's state, presence, offers and after-call work, and its live WebSocket."),
+        (name = "queues", description = "Live queue figures for supervisors and wallboards, by REST and WebSocket."),
     ),
     components(
         schemas(ProblemDoc, FieldErrorDoc),

@@ -1,5 +1,6 @@
 //! The `/v1` route table, and what every handler shares.
 
+mod agents;
 mod api_keys;
 mod audit;
 mod auth;
@@ -54,6 +55,15 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
         routes!(webhooks::deliveries),
         routes!(webhooks::resend),
         routes!(auth::end_session),
+        routes!(agents::me),
+        routes!(agents::set_presence),
+        routes!(agents::accept),
+        routes!(agents::decline),
+        routes!(agents::extend_wrap_up),
+        routes!(agents::end_wrap_up),
+        routes!(agents::agent_stream),
+        routes!(agents::queue_stats),
+        routes!(agents::queue_stats_stream),
     ]);
     let authenticated = authenticated.merge(routing_table());
     let mut authenticated = authenticated

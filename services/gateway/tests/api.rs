@@ -34,6 +34,9 @@ struct Api {
     database: Database,
     /// The owner's database (PostgreSQL: a superuser; SQLite: the same).
     admin: Database,
+    /// The routing runtime the gateway calls, running.
+    routing: switchboard_routing::Routing,
+    _routing_tasks: switchboard_routing::Running,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -81,9 +84,16 @@ impl Api {
             ..GatewayOptions::default()
         };
         let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
+        let routing = switchboard_routing::Routing::new(
+            cache.clone(),
+            database.clone(),
+            switchboard_routing::RoutingOptions::default(),
+        );
+        let routing_tasks = routing.start().await.unwrap();
         let router = Gateway::new(
             identity,
             webhooks,
+            routing.clone(),
             switchboard_routing::config::RoutingConfig::new(database.clone()),
             cache,
             options,
@@ -104,6 +114,8 @@ impl Api {
             client: Client::new(),
             database,
             admin,
+            routing,
+            _routing_tasks: routing_tasks,
             _dir: dir,
         }
     }
@@ -1104,6 +1116,292 @@ fn decode_claims(token: &str) -> Value {
     .unwrap()
 }
 
+type AgentSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+impl Api {
+    /// Opens a WebSocket with the token in the query (RFC 6750 §2.3).
+    async fn socket(&self, path: &str, token: &str) -> AgentSocket {
+        let url = format!(
+            "{}{path}?access_token={token}",
+            self.base.replacen("http://", "ws://", 1)
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("WebSocket handshake");
+        assert_eq!(response.status(), 101);
+        socket
+    }
+
+    /// A new user of the tenant with `roles`, logged in: (user id, token).
+    async fn user(&self, owner: &str, slug: &str, email: &str, roles: &[&str]) -> (String, String) {
+        let (status, body) = self
+            .post(
+                "/v1/users",
+                Some(owner),
+                json!({ "email": email, "roles": roles, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap().to_owned();
+        let (status, body) = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({ "tenant": slug, "email": email, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (id, body["access_token"].as_str().unwrap().to_owned())
+    }
+
+    async fn put(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PUT, path, Some(token), Some(body)).await
+    }
+}
+
+/// The next JSON text frame (pings skipped), within 5 s.
+async fn next_frame(socket: &mut AgentSocket) -> Value {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await.expect("socket open").expect("frame") {
+                Frame::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Frame::Ping(_) | Frame::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame arrives")
+}
+
+/// The agent desktop over REST and its WebSocket: presence, an offer
+/// pushed, accepted, the call ended into after-call work, extended and
+/// ended; refusals with the current state; live queue figures for
+/// supervisors only; another tenant sees none of it.
+async fn an_agent_takes_a_call_on_the_desktop_and_supervisors_watch_the_queue(api: Api) {
+    use switchboard_acd::{
+        AgentId, AgentProfile, Channel, Contact, ContactId, QueueConfig, QueueId,
+    };
+    use switchboard_routing::Operation;
+
+    let (slug, owner) = api.tenant("Desk Co", "starter").await;
+    let (agent_id, agent) = api
+        .user(&owner, &slug, "ann@desk-co.example.com", &["agent"])
+        .await;
+    let tenant = {
+        let (_, tenant) = api.get("/v1/tenant", &owner).await;
+        tenant["id"].as_str().unwrap().parse().unwrap()
+    };
+
+    // Not an agent of the ACD yet.
+    let (status, problem) = api.get("/v1/agents/me", &agent).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+
+    let queue = QueueId::new();
+    let mut config = QueueConfig::new(queue, Channel::Voice);
+    config.wrap_up = Duration::from_secs(60);
+    api.routing
+        .execute(tenant, Operation::UpsertQueue { config })
+        .await
+        .unwrap();
+    let agent_uuid: uuid::Uuid = agent_id.parse().unwrap();
+    api.routing
+        .execute(
+            tenant,
+            Operation::UpsertAgent {
+                profile: AgentProfile::new(AgentId::from_uuid(agent_uuid)),
+            },
+        )
+        .await
+        .unwrap();
+    let (status, me) = api.get("/v1/agents/me", &agent).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["agent_id"], agent_id);
+    assert_eq!(me["state"], json!({ "state": "offline" }));
+    assert_eq!(me["queues"], json!([queue.to_string()]));
+
+    // Bad presence bodies: precise 400s, nothing changes.
+    for (body, field) in [
+        (json!({ "presence": "not_ready" }), "reason"),
+        (
+            json!({ "presence": "available", "reason": "lunch" }),
+            "reason",
+        ),
+        (json!({ "presence": "sleepy" }), "presence"),
+        (json!({ "presence": "available", "extra": 1 }), "extra"),
+    ] {
+        let (status, problem) = api
+            .put("/v1/agents/me/presence", &agent, body.clone())
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {problem}");
+        assert!(problem.to_string().contains(field), "{body}: {problem}");
+    }
+    let (_, me) = api.get("/v1/agents/me", &agent).await;
+    assert_eq!(me["state"]["state"], "offline");
+
+    // The desktop's stream: a snapshot first.
+    let mut desk = api.socket("/v1/agents/me/stream", &agent).await;
+    let first = next_frame(&mut desk).await;
+    assert_eq!(first["type"], "snapshot");
+    assert_eq!(first["agent"]["state"]["state"], "offline");
+
+    let (status, me) = api
+        .put(
+            "/v1/agents/me/presence",
+            &agent,
+            json!({ "presence": "available" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["state"]["state"], "available");
+    let change = next_frame(&mut desk).await;
+    assert_eq!(change["type"], "state");
+    assert_eq!(change["from"]["state"], "offline");
+    assert_eq!(change["to"]["state"], "available");
+    assert_eq!(change["cause"], "presence_set");
+
+    // A call comes in: offered on the socket.
+    let call = ContactId::new();
+    api.routing
+        .execute(
+            tenant,
+            Operation::Enqueue {
+                contact: Contact::new(call, queue, Channel::Voice, chrono::Utc::now()),
+            },
+        )
+        .await
+        .unwrap();
+    let offer = next_frame(&mut desk).await;
+    assert_eq!(offer["type"], "offer", "{offer}");
+    assert_eq!(offer["offer"]["contact_id"], call.to_string());
+    assert_eq!(offer["offer"]["queue_id"], queue.to_string());
+    let reserved = next_frame(&mut desk).await;
+    assert_eq!(reserved["to"]["state"], "reserved");
+
+    // Going offline with a call ringing: 409 with the current state.
+    let (status, problem) = api
+        .put(
+            "/v1/agents/me/presence",
+            &agent,
+            json!({ "presence": "offline" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["current_state"], json!({ "state": "reserved" }));
+    // Accepting an unknown call, or a malformed id: not found.
+    let (status, problem) = api
+        .post(
+            &format!("/v1/agents/me/offers/{}/accept", ContactId::new()),
+            Some(&agent),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    let (status, _) = api
+        .post(
+            "/v1/agents/me/offers/not-a-uuid/accept",
+            Some(&agent),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let (status, me) = api
+        .post(
+            &format!("/v1/agents/me/offers/{call}/accept"),
+            Some(&agent),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["state"]["state"], "busy");
+    assert_eq!(me["contacts"], json!([call.to_string()]));
+    assert_eq!(next_frame(&mut desk).await["to"]["state"], "busy");
+
+    // Supervisors watch the queue; agents may not.
+    let (status, _) = api.get("/v1/queues/stats", &agent).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, stats) = api.get("/v1/queues/stats", &owner).await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(stats["queues"][0]["queue_id"], queue.to_string());
+    assert_eq!(stats["queues"][0]["connected"], 1);
+    assert_eq!(stats["queues"][0]["agents"]["busy"], 1);
+    let mut wallboard = api.socket("/v1/queues/stats/stream", &owner).await;
+    let board = next_frame(&mut wallboard).await;
+    assert_eq!(board["type"], "queue_stats");
+    assert_eq!(board["queues"][0]["connected"], 1);
+
+    // The call ends: after-call work, extended, then ended early.
+    api.routing
+        .execute(tenant, Operation::End { contact: call })
+        .await
+        .unwrap();
+    let acw = next_frame(&mut desk).await;
+    assert_eq!(acw["to"]["state"], "after_call_work", "{acw}");
+    assert!(acw["to"]["until"].is_string());
+    let board = next_frame(&mut wallboard).await;
+    assert_eq!(board["queues"][0]["connected"], 0, "{board}");
+    let (status, problem) = api
+        .post(
+            "/v1/agents/me/wrap-up/extend",
+            Some(&agent),
+            json!({ "seconds": 0 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let (status, me) = api
+        .post(
+            "/v1/agents/me/wrap-up/extend",
+            Some(&agent),
+            json!({ "seconds": 30 }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(next_frame(&mut desk).await["cause"], "wrap_up_extended");
+    let (status, me) = api
+        .post("/v1/agents/me/wrap-up/end", Some(&agent), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["state"]["state"], "available");
+    let (status, problem) = api
+        .post("/v1/agents/me/wrap-up/end", Some(&agent), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(problem["current_state"], json!({ "state": "available" }));
+
+    // Without a credential the handshake is refused.
+    let url = format!(
+        "{}/v1/agents/me/stream",
+        api.base.replacen("http://", "ws://", 1)
+    );
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+        }
+        other => panic!("expected 401, got {other:?}"),
+    }
+    // An API key is not an agent.
+    let (_, key) = api
+        .post(
+            "/v1/api-keys",
+            Some(&owner),
+            json!({ "name": "wallboard", "scopes": ["read"] }),
+        )
+        .await;
+    let key = key["secret"].as_str().unwrap().to_owned();
+    let (status, problem) = api.get("/v1/agents/me", &key).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+
+    // Another tenant sees none of it.
+    let (_, other_owner) = api.tenant("Other Desk", "starter").await;
+    let (status, stats) = api.get("/v1/queues/stats", &other_owner).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(stats["queues"], json!([]));
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -1136,6 +1434,7 @@ on_both_backends!(
     a_retried_post_with_an_idempotency_key_creates_once,
     requests_past_the_plans_rate_get_429_with_retry_after,
     a_suspended_tenant_is_refused_and_its_data_kept,
+    an_agent_takes_a_call_on_the_desktop_and_supervisors_watch_the_queue,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -36,7 +36,7 @@ const PUBLIC: [(&str, &str); 6] = [
 ];
 
 /// The routes behind authentication, as routed in `routes.rs`.
-const AUTHENTICATED: [(&str, &str); 88] = [
+const AUTHENTICATED: &[(&str, &str)] = &[
     ("GET", "/v1/tenant"),
     ("PATCH", "/v1/tenant"),
     ("GET", "/v1/clients"),
@@ -62,6 +62,15 @@ const AUTHENTICATED: [(&str, &str); 88] = [
     ("POST", "/v1/webhooks/{id}/rotate-secret"),
     ("GET", "/v1/webhooks/{id}/deliveries"),
     ("POST", "/v1/webhooks/{id}/deliveries/{delivery_id}/resend"),
+    ("GET", "/v1/agents/me"),
+    ("PUT", "/v1/agents/me/presence"),
+    ("POST", "/v1/agents/me/offers/{contact_id}/accept"),
+    ("POST", "/v1/agents/me/offers/{contact_id}/decline"),
+    ("POST", "/v1/agents/me/wrap-up/extend"),
+    ("POST", "/v1/agents/me/wrap-up/end"),
+    ("GET", "/v1/agents/me/stream"),
+    ("GET", "/v1/queues/stats"),
+    ("GET", "/v1/queues/stats/stream"),
     ("GET", "/v1/numbers"),
     ("POST", "/v1/numbers"),
     ("GET", "/v1/numbers/{id}"),
@@ -130,8 +139,9 @@ const AUTHENTICATED: [(&str, &str); 88] = [
 /// The methods probed on every documented path.
 const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
-const TAGS: [&str; 8] = [
-    "auth", "tenant", "clients", "users", "api-keys", "audit", "webhooks", "routing",
+const TAGS: &[&str] = &[
+    "auth", "tenant", "clients", "users", "api-keys", "audit", "webhooks", "agents", "queues",
+    "routing",
 ];
 
 /// A running gateway on SQLite and the in-process cache.
@@ -160,9 +170,15 @@ impl Api {
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
+        let routing = switchboard_routing::Routing::new(
+            cache.clone(),
+            database.clone(),
+            switchboard_routing::RoutingOptions::default(),
+        );
         let router = Gateway::new(
             identity,
             webhooks,
+            routing,
             switchboard_routing::config::RoutingConfig::new(database.clone()),
             cache,
             options,
@@ -297,11 +313,6 @@ fn is_bearer(operation: &Value) -> bool {
 async fn the_document_is_openapi_3_1_json_served_without_credentials() {
     let api = Api::start().await;
     let document = api.document().await;
-    std::fs::write(
-        "/tmp/sb-openapi.json",
-        serde_json::to_string_pretty(&document).unwrap(),
-    )
-    .unwrap(); // TMPDUMP
     assert!(
         document["openapi"].as_str().unwrap().starts_with("3.1"),
         "{}",
@@ -451,27 +462,15 @@ fn no_route_is_added_around_the_documented_table() {
         .iter()
         .filter(|file| !file.ends_with("src/openapi.rs"))
     {
-        let text = std::fs::read_to_string(file).unwrap();
+        // Our own crate's paths (`switchboard_routing::…`) are not axum's.
+        let text = std::fs::read_to_string(file)
+            .unwrap()
+            .replace("switchboard_routing::", "");
         let code = text
             .lines()
             .enumerate()
             .filter(|(_, line)| !line.trim_start().starts_with("//"));
         for (number, line) in code {
-            // `routing::` as a path of its own (axum's `routing::get`), not
-            // the end of a crate name (`switchboard_routing::`).
-            let routing_path = line.match_indices("routing::").any(|(at, _)| {
-                !line[..at]
-                    .chars()
-                    .next_back()
-                    .is_some_and(|before| before.is_alphanumeric() || before == '_')
-            });
-            assert!(
-                !routing_path,
-                "{}:{}: `routing::` adds a route the OpenAPI document does not show; \
-                 add it with `routes!(handler)` in routes.rs instead",
-                file.display(),
-                number + 1
-            );
             for call in [
                 ".route(",
                 ".route_service(",
@@ -479,6 +478,7 @@ fn no_route_is_added_around_the_documented_table() {
                 ".nest_service(",
                 ".fallback(",
                 ".fallback_service(",
+                "routing::",
             ] {
                 assert!(
                     !line.contains(call),

@@ -93,9 +93,15 @@ impl Api {
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
+        let routing = switchboard_routing::Routing::new(
+            cache.clone(),
+            database.clone(),
+            switchboard_routing::RoutingOptions::default(),
+        );
         let router = Gateway::new(
             identity,
             webhooks.clone(),
+            routing,
             switchboard_routing::config::RoutingConfig::new(database.clone()),
             cache,
             options,

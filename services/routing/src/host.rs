@@ -90,6 +90,9 @@ struct Owned {
     /// Events written with the state but not yet in the outbox, by seq.
     journal: BTreeMap<u64, Event>,
     next_journal_seq: u64,
+    /// Loaded from an empty state: the configuration should be loaded
+    /// into it (see [`EngineHost::claim_fresh`]).
+    fresh: bool,
 }
 
 /// Prefix of the journal fields of the state hash.
@@ -263,6 +266,18 @@ impl EngineHost {
         }
     }
 
+    /// Owns the tenant (taking it if free) and tells whether its state was
+    /// empty when loaded and nobody has claimed that yet: the caller then
+    /// loads the tenant's configuration into it. True once per load.
+    pub async fn claim_fresh(&self, tenant: TenantId) -> Result<bool, HostError> {
+        let slot = self.slot(tenant);
+        let mut slot = slot.lock().await;
+        self.own(tenant, &mut slot).await?;
+        Ok(slot
+            .as_mut()
+            .is_some_and(|owned| std::mem::take(&mut owned.fresh)))
+    }
+
     /// Tenants this instance owns now.
     pub fn owned_tenants(&self) -> Vec<TenantId> {
         let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -415,7 +430,9 @@ impl EngineHost {
         }
         info!(%tenant, holder = %self.options.holder, pending_events = journal.len(), "routing tenant taken over");
         let next_journal_seq = journal.keys().next_back().map_or(0, |seq| seq + 1);
+        let fresh = engine.queues().next().is_none() && engine.agents().next().is_none();
         *slot = Some(Owned {
+            fresh,
             engine,
             token,
             renew_at: now + ttl / 3,

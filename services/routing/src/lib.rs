@@ -8,6 +8,7 @@
 //! configuration API, the edge's gRPC and the agents' WebSockets build on
 //! it.
 
+pub mod calls;
 pub mod config;
 pub mod events;
 pub mod host;

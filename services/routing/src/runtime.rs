@@ -172,6 +172,9 @@ pub struct Routing {
 
 struct Inner {
     host: EngineHost,
+    /// Where a tenant's queues and agent profiles come from when its state
+    /// is empty (first use, or the cache lost it).
+    config: Option<crate::config::RoutingConfig>,
     cache: Arc<dyn Cache>,
     database: Database,
     options: RoutingOptions,
@@ -189,6 +192,7 @@ impl Routing {
         Self {
             inner: Arc::new(Inner {
                 host: EngineHost::new(cache.clone(), options.host.clone()),
+                config: None,
                 cache,
                 database,
                 options,
@@ -197,6 +201,61 @@ impl Routing {
                 notices: broadcast::channel(16_384).0,
                 journal_wake: Notify::new(),
             }),
+        }
+    }
+
+    /// Loads a tenant's queues and agent profiles from `config` whenever its
+    /// routing state starts empty. Call before sharing the runtime.
+    pub fn with_config(mut self, config: crate::config::RoutingConfig) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.config = Some(config),
+            None => warn!("routing is shared already; its configuration loader stays off"),
+        }
+        self
+    }
+
+    /// Loads the configuration into a tenant whose state this instance
+    /// just loaded empty.
+    async fn sync_if_fresh(&self, tenant: TenantId) {
+        let Some(config) = &self.inner.config else {
+            return;
+        };
+        match self.inner.host.claim_fresh(tenant).await {
+            Ok(true) => {}
+            // Not fresh, or not ours: the owner does it.
+            Ok(false) | Err(_) => return,
+        }
+        let at = Utc::now();
+        let queues = config.queue_configs(tenant).await;
+        let profiles = config.agent_profiles(tenant).await;
+        let (queues, profiles) = match (queues, profiles) {
+            (Ok(queues), Ok(profiles)) => (queues, profiles),
+            (Err(error), _) | (_, Err(error)) => {
+                warn!(%tenant, %error, "routing configuration not loaded");
+                return;
+            }
+        };
+        let count = (queues.len(), profiles.len());
+        let result = self
+            .inner
+            .host
+            .execute(tenant, move |engine| {
+                let mut outcome = Outcome::default();
+                for config in queues {
+                    merge(&mut outcome, engine.upsert_queue(config, at)?);
+                }
+                for profile in profiles {
+                    merge(&mut outcome, engine.upsert_agent_profile(profile, at)?);
+                }
+                Ok(outcome)
+            })
+            .await;
+        match result {
+            Ok(outcome) => {
+                debug!(%tenant, queues = count.0, agents = count.1, "routing configuration loaded");
+                self.after(tenant, &outcome).await;
+            }
+            Err(error) => warn!(%tenant, %error, "routing configuration not loaded"),
         }
     }
 
@@ -216,6 +275,7 @@ impl Routing {
         tenant: TenantId,
         operation: Operation,
     ) -> Result<Outcome, RoutingError> {
+        self.sync_if_fresh(tenant).await;
         let at = Utc::now();
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
@@ -259,6 +319,7 @@ impl Routing {
 
     /// Reads the tenant's ACD, wherever its owner is.
     pub async fn query(&self, tenant: TenantId, query: Query) -> Result<Answer, RoutingError> {
+        self.sync_if_fresh(tenant).await;
         let at = Utc::now();
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
@@ -649,6 +710,59 @@ impl Running {
     pub fn abort(self) {
         for task in &self.tasks {
             task.abort();
+        }
+    }
+}
+
+fn merge(into: &mut Outcome, outcome: Outcome) {
+    into.offers.extend(outcome.offers);
+    into.withdrawn.extend(outcome.withdrawn);
+    into.agent_events.extend(outcome.agent_events);
+    into.contact_events.extend(outcome.contact_events);
+    into.changed.agents.extend(outcome.changed.agents);
+    into.changed.contacts.extend(outcome.changed.contacts);
+    into.changed.queues.extend(outcome.changed.queues);
+}
+
+/// Keeps the ACD in step with the configuration: queue and agent-profile
+/// changes, told by [`crate::config::RoutingConfig`] after commit, go to
+/// the tenant's owner. A change the ACD refuses for now (a queue with
+/// contacts, an agent on a call) is logged; the configuration stays as
+/// saved and applies to the ACD when the tenant's state is next loaded.
+#[async_trait::async_trait]
+impl crate::config::ConfigObserver for Routing {
+    async fn queue_saved(&self, tenant: TenantId, queue: switchboard_acd::QueueConfig) {
+        if let Err(error) = self
+            .execute(tenant, Operation::UpsertQueue { config: queue })
+            .await
+        {
+            warn!(%tenant, %error, "queue change not applied to the ACD");
+        }
+    }
+
+    async fn queue_deleted(&self, tenant: TenantId, queue: switchboard_acd::QueueId) {
+        if let Err(error) = self.execute(tenant, Operation::RemoveQueue { queue }).await {
+            warn!(%tenant, %error, "queue removal not applied to the ACD");
+        }
+    }
+
+    async fn agent_profile_saved(
+        &self,
+        tenant: TenantId,
+        _agent: switchboard_acd::AgentId,
+        profile: switchboard_acd::AgentProfile,
+    ) {
+        if let Err(error) = self
+            .execute(tenant, Operation::UpsertAgent { profile })
+            .await
+        {
+            warn!(%tenant, %error, "agent profile change not applied to the ACD");
+        }
+    }
+
+    async fn agent_profile_deleted(&self, tenant: TenantId, agent: switchboard_acd::AgentId) {
+        if let Err(error) = self.execute(tenant, Operation::RemoveAgent { agent }).await {
+            warn!(%tenant, %error, "agent removal not applied to the ACD");
         }
     }
 }

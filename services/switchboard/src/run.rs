@@ -1,5 +1,7 @@
 //! Starting a node: `switchboard dev` and `switchboard serve`.
 
+use std::sync::Arc;
+
 use anyhow::{Context, bail};
 use switchboard_auth::{LoginThrottle, ThrottlePolicy};
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
@@ -9,6 +11,8 @@ use switchboard_http::Limit;
 use switchboard_identity::{Identity, IdentityOptions};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Backends;
+use switchboard_routing::config::RoutingConfig;
+use switchboard_routing::{Routing, RoutingOptions};
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
 use switchboard_webhooks::{Webhooks, WebhooksOptions};
 use tokio_util::sync::CancellationToken;
@@ -58,6 +62,24 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         WebhooksOptions::from_config(&config.webhooks),
     )
     .context("cannot set up webhooks")?;
+    // One routing runtime per node: the gateway calls it in process, and it
+    // runs (owns tenants, ticks, moves events) wherever the gateway or the
+    // routing service is hosted.
+    // The configuration tells the ACD of queue and agent-profile changes;
+    // the ACD loads a tenant's configuration when its state starts empty.
+    let routing_config = RoutingConfig::new(backends.database.clone());
+    let routing = Routing::new(
+        backends.cache.clone(),
+        backends.database.clone(),
+        RoutingOptions::default(),
+    )
+    .with_config(routing_config.clone());
+    let routing_config = routing_config.with_observer(Arc::new(routing.clone()));
+    let routing_runner = if services.contains(&"routing") {
+        "routing"
+    } else {
+        "gateway"
+    };
     let demo = match mode {
         Mode::Dev { demo: true } => Some(crate::demo::seed(&identity).await?),
         _ => None,
@@ -71,6 +93,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
                 &backends,
                 &identity,
                 &webhooks,
+                (&routing, &routing_config, *name == routing_runner),
                 relay_holder(mode, &installation_id),
             )
         })
@@ -106,6 +129,7 @@ fn service_parts(
     backends: &Backends,
     identity: &Identity,
     webhooks: &Webhooks,
+    (routing, routing_config, runs_routing): (&Routing, &RoutingConfig, bool),
     relay_holder: String,
 ) -> ServiceParts {
     let mut parts = ServiceParts {
@@ -142,6 +166,20 @@ fn service_parts(
             .workers
             .push(Box::new(move |stop| dispatcher.spawn_dispatcher(stop)));
     }
+    if runs_routing {
+        let routing = routing.clone();
+        parts.workers.push(Box::new(move |stop| {
+            tokio::spawn(async move {
+                match routing.start().await {
+                    Ok(running) => {
+                        stop.cancelled().await;
+                        running.stop().await;
+                    }
+                    Err(error) => tracing::error!(%error, "routing did not start"),
+                }
+            })
+        }));
+    }
     if name == "identity" {
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
         let server = switchboard_identity::grpc::server(identity.clone());
@@ -161,7 +199,8 @@ fn service_parts(
             Gateway::new(
                 identity.clone(),
                 webhooks.clone(),
-                switchboard_routing::config::RoutingConfig::new(backends.database.clone()),
+                routing.clone(),
+                routing_config.clone(),
                 backends.cache.clone(),
                 options,
             )

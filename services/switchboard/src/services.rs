@@ -19,8 +19,12 @@ pub const KNOWN: &[(&str, &str)] = &[
         "delivers events to tenants' webhook endpoints: signed, retried for 24 h",
     ),
     (
+        "routing",
+        "the ACD: agent states, queues, offers; one owner per tenant (leases in the cache), events to the outbox",
+    ),
+    (
         "gateway",
-        "the public REST API /v1 (signup, auth, tenant, users, API keys, webhooks, audit), with identity and webhooks in process",
+        "the public REST API /v1 (signup, auth, tenant, users, API keys, webhooks, audit, agents, queues) and its WebSockets, with identity, webhooks and routing in process",
     ),
 ];
 

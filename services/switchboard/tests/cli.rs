@@ -148,7 +148,7 @@ async fn dev_runs_on_embedded_backends_and_stops_cleanly_on_sigterm() {
     assert!(
         running
             .banner
-            .contains("services  system, identity, events, webhooks, gateway"),
+            .contains("services  system, identity, events, webhooks, routing, gateway"),
         "{}",
         running.banner
     );

@@ -1,0 +1,608 @@
+//! A contact center end to end, without the edge yet, on both backends
+//! (PostgreSQL under row-level security with Redis; SQLite with the
+//! in-process cache): a number with business hours and a menu flow, two
+//! skill-based queues and agents, all configured over REST; agents on the
+//! desktop WebSocket; simulated calls through the routing service's call
+//! API (what the edge will call) — menu choice, offer, accept, decline and
+//! re-offer, abandon, wrap-up, a forced closed mode, unknown numbers; the
+//! routing events in the outbox at the end.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_acd::{ContactId, QueueId};
+use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_events::Event;
+use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_http::Limit;
+use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::cache::{MemoryCache, RedisCache};
+use switchboard_platform::database::DatabaseOptions;
+use switchboard_platform::{Cache, Database};
+use switchboard_routing::calls::{CallDecision, Calls, InboundCall, Step};
+use switchboard_routing::config::RoutingConfig;
+use switchboard_routing::{Routing, RoutingOptions, Running};
+use switchboard_tenancy::TenantId;
+use switchboard_test_utils::{
+    eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
+    postgres_app_role_url, redis_url, unique_name,
+};
+use switchboard_webhooks::{Webhooks, WebhooksOptions};
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+const SECRET: &[u8] = b"a-contact-center-test-secret-32-bytes!!!";
+const PASSWORD: &str = "correct horse battery staple";
+const NUMBER: &str = "+33140000123";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The gateway and the routing service on one backend, wired as `dev` and
+/// `serve` wire them.
+struct Site {
+    base: String,
+    client: Client,
+    calls: Calls,
+    database: Database,
+    _routing: Running,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Site {
+    async fn start(production: bool) -> Self {
+        init_tracing();
+        let (service_url, cache, dir): (String, Arc<dyn Cache>, _) = if production {
+            let url = fresh_postgres_database().await;
+            let admin = Database::connect(&url, &DatabaseOptions::default())
+                .await
+                .unwrap();
+            Migrator::up(admin.connection(), None).await.unwrap();
+            admin.close().await;
+            let cache = RedisCache::connect(&redis_url(), &unique_name("site"))
+                .await
+                .unwrap();
+            (postgres_app_role_url(&url).await, Arc::new(cache), None)
+        } else {
+            let (url, dir) = fresh_sqlite_database();
+            let admin = Database::connect(&url, &DatabaseOptions::default())
+                .await
+                .unwrap();
+            Migrator::up(admin.connection(), None).await.unwrap();
+            (url, Arc::new(MemoryCache::new()), Some(dir))
+        };
+        let database = Database::connect(&service_url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
+        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
+        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
+        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
+        let config = RoutingConfig::new(database.clone());
+        let routing = Routing::new(
+            cache.clone(),
+            database.clone(),
+            RoutingOptions {
+                upkeep_every: Duration::from_millis(50),
+                ..RoutingOptions::default()
+            },
+        )
+        .with_config(config.clone());
+        let config = config.with_observer(Arc::new(routing.clone()));
+        let running = routing.start().await.unwrap();
+        let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
+        let options = GatewayOptions {
+            signup_limit: Limit::per_second(1000),
+            expose_verification_token: true,
+            ..GatewayOptions::default()
+        };
+        let router = Gateway::new(identity, webhooks, routing, config, cache, options).router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: Client::new(),
+            calls,
+            database,
+            _routing: running,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, token, Some(body)).await
+    }
+
+    async fn create(&self, path: &str, token: &str, body: Value) -> String {
+        let (status, created) = self.post(path, Some(token), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{path}: {created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn presence(&self, token: &str, body: Value) -> Value {
+        let (status, agent) = self
+            .call(
+                Method::PUT,
+                "/v1/agents/me/presence",
+                Some(token),
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{agent}");
+        agent
+    }
+
+    async fn socket(&self, token: &str) -> Socket {
+        let url = format!(
+            "{}/v1/agents/me/stream?access_token={token}",
+            self.base.replacen("http://", "ws://", 1)
+        );
+        tokio_tungstenite::connect_async(url).await.unwrap().0
+    }
+
+    async fn dial(&self, number: &str) -> CallDecision {
+        self.calls
+            .new_call(InboundCall {
+                number: number.into(),
+                caller: "+33612345678".into(),
+                trunk: "carrier-1".into(),
+                attributes: Default::default(),
+            })
+            .await
+    }
+
+    async fn routing_events(&self, tenant: TenantId) -> Vec<Event> {
+        use sea_orm::ConnectionTrait;
+        use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Order, Query};
+        let transaction = self.database.begin_tenant(tenant.as_uuid()).await.unwrap();
+        let select = Query::select()
+            .column(Alias::new("payload"))
+            .from(Alias::new("event_log"))
+            .and_where(Expr::col(Alias::new("source")).eq("routing"))
+            .order_by(Alias::new("seq"), Order::Asc)
+            .to_owned();
+        let rows = transaction.query_all(&select).await.unwrap();
+        transaction.commit().await.unwrap();
+        rows.into_iter()
+            .map(|row| Event::decode(&row.try_get::<Vec<u8>>("", "payload").unwrap()).unwrap())
+            .collect()
+    }
+}
+
+/// The next JSON frame of a desktop (pings skipped), within 5 s.
+async fn frame(socket: &mut Socket) -> Value {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await.expect("open").expect("frame") {
+                Frame::Text(text) => return serde_json::from_str(&text).unwrap(),
+                Frame::Ping(_) | Frame::Pong(_) => {}
+                other => panic!("unexpected frame {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a frame arrives")
+}
+
+/// Frames until one of `kind` (`offer`, `state`, …), which it returns.
+async fn frame_of(socket: &mut Socket, kind: &str) -> Value {
+    loop {
+        let next = frame(socket).await;
+        if next["type"] == kind {
+            return next;
+        }
+    }
+}
+
+/// State frames until the agent is in `state`; returns that frame.
+async fn state_becomes(socket: &mut Socket, state: &str) -> Value {
+    loop {
+        let next = frame_of(socket, "state").await;
+        if next["to"]["state"] == state {
+            return next;
+        }
+    }
+}
+
+fn accepted(decision: CallDecision) -> (TenantId, ContactId, Step) {
+    match decision {
+        CallDecision::Accept { tenant, call, step } => (tenant, call, step),
+        other => panic!("the call was refused: {other:?}"),
+    }
+}
+
+async fn a_contact_center_routes_calls_end_to_end(site: Site) {
+    // The tenant and its people.
+    let (status, signup) = site
+        .post(
+            "/v1/signup",
+            None,
+            json!({"company": "Hotline", "email": "owner@hotline.example.com",
+                   "password": PASSWORD, "plan": "pro", "time_zone": "Europe/Paris"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{signup}");
+    let owner = signup["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let slug = signup["tenant"]["slug"].as_str().unwrap().to_owned();
+    let tenant: TenantId = signup["tenant"]["id"].as_str().unwrap().parse().unwrap();
+    let (status, _) = site
+        .post(
+            "/v1/auth/verify-email",
+            None,
+            json!({"token": signup["email_verification_token"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let mut agents = Vec::new();
+    for name in ["ann", "bob"] {
+        let email = format!("{name}@hotline.example.com");
+        let id = site
+            .create(
+                "/v1/users",
+                &owner,
+                json!({"email": email, "roles": ["agent"], "password": PASSWORD}),
+            )
+            .await;
+        let (status, login) = site
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"tenant": slug, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        agents.push((id, login["access_token"].as_str().unwrap().to_owned()));
+    }
+    let [(ann_id, ann), (bob_id, bob)] = <[(String, String); 2]>::try_from(agents).unwrap();
+
+    // Skills, two queues, the agents' profiles.
+    let sales_skill = site
+        .create("/v1/skills", &owner, json!({"name": "sales"}))
+        .await;
+    let support_skill = site
+        .create("/v1/skills", &owner, json!({"name": "support"}))
+        .await;
+    let sales = site
+        .create(
+            "/v1/queues",
+            &owner,
+            json!({"name": "Sales", "channel": "voice",
+                   "required_skills": [{"skill_id": sales_skill, "min_proficiency": 3}],
+                   "service_level": {"percent": 80, "seconds": 20},
+                   "wrap_up_seconds": 30, "ring_timeout_seconds": 20}),
+        )
+        .await;
+    let support = site
+        .create(
+            "/v1/queues",
+            &owner,
+            json!({"name": "Support", "channel": "voice",
+                   "required_skills": [{"skill_id": support_skill, "min_proficiency": 3}],
+                   "service_level": {"percent": 80, "seconds": 20},
+                   "ring_timeout_seconds": 20}),
+        )
+        .await;
+    for (id, skill) in [(&ann_id, &sales_skill), (&bob_id, &support_skill)] {
+        let (status, body) = site
+            .call(
+                Method::PUT,
+                &format!("/v1/agent-profiles/{id}"),
+                Some(&owner),
+                Some(json!({"skills": [{"skill_id": skill, "proficiency": 7}],
+                            "capacity": {"voice": 1}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+
+    // Open around the clock; a menu; after hours, voicemail.
+    let week: Vec<Value> = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .iter()
+        .map(|day| json!({"day": day, "open": "00:00", "close": "24:00"}))
+        .collect();
+    let schedule = site
+        .create(
+            "/v1/schedules",
+            &owner,
+            json!({"name": "Always", "hours": {"time_zone": "Europe/Paris", "weekly": week}}),
+        )
+        .await;
+    let flow = site
+        .create(
+            "/v1/flows",
+            &owner,
+            json!({"name": "Main menu", "definition": {"start": "menu", "nodes": {
+                "menu": {"type": "menu",
+                         "prompt": {"tts": "Press 1 for sales, 2 for support."},
+                         "options": {"1": "sales", "2": "support"},
+                         "on_failure": "support"},
+                "sales": {"type": "enqueue", "queue_id": sales},
+                "support": {"type": "enqueue", "queue_id": support}
+            }}}),
+        )
+        .await;
+    let (status, version) = site
+        .post(
+            &format!("/v1/flows/{flow}/versions"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{version}");
+    let voicemail = site
+        .create(
+            "/v1/voicemail-boxes",
+            &owner,
+            json!({"name": "After hours"}),
+        )
+        .await;
+    let rule = site
+        .create(
+            "/v1/inbound-rules",
+            &owner,
+            json!({"name": "Main line", "schedule_id": schedule,
+                   "open": {"type": "flow", "flow_id": flow},
+                   "closed": {"type": "voicemail", "box_id": voicemail}}),
+        )
+        .await;
+    site.create(
+        "/v1/numbers",
+        &owner,
+        json!({"number": NUMBER, "inbound_rule_id": rule}),
+    )
+    .await;
+
+    // Agents sign in on the desktop and go available.
+    let mut ann_desk = site.socket(&ann).await;
+    let mut bob_desk = site.socket(&bob).await;
+    assert_eq!(
+        frame(&mut ann_desk).await["agent"]["state"]["state"],
+        "offline"
+    );
+    assert_eq!(
+        frame(&mut bob_desk).await["agent"]["queues"],
+        json!([support])
+    );
+    site.presence(&ann, json!({"presence": "available"})).await;
+    site.presence(&bob, json!({"presence": "available"})).await;
+    state_becomes(&mut ann_desk, "available").await;
+    state_becomes(&mut bob_desk, "available").await;
+
+    // Call 1: the menu, "1" → sales → Ann.
+    let (call_tenant, first, step) = accepted(site.dial(NUMBER).await);
+    assert_eq!(call_tenant, tenant);
+    assert!(
+        matches!(&step, Step::Collect { max_length: 1, .. }),
+        "{step:?}"
+    );
+    let step = site
+        .calls
+        .report(tenant, first, switchboard_flows::Input::Digits("1".into()))
+        .await
+        .unwrap();
+    let sales_queue: QueueId = sales.parse().unwrap();
+    assert_eq!(
+        step,
+        Step::Queued {
+            queue_id: sales_queue,
+            position: None,
+            music_on_hold: None
+        },
+        "an agent is free: it rings at once"
+    );
+    let offer = frame_of(&mut ann_desk, "offer").await;
+    assert_eq!(offer["offer"]["contact_id"], first.to_string());
+    assert_eq!(offer["offer"]["queue_id"], sales);
+    let (status, me) = site
+        .post(
+            &format!("/v1/agents/me/offers/{first}/accept"),
+            Some(&ann),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["state"]["state"], "busy");
+    // Bob cannot take Ann's call.
+    let (status, _) = site
+        .post(
+            &format!("/v1/agents/me/offers/{first}/accept"),
+            Some(&bob),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    site.calls.ended(tenant, first).await.unwrap();
+    let acw = state_becomes(&mut ann_desk, "after_call_work").await;
+    assert!(acw["to"]["until"].is_string(), "{acw}");
+
+    // Call 2: "2" → support → Bob declines; it waits first in line, and
+    // is offered again when Bob is back.
+    let (_, second, _) = accepted(site.dial(NUMBER).await);
+    let step = site
+        .calls
+        .report(tenant, second, switchboard_flows::Input::Digits("2".into()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(step, Step::Queued { position: None, .. }),
+        "{step:?}"
+    );
+    let offer = frame_of(&mut bob_desk, "offer").await;
+    assert_eq!(offer["offer"]["contact_id"], second.to_string());
+    let (status, me) = site
+        .post(
+            &format!("/v1/agents/me/offers/{second}/decline"),
+            Some(&bob),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        me["state"],
+        json!({"state": "not_ready", "reason": "declined"})
+    );
+    let (status, stats) = site
+        .call(Method::GET, "/v1/queues/stats", Some(&owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    let support_stats = stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|queue| queue["queue_id"] == support)
+        .unwrap()
+        .clone();
+    assert_eq!(support_stats["waiting"], 1, "{support_stats}");
+    assert_eq!(support_stats["agents"]["not_ready"], 1, "{support_stats}");
+    site.presence(&bob, json!({"presence": "available"})).await;
+    let offer = frame_of(&mut bob_desk, "offer").await;
+    assert_eq!(offer["offer"]["contact_id"], second.to_string());
+    let (status, _) = site
+        .post(
+            &format!("/v1/agents/me/offers/{second}/accept"),
+            Some(&bob),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    site.calls.ended(tenant, second).await.unwrap();
+
+    // Call 3: nobody for sales (Ann at lunch); the caller waits first in
+    // line, then hangs up.
+    site.presence(&ann, json!({"presence": "not_ready", "reason": "lunch"}))
+        .await;
+    let (_, third, _) = accepted(site.dial(NUMBER).await);
+    let step = site
+        .calls
+        .report(tenant, third, switchboard_flows::Input::Digits("1".into()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            step,
+            Step::Queued {
+                position: Some(1),
+                ..
+            }
+        ),
+        "{step:?}"
+    );
+    site.calls.abandoned(tenant, third).await.unwrap();
+    // A report on a finished call: unknown.
+    assert!(
+        site.calls
+            .report(tenant, third, switchboard_flows::Input::NoInput)
+            .await
+            .is_err()
+    );
+
+    // A supervisor closes the line: calls go to voicemail until reopened.
+    let (status, body) = site
+        .post(
+            &format!("/v1/inbound-rules/{rule}/forced-mode"),
+            Some(&owner),
+            json!({"mode": "closed", "reason": "storm"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, _, step) = accepted(site.dial(NUMBER).await);
+    assert_eq!(
+        step,
+        Step::Voicemail {
+            box_id: voicemail.parse().unwrap(),
+            prompt: None
+        }
+    );
+
+    // Numbers nobody holds, or not numbers: SIP rejections, not crashes.
+    assert!(matches!(
+        site.dial("+33199999999").await,
+        CallDecision::Reject {
+            sip_status: 404,
+            ..
+        }
+    ));
+    assert!(matches!(
+        site.dial("0140000123").await,
+        CallDecision::Reject {
+            sip_status: 484,
+            ..
+        }
+    ));
+
+    // Every step is in the outbox, once.
+    let wanted = |events: &[Event]| {
+        let count = |kind: &str| events.iter().filter(|e| e.event_type == kind).count();
+        (
+            count("contact.queued"),
+            count("contact.offered"),
+            count("contact.requeued"),
+            count("contact.connected"),
+            count("contact.abandoned"),
+            count("contact.ended"),
+        )
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            wanted(&site.routing_events(tenant).await) == (3, 3, 1, 2, 1, 2)
+        })
+        .await,
+        "routing events: {:?}",
+        wanted(&site.routing_events(tenant).await)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_a_contact_center_routes_calls_end_to_end() {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        a_contact_center_routes_calls_end_to_end(Site::start(false).await),
+    )
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_a_contact_center_routes_calls_end_to_end() {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        a_contact_center_routes_calls_end_to_end(Site::start(true).await),
+    )
+    .await
+    .expect("timed out");
+}

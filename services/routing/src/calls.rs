@@ -1,0 +1,478 @@
+//! Inbound calls, as the edge drives them: a new call for a number gets a
+//! decision (a SIP rejection, or the first step), each result the edge
+//! reports (prompt played, digits, no input) gets the next step, and the
+//! call's end (answered by an agent, abandoned, hung up) reaches the ACD.
+//!
+//! A call runs its number's inbound rule (schedule, holidays, forced
+//! mode), then the rule's next step: an IVR flow (the latest published
+//! version; the call keeps that version to its end), a queue, an agent, a
+//! ring group, a voicemail box, an outside number, or hang up. Enqueueing
+//! is done here, so the edge hears `queued` with the caller's place; a full
+//! queue takes its overflow step.
+//!
+//! A call's flow session lives in the cache (`routing:{<tenant>}:call:<id>`,
+//! expiring after [`CALL_TTL`]), so any instance can take the next report.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use switchboard_acd::{Channel, Contact, ContactId, QueueId};
+use switchboard_flows::{
+    CallFacts, FlowContext, HoursState, Input, Instruction, Language, PromptSource, Session,
+    TransferTarget,
+};
+use switchboard_hours::HoursStatus;
+use switchboard_platform::Cache;
+use switchboard_tenancy::{Tenant, TenantId};
+use uuid::Uuid;
+
+use crate::config::{Basis, ConfigError, ForcedKind, NextStep, QueueSpec, RoutingConfig};
+use crate::ops::{Operation, RefusalKind};
+use crate::runtime::{Routing, RoutingError};
+
+/// How long a call's session is kept without a report.
+pub const CALL_TTL: Duration = Duration::from_secs(4 * 3600);
+/// Overflow steps followed in a row before giving up (a loop of full
+/// queues).
+const MAX_OVERFLOWS: usize = 4;
+
+/// A new inbound call, as the edge saw it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InboundCall {
+    /// The dialed number (E.164).
+    pub number: String,
+    /// The caller's number (E.164 when known; empty or `anonymous` when
+    /// withheld).
+    pub caller: String,
+    /// The trunk the call came in on.
+    pub trunk: String,
+    /// What is known of the customer (`vip`, `elderly`, …), for flow
+    /// branches.
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The answer to a new call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum CallDecision {
+    /// Refuse the call with this SIP status (RFC 3261 §21): 404 for a
+    /// number nobody holds, 484 for one that is not E.164, 503 when
+    /// routing cannot decide now.
+    Reject { sip_status: u16, reason: String },
+    /// Take the call: it is `call` of `tenant` from now on; do `step`.
+    Accept {
+        tenant: TenantId,
+        call: ContactId,
+        step: Step,
+    },
+}
+
+/// What the edge does next with a call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Step {
+    /// Play the prompt, then report `prompt_played`.
+    Play {
+        prompt: PromptSource,
+        language: Option<Language>,
+    },
+    /// Collect keys while playing the prompt; report the digits or
+    /// `no_input`.
+    Collect {
+        prompt: PromptSource,
+        language: Option<Language>,
+        min_length: u32,
+        max_length: u32,
+        terminator: Option<String>,
+        timeout_seconds: u32,
+    },
+    /// The call waits in `queue_id` (music on hold, announcements) until an
+    /// agent takes it; `position` 1 is next, none when it is already ringing
+    /// at an agent.
+    Queued {
+        queue_id: QueueId,
+        position: Option<usize>,
+        music_on_hold: Option<PromptSource>,
+    },
+    /// Ring this agent's phone.
+    RingAgent { agent_id: Uuid },
+    /// Ring the group's members.
+    RingGroup { ring_group_id: Uuid },
+    /// Take a message in the box.
+    Voicemail {
+        box_id: Uuid,
+        prompt: Option<PromptSource>,
+    },
+    /// Transfer to an outside number.
+    Transfer { number: String },
+    /// Queue a callback to `number` in `queue_id`, then hang up.
+    Callback { queue_id: QueueId, number: String },
+    /// Play the prompt, if any, and hang up.
+    Hangup { prompt: Option<PromptSource> },
+}
+
+impl Step {
+    /// Whether the edge reports a result for this step.
+    pub fn expects_report(&self) -> bool {
+        matches!(self, Step::Play { .. } | Step::Collect { .. })
+    }
+}
+
+/// Why a call operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// No such call (ended, expired, or another tenant's).
+    #[error("unknown call {0}")]
+    UnknownCall(ContactId),
+    /// The report does not fit the call's step.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Routing(#[from] RoutingError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cache: {0}")]
+    Cache(#[from] switchboard_platform::Error),
+}
+
+/// A call in a flow, as kept in the cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CallState {
+    flow_id: Uuid,
+    version: i32,
+    session: Session,
+    /// The schedule's state when the call came in, for `hours` branches.
+    hours: HoursState,
+}
+
+struct Hours(HoursState);
+
+impl FlowContext for Hours {
+    fn hours_state(&self) -> HoursState {
+        self.0
+    }
+}
+
+fn call_key(tenant: TenantId, call: ContactId) -> String {
+    format!("routing:{{{tenant}}}:call:{call}")
+}
+
+/// The call API of the routing service. Cheap to clone.
+#[derive(Clone)]
+pub struct Calls {
+    routing: Routing,
+    config: RoutingConfig,
+    cache: Arc<dyn Cache>,
+}
+
+impl Calls {
+    pub fn new(routing: Routing, config: RoutingConfig, cache: Arc<dyn Cache>) -> Self {
+        Self {
+            routing,
+            config,
+            cache,
+        }
+    }
+
+    /// Decides what to do with a new call.
+    pub async fn new_call(&self, call: InboundCall) -> CallDecision {
+        let route = match self.config.resolve_number(&call.number).await {
+            Ok(route) => route,
+            Err(ConfigError::NotFound(_)) => {
+                return reject(404, format!("no tenant holds {}", call.number));
+            }
+            Err(ConfigError::Validation(_)) => {
+                return reject(484, format!("{:?} is not an E.164 number", call.number));
+            }
+            Err(error) => return reject(503, error.to_string()),
+        };
+        let tenant = route.tenant;
+        let now = Utc::now();
+        let decision = match self
+            .config
+            .evaluate_rule(tenant, route.inbound_rule_id, now)
+            .await
+        {
+            Ok(decision) => decision,
+            Err(error) => return reject(503, error.to_string()),
+        };
+        let hours = match &decision.basis {
+            Basis::Schedule { status } => match status {
+                HoursStatus::Open => HoursState::Open,
+                HoursStatus::Closed => HoursState::Closed,
+                HoursStatus::Holiday { .. } => HoursState::Holiday,
+            },
+            Basis::Forced { mode } => match mode {
+                ForcedKind::Closed => HoursState::Closed,
+                ForcedKind::Holiday => HoursState::Holiday,
+                _ => HoursState::Open,
+            },
+        };
+        let contact = ContactId::new();
+        let facts = CallFacts {
+            caller: call.caller,
+            dialed: route.number,
+            attributes: call.attributes,
+        };
+        match self
+            .run_step(tenant, contact, decision.step, facts, hours, now)
+            .await
+        {
+            Ok(step) => CallDecision::Accept {
+                tenant,
+                call: contact,
+                step,
+            },
+            Err(error) => {
+                tracing::warn!(%tenant, %error, "call could not be routed");
+                reject(503, error.to_string())
+            }
+        }
+    }
+
+    /// The next step after the edge's report on a flow step.
+    pub async fn report(
+        &self,
+        tenant: TenantId,
+        call: ContactId,
+        input: Input,
+    ) -> Result<Step, CallError> {
+        let key = call_key(tenant, call);
+        let stored = self
+            .cache
+            .get(&key)
+            .await?
+            .ok_or(CallError::UnknownCall(call))?;
+        let mut state: CallState = serde_json::from_slice(&stored)
+            .map_err(|error| CallError::Invalid(format!("stored call state: {error}")))?;
+        let version = self
+            .config
+            .published_flow_version(tenant, state.flow_id, state.version)
+            .await?;
+        let flow = version.flow()?;
+        let instruction = state
+            .session
+            .advance(&flow, &Hours(state.hours), input)
+            .map_err(|error| CallError::Invalid(error.to_string()))?;
+        self.after_instruction(tenant, call, state, instruction, Utc::now())
+            .await
+    }
+
+    /// The customer hung up before an agent answered.
+    pub async fn abandoned(&self, tenant: TenantId, call: ContactId) -> Result<(), CallError> {
+        self.cache.delete(&call_key(tenant, call)).await?;
+        match self
+            .routing
+            .execute(tenant, Operation::Abandon { contact: call })
+            .await
+        {
+            // Not queued (still in the flow): nothing for the ACD to do.
+            Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::NotFound => Ok(()),
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// The call ended after an agent answered it.
+    pub async fn ended(&self, tenant: TenantId, call: ContactId) -> Result<(), CallError> {
+        self.cache.delete(&call_key(tenant, call)).await?;
+        self.routing
+            .execute(tenant, Operation::End { contact: call })
+            .await?;
+        Ok(())
+    }
+
+    async fn run_step(
+        &self,
+        tenant: TenantId,
+        call: ContactId,
+        step: NextStep,
+        facts: CallFacts,
+        hours: HoursState,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CallError> {
+        let mut step = step;
+        for _ in 0..MAX_OVERFLOWS {
+            return match step {
+                NextStep::Flow { flow_id } => {
+                    let version = self.config.published_flow(tenant, flow_id).await?;
+                    let flow = version.flow()?;
+                    let mut session = Session::start(&flow, facts);
+                    let instruction = session
+                        .advance(&flow, &Hours(hours), Input::Begin)
+                        .map_err(|error| CallError::Invalid(error.to_string()))?;
+                    let state = CallState {
+                        flow_id,
+                        version: version.version,
+                        session,
+                        hours,
+                    };
+                    self.after_instruction(tenant, call, state, instruction, now)
+                        .await
+                }
+                NextStep::Queue { queue_id, priority } => {
+                    match self
+                        .enqueue(tenant, call, QueueId::from_uuid(queue_id), priority, now)
+                        .await?
+                    {
+                        Ok(step) => Ok(step),
+                        Err(overflow) => {
+                            step = overflow;
+                            continue;
+                        }
+                    }
+                }
+                NextStep::Agent { agent_id } => Ok(Step::RingAgent { agent_id }),
+                NextStep::RingGroup { ring_group_id } => Ok(Step::RingGroup { ring_group_id }),
+                NextStep::Voicemail { box_id } => Ok(Step::Voicemail {
+                    box_id,
+                    prompt: None,
+                }),
+                NextStep::External { number } => Ok(Step::Transfer { number }),
+                NextStep::Hangup { message } => Ok(Step::Hangup {
+                    prompt: message.map(|prompt| prompt.source),
+                }),
+            };
+        }
+        Ok(Step::Hangup { prompt: None })
+    }
+
+    /// Keeps the session for the next report, or acts on a terminal
+    /// instruction.
+    async fn after_instruction(
+        &self,
+        tenant: TenantId,
+        call: ContactId,
+        state: CallState,
+        instruction: Instruction,
+        now: DateTime<Utc>,
+    ) -> Result<Step, CallError> {
+        let key = call_key(tenant, call);
+        if !instruction.is_terminal() {
+            let stored = serde_json::to_vec(&state)
+                .map_err(|error| CallError::Invalid(format!("call state: {error}")))?;
+            self.cache.set(&key, &stored, Some(CALL_TTL)).await?;
+        } else {
+            self.cache.delete(&key).await?;
+        }
+        Ok(match instruction {
+            Instruction::Play { prompt, language } => Step::Play { prompt, language },
+            Instruction::Collect {
+                prompt,
+                language,
+                min_length,
+                max_length,
+                terminator,
+                timeout_seconds,
+            } => Step::Collect {
+                prompt,
+                language,
+                min_length,
+                max_length,
+                terminator,
+                timeout_seconds,
+            },
+            Instruction::Enqueue {
+                queue_id, priority, ..
+            } => {
+                let facts = state.session.call().clone();
+                match self.enqueue(tenant, call, queue_id, priority, now).await? {
+                    Ok(step) => step,
+                    Err(overflow) => {
+                        Box::pin(self.run_step(tenant, call, overflow, facts, state.hours, now))
+                            .await?
+                    }
+                }
+            }
+            Instruction::Transfer { target } => match target {
+                TransferTarget::Agent(agent) => Step::RingAgent {
+                    agent_id: agent.as_uuid(),
+                },
+                TransferTarget::RingGroup(group) => Step::RingGroup {
+                    ring_group_id: group.as_uuid(),
+                },
+                TransferTarget::Number(number) => Step::Transfer {
+                    number: number.as_str().to_owned(),
+                },
+            },
+            Instruction::Voicemail { box_id, prompt, .. } => Step::Voicemail {
+                box_id: box_id.as_uuid(),
+                prompt,
+            },
+            Instruction::Callback { queue_id, number } => Step::Callback { queue_id, number },
+            Instruction::Hangup { prompt, .. } => Step::Hangup { prompt },
+        })
+    }
+
+    /// Queues the call; a full queue answers its overflow step instead.
+    async fn enqueue(
+        &self,
+        tenant: TenantId,
+        call: ContactId,
+        queue: QueueId,
+        priority: Option<u8>,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Step, NextStep>, CallError> {
+        let mut contact = Contact::new(call, queue, Channel::Voice, now);
+        contact.priority = priority;
+        match self
+            .routing
+            .execute(tenant, Operation::Enqueue { contact })
+            .await
+        {
+            Ok(outcome) => {
+                let ringing = outcome.offers.iter().any(|offer| offer.contact == call);
+                let position = if ringing {
+                    None
+                } else {
+                    match self
+                        .routing
+                        .query(tenant, crate::ops::Query::Contact { contact: call })
+                        .await
+                    {
+                        Ok(crate::ops::Answer::Contact { view }) => match view.state {
+                            switchboard_acd::ContactState::Queued { position } => Some(position),
+                            _ => None,
+                        },
+                        _ => None,
+                    }
+                };
+                let music_on_hold = self
+                    .queue_spec(tenant, queue)
+                    .await
+                    .ok()
+                    .and_then(|spec| spec.music_on_hold)
+                    .map(|prompt| prompt.source);
+                Ok(Ok(Step::Queued {
+                    queue_id: queue,
+                    position,
+                    music_on_hold,
+                }))
+            }
+            Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::Overflow => {
+                let overflow = self
+                    .queue_spec(tenant, queue)
+                    .await?
+                    .max_waiting
+                    .map(|max| max.overflow)
+                    .unwrap_or(NextStep::Hangup { message: None });
+                Ok(Err(overflow))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    async fn queue_spec(&self, tenant: TenantId, queue: QueueId) -> Result<QueueSpec, CallError> {
+        Ok(self
+            .config
+            .get::<QueueSpec>(&Tenant::whole(tenant), queue.as_uuid())
+            .await?
+            .spec)
+    }
+}
+
+fn reject(sip_status: u16, reason: String) -> CallDecision {
+    CallDecision::Reject { sip_status, reason }
+}
