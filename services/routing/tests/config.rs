@@ -353,6 +353,7 @@ on_both_backends!(
     the_engine_is_told_and_loads_queues_and_agent_profiles,
     numbers_resolve_to_their_tenant_and_rule_in_system_scope,
     a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows,
+    a_deleted_users_profile_frees_what_it_used,
 );
 
 async fn every_kind_round_trips(h: Harness) {
@@ -1541,4 +1542,34 @@ async fn a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows(h: Harnes
         .await
         .unwrap();
     assert!(rows.is_empty());
+}
+
+async fn a_deleted_users_profile_frees_what_it_used(h: Harness) {
+    let tenant = h.tenant().await;
+    let skill = h.skill(&tenant, "billing").await;
+    let user = h.user(&tenant, None).await;
+    let profile: AgentProfileSpec =
+        serde_json::from_value(json!({"skills": [{"skill_id": skill, "proficiency": 5}]})).unwrap();
+    h.config
+        .put_agent_profile(&tenant, user, profile)
+        .await
+        .unwrap();
+    assert_eq!(
+        conflict_code(
+            h.config
+                .delete::<SkillSpec>(&tenant, skill)
+                .await
+                .unwrap_err()
+        )
+        .0,
+        "in_use"
+    );
+    // Identity deletes the user; its profile goes with it.
+    let delete = Query::delete()
+        .from_table(Alias::new("users"))
+        .and_where(Expr::col(Alias::new("id")).eq(user))
+        .to_owned();
+    h.admin.connection().execute(&delete).await.unwrap();
+    assert_not_found(h.config.get::<AgentProfileSpec>(&tenant, user).await);
+    h.config.delete::<SkillSpec>(&tenant, skill).await.unwrap();
 }

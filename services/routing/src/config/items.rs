@@ -41,7 +41,7 @@ impl RoutingConfig {
                 "agent profiles are put by user id".into(),
             ));
         }
-        let row = self.save(tenant, Target::New, spec).await?;
+        let (row, _) = self.save(tenant, Target::New, spec).await?;
         item(row)
     }
 
@@ -52,7 +52,7 @@ impl RoutingConfig {
         id: Uuid,
         spec: S,
     ) -> Result<Item<S>> {
-        let row = self.save(tenant, Target::Replace(id), spec).await?;
+        let (row, _) = self.save(tenant, Target::Replace(id), spec).await?;
         item(row)
     }
 
@@ -64,18 +64,8 @@ impl RoutingConfig {
         user: Uuid,
         spec: AgentProfileSpec,
     ) -> Result<(Item<AgentProfileSpec>, bool)> {
-        let transaction_probe = self.store().read(tenant.id()).await?;
-        let existed = store::exists(
-            &transaction_probe,
-            Kind::AgentProfile,
-            tenant.id(),
-            &ClientScope::All,
-            user,
-        )
-        .await?;
-        transaction_probe.commit().await?;
-        let row = self.save(tenant, Target::Upsert(user), spec).await?;
-        Ok((item(row)?, !existed))
+        let (row, created) = self.save(tenant, Target::Upsert(user), spec).await?;
+        Ok((item(row)?, created))
     }
 
     /// Items in creation order after `after`, at most `limit`; for a
@@ -119,11 +109,22 @@ impl RoutingConfig {
         check_scope(kind, tenant)?;
         let transaction = self.store().write(tenant.id()).await?;
         store::get(&transaction, kind, tenant.id(), tenant.clients(), id).await?;
-        if let Some((from_kind, from_id)) =
-            store::referrer(&transaction, tenant.id(), kind, id).await?
-        {
-            let user =
-                Kind::parse(&from_kind).map_or(from_kind.clone(), |kind| kind.noun().to_owned());
+        for (from_kind, from_id) in store::referrers(&transaction, tenant.id(), kind, id).await? {
+            let from = Kind::parse(&from_kind);
+            let live = match from {
+                Some(from) => {
+                    store::exists(&transaction, from, tenant.id(), &ClientScope::All, from_id)
+                        .await?
+                }
+                None => true,
+            };
+            if !live {
+                // Its item went without this store (an agent profile goes
+                // with its user): what it referred to is free.
+                store::clear_references(&transaction, tenant.id(), from_id).await?;
+                continue;
+            }
+            let user = from.map_or(from_kind.clone(), |kind| kind.noun().to_owned());
             return Err(ConfigError::conflict(
                 "in_use",
                 format!("the {} is used by {user} {from_id}", kind.noun()),
@@ -150,7 +151,7 @@ impl RoutingConfig {
         tenant: &Tenant,
         target: Target,
         spec: S,
-    ) -> Result<Row> {
+    ) -> Result<(Row, bool)> {
         let kind = S::KIND;
         check_scope(kind, tenant)?;
         let spec = spec.validate()?;
@@ -227,7 +228,7 @@ impl RoutingConfig {
         let change = engine_change(&transaction, tenant_id, id, &spec).await?;
         transaction.commit().await?;
         self.notify(tenant_id, change).await;
-        Ok(row)
+        Ok((row, existing.is_none()))
     }
 
     pub(crate) async fn notify(&self, tenant: TenantId, change: Option<EngineChange>) {

@@ -20,7 +20,7 @@ use super::{ChangedBy, RoutingConfig};
 
 impl RoutingConfig {
     pub async fn create_rule(&self, tenant: &Tenant, spec: InboundRuleSpec) -> Result<RuleView> {
-        let row = self.save(tenant, super::items::Target::New, spec).await?;
+        let (row, _) = self.save(tenant, super::items::Target::New, spec).await?;
         rule_view(row)
     }
 
@@ -30,7 +30,7 @@ impl RoutingConfig {
         id: Uuid,
         spec: InboundRuleSpec,
     ) -> Result<RuleView> {
-        let row = self
+        let (row, _) = self
             .save(tenant, super::items::Target::Replace(id), spec)
             .await?;
         rule_view(row)

@@ -373,25 +373,27 @@ pub(crate) async fn clear_references(
     Ok(())
 }
 
-/// An item that refers to item `id` of `kind`: its kind and id.
-pub(crate) async fn referrer(
+/// The items that refer to item `id` of `kind`: their kinds and ids.
+pub(crate) async fn referrers(
     transaction: &DatabaseTransaction,
     tenant: TenantId,
     kind: Kind,
     id: Uuid,
-) -> Result<Option<(String, Uuid)>> {
+) -> Result<Vec<(String, Uuid)>> {
     let query = Query::select()
+        .distinct()
         .columns([col("from_kind"), col("from_id")])
         .from(col(REFERENCES))
         .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
         .and_where(Expr::col(col("to_kind")).eq(kind.as_str()))
         .and_where(Expr::col(col("to_id")).eq(id))
-        .limit(1)
         .to_owned();
-    Ok(match transaction.query_one(&query).await? {
-        Some(row) => Some((row.try_get("", "from_kind")?, row.try_get("", "from_id")?)),
-        None => None,
-    })
+    transaction
+        .query_all(&query)
+        .await?
+        .iter()
+        .map(|row| Ok((row.try_get("", "from_kind")?, row.try_get("", "from_id")?)))
+        .collect()
 }
 
 /// `conflict` for a unique-constraint violation, else the error.
