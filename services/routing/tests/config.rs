@@ -354,6 +354,7 @@ on_both_backends!(
     numbers_resolve_to_their_tenant_and_rule_in_system_scope,
     a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows,
     a_deleted_users_profile_frees_what_it_used,
+    the_routing_migration_goes_down_and_up_again,
 );
 
 async fn every_kind_round_trips(h: Harness) {
@@ -1572,4 +1573,48 @@ async fn a_deleted_users_profile_frees_what_it_used(h: Harness) {
     h.admin.connection().execute(&delete).await.unwrap();
     assert_not_found(h.config.get::<AgentProfileSpec>(&tenant, user).await);
     h.config.delete::<SkillSpec>(&tenant, skill).await.unwrap();
+}
+
+async fn the_routing_migration_goes_down_and_up_again(h: Harness) {
+    use switchboard_migrations::SchemaManager;
+    let tenant = h.tenant().await;
+    h.skill(&tenant, "billing").await;
+    let connection = h.admin.connection();
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|migration| migration.name().to_owned())
+        .collect();
+    let mine = names
+        .iter()
+        .position(|name| name == "m20261204_000005_create_routing")
+        .unwrap();
+    let steps = u32::try_from(names.len() - mine).unwrap();
+    Migrator::down(connection, Some(steps)).await.unwrap();
+    let manager = SchemaManager::new(connection);
+    for kind in Kind::ALL {
+        assert!(
+            !manager.has_table(kind.table()).await.unwrap(),
+            "{} is dropped",
+            kind.table()
+        );
+    }
+    for table in [
+        "routing_flow_versions",
+        "routing_references",
+        "routing_config_revisions",
+    ] {
+        assert!(
+            !manager.has_table(table).await.unwrap(),
+            "{table} is dropped"
+        );
+    }
+    Migrator::up(connection, None).await.unwrap();
+    assert!(
+        h.config
+            .list::<SkillSpec>(&tenant, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    h.skill(&tenant, "billing").await;
 }
