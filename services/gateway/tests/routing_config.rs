@@ -65,15 +65,9 @@ impl Api {
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
-        let routing = switchboard_routing::Routing::new(
-            cache.clone(),
-            database.clone(),
-            switchboard_routing::RoutingOptions::default(),
-        );
         let router = Gateway::new(
             identity,
             webhooks,
-            routing,
             RoutingConfig::new(database),
             cache,
             options,
@@ -213,6 +207,7 @@ on_both_backends!(
     routing_routes_need_a_credential_that_may_use_them,
     a_number_is_configured_end_to_end,
     bad_input_answers_problems_naming_the_field,
+    lists_are_paged_with_a_cursor,
 );
 
 async fn routing_routes_need_a_credential_that_may_use_them(api: Api) {
@@ -518,4 +513,70 @@ async fn bad_input_answers_problems_naming_the_field(api: Api) {
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "an unknown user: {body}");
+}
+
+async fn lists_are_paged_with_a_cursor(api: Api) {
+    let (owner, _) = api.owner("Acme").await;
+    let mut skills = Vec::new();
+    for name in ["a", "b", "c"] {
+        skills.push(
+            api.create("/v1/skills", &owner, json!({"name": name}))
+                .await,
+        );
+    }
+    let (status, first) = api.get("/v1/skills?limit=2", &owner).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["data"][0]["id"], json!(skills[0]));
+    assert_eq!(first["data"][1]["id"], json!(skills[1]));
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = api
+        .get(&format!("/v1/skills?limit=2&cursor={cursor}"), &owner)
+        .await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert_eq!(second["data"][0]["id"], json!(skills[2]));
+    assert!(second["next_cursor"].is_null());
+
+    let queue = api
+        .create(
+            "/v1/queues",
+            &owner,
+            json!({"name": "Q", "channel": "chat"}),
+        )
+        .await;
+    let flow = api
+        .create(
+            "/v1/flows",
+            &owner,
+            json!({"name": "F", "definition": {"start": "q", "nodes": {
+                "q": {"type": "enqueue", "queue_id": queue}
+            }}}),
+        )
+        .await;
+    for _ in 0..3 {
+        let (status, _) = api
+            .post(&format!("/v1/flows/{flow}/versions"), &owner, json!({}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let (_, first) = api
+        .get(&format!("/v1/flows/{flow}/versions?limit=2"), &owner)
+        .await;
+    let versions: Vec<i64> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|version| version["version"].as_i64().unwrap())
+        .collect();
+    assert_eq!(versions, [1, 2]);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = api
+        .get(
+            &format!("/v1/flows/{flow}/versions?limit=2&cursor={cursor}"),
+            &owner,
+        )
+        .await;
+    assert_eq!(second["data"][0]["version"], 3);
+    assert!(second["next_cursor"].is_null());
+    let (status, body) = api.get("/v1/skills?cursor=not-a-cursor", &owner).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
