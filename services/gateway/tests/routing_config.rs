@@ -65,9 +65,15 @@ impl Api {
             expose_verification_token: true,
             ..GatewayOptions::default()
         };
+        let routing = switchboard_routing::Routing::new(
+            cache.clone(),
+            database.clone(),
+            switchboard_routing::RoutingOptions::default(),
+        );
         let router = Gateway::new(
             identity,
             webhooks,
+            routing,
             RoutingConfig::new(database),
             cache,
             options,
