@@ -216,7 +216,19 @@ impl Api {
     /// Sends `method path` (`{id}` filled with a fresh id) with a body that
     /// is not JSON but declared so; answers the status, whether the answer
     /// is a problem document, and the body.
+    /// One request with a malformed body; waits out the plan's rate limit
+    /// (the probes outnumber its burst).
     async fn probe(&self, method: &str, path: &str, token: &str) -> (StatusCode, bool, Value) {
+        loop {
+            let answer = self.probe_once(method, path, token).await;
+            if answer.0 != StatusCode::TOO_MANY_REQUESTS {
+                return answer;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn probe_once(&self, method: &str, path: &str, token: &str) -> (StatusCode, bool, Value) {
         let path = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
         let response = self
             .client
@@ -524,9 +536,12 @@ async fn every_operation_is_tagged_named_secured_and_documents_its_errors() {
             statuses.iter().any(|status| (400..500).contains(status)),
             "{at}: no 4xx response"
         );
+        // A WebSocket route succeeds with 101 Switching Protocols.
         assert!(
-            statuses.iter().any(|status| (200..300).contains(status)),
-            "{at}: no 2xx"
+            statuses
+                .iter()
+                .any(|status| (200..300).contains(status) || *status == 101),
+            "{at}: no 2xx (or 101)"
         );
         for (status, response) in operation["responses"].as_object().unwrap() {
             let response = resolve(&document, response);
@@ -534,7 +549,7 @@ async fn every_operation_is_tagged_named_secured_and_documents_its_errors() {
                 response["description"].is_string(),
                 "{at} {status}: no description"
             );
-            if !status.starts_with('2') {
+            if !status.starts_with('2') && status != "101" {
                 let schema = &response["content"]["application/problem+json"]["schema"];
                 assert_eq!(
                     schema["$ref"], "#/components/schemas/Problem",
