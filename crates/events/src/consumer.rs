@@ -47,7 +47,8 @@ use chrono::Utc;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbErr, ExprTrait, Order, RuntimeErr, TransactionTrait,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExprTrait, Order, RuntimeErr,
+    Statement, TransactionTrait,
 };
 use switchboard_config::EventsConfig;
 use switchboard_platform::bus::topic_matches;
@@ -67,9 +68,14 @@ const INFRASTRUCTURE_PAUSE: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Events read from the log per query while catching up.
 const CATCH_UP_PAGE: u64 = 1000;
-/// Processed marks per insert statement at most (SQLite takes 32,766
-/// parameters per statement, four per mark).
+/// Processed marks per insert statement on SQLite at most (it takes
+/// 32,766 parameters per statement, four per mark).
 const MARKS_PER_STATEMENT: usize = 1000;
+/// Processed marks per insert statement on PostgreSQL at most: ~36 bytes
+/// each, so a statement stays within one 16 KiB TLS record. sqlx does not
+/// set `TCP_NODELAY`, and a statement spanning two records waits for the
+/// server's delayed ACK (~40 ms) before its second half leaves.
+const MARKS_PER_PG_STATEMENT: usize = 300;
 
 /// Why a handler could not apply an event. The event is retried, and
 /// dead-lettered with this message after the last attempt; unless the
@@ -655,39 +661,139 @@ impl Consumer {
         }
     }
 
-    /// One transaction for groups of events, each group of one tenant:
-    /// per group, the tenant is entered, the marks inserted and the
-    /// handler run on the new events; then one commit.
+    /// One transaction for groups of events, each group of one tenant: the
+    /// processed marks of every event in one statement (in system scope on
+    /// PostgreSQL when there are several tenants), then per group the
+    /// tenant entered and the handler run on its new events; one commit.
     async fn apply(&self, groups: &[Vec<&Event>]) -> Result<(), Failure> {
+        let groups: Vec<&[&Event]> = groups
+            .iter()
+            .filter(|events| !events.is_empty())
+            .map(Vec::as_slice)
+            .collect();
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let postgres = self.db.backend() == DbBackend::Postgres;
+        let several = groups.len() > 1;
         let transaction = self.db.connection().begin().await?;
+        match groups.first() {
+            Some(events) if !several => {
+                self.db
+                    .enter_tenant(&transaction, events[0].tenant.as_uuid())
+                    .await?;
+            }
+            _ if postgres => {
+                transaction
+                    .execute_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT set_config('app.scope', 'system', true)",
+                    ))
+                    .await?;
+            }
+            _ => {}
+        }
+        let all: Vec<&Event> = groups
+            .iter()
+            .flat_map(|events| events.iter().copied())
+            .collect();
+        let mut fresh = self.mark(&transaction, &all).await?;
         for events in groups {
-            let Some(first) = events.first() else {
+            // `remove`: an event delivered twice in the batch applies once.
+            let new: Vec<Event> = events
+                .iter()
+                .filter(|event| fresh.remove(&event.id))
+                .map(|event| (*event).clone())
+                .collect();
+            let duplicates = events.len() - new.len();
+            if duplicates > 0 {
+                debug!(consumer = %self.options.name, duplicates, "duplicate events skipped");
+                metrics::counter!("switchboard_events_duplicates_total", "consumer" => self.options.name.clone()).increment(duplicates as u64);
+            }
+            if new.is_empty() {
                 continue;
-            };
-            self.db
-                .enter_tenant(&transaction, first.tenant.as_uuid())
-                .await?;
-            self.apply_group_in(&transaction, events).await?;
+            }
+            if several && postgres {
+                // Out of system scope, into the group's tenant.
+                transaction
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT set_config('app.scope', '', true), set_config('app.tenant_id', $1, true)",
+                        [new[0].tenant.to_string().into()],
+                    ))
+                    .await?;
+            }
+            self.handler.handle_batch(&transaction, &new).await?;
+            metrics::counter!("switchboard_events_consumed_total", "consumer" => self.options.name.clone()).increment(new.len() as u64);
         }
         transaction.commit().await?;
         Ok(())
     }
 
-    /// Marks and effects of one tenant's events, inside `transaction`.
-    async fn apply_group_in(
+    /// Inserts this consumer's processed marks for `events` (`ON CONFLICT
+    /// DO NOTHING`); returns the ids whose mark is new. On PostgreSQL one
+    /// statement of constant text (arrays, so it is prepared once).
+    async fn mark(
         &self,
         transaction: &DatabaseTransaction,
         events: &[&Event],
-    ) -> Result<(), Failure> {
-        let mut seen = HashSet::with_capacity(events.len());
-        let unique: Vec<&Event> = events
-            .iter()
-            .copied()
-            .filter(|event| seen.insert(event.id))
-            .collect();
+    ) -> Result<HashSet<Uuid>, Failure> {
         let now = Utc::now();
-        let mut fresh_ids = HashSet::with_capacity(unique.len());
-        for chunk in unique.chunks(MARKS_PER_STATEMENT) {
+        let mut fresh = HashSet::with_capacity(events.len());
+        if self.db.backend() == DbBackend::Postgres {
+            let insert = "INSERT INTO processed_events (consumer, event_id, tenant_id, processed_at) \
+                 SELECT $1, mark.id, ($3::uuid[])[mark.tenant], $2 \
+                 FROM unnest($4::uuid[], $5::int[]) AS mark(id, tenant) \
+                 ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id";
+            for chunk in events.chunks(MARKS_PER_PG_STATEMENT) {
+                // Array literals: each id once (32 hex digits), each tenant
+                // once, then an index into the tenants per event.
+                let mut tenants: Vec<Uuid> = Vec::new();
+                let mut ids = String::with_capacity(chunk.len() * 33 + 2);
+                let mut indexes = String::with_capacity(chunk.len() * 3 + 2);
+                for (n, event) in chunk.iter().enumerate() {
+                    let tenant = event.tenant.as_uuid();
+                    let index = match tenants.iter().position(|known| *known == tenant) {
+                        Some(index) => index,
+                        None => {
+                            tenants.push(tenant);
+                            tenants.len() - 1
+                        }
+                    };
+                    let separator = if n == 0 { '{' } else { ',' };
+                    ids.push(separator);
+                    ids.push_str(event.id.simple().encode_lower(&mut Uuid::encode_buffer()));
+                    indexes.push(separator);
+                    indexes.push_str(&(index + 1).to_string());
+                }
+                ids.push('}');
+                indexes.push('}');
+                let tenants = format!(
+                    "{{{}}}",
+                    tenants
+                        .iter()
+                        .map(|tenant| tenant.simple().to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                let statement = Statement::from_sql_and_values(
+                    DbBackend::Postgres,
+                    insert,
+                    [
+                        self.options.name.clone().into(),
+                        now.into(),
+                        tenants.into(),
+                        ids.into(),
+                        indexes.into(),
+                    ],
+                );
+                for row in transaction.query_all_raw(statement).await? {
+                    fresh.insert(row.try_get::<Uuid>("", "event_id")?);
+                }
+            }
+            return Ok(fresh);
+        }
+        for chunk in events.chunks(MARKS_PER_STATEMENT) {
             let mut insert = Query::insert();
             insert
                 .into_table(ProcessedEvents::Table)
@@ -712,24 +818,10 @@ impl Consumer {
                 ]);
             }
             for row in transaction.query_all(&insert).await? {
-                fresh_ids.insert(row.try_get::<Uuid>("", "event_id")?);
+                fresh.insert(row.try_get::<Uuid>("", "event_id")?);
             }
         }
-        let fresh: Vec<Event> = unique
-            .into_iter()
-            .filter(|event| fresh_ids.contains(&event.id))
-            .cloned()
-            .collect();
-        let duplicates = events.len() - fresh.len();
-        if duplicates > 0 {
-            debug!(consumer = %self.options.name, duplicates, "duplicate events skipped");
-            metrics::counter!("switchboard_events_duplicates_total", "consumer" => self.options.name.clone()).increment(duplicates as u64);
-        }
-        if !fresh.is_empty() {
-            self.handler.handle_batch(transaction, &fresh).await?;
-        }
-        metrics::counter!("switchboard_events_consumed_total", "consumer" => self.options.name.clone()).increment(fresh.len() as u64);
-        Ok(())
+        Ok(fresh)
     }
 
     /// Offers again every retained event this consumer binds and has no

@@ -4,6 +4,11 @@
 //! the database or the broker) between publishing and marking publishes
 //! those rows again: at-least-once, and consumers drop the duplicates.
 //!
+//! A round is one transaction and one publish: the transaction marks what
+//! the previous round published and reads the next batch, committing
+//! asynchronously on PostgreSQL (a mark is only ever lost to a database
+//! crash, and then its rows go out once more).
+//!
 //! Within a round, a tenant's consecutive rows of one routing key travel
 //! in one packed message ([`crate::pack`]), up to
 //! [`RelayOptions::pack_events`] and [`RelayOptions::pack_bytes`]; a row
@@ -107,6 +112,42 @@ struct Pending {
     payload: Bytes,
 }
 
+/// One replay request on its way to its consumer.
+struct Request {
+    seq: i64,
+    consumer: String,
+    routing_key: String,
+    payload: Bytes,
+}
+
+/// What a round published and the broker confirmed, not marked yet: the
+/// outbox rows' `seq`s and the replay requests'.
+#[derive(Debug, Default)]
+struct Confirmed {
+    seqs: Vec<i64>,
+    requests: Vec<i64>,
+}
+
+impl Confirmed {
+    fn is_empty(&self) -> bool {
+        self.seqs.is_empty() && self.requests.is_empty()
+    }
+}
+
+/// A PostgreSQL array literal (`{1,2,3}`).
+fn array_literal(values: &[i64]) -> String {
+    let mut text = String::with_capacity(values.len() * 8 + 2);
+    text.push('{');
+    for (n, value) in values.iter().enumerate() {
+        if n > 0 {
+            text.push(',');
+        }
+        text.push_str(&value.to_string());
+    }
+    text.push('}');
+    text
+}
+
 pub struct Relay {
     db: Database,
     bus: Arc<dyn Bus>,
@@ -146,15 +187,20 @@ impl Relay {
         Ok(partitions)
     }
 
-    /// Runs rounds until `cancel`, then hands its leases back so another
-    /// replica takes over at once.
+    /// Runs rounds until `cancel`, then marks what it published last and
+    /// hands its leases back so another replica takes over at once.
+    ///
+    /// A round's marks are written in the next round's transaction, the
+    /// one that reads the next batch: one transaction per round.
     pub fn spawn(self, cancel: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
             info!(holder = %self.options.holder, "event relay started");
             let mut backoff = self.options.poll_interval;
+            let mut confirmed = Confirmed::default();
             loop {
-                let pause = match self.run_once().await {
-                    Ok(round) => {
+                let pause = match self.round(std::mem::take(&mut confirmed)).await {
+                    Ok((round, published)) => {
+                        confirmed = published;
                         backoff = self.options.poll_interval;
                         // Pause only when there was nothing to do: under
                         // load the next round starts at once, which keeps
@@ -167,6 +213,7 @@ impl Relay {
                         }
                     }
                     Err(error) => {
+                        // What it published and did not mark goes out again.
                         warn!(holder = %self.options.holder, error = %error, retry_in = ?backoff, "event relay round failed");
                         let pause = backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -185,6 +232,9 @@ impl Relay {
                     () = tokio::time::sleep(pause) => {}
                 }
             }
+            if let Err(error) = self.mark_and_read(&confirmed, &[], false).await {
+                warn!(holder = %self.options.holder, error = %error, "event relay could not mark its last round; it will be published again");
+            }
             if let Err(error) = self.release().await {
                 warn!(holder = %self.options.holder, error = %error, "event relay could not release its leases");
             }
@@ -195,22 +245,46 @@ impl Relay {
     /// One round: renew leases, publish and mark one batch, send replay
     /// requests and sweep (holder of partition 0).
     pub async fn run_once(&self) -> Result<Round> {
+        let (round, confirmed) = self.round(Confirmed::default()).await?;
+        self.mark_and_read(&confirmed, &[], false).await?;
+        Ok(round)
+    }
+
+    /// One round of the loop: in one transaction, marks `confirmed` and
+    /// reads the next batch (and replay requests, as holder of partition
+    /// 0); then publishes it and returns what is now confirmed, for the
+    /// next round to mark.
+    async fn round(&self, confirmed: Confirmed) -> Result<(Round, Confirmed)> {
         let partitions = self.partitions().await?;
-        if partitions.is_empty() {
-            return Ok(Round::default());
+        if partitions.is_empty() && confirmed.is_empty() {
+            return Ok((Round::default(), Confirmed::default()));
         }
-        let pending = self.pending(&partitions).await?;
+        let replays = partitions.contains(&0);
+        let (pending, requests) = self.mark_and_read(&confirmed, &partitions, replays).await?;
         let mut round = Round::default();
+        let mut published = Confirmed::default();
         if !pending.is_empty() {
             self.publish(&pending).await?;
-            self.mark_published(&pending).await?;
+            published.seqs = pending.iter().map(|row| row.seq).collect();
             round.published = pending.len();
         }
-        if partitions.contains(&0) {
-            round.redelivered = self.redeliver().await?;
+        if !requests.is_empty() {
+            match self.redeliver(&requests).await {
+                Ok(sent) => {
+                    round.redelivered = sent.len();
+                    published.requests = sent;
+                }
+                Err(error) => {
+                    // Mark what was published before failing the round.
+                    self.mark_and_read(&published, &[], false).await?;
+                    return Err(error);
+                }
+            }
+        }
+        if replays {
             self.sweep_if_due().await?;
         }
-        Ok(round)
+        Ok((round, published))
     }
 
     /// Publishes what is pending in this relay's partitions without
@@ -219,7 +293,9 @@ impl Relay {
     #[doc(hidden)]
     pub async fn publish_without_marking(&self) -> Result<usize> {
         let partitions = self.lease().await?;
-        let pending = self.pending(&partitions).await?;
+        let (pending, _) = self
+            .mark_and_read(&Confirmed::default(), &partitions, false)
+            .await?;
         self.publish(&pending).await?;
         Ok(pending.len())
     }
@@ -272,44 +348,121 @@ impl Relay {
         Ok(())
     }
 
-    async fn pending(&self, partitions: &[i16]) -> Result<Vec<Pending>> {
-        if partitions.is_empty() {
-            return Ok(Vec::new());
+    /// One transaction: marks `confirmed` published (and deletes its sent
+    /// replay requests), then reads up to a batch of pending rows of
+    /// `partitions` in `seq` order, and with `replays` a batch of replay
+    /// requests. On PostgreSQL it commits asynchronously
+    /// (`synchronous_commit = off`): a mark lost in a database crash only
+    /// publishes its rows again, which consumers drop as duplicates.
+    async fn mark_and_read(
+        &self,
+        confirmed: &Confirmed,
+        partitions: &[i16],
+        replays: bool,
+    ) -> Result<(Vec<Pending>, Vec<Request>)> {
+        if confirmed.is_empty() && partitions.is_empty() && !replays {
+            return Ok((Vec::new(), Vec::new()));
         }
-        let query = Query::select()
-            .columns([EventLog::Seq, EventLog::RoutingKey, EventLog::Payload])
-            .from(EventLog::Table)
-            .and_where(Expr::col(EventLog::PublishedAt).is_null())
-            .and_where(Expr::col(EventLog::Partition).is_in(partitions.iter().copied()))
-            .order_by(EventLog::Seq, Order::Asc)
-            .limit(u64::from(self.options.batch_size))
-            .to_owned();
-        let transaction = self.db.begin_system().await?;
-        if self.db.backend() == DbBackend::Postgres {
-            // The row-level-security predicate makes the planner expect one
-            // row, so it bitmap-scans every pending entry and sorts; an
-            // ordered scan of `event_log_pending` stops at the batch size
-            // (22–44 ms down to ~12 ms per round with a backlog, measured
-            // in loadtest/events).
+        let postgres = self.db.backend() == DbBackend::Postgres;
+        let transaction = self.db.connection().begin().await?;
+        if postgres {
+            // System scope; no waiting for the WAL flush; and: the
+            // row-level-security predicate makes the planner expect one
+            // row, so it bitmap-scans every pending entry and sorts, where
+            // an ordered scan of `event_log_pending` stops at the batch
+            // size (22–44 ms down to ~12 ms per round with a backlog,
+            // measured in loadtest/events). One round trip.
             transaction
                 .execute_raw(Statement::from_string(
                     DbBackend::Postgres,
-                    "SET LOCAL enable_bitmapscan = off",
+                    "SELECT set_config('app.scope', 'system', true), \
+                     set_config('synchronous_commit', 'off', true), \
+                     set_config('enable_bitmapscan', 'off', true)",
                 ))
                 .await?;
         }
-        let rows = transaction.query_all(&query).await?;
-        transaction.commit().await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Pending {
+        if !confirmed.seqs.is_empty() {
+            let now = Utc::now();
+            if postgres {
+                // Constant text, so it is prepared once (an `IN` list of
+                // each length would be parsed and planned anew).
+                transaction
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "UPDATE event_log SET published_at = $1 WHERE seq = ANY($2::bigint[])",
+                        [now.into(), array_literal(&confirmed.seqs).into()],
+                    ))
+                    .await?;
+            } else {
+                let update = Query::update()
+                    .table(EventLog::Table)
+                    .value(EventLog::PublishedAt, now)
+                    .and_where(Expr::col(EventLog::Seq).is_in(confirmed.seqs.iter().copied()))
+                    .to_owned();
+                transaction.execute(&update).await?;
+            }
+            debug!(count = confirmed.seqs.len(), "events published");
+        }
+        if !confirmed.requests.is_empty() {
+            let delete = Query::delete()
+                .from_table(EventRedeliveries::Table)
+                .and_where(
+                    Expr::col(EventRedeliveries::Seq).is_in(confirmed.requests.iter().copied()),
+                )
+                .to_owned();
+            transaction.execute(&delete).await?;
+        }
+        let mut pending = Vec::new();
+        if !partitions.is_empty() {
+            let query = Query::select()
+                .columns([EventLog::Seq, EventLog::RoutingKey, EventLog::Payload])
+                .from(EventLog::Table)
+                .and_where(Expr::col(EventLog::PublishedAt).is_null())
+                .and_where(Expr::col(EventLog::Partition).is_in(partitions.iter().copied()))
+                .order_by(EventLog::Seq, Order::Asc)
+                .limit(u64::from(self.options.batch_size))
+                .to_owned();
+            for row in transaction.query_all(&query).await? {
+                pending.push(Pending {
                     seq: row.try_get("", "seq")?,
                     routing_key: row.try_get("", "routing_key")?,
                     payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
-                })
-            })
-            .collect::<Result<Vec<_>, DbErr>>()
-            .map_err(Into::into)
+                });
+            }
+        }
+        let mut requests = Vec::new();
+        if replays {
+            let query = Query::select()
+                .expr_as(
+                    Expr::col((EventRedeliveries::Table, EventRedeliveries::Seq)),
+                    "request_seq",
+                )
+                .column((EventRedeliveries::Table, EventRedeliveries::Consumer))
+                .column((EventLog::Table, EventLog::RoutingKey))
+                .column((EventLog::Table, EventLog::Payload))
+                .from(EventRedeliveries::Table)
+                .inner_join(
+                    EventLog::Table,
+                    Expr::col((EventLog::Table, EventLog::Seq))
+                        .equals((EventRedeliveries::Table, EventRedeliveries::EventSeq)),
+                )
+                .order_by(
+                    (EventRedeliveries::Table, EventRedeliveries::Seq),
+                    Order::Asc,
+                )
+                .limit(u64::from(self.options.batch_size))
+                .to_owned();
+            for row in transaction.query_all(&query).await? {
+                requests.push(Request {
+                    seq: row.try_get("", "request_seq")?,
+                    consumer: row.try_get("", "consumer")?,
+                    routing_key: row.try_get("", "routing_key")?,
+                    payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
+                });
+            }
+        }
+        transaction.commit().await?;
+        Ok((pending, requests))
     }
 
     async fn publish(&self, pending: &[Pending]) -> Result<()> {
@@ -337,64 +490,10 @@ impl Relay {
         Ok(())
     }
 
-    async fn mark_published(&self, pending: &[Pending]) -> Result<()> {
-        let update = Query::update()
-            .table(EventLog::Table)
-            .value(EventLog::PublishedAt, Utc::now())
-            .and_where(Expr::col(EventLog::Seq).is_in(pending.iter().map(|row| row.seq)))
-            .to_owned();
-        let transaction = self.db.begin_system().await?;
-        transaction.execute(&update).await?;
-        transaction.commit().await?;
-        debug!(count = pending.len(), "events published");
-        Ok(())
-    }
-
-    /// Sends one batch of replay requests to their consumers' queues.
-    async fn redeliver(&self) -> Result<usize> {
-        let query = Query::select()
-            .expr_as(
-                Expr::col((EventRedeliveries::Table, EventRedeliveries::Seq)),
-                "request_seq",
-            )
-            .column((EventRedeliveries::Table, EventRedeliveries::Consumer))
-            .column((EventLog::Table, EventLog::RoutingKey))
-            .column((EventLog::Table, EventLog::Payload))
-            .from(EventRedeliveries::Table)
-            .inner_join(
-                EventLog::Table,
-                Expr::col((EventLog::Table, EventLog::Seq))
-                    .equals((EventRedeliveries::Table, EventRedeliveries::EventSeq)),
-            )
-            .order_by(
-                (EventRedeliveries::Table, EventRedeliveries::Seq),
-                Order::Asc,
-            )
-            .limit(u64::from(self.options.batch_size))
-            .to_owned();
-        let transaction = self.db.begin_system().await?;
-        let rows = transaction.query_all(&query).await?;
-        transaction.commit().await?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        struct Request {
-            seq: i64,
-            consumer: String,
-            routing_key: String,
-            payload: Bytes,
-        }
-        let requests = rows
-            .iter()
-            .map(|row| {
-                Ok(Request {
-                    seq: row.try_get("", "request_seq")?,
-                    consumer: row.try_get("", "consumer")?,
-                    routing_key: row.try_get("", "routing_key")?,
-                    payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
-                })
-            })
-            .collect::<Result<Vec<_>, DbErr>>()?;
+    /// Sends replay requests to their consumers' queues, packed per
+    /// consumer and tenant; returns the requests done with (sent, or for
+    /// a consumer whose queue does not exist).
+    async fn redeliver(&self, requests: &[Request]) -> Result<Vec<i64>> {
         let plan = pack::plan(
             requests.iter().map(|request| {
                 let key = request.routing_key.as_str();
@@ -423,15 +522,8 @@ impl Relay {
             }
             sent.extend(rows.iter().map(|row| requests[*row].seq));
         }
-        let delete = Query::delete()
-            .from_table(EventRedeliveries::Table)
-            .and_where(Expr::col(EventRedeliveries::Seq).is_in(sent.iter().copied()))
-            .to_owned();
-        let transaction = self.db.begin_system().await?;
-        transaction.execute(&delete).await?;
-        transaction.commit().await?;
         metrics::counter!("switchboard_events_redelivered_total").increment(sent.len() as u64);
-        Ok(sent.len())
+        Ok(sent)
     }
 
     async fn sweep_if_due(&self) -> Result<()> {
