@@ -18,6 +18,12 @@ pub mod identity {
     }
 }
 
+pub mod routing {
+    pub mod v1 {
+        tonic::include_proto!("switchboard.routing.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("switchboard.events.v1");

@@ -24,6 +24,7 @@ use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::cache::{MemoryCache, RedisCache};
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_platform::{Cache, Database};
+use switchboard_proto::routing::v1 as pb;
 use switchboard_routing::calls::{CallDecision, Calls, InboundCall, Step};
 use switchboard_routing::config::RoutingConfig;
 use switchboard_routing::{Routing, RoutingOptions, Running};
@@ -181,6 +182,23 @@ impl Site {
                 attributes: Default::default(),
             })
             .await
+    }
+
+    /// A client of the edge's gRPC API, served on a port of its own.
+    async fn edge(&self) -> pb::call_routing_client::CallRoutingClient<tonic::transport::Channel> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(switchboard_routing::grpc::server(self.calls.clone()))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        pb::call_routing_client::CallRoutingClient::new(channel)
     }
 
     async fn routing_events(&self, tenant: TenantId) -> Vec<Event> {
@@ -531,6 +549,104 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
             .is_err()
     );
 
+    // The same through the edge's gRPC API: "2" → support → Bob's phone
+    // rings; the caller hangs up first.
+    let mut edge = site.edge().await;
+    let decision = edge
+        .new_call(pb::NewCallRequest {
+            number: NUMBER.into(),
+            caller: "+33698765432".into(),
+            trunk: "carrier-1".into(),
+            attributes_json: r#"{"vip": true}"#.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::new_call_response::Decision::Accepted(taken)) = decision.decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(taken.tenant_id, tenant.to_string());
+    assert!(matches!(
+        taken.step.unwrap().action,
+        Some(pb::step::Action::Collect(pb::Collect { max_length: 1, .. }))
+    ));
+    let call = pb::CallRef {
+        tenant_id: taken.tenant_id.clone(),
+        call_id: taken.call_id.clone(),
+    };
+    let bad = edge
+        .report_result(pb::ReportResultRequest {
+            call: Some(call.clone()),
+            result: Some(pb::report_result_request::Result::Digits("1; DROP".into())),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    let step = edge
+        .report_result(pb::ReportResultRequest {
+            call: Some(call.clone()),
+            result: Some(pb::report_result_request::Result::Digits("2".into())),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::step::Action::Queued(queued)) = step.step.unwrap().action else {
+        panic!("not queued")
+    };
+    assert_eq!(queued.queue_id, support);
+    assert_eq!(queued.position, 0, "it rings at once");
+    assert_eq!(
+        frame_of(&mut bob_desk, "offer").await["offer"]["contact_id"],
+        taken.call_id
+    );
+    edge.call_abandoned(call.clone()).await.unwrap();
+    assert_eq!(
+        frame_of(&mut bob_desk, "offer_withdrawn").await["offer"]["contact_id"],
+        taken.call_id
+    );
+    // Unknown or another tenant's calls, garbage ids: not found.
+    for (tenant_id, call_id) in [
+        (tenant.to_string(), ContactId::new().to_string()),
+        (TenantId::new().to_string(), taken.call_id.clone()),
+        ("garbage".to_owned(), "garbage".to_owned()),
+    ] {
+        let status = edge
+            .report_result(pb::ReportResultRequest {
+                call: Some(pb::CallRef { tenant_id, call_id }),
+                result: Some(pb::report_result_request::Result::NoInput(())),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    }
+    let rejected = edge
+        .new_call(pb::NewCallRequest {
+            number: "+33199999999".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        matches!(
+            rejected.decision,
+            Some(pb::new_call_response::Decision::Reject(pb::Reject {
+                sip_status: 404,
+                ..
+            }))
+        ),
+        "{rejected:?}"
+    );
+    let status = edge
+        .new_call(pb::NewCallRequest {
+            number: NUMBER.into(),
+            attributes_json: "[not an object".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+
     // A supervisor closes the line: calls go to voicemail until reopened.
     let (status, body) = site
         .post(
@@ -579,7 +695,7 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
     };
     assert!(
         eventually(Duration::from_secs(5), || async {
-            wanted(&site.routing_events(tenant).await) == (3, 3, 1, 2, 1, 2)
+            wanted(&site.routing_events(tenant).await) == (4, 4, 1, 2, 2, 2)
         })
         .await,
         "routing events: {:?}",

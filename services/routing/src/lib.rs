@@ -11,6 +11,7 @@
 pub mod calls;
 pub mod config;
 pub mod events;
+pub mod grpc;
 pub mod host;
 pub mod ops;
 pub mod runtime;

@@ -180,6 +180,16 @@ fn service_parts(
             })
         }));
     }
+    if name == "routing" {
+        parts.grpc_service_names = vec![switchboard_routing::grpc::SERVICE_NAME];
+        let calls = switchboard_routing::calls::Calls::new(
+            routing.clone(),
+            routing_config.clone(),
+            backends.cache.clone(),
+        );
+        let server = switchboard_routing::grpc::server(calls);
+        parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
+    }
     if name == "identity" {
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
         let server = switchboard_identity::grpc::server(identity.clone());

@@ -20,7 +20,7 @@ pub const KNOWN: &[(&str, &str)] = &[
     ),
     (
         "routing",
-        "the ACD: agent states, queues, offers; one owner per tenant (leases in the cache), events to the outbox",
+        "calls from the edge over gRPC (switchboard.routing.v1) and the ACD: agent states, queues, offers; one owner per tenant (leases in the cache), events to the outbox",
     ),
     (
         "gateway",

@@ -1,0 +1,227 @@
+//! The edge's gRPC API (`switchboard.routing.v1.CallRouting`, see
+//! `proto/switchboard/routing/v1/calls.proto`) over [`Calls`].
+//!
+//! For the cluster network only: the edge serves every tenant, and a
+//! call's tenant comes from the owner of the dialed number. Ids that do
+//! not parse, or name another tenant's call, are `NOT_FOUND` like unknown
+//! ones.
+
+use switchboard_acd::ContactId;
+use switchboard_flows::{Input, PromptSource};
+use switchboard_proto::routing::v1 as pb;
+use switchboard_tenancy::TenantId;
+use tonic::{Request, Response, Status};
+
+use crate::calls::{CallDecision, CallError, Calls, InboundCall, Step};
+use crate::ops::RefusalKind;
+use crate::runtime::RoutingError;
+
+/// The fully-qualified service name, for gRPC health.
+pub const SERVICE_NAME: &str = "switchboard.routing.v1.CallRouting";
+
+/// The service, ready for `tonic`'s router.
+pub fn server(calls: Calls) -> pb::call_routing_server::CallRoutingServer<CallRoutingGrpc> {
+    pb::call_routing_server::CallRoutingServer::new(CallRoutingGrpc { calls })
+}
+
+pub struct CallRoutingGrpc {
+    calls: Calls,
+}
+
+fn call_of(call: Option<&pb::CallRef>) -> Result<(TenantId, ContactId), Status> {
+    let call = call.ok_or_else(|| Status::invalid_argument("`call` is required"))?;
+    let unknown = || Status::not_found(format!("unknown call {}", call.call_id));
+    let tenant = call.tenant_id.parse().map_err(|_| unknown())?;
+    let contact = call.call_id.parse().map_err(|_| unknown())?;
+    Ok((tenant, contact))
+}
+
+fn status_of(error: CallError) -> Status {
+    match error {
+        CallError::UnknownCall(call) => Status::not_found(format!("unknown call {call}")),
+        CallError::Invalid(message) => Status::failed_precondition(message),
+        CallError::Routing(RoutingError::Refused(refusal)) => match refusal.kind {
+            RefusalKind::NotFound => Status::not_found(refusal.message),
+            RefusalKind::Conflict | RefusalKind::Overflow => {
+                Status::failed_precondition(refusal.message)
+            }
+            RefusalKind::InvalidArgument => Status::invalid_argument(refusal.message),
+        },
+        CallError::Routing(RoutingError::Unavailable(message)) => Status::unavailable(message),
+        CallError::Cache(error) => Status::unavailable(error.to_string()),
+        CallError::Config(error) => match error.status() {
+            400 => Status::invalid_argument(error.to_string()),
+            404 => Status::not_found(error.to_string()),
+            409 => Status::failed_precondition(error.to_string()),
+            503 => Status::unavailable(error.to_string()),
+            _ => Status::internal(error.to_string()),
+        },
+        CallError::Routing(RoutingError::Internal(message)) => Status::internal(message),
+    }
+}
+
+fn prompt(source: PromptSource) -> pb::Prompt {
+    pb::Prompt {
+        source: Some(match source {
+            PromptSource::File(path) => pb::prompt::Source::File(path),
+            PromptSource::Tts(text) => pb::prompt::Source::Tts(text),
+        }),
+    }
+}
+
+/// A step as the edge receives it.
+pub fn step_message(step: Step) -> pb::Step {
+    use pb::step::Action;
+    let language = |language: Option<switchboard_flows::Language>| {
+        language.map(|l| l.as_str().to_owned()).unwrap_or_default()
+    };
+    let action = match step {
+        Step::Play {
+            prompt: source,
+            language: lang,
+        } => Action::Play(pb::Play {
+            prompt: Some(prompt(source)),
+            language: language(lang),
+        }),
+        Step::Collect {
+            prompt: source,
+            language: lang,
+            min_length,
+            max_length,
+            terminator,
+            timeout_seconds,
+        } => Action::Collect(pb::Collect {
+            prompt: Some(prompt(source)),
+            language: language(lang),
+            min_length,
+            max_length,
+            terminator: terminator.unwrap_or_default(),
+            timeout_seconds,
+        }),
+        Step::Queued {
+            queue_id,
+            position,
+            music_on_hold,
+        } => Action::Queued(pb::Queued {
+            queue_id: queue_id.to_string(),
+            position: position.map_or(0, |p| u32::try_from(p).unwrap_or(u32::MAX)),
+            music_on_hold: music_on_hold.map(prompt),
+        }),
+        Step::RingAgent { agent_id } => Action::RingAgent(pb::RingAgent {
+            agent_id: agent_id.to_string(),
+        }),
+        Step::RingGroup { ring_group_id } => Action::RingGroup(pb::RingGroup {
+            ring_group_id: ring_group_id.to_string(),
+        }),
+        Step::Voicemail {
+            box_id,
+            prompt: greeting,
+        } => Action::Voicemail(pb::Voicemail {
+            box_id: box_id.to_string(),
+            prompt: greeting.map(prompt),
+        }),
+        Step::Transfer { number } => Action::Transfer(pb::Transfer { number }),
+        Step::Callback { queue_id, number } => Action::Callback(pb::Callback {
+            queue_id: queue_id.to_string(),
+            number,
+        }),
+        Step::Hangup { prompt: message } => Action::Hangup(pb::Hangup {
+            prompt: message.map(prompt),
+        }),
+    };
+    pb::Step {
+        action: Some(action),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
+    async fn new_call(
+        &self,
+        request: Request<pb::NewCallRequest>,
+    ) -> Result<Response<pb::NewCallResponse>, Status> {
+        let request = request.into_inner();
+        let attributes = if request.attributes_json.trim().is_empty() {
+            serde_json::Map::new()
+        } else {
+            serde_json::from_str(&request.attributes_json).map_err(|error| {
+                Status::invalid_argument(format!("attributes_json is not a JSON object: {error}"))
+            })?
+        };
+        let decision = self
+            .calls
+            .new_call(InboundCall {
+                number: request.number,
+                caller: request.caller,
+                trunk: request.trunk,
+                attributes,
+            })
+            .await;
+        let decision = match decision {
+            CallDecision::Reject { sip_status, reason } => {
+                pb::new_call_response::Decision::Reject(pb::Reject {
+                    sip_status: u32::from(sip_status),
+                    reason,
+                })
+            }
+            CallDecision::Accept { tenant, call, step } => {
+                pb::new_call_response::Decision::Accepted(pb::Accepted {
+                    tenant_id: tenant.to_string(),
+                    call_id: call.to_string(),
+                    step: Some(step_message(step)),
+                })
+            }
+        };
+        Ok(Response::new(pb::NewCallResponse {
+            decision: Some(decision),
+        }))
+    }
+
+    async fn report_result(
+        &self,
+        request: Request<pb::ReportResultRequest>,
+    ) -> Result<Response<pb::StepResponse>, Status> {
+        let request = request.into_inner();
+        let (tenant, call) = call_of(request.call.as_ref())?;
+        let input = match request.result {
+            Some(pb::report_result_request::Result::PromptPlayed(_)) => Input::PromptPlayed,
+            Some(pb::report_result_request::Result::Digits(digits)) => {
+                if !digits
+                    .chars()
+                    .all(|key| key.is_ascii_digit() || key == '*' || key == '#')
+                    || digits.len() > 64
+                {
+                    return Err(Status::invalid_argument(
+                        "digits are DTMF keys (0-9, *, #), at most 64",
+                    ));
+                }
+                Input::Digits(digits)
+            }
+            Some(pb::report_result_request::Result::NoInput(_)) => Input::NoInput,
+            None => return Err(Status::invalid_argument("`result` is required")),
+        };
+        let step = self
+            .calls
+            .report(tenant, call, input)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::StepResponse {
+            step: Some(step_message(step)),
+        }))
+    }
+
+    async fn call_abandoned(&self, request: Request<pb::CallRef>) -> Result<Response<()>, Status> {
+        let (tenant, call) = call_of(Some(request.get_ref()))?;
+        self.calls
+            .abandoned(tenant, call)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(()))
+    }
+
+    async fn call_ended(&self, request: Request<pb::CallRef>) -> Result<Response<()>, Status> {
+        let (tenant, call) = call_of(Some(request.get_ref()))?;
+        self.calls.ended(tenant, call).await.map_err(status_of)?;
+        Ok(Response::new(()))
+    }
+}
