@@ -959,6 +959,17 @@ async fn deleting_what_is_in_use_conflicts(h: Harness) {
         .0,
         "in_use"
     );
+    // A queue cannot overflow to itself.
+    let mut looping = queue_spec("Other", None);
+    looping.max_waiting = Some(switchboard_routing::config::MaxWaiting {
+        count: 5,
+        overflow: NextStep::Queue {
+            queue_id: other,
+            priority: None,
+        },
+    });
+    let error = config.replace(&tenant, other, looping).await.unwrap_err();
+    assert_eq!(field_of(error), "max_waiting.overflow.queue_id");
     // The first queue is free once the latest version moved on; the skill
     // once the queue is gone.
     config.delete::<QueueSpec>(&tenant, queue).await.unwrap();

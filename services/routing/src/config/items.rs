@@ -110,6 +110,9 @@ impl RoutingConfig {
         let transaction = self.store().write(tenant.id()).await?;
         store::get(&transaction, kind, tenant.id(), tenant.clients(), id).await?;
         for (from_kind, from_id) in store::referrers(&transaction, tenant.id(), kind, id).await? {
+            if from_id == id {
+                continue;
+            }
             let from = Kind::parse(&from_kind);
             let live = match from {
                 Some(from) => {
@@ -189,6 +192,12 @@ impl RoutingConfig {
             return Err(name_conflict(kind, &name));
         }
         let mut refs = spec.references();
+        if let Some(own) = refs
+            .iter()
+            .find(|reference| reference.kind == kind && reference.id == id)
+        {
+            return Err(own.missing("is this item itself"));
+        }
         check_references(&transaction, tenant, &refs).await?;
         // What the item holds besides its settings keeps holding.
         match kind {
