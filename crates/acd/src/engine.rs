@@ -10,6 +10,7 @@ mod index;
 mod matching;
 mod read;
 mod records;
+mod tally;
 
 pub use records::{META_FIELD, RecordChange};
 #[cfg(test)]
@@ -32,6 +33,7 @@ use crate::state::{AgentEvent, AgentState, TransitionReason};
 use index::Index;
 
 pub use read::{AgentCounts, AgentView, ContactState, ContactView, QueueStats};
+pub use tally::DayTally;
 
 /// The ACD of one tenant. See the [crate documentation](crate).
 ///
@@ -69,6 +71,9 @@ struct QueueRecord {
     config: QueueConfig,
     /// The agent this queue offered a contact to last (round robin).
     last_offered: Option<AgentId>,
+    /// Today's figures.
+    #[serde(default)]
+    today: tally::DayTally,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -316,6 +321,7 @@ impl Engine {
                     QueueRecord {
                         config,
                         last_offered: None,
+                        today: tally::DayTally::default(),
                     },
                 );
             }
@@ -565,6 +571,7 @@ impl Engine {
             .waiting
             .insert(record.wait_key());
         self.state.contacts.insert(id, record);
+        self.count(queue, &mut ctx, |tally, _| tally.entered += 1);
         ctx.contact_event(id, queue, ContactEventKind::Queued);
         ctx.dirty.push(queue);
         self.rebalance(&mut ctx);
@@ -586,9 +593,16 @@ impl Engine {
         let qi = self.index.queue_mut(offer.queue);
         qi.offered -= 1;
         qi.connected += 1;
+        let mut waited = Duration::ZERO;
         if let Some(record) = self.state.contacts.get_mut(&contact) {
             record.status = ContactStatus::Connected { agent, since: at };
+            waited = (at - record.contact.enqueued_at)
+                .to_std()
+                .unwrap_or_default();
         }
+        self.count(offer.queue, &mut ctx, |today, threshold| {
+            tally::answered(today, threshold, waited);
+        });
         let record = self.agent_mut(agent);
         record.offers.retain(|&c| c != contact);
         record.contacts.push(contact);
@@ -620,6 +634,9 @@ impl Engine {
     pub fn abandon(&mut self, contact: ContactId, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
         let record = self.contact_record(contact)?;
         let queue = record.contact.queue;
+        let waited = (at - record.contact.enqueued_at)
+            .to_std()
+            .unwrap_or_default();
         let mut ctx = Ctx::new(at);
         match record.status {
             ContactStatus::Connected { .. } => return Err(AcdError::ContactConnected(contact)),
@@ -634,6 +651,9 @@ impl Engine {
             }
         }
         self.state.contacts.remove(&contact);
+        self.count(queue, &mut ctx, |today, threshold| {
+            tally::abandoned(today, threshold, waited);
+        });
         ctx.contact_event(contact, queue, ContactEventKind::Abandoned);
         self.rebalance(&mut ctx);
         Ok(ctx.out)
@@ -644,7 +664,7 @@ impl Engine {
     /// time, the agent enters after-call work until `at + wrap_up`.
     pub fn end(&mut self, contact: ContactId, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
         let record = self.contact_record(contact)?;
-        let ContactStatus::Connected { agent, .. } = record.status else {
+        let ContactStatus::Connected { agent, since } = record.status else {
             return Err(AcdError::NotConnected(contact));
         };
         let (queue, channel) = (record.contact.queue, record.contact.channel);
@@ -660,6 +680,10 @@ impl Engine {
             record.wrap_up_until = Some(until);
             self.index.acw_deadlines.insert((until, agent));
         }
+        let talk = (at - since).to_std().unwrap_or_default();
+        self.count(queue, &mut ctx, |today, _| {
+            tally::handled(today, talk + wrap_up)
+        });
         ctx.contact_event(contact, queue, ContactEventKind::Ended);
         self.touch(agent, TransitionReason::ContactEnded, &mut ctx);
         self.rebalance(&mut ctx);

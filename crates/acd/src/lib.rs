@@ -109,7 +109,7 @@ mod outcome;
 mod state;
 
 pub use engine::{
-    AgentCounts, AgentView, ContactState, ContactView, Engine, META_FIELD, QueueStats,
+    AgentCounts, AgentView, ContactState, ContactView, DayTally, Engine, META_FIELD, QueueStats,
     RecordChange, Snapshot,
 };
 pub use error::{AcdError, ErrorKind};

@@ -747,3 +747,90 @@ fn new_skill_makes_a_waiting_contact_reachable() {
         .unwrap();
     assert_eq!(offered_to(&out.offers), vec![(contact(1), agent(1))]);
 }
+
+/// Today's figures, hand-computed: threshold 20 s, one agent, AHT from
+/// talk plus 10 s of wrap-up; a short abandon is left out of the service
+/// level; a new local day (Europe/Paris midnight, not UTC's) starts at zero.
+#[test]
+fn day_figures_service_level_asa_aht_and_expected_wait() {
+    let mut engine = Engine::new();
+    let mut config = voice_queue(1);
+    config.service_level = Some(Duration::from_secs(20));
+    config.wrap_up = Duration::from_secs(10);
+    config.time_zone = Some("Europe/Paris".into());
+    engine.upsert_queue(config, t(0)).unwrap();
+    online(&mut engine, AgentProfile::new(agent(1)), t(0));
+    let empty = engine.queue_stats(queue(1), t(0)).unwrap();
+    assert_eq!(empty.service_level, None, "nothing counted yet");
+    assert_eq!(
+        empty.expected_wait,
+        Some(Duration::ZERO),
+        "an agent is free"
+    );
+
+    // Call 1 answered after 5 s, talks 60 s (+10 s wrap-up).
+    assert_eq!(call(&mut engine, 1, 1, t(0)).len(), 1);
+    engine.accept(contact(1), agent(1), t(5)).unwrap();
+    // Call 2 waits while the agent is busy; call 3 abandons after 8 s
+    // (short abandon), call 4 after 40 s (counts against).
+    assert!(call(&mut engine, 2, 1, t(10)).is_empty());
+    assert!(call(&mut engine, 3, 1, t(12)).is_empty());
+    assert!(call(&mut engine, 4, 1, t(13)).is_empty());
+    engine.abandon(contact(3), t(20)).unwrap();
+    engine.abandon(contact(4), t(53)).unwrap();
+    engine.end(contact(1), t(65)).unwrap();
+    engine.end_wrap_up(agent(1), t(66)).unwrap();
+    // Call 2 is offered at once and answered 60 s after it queued.
+    engine.accept(contact(2), agent(1), t(70)).unwrap();
+
+    let stats = engine.queue_stats(queue(1), t(71)).unwrap();
+    let today = &stats.today;
+    assert_eq!(today.day, Some("2025-01-06".parse().unwrap()));
+    assert_eq!(
+        (
+            today.entered,
+            today.answered,
+            today.answered_within_threshold
+        ),
+        (4, 2, 1)
+    );
+    assert_eq!((today.abandoned, today.abandoned_within_threshold), (2, 1));
+    // SL = answered within 20 s / (answered + abandoned after 20 s) = 1/3.
+    assert_eq!(stats.service_level, Some(1.0 / 3.0));
+    // ASA = (5 + 60) / 2 = 32.5 s.
+    assert_eq!(
+        today.average_speed_of_answer(),
+        Some(Duration::from_millis(32_500))
+    );
+    // AHT = 60 s talk + 10 s wrap-up, one handled contact.
+    assert_eq!(today.average_handle_time(), Some(Duration::from_secs(70)));
+
+    // One waiting, the only agent busy: (1 + 1) × 70 s ÷ 1 = 140 s.
+    assert!(call(&mut engine, 5, 1, t(80)).is_empty());
+    let stats = engine.queue_stats(queue(1), t(81)).unwrap();
+    assert_eq!(stats.waiting, 1);
+    assert_eq!(stats.expected_wait, Some(Duration::from_secs(140)));
+
+    // 2025-01-06T23:00Z is already the 7th in Paris: a new day, zeros.
+    let paris_midnight = "2025-01-06T23:00:00Z".parse::<DateTime<Utc>>().unwrap();
+    let stats = engine.queue_stats(queue(1), paris_midnight).unwrap();
+    assert_eq!(stats.today.day, Some("2025-01-07".parse().unwrap()));
+    assert_eq!(stats.today.entered, 0);
+    let before = paris_midnight - TimeDelta::seconds(1);
+    assert_eq!(
+        engine.queue_stats(queue(1), before).unwrap().today.entered,
+        5
+    );
+    // The first count of the new day starts from zero.
+    engine.abandon(contact(5), paris_midnight).unwrap();
+    let stats = engine.queue_stats(queue(1), paris_midnight).unwrap();
+    assert_eq!((stats.today.entered, stats.today.abandoned), (0, 1));
+
+    // An unknown zone is refused.
+    let mut bad = voice_queue(2);
+    bad.time_zone = Some("Mars/Olympus".into());
+    assert!(matches!(
+        engine.upsert_queue(bad, t(0)),
+        Err(AcdError::InvalidConfig(_))
+    ));
+}

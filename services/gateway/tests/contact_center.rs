@@ -681,6 +681,30 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         }
     ));
 
+    // Today's figures per queue: sales answered one call (within 20 s)
+    // and lost one short abandon, which does not count against it.
+    let (_, stats) = site
+        .call(Method::GET, "/v1/queues/stats", Some(&owner), None)
+        .await;
+    let sales_stats = stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|queue| queue["queue_id"] == sales)
+        .unwrap()
+        .clone();
+    assert_eq!(sales_stats["today"]["entered"], 2, "{sales_stats}");
+    assert_eq!(sales_stats["today"]["answered"], 1, "{sales_stats}");
+    assert_eq!(sales_stats["today"]["abandoned_within_threshold"], 1);
+    assert_eq!(sales_stats["today"]["handled"], 1);
+    assert_eq!(sales_stats["service_level"], 1.0);
+    assert!(
+        sales_stats["today"]["average_handle_time_seconds"]
+            .as_f64()
+            .unwrap()
+            >= 30.0
+    );
+
     // Every step is in the outbox, once.
     let wanted = |events: &[Event]| {
         let count = |kind: &str| events.iter().filter(|e| e.event_type == kind).count();

@@ -5,6 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::tally::DayTally;
 use super::{ContactStatus, Engine};
 use crate::error::AcdError;
 use crate::ids::{AgentId, ContactId, QueueId};
@@ -70,7 +71,7 @@ pub struct AgentCounts {
 }
 
 /// A queue's real-time figures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueStats {
     pub waiting: u32,
     /// How long the contact waiting longest has waited (zero if none).
@@ -82,6 +83,17 @@ pub struct QueueStats {
     pub offered: u32,
     /// Contacts connected to an agent.
     pub connected: u32,
+    /// What a contact entering now may expect to wait: zero while an agent
+    /// is available and nobody waits; otherwise (waiting + 1) × today's
+    /// average handle time ÷ the agents working the queue (available,
+    /// reserved, busy or in after-contact work). `None` when unknown (no
+    /// contact handled today, or nobody working).
+    #[serde(rename = "expected_wait_ms", with = "crate::model::duration_ms_option")]
+    pub expected_wait: Option<Duration>,
+    /// Today's counts (in the queue's time zone).
+    pub today: DayTally,
+    /// Today's service level so far, 0 to 1 (see [`DayTally::service_level`]).
+    pub service_level: Option<f64>,
 }
 
 impl Engine {
@@ -236,12 +248,27 @@ impl Engine {
             };
             *slot += 1;
         }
+        let waiting = u32::try_from(qi.waiting.len()).unwrap_or(u32::MAX);
+        let today = self.today(queue, at);
+        let working = agents.available + agents.reserved + agents.busy + agents.after_call_work;
+        let expected_wait = if waiting == 0 && agents.available > 0 {
+            Some(Duration::ZERO)
+        } else {
+            today
+                .average_handle_time()
+                .filter(|_| working > 0)
+                .map(|aht| aht * (waiting + 1) / working)
+                .map(crate::model::whole_millis)
+        };
         Ok(QueueStats {
-            waiting: u32::try_from(qi.waiting.len()).unwrap_or(u32::MAX),
+            waiting,
             oldest_wait,
             agents,
             offered: qi.offered,
             connected: qi.connected,
+            expected_wait,
+            service_level: today.service_level(),
+            today,
         })
     }
 }

@@ -162,6 +162,37 @@ pub struct QueueStatsDto {
     pub connected: u32,
     /// The queue's qualified agents by state.
     pub agents: AgentCountsDto,
+    /// What a contact entering now may expect to wait, in seconds: 0 while
+    /// an agent is free and nobody waits, else (waiting + 1) × today's
+    /// average handle time ÷ the agents working the queue; absent when
+    /// unknown.
+    pub expected_wait_seconds: Option<f64>,
+    /// Today's service level so far (0 to 1): answered within the queue's
+    /// threshold ÷ (answered + abandoned after the threshold); absent
+    /// before the first answered or abandoned contact.
+    pub service_level: Option<f64>,
+    /// Today's counts, from midnight in the tenant's time zone.
+    pub today: QueueDayDto,
+}
+
+/// A queue's counts for one local day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(as = QueueDay)]
+pub struct QueueDayDto {
+    /// The local date.
+    pub date: Option<chrono::NaiveDate>,
+    pub entered: u32,
+    pub answered: u32,
+    pub answered_within_threshold: u32,
+    pub abandoned: u32,
+    /// Abandoned within the threshold (short abandons).
+    pub abandoned_within_threshold: u32,
+    /// Contacts that ended after being answered.
+    pub handled: u32,
+    /// Average speed of answer, in seconds.
+    pub average_speed_of_answer_seconds: Option<f64>,
+    /// Average handle time (talk plus after-contact work), in seconds.
+    pub average_handle_time_seconds: Option<f64>,
 }
 
 /// Agents by state.
@@ -192,6 +223,25 @@ impl From<&QueueFigures> for QueueStatsDto {
                 reserved: stats.agents.reserved,
                 busy: stats.agents.busy,
                 after_call_work: stats.agents.after_call_work,
+            },
+            expected_wait_seconds: stats.expected_wait.map(|wait| wait.as_secs_f64()),
+            service_level: stats.service_level,
+            today: QueueDayDto {
+                date: stats.today.day,
+                entered: stats.today.entered,
+                answered: stats.today.answered,
+                answered_within_threshold: stats.today.answered_within_threshold,
+                abandoned: stats.today.abandoned,
+                abandoned_within_threshold: stats.today.abandoned_within_threshold,
+                handled: stats.today.handled,
+                average_speed_of_answer_seconds: stats
+                    .today
+                    .average_speed_of_answer()
+                    .map(|asa| asa.as_secs_f64()),
+                average_handle_time_seconds: stats
+                    .today
+                    .average_handle_time()
+                    .map(|aht| aht.as_secs_f64()),
             },
         }
     }

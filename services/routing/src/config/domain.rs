@@ -781,6 +781,9 @@ impl QueueSpec {
             wrap_up: Duration::from_secs(u64::from(self.wrap_up_seconds)),
             max_waiting: self.max_waiting.as_ref().map(|limit| limit.count),
             client: self.client_id,
+            service_level: Some(Duration::from_secs(u64::from(self.service_level.seconds))),
+            // The tenant's zone is set by `RoutingConfig::queue_configs`.
+            time_zone: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use switchboard_tenancy::{AgentId, ClientScope, QueueId, TenantId};
 use super::RoutingConfig;
 use super::domain::{AgentProfileSpec, Kind, QueueSpec};
 use super::error::Result;
-use super::items::{item, user_clients};
+use super::items::{item, tenant_time_zone, user_clients};
 use super::store;
 
 impl RoutingConfig {
@@ -23,11 +23,14 @@ impl RoutingConfig {
             None,
         )
         .await?;
+        let time_zone = tenant_time_zone(&transaction, tenant).await?;
         transaction.commit().await?;
         rows.into_iter()
             .map(|row| {
                 let queue = item::<QueueSpec>(row)?;
-                Ok(queue.spec.to_acd(QueueId::from_uuid(queue.id)))
+                let mut config = queue.spec.to_acd(QueueId::from_uuid(queue.id));
+                config.time_zone = time_zone.clone();
+                Ok(config)
             })
             .collect()
     }

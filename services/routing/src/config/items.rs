@@ -5,7 +5,7 @@
 use std::any::Any;
 
 use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
-use switchboard_identity::store::entities::{client_org, user, user_client};
+use switchboard_identity::store::entities::{client_org, tenant, user, user_client};
 use switchboard_tenancy::{AgentId, ClientScope, QueueId, Tenant, TenantId};
 use uuid::Uuid;
 
@@ -266,9 +266,9 @@ async fn engine_change<S: ConfigKind>(
 ) -> Result<Option<EngineChange>> {
     let any = spec as &dyn Any;
     if let Some(queue) = any.downcast_ref::<QueueSpec>() {
-        return Ok(Some(EngineChange::QueueSaved(
-            queue.to_acd(QueueId::from_uuid(id)),
-        )));
+        let mut config = queue.to_acd(QueueId::from_uuid(id));
+        config.time_zone = tenant_time_zone(transaction, tenant).await?;
+        return Ok(Some(EngineChange::QueueSaved(config)));
     }
     if let Some(profile) = any.downcast_ref::<AgentProfileSpec>() {
         let clients = user_clients(transaction, tenant, &[id])
@@ -282,6 +282,17 @@ async fn engine_change<S: ConfigKind>(
         )));
     }
     Ok(None)
+}
+
+/// The tenant's IANA time zone (where its queues' days start).
+pub(crate) async fn tenant_time_zone(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+) -> Result<Option<String>> {
+    Ok(tenant::Entity::find_by_id(tenant.as_uuid())
+        .one(transaction)
+        .await?
+        .map(|row| row.time_zone))
 }
 
 /// Each user's client scope: `None` for every client, else its clients.
