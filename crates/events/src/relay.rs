@@ -108,6 +108,7 @@ pub struct Round {
 /// One outbox row on its way out.
 struct Pending {
     seq: i64,
+    partition: i16,
     routing_key: String,
     payload: Bytes,
 }
@@ -132,6 +133,35 @@ impl Confirmed {
     fn is_empty(&self) -> bool {
         self.seqs.is_empty() && self.requests.is_empty()
     }
+
+    fn round(&self) -> Round {
+        Round {
+            published: self.seqs.len(),
+            redelivered: self.requests.len(),
+        }
+    }
+}
+
+/// What a round's transaction read: pending rows and replay requests.
+#[derive(Default)]
+struct Batch {
+    pending: Vec<Pending>,
+    requests: Vec<Request>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.pending.is_empty() && self.requests.is_empty()
+    }
+}
+
+/// The relay loop's state between rounds.
+#[derive(Default)]
+struct Pipeline {
+    /// Read, not yet sent.
+    ahead: Batch,
+    /// Sent and confirmed, not yet marked.
+    confirmed: Confirmed,
 }
 
 /// A PostgreSQL array literal (`{1,2,3}`).
@@ -190,17 +220,17 @@ impl Relay {
     /// Runs rounds until `cancel`, then marks what it published last and
     /// hands its leases back so another replica takes over at once.
     ///
-    /// A round's marks are written in the next round's transaction, the
-    /// one that reads the next batch: one transaction per round.
+    /// Rounds overlap: while one batch is published, one transaction
+    /// marks the batch before it and reads the one after it (leaving out
+    /// the rows on their way out).
     pub fn spawn(self, cancel: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
             info!(holder = %self.options.holder, "event relay started");
             let mut backoff = self.options.poll_interval;
-            let mut confirmed = Confirmed::default();
+            let mut state = Pipeline::default();
             loop {
-                let pause = match self.round(std::mem::take(&mut confirmed)).await {
-                    Ok((round, published)) => {
-                        confirmed = published;
+                let pause = match self.pipelined_round(&mut state).await {
+                    Ok(round) => {
                         backoff = self.options.poll_interval;
                         // Pause only when there was nothing to do: under
                         // load the next round starts at once, which keeps
@@ -232,7 +262,7 @@ impl Relay {
                     () = tokio::time::sleep(pause) => {}
                 }
             }
-            if let Err(error) = self.mark_and_read(&confirmed, &[], false).await {
+            if let Err(error) = self.mark_and_read(&state.confirmed, &[], false, &[]).await {
                 warn!(holder = %self.options.holder, error = %error, "event relay could not mark its last round; it will be published again");
             }
             if let Err(error) = self.release().await {
@@ -245,46 +275,75 @@ impl Relay {
     /// One round: renew leases, publish and mark one batch, send replay
     /// requests and sweep (holder of partition 0).
     pub async fn run_once(&self) -> Result<Round> {
-        let (round, confirmed) = self.round(Confirmed::default()).await?;
-        self.mark_and_read(&confirmed, &[], false).await?;
-        Ok(round)
-    }
-
-    /// One round of the loop: in one transaction, marks `confirmed` and
-    /// reads the next batch (and replay requests, as holder of partition
-    /// 0); then publishes it and returns what is now confirmed, for the
-    /// next round to mark.
-    async fn round(&self, confirmed: Confirmed) -> Result<(Round, Confirmed)> {
         let partitions = self.partitions().await?;
-        if partitions.is_empty() && confirmed.is_empty() {
-            return Ok((Round::default(), Confirmed::default()));
+        if partitions.is_empty() {
+            return Ok(Round::default());
         }
         let replays = partitions.contains(&0);
-        let (pending, requests) = self.mark_and_read(&confirmed, &partitions, replays).await?;
-        let mut round = Round::default();
-        let mut published = Confirmed::default();
-        if !pending.is_empty() {
-            self.publish(&pending).await?;
-            published.seqs = pending.iter().map(|row| row.seq).collect();
-            round.published = pending.len();
-        }
-        if !requests.is_empty() {
-            match self.redeliver(&requests).await {
-                Ok(sent) => {
-                    round.redelivered = sent.len();
-                    published.requests = sent;
-                }
-                Err(error) => {
-                    // Mark what was published before failing the round.
-                    self.mark_and_read(&published, &[], false).await?;
-                    return Err(error);
-                }
-            }
-        }
+        let batch = self
+            .mark_and_read(&Confirmed::default(), &partitions, replays, &[])
+            .await?;
+        let mut confirmed = Confirmed::default();
+        let sent = self.send(&batch, &mut confirmed).await;
+        self.mark_and_read(&confirmed, &[], false, &[]).await?;
+        sent?;
         if replays {
             self.sweep_if_due().await?;
         }
-        Ok((round, published))
+        Ok(confirmed.round())
+    }
+
+    /// One round of the loop: publishes the batch read ahead (reading one
+    /// first if there is none) while marking what the last round
+    /// published and reading the next batch, in one transaction.
+    async fn pipelined_round(&self, state: &mut Pipeline) -> Result<Round> {
+        let partitions = self.partitions().await?;
+        let replays = partitions.contains(&0);
+        // Rows read ahead of a partition whose lease is gone are another
+        // relay's now; replay requests belong to the holder of 0.
+        state
+            .ahead
+            .pending
+            .retain(|row| partitions.contains(&row.partition));
+        if !replays {
+            state.ahead.requests.clear();
+        }
+        if state.ahead.is_empty() {
+            let confirmed = std::mem::take(&mut state.confirmed);
+            state.ahead = self
+                .mark_and_read(&confirmed, &partitions, replays, &[])
+                .await?;
+            if state.ahead.is_empty() {
+                if replays {
+                    self.sweep_if_due().await?;
+                }
+                return Ok(Round::default());
+            }
+        }
+        let batch = std::mem::take(&mut state.ahead);
+        let marking = std::mem::take(&mut state.confirmed);
+        let in_flight: Vec<i64> = batch.pending.iter().map(|row| row.seq).collect();
+        let mut sent = Confirmed::default();
+        // Replay requests are read only when none are on their way.
+        let (sending, next) = tokio::join!(
+            self.send(&batch, &mut sent),
+            self.mark_and_read(
+                &marking,
+                &partitions,
+                replays && batch.requests.is_empty(),
+                &in_flight
+            ),
+        );
+        let round = sent.round();
+        state.confirmed = sent;
+        // A failed send drops the batch read meanwhile: the rows it left
+        // out are read again first, in order.
+        sending?;
+        state.ahead = next?;
+        if replays {
+            self.sweep_if_due().await?;
+        }
+        Ok(round)
     }
 
     /// Publishes what is pending in this relay's partitions without
@@ -293,11 +352,11 @@ impl Relay {
     #[doc(hidden)]
     pub async fn publish_without_marking(&self) -> Result<usize> {
         let partitions = self.lease().await?;
-        let (pending, _) = self
-            .mark_and_read(&Confirmed::default(), &partitions, false)
+        let batch = self
+            .mark_and_read(&Confirmed::default(), &partitions, false, &[])
             .await?;
-        self.publish(&pending).await?;
-        Ok(pending.len())
+        self.publish(&batch.pending).await?;
+        Ok(batch.pending.len())
     }
 
     /// Renews this relay's leases and takes free or expired ones; returns
@@ -350,8 +409,9 @@ impl Relay {
 
     /// One transaction: marks `confirmed` published (and deletes its sent
     /// replay requests), then reads up to a batch of pending rows of
-    /// `partitions` in `seq` order, and with `replays` a batch of replay
-    /// requests. On PostgreSQL it commits asynchronously
+    /// `partitions` in `seq` order but those `in_flight`, and with
+    /// `replays` a batch of replay requests. On PostgreSQL it commits
+    /// asynchronously
     /// (`synchronous_commit = off`): a mark lost in a database crash only
     /// publishes its rows again, which consumers drop as duplicates.
     async fn mark_and_read(
@@ -359,9 +419,10 @@ impl Relay {
         confirmed: &Confirmed,
         partitions: &[i16],
         replays: bool,
-    ) -> Result<(Vec<Pending>, Vec<Request>)> {
+        in_flight: &[i64],
+    ) -> Result<Batch> {
         if confirmed.is_empty() && partitions.is_empty() && !replays {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok(Batch::default());
         }
         let postgres = self.db.backend() == DbBackend::Postgres;
         let transaction = self.db.connection().begin().await?;
@@ -414,17 +475,53 @@ impl Relay {
         }
         let mut pending = Vec::new();
         if !partitions.is_empty() {
-            let query = Query::select()
-                .columns([EventLog::Seq, EventLog::RoutingKey, EventLog::Payload])
-                .from(EventLog::Table)
-                .and_where(Expr::col(EventLog::PublishedAt).is_null())
-                .and_where(Expr::col(EventLog::Partition).is_in(partitions.iter().copied()))
-                .order_by(EventLog::Seq, Order::Asc)
-                .limit(u64::from(self.options.batch_size))
-                .to_owned();
-            for row in transaction.query_all(&query).await? {
+            let rows = if postgres {
+                // Partitions and limit inline: constant per relay, so the
+                // text is prepared once and planned with the real limit.
+                // The rows in flight are the head of the pending ones when
+                // they were read: leaving out their range costs two
+                // comparisons a row (`<> ALL` would compare each with all).
+                // A row committed late into that range is read next round.
+                let partitions: Vec<String> = partitions.iter().map(i16::to_string).collect();
+                let query = format!(
+                    "SELECT seq, partition, routing_key, payload FROM event_log \
+                     WHERE published_at IS NULL AND partition IN ({}) AND (seq < $1 OR seq > $2) \
+                     ORDER BY seq LIMIT {}",
+                    partitions.join(", "),
+                    self.options.batch_size
+                );
+                let first = in_flight.iter().min().copied().unwrap_or(0);
+                let last = in_flight.iter().max().copied().unwrap_or(0);
+                transaction
+                    .query_all_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        query,
+                        [first.into(), last.into()],
+                    ))
+                    .await?
+            } else {
+                let mut query = Query::select();
+                query
+                    .columns([
+                        EventLog::Seq,
+                        EventLog::Partition,
+                        EventLog::RoutingKey,
+                        EventLog::Payload,
+                    ])
+                    .from(EventLog::Table)
+                    .and_where(Expr::col(EventLog::PublishedAt).is_null())
+                    .and_where(Expr::col(EventLog::Partition).is_in(partitions.iter().copied()))
+                    .order_by(EventLog::Seq, Order::Asc)
+                    .limit(u64::from(self.options.batch_size));
+                if !in_flight.is_empty() {
+                    query.and_where(Expr::col(EventLog::Seq).is_not_in(in_flight.iter().copied()));
+                }
+                transaction.query_all(&query).await?
+            };
+            for row in rows {
                 pending.push(Pending {
                     seq: row.try_get("", "seq")?,
+                    partition: row.try_get("", "partition")?,
                     routing_key: row.try_get("", "routing_key")?,
                     payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
                 });
@@ -462,7 +559,22 @@ impl Relay {
             }
         }
         transaction.commit().await?;
-        Ok((pending, requests))
+        Ok(Batch { pending, requests })
+    }
+
+    /// Publishes a batch's rows and sends its replay requests, adding
+    /// what is done to `confirmed` as it goes (kept on an error too).
+    async fn send(&self, batch: &Batch, confirmed: &mut Confirmed) -> Result<()> {
+        if !batch.pending.is_empty() {
+            self.publish(&batch.pending).await?;
+            confirmed
+                .seqs
+                .extend(batch.pending.iter().map(|row| row.seq));
+        }
+        if !batch.requests.is_empty() {
+            confirmed.requests = self.redeliver(&batch.requests).await?;
+        }
+        Ok(())
     }
 
     async fn publish(&self, pending: &[Pending]) -> Result<()> {
