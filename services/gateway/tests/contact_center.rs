@@ -322,7 +322,9 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
             json!({"name": "Sales", "channel": "voice",
                    "required_skills": [{"skill_id": sales_skill, "min_proficiency": 3}],
                    "service_level": {"percent": 80, "seconds": 20},
-                   "wrap_up_seconds": 30, "ring_timeout_seconds": 20}),
+                   "wrap_up_seconds": 30, "ring_timeout_seconds": 20,
+                   "announcements": {"every_seconds": 30, "position": true, "expected_wait": true},
+                   "callback": {"enabled": true, "after_seconds": 60}}),
         )
         .await;
     let support = site
@@ -439,7 +441,13 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         Step::Queued {
             queue_id: sales_queue,
             position: None,
-            music_on_hold: None
+            music_on_hold: None,
+            announcements: Some(switchboard_routing::config::Announcements {
+                every_seconds: 30,
+                position: true,
+                expected_wait: true
+            }),
+            callback_offer_after_seconds: Some(60),
         },
         "an agent is free: it rings at once"
     );
@@ -549,6 +557,59 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
             .is_err()
     );
 
+    // Call 4: still nobody for sales. The caller hears its place, then
+    // takes a callback, keeping it; Ann, back from lunch, gets it with the
+    // number to call.
+    let (_, fourth, _) = accepted(site.dial(NUMBER).await);
+    let step = site
+        .calls
+        .report(tenant, fourth, switchboard_flows::Input::Digits("1".into()))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            step,
+            Step::Queued {
+                position: Some(1),
+                ..
+            }
+        ),
+        "{step:?}"
+    );
+    let status = site.calls.queue_status(tenant, fourth).await.unwrap();
+    assert_eq!((status.position, status.ringing), (Some(1), false));
+    assert!(
+        site.calls
+            .request_callback(tenant, fourth, "06 12 34 56 78")
+            .await
+            .is_err(),
+        "not E.164"
+    );
+    site.calls
+        .request_callback(tenant, fourth, "+33612345678")
+        .await
+        .unwrap();
+    site.presence(&ann, json!({"presence": "available"})).await;
+    let offer = frame_of(&mut ann_desk, "offer").await;
+    assert_eq!(offer["offer"]["contact_id"], fourth.to_string());
+    assert_eq!(offer["offer"]["callback_number"], "+33612345678");
+    let (status, _) = site
+        .post(
+            &format!("/v1/agents/me/offers/{fourth}/accept"),
+            Some(&ann),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        site.calls
+            .request_callback(tenant, fourth, "+33612345678")
+            .await
+            .is_err(),
+        "too late: an agent has it"
+    );
+    site.calls.ended(tenant, fourth).await.unwrap();
+
     // The same through the edge's gRPC API: "2" → support → Bob's phone
     // rings; the caller hangs up first.
     let mut edge = site.edge().await;
@@ -604,6 +665,17 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         frame_of(&mut bob_desk, "offer_withdrawn").await["offer"]["contact_id"],
         taken.call_id
     );
+    // Gone from the queue: no status, no callback.
+    let status = edge.queue_status(call.clone()).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
+    let status = edge
+        .request_callback(pb::RequestCallbackRequest {
+            call: Some(call.clone()),
+            number: "not a number".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     // Unknown or another tenant's calls, garbage ids: not found.
     for (tenant_id, call_id) in [
         (tenant.to_string(), ContactId::new().to_string()),
@@ -681,7 +753,7 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         }
     ));
 
-    // Today's figures per queue: sales answered one call (within 20 s)
+    // Today's figures per queue: sales answered two calls (within 20 s)
     // and lost one short abandon, which does not count against it.
     let (_, stats) = site
         .call(Method::GET, "/v1/queues/stats", Some(&owner), None)
@@ -693,10 +765,10 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         .find(|queue| queue["queue_id"] == sales)
         .unwrap()
         .clone();
-    assert_eq!(sales_stats["today"]["entered"], 2, "{sales_stats}");
-    assert_eq!(sales_stats["today"]["answered"], 1, "{sales_stats}");
+    assert_eq!(sales_stats["today"]["entered"], 3, "{sales_stats}");
+    assert_eq!(sales_stats["today"]["answered"], 2, "{sales_stats}");
     assert_eq!(sales_stats["today"]["abandoned_within_threshold"], 1);
-    assert_eq!(sales_stats["today"]["handled"], 1);
+    assert_eq!(sales_stats["today"]["handled"], 2);
     assert_eq!(sales_stats["service_level"], 1.0);
     assert!(
         sales_stats["today"]["average_handle_time_seconds"]
@@ -719,7 +791,7 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
     };
     assert!(
         eventually(Duration::from_secs(5), || async {
-            wanted(&site.routing_events(tenant).await) == (4, 4, 1, 2, 2, 2)
+            wanted(&site.routing_events(tenant).await) == (5, 5, 1, 3, 2, 3)
         })
         .await,
         "routing events: {:?}",

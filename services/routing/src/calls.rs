@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_acd::{Channel, Contact, ContactId, QueueId};
+use switchboard_acd::{Channel, Contact, ContactId, ContactState, QueueId};
 use switchboard_flows::{
     CallFacts, FlowContext, HoursState, Input, Instruction, Language, PromptSource, Session,
     TransferTarget,
@@ -28,8 +28,10 @@ use switchboard_platform::Cache;
 use switchboard_tenancy::{Tenant, TenantId};
 use uuid::Uuid;
 
-use crate::config::{Basis, ConfigError, ForcedKind, NextStep, QueueSpec, RoutingConfig};
-use crate::ops::{Operation, RefusalKind};
+use crate::config::{
+    Announcements, Basis, ConfigError, ForcedKind, NextStep, QueueSpec, RoutingConfig, check_e164,
+};
+use crate::ops::{Answer, Operation, Query, RefusalKind};
 use crate::runtime::{Routing, RoutingError};
 
 /// How long a call's session is kept without a report.
@@ -96,6 +98,11 @@ pub enum Step {
         queue_id: QueueId,
         position: Option<usize>,
         music_on_hold: Option<PromptSource>,
+        /// Announce every so often what [`Calls::queue_status`] says.
+        announcements: Option<Announcements>,
+        /// Offer the caller a callback (keeping its place, see
+        /// [`Calls::request_callback`]) after this wait, in seconds.
+        callback_offer_after_seconds: Option<u32>,
     },
     /// Ring this agent's phone.
     RingAgent { agent_id: Uuid },
@@ -119,6 +126,17 @@ impl Step {
     pub fn expects_report(&self) -> bool {
         matches!(self, Step::Play { .. } | Step::Collect { .. })
     }
+}
+
+/// Where a queued call stands (see [`Calls::queue_status`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueStatus {
+    pub queue_id: QueueId,
+    /// 1 is next; `None` once it rings at an agent.
+    pub position: Option<usize>,
+    /// The queue's expected wait for a contact entering now.
+    pub expected_wait: Option<Duration>,
+    pub ringing: bool,
 }
 
 /// Why a call operation failed.
@@ -261,9 +279,78 @@ impl Calls {
             .await
     }
 
+    /// Where a queued call stands, for the periodic announcements: its
+    /// place (1 is next) and the queue's expected wait; `ringing` once an
+    /// agent is being offered it.
+    pub async fn queue_status(
+        &self,
+        tenant: TenantId,
+        call: ContactId,
+    ) -> Result<QueueStatus, CallError> {
+        let view = match self
+            .routing
+            .query(tenant, Query::Contact { contact: call })
+            .await
+        {
+            Ok(Answer::Contact { view }) => view,
+            Ok(_) => return Err(CallError::Invalid("not a contact answer".into())),
+            Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::NotFound => {
+                return Err(CallError::UnknownCall(call));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let expected_wait = match self.routing.query(tenant, Query::QueueStats).await? {
+            Answer::QueueStats { queues } => queues
+                .into_iter()
+                .find(|figures| figures.queue == view.queue)
+                .and_then(|figures| figures.stats.expected_wait),
+            _ => None,
+        };
+        Ok(match view.state {
+            ContactState::Queued { position } => QueueStatus {
+                queue_id: view.queue,
+                position: Some(position),
+                expected_wait,
+                ringing: false,
+            },
+            ContactState::Offered { .. } | ContactState::Connected { .. } => QueueStatus {
+                queue_id: view.queue,
+                position: None,
+                expected_wait: None,
+                ringing: true,
+            },
+        })
+    }
+
+    /// Virtual hold: the queued caller takes a callback to `number`
+    /// (E.164) instead of waiting on the line. The contact keeps its place;
+    /// the edge hangs up, and the agent who gets it sees the number to call
+    /// back. Refused once the call rings at an agent.
+    pub async fn request_callback(
+        &self,
+        tenant: TenantId,
+        call: ContactId,
+        number: &str,
+    ) -> Result<(), CallError> {
+        let number = check_e164("number", number)
+            .map_err(|error| CallError::Config(ConfigError::Validation(vec![error])))?;
+        let status = self.queue_status(tenant, call).await?;
+        if status.ringing {
+            return Err(CallError::Invalid(format!(
+                "call {call} already rings at an agent; a callback is offered only while it waits"
+            )));
+        }
+        self.cache.delete(&call_key(tenant, call)).await?;
+        self.routing
+            .set_callback_number(tenant, call, &number)
+            .await?;
+        Ok(())
+    }
+
     /// The customer hung up before an agent answered.
     pub async fn abandoned(&self, tenant: TenantId, call: ContactId) -> Result<(), CallError> {
         self.cache.delete(&call_key(tenant, call)).await?;
+        self.routing.clear_callback_number(tenant, call).await?;
         match self
             .routing
             .execute(tenant, Operation::Abandon { contact: call })
@@ -278,6 +365,7 @@ impl Calls {
     /// The call ended after an agent answered it.
     pub async fn ended(&self, tenant: TenantId, call: ContactId) -> Result<(), CallError> {
         self.cache.delete(&call_key(tenant, call)).await?;
+        self.routing.clear_callback_number(tenant, call).await?;
         self.routing
             .execute(tenant, Operation::End { contact: call })
             .await?;
@@ -401,7 +489,23 @@ impl Calls {
                 box_id: box_id.as_uuid(),
                 prompt,
             },
-            Instruction::Callback { queue_id, number } => Step::Callback { queue_id, number },
+            Instruction::Callback { queue_id, number } => {
+                // The caller accepted a callback before queuing: the call
+                // becomes a callback contact in the queue from now on.
+                match self.enqueue(tenant, call, queue_id, None, now).await? {
+                    Ok(_) => {
+                        self.routing
+                            .set_callback_number(tenant, call, &number)
+                            .await?;
+                        Step::Callback { queue_id, number }
+                    }
+                    Err(overflow) => {
+                        let facts = state.session.call().clone();
+                        Box::pin(self.run_step(tenant, call, overflow, facts, state.hours, now))
+                            .await?
+                    }
+                }
+            }
             Instruction::Hangup { prompt, .. } => Step::Hangup { prompt },
         })
     }
@@ -429,26 +533,29 @@ impl Calls {
                 } else {
                     match self
                         .routing
-                        .query(tenant, crate::ops::Query::Contact { contact: call })
+                        .query(tenant, Query::Contact { contact: call })
                         .await
                     {
-                        Ok(crate::ops::Answer::Contact { view }) => match view.state {
-                            switchboard_acd::ContactState::Queued { position } => Some(position),
+                        Ok(Answer::Contact { view }) => match view.state {
+                            ContactState::Queued { position } => Some(position),
                             _ => None,
                         },
                         _ => None,
                     }
                 };
-                let music_on_hold = self
-                    .queue_spec(tenant, queue)
-                    .await
-                    .ok()
-                    .and_then(|spec| spec.music_on_hold)
-                    .map(|prompt| prompt.source);
+                let spec = self.queue_spec(tenant, queue).await.ok();
                 Ok(Ok(Step::Queued {
                     queue_id: queue,
                     position,
-                    music_on_hold,
+                    music_on_hold: spec
+                        .as_ref()
+                        .and_then(|spec| spec.music_on_hold.clone())
+                        .map(|prompt| prompt.source),
+                    announcements: spec.as_ref().and_then(|spec| spec.announcements),
+                    callback_offer_after_seconds: spec
+                        .as_ref()
+                        .filter(|spec| spec.callback.enabled)
+                        .map(|spec| spec.callback.after_seconds),
                 }))
             }
             Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::Overflow => {

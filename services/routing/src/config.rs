@@ -55,7 +55,7 @@ pub use domain::{
     ChannelCapacity, ConfigKind, FlowSpec, ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec,
     Kind, MaxWait, MaxWaiting, NextStep, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec,
     RequiredSkill, RingGroupSpec, RingStrategy, ScheduleSpec, ServiceLevel, SkillSpec,
-    TrunkStrategy, VoicemailBoxSpec,
+    TrunkStrategy, VoicemailBoxSpec, check_e164,
 };
 pub use error::{ConfigError, FieldError, Result};
 pub use switchboard_tenancy::Tenant;

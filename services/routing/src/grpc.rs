@@ -102,10 +102,16 @@ pub fn step_message(step: Step) -> pb::Step {
             queue_id,
             position,
             music_on_hold,
+            announcements,
+            callback_offer_after_seconds,
         } => Action::Queued(pb::Queued {
             queue_id: queue_id.to_string(),
             position: position.map_or(0, |p| u32::try_from(p).unwrap_or(u32::MAX)),
             music_on_hold: music_on_hold.map(prompt),
+            announce_every_seconds: announcements.map_or(0, |a| a.every_seconds),
+            announce_position: announcements.is_some_and(|a| a.position),
+            announce_expected_wait: announcements.is_some_and(|a| a.expected_wait),
+            callback_offer_after_seconds,
         }),
         Step::RingAgent { agent_id } => Action::RingAgent(pb::RingAgent {
             agent_id: agent_id.to_string(),
@@ -208,6 +214,41 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
         Ok(Response::new(pb::StepResponse {
             step: Some(step_message(step)),
         }))
+    }
+
+    async fn queue_status(
+        &self,
+        request: Request<pb::CallRef>,
+    ) -> Result<Response<pb::QueueStatusResponse>, Status> {
+        let (tenant, call) = call_of(Some(request.get_ref()))?;
+        let status = self
+            .calls
+            .queue_status(tenant, call)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::QueueStatusResponse {
+            queue_id: status.queue_id.to_string(),
+            position: status
+                .position
+                .map_or(0, |p| u32::try_from(p).unwrap_or(u32::MAX)),
+            expected_wait_seconds: status
+                .expected_wait
+                .map(|wait| u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)),
+            ringing: status.ringing,
+        }))
+    }
+
+    async fn request_callback(
+        &self,
+        request: Request<pb::RequestCallbackRequest>,
+    ) -> Result<Response<()>, Status> {
+        let request = request.into_inner();
+        let (tenant, call) = call_of(request.call.as_ref())?;
+        self.calls
+            .request_callback(tenant, call, &request.number)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(()))
     }
 
     async fn call_abandoned(&self, request: Request<pb::CallRef>) -> Result<Response<()>, Status> {

@@ -157,6 +157,13 @@ fn notify_channel(tenant: TenantId) -> String {
     format!("routing:{{{tenant}}}:notify")
 }
 
+fn callback_key(tenant: TenantId, contact: switchboard_acd::ContactId) -> String {
+    format!("routing:{{{tenant}}}:callback:{contact}")
+}
+
+/// How long a callback waits for an agent at most.
+const CALLBACK_TTL: Duration = Duration::from_secs(24 * 3600);
+
 fn reply_channel(instance: Uuid) -> String {
     format!("routing:reply:{instance}")
 }
@@ -257,6 +264,52 @@ impl Routing {
             }
             Err(error) => warn!(%tenant, %error, "routing configuration not loaded"),
         }
+    }
+
+    /// Marks a queued contact as a callback to `number` (virtual hold).
+    pub async fn set_callback_number(
+        &self,
+        tenant: TenantId,
+        contact: switchboard_acd::ContactId,
+        number: &str,
+    ) -> Result<(), RoutingError> {
+        self.inner
+            .cache
+            .set(
+                &callback_key(tenant, contact),
+                number.as_bytes(),
+                Some(CALLBACK_TTL),
+            )
+            .await
+            .map_err(|error| RoutingError::Unavailable(error.to_string()))
+    }
+
+    /// The number to call back, if the contact is a callback.
+    pub async fn callback_number(
+        &self,
+        tenant: TenantId,
+        contact: switchboard_acd::ContactId,
+    ) -> Result<Option<String>, RoutingError> {
+        let value = self
+            .inner
+            .cache
+            .get(&callback_key(tenant, contact))
+            .await
+            .map_err(|error| RoutingError::Unavailable(error.to_string()))?;
+        Ok(value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    pub(crate) async fn clear_callback_number(
+        &self,
+        tenant: TenantId,
+        contact: switchboard_acd::ContactId,
+    ) -> Result<(), RoutingError> {
+        self.inner
+            .cache
+            .delete(&callback_key(tenant, contact))
+            .await
+            .map(|_| ())
+            .map_err(|error| RoutingError::Unavailable(error.to_string()))
     }
 
     /// The engine host (tests, benchmarks).

@@ -52,6 +52,10 @@ pub struct OfferDto {
     pub offered_at: DateTime<Utc>,
     /// It rings out (and goes to another agent) at this time.
     pub expires_at: DateTime<Utc>,
+    /// For a callback (the customer chose to be called back instead of
+    /// waiting): the number to call, E.164.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_number: Option<String>,
 }
 
 impl From<&Offer> for OfferDto {
@@ -61,6 +65,7 @@ impl From<&Offer> for OfferDto {
             queue_id: offer.queue.as_uuid(),
             offered_at: offer.offered_at,
             expires_at: offer.expires_at,
+            callback_number: None,
         }
     }
 }

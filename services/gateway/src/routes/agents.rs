@@ -407,7 +407,15 @@ async fn agent_session(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
         };
-        for message in messages {
+        for mut message in messages {
+            if let AgentMessage::Offer { offer } = &mut message {
+                let contact = ContactId::from_uuid(offer.contact_id);
+                offer.callback_number = gateway
+                    .routing
+                    .callback_number(tenant, contact)
+                    .await
+                    .unwrap_or_default();
+            }
             if !send_json(&mut socket, &message).await {
                 return;
             }
