@@ -530,6 +530,22 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
 
     // Call 3: nobody for sales (Ann at lunch); the caller waits first in
     // line, then hangs up.
+    let (status, problem) = site
+        .call(
+            Method::PUT,
+            "/v1/agents/me/presence",
+            Some(&ann),
+            Some(json!({"presence": "not_ready", "reason": "lunch"})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "not a reason code yet: {problem}"
+    );
+    assert_eq!(problem["errors"][0]["field"], "reason");
+    site.create("/v1/reason-codes", &owner, json!({"name": "lunch"}))
+        .await;
     site.presence(&ann, json!({"presence": "not_ready", "reason": "lunch"}))
         .await;
     let (_, third, _) = accepted(site.dial(NUMBER).await);
@@ -776,6 +792,49 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
             .unwrap()
             >= 30.0
     );
+
+    // An outsourcer's client sees its own queue's figures only.
+    let client = site
+        .create("/v1/clients", &owner, json!({"name": "Globex"}))
+        .await;
+    let globex = site
+        .create(
+            "/v1/queues",
+            &owner,
+            json!({"name": "Globex line", "channel": "voice", "client_id": client}),
+        )
+        .await;
+    site.create(
+        "/v1/users",
+        &owner,
+        json!({"email": "lead@globex.example.com", "roles": ["supervisor"],
+               "password": PASSWORD, "clients": [client]}),
+    )
+    .await;
+    let (status, login) = site
+        .post(
+            "/v1/auth/login",
+            None,
+            json!({"tenant": slug, "email": "lead@globex.example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let lead = login["access_token"].as_str().unwrap();
+    let (status, theirs) = site
+        .call(Method::GET, "/v1/queues/stats", Some(lead), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    let ids: Vec<&str> = theirs["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|queue| queue["queue_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [globex.as_str()]);
+    let (_, all) = site
+        .call(Method::GET, "/v1/queues/stats", Some(&owner), None)
+        .await;
+    assert_eq!(all["queues"].as_array().unwrap().len(), 3);
 
     // Every step is in the outbox, once.
     let wanted = |events: &[Event]| {

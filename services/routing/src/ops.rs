@@ -105,6 +105,9 @@ pub enum Query {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueueFigures {
     pub queue: QueueId,
+    /// The queue's client organisation (`None`: the tenant's own).
+    #[serde(default)]
+    pub client: Option<uuid::Uuid>,
     #[serde(flatten)]
     pub stats: QueueStats,
 }
@@ -132,13 +135,11 @@ impl Query {
             Query::QueueStats => Answer::QueueStats {
                 queues: engine
                     .queues()
-                    .map(|queue| queue.id)
-                    .collect::<Vec<_>>()
-                    .into_iter()
                     .map(|queue| {
                         Ok(QueueFigures {
-                            queue,
-                            stats: engine.queue_stats(queue, at)?,
+                            queue: queue.id,
+                            client: queue.client,
+                            stats: engine.queue_stats(queue.id, at)?,
                         })
                     })
                     .collect::<Result<_, AcdError>>()?,

@@ -16,11 +16,11 @@ use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::Utc;
-use switchboard_acd::{AgentId, ContactId};
+use switchboard_acd::{AgentId, ContactId, Presence};
 use switchboard_http::{ApiJson, FieldError, Problem};
 use switchboard_identity::{Actor, Principal, Role};
 use switchboard_routing::{Answer, NoticeEvent, Operation, Query};
-use switchboard_tenancy::{ClientScope, TenantId};
+use switchboard_tenancy::{ClientId, ClientScope, TenantId};
 use tokio::sync::broadcast;
 
 use crate::Gateway;
@@ -54,10 +54,10 @@ fn agent_of(principal: &Principal) -> ApiResult<(TenantId, AgentId)> {
     }
 }
 
-/// The caller's tenant, if it may watch live queue figures: owners,
-/// admins, supervisors and quality analysts of the whole tenant, and API
-/// keys (any read scope).
-fn watcher_of(principal: &Principal) -> ApiResult<TenantId> {
+/// The caller's tenant and client scope, if it may watch live queue
+/// figures: owners, admins, supervisors and quality analysts, and API keys
+/// (any read scope). A client-scoped caller sees its clients' queues only.
+fn watcher_of(principal: &Principal) -> ApiResult<(TenantId, ClientScope)> {
     let allowed = match &principal.actor {
         Actor::User { roles, .. } => roles.iter().any(|role| {
             matches!(
@@ -76,16 +76,7 @@ fn watcher_of(principal: &Principal) -> ApiResult<TenantId> {
         )
         .into());
     }
-    if *principal.tenant.clients() != ClientScope::All {
-        // Queue figures are not yet split by client organization.
-        return Err(Problem::forbidden(
-            "client_scope",
-            "live figures cover every queue of the tenant; a credential limited to some \
-             client organizations may not read them",
-        )
-        .into());
-    }
-    Ok(principal.tenant.id())
+    Ok((principal.tenant.id(), principal.tenant.clients().clone()))
 }
 
 async fn agent_view(gateway: &Gateway, tenant: TenantId, agent: AgentId) -> ApiResult<AgentDto> {
@@ -143,7 +134,8 @@ pub(crate) async fn me(
 
 /// Set the agent's presence
 ///
-/// `available` (takes contacts), `not_ready` with a reason code, or
+/// `available` (takes contacts), `not_ready` with one of the tenant's
+/// reason codes (`/v1/reason-codes`), or
 /// `offline`. While a contact rings or is connected, or during after-call
 /// work, the new presence applies once the agent is free; going `offline`
 /// then is refused. A refused change is a 409 problem whose
@@ -173,6 +165,18 @@ pub(crate) async fn set_presence(
     let presence = body
         .presence()
         .map_err(|(field, message)| Problem::validation(vec![FieldError::new(field, message)]))?;
+    if let Presence::NotReady { reason } = &presence
+        && !gateway
+            .routing_config
+            .has_reason_code(tenant, reason.as_ref())
+            .await?
+    {
+        return Err(Problem::validation(vec![FieldError::new(
+            "reason",
+            format!("{reason:?} is not one of the tenant's reason codes (/v1/reason-codes)"),
+        )])
+        .into());
+    }
     act(
         &gateway,
         tenant,
@@ -451,11 +455,18 @@ fn agent_messages(notice: &switchboard_routing::Notice, agent: AgentId) -> Vec<A
     messages
 }
 
-async fn queue_stats_of(gateway: &Gateway, tenant: TenantId) -> ApiResult<QueueStatsListDto> {
-    match gateway.routing.query(tenant, Query::QueueStats).await? {
+async fn queue_stats_of(
+    gateway: &Gateway,
+    (tenant, scope): &(TenantId, ClientScope),
+) -> ApiResult<QueueStatsListDto> {
+    match gateway.routing.query(*tenant, Query::QueueStats).await? {
         Answer::QueueStats { queues } => Ok(QueueStatsListDto {
             at: Utc::now(),
-            queues: queues.iter().map(QueueStatsDto::from).collect(),
+            queues: queues
+                .iter()
+                .filter(|figures| scope.allows(figures.client.map(ClientId::from_uuid)))
+                .map(QueueStatsDto::from)
+                .collect(),
         }),
         other => Err(unexpected(other)),
     }
@@ -463,7 +474,8 @@ async fn queue_stats_of(gateway: &Gateway, tenant: TenantId) -> ApiResult<QueueS
 
 /// Live figures of every queue
 ///
-/// Per queue: contacts waiting, the oldest wait, contacts ringing and
+/// Of every queue the caller may see (a client-scoped caller: its clients'
+/// queues). Per queue: contacts waiting, the oldest wait, contacts ringing and
 /// connected, and the queue's qualified agents by state.
 #[utoipa::path(
     get,
@@ -480,8 +492,8 @@ pub(crate) async fn queue_stats(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<ApiJson<QueueStatsListDto>> {
-    let tenant = watcher_of(&principal)?;
-    Ok(ApiJson(queue_stats_of(&gateway, tenant).await?))
+    let watcher = watcher_of(&principal)?;
+    Ok(ApiJson(queue_stats_of(&gateway, &watcher).await?))
 }
 
 /// Live figures of every queue (WebSocket)
@@ -506,17 +518,17 @@ pub(crate) async fn queue_stats_stream(
     Extension(principal): Extension<Principal>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let tenant = watcher_of(&principal)?;
+    let watcher = watcher_of(&principal)?;
     let upgrade = upgrade.map_err(not_a_handshake)?;
     let notices = gateway.routing.notices();
-    let first = queue_stats_of(&gateway, tenant).await?;
-    Ok(upgrade.on_upgrade(move |socket| stats_session(socket, gateway, tenant, first, notices)))
+    let first = queue_stats_of(&gateway, &watcher).await?;
+    Ok(upgrade.on_upgrade(move |socket| stats_session(socket, gateway, watcher, first, notices)))
 }
 
 async fn stats_session(
     mut socket: WebSocket,
     gateway: Gateway,
-    tenant: TenantId,
+    watcher: (TenantId, ClientScope),
     first: QueueStatsListDto,
     mut notices: broadcast::Receiver<NoticeEvent>,
 ) {
@@ -544,12 +556,12 @@ async fn stats_session(
                 }
             }
             notice = notices.recv() => match notice {
-                Ok(NoticeEvent::Notice(notice)) => dirty |= notice.tenant == tenant,
+                Ok(NoticeEvent::Notice(notice)) => dirty |= notice.tenant == watcher.0,
                 Ok(NoticeEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             _ = tokio::time::sleep_until(next_send) => {
-                let Ok(stats) = queue_stats_of(&gateway, tenant).await else {
+                let Ok(stats) = queue_stats_of(&gateway, &watcher).await else {
                     return;
                 };
                 if !send_json(&mut socket, &QueueStatsMessage::QueueStats { stats }).await {

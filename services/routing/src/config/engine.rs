@@ -59,4 +59,14 @@ impl RoutingConfig {
             })
             .collect()
     }
+
+    /// Whether the tenant defines the not-ready reason code `name`.
+    pub async fn has_reason_code(&self, tenant: TenantId, name: &str) -> Result<bool> {
+        let transaction = self.store().read(tenant).await?;
+        let found = store::named(&transaction, Kind::ReasonCode, tenant, name, None)
+            .await?
+            .is_some();
+        transaction.commit().await?;
+        Ok(found)
+    }
 }
