@@ -29,7 +29,8 @@ RELAYS=${BENCH_RELAYS:-1}
 RELAY_BATCH=${BENCH_RELAY_BATCH:-500}
 PACK_EVENTS=${BENCH_PACK_EVENTS:-64}
 CONSUMERS=${BENCH_CONSUMERS:-1}
-CONSUMER_BATCH=${BENCH_CONSUMER_BATCH:-128}
+CONSUMER_BATCH=${BENCH_CONSUMER_BATCH:-512}
+CONSUMER_CONCURRENCY=${BENCH_CONSUMER_CONCURRENCY:-2}
 PREFETCH=${BENCH_PREFETCH:-256}
 WINDOW=${BENCH_WINDOW:-500}
 MEMORY_DURATION=${BENCH_MEMORY_DURATION:-10}
@@ -47,7 +48,7 @@ die() {
 }
 
 for knob in ROUNDS DURATION WARMUP WRITERS WRITER_BATCH TENANTS RELAYS RELAY_BATCH PACK_EVENTS \
-  CONSUMERS CONSUMER_BATCH PREFETCH WINDOW MEMORY_DURATION; do
+  CONSUMERS CONSUMER_BATCH CONSUMER_CONCURRENCY PREFETCH WINDOW MEMORY_DURATION; do
   [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$knob must be a positive integer (got '${!knob}')"
 done
 for knob in MAX_BACKLOG LATENCY_RATE MEMORY_PIPELINE_DURATION; do
@@ -206,7 +207,8 @@ pg_url="${ADMIN_URL%%\?*}?sslmode=$SSLMODE"
 pipeline_args=(pipeline --admin-url "$pg_url" --amqp-url "$AMQP_URL" --duration "$DURATION"
   --warmup "$WARMUP" --max-backlog "$MAX_BACKLOG" --writers "$WRITERS"
   --writer-batch "$WRITER_BATCH" --tenants "$TENANTS" --relays "$RELAYS" --relay-batch "$RELAY_BATCH"
-  --pack-events "$PACK_EVENTS" --consumers "$CONSUMERS" --consumer-batch "$CONSUMER_BATCH" --prefetch "$PREFETCH" --profile)
+  --pack-events "$PACK_EVENTS" --consumers "$CONSUMERS" --consumer-batch "$CONSUMER_BATCH"
+  --consumer-concurrency "$CONSUMER_CONCURRENCY" --prefetch "$PREFETCH" --profile)
 baseline_args=(baseline --amqp-url "$AMQP_URL" --duration "$DURATION" --warmup 5
   --window "$WINDOW" --prefetch "$PREFETCH" --max-backlog "$MAX_BACKLOG" --tenants "$TENANTS")
 
@@ -280,7 +282,7 @@ m_rate=$(field "$memory_line" events_per_s)
 m_result=FAIL
 at_least "$m_rate" "$TARGET_MEMORY" && m_result=pass
 
-rerun="BENCH_PG_SSLMODE=$SSLMODE BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_MAX_BACKLOG=$MAX_BACKLOG BENCH_LATENCY_RATE=$LATENCY_RATE BENCH_WRITERS=$WRITERS BENCH_WRITER_BATCH=$WRITER_BATCH BENCH_TENANTS=$TENANTS BENCH_RELAYS=$RELAYS BENCH_RELAY_BATCH=$RELAY_BATCH BENCH_PACK_EVENTS=$PACK_EVENTS BENCH_CONSUMERS=$CONSUMERS BENCH_CONSUMER_BATCH=$CONSUMER_BATCH BENCH_PREFETCH=$PREFETCH loadtest/events/run.sh"
+rerun="BENCH_PG_SSLMODE=$SSLMODE BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_MAX_BACKLOG=$MAX_BACKLOG BENCH_LATENCY_RATE=$LATENCY_RATE BENCH_WRITERS=$WRITERS BENCH_WRITER_BATCH=$WRITER_BATCH BENCH_TENANTS=$TENANTS BENCH_RELAYS=$RELAYS BENCH_RELAY_BATCH=$RELAY_BATCH BENCH_PACK_EVENTS=$PACK_EVENTS BENCH_CONSUMERS=$CONSUMERS BENCH_CONSUMER_BATCH=$CONSUMER_BATCH BENCH_CONSUMER_CONCURRENCY=$CONSUMER_CONCURRENCY BENCH_PREFETCH=$PREFETCH loadtest/events/run.sh"
 pg_version=$(psql_at "$ADMIN_URL" -c 'SHOW server_version' | cut -d' ' -f1)
 pg_sync=$(psql_at "$ADMIN_URL" -c 'SHOW synchronous_commit')
 if [[ $(psql_at "$ADMIN_URL" -c 'SHOW ssl') == on && $SSLMODE != disable ]]; then
@@ -301,7 +303,8 @@ cat <<EOT
   tasks, each committing transactions of $WRITER_BATCH events of one tenant (round robin over $TENANTS
   tenants; ~250-byte \`user.updated\` envelopes) through \`outbox::append\`; $RELAYS \`Relay\`(s) of
   $RELAY_BATCH rows per round, packing a tenant's consecutive events of one routing key into one
-  message, up to $PACK_EVENTS per message; $CONSUMERS \`Consumer\`(s), batch $CONSUMER_BATCH events, prefetch $PREFETCH messages, whose
+  message, up to $PACK_EVENTS per message; $CONSUMERS \`Consumer\`(s), batch $CONSUMER_BATCH events applied in $CONSUMER_CONCURRENCY concurrent transactions
+  (tenants shared out), prefetch $PREFETCH messages, whose
   handler writes one row per event into \`bench_effects\` (one multi-row \`INSERT\` per tenant
   group, in the consumer's transaction). Each role has its own pool and bus connections.
   PostgreSQL $pg_version (synchronous_commit=$pg_sync) $pg_tls, a fresh migrated database per run,

@@ -1,13 +1,17 @@
 //! Idempotent consumers: a durable queue per consuming service, manual
 //! acknowledgement, and each event applied at most once.
 //!
-//! Deliveries are taken in small batches (what the queue has ready, up to
-//! `batch_size`), grouped by tenant, and each group is applied in one
-//! transaction confined to its tenant: the consumer's processed marks are
-//! inserted first (`ON CONFLICT DO NOTHING`), and only the events whose
-//! mark is new reach the handler. The marks and the handler's effects
-//! commit together, then the deliveries are acknowledged; a crash before
-//! the ack redelivers, and the mark makes the redelivery a no-op.
+//! Deliveries are taken in batches (what the queue has ready, up to
+//! `batch_size` events) and grouped by tenant; the groups are dealt out
+//! into `concurrency` shares applied at once, each in one transaction: the
+//! consumer's processed marks of the share are inserted first (`ON
+//! CONFLICT DO NOTHING`), then per group the transaction is confined to
+//! the group's tenant and only the events whose mark is new reach the
+//! handler. The marks and the handler's effects commit together, then the
+//! deliveries are acknowledged; a crash before the ack redelivers, and the
+//! mark makes the redelivery a no-op. A tenant's events stay in one share,
+//! and the next batch starts once every share is done, so each tenant's
+//! events apply in order.
 //!
 //! A message is a single envelope or a packed one ([`crate::pack`]); a
 //! packed message's events join the batch like single ones, and its
@@ -173,6 +177,9 @@ pub trait EventHandler: Send + Sync + 'static {
 
     /// Applies several events of one tenant, in order, in one transaction.
     /// Override to batch statements; the default calls [`Self::handle`].
+    /// There may be about as many as the consumer's batch size: on
+    /// PostgreSQL over TLS keep each statement under 16 KiB (sqlx sets no
+    /// `TCP_NODELAY`; a longer one waits ~40 ms for a delayed ACK).
     async fn handle_batch(
         &self,
         transaction: &DatabaseTransaction,
@@ -194,9 +201,12 @@ pub struct ConsumerOptions {
     pub bindings: Vec<String>,
     /// Unacknowledged deliveries held at once.
     pub prefetch: u16,
-    /// Events applied per transaction, about: deliveries are taken until
-    /// their events reach this (a packed delivery counts its events).
+    /// Events applied per batch, about: deliveries are taken until their
+    /// events reach this (a packed delivery counts its events).
     pub batch_size: usize,
+    /// Transactions a batch is applied in at once, each with a share of
+    /// its tenants (a tenant's events stay in one); 1 on SQLite.
+    pub concurrency: usize,
     /// Attempts before an event is dead-lettered.
     pub max_attempts: u32,
     /// Delay before a failed event is offered again.
@@ -215,7 +225,10 @@ impl ConsumerOptions {
             name: name.into(),
             bindings: bindings.into_iter().map(Into::into).collect(),
             prefetch: 256,
-            batch_size: 128,
+            // Events, in packs of up to 64: a commit (and its WAL flush)
+            // per ~512 events, not per 128.
+            batch_size: 512,
+            concurrency: 2,
             max_attempts: config.consumer_max_attempts,
             retry_delay: config.consumer_retry_delay,
             catch_up_window: config.retention,
@@ -286,6 +299,9 @@ struct Requeue {
     error: String,
     deliveries: Vec<Delivery>,
 }
+
+/// A tenant's items of a batch.
+type Group = (TenantId, Vec<Item>);
 
 /// One delivery and the events it carries: one for a single envelope, all
 /// of a packed message's (in order, all with the message's routing key).
@@ -406,7 +422,7 @@ impl Consumer {
     }
 
     async fn process(&self, batch: Vec<Delivery>) {
-        let mut groups: Vec<(TenantId, Vec<Item>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         for delivery in batch {
             if !self.options.wants(&delivery.routing_key) {
                 // A replay or catch-up of an event this consumer does not
@@ -423,8 +439,58 @@ impl Consumer {
                 None => groups.push((tenant, vec![item])),
             }
         }
-        // Usually every group applies: one transaction for the batch, the
-        // tenant switched between groups, and the acks sent together.
+        // Tenants are independent: a share of them per transaction, the
+        // shares at once; the acks sent together at the end.
+        let shares = self.share_out(groups);
+        let outcomes =
+            futures::future::join_all(shares.into_iter().map(|share| self.apply_share(share)))
+                .await;
+        let mut applied = Vec::new();
+        let mut failed: Option<Requeue> = None;
+        for (items, requeue) in outcomes {
+            applied.extend(items);
+            if let Some(requeue) = requeue {
+                match failed.as_mut() {
+                    Some(failed) => failed.deliveries.extend(requeue.deliveries),
+                    None => failed = Some(requeue),
+                }
+            }
+        }
+        if !applied.is_empty() {
+            self.ack_all(applied).await;
+        }
+        if let Some(requeue) = failed {
+            self.requeue(requeue).await;
+        }
+    }
+
+    /// Deals tenant groups out into at most `concurrency` shares of about
+    /// as many events each (one share on SQLite, which has one writer).
+    fn share_out(&self, mut groups: Vec<Group>) -> Vec<Vec<Group>> {
+        let concurrency = match self.db.backend() {
+            DbBackend::Sqlite => 1,
+            _ => self.options.concurrency.max(1),
+        };
+        let count = concurrency.min(groups.len());
+        if count <= 1 {
+            return vec![groups];
+        }
+        let events = |group: &[Item]| group.iter().map(|item| item.events.len()).sum::<usize>();
+        groups.sort_by_key(|(_, group)| std::cmp::Reverse(events(group)));
+        let mut shares: Vec<(usize, Vec<Group>)> = (0..count).map(|_| (0, Vec::new())).collect();
+        for group in groups {
+            if let Some(lightest) = shares.iter_mut().min_by_key(|(weight, _)| *weight) {
+                lightest.0 += events(&group.1);
+                lightest.1.push(group);
+            }
+        }
+        shares.into_iter().map(|(_, share)| share).collect()
+    }
+
+    /// Applies a share of a batch's tenant groups in one transaction (on a
+    /// handler failure, group by group). Returns the items applied and not
+    /// acknowledged yet, and, when the database failed, what to hand back.
+    async fn apply_share(&self, groups: Vec<Group>) -> (Vec<Item>, Option<Requeue>) {
         if groups.len() > 1 {
             let events: Vec<Vec<&Event>> = groups
                 .iter()
@@ -432,9 +498,10 @@ impl Consumer {
                 .collect();
             match self.apply(&events).await {
                 Ok(()) => {
-                    self.ack_all(groups.into_iter().flat_map(|(_, group)| group))
-                        .await;
-                    return;
+                    return (
+                        groups.into_iter().flat_map(|(_, group)| group).collect(),
+                        None,
+                    );
                 }
                 Err(Failure::Infrastructure(error)) => {
                     let deliveries = groups
@@ -442,32 +509,33 @@ impl Consumer {
                         .flat_map(|(_, group)| group)
                         .map(|item| item.delivery)
                         .collect();
-                    self.requeue(Requeue { error, deliveries }).await;
-                    return;
+                    return (Vec::new(), Some(Requeue { error, deliveries }));
                 }
                 // Find the culprit group by group, below.
                 Err(Failure::Handler(_)) => {}
             }
         }
+        let mut applied = Vec::new();
         let mut groups = groups.into_iter();
         while let Some((_, group)) = groups.next() {
-            let Err(Requeue {
-                error,
-                mut deliveries,
-            }) = self.apply_group(group).await
-            else {
-                continue;
-            };
-            // The database is failing: give back the rest of the batch too,
-            // rather than failing once per tenant, and pause once.
-            deliveries.extend(
-                groups
-                    .flat_map(|(_, group)| group)
-                    .map(|item| item.delivery),
-            );
-            self.requeue(Requeue { error, deliveries }).await;
-            return;
+            match self.apply_group(group).await {
+                Ok(items) => applied.extend(items),
+                Err(Requeue {
+                    error,
+                    mut deliveries,
+                }) => {
+                    // The database is failing: give back the rest of the
+                    // share too, rather than failing once per tenant.
+                    deliveries.extend(
+                        groups
+                            .flat_map(|(_, group)| group)
+                            .map(|item| item.delivery),
+                    );
+                    return (applied, Some(Requeue { error, deliveries }));
+                }
+            }
         }
+        (applied, None)
     }
 
     /// Decodes a delivery. Settles it and returns `None` when nothing of
@@ -569,13 +637,13 @@ impl Consumer {
         }
     }
 
-    /// Applies one tenant's events together; on a handler failure, one by
-    /// one. Settles every delivery, except when the database fails: those
-    /// not settled yet are handed back.
-    async fn apply_group(&self, group: Vec<Item>) -> Result<(), Requeue> {
+    /// Applies one tenant's events together, and returns its items to
+    /// acknowledge; on a handler failure, one by one, settling each. When
+    /// the database fails, those not settled yet are handed back.
+    async fn apply_group(&self, group: Vec<Item>) -> Result<Vec<Item>, Requeue> {
         let events: Vec<&Event> = group.iter().flat_map(|item| &item.events).collect();
         match self.apply(std::slice::from_ref(&events)).await {
-            Ok(()) => self.ack_all(group).await,
+            Ok(()) => return Ok(group),
             Err(Failure::Infrastructure(error)) => {
                 let deliveries = group.into_iter().map(|item| item.delivery).collect();
                 return Err(Requeue { error, deliveries });
@@ -598,7 +666,7 @@ impl Consumer {
                 }
             }
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// Applies a delivery's events each in its own transaction, and

@@ -125,8 +125,12 @@ pub struct Load {
     pub consumers: usize,
     /// Events a consumer applies per round, about (deliveries are taken
     /// until their events reach it).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 512)]
     pub consumer_batch: usize,
+    /// Transactions a consumer applies a batch in at once (tenants shared
+    /// out between them).
+    #[arg(long, default_value_t = 2)]
+    pub consumer_concurrency: usize,
     /// Unacknowledged deliveries per consumer.
     #[arg(long, default_value_t = 256)]
     pub prefetch: u16,
@@ -779,7 +783,11 @@ pub async fn run_pipeline(
     let url = stores.service_url.as_str();
     let writer_db = connect(url, u32::try_from(load.writers).unwrap_or(64) + 1).await?;
     let relay_db = connect(url, u32::try_from(load.relays).unwrap_or(16) + 1).await?;
-    let consumer_db = connect(url, u32::try_from(load.consumers).unwrap_or(64) + 1).await?;
+    let consumer_db = connect(
+        url,
+        u32::try_from(load.consumers * load.consumer_concurrency.max(1)).unwrap_or(64) + 1,
+    )
+    .await?;
     let recorder = Arc::new(Recorder::default());
 
     // Consumers first: the queue must exist before anything is published.
@@ -798,6 +806,7 @@ pub async fn run_pipeline(
         let mut options = ConsumerOptions::new(queue, [format!("*.{SOURCE}.#")]);
         options.prefetch = load.prefetch;
         options.batch_size = load.consumer_batch;
+        options.concurrency = load.consumer_concurrency;
         let handler = Arc::new(EffectWriter {
             probe: probe.clone(),
             recorder: recorder.clone(),
@@ -890,7 +899,7 @@ pub async fn run_pipeline(
         format!("{} events/s", load.rate)
     };
     eprintln!(
-        "{label}: {} writers × {} events/tx over {} tenants ({offered}), {} relay(s) × {} rows packed ≤ {} per message, {} consumer(s) × batch {} / prefetch {}; {} s warm-up, {} s measured",
+        "{label}: {} writers × {} events/tx over {} tenants ({offered}), {} relay(s) × {} rows packed ≤ {} per message, {} consumer(s) × batch {} in {} transactions / prefetch {}; {} s warm-up, {} s measured",
         load.writers,
         load.writer_batch,
         load.tenants,
@@ -899,6 +908,7 @@ pub async fn run_pipeline(
         load.pack_events,
         load.consumers,
         load.consumer_batch,
+        load.consumer_concurrency,
         load.prefetch,
         load.warmup,
         load.duration

@@ -4,12 +4,14 @@
 //! effect is committed.
 //!
 //! A consumer ([`switchboard_events::Consumer`]) works one delivery batch
-//! at a time: it pulls deliveries with `Subscription::next`, then per
-//! tenant group opens a transaction, inserts its processed marks, calls the
-//! handler, commits and acknowledges, and only then pulls again. So when
-//! the handler is entered again, or `next` is called again, everything the
-//! handler wrote before is committed and acknowledged: that instant is an
-//! event's "effect committed" time.
+//! at a time: it pulls deliveries with `Subscription::next`, applies the
+//! batch (its tenant groups dealt into shares, each share one transaction:
+//! marks, then per group the handler; the shares at once), commits,
+//! acknowledges, and only then pulls again. So when `next` is called
+//! again, everything the handler wrote before is committed and
+//! acknowledged: that instant is an event's "effect committed" time. With
+//! more than one share the phases below overlap, and their shares of the
+//! consumer's time are approximate.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -129,9 +131,7 @@ impl ConsumerProbe {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();
-        if matches!(stamp, Stamp::NextEntered | Stamp::HandlerEntered)
-            && !state.uncommitted.is_empty()
-        {
+        if stamp == Stamp::NextEntered && !state.uncommitted.is_empty() {
             recorder.record(now_us(), state.uncommitted.drain(..));
         }
         if let Some((last, at)) = state.last {
