@@ -659,6 +659,26 @@ impl Engine {
         Ok(ctx.out)
     }
 
+    /// A queued contact leaves its queue for the queue's overflow step
+    /// (it waited too long): like an abandon for the queue, but counted
+    /// apart. Refused while it rings at an agent or is connected.
+    pub fn overflow(&mut self, contact: ContactId, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
+        let record = self.contact_record(contact)?;
+        let queue = record.contact.queue;
+        if !matches!(record.status, ContactStatus::Queued) {
+            return Err(AcdError::NotQueued(contact));
+        }
+        let key = record.wait_key();
+        let waited_ms = (at - record.contact.enqueued_at).num_milliseconds().max(0) as u64;
+        let mut ctx = Ctx::new(at);
+        self.index.queue_mut(queue).waiting.remove(&key);
+        self.state.contacts.remove(&contact);
+        self.count(queue, &mut ctx, |today, _| today.overflowed += 1);
+        ctx.contact_event(contact, queue, ContactEventKind::Overflowed { waited_ms });
+        self.rebalance(&mut ctx);
+        Ok(ctx.out)
+    }
+
     /// A connected contact finished. If it was the agent's last contact
     /// (no other connected, none offered) and its queue has a wrap-up
     /// time, the agent enters after-call work until `at + wrap_up`.

@@ -42,6 +42,8 @@ pub enum AcdError {
     ContactConnected(ContactId),
     #[error("contact {0} is not connected to an agent")]
     NotConnected(ContactId),
+    #[error("contact {0} is not waiting in its queue (it rings at an agent or is connected)")]
+    NotQueued(ContactId),
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
 }
@@ -74,7 +76,8 @@ impl AcdError {
             | AcdError::QueueBusy { .. }
             | AcdError::AgentBusy { .. }
             | AcdError::ContactConnected(_)
-            | AcdError::NotConnected(_) => ErrorKind::Conflict,
+            | AcdError::NotConnected(_)
+            | AcdError::NotQueued(_) => ErrorKind::Conflict,
             AcdError::QueueFull { .. } => ErrorKind::Overflow,
             AcdError::ChannelMismatch { .. } | AcdError::InvalidConfig(_) => {
                 ErrorKind::InvalidArgument

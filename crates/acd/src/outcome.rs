@@ -34,6 +34,9 @@ pub enum ContactEventKind {
     Connected { agent: AgentId },
     /// The customer left while it was queued or offered.
     Abandoned,
+    /// It waited past its queue's maximum wait and left the queue for the
+    /// overflow step, after waiting `waited_ms`.
+    Overflowed { waited_ms: u64 },
     /// Finished after being connected.
     Ended,
 }

@@ -834,3 +834,29 @@ fn day_figures_service_level_asa_aht_and_expected_wait() {
         Err(AcdError::InvalidConfig(_))
     ));
 }
+
+/// A waiting contact overflows out of its queue (counted apart from
+/// abandons); one that rings or is connected does not.
+#[test]
+fn overflow_takes_a_waiting_contact_out_and_refuses_others() {
+    let mut engine = Engine::new();
+    engine.upsert_queue(voice_queue(1), t(0)).unwrap();
+    online(&mut engine, AgentProfile::new(agent(1)), t(0));
+    assert_eq!(call(&mut engine, 1, 1, t(0)).len(), 1, "rings at once");
+    assert!(call(&mut engine, 2, 1, t(1)).is_empty(), "waits");
+    let error = engine.overflow(contact(1), t(2)).unwrap_err();
+    assert_eq!(error, AcdError::NotQueued(contact(1)));
+    assert_eq!(error.kind(), ErrorKind::Conflict);
+    let outcome = engine.overflow(contact(2), t(31)).unwrap();
+    assert_eq!(
+        outcome.contact_events[0].kind,
+        ContactEventKind::Overflowed { waited_ms: 30_000 }
+    );
+    assert!(engine.contact(contact(2)).is_err(), "gone from the engine");
+    let stats = engine.queue_stats(queue(1), t(31)).unwrap();
+    assert_eq!(
+        (stats.waiting, stats.today.overflowed, stats.today.abandoned),
+        (0, 1, 0)
+    );
+    assert!(engine.overflow(contact(2), t(32)).is_err(), "only once");
+}

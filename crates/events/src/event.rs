@@ -32,6 +32,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "contact.connected",
     "contact.abandoned",
     "contact.ended",
+    "contact.overflowed",
 ];
 
 /// The type name of a payload (one of [`EVENT_TYPES`]).
@@ -52,6 +53,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::ContactConnected(_) => "contact.connected",
         Payload::ContactAbandoned(_) => "contact.abandoned",
         Payload::ContactEnded(_) => "contact.ended",
+        Payload::ContactOverflowed(_) => "contact.overflowed",
     }
 }
 

@@ -448,6 +448,7 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
                 expected_wait: true
             }),
             callback_offer_after_seconds: Some(60),
+            status_every_seconds: None,
         },
         "an agent is free: it rings at once"
     );
@@ -735,6 +736,57 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
 
+    // Support gets a maximum wait of 1 s, then voicemail; Bob is away.
+    let (status, body) = site
+        .call(
+            Method::PUT,
+            &format!("/v1/queues/{support}"),
+            Some(&owner),
+            Some(json!({"name": "Support", "channel": "voice",
+                   "required_skills": [{"skill_id": support_skill, "min_proficiency": 3}],
+                   "max_wait": {"seconds": 1, "overflow": {"type": "voicemail", "box_id": voicemail}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    site.presence(&bob, json!({"presence": "not_ready", "reason": "lunch"}))
+        .await;
+    let (_, waiting, _) = accepted(site.dial(NUMBER).await);
+    let step = site
+        .calls
+        .report(
+            tenant,
+            waiting,
+            switchboard_flows::Input::Digits("2".into()),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            step,
+            Step::Queued {
+                position: Some(1),
+                status_every_seconds: Some(1),
+                ..
+            }
+        ),
+        "{step:?}"
+    );
+    let status = site.calls.queue_status(tenant, waiting).await.unwrap();
+    assert_eq!((status.position, status.next_step), (Some(1), None));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let status = site.calls.queue_status(tenant, waiting).await.unwrap();
+    assert_eq!(
+        status.next_step,
+        Some(Step::Voicemail {
+            box_id: voicemail.parse().unwrap(),
+            prompt: None
+        })
+    );
+    assert!(
+        site.calls.queue_status(tenant, waiting).await.is_err(),
+        "it left the queue"
+    );
+
     // A supervisor closes the line: calls go to voicemail until reopened.
     let (status, body) = site
         .post(
@@ -846,11 +898,12 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
             count("contact.connected"),
             count("contact.abandoned"),
             count("contact.ended"),
+            count("contact.overflowed"),
         )
     };
     assert!(
         eventually(Duration::from_secs(5), || async {
-            wanted(&site.routing_events(tenant).await) == (5, 5, 1, 3, 2, 3)
+            wanted(&site.routing_events(tenant).await) == (6, 5, 1, 3, 2, 3, 1)
         })
         .await,
         "routing events: {:?}",

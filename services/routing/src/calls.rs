@@ -36,6 +36,9 @@ use crate::runtime::{Routing, RoutingError};
 
 /// How long a call's session is kept without a report.
 pub const CALL_TTL: Duration = Duration::from_secs(4 * 3600);
+/// How often the edge asks for a waiting call's status at most apart when
+/// its queue has a maximum wait: the precision of that maximum.
+const STATUS_EVERY_SECONDS: u32 = 5;
 /// Overflow steps followed in a row before giving up (a loop of full
 /// queues).
 const MAX_OVERFLOWS: usize = 4;
@@ -103,6 +106,10 @@ pub enum Step {
         /// Offer the caller a callback (keeping its place, see
         /// [`Calls::request_callback`]) after this wait, in seconds.
         callback_offer_after_seconds: Option<u32>,
+        /// Ask [`Calls::queue_status`] at least this often (seconds) while
+        /// waiting: the queue has a maximum wait, past which the status
+        /// carries the overflow step.
+        status_every_seconds: Option<u32>,
     },
     /// Ring this agent's phone.
     RingAgent { agent_id: Uuid },
@@ -137,6 +144,9 @@ pub struct QueueStatus {
     /// The queue's expected wait for a contact entering now.
     pub expected_wait: Option<Duration>,
     pub ringing: bool,
+    /// The call waited past its queue's maximum wait and left the queue:
+    /// do this instead.
+    pub next_step: Option<Step>,
 }
 
 /// Why a call operation failed.
@@ -281,7 +291,9 @@ impl Calls {
 
     /// Where a queued call stands, for the periodic announcements: its
     /// place (1 is next) and the queue's expected wait; `ringing` once an
-    /// agent is being offered it.
+    /// agent is being offered it. Past the queue's maximum wait, the call
+    /// leaves the queue and the answer carries its overflow step (the edge
+    /// asks at least every `status_every_seconds` of its `queued` step).
     pub async fn queue_status(
         &self,
         tenant: TenantId,
@@ -306,19 +318,65 @@ impl Calls {
                 .and_then(|figures| figures.stats.expected_wait),
             _ => None,
         };
-        Ok(match view.state {
-            ContactState::Queued { position } => QueueStatus {
-                queue_id: view.queue,
-                position: Some(position),
-                expected_wait,
-                ringing: false,
-            },
-            ContactState::Offered { .. } | ContactState::Connected { .. } => QueueStatus {
-                queue_id: view.queue,
-                position: None,
-                expected_wait: None,
-                ringing: true,
-            },
+        let ringing = QueueStatus {
+            queue_id: view.queue,
+            position: None,
+            expected_wait: None,
+            ringing: true,
+            next_step: None,
+        };
+        let ContactState::Queued { position } = view.state else {
+            return Ok(ringing);
+        };
+        let now = Utc::now();
+        let max_wait = self
+            .queue_spec(tenant, view.queue)
+            .await
+            .ok()
+            .and_then(|spec| spec.max_wait);
+        if let Some(max_wait) = max_wait {
+            let waited = (now - view.enqueued_at).to_std().unwrap_or_default();
+            if waited >= Duration::from_secs(u64::from(max_wait.seconds)) {
+                match self
+                    .routing
+                    .execute(tenant, Operation::Overflow { contact: call })
+                    .await
+                {
+                    Ok(_) => {
+                        let step = self
+                            .run_step(
+                                tenant,
+                                call,
+                                max_wait.overflow,
+                                CallFacts::default(),
+                                HoursState::Open,
+                                now,
+                            )
+                            .await?;
+                        return Ok(QueueStatus {
+                            queue_id: view.queue,
+                            position: None,
+                            expected_wait: None,
+                            ringing: false,
+                            next_step: Some(step),
+                        });
+                    }
+                    // It started ringing meanwhile.
+                    Err(RoutingError::Refused(refusal))
+                        if refusal.kind == RefusalKind::Conflict =>
+                    {
+                        return Ok(ringing);
+                    }
+                    Err(error) => return Err(error.into()),
+                }
+            }
+        }
+        Ok(QueueStatus {
+            queue_id: view.queue,
+            position: Some(position),
+            expected_wait,
+            ringing: false,
+            next_step: None,
         })
     }
 
@@ -556,6 +614,10 @@ impl Calls {
                         .as_ref()
                         .filter(|spec| spec.callback.enabled)
                         .map(|spec| spec.callback.after_seconds),
+                    status_every_seconds: spec
+                        .as_ref()
+                        .and_then(|spec| spec.max_wait.as_ref())
+                        .map(|max_wait| max_wait.seconds.clamp(1, STATUS_EVERY_SECONDS)),
                 }))
             }
             Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::Overflow => {

@@ -157,6 +157,13 @@ fn contact_payload(event: &ContactEvent, outcome: &Outcome, engine: &Engine) -> 
             contact_id,
             queue_id,
         }),
+        ContactEventKind::Overflowed { waited_ms } => {
+            Payload::ContactOverflowed(proto::ContactOverflowed {
+                contact_id,
+                queue_id,
+                waited_ms: *waited_ms,
+            })
+        }
         ContactEventKind::Ended => {
             let agent_id = outcome
                 .agent_events

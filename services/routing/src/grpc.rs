@@ -104,6 +104,7 @@ pub fn step_message(step: Step) -> pb::Step {
             music_on_hold,
             announcements,
             callback_offer_after_seconds,
+            status_every_seconds,
         } => Action::Queued(pb::Queued {
             queue_id: queue_id.to_string(),
             position: position.map_or(0, |p| u32::try_from(p).unwrap_or(u32::MAX)),
@@ -112,6 +113,7 @@ pub fn step_message(step: Step) -> pb::Step {
             announce_position: announcements.is_some_and(|a| a.position),
             announce_expected_wait: announcements.is_some_and(|a| a.expected_wait),
             callback_offer_after_seconds,
+            status_every_seconds: status_every_seconds.unwrap_or(0),
         }),
         Step::RingAgent { agent_id } => Action::RingAgent(pb::RingAgent {
             agent_id: agent_id.to_string(),
@@ -235,6 +237,7 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
                 .expected_wait
                 .map(|wait| u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)),
             ringing: status.ringing,
+            next_step: status.next_step.map(step_message),
         }))
     }
 

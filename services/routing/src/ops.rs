@@ -53,6 +53,10 @@ pub enum Operation {
     Abandon {
         contact: ContactId,
     },
+    /// Take a waiting contact out of its queue for the overflow step.
+    Overflow {
+        contact: ContactId,
+    },
     End {
         contact: ContactId,
     },
@@ -77,6 +81,7 @@ impl Operation {
             Operation::EndWrapUp { agent } => engine.end_wrap_up(agent, at),
             Operation::Enqueue { contact } => engine.enqueue(contact, at),
             Operation::Abandon { contact } => engine.abandon(contact, at),
+            Operation::Overflow { contact } => engine.overflow(contact, at),
             Operation::End { contact } => engine.end(contact, at),
             Operation::Tick => engine.tick(at),
         }

@@ -30,6 +30,9 @@ pub struct DayTally {
     pub abandoned: u32,
     /// Abandoned within the threshold (short abandons).
     pub abandoned_within_threshold: u32,
+    /// Sent to the overflow step after the queue's maximum wait.
+    #[serde(default)]
+    pub overflowed: u32,
     /// Sum of the answered contacts' waits, in ms.
     pub answered_wait_ms: u64,
     /// Contacts that ended after being answered.
