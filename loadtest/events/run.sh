@@ -363,12 +363,13 @@ edges; µs of CPU per event; PostgreSQL = all its processes on the machine):
 | pipeline, as fast as it goes | $(median "${p_cpu[@]}") | $(median "${p_bench[@]}") | $(median "${p_pg[@]}") | $(median "${p_rabbit[@]}") | $(rest "$(median "${p_cpu[@]}")" "$(median "${p_bench[@]}")" "$(median "${p_pg[@]}")" "$(median "${p_rabbit[@]}")") | $(us_per_event "$(median "${p_bench[@]}")" "$p_m") | $(us_per_event "$(median "${p_pg[@]}")" "$p_m") | $(us_per_event "$(median "${p_rabbit[@]}")" "$p_m") |
 
 Pipeline phases, as fast as it goes (medians of the rounds): relay $(profile_median relay_rounds_per_s) rounds/s of
-$(profile_median relay_rows_per_round) rows in $(profile_median relay_messages_per_round) messages, each $(profile_median relay_publish_ms) ms publishing and awaiting confirms + $(profile_median relay_db_ms) ms in
-PostgreSQL (mark, lease, replay check, next select); consumer $(profile_median consumer_batches_per_s) batches/s of
-$(profile_median consumer_groups_per_batch) tenant groups × $(profile_median consumer_events_per_group) events; share of a consumer's time: $(profile_median consumer_idle) waiting
-for deliveries, $(profile_median consumer_marks) begin + processed marks ($(profile_median consumer_marks_ms) ms per batch),
-$(profile_median consumer_effects) effects insert ($(profile_median consumer_effects_ms) ms per group), $(profile_median consumer_commit_ack) last commit + acks
-($(profile_median consumer_commit_ack_ms) ms per batch), $(profile_median consumer_between_groups) between groups (commit + acks, begin + marks);
+$(profile_median relay_rows_per_round) rows in $(profile_median relay_messages_per_round) messages, each $(profile_median relay_publish_ms) ms publishing and awaiting confirms + $(profile_median relay_db_ms) ms
+more waiting for the PostgreSQL transaction that runs meanwhile (marks the previous batch, reads the next);
+consumer $(profile_median consumer_batches_per_s) batches/s of $(profile_median consumer_groups_per_batch) tenant groups × $(profile_median consumer_events_per_group) events in $CONSUMER_CONCURRENCY concurrent transactions
+(so these shares overlap and are approximate): $(profile_median consumer_idle) waiting for deliveries,
+$(profile_median consumer_marks) decoding, begin + processed marks ($(profile_median consumer_marks_ms) ms per batch), $(profile_median consumer_effects) effects insert
+($(profile_median consumer_effects_ms) ms per group), $(profile_median consumer_commit_ack) last commit + acks ($(profile_median consumer_commit_ack_ms) ms per batch),
+$(profile_median consumer_between_groups) between groups (tenant switch, or another share's work);
 writers $(profile_median writer_tx_per_s) transactions/s of $(profile_median writer_tx_ms) ms.
 
 Rerun: \`$rerun\`
