@@ -41,8 +41,9 @@ use crate::ops::{Answer, Operation, Query, Refusal};
 #[derive(Debug, Clone)]
 pub struct RoutingOptions {
     pub host: HostOptions,
-    /// How often leases are renewed, free tenants taken over and due
-    /// deadlines ticked: the resolution of ring timeouts and wrap-ups.
+    /// How often due deadlines are ticked: the resolution of ring timeouts
+    /// and wrap-ups. Leases are renewed and free tenants taken over every
+    /// quarter of the lease TTL (or this, if longer).
     pub upkeep_every: Duration,
     /// How long a forwarded request waits for the owner's answer.
     pub forward_timeout: Duration,
@@ -613,10 +614,22 @@ impl Routing {
             tokio::spawn(async move {
                 let mut interval = tokio::time::interval(routing.inner.options.upkeep_every);
                 interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                // Leases are renewed and free tenants looked for a few times
+                // per lease; due deadlines are ticked on every beat.
+                let maintain_every = (routing.inner.options.host.lease_ttl / 4)
+                    .max(routing.inner.options.upkeep_every);
+                let mut maintained_at: Option<tokio::time::Instant> = None;
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => return,
-                        _ = interval.tick() => routing.upkeep().await,
+                        _ = interval.tick() => {
+                            let maintain = maintained_at
+                                .is_none_or(|at| at.elapsed() >= maintain_every);
+                            if maintain {
+                                maintained_at = Some(tokio::time::Instant::now());
+                            }
+                            routing.upkeep(maintain).await;
+                        }
                     }
                 }
             })
@@ -643,14 +656,18 @@ impl Routing {
     }
 
     /// Renews leases, takes free tenants over, ticks due deadlines.
-    async fn upkeep(&self) {
+    async fn upkeep(&self, maintain: bool) {
         let host = &self.inner.host;
-        let taken = match host.maintain().await {
-            Ok(taken) => taken,
-            Err(error) => {
-                warn!(%error, "routing upkeep failed");
-                Vec::new()
+        let taken = if maintain {
+            match host.maintain().await {
+                Ok(taken) => taken,
+                Err(error) => {
+                    warn!(%error, "routing upkeep failed");
+                    Vec::new()
+                }
             }
+        } else {
+            Vec::new()
         };
         let now = Utc::now();
         for tenant in host.owned_tenants() {
