@@ -311,13 +311,6 @@ impl Calls {
             }
             Err(error) => return Err(error.into()),
         };
-        let expected_wait = match self.routing.query(tenant, Query::QueueStats).await? {
-            Answer::QueueStats { queues } => queues
-                .into_iter()
-                .find(|figures| figures.queue == view.queue)
-                .and_then(|figures| figures.stats.expected_wait),
-            _ => None,
-        };
         let ringing = QueueStatus {
             queue_id: view.queue,
             position: None,
@@ -371,6 +364,17 @@ impl Calls {
                 }
             }
         }
+        let expected_wait = match self
+            .routing
+            .query(tenant, Query::QueueStatsOf { queue: view.queue })
+            .await?
+        {
+            Answer::QueueStats { queues } => queues
+                .into_iter()
+                .next()
+                .and_then(|figures| figures.stats.expected_wait),
+            _ => None,
+        };
         Ok(QueueStatus {
             queue_id: view.queue,
             position: Some(position),

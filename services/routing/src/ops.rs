@@ -100,6 +100,10 @@ pub enum Query {
     },
     /// Every queue's live figures.
     QueueStats,
+    /// One queue's live figures (answered as a one-queue `QueueStats`).
+    QueueStatsOf {
+        queue: QueueId,
+    },
     /// Offers ringing at one agent.
     OffersOf {
         agent: AgentId,
@@ -140,14 +144,11 @@ impl Query {
             Query::QueueStats => Answer::QueueStats {
                 queues: engine
                     .queues()
-                    .map(|queue| {
-                        Ok(QueueFigures {
-                            queue: queue.id,
-                            client: queue.client,
-                            stats: engine.queue_stats(queue.id, at)?,
-                        })
-                    })
+                    .map(|queue| figures(engine, queue, at))
                     .collect::<Result<_, AcdError>>()?,
+            },
+            Query::QueueStatsOf { queue } => Answer::QueueStats {
+                queues: vec![figures(engine, engine.queue(*queue)?, at)?],
             },
             Query::OffersOf { agent } => {
                 engine.agent(*agent)?;
@@ -161,6 +162,18 @@ impl Query {
             }
         })
     }
+}
+
+fn figures(
+    engine: &Engine,
+    queue: &QueueConfig,
+    at: DateTime<Utc>,
+) -> Result<QueueFigures, AcdError> {
+    Ok(QueueFigures {
+        queue: queue.id,
+        client: queue.client,
+        stats: engine.queue_stats(queue.id, at)?,
+    })
 }
 
 /// Why the ACD refused an operation, as it travels between instances: the

@@ -113,12 +113,12 @@ pub enum NoticeEvent {
 
 /// A forwarded call.
 #[derive(Debug, Serialize, Deserialize)]
-struct Request {
+struct Request<Body = RequestBody> {
     id: Uuid,
     reply_to: Uuid,
     tenant: TenantId,
     at: DateTime<Utc>,
-    body: RequestBody,
+    body: Body,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -329,6 +329,23 @@ impl Routing {
         tenant: TenantId,
         operation: Operation,
     ) -> Result<Outcome, RoutingError> {
+        match self.call(tenant, RequestBody::Execute(operation)).await? {
+            ReplyBody::Outcome(outcome) => Ok(outcome),
+            ReplyBody::Answer(_) => Err(RoutingError::Internal("answer to an operation".into())),
+        }
+    }
+
+    /// Reads the tenant's ACD, wherever its owner is.
+    pub async fn query(&self, tenant: TenantId, query: Query) -> Result<Answer, RoutingError> {
+        match self.call(tenant, RequestBody::Query(query)).await? {
+            ReplyBody::Answer(answer) => Ok(answer),
+            ReplyBody::Outcome(_) => Err(RoutingError::Internal("outcome of a query".into())),
+        }
+    }
+
+    /// Runs a call here if this instance owns the tenant (or can take
+    /// it), else at the owner; retries while the tenant moves.
+    async fn call(&self, tenant: TenantId, body: RequestBody) -> Result<ReplyBody, RoutingError> {
         self.sync_if_fresh(tenant).await;
         let at = Utc::now();
         let mut last = String::new();
@@ -336,32 +353,14 @@ impl Routing {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
-            let local = {
-                let operation = operation.clone();
-                self.inner
-                    .host
-                    .execute(tenant, move |engine| operation.apply(engine, at))
-                    .await
-            };
-            match local {
-                Ok(outcome) => {
-                    self.after(tenant, &outcome).await;
-                    return Ok(outcome);
-                }
-                Err(HostError::NotOwner(_)) => {
-                    match self
-                        .forward(tenant, at, RequestBody::Execute(operation.clone()))
-                        .await
-                    {
-                        Ok(ReplyBody::Outcome(outcome)) => return Ok(outcome),
-                        Ok(ReplyBody::Answer(_)) => {
-                            return Err(RoutingError::Internal("answer to an operation".into()));
-                        }
-                        Err(WireError::Refused(refusal)) => return Err(refusal.into()),
-                        Err(WireError::Moved) => last = "the tenant moved".into(),
-                        Err(WireError::Failed(error)) => last = error,
-                    }
-                }
+            match self.run_here(tenant, at, &body).await {
+                Ok(reply) => return Ok(reply),
+                Err(HostError::NotOwner(_)) => match self.forward(tenant, at, &body).await {
+                    Ok(reply) => return Ok(reply),
+                    Err(WireError::Refused(refusal)) => return Err(refusal.into()),
+                    Err(WireError::Moved) => last = "the tenant moved".into(),
+                    Err(WireError::Failed(error)) => last = error,
+                },
                 Err(error) => match classify(error) {
                     Retry::Again(error) => last = error,
                     Retry::Stop(error) => return Err(error),
@@ -371,43 +370,32 @@ impl Routing {
         Err(RoutingError::Unavailable(last))
     }
 
-    /// Reads the tenant's ACD, wherever its owner is.
-    pub async fn query(&self, tenant: TenantId, query: Query) -> Result<Answer, RoutingError> {
-        self.sync_if_fresh(tenant).await;
-        let at = Utc::now();
-        let mut last = String::new();
-        for attempt in 0..ATTEMPTS {
-            if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+    /// Runs a call on this instance's engine (taking the tenant if its
+    /// lease is free); an operation's outcome is announced.
+    async fn run_here(
+        &self,
+        tenant: TenantId,
+        at: DateTime<Utc>,
+        body: &RequestBody,
+    ) -> Result<ReplyBody, HostError> {
+        match body {
+            RequestBody::Execute(operation) => {
+                let operation = operation.clone();
+                let outcome = self
+                    .inner
+                    .host
+                    .execute(tenant, move |engine| operation.apply(engine, at))
+                    .await?;
+                self.after(tenant, &outcome).await;
+                Ok(ReplyBody::Outcome(outcome))
             }
-            let local = self
-                .inner
-                .host
-                .read(tenant, |engine| query.answer(engine, at))
-                .await;
-            match local {
-                Ok(answer) => return answer.map_err(|error| Refusal::from(error).into()),
-                Err(HostError::NotOwner(_)) => {
-                    match self
-                        .forward(tenant, at, RequestBody::Query(query.clone()))
-                        .await
-                    {
-                        Ok(ReplyBody::Answer(answer)) => return Ok(answer),
-                        Ok(ReplyBody::Outcome(_)) => {
-                            return Err(RoutingError::Internal("outcome of a query".into()));
-                        }
-                        Err(WireError::Refused(refusal)) => return Err(refusal.into()),
-                        Err(WireError::Moved) => last = "the tenant moved".into(),
-                        Err(WireError::Failed(error)) => last = error,
-                    }
-                }
-                Err(error) => match classify(error) {
-                    Retry::Again(error) => last = error,
-                    Retry::Stop(error) => return Err(error),
-                },
-            }
+            RequestBody::Query(query) => Ok(ReplyBody::Answer(
+                self.inner
+                    .host
+                    .read(tenant, |engine| query.answer(engine, at))
+                    .await??,
+            )),
         }
-        Err(RoutingError::Unavailable(last))
     }
 
     /// Tells every instance what an operation did, and wakes the journal
@@ -440,7 +428,7 @@ impl Routing {
         &self,
         tenant: TenantId,
         at: DateTime<Utc>,
-        body: RequestBody,
+        body: &RequestBody,
     ) -> Result<ReplyBody, WireError> {
         let id = Uuid::new_v4();
         let request = Request {
@@ -492,33 +480,10 @@ impl Routing {
             return;
         }
         let tenant = request.tenant;
-        let result = match request.body {
-            RequestBody::Execute(operation) => {
-                let at = request.at;
-                match self
-                    .inner
-                    .host
-                    .execute(tenant, move |engine| operation.apply(engine, at))
-                    .await
-                {
-                    Ok(outcome) => {
-                        self.after(tenant, &outcome).await;
-                        Ok(ReplyBody::Outcome(outcome))
-                    }
-                    Err(error) => Err(wire_error(error)),
-                }
-            }
-            RequestBody::Query(query) => match self
-                .inner
-                .host
-                .read(tenant, |engine| query.answer(engine, request.at))
-                .await
-            {
-                Ok(Ok(answer)) => Ok(ReplyBody::Answer(answer)),
-                Ok(Err(error)) => Err(WireError::Refused(error.into())),
-                Err(error) => Err(wire_error(error)),
-            },
-        };
+        let result = self
+            .run_here(tenant, request.at, &request.body)
+            .await
+            .map_err(wire_error);
         let reply = Reply {
             id: request.id,
             result,
