@@ -35,10 +35,10 @@
 //! On a bus that does not survive a restart (the in-process bus of `dev`)
 //! a consumer first catches up from the event log: every retained event
 //! matching its bindings that it has no mark for is offered again, so a
-//! crash of `dev` loses nothing either. That includes events not yet
-//! marked published: the relay, started alongside, may have published
-//! them before this consumer's queue existed and mark them only after the
-//! catch-up has looked.
+//! crash of `dev` loses nothing either. That includes events still above
+//! the relay's cursor: the relay, started alongside, may have published
+//! them before this consumer's queue existed and move its cursor past them
+//! only after the catch-up has looked.
 
 use std::collections::HashSet;
 use std::fmt;

@@ -8,8 +8,10 @@
 //!   SQLite alike.
 //! - [`Relay`]: publishes the outbox in order per partition of tenants,
 //!   with publisher confirms, holding a lease per partition so replicas
-//!   never publish the same row at the same time; marks rows sent only
-//!   after the confirms, so a crash duplicates and never loses.
+//!   never publish the same row at the same time; moves the partition's
+//!   cursor past rows only after their confirms (and never past a row a
+//!   transaction still in progress may commit), so a crash duplicates and
+//!   never loses.
 //! - [`Consumer`]: applies each event at most once by recording its id in
 //!   the same transaction as the effect; failures are retried after a
 //!   delay and dead-lettered after N attempts with the error kept.

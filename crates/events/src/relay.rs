@@ -1,13 +1,45 @@
-//! The outbox relay: publishes `event_log` rows that have no
-//! `published_at` yet, in `seq` order, with publisher confirms, and marks
-//! them published only once every confirm is in. A crash (of the relay,
-//! the database or the broker) between publishing and marking publishes
-//! those rows again: at-least-once, and consumers drop the duplicates.
+//! The outbox relay: publishes `event_log` rows in `seq` order per
+//! partition, with publisher confirms, and moves the partition's cursor
+//! (`relay_cursors`, migration 6) past them only once every confirm is in.
+//! A crash (of the relay, the database or the broker) between publishing
+//! and moving the cursor publishes those rows again: at-least-once, and
+//! consumers drop the duplicates.
 //!
-//! A round is one transaction and one publish: the transaction marks what
-//! the previous round published and reads the next batch, committing
-//! asynchronously on PostgreSQL (a mark is only ever lost to a database
-//! crash, and then its rows go out once more).
+//! A round is one transaction and one publish: the transaction moves the
+//! cursors past what the previous round published (one small update) and
+//! reads the next batch, committing asynchronously on PostgreSQL (a lost
+//! update is only ever lost to a database crash, and then its rows go out
+//! once more). Rounds overlap: while one batch is published, the
+//! transaction of the next round runs.
+//!
+//! ## Rows that commit out of `seq` order
+//! A row's `seq` is taken at insert, not at commit, so with concurrent
+//! writers a lower `seq` can become visible after a higher one was read:
+//! "seq > cursor" alone would skip it forever. The relay keeps, in memory,
+//! a high-water mark (every row of its partitions at or below it that was
+//! visible when its range was read has been read) and, on PostgreSQL, the
+//! transactions that were in progress while it read (the `xid8` snapshot
+//! technique; migration 6 makes a row's `xid` be taken before its `seq`):
+//! - each round runs in a `REPEATABLE READ` transaction and reads its
+//!   snapshot (`pg_current_snapshot()`);
+//! - a transaction first seen in progress could only have taken `seq`s
+//!   above the high-water mark of the round before (its id, and so its
+//!   `seq`s, came after that round's snapshot);
+//! - once the snapshot shows it finished, its rows between that mark and
+//!   the current one are read by `xid` ("late rows", ahead of the new
+//!   ones), and it is forgotten;
+//! - a batch's cursor is the high-water mark, but never past the lowest
+//!   mark of a transaction still in progress: everything at or below it is
+//!   then in this or an earlier batch, and is published once the batch is
+//!   confirmed. A long transaction holds the cursor back, not publishing.
+//!
+//! SQLite has one writer at a time, which takes and commits its `seq`s
+//! before the next writer takes any: rows become visible in `seq` order
+//! and the cursor is the high-water mark.
+//!
+//! The in-memory state is rebuilt from the cursors after an error or when
+//! the set of partitions held changes: rows above a cursor that were
+//! already published then go out once more.
 //!
 //! Within a round, a tenant's consecutive rows of one routing key travel
 //! in one packed message ([`crate::pack`]), up to
@@ -21,18 +53,23 @@
 //! another replica once it expires), so no two relays publish the same row
 //! at the same time and each partition's rows go out in order. Lease
 //! times come from the relays' clocks; keep them synchronised (NTP) well
-//! within the lease TTL.
+//! within the lease TTL. Cursors only move forward, so a relay that lost a
+//! lease and moves a cursor late still states a fact.
 //!
 //! The holder of partition 0 also sends replay requests
 //! (`event_redeliveries`) and sweeps the log past its retention.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, ExprTrait, Order, Statement, TransactionTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExprTrait, IsolationLevel, Order,
+    QueryResult, Statement, TransactionTrait,
+};
 use switchboard_config::EventsConfig;
 use switchboard_platform::{Bus, Database, Message};
 use tokio::task::JoinHandle;
@@ -40,9 +77,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use uuid::Uuid;
 
-use crate::Result;
 use crate::pack::{self, Limits};
-use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents, RelayLeases};
+use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents, RelayCursors, RelayLeases};
+use crate::{EventsError, Result};
 
 /// Longest pause between rounds after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -108,9 +145,18 @@ pub struct Round {
 /// One outbox row on its way out.
 struct Pending {
     seq: i64,
-    partition: i16,
     routing_key: String,
     payload: Bytes,
+}
+
+impl Pending {
+    fn from_row(row: &QueryResult) -> Result<Self> {
+        Ok(Self {
+            seq: row.try_get("", "seq")?,
+            routing_key: row.try_get("", "routing_key")?,
+            payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
+        })
+    }
 }
 
 /// One replay request on its way to its consumer.
@@ -121,32 +167,51 @@ struct Request {
     payload: Bytes,
 }
 
-/// What a round published and the broker confirmed, not marked yet: the
-/// outbox rows' `seq`s and the replay requests'.
+/// How far a batch lets its partitions' cursors move once it (and every
+/// batch before it) is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    partitions: Vec<i16>,
+    seq: i64,
+}
+
+/// What rounds published and the broker confirmed, not recorded yet: how
+/// far the cursors may move, and the replay requests done with.
 #[derive(Debug, Default)]
 struct Confirmed {
-    seqs: Vec<i64>,
+    published: usize,
+    cursor: Option<Cursor>,
     requests: Vec<i64>,
 }
 
 impl Confirmed {
     fn is_empty(&self) -> bool {
-        self.seqs.is_empty() && self.requests.is_empty()
+        self.cursor.is_none() && self.requests.is_empty()
     }
 
     fn round(&self) -> Round {
         Round {
-            published: self.seqs.len(),
+            published: self.published,
             redelivered: self.requests.len(),
+        }
+    }
+
+    /// Takes the cursor of a later confirmed batch.
+    fn advance(&mut self, cursor: Option<Cursor>) {
+        if cursor.is_some() {
+            self.cursor = cursor;
         }
     }
 }
 
-/// What a round's transaction read: pending rows and replay requests.
+/// What a round's transaction read: rows to publish (late rows first,
+/// then new ones, see the module documentation), replay requests, and the
+/// cursor the batch allows.
 #[derive(Default)]
 struct Batch {
     pending: Vec<Pending>,
     requests: Vec<Request>,
+    cursor: Option<Cursor>,
 }
 
 impl Batch {
@@ -158,24 +223,103 @@ impl Batch {
 /// The relay loop's state between rounds.
 #[derive(Default)]
 struct Pipeline {
+    /// The partitions the batch ahead was read for.
+    held: Vec<i16>,
     /// Read, not yet sent.
     ahead: Batch,
-    /// Sent and confirmed, not yet marked.
+    /// Sent and confirmed, not yet recorded.
     confirmed: Confirmed,
 }
 
-/// A PostgreSQL array literal (`{1,2,3}`).
-fn array_literal(values: &[i64]) -> String {
-    let mut text = String::with_capacity(values.len() * 8 + 2);
-    text.push('{');
-    for (n, value) in values.iter().enumerate() {
-        if n > 0 {
-            text.push(',');
-        }
-        text.push_str(&value.to_string());
+/// Where a relay's reading stands (see the module documentation). Rebuilt
+/// from `relay_cursors` when `partitions` is `None` or differs.
+#[derive(Debug, Default)]
+struct Tracker {
+    partitions: Option<Vec<i16>>,
+    /// The cursors read at the rebuild: rows at or below are published.
+    floors: Vec<(i16, i64)>,
+    /// The high-water mark: every row of `partitions` at or below it that
+    /// was visible when its range was read has been read.
+    high: i64,
+    /// PostgreSQL: transactions seen in progress while reading, each with
+    /// the high-water mark before the round that first saw it (its rows
+    /// can only lie above that).
+    open: HashMap<u64, i64>,
+    /// The cursor last written.
+    written: Option<Cursor>,
+}
+
+impl Tracker {
+    /// The cursor everything read so far allows: the high-water mark, but
+    /// not past a transaction still in progress.
+    fn cursor(&self) -> i64 {
+        self.open.values().copied().fold(self.high, Ord::min)
     }
-    text.push('}');
-    text
+
+    /// `AND seq > <the partition's cursor>`, while the high-water mark is
+    /// below some partition's cursor (after a rebuild), so that rows a
+    /// cursor covers are not read again.
+    fn floor_condition(&self) -> String {
+        if self.floors.iter().all(|(_, floor)| *floor <= self.high) {
+            return String::new();
+        }
+        let mut condition = String::from(" AND seq > CASE partition");
+        for (partition, floor) in &self.floors {
+            condition.push_str(&format!(" WHEN {partition} THEN {floor}"));
+        }
+        condition.push_str(" ELSE 0 END");
+        condition
+    }
+}
+
+/// A PostgreSQL snapshot (`pg_current_snapshot()`, text `xmin:xmax:xip,…`).
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    xmin: u64,
+    xmax: u64,
+    in_progress: HashSet<u64>,
+}
+
+impl Snapshot {
+    fn parse(text: &str) -> Result<Self> {
+        let malformed = || EventsError::Invalid(format!("unexpected snapshot {text:?}"));
+        let mut parts = text.split(':');
+        let number = |part: Option<&str>| -> Result<u64> {
+            part.and_then(|part| part.parse().ok())
+                .ok_or_else(malformed)
+        };
+        let xmin = number(parts.next())?;
+        let xmax = number(parts.next())?;
+        let list = parts.next().ok_or_else(malformed)?;
+        let in_progress = list
+            .split(',')
+            .filter(|xid| !xid.is_empty())
+            .map(|xid| xid.parse().map_err(|_| malformed()))
+            .collect::<Result<HashSet<u64>>>()?;
+        if parts.next().is_some() {
+            return Err(malformed());
+        }
+        Ok(Self {
+            xmin,
+            xmax,
+            in_progress,
+        })
+    }
+
+    /// Whether transaction `xid`, seen in progress in an earlier
+    /// snapshot, had finished (committed or aborted) in this one.
+    fn finished(&self, xid: u64) -> bool {
+        xid < self.xmin || (xid < self.xmax && !self.in_progress.contains(&xid))
+    }
+}
+
+/// `0, 3, 7`: partitions for an `IN` list.
+fn list<T: ToString>(values: impl IntoIterator<Item = T>) -> String {
+    values
+        .into_iter()
+        .map(|value| value.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub struct Relay {
@@ -185,6 +329,7 @@ pub struct Relay {
     last_sweep: tokio::sync::Mutex<Option<tokio::time::Instant>>,
     /// The partitions held at the last renewal, and when that was.
     held: tokio::sync::Mutex<Option<(Vec<i16>, tokio::time::Instant)>>,
+    tracker: tokio::sync::Mutex<Tracker>,
 }
 
 impl Relay {
@@ -195,6 +340,7 @@ impl Relay {
             options,
             last_sweep: tokio::sync::Mutex::new(None),
             held: tokio::sync::Mutex::new(None),
+            tracker: tokio::sync::Mutex::new(Tracker::default()),
         }
     }
 
@@ -217,12 +363,17 @@ impl Relay {
         Ok(partitions)
     }
 
-    /// Runs rounds until `cancel`, then marks what it published last and
+    /// Rows read but not published (a failed send): read them again,
+    /// from the cursors.
+    async fn forget_reading(&self) {
+        *self.tracker.lock().await = Tracker::default();
+    }
+
+    /// Runs rounds until `cancel`, then records what it published last and
     /// hands its leases back so another replica takes over at once.
     ///
     /// Rounds overlap: while one batch is published, one transaction
-    /// marks the batch before it and reads the one after it (leaving out
-    /// the rows on their way out).
+    /// records the batch before it and reads the one after it.
     pub fn spawn(self, cancel: CancellationToken) -> JoinHandle<()> {
         tokio::spawn(async move {
             info!(holder = %self.options.holder, "event relay started");
@@ -243,7 +394,7 @@ impl Relay {
                         }
                     }
                     Err(error) => {
-                        // What it published and did not mark goes out again.
+                        // What it published and did not record goes out again.
                         warn!(holder = %self.options.holder, error = %error, retry_in = ?backoff, "event relay round failed");
                         let pause = backoff;
                         backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -262,8 +413,11 @@ impl Relay {
                     () = tokio::time::sleep(pause) => {}
                 }
             }
-            if let Err(error) = self.mark_and_read(&state.confirmed, &[], false, &[]).await {
-                warn!(holder = %self.options.holder, error = %error, "event relay could not mark its last round; it will be published again");
+            if state.ahead.is_empty() {
+                state.confirmed.advance(state.ahead.cursor.take());
+            }
+            if let Err(error) = self.mark_and_read(&state.confirmed, &[], false).await {
+                warn!(holder = %self.options.holder, error = %error, "event relay could not record its last round; it will be published again");
             }
             if let Err(error) = self.release().await {
                 warn!(holder = %self.options.holder, error = %error, "event relay could not release its leases");
@@ -272,7 +426,7 @@ impl Relay {
         })
     }
 
-    /// One round: renew leases, publish and mark one batch, send replay
+    /// One round: renew leases, publish and record one batch, send replay
     /// requests and sweep (holder of partition 0).
     pub async fn run_once(&self) -> Result<Round> {
         let partitions = self.partitions().await?;
@@ -281,11 +435,14 @@ impl Relay {
         }
         let replays = partitions.contains(&0);
         let batch = self
-            .mark_and_read(&Confirmed::default(), &partitions, replays, &[])
+            .mark_and_read(&Confirmed::default(), &partitions, replays)
             .await?;
         let mut confirmed = Confirmed::default();
         let sent = self.send(&batch, &mut confirmed).await;
-        self.mark_and_read(&confirmed, &[], false, &[]).await?;
+        if sent.is_err() {
+            self.forget_reading().await;
+        }
+        self.mark_and_read(&confirmed, &[], false).await?;
         sent?;
         if replays {
             self.sweep_if_due().await?;
@@ -294,25 +451,27 @@ impl Relay {
     }
 
     /// One round of the loop: publishes the batch read ahead (reading one
-    /// first if there is none) while marking what the last round
+    /// first if there is none) while recording what the last round
     /// published and reading the next batch, in one transaction.
     async fn pipelined_round(&self, state: &mut Pipeline) -> Result<Round> {
         let partitions = self.partitions().await?;
         let replays = partitions.contains(&0);
-        // Rows read ahead of a partition whose lease is gone are another
-        // relay's now; replay requests belong to the holder of 0.
-        state
-            .ahead
-            .pending
-            .retain(|row| partitions.contains(&row.partition));
+        // What was read ahead for other partitions is dropped: the
+        // reading starts again from the cursors of those held now.
+        if state.held != partitions {
+            state.ahead = Batch::default();
+            state.held = partitions.clone();
+        }
+        // Replay requests belong to the holder of 0.
         if !replays {
             state.ahead.requests.clear();
         }
         if state.ahead.is_empty() {
+            // Nothing to send: its cursor holds once the batch before it
+            // is confirmed, which it is.
+            state.confirmed.advance(state.ahead.cursor.take());
             let confirmed = std::mem::take(&mut state.confirmed);
-            state.ahead = self
-                .mark_and_read(&confirmed, &partitions, replays, &[])
-                .await?;
+            state.ahead = self.mark_and_read(&confirmed, &partitions, replays).await?;
             if state.ahead.is_empty() {
                 if replays {
                     self.sweep_if_due().await?;
@@ -322,22 +481,19 @@ impl Relay {
         }
         let batch = std::mem::take(&mut state.ahead);
         let marking = std::mem::take(&mut state.confirmed);
-        let in_flight: Vec<i64> = batch.pending.iter().map(|row| row.seq).collect();
         let mut sent = Confirmed::default();
         // Replay requests are read only when none are on their way.
         let (sending, next) = tokio::join!(
             self.send(&batch, &mut sent),
-            self.mark_and_read(
-                &marking,
-                &partitions,
-                replays && batch.requests.is_empty(),
-                &in_flight
-            ),
+            self.mark_and_read(&marking, &partitions, replays && batch.requests.is_empty()),
         );
         let round = sent.round();
         state.confirmed = sent;
-        // A failed send drops the batch read meanwhile: the rows it left
-        // out are read again first, in order.
+        // A failed send drops the batch read meanwhile: both are read
+        // again, from the cursors.
+        if sending.is_err() {
+            self.forget_reading().await;
+        }
         sending?;
         state.ahead = next?;
         if replays {
@@ -347,13 +503,13 @@ impl Relay {
     }
 
     /// Publishes what is pending in this relay's partitions without
-    /// marking it: what a relay killed between the two steps leaves
+    /// recording it: what a relay killed between the two steps leaves
     /// behind. For fault tests only.
     #[doc(hidden)]
     pub async fn publish_without_marking(&self) -> Result<usize> {
         let partitions = self.lease().await?;
         let batch = self
-            .mark_and_read(&Confirmed::default(), &partitions, false, &[])
+            .mark_and_read(&Confirmed::default(), &partitions, false)
             .await?;
         self.publish(&batch.pending).await?;
         Ok(batch.pending.len())
@@ -406,63 +562,88 @@ impl Relay {
         self.db.connection().execute(&release).await?;
         Ok(())
     }
-
-    /// One transaction: marks `confirmed` published (and deletes its sent
-    /// replay requests), then reads up to a batch of pending rows of
-    /// `partitions` in `seq` order but those `in_flight`, and with
-    /// `replays` a batch of replay requests. On PostgreSQL it commits
-    /// asynchronously
-    /// (`synchronous_commit = off`): a mark lost in a database crash only
-    /// publishes its rows again, which consumers drop as duplicates.
+    /// One transaction: moves the cursors to what `confirmed` allows (and
+    /// deletes its sent replay requests), then reads the next batch of
+    /// `partitions` (late rows, then up to a batch of new ones in `seq`
+    /// order) and with `replays` a batch of replay requests. On PostgreSQL
+    /// it runs in `REPEATABLE READ` (one snapshot for every read) and
+    /// commits asynchronously (`synchronous_commit = off`): a cursor lost
+    /// in a database crash only publishes its rows again, which consumers
+    /// drop as duplicates. On an error the reading starts again from the
+    /// cursors.
     async fn mark_and_read(
         &self,
         confirmed: &Confirmed,
         partitions: &[i16],
         replays: bool,
-        in_flight: &[i64],
     ) -> Result<Batch> {
         if confirmed.is_empty() && partitions.is_empty() && !replays {
             return Ok(Batch::default());
         }
-        let postgres = self.db.backend() == DbBackend::Postgres;
-        let transaction = self.db.connection().begin().await?;
-        if postgres {
-            // System scope; no waiting for the WAL flush; and: the
-            // row-level-security predicate makes the planner expect one
-            // row, so it bitmap-scans every pending entry and sorts, where
-            // an ordered scan of `event_log_pending` stops at the batch
-            // size (22–44 ms down to ~12 ms per round with a backlog,
-            // measured in loadtest/events). One round trip.
-            transaction
-                .execute_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "SELECT set_config('app.scope', 'system', true), \
-                     set_config('synchronous_commit', 'off', true), \
-                     set_config('enable_bitmapscan', 'off', true)",
-                ))
-                .await?;
+        let mut tracker = self.tracker.lock().await;
+        let result = self
+            .transact(&mut tracker, confirmed, partitions, replays)
+            .await;
+        if result.is_err() {
+            *tracker = Tracker::default();
         }
-        if !confirmed.seqs.is_empty() {
-            let now = Utc::now();
-            if postgres {
-                // Constant text, so it is prepared once (an `IN` list of
-                // each length would be parsed and planned anew).
-                transaction
-                    .execute_raw(Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "UPDATE event_log SET published_at = $1 WHERE seq = ANY($2::bigint[])",
-                        [now.into(), array_literal(&confirmed.seqs).into()],
-                    ))
-                    .await?;
-            } else {
-                let update = Query::update()
-                    .table(EventLog::Table)
-                    .value(EventLog::PublishedAt, now)
-                    .and_where(Expr::col(EventLog::Seq).is_in(confirmed.seqs.iter().copied()))
-                    .to_owned();
-                transaction.execute(&update).await?;
-            }
-            debug!(count = confirmed.seqs.len(), "events published");
+        result
+    }
+
+    async fn transact(
+        &self,
+        tracker: &mut Tracker,
+        confirmed: &Confirmed,
+        partitions: &[i16],
+        replays: bool,
+    ) -> Result<Batch> {
+        let backend = self.db.backend();
+        let postgres = backend == DbBackend::Postgres;
+        let transaction = if postgres {
+            self.db
+                .connection()
+                .begin_with_config(Some(IsolationLevel::RepeatableRead), None)
+                .await?
+        } else {
+            self.db.connection().begin().await?
+        };
+        let snapshot = if postgres {
+            // System scope; no waiting for the WAL flush; the snapshot
+            // every read of this transaction uses; and: the
+            // row-level-security predicate makes the planner expect one
+            // row, so it bitmap-scans and sorts, where an ordered scan of
+            // the primary key stops at the batch size (measured in
+            // loadtest/events). One round trip.
+            let row = transaction
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT set_config('app.scope', 'system', true) AS scope, \
+                     set_config('synchronous_commit', 'off', true) AS commit, \
+                     set_config('enable_bitmapscan', 'off', true) AS scan, \
+                     pg_current_snapshot()::text AS snapshot",
+                ))
+                .await?
+                .ok_or_else(|| EventsError::Invalid("no snapshot".into()))?;
+            Some(Snapshot::parse(&row.try_get::<String>("", "snapshot")?)?)
+        } else {
+            None
+        };
+        if let Some(cursor) = &confirmed.cursor
+            && tracker.written.as_ref() != Some(cursor)
+        {
+            // Forward only: a relay that lost a lease never moves a
+            // cursor back.
+            let update = Query::update()
+                .table(RelayCursors::Table)
+                .value(RelayCursors::Seq, cursor.seq)
+                .and_where(Expr::col(RelayCursors::Seq).lt(cursor.seq))
+                .and_where(
+                    Expr::col(RelayCursors::Partition).is_in(cursor.partitions.iter().copied()),
+                )
+                .to_owned();
+            transaction.execute(&update).await?;
+            tracker.written = Some(cursor.clone());
+            debug!(seq = cursor.seq, "relay cursor moved");
         }
         if !confirmed.requests.is_empty() {
             let delete = Query::delete()
@@ -474,106 +655,177 @@ impl Relay {
             transaction.execute(&delete).await?;
         }
         let mut pending = Vec::new();
+        let mut cursor = None;
         if !partitions.is_empty() {
-            let rows = if postgres {
-                // Partitions and limit inline: constant per relay, so the
-                // text is prepared once and planned with the real limit.
-                // The rows in flight are the head of the pending ones when
-                // they were read: leaving out their range costs two
-                // comparisons a row (`<> ALL` would compare each with all).
-                // A row committed late into that range is read next round.
-                let partitions: Vec<String> = partitions.iter().map(i16::to_string).collect();
-                let query = format!(
-                    "SELECT seq, partition, routing_key, payload FROM event_log \
-                     WHERE published_at IS NULL AND partition IN ({}) AND (seq < $1 OR seq > $2) \
-                     ORDER BY seq LIMIT {}",
-                    partitions.join(", "),
-                    self.options.batch_size
-                );
-                let first = in_flight.iter().min().copied().unwrap_or(0);
-                let last = in_flight.iter().max().copied().unwrap_or(0);
-                transaction
-                    .query_all_raw(Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        query,
-                        [first.into(), last.into()],
-                    ))
-                    .await?
-            } else {
-                let mut query = Query::select();
-                query
-                    .columns([
-                        EventLog::Seq,
-                        EventLog::Partition,
-                        EventLog::RoutingKey,
-                        EventLog::Payload,
-                    ])
-                    .from(EventLog::Table)
-                    .and_where(Expr::col(EventLog::PublishedAt).is_null())
-                    .and_where(Expr::col(EventLog::Partition).is_in(partitions.iter().copied()))
-                    .order_by(EventLog::Seq, Order::Asc)
-                    .limit(u64::from(self.options.batch_size));
-                if !in_flight.is_empty() {
-                    query.and_where(Expr::col(EventLog::Seq).is_not_in(in_flight.iter().copied()));
+            if tracker.partitions.as_deref() != Some(partitions) {
+                self.rebuild(&transaction, tracker, partitions).await?;
+            }
+            let within = list(partitions.iter());
+            if let Some(snapshot) = &snapshot {
+                let due: Vec<(u64, i64)> = tracker
+                    .open
+                    .iter()
+                    .filter(|(xid, _)| snapshot.finished(**xid))
+                    .map(|(xid, low)| (*xid, *low))
+                    .collect();
+                for (xid, _) in &due {
+                    tracker.open.remove(xid);
                 }
-                transaction.query_all(&query).await?
-            };
-            for row in rows {
-                pending.push(Pending {
-                    seq: row.try_get("", "seq")?,
-                    partition: row.try_get("", "partition")?,
-                    routing_key: row.try_get("", "routing_key")?,
-                    payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
-                });
+                let low = due
+                    .iter()
+                    .map(|(_, low)| *low)
+                    .min()
+                    .unwrap_or(tracker.high);
+                if low < tracker.high {
+                    // Late rows: those of finished transactions that were
+                    // in progress while their range was read.
+                    let query = format!(
+                        "SELECT seq, routing_key, payload FROM event_log \
+                         WHERE partition IN ({within}) AND seq > {low} AND seq <= {high} \
+                         AND xid = ANY('{{{xids}}}'::xid8[]) ORDER BY seq",
+                        high = tracker.high,
+                        xids = list(due.iter().map(|(xid, _)| xid)),
+                    );
+                    let rows = transaction
+                        .query_all_raw(Statement::from_string(DbBackend::Postgres, query))
+                        .await?;
+                    if !rows.is_empty() {
+                        debug!(count = rows.len(), "late outbox rows");
+                    }
+                    pending.extend(
+                        rows.iter()
+                            .map(Pending::from_row)
+                            .collect::<Result<Vec<_>>>()?,
+                    );
+                }
             }
-        }
-        let mut requests = Vec::new();
-        if replays {
-            let query = Query::select()
-                .expr_as(
-                    Expr::col((EventRedeliveries::Table, EventRedeliveries::Seq)),
-                    "request_seq",
-                )
-                .column((EventRedeliveries::Table, EventRedeliveries::Consumer))
-                .column((EventLog::Table, EventLog::RoutingKey))
-                .column((EventLog::Table, EventLog::Payload))
-                .from(EventRedeliveries::Table)
-                .inner_join(
-                    EventLog::Table,
-                    Expr::col((EventLog::Table, EventLog::Seq))
-                        .equals((EventRedeliveries::Table, EventRedeliveries::EventSeq)),
-                )
-                .order_by(
-                    (EventRedeliveries::Table, EventRedeliveries::Seq),
-                    Order::Asc,
-                )
-                .limit(u64::from(self.options.batch_size))
-                .to_owned();
-            for row in transaction.query_all(&query).await? {
-                requests.push(Request {
-                    seq: row.try_get("", "request_seq")?,
-                    consumer: row.try_get("", "consumer")?,
-                    routing_key: row.try_get("", "routing_key")?,
-                    payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
-                });
+            // New rows. Partitions and limit inline: constant per relay,
+            // so the text is prepared once and planned with the real
+            // limit; the floor condition only right after a rebuild.
+            let query = format!(
+                "SELECT seq, routing_key, payload FROM event_log \
+                 WHERE partition IN ({within}) AND seq > {param}{floor} ORDER BY seq LIMIT {limit}",
+                param = if postgres { "$1" } else { "?" },
+                floor = tracker.floor_condition(),
+                limit = self.options.batch_size,
+            );
+            let rows = transaction
+                .query_all_raw(Statement::from_sql_and_values(
+                    backend,
+                    query,
+                    [tracker.high.into()],
+                ))
+                .await?;
+            let before = tracker.high;
+            for row in &rows {
+                let row = Pending::from_row(row)?;
+                tracker.high = Ord::max(tracker.high, row.seq);
+                pending.push(row);
             }
+            if let Some(snapshot) = &snapshot {
+                for xid in &snapshot.in_progress {
+                    tracker.open.entry(*xid).or_insert(before);
+                }
+            }
+            cursor = Some(Cursor {
+                partitions: partitions.to_vec(),
+                seq: tracker.cursor(),
+            });
         }
+        let requests = if replays {
+            self.read_requests(&transaction).await?
+        } else {
+            Vec::new()
+        };
         transaction.commit().await?;
-        Ok(Batch { pending, requests })
+        Ok(Batch {
+            pending,
+            requests,
+            cursor,
+        })
+    }
+
+    /// Starts reading `partitions` from their cursors.
+    async fn rebuild(
+        &self,
+        transaction: &DatabaseTransaction,
+        tracker: &mut Tracker,
+        partitions: &[i16],
+    ) -> Result<()> {
+        let query = Query::select()
+            .columns([RelayCursors::Partition, RelayCursors::Seq])
+            .from(RelayCursors::Table)
+            .and_where(Expr::col(RelayCursors::Partition).is_in(partitions.iter().copied()))
+            .to_owned();
+        let mut floors = Vec::with_capacity(partitions.len());
+        for row in transaction.query_all(&query).await? {
+            floors.push((
+                row.try_get::<i16>("", "partition")?,
+                row.try_get::<i64>("", "seq")?,
+            ));
+        }
+        let high = if floors.len() == partitions.len() {
+            floors.iter().map(|(_, floor)| *floor).min().unwrap_or(0)
+        } else {
+            0
+        };
+        *tracker = Tracker {
+            partitions: Some(partitions.to_vec()),
+            floors,
+            high,
+            open: HashMap::new(),
+            written: tracker.written.take(),
+        };
+        debug!(holder = %self.options.holder, high, "relay reading from its cursors");
+        Ok(())
+    }
+
+    /// Up to a batch of replay requests, oldest first.
+    async fn read_requests(&self, transaction: &DatabaseTransaction) -> Result<Vec<Request>> {
+        let query = Query::select()
+            .expr_as(
+                Expr::col((EventRedeliveries::Table, EventRedeliveries::Seq)),
+                "request_seq",
+            )
+            .column((EventRedeliveries::Table, EventRedeliveries::Consumer))
+            .column((EventLog::Table, EventLog::RoutingKey))
+            .column((EventLog::Table, EventLog::Payload))
+            .from(EventRedeliveries::Table)
+            .inner_join(
+                EventLog::Table,
+                Expr::col((EventLog::Table, EventLog::Seq))
+                    .equals((EventRedeliveries::Table, EventRedeliveries::EventSeq)),
+            )
+            .order_by(
+                (EventRedeliveries::Table, EventRedeliveries::Seq),
+                Order::Asc,
+            )
+            .limit(u64::from(self.options.batch_size))
+            .to_owned();
+        let mut requests = Vec::new();
+        for row in transaction.query_all(&query).await? {
+            requests.push(Request {
+                seq: row.try_get("", "request_seq")?,
+                consumer: row.try_get("", "consumer")?,
+                routing_key: row.try_get("", "routing_key")?,
+                payload: row.try_get::<Vec<u8>>("", "payload")?.into(),
+            });
+        }
+        Ok(requests)
     }
 
     /// Publishes a batch's rows and sends its replay requests, adding
-    /// what is done to `confirmed` as it goes (kept on an error too).
+    /// what is done to `confirmed` as it goes (kept on an error too); the
+    /// batch's cursor only once all of it is done.
     async fn send(&self, batch: &Batch, confirmed: &mut Confirmed) -> Result<()> {
         if !batch.pending.is_empty() {
             self.publish(&batch.pending).await?;
-            confirmed
-                .seqs
-                .extend(batch.pending.iter().map(|row| row.seq));
+            confirmed.published += batch.pending.len();
         }
         if !batch.requests.is_empty() {
             confirmed.requests = self.redeliver(&batch.requests).await?;
         }
+        confirmed.advance(batch.cursor.clone());
         Ok(())
     }
 
@@ -653,6 +905,14 @@ impl Relay {
     }
 }
 
+/// Published: at or below its partition's cursor.
+pub(crate) fn published() -> Expr {
+    Expr::col((EventLog::Table, EventLog::Seq)).lte(Expr::cust(
+        "(SELECT relay_cursors.seq FROM relay_cursors \
+         WHERE relay_cursors.partition = event_log.partition)",
+    ))
+}
+
 /// Deletes published events, processed marks and replay requests older
 /// than `retention`; returns the number of events deleted.
 pub(crate) async fn sweep(db: &Database, retention: Duration) -> Result<u64> {
@@ -661,7 +921,7 @@ pub(crate) async fn sweep(db: &Database, retention: Duration) -> Result<u64> {
     let transaction = db.begin_system().await?;
     let events = Query::delete()
         .from_table(EventLog::Table)
-        .and_where(Expr::col(EventLog::PublishedAt).is_not_null())
+        .and_where(published())
         .and_where(Expr::col(EventLog::OccurredAt).lt(cutoff))
         .to_owned();
     let removed = transaction.execute(&events).await?.rows_affected();
@@ -677,4 +937,54 @@ pub(crate) async fn sweep(db: &Database, retention: Duration) -> Result<u64> {
     transaction.execute(&requests).await?;
     transaction.commit().await?;
     Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_tells_finished_transactions_from_running_ones() {
+        let snapshot = Snapshot::parse("100:110:100,104").unwrap();
+        assert!(snapshot.finished(99), "below xmin");
+        assert!(!snapshot.finished(100), "listed in progress");
+        assert!(snapshot.finished(103), "between xmin and xmax, not listed");
+        assert!(!snapshot.finished(104));
+        assert!(!snapshot.finished(110), "not started at xmax");
+        let empty = Snapshot::parse("7:7:").unwrap();
+        assert!(empty.in_progress.is_empty());
+        assert!(empty.finished(6));
+        for bad in ["", "1:2", "1:x:", "1:2:3:4", "1:2:a"] {
+            assert!(Snapshot::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_cursor_stays_below_transactions_in_progress() {
+        let mut tracker = Tracker {
+            high: 50,
+            ..Tracker::default()
+        };
+        assert_eq!(tracker.cursor(), 50);
+        tracker.open.insert(9, 40);
+        tracker.open.insert(8, 45);
+        assert_eq!(tracker.cursor(), 40);
+        tracker.open.remove(&9);
+        assert_eq!(tracker.cursor(), 45);
+    }
+
+    #[test]
+    fn after_a_rebuild_rows_a_cursor_covers_are_left_out() {
+        let mut tracker = Tracker {
+            floors: vec![(0, 10), (3, 30)],
+            high: 10,
+            ..Tracker::default()
+        };
+        assert_eq!(
+            tracker.floor_condition(),
+            " AND seq > CASE partition WHEN 0 THEN 10 WHEN 3 THEN 30 ELSE 0 END"
+        );
+        tracker.high = 30;
+        assert_eq!(tracker.floor_condition(), "");
+    }
 }

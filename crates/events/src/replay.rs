@@ -18,7 +18,8 @@ use switchboard_tenancy::TenantId;
 use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents};
 use crate::{EventsError, Result};
 
-/// Queues re-delivery to `consumer` of every published event since
+/// Queues re-delivery to `consumer` of every published event (at or below
+/// its partition's relay cursor) since
 /// `since` (of `tenant` only, when given). Returns how many events.
 pub async fn request(
     db: &Database,
@@ -44,7 +45,7 @@ pub async fn request(
         .expr(Expr::val(Utc::now()))
         .from(EventLog::Table)
         .and_where(Expr::col(EventLog::OccurredAt).gte(since))
-        .and_where(Expr::col(EventLog::PublishedAt).is_not_null())
+        .and_where(crate::relay::published())
         .order_by(EventLog::Seq, Order::Asc);
     let mut replayed_ids = Query::select();
     replayed_ids

@@ -1,4 +1,4 @@
-//! Table and column names of migration 3, for sea-query.
+//! Table and column names of migrations 3 and 6, for sea-query.
 
 use sea_orm::DeriveIden;
 
@@ -14,7 +14,6 @@ pub(crate) enum EventLog {
     RoutingKey,
     OccurredAt,
     Payload,
-    PublishedAt,
 }
 
 #[derive(DeriveIden, Clone, Copy)]
@@ -23,6 +22,13 @@ pub(crate) enum RelayLeases {
     Partition,
     Holder,
     ExpiresAt,
+}
+
+#[derive(DeriveIden, Clone, Copy)]
+pub(crate) enum RelayCursors {
+    Table,
+    Partition,
+    Seq,
 }
 
 #[derive(DeriveIden, Clone, Copy)]

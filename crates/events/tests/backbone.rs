@@ -48,6 +48,13 @@ use uuid::Uuid;
 /// Long enough for anything that should happen, outages included.
 const WAIT: Duration = Duration::from_secs(30);
 
+/// Events above their partition's relay cursor: not (known to be) published.
+const UNPUBLISHED: &str = "SELECT COUNT(*) AS n FROM event_log WHERE seq > \
+    (SELECT c.seq FROM relay_cursors c WHERE c.partition = event_log.partition)";
+/// Events at or below their partition's relay cursor.
+const PUBLISHED: &str = "SELECT COUNT(*) AS n FROM event_log WHERE seq <= \
+    (SELECT c.seq FROM relay_cursors c WHERE c.partition = event_log.partition)";
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Backend {
     /// PostgreSQL as the service role, RabbitMQ.
@@ -369,18 +376,23 @@ impl Harness {
         assert_eq!(rows, n, "{consumer}: applied twice");
     }
 
-    /// Marks events published as the relay does (all unpublished ones, or
-    /// `only` this one).
+    /// Marks events published as the relay does, by moving cursors: every
+    /// partition's past the last event, or (`only`) the event's partition
+    /// up to it.
     async fn mark_published(&self, only: Option<Uuid>) {
-        let mut update = Query::update();
-        update
-            .table(Alias::new("event_log"))
-            .value(Alias::new("published_at"), Utc::now())
-            .and_where(Expr::col(Alias::new("published_at")).is_null());
-        if let Some(id) = only {
-            update.and_where(Expr::col(Alias::new("id")).eq(id));
-        }
-        self.admin.connection().execute(&update).await.unwrap();
+        let sql = match only {
+            Some(id) => format!(
+                "UPDATE relay_cursors SET seq = (SELECT seq FROM event_log WHERE id = '{id}') \
+                 WHERE partition = (SELECT partition FROM event_log WHERE id = '{id}') \
+                 AND seq < (SELECT seq FROM event_log WHERE id = '{id}')"
+            ),
+            None => "UPDATE relay_cursors SET seq = (SELECT MAX(seq) FROM event_log)".to_owned(),
+        };
+        self.admin
+            .connection()
+            .execute_raw(Statement::from_string(self.backend(), sql))
+            .await
+            .unwrap();
     }
 
     /// `SELECT COUNT(*) AS n …` as the owner.
@@ -693,14 +705,7 @@ async fn committed_events_reach_a_consumer_exactly_once_and_rolled_back_ones_nev
     }
     assert!(h.effect_ids(&name).await.is_disjoint(&rolled_back));
     assert_eq!(h.count("SELECT COUNT(*) AS n FROM event_log").await, 60);
-    assert!(
-        eventually(WAIT, || async {
-            h.count("SELECT COUNT(*) AS n FROM event_log WHERE published_at IS NULL")
-                .await
-                == 0
-        })
-        .await
-    );
+    assert!(eventually(WAIT, || async { h.count(UNPUBLISHED).await == 0 }).await);
     // An event its consumers could not decode is refused when written.
     let mut bad = seat_event(tenants[0], 0);
     bad.source = "not.one.word".into();
@@ -752,7 +757,7 @@ async fn survive_a_bus_failure(h: Arc<Harness>, packed: bool) {
         // database's commits pace the relay, so rounds must be many.
         options.batch_size = 20;
     }
-    let unpublished = "SELECT COUNT(*) AS n FROM event_log WHERE published_at IS NULL";
+    let unpublished = UNPUBLISHED;
     let halfway =
         || async { h.count(unpublished).await <= 8_000 && h.effects(&name).await.1 >= 1_000 };
     match h.backend {
@@ -886,14 +891,7 @@ async fn database_outage_while_relaying_and_consuming_loses_nothing(h: Arc<Harne
     proxy.reopen().await.unwrap();
     h.wait_exactly_once(&name, &expected).await;
     assert!(during < 3_000, "the outage came after the end");
-    assert!(
-        eventually(WAIT, || async {
-            h.count("SELECT COUNT(*) AS n FROM event_log WHERE published_at IS NULL")
-                .await
-                == 0
-        })
-        .await
-    );
+    assert!(eventually(WAIT, || async { h.count(UNPUBLISHED).await == 0 }).await);
 }
 
 async fn a_relay_killed_between_publish_and_mark_duplicates_but_applies_once(h: Arc<Harness>) {
@@ -1066,12 +1064,7 @@ async fn two_relays_publish_every_row_exactly_once(h: Arc<Harness>) {
     // The first hands its partitions over mid-way.
     first.stop().await;
     assert!(
-        eventually(WAIT, || async {
-            h.count("SELECT COUNT(*) AS n FROM event_log WHERE published_at IS NULL")
-                .await
-                == 0
-        })
-        .await,
+        eventually(WAIT, || async { h.count(UNPUBLISHED).await == 0 }).await,
         "the second relay did not take over"
     );
     second.stop().await;
@@ -1180,11 +1173,72 @@ async fn retention_sweep_removes_published_events_and_keeps_the_outbox(h: Arc<Ha
         "processed marks were not swept"
     );
     assert_eq!(in_log(held).await, 5, "unpublished events were swept");
-    assert_eq!(
-        h.count("SELECT COUNT(*) AS n FROM event_log WHERE published_at IS NOT NULL")
-            .await,
-        0
+    assert_eq!(h.count(PUBLISHED).await, 0);
+}
+
+/// With concurrent writers a lower `seq` can commit after a higher one
+/// was read. The relay publishes the higher one without waiting, keeps
+/// the cursor below the open transactions' rows (across a relay restart
+/// too), publishes the lower one once it commits, exactly once, and moves
+/// the cursor past one that is rolled back.
+async fn a_lower_seq_committing_after_a_higher_one_is_still_published_once(h: Arc<Harness>) {
+    let tenant = TenantId::new();
+    let partition = partition_of(tenant);
+    let name = unique_name("c");
+    let (recorder, _consumer) = h.consumer(&name).await;
+    let seq_in = async |transaction: &DatabaseTransaction, id: Uuid| -> i64 {
+        transaction
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT seq FROM event_log WHERE id = '{id}'"),
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "seq")
+            .unwrap()
+    };
+    // Two transactions take their seqs and stay open ...
+    let late = seat_event(tenant, 0);
+    let late_transaction = begin_tenant(&h.db, tenant).await;
+    outbox::append(&late_transaction, std::slice::from_ref(&late))
+        .await
+        .unwrap();
+    let late_seq = seq_in(&late_transaction, late.id).await;
+    let aborted = seat_event(tenant, 1);
+    let aborted_transaction = begin_tenant(&h.db, tenant).await;
+    outbox::append(&aborted_transaction, std::slice::from_ref(&aborted))
+        .await
+        .unwrap();
+    let aborted_seq = seq_in(&aborted_transaction, aborted.id).await;
+    // ... while later ones commit higher seqs, which go out at once.
+    let mut expected: HashSet<Uuid> = h.append(tenant, 3).await.into_iter().collect();
+    let cursor = format!("SELECT seq AS n FROM relay_cursors WHERE partition = {partition}");
+    let relay = h.relay();
+    h.wait_exactly_once(&name, &expected).await;
+    h.barrier(&[&recorder]).await;
+    assert!(
+        h.count(&cursor).await < Ord::min(late_seq, aborted_seq),
+        "the cursor passed rows of open transactions"
     );
+    // A new relay starts from the cursor and waits for them the same way.
+    relay.stop().await;
+    let _relay = h.relay();
+    expected.extend(h.append(tenant, 2).await);
+    h.wait_exactly_once(&name, &expected).await;
+    assert!(h.count(&cursor).await < Ord::min(late_seq, aborted_seq));
+
+    late_transaction.commit().await.unwrap();
+    aborted_transaction.rollback().await.unwrap();
+    expected.insert(late.id);
+    h.wait_exactly_once(&name, &expected).await;
+    h.barrier(&[&recorder]).await;
+    h.wait_exactly_once(&name, &expected).await;
+    assert!(
+        eventually(WAIT, || async { h.count(UNPUBLISHED).await == 0 }).await,
+        "the cursor did not move past the late and the rolled-back row"
+    );
+    assert!(h.count(&cursor).await > Ord::max(late_seq, aborted_seq));
 }
 
 /// As the service role, a transaction sees the event rows of the tenant it
@@ -1657,5 +1711,9 @@ mod postgres_only {
     case!(
         Backend::Production,
         row_level_security_confines_event_rows_to_their_tenant
+    );
+    case!(
+        Backend::Production,
+        a_lower_seq_committing_after_a_higher_one_is_still_published_once
     );
 }

@@ -1054,8 +1054,11 @@ async fn check(stores: &Stores, appended: u64) -> anyhow::Result<Check> {
     };
     let check = Check {
         logged: count("SELECT count(*) AS n FROM event_log").await?,
-        unpublished: count("SELECT count(*) AS n FROM event_log WHERE published_at IS NULL")
-            .await?,
+        unpublished: count(
+            "SELECT count(*) AS n FROM event_log WHERE seq > \
+             (SELECT c.seq FROM relay_cursors c WHERE c.partition = event_log.partition)",
+        )
+        .await?,
         effects: count("SELECT count(*) AS n FROM bench_effects").await?,
         distinct: count("SELECT count(DISTINCT event_id) AS n FROM bench_effects").await?,
         matched: count(
