@@ -12,9 +12,8 @@
 //! transaction (the transactional-outbox "xid8 snapshot" technique):
 //! - `event_log.xid` (`xid8`) records the inserting top-level transaction;
 //! - `seq`'s default `event_log_next_seq()` takes the transaction id before
-//!   it takes the next value, so a `seq` handed out before a snapshot was
-//!   taken always belongs to a transaction the snapshot already knows of
-//!   (committed, or listed in progress);
+//!   it takes the next value, so a transaction whose id comes after a
+//!   given one takes all its `seq`s after that id was handed out;
 //! - the sequence hands values out one at a time (`CACHE 1`), so they
 //!   increase in the order they are taken across sessions.
 //!

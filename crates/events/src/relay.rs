@@ -22,10 +22,16 @@
 //! technique; migration 6 makes a row's `xid` be taken before its `seq`):
 //! - each round runs in a `REPEATABLE READ` transaction and reads its
 //!   snapshot (`pg_current_snapshot()`);
-//! - a transaction first seen in progress could only have taken `seq`s
-//!   above the high-water mark of the round before (its id, and so its
-//!   `seq`s, came after that round's snapshot);
-//! - once the snapshot shows it finished, its rows between that mark and
+//! - after reading new rows, it notes every transaction that may own an
+//!   invisible row among them: those the snapshot lists in progress, and
+//!   those it counts as not yet started (ids from its `xmax`, which is
+//!   only the latest completed id + 1) up to the relay transaction's own
+//!   id, taken after the read (a transaction with a later id took its
+//!   `seq`s after the read, above them);
+//! - a transaction noted for the first time can only own `seq`s above
+//!   the high-water mark before that read (else an earlier round would
+//!   have noted it);
+//! - once a snapshot shows it finished, its rows between that mark and
 //!   the current one are read by `xid` ("late rows", ahead of the new
 //!   ones), and it is forgotten;
 //! - a batch's cursor is the high-water mark, but never past the lowest
@@ -80,6 +86,9 @@ use uuid::Uuid;
 use crate::pack::{self, Limits};
 use crate::schema::{EventLog, EventRedeliveries, ProcessedEvents, RelayCursors, RelayLeases};
 use crate::{EventsError, Result};
+
+/// Longest wait, at a graceful stop, for transactions still open.
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// Longest pause between rounds after errors.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -247,6 +256,8 @@ struct Tracker {
     open: HashMap<u64, i64>,
     /// The cursor last written.
     written: Option<Cursor>,
+    /// Stopping: late rows only, no new ones.
+    settling: bool,
 }
 
 impl Tracker {
@@ -413,8 +424,8 @@ impl Relay {
                     () = tokio::time::sleep(pause) => {}
                 }
             }
-            if state.ahead.is_empty() {
-                state.confirmed.advance(state.ahead.cursor.take());
+            if let Err(error) = self.settle(&mut state).await {
+                warn!(holder = %self.options.holder, error = %error, "event relay could not settle its last rounds; some rows will be published again");
             }
             if let Err(error) = self.mark_and_read(&state.confirmed, &[], false).await {
                 warn!(holder = %self.options.holder, error = %error, "event relay could not record its last round; it will be published again");
@@ -424,6 +435,30 @@ impl Relay {
             }
             info!(holder = %self.options.holder, "event relay stopped");
         })
+    }
+
+    /// A graceful stop hands exact cursors over: the batch read ahead
+    /// goes out, then, reading no new rows, the late rows of transactions
+    /// still open are waited for (for [`SETTLE`] at most), so the next
+    /// holder starts where this relay ended instead of publishing again
+    /// what lies between its cursor and its high-water mark.
+    async fn settle(&self, state: &mut Pipeline) -> Result<()> {
+        if state.held.is_empty() {
+            return Ok(());
+        }
+        self.tracker.lock().await.settling = true;
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        let mut batch = std::mem::take(&mut state.ahead);
+        loop {
+            self.send(&batch, &mut state.confirmed).await?;
+            if self.tracker.lock().await.open.is_empty() || tokio::time::Instant::now() >= deadline
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let confirmed = std::mem::take(&mut state.confirmed);
+            batch = self.mark_and_read(&confirmed, &state.held, false).await?;
+        }
     }
 
     /// One round: renew leases, publish and record one batch, send replay
@@ -709,22 +744,49 @@ impl Relay {
                 floor = tracker.floor_condition(),
                 limit = self.options.batch_size,
             );
-            let rows = transaction
-                .query_all_raw(Statement::from_sql_and_values(
-                    backend,
-                    query,
-                    [tracker.high.into()],
-                ))
-                .await?;
+            let rows = if tracker.settling {
+                Vec::new()
+            } else {
+                transaction
+                    .query_all_raw(Statement::from_sql_and_values(
+                        backend,
+                        query,
+                        [tracker.high.into()],
+                    ))
+                    .await?
+            };
             let before = tracker.high;
             for row in &rows {
                 let row = Pending::from_row(row)?;
                 tracker.high = Ord::max(tracker.high, row.seq);
                 pending.push(row);
             }
-            if let Some(snapshot) = &snapshot {
-                for xid in &snapshot.in_progress {
-                    tracker.open.entry(*xid).or_insert(before);
+            if let Some(snapshot) = &snapshot
+                && !rows.is_empty()
+            {
+                // The transactions that may hold rows in the range just
+                // read without being visible: those in progress, and those
+                // the snapshot counts as not started (at or above its
+                // `xmax`) but whose id came before this transaction's own,
+                // taken now (a later one takes its `seq`s later).
+                let own = transaction
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        "SELECT pg_current_xact_id()::text AS xid",
+                    ))
+                    .await?
+                    .ok_or_else(|| EventsError::Invalid("no transaction id".into()))?
+                    .try_get::<String>("", "xid")?;
+                let own: u64 = own
+                    .parse()
+                    .map_err(|_| EventsError::Invalid(format!("unexpected xid {own:?}")))?;
+                for xid in snapshot
+                    .in_progress
+                    .iter()
+                    .copied()
+                    .chain(snapshot.xmax..own)
+                {
+                    tracker.open.entry(xid).or_insert(before);
                 }
             }
             cursor = Some(Cursor {
@@ -775,6 +837,7 @@ impl Relay {
             high,
             open: HashMap::new(),
             written: tracker.written.take(),
+            settling: tracker.settling,
         };
         debug!(holder = %self.options.holder, high, "relay reading from its cursors");
         Ok(())
