@@ -645,16 +645,18 @@ impl Relay {
         let snapshot = if postgres {
             // System scope; no waiting for the WAL flush; the snapshot
             // every read of this transaction uses; and: the
-            // row-level-security predicate makes the planner expect one
-            // row, so it bitmap-scans and sorts, where an ordered scan of
-            // the primary key stops at the batch size (measured in
-            // loadtest/events). One round trip.
+            // row-level-security predicate makes the planner misjudge
+            // `seq > $1`, so it bitmap- or sequentially scans the whole
+            // log and sorts, where an ordered scan of the primary key
+            // stops at the batch size (a whole-log scan took ~40 ms a
+            // round in loadtest/events). One round trip.
             let row = transaction
                 .query_one_raw(Statement::from_string(
                     DbBackend::Postgres,
                     "SELECT set_config('app.scope', 'system', true) AS scope, \
                      set_config('synchronous_commit', 'off', true) AS commit, \
                      set_config('enable_bitmapscan', 'off', true) AS scan, \
+                     set_config('enable_seqscan', 'off', true) AS seqscan, \
                      pg_current_snapshot()::text AS snapshot",
                 ))
                 .await?
