@@ -64,6 +64,13 @@ impl Changed {
     pub fn is_empty(&self) -> bool {
         self.agents.is_empty() && self.contacts.is_empty() && self.queues.is_empty()
     }
+
+    /// Adds what `other` changed (the union of two operations' changes).
+    pub fn merge(&mut self, other: &Changed) {
+        self.agents.extend(other.agents.iter().copied());
+        self.contacts.extend(other.contacts.iter().copied());
+        self.queues.extend(other.queues.iter().copied());
+    }
 }
 
 /// The result of a successful mutating operation, in the order things

@@ -24,20 +24,36 @@
 //! is free, so a dead owner's offers ring out and are re-offered even when
 //! no request comes for that tenant.
 //!
+//! **Group commit.** Operations of one tenant are applied in memory one
+//! after another, under a short lock that is never held across a round
+//! trip. A writer task per owned tenant takes everything applied since
+//! its last write (the union of the changed records, as they are after
+//! the last operation, the new journal events, and journal trims) and
+//! writes it in ONE fenced write; then it answers every caller of that
+//! batch. A caller still hears of its operation only once it is in the
+//! cache, and a read or a refusal only once the state it saw is; what
+//! changes is that one round trip carries every operation that arrived
+//! during the previous one (the design of write-ahead logs' group commit,
+//! e.g. PostgreSQL's `commit_delay`, without the delay). If a write fails
+//! the tenant is dropped and that batch and every operation applied after
+//! it fail: they were applied to a state that is not the cache's; the next
+//! call reloads it.
+//!
 //! Keys (one hash tag per tenant, so both live in one Redis Cluster slot):
 //! `routing:{<tenant>}:lease` and `routing:{<tenant>}:state`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex as SyncMutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as SyncMutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use switchboard_acd::{AcdError, Engine, Outcome};
+use switchboard_acd::{AcdError, Changed, Engine, Outcome};
 use switchboard_events::Event;
-use switchboard_platform::Cache;
+use switchboard_platform::{BackendKind, Cache};
 use switchboard_tenancy::TenantId;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
@@ -82,17 +98,93 @@ pub enum HostError {
     Corrupt { tenant: TenantId, error: AcdError },
 }
 
+/// A tenant this instance owns: its engine and what is not written yet.
 struct Owned {
     engine: Engine,
     token: Vec<u8>,
-    /// Renew before this.
+    /// Renew before this; past it, operations still run until
+    /// `renew_by` (the lease has a third of its TTL left), while one of
+    /// them renews.
     renew_at: Instant,
+    renew_by: Instant,
     /// Events written with the state but not yet in the outbox, by seq.
     journal: BTreeMap<u64, Event>,
+    /// The seq the next event gets (events are numbered when applied).
     next_journal_seq: u64,
     /// Loaded from an empty state: the configuration should be loaded
     /// into it (see [`EngineHost::claim_fresh`]).
     fresh: bool,
+    /// Applied in memory since the writer last took a batch.
+    pending: Pending,
+    /// A writer task runs for this load of the tenant.
+    writing: bool,
+    /// Which load of the tenant this is: a writer of an earlier load
+    /// leaves a later one alone.
+    generation: u64,
+}
+
+/// What operations applied in memory still have to write.
+#[derive(Default)]
+struct Pending {
+    changed: Changed,
+    events: Vec<(u64, Event)>,
+    /// Journal seqs now in the outbox: delete their fields.
+    trims: Vec<u64>,
+    /// Everyone waiting for this state to be in the cache.
+    waiters: Vec<oneshot::Sender<Result<(), Failure>>>,
+}
+
+impl Pending {
+    fn writes_nothing(&self) -> bool {
+        self.changed.is_empty() && self.events.is_empty() && self.trims.is_empty()
+    }
+}
+
+/// Why a batch was not written, for everyone waiting on it.
+#[derive(Debug, Clone)]
+enum Failure {
+    LeaseLost,
+    Cache(String),
+}
+
+impl Failure {
+    fn into_error(self, tenant: TenantId) -> HostError {
+        match self {
+            Self::LeaseLost => HostError::LeaseLost(tenant),
+            Self::Cache(detail) => HostError::Cache(switchboard_platform::Error::unavailable(
+                BackendKind::Cache,
+                detail,
+            )),
+        }
+    }
+}
+
+/// One tenant's place in the host.
+#[derive(Default)]
+struct Slot {
+    state: SyncMutex<SlotState>,
+    /// Serialises taking, renewing and loading the lease (round trips that
+    /// operations do not wait for unless they must).
+    owning: Mutex<()>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    owned: Option<Owned>,
+    /// Loads so far (the generation of the next is one more).
+    loads: u64,
+    /// The lease token of a load dropped after a write whose result is
+    /// unknown: the lease is still ours, so the next owning renews it and
+    /// reloads rather than waiting for it to expire.
+    orphan_token: Option<Vec<u8>>,
+}
+
+impl Slot {
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// Prefix of the journal fields of the state hash.
@@ -105,13 +197,6 @@ fn journal_field(seq: u64) -> String {
     format!("{JOURNAL_PREFIX}{seq:020}")
 }
 
-/// Runs tenants' engines for this instance. Cheap to share (`Arc`).
-pub struct EngineHost {
-    cache: Arc<dyn Cache>,
-    options: HostOptions,
-    tenants: SyncMutex<HashMap<TenantId, Arc<Mutex<Option<Owned>>>>>,
-}
-
 fn lease_key(tenant: TenantId) -> String {
     format!("routing:{{{tenant}}}:lease")
 }
@@ -120,94 +205,111 @@ fn state_key(tenant: TenantId) -> String {
     format!("routing:{{{tenant}}}:state")
 }
 
+/// Runs tenants' engines for this instance. Cheap to share (`Arc`).
+pub struct EngineHost {
+    cache: Arc<dyn Cache>,
+    options: HostOptions,
+    tenants: SyncMutex<HashMap<TenantId, Arc<Slot>>>,
+    counters: Arc<Counters>,
+}
+
+/// What the host's writers did since it started (all tenants).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Fenced writes made.
+    pub writes: u64,
+    /// Callers answered by those writes (operations, reads and refusals
+    /// that waited for them, journal trims).
+    pub answered: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    writes: AtomicU64,
+    answered: AtomicU64,
+}
+
 impl EngineHost {
     pub fn new(cache: Arc<dyn Cache>, options: HostOptions) -> Self {
         Self {
             cache,
             options,
             tenants: SyncMutex::new(HashMap::new()),
+            counters: Arc::default(),
         }
     }
 
-    fn slot(&self, tenant: TenantId) -> Arc<Mutex<Option<Owned>>> {
+    /// How many writes the host made and how many callers they answered:
+    /// the second over the first is the mean group-commit batch.
+    pub fn stats(&self) -> HostStats {
+        HostStats {
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            answered: self.counters.answered.load(Ordering::Relaxed),
+        }
+    }
+
+    fn slot(&self, tenant: TenantId) -> Arc<Slot> {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         tenants.entry(tenant).or_default().clone()
     }
 
+    fn slots(&self) -> Vec<(TenantId, Arc<Slot>)> {
+        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        tenants.iter().map(|(t, s)| (*t, s.clone())).collect()
+    }
+
     /// Runs `operation` on the tenant's engine and records what it
-    /// changed. Operations of one tenant run one at a time.
+    /// changed. Operations of one tenant run one at a time, in the order
+    /// they arrive; the call returns once the state the operation left (or,
+    /// if refused, saw) is in the cache.
     pub async fn execute(
         &self,
         tenant: TenantId,
         operation: impl FnOnce(&mut Engine) -> Result<Outcome, AcdError>,
     ) -> Result<Outcome, HostError> {
         let slot = self.slot(tenant);
-        let mut slot = slot.lock().await;
-        self.own(tenant, &mut slot).await?;
-        let Some(owned) = slot.as_mut() else {
-            return Err(HostError::NotOwner(tenant));
-        };
-        let outcome = operation(&mut owned.engine)?;
-        let mut puts = Vec::new();
-        let mut deletes = Vec::new();
-        for (field, value) in owned.engine.changed_records(&outcome.changed) {
-            match value {
-                Some(value) => puts.push((field, Bytes::from(value))),
-                None => deletes.push(field),
-            }
-        }
-        let events = crate::events::events_of(tenant, &outcome, &owned.engine);
-        let first_seq = owned.next_journal_seq;
-        for (offset, event) in events.iter().enumerate() {
-            puts.push((
-                journal_field(first_seq + offset as u64),
-                Bytes::from(event.encode()),
-            ));
-        }
-        let written = self
-            .cache
-            .fenced_write(
-                &lease_key(tenant),
-                &owned.token,
-                &state_key(tenant),
-                &puts,
-                &deletes,
-            )
-            .await;
-        match written {
-            Ok(true) => {
-                for event in events {
-                    owned.journal.insert(owned.next_journal_seq, event);
+        self.own(tenant, &slot).await?;
+        let (result, written) = {
+            let mut state = slot.lock();
+            let Some(owned) = state.owned.as_mut() else {
+                return Err(HostError::LeaseLost(tenant));
+            };
+            let result = operation(&mut owned.engine);
+            if let Ok(outcome) = &result {
+                owned.pending.changed.merge(&outcome.changed);
+                for event in crate::events::events_of(tenant, outcome, &owned.engine) {
+                    owned.pending.events.push((owned.next_journal_seq, event));
                     owned.next_journal_seq += 1;
                 }
-                Ok(outcome)
             }
-            Ok(false) => {
-                warn!(%tenant, holder = %self.options.holder, "routing lease lost, dropping the tenant");
-                *slot = None;
-                Err(HostError::LeaseLost(tenant))
-            }
-            Err(error) => {
-                // Whether the write landed is unknown: reload next time.
-                *slot = None;
-                Err(error.into())
-            }
+            (result, self.wait_written(tenant, &slot, owned))
+        };
+        if let Some(written) = written {
+            Self::written(tenant, written).await?;
         }
+        Ok(result?)
     }
 
-    /// Reads the tenant's engine (owning it first if needed).
+    /// Reads the tenant's engine (owning it first if needed); returns once
+    /// the state it read is in the cache.
     pub async fn read<T>(
         &self,
         tenant: TenantId,
         read: impl FnOnce(&Engine) -> T,
     ) -> Result<T, HostError> {
         let slot = self.slot(tenant);
-        let mut slot = slot.lock().await;
-        self.own(tenant, &mut slot).await?;
-        match slot.as_ref() {
-            Some(owned) => Ok(read(&owned.engine)),
-            None => Err(HostError::NotOwner(tenant)),
+        self.own(tenant, &slot).await?;
+        let (value, written) = {
+            let mut state = slot.lock();
+            let Some(owned) = state.owned.as_mut() else {
+                return Err(HostError::LeaseLost(tenant));
+            };
+            (read(&owned.engine), self.wait_written(tenant, &slot, owned))
+        };
+        if let Some(written) = written {
+            Self::written(tenant, written).await?;
         }
+        Ok(value)
     }
 
     /// Expires offers and ends wrap-ups due by `at` (call at
@@ -218,11 +320,11 @@ impl EngineHost {
 
     /// Up to `max` events of the tenant not yet moved to the outbox, oldest
     /// first, with their journal seqs. Empty if this instance does not own
-    /// the tenant.
+    /// the tenant. Only events already in the cache are listed.
     pub async fn journal(&self, tenant: TenantId, max: usize) -> Vec<(u64, Event)> {
         let slot = self.slot(tenant);
-        let slot = slot.lock().await;
-        slot.as_ref().map_or_else(Vec::new, |owned| {
+        let state = slot.lock();
+        state.owned.as_ref().map_or_else(Vec::new, |owned| {
             owned
                 .journal
                 .iter()
@@ -232,37 +334,21 @@ impl EngineHost {
         })
     }
 
-    /// Removes journal entries now in the outbox (fenced: a former owner
-    /// removes nothing).
+    /// Removes journal entries now in the outbox, with the tenant's next
+    /// write (fenced: a former owner removes nothing).
     pub async fn journal_done(&self, tenant: TenantId, seqs: &[u64]) -> Result<(), HostError> {
         let slot = self.slot(tenant);
-        let mut slot = slot.lock().await;
-        let Some(owned) = slot.as_mut() else {
-            return Err(HostError::NotOwner(tenant));
+        let written = {
+            let mut state = slot.lock();
+            let Some(owned) = state.owned.as_mut() else {
+                return Err(HostError::NotOwner(tenant));
+            };
+            owned.pending.trims.extend_from_slice(seqs);
+            self.wait_written(tenant, &slot, owned)
         };
-        let deletes: Vec<String> = seqs.iter().map(|seq| journal_field(*seq)).collect();
-        match self
-            .cache
-            .fenced_write(
-                &lease_key(tenant),
-                &owned.token,
-                &state_key(tenant),
-                &[],
-                &deletes,
-            )
-            .await
-        {
-            Ok(true) => {
-                for seq in seqs {
-                    owned.journal.remove(seq);
-                }
-                Ok(())
-            }
-            Ok(false) => {
-                *slot = None;
-                Err(HostError::LeaseLost(tenant))
-            }
-            Err(error) => Err(error.into()),
+        match written {
+            Some(written) => Self::written(tenant, written).await,
+            None => Ok(()),
         }
     }
 
@@ -271,28 +357,26 @@ impl EngineHost {
     /// loads the tenant's configuration into it. True once per load.
     pub async fn claim_fresh(&self, tenant: TenantId) -> Result<bool, HostError> {
         let slot = self.slot(tenant);
-        let mut slot = slot.lock().await;
-        self.own(tenant, &mut slot).await?;
-        Ok(slot
+        self.own(tenant, &slot).await?;
+        let mut state = slot.lock();
+        Ok(state
+            .owned
             .as_mut()
             .is_some_and(|owned| std::mem::take(&mut owned.fresh)))
     }
 
     /// Tenants this instance owns now.
     pub fn owned_tenants(&self) -> Vec<TenantId> {
-        let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-        tenants
-            .iter()
-            .filter(|(_, slot)| slot.try_lock().map_or(true, |slot| slot.is_some()))
-            .map(|(tenant, _)| *tenant)
+        self.slots()
+            .into_iter()
+            .filter(|(_, slot)| slot.lock().owned.is_some())
+            .map(|(tenant, _)| tenant)
             .collect()
     }
 
     /// Whether this instance owns `tenant` now (without taking it).
     pub async fn owns(&self, tenant: TenantId) -> bool {
-        let slot = self.slot(tenant);
-        let slot = slot.lock().await;
-        slot.is_some()
+        self.slot(tenant).lock().owned.is_some()
     }
 
     /// The periodic upkeep every instance runs (every third of the lease
@@ -313,9 +397,8 @@ impl EngineHost {
         }
         for tenant in tenants {
             let slot = self.slot(tenant);
-            let mut slot = slot.lock().await;
-            let held = slot.is_some();
-            match self.own(tenant, &mut slot).await {
+            let held = slot.lock().owned.is_some();
+            match self.own_now(tenant, &slot).await {
                 Ok(()) if !held => taken.push(tenant),
                 Ok(()) | Err(HostError::NotOwner(_)) => {}
                 Err(error) => warn!(%tenant, %error, "routing upkeep failed for a tenant"),
@@ -328,27 +411,70 @@ impl EngineHost {
     /// this instance owns it.
     pub async fn next_deadline(&self, tenant: TenantId) -> Option<DateTime<Utc>> {
         let slot = self.slot(tenant);
-        let slot = slot.lock().await;
-        slot.as_ref().and_then(|owned| owned.engine.next_deadline())
+        let state = slot.lock();
+        state
+            .owned
+            .as_ref()
+            .and_then(|owned| owned.engine.next_deadline())
     }
 
     /// Gives every lease this instance holds back (graceful shutdown), so a
-    /// successor need not wait for them to expire.
+    /// successor need not wait for them to expire. Operations not yet
+    /// written fail (a write in flight lands only if it beats the release).
     pub async fn release_all(&self) {
-        let slots: Vec<(TenantId, Arc<Mutex<Option<Owned>>>)> = {
-            let tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
-            tenants.iter().map(|(t, s)| (*t, s.clone())).collect()
-        };
-        for (tenant, slot) in slots {
-            let mut slot = slot.lock().await;
-            if let Some(owned) = slot.take()
-                && let Err(error) = self
-                    .cache
-                    .release_lease(&lease_key(tenant), &owned.token)
-                    .await
-            {
-                warn!(%tenant, error = %error, "could not release the routing lease");
+        for (tenant, slot) in self.slots() {
+            let _owning = slot.owning.lock().await;
+            let tokens: Vec<Vec<u8>> = {
+                let mut state = slot.lock();
+                let owned = state.owned.take().map(|owned| owned.token);
+                owned.into_iter().chain(state.orphan_token.take()).collect()
+            };
+            for token in tokens {
+                if let Err(error) = self.cache.release_lease(&lease_key(tenant), &token).await {
+                    warn!(%tenant, error = %error, "could not release the routing lease");
+                }
             }
+        }
+    }
+
+    /// After something was applied to (or read from) `owned`: whether the
+    /// caller must wait for a write, and the receiver to wait on. Starts
+    /// the tenant's writer when it is not running. No wait when nothing is
+    /// pending or being written: what the caller saw is in the cache.
+    fn wait_written(
+        &self,
+        tenant: TenantId,
+        slot: &Arc<Slot>,
+        owned: &mut Owned,
+    ) -> Option<oneshot::Receiver<Result<(), Failure>>> {
+        if !owned.writing && owned.pending.writes_nothing() && owned.pending.waiters.is_empty() {
+            return None;
+        }
+        let (sender, receiver) = oneshot::channel();
+        owned.pending.waiters.push(sender);
+        if !owned.writing {
+            owned.writing = true;
+            tokio::spawn(write_loop(Writer {
+                cache: self.cache.clone(),
+                tenant,
+                slot: slot.clone(),
+                generation: owned.generation,
+                holder: self.options.holder.clone(),
+                counters: self.counters.clone(),
+            }));
+        }
+        Some(receiver)
+    }
+
+    async fn written(
+        tenant: TenantId,
+        receiver: oneshot::Receiver<Result<(), Failure>>,
+    ) -> Result<(), HostError> {
+        match receiver.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(failure)) => Err(failure.into_error(tenant)),
+            // The load was dropped (its lease lost) before it was written.
+            Err(_) => Err(HostError::LeaseLost(tenant)),
         }
     }
 
@@ -383,40 +509,104 @@ impl EngineHost {
         Ok((engine, journal))
     }
 
+    /// Makes sure this instance holds the tenant's lease before an
+    /// operation. Fast path: the lease is fresh. Past its renewal time but
+    /// with a third of its TTL left, one caller renews while the others go
+    /// on; otherwise the caller waits for [`Self::own_now`].
+    async fn own(&self, tenant: TenantId, slot: &Arc<Slot>) -> Result<(), HostError> {
+        let now = Instant::now();
+        let may_go_on = {
+            let state = slot.lock();
+            match &state.owned {
+                Some(owned) if now < owned.renew_at => return Ok(()),
+                Some(owned) => now < owned.renew_by,
+                None => false,
+            }
+        };
+        if may_go_on {
+            match slot.owning.try_lock() {
+                Ok(owning) => {
+                    let result = self.own_locked(tenant, slot).await;
+                    drop(owning);
+                    result
+                }
+                Err(_) => Ok(()),
+            }
+        } else {
+            self.own_now(tenant, slot).await
+        }
+    }
+
     /// Makes sure this instance holds the tenant's lease, renewing it or
     /// taking it (and loading the state) as needed.
-    async fn own(&self, tenant: TenantId, slot: &mut Option<Owned>) -> Result<(), HostError> {
+    async fn own_now(&self, tenant: TenantId, slot: &Arc<Slot>) -> Result<(), HostError> {
+        let _owning = slot.owning.lock().await;
+        self.own_locked(tenant, slot).await
+    }
+
+    /// [`Self::own_now`] with the slot's `owning` lock held.
+    async fn own_locked(&self, tenant: TenantId, slot: &Arc<Slot>) -> Result<(), HostError> {
         let ttl = self.options.lease_ttl;
+        let lease = lease_key(tenant);
         let now = Instant::now();
-        if let Some(owned) = slot.as_mut() {
-            if now < owned.renew_at {
-                return Ok(());
+        let held = {
+            let state = slot.lock();
+            match &state.owned {
+                Some(owned) if now < owned.renew_at => return Ok(()),
+                Some(owned) => Some((owned.token.clone(), owned.generation)),
+                None => None,
             }
-            if self
-                .cache
-                .renew_lease(&lease_key(tenant), &owned.token, ttl)
-                .await?
-            {
-                owned.renew_at = now + ttl / 3;
-                return Ok(());
+        };
+        if let Some((token, generation)) = held {
+            let renewed = self.cache.renew_lease(&lease, &token, ttl).await?;
+            let mut state = slot.lock();
+            let current = state
+                .owned
+                .as_mut()
+                .filter(|owned| owned.generation == generation);
+            match (renewed, current) {
+                (true, Some(owned)) => {
+                    owned.renew_at = now + ttl / 3;
+                    owned.renew_by = now + ttl * 2 / 3;
+                    return Ok(());
+                }
+                (false, Some(_)) => {
+                    warn!(%tenant, holder = %self.options.holder, "routing lease expired before renewal");
+                    state.owned = None;
+                }
+                // A failed write dropped this load meanwhile; the token
+                // waits as the orphan.
+                (_, None) => {}
             }
-            warn!(%tenant, holder = %self.options.holder, "routing lease expired before renewal");
-            *slot = None;
         }
-        let token = uuid::Uuid::new_v4().as_bytes().to_vec();
-        if !self
-            .cache
-            .set_if_absent(&lease_key(tenant), &token, ttl)
-            .await?
-        {
-            return Err(HostError::NotOwner(tenant));
-        }
+        let orphan = slot.lock().orphan_token.take();
+        let token = match orphan {
+            Some(token) => match self.cache.renew_lease(&lease, &token, ttl).await {
+                Ok(true) => Some(token),
+                Ok(false) => None,
+                Err(error) => {
+                    slot.lock().orphan_token = Some(token);
+                    return Err(error.into());
+                }
+            },
+            None => None,
+        };
+        let token = match token {
+            Some(token) => token,
+            None => {
+                let token = uuid::Uuid::new_v4().as_bytes().to_vec();
+                if !self.cache.set_if_absent(&lease, &token, ttl).await? {
+                    return Err(HostError::NotOwner(tenant));
+                }
+                token
+            }
+        };
         let loaded = self.load(tenant).await;
         let (engine, journal) = match loaded {
             Ok(loaded) => loaded,
             Err(error) => {
                 // Let another instance (or a later call) try again at once.
-                let _ = self.cache.release_lease(&lease_key(tenant), &token).await;
+                let _ = self.cache.release_lease(&lease, &token).await;
                 return Err(error);
             }
         };
@@ -425,20 +615,160 @@ impl EngineHost {
             .hash_set(TENANTS_KEY, &tenant.to_string(), b"1")
             .await
         {
-            let _ = self.cache.release_lease(&lease_key(tenant), &token).await;
+            let _ = self.cache.release_lease(&lease, &token).await;
             return Err(error.into());
         }
         info!(%tenant, holder = %self.options.holder, pending_events = journal.len(), "routing tenant taken over");
         let next_journal_seq = journal.keys().next_back().map_or(0, |seq| seq + 1);
         let fresh = engine.queues().next().is_none() && engine.agents().next().is_none();
-        *slot = Some(Owned {
+        let mut state = slot.lock();
+        state.loads += 1;
+        let generation = state.loads;
+        state.owned = Some(Owned {
             fresh,
             engine,
             token,
             renew_at: now + ttl / 3,
+            renew_by: now + ttl * 2 / 3,
             journal,
             next_journal_seq,
+            pending: Pending::default(),
+            writing: false,
+            generation,
         });
         Ok(())
+    }
+}
+
+/// The writer task of one load of one tenant.
+struct Writer {
+    cache: Arc<dyn Cache>,
+    tenant: TenantId,
+    slot: Arc<Slot>,
+    generation: u64,
+    holder: String,
+    counters: Arc<Counters>,
+}
+
+/// One write: what a batch puts and deletes, and whom it answers.
+struct Batch {
+    token: Vec<u8>,
+    puts: Vec<(String, Bytes)>,
+    deletes: Vec<String>,
+    events: Vec<(u64, Event)>,
+    trims: Vec<u64>,
+    waiters: Vec<oneshot::Sender<Result<(), Failure>>>,
+}
+
+/// Writes batches until nothing is pending, then stops (the next caller
+/// starts a new one). Stops as well when its load is dropped.
+async fn write_loop(writer: Writer) {
+    let (lease, state_hash) = (lease_key(writer.tenant), state_key(writer.tenant));
+    loop {
+        let Some(batch) = next_batch(&writer) else {
+            return;
+        };
+        let written = writer
+            .cache
+            .fenced_write(
+                &lease,
+                &batch.token,
+                &state_hash,
+                &batch.puts,
+                &batch.deletes,
+            )
+            .await;
+        let counters = &writer.counters;
+        counters.writes.fetch_add(1, Ordering::Relaxed);
+        counters
+            .answered
+            .fetch_add(batch.waiters.len() as u64, Ordering::Relaxed);
+        let failure = match written {
+            Ok(true) => None,
+            Ok(false) => Some(Failure::LeaseLost),
+            Err(error) => Some(Failure::Cache(error.to_string())),
+        };
+        let mut state = writer.slot.lock();
+        let current = state
+            .owned
+            .as_ref()
+            .is_some_and(|owned| owned.generation == writer.generation);
+        match failure {
+            None => {
+                if let Some(owned) = state.owned.as_mut().filter(|_| current) {
+                    owned.journal.extend(batch.events);
+                    for seq in &batch.trims {
+                        owned.journal.remove(seq);
+                    }
+                }
+                for waiter in batch.waiters {
+                    let _ = waiter.send(Ok(()));
+                }
+            }
+            Some(failure) => {
+                let tenant = writer.tenant;
+                warn!(%tenant, holder = %writer.holder, ?failure, "routing write failed, dropping the tenant");
+                let mut waiters = batch.waiters;
+                if current && let Some(owned) = state.owned.take() {
+                    // Applied on top of the batch that failed: lost too.
+                    waiters.extend(owned.pending.waiters);
+                    if matches!(failure, Failure::Cache(_)) {
+                        // The write may or may not have landed; the lease
+                        // is still ours, so reload under it.
+                        state.orphan_token = Some(owned.token);
+                    }
+                }
+                for waiter in waiters {
+                    let _ = waiter.send(Err(failure.clone()));
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Takes what is pending as the next batch (answering at once those
+/// waiting on a state already written), or marks the writer stopped.
+fn next_batch(writer: &Writer) -> Option<Batch> {
+    let mut state = writer.slot.lock();
+    let owned = state
+        .owned
+        .as_mut()
+        .filter(|owned| owned.generation == writer.generation)?;
+    loop {
+        let pending = std::mem::take(&mut owned.pending);
+        if pending.waiters.is_empty() && pending.writes_nothing() {
+            owned.writing = false;
+            return None;
+        }
+        if pending.writes_nothing() {
+            // Reads and refusals of a state the last batch wrote.
+            for waiter in pending.waiters {
+                let _ = waiter.send(Ok(()));
+            }
+            continue;
+        }
+        let mut puts = Vec::new();
+        let mut deletes = Vec::new();
+        if !pending.changed.is_empty() {
+            for (field, value) in owned.engine.changed_records(&pending.changed) {
+                match value {
+                    Some(value) => puts.push((field, Bytes::from(value))),
+                    None => deletes.push(field),
+                }
+            }
+        }
+        for (seq, event) in &pending.events {
+            puts.push((journal_field(*seq), Bytes::from(event.encode())));
+        }
+        deletes.extend(pending.trims.iter().map(|seq| journal_field(*seq)));
+        return Some(Batch {
+            token: owned.token.clone(),
+            puts,
+            deletes,
+            events: pending.events,
+            trims: pending.trims,
+            waiters: pending.waiters,
+        });
     }
 }

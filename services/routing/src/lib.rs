@@ -1,10 +1,10 @@
 //! The routing service: what to do with each contact, and which agent
 //! gets it.
 //!
-//! So far: [`host`], which runs each tenant's ACD engine
+//! At its core: [`host`], which runs each tenant's ACD engine
 //! ([`switchboard_acd::Engine`]) in exactly one instance at a time, behind
-//! a lease in the cache, persisting what every operation changed with a
-//! write fenced by that lease. Numbers, business hours, IVR flows, the
+//! a lease in the cache, persisting what operations changed with writes
+//! fenced by that lease (grouped: one write per round trip). Numbers, business hours, IVR flows, the
 //! configuration API, the edge's gRPC and the agents' WebSockets build on
 //! it.
 
@@ -16,6 +16,6 @@ pub mod host;
 pub mod ops;
 pub mod runtime;
 
-pub use host::{EngineHost, HostError, HostOptions};
+pub use host::{EngineHost, HostError, HostOptions, HostStats};
 pub use ops::{Answer, Operation, Query, QueueFigures, Refusal, RefusalKind};
 pub use runtime::{Notice, NoticeEvent, Routing, RoutingError, RoutingOptions, Running};
