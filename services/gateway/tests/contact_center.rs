@@ -5,7 +5,8 @@
 //! desktop WebSocket; simulated calls through the routing service's call
 //! API (what the edge will call) — menu choice, offer, accept, decline and
 //! re-offer, abandon, wrap-up, a forced closed mode, unknown numbers; the
-//! routing events in the outbox at the end.
+//! routing events in the outbox at the end. And two tenants on one site,
+//! whose calls, offers and figures never cross.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,6 +153,57 @@ impl Site {
         created["id"].as_str().unwrap().to_owned()
     }
 
+    /// A tenant signed up with its e-mail verified, in the Paris zone.
+    async fn company(&self, name: &str, domain: &str) -> Company {
+        let (status, signup) = self
+            .post(
+                "/v1/signup",
+                None,
+                json!({"company": name, "email": format!("owner@{domain}"),
+                       "password": PASSWORD, "plan": "pro", "time_zone": "Europe/Paris"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{signup}");
+        let (status, _) = self
+            .post(
+                "/v1/auth/verify-email",
+                None,
+                json!({"token": signup["email_verification_token"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        Company {
+            owner: signup["tokens"]["access_token"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            slug: signup["tenant"]["slug"].as_str().unwrap().to_owned(),
+            tenant: signup["tenant"]["id"].as_str().unwrap().parse().unwrap(),
+            domain: domain.to_owned(),
+        }
+    }
+
+    /// A user with the agent role, signed in: (user id, access token).
+    async fn agent(&self, company: &Company, name: &str) -> (String, String) {
+        let email = format!("{name}@{}", company.domain);
+        let id = self
+            .create(
+                "/v1/users",
+                &company.owner,
+                json!({"email": email, "roles": ["agent"], "password": PASSWORD}),
+            )
+            .await;
+        let (status, login) = self
+            .post(
+                "/v1/auth/login",
+                None,
+                json!({"tenant": company.slug, "email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{login}");
+        (id, login["access_token"].as_str().unwrap().to_owned())
+    }
+
     async fn presence(&self, token: &str, body: Value) -> Value {
         let (status, agent) = self
             .call(
@@ -166,8 +218,13 @@ impl Site {
     }
 
     async fn socket(&self, token: &str) -> Socket {
+        self.stream("/v1/agents/me/stream", token).await
+    }
+
+    /// A WebSocket on `path`, signed in by the query (RFC 6750 §2.3).
+    async fn stream(&self, path: &str, token: &str) -> Socket {
         let url = format!(
-            "{}/v1/agents/me/stream?access_token={token}",
+            "{}{path}?access_token={token}",
             self.base.replacen("http://", "ws://", 1)
         );
         tokio_tungstenite::connect_async(url).await.unwrap().0
@@ -219,6 +276,14 @@ impl Site {
     }
 }
 
+/// A tenant as its owner sees it.
+struct Company {
+    owner: String,
+    slug: String,
+    tenant: TenantId,
+    domain: String,
+}
+
 /// The next JSON frame of a desktop (pings skipped), within 5 s.
 async fn frame(socket: &mut Socket) -> Value {
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -263,48 +328,11 @@ fn accepted(decision: CallDecision) -> (TenantId, ContactId, Step) {
 
 async fn a_contact_center_routes_calls_end_to_end(site: Site) {
     // The tenant and its people.
-    let (status, signup) = site
-        .post(
-            "/v1/signup",
-            None,
-            json!({"company": "Hotline", "email": "owner@hotline.example.com",
-                   "password": PASSWORD, "plan": "pro", "time_zone": "Europe/Paris"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{signup}");
-    let owner = signup["tokens"]["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let slug = signup["tenant"]["slug"].as_str().unwrap().to_owned();
-    let tenant: TenantId = signup["tenant"]["id"].as_str().unwrap().parse().unwrap();
-    let (status, _) = site
-        .post(
-            "/v1/auth/verify-email",
-            None,
-            json!({"token": signup["email_verification_token"]}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NO_CONTENT);
+    let company = site.company("Hotline", "hotline.example.com").await;
+    let (owner, tenant) = (company.owner.clone(), company.tenant);
     let mut agents = Vec::new();
     for name in ["ann", "bob"] {
-        let email = format!("{name}@hotline.example.com");
-        let id = site
-            .create(
-                "/v1/users",
-                &owner,
-                json!({"email": email, "roles": ["agent"], "password": PASSWORD}),
-            )
-            .await;
-        let (status, login) = site
-            .post(
-                "/v1/auth/login",
-                None,
-                json!({"tenant": slug, "email": email, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{login}");
-        agents.push((id, login["access_token"].as_str().unwrap().to_owned()));
+        agents.push(site.agent(&company, name).await);
     }
     let [(ann_id, ann), (bob_id, bob)] = <[(String, String); 2]>::try_from(agents).unwrap();
 
@@ -867,7 +895,7 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         .post(
             "/v1/auth/login",
             None,
-            json!({"tenant": slug, "email": "lead@globex.example.com", "password": PASSWORD}),
+            json!({"tenant": company.slug, "email": "lead@globex.example.com", "password": PASSWORD}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{login}");
@@ -926,6 +954,173 @@ async fn production_a_contact_center_routes_calls_end_to_end() {
     tokio::time::timeout(
         Duration::from_secs(120),
         a_contact_center_routes_calls_end_to_end(Site::start(true).await),
+    )
+    .await
+    .expect("timed out");
+}
+
+/// One queue open around the clock, one agent on the desktop, a number:
+/// (queue id, agent token, desktop).
+async fn one_line(site: &Site, company: &Company, number: &str) -> (String, String, Socket) {
+    let owner = &company.owner;
+    let queue = site
+        .create(
+            "/v1/queues",
+            owner,
+            json!({"name": "Line", "channel": "voice", "ring_timeout_seconds": 20}),
+        )
+        .await;
+    let rule = site
+        .create(
+            "/v1/inbound-rules",
+            owner,
+            json!({"name": "Line", "open": {"type": "queue", "queue_id": queue},
+                   "closed": {"type": "hangup"}}),
+        )
+        .await;
+    site.create(
+        "/v1/numbers",
+        owner,
+        json!({"number": number, "inbound_rule_id": rule}),
+    )
+    .await;
+    let (agent_id, agent) = site.agent(company, "agent").await;
+    let (status, body) = site
+        .call(
+            Method::PUT,
+            &format!("/v1/agent-profiles/{agent_id}"),
+            Some(owner),
+            Some(json!({"capacity": {"voice": 1}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let mut desk = site.socket(&agent).await;
+    assert_eq!(frame(&mut desk).await["type"], "snapshot");
+    site.presence(&agent, json!({"presence": "available"}))
+        .await;
+    state_becomes(&mut desk, "available").await;
+    (queue, agent, desk)
+}
+
+/// Queue ids of a `/v1/queues/stats` body or stream frame.
+fn queue_ids(stats: &Value) -> Vec<String> {
+    stats["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|queue| queue["queue_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Two tenants on one site: one's calls, offers and figures never reach
+/// the other's desktops and supervisors, and its call ids mean nothing
+/// there.
+async fn tenants_never_see_each_others_calls(site: Site) {
+    let acme = site.company("Acme", "acme.example.com").await;
+    let globex = site.company("Globex", "globex.example.com").await;
+    let (acme_queue, acme_agent, mut acme_desk) = one_line(&site, &acme, "+33140000201").await;
+    let (globex_queue, globex_agent, mut globex_desk) =
+        one_line(&site, &globex, "+33140000202").await;
+    let mut globex_figures = site.stream("/v1/queues/stats/stream", &globex.owner).await;
+    let first = frame(&mut globex_figures).await;
+    assert_eq!(queue_ids(&first), [globex_queue.clone()], "{first}");
+
+    // A call to Acme rings Acme's agent.
+    let (tenant, call, step) = accepted(site.dial("+33140000201").await);
+    assert_eq!(tenant, acme.tenant);
+    assert!(matches!(step, Step::Queued { .. }), "{step:?}");
+    let offer = frame_of(&mut acme_desk, "offer").await;
+    assert_eq!(offer["offer"]["contact_id"], call.to_string());
+
+    // Globex's agent cannot touch it, nor can Globex's side of the call API.
+    for action in ["accept", "decline"] {
+        let (status, problem) = site
+            .post(
+                &format!("/v1/agents/me/offers/{call}/{action}"),
+                Some(&globex_agent),
+                json!({}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{action}: {problem}");
+    }
+    assert!(
+        site.calls
+            .report(globex.tenant, call, switchboard_flows::Input::NoInput)
+            .await
+            .is_err()
+    );
+    assert!(site.calls.ended(globex.tenant, call).await.is_err());
+    let (status, problem) = site
+        .call(
+            Method::GET,
+            &format!("/v1/queues/{acme_queue}"),
+            Some(&globex.owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+
+    // Globex's desktop and figures only ever carry Globex: its agent's own
+    // state changes come through, and nothing of Acme's before them.
+    site.presence(&globex_agent, json!({"presence": "offline"}))
+        .await;
+    site.presence(&globex_agent, json!({"presence": "available"}))
+        .await;
+    let mut seen = Vec::new();
+    loop {
+        let next = frame(&mut globex_desk).await;
+        seen.push(next.clone());
+        if next["type"] == "state" && next["to"]["state"] == "available" {
+            break;
+        }
+    }
+    for frame in &seen {
+        assert_ne!(frame["type"], "offer", "{frame}");
+        let text = frame.to_string();
+        assert!(!text.contains(&call.to_string()), "{text}");
+        assert!(!text.contains(&acme_queue), "{text}");
+    }
+    let (status, stats) = site
+        .call(Method::GET, "/v1/queues/stats", Some(&globex.owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{stats}");
+    assert_eq!(queue_ids(&stats), [globex_queue.clone()]);
+    assert_eq!(stats["queues"][0]["today"]["entered"], 0, "{stats}");
+    // The figures stream pushes Globex's change, and only Globex's queue.
+    let next = frame(&mut globex_figures).await;
+    assert_eq!(queue_ids(&next), [globex_queue.clone()], "{next}");
+
+    // Acme's agent takes the call; Acme's figures count it.
+    let (status, me) = site
+        .post(
+            &format!("/v1/agents/me/offers/{call}/accept"),
+            Some(&acme_agent),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    let (_, stats) = site
+        .call(Method::GET, "/v1/queues/stats", Some(&acme.owner), None)
+        .await;
+    assert_eq!(queue_ids(&stats), [acme_queue]);
+    assert_eq!(stats["queues"][0]["today"]["entered"], 1, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_tenants_never_see_each_others_calls() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tenants_never_see_each_others_calls(Site::start(false).await),
+    )
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_tenants_never_see_each_others_calls() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tenants_never_see_each_others_calls(Site::start(true).await),
     )
     .await
     .expect("timed out");
