@@ -6,12 +6,10 @@
 # rounds: the baseline (the engine and its record encoding in memory; PING
 # and fenced writes of one enqueue's records through the same RedisCache,
 # one at a time and concurrently), then the engine host (EngineHost on
-# RedisCache): enqueue → offer in bursts with the agents freed between them,
-# the full cycle (enqueue → offer → accept → end) as fast as it goes, and
-# the full cycle at BENCH_RATE contacts/s; then the same three on the
-# group-commit prototype, and the host's full cycle at BENCH_LOW_RATE
-# contacts/s (both for information). Prints a Markdown table with
-# the medians, the ratio to the baseline of the same run, where the time
+# RedisCache, group commit): enqueue → offer in bursts with the agents freed
+# between them, the full cycle (enqueue → offer → accept → end) as fast as
+# it goes, the full cycle at BENCH_RATE contacts/s, and at BENCH_LOW_RATE
+# contacts/s (for information). Prints a Markdown table with the medians, the ratio to the baseline of the same run, where the time
 # went, and the command to rerun. Exits non-zero only when the setup fails
 # or a run's state in Redis does not match its engine, never for a missed
 # target. Knobs: loadtest/routing/README.md.
@@ -28,7 +26,6 @@ CLIENTS=${BENCH_CLIENTS:-32}
 BURST=${BENCH_BURST:-16}
 RATE=${BENCH_RATE:-10000}
 LOW_RATE=${BENCH_LOW_RATE:-2000}
-GROUP=${BENCH_GROUP:-1}
 REDIS_URL=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 TARGET_RATE=10000
 TARGET_P99_MS=5
@@ -42,7 +39,6 @@ die() {
 for knob in ROUNDS DURATION WARMUP BASELINE_DURATION CLIENTS BURST RATE LOW_RATE; do
   [[ ${!knob} =~ ^[1-9][0-9]*$ ]] || die "BENCH_$knob must be a positive integer (got '${!knob}')"
 done
-[[ $GROUP =~ ^[01]$ ]] || die "BENCH_GROUP must be 0 or 1"
 [[ $REDIS_URL =~ ^redis://(127\.0\.0\.1|localhost):[0-9]+(/[0-9]+)?$ ]] ||
   die "BENCH_REDIS_URL must be redis://127.0.0.1:port (loopback only)"
 command -v cargo >/dev/null || die "cargo is not on PATH"
@@ -96,22 +92,18 @@ run() { # ROUND ARGS…: appends the RESULT lines to $work/round-ROUND
 }
 
 route=(route --redis-url "$REDIS_URL" --clients "$CLIENTS" --warmup "$WARMUP" --duration "$DURATION")
-hosts=(mutex)
-((GROUP)) && hosts+=(group)
 for round in $(seq "$ROUNDS"); do
   say "round $round/$ROUNDS: baseline (${BASELINE_DURATION}s measured per part)"
   run "$round" baseline --redis-url "$REDIS_URL" --clients "$CLIENTS" --warmup "$WARMUP" \
     --duration "$BASELINE_DURATION"
-  for host in "${hosts[@]}"; do
-    say "round $round/$ROUNDS: $host host, bursts of $CLIENTS × $BURST, agents freed between them (${WARMUP}s + ${DURATION}s)"
-    run "$round" "${route[@]}" --host "$host" --mode burst --burst "$BURST" --label "$host-burst"
-    say "round $round/$ROUNDS: $host host, full cycle as fast as it goes (${WARMUP}s + ${DURATION}s)"
-    run "$round" "${route[@]}" --host "$host" --mode cycle --rate 0 --label "$host-cycle"
-    say "round $round/$ROUNDS: $host host, full cycle at $RATE contacts/s (${WARMUP}s + ${DURATION}s)"
-    run "$round" "${route[@]}" --host "$host" --mode cycle --rate "$RATE" --label "$host-paced"
-  done
-  say "round $round/$ROUNDS: mutex host, full cycle at $LOW_RATE contacts/s (${WARMUP}s + ${DURATION}s)"
-  run "$round" "${route[@]}" --host mutex --mode cycle --rate "$LOW_RATE" --label mutex-low
+  say "round $round/$ROUNDS: host, bursts of $CLIENTS × $BURST, agents freed between them (${WARMUP}s + ${DURATION}s)"
+  run "$round" "${route[@]}" --mode burst --burst "$BURST" --label host-burst
+  say "round $round/$ROUNDS: host, full cycle as fast as it goes (${WARMUP}s + ${DURATION}s)"
+  run "$round" "${route[@]}" --mode cycle --rate 0 --label host-cycle
+  say "round $round/$ROUNDS: host, full cycle at $RATE contacts/s (${WARMUP}s + ${DURATION}s)"
+  run "$round" "${route[@]}" --mode cycle --rate "$RATE" --label host-paced
+  say "round $round/$ROUNDS: host, full cycle at $LOW_RATE contacts/s (${WARMUP}s + ${DURATION}s)"
+  run "$round" "${route[@]}" --mode cycle --rate "$LOW_RATE" --label host-low
 done
 
 # --- the table ---------------------------------------------------------------
@@ -137,12 +129,9 @@ at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 at_most() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 
 verified=yes
-for host in "${hosts[@]}"; do
-  for mode in burst cycle paced; do
-    for ok in $(values "$host-$mode" verified); do [[ $ok == yes ]] || verified=no; done
-  done
+for label in host-burst host-cycle host-paced host-low; do
+  for ok in $(values "$label" verified); do [[ $ok == yes ]] || verified=no; done
 done
-for ok in $(values mutex-low verified); do [[ $ok == yes ]] || verified=no; done
 
 serial=$(med write-serial per_s)
 base_row() { # LABEL TEXT
@@ -168,23 +157,18 @@ latency_result() { # LABEL
   fi
 }
 profile_row() { # LABEL TEXT
-  local per_op gap
+  local per_op
   per_op=$(awk -v o="$(med "$1" ops_per_s)" 'BEGIN { printf "%.0f", o ? 1e6 / o : 0 }')
-  if [[ $1 == group-* ]]; then
-    gap="$(med "$1" ops_per_batch) ops per write; $(med "$1" write_us_per_batch) µs writing + $(med "$1" apply_us_per_batch) µs applying and encoding per write; $(fmt_int "$(med "$1" bytes_per_batch)") bytes"
-  else
-    gap="$(med "$1" gap_us_p50) / $(med "$1" gap_us_mean)"
-  fi
-  echo "| $2 | $(med "$1" cpu_machine) | $(med "$1" cpu_this) | $(med "$1" cpu_redis) | $(awk -v m="$(med "$1" cpu_machine)" -v a="$(med "$1" cpu_this)" -v b="$(med "$1" cpu_redis)" 'BEGIN { printf "%.2f", m - a - b }') | $(fmt_int "$(med "$1" ops_per_s)") | $per_op | $(med "$1" engine_busy) | $(med "$1" engine_us_enqueue) / $(med "$1" engine_us_accept) / $(med "$1" engine_us_end) | $gap | $(fmt_int "$(med "$1" redis_scripts_per_s)") | $(med "$1" redis_us_per_script) | $(fmt_int "$(med "$1" journal_events_per_s)") |"
+  echo "| $2 | $(med "$1" cpu_machine) | $(med "$1" cpu_this) | $(med "$1" cpu_redis) | $(awk -v m="$(med "$1" cpu_machine)" -v a="$(med "$1" cpu_this)" -v b="$(med "$1" cpu_redis)" 'BEGIN { printf "%.2f", m - a - b }') | $(fmt_int "$(med "$1" ops_per_s)") | $per_op | $(med "$1" engine_busy) | $(med "$1" engine_us_enqueue) / $(med "$1" engine_us_accept) / $(med "$1" engine_us_end) | $(fmt_int "$(med "$1" writes_per_s)") | $(med "$1" answered_per_write) | $(med "$1" us_per_write) | $(fmt_int "$(med "$1" redis_scripts_per_s)") | $(med "$1" redis_us_per_script) | $(fmt_int "$(med "$1" journal_events_per_s)") |"
 }
 
-throughput=$(throughput_result mutex-burst)
-latency=$(latency_result mutex-paced)
+throughput=$(throughput_result host-burst)
+latency=$(latency_result host-paced)
 commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$repo" status --porcelain --untracked-files=no -- crates services 2>/dev/null | grep -q . &&
   echo ", uncommitted changes in crates/ or services/" || true)
 redis_version=$( (redis-cli -u "$REDIS_URL" INFO server 2>/dev/null || true) | sed -n 's/^redis_version:\([^\r]*\).*/\1/p')
-rerun="BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_BASELINE_DURATION=$BASELINE_DURATION BENCH_CLIENTS=$CLIENTS BENCH_BURST=$BURST BENCH_RATE=$RATE BENCH_LOW_RATE=$LOW_RATE BENCH_GROUP=$GROUP loadtest/routing/run.sh"
+rerun="BENCH_ROUNDS=$ROUNDS BENCH_DURATION=$DURATION BENCH_WARMUP=$WARMUP BENCH_BASELINE_DURATION=$BASELINE_DURATION BENCH_CLIENTS=$CLIENTS BENCH_BURST=$BURST BENCH_RATE=$RATE BENCH_LOW_RATE=$LOW_RATE loadtest/routing/run.sh"
 
 cat <<EOT
 
@@ -195,12 +179,13 @@ cat <<EOT
   available: the criterion bench's scenario, set up through the host (4,100
   operations). Contacts go to random staffed queues.
 - Host: \`switchboard_routing::EngineHost::execute\` on \`RedisCache\` (Redis
-  ${redis_version:-(version unknown)} on loopback, one multiplexed connection, lease of 10 s): each
-  operation runs on the engine under the tenant's lock and its changed records, with
-  its routing events as journal fields, are written with one \`fenced_write\` (Lua)
-  before the caller hears of it. A trimmer takes the journal every 10 ms, 500 events a
+  ${redis_version:-(version unknown)} on loopback, one multiplexed connection, lease of 10 s), group
+  commit: each operation runs on the engine under the tenant's short lock; the tenant's
+  writer writes everything applied during its previous round trip (changed records,
+  routing events as journal fields, journal trims) in one \`fenced_write\` (Lua), then
+  answers those callers, so no caller hears of its operation before it is in Redis. A trimmer takes the journal every 10 ms, 500 events a
   call, as the runtime's mover does after moving them to the outbox
-  (\`journal\` + \`journal_done\`, a fenced write of its own; the outbox itself is not
+  (\`journal\` + \`journal_done\`, whose trims ride along with the next write; the outbox itself is not
   part of this benchmark, nor are the runtime's notices).
 - Load: $CLIENTS client tasks in one process (release build). "bursts": rounds in which
   each client enqueues $BURST contacts back to back (timed), then every offer is accepted
@@ -209,15 +194,14 @@ cat <<EOT
   and ends it (and any offer those operations make), as fast as it goes or paced to
   $(fmt_int "$RATE") contacts/s in all. Latency = from the call to \`execute(enqueue)\` to the
   returned \`Outcome\` carrying the contact's offer (only contacts an agent could take at
-  once; those that waited are counted apart: $(joined mutex-cycle waited_count) in the as-fast runs).
+  once; those that waited are counted apart: $(joined host-cycle waited_count) in the as-fast runs).
   ${WARMUP} s warm-up, ${DURATION} s measured per run. After each run the state in Redis is
   read back: equal to the engine's records, consistent, every agent available, no
   contact left ($([[ $verified == yes ]] && echo "yes in every run" || echo "**NOT in every run**")).
 - Baseline, same rounds and connection type: PING from $CLIENTS tasks; \`fenced_write\` of what
   the host writes for one enqueue (records and events, $(med encode fields_enqueue) fields, $(med encode bytes_enqueue) bytes) one at a time (what a
-  host writing one operation per round trip can reach), from $CLIENTS tasks at once, and from
-  $CLIENTS tasks taking turns on one \`tokio::sync::Mutex\` held across the write (the host's
-  pattern without the engine);
+  host writing one operation per round trip can reach) and from $CLIENTS tasks at once (pipelined
+  on the connection: what Redis takes in many small writes);
   ${BASELINE_DURATION} s measured each. "vs baseline" = the row's rate ÷ the one-at-a-time write rate.
 - Rounds: $ROUNDS; medians of the rounds. Machine: $ncpu cores, shared ($background cores busy
   before the run); Redis and the load generator run on the same cores.
@@ -227,44 +211,29 @@ cat <<EOT
 $(base_row ping "baseline: PING, $CLIENTS tasks (calls/s)")
 $(base_row write-serial "baseline: \`fenced_write\` of one enqueue's records and events, one at a time (writes/s)")
 $(base_row write-concurrent "baseline: the same write, $CLIENTS tasks at once (writes/s)")
-$(base_row write-locked "baseline: the same write, $CLIENTS tasks each holding one shared lock across it, as the host does (writes/s)")
-$(host_row mutex-burst "EngineHost: enqueue → offer, bursts of $CLIENTS × $BURST, agents freed between bursts (contacts/s)" routed_per_s - "≥ $(fmt_int "$TARGET_RATE")/s" "$throughput")
-$(host_row mutex-cycle "EngineHost: full cycle enqueue → offer → accept → end, as fast as it goes (contacts/s)" cycles_per_s cycles_min_1s_per_s "—" "—")
-$(host_row mutex-paced "EngineHost: full cycle at $(fmt_int "$RATE") contacts/s (contacts/s; latency when an agent is free)" cycles_per_s cycles_min_1s_per_s "p99 ≤ ${TARGET_P99_MS} ms at $(fmt_int "$RATE")/s" "$latency")
-$(host_row mutex-low "for information, EngineHost: full cycle at $(fmt_int "$LOW_RATE") contacts/s" cycles_per_s cycles_min_1s_per_s "—" "$(kept_up_at mutex-low "$LOW_RATE")")
-EOT
-if ((GROUP)); then
-  cat <<EOT
-$(host_row group-burst "for information, group-commit prototype: enqueue → offer, bursts (contacts/s)" routed_per_s - "—" "$(throughput_result group-burst | sed 's/PASS/would pass/; s/FAIL/would fail/')")
-$(host_row group-cycle "for information, group-commit prototype: full cycle, as fast as it goes (contacts/s)" cycles_per_s cycles_min_1s_per_s "—" "—")
-$(host_row group-paced "for information, group-commit prototype: full cycle at $(fmt_int "$RATE") contacts/s" cycles_per_s cycles_min_1s_per_s "—" "$(latency_result group-paced | sed 's/^PASS/would pass/; s/^FAIL/would fail/')")
-EOT
-fi
-cat <<EOT
+$(host_row host-burst "EngineHost: enqueue → offer, bursts of $CLIENTS × $BURST, agents freed between bursts (contacts/s)" routed_per_s - "≥ $(fmt_int "$TARGET_RATE")/s" "$throughput")
+$(host_row host-cycle "EngineHost: full cycle enqueue → offer → accept → end, as fast as it goes (contacts/s)" cycles_per_s cycles_min_1s_per_s "—" "—")
+$(host_row host-paced "EngineHost: full cycle at $(fmt_int "$RATE") contacts/s (contacts/s; latency when an agent is free)" cycles_per_s cycles_min_1s_per_s "p99 ≤ ${TARGET_P99_MS} ms at $(fmt_int "$RATE")/s" "$latency")
+$(host_row host-low "for information, EngineHost: full cycle at $(fmt_int "$LOW_RATE") contacts/s" cycles_per_s cycles_min_1s_per_s "—" "$(kept_up_at host-low "$LOW_RATE")")
 
-Rounds (per second): write one at a time $(joined write-serial per_s); EngineHost bursts
-$(joined mutex-burst routed_per_s), full cycle $(joined mutex-cycle cycles_per_s), at $(fmt_int "$RATE")/s $(joined mutex-paced cycles_per_s) (p99 $(joined mutex-paced offered_p99_ms) ms), at $(fmt_int "$LOW_RATE")/s p99 $(joined mutex-low offered_p99_ms) ms$( ((GROUP)) && echo "; prototype bursts $(joined group-burst routed_per_s), full cycle $(joined group-cycle cycles_per_s), at $(fmt_int "$RATE")/s $(joined group-paced cycles_per_s) (p99 $(joined group-paced offered_p99_ms) ms)").
+Rounds (per second): write one at a time $(joined write-serial per_s), $CLIENTS at once
+$(joined write-concurrent per_s); EngineHost bursts $(joined host-burst routed_per_s), full cycle
+$(joined host-cycle cycles_per_s), at $(fmt_int "$RATE")/s $(joined host-paced cycles_per_s) (p99 $(joined host-paced offered_p99_ms) ms), at
+$(fmt_int "$LOW_RATE")/s p99 $(joined host-low offered_p99_ms) ms.
 
 Where the time goes (medians of the rounds, over the measured window; cores of $ncpu;
 "engine busy" = share of the wall time the tenant's engine was running an operation;
-"gap" = time between one operation leaving the engine and the next one entering it,
-i.e. encoding the records + the fenced write + handing the lock over, as operations of
-a tenant run one at a time; Redis µs per script from \`INFO commandstats\`, every
-client of this Redis included):
+writes and callers per write from \`EngineHost::stats()\` (callers = operations and the
+trimmer's \`journal_done\`); "µs per write" = wall time ÷ writes, the writer's cycle
+(applied batch encoded, written, callers answered) when it never idles; Redis µs per
+script from \`INFO commandstats\`, every client of this Redis included):
 
-| run | machine busy | load test | Redis | rest (neighbours) | host operations/s | µs per operation | engine busy | engine µs enqueue / accept / end (p50) | gap µs per operation (p50 / mean) | Redis scripts/s | Redis µs per script | journal events/s |
-|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|---:|
-$(profile_row mutex-burst "EngineHost, bursts")
-$(profile_row mutex-cycle "EngineHost, full cycle as fast as it goes")
-$(profile_row mutex-paced "EngineHost, full cycle at $(fmt_int "$RATE")/s")
-EOT
-if ((GROUP)); then
-  cat <<EOT
-$(profile_row group-burst "prototype, bursts")
-$(profile_row group-cycle "prototype, full cycle as fast as it goes")
-EOT
-fi
-cat <<EOT
+| run | machine busy | load test | Redis | rest (neighbours) | host operations/s | µs per operation | engine busy | engine µs enqueue / accept / end (p50) | writes/s | callers per write | µs per write | Redis scripts/s | Redis µs per script | journal events/s |
+|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|
+$(profile_row host-burst "EngineHost, bursts")
+$(profile_row host-cycle "EngineHost, full cycle as fast as it goes")
+$(profile_row host-paced "EngineHost, full cycle at $(fmt_int "$RATE")/s")
+$(profile_row host-low "EngineHost, full cycle at $(fmt_int "$LOW_RATE")/s")
 
 In memory (same scenario, $(med encode cycles) cycles, medians of the rounds' means): engine µs per
 enqueue / accept / end $(med encode engine_us_enqueue) / $(med encode engine_us_accept) / $(med encode engine_us_end); encoding the changed

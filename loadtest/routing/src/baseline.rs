@@ -11,9 +11,6 @@
 //!   time: the most a host writing one operation per round trip can do.
 //! - `write-concurrent`: `--clients` tasks doing the same at once (they
 //!   share the connection, so their commands are pipelined).
-//! - `write-locked`: `--clients` tasks doing the same, each holding one
-//!   shared `tokio::sync::Mutex` across its write: the host's pattern
-//!   (the tenant's lock held across the round trip) without the engine.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +32,7 @@ use crate::scenario::{self, Rng, Scenario};
 pub struct Args {
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-    /// Concurrent tasks of `ping`, `write-concurrent` and `write-locked`.
+    /// Concurrent tasks of `ping` and `write-concurrent`.
     #[arg(long, default_value_t = 32)]
     clients: usize,
     #[arg(long, default_value_t = 5)]
@@ -286,24 +283,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         warm,
         measured,
         &mut stats,
-        write.clone(),
-    )
-    .await?;
-    let lock = Arc::new(tokio::sync::Mutex::new(()));
-    let locked = move || {
-        let (lock, write) = (lock.clone(), write.clone());
-        async move {
-            let _held = lock.lock().await;
-            write().await
-        }
-    };
-    measure(
-        "write-locked",
-        args.clients,
-        warm,
-        measured,
-        &mut stats,
-        locked,
+        write,
     )
     .await?;
 

@@ -6,15 +6,13 @@
 //!   Redis round trips (PING, and a fenced write of one enqueue's records,
 //!   one at a time and concurrently) through the same `RedisCache`.
 //! - `route`: contacts enqueued by concurrent clients through
-//!   `EngineHost::execute` (or the group-commit prototype of `group.rs`),
-//!   offered to free agents, who are freed again; contacts/s and the
-//!   enqueue → offer latency.
+//!   `EngineHost::execute`, offered to free agents, who are freed again;
+//!   contacts/s, the enqueue → offer latency and the host's writes.
 //!
 //! Each scenario prints `RESULT scenario=… key=value …` lines on stdout
 //! (what `run.sh` reads) and a readable account on stderr.
 
 mod baseline;
-mod group;
 mod report;
 mod route;
 mod scenario;

@@ -10,8 +10,10 @@
 //!   that had waited), and again; `--rate` contacts/s in all (0: as fast
 //!   as it goes).
 //!
-//! A contact's latency is from the call to `execute(enqueue)` to the
-//! `Outcome` carrying its offer; a contact no agent could take at once
+//! Operations go through the service's `switchboard_routing::EngineHost`
+//! (group commit: applied in memory, written in batches, one fenced write
+//! per Redis round trip). A contact's latency is from the call to
+//! `execute(enqueue)` to the `Outcome` carrying its offer; a contact no agent could take at once
 //! (all its queue's qualified agents busy) is counted apart and has no
 //! latency (it is offered later, in another operation's outcome).
 
@@ -23,22 +25,13 @@ use anyhow::Context as _;
 use switchboard_acd::{AcdError, AgentStateKind, ContactId, Engine, Offer, Outcome};
 use switchboard_platform::Cache;
 use switchboard_platform::cache::RedisCache;
-use switchboard_routing::{EngineHost, HostError, HostOptions};
+use switchboard_routing::{EngineHost, HostError, HostOptions, HostStats};
 use switchboard_tenancy::TenantId;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::group::{GroupHost, state_key};
 use crate::report::{Cpu, RedisStats, Samples, result};
 use crate::scenario::{self, Rng, Scenario};
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum HostKind {
-    /// `switchboard_routing::EngineHost`, the service's host.
-    Mutex,
-    /// The group-commit prototype (`src/group.rs`).
-    Group,
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -50,8 +43,6 @@ pub enum Mode {
 pub struct Args {
     #[arg(long, default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-    #[arg(long, value_enum, default_value = "mutex")]
-    host: HostKind,
     #[arg(long, value_enum, default_value = "cycle")]
     mode: Mode,
     /// Concurrent client tasks.
@@ -69,18 +60,25 @@ pub struct Args {
     /// Seconds measured.
     #[arg(long, default_value_t = 20)]
     duration: u64,
-    /// Most operations in one write (`--host group`).
-    #[arg(long, default_value_t = 1024)]
-    max_batch: usize,
-    /// Name of the `RESULT` line (default: `<host>-<mode>`).
+    /// Name of the `RESULT` line (default: `host-<mode>`).
     #[arg(long)]
     label: Option<String>,
 }
 
-/// Runs operations on the tenant: the service's host or the prototype.
-enum Driver {
-    Mutex { host: EngineHost, tenant: TenantId },
-    Group(GroupHost),
+/// The service's host and the benchmark's tenant in it.
+struct Driver {
+    host: EngineHost,
+    tenant: TenantId,
+}
+
+/// The host's keys of a tenant (`switchboard_routing::host`: the lease, and
+/// the state hash with the engine's records and the `j:<seq>` journal).
+fn lease_key(tenant: TenantId) -> String {
+    format!("routing:{{{tenant}}}:lease")
+}
+
+fn state_key(tenant: TenantId) -> String {
+    format!("routing:{{{tenant}}}:state")
 }
 
 /// Events the journal trimmer takes per call (the runtime's
@@ -98,23 +96,18 @@ impl Driver {
     async fn trim_journal(&self) -> Result<u64, HostError> {
         let mut trimmed = 0;
         loop {
-            let seqs: Vec<u64> = match self {
-                Driver::Mutex { host, tenant } => host
-                    .journal(*tenant, JOURNAL_BATCH)
-                    .await
-                    .into_iter()
-                    .map(|(seq, _)| seq)
-                    .collect(),
-                Driver::Group(group) => group.journal(JOURNAL_BATCH).await,
-            };
+            let seqs: Vec<u64> = self
+                .host
+                .journal(self.tenant, JOURNAL_BATCH)
+                .await
+                .into_iter()
+                .map(|(seq, _)| seq)
+                .collect();
             if seqs.is_empty() {
                 return Ok(trimmed);
             }
             let count = seqs.len();
-            match self {
-                Driver::Mutex { host, tenant } => host.journal_done(*tenant, &seqs).await?,
-                Driver::Group(group) => group.journal_done(seqs).await?,
-            }
+            self.host.journal_done(self.tenant, &seqs).await?;
             trimmed += count as u64;
             if count < JOURNAL_BATCH {
                 return Ok(trimmed);
@@ -126,10 +119,7 @@ impl Driver {
         &self,
         operation: impl FnOnce(&mut Engine) -> Result<Outcome, AcdError> + Send + 'static,
     ) -> Result<Outcome, HostError> {
-        match self {
-            Driver::Mutex { host, tenant } => host.execute(*tenant, operation).await,
-            Driver::Group(group) => group.execute(operation).await,
-        }
+        self.host.execute(self.tenant, operation).await
     }
 }
 
@@ -140,10 +130,8 @@ enum Kind {
     End = 2,
 }
 
-/// When each operation ran inside the host and how long the engine took:
-/// operations of a tenant run one at a time, so the gap between one's end
-/// and the next one's start is what the host spends outside the engine
-/// (encoding the records, the Redis write, handing the lock over).
+/// When each operation ran on the tenant's engine and how long it took
+/// (operations of a tenant run one at a time, under the host's short lock).
 struct Probe {
     origin: std::time::Instant,
     /// (start ns since origin, engine ns, kind).
@@ -171,11 +159,11 @@ impl Probe {
         }
     }
 
-    /// `ops_per_s`, `engine_busy`, `engine_us_<kind>` (medians), `gap_us_p50`,
-    /// `gap_us_mean` over the operations that started in `[from, to)`.
+    /// `ops_per_s`, `engine_busy`, `engine_us_<kind>` (medians) over the
+    /// operations that started in `[from, to)`.
     fn fields(&self, from: Duration, to: Duration) -> Vec<(String, String)> {
         let (from, to) = (from.as_nanos() as u64, to.as_nanos() as u64);
-        let mut ops: Vec<(u64, u32, u8)> = self
+        let ops: Vec<(u64, u32, u8)> = self
             .ops
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -183,7 +171,6 @@ impl Probe {
             .copied()
             .filter(|&(at, _, _)| at >= from && at < to)
             .collect();
-        ops.sort_unstable();
         let seconds = (to - from) as f64 / 1e9;
         let engine_ns: u64 = ops.iter().map(|op| u64::from(op.1)).sum();
         let mut fields = vec![
@@ -209,21 +196,6 @@ impl Probe {
                 format!("{:.1}", crate::report::percentile(&took, 50.0) / 1000.0),
             ));
         }
-        let mut gaps: Vec<u32> = ops
-            .windows(2)
-            .map(|w| (w[1].0.saturating_sub(w[0].0 + u64::from(w[0].1)) / 1000) as u32)
-            .collect();
-        let mean = if gaps.is_empty() {
-            0.0
-        } else {
-            gaps.iter().map(|&g| f64::from(g)).sum::<f64>() / gaps.len() as f64
-        };
-        gaps.sort_unstable();
-        fields.push((
-            "gap_us_p50".into(),
-            format!("{:.1}", crate::report::percentile(&gaps, 50.0)),
-        ));
-        fields.push(("gap_us_mean".into(), format!("{mean:.1}")));
         fields
     }
 }
@@ -308,13 +280,10 @@ impl Ctx {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.clients > 0, "--clients must be positive");
-    let label = args.label.clone().unwrap_or_else(|| {
-        format!(
-            "{}-{}",
-            format!("{:?}", args.host).to_lowercase(),
-            format!("{:?}", args.mode).to_lowercase()
-        )
-    });
+    let label = args
+        .label
+        .clone()
+        .unwrap_or_else(|| format!("host-{}", format!("{:?}", args.mode).to_lowercase()));
     let scenario = Scenario::new();
     let prefix = format!("sbbench-routing-{}", uuid::Uuid::new_v4().simple());
     let cache: Arc<dyn Cache> = Arc::new(
@@ -324,21 +293,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     let mut stats = RedisStats::connect(&args.redis_url).await?;
     let tenant = TenantId::new();
-    let lease_ttl = Duration::from_secs(10);
-    let driver = match args.host {
-        HostKind::Mutex => Driver::Mutex {
-            host: EngineHost::new(
-                cache.clone(),
-                HostOptions {
-                    holder: "loadtest-routing".into(),
-                    lease_ttl,
-                },
-            ),
-            tenant,
-        },
-        HostKind::Group => {
-            Driver::Group(GroupHost::start(cache.clone(), tenant, lease_ttl, args.max_batch).await?)
-        }
+    let driver = Driver {
+        host: EngineHost::new(
+            cache.clone(),
+            HostOptions {
+                holder: "loadtest-routing".into(),
+                lease_ttl: Duration::from_secs(10),
+            },
+        ),
+        tenant,
     };
 
     let set_up = Instant::now();
@@ -371,43 +334,19 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         (warm + measured).as_micros() as u64,
     );
 
-    // CPU, Redis's script time and the prototype's batches over the window.
+    // CPU, Redis's script time and the host's writes over the window.
     let watcher = {
         let ctx = ctx.clone();
         tokio::spawn(async move {
             tokio::time::sleep_until(start + warm).await;
             let (cpu, scripts) = (Cpu::now(), stats.scripts().await);
-            let batches = match &ctx.driver {
-                Driver::Group(group) => Some(group.stats.snapshot()),
-                Driver::Mutex { .. } => None,
-            };
+            let host = ctx.driver.host.stats();
             tokio::time::sleep_until(start + warm + measured).await;
             let (cpu_end, scripts_end) = (Cpu::now(), stats.scripts().await);
-            let batches_end = match &ctx.driver {
-                Driver::Group(group) => Some(group.stats.snapshot()),
-                Driver::Mutex { .. } => None,
-            };
+            let host_end = ctx.driver.host.stats();
             let mut fields = cpu.fields(&cpu_end);
             fields.extend(scripts.fields(&scripts_end, measured.as_secs_f64()));
-            if let (Some(a), Some(b)) = (batches, batches_end) {
-                let d: Vec<f64> = (0..6).map(|i| (b[i] - a[i]) as f64).collect();
-                let per_batch = |x: f64| if d[0] > 0.0 { x / d[0] } else { 0.0 };
-                fields.push((
-                    "batches_per_s".into(),
-                    format!("{:.0}", d[0] / measured.as_secs_f64()),
-                ));
-                fields.push(("ops_per_batch".into(), format!("{:.1}", per_batch(d[1]))));
-                fields.push((
-                    "apply_us_per_batch".into(),
-                    format!("{:.1}", per_batch(d[2]) / 1000.0),
-                ));
-                fields.push((
-                    "write_us_per_batch".into(),
-                    format!("{:.1}", per_batch(d[3]) / 1000.0),
-                ));
-                fields.push(("fields_per_batch".into(), format!("{:.1}", per_batch(d[4]))));
-                fields.push(("bytes_per_batch".into(), format!("{:.0}", per_batch(d[5]))));
-            }
+            fields.extend(write_fields(host, host_end, measured));
             fields
         })
     };
@@ -536,7 +475,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let waited = log.waited.window(from_us, to_us);
     let cycles = log.cycles.window(from_us, to_us);
     let mut fields = vec![
-        ("host".to_owned(), format!("{:?}", args.host).to_lowercase()),
         ("mode".to_owned(), format!("{:?}", args.mode).to_lowercase()),
         ("clients".to_owned(), args.clients.to_string()),
         ("rate".to_owned(), args.rate.to_string()),
@@ -574,14 +512,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // The state in Redis must be the engine's: every agent available
     // again, no contact left, records equal to the memory's.
     let ctx = Arc::into_inner(ctx).context("clients still hold the context")?;
-    let memory: Vec<(String, Vec<u8>)> = match ctx.driver {
-        Driver::Mutex { host, tenant } => {
-            let records = host.read(tenant, |e| e.records()).await?;
-            host.release_all().await;
-            records
-        }
-        Driver::Group(group) => group.stop().await?.records(),
-    };
+    let Driver { host, tenant } = ctx.driver;
+    let memory = host.read(tenant, |e| e.records()).await?;
+    host.release_all().await;
     let verified = verify(&cache, tenant, memory, &ctx.scenario).await;
     if let Err(error) = &verified {
         eprintln!("{label}: verification failed: {error:#}");
@@ -594,7 +527,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
     ));
     let _ = cache.delete(&state_key(tenant)).await;
-    let _ = cache.delete(&crate::group::lease_key(tenant)).await;
+    let _ = cache.delete(&lease_key(tenant)).await;
     // The list of tenants a host may keep (under this run's prefix).
     let _ = cache.delete("routing:tenants").await;
     result(&label, &fields);
@@ -611,6 +544,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         waited.count()
     );
     verified
+}
+
+/// The host's group commit over the window: `writes_per_s`,
+/// `answered_per_write` (callers one write answered: operations, and the
+/// trimmer's `journal_done`) and `us_per_write` (wall time between writes,
+/// the writer's round trip when it never idles).
+fn write_fields(from: HostStats, to: HostStats, window: Duration) -> Vec<(String, String)> {
+    let writes = to.writes.saturating_sub(from.writes) as f64;
+    let answered = to.answered.saturating_sub(from.answered) as f64;
+    let per_write = |x: f64| if writes > 0.0 { x / writes } else { 0.0 };
+    vec![
+        (
+            "writes_per_s".into(),
+            format!("{:.0}", writes / window.as_secs_f64()),
+        ),
+        (
+            "answered_per_write".into(),
+            format!("{:.2}", per_write(answered)),
+        ),
+        (
+            "us_per_write".into(),
+            format!("{:.1}", per_write(window.as_secs_f64() * 1e6)),
+        ),
+    ]
 }
 
 async fn verify(
