@@ -178,8 +178,10 @@ pub trait EventHandler: Send + Sync + 'static {
     /// Applies several events of one tenant, in order, in one transaction.
     /// Override to batch statements; the default calls [`Self::handle`].
     /// There may be about as many as the consumer's batch size: on
-    /// PostgreSQL over TLS keep each statement under 16 KiB (sqlx sets no
-    /// `TCP_NODELAY`; a longer one waits ~40 ms for a delayed ACK).
+    /// PostgreSQL over TLS keep each statement under 16 KiB (sqlx 0.9.0
+    /// sets no `TCP_NODELAY` and cannot be told to, see
+    /// `switchboard_platform::Database::connect`; a longer one waits ~40 ms
+    /// for a delayed ACK).
     async fn handle_batch(
         &self,
         transaction: &DatabaseTransaction,

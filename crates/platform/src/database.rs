@@ -47,6 +47,17 @@ impl Database {
     /// Opens the pool and checks one connection, so a wrong URL or a
     /// database that is down fails at start. For SQLite, creates the file
     /// and its directory, and turns on WAL, foreign keys and a busy timeout.
+    ///
+    /// PostgreSQL connections over TCP keep Nagle's algorithm on: sqlx
+    /// 0.9.0 opens the socket inside `PgConnection::connect` without
+    /// `TCP_NODELAY` and offers no option or hook to set it (a regression
+    /// of 0.9.0, transact-rs/sqlx#4335, fixed after that release by
+    /// transact-rs/sqlx#4336). Until an sqlx with that fix is used, a
+    /// statement whose bytes leave in two writes waits for the server's
+    /// delayed ACK (~40 ms): keep statements small (see
+    /// `EventHandler::handle_batch` in switchboard-events), or connect
+    /// through a Unix-domain socket (`?host=/var/run/postgresql`), which
+    /// has no such delay.
     pub async fn connect(url: &str, options: &DatabaseOptions) -> Result<Self> {
         let shown = SecretUrl::new(url).masked();
         let kind = if url.starts_with("sqlite:") {
