@@ -408,6 +408,12 @@ pub struct EventsConfig {
     /// How long a relay holds a partition without renewing its lease.
     #[serde(with = "humantime_serde")]
     pub relay_lease_ttl: Duration,
+    /// Events a relay packs into one bus message at most (a tenant's
+    /// consecutive events of one routing key; 1 sends every event alone;
+    /// at most 65,535).
+    pub relay_pack_events: u32,
+    /// Bytes of one packed bus message at most.
+    pub relay_pack_bytes: u32,
     /// Attempts a consumer makes at one event before dead-lettering it.
     pub consumer_max_attempts: u32,
     /// Delay before a failed event is offered to its consumer again.
@@ -422,6 +428,8 @@ impl Default for EventsConfig {
             relay_poll_interval: Duration::from_millis(50),
             relay_batch_size: 500,
             relay_lease_ttl: Duration::from_secs(15),
+            relay_pack_events: 64,
+            relay_pack_bytes: 256 * 1024,
             consumer_max_attempts: 5,
             consumer_retry_delay: Duration::from_secs(10),
         }

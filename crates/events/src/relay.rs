@@ -123,8 +123,10 @@ impl RelayOptions {
             lease_ttl: config.relay_lease_ttl,
             retention: config.retention,
             sweep_interval: Duration::from_secs(60),
-            pack_events: pack::MAX_EVENTS,
-            pack_bytes: pack::MAX_BYTES,
+            pack_events: usize::try_from(config.relay_pack_events)
+                .unwrap_or(pack::MAX_EVENTS)
+                .clamp(1, usize::from(u16::MAX)),
+            pack_bytes: usize::try_from(config.relay_pack_bytes).unwrap_or(pack::MAX_BYTES),
         }
     }
 
@@ -1007,6 +1009,25 @@ pub(crate) async fn sweep(db: &Database, retention: Duration) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packing_limits_come_from_the_config_with_the_framing_defaults() {
+        let options = RelayOptions::default();
+        assert_eq!(options.pack_events, pack::MAX_EVENTS);
+        assert_eq!(options.pack_bytes, pack::MAX_BYTES);
+        let config = EventsConfig {
+            relay_pack_events: 0,
+            relay_pack_bytes: 4096,
+            ..EventsConfig::default()
+        };
+        let options = RelayOptions::from_config(&config);
+        assert_eq!((options.pack_events, options.pack_bytes), (1, 4096));
+        let config = EventsConfig {
+            relay_pack_events: 1_000_000,
+            ..EventsConfig::default()
+        };
+        assert_eq!(RelayOptions::from_config(&config).pack_events, 65_535);
+    }
 
     #[test]
     fn a_snapshot_tells_finished_transactions_from_running_ones() {
