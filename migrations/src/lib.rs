@@ -13,6 +13,7 @@ mod m20261123_000003_create_events;
 mod m20261123_000004_create_webhooks;
 mod m20261204_000005_create_routing;
 mod m20261204_000006_relay_cursor;
+mod m20261206_000007_brin_time_indexes;
 mod shared;
 
 pub use m20261123_000001_create_installation::Installation;
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000004_create_webhooks::Migration),
             Box::new(m20261204_000005_create_routing::Migration),
             Box::new(m20261204_000006_relay_cursor::Migration),
+            Box::new(m20261206_000007_brin_time_indexes::Migration),
         ]
     }
 }

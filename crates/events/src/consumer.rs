@@ -5,9 +5,10 @@
 //! `batch_size` events) and grouped by tenant; the groups are dealt out
 //! into `concurrency` shares applied at once, each in one transaction: the
 //! consumer's processed marks of the share are inserted first (`ON
-//! CONFLICT DO NOTHING`), then per group the transaction is confined to
-//! the group's tenant and only the events whose mark is new reach the
-//! handler. The marks and the handler's effects commit together, then the
+//! CONFLICT DO NOTHING`; on PostgreSQL a plain insert first, redone that
+//! way only when an event was marked already), then per group the
+//! transaction is confined to the group's tenant and only the events
+//! whose mark is new reach the handler. The marks and the handler's effects commit together, then the
 //! deliveries are acknowledged; a crash before the ack redelivers, and the
 //! mark makes the redelivery a no-op. A tenant's events stay in one share,
 //! and the next batch starts once every share is done, so each tenant's
@@ -43,6 +44,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,7 +53,7 @@ use chrono::Utc;
 use futures::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExprTrait, Order, RuntimeErr,
+    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExprTrait, Order, RuntimeErr, SqlErr,
     Statement, TransactionTrait,
 };
 use switchboard_config::EventsConfig;
@@ -80,6 +82,10 @@ const MARKS_PER_STATEMENT: usize = 1000;
 /// set `TCP_NODELAY`, and a statement spanning two records waits for the
 /// server's delayed ACK (~40 ms) before its second half leaves.
 const MARKS_PER_PG_STATEMENT: usize = 300;
+/// Batches a consumer on PostgreSQL marks with `ON CONFLICT DO NOTHING`
+/// after a plain insert of marks met one that existed: duplicates come in
+/// runs (a relay that crashed, redeliveries after a consumer's crash).
+const CAREFUL_BATCHES: u32 = 32;
 
 /// Why a handler could not apply an event. The event is retried, and
 /// dead-lettered with this message after the last attempt; unless the
@@ -264,6 +270,24 @@ pub struct Consumer {
     bus: Arc<dyn Bus>,
     options: ConsumerOptions,
     handler: Arc<dyn EventHandler>,
+    /// Batches left to mark with `ON CONFLICT` (see [`Consumer::apply`]).
+    careful: AtomicU32,
+}
+
+/// How [`Consumer::apply`] inserts processed marks.
+#[derive(Clone, Copy)]
+enum Marking {
+    /// A plain insert (PostgreSQL): fails if one exists.
+    Plain,
+    /// `ON CONFLICT DO NOTHING`: the marked events are skipped.
+    SkipMarked,
+}
+
+/// What became of a batch applied with [`Marking::Plain`].
+enum Applied {
+    Committed,
+    /// One of its events was marked already: nothing was applied.
+    AlreadyMarked,
 }
 
 /// Why a group of events was not applied.
@@ -327,6 +351,7 @@ impl Consumer {
             bus,
             options,
             handler,
+            careful: AtomicU32::new(0),
         }
     }
 
@@ -735,6 +760,14 @@ impl Consumer {
     /// processed marks of every event in one statement (in system scope on
     /// PostgreSQL when there are several tenants), then per group the
     /// tenant entered and the handler run on its new events; one commit.
+    ///
+    /// On PostgreSQL the marks are first inserted plainly, which costs
+    /// about half of `ON CONFLICT DO NOTHING … RETURNING` (no speculative
+    /// insertion, nothing sent back): nearly every event is new. When one
+    /// was marked already, the insert fails on the primary key before
+    /// anything else ran; the transaction is rolled back and the batch
+    /// applied again with `ON CONFLICT`, which skips the marked ones, as
+    /// are the next [`CAREFUL_BATCHES`] batches.
     async fn apply(&self, groups: &[Vec<&Event>]) -> Result<(), Failure> {
         let groups: Vec<&[&Event]> = groups
             .iter()
@@ -744,6 +777,33 @@ impl Consumer {
         if groups.is_empty() {
             return Ok(());
         }
+        let postgres = self.db.backend() == DbBackend::Postgres;
+        let careful = self
+            .careful
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+        if postgres && !careful {
+            match self.apply_marking(&groups, Marking::Plain).await? {
+                Applied::Committed => return Ok(()),
+                Applied::AlreadyMarked => {
+                    debug!(consumer = %self.options.name, "an event of the batch was marked already, marking with ON CONFLICT");
+                    metrics::counter!("switchboard_events_mark_conflicts_total", "consumer" => self.options.name.clone()).increment(1);
+                    self.careful.store(CAREFUL_BATCHES, Ordering::Relaxed);
+                }
+            }
+        }
+        self.apply_marking(&groups, Marking::SkipMarked).await?;
+        Ok(())
+    }
+
+    /// [`Consumer::apply`] with one way of inserting the marks.
+    async fn apply_marking(
+        &self,
+        groups: &[&[&Event]],
+        marking: Marking,
+    ) -> Result<Applied, Failure> {
         let postgres = self.db.backend() == DbBackend::Postgres;
         let several = groups.len() > 1;
         let transaction = self.db.connection().begin().await?;
@@ -767,7 +827,19 @@ impl Consumer {
             .iter()
             .flat_map(|events| events.iter().copied())
             .collect();
-        let mut fresh = self.mark(&transaction, &all).await?;
+        let mut fresh = match marking {
+            Marking::SkipMarked => self.mark(&transaction, &all).await?,
+            Marking::Plain => match self.mark_plainly(&transaction, &all).await {
+                Ok(fresh) => fresh,
+                Err(error)
+                    if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
+                {
+                    transaction.rollback().await?;
+                    return Ok(Applied::AlreadyMarked);
+                }
+                Err(error) => return Err(error.into()),
+            },
+        };
         for events in groups {
             // `remove`: an event delivered twice in the batch applies once.
             let new: Vec<Event> = events
@@ -797,7 +869,78 @@ impl Consumer {
             metrics::counter!("switchboard_events_consumed_total", "consumer" => self.options.name.clone()).increment(new.len() as u64);
         }
         transaction.commit().await?;
-        Ok(())
+        Ok(Applied::Committed)
+    }
+
+    /// Inserts this consumer's processed marks for `events` on PostgreSQL
+    /// without `ON CONFLICT`: fails with a unique violation when one of
+    /// them is marked already. Returns the ids, each once.
+    async fn mark_plainly(
+        &self,
+        transaction: &DatabaseTransaction,
+        events: &[&Event],
+    ) -> Result<HashSet<Uuid>, DbErr> {
+        let insert = "INSERT INTO processed_events (consumer, event_id, tenant_id, processed_at) \
+             SELECT $1, mark.id, ($3::uuid[])[mark.tenant], $2 \
+             FROM unnest($4::uuid[], $5::int[]) AS mark(id, tenant)";
+        let mut fresh = HashSet::with_capacity(events.len());
+        // An event delivered twice in the batch is marked once.
+        let unique: Vec<&Event> = events
+            .iter()
+            .copied()
+            .filter(|event| fresh.insert(event.id))
+            .collect();
+        for chunk in unique.chunks(MARKS_PER_PG_STATEMENT) {
+            transaction
+                .execute_raw(self.marks_statement(insert, chunk))
+                .await?;
+        }
+        Ok(fresh)
+    }
+
+    /// `insert` with its parameters for `events`: the consumer, the time,
+    /// then array literals: each tenant once, each id once (32 hex
+    /// digits), and per event an index into the tenants.
+    fn marks_statement(&self, insert: &str, events: &[&Event]) -> Statement {
+        let mut tenants: Vec<Uuid> = Vec::new();
+        let mut ids = String::with_capacity(events.len() * 33 + 2);
+        let mut indexes = String::with_capacity(events.len() * 3 + 2);
+        for (n, event) in events.iter().enumerate() {
+            let tenant = event.tenant.as_uuid();
+            let index = match tenants.iter().position(|known| *known == tenant) {
+                Some(index) => index,
+                None => {
+                    tenants.push(tenant);
+                    tenants.len() - 1
+                }
+            };
+            let separator = if n == 0 { '{' } else { ',' };
+            ids.push(separator);
+            ids.push_str(event.id.simple().encode_lower(&mut Uuid::encode_buffer()));
+            indexes.push(separator);
+            indexes.push_str(&(index + 1).to_string());
+        }
+        ids.push('}');
+        indexes.push('}');
+        let tenants = format!(
+            "{{{}}}",
+            tenants
+                .iter()
+                .map(|tenant| tenant.simple().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            insert,
+            [
+                self.options.name.clone().into(),
+                Utc::now().into(),
+                tenants.into(),
+                ids.into(),
+                indexes.into(),
+            ],
+        )
     }
 
     /// Inserts this consumer's processed marks for `events` (`ON CONFLICT
@@ -816,47 +959,7 @@ impl Consumer {
                  FROM unnest($4::uuid[], $5::int[]) AS mark(id, tenant) \
                  ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id";
             for chunk in events.chunks(MARKS_PER_PG_STATEMENT) {
-                // Array literals: each id once (32 hex digits), each tenant
-                // once, then an index into the tenants per event.
-                let mut tenants: Vec<Uuid> = Vec::new();
-                let mut ids = String::with_capacity(chunk.len() * 33 + 2);
-                let mut indexes = String::with_capacity(chunk.len() * 3 + 2);
-                for (n, event) in chunk.iter().enumerate() {
-                    let tenant = event.tenant.as_uuid();
-                    let index = match tenants.iter().position(|known| *known == tenant) {
-                        Some(index) => index,
-                        None => {
-                            tenants.push(tenant);
-                            tenants.len() - 1
-                        }
-                    };
-                    let separator = if n == 0 { '{' } else { ',' };
-                    ids.push(separator);
-                    ids.push_str(event.id.simple().encode_lower(&mut Uuid::encode_buffer()));
-                    indexes.push(separator);
-                    indexes.push_str(&(index + 1).to_string());
-                }
-                ids.push('}');
-                indexes.push('}');
-                let tenants = format!(
-                    "{{{}}}",
-                    tenants
-                        .iter()
-                        .map(|tenant| tenant.simple().to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-                let statement = Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    insert,
-                    [
-                        self.options.name.clone().into(),
-                        now.into(),
-                        tenants.into(),
-                        ids.into(),
-                        indexes.into(),
-                    ],
-                );
+                let statement = self.marks_statement(insert, chunk);
                 for row in transaction.query_all_raw(statement).await? {
                     fresh.insert(row.try_get::<Uuid>("", "event_id")?);
                 }

@@ -939,6 +939,52 @@ async fn a_relay_killed_between_publish_and_mark_duplicates_but_applies_once(h: 
     assert_eq!(marks, 51, "one mark per event and the barrier");
 }
 
+async fn applied_events_delivered_again_among_new_ones_apply_once(h: Arc<Harness>) {
+    let tenants = [TenantId::new(), TenantId::new()];
+    let first: Vec<Event> = (0..20).map(|n| seat_event(tenants[n % 2], n)).collect();
+    let second: Vec<Event> = (20..40).map(|n| seat_event(tenants[n % 2], n)).collect();
+    let publish = |events: Vec<Event>| {
+        let bus = h.bus.clone();
+        async move {
+            for event in events {
+                bus.publish(&event.routing_key(), event.encode().into())
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let name = unique_name("c");
+    let (_, consumer) = h.consumer(&name).await;
+    publish(first.clone()).await;
+    let mut expected: HashSet<Uuid> = first.iter().map(|event| event.id).collect();
+    h.wait_exactly_once(&name, &expected).await;
+    consumer.stop().await;
+
+    // While it is stopped, the applied events come again, interleaved with
+    // new ones: its next batches mix marked and unmarked events.
+    let mixed: Vec<Event> = first
+        .iter()
+        .zip(&second)
+        .flat_map(|(old, new)| [old.clone(), new.clone()])
+        .collect();
+    publish(mixed).await;
+    let (recorder, _consumer) = h.consumer(&name).await;
+    expected.extend(second.iter().map(|event| event.id));
+    h.wait_exactly_once(&name, &expected).await;
+
+    // And the new ones once more, alone: all marked, nothing applied.
+    publish(second).await;
+    let _relay = h.relay();
+    h.barrier(&[&recorder]).await;
+    h.wait_exactly_once(&name, &expected).await;
+    let marks = h
+        .count(&format!(
+            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
+        ))
+        .await;
+    assert_eq!(marks, 41, "one mark per event and the barrier");
+}
+
 async fn a_poison_event_is_retried_then_dead_lettered_without_holding_up_the_rest(h: Arc<Harness>) {
     const MAX_ATTEMPTS: u32 = 3;
     let tenant = TenantId::new();
@@ -1707,6 +1753,10 @@ macro_rules! backbone {
             case!(
                 $backend,
                 a_relay_killed_between_publish_and_mark_duplicates_but_applies_once
+            );
+            case!(
+                $backend,
+                applied_events_delivered_again_among_new_ones_apply_once
             );
             case!(
                 $backend,
