@@ -364,7 +364,7 @@ edges; µs of CPU per event; PostgreSQL = all its processes on the machine):
 
 Pipeline phases, as fast as it goes (medians of the rounds): relay $(profile_median relay_rounds_per_s) rounds/s of
 $(profile_median relay_rows_per_round) rows in $(profile_median relay_messages_per_round) messages, each $(profile_median relay_publish_ms) ms publishing and awaiting confirms + $(profile_median relay_db_ms) ms
-more waiting for the PostgreSQL transaction that runs meanwhile (marks the previous batch, reads the next);
+more waiting for the PostgreSQL transaction that runs meanwhile (moves the cursor past the previous batch, reads the next);
 consumer $(profile_median consumer_batches_per_s) batches/s of $(profile_median consumer_groups_per_batch) tenant groups × $(profile_median consumer_events_per_group) events in $CONSUMER_CONCURRENCY concurrent transactions
 (so these shares overlap and are approximate): $(profile_median consumer_idle) waiting for deliveries,
 $(profile_median consumer_marks) decoding, begin + processed marks ($(profile_median consumer_marks_ms) ms per batch), $(profile_median consumer_effects) effects insert
