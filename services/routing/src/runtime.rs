@@ -13,11 +13,20 @@
 //! - `routing:{<tenant>}:notify`: the [`Notice`] of each operation that
 //!   offered, withdrew or changed something.
 //!
+//! A call whose answer does not come in time is asked again with the same
+//! request id. The owner remembers the operations it ran for others (by
+//! id, for [`SERVED_MEMORY`]): an operation still running is not started
+//! twice, and one that ran is answered again with its first answer, so a
+//! slow or lost reply never applies an operation twice (an extension of
+//! wrap-up added twice) nor turns its success into a refusal (an accept
+//! refused as already accepted). Only if the tenant moved to another
+//! instance between the attempts can the new owner run it again.
+//!
 //! In `dev` the cache is in process and one instance owns every tenant.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex as SyncMutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
@@ -172,6 +181,66 @@ fn reply_channel(instance: Uuid) -> String {
 /// Attempts of one call while the tenant's owner changes.
 const ATTEMPTS: u32 = 4;
 
+/// How long an owner remembers an operation it ran for another instance:
+/// well beyond the attempts of a call at the longest forward timeouts.
+const SERVED_MEMORY: Duration = Duration::from_secs(120);
+
+/// Operations this instance ran for other instances, by request id (see
+/// the module documentation).
+#[derive(Default)]
+struct Served {
+    /// `None` while it runs, then the reply sent.
+    replies: HashMap<Uuid, Option<Vec<u8>>>,
+    /// Ids in the order they came, to forget them.
+    arrivals: VecDeque<(Instant, Uuid)>,
+}
+
+/// What to do with a forwarded operation.
+enum Serve {
+    Run,
+    /// It is running: its reply will answer this attempt too.
+    Running,
+    /// It ran: send this reply again.
+    Ran(Vec<u8>),
+}
+
+impl Served {
+    fn begin(&mut self, id: Uuid, now: Instant) -> Serve {
+        while let Some((arrived, old)) = self.arrivals.front().copied() {
+            if now.duration_since(arrived) < SERVED_MEMORY {
+                break;
+            }
+            self.arrivals.pop_front();
+            self.replies.remove(&old);
+        }
+        match self.replies.get(&id) {
+            Some(Some(reply)) => Serve::Ran(reply.clone()),
+            Some(None) => Serve::Running,
+            None => {
+                self.replies.insert(id, None);
+                self.arrivals.push_back((now, id));
+                Serve::Run
+            }
+        }
+    }
+
+    /// Keeps `reply` for attempts to come, or (`None`: the operation did
+    /// not run, the tenant moved or the cache failed) forgets the id so a
+    /// later attempt runs it.
+    fn finish(&mut self, id: Uuid, reply: Option<Vec<u8>>) {
+        match reply {
+            Some(reply) => {
+                if let Some(slot) = self.replies.get_mut(&id) {
+                    *slot = Some(reply);
+                }
+            }
+            None => {
+                self.replies.remove(&id);
+            }
+        }
+    }
+}
+
 /// The routing runtime. Cheap to clone.
 #[derive(Clone)]
 pub struct Routing {
@@ -188,6 +257,7 @@ struct Inner {
     options: RoutingOptions,
     instance: Uuid,
     waiting: SyncMutex<HashMap<Uuid, oneshot::Sender<Result<ReplyBody, WireError>>>>,
+    served: SyncMutex<Served>,
     notices: broadcast::Sender<NoticeEvent>,
     journal_wake: Notify,
 }
@@ -206,6 +276,7 @@ impl Routing {
                 options,
                 instance: Uuid::new_v4(),
                 waiting: SyncMutex::new(HashMap::new()),
+                served: SyncMutex::new(Served::default()),
                 notices: broadcast::channel(16_384).0,
                 journal_wake: Notify::new(),
             }),
@@ -348,6 +419,8 @@ impl Routing {
     async fn call(&self, tenant: TenantId, body: RequestBody) -> Result<ReplyBody, RoutingError> {
         self.sync_if_fresh(tenant).await;
         let at = Utc::now();
+        // One id for every attempt: the owner runs the call once.
+        let id = Uuid::new_v4();
         let mut last = String::new();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
@@ -355,7 +428,7 @@ impl Routing {
             }
             match self.run_here(tenant, at, &body).await {
                 Ok(reply) => return Ok(reply),
-                Err(HostError::NotOwner(_)) => match self.forward(tenant, at, &body).await {
+                Err(HostError::NotOwner(_)) => match self.forward(id, tenant, at, &body).await {
                     Ok(reply) => return Ok(reply),
                     Err(WireError::Refused(refusal)) => return Err(refusal.into()),
                     Err(WireError::Moved) => last = "the tenant moved".into(),
@@ -426,11 +499,11 @@ impl Routing {
     /// Sends a call to the tenant's owner and waits for its answer.
     async fn forward(
         &self,
+        id: Uuid,
         tenant: TenantId,
         at: DateTime<Utc>,
         body: &RequestBody,
     ) -> Result<ReplyBody, WireError> {
-        let id = Uuid::new_v4();
         let request = Request {
             id,
             reply_to: self.inner.instance,
@@ -474,33 +547,72 @@ impl Routing {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Answers a forwarded call if this instance owns its tenant.
+    /// Answers a forwarded call if this instance owns its tenant; an
+    /// operation asked again is answered from [`Served`].
     async fn serve_request(&self, request: Request) {
-        if !self.inner.host.owns(request.tenant).await {
+        let tenant = request.tenant;
+        let operation = matches!(request.body, RequestBody::Execute(_));
+        if operation {
+            let begun = self.served().begin(request.id, Instant::now());
+            match begun {
+                Serve::Run => {}
+                Serve::Running => return,
+                Serve::Ran(payload) => {
+                    debug!(%tenant, id = %request.id, "routing request asked again, answered again");
+                    self.send_reply(tenant, request.reply_to, &payload).await;
+                    return;
+                }
+            }
+        }
+        if !self.inner.host.owns(tenant).await {
+            if operation {
+                self.served().finish(request.id, None);
+            }
             return;
         }
-        let tenant = request.tenant;
         let result = self
             .run_here(tenant, request.at, &request.body)
             .await
             .map_err(wire_error);
+        // Final answers are kept; a call that did not run is not.
+        let ran = matches!(result, Ok(_) | Err(WireError::Refused(_)));
         let reply = Reply {
             id: request.id,
             result,
         };
         match serde_json::to_vec(&reply) {
             Ok(payload) => {
-                if let Err(error) = self
-                    .inner
-                    .cache
-                    .publish(&reply_channel(request.reply_to), &payload)
-                    .await
-                {
-                    warn!(%tenant, %error, "routing reply not published");
+                if operation {
+                    self.served()
+                        .finish(request.id, ran.then(|| payload.clone()));
                 }
+                self.send_reply(tenant, request.reply_to, &payload).await;
             }
-            Err(error) => warn!(%tenant, %error, "routing reply not encoded"),
+            Err(error) => {
+                if operation {
+                    self.served().finish(request.id, None);
+                }
+                warn!(%tenant, %error, "routing reply not encoded");
+            }
         }
+    }
+
+    async fn send_reply(&self, tenant: TenantId, reply_to: Uuid, payload: &[u8]) {
+        if let Err(error) = self
+            .inner
+            .cache
+            .publish(&reply_channel(reply_to), payload)
+            .await
+        {
+            warn!(%tenant, %error, "routing reply not published");
+        }
+    }
+
+    fn served(&self) -> std::sync::MutexGuard<'_, Served> {
+        self.inner
+            .served
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the background tasks (message listener, upkeep, journal
@@ -822,5 +934,50 @@ fn wire_error(error: HostError) -> WireError {
         HostError::Refused(error) => WireError::Refused(error.into()),
         HostError::LeaseLost(_) | HostError::NotOwner(_) => WireError::Moved,
         other => WireError::Failed(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operation_asked_again_is_not_run_again() {
+        let mut served = Served::default();
+        let start = Instant::now();
+        let id = Uuid::new_v4();
+        assert!(matches!(served.begin(id, start), Serve::Run));
+        assert!(matches!(served.begin(id, start), Serve::Running));
+        served.finish(id, Some(b"reply".to_vec()));
+        match served.begin(id, start + Duration::from_secs(1)) {
+            Serve::Ran(reply) => assert_eq!(reply, b"reply"),
+            _ => panic!("answered from memory"),
+        }
+        let other = Uuid::new_v4();
+        assert!(matches!(served.begin(other, start), Serve::Run));
+    }
+
+    #[test]
+    fn an_operation_that_did_not_run_runs_when_asked_again() {
+        let mut served = Served::default();
+        let now = Instant::now();
+        let id = Uuid::new_v4();
+        assert!(matches!(served.begin(id, now), Serve::Run));
+        served.finish(id, None);
+        assert!(matches!(served.begin(id, now), Serve::Run));
+    }
+
+    #[test]
+    fn answers_are_forgotten_after_a_while() {
+        let mut served = Served::default();
+        let start = Instant::now();
+        let old = Uuid::new_v4();
+        assert!(matches!(served.begin(old, start), Serve::Run));
+        served.finish(old, Some(Vec::new()));
+        let later = start + SERVED_MEMORY;
+        assert!(matches!(served.begin(Uuid::new_v4(), later), Serve::Run));
+        assert!(!served.replies.contains_key(&old));
+        assert_eq!(served.arrivals.len(), 1);
+        assert!(matches!(served.begin(old, later), Serve::Run));
     }
 }

@@ -75,6 +75,16 @@ async fn backends(production: bool) -> Backends {
 }
 
 fn routing(backends: &Backends, name: &str, lease: Duration) -> Routing {
+    routing_waiting(backends, name, lease, Duration::from_secs(1))
+}
+
+/// [`routing`] waiting `forward_timeout` for the owner's answers.
+fn routing_waiting(
+    backends: &Backends,
+    name: &str,
+    lease: Duration,
+    forward_timeout: Duration,
+) -> Routing {
     Routing::new(
         backends.cache.clone(),
         backends.database.clone(),
@@ -84,7 +94,7 @@ fn routing(backends: &Backends, name: &str, lease: Duration) -> Routing {
                 lease_ttl: lease,
             },
             upkeep_every: Duration::from_millis(50),
-            forward_timeout: Duration::from_secs(1),
+            forward_timeout,
             journal_batch: 200,
         },
     )
@@ -265,6 +275,94 @@ async fn production_offers_ring_out_and_every_step_is_an_event() {
 /// outbox's history afterwards: every call queued once, ended once; an
 /// agent never holds two calls or two offers; a call is never offered
 /// while already offered or connected.
+/// An instance that gives up waiting for the owner's answer asks again
+/// with the same request id: the owner extends the wrap-up once, not once
+/// per attempt, and answers a later attempt with the first one's outcome
+/// (or none comes in time).
+async fn an_operation_asked_again_runs_once(production: bool) {
+    let backends = backends(production).await;
+    let lease = Duration::from_secs(5);
+    let owner = routing(&backends, "owner", lease);
+    // Never waits: every attempt's answer comes too late.
+    let impatient = routing_waiting(&backends, "impatient", lease, Duration::ZERO);
+    let running_owner = owner.start().await.unwrap();
+    let running_impatient = impatient.start().await.unwrap();
+    let tenant = TenantId::new();
+    let queue = QueueId::new();
+    let agent = AgentId::new();
+    let mut config = QueueConfig::new(queue, Channel::Voice);
+    config.wrap_up = Duration::from_secs(600);
+    let contact = ContactId::new();
+    for operation in [
+        Operation::UpsertQueue { config },
+        Operation::UpsertAgent {
+            profile: AgentProfile::new(agent),
+        },
+        Operation::SetPresence {
+            agent,
+            presence: Presence::Available,
+        },
+        Operation::Enqueue {
+            contact: Contact::new(contact, queue, Channel::Voice, Utc::now()),
+        },
+        Operation::Accept { agent, contact },
+        Operation::End { contact },
+    ] {
+        owner.execute(tenant, operation).await.unwrap();
+    }
+    assert!(owner.host().owns(tenant).await);
+    let wrap_up_until = || async {
+        match owner.query(tenant, Query::Agent { agent }).await.unwrap() {
+            Answer::Agent { view } => view.wrap_up_until.expect("in wrap-up"),
+            other => panic!("not an agent answer: {other:?}"),
+        }
+    };
+    let before = wrap_up_until().await;
+
+    let extended = before + chrono::Duration::seconds(30);
+    let asked = impatient
+        .execute(
+            tenant,
+            Operation::ExtendWrapUp {
+                agent,
+                by_ms: 30_000,
+            },
+        )
+        .await;
+    match asked {
+        // A later attempt was answered with the first one's outcome.
+        Ok(outcome) => assert_eq!(
+            outcome.agent_events[0].to,
+            AgentState::AfterCallWork { until: extended },
+            "{outcome:?}"
+        ),
+        Err(RoutingError::Unavailable(_)) => {}
+        Err(other) => panic!("{other:?}"),
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            wrap_up_until().await != before
+        })
+        .await
+    );
+    // Late attempts would have landed by now.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(wrap_up_until().await, extended, "extended once");
+
+    running_impatient.stop().await;
+    running_owner.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_an_operation_asked_again_runs_once() {
+    an_operation_asked_again_runs_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_an_operation_asked_again_runs_once() {
+    an_operation_asked_again_runs_once(true).await;
+}
+
 async fn two_instances_one_crashing(production: bool) {
     const AGENTS: usize = 200;
     const CALLS: usize = 2_000;
