@@ -3,7 +3,7 @@
 //! SQLite. Tenants, users and client organizations are written by the
 //! owner's connection as identity would.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -1042,6 +1042,26 @@ async fn published_flow_versions_are_immutable(h: Harness) {
         .await
         .unwrap();
     assert_eq!(versions, vec![v1.clone(), v2.clone()]);
+    // The list tells each flow's latest version (none yet for a draft).
+    let unpublished = config
+        .create_flow(&tenant, flow_spec("other", first_queue, None))
+        .await
+        .unwrap();
+    let listed: HashMap<Uuid, Option<i32>> = config
+        .list_flows(&tenant, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|flow| (flow.item.id, flow.latest_version))
+        .collect();
+    assert_eq!(
+        listed,
+        HashMap::from([(draft.item.id, Some(2)), (unpublished.item.id, None)])
+    );
+    config
+        .delete::<FlowSpec>(&tenant, unpublished.item.id)
+        .await
+        .unwrap();
     assert_eq!(
         config
             .list_flow_versions(&tenant, draft.item.id, Some(1), 10)

@@ -3,6 +3,8 @@
 //! per flow. A call runs the version it started on; new calls start on
 //! the latest.
 
+use std::collections::HashMap;
+
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Order, Query};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 use switchboard_tenancy::{Tenant, TenantId};
@@ -45,27 +47,47 @@ impl RoutingConfig {
         limit: u64,
     ) -> Result<Vec<FlowView>> {
         let items = self.list::<FlowSpec>(tenant, after, limit).await?;
-        let mut views = Vec::with_capacity(items.len());
-        for item in items {
-            views.push(self.flow_view(tenant.id(), item).await?);
-        }
-        Ok(views)
+        let ids: Vec<Uuid> = items.iter().map(|item| item.id).collect();
+        let latest = self.latest_version_numbers(tenant.id(), &ids).await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let latest = latest.get(&item.id).copied();
+                view_of(item, latest)
+            })
+            .collect()
     }
 
     async fn flow_view(&self, tenant: TenantId, item: Item<FlowSpec>) -> Result<FlowView> {
-        let fingerprint = item
-            .spec
-            .flow()
-            .map(|flow| flow.fingerprint().to_owned())
-            .map_err(|error| ConfigError::Internal(format!("stored flow draft: {error}")))?;
+        let latest = self.latest_version_numbers(tenant, &[item.id]).await?;
+        let latest = latest.get(&item.id).copied();
+        view_of(item, latest)
+    }
+
+    /// The latest published version's number of each of `flows` that has
+    /// one, in one query.
+    async fn latest_version_numbers(
+        &self,
+        tenant: TenantId,
+        flows: &[Uuid],
+    ) -> Result<HashMap<Uuid, i32>> {
+        if flows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let query = Query::select()
+            .column(col("flow_id"))
+            .expr_as(Func::max(Expr::col(col("version"))), col("latest"))
+            .from(col(FLOW_VERSIONS))
+            .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+            .and_where(Expr::col(col("flow_id")).is_in(flows.iter().copied()))
+            .group_by_col(col("flow_id"))
+            .to_owned();
         let transaction = self.store().read(tenant).await?;
-        let latest = latest_version(&transaction, tenant, item.id).await?;
+        let rows = transaction.query_all(&query).await?;
         transaction.commit().await?;
-        Ok(FlowView {
-            item,
-            fingerprint,
-            latest_version: latest.map(|version| version.version),
-        })
+        rows.iter()
+            .map(|row| Ok((row.try_get("", "flow_id")?, row.try_get("", "latest")?)))
+            .collect()
     }
 
     /// Publishes the flow's draft as its next version (checked again: what
@@ -198,6 +220,20 @@ impl RoutingConfig {
         self.flow_version(&Tenant::whole(tenant), flow, version)
             .await
     }
+}
+
+/// A flow's draft with its fingerprint and latest version number.
+fn view_of(item: Item<FlowSpec>, latest_version: Option<i32>) -> Result<FlowView> {
+    let fingerprint = item
+        .spec
+        .flow()
+        .map(|flow| flow.fingerprint().to_owned())
+        .map_err(|error| ConfigError::Internal(format!("stored flow draft: {error}")))?;
+    Ok(FlowView {
+        item,
+        fingerprint,
+        latest_version,
+    })
 }
 
 fn versions_of(tenant: TenantId, flow: Uuid) -> sea_orm::sea_query::SelectStatement {
