@@ -108,7 +108,7 @@ struct Owned {
     renew_at: Instant,
     renew_by: Instant,
     /// Events written with the state but not yet in the outbox, by seq.
-    journal: BTreeMap<u64, Event>,
+    journal: BTreeMap<u64, Arc<Event>>,
     /// The seq the next event gets (events are numbered when applied).
     next_journal_seq: u64,
     /// Loaded from an empty state: the configuration should be loaded
@@ -127,7 +127,7 @@ struct Owned {
 #[derive(Default)]
 struct Pending {
     changed: Changed,
-    events: Vec<(u64, Event)>,
+    events: Vec<(u64, Arc<Event>)>,
     /// Journal seqs now in the outbox: delete their fields.
     trims: Vec<u64>,
     /// Everyone waiting for this state to be in the cache.
@@ -278,7 +278,10 @@ impl EngineHost {
             if let Ok(outcome) = &result {
                 owned.pending.changed.merge(&outcome.changed);
                 for event in crate::events::events_of(tenant, outcome, &owned.engine) {
-                    owned.pending.events.push((owned.next_journal_seq, event));
+                    owned
+                        .pending
+                        .events
+                        .push((owned.next_journal_seq, Arc::new(event)));
                     owned.next_journal_seq += 1;
                 }
             }
@@ -320,8 +323,9 @@ impl EngineHost {
 
     /// Up to `max` events of the tenant not yet moved to the outbox, oldest
     /// first, with their journal seqs. Empty if this instance does not own
-    /// the tenant. Only events already in the cache are listed.
-    pub async fn journal(&self, tenant: TenantId, max: usize) -> Vec<(u64, Event)> {
+    /// the tenant. Only events already in the cache are listed. (Shared,
+    /// not copied: the tenant's lock is held while they are listed.)
+    pub async fn journal(&self, tenant: TenantId, max: usize) -> Vec<(u64, Arc<Event>)> {
         let slot = self.slot(tenant);
         let state = slot.lock();
         state.owned.as_ref().map_or_else(Vec::new, |owned| {
@@ -329,7 +333,7 @@ impl EngineHost {
                 .journal
                 .iter()
                 .take(max)
-                .map(|(seq, event)| (*seq, event.clone()))
+                .map(|(seq, event)| (*seq, Arc::clone(event)))
                 .collect()
         })
     }
@@ -479,7 +483,10 @@ impl EngineHost {
     }
 
     /// The tenant's engine and pending journal as the cache holds them.
-    async fn load(&self, tenant: TenantId) -> Result<(Engine, BTreeMap<u64, Event>), HostError> {
+    async fn load(
+        &self,
+        tenant: TenantId,
+    ) -> Result<(Engine, BTreeMap<u64, Arc<Event>>), HostError> {
         let records = self.cache.hash_get_all(&state_key(tenant)).await?;
         let mut journal = BTreeMap::new();
         let mut engine_records = Vec::with_capacity(records.len());
@@ -495,7 +502,7 @@ impl EngineHost {
                         .map_err(|_| corrupt(format!("journal field {field}: bad seq")))?;
                     let event = Event::decode(&value)
                         .map_err(|error| corrupt(format!("journal field {field}: {error}")))?;
-                    journal.insert(seq, event);
+                    journal.insert(seq, Arc::new(event));
                 }
                 None => engine_records.push((field, value)),
             }
@@ -653,9 +660,11 @@ struct Writer {
 /// One write: what a batch puts and deletes, and whom it answers.
 struct Batch {
     token: Vec<u8>,
+    /// Changed records, encoded; the events' fields are added outside the
+    /// tenant's lock.
     puts: Vec<(String, Bytes)>,
     deletes: Vec<String>,
-    events: Vec<(u64, Event)>,
+    events: Vec<(u64, Arc<Event>)>,
     trims: Vec<u64>,
     waiters: Vec<oneshot::Sender<Result<(), Failure>>>,
 }
@@ -665,9 +674,15 @@ struct Batch {
 async fn write_loop(writer: Writer) {
     let (lease, state_hash) = (lease_key(writer.tenant), state_key(writer.tenant));
     loop {
-        let Some(batch) = next_batch(&writer) else {
+        let Some(mut batch) = next_batch(&writer) else {
             return;
         };
+        batch.puts.extend(
+            batch
+                .events
+                .iter()
+                .map(|(seq, event)| (journal_field(*seq), Bytes::from(event.encode()))),
+        );
         let written = writer
             .cache
             .fenced_write(
@@ -701,6 +716,7 @@ async fn write_loop(writer: Writer) {
                         owned.journal.remove(seq);
                     }
                 }
+                drop(state);
                 for waiter in batch.waiters {
                     let _ = waiter.send(Ok(()));
                 }
@@ -757,9 +773,6 @@ fn next_batch(writer: &Writer) -> Option<Batch> {
                     None => deletes.push(field),
                 }
             }
-        }
-        for (seq, event) in &pending.events {
-            puts.push((journal_field(*seq), Bytes::from(event.encode())));
         }
         deletes.extend(pending.trims.iter().map(|seq| journal_field(*seq)));
         return Some(Batch {

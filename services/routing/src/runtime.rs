@@ -777,7 +777,8 @@ impl Routing {
                 if batch.is_empty() {
                     break;
                 }
-                let events: Vec<Event> = batch.iter().map(|(_, event)| event.clone()).collect();
+                let events: Vec<Event> =
+                    batch.iter().map(|(_, event)| Event::clone(event)).collect();
                 if let Err(error) = self.append_once(tenant, &events).await {
                     warn!(%tenant, %error, "routing events not moved to the outbox yet");
                     break;
