@@ -3,121 +3,32 @@
 //! bypasses row-level security) with Redis, and SQLite with the
 //! in-process cache.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{Client, Method, StatusCode};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
-use switchboard_auth::{AccessSubject, LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
-use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_auth::{AccessSubject, SigningKey, TokenKeys};
 use switchboard_http::Limit;
-use switchboard_identity::{Identity, IdentityOptions};
-use switchboard_migrations::{Migrator, MigratorTrait};
-use switchboard_platform::cache::{MemoryCache, RedisCache};
-use switchboard_platform::database::{DatabaseKind, DatabaseOptions};
-use switchboard_platform::{Cache, Database};
-use switchboard_test_utils::{
-    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url, redis_url,
-    unique_name,
-};
-use switchboard_webhooks::{Webhooks, WebhooksOptions};
+use switchboard_platform::database::DatabaseKind;
 
-const SECRET: &[u8] = b"an-api-test-signing-secret-of-32-bytes!!";
+use common::{SECRET, Site as Api, SiteOptions};
+
+mod common;
+
 const PASSWORD: &str = "correct horse battery staple";
 
-/// A running API on one backend.
-struct Api {
-    base: String,
-    client: Client,
-    database: Database,
-    /// The owner's database (PostgreSQL: a superuser; SQLite: the same).
-    admin: Database,
-    /// The routing runtime the gateway calls, running.
-    routing: switchboard_routing::Routing,
-    _routing_tasks: switchboard_routing::Running,
-    _dir: Option<tempfile::TempDir>,
-}
-
 impl Api {
+    /// With a 64 KiB body limit (the oversized-body cases).
     async fn start(postgres: bool) -> Self {
-        Self::start_with(postgres, Limit::per_second(1000)).await
+        Self::start_limited(postgres, Limit::per_second(1000)).await
     }
 
-    async fn start_with(postgres: bool, signup_limit: Limit) -> Self {
-        init_tracing();
-        let (admin_url, service_url, cache, dir): (String, String, Arc<dyn Cache>, _) = if postgres
-        {
-            let url = fresh_postgres_database().await;
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            admin.close().await;
-            let service = postgres_app_role_url(&url).await;
-            let cache = RedisCache::connect(&redis_url(), &unique_name("api"))
-                .await
-                .unwrap();
-            (url, service, Arc::new(cache), None)
-        } else {
-            let (url, dir) = fresh_sqlite_database();
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            (url.clone(), url, Arc::new(MemoryCache::new()), Some(dir))
-        };
-        let database = Database::connect(&service_url, &DatabaseOptions::default())
-            .await
-            .unwrap();
-        let admin = Database::connect(&admin_url, &DatabaseOptions::default())
-            .await
-            .unwrap();
-        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
-        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
-        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
-        let options = GatewayOptions {
-            body_limit: 64 * 1024,
-            signup_limit,
-            expose_verification_token: true,
-            ..GatewayOptions::default()
-        };
-        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
-        let routing = switchboard_routing::Routing::new(
-            cache.clone(),
-            database.clone(),
-            switchboard_routing::RoutingOptions::default(),
-        );
-        let routing_tasks = routing.start().await.unwrap();
-        let router = Gateway::new(
-            identity,
-            webhooks,
-            routing.clone(),
-            switchboard_routing::config::RoutingConfig::new(database.clone()),
-            cache,
-            options,
-        )
-        .router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        Self {
-            base: format!("http://{addr}"),
-            client: Client::new(),
-            database,
-            admin,
-            routing,
-            _routing_tasks: routing_tasks,
-            _dir: dir,
-        }
+    async fn start_limited(postgres: bool, signup_limit: Limit) -> Self {
+        let mut options = SiteOptions::new(postgres);
+        options.gateway.body_limit = 64 * 1024;
+        options.gateway.signup_limit = signup_limit;
+        Self::start_with(options).await
     }
 
     async fn call(
@@ -1072,7 +983,7 @@ async fn a_suspended_tenant_is_refused_and_its_data_kept(api: Api) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signups_are_rate_limited_per_client_address() {
-    let api = Api::start_with(
+    let api = Api::start_limited(
         false,
         Limit {
             capacity: 2,

@@ -8,119 +8,32 @@
 //! routing events in the outbox at the end. And two tenants on one site,
 //! whose calls, offers and figures never cross.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_acd::{ContactId, QueueId};
-use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_events::Event;
-use switchboard_gateway::{Gateway, GatewayOptions};
-use switchboard_http::Limit;
-use switchboard_identity::{Identity, IdentityOptions};
-use switchboard_migrations::{Migrator, MigratorTrait};
-use switchboard_platform::cache::{MemoryCache, RedisCache};
-use switchboard_platform::database::DatabaseOptions;
-use switchboard_platform::{Cache, Database};
 use switchboard_proto::routing::v1 as pb;
-use switchboard_routing::calls::{CallDecision, Calls, InboundCall, Step};
-use switchboard_routing::config::RoutingConfig;
-use switchboard_routing::{Routing, RoutingOptions, Running};
+use switchboard_routing::calls::{CallDecision, InboundCall, Step};
 use switchboard_tenancy::TenantId;
-use switchboard_test_utils::{
-    eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
-    postgres_app_role_url, redis_url, unique_name,
-};
-use switchboard_webhooks::{Webhooks, WebhooksOptions};
+use switchboard_test_utils::eventually;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
-const SECRET: &[u8] = b"a-contact-center-test-secret-32-bytes!!!";
+use common::{Site, SiteOptions};
+
+mod common;
+
 const PASSWORD: &str = "correct horse battery staple";
 const NUMBER: &str = "+33140000123";
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// The gateway and the routing service on one backend, wired as `dev` and
-/// `serve` wire them.
-struct Site {
-    base: String,
-    client: Client,
-    calls: Calls,
-    database: Database,
-    _routing: Running,
-    _dir: Option<tempfile::TempDir>,
-}
-
 impl Site {
     async fn start(production: bool) -> Self {
-        init_tracing();
-        let (service_url, cache, dir): (String, Arc<dyn Cache>, _) = if production {
-            let url = fresh_postgres_database().await;
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            admin.close().await;
-            let cache = RedisCache::connect(&redis_url(), &unique_name("site"))
-                .await
-                .unwrap();
-            (postgres_app_role_url(&url).await, Arc::new(cache), None)
-        } else {
-            let (url, dir) = fresh_sqlite_database();
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            (url, Arc::new(MemoryCache::new()), Some(dir))
-        };
-        let database = Database::connect(&service_url, &DatabaseOptions::default())
-            .await
-            .unwrap();
-        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
-        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
-        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
-        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
-        let config = RoutingConfig::new(database.clone());
-        let routing = Routing::new(
-            cache.clone(),
-            database.clone(),
-            RoutingOptions {
-                upkeep_every: Duration::from_millis(50),
-                ..RoutingOptions::default()
-            },
-        )
-        .with_config(config.clone());
-        let config = config.with_observer(Arc::new(routing.clone()));
-        let running = routing.start().await.unwrap();
-        let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
-        let options = GatewayOptions {
-            signup_limit: Limit::per_second(1000),
-            expose_verification_token: true,
-            ..GatewayOptions::default()
-        };
-        let router = Gateway::new(identity, webhooks, routing, config, cache, options).router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        Self {
-            base: format!("http://{addr}"),
-            client: Client::new(),
-            calls,
-            database,
-            _routing: running,
-            _dir: dir,
-        }
+        Self::start_with(SiteOptions::new(production)).await
     }
 
     async fn call(

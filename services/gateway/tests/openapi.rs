@@ -5,25 +5,15 @@
 //! page (`GET /docs`) is up.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use reqwest::header::CONTENT_TYPE;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
-use switchboard_gateway::{Gateway, GatewayOptions};
-use switchboard_http::Limit;
-use switchboard_identity::{Identity, IdentityOptions};
-use switchboard_migrations::{Migrator, MigratorTrait};
-use switchboard_platform::Database;
-use switchboard_platform::cache::MemoryCache;
-use switchboard_platform::database::DatabaseOptions;
-use switchboard_test_utils::{fresh_sqlite_database, init_tracing};
-use switchboard_webhooks::{Webhooks, WebhooksOptions};
 
-const SECRET: &[u8] = b"an-openapi-test-signing-secret-32-bytes!";
+use common::{Site as Api, SiteOptions};
+
+mod common;
 
 /// The routes anyone may call, as routed in `routes.rs`.
 const PUBLIC: [(&str, &str); 6] = [
@@ -144,61 +134,11 @@ const TAGS: &[&str] = &[
     "routing",
 ];
 
-/// A running gateway on SQLite and the in-process cache.
-struct Api {
-    base: String,
-    client: Client,
-    _dir: tempfile::TempDir,
-}
-
 impl Api {
     async fn start() -> Self {
-        init_tracing();
-        let (url, dir) = fresh_sqlite_database();
-        let database = Database::connect(&url, &DatabaseOptions::default())
-            .await
-            .unwrap();
-        Migrator::up(database.connection(), None).await.unwrap();
-        let cache = Arc::new(MemoryCache::new());
-        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
-        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
-        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
-        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
-        let options = GatewayOptions {
-            body_limit: 64 * 1024,
-            signup_limit: Limit::per_second(1000),
-            expose_verification_token: true,
-            ..GatewayOptions::default()
-        };
-        let routing = switchboard_routing::Routing::new(
-            cache.clone(),
-            database.clone(),
-            switchboard_routing::RoutingOptions::default(),
-        );
-        let router = Gateway::new(
-            identity,
-            webhooks,
-            routing,
-            switchboard_routing::config::RoutingConfig::new(database.clone()),
-            cache,
-            options,
-        )
-        .router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        Self {
-            base: format!("http://{addr}"),
-            client: Client::new(),
-            _dir: dir,
-        }
+        let mut options = SiteOptions::new(false);
+        options.gateway.body_limit = 64 * 1024;
+        Self::start_with(options).await
     }
 
     async fn document(&self) -> Value {

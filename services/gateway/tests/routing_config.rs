@@ -5,95 +5,18 @@
 //! configured end to end with a schedule, a published flow, a queue and a
 //! forced mode.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
-use switchboard_gateway::{Gateway, GatewayOptions};
-use switchboard_http::Limit;
-use switchboard_identity::{Identity, IdentityOptions};
-use switchboard_migrations::{Migrator, MigratorTrait};
-use switchboard_platform::Database;
-use switchboard_platform::cache::MemoryCache;
-use switchboard_platform::database::DatabaseOptions;
-use switchboard_routing::config::RoutingConfig;
-use switchboard_test_utils::{
-    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
-};
-use switchboard_webhooks::{Webhooks, WebhooksOptions};
 
-const SECRET: &[u8] = b"a-routing-test-signing-secret-32-bytes!!";
+use common::{Site as Api, SiteOptions};
+
+mod common;
+
 const PASSWORD: &str = "correct horse battery staple";
 
-struct Api {
-    base: String,
-    client: Client,
-    _dir: Option<tempfile::TempDir>,
-}
-
 impl Api {
-    async fn start(postgres: bool) -> Self {
-        init_tracing();
-        let (service_url, dir) = if postgres {
-            let url = fresh_postgres_database().await;
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            admin.close().await;
-            (postgres_app_role_url(&url).await, None)
-        } else {
-            let (url, dir) = fresh_sqlite_database();
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            (url, Some(dir))
-        };
-        let database = Database::connect(&service_url, &DatabaseOptions::default())
-            .await
-            .unwrap();
-        let cache = Arc::new(MemoryCache::new());
-        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
-        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
-        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
-        let webhooks = Webhooks::new(database.clone(), WebhooksOptions::default()).unwrap();
-        let options = GatewayOptions {
-            signup_limit: Limit::per_second(1000),
-            expose_verification_token: true,
-            ..GatewayOptions::default()
-        };
-        let routing = switchboard_routing::Routing::new(
-            cache.clone(),
-            database.clone(),
-            switchboard_routing::RoutingOptions::default(),
-        );
-        let router = Gateway::new(
-            identity,
-            webhooks,
-            routing,
-            RoutingConfig::new(database),
-            cache,
-            options,
-        )
-        .router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        Self {
-            base: format!("http://{addr}"),
-            client: Client::new(),
-            _dir: dir,
-        }
+    async fn start(production: bool) -> Self {
+        Self::start_with(SiteOptions::new(production)).await
     }
 
     async fn call(

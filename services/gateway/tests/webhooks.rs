@@ -3,7 +3,6 @@
 //! with a local HTTP receiver. Events are fed to the webhooks intake as
 //! the `webhooks` consumer does; the dispatcher is driven by the test.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,119 +11,35 @@ use axum::http::HeaderMap;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_events::Event;
 use switchboard_events::proto::{self, envelope::Payload};
-use switchboard_gateway::{Gateway, GatewayOptions};
-use switchboard_http::Limit;
-use switchboard_identity::{Identity, IdentityOptions};
-use switchboard_migrations::{Migrator, MigratorTrait};
-use switchboard_platform::cache::{MemoryCache, RedisCache};
-use switchboard_platform::database::DatabaseOptions;
-use switchboard_platform::{Cache, Database};
 use switchboard_tenancy::TenantId;
-use switchboard_test_utils::{
-    eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
-    postgres_app_role_url, redis_url, unique_name,
-};
-use switchboard_webhooks::{Webhooks, WebhooksOptions};
+use switchboard_test_utils::eventually;
+use switchboard_webhooks::WebhooksOptions;
 
-const SECRET: &[u8] = b"a-webhooks-test-signing-secret-32-bytes!";
+use common::{Site as Api, SiteOptions};
+
+mod common;
+
 const PASSWORD: &str = "correct horse battery staple";
-
-/// A running API on one backend, with the webhooks service behind it.
-struct Api {
-    base: String,
-    client: Client,
-    database: Database,
-    webhooks: Webhooks,
-    postgres: bool,
-    _dir: Option<tempfile::TempDir>,
-}
 
 impl Api {
     async fn start(postgres: bool) -> Self {
-        init_tracing();
-        let (service_url, cache, dir): (String, Arc<dyn Cache>, _) = if postgres {
-            let url = fresh_postgres_database().await;
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            admin.close().await;
-            let cache = RedisCache::connect(&redis_url(), &unique_name("webhooks"))
-                .await
-                .unwrap();
-            (postgres_app_role_url(&url).await, Arc::new(cache), None)
-        } else {
-            let (url, dir) = fresh_sqlite_database();
-            let admin = Database::connect(&url, &DatabaseOptions::default())
-                .await
-                .unwrap();
-            Migrator::up(admin.connection(), None).await.unwrap();
-            admin.close().await;
-            (url, Arc::new(MemoryCache::new()), Some(dir))
+        let mut options = SiteOptions::new(postgres);
+        options.gateway.body_limit = 64 * 1024;
+        options.webhooks = WebhooksOptions {
+            // The receiver is on 127.0.0.1, over plain HTTP.
+            allow_private_targets: true,
+            allow_http: true,
+            retry_initial_delay: Duration::from_millis(5),
+            retry_max_delay: Duration::from_millis(20),
+            ..WebhooksOptions::default()
         };
-        let database = Database::connect(&service_url, &DatabaseOptions::default())
-            .await
-            .unwrap();
-        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
-        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
-        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
-        let webhooks = Webhooks::new(
-            database.clone(),
-            WebhooksOptions {
-                // The receiver is on 127.0.0.1, over plain HTTP.
-                allow_private_targets: true,
-                allow_http: true,
-                retry_initial_delay: Duration::from_millis(5),
-                retry_max_delay: Duration::from_millis(20),
-                ..WebhooksOptions::default()
-            },
-        )
-        .unwrap();
-        let options = GatewayOptions {
-            body_limit: 64 * 1024,
-            signup_limit: Limit::per_second(1000),
-            expose_verification_token: true,
-            ..GatewayOptions::default()
-        };
-        let routing = switchboard_routing::Routing::new(
-            cache.clone(),
-            database.clone(),
-            switchboard_routing::RoutingOptions::default(),
-        );
-        let router = Gateway::new(
-            identity,
-            webhooks.clone(),
-            routing,
-            switchboard_routing::config::RoutingConfig::new(database.clone()),
-            cache,
-            options,
-        )
-        .router();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .unwrap();
-        });
-        Self {
-            base: format!("http://{addr}"),
-            client: Client::new(),
-            database,
-            webhooks,
-            postgres,
-            _dir: dir,
-        }
+        Self::start_with(options).await
     }
 
     async fn call(
@@ -197,7 +112,7 @@ impl Api {
     /// its tenant, as the consumer does.
     async fn feed(&self, event: &Event) {
         let transaction = self.database.connection().begin().await.unwrap();
-        if self.postgres {
+        if self.production {
             transaction
                 .execute_raw(Statement::from_sql_and_values(
                     DbBackend::Postgres,

@@ -1,0 +1,151 @@
+//! The site every gateway test starts: migrated storage on one backend
+//! (PostgreSQL as a role that neither owns the tables nor bypasses
+//! row-level security, with Redis; or SQLite with the in-process cache),
+//! identity, webhooks, the routing runtime with its configuration loader
+//! and observer, running, and the gateway serving HTTP on a loopback port —
+//! wired as `switchboard dev` and `serve` wire them
+//! (`services/switchboard/src/run.rs`). Each test file adds the request
+//! helpers it needs as methods of [`Site`].
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Client;
+use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_http::Limit;
+use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::cache::{MemoryCache, RedisCache};
+use switchboard_platform::database::DatabaseOptions;
+use switchboard_platform::{Cache, Database};
+use switchboard_routing::calls::Calls;
+use switchboard_routing::config::RoutingConfig;
+use switchboard_routing::{Routing, RoutingOptions, Running};
+use switchboard_test_utils::{
+    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url, redis_url,
+    unique_name,
+};
+use switchboard_webhooks::{Webhooks, WebhooksOptions};
+
+/// The key the site's tokens are signed with.
+pub const SECRET: &[u8] = b"a-gateway-test-signing-secret-32-bytes!!";
+
+/// How a [`Site`] starts.
+pub struct SiteOptions {
+    /// PostgreSQL and Redis; else SQLite and the in-process cache.
+    pub production: bool,
+    pub gateway: GatewayOptions,
+    pub webhooks: WebhooksOptions,
+    pub routing: RoutingOptions,
+}
+
+impl SiteOptions {
+    /// Signups at 1,000/s (tests sign many companies up), verification
+    /// tokens in the signup answer, the routing upkeep every 50 ms.
+    pub fn new(production: bool) -> Self {
+        Self {
+            production,
+            gateway: GatewayOptions {
+                signup_limit: Limit::per_second(1000),
+                expose_verification_token: true,
+                ..GatewayOptions::default()
+            },
+            webhooks: WebhooksOptions::default(),
+            routing: RoutingOptions {
+                upkeep_every: Duration::from_millis(50),
+                ..RoutingOptions::default()
+            },
+        }
+    }
+}
+
+/// A running site (see the module documentation).
+pub struct Site {
+    pub base: String,
+    pub client: Client,
+    /// As the services connect.
+    pub database: Database,
+    /// The tables' owner (PostgreSQL: a superuser; SQLite: the same file).
+    pub admin: Database,
+    pub production: bool,
+    pub routing: Routing,
+    /// The call API the edge uses.
+    pub calls: Calls,
+    pub webhooks: Webhooks,
+    _running: Running,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Site {
+    pub async fn start_with(options: SiteOptions) -> Self {
+        init_tracing();
+        let (admin_url, service_url, cache, dir): (String, String, Arc<dyn Cache>, _) =
+            if options.production {
+                let url = fresh_postgres_database().await;
+                let cache = RedisCache::connect(&redis_url(), &unique_name("site"))
+                    .await
+                    .expect("Redis is reachable (./scripts/test starts it)");
+                (url, String::new(), Arc::new(cache), None)
+            } else {
+                let (url, dir) = fresh_sqlite_database();
+                (url.clone(), url, Arc::new(MemoryCache::new()), Some(dir))
+            };
+        let admin = Database::connect(&admin_url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        Migrator::up(admin.connection(), None).await.unwrap();
+        let service_url = if options.production {
+            postgres_app_role_url(&admin_url).await
+        } else {
+            service_url
+        };
+        let database = Database::connect(&service_url, &DatabaseOptions::default())
+            .await
+            .unwrap();
+        let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
+        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
+        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
+        let webhooks = Webhooks::new(database.clone(), options.webhooks).unwrap();
+        let config = RoutingConfig::new(database.clone());
+        let routing = Routing::new(cache.clone(), database.clone(), options.routing)
+            .with_config(config.clone());
+        let config = config.with_observer(Arc::new(routing.clone()));
+        let running = routing.start().await.unwrap();
+        let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
+        let router = Gateway::new(
+            identity,
+            webhooks.clone(),
+            routing.clone(),
+            config,
+            cache,
+            options.gateway,
+        )
+        .router();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
+        });
+        Self {
+            base: format!("http://{addr}"),
+            client: Client::new(),
+            database,
+            admin,
+            production: options.production,
+            routing,
+            calls,
+            webhooks,
+            _running: running,
+            _dir: dir,
+        }
+    }
+}
