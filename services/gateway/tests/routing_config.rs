@@ -289,6 +289,23 @@ async fn a_number_is_configured_end_to_end(api: Api) {
             .any(|event| event["action"] == "routing.forced_mode_set"),
         "{audit}"
     );
+    // Every configuration write is audited with who made it.
+    for action in [
+        "routing.number_created",
+        "routing.queue_created",
+        "routing.flow_created",
+        "routing.flow_published",
+        "routing.inbound_rule_created",
+    ] {
+        assert!(
+            audit["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|event| { event["action"] == action && event["actor_id"] == json!(owner_id) }),
+            "{action} by the owner: {audit}"
+        );
+    }
     let (status, _) = api
         .post(
             &format!("/v1/inbound-rules/{rule}/forced-mode"),

@@ -101,10 +101,16 @@ impl ChangedBy {
 }
 
 /// The routing configuration API. Cheap to clone.
+///
+/// Every write is recorded in the tenant's audit log in its own
+/// transaction (`routing.<kind>_created` / `_updated` / `_deleted`, with
+/// the new definition), by the actor of [`RoutingConfig::acting`] (the
+/// system otherwise).
 #[derive(Clone)]
 pub struct RoutingConfig {
     store: store::Store,
     observer: Option<Arc<dyn ConfigObserver>>,
+    actor: ChangedBy,
 }
 
 impl RoutingConfig {
@@ -112,6 +118,15 @@ impl RoutingConfig {
         Self {
             store: store::Store::new(database),
             observer: None,
+            actor: ChangedBy::system(),
+        }
+    }
+
+    /// The same configuration, with writes audited as made by `by`.
+    pub fn acting(&self, by: ChangedBy) -> Self {
+        Self {
+            actor: by,
+            ..self.clone()
         }
     }
 

@@ -7,9 +7,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
-use serde_json::json;
+use serde_json::{Value, json};
 use switchboard_acd::{AgentProfile, Channel, QueueConfig};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
@@ -349,6 +349,7 @@ on_both_backends!(
     deleting_what_is_in_use_conflicts,
     published_flow_versions_are_immutable,
     a_forced_mode_overrides_the_schedule_until_cleared,
+    every_change_is_audited_with_its_actor,
     a_client_scoped_caller_sees_only_its_clients,
     the_engine_is_told_and_loads_queues_and_agent_profiles,
     numbers_resolve_to_their_tenant_and_rule_in_system_scope,
@@ -1254,6 +1255,7 @@ async fn a_forced_mode_overrides_the_schedule_until_cleared(h: Harness) {
         .from(Alias::new("audit_events"))
         .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.id().as_uuid()))
         .and_where(Expr::col(Alias::new("target_id")).eq(rule))
+        .and_where(Expr::col(Alias::new("action")).like("routing.forced_mode%"))
         .to_owned();
     let rows = transaction.query_all(&query).await.unwrap();
     let actions: Vec<String> = rows
@@ -1274,6 +1276,118 @@ async fn a_forced_mode_overrides_the_schedule_until_cleared(h: Harness) {
             Some(supervisor)
         );
     }
+}
+
+async fn every_change_is_audited_with_its_actor(h: Harness) {
+    let tenant = h.tenant().await;
+    let user = Uuid::now_v7();
+    let admin = h.config.acting(ChangedBy::user(user));
+    let skill = |name: &str| SkillSpec {
+        name: name.into(),
+        description: String::new(),
+    };
+    let billing = admin.create(&tenant, skill("billing")).await.unwrap();
+    admin
+        .replace(&tenant, billing.id, skill("invoices"))
+        .await
+        .unwrap();
+    let sales = admin.create(&tenant, skill("sales")).await.unwrap();
+    // Refused writes record nothing.
+    assert!(
+        admin
+            .replace(&tenant, sales.id, skill("invoices"))
+            .await
+            .is_err()
+    );
+    assert!(admin.create(&tenant, skill("")).await.is_err());
+    admin
+        .delete::<SkillSpec>(&tenant, billing.id)
+        .await
+        .unwrap();
+    // Without an actor, the system made it.
+    let system = h.config.create(&tenant, skill("support")).await.unwrap();
+    let flow = h
+        .flow(&tenant, "Main", h.queue(&tenant, "Queue", None).await, None)
+        .await;
+    admin
+        .publish_flow(&tenant, flow, &ChangedBy::user(user))
+        .await
+        .unwrap();
+
+    let transaction = h.admin.begin_tenant(tenant.id().as_uuid()).await.unwrap();
+    let query = Query::select()
+        .columns([
+            Alias::new("action"),
+            Alias::new("actor_type"),
+            Alias::new("actor_id"),
+            Alias::new("target_type"),
+            Alias::new("target_id"),
+            Alias::new("details"),
+        ])
+        .from(Alias::new("audit_events"))
+        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.id().as_uuid()))
+        .and_where(Expr::col(Alias::new("action")).like("routing.%"))
+        .order_by(Alias::new("id"), Order::Asc)
+        .to_owned();
+    let rows = transaction.query_all(&query).await.unwrap();
+    transaction.commit().await.unwrap();
+    let of = |target: Uuid| -> Vec<(String, String, Option<Uuid>, Value)> {
+        rows.iter()
+            .filter(|row| row.try_get::<Option<Uuid>>("", "target_id").unwrap() == Some(target))
+            .map(|row| {
+                let details: String = row.try_get("", "details").unwrap();
+                (
+                    row.try_get("", "action").unwrap(),
+                    row.try_get("", "actor_type").unwrap(),
+                    row.try_get("", "actor_id").unwrap(),
+                    serde_json::from_str(&details).unwrap(),
+                )
+            })
+            .collect()
+    };
+    let by_user =
+        |action: &str, details: Value| (action.to_owned(), "user".to_owned(), Some(user), details);
+    assert_eq!(
+        of(billing.id),
+        [
+            by_user(
+                "routing.skill_created",
+                json!({ "definition": { "name": "billing", "description": "" } })
+            ),
+            by_user(
+                "routing.skill_updated",
+                json!({ "definition": { "name": "invoices", "description": "" } })
+            ),
+            by_user("routing.skill_deleted", json!({})),
+        ]
+    );
+    assert_eq!(
+        of(sales.id),
+        [by_user(
+            "routing.skill_created",
+            json!({ "definition": { "name": "sales", "description": "" } })
+        )]
+    );
+    assert_eq!(of(system.id)[0].1, "system");
+    assert_eq!(of(system.id)[0].2, None);
+    // The helper published version 1 as the system; the user version 2.
+    let published: Vec<(String, Option<Uuid>, Value)> = of(flow)
+        .into_iter()
+        .filter(|(action, ..)| action == "routing.flow_published")
+        .map(|(_, actor_type, actor, details)| (actor_type, actor, details["version"].clone()))
+        .collect();
+    assert_eq!(
+        published,
+        [
+            ("system".to_owned(), None, json!(1)),
+            ("user".to_owned(), Some(user), json!(2))
+        ]
+    );
+    assert!(
+        rows.iter()
+            .all(|row| row.try_get::<String>("", "target_type").unwrap() != ""),
+        "every row names what it is about"
+    );
 }
 
 async fn a_client_scoped_caller_sees_only_its_clients(h: Harness) {

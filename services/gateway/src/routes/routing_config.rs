@@ -115,7 +115,7 @@ macro_rules! crud {
                 ApiJson(body): ApiJson<$spec>,
             ) -> ApiResult<(StatusCode, ApiJson<Item<$spec>>)> {
                 let tenant = manager(&principal)?;
-                let created = gateway.routing_config.create(&tenant, body).await?;
+                let created = gateway.routing_config.acting(changed_by(&principal)).create(&tenant, body).await?;
                 Ok((StatusCode::CREATED, ApiJson(created)))
             }
 
@@ -171,7 +171,7 @@ macro_rules! crud {
                 let tenant = manager(&principal)?;
                 let id = id_of::<Uuid>(&id, $noun)?;
                 Ok(ApiJson(
-                    gateway.routing_config.replace(&tenant, id, body).await?,
+                    gateway.routing_config.acting(changed_by(&principal)).replace(&tenant, id, body).await?,
                 ))
             }
 
@@ -196,7 +196,7 @@ macro_rules! crud {
             ) -> ApiResult<StatusCode> {
                 let tenant = manager(&principal)?;
                 let id = id_of::<Uuid>(&id, $noun)?;
-                gateway.routing_config.delete::<$spec>(&tenant, id).await?;
+                gateway.routing_config.acting(changed_by(&principal)).delete::<$spec>(&tenant, id).await?;
                 Ok(StatusCode::NO_CONTENT)
             }
         }
@@ -522,6 +522,7 @@ pub(crate) mod agent_profiles {
         let id = id_of::<Uuid>(&id, "user")?;
         let (item, created) = gateway
             .routing_config
+            .acting(changed_by(&principal))
             .put_agent_profile(&tenant, id, body)
             .await?;
         let status = if created {
@@ -555,6 +556,7 @@ pub(crate) mod agent_profiles {
         let id = id_of::<Uuid>(&id, "agent profile")?;
         gateway
             .routing_config
+            .acting(changed_by(&principal))
             .delete::<AgentProfileSpec>(&tenant, id)
             .await?;
         Ok(StatusCode::NO_CONTENT)
@@ -622,7 +624,11 @@ pub(crate) mod inbound_rules {
         ApiJson(body): ApiJson<InboundRuleSpec>,
     ) -> ApiResult<(StatusCode, ApiJson<RuleView>)> {
         let tenant = manager(&principal)?;
-        let created = gateway.routing_config.create_rule(&tenant, body).await?;
+        let created = gateway
+            .routing_config
+            .acting(changed_by(&principal))
+            .create_rule(&tenant, body)
+            .await?;
         Ok((StatusCode::CREATED, ApiJson(created)))
     }
 
@@ -680,6 +686,7 @@ pub(crate) mod inbound_rules {
         Ok(ApiJson(
             gateway
                 .routing_config
+                .acting(changed_by(&principal))
                 .replace_rule(&tenant, id, body)
                 .await?,
         ))
@@ -710,6 +717,7 @@ pub(crate) mod inbound_rules {
         let id = id_of::<Uuid>(&id, "inbound rule")?;
         gateway
             .routing_config
+            .acting(changed_by(&principal))
             .delete::<InboundRuleSpec>(&tenant, id)
             .await?;
         Ok(StatusCode::NO_CONTENT)
@@ -817,7 +825,11 @@ pub(crate) mod flows {
         ApiJson(body): ApiJson<FlowSpec>,
     ) -> ApiResult<(StatusCode, ApiJson<FlowView>)> {
         let tenant = manager(&principal)?;
-        let created = gateway.routing_config.create_flow(&tenant, body).await?;
+        let created = gateway
+            .routing_config
+            .acting(changed_by(&principal))
+            .create_flow(&tenant, body)
+            .await?;
         Ok((StatusCode::CREATED, ApiJson(created)))
     }
 
@@ -875,6 +887,7 @@ pub(crate) mod flows {
         Ok(ApiJson(
             gateway
                 .routing_config
+                .acting(changed_by(&principal))
                 .replace_flow(&tenant, id, body)
                 .await?,
         ))
@@ -906,6 +919,7 @@ pub(crate) mod flows {
         let id = id_of::<Uuid>(&id, "flow")?;
         gateway
             .routing_config
+            .acting(changed_by(&principal))
             .delete::<FlowSpec>(&tenant, id)
             .await?;
         Ok(StatusCode::NO_CONTENT)

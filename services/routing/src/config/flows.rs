@@ -145,6 +145,17 @@ impl RoutingConfig {
         transaction.execute(&insert).await?;
         // The draft is what was published: its references are the flow's.
         store::set_references(&transaction, tenant_id, Kind::Flow, id, &refs).await?;
+        let details = serde_json::json!({ "version": version, "fingerprint": view.fingerprint });
+        self.acting(by.clone())
+            .audit(
+                &transaction,
+                tenant_id,
+                Kind::Flow,
+                id,
+                "published",
+                details,
+            )
+            .await?;
         transaction.commit().await?;
         Ok(view)
     }

@@ -4,8 +4,11 @@
 
 use std::any::Any;
 
-use sea_orm::{ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
-use switchboard_identity::store::entities::{client_org, tenant, user, user_client};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+};
+use serde_json::{Value, json};
+use switchboard_identity::store::entities::{audit_event, client_org, tenant, user, user_client};
 use switchboard_tenancy::{AgentId, ClientScope, QueueId, Tenant, TenantId};
 use uuid::Uuid;
 
@@ -138,6 +141,8 @@ impl RoutingConfig {
             flows::delete_versions(&transaction, tenant.id(), id).await?;
         }
         store::delete(&transaction, kind, tenant.id(), id).await?;
+        self.audit(&transaction, tenant.id(), kind, id, "deleted", json!({}))
+            .await?;
         transaction.commit().await?;
         let change = match kind {
             Kind::Queue => Some(EngineChange::QueueDeleted(QueueId::from_uuid(id))),
@@ -235,9 +240,49 @@ impl RoutingConfig {
         written.map_err(|error| store::unique_or(error, name_conflict_global(kind, &name)))?;
         store::set_references(&transaction, tenant_id, kind, id, &refs).await?;
         let change = engine_change(&transaction, tenant_id, id, &spec).await?;
+        let verb = if existing.is_some() {
+            "updated"
+        } else {
+            "created"
+        };
+        let definition: Value = serde_json::from_str(&row.definition)
+            .map_err(|error| ConfigError::Internal(format!("cannot serialise: {error}")))?;
+        let details = json!({ "definition": definition });
+        self.audit(&transaction, tenant_id, kind, id, verb, details)
+            .await?;
         transaction.commit().await?;
         self.notify(tenant_id, change).await;
         Ok((row, existing.is_none()))
+    }
+
+    /// Records a write of `kind` item `id` in the tenant's audit log, in
+    /// the write's transaction: `routing.<kind>_<verb>` by this handle's
+    /// actor, with `details`.
+    pub(crate) async fn audit(
+        &self,
+        transaction: &DatabaseTransaction,
+        tenant: TenantId,
+        kind: Kind,
+        id: Uuid,
+        verb: &str,
+        details: Value,
+    ) -> Result<()> {
+        audit_event::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(tenant.as_uuid()),
+            actor_type: Set(self.actor.actor_type.to_owned()),
+            actor_id: Set(self.actor.actor_id),
+            action: Set(format!("routing.{}_{verb}", kind.as_str())),
+            target_type: Set(kind.as_str().to_owned()),
+            target_id: Set(Some(id)),
+            client_address: Set(None),
+            client_ids: Set(String::new()),
+            details: Set(details.to_string()),
+            occurred_at: Set(store::now()),
+        }
+        .insert(transaction)
+        .await?;
+        Ok(())
     }
 
     pub(crate) async fn notify(&self, tenant: TenantId, change: Option<EngineChange>) {
