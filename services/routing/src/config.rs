@@ -102,7 +102,7 @@ impl ChangedBy {
 
 /// The routing configuration API. Cheap to clone.
 ///
-/// Every write is recorded in the tenant's audit log in its own
+/// Every write is recorded in the tenant's audit log within the write's
 /// transaction (`routing.<kind>_created` / `_updated` / `_deleted`, with
 /// the new definition), by the actor of [`RoutingConfig::acting`] (the
 /// system otherwise).
