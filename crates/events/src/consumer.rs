@@ -8,11 +8,11 @@
 //! CONFLICT DO NOTHING`; on PostgreSQL a plain insert first, redone that
 //! way only when an event was marked already), then per group the
 //! transaction is confined to the group's tenant and only the events
-//! whose mark is new reach the handler. The marks and the handler's effects commit together, then the
-//! deliveries are acknowledged; a crash before the ack redelivers, and the
-//! mark makes the redelivery a no-op. A tenant's events stay in one share,
-//! and the next batch starts once every share is done, so each tenant's
-//! events apply in order.
+//! whose mark is new reach the handler. The marks and the handler's
+//! effects commit together, then the deliveries are acknowledged; a crash
+//! before the ack redelivers, and the mark makes the redelivery a no-op. A
+//! tenant's events stay in one share, and the next batch starts once every
+//! share is done, so each tenant's events apply in order.
 //!
 //! A message is a single envelope or a packed one ([`crate::pack`]); a
 //! packed message's events join the batch like single ones, and its
@@ -777,14 +777,15 @@ impl Consumer {
         if groups.is_empty() {
             return Ok(());
         }
-        let postgres = self.db.backend() == DbBackend::Postgres;
-        let careful = self
-            .careful
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
-                left.checked_sub(1)
-            })
-            .is_ok();
-        if postgres && !careful {
+        // On PostgreSQL, unless a recent batch met a marked event.
+        let plain = self.db.backend() == DbBackend::Postgres
+            && self
+                .careful
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                    left.checked_sub(1)
+                })
+                .is_err();
+        if plain {
             match self.apply_marking(&groups, Marking::Plain).await? {
                 Applied::Committed => return Ok(()),
                 Applied::AlreadyMarked => {

@@ -395,6 +395,14 @@ impl Harness {
             .unwrap();
     }
 
+    /// `consumer`'s processed marks.
+    async fn marks(&self, consumer: &str) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{consumer}'"
+        ))
+        .await
+    }
+
     /// `SELECT COUNT(*) AS n …` as the owner.
     async fn count(&self, sql: &str) -> i64 {
         let row = self
@@ -931,11 +939,7 @@ async fn a_relay_killed_between_publish_and_mark_duplicates_but_applies_once(h: 
         "published more than twice"
     );
     h.wait_exactly_once(&name, &expected).await;
-    let marks = h
-        .count(&format!(
-            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
-        ))
-        .await;
+    let marks = h.marks(&name).await;
     assert_eq!(marks, 51, "one mark per event and the barrier");
 }
 
@@ -977,11 +981,7 @@ async fn applied_events_delivered_again_among_new_ones_apply_once(h: Arc<Harness
     let _relay = h.relay();
     h.barrier(&[&recorder]).await;
     h.wait_exactly_once(&name, &expected).await;
-    let marks = h
-        .count(&format!(
-            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
-        ))
-        .await;
+    let marks = h.marks(&name).await;
     assert_eq!(marks, 41, "one mark per event and the barrier");
 }
 
@@ -1038,11 +1038,7 @@ async fn a_poison_event_is_retried_then_dead_lettered_without_holding_up_the_res
 
     h.barrier(&[&recorder]).await;
     h.wait_exactly_once(&name, &healthy).await;
-    let marks = h
-        .count(&format!(
-            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
-        ))
-        .await;
+    let marks = h.marks(&name).await;
     assert_eq!(marks, 20, "no mark for the poison event");
 }
 
@@ -1083,11 +1079,7 @@ async fn a_malformed_message_is_dead_lettered_at_once_and_changes_nothing(h: Arc
 
     let healthy: HashSet<Uuid> = ids.into_iter().collect();
     h.wait_exactly_once(&name, &healthy).await;
-    let marks = h
-        .count(&format!(
-            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
-        ))
-        .await;
+    let marks = h.marks(&name).await;
     assert_eq!(marks, 5, "nothing recorded for the malformed message");
 }
 
@@ -1213,9 +1205,8 @@ async fn retention_sweep_removes_published_events_and_keeps_the_outbox(h: Arc<Ha
         eventually(WAIT, || async { in_log(published).await == 0 }).await,
         "published events were not swept"
     );
-    let marks = format!("SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'");
     assert!(
-        eventually(WAIT, || async { h.count(&marks).await == 0 }).await,
+        eventually(WAIT, || async { h.marks(&name).await == 0 }).await,
         "processed marks were not swept"
     );
     assert_eq!(in_log(held).await, 5, "unpublished events were swept");
@@ -1550,11 +1541,7 @@ async fn a_poison_event_in_a_packed_message_is_dead_lettered_alone_and_the_rest_
 
     h.barrier(&[&recorder]).await;
     h.wait_exactly_once(&name, &healthy).await;
-    let marks = h
-        .count(&format!(
-            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
-        ))
-        .await;
+    let marks = h.marks(&name).await;
     assert_eq!(
         marks,
         i64::try_from(healthy.len() + 1).unwrap(),
@@ -1685,11 +1672,7 @@ async fn a_malformed_packed_message_is_dead_lettered_and_changes_nothing_else(h:
     let mut healthy: HashSet<Uuid> = ids.into_iter().collect();
     healthy.insert(good.id);
     h.wait_exactly_once(&name, &healthy).await;
-    let marks = h
-        .count(&format!(
-            "SELECT COUNT(*) AS n FROM processed_events WHERE consumer = '{name}'"
-        ))
-        .await;
+    let marks = h.marks(&name).await;
     assert_eq!(marks, 6, "nothing recorded for what did not decode");
 }
 

@@ -189,9 +189,10 @@ const SERVED_MEMORY: Duration = Duration::from_secs(120);
 /// the module documentation).
 #[derive(Default)]
 struct Served {
-    /// `None` while it runs, then the reply sent.
-    replies: HashMap<Uuid, Option<Vec<u8>>>,
-    /// Ids in the order they came, to forget them.
+    /// When it came, and `None` while it runs, then the reply sent.
+    replies: HashMap<Uuid, (Instant, Option<Vec<u8>>)>,
+    /// Ids in the order they came, to forget them (an id run again after
+    /// it did not run is forgotten by its latest arrival).
     arrivals: VecDeque<(Instant, Uuid)>,
 }
 
@@ -211,13 +212,15 @@ impl Served {
                 break;
             }
             self.arrivals.pop_front();
-            self.replies.remove(&old);
+            if self.replies.get(&old).is_some_and(|(at, _)| *at == arrived) {
+                self.replies.remove(&old);
+            }
         }
         match self.replies.get(&id) {
-            Some(Some(reply)) => Serve::Ran(reply.clone()),
-            Some(None) => Serve::Running,
+            Some((_, Some(reply))) => Serve::Ran(reply.clone()),
+            Some((_, None)) => Serve::Running,
             None => {
-                self.replies.insert(id, None);
+                self.replies.insert(id, (now, None));
                 self.arrivals.push_back((now, id));
                 Serve::Run
             }
@@ -230,7 +233,7 @@ impl Served {
     fn finish(&mut self, id: Uuid, reply: Option<Vec<u8>>) {
         match reply {
             Some(reply) => {
-                if let Some(slot) = self.replies.get_mut(&id) {
+                if let Some((_, slot)) = self.replies.get_mut(&id) {
                     *slot = Some(reply);
                 }
             }
@@ -980,5 +983,20 @@ mod tests {
         assert!(!served.replies.contains_key(&old));
         assert_eq!(served.arrivals.len(), 1);
         assert!(matches!(served.begin(old, later), Serve::Run));
+    }
+
+    #[test]
+    fn an_id_run_again_is_remembered_from_its_latest_arrival() {
+        let mut served = Served::default();
+        let start = Instant::now();
+        let id = Uuid::new_v4();
+        assert!(matches!(served.begin(id, start), Serve::Run));
+        served.finish(id, None);
+        let again = start + Duration::from_secs(60);
+        assert!(matches!(served.begin(id, again), Serve::Run));
+        served.finish(id, Some(b"reply".to_vec()));
+        // The first arrival expires; the second still answers.
+        let later = start + SERVED_MEMORY;
+        assert!(matches!(served.begin(id, later), Serve::Ran(_)));
     }
 }

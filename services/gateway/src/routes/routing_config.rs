@@ -20,7 +20,7 @@ use switchboard_identity::{Permission, Principal};
 use switchboard_routing::config::{
     AgentGroupSpec, AgentProfileSpec, ChangedBy, FlowSpec, FlowVersionView, FlowView,
     ForcedModeSpec, InboundRuleSpec, Item, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec,
-    RingGroupSpec, RuleView, ScheduleSpec, SkillSpec, Tenant, VoicemailBoxSpec,
+    RingGroupSpec, RoutingConfig, RuleView, ScheduleSpec, SkillSpec, Tenant, VoicemailBoxSpec,
 };
 use uuid::Uuid;
 
@@ -38,10 +38,14 @@ fn reader(principal: &Principal) -> ApiResult<Tenant> {
     Ok(principal.tenant.clone())
 }
 
-/// The caller's tenant context, if it may change the configuration.
-fn manager(principal: &Principal) -> ApiResult<Tenant> {
+/// The caller's tenant context and the configuration acting as the caller
+/// (so each write is audited with who made it), if it may change it.
+fn manager(gateway: &Gateway, principal: &Principal) -> ApiResult<(Tenant, RoutingConfig)> {
     principal.require(Permission::ManageRouting)?;
-    Ok(principal.tenant.clone())
+    Ok((
+        principal.tenant.clone(),
+        gateway.routing_config.acting(changed_by(principal)),
+    ))
 }
 
 fn changed_by(principal: &Principal) -> ChangedBy {
@@ -114,8 +118,8 @@ macro_rules! crud {
                 Extension(principal): Extension<Principal>,
                 ApiJson(body): ApiJson<$spec>,
             ) -> ApiResult<(StatusCode, ApiJson<Item<$spec>>)> {
-                let tenant = manager(&principal)?;
-                let created = gateway.routing_config.acting(changed_by(&principal)).create(&tenant, body).await?;
+                let (tenant, config) = manager(&gateway, &principal)?;
+                let created = config.create(&tenant, body).await?;
                 Ok((StatusCode::CREATED, ApiJson(created)))
             }
 
@@ -168,10 +172,10 @@ macro_rules! crud {
                 Path(id): Path<String>,
                 ApiJson(body): ApiJson<$spec>,
             ) -> ApiResult<ApiJson<Item<$spec>>> {
-                let tenant = manager(&principal)?;
+                let (tenant, config) = manager(&gateway, &principal)?;
                 let id = id_of::<Uuid>(&id, $noun)?;
                 Ok(ApiJson(
-                    gateway.routing_config.acting(changed_by(&principal)).replace(&tenant, id, body).await?,
+                    config.replace(&tenant, id, body).await?,
                 ))
             }
 
@@ -194,9 +198,9 @@ macro_rules! crud {
                 Extension(principal): Extension<Principal>,
                 Path(id): Path<String>,
             ) -> ApiResult<StatusCode> {
-                let tenant = manager(&principal)?;
+                let (tenant, config) = manager(&gateway, &principal)?;
                 let id = id_of::<Uuid>(&id, $noun)?;
-                gateway.routing_config.acting(changed_by(&principal)).delete::<$spec>(&tenant, id).await?;
+                config.delete::<$spec>(&tenant, id).await?;
                 Ok(StatusCode::NO_CONTENT)
             }
         }
@@ -518,13 +522,9 @@ pub(crate) mod agent_profiles {
         Path(id): Path<String>,
         ApiJson(body): ApiJson<AgentProfileSpec>,
     ) -> ApiResult<(StatusCode, ApiJson<Item<AgentProfileSpec>>)> {
-        let tenant = manager(&principal)?;
+        let (tenant, config) = manager(&gateway, &principal)?;
         let id = id_of::<Uuid>(&id, "user")?;
-        let (item, created) = gateway
-            .routing_config
-            .acting(changed_by(&principal))
-            .put_agent_profile(&tenant, id, body)
-            .await?;
+        let (item, created) = config.put_agent_profile(&tenant, id, body).await?;
         let status = if created {
             StatusCode::CREATED
         } else {
@@ -552,13 +552,9 @@ pub(crate) mod agent_profiles {
         Extension(principal): Extension<Principal>,
         Path(id): Path<String>,
     ) -> ApiResult<StatusCode> {
-        let tenant = manager(&principal)?;
+        let (tenant, config) = manager(&gateway, &principal)?;
         let id = id_of::<Uuid>(&id, "agent profile")?;
-        gateway
-            .routing_config
-            .acting(changed_by(&principal))
-            .delete::<AgentProfileSpec>(&tenant, id)
-            .await?;
+        config.delete::<AgentProfileSpec>(&tenant, id).await?;
         Ok(StatusCode::NO_CONTENT)
     }
 }
@@ -623,12 +619,8 @@ pub(crate) mod inbound_rules {
         Extension(principal): Extension<Principal>,
         ApiJson(body): ApiJson<InboundRuleSpec>,
     ) -> ApiResult<(StatusCode, ApiJson<RuleView>)> {
-        let tenant = manager(&principal)?;
-        let created = gateway
-            .routing_config
-            .acting(changed_by(&principal))
-            .create_rule(&tenant, body)
-            .await?;
+        let (tenant, config) = manager(&gateway, &principal)?;
+        let created = config.create_rule(&tenant, body).await?;
         Ok((StatusCode::CREATED, ApiJson(created)))
     }
 
@@ -681,15 +673,9 @@ pub(crate) mod inbound_rules {
         Path(id): Path<String>,
         ApiJson(body): ApiJson<InboundRuleSpec>,
     ) -> ApiResult<ApiJson<RuleView>> {
-        let tenant = manager(&principal)?;
+        let (tenant, config) = manager(&gateway, &principal)?;
         let id = id_of::<Uuid>(&id, "inbound rule")?;
-        Ok(ApiJson(
-            gateway
-                .routing_config
-                .acting(changed_by(&principal))
-                .replace_rule(&tenant, id, body)
-                .await?,
-        ))
+        Ok(ApiJson(config.replace_rule(&tenant, id, body).await?))
     }
 
     /// Delete an inbound rule
@@ -713,13 +699,9 @@ pub(crate) mod inbound_rules {
         Extension(principal): Extension<Principal>,
         Path(id): Path<String>,
     ) -> ApiResult<StatusCode> {
-        let tenant = manager(&principal)?;
+        let (tenant, config) = manager(&gateway, &principal)?;
         let id = id_of::<Uuid>(&id, "inbound rule")?;
-        gateway
-            .routing_config
-            .acting(changed_by(&principal))
-            .delete::<InboundRuleSpec>(&tenant, id)
-            .await?;
+        config.delete::<InboundRuleSpec>(&tenant, id).await?;
         Ok(StatusCode::NO_CONTENT)
     }
 
@@ -824,12 +806,8 @@ pub(crate) mod flows {
         Extension(principal): Extension<Principal>,
         ApiJson(body): ApiJson<FlowSpec>,
     ) -> ApiResult<(StatusCode, ApiJson<FlowView>)> {
-        let tenant = manager(&principal)?;
-        let created = gateway
-            .routing_config
-            .acting(changed_by(&principal))
-            .create_flow(&tenant, body)
-            .await?;
+        let (tenant, config) = manager(&gateway, &principal)?;
+        let created = config.create_flow(&tenant, body).await?;
         Ok((StatusCode::CREATED, ApiJson(created)))
     }
 
@@ -882,15 +860,9 @@ pub(crate) mod flows {
         Path(id): Path<String>,
         ApiJson(body): ApiJson<FlowSpec>,
     ) -> ApiResult<ApiJson<FlowView>> {
-        let tenant = manager(&principal)?;
+        let (tenant, config) = manager(&gateway, &principal)?;
         let id = id_of::<Uuid>(&id, "flow")?;
-        Ok(ApiJson(
-            gateway
-                .routing_config
-                .acting(changed_by(&principal))
-                .replace_flow(&tenant, id, body)
-                .await?,
-        ))
+        Ok(ApiJson(config.replace_flow(&tenant, id, body).await?))
     }
 
     /// Delete a flow
@@ -915,13 +887,9 @@ pub(crate) mod flows {
         Extension(principal): Extension<Principal>,
         Path(id): Path<String>,
     ) -> ApiResult<StatusCode> {
-        let tenant = manager(&principal)?;
+        let (tenant, config) = manager(&gateway, &principal)?;
         let id = id_of::<Uuid>(&id, "flow")?;
-        gateway
-            .routing_config
-            .acting(changed_by(&principal))
-            .delete::<FlowSpec>(&tenant, id)
-            .await?;
+        config.delete::<FlowSpec>(&tenant, id).await?;
         Ok(StatusCode::NO_CONTENT)
     }
 
@@ -947,10 +915,9 @@ pub(crate) mod flows {
         Extension(principal): Extension<Principal>,
         Path(id): Path<String>,
     ) -> ApiResult<(StatusCode, ApiJson<FlowVersionView>)> {
-        let tenant = manager(&principal)?;
+        let (tenant, config) = manager(&gateway, &principal)?;
         let id = id_of::<Uuid>(&id, "flow")?;
-        let version = gateway
-            .routing_config
+        let version = config
             .publish_flow(&tenant, id, &changed_by(&principal))
             .await?;
         Ok((StatusCode::CREATED, ApiJson(version)))

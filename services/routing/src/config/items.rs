@@ -245,7 +245,7 @@ impl RoutingConfig {
         } else {
             "created"
         };
-        let definition: Value = serde_json::from_str(&row.definition)
+        let definition = serde_json::to_value(&spec)
             .map_err(|error| ConfigError::Internal(format!("cannot serialise: {error}")))?;
         let details = json!({ "definition": definition });
         self.audit(&transaction, tenant_id, kind, id, verb, details)
