@@ -306,6 +306,20 @@ async fn a_number_is_configured_end_to_end(api: Api) {
             "{action} by the owner: {audit}"
         );
     }
+    // Another tenant's audit log holds none of it.
+    let (stranger, _) = api.owner("Globex").await;
+    let (status, theirs) = api.get("/v1/audit-events", &stranger).await;
+    assert_eq!(status, StatusCode::OK, "{theirs}");
+    assert!(
+        theirs["data"].as_array().unwrap().iter().all(|event| {
+            !event["action"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("routing.")
+                && event["actor_id"] != json!(owner_id)
+        }),
+        "{theirs}"
+    );
     let (status, _) = api
         .post(
             &format!("/v1/inbound-rules/{rule}/forced-mode"),
