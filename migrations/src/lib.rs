@@ -14,6 +14,7 @@ mod m20261123_000004_create_webhooks;
 mod m20261204_000005_create_routing;
 mod m20261204_000006_relay_cursor;
 mod m20261206_000007_brin_time_indexes;
+mod m20261207_000009_credential_rights;
 mod shared;
 
 pub use m20261123_000001_create_installation::Installation;
@@ -47,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_create_routing::Migration),
             Box::new(m20261204_000006_relay_cursor::Migration),
             Box::new(m20261206_000007_brin_time_indexes::Migration),
+            Box::new(m20261207_000009_credential_rights::Migration),
         ]
     }
 }

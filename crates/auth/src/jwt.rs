@@ -157,6 +157,10 @@ pub struct AccessSubject {
     /// The session, i.e. the refresh-token family this token was issued
     /// under; revoking the session stops its refreshes.
     pub session_id: Uuid,
+    /// The user's rights version when the token was issued: a change of
+    /// the user's roles, clients or status raises it, and a token carrying
+    /// an older one is refused.
+    pub rights_version: i64,
 }
 
 /// The claims of an access token (RFC 7519 §4.1 registered claims plus
@@ -173,6 +177,8 @@ pub struct AccessClaims {
     pub clients: Option<Vec<Uuid>>,
     /// The session (refresh-token family) id.
     pub sid: Uuid,
+    /// The user's rights version at issue ([`AccessSubject::rights_version`]).
+    pub ver: i64,
     /// This token's unique id (RFC 7519 §4.1.7).
     pub jti: Uuid,
     /// Issued at, seconds since the Unix epoch (RFC 7519 §4.1.6).
@@ -276,6 +282,7 @@ impl TokenKeys {
             roles: subject.roles,
             clients: subject.clients,
             sid: subject.session_id,
+            ver: subject.rights_version,
             jti: Uuid::new_v4(),
             iat,
             exp,
@@ -380,6 +387,7 @@ mod tests {
             roles: vec!["agent".into(), "supervisor".into()],
             clients: Some(vec![Uuid::new_v4()]),
             session_id: Uuid::new_v4(),
+            rights_version: 3,
         }
     }
 
@@ -402,7 +410,7 @@ mod tests {
     fn raw_claims(now: DateTime<Utc>) -> serde_json::Value {
         json!({
             "sub": Uuid::new_v4(), "tid": Uuid::new_v4(), "roles": ["admin"],
-            "clients": null, "sid": Uuid::new_v4(), "jti": Uuid::new_v4(),
+            "clients": null, "sid": Uuid::new_v4(), "ver": 1, "jti": Uuid::new_v4(),
             "iat": now.timestamp(), "exp": now.timestamp() + 600,
             "iss": ISSUER, "aud": AUDIENCE,
         })
@@ -420,6 +428,7 @@ mod tests {
         assert_eq!(verified.tid, subject.tenant_id);
         assert_eq!(verified.sid, subject.session_id);
         assert_eq!(verified.clients, subject.clients);
+        assert_eq!(verified.ver, 3);
         assert_eq!(verified.iat, now().timestamp());
         assert_eq!(verified.exp, now().timestamp() + 900);
         assert_eq!(verified.iss, "switchboard");

@@ -46,6 +46,25 @@ impl ClientScope {
         }
     }
 
+    /// The clients both scopes allow.
+    pub fn within(&self, other: &ClientScope) -> ClientScope {
+        match (self, other) {
+            (ClientScope::All, scope) | (scope, ClientScope::All) => scope.clone(),
+            (ClientScope::Only(mine), ClientScope::Only(theirs)) => {
+                ClientScope::Only(mine.intersection(theirs).copied().collect())
+            }
+        }
+    }
+
+    /// Whether everything this scope allows, `other` allows too.
+    pub fn is_within(&self, other: &ClientScope) -> bool {
+        match (self, other) {
+            (_, ClientScope::All) => true,
+            (ClientScope::All, ClientScope::Only(_)) => false,
+            (ClientScope::Only(mine), ClientScope::Only(theirs)) => mine.is_subset(theirs),
+        }
+    }
+
     pub fn from_list(list: Option<Vec<ClientId>>) -> Self {
         match list {
             None => ClientScope::All,
@@ -101,6 +120,27 @@ mod tests {
         assert!(
             !only_a.allows(None),
             "tenant-wide resources are not a client's"
+        );
+    }
+
+    #[test]
+    fn scopes_intersect_and_nest() {
+        let a = ClientId::new();
+        let b = ClientId::new();
+        let c = ClientId::new();
+        let ab = ClientScope::Only([a, b].into());
+        let bc = ClientScope::Only([b, c].into());
+        assert_eq!(ab.within(&bc), ClientScope::Only([b].into()));
+        assert_eq!(ClientScope::All.within(&ab), ab);
+        assert_eq!(ab.within(&ClientScope::All), ab);
+        assert_eq!(ClientScope::All.within(&ClientScope::All), ClientScope::All);
+        assert!(ClientScope::Only([a].into()).is_within(&ab));
+        assert!(!ab.is_within(&bc));
+        assert!(!ClientScope::All.is_within(&ab));
+        assert!(ab.is_within(&ClientScope::All));
+        assert!(
+            ClientScope::Only([].into()).is_within(&ab),
+            "nothing is within anything"
         );
     }
 }

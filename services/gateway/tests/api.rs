@@ -730,6 +730,7 @@ async fn bad_input_gets_a_precise_problem_and_writes_nothing(api: Api) {
         roles: vec!["owner".into()],
         clients: None,
         session_id: claims["sid"].as_str().unwrap().parse().unwrap(),
+        rights_version: claims["ver"].as_i64().unwrap(),
     };
     let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
     let (expired, _) = keys

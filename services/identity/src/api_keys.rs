@@ -8,7 +8,7 @@ use sea_orm::{
     QuerySelect,
 };
 use switchboard_auth::ApiKeySecret;
-use switchboard_tenancy::ApiKeyId;
+use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope};
 
 use switchboard_events::proto::{self, envelope::Payload};
 
@@ -16,6 +16,7 @@ use crate::audit::{self, AuditRecord};
 use crate::domain::{self, ApiScope, FieldError, Permission};
 use crate::error::{IdentityError, Result};
 use crate::events;
+use crate::principal::describe;
 use crate::store::entities::api_key;
 use crate::views::{ApiKeyView, CreatedApiKey};
 use crate::{Actor, Identity, Principal, RequestOrigin, now};
@@ -60,6 +61,17 @@ impl Identity {
                 Err(message) => errors.push(FieldError::new("scopes", message)),
             }
         }
+        if let Some((scope, permission)) = scopes.iter().find_map(|scope| {
+            domain::scope_beyond_roles(scope, principal.roles()).map(|p| (scope, p))
+        }) {
+            return Err(IdentityError::forbidden(
+                "permission_denied",
+                format!(
+                    "the scope {scope} would let the key {}, which your roles do not allow",
+                    describe(permission)
+                ),
+            ));
+        }
         if new.expires_at.is_some_and(|expires| expires <= now()) {
             errors.push(FieldError::new("expires_at", "must be in the future"));
         }
@@ -82,6 +94,10 @@ impl Identity {
             expires_at: Set(new.expires_at),
             revoked_at: Set(None),
             last_used_at: Set(None),
+            // The key acts for at most its creator's clients.
+            client_ids: Set(principal.tenant.clients().as_list().map(|clients| {
+                domain::client_ids_to_text(&clients.iter().map(|c| c.as_uuid()).collect::<Vec<_>>())
+            })),
         }
         .insert(&transaction)
         .await?;
@@ -123,16 +139,33 @@ impl Identity {
         principal.require(Permission::ManageApiKeys)?;
         let tenant = principal.tenant.id();
         let transaction = self.store().begin(tenant).await?;
-        let mut query = api_key::Entity::find()
-            .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
-            .order_by_asc(api_key::Column::Id)
-            .limit(limit);
-        if let Some(after) = after {
-            query = query.filter(api_key::Column::Id.gt(after.as_uuid()));
+        let mut keys = Vec::new();
+        let mut after = after.map(|id| id.as_uuid());
+        // A client-scoped caller sees only keys of its clients: read on
+        // until the page is full or the keys run out.
+        loop {
+            let mut query = api_key::Entity::find()
+                .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
+                .order_by_asc(api_key::Column::Id)
+                .limit(limit);
+            if let Some(after) = after {
+                query = query.filter(api_key::Column::Id.gt(after));
+            }
+            let rows = query.all(&transaction).await?;
+            let exhausted = (rows.len() as u64) < limit;
+            after = rows.last().map(|row| row.id);
+            keys.extend(
+                rows.into_iter()
+                    .filter(|row| visible_to(principal, row))
+                    .map(view),
+            );
+            if exhausted || keys.len() as u64 >= limit {
+                break;
+            }
         }
-        let rows = query.all(&transaction).await?;
+        keys.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         transaction.commit().await?;
-        Ok(rows.into_iter().map(view).collect())
+        Ok(keys)
     }
 
     /// Revokes a key: it stops working at once. Revoking twice is a no-op.
@@ -149,6 +182,7 @@ impl Identity {
             .filter(api_key::Column::TenantId.eq(tenant.as_uuid()))
             .one(&transaction)
             .await?
+            .filter(|row| visible_to(principal, row))
             .ok_or(IdentityError::NotFound("API key"))?;
         if row.revoked_at.is_none() {
             api_key::Entity::update_many()
@@ -187,6 +221,21 @@ impl Identity {
         self.credentials().revoke_api_key(&row.hash).await;
         Ok(view(row))
     }
+}
+
+/// Whether the caller's client scope covers every client the key acts
+/// for (a key of the whole tenant is only for callers of the whole tenant).
+fn visible_to(principal: &Principal, row: &api_key::Model) -> bool {
+    key_clients(row).is_within(principal.tenant.clients())
+}
+
+fn key_clients(row: &api_key::Model) -> ClientScope {
+    ClientScope::from_list(row.client_ids.as_deref().map(|text| {
+        domain::client_ids_from_text(text)
+            .into_iter()
+            .map(ClientId::from_uuid)
+            .collect()
+    }))
 }
 
 fn view(row: api_key::Model) -> ApiKeyView {

@@ -9,7 +9,10 @@
 //! ever added with set-if-absent, so a request that read the database just
 //! before a revocation cannot put the credential back. Tenant facts (status,
 //! plan limits, verification) are dropped when the tenant changes through
-//! identity, and expire after [`FACTS_TTL`] otherwise.
+//! identity, and expire after [`FACTS_TTL`] otherwise. A user's rights
+//! (version, status, roles, clients) are read for every access token and
+//! every API key they created; a change writes a tombstone, so until it
+//! expires every request reads them from the database.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +52,21 @@ pub(crate) struct ApiKeyFacts {
     pub key_id: Uuid,
     pub scopes: String,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The user whose rights bound the key at every use.
+    pub created_by: Option<Uuid>,
+    /// The clients the key was scoped to at creation; `None` for all.
+    pub client_ids: Option<Vec<Uuid>>,
+}
+
+/// What a user's credentials (access tokens, API keys they created) may do
+/// now: read on every request, so a change takes effect at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct UserFacts {
+    pub rights_version: i64,
+    pub active: bool,
+    pub roles: String,
+    /// `None` for every client.
+    pub clients: Option<Vec<Uuid>>,
 }
 
 #[derive(Clone, Default)]
@@ -100,6 +118,22 @@ impl CredentialCache {
 
     pub(crate) async fn end_session(&self, session: Uuid) {
         self.tombstone(&format!("ident:session:{session}")).await;
+    }
+
+    pub(crate) async fn user(&self, tenant: TenantId, user: Uuid) -> Cached<UserFacts> {
+        self.read(&format!("ident:user:{tenant}:{user}")).await
+    }
+
+    pub(crate) async fn remember_user(&self, tenant: TenantId, user: Uuid, facts: &UserFacts) {
+        self.remember(&format!("ident:user:{tenant}:{user}"), facts)
+            .await;
+    }
+
+    /// After a change of the user's roles, clients or status (or their
+    /// deletion) has committed: readers go to the database, and cannot
+    /// cache what they read there, until the tombstone expires.
+    pub(crate) async fn user_rights_changed(&self, tenant: TenantId, user: Uuid) {
+        self.tombstone(&format!("ident:user:{tenant}:{user}")).await;
     }
 
     pub(crate) async fn tenant(&self, tenant: TenantId) -> Cached<TenantFacts> {

@@ -122,6 +122,21 @@ pub enum Permission {
 }
 
 impl Permission {
+    pub const ALL: [Permission; 12] = [
+        Permission::ReadTenant,
+        Permission::ManageTenant,
+        Permission::ManageBilling,
+        Permission::ReadUsers,
+        Permission::ManageUsers,
+        Permission::ReadClients,
+        Permission::ManageClients,
+        Permission::ManageApiKeys,
+        Permission::ReadAudit,
+        Permission::ReadRouting,
+        Permission::ManageRouting,
+        Permission::ForceRoutingMode,
+    ];
+
     /// The API key scope area and whether it writes.
     fn area(self) -> (&'static str, bool) {
         use Permission::*;
@@ -232,6 +247,27 @@ pub fn scopes_from_text(text: &str) -> Vec<ApiScope> {
         .collect()
 }
 
+/// A permission `scope` grants that `roles` do not: a key with that scope
+/// would give its creator more than they hold.
+pub fn scope_beyond_roles(scope: &ApiScope, roles: &[Role]) -> Option<Permission> {
+    Permission::ALL
+        .into_iter()
+        .find(|permission| scope.grants(*permission) && !roles_grant(roles, *permission))
+}
+
+/// A client list as stored (comma-separated ids).
+pub fn client_ids_to_text(clients: &[uuid::Uuid]) -> String {
+    clients
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub fn client_ids_from_text(text: &str) -> Vec<uuid::Uuid> {
+    text.split(',').filter_map(|id| id.parse().ok()).collect()
+}
+
 /// A tenant's lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TenantStatus {
@@ -314,6 +350,25 @@ impl FromStr for UserStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_never_reaches_beyond_its_creators_roles() {
+        let full = ApiScope::Full;
+        assert_eq!(scope_beyond_roles(&full, &[Role::Owner]), None);
+        assert_eq!(scope_beyond_roles(&full, &[Role::Admin]), None);
+        assert!(scope_beyond_roles(&full, &[Role::Supervisor]).is_some());
+        let read = ApiScope::Read;
+        assert_eq!(
+            scope_beyond_roles(&read, &[Role::Supervisor]),
+            Some(Permission::ReadAudit)
+        );
+        let routing_read: ApiScope = "routing:read".parse().unwrap();
+        assert_eq!(scope_beyond_roles(&routing_read, &[Role::Supervisor]), None);
+        assert_eq!(
+            scope_beyond_roles(&routing_read, &[Role::Agent]),
+            Some(Permission::ReadRouting)
+        );
+    }
 
     #[test]
     fn only_agents_and_supervisors_take_seats() {

@@ -96,12 +96,18 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
                     session_id: session.to_string(),
                 })
             }
-            Actor::ApiKey { id, scopes } => {
-                pb::authenticate_response::Actor::ApiKey(pb::ApiKeyActor {
-                    api_key_id: id.to_string(),
-                    scopes: scopes.iter().map(ToString::to_string).collect(),
-                })
-            }
+            Actor::ApiKey {
+                id,
+                scopes,
+                creator_roles,
+            } => pb::authenticate_response::Actor::ApiKey(pb::ApiKeyActor {
+                api_key_id: id.to_string(),
+                scopes: scopes.iter().map(ToString::to_string).collect(),
+                creator_roles: creator_roles
+                    .iter()
+                    .map(|role| role.as_str().to_owned())
+                    .collect(),
+            }),
         };
         Ok(Response::new(pb::AuthenticateResponse {
             tenant_id: principal.tenant.id().to_string(),

@@ -1,6 +1,7 @@
 //! Who is calling: a user (by access token) or an API key, within one
 //! tenant and client scope.
 
+use chrono::{DateTime, Utc};
 use switchboard_tenancy::{ApiKeyId, SessionId, Tenant, UserId};
 
 use crate::domain::{ApiScope, Permission, Role, roles_grant};
@@ -21,9 +22,12 @@ pub enum Actor {
         roles: Vec<Role>,
         session: SessionId,
     },
+    /// A key acts within its scopes and, at every use, within its
+    /// creator's current roles (a demoted creator's keys shrink with them).
     ApiKey {
         id: ApiKeyId,
         scopes: Vec<ApiScope>,
+        creator_roles: Vec<Role>,
     },
 }
 
@@ -35,6 +39,9 @@ pub struct Principal {
     pub limits: RateLimits,
     /// Whether the tenant's owner has verified the signup email.
     pub tenant_verified: bool,
+    /// When the credential stops working by itself (an access token's
+    /// `exp`, an API key's expiry); `None` for a key that never expires.
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
 impl Principal {
@@ -42,7 +49,14 @@ impl Principal {
     pub fn require(&self, permission: Permission) -> Result<()> {
         let allowed = match &self.actor {
             Actor::User { roles, .. } => roles_grant(roles, permission),
-            Actor::ApiKey { scopes, .. } => scopes.iter().any(|scope| scope.grants(permission)),
+            Actor::ApiKey {
+                scopes,
+                creator_roles,
+                ..
+            } => {
+                scopes.iter().any(|scope| scope.grants(permission))
+                    && roles_grant(creator_roles, permission)
+            }
         };
         if allowed {
             Ok(())
@@ -89,7 +103,8 @@ impl Principal {
     }
 }
 
-fn describe(permission: Permission) -> &'static str {
+/// What a permission lets one do, for error messages.
+pub(crate) fn describe(permission: Permission) -> &'static str {
     match permission {
         Permission::ReadTenant => "read the tenant",
         Permission::ManageTenant => "change the tenant",

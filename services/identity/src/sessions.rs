@@ -17,7 +17,7 @@ use switchboard_auth::{
 };
 use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, SessionId, Tenant, TenantId, UserId};
 
-use crate::credentials::{ApiKeyFacts, Cached, TenantFacts};
+use crate::credentials::{ApiKeyFacts, Cached, TenantFacts, UserFacts};
 use crate::domain::{self, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
 use crate::principal::{Actor, Principal, RateLimits};
@@ -77,8 +77,11 @@ impl Identity {
                 &transaction,
                 tenant_id,
                 user_id,
-                &domain::roles_from_text(&row.roles),
-                clients,
+                UserRights {
+                    roles: &domain::roles_from_text(&row.roles),
+                    clients,
+                    version: row.rights_version,
+                },
             )
             .await?;
         transaction.commit().await?;
@@ -157,8 +160,11 @@ impl Identity {
                 UserId::from_uuid(user_row.id),
                 SessionId::from_uuid(session_row.id),
                 session_row.expires_at,
-                &domain::roles_from_text(&user_row.roles),
-                clients,
+                UserRights {
+                    roles: &domain::roles_from_text(&user_row.roles),
+                    clients,
+                    version: user_row.rights_version,
+                },
             )
             .await?;
         transaction.commit().await?;
@@ -227,6 +233,20 @@ impl Identity {
                 self.credentials().remember_session(claims.sid).await;
             }
         }
+        let rights = self
+            .user_facts(tenant_id, claims.sub)
+            .await?
+            .filter(|rights| rights.active)
+            .ok_or_else(|| {
+                IdentityError::Unauthenticated(
+                    "the user is disabled or deleted; the session has ended".into(),
+                )
+            })?;
+        if rights.rights_version != claims.ver {
+            return Err(IdentityError::Unauthenticated(
+                "the user's roles, clients or status changed since this token was issued; log in again".into(),
+            ));
+        }
         let facts = self.tenant_facts(tenant_id).await?;
         let roles = claims
             .roles
@@ -250,6 +270,7 @@ impl Identity {
                 burst: facts.burst,
             },
             tenant_verified: facts.verified,
+            expires_at: DateTime::from_timestamp(claims.exp, 0),
         })
     }
 
@@ -280,6 +301,8 @@ impl Identity {
                     key_id: row.id,
                     scopes: row.scopes,
                     expires_at: row.expires_at,
+                    created_by: row.created_by,
+                    client_ids: row.client_ids.as_deref().map(domain::client_ids_from_text),
                 };
                 self.credentials().remember_api_key(&hash, &facts).await;
                 facts
@@ -290,21 +313,44 @@ impl Identity {
             return Err(invalid());
         }
         let tenant_id = TenantId::from_uuid(facts.tenant_id);
+        // The key acts within its creator's rights as they are now.
+        let creator = match facts.created_by {
+            Some(creator) => self.user_facts(tenant_id, creator).await?,
+            None => None,
+        }
+        .filter(|creator| creator.active)
+        .ok_or_else(|| {
+            IdentityError::Unauthenticated(
+                "the API key's creator is disabled or deleted, so the key no longer works; create a new one".into(),
+            )
+        })?;
+        let clients = ClientScope::from_list(
+            facts
+                .client_ids
+                .map(|ids| ids.into_iter().map(ClientId::from_uuid).collect()),
+        )
+        .within(&ClientScope::from_list(
+            creator
+                .clients
+                .map(|ids| ids.into_iter().map(ClientId::from_uuid).collect()),
+        ));
         if self.credentials().claim_last_used_write(facts.key_id).await {
             self.record_key_use(tenant_id, facts.key_id, at).await?;
         }
         let tenant = self.tenant_facts(tenant_id).await?;
         Ok(Principal {
-            tenant: Tenant::whole(tenant_id),
+            tenant: Tenant::scoped(tenant_id, clients),
             actor: Actor::ApiKey {
                 id: ApiKeyId::from_uuid(facts.key_id),
                 scopes: domain::scopes_from_text(&facts.scopes),
+                creator_roles: domain::roles_from_text(&creator.roles),
             },
             limits: RateLimits {
                 requests_per_second: tenant.requests_per_second,
                 burst: tenant.burst,
             },
             tenant_verified: tenant.verified,
+            expires_at: facts.expires_at,
         })
     }
 
@@ -323,6 +369,37 @@ impl Identity {
             .await?;
         transaction.commit().await?;
         Ok(())
+    }
+
+    /// What a user's credentials may do now (`None`: no such user),
+    /// through the credential cache.
+    async fn user_facts(&self, tenant: TenantId, user: uuid::Uuid) -> Result<Option<UserFacts>> {
+        let remember = match self.credentials().user(tenant, user).await {
+            Cached::Hit(facts) => return Ok(Some(facts)),
+            Cached::Revoked => false,
+            Cached::Miss => true,
+        };
+        let transaction = self.store().begin(tenant).await?;
+        let Some(row) = user::Entity::find_by_id(user)
+            .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+            .one(&transaction)
+            .await?
+        else {
+            transaction.commit().await?;
+            return Ok(None);
+        };
+        let clients = user_clients(&transaction, tenant, &row).await?;
+        transaction.commit().await?;
+        let facts = UserFacts {
+            rights_version: row.rights_version,
+            active: row.status == UserStatus::Active.as_str(),
+            roles: row.roles,
+            clients: clients.map(|list| list.into_iter().map(|id| id.as_uuid()).collect()),
+        };
+        if remember {
+            self.credentials().remember_user(tenant, user, &facts).await;
+        }
+        Ok(Some(facts))
     }
 
     /// Status, verification and rate limits of a tenant; refuses tenants
@@ -354,8 +431,7 @@ impl Identity {
         transaction: &DatabaseTransaction,
         tenant: TenantId,
         user: UserId,
-        roles: &[Role],
-        clients: Option<Vec<ClientId>>,
+        rights: UserRights<'_>,
     ) -> Result<Tokens> {
         let session_id = SessionId::new();
         let at = now();
@@ -371,20 +447,11 @@ impl Identity {
         }
         .insert(transaction)
         .await?;
-        self.issue_tokens(
-            transaction,
-            tenant,
-            user,
-            session_id,
-            expires_at,
-            roles,
-            clients,
-        )
-        .await
+        self.issue_tokens(transaction, tenant, user, session_id, expires_at, rights)
+            .await
     }
 
     /// A new access token and the session's next refresh token.
-    #[allow(clippy::too_many_arguments)]
     async fn issue_tokens(
         &self,
         transaction: &DatabaseTransaction,
@@ -392,8 +459,7 @@ impl Identity {
         user: UserId,
         session: SessionId,
         session_expires_at: DateTime<Utc>,
-        roles: &[Role],
-        clients: Option<Vec<ClientId>>,
+        rights: UserRights<'_>,
     ) -> Result<Tokens> {
         let at = now();
         let refresh = OpaqueToken::generate(REFRESH_TOKEN_PREFIX);
@@ -411,9 +477,16 @@ impl Identity {
         let subject = AccessSubject {
             user_id: user.as_uuid(),
             tenant_id: tenant.as_uuid(),
-            roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
-            clients: clients.map(|list| list.into_iter().map(|client| client.as_uuid()).collect()),
+            roles: rights
+                .roles
+                .iter()
+                .map(|role| role.as_str().to_owned())
+                .collect(),
+            clients: rights
+                .clients
+                .map(|list| list.into_iter().map(|client| client.as_uuid()).collect()),
             session_id: session.as_uuid(),
+            rights_version: rights.version,
         };
         let (access_token, claims) = self
             .inner
@@ -478,6 +551,14 @@ impl Identity {
         transaction.commit().await?;
         Ok((tenant_id, row))
     }
+}
+
+/// What an access token says the user may do, read from the user's row in
+/// the transaction that issues it.
+pub(crate) struct UserRights<'a> {
+    pub roles: &'a [Role],
+    pub clients: Option<Vec<ClientId>>,
+    pub version: i64,
 }
 
 /// Marks a one-time token used; fails if it was used meanwhile (two

@@ -14,7 +14,7 @@ use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
 use crate::events;
-use crate::sessions::spend_one_time_token;
+use crate::sessions::{UserRights, spend_one_time_token};
 use crate::store::entities::{one_time_token, plan, tenant, tenant_slug, user};
 use crate::views::SignupOutcome;
 use crate::{Identity, RequestOrigin, now};
@@ -114,6 +114,7 @@ impl Identity {
             status: Set(UserStatus::Active.as_str().to_owned()),
             created_at: Set(at),
             updated_at: Set(at),
+            rights_version: Set(1),
         }
         .insert(&transaction)
         .await?;
@@ -176,7 +177,16 @@ impl Identity {
         )
         .await?;
         let tokens = self
-            .open_session(&transaction, tenant_id, owner_id, &[Role::Owner], None)
+            .open_session(
+                &transaction,
+                tenant_id,
+                owner_id,
+                UserRights {
+                    roles: &[Role::Owner],
+                    clients: None,
+                    version: 1,
+                },
+            )
             .await?;
         transaction.commit().await?;
 

@@ -19,7 +19,9 @@ use crate::domain::{self, FieldError, Permission, Role, UserStatus};
 use crate::error::{IdentityError, Result};
 use crate::events;
 use crate::seats;
-use crate::sessions::{check_tenant_status, load_tenant, spend_one_time_token, user_clients};
+use crate::sessions::{
+    UserRights, check_tenant_status, load_tenant, spend_one_time_token, user_clients,
+};
 use crate::store::entities::{client_org, one_time_token, user, user_client};
 use crate::views::{Invitation, Tokens, UserView};
 use crate::{Identity, Principal, RequestOrigin, now};
@@ -183,6 +185,7 @@ impl Identity {
             status: Set(status.as_str().to_owned()),
             created_at: Set(at),
             updated_at: Set(at),
+            rights_version: Set(1),
         }
         .insert(&transaction)
         .await?;
@@ -282,6 +285,8 @@ impl Identity {
         spend_one_time_token(&transaction, &token_row.hash, PURPOSE_INVITATION).await?;
         let roles = domain::roles_from_text(&row.roles);
         let clients = user_clients(&transaction, tenant, &row).await?;
+        // An invited user holds no credential yet: nothing to invalidate.
+        let rights_version = row.rights_version;
         let mut active = row.into_active_model();
         active.password_hash = Set(Some(hash));
         active.display_name = Set(display_name);
@@ -314,8 +319,11 @@ impl Identity {
                 &transaction,
                 tenant,
                 UserId::from_uuid(user_id),
-                &roles,
-                clients,
+                UserRights {
+                    roles: &roles,
+                    clients: clients.clone(),
+                    version: rights_version,
+                },
             )
             .await?;
         transaction.commit().await?;
@@ -404,7 +412,12 @@ impl Identity {
         if let Some(Some(clients)) = &patch.clients {
             check_clients_exist(&transaction, tenant, clients).await?;
         }
+        let rights_change = rights_change(&row, &old_clients, &roles, status, &patch.clients);
         let mut active = row.clone().into_active_model();
+        if let Some(reason) = rights_change {
+            active.rights_version = Set(row.rights_version + 1);
+            tracing::info!(tenant_id = %tenant, user_id = %id, reason, "user rights changed; their sessions end");
+        }
         if let Some(name) = display_name {
             active.display_name = Set(name);
         }
@@ -433,10 +446,9 @@ impl Identity {
         )
         .await?;
         seats::settle(&transaction, tenant, seats_before, Some(id)).await?;
-        let ended = if status == Some(UserStatus::Disabled) {
-            revoke_user_sessions(&transaction, tenant, id).await?
-        } else {
-            Vec::new()
+        let ended = match rights_change {
+            Some(reason) => revoke_user_sessions(&transaction, tenant, id, reason).await?,
+            None => Vec::new(),
         };
         let audit_clients = new_clients.clone().unwrap_or_default();
         audit::record(
@@ -454,6 +466,11 @@ impl Identity {
         )
         .await?;
         transaction.commit().await?;
+        if rights_change.is_some() {
+            self.credentials()
+                .user_rights_changed(tenant, id.as_uuid())
+                .await;
+        }
         for session in ended {
             self.credentials().end_session(session).await;
         }
@@ -481,7 +498,7 @@ impl Identity {
             }
             ensure_another_owner(&transaction, tenant, id).await?;
         }
-        let ended = revoke_user_sessions(&transaction, tenant, id).await?;
+        let ended = revoke_user_sessions(&transaction, tenant, id, "user_deleted").await?;
         user::Entity::delete_many()
             .filter(user::Column::TenantId.eq(tenant.as_uuid()))
             .filter(user::Column::Id.eq(id.as_uuid()))
@@ -507,6 +524,9 @@ impl Identity {
         )
         .await?;
         transaction.commit().await?;
+        self.credentials()
+            .user_rights_changed(tenant, id.as_uuid())
+            .await;
         for session in ended {
             self.credentials().end_session(session).await;
         }
@@ -661,12 +681,51 @@ async fn ensure_another_owner(
     Ok(())
 }
 
+/// Why a patch changes what the user's credentials may do (`None`: it does
+/// not). Any such change raises the user's rights version and ends their
+/// sessions; their API keys follow at once, since a key is checked against
+/// its creator's current rights at every use.
+fn rights_change(
+    row: &user::Model,
+    old_clients: &Option<Vec<ClientId>>,
+    roles: &Option<Vec<Role>>,
+    status: Option<UserStatus>,
+    clients: &Option<Option<Vec<ClientId>>>,
+) -> Option<&'static str> {
+    if status.is_some_and(|status| status.as_str() != row.status) {
+        return Some(if status == Some(UserStatus::Disabled) {
+            "user_disabled"
+        } else {
+            "user_status_changed"
+        });
+    }
+    if roles
+        .as_ref()
+        .is_some_and(|roles| domain::roles_to_text(roles) != row.roles)
+    {
+        return Some("user_roles_changed");
+    }
+    let as_set = |clients: &Option<Vec<ClientId>>| {
+        clients
+            .as_ref()
+            .map(|list| list.iter().copied().collect::<BTreeSet<_>>())
+    };
+    if clients
+        .as_ref()
+        .is_some_and(|clients| as_set(clients) != as_set(old_clients))
+    {
+        return Some("user_clients_changed");
+    }
+    None
+}
+
 /// Ends every open session of `user`; returns their ids, for the
 /// credential cache (after commit).
 async fn revoke_user_sessions(
     transaction: &DatabaseTransaction,
     tenant: TenantId,
     user: UserId,
+    reason: &str,
 ) -> Result<Vec<uuid::Uuid>> {
     use crate::store::entities::session;
     let open = session::Entity::find()
@@ -676,7 +735,7 @@ async fn revoke_user_sessions(
         .all(transaction)
         .await?;
     for row in &open {
-        crate::sessions::revoke_session(transaction, row.id, "user_disabled").await?;
+        crate::sessions::revoke_session(transaction, row.id, reason).await?;
     }
     Ok(open.into_iter().map(|row| row.id).collect())
 }

@@ -484,6 +484,297 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
     }
 }
 
+/// A user created by the owner, logged in: (principal, tokens).
+async fn staff(
+    identity: &Identity,
+    owner: &Principal,
+    email: &str,
+    roles: &[&str],
+    clients: Option<Vec<switchboard_tenancy::ClientId>>,
+) -> (Principal, switchboard_identity::Tokens) {
+    let origin = RequestOrigin::default();
+    identity
+        .create_user(
+            owner,
+            NewUser {
+                email: email.into(),
+                display_name: None,
+                roles: roles.iter().map(|role| (*role).to_owned()).collect(),
+                clients,
+                password: Some(PASSWORD.into()),
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    let slug = identity.get_tenant(owner).await.unwrap().slug;
+    let tokens = identity
+        .login(&slug, email, PASSWORD, &origin)
+        .await
+        .unwrap();
+    let principal = identity
+        .authenticate_access_token(&tokens.access_token)
+        .await
+        .unwrap();
+    (principal, tokens)
+}
+
+fn user_id(principal: &Principal) -> switchboard_tenancy::UserId {
+    match principal.actor {
+        switchboard_identity::Actor::User { id, .. } => id,
+        _ => panic!("a user"),
+    }
+}
+
+async fn full_key(identity: &Identity, creator: &Principal, name: &str) -> String {
+    identity
+        .create_api_key(
+            creator,
+            NewApiKey {
+                name: name.into(),
+                scopes: vec!["full".into()],
+                expires_at: None,
+            },
+            &RequestOrigin::default(),
+        )
+        .await
+        .unwrap()
+        .secret
+}
+
+async fn api_keys_carry_their_creators_client_scope(setup: Setup) {
+    use switchboard_identity::NewClient;
+    use switchboard_tenancy::ClientScope;
+    let identity = &setup.identity;
+    let origin = RequestOrigin::default();
+    let owner = owner(identity, "Outsourcer").await;
+    let one = identity
+        .create_client(&owner, NewClient { name: "One".into() }, &origin)
+        .await
+        .unwrap()
+        .id;
+    let two = identity
+        .create_client(&owner, NewClient { name: "Two".into() }, &origin)
+        .await
+        .unwrap()
+        .id;
+    let owners_key = full_key(identity, &owner, "owner's").await;
+    let (admin, _) = staff(
+        identity,
+        &owner,
+        "admin@one.example",
+        &["admin"],
+        Some(vec![one]),
+    )
+    .await;
+
+    // The scoped admin's key acts for client One only, like its creator.
+    let key = full_key(identity, &admin, "admin's").await;
+    let as_key = identity.authenticate_api_key(&key).await.unwrap();
+    assert_eq!(as_key.tenant.clients(), &ClientScope::Only([one].into()));
+    let seen: Vec<_> = identity
+        .list_clients(&as_key, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|client| client.id)
+        .collect();
+    assert_eq!(seen, vec![one], "client Two is out of the key's reach");
+    // The owner's key still acts for the whole tenant.
+    let as_owners_key = identity.authenticate_api_key(&owners_key).await.unwrap();
+    assert_eq!(as_owners_key.tenant.clients(), &ClientScope::All);
+
+    // The scoped admin lists and revokes only keys of their clients.
+    let listed: Vec<_> = identity
+        .list_api_keys(&admin, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|key| key.name)
+        .collect();
+    assert_eq!(listed, vec!["admin's".to_owned()]);
+    let owners_key_id = identity
+        .list_api_keys(&owner, None, 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|key| key.name == "owner's")
+        .unwrap()
+        .id;
+    assert!(matches!(
+        identity
+            .revoke_api_key(&admin, owners_key_id, &origin)
+            .await,
+        Err(IdentityError::NotFound(_))
+    ));
+    identity.authenticate_api_key(&owners_key).await.unwrap();
+
+    // Moving the creator to client Two leaves the key with no client at
+    // all: never more than the creator holds now, never more than at
+    // creation.
+    identity
+        .update_user(
+            &owner,
+            user_id(&admin),
+            UserPatch {
+                clients: Some(Some(vec![two])),
+                ..UserPatch::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    let as_key = identity.authenticate_api_key(&key).await.unwrap();
+    assert_eq!(as_key.tenant.clients(), &ClientScope::Only([].into()));
+    assert!(
+        identity
+            .list_clients(&as_key, None, 50)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn credentials_follow_their_users_rights_at_once(setup: Setup) {
+    use switchboard_identity::Permission;
+    let identity = &setup.identity;
+    let origin = RequestOrigin::default();
+    let owner = owner(identity, "Rights Co").await;
+    let (admin, tokens) = staff(identity, &owner, "admin@rights.example", &["admin"], None).await;
+    let key = full_key(identity, &admin, "integration").await;
+    // Warm the credential cache: the change must get past it.
+    identity.authenticate_api_key(&key).await.unwrap();
+    identity
+        .authenticate_access_token(&tokens.access_token)
+        .await
+        .unwrap()
+        .require(Permission::ManageUsers)
+        .unwrap();
+
+    // Demoted to agent: the access token and the session end at once, the
+    // key shrinks to what an agent may do.
+    identity
+        .update_user(
+            &owner,
+            user_id(&admin),
+            UserPatch {
+                roles: Some(vec!["agent".into()]),
+                ..UserPatch::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        identity
+            .authenticate_access_token(&tokens.access_token)
+            .await,
+        Err(IdentityError::Unauthenticated(_))
+    ));
+    assert!(matches!(
+        identity.refresh(&tokens.refresh_token).await,
+        Err(IdentityError::Unauthenticated(_))
+    ));
+    let as_key = identity.authenticate_api_key(&key).await.unwrap();
+    assert!(as_key.require(Permission::ManageUsers).is_err());
+    assert!(matches!(
+        identity
+            .create_user(
+                &as_key,
+                NewUser {
+                    email: "escalated@rights.example".into(),
+                    display_name: None,
+                    roles: vec!["admin".into()],
+                    clients: None,
+                    password: Some(PASSWORD.into()),
+                },
+                &origin,
+            )
+            .await,
+        Err(IdentityError::Forbidden { .. })
+    ));
+    assert!(
+        as_key.require(Permission::ReadTenant).is_ok(),
+        "what an agent may do, the key still may"
+    );
+
+    // A new login carries the new roles and works.
+    let slug = identity.get_tenant(&owner).await.unwrap().slug;
+    let fresh = identity
+        .login(&slug, "admin@rights.example", PASSWORD, &origin)
+        .await
+        .unwrap();
+    let agent = identity
+        .authenticate_access_token(&fresh.access_token)
+        .await
+        .unwrap();
+    assert_eq!(agent.roles(), &[switchboard_identity::Role::Agent]);
+
+    // Saving the same roles again changes nothing and ends nothing.
+    identity
+        .update_user(
+            &owner,
+            user_id(&admin),
+            UserPatch {
+                roles: Some(vec!["agent".into()]),
+                display_name: Some("Still an agent".into()),
+                ..UserPatch::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    identity
+        .authenticate_access_token(&fresh.access_token)
+        .await
+        .unwrap();
+
+    // Disabled: the key stops working too; deleted: it stays stopped.
+    identity
+        .update_user(
+            &owner,
+            user_id(&admin),
+            UserPatch {
+                status: Some("disabled".into()),
+                ..UserPatch::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        identity.authenticate_api_key(&key).await,
+        Err(IdentityError::Unauthenticated(_))
+    ));
+    assert!(
+        identity
+            .authenticate_access_token(&fresh.access_token)
+            .await
+            .is_err()
+    );
+    identity
+        .update_user(
+            &owner,
+            user_id(&admin),
+            UserPatch {
+                status: Some("active".into()),
+                ..UserPatch::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    identity.authenticate_api_key(&key).await.unwrap();
+    identity
+        .delete_user(&owner, user_id(&admin), &origin)
+        .await
+        .unwrap();
+    assert!(matches!(
+        identity.authenticate_api_key(&key).await,
+        Err(IdentityError::Unauthenticated(_))
+    ));
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod postgres {
@@ -510,4 +801,6 @@ on_both_backends!(
     every_change_writes_its_event_and_a_refused_one_writes_none,
     repeated_failed_logins_are_throttled_without_revealing_the_account,
     revocations_take_effect_at_once_through_the_credential_cache,
+    api_keys_carry_their_creators_client_scope,
+    credentials_follow_their_users_rights_at_once,
 );

@@ -119,6 +119,8 @@ pub mod user {
         pub status: String,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+        /// Raised by every change of roles, clients or status.
+        pub rights_version: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -164,6 +166,9 @@ pub mod api_key {
         pub expires_at: Option<ChronoDateTimeUtc>,
         pub revoked_at: Option<ChronoDateTimeUtc>,
         pub last_used_at: Option<ChronoDateTimeUtc>,
+        /// Comma-separated client ids the key was scoped to at creation;
+        /// `None` for every client.
+        pub client_ids: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
