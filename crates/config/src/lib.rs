@@ -381,6 +381,10 @@ pub struct GatewayConfig {
     /// Return the email-verification token in the signup response (no
     /// email goes out yet). `switchboard dev` turns it on.
     pub expose_verification_token: bool,
+    /// How often an open WebSocket stream checks its credential again (a
+    /// stream also closes when its credential expires).
+    #[serde(with = "humantime_serde")]
+    pub stream_recheck_every: Duration,
 }
 
 impl Default for GatewayConfig {
@@ -389,6 +393,7 @@ impl Default for GatewayConfig {
             body_limit_bytes: 1024 * 1024,
             signups_per_hour: 10,
             expose_verification_token: false,
+            stream_recheck_every: Duration::from_secs(5),
         }
     }
 }

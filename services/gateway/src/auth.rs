@@ -29,8 +29,8 @@ pub(crate) async fn authenticate(
         .get(AUTHORIZATION)
         .map(|value| value.to_str().map(str::to_owned))
         .or_else(|| websocket_query_token(&request).map(|token| Ok(format!("Bearer {token}"))));
-    let principal = match principal_of(&gateway, header).await {
-        Ok(principal) => principal,
+    let (principal, credential) = match principal_of(&gateway, header).await {
+        Ok(found) => found,
         Err(error) => return error.into_response(),
     };
     let decisions = match rate_limit(&gateway.limiter, &principal).await {
@@ -41,6 +41,7 @@ pub(crate) async fn authenticate(
         .extensions_mut()
         .insert(IdempotencyScope(principal.key()));
     request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(Credential(credential));
     let mut response = next.run(request).await;
     // Report the bucket closest to empty.
     if let Some(tightest) = decisions.iter().min_by_key(|decision| decision.remaining) {
@@ -64,10 +65,31 @@ fn websocket_query_token(request: &Request) -> Option<String> {
         .map(|(_, token)| token.into_owned())
 }
 
+/// The bearer credential a request was authenticated with, for the
+/// streams that check it again while they are open.
+#[derive(Clone)]
+pub(crate) struct Credential(pub String);
+
+/// The caller behind a bearer credential (access token or API key).
+pub(crate) async fn authenticate_credential(
+    gateway: &Gateway,
+    credential: &str,
+) -> Result<Principal, ApiError> {
+    let principal = if looks_like_api_key(credential) {
+        gateway.identity.authenticate_api_key(credential).await?
+    } else {
+        gateway
+            .identity
+            .authenticate_access_token(credential)
+            .await?
+    };
+    Ok(principal)
+}
+
 async fn principal_of(
     gateway: &Gateway,
     header: Option<Result<String, axum::http::header::ToStrError>>,
-) -> Result<Principal, ApiError> {
+) -> Result<(Principal, String), ApiError> {
     let header = header.ok_or_else(|| {
         Problem::unauthorized(
             "missing Authorization header: send `Bearer <access token or API key>`",
@@ -85,15 +107,8 @@ async fn principal_of(
                 "the Authorization header must be `Bearer <access token or API key>`",
             )
         })?;
-    let principal = if looks_like_api_key(&credential) {
-        gateway.identity.authenticate_api_key(&credential).await?
-    } else {
-        gateway
-            .identity
-            .authenticate_access_token(&credential)
-            .await?
-    };
-    Ok(principal)
+    let principal = authenticate_credential(gateway, &credential).await?;
+    Ok((principal, credential))
 }
 
 /// The tenant's bucket (the plan's rate) and the credential's (half of
@@ -135,5 +150,42 @@ impl<S: Send + Sync> FromRequestParts<S> for Origin {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(address)| address.ip().to_string());
         Ok(Origin(RequestOrigin { address }))
+    }
+}
+
+/// Completes, with the reason, once an open stream's credential no longer
+/// admits it: checked again every `GatewayOptions::stream_recheck_every`
+/// (through identity's credential cache, so a disabled user, a changed
+/// role or client scope, an ended session or a revoked key closes the
+/// stream within that time) and at the credential's own expiry.
+/// `still_admits` says whether the re-authenticated caller may still have
+/// this very stream (same agent; same tenant and client scope).
+pub(crate) async fn stream_credential_lapsed(
+    gateway: &Gateway,
+    credential: &str,
+    expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    still_admits: impl Fn(&Principal) -> bool,
+) -> String {
+    let every = gateway.options.stream_recheck_every;
+    loop {
+        let until_expiry = expires_at.map(|at| {
+            (at - chrono::Utc::now())
+                .to_std()
+                .unwrap_or(std::time::Duration::ZERO)
+        });
+        match until_expiry {
+            Some(left) if left <= every => {
+                tokio::time::sleep(left).await;
+                return "the credential has expired; open the stream again with a fresh one".into();
+            }
+            _ => tokio::time::sleep(every).await,
+        }
+        match authenticate_credential(gateway, credential).await {
+            Ok(principal) if still_admits(&principal) => {}
+            Ok(_) => return "the credential no longer allows this stream".into(),
+            // A backend that cannot answer now is asked again next time.
+            Err(ApiError(problem)) if problem.status().is_server_error() => {}
+            Err(ApiError(problem)) => return problem.detail().to_owned(),
+        }
     }
 }

@@ -36,6 +36,8 @@ pub struct GatewayOptions {
     /// Put the email-verification token in the signup response. Only for
     /// `dev` and tests, where no email goes out.
     pub expose_verification_token: bool,
+    /// How often an open WebSocket stream checks its credential again.
+    pub stream_recheck_every: Duration,
 }
 
 impl Default for GatewayOptions {
@@ -48,6 +50,7 @@ impl Default for GatewayOptions {
             },
             idempotency_ttl: IdempotencyStore::DEFAULT_TTL,
             expose_verification_token: false,
+            stream_recheck_every: Duration::from_secs(5),
         }
     }
 }

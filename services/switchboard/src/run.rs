@@ -203,6 +203,7 @@ fn service_parts(
                 per_second: f64::from(config.gateway.signups_per_hour) / 3600.0,
             },
             expose_verification_token: config.gateway.expose_verification_token,
+            stream_recheck_every: config.gateway.stream_recheck_every,
             ..GatewayOptions::default()
         };
         parts.http = Some(

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{Path, State};
 use axum::response::Response;
 use chrono::Utc;
@@ -24,6 +24,7 @@ use switchboard_tenancy::{ClientId, ClientScope, TenantId};
 use tokio::sync::broadcast;
 
 use crate::Gateway;
+use crate::auth::{Credential, stream_credential_lapsed};
 use crate::dto::agents::{
     AgentDto, AgentMessage, ExtendWrapUpBody, OfferDto, PresenceBody, QueueStatsDto,
     QueueStatsListDto, QueueStatsMessage,
@@ -56,7 +57,8 @@ fn agent_of(principal: &Principal) -> ApiResult<(TenantId, AgentId)> {
 
 /// The caller's tenant and client scope, if it may watch live queue
 /// figures: owners, admins, supervisors and quality analysts, and API keys
-/// (any read scope). A client-scoped caller sees its clients' queues only.
+/// that may read the routing configuration. A client-scoped caller sees its
+/// clients' queues only.
 fn watcher_of(principal: &Principal) -> ApiResult<(TenantId, ClientScope)> {
     let allowed = match &principal.actor {
         Actor::User { roles, .. } => roles.iter().any(|role| {
@@ -66,7 +68,7 @@ fn watcher_of(principal: &Principal) -> ApiResult<(TenantId, ClientScope)> {
             )
         }),
         Actor::ApiKey { .. } => principal
-            .require(switchboard_identity::Permission::ReadTenant)
+            .require(switchboard_identity::Permission::ReadRouting)
             .is_ok(),
     };
     if !allowed {
@@ -336,6 +338,7 @@ pub(crate) async fn end_wrap_up(
 pub(crate) async fn agent_stream(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
+    Extension(Credential(credential)): Extension<Credential>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let (tenant, agent) = agent_of(&principal)?;
@@ -343,8 +346,48 @@ pub(crate) async fn agent_stream(
     // Subscribed before the snapshot is read, so nothing falls between.
     let notices = gateway.routing.notices();
     let snapshot = agent_view(&gateway, tenant, agent).await?;
-    Ok(upgrade
-        .on_upgrade(move |socket| agent_session(socket, gateway, tenant, agent, snapshot, notices)))
+    let credential = StreamCredential {
+        credential,
+        expires_at: principal.expires_at,
+    };
+    Ok(upgrade.on_upgrade(move |socket| {
+        agent_session(
+            socket,
+            gateway,
+            credential,
+            (tenant, agent),
+            snapshot,
+            notices,
+        )
+    }))
+}
+
+/// The credential a stream was opened with, checked again while it is open.
+struct StreamCredential {
+    credential: String,
+    expires_at: Option<chrono::DateTime<Utc>>,
+}
+
+impl StreamCredential {
+    /// Completes with the reason once the credential no longer admits a
+    /// caller for whom `still_admits` holds.
+    async fn lapsed(&self, gateway: &Gateway, still_admits: impl Fn(&Principal) -> bool) -> String {
+        stream_credential_lapsed(gateway, &self.credential, self.expires_at, still_admits).await
+    }
+}
+
+/// Closes a stream whose credential lapsed: 1008 policy violation (RFC
+/// 6455 §7.4.1), the reason in the close frame (at most 123 bytes).
+async fn close_lapsed(socket: &mut WebSocket, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = CloseFrame {
+        code: close_code::POLICY,
+        reason: reason[..end].to_owned().into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
 /// 426 Upgrade Required (RFC 9110 §15.5.22) for a plain request to a
@@ -375,18 +418,26 @@ async fn send_json(socket: &mut WebSocket, message: &impl serde::Serialize) -> b
 async fn agent_session(
     mut socket: WebSocket,
     gateway: Gateway,
-    tenant: TenantId,
-    agent: AgentId,
+    credential: StreamCredential,
+    (tenant, agent): (TenantId, AgentId),
     snapshot: AgentDto,
     mut notices: broadcast::Receiver<NoticeEvent>,
 ) {
     if !send_json(&mut socket, &AgentMessage::Snapshot { agent: snapshot }).await {
         return;
     }
+    let lapsed = credential.lapsed(&gateway, |principal| {
+        agent_of(principal).is_ok_and(|found| found == (tenant, agent))
+    });
+    tokio::pin!(lapsed);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     loop {
         let messages = tokio::select! {
+            reason = &mut lapsed => {
+                close_lapsed(&mut socket, &reason).await;
+                return;
+            }
             received = socket.recv() => match received {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => continue,
@@ -516,18 +567,26 @@ pub(crate) async fn queue_stats(
 pub(crate) async fn queue_stats_stream(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
+    Extension(Credential(credential)): Extension<Credential>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let watcher = watcher_of(&principal)?;
     let upgrade = upgrade.map_err(not_a_handshake)?;
     let notices = gateway.routing.notices();
     let first = queue_stats_of(&gateway, &watcher).await?;
-    Ok(upgrade.on_upgrade(move |socket| stats_session(socket, gateway, watcher, first, notices)))
+    let credential = StreamCredential {
+        credential,
+        expires_at: principal.expires_at,
+    };
+    Ok(upgrade.on_upgrade(move |socket| {
+        stats_session(socket, gateway, credential, watcher, first, notices)
+    }))
 }
 
 async fn stats_session(
     mut socket: WebSocket,
     gateway: Gateway,
+    credential: StreamCredential,
     watcher: (TenantId, ClientScope),
     first: QueueStatsListDto,
     mut notices: broadcast::Receiver<NoticeEvent>,
@@ -535,6 +594,10 @@ async fn stats_session(
     if !send_json(&mut socket, &QueueStatsMessage::QueueStats { stats: first }).await {
         return;
     }
+    let lapsed = credential.lapsed(&gateway, |principal| {
+        watcher_of(principal).is_ok_and(|found| found == watcher)
+    });
+    tokio::pin!(lapsed);
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
     let mut last_sent = tokio::time::Instant::now();
@@ -546,6 +609,10 @@ async fn stats_session(
             last_sent + STATS_AT_LEAST_EVERY
         };
         tokio::select! {
+            reason = &mut lapsed => {
+                close_lapsed(&mut socket, &reason).await;
+                return;
+            }
             received = socket.recv() => match received {
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
                 Some(Ok(_)) => {}
