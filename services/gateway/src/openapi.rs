@@ -298,7 +298,8 @@ pub(crate) struct PageParams {
     #[param(minimum = 1, maximum = 200, default = 50)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page, unchanged; absent for the first
-    /// page.
+    /// page. Opaque: base64url without padding (RFC 4648 §5).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
 }
 
@@ -310,7 +311,7 @@ macro_rules! page {
         pub(crate) struct $name {
             data: Vec<$item>,
             /// Pass as `cursor` to get the next page.
-            #[schema(required = true)]
+            #[schema(required = true, pattern = "^[A-Za-z0-9_-]+$")]
             next_cursor: Option<String>,
         }
     };
@@ -328,7 +329,10 @@ page!(
 );
 
 /// A string schema listing `values`.
-fn string_enum(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+pub(crate) fn string_enum(
+    description: &str,
+    values: impl IntoIterator<Item = &'static str>,
+) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some(description))
@@ -517,6 +521,9 @@ pub(crate) struct InternalError(ProblemDoc);
 )]
 #[allow(dead_code)]
 pub(crate) struct Unavailable(ProblemDoc);
+
+#[cfg(test)]
+mod constraints;
 
 #[cfg(test)]
 mod tests {
