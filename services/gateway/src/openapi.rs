@@ -18,6 +18,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use serde::Serialize;
 use switchboard_identity::{Role, TenantStatus, UserStatus};
+use switchboard_routing::config::openapi::{CLOSED_ENUMS, close_variants};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -208,6 +209,9 @@ pub(crate) fn public(openapi: &mut OpenApi) {
 /// first request with the key is still running) or 422 (the key was used
 /// for another request). Also, any operation may fail with 500 or 503.
 pub(crate) fn common(openapi: &mut OpenApi) {
+    if let Some(components) = openapi.components.as_mut() {
+        close_enums(&mut components.schemas);
+    }
     for (method, operation) in operations(openapi) {
         if method == HttpMethod::Post {
             operation
@@ -220,6 +224,16 @@ pub(crate) fn common(openapi: &mut OpenApi) {
         }
         add_response::<InternalError>(operation, "500");
         add_response::<Unavailable>(operation, "503");
+    }
+}
+
+/// Closes the variants of the tagged enums that refuse unknown fields
+/// (see [`CLOSED_ENUMS`]), among the named `schemas`.
+pub(crate) fn close_enums(schemas: &mut std::collections::BTreeMap<String, RefOr<Schema>>) {
+    for name in CLOSED_ENUMS {
+        if let Some(schema) = schemas.get_mut(name) {
+            close_variants(schema);
+        }
     }
 }
 

@@ -22,6 +22,8 @@ use crate::dto::agents::{AGENT_STATES, AgentStateDto, PRESENCES, PresenceBody};
 fn validator<T: ToSchema>() -> jsonschema::Validator {
     let mut named = Vec::new();
     T::schemas(&mut named);
+    let mut named: std::collections::BTreeMap<_, _> = named.into_iter().collect();
+    super::close_enums(&mut named);
     let schemas: serde_json::Map<String, Value> = named
         .into_iter()
         .map(|(name, schema)| (name, serde_json::to_value(schema).unwrap()))

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 use switchboard_acd::{Channel, Strategy};
 use switchboard_flows::schema::{DEFS, definitions};
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 
@@ -186,5 +186,22 @@ impl PartialSchema for StrategySchema {
 impl ToSchema for StrategySchema {
     fn name() -> Cow<'static, str> {
         "Strategy".into()
+    }
+}
+
+/// The configuration's tagged enums whose variants refuse unknown fields:
+/// `#[serde(deny_unknown_fields)]` sits on the enum, and utoipa does not
+/// carry it to the variants' schemas. [`close_variants`] does.
+pub const CLOSED_ENUMS: [&str; 2] = ["NextStep", "CallerId"];
+
+/// Sets `additionalProperties: false` on each object variant of `schema`
+/// (a `oneOf`, as utoipa derives a tagged enum).
+pub fn close_variants(schema: &mut RefOr<Schema>) {
+    if let RefOr::T(Schema::OneOf(one_of)) = schema {
+        for variant in &mut one_of.items {
+            if let RefOr::T(Schema::Object(object)) = variant {
+                object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
     }
 }
