@@ -13,7 +13,9 @@ use switchboard_routing::config::{
     OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RingGroupSpec, ScheduleSpec, SkillSpec,
     VoicemailBoxSpec,
 };
-use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::schema::{
+    AllOfBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, Type,
+};
 use utoipa::openapi::{Ref, RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
@@ -61,10 +63,16 @@ fn nullable<T: ToSchema>() -> RefOr<Schema> {
 
 /// `id`, then the timestamps: what every item's answer adds to its spec.
 fn item_fields(extra: Vec<(&'static str, RefOr<Schema>)>) -> Vec<(&'static str, RefOr<Schema>)> {
-    let mut fields = vec![("id", Uuid::schema())];
+    let string = |format: KnownFormat| -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .into()
+    };
+    let mut fields = vec![("id", string(KnownFormat::Uuid))];
     fields.extend(extra);
-    fields.push(("created_at", DateTime::<Utc>::schema()));
-    fields.push(("updated_at", DateTime::<Utc>::schema()));
+    fields.push(("created_at", string(KnownFormat::DateTime)));
+    fields.push(("updated_at", string(KnownFormat::DateTime)));
     fields
 }
 

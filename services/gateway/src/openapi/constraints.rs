@@ -4,7 +4,6 @@
 //! fuzzers read it), and the ordinary bodies the server takes, the schema
 //! takes.
 
-use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use switchboard_identity::domain::{normalize_email, validate_name};
 use switchboard_routing::config::openapi::{flow_schema, flow_schema_json};

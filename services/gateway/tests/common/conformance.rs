@@ -79,13 +79,13 @@ impl Conformance {
                 _ => Ok(()),
             };
         }
-        if status == StatusCode::SWITCHING_PROTOCOLS.as_u16() {
-            return Ok(());
-        }
+        let Some(content) = content.filter(|content| !content.is_empty()) else {
+            return Err(format!("{at}: a body, but the document declares none"));
+        };
         let media_type = content_type
             .map(|value| value.split(';').next().unwrap_or_default().trim())
             .ok_or_else(|| format!("{at}: a body without a Content-Type"))?;
-        let Some(media) = content.and_then(|content| content.get(media_type)) else {
+        let Some(media) = content.get(media_type) else {
             return Err(format!(
                 "{at}: the body is {media_type}, which the response does not declare"
             ));
