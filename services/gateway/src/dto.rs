@@ -24,7 +24,12 @@ pub(crate) mod webhooks;
 pub struct SignupBody {
     /// The company's name (1 to 100 characters); the tenant's handle
     /// (`slug`) is made from it.
-    #[schema(example = "Acme Support", min_length = 1, max_length = 100, pattern = r"\S")]
+    #[schema(
+        example = "Acme Support",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub company: String,
     /// The owner's email address, which signs in.
     #[schema(example = "founder@acme.example.com", format = Email, max_length = 254)]

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use switchboard_acd::{AgentState, AgentView, Offer, Presence};
 use switchboard_routing::QueueFigures;
-use std::borrow::Cow;
 
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use switchboard_identity::domain::{normalize_email, validate_name};
 use switchboard_routing::config::openapi::{flow_schema, flow_schema_json};
 use switchboard_routing::config::{
-    AgentProfileSpec, ConfigKind, FlowSpec, InboundRuleSpec, NumberSpec, QueueSpec,
-    ReasonCodeSpec, RingGroupSpec, SkillSpec, VoicemailBoxSpec,
+    AgentProfileSpec, ConfigKind, FlowSpec, InboundRuleSpec, NumberSpec, QueueSpec, ReasonCodeSpec,
+    RingGroupSpec, SkillSpec, VoicemailBoxSpec,
 };
 use utoipa::ToSchema;
 
@@ -183,7 +183,9 @@ fn numeric_ranges_the_server_refuses_the_schema_refuses() {
         queue(json!({ "service_level": { "percent": 0, "seconds": 20 } })),
         queue(json!({ "service_level": { "percent": 80, "seconds": 20, "target": 1 } })),
         queue(json!({ "max_waiting": { "count": 10001, "overflow": { "type": "hangup" } } })),
-        queue(json!({ "max_wait": { "seconds": 86400, "overflow": { "type": "voicemail", "box_id": ID } } })),
+        queue(
+            json!({ "max_wait": { "seconds": 86400, "overflow": { "type": "voicemail", "box_id": ID } } }),
+        ),
         queue(json!({ "max_wait": { "seconds": 86401, "overflow": { "type": "hangup" } } })),
         queue(json!({ "announcements": { "every_seconds": 9 } })),
         queue(json!({ "callback": { "enabled": true, "after_seconds": 86401 } })),
@@ -207,9 +209,7 @@ fn numeric_ranges_the_server_refuses_the_schema_refuses() {
 
 #[test]
 fn flow_definitions_the_server_refuses_the_schema_refuses() {
-    let flow = |node: Value| {
-        json!({ "name": "Main", "definition": { "start": "a", "nodes": { "a": node } } })
-    };
+    let flow = |node: Value| json!({ "name": "Main", "definition": { "start": "a", "nodes": { "a": node } } });
     routing_samples::<FlowSpec>(vec![
         flow(json!({ "type": "hangup" })),
         flow(json!({ "type": "enqueue", "queue_id": ID, "priority": 100 })),
@@ -226,9 +226,7 @@ fn flow_definitions_the_server_refuses_the_schema_refuses() {
 #[test]
 fn signup_passwords_and_names_the_server_refuses_the_schema_refuses() {
     let email = "founder@acme.example.com";
-    let body = |company: &str, email: &str, password: &str| {
-        json!({ "company": company, "email": email, "password": password })
-    };
+    let body = |company: &str, email: &str, password: &str| json!({ "company": company, "email": email, "password": password });
     // What identity checks of a signup's fields, each with its own rule.
     let taken = |body: &Value| {
         let Ok(body) = serde_json::from_value::<SignupBody>(body.clone()) else {
@@ -248,7 +246,11 @@ fn signup_passwords_and_names_the_server_refuses_the_schema_refuses() {
         body(" ", email, "correct horse battery staple"),
         body(&"x".repeat(101), email, "correct horse battery staple"),
         body("Acme", "not an email", "correct horse battery staple"),
-        body("Acme", &format!("{}@acme.example.com", "x".repeat(250)), "correct horse battery staple"),
+        body(
+            "Acme",
+            &format!("{}@acme.example.com", "x".repeat(250)),
+            "correct horse battery staple",
+        ),
     ]
     .into_iter()
     .map(|body| {

@@ -11,6 +11,7 @@
 //! (`tests/openapi.rs`) finds those.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::body::Body;
@@ -28,6 +29,7 @@ pub struct Conformance {
     document: OnceLock<Value>,
     validators: Mutex<HashMap<String, Arc<Validator>>>,
     violations: Mutex<Vec<String>>,
+    checked: AtomicUsize,
 }
 
 impl Conformance {
@@ -41,6 +43,11 @@ impl Conformance {
     /// The violations recorded so far.
     pub fn violations(&self) -> Vec<String> {
         self.violations.lock().unwrap().clone()
+    }
+
+    /// How many answers the layer checked.
+    pub fn checked(&self) -> usize {
+        self.checked.load(Ordering::Relaxed)
     }
 
     /// Checks one answer to `method path`: `Ok` when it is what the
@@ -206,6 +213,7 @@ pub async fn check_answers(
     if !path.starts_with("/v1/") || path == switchboard_gateway::OPENAPI_PATH {
         return response;
     }
+    conformance.checked.fetch_add(1, Ordering::Relaxed);
     let status = response.status();
     if status == StatusCode::SWITCHING_PROTOCOLS {
         if let Err(violation) = conformance.check(&method, &path, status.as_u16(), None, b"") {
@@ -225,8 +233,7 @@ pub async fn check_answers(
         .headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok());
-    if let Err(violation) =
-        conformance.check(&method, &path, status.as_u16(), content_type, &bytes)
+    if let Err(violation) = conformance.check(&method, &path, status.as_u16(), content_type, &bytes)
     {
         conformance.record(violation);
     }

@@ -299,7 +299,10 @@ pub enum NextStep {
     },
     /// Transfer to a phone number outside (E.164).
     External {
-        #[cfg_attr(feature = "openapi", schema(pattern = r"^\+[1-9][0-9]{0,14}$", example = "+15551234567"))]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(pattern = r"^\+[1-9][0-9]{0,14}$", example = "+15551234567")
+        )]
         number: String,
     },
     /// Hang up, after playing the message if given.
@@ -364,7 +367,10 @@ pub(crate) fn step_reference(step: &NextStep, field: &str) -> Option<Ref> {
 #[serde(deny_unknown_fields)]
 pub struct SkillSpec {
     /// Unique in the tenant; 1 to 100 characters.
-    #[cfg_attr(feature = "openapi", schema(example = "billing", min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "billing", min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// At most 500 characters.
     #[serde(default)]
@@ -398,7 +404,10 @@ impl ConfigKind for SkillSpec {
 pub struct ReasonCodeSpec {
     /// The code: 1 to 64 lowercase letters, digits, `_` or `-`, unique in
     /// the tenant; `missed` and `declined` are the engine's own.
-    #[cfg_attr(feature = "openapi", schema(example = "lunch", pattern = "^[a-z0-9_-]{1,64}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "lunch", pattern = "^[a-z0-9_-]{1,64}$")
+    )]
     pub name: String,
     /// What agents see; at most 500 characters.
     #[serde(default)]
@@ -446,7 +455,10 @@ impl ConfigKind for ReasonCodeSpec {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentGroupSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// At most 500 characters.
     #[serde(default)]
@@ -480,7 +492,10 @@ impl ConfigKind for AgentGroupSpec {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// `{"time_zone", "weekly": [{"day", "open", "close"}], "special_days":
     /// [{"date", "name", "annual", "hours"}]}` (see switchboard-hours).
@@ -618,7 +633,10 @@ fn default_ring_timeout() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct QueueSpec {
     /// Unique in the tenant.
-    #[cfg_attr(feature = "openapi", schema(example = "Billing", min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "Billing", min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// `voice`, `chat`, `sms` or `email`.
     #[cfg_attr(feature = "openapi", schema(value_type = super::openapi::ChannelSchema, example = "voice"))]
@@ -960,7 +978,10 @@ pub enum RingStrategy {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RingGroupSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// Agents (user ids with an agent profile), 1 to 50, in ringing order.
     #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
@@ -1008,7 +1029,10 @@ fn default_max_message() -> u32 {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VoicemailBoxSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// Played before the tone (`{"file"}` or `{"tts"}`).
     #[serde(default)]
@@ -1053,7 +1077,10 @@ impl ConfigKind for VoicemailBoxSpec {
 #[serde(deny_unknown_fields)]
 pub struct NumberSpec {
     /// E.164; held by one tenant only.
-    #[cfg_attr(feature = "openapi", schema(example = "+33140000000", pattern = r"^\+[1-9][0-9]{0,14}$"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "+33140000000", pattern = r"^\+[1-9][0-9]{0,14}$")
+    )]
     pub number: String,
     pub inbound_rule_id: Uuid,
     #[serde(default)]
@@ -1100,7 +1127,10 @@ impl ConfigKind for NumberSpec {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InboundRuleSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// Without a schedule the rule is always open.
     #[serde(default)]
@@ -1300,7 +1330,10 @@ pub fn decide(
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FlowSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     #[serde(default)]
     pub client_id: Option<Uuid>,
@@ -1399,7 +1432,10 @@ pub enum CallerId {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutboundRuleSpec {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 100, pattern = r"\S"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     pub agent_group_id: Uuid,
     /// Trunk names, 1 to 10, in order of preference; each 1 to 64

@@ -41,8 +41,7 @@ fn rewrite_references(value: &mut Value) {
                     }
                     ("mapping", Value::Object(mapping)) => {
                         for target in mapping.values_mut() {
-                            if let Some(name) = target.as_str().and_then(|t| t.strip_prefix(DEFS))
-                            {
+                            if let Some(name) = target.as_str().and_then(|t| t.strip_prefix(DEFS)) {
                                 *target = Value::String(format!("{COMPONENTS}{name}"));
                             }
                         }
@@ -65,12 +64,15 @@ pub fn flow_schema(name: &str) -> RefOr<Schema> {
         unreachable!("{name} is not a flow schema");
     };
     let converted = if json.get("oneOf").is_some() {
-        serde_json::from_value(json).map(Schema::OneOf).map(RefOr::T)
+        serde_json::from_value(json)
+            .map(Schema::OneOf)
+            .map(RefOr::T)
     } else {
         serde_json::from_value(json)
     };
     // Constant data of our own, proven convertible by the gateway's tests.
-    converted.unwrap_or_else(|error| unreachable!("the flow schema {name} does not convert: {error}"))
+    converted
+        .unwrap_or_else(|error| unreachable!("the flow schema {name} does not convert: {error}"))
 }
 
 macro_rules! named_flow_schema {
@@ -133,11 +135,18 @@ impl ToSchema for TrunkNameSchema {
 }
 
 /// A string schema of `values` as they serialize.
-fn serialized_enum<T: Serialize>(description: &str, values: impl IntoIterator<Item = T>) -> RefOr<Schema> {
+fn serialized_enum<T: Serialize>(
+    description: &str,
+    values: impl IntoIterator<Item = T>,
+) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some(description))
-        .enum_values(Some(values.into_iter().filter_map(|value| serde_json::to_value(value).ok())))
+        .enum_values(Some(
+            values
+                .into_iter()
+                .filter_map(|value| serde_json::to_value(value).ok()),
+        ))
         .into()
 }
 
@@ -200,7 +209,8 @@ pub fn close_variants(schema: &mut RefOr<Schema>) {
     if let RefOr::T(Schema::OneOf(one_of)) = schema {
         for variant in &mut one_of.items {
             if let RefOr::T(Schema::Object(object)) = variant {
-                object.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
             }
         }
     }
