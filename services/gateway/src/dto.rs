@@ -11,7 +11,7 @@ use switchboard_identity::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::openapi::{RoleSchema, TenantStatusSchema, UserStatusSchema};
+use crate::openapi::{ApiScopeSchema, RoleSchema, TenantStatusSchema, UserStatusSchema};
 
 pub(crate) mod agents;
 pub(crate) mod routing_config;
@@ -193,9 +193,9 @@ pub struct ApiKeyCreateBody {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// `read` (every read), `full` (everything but managing API keys and
-    /// billing), or one area's `<area>:read` / `<area>:write` with area one
-    /// of `tenant`, `users`, `clients`, `audit` (write implies read).
-    #[schema(example = json!(["users:read", "clients:write"]))]
+    /// billing), or one area's `<area>:read` / `<area>:write` (write implies
+    /// read); at least one.
+    #[schema(value_type = Vec<ApiScopeSchema>, min_items = 1, example = json!(["users:read", "clients:write"]))]
     pub scopes: Vec<String>,
     /// When the key stops working; absent: never.
     pub expires_at: Option<DateTime<Utc>>,
@@ -327,6 +327,7 @@ pub struct ApiKeyDto {
     pub name: String,
     /// The first characters of the secret, to recognize the key by.
     pub prefix: String,
+    #[schema(value_type = Vec<ApiScopeSchema>)]
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     /// `null`: never expires.

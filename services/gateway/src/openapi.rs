@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use serde::Serialize;
+use switchboard_identity::domain::SCOPE_AREAS;
 use switchboard_identity::{Role, TenantStatus, UserStatus};
 use switchboard_routing::config::openapi::{CLOSED_ENUMS, close_variants};
 use utoipa::openapi::header::HeaderBuilder;
@@ -370,6 +371,45 @@ impl PartialSchema for RoleSchema {
 impl ToSchema for RoleSchema {
     fn name() -> Cow<'static, str> {
         "Role".into()
+    }
+}
+
+/// The scopes an API key may hold, from the rules of
+/// [`ApiScope`](switchboard_identity::ApiScope): `read`,
+/// `full`, and `<area>:read` / `<area>:write` for each of
+/// [`SCOPE_AREAS`].
+pub(crate) struct ApiScopeSchema;
+
+impl ApiScopeSchema {
+    /// Every scope, as written.
+    pub(crate) fn all() -> Vec<String> {
+        let areas = SCOPE_AREAS
+            .iter()
+            .flat_map(|area| [format!("{area}:read"), format!("{area}:write")]);
+        ["read".to_owned(), "full".to_owned()]
+            .into_iter()
+            .chain(areas)
+            .collect()
+    }
+}
+
+impl PartialSchema for ApiScopeSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "What an API key may do: `read` (every read), `full` (everything but managing \
+                 API keys and billing), or one area's `<area>:read` / `<area>:write` (write \
+                 implies read).",
+            ))
+            .enum_values(Some(Self::all()))
+            .into()
+    }
+}
+
+impl ToSchema for ApiScopeSchema {
+    fn name() -> Cow<'static, str> {
+        "ApiScope".into()
     }
 }
 

@@ -5,6 +5,7 @@
 //! takes.
 
 use serde_json::{Value, json};
+use switchboard_identity::ApiScope;
 use switchboard_identity::domain::{normalize_email, validate_name};
 use switchboard_routing::config::openapi::{flow_schema, flow_schema_json};
 use switchboard_routing::config::{
@@ -13,8 +14,8 @@ use switchboard_routing::config::{
 };
 use utoipa::ToSchema;
 
-use crate::dto::SignupBody;
 use crate::dto::agents::{AGENT_STATES, AgentStateDto, PRESENCES, PresenceBody};
+use crate::dto::{ApiKeyCreateBody, SignupBody};
 
 /// A validator of `T`'s schema, its named schemas as the document's
 /// components.
@@ -323,4 +324,38 @@ fn every_flow_schema_converts_to_the_document_without_loss() {
         let converted = serde_json::to_value(flow_schema(name)).unwrap();
         assert_eq!(converted, written, "{name}");
     }
+}
+
+#[test]
+fn api_key_scopes_the_server_refuses_the_schema_refuses() {
+    let taken = |body: &Value| {
+        let Ok(body) = serde_json::from_value::<ApiKeyCreateBody>(body.clone()) else {
+            return false;
+        };
+        !body.scopes.is_empty()
+            && body
+                .scopes
+                .iter()
+                .all(|scope| scope.parse::<ApiScope>().is_ok())
+            && validate_name("name", &body.name, 100).is_ok()
+    };
+    let mut bodies: Vec<Value> = super::ApiScopeSchema::all()
+        .into_iter()
+        .map(|scope| json!({ "name": "k", "scopes": [scope] }))
+        .collect();
+    bodies.extend([
+        json!({ "name": "k", "scopes": [] }),
+        json!({ "name": "k", "scopes": ["write"] }),
+        json!({ "name": "k", "scopes": ["users:delete"] }),
+        json!({ "name": "k", "scopes": ["billing:read"] }),
+        json!({ "name": "", "scopes": ["read"] }),
+    ]);
+    let samples = bodies
+        .into_iter()
+        .map(|body| {
+            let server = taken(&body);
+            (body, server)
+        })
+        .collect();
+    assert_schema_agrees::<ApiKeyCreateBody>(samples);
 }
