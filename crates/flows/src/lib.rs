@@ -170,6 +170,7 @@ mod ids;
 mod node;
 mod phone;
 mod prompt;
+pub mod schema;
 mod session;
 mod validate;
 

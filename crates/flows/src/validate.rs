@@ -39,7 +39,7 @@ pub(crate) fn check(flow: &Flow) -> Result<(), FlowError> {
 }
 
 /// The ranges and keys of one node: on failure, the field and message.
-fn check_node(node: &Node) -> Result<(), (String, String)> {
+pub(crate) fn check_node(node: &Node) -> Result<(), (String, String)> {
     match node {
         Node::Menu(menu) => {
             if menu.options.is_empty() {

@@ -11,7 +11,7 @@ use switchboard_identity::{
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::openapi::{RoleSchema, TenantStatusSchema, UserStatusSchema};
+use crate::openapi::{ApiScopeSchema, RoleSchema, TenantStatusSchema, UserStatusSchema};
 
 pub(crate) mod agents;
 pub(crate) mod routing_config;
@@ -22,13 +22,21 @@ pub(crate) mod webhooks;
 #[serde(deny_unknown_fields)]
 #[schema(as = SignupRequest)]
 pub struct SignupBody {
-    /// The company's name; the tenant's handle (`slug`) is made from it.
-    #[schema(example = "Acme Support")]
+    /// The company's name (1 to 100 characters); the tenant's handle
+    /// (`slug`) is made from it.
+    #[schema(
+        example = "Acme Support",
+        min_length = 1,
+        max_length = 100,
+        pattern = r"\S"
+    )]
     pub company: String,
     /// The owner's email address, which signs in.
-    #[schema(example = "founder@acme.example.com")]
+    #[schema(example = "founder@acme.example.com", format = Email, max_length = 254)]
     pub email: String,
-    #[schema(format = Password)]
+    /// 10 to 256 characters, not a common password, and (under 16
+    /// characters) of more than one kind of character.
+    #[schema(format = Password, min_length = 10, max_length = 256)]
     pub password: String,
     /// The plan's code.
     #[serde(default = "default_plan")]
@@ -39,6 +47,7 @@ pub struct SignupBody {
     #[schema(default = "UTC", example = "Europe/Paris")]
     pub time_zone: String,
     /// The owner's name as shown to others (default: from the email).
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: Option<String>,
 }
 
@@ -86,8 +95,10 @@ pub struct TokenBody {
 #[schema(as = AcceptInvitationRequest)]
 pub struct AcceptInvitationBody {
     pub token: String,
-    #[schema(format = Password)]
+    /// 10 to 256 characters (the rules of signup).
+    #[schema(format = Password, min_length = 10, max_length = 256)]
     pub password: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: Option<String>,
 }
 
@@ -97,6 +108,7 @@ pub struct AcceptInvitationBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = TenantPatch)]
 pub struct TenantPatchBody {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
     /// An IANA time zone.
     pub time_zone: Option<String>,
@@ -110,13 +122,16 @@ pub struct TenantPatchBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = NewUser)]
 pub struct UserCreateBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: Option<String>,
     #[schema(value_type = Vec<RoleSchema>)]
     pub roles: Vec<String>,
     /// Absent or `null`: every client.
     pub clients: Option<Vec<Uuid>>,
-    #[schema(format = Password)]
+    /// 10 to 256 characters (the rules of signup).
+    #[schema(format = Password, min_length = 10, max_length = 256)]
     pub password: Option<String>,
 }
 
@@ -125,7 +140,9 @@ pub struct UserCreateBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = NewInvitation)]
 pub struct InviteBody {
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: Option<String>,
     #[schema(value_type = Vec<RoleSchema>)]
     pub roles: Vec<String>,
@@ -138,6 +155,7 @@ pub struct InviteBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = UserPatch)]
 pub struct UserPatchBody {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub display_name: Option<String>,
     #[schema(value_type = Option<Vec<RoleSchema>>)]
     pub roles: Option<Vec<String>>,
@@ -163,6 +181,7 @@ where
 #[serde(deny_unknown_fields)]
 #[schema(as = NewClient)]
 pub struct ClientCreateBody {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
 }
 
@@ -171,11 +190,12 @@ pub struct ClientCreateBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = NewApiKey)]
 pub struct ApiKeyCreateBody {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// `read` (every read), `full` (everything but managing API keys and
-    /// billing), or one area's `<area>:read` / `<area>:write` with area one
-    /// of `tenant`, `users`, `clients`, `audit` (write implies read).
-    #[schema(example = json!(["users:read", "clients:write"]))]
+    /// billing), or one area's `<area>:read` / `<area>:write` (write implies
+    /// read); at least one.
+    #[schema(value_type = Vec<ApiScopeSchema>, min_items = 1, example = json!(["users:read", "clients:write"]))]
     pub scopes: Vec<String>,
     /// When the key stops working; absent: never.
     pub expires_at: Option<DateTime<Utc>>,
@@ -307,6 +327,7 @@ pub struct ApiKeyDto {
     pub name: String,
     /// The first characters of the secret, to recognize the key by.
     pub prefix: String,
+    #[schema(value_type = Vec<ApiScopeSchema>)]
     pub scopes: Vec<String>,
     pub created_at: DateTime<Utc>,
     /// `null`: never expires.

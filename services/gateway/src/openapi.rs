@@ -17,7 +17,9 @@ use axum::body::Bytes;
 use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use serde::Serialize;
+use switchboard_identity::domain::SCOPE_AREAS;
 use switchboard_identity::{Role, TenantStatus, UserStatus};
+use switchboard_routing::config::openapi::{CLOSED_ENUMS, close_variants};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};
@@ -208,6 +210,9 @@ pub(crate) fn public(openapi: &mut OpenApi) {
 /// first request with the key is still running) or 422 (the key was used
 /// for another request). Also, any operation may fail with 500 or 503.
 pub(crate) fn common(openapi: &mut OpenApi) {
+    if let Some(components) = openapi.components.as_mut() {
+        close_enums(&mut components.schemas);
+    }
     for (method, operation) in operations(openapi) {
         if method == HttpMethod::Post {
             operation
@@ -220,6 +225,16 @@ pub(crate) fn common(openapi: &mut OpenApi) {
         }
         add_response::<InternalError>(operation, "500");
         add_response::<Unavailable>(operation, "503");
+    }
+}
+
+/// Closes the variants of the tagged enums that refuse unknown fields
+/// (see [`CLOSED_ENUMS`]), among the named `schemas`.
+pub(crate) fn close_enums(schemas: &mut std::collections::BTreeMap<String, RefOr<Schema>>) {
+    for name in CLOSED_ENUMS {
+        if let Some(schema) = schemas.get_mut(name) {
+            close_variants(schema);
+        }
     }
 }
 
@@ -298,7 +313,8 @@ pub(crate) struct PageParams {
     #[param(minimum = 1, maximum = 200, default = 50)]
     limit: Option<u32>,
     /// `next_cursor` of the previous page, unchanged; absent for the first
-    /// page.
+    /// page. Opaque: base64url without padding (RFC 4648 §5).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     cursor: Option<String>,
 }
 
@@ -310,7 +326,7 @@ macro_rules! page {
         pub(crate) struct $name {
             data: Vec<$item>,
             /// Pass as `cursor` to get the next page.
-            #[schema(required = true)]
+            #[schema(required = true, pattern = "^[A-Za-z0-9_-]+$")]
             next_cursor: Option<String>,
         }
     };
@@ -328,7 +344,10 @@ page!(
 );
 
 /// A string schema listing `values`.
-fn string_enum(description: &str, values: impl IntoIterator<Item = &'static str>) -> RefOr<Schema> {
+pub(crate) fn string_enum(
+    description: &str,
+    values: impl IntoIterator<Item = &'static str>,
+) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::String)
         .description(Some(description))
@@ -352,6 +371,45 @@ impl PartialSchema for RoleSchema {
 impl ToSchema for RoleSchema {
     fn name() -> Cow<'static, str> {
         "Role".into()
+    }
+}
+
+/// The scopes an API key may hold, from the rules of
+/// [`ApiScope`](switchboard_identity::ApiScope): `read`,
+/// `full`, and `<area>:read` / `<area>:write` for each of
+/// [`SCOPE_AREAS`].
+pub(crate) struct ApiScopeSchema;
+
+impl ApiScopeSchema {
+    /// Every scope, as written.
+    pub(crate) fn all() -> Vec<String> {
+        let areas = SCOPE_AREAS
+            .iter()
+            .flat_map(|area| [format!("{area}:read"), format!("{area}:write")]);
+        ["read".to_owned(), "full".to_owned()]
+            .into_iter()
+            .chain(areas)
+            .collect()
+    }
+}
+
+impl PartialSchema for ApiScopeSchema {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "What an API key may do: `read` (every read), `full` (everything but managing \
+                 API keys and billing), or one area's `<area>:read` / `<area>:write` (write \
+                 implies read).",
+            ))
+            .enum_values(Some(Self::all()))
+            .into()
+    }
+}
+
+impl ToSchema for ApiScopeSchema {
+    fn name() -> Cow<'static, str> {
+        "ApiScope".into()
     }
 }
 
@@ -517,6 +575,9 @@ pub(crate) struct InternalError(ProblemDoc);
 )]
 #[allow(dead_code)]
 pub(crate) struct Unavailable(ProblemDoc);
+
+#[cfg(test)]
+mod constraints;
 
 #[cfg(test)]
 mod tests {

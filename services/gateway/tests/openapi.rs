@@ -1,8 +1,9 @@
 //! The OpenAPI document (`GET /v1/openapi.json`) against the router that
 //! serves it, over real HTTP (SQLite and the in-process cache): every
 //! route is documented, every documented operation is served, security
-//! and errors are declared as the middleware behaves, and the reference
-//! page (`GET /docs`) is up.
+//! and errors are declared as the middleware behaves, every answer is
+//! the one its operation declares (status, media type, schema), and the
+//! reference page (`GET /docs`) is up.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -386,6 +387,85 @@ async fn the_document_lists_exactly_the_routes_the_router_serves() {
             );
         }
     }
+    // Every answer above had the status, media type and body schema the
+    // document declares for its operation.
+    assert!(
+        api.conformance.checked() > 2 * documented.len(),
+        "the site checked the answers: {}",
+        api.conformance.checked()
+    );
+    let violations = api.conformance.violations();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// The site checks every answer against the document (`common::conformance`);
+/// this proves the check refuses what the document does not declare.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_the_document_does_not_declare_are_refused() {
+    let api = Api::start().await;
+    let skill = format!("/v1/skills/{}", uuid::Uuid::new_v4());
+    let json = Some("application/json");
+    let check = |path: &str, status: u16, content_type: Option<&str>, body: Value| {
+        api.conformance.check(
+            "GET",
+            path,
+            status,
+            content_type,
+            body.to_string().as_bytes(),
+        )
+    };
+    let found = json!({
+        "id": uuid::Uuid::new_v4(),
+        "name": "billing",
+        "description": "",
+        "created_at": "2026-12-07T04:00:00Z",
+        "updated_at": "2026-12-07T04:00:00Z",
+    });
+    check(&skill, 200, json, found.clone()).unwrap();
+    let mut extra = found.clone();
+    extra["color"] = json!("red");
+    assert!(
+        check(&skill, 200, json, extra).is_err(),
+        "an undeclared field"
+    );
+    let mut untimed = found.clone();
+    untimed.as_object_mut().unwrap().remove("updated_at");
+    assert!(
+        check(&skill, 200, json, untimed).is_err(),
+        "a missing field"
+    );
+    let mut bad_id = found.clone();
+    bad_id["id"] = json!("42");
+    assert!(check(&skill, 200, json, bad_id).is_err(), "a format");
+    assert!(check(&skill, 418, json, found.clone()).is_err(), "a status");
+    let problem = json!({
+        "type": "https://switchboard.dev/problems/not_found",
+        "title": "Not Found",
+        "status": 404,
+        "detail": "skill not found",
+    });
+    check(
+        &skill,
+        404,
+        Some("application/problem+json"),
+        problem.clone(),
+    )
+    .unwrap();
+    assert!(check(&skill, 404, json, problem).is_err(), "a media type");
+    let page = |cursor: Value| json!({ "data": [found.clone()], "next_cursor": cursor });
+    check("/v1/skills", 200, json, page(Value::Null)).unwrap();
+    check("/v1/skills", 200, json, page(json!("AAECAw"))).unwrap();
+    assert!(
+        check("/v1/skills", 200, json, page(json!("%%"))).is_err(),
+        "a cursor"
+    );
+    assert!(
+        api.conformance
+            .check("DELETE", &skill, 204, None, b"{}")
+            .is_err(),
+        "a body where none is declared"
+    );
+    assert!(api.conformance.violations().is_empty());
 }
 
 /// The probes above find an undocumented method on a documented path; a

@@ -39,6 +39,8 @@ mod engine;
 mod error;
 mod flows;
 mod items;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod rules;
 mod store;
 mod views;

@@ -4,10 +4,64 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use switchboard_acd::{AgentState, AgentView, Offer, Presence};
 use switchboard_routing::QueueFigures;
-use utoipa::ToSchema;
+
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
+
+use crate::openapi::string_enum;
+
+/// The presences an agent can ask for (`PUT /v1/agents/me/presence`).
+pub(crate) const PRESENCES: [&str; 3] = ["available", "not_ready", "offline"];
+
+/// The agent states the API shows ([`AgentStateDto::state`]).
+pub(crate) const AGENT_STATES: [&str; 6] = [
+    "offline",
+    "available",
+    "not_ready",
+    "reserved",
+    "busy",
+    "after_call_work",
+];
+
+/// [`PRESENCES`] as a schema.
+pub(crate) struct PresenceSchema;
+
+impl PartialSchema for PresenceSchema {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "The presence an agent asks for; `not_ready` takes a reason code.",
+            PRESENCES,
+        )
+    }
+}
+
+impl ToSchema for PresenceSchema {
+    fn name() -> Cow<'static, str> {
+        "Presence".into()
+    }
+}
+
+/// [`AGENT_STATES`] as a schema.
+pub(crate) struct AgentStateNameSchema;
+
+impl PartialSchema for AgentStateNameSchema {
+    fn schema() -> RefOr<Schema> {
+        string_enum(
+            "An agent's state: `reserved` while a contact rings at it.",
+            AGENT_STATES,
+        )
+    }
+}
+
+impl ToSchema for AgentStateNameSchema {
+    fn name() -> Cow<'static, str> {
+        "AgentStateName".into()
+    }
+}
 
 /// An agent state as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -15,7 +69,7 @@ use uuid::Uuid;
 pub struct AgentStateDto {
     /// `offline`, `available`, `not_ready`, `reserved` (a contact is
     /// ringing), `busy` or `after_call_work`.
-    #[schema(example = "available")]
+    #[schema(value_type = AgentStateNameSchema, example = "available")]
     pub state: String,
     /// The not-ready reason code.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,11 +163,11 @@ impl From<&AgentView> for AgentDto {
 #[schema(as = PresenceRequest)]
 pub struct PresenceBody {
     /// `available`, `not_ready` or `offline`.
-    #[schema(example = "not_ready")]
+    #[schema(value_type = PresenceSchema, example = "not_ready")]
     pub presence: String,
     /// A not-ready reason code (required with `not_ready`, refused
-    /// otherwise).
-    #[schema(example = "lunch")]
+    /// otherwise), at most 64 characters.
+    #[schema(example = "lunch", max_length = 64)]
     pub reason: Option<String>,
 }
 

@@ -23,6 +23,7 @@ pub struct WebhookCreateBody {
     #[schema(example = "https://crm.example.com/hooks/switchboard")]
     pub url: String,
     /// What the endpoint is for (at most 500 characters).
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     /// The event types to receive, or `["*"]` for all.
     #[schema(value_type = Vec<EventTypeSchema>, example = json!(["user.created", "user.deleted"]))]
@@ -37,6 +38,8 @@ pub struct WebhookCreateBody {
 #[schema(as = WebhookPatch)]
 pub struct WebhookPatchBody {
     pub url: Option<String>,
+    /// At most 500 characters.
+    #[schema(max_length = 500)]
     pub description: Option<String>,
     #[schema(value_type = Option<Vec<EventTypeSchema>>)]
     pub event_types: Option<Vec<String>>,

@@ -6,14 +6,21 @@
 //! wired as `switchboard dev` and `serve` wire them
 //! (`services/switchboard/src/run.rs`). Each test file adds the request
 //! helpers it needs as methods of [`Site`].
+//!
+//! Every answer of the site is checked against the OpenAPI document it
+//! serves ([`conformance`]); a test whose requests got an answer the
+//! document does not declare fails when its site is dropped.
 
 #![allow(dead_code)]
+
+pub mod conformance;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Client;
+use serde_json::Value;
 use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
@@ -30,6 +37,8 @@ use switchboard_test_utils::{
     unique_name,
 };
 use switchboard_webhooks::{Webhooks, WebhooksOptions};
+
+use conformance::Conformance;
 
 /// The key the site's tokens are signed with.
 pub const SECRET: &[u8] = b"a-gateway-test-signing-secret-32-bytes!!";
@@ -76,6 +85,8 @@ pub struct Site {
     /// The call API the edge uses.
     pub calls: Calls,
     pub webhooks: Webhooks,
+    /// What the answers were checked against, and what failed.
+    pub conformance: Arc<Conformance>,
     _running: Running,
     _dir: Option<tempfile::TempDir>,
 }
@@ -125,6 +136,11 @@ impl Site {
             options.gateway,
         )
         .router();
+        let conformance = Arc::new(Conformance::default());
+        let router = router.layer(axum::middleware::from_fn_with_state(
+            conformance.clone(),
+            conformance::check_answers,
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -135,17 +151,44 @@ impl Site {
             .await
             .unwrap();
         });
+        let base = format!("http://{addr}");
+        let client = Client::new();
+        let document: Value = client
+            .get(format!("{base}{}", switchboard_gateway::OPENAPI_PATH))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        conformance.set_document(document);
         Self {
-            base: format!("http://{addr}"),
-            client: Client::new(),
+            base,
+            client,
             database,
             admin,
             production: options.production,
             routing,
             calls,
             webhooks,
+            conformance,
             _running: running,
             _dir: dir,
+        }
+    }
+}
+
+impl Drop for Site {
+    /// Fails the test if any answer did not match the document (unless it
+    /// fails already).
+    fn drop(&mut self) {
+        let violations = self.conformance.violations();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "{} answer(s) do not match the OpenAPI document:\n{}",
+                violations.len(),
+                violations.join("\n")
+            );
         }
     }
 }

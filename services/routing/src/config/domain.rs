@@ -284,6 +284,7 @@ pub enum NextStep {
     Queue {
         queue_id: Uuid,
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
         priority: Option<u8>,
     },
     /// Offer to one agent (a user with an agent profile).
@@ -298,12 +299,16 @@ pub enum NextStep {
     },
     /// Transfer to a phone number outside (E.164).
     External {
+        #[cfg_attr(
+            feature = "openapi",
+            schema(pattern = r"^\+[1-9][0-9]{0,14}$", example = "+15551234567")
+        )]
         number: String,
     },
     /// Hang up, after playing the message if given.
     Hangup {
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<super::openapi::PromptSchema>))]
         message: Option<Prompt>,
     },
 }
@@ -361,10 +366,15 @@ pub(crate) fn step_reference(step: &NextStep, field: &str) -> Option<Ref> {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SkillSpec {
-    /// Unique in the tenant.
-    #[cfg_attr(feature = "openapi", schema(example = "billing"))]
+    /// Unique in the tenant; 1 to 100 characters.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "billing", min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
+    /// At most 500 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub description: String,
 }
 
@@ -394,10 +404,14 @@ impl ConfigKind for SkillSpec {
 pub struct ReasonCodeSpec {
     /// The code: 1 to 64 lowercase letters, digits, `_` or `-`, unique in
     /// the tenant; `missed` and `declined` are the engine's own.
-    #[cfg_attr(feature = "openapi", schema(example = "lunch"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "lunch", pattern = "^[a-z0-9_-]{1,64}$")
+    )]
     pub name: String,
-    /// What agents see.
+    /// What agents see; at most 500 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub description: String,
 }
 
@@ -441,8 +455,14 @@ impl ConfigKind for ReasonCodeSpec {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentGroupSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
+    /// At most 500 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub description: String,
 }
 
@@ -472,6 +492,10 @@ impl ConfigKind for AgentGroupSpec {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// `{"time_zone", "weekly": [{"day", "open", "close"}], "special_days":
     /// [{"date", "name", "annual", "hours"}]}` (see switchboard-hours).
@@ -522,6 +546,7 @@ impl ConfigKind for ScheduleSpec {
 pub struct RequiredSkill {
     pub skill_id: Uuid,
     /// 1 to 10.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10))]
     pub min_proficiency: u8,
 }
 
@@ -532,8 +557,10 @@ pub struct RequiredSkill {
 #[serde(deny_unknown_fields)]
 pub struct ServiceLevel {
     /// 1 to 100.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub percent: u8,
     /// 1 to 3600.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3600))]
     pub seconds: u32,
 }
 
@@ -552,6 +579,7 @@ impl Default for ServiceLevel {
 #[serde(deny_unknown_fields)]
 pub struct MaxWaiting {
     /// 1 to 10000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
     pub count: u32,
     pub overflow: NextStep,
 }
@@ -562,6 +590,7 @@ pub struct MaxWaiting {
 #[serde(deny_unknown_fields)]
 pub struct MaxWait {
     /// 1 to 86400.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub seconds: u32,
     pub overflow: NextStep,
 }
@@ -572,6 +601,7 @@ pub struct MaxWait {
 #[serde(deny_unknown_fields)]
 pub struct Announcements {
     /// 10 to 3600.
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 3600))]
     pub every_seconds: u32,
     /// Announce the caller's position in the queue.
     #[serde(default)]
@@ -589,6 +619,7 @@ pub struct CallbackOffer {
     pub enabled: bool,
     /// Offered after this wait; 0 to 86400.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400))]
     pub after_seconds: u32,
 }
 
@@ -602,10 +633,13 @@ fn default_ring_timeout() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct QueueSpec {
     /// Unique in the tenant.
-    #[cfg_attr(feature = "openapi", schema(example = "Billing"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "Billing", min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// `voice`, `chat`, `sms` or `email`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "voice"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = super::openapi::ChannelSchema, example = "voice"))]
     pub channel: Channel,
     /// The client organization the queue serves (outsourcers); absent for
     /// the tenant's own.
@@ -615,6 +649,7 @@ pub struct QueueSpec {
     pub required_skills: Vec<RequiredSkill>,
     /// 0 to 100, higher first.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub priority: u8,
     #[serde(default)]
     pub service_level: ServiceLevel,
@@ -624,19 +659,21 @@ pub struct QueueSpec {
     pub max_wait: Option<MaxWait>,
     /// How long an offer rings (1 to 300 s) before the agent is missed.
     #[serde(default = "default_ring_timeout")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 300))]
     pub ring_timeout_seconds: u32,
     /// After-contact work, 0 to 3600 s.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 3600))]
     pub wrap_up_seconds: u32,
     /// `longest_idle`, `least_occupied` or `round_robin`.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "longest_idle"))]
+    #[cfg_attr(feature = "openapi", schema(value_type = super::openapi::StrategySchema, example = "longest_idle"))]
     pub strategy: Strategy,
     #[serde(default)]
     pub announcements: Option<Announcements>,
     /// What waiting callers hear (`{"file"}` or `{"tts"}`).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::openapi::PromptSchema>))]
     pub music_on_hold: Option<Prompt>,
     #[serde(default)]
     pub callback: CallbackOffer,
@@ -797,6 +834,7 @@ impl QueueSpec {
 pub struct AgentSkill {
     pub skill_id: Uuid,
     /// 1 to 10.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10))]
     pub proficiency: u8,
 }
 
@@ -807,12 +845,16 @@ pub struct AgentSkill {
 #[serde(deny_unknown_fields)]
 pub struct ChannelCapacity {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 50))]
     pub voice: u8,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 50))]
     pub chat: u8,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 50))]
     pub sms: u8,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 50))]
     pub email: u8,
 }
 
@@ -936,12 +978,18 @@ pub enum RingStrategy {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RingGroupSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// Agents (user ids with an agent profile), 1 to 50, in ringing order.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 50))]
     pub members: Vec<Uuid>,
     pub strategy: RingStrategy,
     /// 5 to 300 s: how long the group (ring all) or each member
     /// (sequential) rings.
+    #[cfg_attr(feature = "openapi", schema(minimum = 5, maximum = 300))]
     pub timeout_seconds: u32,
 }
 
@@ -981,13 +1029,18 @@ fn default_max_message() -> u32 {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct VoicemailBoxSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// Played before the tone (`{"file"}` or `{"tts"}`).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<super::openapi::PromptSchema>))]
     pub greeting: Option<Prompt>,
     /// 10 to 600 s.
     #[serde(default = "default_max_message")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 10, maximum = 600))]
     pub max_message_seconds: u32,
 }
 
@@ -1024,12 +1077,17 @@ impl ConfigKind for VoicemailBoxSpec {
 #[serde(deny_unknown_fields)]
 pub struct NumberSpec {
     /// E.164; held by one tenant only.
-    #[cfg_attr(feature = "openapi", schema(example = "+33140000000"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "+33140000000", pattern = r"^\+[1-9][0-9]{0,14}$")
+    )]
     pub number: String,
     pub inbound_rule_id: Uuid,
     #[serde(default)]
     pub client_id: Option<Uuid>,
+    /// At most 500 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub description: String,
 }
 
@@ -1069,6 +1127,10 @@ impl ConfigKind for NumberSpec {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InboundRuleSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     /// Without a schedule the rule is always open.
     #[serde(default)]
@@ -1146,6 +1208,7 @@ pub struct ForcedModeSpec {
     pub destination: Option<NextStep>,
     /// Why (at most 500 characters).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
     pub reason: Option<String>,
 }
 
@@ -1267,12 +1330,16 @@ pub fn decide(
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FlowSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     #[serde(default)]
     pub client_id: Option<Uuid>,
     /// The flow graph: `{"start": <node id>, "nodes": {<id>: <node>}}` (see
     /// switchboard-flows for node types).
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    #[cfg_attr(feature = "openapi", schema(value_type = super::openapi::FlowDefinitionSchema))]
     pub definition: serde_json::Value,
 }
 
@@ -1365,9 +1432,15 @@ pub enum CallerId {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct OutboundRuleSpec {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 100, pattern = r"\S")
+    )]
     pub name: String,
     pub agent_group_id: Uuid,
-    /// Trunk names, 1 to 10, in order of preference.
+    /// Trunk names, 1 to 10, in order of preference; each 1 to 64
+    /// characters.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<super::openapi::TrunkNameSchema>, min_items = 1, max_items = 10))]
     pub trunks: Vec<String>,
     pub strategy: TrunkStrategy,
     pub caller_id: CallerId,
