@@ -2,8 +2,10 @@
 //! name order by [`Migrator`] on PostgreSQL and SQLite alike.
 //!
 //! Migrations run as the database owner (`switchboard migrate up`, or
-//! `switchboard dev` at start); services connect as a role that does not
-//! own the tables (see ARCHITECTURE.md, tenancy).
+//! `switchboard dev` at start), which needs no CREATEROLE once the group
+//! roles exist; services connect as a member of [`APP_ROLE`] that does not
+//! own the tables, and the workers that serve every tenant as a member of
+//! [`SYSTEM_ROLE`] (see ARCHITECTURE.md, tenancy, and migration 8).
 
 pub use sea_orm_migration::prelude::*;
 
@@ -14,12 +16,14 @@ mod m20261123_000004_create_webhooks;
 mod m20261204_000005_create_routing;
 mod m20261204_000006_relay_cursor;
 mod m20261206_000007_brin_time_indexes;
+mod m20261207_000008_least_privilege;
 mod m20261207_000009_credential_rights;
 mod shared;
 
 pub use m20261123_000001_create_installation::Installation;
 pub use m20261123_000002_create_identity::APP_ROLE;
 pub use m20261123_000003_create_events::EVENT_PARTITIONS;
+pub use m20261207_000008_least_privilege::SYSTEM_ROLE;
 
 pub struct Migrator;
 
@@ -48,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000005_create_routing::Migration),
             Box::new(m20261204_000006_relay_cursor::Migration),
             Box::new(m20261206_000007_brin_time_indexes::Migration),
+            Box::new(m20261207_000008_least_privilege::Migration),
             Box::new(m20261207_000009_credential_rights::Migration),
         ]
     }

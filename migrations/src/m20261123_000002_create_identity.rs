@@ -13,7 +13,9 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DbBackend, Statement};
 
-use crate::shared::{Visibility, tenant_isolation, text, time, time_null, uuid_col, uuid_pk};
+use crate::shared::{
+    Visibility, create_group_role, tenant_isolation, text, time, time_null, uuid_col, uuid_pk,
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -580,12 +582,7 @@ impl MigrationTrait for Migration {
 
 /// The role, its grants, and one forced RLS policy per tenant-owned table.
 fn postgres_isolation_statements() -> Vec<String> {
-    // The role is cluster-wide: create it once, tolerating a concurrent
-    // creation by another database's migration.
-    let mut statements = vec![format!(
-        "DO $$ BEGIN CREATE ROLE {APP_ROLE} NOLOGIN NOBYPASSRLS; \
-         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-    )];
+    let mut statements = vec![create_group_role(APP_ROLE)];
     statements.push(format!("GRANT USAGE ON SCHEMA public TO {APP_ROLE}"));
     statements.push(format!(
         "GRANT SELECT ON plans, seaql_migrations, installation TO {APP_ROLE}"

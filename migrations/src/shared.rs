@@ -40,13 +40,30 @@ pub(crate) fn time_null<T: IntoIden>(column: T) -> ColumnDef {
         .to_owned()
 }
 
+/// PostgreSQL: creates the cluster-wide group role `role` (no login, no
+/// RLS bypass) unless it exists. The lookup comes first because `CREATE
+/// ROLE` checks the CREATEROLE privilege before it checks for a duplicate:
+/// an owner role without CREATEROLE migrating a second database must not
+/// fail on a role that is already there. The handler covers a concurrent
+/// creation by another database's migration.
+pub(crate) fn create_group_role(role: &str) -> String {
+    format!(
+        "DO $$ BEGIN \
+         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN \
+         CREATE ROLE {role} NOLOGIN NOBYPASSRLS; END IF; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    )
+}
+
 /// Who a tenant-owned table's rows are visible to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Visibility {
     /// Only a transaction confined to the row's tenant (`app.tenant_id`).
     Tenant,
     /// Also a transaction in system scope (`app.scope = 'system'`): tables
-    /// that workers serving every tenant read (event log, deliveries).
+    /// that workers serving every tenant read (event log, deliveries), as
+    /// migrations 3–5 created them. Migration 8 narrows these policies to
+    /// the tenant and gives the workers a role of their own.
     TenantOrSystem,
 }
 
