@@ -114,6 +114,21 @@ pub struct DatabaseConfig {
     pub migrate_url: Option<SecretUrl>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migrate_url_file: Option<PathBuf>,
+    /// PostgreSQL: the URL of the workers that serve every tenant (events
+    /// relay and retention sweep, webhook dispatcher, the edge's number
+    /// lookup), as a role that is a member of `switchboard_system` and owns
+    /// nothing. Defaults to `url`, which is enough for nodes that host none
+    /// of `events`, `webhooks`, `routing` (and for SQLite, which has no
+    /// roles); `serve` refuses a `url` role that is a member of
+    /// `switchboard_system`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_url: Option<SecretUrl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_url_file: Option<PathBuf>,
+    /// Let `serve` start (with a loud warning) when a PostgreSQL role it
+    /// logs in as is a superuser, has BYPASSRLS, owns the tables, or is
+    /// the services' role and a member of `switchboard_system`.
+    pub allow_privileged_role: bool,
     pub max_connections: u32,
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -126,6 +141,9 @@ impl Default for DatabaseConfig {
             url_file: None,
             migrate_url: None,
             migrate_url_file: None,
+            system_url: None,
+            system_url_file: None,
+            allow_privileged_role: false,
             max_connections: 10,
             connect_timeout: Duration::from_secs(5),
         }
@@ -550,6 +568,12 @@ impl Config {
                 path,
             )?));
         }
+        if let Some(path) = &self.database.system_url_file {
+            self.database.system_url = Some(SecretUrl::new(read_secret(
+                "database.system_url_file",
+                path,
+            )?));
+        }
         if let Some(path) = &self.cache.redis.url_file {
             self.cache.redis.url = SecretUrl::new(read_secret("cache.redis.url_file", path)?);
         }
@@ -583,6 +607,15 @@ impl Config {
                 "database.url",
                 "must start with postgres://, postgresql:// or sqlite:",
             ));
+        }
+        if let Some(system_url) = &self.database.system_url {
+            let postgres = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+            if !postgres(system_url.expose()) || !postgres(&url) {
+                return Err(value_error(
+                    "database.system_url",
+                    "is for PostgreSQL: it must start with postgres:// or postgresql://, as database.url does",
+                ));
+            }
         }
         if self.database.max_connections == 0 {
             return Err(value_error(
@@ -715,6 +748,15 @@ impl Config {
         }
     }
 
+    /// The URL of the system workers' pool, when it differs from the
+    /// services' (`database.system_url`).
+    pub fn system_database_url(&self) -> Option<String> {
+        self.database
+            .system_url
+            .as_ref()
+            .map(|url| url.expose().to_owned())
+    }
+
     /// The directory of the local object store in force.
     pub fn local_objects_dir(&self) -> PathBuf {
         self.objects
@@ -749,6 +791,8 @@ impl Config {
         self.database.url_file = None;
         self.database.migrate_url = None;
         self.database.migrate_url_file = None;
+        self.database.system_url = None;
+        self.database.system_url_file = None;
         self.cache.backend = CacheBackend::Memory;
         self.bus.backend = BusBackend::Memory;
         self.objects.backend = ObjectsBackend::Local;

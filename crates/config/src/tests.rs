@@ -208,3 +208,19 @@ fn embedded_switches_every_backend() {
     assert_eq!(config.cache.backend, CacheBackend::Memory);
     assert_eq!(config.bus.backend, BusBackend::Memory);
 }
+
+#[test]
+fn system_url_is_for_postgres_only() {
+    let text = "[database]\nsystem_url = \"postgres://sys:pw@h/db\"\n";
+    let error = Config::from_toml_str(text).expect_err("SQLite has no roles");
+    let message = error.to_string();
+    assert!(message.contains("database.system_url"), "{message}");
+    let text = "[database]\nurl = \"postgres://app:pw@h/db\"\nsystem_url = \"postgres://sys:pw@h/db\"\nallow_privileged_role = true\n";
+    let config = Config::from_toml_str(text).expect("valid");
+    assert_eq!(
+        config.system_database_url().as_deref(),
+        Some("postgres://sys:pw@h/db")
+    );
+    assert!(config.database.allow_privileged_role);
+    assert!(!config.to_masked_toml().contains(":pw@"));
+}

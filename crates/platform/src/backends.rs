@@ -71,7 +71,11 @@ impl Backends {
                 max_connections: config.database.max_connections,
                 connect_timeout: config.database.connect_timeout,
             };
-            Database::connect(&config.database_url(), &options).await
+            let database = Database::connect(&config.database_url(), &options).await?;
+            match config.system_database_url() {
+                Some(url) => database.with_system(Database::connect(&url, &options).await?),
+                None => Ok(database),
+            }
         };
         let cache = async {
             Ok::<_, Error>(match config.cache.backend {

@@ -36,11 +36,83 @@ impl Default for DatabaseOptions {
     }
 }
 
-/// A connection pool; cheap to clone.
+/// A connection pool; cheap to clone. On PostgreSQL it may carry a second
+/// pool for system scope ([`Database::with_system`]), logged in as a member
+/// of the workers' role, for the workers that serve every tenant.
 #[derive(Clone)]
 pub struct Database {
     connection: DatabaseConnection,
     kind: DatabaseKind,
+    system: Option<DatabaseConnection>,
+}
+
+/// What the PostgreSQL role a pool logs in as may do beyond the row-level
+/// security the services rely on (ARCHITECTURE.md, tenancy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginRole {
+    /// `current_user`.
+    pub name: String,
+    /// A superuser, or a member of one: bypasses every policy.
+    pub superuser: bool,
+    /// BYPASSRLS, itself or through a role it is a member of.
+    pub bypass_rls: bool,
+    /// Tables of the schema owned by the role or a role it is a member of:
+    /// an owner can turn row-level security off.
+    pub owned_tables: Vec<String>,
+    /// A member of the system workers' group role asked about.
+    pub system_member: bool,
+}
+
+impl LoginRole {
+    /// Why this role is too powerful for the services' pool (`key` names
+    /// the setting it came from), or `None`. `system_role` sees every
+    /// tenant's rows, so the services' role must not hold it.
+    pub fn excess_for_service(&self, key: &str, system_role: &str) -> Option<String> {
+        self.excess(key).or_else(|| {
+            self.system_member.then(|| {
+                format!(
+                    "{key} logs in as `{}`, a member of {system_role}, which sees every tenant's rows: \
+                     connect the services as a role that is not (and give the system workers their own role in database.system_url)",
+                    self.name
+                )
+            })
+        })
+    }
+
+    /// Why this role cannot be the system workers' (`key` names the
+    /// setting), or `None`: too powerful, or not a member of `system_role`.
+    pub fn excess_or_lack_for_system(&self, key: &str, system_role: &str) -> Option<String> {
+        self.excess(key).or_else(|| {
+            (!self.system_member).then(|| {
+                format!(
+                    "{key} logs in as `{}`, which is not a member of {system_role}: the events relay, webhook dispatcher and number lookup would see no tenant's rows; \
+                     GRANT {system_role} TO {}",
+                    self.name, self.name
+                )
+            })
+        })
+    }
+
+    fn excess(&self, key: &str) -> Option<String> {
+        let why = if self.superuser {
+            "a superuser, which bypasses row-level security".to_owned()
+        } else if self.bypass_rls {
+            "a role with BYPASSRLS, which bypasses row-level security".to_owned()
+        } else if !self.owned_tables.is_empty() {
+            let mut tables = self.owned_tables[..self.owned_tables.len().min(3)].join(", ");
+            if self.owned_tables.len() > 3 {
+                tables.push_str(", …");
+            }
+            format!("the owner of the tables ({tables}), which can turn row-level security off")
+        } else {
+            return None;
+        };
+        Some(format!(
+            "{key} logs in as `{}`, {why}: log in as a role that owns nothing and has neither SUPERUSER nor BYPASSRLS \
+             (README, least privilege), or set database.allow_privileged_role = true",
+            self.name
+        ))
+    }
 }
 
 impl Database {
@@ -96,7 +168,11 @@ impl Database {
                 format!("cannot connect to {shown}: {}", describe(&error)),
             )
         })?;
-        Ok(Self { connection, kind })
+        Ok(Self {
+            connection,
+            kind,
+            system: None,
+        })
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -133,21 +209,82 @@ impl Database {
         Ok(())
     }
 
-    /// A transaction in system scope (`app.scope = 'system'`): the
-    /// policies of cross-tenant tables (event log, webhook deliveries) let
-    /// it see every tenant's rows, for the workers that serve all tenants
-    /// (relay, dispatcher, retention sweep).
-    pub async fn begin_system(&self) -> Result<DatabaseTransaction, DbErr> {
-        let transaction = self.connection.begin().await?;
-        if self.kind == DatabaseKind::Postgres {
-            transaction
-                .execute_raw(Statement::from_string(
-                    DbBackend::Postgres,
-                    "SELECT set_config('app.scope', 'system', true)",
-                ))
-                .await?;
+    /// Uses `system` for system scope ([`Database::system`],
+    /// [`Database::begin_system`]): on PostgreSQL a pool logged in as a
+    /// member of the workers' role (`switchboard_system`), whose policies
+    /// see every tenant's rows of the tables those workers use; the
+    /// services' role sees one tenant's only. Both must be the same engine.
+    pub fn with_system(mut self, system: Database) -> Result<Self> {
+        if system.kind != self.kind {
+            return Err(Error::InvalidArgument(
+                "the system database must be the same engine as the services' database".into(),
+            ));
         }
-        Ok(transaction)
+        self.system = Some(system.connection);
+        Ok(self)
+    }
+
+    /// The pool of system scope, as a [`Database`] of its own: the one set
+    /// with [`Database::with_system`], else this one (SQLite, which has no
+    /// roles; or a node that hosts no system worker).
+    pub fn system(&self) -> Database {
+        Database {
+            connection: self.system.clone().unwrap_or_else(|| self.connection.clone()),
+            kind: self.kind,
+            system: None,
+        }
+    }
+
+    /// A transaction in system scope, for the workers that serve every
+    /// tenant (relay, retention sweep, replay, webhook dispatcher, number
+    /// lookup): taken from the system pool ([`Database::with_system`]),
+    /// whose role the policies let see every tenant's rows of those
+    /// workers' tables. No session setting widens what the services' role
+    /// sees (migration 8).
+    pub async fn begin_system(&self) -> Result<DatabaseTransaction, DbErr> {
+        self.system
+            .as_ref()
+            .unwrap_or(&self.connection)
+            .begin()
+            .await
+    }
+
+    /// PostgreSQL: what the role this pool logs in as may do beyond
+    /// row-level security, and whether it is a member of `system_role`;
+    /// `None` on SQLite, which has no roles.
+    pub async fn login_role(&self, system_role: &str) -> Result<Option<LoginRole>> {
+        if self.kind != DatabaseKind::Postgres {
+            return Ok(None);
+        }
+        let row = self
+            .connection
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT current_user::text AS name, \
+                 EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolsuper \
+                   AND pg_has_role(current_user, r.oid, 'MEMBER')) AS superuser, \
+                 EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolbypassrls \
+                   AND pg_has_role(current_user, r.oid, 'MEMBER')) AS bypass_rls, \
+                 ARRAY(SELECT c.relname::text FROM pg_class c \
+                   WHERE c.relnamespace = current_schema()::regnamespace \
+                   AND c.relkind IN ('r', 'p') \
+                   AND pg_has_role(current_user, c.relowner, 'MEMBER') \
+                   ORDER BY c.relname) AS owned_tables, \
+                 EXISTS (SELECT 1 FROM pg_roles g WHERE g.rolname = $1 \
+                   AND pg_has_role(current_user, g.oid, 'MEMBER')) AS system_member",
+                [system_role.into()],
+            ))
+            .await
+            .map_err(map_db_error)?
+            .ok_or_else(|| Error::backend(BackendKind::Database, "no answer about the login role"))?;
+        let get = |error: DbErr| map_db_error(error);
+        Ok(Some(LoginRole {
+            name: row.try_get("", "name").map_err(get)?,
+            superuser: row.try_get("", "superuser").map_err(get)?,
+            bypass_rls: row.try_get("", "bypass_rls").map_err(get)?,
+            owned_tables: row.try_get("", "owned_tables").map_err(get)?,
+            system_member: row.try_get("", "system_member").map_err(get)?,
+        }))
     }
 
     pub fn kind(&self) -> DatabaseKind {
@@ -171,6 +308,9 @@ impl Database {
         // Closing an already closed pool is harmless; the error carries
         // nothing actionable at shutdown.
         let _ = self.connection.clone().close().await;
+        if let Some(system) = &self.system {
+            let _ = system.clone().close().await;
+        }
     }
 }
 

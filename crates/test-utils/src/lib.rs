@@ -107,14 +107,35 @@ where
 /// services' role (`switchboard_app`, created by the migrations): it owns
 /// nothing and cannot bypass row-level security. Returns its URL.
 pub async fn postgres_app_role_url(database_url: &str) -> String {
+    postgres_member_url(database_url, "sbt_app", "switchboard_app").await
+}
+
+/// A login role for `database_url`'s database that is a member of the
+/// system workers' role (`switchboard_system`, created by the migrations):
+/// it owns nothing and cannot bypass row-level security, and the policies
+/// let it see every tenant's rows of the workers' tables. Returns its URL.
+pub async fn postgres_system_role_url(database_url: &str) -> String {
+    postgres_member_url(database_url, "sbt_sys", "switchboard_system").await
+}
+
+/// A fresh login role (`prefix_…`, NOSUPERUSER NOBYPASSRLS) that is a
+/// member of `group`; returns its URL for `database_url`'s database.
+async fn postgres_member_url(database_url: &str, prefix: &str, group: &str) -> String {
+    postgres_role_url(database_url, prefix, &format!("IN ROLE {group}")).await
+}
+
+/// A fresh login role (`prefix_…`, NOSUPERUSER NOBYPASSRLS plus
+/// `attributes`, e.g. `IN ROLE x` or `NOCREATEROLE`), created by the
+/// server's admin; returns its URL for `database_url`'s database.
+pub async fn postgres_role_url(database_url: &str, prefix: &str, attributes: &str) -> String {
     let admin = Database::connect(database_url)
         .await
         .unwrap_or_else(|error| panic!("PostgreSQL at {database_url} is not reachable ({error})"));
-    let role = unique_name("sbt_app");
+    let role = unique_name(prefix);
     let password = uuid::Uuid::new_v4().simple().to_string();
     admin
         .execute_unprepared(&format!(
-            "CREATE ROLE {role} LOGIN PASSWORD '{password}' NOSUPERUSER NOBYPASSRLS IN ROLE switchboard_app"
+            "CREATE ROLE {role} LOGIN PASSWORD '{password}' NOSUPERUSER NOBYPASSRLS {attributes}"
         ))
         .await
         .unwrap_or_else(|error| panic!("cannot create role {role} (migrate first): {error}"));
