@@ -148,18 +148,27 @@ SWITCHBOARD_DATABASE__URL=$admin_db SWITCHBOARD_TELEMETRY__LOG_LEVEL=warn \
   "$bin" migrate up >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate up failed"; }
 
 app_password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
-psql_at "$admin_db" -v role="$APP_ROLE" -v password="$app_password" >/dev/null <<'SQL'
+# The system workers (relay, webhook dispatcher, number lookup) log in as a
+# role of their own, a member of switchboard_system.
+sys_role="${APP_ROLE}_sys"
+psql_at "$admin_db" -v role="$APP_ROLE" -v sys="$sys_role" -v password="$app_password" >/dev/null <<'SQL'
 SET client_min_messages = warning;
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS', :'role')
   WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \gexec
 ALTER ROLE :"role" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD :'password';
 GRANT switchboard_app TO :"role";
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS', :'sys')
+  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'sys') \gexec
+ALTER ROLE :"sys" LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD :'password';
+GRANT switchboard_system TO :"sys";
 -- A plan whose rate limits the benchmark cannot reach, so no request is a 429.
 INSERT INTO plans (code, name, seat_limit, api_requests_per_second, api_burst, features, created_at)
 VALUES ('bench', 'Benchmark', 1000000, 1e9, 1000000000, 'voice,chat', now());
 SQL
 app_url="postgres://$APP_ROLE:$app_password@${ADMIN_URL#*@}"
 app_url="${app_url%/*}/$DB?sslmode=$SSLMODE"
+sys_url="postgres://$sys_role:$app_password@${ADMIN_URL#*@}"
+sys_url="${sys_url%/*}/$DB?sslmode=$SSLMODE"
 
 # --- the server ------------------------------------------------------------
 
@@ -170,6 +179,7 @@ mkdir -p "$work/data"
   exec env -u RUST_LOG \
     SWITCHBOARD_DATA_DIR="$work/data" \
     SWITCHBOARD_DATABASE__URL="$app_url" \
+    SWITCHBOARD_DATABASE__SYSTEM_URL="$sys_url" \
     SWITCHBOARD_DATABASE__MAX_CONNECTIONS="$POOL" \
     SWITCHBOARD_CACHE__BACKEND=redis \
     SWITCHBOARD_CACHE__REDIS__URL="$REDIS_URL" \

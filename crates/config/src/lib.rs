@@ -609,7 +609,8 @@ impl Config {
             ));
         }
         if let Some(system_url) = &self.database.system_url {
-            let postgres = |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+            let postgres =
+                |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
             if !postgres(system_url.expose()) || !postgres(&url) {
                 return Err(value_error(
                     "database.system_url",

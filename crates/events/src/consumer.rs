@@ -757,8 +757,9 @@ impl Consumer {
     }
 
     /// One transaction for groups of events, each group of one tenant: the
-    /// processed marks of every event in one statement (in system scope on
-    /// PostgreSQL when there are several tenants), then per group the
+    /// processed marks of every event first (on PostgreSQL one statement
+    /// per group, in its tenant's scope: the services' role has no scope
+    /// that spans tenants; on SQLite one for all), then per group the
     /// tenant entered and the handler run on its new events; one commit.
     ///
     /// On PostgreSQL the marks are first inserted plainly, which costs
@@ -808,39 +809,40 @@ impl Consumer {
         let postgres = self.db.backend() == DbBackend::Postgres;
         let several = groups.len() > 1;
         let transaction = self.db.connection().begin().await?;
-        match groups.first() {
-            Some(events) if !several => {
-                self.db
-                    .enter_tenant(&transaction, events[0].tenant.as_uuid())
-                    .await?;
-            }
-            _ if postgres => {
-                transaction
-                    .execute_raw(Statement::from_string(
-                        DbBackend::Postgres,
-                        "SELECT set_config('app.scope', 'system', true)",
-                    ))
-                    .await?;
-            }
-            _ => {}
-        }
-        let all: Vec<&Event> = groups
-            .iter()
-            .flat_map(|events| events.iter().copied())
-            .collect();
-        let mut fresh = match marking {
-            Marking::SkipMarked => self.mark(&transaction, &all).await?,
-            Marking::Plain => match self.mark_plainly(&transaction, &all).await {
-                Ok(fresh) => fresh,
-                Err(error)
-                    if matches!(error.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) =>
-                {
-                    transaction.rollback().await?;
-                    return Ok(Applied::AlreadyMarked);
-                }
-                Err(error) => return Err(error.into()),
-            },
+        // PostgreSQL: row-level security lets the services' role see and
+        // write one tenant's rows at a time, marks included, so each
+        // group's marks go in in its tenant's scope. SQLite: all in one go.
+        let rounds: Vec<&[&[&Event]]> = if postgres {
+            groups.chunks(1).collect()
+        } else {
+            vec![groups]
         };
+        let mut fresh = HashSet::new();
+        for round in rounds {
+            self.db
+                .enter_tenant(&transaction, round[0][0].tenant.as_uuid())
+                .await?;
+            let all: Vec<&Event> = round
+                .iter()
+                .flat_map(|events| events.iter().copied())
+                .collect();
+            fresh.extend(match marking {
+                Marking::SkipMarked => self.mark(&transaction, &all).await?,
+                Marking::Plain => match self.mark_plainly(&transaction, &all).await {
+                    Ok(fresh) => fresh,
+                    Err(error)
+                        if matches!(
+                            error.sql_err(),
+                            Some(SqlErr::UniqueConstraintViolation(_))
+                        ) =>
+                    {
+                        transaction.rollback().await?;
+                        return Ok(Applied::AlreadyMarked);
+                    }
+                    Err(error) => return Err(error.into()),
+                },
+            });
+        }
         for events in groups {
             // `remove`: an event delivered twice in the batch applies once.
             let new: Vec<Event> = events
@@ -857,13 +859,9 @@ impl Consumer {
                 continue;
             }
             if several && postgres {
-                // Out of system scope, into the group's tenant.
-                transaction
-                    .execute_raw(Statement::from_sql_and_values(
-                        DbBackend::Postgres,
-                        "SELECT set_config('app.scope', '', true), set_config('app.tenant_id', $1, true)",
-                        [new[0].tenant.to_string().into()],
-                    ))
+                // Back into the group's tenant after the others' marks.
+                self.db
+                    .enter_tenant(&transaction, new[0].tenant.as_uuid())
                     .await?;
             }
             self.handler.handle_batch(&transaction, &new).await?;

@@ -22,7 +22,8 @@ pub fn partition_of(tenant: TenantId) -> i16 {
 }
 
 /// Writes `events` to the outbox inside `transaction` (which must be
-/// confined to each event's tenant, or in system scope, on PostgreSQL).
+/// confined to each event's tenant on PostgreSQL: the system workers' role
+/// may read the log, not write it).
 /// Refuses an event its consumers could not decode (a source that is not
 /// one word), so it fails the writer's transaction instead of being
 /// dead-lettered by every consumer.

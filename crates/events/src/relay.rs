@@ -336,6 +336,7 @@ fn list<T: ToString>(values: impl IntoIterator<Item = T>) -> String {
 }
 
 pub struct Relay {
+    /// The system pool: the relay reads every tenant's outbox rows.
     db: Database,
     bus: Arc<dyn Bus>,
     options: RelayOptions,
@@ -346,9 +347,11 @@ pub struct Relay {
 }
 
 impl Relay {
+    /// A relay working in system scope: on `db`'s system pool
+    /// ([`Database::system`]), whose role sees every tenant's events.
     pub fn new(db: Database, bus: Arc<dyn Bus>, options: RelayOptions) -> Self {
         Self {
-            db,
+            db: db.system(),
             bus,
             options,
             last_sweep: tokio::sync::Mutex::new(None),
@@ -645,7 +648,7 @@ impl Relay {
             self.db.connection().begin().await?
         };
         let snapshot = if postgres {
-            // System scope; no waiting for the WAL flush; the snapshot
+            // No waiting for the WAL flush; the snapshot
             // every read of this transaction uses; and: the
             // row-level-security predicate makes the planner misjudge
             // `seq > $1`, so it bitmap- or sequentially scans the whole
@@ -655,8 +658,7 @@ impl Relay {
             let row = transaction
                 .query_one_raw(Statement::from_string(
                     DbBackend::Postgres,
-                    "SELECT set_config('app.scope', 'system', true) AS scope, \
-                     set_config('synchronous_commit', 'off', true) AS commit, \
+                    "SELECT set_config('synchronous_commit', 'off', true) AS commit, \
                      set_config('enable_bitmapscan', 'off', true) AS scan, \
                      set_config('enable_seqscan', 'off', true) AS seqscan, \
                      pg_current_snapshot()::text AS snapshot",

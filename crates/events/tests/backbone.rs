@@ -38,7 +38,7 @@ use switchboard_platform::{Bus, Database, QueueSpec, dead_letter_queue, retry_qu
 use switchboard_tenancy::TenantId;
 use switchboard_test_utils::{
     TcpProxy, amqp_url, eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
-    postgres_app_role_url, unique_name,
+    postgres_app_role_url, postgres_system_role_url, unique_name,
 };
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -72,6 +72,9 @@ struct Harness {
     db: Database,
     /// The URL of `db`, for connecting through a proxy.
     service_url: String,
+    /// The URL of `db`'s system pool (the system workers' role on
+    /// PostgreSQL).
+    system_url: String,
     bus: Arc<dyn Bus>,
     exchange: String,
     queues: Mutex<Vec<String>>,
@@ -87,7 +90,7 @@ impl Harness {
             max_connections: 16,
             ..DatabaseOptions::default()
         };
-        let (admin_url, service_url, dir) = match backend {
+        let (admin_url, service_url, system_url, dir) = match backend {
             Backend::Production => {
                 let url = fresh_postgres_database().await;
                 let admin = Database::connect(&url, &DatabaseOptions::default())
@@ -96,11 +99,12 @@ impl Harness {
                 Migrator::up(admin.connection(), None).await.unwrap();
                 admin.close().await;
                 let service = postgres_app_role_url(&url).await;
-                (url, service, None)
+                let system = postgres_system_role_url(&url).await;
+                (url, service, system, None)
             }
             Backend::Embedded => {
                 let (url, dir) = fresh_sqlite_database();
-                (url.clone(), url, Some(dir))
+                (url.clone(), url.clone(), url, Some(dir))
             }
         };
         let admin = Database::connect(&admin_url, &options).await.unwrap();
@@ -121,7 +125,11 @@ impl Harness {
                 .await
                 .unwrap();
         }
-        let db = Database::connect(&service_url, &options).await.unwrap();
+        let db = Database::connect(&service_url, &options)
+            .await
+            .unwrap()
+            .with_system(Database::connect(&system_url, &options).await.unwrap())
+            .unwrap();
         let exchange = unique_name("ex");
         let bus: Arc<dyn Bus> = match backend {
             Backend::Production => Arc::new(
@@ -136,6 +144,7 @@ impl Harness {
             admin,
             db,
             service_url,
+            system_url,
             bus,
             exchange,
             queues: Mutex::new(Vec::new()),
@@ -869,6 +878,12 @@ async fn database_outage_while_relaying_and_consuming_loses_nothing(h: Arc<Harne
     };
     let db = Database::connect(&url_via(&h.service_url, proxy.addr()), &options)
         .await
+        .unwrap()
+        .with_system(
+            Database::connect(&url_via(&h.system_url, proxy.addr()), &options)
+                .await
+                .unwrap(),
+        )
         .unwrap();
     let name = unique_name("c");
     let mut consumer_options = h.consumer_options(&name);
@@ -1321,7 +1336,8 @@ async fn concurrent_writers_lose_nothing_to_out_of_order_commits(h: Arc<Harness>
 }
 
 /// As the service role, a transaction sees the event rows of the tenant it
-/// is confined to, all of them in system scope, and none otherwise.
+/// is confined to and none otherwise — setting `app.scope = 'system'`
+/// widens nothing; the system workers' role sees every tenant's.
 async fn row_level_security_confines_event_rows_to_their_tenant(h: Arc<Harness>) {
     let name = unique_name("c");
     let (_recorder, _consumer) = h.consumer(&name).await;
@@ -1331,10 +1347,14 @@ async fn row_level_security_confines_event_rows_to_their_tenant(h: Arc<Harness>)
     expected.extend(h.append(y, 6).await);
     h.wait_exactly_once(&name, &expected).await;
 
-    let visible = |scope: Option<(&'static str, String)>| {
+    let visible = |scope: Option<(&'static str, String)>, system: bool| {
         let h = h.clone();
         async move {
-            let transaction = h.db.connection().begin().await.unwrap();
+            let transaction = if system {
+                h.db.begin_system().await.unwrap()
+            } else {
+                h.db.connection().begin().await.unwrap()
+            };
             if let Some((setting, value)) = &scope {
                 set_scope(&transaction, setting, value).await;
             }
@@ -1363,12 +1383,16 @@ async fn row_level_security_confines_event_rows_to_their_tenant(h: Arc<Harness>)
     };
     let x_only = (4, 1, x.to_string());
     assert_eq!(
-        visible(Some(("app.tenant_id", x.to_string()))).await,
+        visible(Some(("app.tenant_id", x.to_string())), false).await,
         vec![x_only.clone(), x_only]
     );
     let none = (0, 0, String::new());
-    assert_eq!(visible(None).await, vec![none.clone(), none]);
-    let all = visible(Some(("app.scope", "system".to_owned()))).await;
+    assert_eq!(visible(None, false).await, vec![none.clone(), none.clone()]);
+    assert_eq!(
+        visible(Some(("app.scope", "system".to_owned())), false).await,
+        vec![none.clone(), none]
+    );
+    let all = visible(None, true).await;
     assert_eq!(
         all.iter()
             .map(|(n, tenants, _)| (*n, *tenants))

@@ -229,7 +229,10 @@ impl Database {
     /// roles; or a node that hosts no system worker).
     pub fn system(&self) -> Database {
         Database {
-            connection: self.system.clone().unwrap_or_else(|| self.connection.clone()),
+            connection: self
+                .system
+                .clone()
+                .unwrap_or_else(|| self.connection.clone()),
             kind: self.kind,
             system: None,
         }
@@ -276,7 +279,9 @@ impl Database {
             ))
             .await
             .map_err(map_db_error)?
-            .ok_or_else(|| Error::backend(BackendKind::Database, "no answer about the login role"))?;
+            .ok_or_else(|| {
+                Error::backend(BackendKind::Database, "no answer about the login role")
+            })?;
         let get = |error: DbErr| map_db_error(error);
         Ok(Some(LoginRole {
             name: row.try_get("", "name").map_err(get)?,

@@ -186,7 +186,9 @@ async fn migrate_up_as_an_owner_without_createrole_once_the_roles_exist() {
     let role = owner.login_role(SYSTEM_ROLE).await.unwrap().unwrap();
     assert!(!role.superuser && !role.bypass_rls);
     assert!(role.owned_tables.contains(&"audit_events".to_owned()));
-    let refused = role.excess_for_service("database.url", SYSTEM_ROLE).unwrap();
+    let refused = role
+        .excess_for_service("database.url", SYSTEM_ROLE)
+        .unwrap();
     assert!(
         refused.contains("the owner of the tables") && refused.contains(&role.name),
         "{refused}"
@@ -230,7 +232,8 @@ async fn login_role_tells_what_steps_outside_row_level_security() {
     )
     .await
     .unwrap();
-    let member = postgres_role_url(&url, "sbt_member", &format!("IN ROLE {}", user_of(&group))).await;
+    let member =
+        postgres_role_url(&url, "sbt_member", &format!("IN ROLE {}", user_of(&group))).await;
     let (service, _) = check(member).await;
     assert!(service.unwrap().contains("BYPASSRLS"));
 
@@ -243,11 +246,7 @@ async fn login_role_tells_what_steps_outside_row_level_security() {
     );
 
     let (service, system) = check(postgres_system_role_url(&url).await).await;
-    assert!(
-        service
-            .unwrap()
-            .contains("a member of switchboard_system")
-    );
+    assert!(service.unwrap().contains("a member of switchboard_system"));
     assert_eq!(system, None);
     admin.close().await;
 }
@@ -303,7 +302,10 @@ async fn the_services_role_cannot_widen_its_scope_and_the_system_role_sees_only_
         "DELETE FROM webhook_endpoints",
     ] {
         let error = exec(workers, sql).await.unwrap_err();
-        assert!(error.to_string().contains("permission denied"), "{sql}: {error}");
+        assert!(
+            error.to_string().contains("permission denied"),
+            "{sql}: {error}"
+        );
     }
     service.close().await;
     system.close().await;
@@ -345,7 +347,11 @@ async fn audit_events_are_insert_and_select_only_for_the_services_role() {
         transaction.rollback().await.unwrap();
     }
     assert_eq!(
-        count(admin.connection(), "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'user.created'").await,
+        count(
+            admin.connection(),
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'user.created'"
+        )
+        .await,
         1
     );
     service.close().await;
@@ -414,10 +420,7 @@ async fn a_row_cannot_point_at_another_tenants_row() {
         ),
     ] {
         let error = exec(admin.connection(), &sql).await.unwrap_err();
-        assert!(
-            error.to_string().contains("foreign key"),
-            "{sql}: {error}"
-        );
+        assert!(error.to_string().contains("foreign key"), "{sql}: {error}");
     }
     // Deleting a user still takes its sessions with it.
     exec(
@@ -456,7 +459,11 @@ async fn the_migration_upgrades_a_database_with_rows_and_rolls_back() {
     assert_eq!(count(admin.connection(), composite).await, 8);
     let system = connect(&postgres_system_role_url(&url).await).await;
     assert_eq!(
-        count(system.connection(), "SELECT COUNT(*) AS n FROM webhook_deliveries").await,
+        count(
+            system.connection(),
+            "SELECT COUNT(*) AS n FROM webhook_deliveries"
+        )
+        .await,
         1
     );
 
@@ -492,7 +499,9 @@ async fn sqlite_has_no_roles_and_takes_the_migration() {
     // Without a system pool, system scope is the one pool.
     let transaction = database.begin_system().await.unwrap();
     transaction.commit().await.unwrap();
-    Migrator::down(database.connection(), Some(1)).await.unwrap();
+    Migrator::down(database.connection(), Some(1))
+        .await
+        .unwrap();
     Migrator::up(database.connection(), None).await.unwrap();
     database.close().await;
 }

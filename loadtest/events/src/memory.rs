@@ -157,7 +157,8 @@ async fn sqlite_pipeline(args: &Args) -> anyhow::Result<()> {
     pipeline::create_effects_table(&owner).await?;
     let stores = Stores {
         owner,
-        service_url: url,
+        service_url: url.clone(),
+        system_url: url,
     };
     let load = Load {
         duration: args.pipeline_duration,

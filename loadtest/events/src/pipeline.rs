@@ -32,7 +32,7 @@ use switchboard_events::proto::{User, UserUpdated};
 use switchboard_events::{
     Consumer, ConsumerOptions, Event, EventHandler, HandlerError, Relay, RelayOptions, outbox,
 };
-use switchboard_migrations::{APP_ROLE, EVENT_PARTITIONS, Migrator, MigratorTrait};
+use switchboard_migrations::{APP_ROLE, EVENT_PARTITIONS, Migrator, MigratorTrait, SYSTEM_ROLE};
 use switchboard_platform::bus::{MemoryBus, RabbitMqBus};
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_platform::{Bus, Database, dead_letter_queue, retry_queue};
@@ -49,6 +49,8 @@ use crate::report::{self, Recorder, Window};
 const SOURCE: &str = "bench";
 /// The login role the services' connections use (a member of `switchboard_app`).
 const SERVICE_ROLE: &str = "sb_bench_events_app";
+/// The login role the relay uses (a member of `switchboard_system`).
+const SYSTEM_LOGIN_ROLE: &str = "sb_bench_events_sys";
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct Args {
@@ -68,6 +70,10 @@ pub struct Args {
     /// and is a member of `switchboard_app`.
     #[arg(long, requires = "database_url")]
     pub service_url: Option<String>,
+    /// The relay's URL for `--database-url`: a role that owns nothing and
+    /// is a member of `switchboard_system`.
+    #[arg(long, requires = "database_url")]
+    pub system_url: Option<String>,
     #[arg(
         long,
         env = "BENCH_AMQP_URL",
@@ -148,8 +154,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         args.amqp_url.contains("@127.0.0.1:") || args.amqp_url.contains("@localhost:"),
         "--amqp-url must be on loopback"
     );
-    let (stores, dropper) = match (&args.database_url, &args.service_url) {
-        (Some(owner), Some(service)) => {
+    let (stores, dropper) = match (&args.database_url, &args.service_url, &args.system_url) {
+        (Some(owner), Some(service), Some(system)) => {
             let owner_db = connect(owner, 2).await?;
             Migrator::up(owner_db.connection(), None)
                 .await
@@ -159,6 +165,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 Stores {
                     owner: owner_db,
                     service_url: service.clone(),
+                    system_url: system.clone(),
                 },
                 None,
             )
@@ -195,11 +202,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     outcome
 }
 
-/// The databases of a run: the owner's pool (setup, checks) and the URL
-/// the services connect with.
+/// The databases of a run: the owner's pool (setup, checks) and the URLs
+/// the services and the relay connect with.
 pub struct Stores {
     pub owner: Database,
     pub service_url: String,
+    pub system_url: String,
 }
 
 pub enum BusKind {
@@ -279,13 +287,17 @@ async fn fresh_postgres(admin_url: &str) -> anyhow::Result<(Stores, String)> {
         .await
         .with_context(|| format!("creating database {name}"))?;
     let password = Uuid::new_v4().simple().to_string();
-    // Roles are per server: one service role, its password set anew.
+    // Roles are per server: one service role and one relay role, their
+    // password set anew.
     admin
         .connection()
         .execute_unprepared(&format!(
             "DO $$ BEGIN
                IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{SERVICE_ROLE}') THEN
                  CREATE ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;
+               END IF;
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{SYSTEM_LOGIN_ROLE}') THEN
+                 CREATE ROLE {SYSTEM_LOGIN_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS;
                END IF;
              END $$"
         ))
@@ -301,7 +313,9 @@ async fn fresh_postgres(admin_url: &str) -> anyhow::Result<(Stores, String)> {
         .connection()
         .execute_unprepared(&format!(
             "ALTER ROLE {SERVICE_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{password}';
-             GRANT {APP_ROLE} TO {SERVICE_ROLE}"
+             GRANT {APP_ROLE} TO {SERVICE_ROLE};
+             ALTER ROLE {SYSTEM_LOGIN_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD '{password}';
+             GRANT {SYSTEM_ROLE} TO {SYSTEM_LOGIN_ROLE}"
         ))
         .await
         .context("setting up the service role")?;
@@ -311,7 +325,19 @@ async fn fresh_postgres(admin_url: &str) -> anyhow::Result<(Stores, String)> {
         &name,
         Some(&format!("{SERVICE_ROLE}:{password}")),
     )?;
-    Ok((Stores { owner, service_url }, name))
+    let system_url = on_database(
+        admin_url,
+        &name,
+        Some(&format!("{SYSTEM_LOGIN_ROLE}:{password}")),
+    )?;
+    Ok((
+        Stores {
+            owner,
+            service_url,
+            system_url,
+        },
+        name,
+    ))
 }
 
 /// The consumer's effects: one row per applied event, no unique key (so a
@@ -336,10 +362,12 @@ pub async fn create_effects_table(owner: &Database) -> anyhow::Result<()> {
              ALTER TABLE bench_effects FORCE ROW LEVEL SECURITY;
              DROP POLICY IF EXISTS tenant_isolation ON bench_effects;
              CREATE POLICY tenant_isolation ON bench_effects
-               USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid
-                      OR current_setting('app.scope', true) = 'system')
+               USING (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid)
                WITH CHECK (tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid);
-             GRANT SELECT, INSERT ON bench_effects TO {APP_ROLE}"
+             GRANT SELECT, INSERT ON bench_effects TO {APP_ROLE};
+             DROP POLICY IF EXISTS system_workers ON bench_effects;
+             CREATE POLICY system_workers ON bench_effects TO {SYSTEM_ROLE} USING (true);
+             GRANT SELECT ON bench_effects TO {SYSTEM_ROLE}"
         ))
         .await
         .context("securing bench_effects")?;
@@ -782,7 +810,12 @@ pub async fn run_pipeline(
     );
     let url = stores.service_url.as_str();
     let writer_db = connect(url, u32::try_from(load.writers).unwrap_or(64) + 1).await?;
-    let relay_db = connect(url, u32::try_from(load.relays).unwrap_or(16) + 1).await?;
+    // The relay reads every tenant's outbox: the system workers' role.
+    let relay_db = connect(
+        &stores.system_url,
+        u32::try_from(load.relays).unwrap_or(16) + 1,
+    )
+    .await?;
     let consumer_db = connect(
         url,
         u32::try_from(load.consumers * load.consumer_concurrency.max(1)).unwrap_or(64) + 1,
@@ -1040,10 +1073,12 @@ impl Check {
     }
 }
 
-/// Counts, as the owner in system scope: the log, what is unpublished, the
-/// effects, distinct effects and effects of logged events.
+/// Counts, as the system workers' role (which sees every tenant's rows;
+/// the owner is held to the tenant policies like everyone): the log, what
+/// is unpublished, the effects, distinct effects and effects of logged
+/// events.
 async fn check(stores: &Stores, appended: u64) -> anyhow::Result<Check> {
-    let db = &stores.owner;
+    let db = &connect(&stores.system_url, 1).await?;
     let transaction = db.begin_system().await?;
     let count = async |sql: &str| -> anyhow::Result<i64> {
         let row = transaction
@@ -1067,6 +1102,7 @@ async fn check(stores: &Stores, appended: u64) -> anyhow::Result<Check> {
         .await?,
     };
     transaction.commit().await?;
+    db.close().await;
     if !check.ok(appended) {
         eprintln!(
             "check: appended {appended}, logged {}, unpublished {}, effects {}, distinct {}, of logged events {}",

@@ -23,7 +23,7 @@ use switchboard_routing::config::{
 use switchboard_tenancy::{AgentId, ClientId, ClientScope, QueueId, Tenant, TenantId};
 use switchboard_test_utils::{
     fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
-    unique_name,
+    postgres_system_role_url, unique_name,
 };
 use uuid::Uuid;
 
@@ -40,7 +40,7 @@ struct Harness {
 impl Harness {
     async fn start(postgres: bool) -> Self {
         init_tracing();
-        let (admin_url, service_url, dir) = if postgres {
+        let (admin_url, service_url, system_url, dir) = if postgres {
             let url = fresh_postgres_database().await;
             let admin = Database::connect(&url, &DatabaseOptions::default())
                 .await
@@ -48,7 +48,8 @@ impl Harness {
             Migrator::up(admin.connection(), None).await.unwrap();
             admin.close().await;
             let service = postgres_app_role_url(&url).await;
-            (url, service, None)
+            let system = postgres_system_role_url(&url).await;
+            (url, service, system, None)
         } else {
             let (url, dir) = fresh_sqlite_database();
             let admin = Database::connect(&url, &DatabaseOptions::default())
@@ -56,10 +57,17 @@ impl Harness {
                 .unwrap();
             Migrator::up(admin.connection(), None).await.unwrap();
             admin.close().await;
-            (url.clone(), url, Some(dir))
+            (url.clone(), url.clone(), url, Some(dir))
         };
+        // The edge's number lookup runs on the system workers' pool.
         let database = Database::connect(&service_url, &DatabaseOptions::default())
             .await
+            .unwrap()
+            .with_system(
+                Database::connect(&system_url, &DatabaseOptions::default())
+                    .await
+                    .unwrap(),
+            )
             .unwrap();
         let admin = Database::connect(&admin_url, &DatabaseOptions::default())
             .await

@@ -29,7 +29,7 @@ use switchboard_routing::{
 use switchboard_tenancy::TenantId;
 use switchboard_test_utils::{
     eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
-    postgres_app_role_url, redis_url, unique_name,
+    postgres_app_role_url, postgres_system_role_url, redis_url, unique_name,
 };
 use tokio::sync::broadcast;
 
@@ -49,14 +49,22 @@ async fn backends(production: bool) -> Backends {
         Migrator::up(admin.connection(), None).await.unwrap();
         admin.close().await;
         let service = postgres_app_role_url(&url).await;
+        let system = postgres_system_role_url(&url).await;
         Backends {
             cache: Arc::new(
                 RedisCache::connect(&redis_url(), &unique_name("routing"))
                     .await
                     .expect("Redis is reachable (./scripts/test starts it)"),
             ),
+            // The edge's number lookup runs on the system workers' pool.
             database: Database::connect(&service, &DatabaseOptions::default())
                 .await
+                .unwrap()
+                .with_system(
+                    Database::connect(&system, &DatabaseOptions::default())
+                        .await
+                        .unwrap(),
+                )
                 .unwrap(),
             _dir: None,
         }

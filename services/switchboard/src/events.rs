@@ -32,8 +32,11 @@ pub async fn execute(config: &Config, action: EventsAction) -> anyhow::Result<()
                         .map_err(|_| anyhow::anyhow!("--tenant {text:?} is not a tenant id (UUID)"))
                 })
                 .transpose()?;
+            // Replay requests span tenants: the system workers' role.
             let database = Database::connect(
-                &config.database_url(),
+                &config
+                    .system_database_url()
+                    .unwrap_or_else(|| config.database_url()),
                 &DatabaseOptions {
                     max_connections: 2,
                     connect_timeout: config.database.connect_timeout,

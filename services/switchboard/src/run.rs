@@ -9,7 +9,7 @@ use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
 use switchboard_identity::{Identity, IdentityOptions};
-use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_migrations::{Migrator, MigratorTrait, SYSTEM_ROLE};
 use switchboard_platform::Backends;
 use switchboard_routing::config::RoutingConfig;
 use switchboard_routing::{Routing, RoutingOptions};
@@ -51,6 +51,10 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
             }
         }
     }
+    let privileged = match mode {
+        Mode::Serve => check_least_privilege(&config, &backends, &services).await?,
+        Mode::Dev { .. } => Vec::new(),
+    };
     let installation_id = switchboard_migrations::installation_id(connection)
         .await
         .context("cannot read the installation id")?
@@ -108,6 +112,9 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     )
     .await?;
     print_banner(&config, &backends, &node, &services, mode, &installation_id);
+    for problem in &privileged {
+        println!("  WARNING   {problem}");
+    }
     if let Some(demo) = demo {
         demo.print(node.http_addr());
     }
@@ -245,6 +252,69 @@ fn identity(config: &Config, backends: &Backends) -> anyhow::Result<Identity> {
         Identity::new(backends.database.clone(), keys, throttle, options)
             .with_credential_cache(backends.cache.clone()),
     )
+}
+
+/// The services whose workers serve every tenant, in system scope: the
+/// events relay, the webhook dispatcher, the edge's number lookup.
+const SYSTEM_WORKERS: &[&str] = &["events", "webhooks", "routing"];
+
+/// `serve` on PostgreSQL: the services' role (`database.url`) and, on a
+/// node hosting system workers, the workers' role (`database.system_url`,
+/// else `database.url`) must stay inside row-level security — no
+/// superuser, no BYPASSRLS, not the tables' owner — and only the workers'
+/// role may be a member of `switchboard_system`. A role too powerful is an
+/// error naming it and the fix, or with `database.allow_privileged_role`
+/// a loud warning (returned for the banner); a workers' role that is not
+/// a member of `switchboard_system` is always an error (they would see no
+/// rows). SQLite has no roles: nothing to check.
+async fn check_least_privilege(
+    config: &Config,
+    backends: &Backends,
+    services: &[&str],
+) -> anyhow::Result<Vec<String>> {
+    let database = &backends.database;
+    let Some(service) = database
+        .login_role(SYSTEM_ROLE)
+        .await
+        .context("cannot read the database role")?
+    else {
+        return Ok(Vec::new());
+    };
+    let mut privileged = Vec::new();
+    privileged.extend(service.excess_for_service("database.url", SYSTEM_ROLE));
+    if services.iter().any(|name| SYSTEM_WORKERS.contains(name)) {
+        let key = if config.database.system_url.is_some() {
+            "database.system_url"
+        } else {
+            "database.url (database.system_url is unset)"
+        };
+        let system = match database
+            .system()
+            .login_role(SYSTEM_ROLE)
+            .await
+            .context("cannot read the database role of database.system_url")?
+        {
+            Some(role) => role,
+            None => bail!("database.system_url is for PostgreSQL"),
+        };
+        if system.superuser || system.bypass_rls || !system.owned_tables.is_empty() {
+            privileged.extend(system.excess_or_lack_for_system(key, SYSTEM_ROLE));
+        } else if let Some(lack) = system.excess_or_lack_for_system(key, SYSTEM_ROLE) {
+            bail!("{lack}");
+        }
+    }
+    match privileged.first() {
+        Some(first) if !config.database.allow_privileged_role => bail!("{first}"),
+        _ => {
+            for problem in &privileged {
+                tracing::warn!(
+                    problem = %problem,
+                    "serve is running with a privileged database role (database.allow_privileged_role = true): row-level security does not hold tenants apart"
+                );
+            }
+            Ok(privileged)
+        }
+    }
 }
 
 fn warn_about_embedded_backends(config: &Config) {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use switchboard_migrations::MigratorTrait;
 
 use switchboard_test_utils::{
-    S3Server, amqp_url, fresh_postgres_database, init_tracing, postgres_app_role_url, redis_url,
-    unique_name,
+    S3Server, amqp_url, fresh_postgres_database, init_tracing, postgres_admin_url,
+    postgres_app_role_url, postgres_role_url, postgres_system_role_url, redis_url, unique_name,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -395,9 +395,27 @@ async fn serve_needs_a_migrated_schema_then_runs_on_the_production_backends() {
     );
     let service_url = postgres_app_role_url(&database_url).await;
 
+    // The services' role alone cannot serve the system workers, which need
+    // a member of switchboard_system.
     let mut serve = switchboard(dir.path());
     configure(&mut serve);
     serve.env("SWITCHBOARD_DATABASE__URL", &service_url);
+    serve.args(["serve", "--services", "all"]);
+    let refused = run_to_end(&mut serve).await;
+    assert_clean_failure(
+        &refused,
+        &[
+            "database.url (database.system_url is unset)",
+            "not a member of switchboard_system",
+            "GRANT switchboard_system TO sbt_app_",
+        ],
+    );
+
+    let system_url = postgres_system_role_url(&database_url).await;
+    let mut serve = switchboard(dir.path());
+    configure(&mut serve);
+    serve.env("SWITCHBOARD_DATABASE__URL", &service_url);
+    serve.env("SWITCHBOARD_DATABASE__SYSTEM_URL", &system_url);
     serve.args(["serve", "--services", "all"]);
     let running = start(serve).await;
     assert!(
@@ -422,6 +440,146 @@ async fn serve_needs_a_migrated_schema_then_runs_on_the_production_backends() {
         .await
         .unwrap();
     assert_eq!(signup.status(), 201);
+    assert!(running.terminate().await.success());
+}
+
+/// A fresh PostgreSQL database migrated by the `switchboard` binary as the
+/// server's superuser; its URL.
+async fn migrated_postgres(dir: &Path) -> String {
+    let database_url = fresh_postgres_database().await;
+    let migrated = run_to_end(
+        switchboard(dir)
+            .env("SWITCHBOARD_DATABASE__URL", &database_url)
+            .args(["migrate", "up"]),
+    )
+    .await;
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    database_url
+}
+
+/// The user name of a postgres:// URL.
+fn user_of(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap()
+        .split([':', '@'])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn serve_refuses_a_superuser_database_role_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = migrated_postgres(dir.path()).await;
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_DATABASE__URL", &database_url)
+            .args(["serve", "--services", "identity"]),
+    )
+    .await;
+    let role = format!("`{}`", user_of(&postgres_admin_url()));
+    assert_clean_failure(
+        &output,
+        &[
+            "database.url",
+            &role,
+            "a superuser",
+            "database.allow_privileged_role = true",
+        ],
+    );
+}
+
+#[tokio::test]
+async fn serve_refuses_a_bypassrls_role_and_the_tables_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = migrated_postgres(dir.path()).await;
+    let bypass = postgres_role_url(&database_url, "sbt_bypass", "IN ROLE switchboard_app").await;
+    let admin = sea_orm::Database::connect(database_url.as_str())
+        .await
+        .unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &admin,
+        &format!("ALTER ROLE {} BYPASSRLS", user_of(&bypass)),
+    )
+    .await
+    .unwrap();
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_DATABASE__URL", &bypass)
+            .args(["serve", "--services", "identity"]),
+    )
+    .await;
+    assert_clean_failure(&output, &["database.url", &user_of(&bypass), "BYPASSRLS"]);
+
+    // A services' role that also owns a table.
+    let owner = postgres_role_url(&database_url, "sbt_owner", "IN ROLE switchboard_app").await;
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &admin,
+        &format!("ALTER TABLE audit_events OWNER TO {}", user_of(&owner)),
+    )
+    .await
+    .unwrap();
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_DATABASE__URL", &owner)
+            .args(["serve", "--services", "identity"]),
+    )
+    .await;
+    assert_clean_failure(
+        &output,
+        &[
+            "database.url",
+            &user_of(&owner),
+            "owner of the tables (audit_events)",
+        ],
+    );
+
+    // A services' role that could also act as the system workers.
+    let both = postgres_role_url(
+        &database_url,
+        "sbt_both",
+        "IN ROLE switchboard_app, switchboard_system",
+    )
+    .await;
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_DATABASE__URL", &both)
+            .args(["serve", "--services", "identity"]),
+    )
+    .await;
+    assert_clean_failure(
+        &output,
+        &[
+            "database.url",
+            &user_of(&both),
+            "a member of switchboard_system",
+            "database.system_url",
+        ],
+    );
+    let _ = admin.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_allow_privileged_role_starts_and_warns_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = migrated_postgres(dir.path()).await;
+    let mut serve = switchboard(dir.path());
+    serve
+        .env("SWITCHBOARD_DATABASE__URL", &database_url)
+        .env("SWITCHBOARD_DATABASE__ALLOW_PRIVILEGED_ROLE", "true")
+        .args(["serve", "--services", "identity,events"]);
+    let running = start(serve).await;
+    assert!(
+        running.banner.contains("WARNING   database.url logs in as")
+            && running.banner.contains("a superuser"),
+        "{}",
+        running.banner
+    );
     assert!(running.terminate().await.success());
 }
 

@@ -3,9 +3,10 @@
 //!
 //! [`Store::begin`] sets `app.tenant_id` for the transaction on PostgreSQL
 //! (row-level security then confines every statement to that tenant);
-//! [`Store::begin_system`] sets `app.scope = 'system'`, which the policies
-//! of migration 4 let see every tenant's rows. Queries filter by tenant
-//! anyway: that is what isolates tenants on SQLite.
+//! [`Store::begin_system`] takes the database's system pool, whose role
+//! (`switchboard_system`, migration 8) the policies let see every tenant's
+//! endpoints and deliveries. Queries filter by tenant anyway: that is what
+//! isolates tenants on SQLite.
 
 pub mod entities;
 

@@ -29,7 +29,7 @@ use switchboard_platform::database::DatabaseOptions;
 use switchboard_tenancy::TenantId;
 use switchboard_test_utils::{
     eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
-    postgres_app_role_url, unique_name,
+    postgres_app_role_url, postgres_system_role_url, unique_name,
 };
 use switchboard_webhooks::{
     DeliveryStatus, DeliveryView, EndpointId, EndpointPatch, EndpointStatus, EndpointWithSecret,
@@ -63,13 +63,26 @@ struct Harness {
     /// The owner's connection.
     admin: Database,
     service_url: String,
+    /// The system workers' role on PostgreSQL (the dispatcher's claims).
+    system_url: String,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The services' pool at `service_url` with its system pool at
+/// `system_url` (the same URL on SQLite).
+async fn connect(service_url: &str, system_url: &str) -> Database {
+    let options = DatabaseOptions::default();
+    Database::connect(service_url, &options)
+        .await
+        .unwrap()
+        .with_system(Database::connect(system_url, &options).await.unwrap())
+        .unwrap()
 }
 
 impl Harness {
     async fn start(postgres: bool, options: WebhooksOptions) -> Self {
         init_tracing();
-        let (admin_url, service_url, dir) = if postgres {
+        let (admin_url, service_url, system_url, dir) = if postgres {
             let url = fresh_postgres_database().await;
             let admin = Database::connect(&url, &DatabaseOptions::default())
                 .await
@@ -77,7 +90,8 @@ impl Harness {
             Migrator::up(admin.connection(), None).await.unwrap();
             admin.close().await;
             let service = postgres_app_role_url(&url).await;
-            (url, service, None)
+            let system = postgres_system_role_url(&url).await;
+            (url, service, system, None)
         } else {
             let (url, dir) = fresh_sqlite_database();
             let admin = Database::connect(&url, &DatabaseOptions::default())
@@ -85,11 +99,9 @@ impl Harness {
                 .unwrap();
             Migrator::up(admin.connection(), None).await.unwrap();
             admin.close().await;
-            (url.clone(), url, Some(dir))
+            (url.clone(), url.clone(), url, Some(dir))
         };
-        let database = Database::connect(&service_url, &DatabaseOptions::default())
-            .await
-            .unwrap();
+        let database = connect(&service_url, &system_url).await;
         let admin = Database::connect(&admin_url, &DatabaseOptions::default())
             .await
             .unwrap();
@@ -100,15 +112,14 @@ impl Harness {
             database,
             admin,
             service_url,
+            system_url,
             _dir: dir,
         }
     }
 
     /// Another service instance on the same database (another replica).
     async fn replica(&self, options: WebhooksOptions) -> Webhooks {
-        let database = Database::connect(&self.service_url, &DatabaseOptions::default())
-            .await
-            .unwrap();
+        let database = connect(&self.service_url, &self.system_url).await;
         Webhooks::new(database, options).unwrap()
     }
 
@@ -1058,7 +1069,8 @@ async fn unknown_event_types_and_bad_fields_are_named() {
 }
 
 /// On PostgreSQL, row-level security confines a query that forgets its
-/// tenant filter to the transaction's tenant; only system scope (the
+/// tenant filter to the transaction's tenant, and setting `app.scope =
+/// 'system'` widens nothing; only the system workers' role (the
 /// dispatcher's claim) sees every tenant's rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_rls_confines_webhook_rows_to_the_transaction_tenant() {
@@ -1101,14 +1113,18 @@ async fn postgres_rls_confines_webhook_rows_to_the_transaction_tenant() {
     assert_eq!(unfiltered(&nobody).await, vec![0, 0]);
     nobody.rollback().await.unwrap();
 
-    let system = h.database.connection().begin().await.unwrap();
-    system
+    let escape = h.database.connection().begin().await.unwrap();
+    escape
         .execute_raw(Statement::from_string(
             DbBackend::Postgres,
             "SELECT set_config('app.scope', 'system', true)",
         ))
         .await
         .unwrap();
+    assert_eq!(unfiltered(&escape).await, vec![0, 0]);
+    escape.rollback().await.unwrap();
+
+    let system = h.database.begin_system().await.unwrap();
     assert_eq!(unfiltered(&system).await, vec![3, 4]);
     system.rollback().await.unwrap();
 }

@@ -33,8 +33,8 @@ use switchboard_routing::calls::Calls;
 use switchboard_routing::config::RoutingConfig;
 use switchboard_routing::{Routing, RoutingOptions, Running};
 use switchboard_test_utils::{
-    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url, redis_url,
-    unique_name,
+    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
+    postgres_system_role_url, redis_url, unique_name,
 };
 use switchboard_webhooks::{Webhooks, WebhooksOptions};
 
@@ -109,13 +109,24 @@ impl Site {
             .await
             .unwrap();
         Migrator::up(admin.connection(), None).await.unwrap();
-        let service_url = if options.production {
-            postgres_app_role_url(&admin_url).await
+        let (service_url, system_url) = if options.production {
+            (
+                postgres_app_role_url(&admin_url).await,
+                postgres_system_role_url(&admin_url).await,
+            )
         } else {
-            service_url
+            (service_url.clone(), service_url)
         };
+        // The system workers (webhook dispatcher, number lookup) on a role
+        // of their own, as `serve` runs them with `database.system_url`.
         let database = Database::connect(&service_url, &DatabaseOptions::default())
             .await
+            .unwrap()
+            .with_system(
+                Database::connect(&system_url, &DatabaseOptions::default())
+                    .await
+                    .unwrap(),
+            )
             .unwrap();
         let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
         let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());

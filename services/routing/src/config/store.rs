@@ -105,7 +105,8 @@ impl Store {
         Ok(transaction)
     }
 
-    /// A transaction in system scope (sees every tenant's numbers only).
+    /// A transaction in system scope, on the database's system pool (whose
+    /// role sees every tenant's numbers, and no other routing table).
     pub async fn system(&self) -> Result<DatabaseTransaction> {
         Ok(self.db.begin_system().await?)
     }
