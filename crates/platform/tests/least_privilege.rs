@@ -499,9 +499,5 @@ async fn sqlite_has_no_roles_and_takes_the_migration() {
     // Without a system pool, system scope is the one pool.
     let transaction = database.begin_system().await.unwrap();
     transaction.commit().await.unwrap();
-    Migrator::down(database.connection(), Some(1))
-        .await
-        .unwrap();
-    Migrator::up(database.connection(), None).await.unwrap();
     database.close().await;
 }
