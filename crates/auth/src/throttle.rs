@@ -97,7 +97,11 @@ impl LoginThrottle {
         // account's counts.
         for (key, limit, what) in [
             (&keys.address, self.policy.per_address, "address"),
-            (&keys.pair, self.policy.per_account_address, "account and address"),
+            (
+                &keys.pair,
+                self.policy.per_account_address,
+                "account and address",
+            ),
             (&keys.account, self.policy.per_account, "account"),
         ] {
             let attempts = match self.cache.increment(key, 1, Some(self.policy.window)).await {
@@ -284,7 +288,9 @@ mod tests {
             match attempt.await.unwrap() {
                 Ok(()) => allowed += 1,
                 Err(AuthError::Throttled { retry_after }) => {
-                    assert!(retry_after > Duration::ZERO && retry_after <= Duration::from_secs(900));
+                    assert!(
+                        retry_after > Duration::ZERO && retry_after <= Duration::from_secs(900)
+                    );
                 }
                 Err(other) => panic!("{other:?}"),
             }
@@ -317,7 +323,12 @@ mod tests {
         assert!(wait <= Duration::from_secs(15 * 60), "{wait:?}");
         assert!(throttle.attempt(JANE, "192.0.2.55").await.is_err());
         // Other accounts are untouched.
-        assert!(throttle.attempt("acme\u{1f}john@example.com", OTHER_IP).await.is_ok());
+        assert!(
+            throttle
+                .attempt("acme\u{1f}john@example.com", OTHER_IP)
+                .await
+                .is_ok()
+        );
     }
 
     async fn the_address_limit_applies_across_accounts(cache: Arc<dyn Cache>) {
@@ -355,7 +366,12 @@ mod tests {
         let throttle = LoginThrottle::new(cache, policy());
         fail(&throttle, "Acme\u{1f}Jane@Example.com", IP, 5).await;
         assert!(throttle.attempt(JANE, IP).await.is_err());
-        assert!(throttle.attempt(" ACME\u{1f}JANE@EXAMPLE.COM ", IP).await.is_err());
+        assert!(
+            throttle
+                .attempt(" ACME\u{1f}JANE@EXAMPLE.COM ", IP)
+                .await
+                .is_err()
+        );
     }
 
     /// A memory cache that remembers every key it was asked about.

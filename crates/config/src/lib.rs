@@ -718,7 +718,10 @@ impl Config {
         }
         let throttle = &self.auth.login_throttle;
         for (key, value) in [
-            ("auth.login_throttle.per_account_address", throttle.per_account_address),
+            (
+                "auth.login_throttle.per_account_address",
+                throttle.per_account_address,
+            ),
             ("auth.login_throttle.per_account", throttle.per_account),
             ("auth.login_throttle.per_address", throttle.per_address),
         ] {

@@ -115,7 +115,10 @@ enum Record {
     },
     /// The request ran and answered `status` with a secret, which is not
     /// kept ([`RevealsSecret`]).
-    Withheld { fingerprint: String, status: u16 },
+    Withheld {
+        fingerprint: String,
+        status: u16,
+    },
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(store, idempotency)`.

@@ -12,9 +12,9 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
 use switchboard_auth::looks_like_api_key;
 use switchboard_http::{IdempotencyScope, Limit, Problem, RateDecision, RateLimiter};
-use ipnet::IpNet;
 use switchboard_identity::{Principal, RequestOrigin};
 
 use crate::Gateway;
@@ -282,7 +282,10 @@ mod tests {
     #[test]
     fn behind_trusted_proxies_the_right_most_untrusted_address_is_the_client() {
         let trusted = ["10.0.0.0/8", "192.0.2.7/32"];
-        assert_eq!(client("10.1.2.3", &["198.51.100.1"], &trusted), "198.51.100.1");
+        assert_eq!(
+            client("10.1.2.3", &["198.51.100.1"], &trusted),
+            "198.51.100.1"
+        );
         // The client wrote the left-most entries itself.
         assert_eq!(
             client("10.1.2.3", &["1.2.3.4, 198.51.100.1, 192.0.2.7"], &trusted),
@@ -298,7 +301,10 @@ mod tests {
             client("10.1.2.3", &["[2001:db8::5]:4711"], &trusted),
             "2001:db8::5"
         );
-        assert_eq!(client("10.1.2.3", &["198.51.100.1:80"], &trusted), "198.51.100.1");
+        assert_eq!(
+            client("10.1.2.3", &["198.51.100.1:80"], &trusted),
+            "198.51.100.1"
+        );
         // An IPv4-mapped peer is its IPv4 address.
         assert_eq!(
             client("::ffff:10.1.2.3", &["198.51.100.1"], &trusted),

@@ -844,7 +844,10 @@ async fn signup_logs(postgres: bool, log_verification_tokens: bool) -> (String, 
 
 async fn signup_logs_neither_the_email_nor_the_verification_token(postgres: bool) {
     let (logs, email, token) = signup_logs(postgres, false).await;
-    assert!(logs.contains("signup: email verification token issued"), "{logs}");
+    assert!(
+        logs.contains("signup: email verification token issued"),
+        "{logs}"
+    );
     assert!(!logs.contains(&email), "{logs}");
     assert!(!logs.contains("private.person"), "{logs}");
     assert!(!logs.contains(&token), "{logs}");

@@ -39,8 +39,10 @@ fn generated_key(dir: &Path) -> anyhow::Result<SigningKey> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let secret = hex::encode(generate_secret());
         let temporary = dir.join(format!(".{GENERATED_KID}.key.{}.tmp", std::process::id()));
-        let written = create_private(&temporary)
-            .and_then(|mut file| file.write_all(secret.as_bytes()).and_then(|()| file.sync_all()));
+        let written = create_private(&temporary).and_then(|mut file| {
+            file.write_all(secret.as_bytes())
+                .and_then(|()| file.sync_all())
+        });
         if let Err(error) = written {
             let _ = std::fs::remove_file(&temporary);
             return Err(error).with_context(|| format!("cannot write {}", temporary.display()));

@@ -24,7 +24,8 @@ pub async fn execute(config: &Config, action: TenantsAction) -> anyhow::Result<(
             .with_credential_cache(backends.cache.clone());
             let changed = identity.set_plan(&tenant, &plan).await;
             backends.close().await;
-            let view = changed.with_context(|| format!("cannot put tenant `{tenant}` on plan `{plan}`"))?;
+            let view = changed
+                .with_context(|| format!("cannot put tenant `{tenant}` on plan `{plan}`"))?;
             println!(
                 "tenant {} ({}) is on plan {} ({} of {} seats in use)",
                 view.slug, view.id, view.plan, view.seats_used, view.seat_limit

@@ -71,7 +71,11 @@ pub(crate) async fn create(
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<ApiKeyCreateBody>,
-) -> ApiResult<(StatusCode, Extension<RevealsSecret>, ApiJson<CreatedApiKeyDto>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<RevealsSecret>,
+    ApiJson<CreatedApiKeyDto>,
+)> {
     let new = NewApiKey {
         name: body.name,
         scopes: body.scopes,

@@ -126,7 +126,10 @@ pub(crate) async fn create(
         user: user.into(),
         invitation: invitation.filter(|_| invited).map(Into::into),
     };
-    let secret = answer.invitation.is_some().then_some(Extension(RevealsSecret));
+    let secret = answer
+        .invitation
+        .is_some()
+        .then_some(Extension(RevealsSecret));
     Ok((StatusCode::CREATED, secret, ApiJson(answer)))
 }
 
@@ -155,7 +158,11 @@ pub(crate) async fn invite(
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<InviteBody>,
-) -> ApiResult<(StatusCode, Extension<RevealsSecret>, ApiJson<CreatedUserDto>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<RevealsSecret>,
+    ApiJson<CreatedUserDto>,
+)> {
     let new = NewUser {
         email: body.email,
         display_name: body.display_name,
@@ -171,7 +178,11 @@ pub(crate) async fn invite(
         user: user.into(),
         invitation: invitation.map(Into::into),
     };
-    Ok((StatusCode::CREATED, Extension(RevealsSecret), ApiJson(answer)))
+    Ok((
+        StatusCode::CREATED,
+        Extension(RevealsSecret),
+        ApiJson(answer),
+    ))
 }
 
 /// Change a user
