@@ -8,8 +8,9 @@
 //! | API key ([`secrets`]) | `sk_live_…`/`sk_test_…`, for machine clients | 238 random bits, SHA-256 (FIPS 180-4) | SHA-256 hex + 12-character display prefix |
 //! | refresh, invitation, verification tokens ([`secrets`]) | `rt_…`, `inv_…`, `ver_…`, single-purpose opaque tokens | 256 random bits, base64url (RFC 4648 §5), SHA-256 | SHA-256 hex |
 //!
-//! [`throttle`] slows password guessing down: an exponential lockout per
-//! account and a limit per client address, counted in the shared cache.
+//! [`throttle`] slows password guessing down: attempts bounded per account
+//! and client address, per account and per address, counted in the shared
+//! cache before the password is verified.
 //!
 //! The cryptography itself comes from well-kept crates (`jsonwebtoken`,
 //! `argon2`, `sha2`, `subtle`, `rand`); this crate chooses parameters, keys

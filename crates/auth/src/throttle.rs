@@ -1,29 +1,37 @@
 //! Brute-force protection for logins, counted in the shared cache so every
-//! replica sees the same numbers (the approach of OWASP's Authentication
-//! Cheat Sheet: per-account exponential lockout plus a per-address limit).
+//! replica sees the same numbers. It follows OWASP's Authentication Cheat
+//! Sheet (account lockout with a threshold, an observation window and a
+//! bounded lockout duration) and its warning that a lockout keyed on the
+//! account alone lets anyone lock a known account out: the tight limit is
+//! per account *and* client address, so a guesser at one address spends
+//! only its own budget.
 //!
-//! - Per account: the first [`ThrottlePolicy::free_attempts`] failures in a
-//!   [`ThrottlePolicy::window`] cost nothing; each failure from then on
-//!   locks the account for 1 s, 2 s, 4 s … (capped at
-//!   [`ThrottlePolicy::max_lockout`]) counted from that failure. A
-//!   successful login clears the account's count. The window is fixed: it
-//!   starts at the first failure and the count expires with it.
-//! - Per client address: more than [`ThrottlePolicy::per_address_limit`]
-//!   failures in a window, across any accounts, refuse that address until
-//!   the window ends (password spraying). A success does not clear it, or
-//!   an attacker could reset it with an account of their own.
+//! Every attempt is counted **before** the password is verified (atomic
+//! increments), so concurrent guesses cannot all pass a check made before
+//! any of them is recorded; a successful login gives its attempt back.
+//! Three fixed windows of [`ThrottlePolicy::window`], each starting at its
+//! first attempt, bound the attempts:
+//!
+//! - per account and client address: [`ThrottlePolicy::per_account_address`]
+//!   (5): a guesser gets that many tries at one account; a success clears it.
+//! - per account, from all addresses: [`ThrottlePolicy::per_account`]:
+//!   bounds distributed guessing at one account. Others can exhaust it, so
+//!   it is well above the per-address budget, and the refusal ends with the
+//!   window: locking a known account out is bounded to one window.
+//! - per client address, across accounts: [`ThrottlePolicy::per_address`]
+//!   (password spraying).
+//!
+//! An attempt past any limit is refused (429) without verifying the
+//! password, with the time left in that window as `Retry-After`.
 //!
 //! Keys hold SHA-256 hex digests, never the email or address in clear:
-//! `login:acct:<sha256(account)>` (failure count),
-//! `login:acct:<sha256(account)>:lock` (present while locked; its TTL is
-//! the time left) and `login:addr:<sha256(address)>` (failure count).
+//! `login:pair:<sha256(account, address)>`, `login:acct:<sha256(account)>`
+//! and `login:addr:<sha256(address)>`, each an attempt count.
 //!
-//! When the cache is unreachable the throttle fails **open**: [`check`]
-//! logs a warning and lets the attempt through, so a cache outage degrades
+//! When the cache is unreachable the throttle fails **open**: it logs a
+//! warning and lets the attempt through, so a cache outage degrades
 //! brute-force protection instead of locking every user out. Passwords are
 //! still Argon2-hashed, which bounds how fast guessing can go meanwhile.
-//!
-//! [`check`]: LoginThrottle::check
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,36 +41,37 @@ use switchboard_platform::Cache;
 
 use crate::error::AuthError;
 
-/// How many failures are tolerated, and for how long they are remembered.
+/// How many login attempts are allowed, and for how long they are counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    /// Failures per account and window before lockouts start.
-    pub free_attempts: u32,
-    /// How long failures are counted, from the first one.
+    /// Attempts at one account from one client address per window.
+    pub per_account_address: u32,
+    /// Attempts at one account from all addresses together per window.
+    pub per_account: u32,
+    /// Attempts from one client address, at any accounts, per window.
+    pub per_address: u32,
+    /// How long attempts are counted, from the first one; also the longest
+    /// a refusal lasts.
     pub window: Duration,
-    /// The longest a single lockout lasts.
-    pub max_lockout: Duration,
-    /// Failures per client address and window before the address is
-    /// refused.
-    pub per_address_limit: u32,
 }
 
 impl Default for ThrottlePolicy {
-    /// 5 free attempts, a 15-minute window, lockouts of at most 15 minutes,
-    /// 50 failures per address.
+    /// 5 attempts per account and address, 50 per account, 50 per address,
+    /// in 15-minute windows.
     fn default() -> Self {
         Self {
-            free_attempts: 5,
+            per_account_address: 5,
+            per_account: 50,
+            per_address: 50,
             window: Duration::from_secs(15 * 60),
-            max_lockout: Duration::from_secs(15 * 60),
-            per_address_limit: 50,
         }
     }
 }
 
-/// Counts failed logins per account and per client address and refuses
-/// attempts past the [`ThrottlePolicy`]. All its state is in the cache, so
-/// one per process (behind an `Arc`) serves every request.
+/// Counts login attempts per account and address, per account and per
+/// client address and refuses attempts past the [`ThrottlePolicy`]. All
+/// its state is in the cache, so one per process (behind an `Arc`) serves
+/// every request.
 pub struct LoginThrottle {
     cache: Arc<dyn Cache>,
     policy: ThrottlePolicy,
@@ -77,102 +86,67 @@ impl LoginThrottle {
         &self.policy
     }
 
-    /// Call before verifying a password. `account` identifies the login
-    /// (the email, or tenant and email; compared case-insensitively),
-    /// `address` the client (its IP address). Refuses with
-    /// [`AuthError::Throttled`] while the account is locked or the address
-    /// is over its limit; lets the attempt through if the cache fails.
-    pub async fn check(&self, account: &str, address: &str) -> Result<(), AuthError> {
+    /// Call before verifying a password: counts the attempt and refuses it
+    /// with [`AuthError::Throttled`] when it is past a limit. `account`
+    /// identifies the login (tenant and email; compared
+    /// case-insensitively), `address` the client (its IP address). Lets
+    /// the attempt through if the cache fails.
+    pub async fn attempt(&self, account: &str, address: &str) -> Result<(), AuthError> {
         let keys = Keys::new(account, address);
-        match self.cache.ttl(&keys.lock).await {
-            Ok(Some(left)) if !left.is_zero() => {
-                return Err(AuthError::Throttled { retry_after: left });
-            }
-            Ok(_) => {}
-            Err(error) => {
-                tracing::warn!(%error, "login throttle cannot read the cache; allowing the attempt");
-                return Ok(());
-            }
-        }
-
-        let failures = match self.cache.get(&keys.address).await {
-            Ok(value) => value.as_deref().and_then(parse_count).unwrap_or(0),
-            Err(error) => {
-                tracing::warn!(%error, "login throttle cannot read the cache; allowing the attempt");
-                return Ok(());
-            }
-        };
-        if failures >= i64::from(self.policy.per_address_limit) {
-            let retry_after = match self.cache.ttl(&keys.address).await {
-                Ok(Some(left)) if !left.is_zero() => left,
-                Ok(_) => return Ok(()),
+        // The cheapest refusal first: a spraying address touches no
+        // account's counts.
+        for (key, limit, what) in [
+            (&keys.address, self.policy.per_address, "address"),
+            (
+                &keys.pair,
+                self.policy.per_account_address,
+                "account and address",
+            ),
+            (&keys.account, self.policy.per_account, "account"),
+        ] {
+            let attempts = match self.cache.increment(key, 1, Some(self.policy.window)).await {
+                Ok(attempts) => attempts,
                 Err(error) => {
-                    tracing::warn!(%error, "login throttle cannot read the cache; allowing the attempt");
+                    tracing::warn!(%error, "login throttle cannot count an attempt; allowing it");
                     return Ok(());
                 }
             };
-            tracing::info!(
-                failures,
-                "login refused: too many failures from this address"
-            );
-            return Err(AuthError::Throttled { retry_after });
+            if attempts > i64::from(limit) {
+                let retry_after = match self.cache.ttl(key).await {
+                    Ok(Some(left)) if !left.is_zero() => left,
+                    // Expired in between: the next attempt opens a window.
+                    Ok(_) => Duration::from_secs(1),
+                    Err(error) => {
+                        tracing::warn!(%error, "login throttle cannot read the cache; allowing the attempt");
+                        return Ok(());
+                    }
+                };
+                tracing::info!(attempts, per = what, "login refused: too many attempts");
+                return Err(AuthError::Throttled { retry_after });
+            }
         }
         Ok(())
     }
 
-    /// Call after a wrong password (or unknown account): counts the failure
-    /// against the account and the address and, past the free attempts,
-    /// locks the account. Cache errors are logged, not returned: the login
-    /// answer does not depend on them.
-    pub async fn record_failure(&self, account: &str, address: &str) {
+    /// Call after a successful login (an attempt let through by
+    /// [`attempt`](Self::attempt)): clears the account's count at this
+    /// address and gives the attempt back to the account's and the
+    /// address's counts (it does not clear them, or a guesser could reset
+    /// them with an account of their own). Cache errors are logged.
+    pub async fn succeeded(&self, account: &str, address: &str) {
         let keys = Keys::new(account, address);
-        match self
-            .cache
-            .increment(&keys.account, 1, Some(self.policy.window))
-            .await
-        {
-            Ok(failures) => {
-                if let Some(lockout) = self.lockout_after(failures) {
-                    let value = failures.to_string();
-                    if let Err(error) = self
-                        .cache
-                        .set(&keys.lock, value.as_bytes(), Some(lockout))
-                        .await
-                    {
-                        tracing::warn!(%error, "login throttle cannot lock an account");
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "login throttle cannot count a failure"),
+        if let Err(error) = self.cache.delete(&keys.pair).await {
+            tracing::warn!(%error, "login throttle cannot clear an account's attempts");
         }
-        if let Err(error) = self
-            .cache
-            .increment(&keys.address, 1, Some(self.policy.window))
-            .await
-        {
-            tracing::warn!(%error, "login throttle cannot count a failure");
-        }
-    }
-
-    /// Call after a successful login: forgets the account's failures (not
-    /// the address's). Cache errors are logged.
-    pub async fn record_success(&self, account: &str) {
-        let keys = Keys::new(account, "");
-        for key in [&keys.lock, &keys.account] {
-            if let Err(error) = self.cache.delete(key).await {
-                tracing::warn!(%error, "login throttle cannot clear an account's failures");
+        for key in [&keys.account, &keys.address] {
+            if let Err(error) = self
+                .cache
+                .increment(key, -1, Some(self.policy.window))
+                .await
+            {
+                tracing::warn!(%error, "login throttle cannot give an attempt back");
             }
         }
-    }
-
-    /// How long the account is locked after its `failures`-th failure:
-    /// nothing for the free attempts, then 1 s, 2 s, 4 s … up to
-    /// `max_lockout`.
-    fn lockout_after(&self, failures: i64) -> Option<Duration> {
-        let beyond_free = failures.checked_sub(i64::from(self.policy.free_attempts))?;
-        let doublings = u32::try_from(beyond_free).ok()?.min(63);
-        let lockout = Duration::from_secs(1u64 << doublings).min(self.policy.max_lockout);
-        (!lockout.is_zero()).then_some(lockout)
     }
 }
 
@@ -186,28 +160,28 @@ impl std::fmt::Debug for LoginThrottle {
 
 /// The cache keys of one account and address.
 struct Keys {
+    pair: String,
     account: String,
-    lock: String,
     address: String,
 }
 
 impl Keys {
     fn new(account: &str, address: &str) -> Self {
-        let account = sha256_hex(&account.trim().to_lowercase());
+        let account = account.trim().to_lowercase();
+        let address = address.trim();
         Self {
-            lock: format!("login:acct:{account}:lock"),
-            account: format!("login:acct:{account}"),
-            address: format!("login:addr:{}", sha256_hex(address.trim())),
+            pair: format!(
+                "login:pair:{}",
+                sha256_hex(&format!("{account}\u{1f}{address}"))
+            ),
+            account: format!("login:acct:{}", sha256_hex(&account)),
+            address: format!("login:addr:{}", sha256_hex(address)),
         }
     }
 }
 
 fn sha256_hex(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
-}
-
-fn parse_count(value: &[u8]) -> Option<i64> {
-    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 #[cfg(test)]
@@ -222,9 +196,33 @@ mod tests {
     use super::*;
 
     const IP: &str = "203.0.113.7";
+    const OTHER_IP: &str = "198.51.100.1";
+    const JANE: &str = "acme\u{1f}jane@example.com";
 
-    fn throttle() -> LoginThrottle {
-        LoginThrottle::new(Arc::new(MemoryCache::new()), ThrottlePolicy::default())
+    fn memory() -> Arc<dyn Cache> {
+        Arc::new(MemoryCache::new())
+    }
+
+    async fn redis() -> Arc<dyn Cache> {
+        let url = switchboard_test_utils::redis_url();
+        let prefix = switchboard_test_utils::unique_name("sbt_auth");
+        let cache = RedisCache::connect(&url, &prefix)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "Redis at {url} is not reachable ({error}); run ./scripts/test, which starts it"
+                )
+            });
+        Arc::new(cache)
+    }
+
+    fn policy() -> ThrottlePolicy {
+        ThrottlePolicy {
+            per_account_address: 5,
+            per_account: 8,
+            per_address: 12,
+            window: Duration::from_secs(15 * 60),
+        }
     }
 
     fn retry_after(result: Result<(), AuthError>) -> Duration {
@@ -234,115 +232,146 @@ mod tests {
         }
     }
 
-    async fn fail(throttle: &LoginThrottle, account: &str, times: u32) {
-        for _ in 0..times {
-            throttle.record_failure(account, IP).await;
+    /// `times` attempts that are let through (and then fail).
+    async fn fail(throttle: &LoginThrottle, account: &str, address: &str, times: u32) {
+        for n in 0..times {
+            assert!(
+                throttle.attempt(account, address).await.is_ok(),
+                "attempt {n} of {times} was refused"
+            );
         }
     }
 
-    #[tokio::test]
-    async fn five_failures_lock_the_account() {
-        let throttle = throttle();
-        fail(&throttle, "jane@example.com", 4).await;
-        assert!(throttle.check("jane@example.com", IP).await.is_ok());
-
-        fail(&throttle, "jane@example.com", 1).await;
-        let wait = retry_after(throttle.check("jane@example.com", IP).await);
-        assert!(
-            wait > Duration::ZERO && wait <= Duration::from_secs(1),
-            "{wait:?}"
-        );
+    /// Each scenario, run on the in-process cache and on Redis.
+    macro_rules! on_both_caches {
+        ($($name:ident),* $(,)?) => {
+            mod memory {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        super::$name(super::memory()).await;
+                    }
+                )*
+            }
+            mod redis {
+                $(
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        super::$name(super::redis().await).await;
+                    }
+                )*
+            }
+        };
     }
 
-    #[tokio::test]
-    async fn each_further_failure_doubles_the_lockout_up_to_the_cap() {
-        let throttle = throttle();
-        fail(&throttle, "jane@example.com", 6).await;
-        let wait = retry_after(throttle.check("jane@example.com", IP).await);
-        assert!(
-            wait > Duration::from_secs(1) && wait <= Duration::from_secs(2),
-            "{wait:?}"
-        );
+    on_both_caches!(
+        concurrent_attempts_past_the_limit_are_refused_before_verifying,
+        the_sixth_attempt_from_one_address_is_refused_for_the_rest_of_the_window,
+        another_address_has_its_own_budget_up_to_the_account_cap,
+        the_address_limit_applies_across_accounts,
+        a_success_clears_the_count_at_its_address_and_gives_its_attempt_back,
+        accounts_are_compared_case_insensitively,
+    );
 
-        fail(&throttle, "jane@example.com", 1).await;
-        let wait = retry_after(throttle.check("jane@example.com", IP).await);
-        assert!(
-            wait > Duration::from_secs(2) && wait <= Duration::from_secs(4),
-            "{wait:?}"
-        );
+    async fn concurrent_attempts_past_the_limit_are_refused_before_verifying(
+        cache: Arc<dyn Cache>,
+    ) {
+        let throttle = Arc::new(LoginThrottle::new(cache, ThrottlePolicy::default()));
+        let attempts: Vec<_> = (0..30)
+            .map(|_| {
+                let throttle = throttle.clone();
+                tokio::spawn(async move { throttle.attempt(JANE, IP).await })
+            })
+            .collect();
+        let mut allowed = 0;
+        for attempt in attempts {
+            match attempt.await.unwrap() {
+                Ok(()) => allowed += 1,
+                Err(AuthError::Throttled { retry_after }) => {
+                    assert!(
+                        retry_after > Duration::ZERO && retry_after <= Duration::from_secs(900)
+                    );
+                }
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(allowed, 5);
+    }
 
-        fail(&throttle, "jane@example.com", 40).await;
-        let wait = retry_after(throttle.check("jane@example.com", IP).await);
+    async fn the_sixth_attempt_from_one_address_is_refused_for_the_rest_of_the_window(
+        cache: Arc<dyn Cache>,
+    ) {
+        let throttle = LoginThrottle::new(cache, policy());
+        fail(&throttle, JANE, IP, 5).await;
+        let wait = retry_after(throttle.attempt(JANE, IP).await);
         assert!(
             wait > Duration::from_secs(14 * 60) && wait <= Duration::from_secs(15 * 60),
             "{wait:?}"
         );
+        // Refused attempts stay refused.
+        assert!(throttle.attempt(JANE, IP).await.is_err());
     }
 
-    #[tokio::test]
-    async fn lockout_lifts_once_retry_after_has_passed() {
-        let throttle = throttle();
-        fail(&throttle, "jane@example.com", 5).await;
-        assert!(throttle.check("jane@example.com", IP).await.is_err());
-        let lifted = switchboard_test_utils::eventually(Duration::from_secs(3), || async {
-            throttle.check("jane@example.com", IP).await.is_ok()
-        })
-        .await;
-        assert!(lifted);
-    }
-
-    #[tokio::test]
-    async fn success_clears_the_account_failures() {
-        let throttle = throttle();
-        fail(&throttle, "jane@example.com", 5).await;
-        assert!(throttle.check("jane@example.com", IP).await.is_err());
-
-        throttle.record_success("jane@example.com").await;
-        assert!(throttle.check("jane@example.com", IP).await.is_ok());
-        // The count restarted: four more failures are still free.
-        fail(&throttle, "jane@example.com", 4).await;
-        assert!(throttle.check("jane@example.com", IP).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn another_account_is_unaffected() {
-        let throttle = throttle();
-        fail(&throttle, "jane@example.com", 10).await;
-        assert!(throttle.check("jane@example.com", IP).await.is_err());
-        assert!(throttle.check("john@example.com", IP).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn account_is_compared_case_insensitively() {
-        let throttle = throttle();
-        fail(&throttle, "Jane@Example.com", 5).await;
-        assert!(throttle.check("jane@example.com", IP).await.is_err());
-        assert!(throttle.check(" JANE@EXAMPLE.COM ", IP).await.is_err());
-    }
-
-    #[tokio::test]
-    async fn address_limit_applies_across_accounts() {
-        let throttle = throttle();
-        for n in 0..49 {
+    async fn another_address_has_its_own_budget_up_to_the_account_cap(cache: Arc<dyn Cache>) {
+        let throttle = LoginThrottle::new(cache, policy());
+        fail(&throttle, JANE, IP, 5).await;
+        assert!(throttle.attempt(JANE, IP).await.is_err());
+        // The owner, elsewhere, is not locked out by the guesser at IP...
+        fail(&throttle, JANE, OTHER_IP, 3).await;
+        // ...until the account's cap (8) across addresses is reached.
+        let wait = retry_after(throttle.attempt(JANE, OTHER_IP).await);
+        assert!(wait <= Duration::from_secs(15 * 60), "{wait:?}");
+        assert!(throttle.attempt(JANE, "192.0.2.55").await.is_err());
+        // Other accounts are untouched.
+        assert!(
             throttle
-                .record_failure(&format!("user{n}@example.com"), IP)
-                .await;
-        }
-        assert!(throttle.check("fresh@example.com", IP).await.is_ok());
+                .attempt("acme\u{1f}john@example.com", OTHER_IP)
+                .await
+                .is_ok()
+        );
+    }
 
-        throttle.record_failure("user49@example.com", IP).await;
-        let wait = retry_after(throttle.check("fresh@example.com", IP).await);
+    async fn the_address_limit_applies_across_accounts(cache: Arc<dyn Cache>) {
+        let throttle = LoginThrottle::new(cache, policy());
+        for n in 0..12 {
+            fail(&throttle, &format!("acme\u{1f}user{n}@example.com"), IP, 1).await;
+        }
+        let wait = retry_after(throttle.attempt("acme\u{1f}fresh@example.com", IP).await);
         assert!(wait > Duration::from_secs(14 * 60) && wait <= Duration::from_secs(15 * 60));
         // Another address may still try the same account.
         assert!(
             throttle
-                .check("fresh@example.com", "198.51.100.1")
+                .attempt("acme\u{1f}fresh@example.com", OTHER_IP)
                 .await
                 .is_ok()
         );
-        // A success does not reset the address.
-        throttle.record_success("user49@example.com").await;
-        assert!(throttle.check("fresh@example.com", IP).await.is_err());
+    }
+
+    async fn a_success_clears_the_count_at_its_address_and_gives_its_attempt_back(
+        cache: Arc<dyn Cache>,
+    ) {
+        let throttle = LoginThrottle::new(cache, policy());
+        fail(&throttle, JANE, IP, 4).await;
+        throttle.attempt(JANE, IP).await.unwrap();
+        throttle.succeeded(JANE, IP).await;
+        // The count at this address restarted (else the 6th attempt here
+        // would be refused), and the success went back to the account's
+        // count (else the 4th would pass its cap of 8).
+        fail(&throttle, JANE, IP, 4).await;
+        // 8 failures: the account's cap is reached, from any address.
+        assert!(throttle.attempt(JANE, OTHER_IP).await.is_err());
+    }
+
+    async fn accounts_are_compared_case_insensitively(cache: Arc<dyn Cache>) {
+        let throttle = LoginThrottle::new(cache, policy());
+        fail(&throttle, "Acme\u{1f}Jane@Example.com", IP, 5).await;
+        assert!(throttle.attempt(JANE, IP).await.is_err());
+        assert!(
+            throttle
+                .attempt(" ACME\u{1f}JANE@EXAMPLE.COM ", IP)
+                .await
+                .is_err()
+        );
     }
 
     /// A memory cache that remembers every key it was asked about.
@@ -478,21 +507,21 @@ mod tests {
     #[tokio::test]
     async fn cache_keys_hold_digests_never_the_email_or_address() {
         let cache = Arc::new(RecordingCache::default());
-        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
-        fail(&throttle, "jane.doe@example.com", 6).await;
-        let _ = throttle.check("jane.doe@example.com", IP).await;
-        throttle.record_success("jane.doe@example.com").await;
+        let throttle = LoginThrottle::new(cache.clone(), policy());
+        let account = "acme\u{1f}jane.doe@example.com";
+        fail(&throttle, account, IP, 5).await;
+        let _ = throttle.attempt(account, IP).await;
+        throttle.succeeded(account, IP).await;
 
         let keys = cache
             .keys
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        let account_digest = sha256_hex("jane.doe@example.com");
-        let address_digest = sha256_hex(IP);
-        assert!(keys.contains(&format!("login:acct:{account_digest}")));
-        assert!(keys.contains(&format!("login:acct:{account_digest}:lock")));
-        assert!(keys.contains(&format!("login:addr:{address_digest}")));
+        let pair_digest = sha256_hex(&format!("{account}\u{1f}{IP}"));
+        assert!(keys.contains(&format!("login:pair:{pair_digest}")));
+        assert!(keys.contains(&format!("login:acct:{}", sha256_hex(account))));
+        assert!(keys.contains(&format!("login:addr:{}", sha256_hex(IP))));
         for key in &keys {
             assert!(!key.contains("jane"), "{key}");
             assert!(!key.contains("example"), "{key}");
@@ -597,36 +626,11 @@ mod tests {
 
     #[tokio::test]
     async fn cache_outage_lets_attempts_through() {
-        let throttle = LoginThrottle::new(Arc::new(DownCache), ThrottlePolicy::default());
-        fail(&throttle, "jane@example.com", 10).await;
-        throttle.record_success("jane@example.com").await;
-        assert!(throttle.check("jane@example.com", IP).await.is_ok());
-    }
-
-    #[tokio::test]
-    async fn throttle_works_on_redis() {
-        let url = switchboard_test_utils::redis_url();
-        let prefix = switchboard_test_utils::unique_name("sbt_auth");
-        let cache = RedisCache::connect(&url, &prefix)
-            .await
-            .unwrap_or_else(|error| {
-                panic!(
-                    "Redis at {url} is not reachable ({error}); run ./scripts/test, which starts it"
-                )
-            });
-        let throttle = LoginThrottle::new(Arc::new(cache), ThrottlePolicy::default());
-
-        fail(&throttle, "jane@example.com", 4).await;
-        assert!(throttle.check("jane@example.com", IP).await.is_ok());
-        fail(&throttle, "jane@example.com", 2).await;
-        let wait = retry_after(throttle.check("jane@example.com", IP).await);
-        assert!(
-            wait > Duration::from_secs(1) && wait <= Duration::from_secs(2),
-            "{wait:?}"
-        );
-        assert!(throttle.check("john@example.com", IP).await.is_ok());
-
-        throttle.record_success("jane@example.com").await;
-        assert!(throttle.check("jane@example.com", IP).await.is_ok());
+        let throttle = LoginThrottle::new(Arc::new(DownCache), policy());
+        for _ in 0..10 {
+            assert!(throttle.attempt(JANE, IP).await.is_ok());
+        }
+        throttle.succeeded(JANE, IP).await;
+        assert!(throttle.attempt(JANE, IP).await.is_ok());
     }
 }

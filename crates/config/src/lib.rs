@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+pub use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use secret::{Secret, SecretUrl};
@@ -72,10 +73,13 @@ impl Default for Config {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    /// REST, `/healthz`, `/readyz`, `/metrics`.
+    /// REST, `/healthz`, `/readyz`.
     pub http_addr: SocketAddr,
     /// gRPC (with health and reflection).
     pub grpc_addr: SocketAddr,
+    /// Prometheus `/metrics`, on a listener of its own so that the API's
+    /// public port never shows it: expose it to the scraper only.
+    pub metrics_addr: SocketAddr,
     /// The URL clients reach the HTTP server at, used in links we hand out
     /// (presigned object URLs of the local object store). Defaults to
     /// `http://<http_addr>`.
@@ -91,6 +95,7 @@ impl Default for ServerConfig {
         Self {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             grpc_addr: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
             public_url: None,
             shutdown_grace: Duration::from_secs(30),
         }
@@ -375,6 +380,7 @@ pub struct AuthConfig {
     pub refresh_token_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub invitation_ttl: Duration,
+    pub login_throttle: LoginThrottleConfig,
 }
 
 impl Default for AuthConfig {
@@ -384,6 +390,37 @@ impl Default for AuthConfig {
             access_token_ttl: Duration::from_secs(15 * 60),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
+            login_throttle: LoginThrottleConfig::default(),
+        }
+    }
+}
+
+/// Login attempts allowed per window (OWASP Authentication Cheat Sheet:
+/// a threshold, an observation window, a bounded lockout). Every attempt
+/// counts, before the password is checked; a success gives its back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LoginThrottleConfig {
+    /// Attempts at one account from one client address.
+    pub per_account_address: u32,
+    /// Attempts at one account from all addresses together (bounds
+    /// distributed guessing; keep it well above `per_account_address`, as
+    /// anyone can use it up until the window ends).
+    pub per_account: u32,
+    /// Attempts from one client address at any accounts.
+    pub per_address: u32,
+    /// How long attempts are counted from the first; the longest refusal.
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+}
+
+impl Default for LoginThrottleConfig {
+    fn default() -> Self {
+        Self {
+            per_account_address: 5,
+            per_account: 50,
+            per_address: 50,
+            window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -403,6 +440,11 @@ pub struct GatewayConfig {
     /// stream also closes when its credential expires).
     #[serde(with = "humantime_serde")]
     pub stream_recheck_every: Duration,
+    /// Reverse proxies (CIDR blocks, `10.0.0.0/8`, `192.0.2.7/32`) whose
+    /// `X-Forwarded-For` is believed: the client address is the right-most
+    /// address in it that is not one of them. From any other peer the
+    /// header is ignored. Empty (the default): the peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for GatewayConfig {
@@ -412,6 +454,7 @@ impl Default for GatewayConfig {
             signups_per_hour: 10,
             expose_verification_token: false,
             stream_recheck_every: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -706,6 +749,22 @@ impl Config {
                 "auth.access_token_ttl",
                 "token lifetimes must be above 0",
             ));
+        }
+        let throttle = &self.auth.login_throttle;
+        for (key, value) in [
+            (
+                "auth.login_throttle.per_account_address",
+                throttle.per_account_address,
+            ),
+            ("auth.login_throttle.per_account", throttle.per_account),
+            ("auth.login_throttle.per_address", throttle.per_address),
+        ] {
+            if value == 0 {
+                return Err(value_error(key, "must be at least 1"));
+            }
+        }
+        if throttle.window.is_zero() {
+            return Err(value_error("auth.login_throttle.window", "must be above 0"));
         }
         if self.gateway.body_limit_bytes < 1024 {
             return Err(value_error(

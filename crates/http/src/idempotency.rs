@@ -8,7 +8,7 @@
 //! `Idempotent-Replayed: true`) instead of running again.
 //!
 //! The flow, per key, in the cache under
-//! `idem:<scope>:<sha256 of the key>`:
+//! `idem:<scope>:<sha256 of the method, path and key>`:
 //!
 //! 1. Mark the key in progress (`set_if_absent`, 60 s) — one replica wins.
 //! 2. The winner runs the request and stores the response (2xx and 4xx
@@ -20,8 +20,19 @@
 //!    `idempotency_key_reused` when it is not — or the marker: 409
 //!    `idempotency_in_progress` with `Retry-After: 1`.
 //!
+//! A response that hands out a secret (an API key, a webhook signing
+//! secret, an invitation token) is marked by its handler with
+//! [`RevealsSecret`]: it is never kept. The cache records only that the
+//! request ran and its status, and a retry gets 409
+//! `idempotency_response_withheld` (the request does not run twice, and
+//! the secret is not replayed to whoever holds the key for a day).
+//!
 //! Keys are scoped by [`IdempotencyScope`] (the tenant and principal, set by
-//! the auth layer), so two clients can never see each other's responses.
+//! the auth layer), so two clients can never see each other's responses,
+//! and by route (method and path), so one key on two routes is two keys.
+//! Routes open to anonymous callers (signup, login, token refresh) do not
+//! take part: anonymous callers would share one scope, and their answers
+//! are credentials.
 //!
 //! Unlike rate limits, this fails closed: with the cache down the request is
 //! refused with 503 rather than run unguarded, because a duplicate side
@@ -76,10 +87,16 @@ impl IdempotencyStore {
 
 /// Whose keys these are: the authenticated tenant and principal, put in the
 /// request extensions by the auth layer (which runs before
-/// [`idempotency`]). Without it, keys are scoped to `anonymous:` plus the
-/// method and path.
+/// [`idempotency`]). Without it, keys are scoped to `anonymous`; do not
+/// layer [`idempotency`] on routes anonymous callers use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyScope(pub String);
+
+/// Put in a response's extensions (`(Extension(RevealsSecret), …)`) by a
+/// handler whose answer carries a secret shown once: [`idempotency`] keeps
+/// only that the request ran, never the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevealsSecret;
 
 /// What the cache holds under a key.
 #[derive(Debug, Serialize, Deserialize)]
@@ -95,6 +112,12 @@ enum Record {
         location: Option<String>,
         /// Base64 of the response body.
         body: String,
+    },
+    /// The request ran and answered `status` with a secret, which is not
+    /// kept ([`RevealsSecret`]).
+    Withheld {
+        fingerprint: String,
+        status: u16,
     },
 }
 
@@ -152,10 +175,10 @@ impl IdempotencyStore {
     async fn handle(&self, key: &str, request: Request, next: Next) -> Result<Response, Problem> {
         let (parts, body) = request.into_parts();
         let scope = match parts.extensions.get::<IdempotencyScope>() {
-            Some(IdempotencyScope(scope)) => scope.clone(),
-            None => format!("anonymous:{} {}", parts.method, parts.uri.path()),
+            Some(IdempotencyScope(scope)) => scope.as_str(),
+            None => "anonymous",
         };
-        let cache_key = format!("idem:{scope}:{}", hex::encode(Sha256::digest(key)));
+        let cache_key = cache_key(scope, &parts.method, parts.uri.path(), key);
         let body = read_body(&parts.headers, body, BodyLimit::of(&parts.extensions)).await?;
         let fingerprint = fingerprint(&parts.method, &parts.uri, &body);
 
@@ -181,6 +204,14 @@ impl IdempotencyStore {
             self.forget(&cache_key).await;
             return Ok(response);
         }
+        if response.extensions().get::<RevealsSecret>().is_some() {
+            let record = Record::Withheld {
+                fingerprint,
+                status: status.as_u16(),
+            };
+            self.keep(&cache_key, &record).await;
+            return Ok(response);
+        }
         let (parts, body) = response.into_parts();
         let body = match axum::body::to_bytes(body, usize::MAX).await {
             Ok(body) => body,
@@ -204,17 +235,22 @@ impl IdempotencyStore {
             location: header_text(header::LOCATION),
             body: STANDARD.encode(&body),
         };
-        match encode(&record) {
+        self.keep(&cache_key, &record).await;
+        Ok(Response::from_parts(parts, Body::from(body)))
+    }
+
+    /// Stores `record` in place of the marker, for the TTL.
+    async fn keep(&self, cache_key: &str, record: &Record) {
+        match encode(record) {
             Ok(record) => {
-                if let Err(error) = self.cache.set(&cache_key, &record, Some(self.ttl)).await {
+                if let Err(error) = self.cache.set(cache_key, &record, Some(self.ttl)).await {
                     // The marker stays until it expires: retries get 409
                     // for up to a minute, then run again.
                     tracing::warn!(%error, "cannot keep a response for idempotency");
                 }
             }
-            Err(_) => self.forget(&cache_key).await,
+            Err(_) => self.forget(cache_key).await,
         }
-        Ok(Response::from_parts(parts, Body::from(body)))
     }
 
     /// The answer to a request whose key is already taken.
@@ -236,9 +272,9 @@ impl IdempotencyStore {
             Problem::internal()
         })?;
         let stored_fingerprint = match &record {
-            Record::InProgress { fingerprint } | Record::Completed { fingerprint, .. } => {
-                fingerprint
-            }
+            Record::InProgress { fingerprint }
+            | Record::Completed { fingerprint, .. }
+            | Record::Withheld { fingerprint, .. } => fingerprint,
         };
         if stored_fingerprint != fingerprint {
             return Err(Problem::unprocessable(
@@ -248,6 +284,14 @@ impl IdempotencyStore {
         }
         match record {
             Record::InProgress { .. } => Err(in_progress()),
+            Record::Withheld { status, .. } => Err(Problem::conflict(
+                "idempotency_response_withheld",
+                format!(
+                    "the request with this Idempotency-Key already ran (status {status}); its \
+                     answer held a secret that is shown once and not kept, so look the result \
+                     up instead of retrying"
+                ),
+            )),
             Record::Completed {
                 status,
                 content_type,
@@ -264,6 +308,18 @@ impl IdempotencyStore {
             tracing::warn!(%error, "cannot clear an idempotency marker; it expires within a minute");
         }
     }
+}
+
+/// Where a key's record is kept: per scope, and per route (method and
+/// path), hashed with the client's key (which the cache never holds).
+fn cache_key(scope: &str, method: &Method, path: &str, key: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(method.as_str());
+    hash.update(b" ");
+    hash.update(path);
+    hash.update(b"\n");
+    hash.update(key);
+    format!("idem:{scope}:{}", hex::encode(hash.finalize()))
 }
 
 /// What makes two requests "the same": method, path and query, body.
@@ -341,6 +397,8 @@ mod tests {
         Fail,
         Conflict,
         BadRequest,
+        /// 201 with a secret, marked [`RevealsSecret`].
+        Secret,
         /// Waits for the test's go-ahead, then answers 201.
         Wait,
     }
@@ -350,13 +408,14 @@ mod tests {
         app: Router,
         calls: Arc<AtomicUsize>,
         go: Arc<Notify>,
+        cache: Arc<MemoryCache>,
     }
 
     fn harness(answers: Vec<Answer>) -> Harness {
         let calls = Arc::new(AtomicUsize::new(0));
         let go = Arc::new(Notify::new());
-        let store =
-            IdempotencyStore::new(Arc::new(MemoryCache::new()), IdempotencyStore::DEFAULT_TTL);
+        let cache = Arc::new(MemoryCache::new());
+        let store = IdempotencyStore::new(cache.clone(), IdempotencyStore::DEFAULT_TTL);
         let handler = {
             let calls = calls.clone();
             let go = go.clone();
@@ -382,13 +441,25 @@ mod tests {
                     Answer::Fail => Problem::internal().into_response(),
                     Answer::Conflict => Problem::conflict("busy", "try later").into_response(),
                     Answer::BadRequest => Problem::bad_request("no").into_response(),
+                    Answer::Secret => (
+                        StatusCode::CREATED,
+                        axum::Extension(RevealsSecret),
+                        ApiJson(json!({ "call": call, "secret": format!("sk_live_secret{call}") })),
+                    )
+                        .into_response(),
                 }
             }
         };
         let app = Router::new()
-            .route("/contacts", post(handler.clone()).get(handler))
+            .route("/contacts", post(handler.clone()).get(handler.clone()))
+            .route("/other", post(handler))
             .layer(from_fn_with_state(store, idempotency));
-        Harness { app, calls, go }
+        Harness {
+            app,
+            calls,
+            go,
+            cache,
+        }
     }
 
     fn request(method: Method, key: Option<&str>, body: &str) -> Request {
@@ -557,6 +628,56 @@ mod tests {
         let a_again = send(&h.app, in_scope(post_with_key("key-1", "{}"), "t1:u1")).await;
         assert_eq!(a_again.body["call"], 0);
         assert_eq!(h.calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_response_revealing_a_secret_is_not_kept_and_its_retry_is_refused() {
+        let h = harness(vec![Answer::Secret]);
+        let first = send(&h.app, in_scope(post_with_key("key-1", "{}"), "t1:u1")).await;
+        assert_eq!(first.status, StatusCode::CREATED);
+        assert_eq!(first.body["secret"], "sk_live_secret0");
+
+        let kept = h
+            .cache
+            .get(&cache_key("t1:u1", &Method::POST, "/contacts", "key-1"))
+            .await
+            .unwrap()
+            .expect("the key is taken");
+        let kept = String::from_utf8(kept.to_vec()).unwrap();
+        assert!(kept.contains("withheld"), "{kept}");
+        let secret_base64 = STANDARD.encode(b"sk_live_secret0");
+        for leaked in ["sk_live", "secret0", secret_base64.as_str()] {
+            assert!(!kept.contains(leaked), "{kept}");
+        }
+
+        let retry = send(&h.app, in_scope(post_with_key("key-1", "{}"), "t1:u1")).await;
+        assert_eq!(retry.status, StatusCode::CONFLICT);
+        assert_eq!(
+            retry.body["type"],
+            "https://switchboard.dev/problems/idempotency_response_withheld"
+        );
+        assert!(!retry.body.to_string().contains("sk_live"));
+        assert_eq!(h.calls.load(Ordering::SeqCst), 1, "the retry did not run");
+        // Another body with the key is still a reused key.
+        let other = send(
+            &h.app,
+            in_scope(post_with_key("key-1", r#"{"a":1}"#), "t1:u1"),
+        )
+        .await;
+        assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[tokio::test]
+    async fn one_key_on_two_routes_is_two_keys() {
+        let h = harness(vec![Answer::Created]);
+        let contacts = send(&h.app, in_scope(post_with_key("key-1", "{}"), "t1:u1")).await;
+        let mut other = post_with_key("key-1", "{}");
+        *other.uri_mut() = "/other".parse().unwrap();
+        let other = send(&h.app, in_scope(other, "t1:u1")).await;
+        assert_eq!(contacts.status, StatusCode::CREATED);
+        assert_eq!(other.status, StatusCode::CREATED, "{}", other.body);
+        assert!(other.headers.get(&IDEMPOTENT_REPLAYED).is_none());
+        assert_eq!(h.calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

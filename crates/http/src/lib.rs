@@ -20,7 +20,7 @@ pub mod pagination;
 pub mod problem;
 pub mod rate_limit;
 
-pub use idempotency::{IdempotencyScope, IdempotencyStore, idempotency};
+pub use idempotency::{IdempotencyScope, IdempotencyStore, RevealsSecret, idempotency};
 pub use json::{ApiJson, BodyLimit};
 pub use pagination::{Page, PageQuery, PageRequest};
 pub use problem::{FieldError, Problem};

@@ -1,6 +1,7 @@
-//! The node's HTTP server: `/healthz`, `/readyz`, `/metrics`, and the
-//! services' routes behind a readiness gate, with a request id, a trace
-//! span and request metrics on every request.
+//! The node's HTTP server: `/healthz`, `/readyz` and the services' routes
+//! behind a readiness gate, with a request id, a trace span and request
+//! metrics on every request; and the metrics server (`/metrics` alone, on
+//! its own listener, so the public port never shows it).
 
 use std::time::Instant;
 
@@ -31,7 +32,6 @@ pub(crate) fn router(readiness: Readiness, services: Router) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(readiness)
         .merge(gated)
         .layer(middleware::from_fn(record_metrics))
@@ -47,6 +47,13 @@ pub(crate) fn router(readiness: Readiness, services: Router) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeUuidV7))
+}
+
+/// The metrics listener's router: `GET /metrics` (Prometheus text format).
+pub(crate) fn metrics_router() -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
 }
 
 /// Request ids are UUIDv7 (time-ordered), unless the client sent one.

@@ -52,6 +52,7 @@ pub struct NodeOptions {
 pub struct Node {
     http_listener: TcpListener,
     grpc_listener: TcpListener,
+    metrics_listener: TcpListener,
     http_router: Router,
     grpc_routes: Routes,
     backends: Backends,
@@ -76,6 +77,7 @@ impl Node {
         crate::metrics::handle();
         let http_listener = bind("server.http_addr", config.server.http_addr).await?;
         let grpc_listener = bind("server.grpc_addr", config.server.grpc_addr).await?;
+        let metrics_listener = bind("server.metrics_addr", config.server.metrics_addr).await?;
 
         let (health, health_service) = tonic_health::server::health_reporter();
         let mut grpc_service_names = vec!["switchboard.system.v1.SystemService"];
@@ -127,6 +129,7 @@ impl Node {
         Ok(Self {
             http_listener,
             grpc_listener,
+            metrics_listener,
             http_router,
             grpc_routes,
             backends,
@@ -147,6 +150,10 @@ impl Node {
         local_addr(&self.grpc_listener)
     }
 
+    pub fn metrics_addr(&self) -> SocketAddr {
+        local_addr(&self.metrics_listener)
+    }
+
     pub fn readiness(&self) -> Readiness {
         self.readiness.clone()
     }
@@ -156,6 +163,7 @@ impl Node {
         let stop = CancellationToken::new();
         let http_addr = self.http_addr();
         let grpc_addr = self.grpc_addr();
+        let metrics_addr = self.metrics_addr();
         let readiness = self.readiness.clone();
         let task = tokio::spawn(self.run(stop.clone()));
         NodeHandle {
@@ -163,6 +171,7 @@ impl Node {
             task,
             http_addr,
             grpc_addr,
+            metrics_addr,
             readiness,
         }
     }
@@ -171,6 +180,7 @@ impl Node {
         let Self {
             http_listener,
             grpc_listener,
+            metrics_listener,
             http_router,
             grpc_routes,
             backends,
@@ -199,6 +209,16 @@ impl Node {
                 )
                 .with_graceful_shutdown(async move { draining.cancelled().await })
                 .await
+            })
+        };
+        // Scraped until the node stops; a scrape is quick, so no draining.
+        let metrics_stop = CancellationToken::new();
+        let metrics = {
+            let stop = metrics_stop.clone();
+            tokio::spawn(async move {
+                axum::serve(metrics_listener, crate::http::metrics_router())
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await
             })
         };
         let grpc = {
@@ -251,6 +271,8 @@ impl Node {
         }
         probe_stop.cancel();
         let _ = probe_task.await;
+        metrics_stop.cancel();
+        let _ = metrics.await;
         backends.close().await;
         tracing::info!("stopped");
         match early_exit {
@@ -266,6 +288,7 @@ pub struct NodeHandle {
     task: JoinHandle<Result<(), RuntimeError>>,
     http_addr: SocketAddr,
     grpc_addr: SocketAddr,
+    metrics_addr: SocketAddr,
     readiness: Readiness,
 }
 
@@ -276,6 +299,10 @@ impl NodeHandle {
 
     pub fn grpc_addr(&self) -> SocketAddr {
         self.grpc_addr
+    }
+
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
     }
 
     pub fn readiness(&self) -> Readiness {

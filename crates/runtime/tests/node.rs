@@ -25,6 +25,7 @@ fn test_config(dir: &std::path::Path) -> Config {
     };
     config.server.http_addr = "127.0.0.1:0".parse().unwrap();
     config.server.grpc_addr = "127.0.0.1:0".parse().unwrap();
+    config.server.metrics_addr = "127.0.0.1:0".parse().unwrap();
     config.server.shutdown_grace = Duration::from_secs(5);
     config.readiness.check_interval = Duration::from_millis(100);
     config.readiness.check_timeout = Duration::from_millis(500);
@@ -126,7 +127,10 @@ async fn node_serves_health_readiness_and_metrics() {
     assert_eq!(echo.headers()["x-request-id"], "client-chosen-id");
     assert_eq!(echo.text().await.unwrap(), "echo");
 
-    let metrics = reqwest::get(url(&node, "/metrics"))
+    // Metrics are on their own listener, never on the public port.
+    let public = reqwest::get(url(&node, "/metrics")).await.unwrap();
+    assert_eq!(public.status(), 404);
+    let metrics = reqwest::get(format!("http://{}/metrics", node.metrics_addr()))
         .await
         .unwrap()
         .text()

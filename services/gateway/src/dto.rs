@@ -38,7 +38,7 @@ pub struct SignupBody {
     /// characters) of more than one kind of character.
     #[schema(format = Password, min_length = 10, max_length = 256)]
     pub password: String,
-    /// The plan's code.
+    /// The plan's code: only `trial` (other plans come through billing).
     #[serde(default = "default_plan")]
     #[schema(default = "trial", example = "starter")]
     pub plan: String,
@@ -102,8 +102,7 @@ pub struct AcceptInvitationBody {
     pub display_name: Option<String>,
 }
 
-/// The fields to change; absent ones are unchanged. Changing `plan` takes
-/// the billing permission (owners).
+/// The fields to change; absent ones are unchanged.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = TenantPatch)]
@@ -112,7 +111,8 @@ pub struct TenantPatchBody {
     pub name: Option<String>,
     /// An IANA time zone.
     pub time_zone: Option<String>,
-    /// The plan's code.
+    /// Refused (400): plans are not chosen here, but through billing
+    /// (until then, an operator sets them).
     pub plan: Option<String>,
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use ipnet::IpNet;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity::Identity;
 use switchboard_platform::Cache;
@@ -22,7 +23,7 @@ use switchboard_routing::config::RoutingConfig;
 use switchboard_webhooks::Webhooks;
 
 pub use error::ApiError;
-pub use openapi::{DOCS_PATH, OPENAPI_PATH};
+pub use openapi::{DOCS_PATH, DOCS_SCRIPT_PATH, OPENAPI_PATH};
 
 /// Settings of the gateway.
 #[derive(Debug, Clone)]
@@ -38,6 +39,10 @@ pub struct GatewayOptions {
     pub expose_verification_token: bool,
     /// How often an open WebSocket stream checks its credential again.
     pub stream_recheck_every: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for
+    /// login throttling, signup limits and the audit log); from any other
+    /// peer the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for GatewayOptions {
@@ -51,6 +56,7 @@ impl Default for GatewayOptions {
             idempotency_ttl: IdempotencyStore::DEFAULT_TTL,
             expose_verification_token: false,
             stream_recheck_every: Duration::from_secs(5),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -4,7 +4,8 @@
 //! documentation in one step, and what the middleware does (authentication,
 //! rate limits, idempotency) is added here, by the same grouping that
 //! layers the middleware. Served at `GET /v1/openapi.json`, browsable at
-//! `GET /docs` (Scalar).
+//! `GET /docs` (Scalar, served from the binary: the page fetches nothing
+//! from outside the node).
 //!
 //! The problem schema is a documentation-only mirror of
 //! [`switchboard_http::Problem`] (that crate has no utoipa dependency); a
@@ -14,7 +15,7 @@ use std::borrow::Cow;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::routing::get;
 use serde::Serialize;
 use switchboard_identity::domain::SCOPE_AREAS;
@@ -26,7 +27,6 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{HttpMethod, OpenApi, Ref, RefOr, Required, Schema};
 use utoipa::{IntoParams, Modify, PartialSchema, ToResponse, ToSchema};
-use utoipa_scalar::{Scalar, Servable};
 
 use crate::dto::webhooks::{DeliveryDto, WebhookDto};
 use crate::dto::{ApiKeyDto, AuditEventDto, ClientDto, UserDto};
@@ -35,6 +35,18 @@ use crate::dto::{ApiKeyDto, AuditEventDto, ClientDto, UserDto};
 pub const OPENAPI_PATH: &str = "/v1/openapi.json";
 /// Where the API reference (Scalar) is served.
 pub const DOCS_PATH: &str = "/docs";
+/// Where the API reference's script is served: Scalar's standalone bundle,
+/// vendored unmodified under `assets/scalar/` (see its README), versioned
+/// in the path so it may be cached for good.
+pub const DOCS_SCRIPT_PATH: &str = "/docs/scalar-api-reference-1.76.4.js";
+
+/// `@scalar/api-reference` 1.76.4, `dist/browser/standalone.js` (MIT).
+const DOCS_SCRIPT: &[u8] = include_bytes!("../assets/scalar/api-reference-1.76.4.js");
+
+/// The Subresource Integrity value (W3C SRI, SHA-384) of [`DOCS_SCRIPT`],
+/// so a browser runs the script only if it is exactly these bytes.
+const DOCS_SCRIPT_INTEGRITY: &str =
+    "sha384-hwB9WroDTpZaI38gr+u9CXA6ksz5gUYgD2GxXazKl/agT1L2GWUiRFWGJYNiFu4Q";
 
 /// The name of the one security scheme: `Authorization: Bearer <access
 /// token or API key>`.
@@ -108,17 +120,20 @@ impl Modify for BearerScheme {
     }
 }
 
-/// Serves the document as JSON and as an API reference page; both public.
+/// Serves the document as JSON and as an API reference page with its
+/// script; all public.
 pub(crate) fn serve(document: OpenApi) -> Router {
     // Serialized once: the document does not change while the node runs.
     let json = match document.to_json() {
-        Ok(json) => Bytes::from(json),
+        Ok(json) => json,
         Err(error) => {
             // Our own types; cannot fail short of a bug.
             tracing::error!(%error, "cannot serialize the OpenAPI document");
-            Bytes::from_static(b"{}")
+            "{}".to_owned()
         }
     };
+    let page = Bytes::from(docs_page(&json));
+    let json = Bytes::from(json);
     Router::new()
         .route(
             OPENAPI_PATH,
@@ -127,7 +142,55 @@ pub(crate) fn serve(document: OpenApi) -> Router {
                 async move { ([(CONTENT_TYPE, "application/json")], json) }
             }),
         )
-        .merge(Scalar::with_url(DOCS_PATH, document))
+        .route(
+            DOCS_PATH,
+            get(move || {
+                let page = page.clone();
+                async move { ([(CONTENT_TYPE, "text/html; charset=utf-8")], page) }
+            }),
+        )
+        .route(
+            DOCS_SCRIPT_PATH,
+            get(|| async {
+                (
+                    [
+                        (CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (CACHE_CONTROL, "public, max-age=31536000, immutable"),
+                    ],
+                    Bytes::from_static(DOCS_SCRIPT),
+                )
+            }),
+        )
+}
+
+/// The API reference page: the document embedded as JSON (with `</`
+/// written `<\/`, still the same JSON, so no text in it can end the
+/// `<script>` element), Scalar's script from [`DOCS_SCRIPT_PATH`] with
+/// its integrity, and Scalar's default fonts off (they come from a CDN).
+fn docs_page(json: &str) -> String {
+    let document = json.replace("</", "<\\/");
+    format!(
+        r##"<!doctype html>
+<html lang="en">
+<head>
+<title>Switchboard API reference</title>
+<meta charset="utf-8"/>
+<meta name="viewport" content="width=device-width, initial-scale=1"/>
+</head>
+<body>
+<div id="app"></div>
+<script id="api-document" type="application/json">{document}</script>
+<script src="{DOCS_SCRIPT_PATH}" integrity="{DOCS_SCRIPT_INTEGRITY}"></script>
+<script>
+Scalar.createApiReference("#app", {{
+  content: JSON.parse(document.getElementById("api-document").textContent),
+  withDefaultFonts: false,
+}});
+</script>
+</body>
+</html>
+"##
+    )
 }
 
 // ---- what the middleware adds to the operations of its group ----
@@ -205,14 +268,11 @@ pub(crate) fn public(openapi: &mut OpenApi) {
     }
 }
 
-/// Every `POST` runs behind the idempotency middleware: it takes an
+/// The routes behind the idempotency middleware: every `POST` takes an
 /// `Idempotency-Key` header and may answer 400 (a malformed key), 409 (the
-/// first request with the key is still running) or 422 (the key was used
-/// for another request). Also, any operation may fail with 500 or 503.
-pub(crate) fn common(openapi: &mut OpenApi) {
-    if let Some(components) = openapi.components.as_mut() {
-        close_enums(&mut components.schemas);
-    }
+/// first request with the key is still running, or its answer held a
+/// secret that is not kept) or 422 (the key was used for another request).
+pub(crate) fn idempotent(openapi: &mut OpenApi) {
     for (method, operation) in operations(openapi) {
         if method == HttpMethod::Post {
             operation
@@ -223,6 +283,16 @@ pub(crate) fn common(openapi: &mut OpenApi) {
             add_response::<Conflict>(operation, "409");
             add_response::<UnprocessableEntity>(operation, "422");
         }
+    }
+}
+
+/// Any operation may fail with 500 or 503. Also closes the tagged enums'
+/// variants ([`close_enums`]).
+pub(crate) fn common(openapi: &mut OpenApi) {
+    if let Some(components) = openapi.components.as_mut() {
+        close_enums(&mut components.schemas);
+    }
+    for (_, operation) in operations(openapi) {
         add_response::<InternalError>(operation, "500");
         add_response::<Unavailable>(operation, "503");
     }
@@ -247,7 +317,9 @@ fn idempotency_key() -> utoipa::openapi::path::Parameter {
             "Makes a retry safe: 1 to 255 visible ASCII characters (a UUID is a good choice), \
              unique per request. A retry with the same key, method, path and body within 24 \
              hours gets the first answer again (with `Idempotent-Replayed: true`) instead of \
-             running twice.",
+             running twice; an answer that shows a secret once (an API key, a webhook secret, \
+             an invitation) is not kept, and its retry is refused (409 \
+             `idempotency_response_withheld`). Keys are per route.",
         ))
         .schema(Some(
             ObjectBuilder::new()
@@ -523,7 +595,8 @@ pub(crate) struct NotFound(ProblemDoc);
 /// The request conflicts with the current state; `type` says how
 /// (`email_taken`, `client_exists`, `seat_limit_reached`, `last_owner`,
 /// `slug_taken`, `invitation_pending`, `endpoint_limit_reached`,
-/// `endpoint_disabled`, or `idempotency_in_progress` with `Retry-After`).
+/// `endpoint_disabled`, `idempotency_in_progress` with `Retry-After`, or
+/// `idempotency_response_withheld`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]
 #[allow(dead_code)]

@@ -77,13 +77,13 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
             authenticate,
         ));
     // The document shows what the middleware adds where it is layered:
-    // security, 401/403/429 and rate-limit headers here; no credential on
-    // the public routes; `Idempotency-Key` on every POST, and 5xx, below.
+    // security, 401/403/429, rate-limit headers and `Idempotency-Key` on
+    // every POST here; no credential on the public routes, which take no
+    // `Idempotency-Key` (their callers are anonymous, their answers
+    // credentials); 5xx on all, below.
     openapi::authenticated(authenticated.get_openapi_mut());
-    let mut public = public.layer(middleware::from_fn_with_state(
-        gateway.idempotency.clone(),
-        idempotency,
-    ));
+    openapi::idempotent(authenticated.get_openapi_mut());
+    let mut public = public;
     openapi::public(public.get_openapi_mut());
     let (router, mut document) = OpenApiRouter::with_openapi(openapi::base())
         .merge(public)

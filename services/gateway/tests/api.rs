@@ -69,7 +69,7 @@ impl Api {
             .post(
                 "/v1/signup",
                 None,
-                json!({ "company": company, "email": email, "password": PASSWORD, "plan": plan, "time_zone": "Europe/Paris" }),
+                json!({ "company": company, "email": email, "password": PASSWORD, "time_zone": "Europe/Paris" }),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -81,8 +81,12 @@ impl Api {
             .post("/v1/auth/verify-email", None, json!({ "token": token }))
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
+        let slug = body["tenant"]["slug"].as_str().unwrap().to_owned();
+        if plan != "trial" {
+            self.on_plan(&slug, plan).await;
+        }
         (
-            body["tenant"]["slug"].as_str().unwrap().to_owned(),
+            slug,
             body["tokens"]["access_token"].as_str().unwrap().to_owned(),
         )
     }

@@ -73,7 +73,7 @@ impl Site {
                 "/v1/signup",
                 None,
                 json!({"company": name, "email": format!("owner@{domain}"),
-                       "password": PASSWORD, "plan": "pro", "time_zone": "Europe/Paris"}),
+                       "password": PASSWORD, "time_zone": "Europe/Paris"}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{signup}");
@@ -85,6 +85,8 @@ impl Site {
             )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
+        self.on_plan(signup["tenant"]["slug"].as_str().unwrap(), "pro")
+            .await;
         Company {
             owner: signup["tokens"]["access_token"]
                 .as_str()

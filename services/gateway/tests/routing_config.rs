@@ -74,7 +74,6 @@ impl Api {
                     "company": company,
                     "email": format!("owner@{}.example.com", company.to_lowercase()),
                     "password": PASSWORD,
-                    "plan": "pro",
                 })),
             )
             .await;
@@ -89,6 +88,8 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
+        self.on_plan(body["tenant"]["slug"].as_str().unwrap(), "pro")
+            .await;
         (
             body["tokens"]["access_token"].as_str().unwrap().to_owned(),
             body["user"]["id"].as_str().unwrap().to_owned(),

@@ -88,7 +88,7 @@ impl Api {
                 Method::POST,
                 "/v1/signup",
                 None,
-                Some(json!({ "company": company, "email": email, "password": PASSWORD, "plan": "pro" })),
+                Some(json!({ "company": company, "email": email, "password": PASSWORD })),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -102,6 +102,8 @@ impl Api {
             )
             .await;
         assert_eq!(status, StatusCode::NO_CONTENT);
+        self.on_plan(body["tenant"]["slug"].as_str().unwrap(), "pro")
+            .await;
         (
             body["tenant"]["id"].as_str().unwrap().parse().unwrap(),
             body["tokens"]["access_token"].as_str().unwrap().to_owned(),

@@ -38,7 +38,7 @@ pub use domain::{ApiScope, FieldError, Permission, Role, TenantStatus, UserStatu
 pub use error::{IdentityError, Result};
 pub use principal::{Actor, Principal, RateLimits};
 pub use signup::SignupRequest;
-pub use tenant::TenantPatch;
+pub use tenant::{TRIAL_PLAN, TenantPatch};
 pub use users::{NewUser, UserPatch};
 pub use views::{
     ApiKeyView, AuditEventView, ClientView, CreatedApiKey, Invitation, SignupOutcome, TenantView,
@@ -54,6 +54,10 @@ pub struct IdentityOptions {
     pub verification_ttl: Duration,
     /// API keys are `sk_live_…` when true, `sk_test_…` otherwise.
     pub live_keys: bool,
+    /// Log the email-verification token and the address it is for, as no
+    /// email goes out yet. Only `switchboard dev`: elsewhere logs hold no
+    /// email address and no token.
+    pub log_verification_tokens: bool,
 }
 
 impl Default for IdentityOptions {
@@ -64,6 +68,7 @@ impl Default for IdentityOptions {
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
             verification_ttl: Duration::from_secs(3 * 24 * 3600),
             live_keys: true,
+            log_verification_tokens: false,
         }
     }
 }

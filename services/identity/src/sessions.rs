@@ -46,9 +46,10 @@ impl Identity {
         let slug = tenant_slug.trim().to_lowercase();
         let account = format!("{slug}\u{1f}{email}");
         let address = origin.address.clone().unwrap_or_default();
+        // Counted before verifying, so concurrent guesses cannot all pass.
         self.inner
             .throttle
-            .check(&account, &address)
+            .attempt(&account, &address)
             .await
             .map_err(throttled)?;
 
@@ -63,10 +64,9 @@ impl Identity {
         let Some((tenant_id, row)) =
             found.filter(|(_, row)| verified && row.status == UserStatus::Active.as_str())
         else {
-            self.inner.throttle.record_failure(&account, &address).await;
             return Err(IdentityError::Unauthenticated(INVALID_CREDENTIALS.into()));
         };
-        self.inner.throttle.record_success(&account).await;
+        self.inner.throttle.succeeded(&account, &address).await;
         let transaction = self.store().begin(tenant_id).await?;
         let tenant_row = load_tenant(&transaction, tenant_id).await?;
         check_tenant_status(&tenant_row)?;

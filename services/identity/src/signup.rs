@@ -16,6 +16,7 @@ use crate::error::{IdentityError, Result};
 use crate::events;
 use crate::sessions::{UserRights, spend_one_time_token};
 use crate::store::entities::{one_time_token, plan, tenant, tenant_slug, user};
+use crate::tenant::{PLAN_CHOSEN_THROUGH_BILLING, TRIAL_PLAN};
 use crate::views::SignupOutcome;
 use crate::{Identity, RequestOrigin, now};
 
@@ -72,6 +73,8 @@ impl Identity {
                 "plan",
                 format!("unknown plan {:?}", request.plan),
             ));
+        } else if request.plan != TRIAL_PLAN {
+            errors.push(FieldError::new("plan", PLAN_CHOSEN_THROUGH_BILLING));
         }
         let (Some(company), Some(email), Some(time_zone), Some(display_name), true) =
             (company, email, time_zone, display_name, errors.is_empty())
@@ -190,13 +193,17 @@ impl Identity {
             .await?;
         transaction.commit().await?;
 
-        // Until outbound email exists, the verification link goes to the log.
-        tracing::info!(
-            tenant_id = %tenant_id,
-            email = %email,
-            verification_token = %verification.plaintext,
-            "signup email verification token (deliver with POST /v1/auth/verify-email)"
-        );
+        if self.inner.options.log_verification_tokens {
+            // `dev`: no email goes out, so the token goes to the log.
+            tracing::info!(
+                tenant_id = %tenant_id,
+                email = %email,
+                verification_token = %verification.plaintext,
+                "signup email verification token (deliver with POST /v1/auth/verify-email)"
+            );
+        } else {
+            tracing::info!(tenant_id = %tenant_id, "signup: email verification token issued");
+        }
         let tenant = self.load_tenant_view(tenant_id).await?;
         let owner = self.load_user_view(tenant_id, owner_id).await?;
         Ok(SignupOutcome {

@@ -9,11 +9,19 @@ use crate::domain::{self, FieldError, Permission, TenantStatus};
 use crate::error::{IdentityError, Result};
 use crate::seats;
 use crate::sessions::load_tenant;
-use crate::store::entities::{plan, tenant};
+use crate::store::entities::{plan, tenant, tenant_slug};
 use crate::views::TenantView;
 use crate::{Identity, Principal, RequestOrigin, now};
 
-/// Changes to the tenant; `None` leaves a field as it is.
+/// The plan a new tenant starts on; the only one a tenant picks itself.
+pub const TRIAL_PLAN: &str = "trial";
+
+/// Why a tenant cannot pick a plan other than the trial.
+pub(crate) const PLAN_CHOSEN_THROUGH_BILLING: &str = "new tenants start on the `trial` plan; \
+     other plans are chosen through billing (until then, an operator sets them)";
+
+/// Changes to the tenant; `None` leaves a field as it is. A `plan` is
+/// refused: plans are set by operators ([`Identity::set_plan`]).
 #[derive(Debug, Clone, Default)]
 pub struct TenantPatch {
     pub name: Option<String>,
@@ -34,10 +42,18 @@ impl Identity {
         origin: &RequestOrigin,
     ) -> Result<TenantView> {
         principal.require(Permission::ManageTenant)?;
-        if patch.plan.is_some() {
-            principal.require(Permission::ManageBilling)?;
+        // The tenant is the outsourcer's: a client's own staff, admins
+        // included, see only their client and change nothing tenant-wide.
+        if principal.tenant.clients().as_list().is_some() {
+            return Err(IdentityError::forbidden(
+                "client_scope",
+                "a client-scoped user cannot change the tenant",
+            ));
         }
         let mut errors: Vec<FieldError> = Vec::new();
+        if patch.plan.is_some() {
+            errors.push(FieldError::new("plan", PLAN_CHOSEN_THROUGH_BILLING));
+        }
         let name = patch
             .name
             .as_deref()
@@ -59,38 +75,13 @@ impl Identity {
         }
         let tenant_id = principal.tenant.id();
         let transaction = self.store().begin(tenant_id).await?;
-        seats::lock_tenant(&transaction, tenant_id).await?;
         let row = load_tenant(&transaction, tenant_id).await?;
-        if let Some(code) = &patch.plan {
-            let Some(new_plan) = plan::Entity::find_by_id(code.clone())
-                .one(&transaction)
-                .await?
-            else {
-                return Err(IdentityError::field(
-                    "plan",
-                    format!("unknown plan {code:?}"),
-                ));
-            };
-            let used = seats::count(&transaction, tenant_id).await?;
-            if i64::from(used) > i64::from(new_plan.seat_limit) {
-                return Err(IdentityError::conflict(
-                    "seat_limit_reached",
-                    format!(
-                        "{used} seats are in use and plan {code} allows {}; free seats first",
-                        new_plan.seat_limit
-                    ),
-                ));
-            }
-        }
         let mut active = row.into_active_model();
         if let Some(name) = &name {
             active.name = Set(name.clone());
         }
         if let Some(zone) = &time_zone {
             active.time_zone = Set(zone.clone());
-        }
-        if let Some(code) = &patch.plan {
-            active.plan_code = Set(code.clone());
         }
         active.updated_at = Set(now());
         active.update(&transaction).await?;
@@ -103,9 +94,60 @@ impl Identity {
                 "tenant.updated",
                 ("tenant", Some(tenant_id.as_uuid())),
             )
-            .details(
-                serde_json::json!({ "name": name, "time_zone": time_zone, "plan": patch.plan }),
-            ),
+            .details(serde_json::json!({ "name": name, "time_zone": time_zone })),
+        )
+        .await?;
+        transaction.commit().await?;
+        self.credentials().forget_tenant(tenant_id).await;
+        self.load_tenant_view(tenant_id).await
+    }
+
+    /// Puts the tenant with handle `slug` on plan `code`: for operators
+    /// (`switchboard tenants set-plan`), as tenants do not choose plans
+    /// themselves until billing does. A plan with fewer seats than are in
+    /// use is refused (`seat_limit_reached`). Audited as the system.
+    pub async fn set_plan(&self, slug: &str, code: &str) -> Result<TenantView> {
+        let slug = slug.trim().to_lowercase();
+        let global = self.store().begin_global().await?;
+        let directory = tenant_slug::Entity::find_by_id(slug.clone())
+            .one(&global)
+            .await?
+            .ok_or(IdentityError::NotFound("tenant"))?;
+        let new_plan = plan::Entity::find_by_id(code.to_owned())
+            .one(&global)
+            .await?
+            .ok_or_else(|| IdentityError::field("plan", format!("unknown plan {code:?}")))?;
+        drop(global);
+        let tenant_id = TenantId::from_uuid(directory.tenant_id);
+        let transaction = self.store().begin(tenant_id).await?;
+        seats::lock_tenant(&transaction, tenant_id).await?;
+        let row = load_tenant(&transaction, tenant_id).await?;
+        let used = seats::count(&transaction, tenant_id).await?;
+        if i64::from(used) > i64::from(new_plan.seat_limit) {
+            return Err(IdentityError::conflict(
+                "seat_limit_reached",
+                format!(
+                    "{used} seats are in use and plan {code} allows {}; free seats first",
+                    new_plan.seat_limit
+                ),
+            ));
+        }
+        let previous = row.plan_code.clone();
+        let mut active = row.into_active_model();
+        active.plan_code = Set(code.to_owned());
+        active.updated_at = Set(now());
+        active.update(&transaction).await?;
+        audit::record(
+            &transaction,
+            tenant_id,
+            &RequestOrigin::default(),
+            AuditRecord {
+                actor: ("system", None),
+                action: "tenant.plan_changed",
+                target: ("tenant", Some(tenant_id.as_uuid())),
+                clients: &[],
+                details: serde_json::json!({ "from": previous, "to": code }),
+            },
         )
         .await?;
         transaction.commit().await?;

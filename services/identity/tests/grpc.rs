@@ -28,11 +28,16 @@ async fn signup(identity: &Identity, company: &str) -> (String, String) {
                 email: "owner@example.com".into(),
                 password: PASSWORD.into(),
                 display_name: None,
-                plan: "starter".into(),
+                plan: "trial".into(),
                 time_zone: "UTC".into(),
             },
             &RequestOrigin::default(),
         )
+        .await
+        .unwrap();
+    // Plans are set by operators.
+    identity
+        .set_plan(&outcome.tenant.slug, "starter")
         .await
         .unwrap();
     (outcome.tokens.access_token, outcome.owner.id.to_string())

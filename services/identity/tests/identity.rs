@@ -28,6 +28,10 @@ struct Setup {
 }
 
 async fn setup(postgres: bool) -> Setup {
+    setup_with(postgres, IdentityOptions::default()).await
+}
+
+async fn setup_with(postgres: bool, identity_options: IdentityOptions) -> Setup {
     init_tracing();
     let (admin_url, service_url, dir) = if postgres {
         let url = fresh_postgres_database().await;
@@ -60,7 +64,7 @@ async fn setup(postgres: bool) -> Setup {
     .unwrap();
     let throttle = LoginThrottle::new(Arc::new(MemoryCache::new()), ThrottlePolicy::default());
     Setup {
-        identity: Identity::new(database, keys, throttle, IdentityOptions::default())
+        identity: Identity::new(database, keys, throttle, identity_options)
             .with_credential_cache(Arc::new(MemoryCache::new())),
         admin,
         _dir: dir,
@@ -366,18 +370,7 @@ async fn revocations_take_effect_at_once_through_the_credential_cache(setup: Set
         .authenticate_access_token(&tokens.access_token)
         .await
         .unwrap();
-    let fresh_owner = before.clone();
-    identity
-        .update_tenant(
-            &fresh_owner,
-            switchboard_identity::TenantPatch {
-                plan: Some("pro".into()),
-                ..Default::default()
-            },
-            &origin,
-        )
-        .await
-        .unwrap();
+    identity.set_plan(&slug, "pro").await.unwrap();
     let after = identity
         .authenticate_access_token(&tokens.access_token)
         .await
@@ -773,6 +766,105 @@ async fn credentials_follow_their_users_rights_at_once(setup: Setup) {
         identity.authenticate_api_key(&key).await,
         Err(IdentityError::Unauthenticated(_))
     ));
+}
+
+/// Everything logged at INFO and above on this thread while it is alive.
+struct CapturedLogs {
+    text: Arc<std::sync::Mutex<Vec<u8>>>,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl CapturedLogs {
+    fn start() -> Self {
+        let text = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let writer = {
+            let text = text.clone();
+            move || LogWriter(text.clone())
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(writer)
+            .finish();
+        Self {
+            text,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.text.lock().unwrap()).into_owned()
+    }
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Signs a company up with `log_verification_tokens` as given and
+/// answers what was logged meanwhile (on this thread, which polls the
+/// signup), the email and the token.
+async fn signup_logs(postgres: bool, log_verification_tokens: bool) -> (String, String, String) {
+    let setup = setup_with(
+        postgres,
+        IdentityOptions {
+            log_verification_tokens,
+            ..IdentityOptions::default()
+        },
+    )
+    .await;
+    let email = "private.person@logs.example.com";
+    let logs = CapturedLogs::start();
+    let outcome = setup
+        .identity
+        .signup(
+            SignupRequest {
+                company: "Quiet Logs".into(),
+                email: email.into(),
+                password: PASSWORD.into(),
+                display_name: None,
+                plan: "trial".into(),
+                time_zone: "UTC".into(),
+            },
+            &RequestOrigin::default(),
+        )
+        .await
+        .unwrap();
+    (logs.text(), email.to_owned(), outcome.verification_token)
+}
+
+async fn signup_logs_neither_the_email_nor_the_verification_token(postgres: bool) {
+    let (logs, email, token) = signup_logs(postgres, false).await;
+    assert!(
+        logs.contains("signup: email verification token issued"),
+        "{logs}"
+    );
+    assert!(!logs.contains(&email), "{logs}");
+    assert!(!logs.contains("private.person"), "{logs}");
+    assert!(!logs.contains(&token), "{logs}");
+    // In `dev` (where no email goes out) both are logged, so the check
+    // above can see them.
+    let (logs, email, token) = signup_logs(postgres, true).await;
+    assert!(logs.contains(&email) && logs.contains(&token), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_logs_neither_the_email_nor_the_verification_token_on_postgres() {
+    signup_logs_neither_the_email_nor_the_verification_token(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_logs_neither_the_email_nor_the_verification_token_on_sqlite() {
+    signup_logs_neither_the_email_nor_the_verification_token(false).await;
 }
 
 macro_rules! on_both_backends {

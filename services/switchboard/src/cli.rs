@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchboard_config::{CONFIG_FILE_ENV, Config};
 
-use crate::{events, migrate, run, services};
+use crate::{events, migrate, run, services, tenants};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +44,11 @@ enum Command {
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Operator actions on tenants.
+    Tenants {
+        #[command(subcommand)]
+        action: TenantsAction,
     },
 }
 
@@ -101,6 +106,19 @@ pub enum EventsAction {
 }
 
 #[derive(Subcommand)]
+pub enum TenantsAction {
+    /// Put a tenant on a plan (tenants start on `trial` and cannot change
+    /// plans themselves until billing does); refused if the plan has fewer
+    /// seats than are in use.
+    SetPlan {
+        /// The tenant's handle (`slug`), as used to log in.
+        tenant: String,
+        /// The plan's code, e.g. `starter` or `pro`.
+        plan: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum ConfigAction {
     /// Validate a config file (or the layered config) and print the
     /// effective configuration with secrets masked.
@@ -134,6 +152,10 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Events { action } => {
             let config = load(cli.config.as_ref())?;
             events::execute(&config, action).await
+        }
+        Command::Tenants { action } => {
+            let config = load(cli.config.as_ref())?;
+            tenants::execute(&config, action).await
         }
         Command::Config {
             action: ConfigAction::Check { file },

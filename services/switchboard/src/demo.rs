@@ -42,7 +42,7 @@ pub async fn seed(identity: &Identity) -> anyhow::Result<Demo> {
                 email: OWNER.into(),
                 password: PASSWORD.into(),
                 display_name: Some("Olivia Owner".into()),
-                plan: "pro".into(),
+                plan: switchboard_identity::TRIAL_PLAN.into(),
                 time_zone: "Europe/Paris".into(),
             },
             &origin,
@@ -58,6 +58,11 @@ pub async fn seed(identity: &Identity) -> anyhow::Result<Demo> {
         .verify_email(&outcome.verification_token, &origin)
         .await
         .context("cannot verify the demo tenant")?;
+    // Room for the demo's users, as an operator would give it.
+    identity
+        .set_plan(SLUG, "pro")
+        .await
+        .context("cannot put the demo tenant on the pro plan")?;
     let owner = principal(identity, &outcome.tokens).await?;
     for (email, name, role) in STAFF {
         identity

@@ -10,6 +10,7 @@ mod keys;
 mod migrate;
 mod run;
 mod services;
+mod tenants;
 
 use std::process::ExitCode;
 

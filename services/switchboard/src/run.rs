@@ -60,7 +60,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         .context("cannot read the installation id")?
         .to_string();
 
-    let identity = identity(&config, &backends)?;
+    let identity = identity(&config, &backends, mode)?;
     let webhooks = Webhooks::new(
         backends.database.clone(),
         WebhooksOptions::from_config(&config.webhooks),
@@ -211,6 +211,7 @@ fn service_parts(
             },
             expose_verification_token: config.gateway.expose_verification_token,
             stream_recheck_every: config.gateway.stream_recheck_every,
+            trusted_proxies: config.gateway.trusted_proxies.clone(),
             ..GatewayOptions::default()
         };
         parts.http = Some(
@@ -239,13 +240,23 @@ fn relay_holder(mode: Mode, installation_id: &str) -> String {
     }
 }
 
-fn identity(config: &Config, backends: &Backends) -> anyhow::Result<Identity> {
+fn identity(config: &Config, backends: &Backends, mode: Mode) -> anyhow::Result<Identity> {
     let keys = crate::keys::token_keys(config)?;
-    let throttle = LoginThrottle::new(backends.cache.clone(), ThrottlePolicy::default());
+    let limits = &config.auth.login_throttle;
+    let throttle = LoginThrottle::new(
+        backends.cache.clone(),
+        ThrottlePolicy {
+            per_account_address: limits.per_account_address,
+            per_account: limits.per_account,
+            per_address: limits.per_address,
+            window: limits.window,
+        },
+    );
     let options = IdentityOptions {
         access_token_ttl: config.auth.access_token_ttl,
         refresh_token_ttl: config.auth.refresh_token_ttl,
         invitation_ttl: config.auth.invitation_ttl,
+        log_verification_tokens: matches!(mode, Mode::Dev { .. }),
         ..IdentityOptions::default()
     };
     Ok(
@@ -357,7 +368,7 @@ fn print_banner(
     println!("Switchboard {} is up ({mode})", env!("CARGO_PKG_VERSION"));
     println!("  HTTP      http://{http}   (/healthz, /readyz)");
     println!("  gRPC      http://{grpc}   (health, reflection: grpcurl -plaintext {grpc} list)");
-    println!("  metrics   http://{http}/metrics");
+    println!("  metrics   http://{}/metrics", node.metrics_addr());
     println!("  services  {}", services.join(", "));
     println!(
         "  backends  database={} cache={} bus={} objects={}",

@@ -27,6 +27,7 @@ fn switchboard(dir: &Path) -> Command {
     command
         .env("SWITCHBOARD_SERVER__HTTP_ADDR", "127.0.0.1:0")
         .env("SWITCHBOARD_SERVER__GRPC_ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_SERVER__METRICS_ADDR", "127.0.0.1:0")
         .env("SWITCHBOARD_READINESS__CHECK_INTERVAL", "200ms");
     command
 }
@@ -627,6 +628,36 @@ async fn dev_demo_creates_a_tenant_to_log_in_to_once() {
         );
         assert!(running.terminate().await.success());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_set_plan_is_how_an_operator_changes_a_plan() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = switchboard(dir.path());
+    command.args(["dev", "--demo"]);
+    let running = start(command).await;
+    assert!(running.terminate().await.success());
+    let set_plan = |tenant: &str, plan: &str| {
+        let mut command = switchboard(dir.path());
+        command.args(["tenants", "set-plan", tenant, plan]);
+        command
+    };
+
+    let out = run_to_end(&mut set_plan("switchboard-demo", "starter")).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("switchboard-demo") && stdout.contains("is on plan starter"),
+        "{stdout}"
+    );
+    // The demo's users hold more seats than the trial's 3.
+    let out = run_to_end(&mut set_plan("switchboard-demo", "trial")).await;
+    assert_clean_failure(&out, &["switchboard-demo", "seats are in use"]);
+    let out = run_to_end(&mut set_plan("no-such-tenant", "pro")).await;
+    assert_clean_failure(&out, &["no-such-tenant", "tenant not found"]);
+    let out = run_to_end(&mut set_plan("switchboard-demo", "platinum")).await;
+    assert_clean_failure(&out, &["unknown plan"]);
 }
 
 /// One request a webhook receiver got.

@@ -964,6 +964,10 @@ async fn loopback_private_and_plain_http_targets_are_refused_unless_allowed() {
         "https://169.254.169.254/latest/meta-data/",
         "https://[::1]/hook",
         "https://localhost/hook",
+        // Local-use NAT64 (RFC 8215) and Teredo (RFC 4380), even when the
+        // IPv4 address they carry is public.
+        "https://[64:ff9b:1::808:808]/hook",
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",
     ] {
         let message = refusal(&h.webhooks, tenant, url).await;
         assert!(

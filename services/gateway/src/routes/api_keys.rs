@@ -4,7 +4,7 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use switchboard_http::{ApiJson, Page, PageQuery};
+use switchboard_http::{ApiJson, Page, PageQuery, RevealsSecret};
 use switchboard_identity::{NewApiKey, Principal};
 use switchboard_tenancy::ApiKeyId;
 use uuid::Uuid;
@@ -71,7 +71,11 @@ pub(crate) async fn create(
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<ApiKeyCreateBody>,
-) -> ApiResult<(StatusCode, ApiJson<CreatedApiKeyDto>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<RevealsSecret>,
+    ApiJson<CreatedApiKeyDto>,
+)> {
     let new = NewApiKey {
         name: body.name,
         scopes: body.scopes,
@@ -81,7 +85,11 @@ pub(crate) async fn create(
         .identity
         .create_api_key(&principal, new, &origin)
         .await?;
-    Ok((StatusCode::CREATED, ApiJson(created.into())))
+    Ok((
+        StatusCode::CREATED,
+        Extension(RevealsSecret),
+        ApiJson(created.into()),
+    ))
 }
 
 /// Revoke an API key

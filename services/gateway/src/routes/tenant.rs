@@ -33,9 +33,10 @@ pub(crate) async fn get(
 
 /// Change the tenant
 ///
-/// Changes the name, time zone or plan. Changing the plan takes the
-/// billing permission (owners), and a plan with fewer seats than are in
-/// use is refused (409 `seat_limit_reached`).
+/// Changes the name or time zone. The plan is not the tenant's to pick
+/// (400 naming `plan`): tenants start on `trial`, and other plans come
+/// through billing (until then, an operator sets them). A client-scoped
+/// user changes nothing here (403 `client_scope`).
 #[utoipa::path(
     patch,
     path = "/v1/tenant",

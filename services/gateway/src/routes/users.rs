@@ -4,7 +4,7 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use switchboard_http::{ApiJson, Page, PageQuery};
+use switchboard_http::{ApiJson, Page, PageQuery, RevealsSecret};
 use switchboard_identity::{NewUser, Principal, UserPatch};
 use switchboard_tenancy::{ClientId, UserId};
 use uuid::Uuid;
@@ -105,7 +105,11 @@ pub(crate) async fn create(
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<UserCreateBody>,
-) -> ApiResult<(StatusCode, ApiJson<CreatedUserDto>)> {
+) -> ApiResult<(
+    StatusCode,
+    Option<Extension<RevealsSecret>>,
+    ApiJson<CreatedUserDto>,
+)> {
     let invited = body.password.is_none();
     let new = NewUser {
         email: body.email,
@@ -122,7 +126,11 @@ pub(crate) async fn create(
         user: user.into(),
         invitation: invitation.filter(|_| invited).map(Into::into),
     };
-    Ok((StatusCode::CREATED, ApiJson(answer)))
+    let secret = answer
+        .invitation
+        .is_some()
+        .then_some(Extension(RevealsSecret));
+    Ok((StatusCode::CREATED, secret, ApiJson(answer)))
 }
 
 /// Invite a user
@@ -150,7 +158,11 @@ pub(crate) async fn invite(
     Extension(principal): Extension<Principal>,
     Origin(origin): Origin,
     ApiJson(body): ApiJson<InviteBody>,
-) -> ApiResult<(StatusCode, ApiJson<CreatedUserDto>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<RevealsSecret>,
+    ApiJson<CreatedUserDto>,
+)> {
     let new = NewUser {
         email: body.email,
         display_name: body.display_name,
@@ -166,7 +178,11 @@ pub(crate) async fn invite(
         user: user.into(),
         invitation: invitation.map(Into::into),
     };
-    Ok((StatusCode::CREATED, ApiJson(answer)))
+    Ok((
+        StatusCode::CREATED,
+        Extension(RevealsSecret),
+        ApiJson(answer),
+    ))
 }
 
 /// Change a user

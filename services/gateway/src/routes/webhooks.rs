@@ -8,7 +8,7 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use switchboard_http::{ApiJson, Page, PageQuery, Problem};
+use switchboard_http::{ApiJson, Page, PageQuery, Problem, RevealsSecret};
 use switchboard_identity::{Permission, Principal};
 use switchboard_tenancy::{ClientScope, TenantId};
 use switchboard_webhooks::{DeliveryId, EndpointId, EndpointPatch, NewEndpoint};
@@ -114,7 +114,11 @@ pub(crate) async fn create(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<WebhookCreateBody>,
-) -> ApiResult<(StatusCode, ApiJson<WebhookWithSecretDto>)> {
+) -> ApiResult<(
+    StatusCode,
+    Extension<RevealsSecret>,
+    ApiJson<WebhookWithSecretDto>,
+)> {
     let tenant = tenant_of(&principal)?;
     principal.require_verified("register webhooks")?;
     let new = NewEndpoint {
@@ -123,7 +127,11 @@ pub(crate) async fn create(
         event_types: body.event_types,
     };
     let created = gateway.webhooks.create_endpoint(tenant, new).await?;
-    Ok((StatusCode::CREATED, ApiJson(created.into())))
+    Ok((
+        StatusCode::CREATED,
+        Extension(RevealsSecret),
+        ApiJson(created.into()),
+    ))
 }
 
 /// Get a webhook endpoint
@@ -240,11 +248,12 @@ pub(crate) async fn rotate_secret(
     State(gateway): State<Gateway>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
-) -> ApiResult<ApiJson<WebhookWithSecretDto>> {
+) -> ApiResult<(Extension<RevealsSecret>, ApiJson<WebhookWithSecretDto>)> {
     let tenant = tenant_of(&principal)?;
     let id = id_of::<EndpointId>(&id, "webhook endpoint")?;
-    Ok(ApiJson(
-        gateway.webhooks.rotate_secret(tenant, id).await?.into(),
+    Ok((
+        Extension(RevealsSecret),
+        ApiJson(gateway.webhooks.rotate_secret(tenant, id).await?.into()),
     ))
 }
 

@@ -50,6 +50,7 @@ pub struct SiteOptions {
     pub gateway: GatewayOptions,
     pub webhooks: WebhooksOptions,
     pub routing: RoutingOptions,
+    pub throttle: ThrottlePolicy,
 }
 
 impl SiteOptions {
@@ -68,6 +69,7 @@ impl SiteOptions {
                 upkeep_every: Duration::from_millis(50),
                 ..RoutingOptions::default()
             },
+            throttle: ThrottlePolicy::default(),
         }
     }
 }
@@ -81,6 +83,8 @@ pub struct Site {
     /// The tables' owner (PostgreSQL: a superuser; SQLite: the same file).
     pub admin: Database,
     pub production: bool,
+    /// As the gateway calls it (for operator actions such as plans).
+    pub identity: Identity,
     pub routing: Routing,
     /// The call API the edge uses.
     pub calls: Calls,
@@ -129,7 +133,7 @@ impl Site {
             )
             .unwrap();
         let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
-        let throttle = LoginThrottle::new(cache.clone(), ThrottlePolicy::default());
+        let throttle = LoginThrottle::new(cache.clone(), options.throttle);
         let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
         let webhooks = Webhooks::new(database.clone(), options.webhooks).unwrap();
         let config = RoutingConfig::new(database.clone());
@@ -139,7 +143,7 @@ impl Site {
         let running = routing.start().await.unwrap();
         let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
         let router = Gateway::new(
-            identity,
+            identity.clone(),
             webhooks.clone(),
             routing.clone(),
             config,
@@ -179,6 +183,7 @@ impl Site {
             database,
             admin,
             production: options.production,
+            identity,
             routing,
             calls,
             webhooks,
@@ -186,6 +191,15 @@ impl Site {
             _running: running,
             _dir: dir,
         }
+    }
+
+    /// Puts the tenant with handle `slug` on `plan`, as an operator does
+    /// (`switchboard tenants set-plan`): tenants sign up on the trial.
+    pub async fn on_plan(&self, slug: &str, plan: &str) {
+        self.identity
+            .set_plan(slug, plan)
+            .await
+            .unwrap_or_else(|error| panic!("cannot put {slug} on {plan}: {error}"));
     }
 }
 

@@ -12,8 +12,11 @@
 //! 198.51.100/24, 203.0.113/24 (RFC 5737), benchmarking 198.18/15,
 //! multicast 224/4, reserved 240/4 and broadcast; IPv6 unspecified,
 //! loopback, multicast, link-local fe80::/10, site-local fec0::/10,
-//! unique-local fc00::/7, documentation 2001:db8::/32, and IPv4 addresses
-//! embedded in IPv6 (mapped `::ffff:0:0/96`, compatible `::/96`, NAT64
+//! unique-local fc00::/7, documentation 2001:db8::/32, local-use NAT64
+//! 64:ff9b:1::/48 (RFC 8215: translates to whatever the local network
+//! means, so the IPv4 address it carries proves nothing), Teredo 2001::/32
+//! (RFC 4380: a tunnel whose relay reaches the embedded, obfuscated IPv4
+//! server and client), and IPv4 addresses embedded in IPv6 (mapped `::ffff:0:0/96`, compatible `::/96`, NAT64
 //! `64:ff9b::/96`, 6to4 `2002::/16`) judged as the IPv4 address they carry.
 //! Written with `std` only: the rules are a short table.
 
@@ -75,6 +78,10 @@ fn forbidden_v6(address: Ipv6Addr) -> Option<&'static str> {
         Some("a unique-local address")
     } else if segments[0] == 0x2001 && segments[1] == 0x0db8 {
         Some("a documentation address")
+    } else if segments[..3] == [0x64, 0xff9b, 0x1] {
+        Some("a local-use NAT64 address")
+    } else if segments[0] == 0x2001 && segments[1] == 0 {
+        Some("a Teredo address")
     } else {
         None
     }
@@ -174,6 +181,11 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:7f00:1::",
             "2002:c0a8:101::1",
+            "64:ff9b:1::808:808",
+            "64:ff9b:1:ffff:ffff:ffff:ffff:ffff",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:0:ffff:ffff:ffff:ffff:ffff:ffff",
         ] {
             assert!(reason(address).is_some(), "{address} should be forbidden");
         }
@@ -187,6 +199,9 @@ mod tests {
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
             "2002:808:808::1",
+            "64:ff9b:2::1",
+            "2001:1::1",
+            "2001:4860:4860::8888",
         ] {
             assert_eq!(reason(address), None, "{address} should be allowed");
         }
@@ -197,5 +212,7 @@ mod tests {
         assert_eq!(reason("127.0.0.1"), Some("a loopback address"));
         assert_eq!(reason("::ffff:192.168.0.1"), Some("a private address"));
         assert_eq!(reason("169.254.169.254"), Some("a link-local address"));
+        assert_eq!(reason("64:ff9b:1::1"), Some("a local-use NAT64 address"));
+        assert_eq!(reason("2001::1"), Some("a Teredo address"));
     }
 }
