@@ -108,7 +108,10 @@ fn bad_value_is_named() {
     let error = Config::from_toml_str("[cache]\nbackend = \"memcached\"\n").unwrap_err();
     let message = error.to_string();
     assert!(message.contains("cache.backend"), "{message}");
-    assert!(message.contains("unknown value `memcached`; expected"), "{message}");
+    assert!(
+        message.contains("unknown value `memcached`; expected"),
+        "{message}"
+    );
     assert!(!message.contains("``"), "{message}");
 }
 

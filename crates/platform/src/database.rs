@@ -219,10 +219,7 @@ async fn probe_postgres(url: &str, shown: &str, timeout: Duration) -> Result<()>
         )
     };
     let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|error| {
-        Error::InvalidArgument(format!(
-            "database URL {shown}: {}",
-            describe_sqlx(&error)
-        ))
+        Error::InvalidArgument(format!("database URL {shown}: {}", describe_sqlx(&error)))
     })?;
     match tokio::time::timeout(timeout, options.connect()).await {
         Ok(Ok(connection)) => {

@@ -18,7 +18,9 @@ use switchboard_platform::bus::{MemoryBus, RabbitMqBus, broker_queue_name};
 use switchboard_platform::{
     Bus, Delivery, Message, QueueSpec, Subscription, dead_letter_queue, retry_queue,
 };
-use switchboard_test_utils::{ClosedPort, TcpProxy, amqp_url, eventually, init_tracing, unique_name};
+use switchboard_test_utils::{
+    ClosedPort, TcpProxy, amqp_url, eventually, init_tracing, unique_name,
+};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -867,7 +869,11 @@ async fn rabbitmq_queues_of_two_exchanges_on_one_vhost_are_apart() {
         .await
         .unwrap();
     let delivery = next(&mut second_queue).await;
-    assert_eq!(text(&delivery), "second", "the second got the first's message");
+    assert_eq!(
+        text(&delivery),
+        "second",
+        "the second got the first's message"
+    );
     delivery.ack().await.unwrap();
     for n in 0..10 {
         let delivery = next(&mut first_queue).await;

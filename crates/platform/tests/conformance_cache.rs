@@ -8,7 +8,9 @@ use bytes::Bytes;
 
 use switchboard_platform::cache::{ChannelEvent, ChannelMessages, MemoryCache, RedisCache};
 use switchboard_platform::{Cache, Error};
-use switchboard_test_utils::{ClosedPort, TcpProxy, eventually, init_tracing, redis_url, unique_name};
+use switchboard_test_utils::{
+    ClosedPort, TcpProxy, eventually, init_tracing, redis_url, unique_name,
+};
 
 async fn set_then_get_returns_the_value(cache: Arc<dyn Cache>) {
     assert_eq!(cache.get("absent").await.unwrap(), None);

@@ -8,7 +8,9 @@ use sea_orm::{ActiveValue::Set, QueryOrder, Schema, TransactionTrait};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
 use switchboard_platform::database::{DatabaseKind, DatabaseOptions};
-use switchboard_test_utils::{ClosedPort, fresh_postgres_database, fresh_sqlite_database, init_tracing};
+use switchboard_test_utils::{
+    ClosedPort, fresh_postgres_database, fresh_sqlite_database, init_tracing,
+};
 
 /// A throwaway table for the round-trip tests.
 mod note {

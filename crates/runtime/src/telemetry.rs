@@ -88,7 +88,8 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, RuntimeError> {
 /// or a pipe, and never with `NO_COLOR` set (<https://no-color.org>).
 fn colour_on_stderr() -> bool {
     use std::io::IsTerminal;
-    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 fn otlp_tracer_provider(

@@ -49,9 +49,6 @@ mod tests {
         let error = TcpStream::connect(closed.addr()).unwrap_err();
         assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused);
         let taken = std::net::TcpListener::bind(closed.addr()).map(|_| ());
-        assert_eq!(
-            taken.unwrap_err().kind(),
-            std::io::ErrorKind::AddrInUse
-        );
+        assert_eq!(taken.unwrap_err().kind(), std::io::ErrorKind::AddrInUse);
     }
 }

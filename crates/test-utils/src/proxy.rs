@@ -61,7 +61,13 @@ impl TcpProxy {
     /// closed before the backend says a word). The port stays the proxy's.
     pub fn close(&self) {
         self.shared.open.store(false, Ordering::SeqCst);
-        for token in self.shared.connections.lock().expect("proxy lock").drain(..) {
+        for token in self
+            .shared
+            .connections
+            .lock()
+            .expect("proxy lock")
+            .drain(..)
+        {
             token.cancel();
         }
     }
@@ -153,7 +159,10 @@ mod tests {
     #[tokio::test]
     async fn a_closed_proxy_keeps_its_port_and_forwards_again_when_reopened() {
         let proxy = TcpProxy::start(echo().await).await.unwrap();
-        assert_eq!(round_trip(proxy.addr()).await.as_deref(), Some(&b"ping"[..]));
+        assert_eq!(
+            round_trip(proxy.addr()).await.as_deref(),
+            Some(&b"ping"[..])
+        );
 
         let mut open = TcpStream::connect(proxy.addr()).await.unwrap();
         open.write_all(b"ping").await.unwrap();
@@ -172,6 +181,9 @@ mod tests {
         );
 
         proxy.reopen();
-        assert_eq!(round_trip(proxy.addr()).await.as_deref(), Some(&b"ping"[..]));
+        assert_eq!(
+            round_trip(proxy.addr()).await.as_deref(),
+            Some(&b"ping"[..])
+        );
     }
 }

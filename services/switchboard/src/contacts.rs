@@ -7,10 +7,10 @@
 //! waits in its queue, as a caller holding on the line would.
 
 use anyhow::{Context, bail};
-use switchboard_proto::routing::v1 as pb;
 use pb::call_routing_client::CallRoutingClient;
 use pb::report_result_request::Result as Report;
 use pb::step::Action;
+use switchboard_proto::routing::v1 as pb;
 use tonic::transport::Channel;
 
 /// More steps than this without reaching a queue or an end: a flow that

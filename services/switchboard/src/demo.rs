@@ -30,7 +30,12 @@ const TIME_ZONE: &str = "Europe/Paris";
 /// North American Numbering Plan keeps for fiction, so it never rings anyone.
 pub const NUMBER: &str = "+12125550100";
 /// (email, name, role, skills as (skill, proficiency)).
-type Staff = (&'static str, &'static str, &'static str, &'static [(&'static str, u8)]);
+type Staff = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [(&'static str, u8)],
+);
 const STAFF: &[Staff] = &[
     (
         "supervisor@demo.switchboard.test",
@@ -281,7 +286,7 @@ async fn configure_routing(
             tenant,
             spec::<NumberSpec>(json!({
                 "number": NUMBER,
-                "inbound_rule_id": rule.id,
+                "inbound_rule_id": rule.item.id,
                 "description": "The demo line",
             }))?,
         )

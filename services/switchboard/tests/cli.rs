@@ -338,7 +338,10 @@ async fn text_logs_into_a_file_or_pipe_carry_no_colour_codes() {
     )
     .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("serve is using embedded backends"), "{stderr}");
+    assert!(
+        stderr.contains("serve is using embedded backends"),
+        "{stderr}"
+    );
     assert!(!stderr.contains('\u{1b}'), "ANSI escapes in {stderr:?}");
 }
 
@@ -348,9 +351,12 @@ async fn serve_help_lists_the_services() {
     let output = run_to_end(switchboard(dir.path()).args(["serve", "--help"])).await;
     assert!(output.status.success());
     let help = String::from_utf8_lossy(&output.stdout);
-    for service in ["system", "identity", "events", "webhooks", "routing", "gateway"] {
+    for service in [
+        "system", "identity", "events", "webhooks", "routing", "gateway",
+    ] {
         assert!(
-            help.lines().any(|line| line.trim_start().starts_with(service)),
+            help.lines()
+                .any(|line| line.trim_start().starts_with(service)),
             "{service} missing from {help}"
         );
     }
@@ -503,7 +509,10 @@ async fn dev_demo_offers_a_simulated_call_to_a_demo_agent() {
         "email": "agent1@demo.switchboard.test",
         "password": "switchboard-demo-7421",
     });
-    for expected in ["(created; routing created)", "(already there; routing already there)"] {
+    for expected in [
+        "(created; routing created)",
+        "(already there; routing already there)",
+    ] {
         let mut command = switchboard(dir.path());
         command.args(["dev", "--demo"]);
         let running = start(command).await;
@@ -515,7 +524,8 @@ async fn dev_demo_offers_a_simulated_call_to_a_demo_agent() {
             .and_then(|rest| rest.split_whitespace().next())
             .expect("banner names the gRPC address")
             .to_owned();
-        let simulate = format!("switchboard contacts simulate --grpc {grpc} --to +12125550100 --digits 1");
+        let simulate =
+            format!("switchboard contacts simulate --grpc {grpc} --to +12125550100 --digits 1");
         assert!(
             running.banner.contains(&simulate),
             "the banner says what to run: {}",
@@ -553,7 +563,12 @@ async fn dev_demo_offers_a_simulated_call_to_a_demo_agent() {
             .send()
             .await
             .unwrap();
-        assert_eq!(available.status(), 200, "{}", available.text().await.unwrap());
+        assert_eq!(
+            available.status(),
+            200,
+            "{}",
+            available.text().await.unwrap()
+        );
 
         // A call, as the banner says: the menu, 1 → Billing → the agent.
         let output = run_to_end(
