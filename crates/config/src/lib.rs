@@ -215,7 +215,9 @@ pub struct RabbitMqConfig {
     pub url: SecretUrl,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_file: Option<PathBuf>,
-    /// The durable topic exchange events are published to.
+    /// The durable topic exchange events are published to; consumers'
+    /// queues are named after it (`<exchange>.<consumer>`), so each
+    /// installation on a vhost needs its own.
     pub exchange: String,
     /// Unacknowledged deliveries a consumer may hold at once.
     pub prefetch: u16,
@@ -895,14 +897,31 @@ fn describe_figment_error(error: figment::Error) -> ConfigError {
                     None => format!(" (from {})", metadata.name),
                 })
                 .unwrap_or_default();
+            let kind = describe_kind(&error.kind);
             if key.is_empty() {
-                format!("config{origin}: {}", error.kind)
+                format!("config{origin}: {kind}")
             } else {
-                format!("config key `{key}`{origin}: {}", error.kind)
+                format!("config key `{key}`{origin}: {kind}")
             }
         })
         .collect();
     ConfigError::Invalid(lines.join("; "))
+}
+
+/// What is wrong with a key's value. figment quotes its list of
+/// alternatives in backticks once more (``expected `one of `a`, `b`` ``):
+/// say those two ourselves.
+fn describe_kind(kind: &figment::error::Kind) -> String {
+    use figment::error::{Kind, OneOf};
+    match kind {
+        Kind::UnknownField(_, expected) => {
+            format!("unknown key; expected {}", OneOf(expected))
+        }
+        Kind::UnknownVariant(found, expected) => {
+            format!("unknown value `{found}`; expected {}", OneOf(expected))
+        }
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ use switchboard_events::{
     Consumer, ConsumerOptions, Event, EventHandler, HandlerError, Relay, RelayOptions, replay,
 };
 use switchboard_migrations::{Migrator, MigratorTrait};
-use switchboard_platform::bus::{MemoryBus, RabbitMqBus};
+use switchboard_platform::bus::{MemoryBus, RabbitMqBus, broker_queue_name};
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_platform::{Bus, Database, QueueSpec, dead_letter_queue, retry_queue};
 use switchboard_tenancy::TenantId;
@@ -176,9 +176,10 @@ impl Harness {
                 Connection::connect(&amqp_url(), ConnectionProperties::default()).await?;
             for queue in queues {
                 for name in [retry_queue(&queue), dead_letter_queue(&queue), queue] {
+                    let name = broker_queue_name(&self.exchange, &name);
                     let channel = connection.create_channel().await?;
                     let _ = channel
-                        .queue_delete(name.into(), QueueDeleteOptions::default())
+                        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
                         .await;
                     let _ = channel.close(200, "OK".into()).await;
                 }
@@ -807,7 +808,7 @@ async fn survive_a_bus_failure(h: Arc<Harness>, packed: bool) {
                 eventually(WAIT, || async { bus.ping().await.is_err() }).await,
                 "the bus did not notice the cut"
             );
-            proxy.reopen().await.unwrap();
+            proxy.reopen();
             h.wait_exactly_once(&name, &expected).await;
             assert!(left > 0, "the cut came after the relay was done");
             tally.drain(h.bus.as_ref()).await;
@@ -911,7 +912,7 @@ async fn database_outage_while_relaying_and_consuming_loses_nothing(h: Arc<Harne
     );
     let during = h.effects(&name).await.1;
     tokio::time::sleep(Duration::from_millis(300)).await; // the outage lasts a moment
-    proxy.reopen().await.unwrap();
+    proxy.reopen();
     h.wait_exactly_once(&name, &expected).await;
     assert!(during < 3_000, "the outage came after the end");
     assert!(eventually(WAIT, || async { h.count(UNPUBLISHED).await == 0 }).await);

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use self::memory::MemoryBus;
-pub use self::rabbitmq::RabbitMqBus;
+pub use self::rabbitmq::{RabbitMqBus, broker_queue_name};
 pub use self::topic::topic_matches;
 use crate::Result;
 

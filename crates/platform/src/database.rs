@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
+use sea_orm::sqlx;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    Statement, TransactionTrait,
+    RuntimeErr, Statement, TransactionTrait,
 };
 use switchboard_config::SecretUrl;
 use uuid::Uuid;
@@ -141,8 +142,9 @@ impl Database {
                 "database URL {shown} is neither postgres:// nor sqlite:"
             )));
         };
-        if kind == DatabaseKind::Sqlite {
-            create_sqlite_directory(url)?;
+        match kind {
+            DatabaseKind::Sqlite => create_sqlite_directory(url)?,
+            DatabaseKind::Postgres => probe_postgres(url, &shown, options.connect_timeout).await?,
         }
         let mut connect = ConnectOptions::new(url.to_owned());
         connect
@@ -330,7 +332,48 @@ pub fn map_db_error(error: DbErr) -> Error {
 }
 
 fn describe(error: &DbErr) -> String {
-    error.to_string()
+    match error {
+        DbErr::Conn(RuntimeErr::SqlxError(error)) => describe_sqlx(error),
+        other => other.to_string(),
+    }
+}
+
+/// A connection error in the server's (or the system's) words: a server
+/// error without the source position sqlx appends (`… at line 768`, a line
+/// of PostgreSQL's C code), an I/O error without the `error communicating
+/// with database` preamble.
+fn describe_sqlx(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(error) => error.message().to_owned(),
+        sqlx::Error::Io(error) => error.to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// One direct connection before the pool's. The pool takes a refused
+/// connection for a server still starting and retries until its timeout,
+/// then says only `pool timed out`; this connection says at once what is
+/// wrong (refused, unknown host, no such role or database, a wrong
+/// password).
+async fn probe_postgres(url: &str, shown: &str, timeout: Duration) -> Result<()> {
+    use sqlx::{ConnectOptions as _, Connection as _};
+    let unavailable = |detail: String| {
+        Error::unavailable(
+            BackendKind::Database,
+            format!("cannot connect to {shown}: {detail}"),
+        )
+    };
+    let options: sqlx::postgres::PgConnectOptions = url.parse().map_err(|error| {
+        Error::InvalidArgument(format!("database URL {shown}: {}", describe_sqlx(&error)))
+    })?;
+    match tokio::time::timeout(timeout, options.connect()).await {
+        Ok(Ok(connection)) => {
+            let _ = connection.close().await;
+            Ok(())
+        }
+        Ok(Err(error)) => Err(unavailable(describe_sqlx(&error))),
+        Err(_) => Err(unavailable(format!("no answer within {timeout:?}"))),
+    }
 }
 
 fn create_sqlite_directory(url: &str) -> Result<()> {

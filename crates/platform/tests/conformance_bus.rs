@@ -14,11 +14,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
-use switchboard_platform::bus::{MemoryBus, RabbitMqBus};
+use switchboard_platform::bus::{MemoryBus, RabbitMqBus, broker_queue_name};
 use switchboard_platform::{
     Bus, Delivery, Message, QueueSpec, Subscription, dead_letter_queue, retry_queue,
 };
-use switchboard_test_utils::{TcpProxy, amqp_url, eventually, init_tracing, unique_name};
+use switchboard_test_utils::{
+    ClosedPort, TcpProxy, amqp_url, eventually, init_tracing, unique_name,
+};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -83,9 +85,10 @@ impl Harness {
             // close the channel.
             for queue in queues {
                 for name in [retry_queue(&queue), dead_letter_queue(&queue), queue] {
+                    let name = broker_queue_name(&self.exchange, &name);
                     let channel = connection.create_channel().await?;
                     let _ = channel
-                        .queue_delete(name.into(), QueueDeleteOptions::default())
+                        .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
                         .await;
                     let _ = channel.close(200, "OK".into()).await;
                 }
@@ -837,6 +840,55 @@ macro_rules! conformance {
 conformance!(memory, Backend::Memory);
 conformance!(rabbitmq, Backend::RabbitMq);
 
+/// Two installations on one vhost, each with its own exchange, both with a
+/// `webhooks` consumer: each consumes its own queue, so neither takes the
+/// other's messages (with fixed queue names they shared one queue and
+/// each got about half of both).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_queues_of_two_exchanges_on_one_vhost_are_apart() {
+    init_tracing();
+    let first = Harness::start(Backend::RabbitMq).await;
+    let second = Harness::start(Backend::RabbitMq).await;
+    let name = unique_name("sbt_q");
+    for harness in [&first, &second] {
+        harness.queues.lock().unwrap().push(name.clone());
+    }
+    let spec = QueueSpec::new(name.clone(), ["#"]);
+    let mut first_queue = first.bus.subscribe(&spec).await.unwrap();
+    let mut second_queue = second.bus.subscribe(&spec).await.unwrap();
+    for n in 0..10 {
+        first
+            .bus
+            .publish("t1.first.event", Bytes::from(format!("first-{n}")))
+            .await
+            .unwrap();
+    }
+    second
+        .bus
+        .publish("t1.second.event", Bytes::from_static(b"second"))
+        .await
+        .unwrap();
+    let delivery = next(&mut second_queue).await;
+    assert_eq!(
+        text(&delivery),
+        "second",
+        "the second got the first's message"
+    );
+    delivery.ack().await.unwrap();
+    for n in 0..10 {
+        let delivery = next(&mut first_queue).await;
+        assert_eq!(text(&delivery), format!("first-{n}"));
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(
+        broker_queue_name(&first.exchange, &name),
+        format!("{}.{name}", first.exchange)
+    );
+    drop((first_queue, second_queue));
+    first.cleanup().await;
+    second.cleanup().await;
+}
+
 /// The broker's address, from the test AMQP URL.
 async fn broker_addr() -> SocketAddr {
     let url = url::Url::parse(&amqp_url()).expect("test AMQP URL parses");
@@ -927,7 +979,7 @@ async fn rabbitmq_reconnects_and_delivers_every_message_after_an_outage() {
             started.elapsed()
         );
 
-        proxy.reopen().await.unwrap();
+        proxy.reopen();
         assert!(
             eventually(WAIT, || async { bus.ping().await.is_ok() }).await,
             "bus did not recover after RabbitMQ came back"
@@ -980,10 +1032,8 @@ async fn rabbitmq_reconnects_and_delivers_every_message_after_an_outage() {
 #[tokio::test]
 async fn rabbitmq_connect_to_a_closed_port_fails_fast_as_unavailable() {
     init_tracing();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed = ClosedPort::new().unwrap();
+    let port = closed.port();
     let started = std::time::Instant::now();
     let url = format!("amqp://someone:s3cr3t@127.0.0.1:{port}/%2f");
     let error = RabbitMqBus::connect(&url, &unique_name("sbt_x"), 64)

@@ -8,7 +8,9 @@ use bytes::Bytes;
 
 use switchboard_platform::cache::{ChannelEvent, ChannelMessages, MemoryCache, RedisCache};
 use switchboard_platform::{Cache, Error};
-use switchboard_test_utils::{TcpProxy, eventually, init_tracing, redis_url, unique_name};
+use switchboard_test_utils::{
+    ClosedPort, TcpProxy, eventually, init_tracing, redis_url, unique_name,
+};
 
 async fn set_then_get_returns_the_value(cache: Arc<dyn Cache>) {
     assert_eq!(cache.get("absent").await.unwrap(), None);
@@ -1020,10 +1022,8 @@ async fn redis_keys_carry_the_prefix_so_two_prefixes_never_collide() {
 #[tokio::test]
 async fn redis_connect_to_a_closed_port_fails_fast_as_unavailable() {
     init_tracing();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed = ClosedPort::new().unwrap();
+    let port = closed.port();
     let started = std::time::Instant::now();
     let error = RedisCache::connect(&format!("redis://127.0.0.1:{port}"), "x")
         .await
@@ -1061,7 +1061,7 @@ async fn redis_outage_fails_calls_then_recovers_by_itself() {
     let error = cache.get("k").await.unwrap_err();
     assert!(error.is_unavailable(), "{error:?}");
 
-    proxy.reopen().await.unwrap();
+    proxy.reopen();
     assert!(
         eventually(Duration::from_secs(15), || async {
             cache.ping().await.is_ok()
@@ -1112,7 +1112,7 @@ async fn redis_subscription_reports_a_gap_after_an_outage_and_resumes() {
         .await
         .expect("the outage is reported");
     assert_eq!(gap, Some(ChannelEvent::Gap));
-    proxy.reopen().await.unwrap();
+    proxy.reopen();
     // Resubscribed in the background: publish until one is heard.
     let mut heard = false;
     for _ in 0..100 {

@@ -8,7 +8,9 @@ use sea_orm::{ActiveValue::Set, QueryOrder, Schema, TransactionTrait};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
 use switchboard_platform::database::{DatabaseKind, DatabaseOptions};
-use switchboard_test_utils::{fresh_postgres_database, fresh_sqlite_database, init_tracing};
+use switchboard_test_utils::{
+    ClosedPort, fresh_postgres_database, fresh_sqlite_database, init_tracing,
+};
 
 /// A throwaway table for the round-trip tests.
 mod note {
@@ -204,11 +206,8 @@ conformance!(sqlite, DatabaseKind::Sqlite, fresh_sqlite_database());
 #[tokio::test]
 async fn unreachable_postgres_fails_fast_with_the_password_masked() {
     init_tracing();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let closed = ClosedPort::new().unwrap();
+    let port = closed.port();
     let url = format!("postgres://app:hunter2@127.0.0.1:{port}/switchboard");
     let options = DatabaseOptions {
         connect_timeout: Duration::from_secs(2),
@@ -223,6 +222,10 @@ async fn unreachable_postgres_fails_fast_with_the_password_masked() {
     let message = error.to_string();
     assert!(message.contains(&format!("127.0.0.1:{port}")), "{message}");
     assert!(!message.contains("hunter2"), "{message}");
+    assert!(
+        message.to_lowercase().contains("connection refused"),
+        "names the cause, not `pool timed out`: {message}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 

@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use switchboard_platform::objects::{LocalObjectStore, S3ObjectStore, S3Options};
 use switchboard_platform::{Error, ObjectStore};
-use switchboard_test_utils::{S3Server, eventually, init_tracing, unique_name};
+use switchboard_test_utils::{ClosedPort, S3Server, eventually, init_tracing, unique_name};
 
 /// Asserts that `$call` (a future) fails with an error matching `$pattern`.
 macro_rules! assert_fails {
@@ -480,10 +480,8 @@ conformance!(s3);
 #[tokio::test]
 async fn s3_ping_against_a_closed_port_is_unavailable_within_seconds() {
     init_tracing();
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let closed = ClosedPort::new().unwrap();
+    let port = closed.port();
     let store = S3ObjectStore::connect(S3Options {
         endpoint: Some(format!("http://127.0.0.1:{port}")),
         region: "us-east-1".into(),

@@ -67,7 +67,11 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, RuntimeError> {
         ),
         LogFormat::Text => (
             None,
-            Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)),
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(colour_on_stderr())
+                    .with_writer(std::io::stderr),
+            ),
         ),
     };
     tracing_subscriber::registry()
@@ -78,6 +82,14 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, RuntimeError> {
         .try_init()
         .map_err(|error| RuntimeError::Telemetry(error.to_string()))?;
     Ok(TelemetryGuard { tracer_provider })
+}
+
+/// Text logs are coloured only for a person at a terminal: never in a file
+/// or a pipe, and never with `NO_COLOR` set (<https://no-color.org>).
+fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 fn otlp_tracer_provider(

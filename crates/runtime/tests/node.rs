@@ -32,13 +32,17 @@ fn test_config(dir: &std::path::Path) -> Config {
     config
 }
 
-/// A service with one fast and one slow route.
+/// Told when a request reaches the slow route's handler.
+static SLOW_ARRIVED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// A service with one fast and one slow route (it works 700 ms).
 fn test_service() -> ServiceParts {
     let http = Router::new()
         .route("/v1/echo", get(|| async { "echo" }))
         .route(
             "/v1/slow",
             get(|| async {
+                SLOW_ARRIVED.notify_one();
                 tokio::time::sleep(Duration::from_millis(700)).await;
                 "slow"
             }),
@@ -332,7 +336,7 @@ async fn readiness_follows_a_backend_that_goes_away_and_comes_back() {
         .unwrap_err();
     assert_eq!(error.code(), tonic::Code::Unavailable);
 
-    proxy.reopen().await.unwrap();
+    proxy.reopen();
     assert!(
         eventually(Duration::from_secs(20), || async {
             client
@@ -377,8 +381,8 @@ async fn graceful_shutdown_drains_in_flight_requests() {
     let slow_url = url(&node, "/v1/slow");
     let health_url = url(&node, "/healthz");
     let in_flight = tokio::spawn(async move { reqwest::get(slow_url).await });
-    // Let the slow request reach its handler before stopping.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Stop once the slow request is in its handler.
+    SLOW_ARRIVED.notified().await;
     node.shutdown().await.unwrap();
 
     let response = in_flight

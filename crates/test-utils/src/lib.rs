@@ -7,6 +7,7 @@
 //! ephemeral port. A test whose server is missing fails with a message that
 //! says how to get it; nothing is skipped silently.
 
+mod port;
 mod proxy;
 mod s3;
 
@@ -14,6 +15,7 @@ use std::sync::Once;
 
 use sea_orm::{ConnectionTrait, Database};
 
+pub use port::ClosedPort;
 pub use proxy::TcpProxy;
 pub use s3::S3Server;
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A running `s3s-fs`; stopped when dropped.
@@ -18,32 +18,40 @@ pub struct S3Server {
 }
 
 impl S3Server {
-    /// Starts `s3s-fs` and waits until it accepts connections.
+    /// Starts `s3s-fs` on a port of its choosing (`--port 0`) and reads
+    /// the address from its start-up line: a port picked here and bound
+    /// later by the child could be taken in between.
     pub async fn start() -> Self {
         let binary = find_binary();
         let dir = tempfile::tempdir().expect("temporary directory");
-        let port = free_port().await;
         let access_key = "switchboard-test".to_owned();
         let secret_key = format!("secret-{}", uuid::Uuid::new_v4().simple());
-        let child = Command::new(&binary)
+        let mut child = Command::new(&binary)
             .args(["--access-key", &access_key, "--secret-key", &secret_key])
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--host", "127.0.0.1", "--port", "0"])
             .arg(dir.path())
-            .stdout(Stdio::null())
+            .env("RUST_LOG", "s3s_fs=info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start {}: {error}", binary.display()));
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "s3s-fs did not listen on port {port} within 15 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let endpoint = tokio::time::timeout(Duration::from_secs(15), async {
+            while let Some(line) = lines.next_line().await.expect("s3s-fs output") {
+                if let Some((_, address)) = line.split_once(RUNNING) {
+                    return format!("http://{}", address.trim());
+                }
+            }
+            panic!("s3s-fs exited before it listened");
+        })
+        .await
+        .expect("s3s-fs listened within 15 s");
+        // Keep reading, so its logs never fill the pipe and block it.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Self {
-            endpoint: format!("http://127.0.0.1:{port}"),
+            endpoint,
             access_key,
             secret_key,
             _child: child,
@@ -51,6 +59,9 @@ impl S3Server {
         }
     }
 }
+
+/// What `s3s-fs` logs, followed by its address, once it listens.
+const RUNNING: &str = "server is running at http://";
 
 fn find_binary() -> PathBuf {
     if let Ok(path) = std::env::var("SB_TEST_S3S_FS") {
@@ -74,9 +85,4 @@ fn find_binary() -> PathBuf {
                 "s3s-fs not found on PATH or in ~/.cargo/bin; run ./scripts/test, which installs it"
             )
         })
-}
-
-async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("local addr").port()
 }

@@ -1,5 +1,6 @@
 //! Turning service errors into RFC 9457 problems, in one place.
 
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard_http::{FieldError, Problem};
 use switchboard_identity::IdentityError;
@@ -112,11 +113,22 @@ impl From<RoutingError> for ApiError {
     fn from(error: RoutingError) -> Self {
         Self(match error {
             RoutingError::Refused(refusal) => {
-                let problem = match refusal.kind {
-                    RefusalKind::NotFound => Problem::not_found(refusal.message),
-                    RefusalKind::Conflict => Problem::conflict("illegal_state", refusal.message),
-                    RefusalKind::Overflow => Problem::conflict("queue_full", refusal.message),
-                    RefusalKind::InvalidArgument => Problem::bad_request(refusal.message),
+                let problem = match (refusal.kind, refusal.unknown_agent) {
+                    // The user exists but routing has no agent for it: say
+                    // what is missing and how to create it.
+                    (RefusalKind::NotFound, Some(agent)) => Problem::new(
+                        StatusCode::NOT_FOUND,
+                        "agent_profile_missing",
+                        format!(
+                            "user {agent} has no agent profile, so it cannot take contacts yet; an owner or admin creates one with PUT /v1/agent-profiles/{agent}"
+                        ),
+                    ),
+                    (RefusalKind::NotFound, None) => Problem::not_found(refusal.message),
+                    (RefusalKind::Conflict, _) => {
+                        Problem::conflict("illegal_state", refusal.message)
+                    }
+                    (RefusalKind::Overflow, _) => Problem::conflict("queue_full", refusal.message),
+                    (RefusalKind::InvalidArgument, _) => Problem::bad_request(refusal.message),
                 };
                 match refusal.current_state.as_ref() {
                     Some(state) => problem.with_extension(

@@ -1112,9 +1112,32 @@ async fn an_agent_takes_a_call_on_the_desktop_and_supervisors_watch_the_queue(ap
         tenant["id"].as_str().unwrap().parse().unwrap()
     };
 
-    // Not an agent of the ACD yet.
+    // Not an agent of the ACD yet: the problem names what is missing and
+    // how to create it, for reading and for going available alike.
     let (status, problem) = api.get("/v1/agents/me", &agent).await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{problem}");
+    let (status, refused) = api
+        .put(
+            "/v1/agents/me/presence",
+            &agent,
+            json!({"presence": "available"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{refused}");
+    for problem in [&problem, &refused] {
+        assert!(
+            problem["type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("agent_profile_missing")),
+            "{problem}"
+        );
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("no agent profile")
+                && detail.contains(&format!("PUT /v1/agent-profiles/{agent_id}")),
+            "{detail}"
+        );
+    }
 
     let queue = QueueId::new();
     let mut config = QueueConfig::new(queue, Channel::Voice);

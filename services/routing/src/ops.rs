@@ -177,8 +177,9 @@ fn figures(
 }
 
 /// Why the ACD refused an operation, as it travels between instances: the
-/// kind (→ status code), the message, and for an illegal state change the
-/// agent's current state.
+/// kind (→ status code), the message, for an illegal state change the
+/// agent's current state, and for an agent the ACD does not know (a user
+/// without an agent profile) that agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct Refusal {
@@ -186,6 +187,8 @@ pub struct Refusal {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_state: Option<AgentState>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_agent: Option<AgentId>,
 }
 
 /// [`ErrorKind`] on the wire.
@@ -212,10 +215,15 @@ impl From<AcdError> for Refusal {
             | AcdError::AgentBusy { current, .. } => Some(current.clone()),
             _ => None,
         };
+        let unknown_agent = match &error {
+            AcdError::UnknownAgent(agent) => Some(*agent),
+            _ => None,
+        };
         Refusal {
             kind,
             message: error.to_string(),
             current_state,
+            unknown_agent,
         }
     }
 }

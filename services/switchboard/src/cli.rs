@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use switchboard_config::{CONFIG_FILE_ENV, Config};
 
-use crate::{events, migrate, run, services, tenants};
+use crate::{contacts, events, migrate, run, services, tenants};
 
 #[derive(Parser)]
 #[command(
@@ -50,6 +50,11 @@ enum Command {
         #[command(subcommand)]
         action: TenantsAction,
     },
+    /// Contacts without a phone system: simulate a call.
+    Contacts {
+        #[command(subcommand)]
+        action: ContactsAction,
+    },
 }
 
 #[derive(Args)]
@@ -66,7 +71,13 @@ struct DevArgs {
 #[derive(Args)]
 struct ServeArgs {
     /// Comma-separated services to run, or `all`.
-    #[arg(long, value_delimiter = ',', required = true, value_name = "NAMES")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        required = true,
+        value_name = "NAMES",
+        long_help = services::help()
+    )]
     services: Vec<String>,
 }
 
@@ -128,6 +139,30 @@ enum ConfigAction {
     },
 }
 
+#[derive(Subcommand)]
+enum ContactsAction {
+    /// Call a number as a carrier call would arrive at the edge: through
+    /// the routing service's gRPC API (`CallRouting`), its inbound rule
+    /// and flow, into a queue and on to an agent. Prints the contact id
+    /// and what happened.
+    Simulate {
+        /// The dialed number, E.164 (e.g. the demo's +12125550100).
+        #[arg(long, value_name = "NUMBER")]
+        to: String,
+        /// The caller's number, E.164, or `anonymous`.
+        #[arg(long, value_name = "NUMBER", default_value = "+12125550199")]
+        from: String,
+        /// The keys pressed at the flow's next menu; repeat for later
+        /// menus (`--digits 1 --digits 42#`). Without: no input.
+        #[arg(long, value_name = "KEYS")]
+        digits: Vec<String>,
+        /// The gRPC address of a node running the routing service (the
+        /// `gRPC` line of its banner); default: `server.grpc_addr`.
+        #[arg(long, value_name = "URL")]
+        grpc: Option<String>,
+    },
+}
+
 pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     let load = |file: Option<&PathBuf>| {
         Config::load(file.map(PathBuf::as_path)).context("invalid configuration")
@@ -165,5 +200,35 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             eprintln!("config is valid");
             Ok(())
         }
+        Command::Contacts {
+            action:
+                ContactsAction::Simulate {
+                    to,
+                    from,
+                    digits,
+                    grpc,
+                },
+        } => {
+            let grpc = match grpc {
+                Some(grpc) => grpc,
+                None => local_url(load(cli.config.as_ref())?.server.grpc_addr),
+            };
+            contacts::simulate(contacts::Simulation {
+                grpc,
+                to,
+                from,
+                digits,
+            })
+            .await
+        }
     }
+}
+
+/// `http://addr`, with an unspecified address (`0.0.0.0`, `[::]`) taken
+/// as this machine.
+fn local_url(mut addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("http://{addr}")
 }

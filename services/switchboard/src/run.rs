@@ -85,7 +85,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         "gateway"
     };
     let demo = match mode {
-        Mode::Dev { demo: true } => Some(crate::demo::seed(&identity).await?),
+        Mode::Dev { demo: true } => Some(crate::demo::seed(&identity, &routing_config).await?),
         _ => None,
     };
     let parts = services
@@ -116,7 +116,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         println!("  WARNING   {problem}");
     }
     if let Some(demo) = demo {
-        demo.print(node.http_addr());
+        demo.print(node.http_addr(), node.grpc_addr());
     }
     println!("Press Ctrl-C to stop.");
     let handle = node.start();
@@ -367,7 +367,13 @@ fn print_banner(
     };
     println!("Switchboard {} is up ({mode})", env!("CARGO_PKG_VERSION"));
     println!("  HTTP      http://{http}   (/healthz, /readyz)");
-    println!("  gRPC      http://{grpc}   (health, reflection: grpcurl -plaintext {grpc} list)");
+    if services.contains(&"routing") {
+        println!(
+            "  gRPC      http://{grpc}   (health, reflection; calls: switchboard contacts simulate --grpc http://{grpc} --to NUMBER)"
+        );
+    } else {
+        println!("  gRPC      http://{grpc}   (health, reflection)");
+    }
     println!("  metrics   http://{}/metrics", node.metrics_addr());
     println!("  services  {}", services.join(", "));
     println!(

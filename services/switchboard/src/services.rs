@@ -28,6 +28,15 @@ pub const KNOWN: &[(&str, &str)] = &[
     ),
 ];
 
+/// `--services`' help: every known service with what it does.
+pub fn help() -> String {
+    let mut help = String::from("Comma-separated services to run, or `all`:\n");
+    for (name, what) in KNOWN {
+        help.push_str(&format!("  {name:<9} {what}\n"));
+    }
+    help
+}
+
 /// Every known service (`dev`, `--services all`).
 pub fn all() -> Vec<&'static str> {
     KNOWN.iter().map(|(name, _)| *name).collect()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use switchboard_migrations::MigratorTrait;
 
 use switchboard_test_utils::{
-    S3Server, amqp_url, fresh_postgres_database, init_tracing, postgres_admin_url,
+    ClosedPort, S3Server, amqp_url, fresh_postgres_database, init_tracing, postgres_admin_url,
     postgres_app_role_url, postgres_role_url, postgres_system_role_url, redis_url, unique_name,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -204,6 +204,9 @@ async fn dev_with_a_port_in_use_exits_with_one_line_naming_it() {
     )
     .await;
     assert_clean_failure(&output, &["server.http_addr", &addr, "in use"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert_eq!(last.matches("in use").count(), 1, "the cause once: {last}");
 }
 
 #[tokio::test]
@@ -274,23 +277,90 @@ async fn a_config_typo_exits_with_one_line_naming_the_key() {
 #[tokio::test]
 async fn serve_with_an_unreachable_database_exits_with_one_line() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let started = std::time::Instant::now();
+    let closed = ClosedPort::new().unwrap();
+    let port = closed.port();
     let output = run_to_end(
         switchboard(dir.path())
             .env(
                 "SWITCHBOARD_DATABASE__URL",
                 format!("postgres://app:hunter2@127.0.0.1:{port}/sb"),
             )
-            .env("SWITCHBOARD_DATABASE__CONNECT_TIMEOUT", "2s")
+            .env("SWITCHBOARD_DATABASE__CONNECT_TIMEOUT", "40s")
             .args(["serve", "--services", "all"]),
     )
     .await;
-    assert_clean_failure(&output, &["database", &format!("127.0.0.1:{port}")]);
+    // Refused at once, and said so, rather than `pool timed out` after the
+    // connect timeout.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_clean_failure(
+        &output,
+        &["database", &format!("127.0.0.1:{port}"), "refused"],
+    );
     assert!(!String::from_utf8_lossy(&output.stderr).contains("hunter2"));
+}
+
+#[tokio::test]
+async fn serve_as_a_missing_database_role_says_so_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let role = unique_name("no_such_role");
+    let mut url = url::Url::parse(&postgres_admin_url()).unwrap();
+    url.set_username(&role).unwrap();
+    url.set_password(Some("whatever")).unwrap();
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_DATABASE__URL", url.as_str())
+            .args(["serve", "--services", "all"]),
+    )
+    .await;
+    assert_clean_failure(&output, &["database", &role]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        !last.contains("at line") && !last.contains("timed out"),
+        "the server's words only: {last}"
+    );
+}
+
+#[tokio::test]
+async fn text_logs_into_a_file_or_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    // serve on embedded backends warns (a log line), then refuses the
+    // unmigrated schema; stderr is a pipe here.
+    let output = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_TELEMETRY__LOG_FORMAT", "text")
+            .env_remove("NO_COLOR")
+            .args(["serve", "--services", "system"]),
+    )
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("serve is using embedded backends"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains('\u{1b}'), "ANSI escapes in {stderr:?}");
+}
+
+#[tokio::test]
+async fn serve_help_lists_the_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_to_end(switchboard(dir.path()).args(["serve", "--help"])).await;
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for service in [
+        "system", "identity", "events", "webhooks", "routing", "gateway",
+    ] {
+        assert!(
+            help.lines()
+                .any(|line| line.trim_start().starts_with(service)),
+            "{service} missing from {help}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -584,30 +654,44 @@ async fn serve_with_allow_privileged_role_starts_and_warns_loudly() {
     assert!(running.terminate().await.success());
 }
 
+/// The first hour of a new user, as the README and the demo banner tell
+/// it: `dev --demo`, an agent signs in and goes available, a simulated
+/// call to the demo number presses 1 at the menu, the agent sees the offer
+/// and accepts it. A second start finds the demo and changes nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dev_demo_creates_a_tenant_to_log_in_to_once() {
+async fn dev_demo_offers_a_simulated_call_to_a_demo_agent() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
     let login = serde_json::json!({
         "tenant": "switchboard-demo",
         "email": "agent1@demo.switchboard.test",
         "password": "switchboard-demo-7421",
     });
-    for expected in ["created", "already there"] {
+    for expected in [
+        "(created; routing created)",
+        "(already there; routing already there)",
+    ] {
         let mut command = switchboard(dir.path());
         command.args(["dev", "--demo"]);
         let running = start(command).await;
+        assert!(running.banner.contains(expected), "{}", running.banner);
+        let grpc = running
+            .banner
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("gRPC"))
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("banner names the gRPC address")
+            .to_owned();
+        let simulate =
+            format!("switchboard contacts simulate --grpc {grpc} --to +12125550100 --digits 1");
         assert!(
-            running.banner.contains(&format!("({expected})")),
-            "{}",
+            running.banner.contains(&simulate),
+            "the banner says what to run: {}",
             running.banner
         );
-        assert!(
-            running.banner.contains("curl -s http://"),
-            "{}",
-            running.banner
-        );
-        let response = reqwest::Client::new()
+
+        let response = client
             .post(format!("{}/v1/auth/login", running.http))
             .json(&login)
             .send()
@@ -615,17 +699,87 @@ async fn dev_demo_creates_a_tenant_to_log_in_to_once() {
             .unwrap();
         assert_eq!(response.status(), 200, "the demo agent logs in");
         let tokens: serde_json::Value = response.json().await.unwrap();
-        let users = reqwest::Client::new()
+        let token = tokens["access_token"].as_str().unwrap().to_owned();
+        let tenant: serde_json::Value = client
             .get(format!("{}/v1/tenant", running.http))
-            .bearer_auth(tokens["access_token"].as_str().unwrap())
+            .bearer_auth(&token)
             .send()
             .await
+            .unwrap()
+            .json()
+            .await
             .unwrap();
-        let tenant: serde_json::Value = users.json().await.unwrap();
         assert_eq!(
             tenant["seats_used"], 4,
             "a supervisor and three agents: {tenant}"
         );
+
+        // The demo agent goes available at once: its profile exists.
+        let available = client
+            .put(format!("{}/v1/agents/me/presence", running.http))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"presence": "available"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            available.status(),
+            200,
+            "{}",
+            available.text().await.unwrap()
+        );
+
+        // A call, as the banner says: the menu, 1 → Billing → the agent.
+        let output = run_to_end(
+            switchboard(dir.path())
+                .args(["contacts", "simulate", "--grpc", &grpc])
+                .args(["--to", "+12125550100", "--digits", "1"]),
+        )
+        .await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let contact = stdout
+            .lines()
+            .find_map(|line| line.strip_prefix("contact "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| panic!("the contact id is printed: {stdout}"))
+            .to_owned();
+        assert!(stdout.contains("Press 1 for billing"), "{stdout}");
+        assert!(stdout.contains("offered to an agent"), "{stdout}");
+        let billing = running
+            .banner
+            .lines()
+            .find_map(|line| line.trim().strip_prefix("press 1 → queue Billing ("))
+            .and_then(|rest| rest.strip_suffix(')'))
+            .expect("the banner names the Billing queue");
+        assert!(stdout.contains(&format!("in queue {billing}")), "{stdout}");
+
+        let me: serde_json::Value = client
+            .get(format!("{}/v1/agents/me", running.http))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(me["offers"], serde_json::json!([contact]), "{me}");
+        let accepted = client
+            .post(format!(
+                "{}/v1/agents/me/offers/{contact}/accept",
+                running.http
+            ))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(accepted.status(), 200);
+        let me: serde_json::Value = accepted.json().await.unwrap();
+        assert_eq!(me["contacts"], serde_json::json!([contact]), "{me}");
         assert!(running.terminate().await.success());
     }
 }
@@ -658,6 +812,33 @@ async fn tenants_set_plan_is_how_an_operator_changes_a_plan() {
     assert_clean_failure(&out, &["no-such-tenant", "tenant not found"]);
     let out = run_to_end(&mut set_plan("switchboard-demo", "platinum")).await;
     assert_clean_failure(&out, &["unknown plan"]);
+}
+
+#[tokio::test]
+async fn simulating_a_call_to_a_number_nobody_holds_says_so_in_one_line() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = switchboard(dir.path());
+    command.arg("dev");
+    let running = start(command).await;
+    let grpc = running
+        .banner
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("gRPC"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let output = run_to_end(switchboard(dir.path()).args([
+        "contacts",
+        "simulate",
+        "--grpc",
+        &grpc,
+        "--to",
+        "+12125550177",
+    ]))
+    .await;
+    assert_clean_failure(&output, &["+12125550177", "SIP 404"]);
+    assert!(running.terminate().await.success());
 }
 
 /// One request a webhook receiver got.

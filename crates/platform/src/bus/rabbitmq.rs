@@ -1,6 +1,12 @@
 //! RabbitMQ bus (lapin): persistent messages on a durable topic exchange,
 //! publisher confirms, durable queues consumed with manual acknowledgement.
 //!
+//! Queues live on the broker under the exchange's name
+//! ([`broker_queue_name`]: queue `webhooks` of exchange `switchboard` is
+//! `switchboard.webhooks`, with `switchboard.webhooks.retry` and
+//! `switchboard.webhooks.dead`), so two installations sharing a vhost with
+//! their own exchanges never consume each other's queues.
+//!
 //! Publishing and consuming use separate connections, as RabbitMQ
 //! recommends (flow control on a publishing connection must not stall
 //! consumers). Each connection is re-opened by whoever needs it next after
@@ -405,7 +411,7 @@ impl Inner {
 
     /// Declares the exchange, the durable queue and its bindings.
     async fn declare_topology(&self, channel: &Channel, spec: &QueueSpec) -> Result<()> {
-        let queue = queue_name(spec)?;
+        let queue = self.queue_name(&spec.name)?;
         self.declare_exchange(channel).await?;
         let declare = channel.queue_declare(
             queue.clone(),
@@ -413,7 +419,7 @@ impl Inner {
             FieldTable::default(),
         );
         bounded(&format!("RabbitMQ declare queue {queue}"), declare).await?;
-        let dead = short_string("queue name", &dead_letter_queue(&spec.name))?;
+        let dead = self.queue_name(&dead_letter_queue(&spec.name))?;
         let declare = channel.queue_declare(
             dead.clone(),
             QueueDeclareOptions::durable(),
@@ -426,7 +432,7 @@ impl Inner {
             // delay is each message's own TTL, not an argument of the
             // queue: a queue argument could never change (redeclaring with
             // another one fails), so neither could the configured delay.
-            let retry = short_string("queue name", &retry_queue(&spec.name))?;
+            let retry = self.queue_name(&retry_queue(&spec.name))?;
             let mut arguments = FieldTable::default();
             arguments.insert(
                 "x-dead-letter-exchange".into(),
@@ -593,7 +599,7 @@ impl Inner {
 
     /// Opens a channel on the consuming connection and starts consuming.
     async fn consume(&self, spec: &QueueSpec) -> Result<(Channel, Consumer)> {
-        let queue = queue_name(spec)?;
+        let queue = self.queue_name(&spec.name)?;
         let connection = self.consuming.connection().await?;
         let channel = bounded(
             &format!("RabbitMQ open channel for queue {queue}"),
@@ -620,13 +626,26 @@ impl Inner {
     }
 }
 
-fn queue_name(spec: &QueueSpec) -> Result<ShortString> {
-    if spec.name.is_empty() {
-        return Err(Error::InvalidArgument(
-            "queue name must not be empty".into(),
-        ));
+/// The name on the broker of queue `queue` of the bus on `exchange`:
+/// `<exchange>.<queue>` (retry and dead-letter queues alike, as
+/// `<exchange>.<queue>.retry` and `<exchange>.<queue>.dead`).
+pub fn broker_queue_name(exchange: &str, queue: &str) -> String {
+    format!("{exchange}.{queue}")
+}
+
+impl Inner {
+    /// [`broker_queue_name`] of `queue`, checked.
+    fn queue_name(&self, queue: &str) -> Result<ShortString> {
+        if queue.is_empty() {
+            return Err(Error::InvalidArgument(
+                "queue name must not be empty".into(),
+            ));
+        }
+        short_string(
+            "queue name",
+            &broker_queue_name(self.exchange.as_str(), queue),
+        )
     }
-    short_string("queue name", &spec.name)
 }
 
 #[async_trait]
@@ -667,7 +686,7 @@ impl Bus for RabbitMqBus {
         let inner = &*self.inner;
         let message = Outgoing {
             exchange: ShortString::default(),
-            routing_key: short_string("queue name", queue)?,
+            routing_key: inner.queue_name(queue)?,
             payload: &payload,
             headers: Some(direct_headers(routing_key, 1, None)),
             expiration: None,
@@ -678,7 +697,7 @@ impl Bus for RabbitMqBus {
     async fn declare_queue(&self, spec: &QueueSpec) -> Result<()> {
         let inner = &*self.inner;
         inner.ensure_open(&format!("RabbitMQ declare queue {}", spec.name))?;
-        queue_name(spec)?;
+        inner.queue_name(&spec.name)?;
         let connection = inner.consuming.connection().await?;
         let channel = bounded(
             &format!("RabbitMQ open channel to declare queue {}", spec.name),
@@ -695,7 +714,7 @@ impl Bus for RabbitMqBus {
     async fn subscribe(&self, spec: &QueueSpec) -> Result<Box<dyn Subscription>> {
         let inner = &self.inner;
         inner.ensure_open(&format!("RabbitMQ subscribe to queue {}", spec.name))?;
-        let queue = queue_name(spec)?;
+        let queue = inner.queue_name(&spec.name)?;
         let current = inner.consume(spec).await?;
         Ok(Box::new(RabbitMqSubscription {
             inner: inner.clone(),

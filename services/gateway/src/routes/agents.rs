@@ -141,7 +141,9 @@ pub(crate) async fn me(
 /// `offline`. While a contact rings or is connected, or during after-call
 /// work, the new presence applies once the agent is free; going `offline`
 /// then is refused. A refused change is a 409 problem whose
-/// `current_state` member is the agent's state.
+/// `current_state` member is the agent's state. A user without an agent
+/// profile gets a 404 `agent_profile_missing`: an owner or admin creates
+/// the profile with `PUT /v1/agent-profiles/{user_id}`.
 #[utoipa::path(
     put,
     path = "/v1/agents/me/presence",
