@@ -111,6 +111,10 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         backends.clone(),
     )
     .await?;
+    // Listen for stop signals before the banner says the node is up: a
+    // SIGTERM sent as soon as the banner is read must stop it gracefully,
+    // not kill it with the signal's default action.
+    let signals = StopSignals::listen();
     print_banner(&config, &backends, &node, &services, mode, &installation_id);
     for problem in &privileged {
         println!("  WARNING   {problem}");
@@ -121,7 +125,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     println!("Press Ctrl-C to stop.");
     let handle = node.start();
     let stop = handle.stop_token();
-    tokio::spawn(stop_on_signal(stop));
+    tokio::spawn(signals.stop(stop));
     let result = handle.wait().await;
     // Flushing the trace exporter blocks; keep it off the async workers.
     let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
@@ -394,24 +398,50 @@ fn print_banner(
     println!("  install   {installation_id}");
 }
 
-/// Ctrl-C or SIGTERM starts a graceful shutdown.
-async fn stop_on_signal(stop: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Ctrl-C or SIGTERM starts a graceful shutdown. The handlers are
+/// installed by [`StopSignals::listen`], before the node says it is up.
+struct StopSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Self {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
+        #[cfg(not(unix))]
+        Self {}
     }
-    tracing::info!("stop signal received");
-    stop.cancel();
+
+    async fn stop(self, stop: CancellationToken) {
+        #[cfg(unix)]
+        {
+            async fn received(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = received(self.interrupt) => {}
+                _ = received(self.terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("stop signal received");
+        stop.cancel();
+    }
 }
