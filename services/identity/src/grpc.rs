@@ -1,10 +1,11 @@
-//! The gRPC adapter of identity (`switchboard.identity.v1`): the caller's
-//! credential comes in the `authorization` metadata, as it reached the
-//! gateway, and is checked again here (cheaply, through the credential
-//! cache), so a service never trusts a tenant id it was merely told.
+//! The gRPC adapter of identity (`switchboard.identity.v1`). The server is
+//! wrapped in `switchboard_rpc::Authenticated` by the node: every call has
+//! a verified service credential, and tenant-scoped calls take the tenant
+//! and the end user's principal from it, never from the request.
 
 use switchboard_auth::looks_like_api_key;
 use switchboard_proto::identity::v1 as pb;
+use switchboard_rpc::Caller;
 use switchboard_tenancy::UserId;
 use tonic::{Request, Response, Status};
 
@@ -26,25 +27,13 @@ pub struct IdentityGrpc {
 }
 
 impl IdentityGrpc {
-    async fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let credential = request
-            .metadata()
-            .get("authorization")
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|credential| !credential.is_empty())
-            .ok_or_else(|| {
-                Status::unauthenticated(
-                    "missing `authorization: Bearer <access token or API key>` metadata",
-                )
-            })?;
-        let principal = if looks_like_api_key(credential) {
-            self.identity.authenticate_api_key(credential).await
-        } else {
-            self.identity.authenticate_access_token(credential).await
-        };
-        principal.map_err(status)
+    /// The end user's principal from the call's verified service
+    /// credential (see `switchboard_rpc`): the tenant and clients from its
+    /// claims, the actor from its `prn` claim.
+    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
+        let caller = Caller::of(request)?;
+        let tenant = caller.tenant()?.clone();
+        Principal::from_claim(tenant, caller.principal()?).map_err(status)
     }
 }
 
@@ -86,7 +75,19 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::AuthenticateResponse>, Status> {
-        let principal = self.principal(&request).await?;
+        Caller::of(&request)?;
+        let credential = request.get_ref().credential.trim();
+        if credential.is_empty() {
+            return Err(Status::invalid_argument(
+                "`credential` (the end user's access token or API key) is required",
+            ));
+        }
+        let principal = if looks_like_api_key(credential) {
+            self.identity.authenticate_api_key(credential).await
+        } else {
+            self.identity.authenticate_access_token(credential).await
+        }
+        .map_err(status)?;
         let client_ids = principal.tenant.clients().as_list();
         let actor = match &principal.actor {
             Actor::User { id, roles, session } => {
@@ -128,7 +129,7 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        let principal = self.principal(&request).await?;
+        let principal = self.principal(&request)?;
         let tenant = self.identity.get_tenant(&principal).await.map_err(status)?;
         Ok(Response::new(pb::GetTenantResponse {
             tenant: Some(tenant_message(tenant)),
@@ -139,7 +140,7 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::ListUsersRequest>,
     ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let principal = self.principal(&request).await?;
+        let principal = self.principal(&request)?;
         let limit = match request.get_ref().limit {
             0 => 50,
             limit @ 1..=200 => u64::from(limit),
@@ -177,7 +178,7 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
         &self,
         request: Request<pb::GetUserRequest>,
     ) -> Result<Response<pb::GetUserResponse>, Status> {
-        let principal = self.principal(&request).await?;
+        let principal = self.principal(&request)?;
         // A malformed id is "not found", like another tenant's.
         let id = request
             .get_ref()

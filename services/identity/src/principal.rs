@@ -2,6 +2,7 @@
 //! tenant and client scope.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use switchboard_tenancy::{ApiKeyId, SessionId, Tenant, UserId};
 
 use crate::domain::{ApiScope, Permission, Role, roles_grant};
@@ -100,6 +101,135 @@ impl Principal {
     pub fn key(&self) -> String {
         let (kind, id) = self.audit_actor();
         format!("{}:{kind}:{id}", self.tenant.id())
+    }
+}
+
+/// A principal as it travels in a service credential's `prn` claim (the
+/// tenant and its clients travel in the credential's own claims).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "actor", rename_all = "snake_case", deny_unknown_fields)]
+enum PrincipalClaim {
+    User {
+        id: UserId,
+        roles: Vec<String>,
+        session: SessionId,
+        #[serde(flatten)]
+        common: ClaimCommon,
+    },
+    ApiKey {
+        id: ApiKeyId,
+        scopes: Vec<String>,
+        creator_roles: Vec<String>,
+        #[serde(flatten)]
+        common: ClaimCommon,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClaimCommon {
+    rps: f64,
+    burst: u32,
+    verified: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl Principal {
+    /// This principal as the `prn` claim of a service credential.
+    pub fn to_claim(&self) -> serde_json::Value {
+        let common = ClaimCommon {
+            rps: self.limits.requests_per_second,
+            burst: self.limits.burst,
+            verified: self.tenant_verified,
+            expires_at: self.expires_at,
+        };
+        let names = |roles: &[Role]| roles.iter().map(|role| role.as_str().to_owned()).collect();
+        let claim = match &self.actor {
+            Actor::User { id, roles, session } => PrincipalClaim::User {
+                id: *id,
+                roles: names(roles),
+                session: *session,
+                common,
+            },
+            Actor::ApiKey {
+                id,
+                scopes,
+                creator_roles,
+            } => PrincipalClaim::ApiKey {
+                id: *id,
+                scopes: scopes.iter().map(ToString::to_string).collect(),
+                creator_roles: names(creator_roles),
+                common,
+            },
+        };
+        serde_json::to_value(claim).unwrap_or_default()
+    }
+
+    /// The principal a verified service credential carries for `tenant`.
+    /// A claim that does not parse is `Unauthenticated`: the caller is a
+    /// service of another version or a bug, and is not trusted further.
+    pub fn from_claim(tenant: Tenant, claim: &serde_json::Value) -> Result<Self> {
+        let invalid = |why: String| {
+            IdentityError::Unauthenticated(format!(
+                "invalid principal in the service credential: {why}"
+            ))
+        };
+        let claim =
+            PrincipalClaim::deserialize(claim).map_err(|error| invalid(error.to_string()))?;
+        let roles = |names: Vec<String>| {
+            names
+                .iter()
+                .map(|name| {
+                    name.parse::<Role>()
+                        .map_err(|_| invalid(format!("unknown role {name:?}")))
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        let (actor, common) = match claim {
+            PrincipalClaim::User {
+                id,
+                roles: names,
+                session,
+                common,
+            } => (
+                Actor::User {
+                    id,
+                    roles: roles(names)?,
+                    session,
+                },
+                common,
+            ),
+            PrincipalClaim::ApiKey {
+                id,
+                scopes,
+                creator_roles,
+                common,
+            } => (
+                Actor::ApiKey {
+                    id,
+                    scopes: scopes
+                        .iter()
+                        .map(|scope| {
+                            scope
+                                .parse::<ApiScope>()
+                                .map_err(|_| invalid(format!("unknown scope {scope:?}")))
+                        })
+                        .collect::<Result<_>>()?,
+                    creator_roles: roles(creator_roles)?,
+                },
+                common,
+            ),
+        };
+        Ok(Self {
+            tenant,
+            actor,
+            limits: RateLimits {
+                requests_per_second: common.rps,
+                burst: common.burst,
+            },
+            tenant_verified: common.verified,
+            expires_at: common.expires_at,
+        })
     }
 }
 

@@ -1,9 +1,13 @@
-//! `switchboard.identity.v1` over a real gRPC connection: the forwarded
-//! credential decides the tenant; another tenant's ids are not found.
+//! `switchboard.identity.v1` over a real gRPC connection, wrapped as a node
+//! wraps it: no call without a valid service credential; the credential's
+//! tenant and principal decide what is seen; another tenant's ids are not
+//! found.
 
 use std::sync::Arc;
 
-use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_auth::{
+    LoginThrottle, ServiceClaims, ServiceKeys, SigningKey, ThrottlePolicy, TokenKeys,
+};
 use switchboard_identity::{Identity, IdentityOptions, RequestOrigin, SignupRequest};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
@@ -13,6 +17,7 @@ use switchboard_proto::identity::v1::identity_service_client::IdentityServiceCli
 use switchboard_proto::identity::v1::{
     AuthenticateRequest, GetTenantRequest, GetUserRequest, ListUsersRequest, authenticate_response,
 };
+use switchboard_rpc::{Authenticated, CallContext, Credentials};
 use switchboard_test_utils::{fresh_sqlite_database, init_tracing};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
@@ -43,13 +48,47 @@ async fn signup(identity: &Identity, company: &str) -> (String, String) {
     (outcome.tokens.access_token, outcome.owner.id.to_string())
 }
 
-fn with_credential<T>(message: T, credential: &str) -> tonic::Request<T> {
+fn internal_keys() -> Arc<ServiceKeys> {
+    Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap())
+}
+
+/// A request with a raw `authorization` value, or none.
+fn authorized<T>(message: T, authorization: Option<&str>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.metadata_mut().insert(
-        "authorization",
-        format!("Bearer {credential}").parse().unwrap(),
-    );
+    if let Some(value) = authorization {
+        request
+            .metadata_mut()
+            .insert("authorization", value.parse().unwrap());
+    }
     request
+}
+
+/// What the gateway does: authenticate the end user's credential, then
+/// call for that principal.
+async fn context_of(
+    client: &mut IdentityServiceClient<Channel>,
+    gateway: &Credentials,
+    identity: &Identity,
+    token: &str,
+) -> CallContext {
+    let principal = identity.authenticate_access_token(token).await.unwrap();
+    // The same principal comes back over gRPC.
+    let answer = client
+        .authenticate(
+            gateway
+                .request(
+                    AuthenticateRequest {
+                        credential: token.to_owned(),
+                    },
+                    &CallContext::system(),
+                )
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.tenant_id, principal.tenant.id().to_string());
+    CallContext::tenant(principal.tenant.clone()).with_principal(principal.to_claim())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,9 +116,13 @@ async fn identity_answers_over_grpc_for_the_forwarded_credential_only() {
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let keys = internal_keys();
     tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(switchboard_identity::grpc::server(identity))
+            .add_service(Authenticated::new(
+                switchboard_identity::grpc::server(identity.clone()),
+                keys.clone(),
+            ))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     let channel = Channel::from_shared(format!("http://{addr}"))
@@ -88,9 +131,19 @@ async fn identity_answers_over_grpc_for_the_forwarded_credential_only() {
         .await
         .unwrap();
     let mut client = IdentityServiceClient::new(channel);
+    let gateway = Credentials::new(keys.clone(), "gateway");
 
     let principal = client
-        .authenticate(with_credential(AuthenticateRequest {}, &a_token))
+        .authenticate(
+            gateway
+                .request(
+                    AuthenticateRequest {
+                        credential: a_token.clone(),
+                    },
+                    &CallContext::system(),
+                )
+                .unwrap(),
+        )
         .await
         .unwrap()
         .into_inner();
@@ -100,9 +153,11 @@ async fn identity_answers_over_grpc_for_the_forwarded_credential_only() {
     };
     assert_eq!(user.user_id, a_owner);
     assert_eq!(user.roles, ["owner"]);
+    let a = context_of(&mut client, &gateway, &identity, &a_token).await;
+    let b = context_of(&mut client, &gateway, &identity, &b_token).await;
 
     let tenant = client
-        .get_tenant(with_credential(GetTenantRequest {}, &a_token))
+        .get_tenant(gateway.request(GetTenantRequest {}, &a).unwrap())
         .await
         .unwrap()
         .into_inner()
@@ -112,81 +167,139 @@ async fn identity_answers_over_grpc_for_the_forwarded_credential_only() {
     assert_eq!(tenant.id, principal.tenant_id);
 
     let users = client
-        .list_users(with_credential(
-            ListUsersRequest {
-                limit: 0,
-                after: String::new(),
-            },
-            &a_token,
-        ))
+        .list_users(
+            gateway
+                .request(
+                    ListUsersRequest {
+                        limit: 0,
+                        after: String::new(),
+                    },
+                    &a,
+                )
+                .unwrap(),
+        )
         .await
         .unwrap()
         .into_inner();
     assert_eq!(users.users.len(), 1);
     assert_eq!(users.users[0].id, a_owner);
     assert!(users.next_after.is_empty());
+    let get_user = |user_id: &str, context: &CallContext| {
+        gateway
+            .request(
+                GetUserRequest {
+                    user_id: user_id.to_owned(),
+                },
+                context,
+            )
+            .unwrap()
+    };
     let own = client
-        .get_user(with_credential(
-            GetUserRequest {
-                user_id: a_owner.clone(),
-            },
-            &a_token,
-        ))
+        .get_user(get_user(&a_owner, &a))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(own.user.unwrap().email, "owner@example.com");
 
-    // B's user with A's credential: not found, exactly like a missing id.
+    // B's user for A's tenant: not found, exactly like a missing id.
+    let error = client.get_user(get_user(&b_owner, &a)).await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    let error = client.get_user(get_user("nope", &a)).await.unwrap_err();
+    assert_eq!(error.code(), Code::NotFound);
+    assert!(client.get_user(get_user(&b_owner, &b)).await.is_ok());
+
+    // A tenant-scoped call whose credential names no tenant, or carries no
+    // principal: unauthenticated.
     let error = client
-        .get_user(with_credential(
-            GetUserRequest {
-                user_id: b_owner.clone(),
-            },
-            &a_token,
-        ))
+        .get_tenant(
+            gateway
+                .request(GetTenantRequest {}, &CallContext::system())
+                .unwrap(),
+        )
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::NotFound);
+    assert_eq!(error.code(), Code::Unauthenticated);
+    let no_principal = CallContext::tenant(a.tenant.clone().unwrap());
     let error = client
-        .get_user(with_credential(
-            GetUserRequest {
-                user_id: "nope".into(),
-            },
-            &a_token,
-        ))
+        .get_tenant(gateway.request(GetTenantRequest {}, &no_principal).unwrap())
         .await
         .unwrap_err();
-    assert_eq!(error.code(), Code::NotFound);
-    assert!(
-        client
-            .get_user(with_credential(
-                GetUserRequest { user_id: b_owner },
-                &b_token
+    assert_eq!(error.code(), Code::Unauthenticated);
+
+    // No service credential, an end user's token in its place, one signed
+    // with another key, or an expired one: unauthenticated, for every call.
+    let stranger = Credentials::new(internal_keys(), "gateway");
+    let expired = {
+        let mut claims = ServiceClaims::new(
+            "gateway",
+            chrono::Utc::now() - chrono::TimeDelta::minutes(5),
+        );
+        claims.tid = Some(a.tenant.as_ref().unwrap().id().as_uuid());
+        claims.prn = a.principal.clone();
+        format!("Bearer {}", keys.sign(&claims).unwrap())
+    };
+    let refused: Vec<(&str, Option<String>)> = vec![
+        ("no credential", None),
+        ("end user's token", Some(format!("Bearer {a_token}"))),
+        ("another key", Some(stranger.token(&a).unwrap())),
+        ("expired", Some(expired)),
+    ];
+    for (case, authorization) in refused {
+        let authorization = authorization.as_deref();
+        let error = client
+            .get_tenant(authorized(GetTenantRequest {}, authorization))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unauthenticated, "{case}: {error:?}");
+        let error = client
+            .authenticate(authorized(
+                AuthenticateRequest {
+                    credential: a_token.clone(),
+                },
+                authorization,
             ))
             .await
-            .is_ok()
-    );
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unauthenticated, "{case}: {error:?}");
+        let error = client
+            .get_user(authorized(
+                GetUserRequest {
+                    user_id: a_owner.clone(),
+                },
+                authorization,
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::Unauthenticated, "{case}: {error:?}");
+    }
 
-    // No credential, or a forged one: unauthenticated.
+    // A forged end-user credential in Authenticate: unauthenticated.
     let error = client
-        .get_tenant(tonic::Request::new(GetTenantRequest {}))
+        .authenticate(
+            gateway
+                .request(
+                    AuthenticateRequest {
+                        credential: "not.a.jwt".into(),
+                    },
+                    &CallContext::system(),
+                )
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::Unauthenticated);
     let error = client
-        .get_tenant(with_credential(GetTenantRequest {}, "not.a.jwt"))
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::Unauthenticated);
-    let error = client
-        .list_users(with_credential(
-            ListUsersRequest {
-                limit: 500,
-                after: String::new(),
-            },
-            &a_token,
-        ))
+        .list_users(
+            gateway
+                .request(
+                    ListUsersRequest {
+                        limit: 500,
+                        after: String::new(),
+                    },
+                    &a,
+                )
+                .unwrap(),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);
