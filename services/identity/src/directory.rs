@@ -1,0 +1,36 @@
+//! What other services ask identity about a tenant's users and client
+//! organizations, as a service (not on behalf of a caller's credential):
+//! routing checks that an agent profile's user and an item's client
+//! organization exist when they are written, without reading identity's
+//! tables and without waiting for identity's events to reach it.
+
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use switchboard_tenancy::{ClientId, Tenant, UserId};
+
+use crate::error::Result;
+use crate::store::entities::{client_org, user};
+use crate::Identity;
+
+impl Identity {
+    /// Whether `user` is a user of the tenant (in any status).
+    pub async fn user_exists(&self, tenant: &Tenant, user: UserId) -> Result<bool> {
+        let transaction = self.store().begin(tenant.id()).await?;
+        let found = user::Entity::find_by_id(user.as_uuid())
+            .filter(user::Column::TenantId.eq(tenant.id().as_uuid()))
+            .count(&transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(found > 0)
+    }
+
+    /// Whether `client` is a client organization of the tenant.
+    pub async fn client_exists(&self, tenant: &Tenant, client: ClientId) -> Result<bool> {
+        let transaction = self.store().begin(tenant.id()).await?;
+        let found = client_org::Entity::find_by_id(client.as_uuid())
+            .filter(client_org::Column::TenantId.eq(tenant.id().as_uuid()))
+            .count(&transaction)
+            .await?;
+        transaction.commit().await?;
+        Ok(found > 0)
+    }
+}
