@@ -5,22 +5,34 @@
 //! tables and without waiting for identity's events to reach it.
 
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use switchboard_tenancy::{ClientId, Tenant, UserId};
+use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 
 use crate::error::Result;
 use crate::store::entities::{client_org, user};
 use crate::Identity;
+use crate::sessions::user_clients;
 
 impl Identity {
     /// Whether `user` is a user of the tenant (in any status).
     pub async fn user_exists(&self, tenant: &Tenant, user: UserId) -> Result<bool> {
+        Ok(self.user_scope(tenant, user).await?.is_some())
+    }
+
+    /// The client scope of user `user` of the tenant (the clients it
+    /// serves), or `None` when the tenant has no such user.
+    pub async fn user_scope(&self, tenant: &Tenant, user: UserId) -> Result<Option<ClientScope>> {
         let transaction = self.store().begin(tenant.id()).await?;
-        let found = user::Entity::find_by_id(user.as_uuid())
+        let Some(row) = user::Entity::find_by_id(user.as_uuid())
             .filter(user::Column::TenantId.eq(tenant.id().as_uuid()))
-            .count(&transaction)
-            .await?;
+            .one(&transaction)
+            .await?
+        else {
+            transaction.commit().await?;
+            return Ok(None);
+        };
+        let clients = user_clients(&transaction, tenant.id(), &row).await?;
         transaction.commit().await?;
-        Ok(found > 0)
+        Ok(Some(ClientScope::from_list(clients)))
     }
 
     /// Whether `client` is a client organization of the tenant.

@@ -7,6 +7,7 @@
 mod cli;
 mod contacts;
 mod demo;
+mod directory;
 mod events;
 mod keys;
 mod migrate;

@@ -87,6 +87,20 @@ impl Store {
     /// configuration revision (its first statement, a write).
     pub async fn write(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
         let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
+        bump_revision(&transaction, tenant).await?;
+        Ok(transaction)
+    }
+
+    /// A transaction in system scope, on the database's system pool (whose
+    /// role sees every tenant's numbers, and no other routing table).
+    pub async fn system(&self) -> Result<DatabaseTransaction> {
+        Ok(self.db.begin_system().await?)
+    }
+}
+
+/// Bumps the tenant's configuration revision, which holds the tenant's
+/// other configuration writes until `transaction` ends.
+pub(crate) async fn bump_revision(transaction: &DatabaseTransaction, tenant: TenantId) -> Result<()> {
         let insert = Query::insert()
             .into_table(col(REVISIONS))
             .columns([col("tenant_id"), col("revision"), col("updated_at")])
@@ -102,14 +116,7 @@ impl Store {
             )
             .to_owned();
         transaction.execute(&insert).await?;
-        Ok(transaction)
-    }
-
-    /// A transaction in system scope, on the database's system pool (whose
-    /// role sees every tenant's numbers, and no other routing table).
-    pub async fn system(&self) -> Result<DatabaseTransaction> {
-        Ok(self.db.begin_system().await?)
-    }
+        Ok(())
 }
 
 /// The tenant's configuration revision (0 before any write).
