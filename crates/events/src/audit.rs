@@ -126,13 +126,21 @@ mod tests {
         let tenant = TenantId::new();
         let event = entry.event(tenant, "routing");
         assert_eq!(event.event_type, "audit.recorded");
-        assert_eq!(event.routing_key(), format!("{tenant}.routing.audit.recorded"));
+        assert_eq!(
+            event.routing_key(),
+            format!("{tenant}.routing.audit.recorded")
+        );
         let decoded = Event::decode(&event.encode()).unwrap();
         let Payload::AuditRecorded(message) = decoded.payload else {
             panic!("not an audit entry");
         };
         assert_eq!(AuditEntry::from_proto(&message).unwrap(), entry);
-        let system = AuditEntry::system("webhook.endpoint_disabled", "webhook_endpoint", None, serde_json::Value::Null);
+        let system = AuditEntry::system(
+            "webhook.endpoint_disabled",
+            "webhook_endpoint",
+            None,
+            serde_json::Value::Null,
+        );
         assert_eq!(AuditEntry::from_proto(&system.to_proto()).unwrap(), system);
     }
 
@@ -140,7 +148,11 @@ mod tests {
     fn a_malformed_entry_is_refused() {
         let mut message = AuditEntry::system("a.b", "x", None, serde_json::Value::Null).to_proto();
         message.target_id = "not-a-uuid".into();
-        assert!(AuditEntry::from_proto(&message).unwrap_err().contains("target_id"));
+        assert!(
+            AuditEntry::from_proto(&message)
+                .unwrap_err()
+                .contains("target_id")
+        );
         message.target_id.clear();
         message.action.clear();
         assert!(AuditEntry::from_proto(&message).is_err());

@@ -117,7 +117,11 @@ async fn backfill(manager: &SchemaManager<'_>, tenant: Option<uuid::Uuid>) -> Re
         }
     };
     let mut tenants = Query::select()
-        .columns([Alias::new("id"), Alias::new("time_zone"), Alias::new("updated_at")])
+        .columns([
+            Alias::new("id"),
+            Alias::new("time_zone"),
+            Alias::new("updated_at"),
+        ])
         .from(Alias::new("tenants"))
         .to_owned();
     only(&mut tenants, "id");
@@ -139,7 +143,11 @@ async fn backfill(manager: &SchemaManager<'_>, tenant: Option<uuid::Uuid>) -> Re
         db.execute(&insert).await?;
     }
     let mut clients = Query::select()
-        .columns([Alias::new("id"), Alias::new("tenant_id"), Alias::new("created_at")])
+        .columns([
+            Alias::new("id"),
+            Alias::new("tenant_id"),
+            Alias::new("created_at"),
+        ])
         .from(Alias::new("client_orgs"))
         .to_owned();
     only(&mut clients, "tenant_id");
@@ -274,8 +282,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, table) in [
-            ("routing_directory_clients_tenant_id", "routing_directory_clients"),
-            ("routing_directory_users_tenant_id", "routing_directory_users"),
+            (
+                "routing_directory_clients_tenant_id",
+                "routing_directory_clients",
+            ),
+            (
+                "routing_directory_users_tenant_id",
+                "routing_directory_users",
+            ),
         ] {
             manager
                 .create_index(

@@ -7,10 +7,10 @@
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 
-use crate::error::Result;
-use crate::store::entities::{client_org, user};
 use crate::Identity;
+use crate::error::Result;
 use crate::sessions::user_clients;
+use crate::store::entities::{client_org, user};
 
 impl Identity {
     /// Whether `user` is a user of the tenant (in any status).

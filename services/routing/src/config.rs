@@ -54,6 +54,7 @@ use switchboard_platform::Database;
 use switchboard_tenancy::{AgentId, QueueId, TenantId};
 use uuid::Uuid;
 
+pub use directory::IdentityDirectory;
 pub use domain::{
     AgentGroupSpec, AgentProfileSpec, AgentSkill, Announcements, Basis, CallbackOffer, CallerId,
     ChannelCapacity, ConfigKind, FlowSpec, ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec,
@@ -61,7 +62,6 @@ pub use domain::{
     RequiredSkill, RingGroupSpec, RingStrategy, ScheduleSpec, ServiceLevel, SkillSpec,
     TrunkStrategy, VoicemailBoxSpec, check_e164,
 };
-pub use directory::IdentityDirectory;
 pub use error::{ConfigError, FieldError, Result};
 pub use projection::{IdentityProjection, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 pub use switchboard_tenancy::Tenant;

@@ -188,7 +188,9 @@ fn service_parts(
             backends.bus.clone(),
             ConsumerOptions::new(
                 switchboard_routing::config::PROJECTION_CONSUMER_NAME,
-                switchboard_routing::config::PROJECTION_BINDINGS.iter().copied(),
+                switchboard_routing::config::PROJECTION_BINDINGS
+                    .iter()
+                    .copied(),
             )
             .with_config(&config.events),
             routing_config.identity_projection(),

@@ -63,7 +63,11 @@ impl RoutingConfig {
 
     /// The agent profile of user `user`, as the engine takes it, if there
     /// is one.
-    pub async fn agent_profile(&self, tenant: TenantId, user: uuid::Uuid) -> Result<Option<AgentProfile>> {
+    pub async fn agent_profile(
+        &self,
+        tenant: TenantId,
+        user: uuid::Uuid,
+    ) -> Result<Option<AgentProfile>> {
         let transaction = self.store().read(tenant).await?;
         let Some(row) = store::find(
             &transaction,

@@ -179,8 +179,9 @@ fn handler_error(error: ConfigError) -> HandlerError {
 }
 
 fn parse_id(field: &str, text: &str) -> Result<Uuid> {
-    Uuid::parse_str(text)
-        .map_err(|_| ConfigError::Internal(format!("identity event: {field} {text:?} is not a UUID")))
+    Uuid::parse_str(text).map_err(|_| {
+        ConfigError::Internal(format!("identity event: {field} {text:?} is not a UUID"))
+    })
 }
 
 /// An event's version: its time in microseconds.

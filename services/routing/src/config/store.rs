@@ -100,23 +100,26 @@ impl Store {
 
 /// Bumps the tenant's configuration revision, which holds the tenant's
 /// other configuration writes until `transaction` ends.
-pub(crate) async fn bump_revision(transaction: &DatabaseTransaction, tenant: TenantId) -> Result<()> {
-        let insert = Query::insert()
-            .into_table(col(REVISIONS))
-            .columns([col("tenant_id"), col("revision"), col("updated_at")])
-            .values_panic([tenant.as_uuid().into(), 1i64.into(), now().into()])
-            .on_conflict(
-                OnConflict::column(col("tenant_id"))
-                    .value(
-                        col("revision"),
-                        Expr::col((col(REVISIONS), col("revision"))).add(1),
-                    )
-                    .update_column(col("updated_at"))
-                    .to_owned(),
-            )
-            .to_owned();
-        transaction.execute(&insert).await?;
-        Ok(())
+pub(crate) async fn bump_revision(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+) -> Result<()> {
+    let insert = Query::insert()
+        .into_table(col(REVISIONS))
+        .columns([col("tenant_id"), col("revision"), col("updated_at")])
+        .values_panic([tenant.as_uuid().into(), 1i64.into(), now().into()])
+        .on_conflict(
+            OnConflict::column(col("tenant_id"))
+                .value(
+                    col("revision"),
+                    Expr::col((col(REVISIONS), col("revision"))).add(1),
+                )
+                .update_column(col("updated_at"))
+                .to_owned(),
+        )
+        .to_owned();
+    transaction.execute(&insert).await?;
+    Ok(())
 }
 
 /// The tenant's configuration revision (0 before any write).
