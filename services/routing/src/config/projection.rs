@@ -27,7 +27,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbBackend, DbErr};
 use switchboard_events::proto::{self, envelope::Payload};
 use switchboard_events::{Event, EventHandler, HandlerError};
 use switchboard_tenancy::{AgentId, ClientScope, TenantId};
@@ -312,9 +312,10 @@ pub(crate) async fn apply(transaction: &DatabaseTransaction, event: &Event) -> R
                 store::clear_references(transaction, tenant, id).await?;
                 store::delete(transaction, Kind::AgentProfile, tenant, id).await?;
                 changes.push(Change::AgentRemoved(id));
-            } else if applied {
-                // SQLite's foreign key took the profile with the user: the
-                // ACD may still hold the agent.
+            } else if applied && transaction.get_database_backend() == DbBackend::Sqlite {
+                // SQLite keeps the foreign key to identity's users, which
+                // took the profile with the user: the ACD may still hold
+                // the agent.
                 changes.push(Change::AgentRemoved(id));
             }
         }
