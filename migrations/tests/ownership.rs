@@ -118,8 +118,8 @@ fn lex(source: &str) -> (String, Vec<Literal>) {
                     text.push(chars[j]);
                     j += 1;
                 }
-                for k in i..j.min(chars.len()) {
-                    code.push(blank(chars[k]));
+                for &c in &chars[i..j.min(chars.len())] {
+                    code.push(blank(c));
                 }
                 literals.push(Literal {
                     text,
@@ -150,8 +150,8 @@ fn lex(source: &str) -> (String, Vec<Literal>) {
                 text.push(chars[j]);
                 j += 1;
             }
-            for k in i..=j.min(chars.len() - 1) {
-                code.push(blank(chars[k]));
+            for &c in &chars[i..=j.min(chars.len() - 1)] {
+                code.push(blank(c));
             }
             literals.push(Literal {
                 text,

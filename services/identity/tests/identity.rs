@@ -515,7 +515,7 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
 }
 
 async fn another_services_audit_entry_is_recorded_once_as_sent(setup: Setup) {
-    use switchboard_events::{AuditEntry, EventHandler};
+    use switchboard_events::AuditEntry;
     let identity = &setup.identity;
     let owner = owner(identity, "Audited").await;
     let tenant = owner.tenant.id();

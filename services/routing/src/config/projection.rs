@@ -196,13 +196,10 @@ pub(crate) async fn apply(transaction: &DatabaseTransaction, event: &Event) -> R
     let version = version_of(event);
     let mut changes = Vec::new();
     match &event.payload {
-        Payload::TenantCreated(created) => {
-            if put_tenant(transaction, tenant, &created.time_zone, version).await? {
-                changes.push(Change::Queues);
-            }
-        }
-        Payload::TenantUpdated(updated) => {
-            if put_tenant(transaction, tenant, &updated.time_zone, version).await? {
+        Payload::TenantCreated(proto::TenantCreated { time_zone, .. })
+        | Payload::TenantUpdated(proto::TenantUpdated { time_zone, .. }) => {
+            let applied = put_tenant(transaction, tenant, time_zone, version).await?;
+            if applied {
                 changes.push(Change::Queues);
             }
         }
