@@ -198,6 +198,15 @@ pub trait EventHandler: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// Called after the transaction that applied `events` (one tenant's,
+    /// in order) committed: for effects outside the database that must
+    /// follow only what is stored, such as telling a running engine. It
+    /// cannot fail the events (they are applied); a handler that misses
+    /// one must recover on its own. The default does nothing.
+    async fn committed(&self, events: &[Event]) {
+        let _ = events;
+    }
 }
 
 /// A consumer's queue and policies.
@@ -818,6 +827,7 @@ impl Consumer {
             vec![groups]
         };
         let mut fresh = HashSet::new();
+        let mut applied: Vec<Vec<Event>> = Vec::new();
         for round in rounds {
             self.db
                 .enter_tenant(&transaction, round[0][0].tenant.as_uuid())
@@ -866,8 +876,12 @@ impl Consumer {
             }
             self.handler.handle_batch(&transaction, &new).await?;
             metrics::counter!("switchboard_events_consumed_total", "consumer" => self.options.name.clone()).increment(new.len() as u64);
+            applied.push(new);
         }
         transaction.commit().await?;
+        for events in &applied {
+            self.handler.committed(events).await;
+        }
         Ok(Applied::Committed)
     }
 

@@ -14,10 +14,13 @@ use crate::error::{EventsError, Result};
 /// The schema version events are written with.
 const SCHEMA_VERSION: u32 = 1;
 
-/// Every event type, as carried in the envelope and matched by webhook
-/// subscriptions.
+/// Every public event type, as carried in the envelope and matched by
+/// webhook subscriptions. [`INTERNAL_EVENT_TYPES`] are the others.
 pub const EVENT_TYPES: &[&str] = &[
     "tenant.created",
+    "tenant.updated",
+    "client.created",
+    "client.deleted",
     "user.created",
     "user.updated",
     "user.deleted",
@@ -35,7 +38,17 @@ pub const EVENT_TYPES: &[&str] = &[
     "contact.overflowed",
 ];
 
-/// The type name of a payload (one of [`EVENT_TYPES`]).
+/// Event types that travel between services only: never delivered to
+/// webhooks, nor offered as a subscription.
+pub const INTERNAL_EVENT_TYPES: &[&str] = &["audit.recorded"];
+
+/// Whether events of `event_type` may leave the platform (webhooks).
+pub fn is_public(event_type: &str) -> bool {
+    !INTERNAL_EVENT_TYPES.contains(&event_type)
+}
+
+/// The type name of a payload (one of [`EVENT_TYPES`] or
+/// [`INTERNAL_EVENT_TYPES`]).
 pub fn event_type(payload: &Payload) -> &'static str {
     match payload {
         Payload::TenantCreated(_) => "tenant.created",
@@ -54,6 +67,10 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::ContactAbandoned(_) => "contact.abandoned",
         Payload::ContactEnded(_) => "contact.ended",
         Payload::ContactOverflowed(_) => "contact.overflowed",
+        Payload::TenantUpdated(_) => "tenant.updated",
+        Payload::ClientCreated(_) => "client.created",
+        Payload::ClientDeleted(_) => "client.deleted",
+        Payload::AuditRecorded(_) => "audit.recorded",
     }
 }
 
@@ -283,9 +300,13 @@ mod tests {
         let payload = Payload::SeatCountChanged(SeatCountChanged::default());
         assert!(EVENT_TYPES.contains(&event_type(&payload)));
         assert_eq!(
-            EVENT_TYPES.len(),
+            EVENT_TYPES.len() + INTERNAL_EVENT_TYPES.len(),
             ENVELOPE.oneofs().next().unwrap().fields().count()
         );
+        let audit = Payload::AuditRecorded(Default::default());
+        assert!(!is_public(event_type(&audit)));
+        assert!(!EVENT_TYPES.contains(&event_type(&audit)));
+        assert!(is_public(event_type(&payload)));
     }
 
     #[test]

@@ -15,11 +15,14 @@
 //! - [`Consumer`]: applies each event at most once by recording its id in
 //!   the same transaction as the effect; failures are retried after a
 //!   delay and dead-lettered after N attempts with the error kept.
+//! - [`AuditEntry`]: a change another service records in identity's audit
+//!   log, as an `audit.recorded` event.
 //! - [`replay`]: re-delivers stored events to one consumer.
 //! - [`pack`]: the framing of a packed message (several envelopes of one
 //!   routing key in one bus message), which relays write and consumers
 //!   read.
 
+pub mod audit;
 mod error;
 mod event;
 pub mod outbox;
@@ -30,8 +33,9 @@ mod consumer;
 mod relay;
 mod schema;
 
+pub use audit::AuditEntry;
 pub use consumer::{Consumer, ConsumerOptions, EventHandler, HandlerError};
 pub use error::{EventsError, Result};
-pub use event::{EVENT_TYPES, Event, event_type};
+pub use event::{EVENT_TYPES, Event, INTERNAL_EVENT_TYPES, event_type, is_public};
 pub use relay::{Relay, RelayOptions};
 pub use switchboard_proto::events::v1 as proto;

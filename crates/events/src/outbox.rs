@@ -2,9 +2,12 @@
 //! transaction of the state change they describe, so both commit or
 //! neither does. The [`Relay`](crate::Relay) publishes them afterwards.
 
+use std::collections::HashSet;
+
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use switchboard_tenancy::TenantId;
+use uuid::Uuid;
 
 use crate::event::check_source;
 use crate::schema::EventLog;
@@ -61,6 +64,32 @@ pub async fn append(transaction: &impl ConnectionTrait, events: &[Event]) -> Res
     transaction.execute(&insert).await?;
     metrics::counter!("switchboard_events_appended_total").increment(events.len() as u64);
     Ok(())
+}
+
+/// Appends the `events` the log does not hold yet (by id), for a writer
+/// that may hand the same events over again (the routing runtime after an
+/// engine's state was persisted, but maybe not its events). Answers how
+/// many were appended.
+pub async fn append_absent(transaction: &impl ConnectionTrait, events: &[Event]) -> Result<usize> {
+    if events.is_empty() {
+        return Ok(0);
+    }
+    let select = Query::select()
+        .column(EventLog::Id)
+        .from(EventLog::Table)
+        .and_where(Expr::col(EventLog::Id).is_in(events.iter().map(|event| event.id)))
+        .to_owned();
+    let mut present = HashSet::new();
+    for row in transaction.query_all(&select).await? {
+        present.insert(row.try_get::<Uuid>("", "id")?);
+    }
+    let fresh: Vec<Event> = events
+        .iter()
+        .filter(|event| !present.contains(&event.id))
+        .cloned()
+        .collect();
+    append(transaction, &fresh).await?;
+    Ok(fresh.len())
 }
 
 #[cfg(test)]

@@ -281,7 +281,29 @@ async fn a_number_is_configured_end_to_end(api: Api) {
     assert_eq!(status, StatusCode::OK, "{forced}");
     assert_eq!(forced["forced"]["mode"], "destination");
     assert_eq!(forced["forced"]["set_by"], json!(owner_id));
-    let (_, audit) = api.get("/v1/audit-events", &owner).await;
+    // Routing's audit entries reach identity's log through the event bus:
+    // wait for them (the assertions below are unchanged).
+    let expected = [
+        "routing.forced_mode_set",
+        "routing.number_created",
+        "routing.queue_created",
+        "routing.flow_created",
+        "routing.flow_published",
+        "routing.inbound_rule_created",
+    ];
+    let audit_has_all = || async {
+        let (_, audit) = api.get("/v1/audit-events?limit=200", &owner).await;
+        expected.iter().all(|action| {
+            audit["data"]
+                .as_array()
+                .is_some_and(|events| events.iter().any(|event| event["action"] == *action))
+        })
+    };
+    assert!(
+        switchboard_test_utils::eventually(std::time::Duration::from_secs(20), audit_has_all).await,
+        "routing's audit entries did not reach the audit log"
+    );
+    let (_, audit) = api.get("/v1/audit-events?limit=200", &owner).await;
     assert!(
         audit["data"]
             .as_array()

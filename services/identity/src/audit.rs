@@ -1,10 +1,17 @@
-//! The audit log: who changed what, when, from where. Written in the same
-//! transaction as the change it records.
+//! The audit log: who changed what, when, from where. Identity's own
+//! changes are written in the same transaction as the change; other
+//! services' come as `audit.recorded` events from their outboxes
+//! ([`AuditIntake`]), so no other service writes `audit_events`.
 
+use std::sync::Arc;
+
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
+use switchboard_events::proto::envelope::Payload;
+use switchboard_events::{AuditEntry, Event, EventHandler, HandlerError};
 use switchboard_tenancy::{ClientId, ClientScope, TenantId};
 use uuid::Uuid;
 
@@ -149,32 +156,66 @@ fn view(row: audit_event::Model) -> AuditEventView {
     }
 }
 
-/// Records a change made by the platform itself (actor type `system`, no
-/// actor id or client address) inside another service's `transaction`,
-/// which must be confined to `tenant` on PostgreSQL. For example the
-/// webhook dispatcher disabling an endpoint that kept failing.
-pub async fn record_system(
-    transaction: &DatabaseTransaction,
-    tenant: TenantId,
-    action: &str,
-    target_type: &str,
-    target_id: Option<Uuid>,
-    details: serde_json::Value,
-) -> Result<()> {
-    audit_event::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(tenant.as_uuid()),
-        actor_type: Set("system".to_owned()),
-        actor_id: Set(None),
-        action: Set(action.to_owned()),
-        target_type: Set(target_type.to_owned()),
-        target_id: Set(target_id),
-        client_address: Set(None),
-        client_ids: Set(String::new()),
-        details: Set(details.to_string()),
-        occurred_at: Set(now()),
+/// The name of identity's audit consumer (its queue).
+pub const AUDIT_CONSUMER_NAME: &str = "identity-audit";
+
+/// What the audit consumer is bound to: `audit.recorded` events of every
+/// tenant and source.
+pub const AUDIT_BINDINGS: &[&str] = &["*.*.audit.recorded"];
+
+/// The handler of the [`AUDIT_CONSUMER_NAME`] consumer: inserts each
+/// `audit.recorded` event of another service into the audit log, as the
+/// row whose id is the event's id, at the event's time. A redelivered or
+/// replayed event inserts nothing (the consumer's processed mark, and the
+/// primary key besides). Other events are ignored.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditIntake;
+
+impl Identity {
+    /// The handler to run in the [`AUDIT_CONSUMER_NAME`] consumer.
+    pub fn audit_intake(&self) -> Arc<dyn EventHandler> {
+        Arc::new(AuditIntake)
     }
-    .insert(transaction)
-    .await?;
-    Ok(())
+}
+
+#[async_trait::async_trait]
+impl EventHandler for AuditIntake {
+    async fn handle(
+        &self,
+        transaction: &DatabaseTransaction,
+        event: &Event,
+    ) -> std::result::Result<(), HandlerError> {
+        let Payload::AuditRecorded(message) = &event.payload else {
+            return Ok(());
+        };
+        let entry = AuditEntry::from_proto(message)
+            .map_err(|problem| HandlerError::new(format!("event {}: {problem}", event.id)))?;
+        let row = audit_event::ActiveModel {
+            id: Set(event.id),
+            tenant_id: Set(event.tenant.as_uuid()),
+            actor_type: Set(entry.actor_type),
+            actor_id: Set(entry.actor_id),
+            action: Set(entry.action),
+            target_type: Set(entry.target_type),
+            target_id: Set(entry.target_id),
+            client_address: Set(entry.client_address),
+            client_ids: Set(entry
+                .client_ids
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")),
+            details: Set(entry.details.to_string()),
+            occurred_at: Set(event.occurred_at),
+        };
+        audit_event::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(audit_event::Column::Id)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(transaction)
+            .await?;
+        Ok(())
+    }
 }

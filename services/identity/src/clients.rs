@@ -4,11 +4,13 @@ use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use switchboard_events::proto::{self, envelope::Payload};
 use switchboard_tenancy::ClientId;
 
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, Permission};
 use crate::error::{IdentityError, Result};
+use crate::events;
 use crate::store::entities::client_org;
 use crate::views::ClientView;
 use crate::{Identity, Principal, RequestOrigin, now};
@@ -82,6 +84,15 @@ impl Identity {
         }
         .insert(&transaction)
         .await?;
+        events::emit(
+            &transaction,
+            tenant,
+            [Payload::ClientCreated(proto::ClientCreated {
+                client_id: id.to_string(),
+                name: name.clone(),
+            })],
+        )
+        .await?;
         audit::record(
             &transaction,
             tenant,
@@ -134,6 +145,14 @@ impl Identity {
         if deleted.rows_affected == 0 {
             return Err(IdentityError::NotFound("client organization"));
         }
+        events::emit(
+            &transaction,
+            tenant,
+            [Payload::ClientDeleted(proto::ClientDeleted {
+                client_id: id.to_string(),
+            })],
+        )
+        .await?;
         audit::record(
             &transaction,
             tenant,

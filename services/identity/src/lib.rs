@@ -12,6 +12,7 @@ mod api_keys;
 mod audit;
 mod clients;
 mod credentials;
+mod directory;
 pub mod domain;
 mod error;
 mod events;
@@ -32,7 +33,7 @@ use switchboard_auth::{LoginThrottle, TokenKeys};
 use switchboard_platform::{Cache, Database};
 
 pub use api_keys::NewApiKey;
-pub use audit::record_system as record_system_audit_event;
+pub use audit::{AUDIT_BINDINGS, AUDIT_CONSUMER_NAME, AuditIntake};
 pub use clients::NewClient;
 pub use domain::{ApiScope, FieldError, Permission, Role, TenantStatus, UserStatus};
 pub use error::{IdentityError, Result};

@@ -9,7 +9,9 @@
 
 pub mod entities;
 
-use sea_orm::{DatabaseTransaction, TransactionTrait};
+use sea_orm::{
+    DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use switchboard_platform::Database;
 use switchboard_tenancy::TenantId;
 
@@ -26,7 +28,25 @@ impl Store {
     }
 
     /// A transaction confined to `tenant`.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`, waiting
+    /// out the busy timeout): many of identity's transactions read, then
+    /// write (a login reads the user, then opens a session), and a deferred
+    /// one that read before another connection committed (an event
+    /// consumer, the relay) cannot write any more (`SQLITE_BUSY_SNAPSHOT`).
     pub async fn begin(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
+        if self.db.backend() == DbBackend::Sqlite {
+            let transaction = self
+                .db
+                .connection()
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                    ..TransactionOptions::default()
+                })
+                .await?;
+            self.db.enter_tenant(&transaction, tenant.as_uuid()).await?;
+            return Ok(transaction);
+        }
         Ok(self.db.begin_tenant(tenant.as_uuid()).await?)
     }
 

@@ -2,11 +2,13 @@
 //! plan (never below the seats in use).
 
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+use switchboard_events::proto::{self, envelope::Payload};
 use switchboard_tenancy::TenantId;
 
 use crate::audit::{self, AuditRecord};
 use crate::domain::{self, FieldError, Permission, TenantStatus};
 use crate::error::{IdentityError, Result};
+use crate::events;
 use crate::seats;
 use crate::sessions::load_tenant;
 use crate::store::entities::{plan, tenant, tenant_slug};
@@ -84,7 +86,17 @@ impl Identity {
             active.time_zone = Set(zone.clone());
         }
         active.updated_at = Set(now());
-        active.update(&transaction).await?;
+        let updated = active.update(&transaction).await?;
+        events::emit(
+            &transaction,
+            tenant_id,
+            [Payload::TenantUpdated(proto::TenantUpdated {
+                tenant_id: tenant_id.to_string(),
+                name: updated.name.clone(),
+                time_zone: updated.time_zone.clone(),
+            })],
+        )
+        .await?;
         audit::record(
             &transaction,
             tenant_id,

@@ -23,6 +23,8 @@ const PASSWORD: &str = "correct horse battery staple";
 
 struct Setup {
     identity: Identity,
+    /// As the service connects.
+    database: Database,
     admin: Database,
     _dir: Option<tempfile::TempDir>,
 }
@@ -64,8 +66,9 @@ async fn setup_with(postgres: bool, identity_options: IdentityOptions) -> Setup 
     .unwrap();
     let throttle = LoginThrottle::new(Arc::new(MemoryCache::new()), ThrottlePolicy::default());
     Setup {
-        identity: Identity::new(database, keys, throttle, identity_options)
+        identity: Identity::new(database.clone(), keys, throttle, identity_options)
             .with_credential_cache(Arc::new(MemoryCache::new())),
+        database,
         admin,
         _dir: dir,
     }
@@ -443,6 +446,32 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
         .delete_user(&owner, agent_view.id, &origin)
         .await
         .unwrap();
+    // What routing keeps of identity: client organizations, time zone.
+    let client = identity
+        .create_client(
+            &owner,
+            switchboard_identity::NewClient {
+                name: "Acme".into(),
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    identity
+        .update_tenant(
+            &owner,
+            switchboard_identity::TenantPatch {
+                time_zone: Some("Europe/Paris".into()),
+                ..Default::default()
+            },
+            &origin,
+        )
+        .await
+        .unwrap();
+    identity
+        .delete_client(&owner, client.id, &origin)
+        .await
+        .unwrap();
     assert_eq!(
         event_types(&setup.admin).await,
         [
@@ -455,6 +484,9 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
             "user.updated",
             "user.deleted",
             "seat.count_changed",
+            "client.created",
+            "tenant.updated",
+            "client.deleted",
         ]
     );
     // Payloads decode, carry the tenant, and never a password hash.
@@ -472,9 +504,88 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
         let routing_key: String = row.try_get("", "routing_key").unwrap();
         let event = switchboard_events::Event::decode(&payload).unwrap();
         assert_eq!(event.tenant, owner.tenant.id());
+        if let switchboard_events::proto::envelope::Payload::TenantUpdated(updated) = &event.payload
+        {
+            assert_eq!(updated.time_zone, "Europe/Paris");
+            assert_eq!(updated.tenant_id, owner.tenant.id().to_string());
+        }
         assert_eq!(routing_key, event.routing_key());
         assert!(!String::from_utf8_lossy(&payload).contains("argon2"));
     }
+}
+
+async fn another_services_audit_entry_is_recorded_once_as_sent(setup: Setup) {
+    use switchboard_events::AuditEntry;
+    let identity = &setup.identity;
+    let owner = owner(identity, "Audited").await;
+    let tenant = owner.tenant.id();
+    let actor = uuid::Uuid::now_v7();
+    let target = uuid::Uuid::now_v7();
+    let entry = AuditEntry {
+        actor_type: "user".into(),
+        actor_id: Some(actor),
+        action: "routing.queue_created".into(),
+        target_type: "queue".into(),
+        target_id: Some(target),
+        client_address: None,
+        client_ids: Vec::new(),
+        details: serde_json::json!({ "definition": { "name": "Billing" } }),
+    };
+    let event = entry.event(tenant, "routing");
+    let handler = identity.audit_intake();
+    // Delivered twice (a redelivery, a replay that bypassed the marks):
+    // one entry.
+    for _ in 0..2 {
+        let transaction = setup.database.begin_tenant(tenant.as_uuid()).await.unwrap();
+        handler.handle(&transaction, &event).await.unwrap();
+        transaction.commit().await.unwrap();
+    }
+    let events = identity.list_audit_events(&owner, None, 200).await.unwrap();
+    let recorded: Vec<_> = events
+        .iter()
+        .filter(|view| view.action == "routing.queue_created")
+        .collect();
+    assert_eq!(recorded.len(), 1, "{events:?}");
+    let view = recorded[0];
+    assert_eq!(view.id, event.id);
+    assert_eq!(view.actor_type, "user");
+    assert_eq!(view.actor_id, Some(actor));
+    assert_eq!(view.target_type, "queue");
+    assert_eq!(view.target_id, Some(target));
+    assert_eq!(view.client_address, None);
+    assert_eq!(view.details, entry.details);
+    assert_eq!(
+        view.occurred_at.timestamp_micros(),
+        event.occurred_at.timestamp_micros()
+    );
+    // Another tenant's log holds none of it.
+    let other = owner_of_another(identity).await;
+    assert!(
+        identity
+            .list_audit_events(&other, None, 200)
+            .await
+            .unwrap()
+            .iter()
+            .all(|view| view.id != event.id)
+    );
+    // A malformed entry is refused (retried, then dead-lettered).
+    let mut broken = entry.to_proto();
+    broken.target_id = "not-a-uuid".into();
+    let bad = switchboard_events::Event::new(
+        tenant,
+        "routing",
+        switchboard_events::proto::envelope::Payload::AuditRecorded(broken),
+    );
+    let transaction = setup.database.begin_tenant(tenant.as_uuid()).await.unwrap();
+    assert!(handler.handle(&transaction, &bad).await.is_err());
+}
+
+async fn owner_of_another(identity: &Identity) -> Principal {
+    owner(
+        identity,
+        &format!("Other {}", uuid::Uuid::now_v7().simple()),
+    )
+    .await
 }
 
 /// A user created by the owner, logged in: (principal, tokens).
@@ -889,6 +1000,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    another_services_audit_entry_is_recorded_once_as_sent,
     concurrent_hires_never_exceed_the_seat_limit,
     every_change_writes_its_event_and_a_refused_one_writes_none,
     repeated_failed_logins_are_throttled_without_revealing_the_account,

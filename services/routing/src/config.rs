@@ -38,6 +38,7 @@
 //! and agent profile saved or deleted, in the engine's types.
 
 mod cached;
+mod directory;
 pub mod domain;
 mod engine;
 mod error;
@@ -45,6 +46,7 @@ mod flows;
 mod items;
 #[cfg(feature = "openapi")]
 pub mod openapi;
+mod projection;
 mod rules;
 mod store;
 mod views;
@@ -57,6 +59,7 @@ use switchboard_tenancy::{AgentId, QueueId, TenantId};
 use uuid::Uuid;
 
 pub use cached::{CachedConfig, PublishedFlow, TenantConfig};
+pub use directory::IdentityDirectory;
 pub use domain::{
     AgentGroupSpec, AgentProfileSpec, AgentSkill, Announcements, Basis, CallbackOffer, CallerId,
     ChannelCapacity, ConfigKind, FlowSpec, ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec,
@@ -65,6 +68,7 @@ pub use domain::{
     TrunkStrategy, VoicemailBoxSpec, check_e164,
 };
 pub use error::{ConfigError, FieldError, Result};
+pub use projection::{IdentityProjection, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 pub use switchboard_tenancy::Tenant;
 pub use views::{FlowVersionView, FlowView, Item, NumberRoute, RuleDecision, RuleView};
 
@@ -109,21 +113,29 @@ impl ChangedBy {
 
 /// The routing configuration API. Cheap to clone.
 ///
-/// Every write is recorded in the tenant's audit log within the write's
+/// Every write is recorded for the tenant's audit log within the write's
 /// transaction (`routing.<kind>_created` / `_updated` / `_deleted`, with
 /// the new definition), by the actor of [`RoutingConfig::acting`] (the
-/// system otherwise).
+/// system otherwise): as an `audit.recorded` event in routing's outbox,
+/// which identity, the audit log's owner, writes to it shortly after.
+///
+/// Users and client organizations are identity's: a write naming one asks
+/// the [`IdentityDirectory`]; what the ACD needs of them (client scopes,
+/// the tenant's time zone) is routing's own copy, kept from identity's
+/// events by [`RoutingConfig::identity_projection`].
 #[derive(Clone)]
 pub struct RoutingConfig {
     store: store::Store,
+    directory: Arc<dyn IdentityDirectory>,
     observer: Option<Arc<dyn ConfigObserver>>,
     actor: ChangedBy,
 }
 
 impl RoutingConfig {
-    pub fn new(database: Database) -> Self {
+    pub fn new(database: Database, directory: Arc<dyn IdentityDirectory>) -> Self {
         Self {
             store: store::Store::new(database),
+            directory,
             observer: None,
             actor: ChangedBy::system(),
         }

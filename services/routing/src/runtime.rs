@@ -29,8 +29,6 @@ use std::sync::{Arc, Mutex as SyncMutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Query as SqlQuery};
 use serde::{Deserialize, Serialize};
 use switchboard_acd::{AgentEvent, ContactEvent, Offer, Outcome};
 use switchboard_events::{Event, outbox};
@@ -854,27 +852,7 @@ impl Routing {
             .begin_tenant(tenant.as_uuid())
             .await
             .map_err(|error| error.to_string())?;
-        let ids: Vec<Uuid> = events.iter().map(|event| event.id).collect();
-        let select = SqlQuery::select()
-            .column(Alias::new("id"))
-            .from(Alias::new("event_log"))
-            .and_where(Expr::col(Alias::new("id")).is_in(ids))
-            .to_owned();
-        let rows = transaction
-            .query_all(&select)
-            .await
-            .map_err(|error| error.to_string())?;
-        let mut present = std::collections::HashSet::new();
-        for row in rows {
-            let id: Uuid = row.try_get("", "id").map_err(|error| error.to_string())?;
-            present.insert(id);
-        }
-        let fresh: Vec<Event> = events
-            .iter()
-            .filter(|event| !present.contains(&event.id))
-            .cloned()
-            .collect();
-        outbox::append(&transaction, &fresh)
+        outbox::append_absent(&transaction, events)
             .await
             .map_err(|error| error.to_string())?;
         transaction

@@ -1,9 +1,11 @@
 //! The routing configuration store on both backends: PostgreSQL (as a
 //! role that neither owns the tables nor bypasses row-level security) and
-//! SQLite. Tenants, users and client organizations are written by the
-//! owner's connection as identity would.
+//! SQLite. Tenants and users are written by the owner's connection as
+//! identity would (routing's tables refer to them), identity answers the
+//! write checks through a test [`IdentityDirectory`], and identity's
+//! events are applied to routing's projection by its own handler.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -12,6 +14,8 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use switchboard_acd::{AgentProfile, Channel, QueueConfig};
 use switchboard_flows::PromptSource;
+use switchboard_events::proto::{self, envelope::Payload};
+use switchboard_events::{AuditEntry, Event, EventHandler};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Cache;
 use switchboard_platform::Database;
@@ -20,21 +24,57 @@ use switchboard_platform::database::DatabaseOptions;
 use switchboard_routing::calls::{CallDecision, Calls, InboundCall, Step};
 use switchboard_routing::config::{
     AgentGroupSpec, AgentProfileSpec, Basis, CachedConfig, CallerId, ChangedBy, ConfigError,
-    ConfigKind, ConfigObserver, FlowSpec, ForcedKind, ForcedModeSpec, InboundRuleSpec, Kind,
-    NextStep, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RingGroupSpec, RingStrategy,
-    RoutingConfig, ScheduleSpec, SkillSpec, TenantConfig, TrunkStrategy, VoicemailBoxSpec,
+    ConfigKind, ConfigObserver, FlowSpec, ForcedKind, ForcedModeSpec, IdentityDirectory,
+    InboundRuleSpec, Kind, NextStep, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec,
+    RingGroupSpec, RingStrategy, RoutingConfig, ScheduleSpec, SkillSpec, TenantConfig,
+    TrunkStrategy, VoicemailBoxSpec,
 };
 use switchboard_routing::{Routing, RoutingOptions};
-use switchboard_tenancy::{AgentId, ClientId, ClientScope, QueueId, Tenant, TenantId};
+use switchboard_tenancy::{AgentId, ClientId, ClientScope, QueueId, Tenant, TenantId, UserId};
 use switchboard_test_utils::{
     fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
     postgres_system_role_url, redis_url, unique_name,
 };
 use uuid::Uuid;
 
+/// Identity as the tests made it: the users and client organizations
+/// they created.
+#[derive(Default)]
+struct Directory {
+    users: Mutex<HashMap<(TenantId, UserId), ClientScope>>,
+    clients: Mutex<HashSet<(TenantId, ClientId)>>,
+}
+
+#[async_trait::async_trait]
+impl IdentityDirectory for Directory {
+    async fn user_scope(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+    ) -> Result<Option<ClientScope>, ConfigError> {
+        Ok(self
+            .users
+            .lock()
+            .unwrap()
+            .get(&(tenant.id(), user))
+            .cloned())
+    }
+
+    async fn client_exists(&self, tenant: &Tenant, client: ClientId) -> Result<bool, ConfigError> {
+        Ok(self
+            .clients
+            .lock()
+            .unwrap()
+            .contains(&(tenant.id(), client)))
+    }
+}
+
 struct Harness {
     postgres: bool,
     config: RoutingConfig,
+    directory: Arc<Directory>,
+    /// Routing's handler of identity's events.
+    projection: Arc<dyn EventHandler>,
     /// The service's connection (PostgreSQL: the non-owner app role).
     database: Database,
     /// The owner's connection.
@@ -77,13 +117,114 @@ impl Harness {
         let admin = Database::connect(&admin_url, &DatabaseOptions::default())
             .await
             .unwrap();
+        let directory = Arc::new(Directory::default());
+        let config = RoutingConfig::new(database.clone(), directory.clone());
         Self {
             postgres,
-            config: RoutingConfig::new(database.clone()),
+            projection: config.identity_projection(),
+            config,
+            directory,
             database,
             admin,
             _dir: dir,
         }
+    }
+
+    /// Applies one of identity's events as routing's consumer does: in a
+    /// transaction confined to its tenant, then told after commit.
+    async fn feed(&self, event: Event) {
+        let transaction = self
+            .database
+            .begin_tenant(event.tenant.as_uuid())
+            .await
+            .unwrap();
+        self.projection.handle(&transaction, &event).await.unwrap();
+        transaction.commit().await.unwrap();
+        self.projection.committed(&[event]).await;
+    }
+
+    /// Identity's event for user `id` as it is now.
+    fn user_event(tenant: &Tenant, id: Uuid, clients: Option<&[ClientId]>, created: bool) -> Event {
+        let user = proto::User {
+            user_id: id.to_string(),
+            email: format!("{id}@example.com"),
+            display_name: "Agent".into(),
+            roles: vec!["agent".into()],
+            status: "active".into(),
+            all_clients: clients.is_none(),
+            client_ids: clients
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        };
+        let payload = if created {
+            Payload::UserCreated(proto::UserCreated { user: Some(user) })
+        } else {
+            Payload::UserUpdated(proto::UserUpdated { user: Some(user) })
+        };
+        Event::new(tenant.id(), "identity", payload)
+    }
+
+    /// Identity changes user `id`'s clients.
+    async fn rescope(&self, tenant: &Tenant, id: Uuid, clients: Option<&[ClientId]>) {
+        self.directory.users.lock().unwrap().insert(
+            (tenant.id(), UserId::from_uuid(id)),
+            ClientScope::from_list(clients.map(<[ClientId]>::to_vec)),
+        );
+        self.feed(Self::user_event(tenant, id, clients, false))
+            .await;
+    }
+
+    /// Identity deletes user `id`: its row (and on SQLite, by the foreign
+    /// key, its agent profile), then its event.
+    async fn delete_user(&self, tenant: &Tenant, id: Uuid) {
+        let delete = Query::delete()
+            .from_table(Alias::new("users"))
+            .and_where(Expr::col(Alias::new("id")).eq(id))
+            .to_owned();
+        self.admin.connection().execute(&delete).await.unwrap();
+        self.directory
+            .users
+            .lock()
+            .unwrap()
+            .remove(&(tenant.id(), UserId::from_uuid(id)));
+        self.feed(Event::new(
+            tenant.id(),
+            "identity",
+            Payload::UserDeleted(proto::UserDeleted {
+                user_id: id.to_string(),
+            }),
+        ))
+        .await;
+    }
+
+    /// The audit entries routing's outbox holds for the tenant, in order.
+    async fn audit_entries(&self, tenant: &Tenant) -> Vec<AuditEntry> {
+        let transaction = self
+            .admin
+            .begin_tenant(tenant.id().as_uuid())
+            .await
+            .unwrap();
+        let query = Query::select()
+            .column(Alias::new("payload"))
+            .from(Alias::new("event_log"))
+            .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.id().as_uuid()))
+            .and_where(Expr::col(Alias::new("event_type")).eq("audit.recorded"))
+            .and_where(Expr::col(Alias::new("source")).eq("routing"))
+            .order_by(Alias::new("seq"), Order::Asc)
+            .to_owned();
+        let rows = transaction.query_all(&query).await.unwrap();
+        transaction.commit().await.unwrap();
+        rows.iter()
+            .map(|row| {
+                let bytes: Vec<u8> = row.try_get("", "payload").unwrap();
+                let Payload::AuditRecorded(message) = Event::decode(&bytes).unwrap().payload else {
+                    panic!("not an audit entry");
+                };
+                AuditEntry::from_proto(&message).unwrap()
+            })
+            .collect()
     }
 
     async fn insert(&self, table: &str, values: Vec<(&str, sea_orm::Value)>) {
@@ -114,20 +255,35 @@ impl Harness {
             ],
         )
         .await;
+        self.feed(Event::new(
+            id,
+            "identity",
+            Payload::TenantCreated(proto::TenantCreated {
+                tenant_id: id.to_string(),
+                time_zone: "UTC".into(),
+                ..proto::TenantCreated::default()
+            }),
+        ))
+        .await;
         Tenant::whole(id)
     }
 
+    /// A client organization of `tenant`, as identity creates one.
     async fn client(&self, tenant: &Tenant) -> ClientId {
         let id = ClientId::new();
-        self.insert(
-            "client_orgs",
-            vec![
-                ("id", id.as_uuid().into()),
-                ("tenant_id", tenant.id().as_uuid().into()),
-                ("name", unique_name("client").into()),
-                ("created_at", Utc::now().into()),
-            ],
-        )
+        self.directory
+            .clients
+            .lock()
+            .unwrap()
+            .insert((tenant.id(), id));
+        self.feed(Event::new(
+            tenant.id(),
+            "identity",
+            Payload::ClientCreated(proto::ClientCreated {
+                client_id: id.to_string(),
+                name: unique_name("client"),
+            }),
+        ))
         .await;
         id
     }
@@ -151,17 +307,11 @@ impl Harness {
             ],
         )
         .await;
-        for client in clients.unwrap_or_default() {
-            self.insert(
-                "user_clients",
-                vec![
-                    ("tenant_id", tenant.id().as_uuid().into()),
-                    ("user_id", id.into()),
-                    ("client_id", client.as_uuid().into()),
-                ],
-            )
-            .await;
-        }
+        self.directory.users.lock().unwrap().insert(
+            (tenant.id(), UserId::from_uuid(id)),
+            ClientScope::from_list(clients.map(<[ClientId]>::to_vec)),
+        );
+        self.feed(Self::user_event(tenant, id, clients, true)).await;
         id
     }
 
@@ -371,6 +521,11 @@ on_both_backends!(
     a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows,
     a_deleted_users_profile_frees_what_it_used,
     the_routing_migration_goes_down_and_up_again,
+    a_users_new_client_scope_reaches_the_running_acd,
+    an_identity_event_older_than_the_stored_row_changes_nothing,
+    a_profile_written_before_identitys_event_arrives_has_its_users_scope,
+    a_tenant_never_sees_anothers_projected_rows,
+    a_new_time_zone_reaches_every_queue,
 );
 
 async fn every_kind_round_trips(h: Harness) {
@@ -1263,20 +1418,17 @@ async fn a_forced_mode_overrides_the_schedule_until_cleared(h: Harness) {
     );
     config.delete::<QueueSpec>(&tenant, other).await.unwrap();
 
-    // Every change is in the audit log, by the supervisor.
-    let transaction = h.admin.begin_tenant(tenant.id().as_uuid()).await.unwrap();
-    let query = Query::select()
-        .columns([Alias::new("action"), Alias::new("actor_id")])
-        .from(Alias::new("audit_events"))
-        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.id().as_uuid()))
-        .and_where(Expr::col(Alias::new("target_id")).eq(rule))
-        .and_where(Expr::col(Alias::new("action")).like("routing.forced_mode%"))
-        .to_owned();
-    let rows = transaction.query_all(&query).await.unwrap();
-    let actions: Vec<String> = rows
-        .iter()
-        .map(|row| row.try_get("", "action").unwrap())
+    // Every change is in the audit log, by the supervisor: as entries in
+    // routing's outbox, which identity writes to the log.
+    let entries: Vec<AuditEntry> = h
+        .audit_entries(&tenant)
+        .await
+        .into_iter()
+        .filter(|entry| {
+            entry.target_id == Some(rule) && entry.action.starts_with("routing.forced_mode")
+        })
         .collect();
+    let actions: Vec<&str> = entries.iter().map(|entry| entry.action.as_str()).collect();
     assert_eq!(
         actions,
         [
@@ -1285,11 +1437,9 @@ async fn a_forced_mode_overrides_the_schedule_until_cleared(h: Harness) {
             "routing.forced_mode_cleared"
         ]
     );
-    for row in rows {
-        assert_eq!(
-            row.try_get::<Option<Uuid>>("", "actor_id").unwrap(),
-            Some(supervisor)
-        );
+    for entry in &entries {
+        assert_eq!(entry.actor_id, Some(supervisor));
+        assert_eq!(entry.target_type, "inbound_rule");
     }
 }
 
@@ -1329,33 +1479,22 @@ async fn every_change_is_audited_with_its_actor(h: Harness) {
         .await
         .unwrap();
 
-    let transaction = h.admin.begin_tenant(tenant.id().as_uuid()).await.unwrap();
-    let query = Query::select()
-        .columns([
-            Alias::new("action"),
-            Alias::new("actor_type"),
-            Alias::new("actor_id"),
-            Alias::new("target_type"),
-            Alias::new("target_id"),
-            Alias::new("details"),
-        ])
-        .from(Alias::new("audit_events"))
-        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.id().as_uuid()))
-        .and_where(Expr::col(Alias::new("action")).like("routing.%"))
-        .order_by(Alias::new("id"), Order::Asc)
-        .to_owned();
-    let rows = transaction.query_all(&query).await.unwrap();
-    transaction.commit().await.unwrap();
+    // In routing's outbox, for identity's audit log.
+    let rows: Vec<AuditEntry> = h
+        .audit_entries(&tenant)
+        .await
+        .into_iter()
+        .filter(|entry| entry.action.starts_with("routing."))
+        .collect();
     let of = |target: Uuid| -> Vec<(String, String, Option<Uuid>, Value)> {
         rows.iter()
-            .filter(|row| row.try_get::<Option<Uuid>>("", "target_id").unwrap() == Some(target))
-            .map(|row| {
-                let details: String = row.try_get("", "details").unwrap();
+            .filter(|entry| entry.target_id == Some(target))
+            .map(|entry| {
                 (
-                    row.try_get("", "action").unwrap(),
-                    row.try_get("", "actor_type").unwrap(),
-                    row.try_get("", "actor_id").unwrap(),
-                    serde_json::from_str(&details).unwrap(),
+                    entry.action.clone(),
+                    entry.actor_type.clone(),
+                    entry.actor_id,
+                    entry.details.clone(),
                 )
             })
             .collect()
@@ -1399,9 +1538,8 @@ async fn every_change_is_audited_with_its_actor(h: Harness) {
         ]
     );
     assert!(
-        rows.iter()
-            .all(|row| row.try_get::<String>("", "target_type").unwrap() != ""),
-        "every row names what it is about"
+        rows.iter().all(|entry| !entry.target_type.is_empty()),
+        "every entry names what it is about"
     );
 }
 
@@ -1536,7 +1674,8 @@ impl ConfigObserver for Recorder {
 
 async fn the_engine_is_told_and_loads_queues_and_agent_profiles(h: Harness) {
     let recorder = Arc::new(Recorder::default());
-    let config = RoutingConfig::new(h.database.clone()).with_observer(recorder.clone());
+    let config =
+        RoutingConfig::new(h.database.clone(), h.directory.clone()).with_observer(recorder.clone());
     let tenant = h.tenant().await;
     let acme = h.client(&tenant).await;
     let skill = h.skill(&tenant, "billing").await;
@@ -2052,11 +2191,7 @@ async fn a_deleted_users_profile_frees_what_it_used(h: Harness) {
         "in_use"
     );
     // Identity deletes the user; its profile goes with it.
-    let delete = Query::delete()
-        .from_table(Alias::new("users"))
-        .and_where(Expr::col(Alias::new("id")).eq(user))
-        .to_owned();
-    h.admin.connection().execute(&delete).await.unwrap();
+    h.delete_user(&tenant, user).await;
     assert_not_found(h.config.get::<AgentProfileSpec>(&tenant, user).await);
     h.config.delete::<SkillSpec>(&tenant, skill).await.unwrap();
 }
@@ -2103,4 +2238,338 @@ async fn the_routing_migration_goes_down_and_up_again(h: Harness) {
             .is_empty()
     );
     h.skill(&tenant, "billing").await;
+}
+
+impl Harness {
+    /// Applies `event` with `handler` (a configuration with an observer).
+    async fn feed_to(&self, handler: &Arc<dyn EventHandler>, event: Event) {
+        let transaction = self
+            .database
+            .begin_tenant(event.tenant.as_uuid())
+            .await
+            .unwrap();
+        handler.handle(&transaction, &event).await.unwrap();
+        transaction.commit().await.unwrap();
+        handler.committed(&[event]).await;
+    }
+}
+
+fn agent_profile_spec(skill: Uuid) -> AgentProfileSpec {
+    serde_json::from_value(json!({"skills": [{"skill_id": skill, "proficiency": 5}]})).unwrap()
+}
+
+async fn a_users_new_client_scope_reaches_the_running_acd(h: Harness) {
+    let recorder = Arc::new(Recorder::default());
+    let config =
+        RoutingConfig::new(h.database.clone(), h.directory.clone()).with_observer(recorder.clone());
+    let projection = config.identity_projection();
+    let tenant = h.tenant().await;
+    let acme = h.client(&tenant).await;
+    let globex = h.client(&tenant).await;
+    let skill = h.skill(&tenant, "billing").await;
+    let user = h.user(&tenant, Some(&[acme])).await;
+    config
+        .put_agent_profile(&tenant, user, agent_profile_spec(skill))
+        .await
+        .unwrap();
+    assert_eq!(
+        recorder.agents.lock().unwrap().last().unwrap().clients,
+        Some(vec![acme.as_uuid()])
+    );
+
+    // Identity moves the user to Globex: the ACD is told, in its types.
+    h.feed_to(
+        &projection,
+        Harness::user_event(&tenant, user, Some(&[globex]), false),
+    )
+    .await;
+    assert_eq!(
+        recorder.agents.lock().unwrap().last().unwrap().clients,
+        Some(vec![globex.as_uuid()])
+    );
+    assert_eq!(
+        config.agent_profiles(tenant.id()).await.unwrap()[0].clients,
+        Some(vec![globex.as_uuid()])
+    );
+    // A user without a profile tells the ACD nothing.
+    let told = recorder.seen.lock().unwrap().len();
+    let other = h.user(&tenant, None).await;
+    h.feed_to(
+        &projection,
+        Harness::user_event(&tenant, other, None, false),
+    )
+    .await;
+    assert_eq!(recorder.seen.lock().unwrap().len(), told);
+
+    // Globex goes: identity drops it from its users without a user event.
+    h.feed_to(
+        &projection,
+        Event::new(
+            tenant.id(),
+            "identity",
+            Payload::ClientDeleted(proto::ClientDeleted {
+                client_id: globex.to_string(),
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(
+        recorder.agents.lock().unwrap().last().unwrap().clients,
+        Some(vec![]),
+        "an agent whose only client went serves no queue"
+    );
+
+    // The user goes: so do its profile and its agent.
+    h.feed_to(
+        &projection,
+        Event::new(
+            tenant.id(),
+            "identity",
+            Payload::UserDeleted(proto::UserDeleted {
+                user_id: user.to_string(),
+            }),
+        ),
+    )
+    .await;
+    assert_eq!(
+        recorder.seen.lock().unwrap().last().unwrap(),
+        &format!("agent deleted {user}")
+    );
+    assert_not_found(config.get::<AgentProfileSpec>(&tenant, user).await);
+    // And a profile for it is refused from now on.
+    assert_not_found(
+        config
+            .put_agent_profile(&tenant, user, agent_profile_spec(skill))
+            .await,
+    );
+}
+
+async fn an_identity_event_older_than_the_stored_row_changes_nothing(h: Harness) {
+    let tenant = h.tenant().await;
+    let acme = h.client(&tenant).await;
+    let skill = h.skill(&tenant, "billing").await;
+    let user = h.user(&tenant, None).await;
+    h.config
+        .put_agent_profile(&tenant, user, agent_profile_spec(skill))
+        .await
+        .unwrap();
+    let scope = || async {
+        h.config.agent_profiles(tenant.id()).await.unwrap()[0]
+            .clients
+            .clone()
+    };
+    let newer = Harness::user_event(&tenant, user, Some(&[acme]), false);
+    let mut older = Harness::user_event(&tenant, user, None, false);
+    older.occurred_at = newer.occurred_at - chrono::Duration::seconds(5);
+    h.feed(newer.clone()).await;
+    assert_eq!(scope().await, Some(vec![acme.as_uuid()]));
+    // Late, replayed or redelivered: nothing changes.
+    h.feed(older).await;
+    h.feed(newer.clone()).await;
+    assert_eq!(scope().await, Some(vec![acme.as_uuid()]));
+
+    // A deleted client stays gone from an older event naming it.
+    let gone = Event::new(
+        tenant.id(),
+        "identity",
+        Payload::ClientDeleted(proto::ClientDeleted {
+            client_id: acme.to_string(),
+        }),
+    );
+    h.feed(gone.clone()).await;
+    assert_eq!(scope().await, Some(vec![]));
+    let mut stale = Harness::user_event(&tenant, user, Some(&[acme]), false);
+    stale.occurred_at = gone.occurred_at - chrono::Duration::milliseconds(1);
+    h.feed(stale).await;
+    assert_eq!(scope().await, Some(vec![]));
+    // A newer event naming it anyway keeps it out.
+    h.feed(Harness::user_event(&tenant, user, Some(&[acme]), false))
+        .await;
+    assert_eq!(scope().await, Some(vec![]));
+
+    // A deleted user is not brought back by an older update.
+    let deleted = Event::new(
+        tenant.id(),
+        "identity",
+        Payload::UserDeleted(proto::UserDeleted {
+            user_id: user.to_string(),
+        }),
+    );
+    let mut before = Harness::user_event(&tenant, user, None, false);
+    before.occurred_at = deleted.occurred_at - chrono::Duration::seconds(1);
+    h.feed(deleted).await;
+    h.feed(before).await;
+    assert!(
+        h.config
+            .agent_profiles(tenant.id())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_not_found(
+        h.config
+            .put_agent_profile(&tenant, user, agent_profile_spec(skill))
+            .await,
+    );
+}
+
+async fn a_profile_written_before_identitys_event_arrives_has_its_users_scope(h: Harness) {
+    let tenant = h.tenant().await;
+    let acme = h.client(&tenant).await;
+    let skill = h.skill(&tenant, "billing").await;
+    // Identity created the user; its event has not reached routing yet.
+    let user = Uuid::now_v7();
+    h.insert(
+        "users",
+        vec![
+            ("id", user.into()),
+            ("tenant_id", tenant.id().as_uuid().into()),
+            ("email", format!("{}@example.com", unique_name("u")).into()),
+            ("display_name", "Agent".into()),
+            ("roles", "agent".into()),
+            ("all_clients", false.into()),
+            ("status", "active".into()),
+            ("created_at", Utc::now().into()),
+            ("updated_at", Utc::now().into()),
+        ],
+    )
+    .await;
+    h.directory.users.lock().unwrap().insert(
+        (tenant.id(), UserId::from_uuid(user)),
+        ClientScope::Only([acme].into()),
+    );
+    h.config
+        .put_agent_profile(&tenant, user, agent_profile_spec(skill))
+        .await
+        .unwrap();
+    let scope = || async {
+        h.config.agent_profiles(tenant.id()).await.unwrap()[0]
+            .clients
+            .clone()
+    };
+    assert_eq!(scope().await, Some(vec![acme.as_uuid()]));
+    // The event, when it comes, is what routing keeps.
+    h.rescope(&tenant, user, None).await;
+    assert_eq!(scope().await, None);
+    // A user identity does not know is refused, as a client it does not.
+    assert_not_found(
+        h.config
+            .put_agent_profile(&tenant, Uuid::now_v7(), agent_profile_spec(skill))
+            .await,
+    );
+    assert_eq!(
+        field_of(
+            h.config
+                .create(&tenant, queue_spec("Ghost", Some(ClientId::new())))
+                .await
+                .unwrap_err()
+        ),
+        "client_id"
+    );
+}
+
+async fn a_tenant_never_sees_anothers_projected_rows(h: Harness) {
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    for tenant in [&a, &b] {
+        let client = h.client(tenant).await;
+        h.user(tenant, Some(&[client])).await;
+    }
+    if !h.postgres {
+        // No row-level security on SQLite: every read filters by tenant.
+        return;
+    }
+    let transaction = h.database.begin_tenant(a.id().as_uuid()).await.unwrap();
+    for table in [
+        "routing_directory_tenants",
+        "routing_directory_clients",
+        "routing_directory_users",
+    ] {
+        // No tenant filter: row-level security alone confines the query.
+        let rows = transaction
+            .query_all_raw(Statement::from_string(
+                DbBackend::Postgres,
+                format!("SELECT tenant_id FROM {table}"),
+            ))
+            .await
+            .unwrap();
+        assert!(!rows.is_empty(), "{table} has A's rows");
+        for row in rows {
+            let tenant: Uuid = row.try_get("", "tenant_id").unwrap();
+            assert_eq!(
+                tenant,
+                a.id().as_uuid(),
+                "{table} shows another tenant's row"
+            );
+        }
+    }
+    let insert = transaction
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "INSERT INTO routing_directory_clients (id, tenant_id, deleted, version) \
+             VALUES ($1, $2, false, 1)",
+            [Uuid::now_v7().into(), b.id().as_uuid().into()],
+        ))
+        .await;
+    assert!(insert.is_err(), "RLS refuses another tenant's row");
+    drop(transaction);
+    // An event of B applied in A's scope finds and changes none of B's rows.
+    let transaction = h.database.begin_tenant(b.id().as_uuid()).await.unwrap();
+    let count = transaction
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT count(*) AS n FROM routing_directory_users".to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    assert_eq!(count, 1, "B sees its one user");
+}
+
+async fn a_new_time_zone_reaches_every_queue(h: Harness) {
+    let recorder = Arc::new(Recorder::default());
+    let config =
+        RoutingConfig::new(h.database.clone(), h.directory.clone()).with_observer(recorder.clone());
+    let projection = config.identity_projection();
+    let tenant = h.tenant().await;
+    let queue = config
+        .create(&tenant, queue_spec("Billing", None))
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        recorder
+            .queues
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .time_zone
+            .as_deref(),
+        Some("UTC")
+    );
+    h.feed_to(
+        &projection,
+        Event::new(
+            tenant.id(),
+            "identity",
+            Payload::TenantUpdated(proto::TenantUpdated {
+                tenant_id: tenant.id().to_string(),
+                name: "Renamed".into(),
+                time_zone: "Europe/Paris".into(),
+            }),
+        ),
+    )
+    .await;
+    let told = recorder.queues.lock().unwrap().last().unwrap().clone();
+    assert_eq!(told.id, QueueId::from_uuid(queue));
+    assert_eq!(told.time_zone.as_deref(), Some("Europe/Paris"));
+    assert_eq!(
+        config.queue_configs(tenant.id()).await.unwrap()[0]
+            .time_zone
+            .as_deref(),
+        Some("Europe/Paris")
+    );
 }

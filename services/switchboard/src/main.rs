@@ -8,6 +8,7 @@ mod cli;
 mod composition;
 mod contacts;
 mod demo;
+mod directory;
 mod events;
 mod keys;
 mod migrate;

@@ -79,7 +79,10 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     // routing service is hosted.
     // The configuration tells the ACD of queue and agent-profile changes;
     // the ACD loads a tenant's configuration when its state starts empty.
-    let routing_config = RoutingConfig::new(backends.database.clone());
+    let routing_config = RoutingConfig::new(
+        backends.database.clone(),
+        Arc::new(crate::directory::IdentityAsDirectory(identity.clone())),
+    );
     let routing = Routing::new(
         backends.cache.clone(),
         backends.database.clone(),
@@ -218,6 +221,23 @@ fn service_parts(
             .push(Box::new(move |stop| dispatcher.spawn_dispatcher(stop)));
     }
     if runs_routing {
+        // Routing's copy of identity's tenants, clients and users, kept
+        // where the ACD runs: it tells the ACD of client-scope changes.
+        let projection = Consumer::new(
+            backends.database.clone(),
+            backends.bus.clone(),
+            ConsumerOptions::new(
+                switchboard_routing::config::PROJECTION_CONSUMER_NAME,
+                switchboard_routing::config::PROJECTION_BINDINGS
+                    .iter()
+                    .copied(),
+            )
+            .with_config(&config.events),
+            routing_config.identity_projection(),
+        );
+        parts
+            .workers
+            .push(Box::new(move |stop| projection.spawn(stop)));
         let routing = routing.clone();
         parts.workers.push(Box::new(move |stop| {
             tokio::spawn(async move {
@@ -245,6 +265,18 @@ fn service_parts(
         parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
     }
     if name == "identity" {
+        // Other services' audit entries, from their outboxes.
+        let audit = Consumer::new(
+            backends.database.clone(),
+            backends.bus.clone(),
+            ConsumerOptions::new(
+                switchboard_identity::AUDIT_CONSUMER_NAME,
+                switchboard_identity::AUDIT_BINDINGS.iter().copied(),
+            )
+            .with_config(&config.events),
+            identity.audit_intake(),
+        );
+        parts.workers.push(Box::new(move |stop| audit.spawn(stop)));
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
         let server = Authenticated::new(
             switchboard_identity::grpc::server(identity.clone()),

@@ -19,7 +19,7 @@ use sea_orm::{
     IntoActiveModel, PaginatorTrait, QueryFilter,
 };
 use switchboard_events::proto::{WebhookEndpointDisabled, envelope::Payload};
-use switchboard_events::{Event, outbox};
+use switchboard_events::{AuditEntry, Event, outbox};
 use switchboard_tenancy::TenantId;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -315,7 +315,8 @@ impl Webhooks {
 
 /// Disables `endpoint` after persistent failure, unless it is disabled
 /// already, and tells the tenant: a system audit event and a
-/// `webhook.endpoint_disabled` event in the outbox.
+/// `webhook.endpoint_disabled` event in the outbox (the audit entry as an
+/// `audit.recorded` event, which identity writes to the audit log).
 async fn disable(
     transaction: &sea_orm::DatabaseTransaction,
     tenant: TenantId,
@@ -339,9 +340,8 @@ async fn disable(
     if changed.rows_affected == 0 {
         return Ok(());
     }
-    switchboard_identity::record_system_audit_event(
-        transaction,
-        tenant,
+    // Identity owns the audit log: the entry goes through the outbox too.
+    let audit = AuditEntry::system(
         "webhook.endpoint_disabled",
         "webhook_endpoint",
         Some(endpoint.id),
@@ -353,7 +353,7 @@ async fn disable(
             "event_id": delivery.event_id,
         }),
     )
-    .await?;
+    .event(tenant, EVENT_SOURCE);
     let event = Event::new(
         tenant,
         EVENT_SOURCE,
@@ -363,6 +363,6 @@ async fn disable(
             last_error: last_error.to_owned(),
         }),
     );
-    outbox::append(transaction, &[event]).await?;
+    outbox::append(transaction, &[audit, event]).await?;
     Ok(())
 }

@@ -84,15 +84,6 @@ impl From<switchboard_platform::Error> for WebhooksError {
     }
 }
 
-impl From<switchboard_identity::IdentityError> for WebhooksError {
-    fn from(error: switchboard_identity::IdentityError) -> Self {
-        match error {
-            switchboard_identity::IdentityError::Unavailable(detail) => Self::Unavailable(detail),
-            other => Self::Internal(other.to_string()),
-        }
-    }
-}
-
 impl From<switchboard_events::EventsError> for WebhooksError {
     fn from(error: switchboard_events::EventsError) -> Self {
         match error {

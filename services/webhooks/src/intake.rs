@@ -19,7 +19,7 @@ use crate::{Webhooks, now};
 /// included). The body is the event's
 /// public JSON, serialized once and sent byte for byte on every attempt.
 /// An event seen twice makes no second delivery (unique per endpoint and
-/// event).
+/// event). Internal events (`audit.recorded`) are never delivered.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Intake;
 
@@ -47,6 +47,10 @@ pub(crate) async fn enqueue(
     transaction: &DatabaseTransaction,
     event: &Event,
 ) -> Result<(), HandlerError> {
+    if !switchboard_events::is_public(&event.event_type) {
+        // Between services only (audit entries for identity).
+        return Ok(());
+    }
     let endpoints = endpoint::Entity::find()
         .filter(endpoint::Column::TenantId.eq(event.tenant.as_uuid()))
         .filter(endpoint::Column::Status.eq(EndpointStatus::Active.as_str()))

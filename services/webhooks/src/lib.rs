@@ -35,8 +35,9 @@
 //! after `retry_initial_delay × 2^(n-1)` (capped at `retry_max_delay`, less
 //! up to 20 % jitter). A delivery still failing `give_up_after` (24 h by
 //! default) after its first attempt fails, its endpoint is disabled, and
-//! the tenant is told by a system audit event and a
-//! `webhook.endpoint_disabled` event. `410 Gone` gives up at once.
+//! the tenant is told by a system audit entry (an `audit.recorded` event
+//! that identity writes to its audit log) and a `webhook.endpoint_disabled`
+//! event. `410 Gone` gives up at once.
 //!
 //! **SSRF guard.** Endpoints whose host resolves to a loopback, private,
 //! link-local or otherwise non-public address are refused at registration,

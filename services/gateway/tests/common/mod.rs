@@ -2,9 +2,11 @@
 //! (PostgreSQL as a role that neither owns the tables nor bypasses
 //! row-level security, with Redis; or SQLite with the in-process cache),
 //! identity, webhooks, the routing runtime with its configuration loader
-//! and observer, running, and the gateway serving HTTP on a loopback port —
-//! wired as `switchboard dev` and `serve` wire them
-//! (`services/switchboard/src/run.rs`). Each test file adds the request
+//! and observer, running, the event path between services (the outbox
+//! relay on the in-process bus or RabbitMQ; identity's audit consumer and
+//! routing's projection of identity's events), and the gateway serving
+//! HTTP on a loopback port — wired as `switchboard dev` and `serve` wire
+//! them (`services/switchboard/src/run.rs`). Each test file adds the request
 //! helpers it needs as methods of [`Site`].
 //!
 //! Every answer of the site is checked against the OpenAPI document it
@@ -22,26 +24,60 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::Value;
 use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
+use switchboard_identity::IdentityError;
 use switchboard_identity::{Identity, IdentityOptions};
 use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::bus::{MemoryBus, RabbitMqBus};
 use switchboard_platform::cache::{MemoryCache, RedisCache};
 use switchboard_platform::database::DatabaseOptions;
-use switchboard_platform::{Cache, Database};
+use switchboard_platform::{Bus, Cache, Database};
 use switchboard_routing::calls::Calls;
-use switchboard_routing::config::RoutingConfig;
+use switchboard_routing::config::{ConfigError, IdentityDirectory, RoutingConfig};
 use switchboard_routing::{Routing, RoutingOptions, Running};
+use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 use switchboard_test_utils::{
-    fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
+    amqp_url, fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
     postgres_system_role_url, redis_url, unique_name,
 };
 use switchboard_webhooks::{Webhooks, WebhooksOptions};
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use conformance::Conformance;
 
 /// The key the site's tokens are signed with.
 pub const SECRET: &[u8] = b"a-gateway-test-signing-secret-32-bytes!!";
+
+/// Routing's checks of users and clients, answered by identity, as the
+/// binary wires them (`services/switchboard/src/directory.rs`).
+pub struct IdentityAsDirectory(pub Identity);
+
+fn config_error(error: IdentityError) -> ConfigError {
+    match error {
+        IdentityError::Unavailable(detail) => ConfigError::Unavailable(detail),
+        other => ConfigError::Internal(format!("identity: {other}")),
+    }
+}
+
+#[async_trait::async_trait]
+impl IdentityDirectory for IdentityAsDirectory {
+    async fn user_scope(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+    ) -> Result<Option<ClientScope>, ConfigError> {
+        self.0.user_scope(tenant, user).await.map_err(config_error)
+    }
+
+    async fn client_exists(&self, tenant: &Tenant, client: ClientId) -> Result<bool, ConfigError> {
+        self.0
+            .client_exists(tenant, client)
+            .await
+            .map_err(config_error)
+    }
+}
 
 /// How a [`Site`] starts.
 pub struct SiteOptions {
@@ -91,6 +127,8 @@ pub struct Site {
     pub webhooks: Webhooks,
     /// What the answers were checked against, and what failed.
     pub conformance: Arc<Conformance>,
+    /// Stops the relay and the consumers.
+    _events: DropGuard,
     _running: Running,
     _dir: Option<tempfile::TempDir>,
 }
@@ -136,11 +174,58 @@ impl Site {
         let throttle = LoginThrottle::new(cache.clone(), options.throttle);
         let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
         let webhooks = Webhooks::new(database.clone(), options.webhooks).unwrap();
-        let config = RoutingConfig::new(database.clone());
+        let config = RoutingConfig::new(
+            database.clone(),
+            Arc::new(IdentityAsDirectory(identity.clone())),
+        );
         let routing = Routing::new(cache.clone(), database.clone(), options.routing)
             .with_config(config.clone());
         let config = config.with_observer(Arc::new(routing.clone()));
         let running = routing.start().await.unwrap();
+        // Between services: the outbox relay, identity's audit log and
+        // routing's copy of identity's data fed by events.
+        let bus: Arc<dyn Bus> = if options.production {
+            Arc::new(
+                RabbitMqBus::connect(&amqp_url(), &unique_name("site"), 256)
+                    .await
+                    .expect("RabbitMQ is reachable (./scripts/test starts it)"),
+            )
+        } else {
+            Arc::new(MemoryBus::new())
+        };
+        let events = CancellationToken::new();
+        let consumers = [
+            (
+                switchboard_identity::AUDIT_CONSUMER_NAME,
+                switchboard_identity::AUDIT_BINDINGS,
+                identity.audit_intake(),
+            ),
+            (
+                switchboard_routing::config::PROJECTION_CONSUMER_NAME,
+                switchboard_routing::config::PROJECTION_BINDINGS,
+                config.identity_projection(),
+            ),
+        ];
+        for (name, bindings, handler) in consumers {
+            let consumer = Consumer::new(
+                database.clone(),
+                bus.clone(),
+                ConsumerOptions::new(name, bindings.iter().copied()),
+                handler,
+            );
+            consumer.declare().await.unwrap();
+            consumer.spawn(events.clone());
+        }
+        Relay::new(
+            database.clone(),
+            bus,
+            RelayOptions {
+                holder: unique_name("relay"),
+                poll_interval: Duration::from_millis(20),
+                ..RelayOptions::default()
+            },
+        )
+        .spawn(events.clone());
         let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
         let router = Gateway::new(
             identity.clone(),
@@ -188,6 +273,7 @@ impl Site {
             calls,
             webhooks,
             conformance,
+            _events: events.drop_guard(),
             _running: running,
             _dir: dir,
         }

@@ -7,7 +7,8 @@ use switchboard_tenancy::{AgentId, ClientScope, QueueId, TenantId};
 use super::RoutingConfig;
 use super::domain::{AgentProfileSpec, Kind, QueueSpec};
 use super::error::Result;
-use super::items::{item, tenant_time_zone, user_clients};
+use super::items::item;
+use super::projection::{time_zone as tenant_time_zone, user_clients};
 use super::store;
 
 impl RoutingConfig {
@@ -58,6 +59,33 @@ impl RoutingConfig {
                 Ok(profile.spec.to_acd(AgentId::from_uuid(profile.id), clients))
             })
             .collect()
+    }
+
+    /// The agent profile of user `user`, as the engine takes it, if there
+    /// is one.
+    pub async fn agent_profile(
+        &self,
+        tenant: TenantId,
+        user: uuid::Uuid,
+    ) -> Result<Option<AgentProfile>> {
+        let transaction = self.store().read(tenant).await?;
+        let Some(row) = store::find(
+            &transaction,
+            Kind::AgentProfile,
+            tenant,
+            &ClientScope::All,
+            user,
+        )
+        .await?
+        else {
+            transaction.commit().await?;
+            return Ok(None);
+        };
+        let mut scopes = user_clients(&transaction, tenant, &[user]).await?;
+        transaction.commit().await?;
+        let profile = item::<AgentProfileSpec>(row)?;
+        let clients = scopes.remove(&user).flatten();
+        Ok(Some(profile.spec.to_acd(AgentId::from_uuid(user), clients)))
     }
 
     /// Whether the tenant defines the not-ready reason code `name`.

@@ -104,6 +104,15 @@ impl From<sea_orm::DbErr> for ConfigError {
     }
 }
 
+impl From<switchboard_events::EventsError> for ConfigError {
+    fn from(error: switchboard_events::EventsError) -> Self {
+        match error {
+            switchboard_events::EventsError::Database(error) => error.into(),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
 impl From<switchboard_platform::Error> for ConfigError {
     fn from(error: switchboard_platform::Error) -> Self {
         if error.is_unavailable() {

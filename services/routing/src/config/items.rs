@@ -4,19 +4,17 @@
 
 use std::any::Any;
 
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-};
+use sea_orm::DatabaseTransaction;
 use serde_json::{Value, json};
-use switchboard_identity::store::entities::{audit_event, client_org, tenant, user, user_client};
-use switchboard_tenancy::{AgentId, ClientScope, QueueId, Tenant, TenantId};
+use switchboard_events::{AuditEntry, outbox};
+use switchboard_tenancy::{AgentId, ClientId, ClientScope, QueueId, Tenant, TenantId, UserId};
 use uuid::Uuid;
 
 use super::domain::{AgentProfileSpec, ConfigKind, ForcedMode, Kind, QueueSpec, Ref};
 use super::error::{ConfigError, Result};
 use super::store::{self, Row};
 use super::views::Item;
-use super::{RoutingConfig, flows};
+use super::{RoutingConfig, flows, projection};
 
 /// Where a save goes.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +165,17 @@ impl RoutingConfig {
         if kind.client_scoped() {
             check_client_scope(tenant, client)?;
         }
+        // Identity answers these itself: its events may not have reached
+        // routing's copy yet.
+        let user_scope = match target {
+            Target::Upsert(id) if kind == Kind::AgentProfile => {
+                Some(self.check_user(tenant, id).await?)
+            }
+            _ => None,
+        };
+        if let Some(client) = client {
+            self.check_client_exists(tenant, client).await?;
+        }
         let tenant_id = tenant.id();
         let transaction = self.store().write(tenant_id).await?;
         let existing = match target {
@@ -175,8 +184,11 @@ impl RoutingConfig {
                 Some(store::get(&transaction, kind, tenant_id, tenant.clients(), id).await?)
             }
             Target::Upsert(id) => {
-                if kind == Kind::AgentProfile {
-                    check_user(&transaction, tenant_id, id).await?;
+                if let Some(scope) = &user_scope {
+                    if projection::user_deleted(&transaction, tenant_id, id).await? {
+                        return Err(ConfigError::NotFound("user"));
+                    }
+                    projection::seed_user(&transaction, tenant_id, id, scope).await?;
                 }
                 store::find(&transaction, kind, tenant_id, tenant.clients(), id).await?
             }
@@ -185,9 +197,6 @@ impl RoutingConfig {
             Target::New => Uuid::now_v7(),
             Target::Replace(id) | Target::Upsert(id) => id,
         };
-        if let Some(client) = client {
-            check_client_exists(&transaction, tenant_id, client).await?;
-        }
         let name = spec.name();
         if (kind.unique_name() || kind == Kind::Number)
             && store::named(&transaction, kind, tenant_id, &name, Some(id))
@@ -257,7 +266,8 @@ impl RoutingConfig {
 
     /// Records a write of `kind` item `id` in the tenant's audit log, in
     /// the write's transaction: `routing.<kind>_<verb>` by this handle's
-    /// actor, with `details`.
+    /// actor, with `details`, as an `audit.recorded` event in routing's
+    /// outbox (identity owns the audit log and writes it from the event).
     pub(crate) async fn audit(
         &self,
         transaction: &DatabaseTransaction,
@@ -267,22 +277,45 @@ impl RoutingConfig {
         verb: &str,
         details: Value,
     ) -> Result<()> {
-        audit_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(tenant.as_uuid()),
-            actor_type: Set(self.actor.actor_type.to_owned()),
-            actor_id: Set(self.actor.actor_id),
-            action: Set(format!("routing.{}_{verb}", kind.as_str())),
-            target_type: Set(kind.as_str().to_owned()),
-            target_id: Set(Some(id)),
-            client_address: Set(None),
-            client_ids: Set(String::new()),
-            details: Set(details.to_string()),
-            occurred_at: Set(store::now()),
+        record_audit(
+            transaction,
+            tenant,
+            AuditEntry {
+                actor_type: self.actor.actor_type.to_owned(),
+                actor_id: self.actor.actor_id,
+                action: format!("routing.{}_{verb}", kind.as_str()),
+                target_type: kind.as_str().to_owned(),
+                target_id: Some(id),
+                client_address: None,
+                client_ids: Vec::new(),
+                details,
+            },
+        )
+        .await
+    }
+
+    /// The scope of the agent profile's user, a user of the tenant
+    /// (identity says; 404 otherwise).
+    async fn check_user(&self, tenant: &Tenant, id: Uuid) -> Result<ClientScope> {
+        self.directory
+            .user_scope(tenant, UserId::from_uuid(id))
+            .await?
+            .ok_or(ConfigError::NotFound("user"))
+    }
+
+    async fn check_client_exists(&self, tenant: &Tenant, client: Uuid) -> Result<()> {
+        if self
+            .directory
+            .client_exists(tenant, ClientId::from_uuid(client))
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(ConfigError::field(
+                "client_id",
+                format!("unknown client organization {client}"),
+            ))
         }
-        .insert(transaction)
-        .await?;
-        Ok(())
     }
 
     pub(crate) async fn notify(&self, tenant: TenantId, change: Option<EngineChange>) {
@@ -312,11 +345,11 @@ async fn engine_change<S: ConfigKind>(
     let any = spec as &dyn Any;
     if let Some(queue) = any.downcast_ref::<QueueSpec>() {
         let mut config = queue.to_acd(QueueId::from_uuid(id));
-        config.time_zone = tenant_time_zone(transaction, tenant).await?;
+        config.time_zone = projection::time_zone(transaction, tenant).await?;
         return Ok(Some(EngineChange::QueueSaved(config)));
     }
     if let Some(profile) = any.downcast_ref::<AgentProfileSpec>() {
-        let clients = user_clients(transaction, tenant, &[id])
+        let clients = projection::user_clients(transaction, tenant, &[id])
             .await?
             .remove(&id)
             .flatten();
@@ -329,50 +362,16 @@ async fn engine_change<S: ConfigKind>(
     Ok(None)
 }
 
-/// The tenant's IANA time zone (where its queues' days start).
-pub(crate) async fn tenant_time_zone(
+/// Appends `entry` to routing's outbox as an `audit.recorded` event of
+/// `tenant`, in the change's transaction.
+pub(crate) async fn record_audit(
     transaction: &DatabaseTransaction,
     tenant: TenantId,
-) -> Result<Option<String>> {
-    Ok(tenant::Entity::find_by_id(tenant.as_uuid())
-        .one(transaction)
-        .await?
-        .map(|row| row.time_zone))
-}
-
-/// Each user's client scope: `None` for every client, else its clients.
-pub(crate) async fn user_clients(
-    transaction: &DatabaseTransaction,
-    tenant: TenantId,
-    users: &[Uuid],
-) -> Result<std::collections::BTreeMap<Uuid, Option<Vec<Uuid>>>> {
-    let rows = user::Entity::find()
-        .filter(user::Column::TenantId.eq(tenant.as_uuid()))
-        .filter(user::Column::Id.is_in(users.iter().copied()))
-        .all(transaction)
-        .await?;
-    let mut scopes = std::collections::BTreeMap::new();
-    let scoped: Vec<Uuid> = rows
-        .iter()
-        .filter(|row| !row.all_clients)
-        .map(|row| row.id)
-        .collect();
-    for row in &rows {
-        scopes.insert(row.id, (!row.all_clients).then(Vec::new));
-    }
-    if !scoped.is_empty() {
-        let links = user_client::Entity::find()
-            .filter(user_client::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(user_client::Column::UserId.is_in(scoped))
-            .all(transaction)
-            .await?;
-        for link in links {
-            if let Some(Some(clients)) = scopes.get_mut(&link.user_id) {
-                clients.push(link.client_id);
-            }
-        }
-    }
-    Ok(scopes)
+    entry: AuditEntry,
+) -> Result<()> {
+    let event = entry.event(tenant, crate::events::SOURCE);
+    outbox::append(transaction, &[event]).await?;
+    Ok(())
 }
 
 pub(crate) fn item<S: ConfigKind>(row: Row) -> Result<Item<S>> {
@@ -424,36 +423,6 @@ fn check_client_scope(tenant: &Tenant, client: Option<Uuid>) -> Result<()> {
             }
         }
     }
-}
-
-async fn check_client_exists(
-    transaction: &DatabaseTransaction,
-    tenant: TenantId,
-    client: Uuid,
-) -> Result<()> {
-    let found = client_org::Entity::find_by_id(client)
-        .filter(client_org::Column::TenantId.eq(tenant.as_uuid()))
-        .one(transaction)
-        .await?;
-    if found.is_none() {
-        return Err(ConfigError::field(
-            "client_id",
-            format!("unknown client organization {client}"),
-        ));
-    }
-    Ok(())
-}
-
-/// The agent profile's user is a user of the tenant.
-async fn check_user(transaction: &DatabaseTransaction, tenant: TenantId, id: Uuid) -> Result<()> {
-    let found = user::Entity::find_by_id(id)
-        .filter(user::Column::TenantId.eq(tenant.as_uuid()))
-        .one(transaction)
-        .await?;
-    if found.is_none() {
-        return Err(ConfigError::NotFound("user"));
-    }
-    Ok(())
 }
 
 /// Every reference names an item of the tenant the caller sees; a flow

@@ -3,12 +3,9 @@
 //! a number, and what a rule does at an instant.
 
 use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, QueryResult,
-};
-use switchboard_hours::BusinessHours;
-use switchboard_identity::store::entities::audit_event;
+use switchboard_events::AuditEntry;
 use switchboard_tenancy::{ClientScope, Tenant, TenantId};
 use uuid::Uuid;
 
@@ -16,7 +13,7 @@ use super::domain::{
     ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec, Kind, ScheduleSpec, check_e164, decide,
 };
 use super::error::{ConfigError, Result};
-use super::items::{check_references, check_scope, item, parse};
+use super::items::{check_references, check_scope, item, parse, record_audit};
 use super::store::{self, Row};
 use super::views::{NumberRoute, RuleDecision, RuleView};
 use super::{ChangedBy, RoutingConfig};
@@ -112,25 +109,24 @@ impl RoutingConfig {
         } else {
             "routing.forced_mode_cleared"
         };
-        audit_event::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(tenant_id.as_uuid()),
-            actor_type: Set(by.actor_type.to_owned()),
-            actor_id: Set(by.actor_id),
-            action: Set(action.to_owned()),
-            target_type: Set("inbound_rule".to_owned()),
-            target_id: Set(Some(rule)),
-            client_address: Set(None),
-            client_ids: Set(String::new()),
-            details: Set(serde_json::json!({
-                "mode": spec.mode,
-                "destination": spec.destination,
-                "reason": spec.reason,
-            })
-            .to_string()),
-            occurred_at: Set(store::now()),
-        }
-        .insert(&transaction)
+        record_audit(
+            &transaction,
+            tenant_id,
+            AuditEntry {
+                actor_type: by.actor_type.to_owned(),
+                actor_id: by.actor_id,
+                action: action.to_owned(),
+                target_type: "inbound_rule".to_owned(),
+                target_id: Some(rule),
+                client_address: None,
+                client_ids: Vec::new(),
+                details: serde_json::json!({
+                    "mode": spec.mode,
+                    "destination": spec.destination,
+                    "reason": spec.reason,
+                }),
+            },
+        )
         .await?;
         transaction.commit().await?;
         row.forced = text;

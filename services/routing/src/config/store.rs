@@ -87,21 +87,7 @@ impl Store {
     /// configuration revision (its first statement, a write).
     pub async fn write(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
         let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
-        let insert = Query::insert()
-            .into_table(col(REVISIONS))
-            .columns([col("tenant_id"), col("revision"), col("updated_at")])
-            .values_panic([tenant.as_uuid().into(), 1i64.into(), now().into()])
-            .on_conflict(
-                OnConflict::column(col("tenant_id"))
-                    .value(
-                        col("revision"),
-                        Expr::col((col(REVISIONS), col("revision"))).add(1),
-                    )
-                    .update_column(col("updated_at"))
-                    .to_owned(),
-            )
-            .to_owned();
-        transaction.execute(&insert).await?;
+        bump_revision(&transaction, tenant).await?;
         Ok(transaction)
     }
 
@@ -110,6 +96,30 @@ impl Store {
     pub async fn system(&self) -> Result<DatabaseTransaction> {
         Ok(self.db.begin_system().await?)
     }
+}
+
+/// Bumps the tenant's configuration revision, which holds the tenant's
+/// other configuration writes until `transaction` ends.
+pub(crate) async fn bump_revision(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+) -> Result<()> {
+    let insert = Query::insert()
+        .into_table(col(REVISIONS))
+        .columns([col("tenant_id"), col("revision"), col("updated_at")])
+        .values_panic([tenant.as_uuid().into(), 1i64.into(), now().into()])
+        .on_conflict(
+            OnConflict::column(col("tenant_id"))
+                .value(
+                    col("revision"),
+                    Expr::col((col(REVISIONS), col("revision"))).add(1),
+                )
+                .update_column(col("updated_at"))
+                .to_owned(),
+        )
+        .to_owned();
+    transaction.execute(&insert).await?;
+    Ok(())
 }
 
 /// The tenant's configuration revision (0 before any write).

@@ -29,7 +29,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DbBackend, Statement};
 
 use crate::APP_ROLE;
-use crate::m20261123_000003_create_events::EVENT_PARTITIONS;
+use crate::events::EVENT_PARTITIONS;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
