@@ -1777,7 +1777,7 @@ async fn numbers_resolve_to_their_tenant_and_rule_in_system_scope(h: Harness) {
 fn calls(h: &Harness, routing: &Routing, state: &Arc<dyn Cache>) -> Calls {
     Calls::new(
         routing.clone(),
-        RoutingConfig::new(h.database.clone()),
+        RoutingConfig::new(h.database.clone(), h.directory.clone()),
         state.clone(),
     )
 }
@@ -1786,7 +1786,7 @@ fn calls(h: &Harness, routing: &Routing, state: &Arc<dyn Cache>) -> Calls {
 /// (PostgreSQL) or in process (SQLite).
 fn routing(h: &Harness, state: &Arc<dyn Cache>) -> Routing {
     Routing::new(state.clone(), h.database.clone(), RoutingOptions::default())
-        .with_config(RoutingConfig::new(h.database.clone()))
+        .with_config(RoutingConfig::new(h.database.clone(), h.directory.clone()))
 }
 
 async fn routing_state(h: &Harness) -> Arc<dyn Cache> {
@@ -2040,7 +2040,7 @@ async fn a_tenants_cached_configuration_is_never_anothers(h: Harness) {
     let rule = h
         .rule(&a, "main", None, NextStep::Flow { flow_id: flow })
         .await;
-    let cached = CachedConfig::new(RoutingConfig::new(h.database.clone()));
+    let cached = CachedConfig::new(RoutingConfig::new(h.database.clone(), h.directory.clone()));
     // Cached for a: the queue, the flow, the rule.
     let of_a = cached.tenant(a.id()).await.unwrap();
     assert_eq!(
