@@ -280,7 +280,7 @@ impl Calls {
             .config
             .published_flow_version(tenant, state.flow_id, state.version)
             .await?;
-        let flow = version.flow()?;
+        let flow = version.flow().map_err(ConfigError::from)?;
         let instruction = state
             .session
             .advance(&flow, &Hours(state.hours), input)
@@ -448,7 +448,7 @@ impl Calls {
             return match step {
                 NextStep::Flow { flow_id } => {
                     let version = self.config.published_flow(tenant, flow_id).await?;
-                    let flow = version.flow()?;
+                    let flow = version.flow().map_err(ConfigError::from)?;
                     let mut session = Session::start(&flow, facts);
                     let instruction = session
                         .advance(&flow, &Hours(hours), Input::Begin)

@@ -9,7 +9,7 @@ use switchboard_events::{Event, EventHandler, HandlerError};
 
 use crate::domain::{self, DeliveryStatus, EndpointStatus};
 use crate::endpoints::types_from_text;
-use crate::ids::DeliveryId;
+use switchboard_webhooks_api::DeliveryId;
 use crate::store::entities::{delivery, endpoint};
 use crate::{Webhooks, now};
 

@@ -14,7 +14,7 @@ use super::domain::{FlowSpec, Kind, Ref, flow_references};
 use super::error::{ConfigError, Result};
 use super::items::{check_references, item, parse};
 use super::store::{self, FLOW_VERSIONS, col};
-use super::views::{FlowVersionView, FlowView, Item};
+use super::{FlowVersionView, FlowView, Item};
 use super::{ChangedBy, RoutingConfig};
 
 impl RoutingConfig {

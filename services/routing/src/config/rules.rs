@@ -15,7 +15,7 @@ use super::domain::{
 use super::error::{ConfigError, Result};
 use super::items::{check_references, check_scope, item, parse};
 use super::store::{self, Row};
-use super::views::{NumberRoute, RuleDecision, RuleView};
+use super::{NumberRoute, RuleDecision, RuleView};
 use super::{ChangedBy, RoutingConfig};
 
 impl RoutingConfig {

@@ -21,7 +21,7 @@ use switchboard_hours::{BusinessHours, HoursStatus};
 use switchboard_tenancy::{AgentId, QueueId, SkillId};
 use uuid::Uuid;
 
-use super::error::{ConfigError, FieldError, Result};
+use super::error::{FieldError, Result, SpecError};
 
 /// Longest name of a configured item, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -157,7 +157,7 @@ impl Ref {
 
     /// The 400 answered when the referred item does not exist (or is not
     /// the caller's to use).
-    pub fn missing(&self, why: &str) -> ConfigError {
+    pub fn missing(&self, why: &str) -> SpecError {
         let message = format!("{} {} {why}", self.kind.noun(), self.id);
         match &self.node {
             Some(node) => FlowError::at(node, Some(&self.field), message).into(),
@@ -175,8 +175,8 @@ impl Ref {
 }
 
 /// A kind of configured item: its settings type and rules. Implemented by
-/// each `…Spec`; the generic API of [`RoutingConfig`](super::RoutingConfig)
-/// takes it as a type parameter (`config.get::<QueueSpec>(…)`).
+/// each `…Spec`; the typed calls of [`RoutingConfigExt`](super::RoutingConfigExt)
+/// take it as a type parameter (`config.get::<QueueSpec>(…)`).
 pub trait ConfigKind:
     Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static
 {
@@ -249,7 +249,7 @@ fn finish<T>(value: T, errors: Vec<FieldError>) -> Result<T> {
     if errors.is_empty() {
         Ok(value)
     } else {
-        Err(ConfigError::Validation(errors))
+        Err(SpecError::Validation(errors))
     }
 }
 
@@ -355,7 +355,7 @@ impl NextStep {
 }
 
 /// What a step refers to, as the field `field` of an item.
-pub(crate) fn step_reference(step: &NextStep, field: &str) -> Option<Ref> {
+pub fn step_reference(step: &NextStep, field: &str) -> Option<Ref> {
     step.reference(field)
 }
 
@@ -1378,12 +1378,12 @@ impl ConfigKind for FlowSpec {
         let mut errors = Vec::new();
         self.name = check_name("name", &self.name, &mut errors);
         if !errors.is_empty() {
-            return Err(ConfigError::Validation(errors));
+            return Err(SpecError::Validation(errors));
         }
         // Stored as the validated flow serialises (defaults filled in).
         let flow = self.flow()?;
         self.definition = serde_json::to_value(&flow)
-            .map_err(|error| ConfigError::Internal(format!("cannot serialise a flow: {error}")))?;
+            .map_err(|error| SpecError::Internal(format!("cannot serialise a flow: {error}")))?;
         Ok(self)
     }
 
