@@ -71,7 +71,7 @@ impl Default for HostOptions {
     fn default() -> Self {
         Self {
             holder: format!("routing-{}", uuid::Uuid::new_v4()),
-            lease_ttl: Duration::from_secs(10),
+            lease_ttl: switchboard_config::RoutingConfig::default().lease_ttl,
         }
     }
 }

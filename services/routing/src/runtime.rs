@@ -46,7 +46,8 @@ use uuid::Uuid;
 use crate::host::{EngineHost, HostError, HostOptions};
 use crate::ops::{Answer, Operation, Query, Refusal};
 
-/// Settings of the runtime.
+/// Settings of the runtime, from the `[routing]` config section
+/// ([`RoutingOptions::from_config`]).
 #[derive(Debug, Clone)]
 pub struct RoutingOptions {
     pub host: HostOptions,
@@ -60,14 +61,29 @@ pub struct RoutingOptions {
     pub journal_batch: usize,
 }
 
-impl Default for RoutingOptions {
-    fn default() -> Self {
+impl RoutingOptions {
+    /// The options a `[routing]` section sets (which the config crate has
+    /// validated: the upkeep fits the lease, the batch one statement).
+    pub fn from_config(config: &switchboard_config::RoutingConfig) -> Self {
         Self {
-            host: HostOptions::default(),
-            upkeep_every: Duration::from_millis(200),
-            forward_timeout: Duration::from_secs(2),
-            journal_batch: 500,
+            host: HostOptions {
+                holder: config
+                    .instance_name
+                    .clone()
+                    .unwrap_or_else(|| HostOptions::default().holder),
+                lease_ttl: config.lease_ttl,
+            },
+            upkeep_every: config.upkeep_every,
+            forward_timeout: config.forward_timeout,
+            journal_batch: config.journal_batch as usize,
         }
+    }
+}
+
+impl Default for RoutingOptions {
+    /// The defaults of the `[routing]` section.
+    fn default() -> Self {
+        Self::from_config(&switchboard_config::RoutingConfig::default())
     }
 }
 

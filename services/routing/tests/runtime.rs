@@ -287,6 +287,50 @@ async fn production_offers_ring_out_and_every_step_is_an_event() {
 /// with the same request id: the owner extends the wrap-up once, not once
 /// per attempt, and answers a later attempt with the first one's outcome
 /// (or none comes in time).
+/// A `[routing]` section's lease reaches the runtime: the tenant's lease
+/// in the cache is taken for the configured time, not the default 10 s.
+async fn the_configured_lease_is_the_one_taken(production: bool) {
+    let backends = backends(production).await;
+    let config = switchboard_config::Config::from_toml_str(
+        "[routing]\nlease_ttl = \"47s\"\nupkeep_every = \"100ms\"\ninstance_name = \"configured\"\n",
+    )
+    .unwrap();
+    let options = RoutingOptions::from_config(&config.routing);
+    assert_eq!(options.host.holder, "configured");
+    assert_eq!(options.upkeep_every, Duration::from_millis(100));
+    let routing = Routing::new(backends.cache.clone(), backends.database.clone(), options);
+    let tenant = TenantId::new();
+    routing
+        .execute(
+            tenant,
+            Operation::UpsertQueue {
+                config: QueueConfig::new(QueueId::new(), Channel::Voice),
+            },
+        )
+        .await
+        .unwrap();
+    let left = backends
+        .cache
+        .ttl(&format!("routing:{{{tenant}}}:lease"))
+        .await
+        .unwrap()
+        .expect("the tenant's lease is taken, with a time to live");
+    assert!(
+        left > Duration::from_secs(40) && left <= Duration::from_secs(47),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_the_configured_lease_is_the_one_taken() {
+    the_configured_lease_is_the_one_taken(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_the_configured_lease_is_the_one_taken() {
+    the_configured_lease_is_the_one_taken(true).await;
+}
+
 async fn an_operation_asked_again_runs_once(production: bool) {
     let backends = backends(production).await;
     let lease = Duration::from_secs(5);

@@ -75,7 +75,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     let routing = Routing::new(
         backends.cache.clone(),
         backends.database.clone(),
-        RoutingOptions::default(),
+        RoutingOptions::from_config(&config.routing),
     )
     .with_config(routing_config.clone());
     let routing_config = routing_config.with_observer(Arc::new(routing.clone()));
