@@ -34,8 +34,11 @@ pub trait WebhooksApi: Send + Sync {
     /// never shown again. Validation (URL, its addresses, event types,
     /// description) fails naming the fields; past the tenant's limit a
     /// conflict `endpoint_limit_reached`.
-    async fn create_endpoint(&self, tenant: &Tenant, new: NewEndpoint)
-    -> Result<EndpointWithSecret>;
+    async fn create_endpoint(
+        &self,
+        tenant: &Tenant,
+        new: NewEndpoint,
+    ) -> Result<EndpointWithSecret>;
 
     /// Endpoints in creation order, after `after`, at most `limit`.
     async fn list_endpoints(

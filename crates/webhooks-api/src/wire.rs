@@ -129,7 +129,9 @@ impl TryFrom<pb::Endpoint> for EndpointView {
             pb::EndpointStatus::Active => EndpointStatus::Active,
             pb::EndpointStatus::Disabled => EndpointStatus::Disabled,
             pb::EndpointStatus::Unspecified => {
-                return Err(ServiceError::internal("the answer's endpoint has no status"));
+                return Err(ServiceError::internal(
+                    "the answer's endpoint has no status",
+                ));
             }
         };
         Ok(Self {
@@ -211,7 +213,9 @@ impl TryFrom<pb::Delivery> for DeliveryView {
             pb::DeliveryStatus::Succeeded => DeliveryStatus::Succeeded,
             pb::DeliveryStatus::Failed => DeliveryStatus::Failed,
             pb::DeliveryStatus::Unspecified => {
-                return Err(ServiceError::internal("the answer's delivery has no status"));
+                return Err(ServiceError::internal(
+                    "the answer's delivery has no status",
+                ));
             }
         };
         let payload = serde_json::from_str(&delivery.payload_json).map_err(|error| {

@@ -55,9 +55,9 @@ pub use switchboard_routing_api::config::{
     AgentGroupSpec, AgentProfileSpec, AgentSkill, Announcements, Basis, CallbackOffer, CallerId,
     ChangedBy, ChannelCapacity, ConfigKind, FlowSpec, FlowVersionView, FlowView, ForcedKind,
     ForcedMode, ForcedModeSpec, InboundRuleSpec, Item, Kind, MaxWait, MaxWaiting, NextStep,
-    NumberRoute, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RequiredSkill,
-    RingGroupSpec, RingStrategy, RoutingConfigApi, RoutingConfigExt, RuleDecision, RuleView,
-    ScheduleSpec, ServiceLevel, SkillSpec, Spec, SpecError, Tenant, TrunkStrategy,
+    NumberRoute, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RemoteRoutingConfig,
+    RequiredSkill, RingGroupSpec, RingStrategy, RoutingConfigApi, RoutingConfigExt, RuleDecision,
+    RuleView, ScheduleSpec, ServiceLevel, SkillSpec, Spec, SpecError, Tenant, TrunkStrategy,
     VoicemailBoxSpec, check_e164, domain,
 };
 

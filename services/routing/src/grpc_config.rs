@@ -35,12 +35,19 @@ type Answer<T> = Result<Response<T>, Status>;
 impl RoutingConfigGrpc {
     /// The call's tenant, and the API acting as its principal (the system
     /// without one).
-    fn context<T>(&self, request: &Request<T>) -> Result<(Tenant, Arc<dyn RoutingConfigApi>), Status> {
+    fn context<T>(
+        &self,
+        request: &Request<T>,
+    ) -> Result<(Tenant, Arc<dyn RoutingConfigApi>), Status> {
         let caller = Caller::of(request)?;
         let tenant = caller.tenant()?.clone();
         let api = match &caller.context.principal {
-            Some(principal) => self.api.acting(wire::principal_of(principal).map_err(status)?),
-            None => self.api.acting(switchboard_routing_api::config::ChangedBy::system()),
+            Some(principal) => self
+                .api
+                .acting(wire::principal_of(principal).map_err(status)?),
+            None => self
+                .api
+                .acting(switchboard_routing_api::config::ChangedBy::system()),
         };
         Ok((tenant, api))
     }
@@ -309,7 +316,9 @@ impl RoutingConfiguration for RoutingConfigGrpc {
     ) -> Answer<pb::HasReasonCodeResponse> {
         let (tenant, api) = self.context(&request)?;
         ok(async {
-            let found = api.has_reason_code(&tenant, &request.get_ref().name).await?;
+            let found = api
+                .has_reason_code(&tenant, &request.get_ref().name)
+                .await?;
             Ok(pb::HasReasonCodeResponse { found })
         }
         .await)

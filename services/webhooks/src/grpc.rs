@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use switchboard_proto::webhooks::v1 as pb;
-use switchboard_proto::webhooks::v1::webhooks_server::{Webhooks as WebhooksService, WebhooksServer};
+use switchboard_proto::webhooks::v1::webhooks_server::{
+    Webhooks as WebhooksService, WebhooksServer,
+};
 use switchboard_rpc::{Caller, ServiceError};
 use switchboard_tenancy::Tenant;
 use switchboard_webhooks_api::wire::{cursor, patch_of, request_id};
@@ -103,7 +105,10 @@ impl WebhooksService for WebhooksGrpc {
     ) -> Result<Response<()>, Status> {
         let tenant = tenant_of(&request)?;
         let id = endpoint_id(&request.get_ref().endpoint_id).map_err(status)?;
-        self.api.delete_endpoint(&tenant, id).await.map_err(status)?;
+        self.api
+            .delete_endpoint(&tenant, id)
+            .await
+            .map_err(status)?;
         Ok(Response::new(()))
     }
 
@@ -145,7 +150,8 @@ impl WebhooksService for WebhooksGrpc {
         let tenant = tenant_of(&request)?;
         let message = request.get_ref();
         let endpoint = endpoint_id(&message.endpoint_id).map_err(status)?;
-        let id: DeliveryId = request_id(&message.delivery_id, "webhook delivery").map_err(status)?;
+        let id: DeliveryId =
+            request_id(&message.delivery_id, "webhook delivery").map_err(status)?;
         let delivery = self
             .api
             .resend_delivery(&tenant, endpoint, id)

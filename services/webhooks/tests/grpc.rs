@@ -8,8 +8,8 @@ use chrono::{Duration as TimeDelta, Utc};
 use sea_orm::sea_query::{Alias, Query};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use switchboard_auth::{ServiceClaims, ServiceKeys, SigningKey};
-use switchboard_events::proto::{self, envelope::Payload};
 use switchboard_events::Event;
+use switchboard_events::proto::{self, envelope::Payload};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
 use switchboard_platform::database::DatabaseOptions;
@@ -66,10 +66,8 @@ impl Harness {
         let channel = Channel::from_shared(format!("http://{addr}"))
             .unwrap()
             .connect_lazy();
-        let remote = RemoteWebhooks::new(
-            channel.clone(),
-            Credentials::new(keys.clone(), "gateway"),
-        );
+        let remote =
+            RemoteWebhooks::new(channel.clone(), Credentials::new(keys.clone(), "gateway"));
         Self {
             local,
             remote,
@@ -155,13 +153,25 @@ async fn every_method_answers_over_grpc_as_in_process() {
         .unwrap();
     assert!(created.secret.starts_with("whsec_"));
     let id = created.endpoint.id;
-    assert_eq!(local.get_endpoint(&tenant, id).await.unwrap(), created.endpoint);
-    assert_eq!(remote.get_endpoint(&tenant, id).await.unwrap(), created.endpoint);
+    assert_eq!(
+        local.get_endpoint(&tenant, id).await.unwrap(),
+        created.endpoint
+    );
+    assert_eq!(
+        remote.get_endpoint(&tenant, id).await.unwrap(),
+        created.endpoint
+    );
     assert_eq!(
         remote.list_endpoints(&tenant, None, 10).await.unwrap(),
         local.list_endpoints(&tenant, None, 10).await.unwrap()
     );
-    assert!(remote.list_endpoints(&tenant, Some(id), 10).await.unwrap().is_empty());
+    assert!(
+        remote
+            .list_endpoints(&tenant, Some(id), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let patch = EndpointPatch {
         description: Some("ticket sync".into()),
@@ -186,7 +196,10 @@ async fn every_method_answers_over_grpc_as_in_process() {
     h.feed(&tenant).await;
     let deliveries = remote.list_deliveries(&tenant, id, None, 10).await.unwrap();
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(deliveries, local.list_deliveries(&tenant, id, None, 10).await.unwrap());
+    assert_eq!(
+        deliveries,
+        local.list_deliveries(&tenant, id, None, 10).await.unwrap()
+    );
     assert_eq!(deliveries[0].event_type, "user.deleted");
     assert!(deliveries[0].payload.is_object());
     let resent = remote
@@ -212,7 +225,11 @@ async fn errors_cross_the_wire_with_their_kind_code_and_fields() {
     let local = WebhooksApi::create_endpoint(&h.local, &tenant, invalid.clone())
         .await
         .unwrap_err();
-    let remote = h.remote.create_endpoint(&tenant, invalid).await.unwrap_err();
+    let remote = h
+        .remote
+        .create_endpoint(&tenant, invalid)
+        .await
+        .unwrap_err();
     assert_eq!(remote.kind, ErrorKind::Validation);
     let fields: Vec<_> = remote.fields.iter().map(|e| e.field.as_str()).collect();
     assert_eq!(fields, ["event_types", "description", "url"]);
@@ -257,7 +274,10 @@ async fn errors_cross_the_wire_with_their_kind_code_and_fields() {
         .await
         .unwrap_err();
     let remote = h.remote.get_endpoint(&tenant, missing).await.unwrap_err();
-    assert_eq!((remote.kind, remote.code.as_ref()), (ErrorKind::NotFound, "not_found"));
+    assert_eq!(
+        (remote.kind, remote.code.as_ref()),
+        (ErrorKind::NotFound, "not_found")
+    );
     assert_eq!(remote, local);
 }
 
@@ -281,16 +301,31 @@ async fn another_tenants_ids_are_not_found_and_nothing_changes() {
     };
     let refused: Vec<ServiceError> = vec![
         remote.get_endpoint(&globex, id).await.unwrap_err(),
-        remote.update_endpoint(&globex, id, patch).await.unwrap_err(),
+        remote
+            .update_endpoint(&globex, id, patch)
+            .await
+            .unwrap_err(),
         remote.rotate_secret(&globex, id).await.unwrap_err(),
-        remote.list_deliveries(&globex, id, None, 10).await.unwrap_err(),
-        remote.resend_delivery(&globex, id, delivery).await.unwrap_err(),
+        remote
+            .list_deliveries(&globex, id, None, 10)
+            .await
+            .unwrap_err(),
+        remote
+            .resend_delivery(&globex, id, delivery)
+            .await
+            .unwrap_err(),
         remote.delete_endpoint(&globex, id).await.unwrap_err(),
     ];
     for error in refused {
         assert_eq!(error.kind, ErrorKind::NotFound, "{error:?}");
     }
-    assert!(remote.list_endpoints(&globex, None, 10).await.unwrap().is_empty());
+    assert!(
+        remote
+            .list_endpoints(&globex, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
         remote.get_endpoint(&acme, id).await.unwrap(),
         created.endpoint,
@@ -338,7 +373,10 @@ async fn every_rpc(channel: &Channel, token: Option<&str>) -> Vec<(&'static str,
     );
     record(
         "GetEndpoint",
-        client.get_endpoint(request(endpoint(), token)).await.map(drop),
+        client
+            .get_endpoint(request(endpoint(), token))
+            .await
+            .map(drop),
     );
     record(
         "UpdateEndpoint",
@@ -362,7 +400,10 @@ async fn every_rpc(channel: &Channel, token: Option<&str>) -> Vec<(&'static str,
     );
     record(
         "RotateSecret",
-        client.rotate_secret(request(endpoint(), token)).await.map(drop),
+        client
+            .rotate_secret(request(endpoint(), token))
+            .await
+            .map(drop),
     );
     record(
         "ListDeliveries",
@@ -410,16 +451,29 @@ async fn calls_without_a_valid_service_credential_are_unauthenticated() {
     for (case, token) in [
         ("no credential", None),
         ("an expired credential", Some(expired.as_str())),
-        ("a credential signed with another key", Some(foreign.as_str())),
+        (
+            "a credential signed with another key",
+            Some(foreign.as_str()),
+        ),
         ("a credential naming no tenant", Some(no_tenant.as_str())),
         ("an end user's bearer token", Some("Bearer sk_live_abc")),
     ] {
         let statuses = every_rpc(&h.channel, token).await;
         assert_eq!(statuses.len(), 8);
         for (rpc, status) in statuses {
-            assert_eq!(status.code(), Code::Unauthenticated, "{rpc} with {case}: {status:?}");
+            assert_eq!(
+                status.code(),
+                Code::Unauthenticated,
+                "{rpc} with {case}: {status:?}"
+            );
         }
     }
     // Nothing was written by any of them.
-    assert!(h.local.list_endpoints(&tenant, None, 10).await.unwrap().is_empty());
+    assert!(
+        h.local
+            .list_endpoints(&tenant, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }

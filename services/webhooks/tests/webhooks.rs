@@ -489,7 +489,11 @@ async fn another_tenants_endpoints_and_deliveries_are_not_found(h: Harness) {
         );
     };
     let w = &h.webhooks;
-    not_found(w.get_endpoint(&Tenant::whole(globex), endpoint.id).await.map(drop));
+    not_found(
+        w.get_endpoint(&Tenant::whole(globex), endpoint.id)
+            .await
+            .map(drop),
+    );
     not_found(
         w.update_endpoint(
             &Tenant::whole(globex),
@@ -512,11 +516,23 @@ async fn another_tenants_endpoints_and_deliveries_are_not_found(h: Harness) {
             .await
             .map(drop),
     );
-    not_found(w.rotate_secret(&Tenant::whole(globex), endpoint.id).await.map(drop));
+    not_found(
+        w.rotate_secret(&Tenant::whole(globex), endpoint.id)
+            .await
+            .map(drop),
+    );
     not_found(w.delete_endpoint(&Tenant::whole(globex), endpoint.id).await);
-    assert!(w.list_endpoints(&Tenant::whole(globex), None, 10).await.unwrap().is_empty());
+    assert!(
+        w.list_endpoints(&Tenant::whole(globex), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Still there, unchanged, for its own tenant.
-    let unchanged = w.get_endpoint(&Tenant::whole(acme), endpoint.id).await.unwrap();
+    let unchanged = w
+        .get_endpoint(&Tenant::whole(acme), endpoint.id)
+        .await
+        .unwrap();
     assert_eq!(unchanged.description, "test receiver");
     assert_eq!(h.deliveries(acme, endpoint.id).await.len(), 1);
 }
@@ -635,7 +651,11 @@ async fn persistent_failure_fails_the_delivery_disables_the_endpoint_and_tells_t
         })
         .await
     );
-    let disabled = h.webhooks.get_endpoint(&Tenant::whole(tenant), endpoint.id).await.unwrap();
+    let disabled = h
+        .webhooks
+        .get_endpoint(&Tenant::whole(tenant), endpoint.id)
+        .await
+        .unwrap();
     let reason = disabled.disabled_reason.unwrap();
     assert!(reason.contains("answered HTTP 503"), "{reason}");
     let delivery = &h.deliveries(tenant, endpoint.id).await[0];
@@ -729,7 +749,11 @@ async fn a_410_gone_disables_the_endpoint_at_once(h: Harness) {
     let endpoint = h.endpoint(tenant, &receiver.url, &["*"]).await.endpoint;
     h.feed(&user_deleted(tenant)).await;
     assert_eq!(h.webhooks.dispatch_due().await.unwrap(), 1);
-    let disabled = h.webhooks.get_endpoint(&Tenant::whole(tenant), endpoint.id).await.unwrap();
+    let disabled = h
+        .webhooks
+        .get_endpoint(&Tenant::whole(tenant), endpoint.id)
+        .await
+        .unwrap();
     assert_eq!(disabled.status, EndpointStatus::Disabled);
     assert!(disabled.disabled_reason.unwrap().contains("410 Gone"));
     let delivery = &h.deliveries(tenant, endpoint.id).await[0];
@@ -1162,7 +1186,11 @@ async fn a_tenant_may_register_at_most_50_endpoints() {
         ),
         "{refused:?}"
     );
-    let listed = h.webhooks.list_endpoints(&Tenant::whole(tenant), None, 100).await.unwrap();
+    let listed = h
+        .webhooks
+        .list_endpoints(&Tenant::whole(tenant), None, 100)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 50);
     // Pages follow creation order.
     let second = h

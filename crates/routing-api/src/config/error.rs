@@ -50,9 +50,10 @@ impl From<SpecError> for ServiceError {
     fn from(error: SpecError) -> Self {
         match error {
             SpecError::Validation(errors) => ServiceError::validation(errors),
-            SpecError::InvalidFlow(error) => {
-                ServiceError::validation(vec![FieldError::new(flow_field(&error), error.to_string())])
-            }
+            SpecError::InvalidFlow(error) => ServiceError::validation(vec![FieldError::new(
+                flow_field(&error),
+                error.to_string(),
+            )]),
             SpecError::Internal(detail) => ServiceError::internal(detail),
         }
     }

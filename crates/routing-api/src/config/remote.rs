@@ -219,7 +219,11 @@ impl RoutingConfigApi for RemoteRoutingConfig {
             limit,
         };
         let request = self.request(tenant, message)?;
-        let answer = self.client().list_flow_versions(request).await?.into_inner();
+        let answer = self
+            .client()
+            .list_flow_versions(request)
+            .await?
+            .into_inner();
         answer
             .versions
             .into_iter()
@@ -246,6 +250,11 @@ impl RoutingConfigApi for RemoteRoutingConfig {
             name: name.to_owned(),
         };
         let request = self.request(tenant, message)?;
-        Ok(self.client().has_reason_code(request).await?.into_inner().found)
+        Ok(self
+            .client()
+            .has_reason_code(request)
+            .await?
+            .into_inner()
+            .found)
     }
 }

@@ -12,8 +12,7 @@ use switchboard_rpc::ServiceError;
 use uuid::Uuid;
 
 use super::{
-    ChangedBy, FlowSpec, FlowVersionView, FlowView, ForcedMode, Item, Kind, Result, RuleView,
-    Spec,
+    ChangedBy, FlowSpec, FlowVersionView, FlowView, ForcedMode, Item, Kind, Result, RuleView, Spec,
 };
 
 pub fn kind(kind: Kind) -> pb::ItemKind {

@@ -15,9 +15,9 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use std::sync::Arc;
 use switchboard_http::{ApiJson, Page, PageQuery};
 use switchboard_identity::{Permission, Principal};
-use std::sync::Arc;
 
 use switchboard_routing_api::config::{
     AgentGroupSpec, AgentProfileSpec, ChangedBy, FlowSpec, FlowVersionView, FlowView,

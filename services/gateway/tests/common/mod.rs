@@ -234,7 +234,8 @@ async fn remote_clients(
     webhooks: Webhooks,
     config: RoutingConfig,
 ) -> (Arc<dyn WebhooksApi>, Arc<dyn RoutingConfigApi>) {
-    let keys = Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap());
+    let keys =
+        Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tonic::transport::Server::builder()

@@ -12,10 +12,10 @@ use switchboard_identity::store::entities::{audit_event, client_org, tenant, use
 use switchboard_tenancy::{AgentId, ClientScope, QueueId, Tenant, TenantId};
 use uuid::Uuid;
 
+use super::Item;
 use super::domain::{AgentProfileSpec, ConfigKind, ForcedMode, Kind, QueueSpec, Ref};
 use super::error::{ConfigError, Result};
 use super::store::{self, Row};
-use super::Item;
 use super::{RoutingConfig, flows};
 
 /// Where a save goes.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use switchboard_routing_api::config::{
-    AgentProfileSpec, AgentGroupSpec, ChangedBy, FlowSpec, FlowVersionView, FlowView,
+    AgentGroupSpec, AgentProfileSpec, ChangedBy, FlowSpec, FlowVersionView, FlowView,
     ForcedModeSpec, InboundRuleSpec, Item, Kind, NumberSpec, OutboundRuleSpec, QueueSpec,
     ReasonCodeSpec, RingGroupSpec, RoutingConfigApi, RuleView, ScheduleSpec, SkillSpec, Spec,
     VoicemailBoxSpec,
@@ -30,18 +30,54 @@ fn any(item: Item<impl Into<Spec>>) -> Item<Spec> {
 macro_rules! by_kind {
     ($kind:expr, $spec:ident => $call:expr) => {
         match $kind {
-            Kind::Skill => { type $spec = SkillSpec; $call }
-            Kind::ReasonCode => { type $spec = ReasonCodeSpec; $call }
-            Kind::AgentGroup => { type $spec = AgentGroupSpec; $call }
-            Kind::Schedule => { type $spec = ScheduleSpec; $call }
-            Kind::Queue => { type $spec = QueueSpec; $call }
-            Kind::AgentProfile => { type $spec = AgentProfileSpec; $call }
-            Kind::RingGroup => { type $spec = RingGroupSpec; $call }
-            Kind::VoicemailBox => { type $spec = VoicemailBoxSpec; $call }
-            Kind::Flow => { type $spec = FlowSpec; $call }
-            Kind::InboundRule => { type $spec = InboundRuleSpec; $call }
-            Kind::Number => { type $spec = NumberSpec; $call }
-            Kind::OutboundRule => { type $spec = OutboundRuleSpec; $call }
+            Kind::Skill => {
+                type $spec = SkillSpec;
+                $call
+            }
+            Kind::ReasonCode => {
+                type $spec = ReasonCodeSpec;
+                $call
+            }
+            Kind::AgentGroup => {
+                type $spec = AgentGroupSpec;
+                $call
+            }
+            Kind::Schedule => {
+                type $spec = ScheduleSpec;
+                $call
+            }
+            Kind::Queue => {
+                type $spec = QueueSpec;
+                $call
+            }
+            Kind::AgentProfile => {
+                type $spec = AgentProfileSpec;
+                $call
+            }
+            Kind::RingGroup => {
+                type $spec = RingGroupSpec;
+                $call
+            }
+            Kind::VoicemailBox => {
+                type $spec = VoicemailBoxSpec;
+                $call
+            }
+            Kind::Flow => {
+                type $spec = FlowSpec;
+                $call
+            }
+            Kind::InboundRule => {
+                type $spec = InboundRuleSpec;
+                $call
+            }
+            Kind::Number => {
+                type $spec = NumberSpec;
+                $call
+            }
+            Kind::OutboundRule => {
+                type $spec = OutboundRuleSpec;
+                $call
+            }
         }
     };
 }

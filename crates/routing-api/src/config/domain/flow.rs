@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_flows::{ExternalId, Flow};
 use uuid::Uuid;
 
-use super::{SpecError, ConfigKind, Kind, Ref, Result, check_name};
+use super::{ConfigKind, Kind, Ref, Result, SpecError, check_name};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
