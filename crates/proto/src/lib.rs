@@ -24,8 +24,32 @@ pub mod routing {
     }
 }
 
+pub mod webhooks {
+    pub mod v1 {
+        tonic::include_proto!("switchboard.webhooks.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("switchboard.events.v1");
+    }
+}
+
+/// `google.protobuf.Timestamp` to and from `chrono`.
+pub mod time {
+    use chrono::{DateTime, Utc};
+
+    pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+        prost_types::Timestamp {
+            seconds: at.timestamp(),
+            nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+        }
+    }
+
+    /// The instant of `timestamp`; `None` when it is out of range.
+    pub fn datetime(timestamp: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+        let nanos = u32::try_from(timestamp.nanos).ok()?;
+        DateTime::from_timestamp(timestamp.seconds, nanos)
     }
 }

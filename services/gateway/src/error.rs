@@ -4,9 +4,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard_http::{FieldError, Problem};
 use switchboard_identity::IdentityError;
-use switchboard_routing::config::ConfigError;
 use switchboard_routing::{RefusalKind, RoutingError};
-use switchboard_webhooks::WebhooksError;
+use switchboard_rpc::ServiceError;
 
 /// What a handler fails with: always rendered as a problem document.
 #[derive(Debug)]
@@ -43,63 +42,6 @@ impl From<IdentityError> for ApiError {
                 Problem::unavailable("a backend is unavailable; retry later")
             }
             IdentityError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                Problem::internal()
-            }
-        })
-    }
-}
-
-impl From<WebhooksError> for ApiError {
-    fn from(error: WebhooksError) -> Self {
-        Self(match error {
-            WebhooksError::Validation(errors) => Problem::validation(
-                errors
-                    .into_iter()
-                    .map(|error| FieldError::new(error.field, error.message))
-                    .collect(),
-            ),
-            WebhooksError::NotFound(what) => Problem::not_found(format!("{what} not found")),
-            WebhooksError::Conflict { code, detail } => Problem::conflict(code, detail),
-            WebhooksError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "backend unavailable");
-                Problem::unavailable("a backend is unavailable; retry later")
-            }
-            WebhooksError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                Problem::internal()
-            }
-        })
-    }
-}
-
-impl From<ConfigError> for ApiError {
-    fn from(error: ConfigError) -> Self {
-        Self(match error {
-            ConfigError::Validation(errors) => Problem::validation(
-                errors
-                    .into_iter()
-                    .map(|error| FieldError::new(error.field, error.message))
-                    .collect(),
-            ),
-            // A flow's fault names its node: `definition.nodes.<node>.<field>`.
-            ConfigError::InvalidFlow(error) => {
-                let field = match (&error.node, &error.field) {
-                    (Some(node), Some(field)) => format!("definition.nodes.{node}.{field}"),
-                    (Some(node), None) => format!("definition.nodes.{node}"),
-                    (None, Some(field)) => format!("definition.{field}"),
-                    (None, None) => "definition".to_owned(),
-                };
-                Problem::validation(vec![FieldError::new(field, error.to_string())])
-            }
-            ConfigError::NotFound(what) => Problem::not_found(format!("{what} not found")),
-            ConfigError::Conflict { code, detail } => Problem::conflict(code, detail),
-            ConfigError::Forbidden { code, detail } => Problem::forbidden(code, detail),
-            ConfigError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "backend unavailable");
-                Problem::unavailable("a backend is unavailable; retry later")
-            }
-            ConfigError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 Problem::internal()
             }
@@ -148,5 +90,12 @@ impl From<RoutingError> for ApiError {
                 Problem::internal()
             }
         })
+    }
+}
+
+/// A service's error, as the table in `switchboard_rpc` maps its kind.
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        Self(error.into())
     }
 }

@@ -19,8 +19,8 @@ use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity::Identity;
 use switchboard_platform::Cache;
 use switchboard_routing::Routing;
-use switchboard_routing::config::RoutingConfig;
-use switchboard_webhooks::Webhooks;
+use switchboard_routing_api::config::RoutingConfigApi;
+use switchboard_webhooks_api::WebhooksApi;
 
 pub use error::ApiError;
 pub use openapi::{DOCS_PATH, DOCS_SCRIPT_PATH, OPENAPI_PATH};
@@ -65,9 +65,9 @@ impl Default for GatewayOptions {
 #[derive(Clone)]
 pub struct Gateway {
     pub(crate) identity: Identity,
-    pub(crate) webhooks: Webhooks,
+    pub(crate) webhooks: Arc<dyn WebhooksApi>,
     pub(crate) routing: Routing,
-    pub(crate) routing_config: RoutingConfig,
+    pub(crate) routing_config: Arc<dyn RoutingConfigApi>,
     pub(crate) limiter: RateLimiter,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) options: Arc<GatewayOptions>,
@@ -76,9 +76,9 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(
         identity: Identity,
-        webhooks: Webhooks,
+        webhooks: Arc<dyn WebhooksApi>,
         routing: Routing,
-        routing_config: RoutingConfig,
+        routing_config: Arc<dyn RoutingConfigApi>,
         cache: Arc<dyn Cache>,
         options: GatewayOptions,
     ) -> Self {

@@ -20,7 +20,7 @@ use axum::routing::get;
 use serde::Serialize;
 use switchboard_identity::domain::SCOPE_AREAS;
 use switchboard_identity::{Role, TenantStatus, UserStatus};
-use switchboard_routing::config::openapi::{CLOSED_ENUMS, close_variants};
+use switchboard_routing_api::config::openapi::{CLOSED_ENUMS, close_variants};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::schema::{ObjectBuilder, Type};

@@ -983,6 +983,17 @@ async fn embedded_a_contact_center_routes_calls_end_to_end() {
     .expect("timed out");
 }
 
+/// The same, with the gateway reaching the routing configuration over gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_a_contact_center_routes_calls_end_to_end() {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        a_contact_center_routes_calls_end_to_end(Site::start_with(SiteOptions::remote()).await),
+    )
+    .await
+    .expect("timed out");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_a_contact_center_routes_calls_end_to_end() {
     tokio::time::timeout(
@@ -1145,6 +1156,17 @@ async fn embedded_tenants_never_see_each_others_calls() {
     tokio::time::timeout(
         Duration::from_secs(60),
         tenants_never_see_each_others_calls(Site::start(false).await),
+    )
+    .await
+    .expect("timed out");
+}
+
+/// The same, with the gateway reaching the routing configuration over gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_tenants_never_see_each_others_calls() {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        tenants_never_see_each_others_calls(Site::start_with(SiteOptions::remote()).await),
     )
     .await
     .expect("timed out");

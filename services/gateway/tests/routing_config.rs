@@ -130,6 +130,15 @@ macro_rules! on_both_backends {
                 }
             )*
         }
+        /// The same REST API with the configuration reached over gRPC.
+        mod grpc {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Api::start_with(super::SiteOptions::remote()).await).await;
+                }
+            )*
+        }
     };
 }
 

@@ -29,7 +29,15 @@ const PASSWORD: &str = "correct horse battery staple";
 
 impl Api {
     async fn start(postgres: bool) -> Self {
-        let mut options = SiteOptions::new(postgres);
+        Self::start_with(Self::options(SiteOptions::new(postgres))).await
+    }
+
+    /// The gateway reaching webhooks over gRPC (SQLite).
+    async fn start_remote() -> Self {
+        Self::start_with(Self::options(SiteOptions::remote())).await
+    }
+
+    fn options(mut options: SiteOptions) -> SiteOptions {
         options.gateway.body_limit = 64 * 1024;
         options.webhooks = WebhooksOptions {
             // The receiver is on 127.0.0.1, over plain HTTP.
@@ -39,7 +47,7 @@ impl Api {
             retry_max_delay: Duration::from_millis(20),
             ..WebhooksOptions::default()
         };
-        Self::start_with(options).await
+        options
     }
 
     async fn call(
@@ -490,6 +498,16 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     tokio::time::timeout(Duration::from_secs(120), super::$name(Api::start(false).await)).await.expect("timed out");
+                }
+            )*
+        }
+        /// The same REST API with webhooks reached over gRPC.
+        mod grpc {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tokio::time::timeout(Duration::from_secs(120), super::$name(Api::start_remote().await)).await.expect("timed out");
                 }
             )*
         }

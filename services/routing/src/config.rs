@@ -1,11 +1,11 @@
 //! The routing configuration: what a tenant's admins set up (issue 6,
 //! "Configuration") and what the routing runtime reads.
 //!
-//! - [`domain`]: each kind's settings (`…Spec`), their validation and
+//! - [`domain`] (from `switchboard-routing-api`): each kind's settings (`…Spec`), their validation and
 //!   references, the inbound-rule decision, and the conversion of queues
 //!   and agent profiles to the ACD engine's types. Pure, unit-tested.
-//! - [`RoutingConfig`]: the API, called in process by the gateway (`/v1/…`,
-//!   admins) and by the runtime. Admin methods take the caller's
+//! - [`RoutingConfig`]: the API, which implements [`RoutingConfigApi`] in
+//!   process for the gateway (`/v1/…`, admins), and is read by the runtime. Admin methods take the caller's
 //!   [`Tenant`] (tenant id and client scope) first: another tenant's ids,
 //!   and a client-scoped caller's view of other clients' numbers, flows and
 //!   queues, are not found (404, never 403). Tenant-wide kinds (everything
@@ -39,38 +39,36 @@
 
 mod cached;
 mod directory;
-pub mod domain;
 mod engine;
 mod error;
 mod flows;
 mod items;
-#[cfg(feature = "openapi")]
-pub mod openapi;
+mod local;
 mod projection;
 mod rules;
 mod store;
-mod views;
 
 use std::sync::Arc;
 
 use switchboard_acd::{AgentProfile, QueueConfig};
 use switchboard_platform::Database;
 use switchboard_tenancy::{AgentId, QueueId, TenantId};
-use uuid::Uuid;
 
 pub use cached::{CachedConfig, PublishedFlow, TenantConfig};
 pub use directory::IdentityDirectory;
-pub use domain::{
-    AgentGroupSpec, AgentProfileSpec, AgentSkill, Announcements, Basis, CallbackOffer, CallerId,
-    ChannelCapacity, ConfigKind, FlowSpec, ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec,
-    Kind, MaxWait, MaxWaiting, NextStep, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec,
-    RequiredSkill, RingGroupSpec, RingStrategy, ScheduleSpec, ServiceLevel, SkillSpec,
-    TrunkStrategy, VoicemailBoxSpec, check_e164,
-};
 pub use error::{ConfigError, FieldError, Result};
+#[cfg(feature = "openapi")]
+pub use switchboard_routing_api::config::openapi;
+pub use switchboard_routing_api::config::{
+    AgentGroupSpec, AgentProfileSpec, AgentSkill, Announcements, Basis, CallbackOffer, CallerId,
+    ChangedBy, ChannelCapacity, ConfigKind, FlowSpec, FlowVersionView, FlowView, ForcedKind,
+    ForcedMode, ForcedModeSpec, InboundRuleSpec, Item, Kind, MaxWait, MaxWaiting, NextStep,
+    NumberRoute, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RemoteRoutingConfig,
+    RequiredSkill, RingGroupSpec, RingStrategy, RoutingConfigApi, RoutingConfigExt, RuleDecision,
+    RuleView, ScheduleSpec, ServiceLevel, SkillSpec, Spec, SpecError, Tenant, TrunkStrategy,
+    VoicemailBoxSpec, check_e164, domain,
+};
 pub use projection::{IdentityProjection, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
-pub use switchboard_tenancy::Tenant;
-pub use views::{FlowVersionView, FlowView, Item, NumberRoute, RuleDecision, RuleView};
 
 /// Told of configuration changes the ACD engine needs, **after** they are
 /// committed, in the task of the request that made them. The calls are
@@ -84,31 +82,6 @@ pub trait ConfigObserver: Send + Sync {
     async fn queue_deleted(&self, tenant: TenantId, queue: QueueId);
     async fn agent_profile_saved(&self, tenant: TenantId, agent: AgentId, profile: AgentProfile);
     async fn agent_profile_deleted(&self, tenant: TenantId, agent: AgentId);
-}
-
-/// Who makes a change, as recorded with forced modes, published flow
-/// versions and the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChangedBy {
-    /// `user`, `api_key` or `system`.
-    pub actor_type: &'static str,
-    pub actor_id: Option<Uuid>,
-}
-
-impl ChangedBy {
-    pub fn user(id: Uuid) -> Self {
-        Self {
-            actor_type: "user",
-            actor_id: Some(id),
-        }
-    }
-
-    pub fn system() -> Self {
-        Self {
-            actor_type: "system",
-            actor_id: None,
-        }
-    }
 }
 
 /// The routing configuration API. Cheap to clone.

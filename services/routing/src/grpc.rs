@@ -55,13 +55,7 @@ fn status_of(error: CallError) -> Status {
         },
         CallError::Routing(RoutingError::Unavailable(message)) => Status::unavailable(message),
         CallError::Cache(error) => Status::unavailable(error.to_string()),
-        CallError::Config(error) => match error.status() {
-            400 => Status::invalid_argument(error.to_string()),
-            404 => Status::not_found(error.to_string()),
-            409 => Status::failed_precondition(error.to_string()),
-            503 => Status::unavailable(error.to_string()),
-            _ => Status::internal(error.to_string()),
-        },
+        CallError::Config(error) => switchboard_rpc::ServiceError::from(error).to_status(),
         CallError::Routing(RoutingError::Internal(message)) => Status::internal(message),
     }
 }

@@ -12,6 +12,7 @@ pub mod calls;
 pub mod config;
 pub mod events;
 pub mod grpc;
+pub mod grpc_config;
 pub mod host;
 pub mod metrics;
 pub mod ops;

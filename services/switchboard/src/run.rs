@@ -299,9 +299,9 @@ fn service_parts(
         parts.http = Some(
             Gateway::new(
                 identity.clone(),
-                webhooks.clone(),
+                Arc::new(webhooks.clone()),
                 routing.clone(),
-                routing_config.clone(),
+                Arc::new(routing_config.clone()),
                 backends.cache.clone(),
                 options,
             )

@@ -6,15 +6,14 @@ use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{
     ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
-use switchboard_tenancy::TenantId;
+use switchboard_tenancy::{Tenant, TenantId};
+use switchboard_webhooks_api::{AttemptView, DeliveryId, DeliveryView, EndpointId};
 use uuid::Uuid;
 
 use crate::domain::{DeliveryStatus, EndpointStatus};
 use crate::endpoints::find;
 use crate::error::{Result, WebhooksError};
-use crate::ids::{DeliveryId, EndpointId};
 use crate::store::entities::{attempt, delivery, endpoint};
-use crate::views::{AttemptView, DeliveryView};
 use crate::{Webhooks, now};
 
 const NO_TIME: Option<chrono::DateTime<chrono::Utc>> = None;
@@ -24,11 +23,12 @@ impl Webhooks {
     /// (a cursor), at most `limit`, each with its attempts (oldest first).
     pub async fn list_deliveries(
         &self,
-        tenant: TenantId,
+        tenant: &Tenant,
         id: EndpointId,
         before: Option<DeliveryId>,
         limit: u64,
     ) -> Result<Vec<DeliveryView>> {
+        let tenant = tenant.id();
         let transaction = self.store().begin(tenant).await?;
         find(&transaction, tenant, id).await?;
         let mut query = delivery::Entity::find()
@@ -57,10 +57,11 @@ impl Webhooks {
     /// 409 `endpoint_disabled` while the endpoint is disabled.
     pub async fn resend_delivery(
         &self,
-        tenant: TenantId,
+        tenant: &Tenant,
         endpoint: EndpointId,
         id: DeliveryId,
     ) -> Result<DeliveryView> {
+        let tenant = tenant.id();
         let transaction = self.store().begin(tenant).await?;
         // The write first (see `dispatch::record`), limited to deliveries
         // of this tenant's endpoint while it is active.

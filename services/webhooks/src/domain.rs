@@ -5,9 +5,9 @@
 pub mod signature;
 pub mod target;
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
+
+pub use switchboard_webhooks_api::{DeliveryStatus, EndpointStatus};
 
 use crate::error::FieldError;
 
@@ -19,63 +19,6 @@ pub const MAX_URL_LENGTH: usize = 2048;
 pub const MAX_DESCRIPTION_LENGTH: usize = 500;
 /// Endpoints one tenant may register.
 pub const MAX_ENDPOINTS_PER_TENANT: u64 = 50;
-
-/// Whether an endpoint receives deliveries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndpointStatus {
-    Active,
-    /// By the tenant, or by the dispatcher after persistent failure; its
-    /// pending deliveries wait until it is active again.
-    Disabled,
-}
-
-/// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryStatus {
-    /// Waiting for its next attempt.
-    Pending,
-    /// An attempt got a 2xx answer.
-    Succeeded,
-    /// Given up: failing for longer than the retry period, or 410 Gone.
-    Failed,
-}
-
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident => $text:literal),* $(,)? }) => {
-        impl $name {
-            pub const ALL: &[$name] = &[$($name::$variant),*];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),*
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-
-            fn from_str(text: &str) -> Result<Self, String> {
-                match text {
-                    $($text => Ok($name::$variant),)*
-                    _ => Err(format!(
-                        "must be one of: {}",
-                        [$($text),*].join(", ")
-                    )),
-                }
-            }
-        }
-    };
-}
-
-text_enum!(EndpointStatus { Active => "active", Disabled => "disabled" });
-text_enum!(DeliveryStatus { Pending => "pending", Succeeded => "succeeded", Failed => "failed" });
 
 /// Checks a subscription: at least one type, each one of `known` or `*`.
 /// Answers the list to store, sorted and without duplicates (`["*"]` when

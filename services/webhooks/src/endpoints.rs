@@ -7,46 +7,26 @@ use sea_orm::{
     IntoActiveModel, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use switchboard_events::EVENT_TYPES;
-use switchboard_tenancy::TenantId;
+use switchboard_tenancy::{Tenant, TenantId};
+use switchboard_webhooks_api::{
+    EndpointId, EndpointPatch, EndpointView, EndpointWithSecret, NewEndpoint,
+};
 
 use crate::domain::{self, DeliveryStatus, EndpointStatus, signature};
 use crate::error::{FieldError, Result, WebhooksError};
-use crate::ids::EndpointId;
 use crate::store::entities::{delivery, endpoint};
 use crate::targets::{TargetPolicy, check_url};
-use crate::views::{EndpointView, EndpointWithSecret};
 use crate::{Webhooks, now};
-
-/// A new endpoint.
-#[derive(Debug, Clone, Default)]
-pub struct NewEndpoint {
-    /// `https://…` (or `http://` when allowed).
-    pub url: String,
-    pub description: Option<String>,
-    /// Event type names, or `["*"]` for all.
-    pub event_types: Vec<String>,
-}
-
-/// The fields to change; absent ones are unchanged.
-#[derive(Debug, Clone, Default)]
-pub struct EndpointPatch {
-    pub url: Option<String>,
-    pub description: Option<String>,
-    pub event_types: Option<Vec<String>>,
-    /// `active` or `disabled`. Re-enabling clears the failure that disabled
-    /// the endpoint and makes its pending deliveries due now, each with a
-    /// new retry period.
-    pub status: Option<String>,
-}
 
 impl Webhooks {
     /// Registers an endpoint; its signing secret is in the answer and
     /// never shown again (rotate it to get a new one).
     pub async fn create_endpoint(
         &self,
-        tenant: TenantId,
+        tenant: &Tenant,
         new: NewEndpoint,
     ) -> Result<EndpointWithSecret> {
+        let tenant = tenant.id();
         let mut errors = Vec::new();
         let event_types = domain::validate_event_types(&new.event_types, EVENT_TYPES)
             .map_err(|e| errors.push(e))
@@ -106,10 +86,11 @@ impl Webhooks {
     /// Endpoints in creation order, after `after`, at most `limit`.
     pub async fn list_endpoints(
         &self,
-        tenant: TenantId,
+        tenant: &Tenant,
         after: Option<EndpointId>,
         limit: u64,
     ) -> Result<Vec<EndpointView>> {
+        let tenant = tenant.id();
         let transaction = self.store().begin(tenant).await?;
         let mut query = endpoint::Entity::find()
             .filter(endpoint::Column::TenantId.eq(tenant.as_uuid()))
@@ -123,7 +104,8 @@ impl Webhooks {
         rows.into_iter().map(view).collect()
     }
 
-    pub async fn get_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<EndpointView> {
+    pub async fn get_endpoint(&self, tenant: &Tenant, id: EndpointId) -> Result<EndpointView> {
+        let tenant = tenant.id();
         let transaction = self.store().begin(tenant).await?;
         let row = find(&transaction, tenant, id).await?;
         transaction.commit().await?;
@@ -132,10 +114,11 @@ impl Webhooks {
 
     pub async fn update_endpoint(
         &self,
-        tenant: TenantId,
+        tenant: &Tenant,
         id: EndpointId,
         patch: EndpointPatch,
     ) -> Result<EndpointView> {
+        let tenant = tenant.id();
         let mut errors = Vec::new();
         let event_types = patch
             .event_types
@@ -210,7 +193,8 @@ impl Webhooks {
     }
 
     /// Removes an endpoint with its deliveries and their attempts.
-    pub async fn delete_endpoint(&self, tenant: TenantId, id: EndpointId) -> Result<()> {
+    pub async fn delete_endpoint(&self, tenant: &Tenant, id: EndpointId) -> Result<()> {
+        let tenant = tenant.id();
         let transaction = self.store().begin(tenant).await?;
         let deleted = endpoint::Entity::delete_many()
             .filter(endpoint::Column::TenantId.eq(tenant.as_uuid()))
@@ -229,9 +213,10 @@ impl Webhooks {
     /// signed with it.
     pub async fn rotate_secret(
         &self,
-        tenant: TenantId,
+        tenant: &Tenant,
         id: EndpointId,
     ) -> Result<EndpointWithSecret> {
+        let tenant = tenant.id();
         let transaction = self.store().begin(tenant).await?;
         let row = lock(&transaction, tenant, id).await?;
         let secret = signature::generate_secret();

@@ -1,48 +1,28 @@
-//! The webhooks service's errors; each maps to one HTTP status in the
-//! gateway.
+//! The webhooks service's errors; each maps to one [`ErrorKind`] (and so
+//! to one HTTP status and one gRPC code, in `switchboard_rpc::ERROR_TABLE`).
 
-use std::fmt;
+use switchboard_rpc::{ErrorKind, ServiceError};
 
-/// One invalid input field, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+pub use switchboard_rpc::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhooksError {
     /// Input failed validation (a bad or forbidden URL, an unknown event
-    /// type, …); nothing was written. 400.
+    /// type, …); nothing was written.
     #[error("invalid input: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldError>),
     /// No such endpoint or delivery in this tenant (another tenant's ids
-    /// are not found alike). 404.
+    /// are not found alike).
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request conflicts with the current state
-    /// (`endpoint_limit_reached`, `endpoint_disabled`). 409.
+    /// (`endpoint_limit_reached`, `endpoint_disabled`).
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
-    /// A backend is unavailable; retry later. 503.
+    /// A backend is unavailable; retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// A bug or an unexpected backend answer; logged, not shown. 500.
+    /// A bug or an unexpected backend answer; logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -58,6 +38,18 @@ impl WebhooksError {
         Self::Conflict {
             code,
             detail: detail.into(),
+        }
+    }
+}
+
+impl From<WebhooksError> for ServiceError {
+    fn from(error: WebhooksError) -> Self {
+        match error {
+            WebhooksError::Validation(errors) => ServiceError::validation(errors),
+            WebhooksError::NotFound(what) => ServiceError::not_found(what),
+            WebhooksError::Conflict { code, detail } => ServiceError::conflict(code, detail),
+            WebhooksError::Unavailable(detail) => ServiceError::new(ErrorKind::Unavailable, detail),
+            WebhooksError::Internal(detail) => ServiceError::new(ErrorKind::Internal, detail),
         }
     }
 }

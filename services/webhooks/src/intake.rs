@@ -9,9 +9,9 @@ use switchboard_events::{Event, EventHandler, HandlerError};
 
 use crate::domain::{self, DeliveryStatus, EndpointStatus};
 use crate::endpoints::types_from_text;
-use crate::ids::DeliveryId;
 use crate::store::entities::{delivery, endpoint};
 use crate::{Webhooks, now};
+use switchboard_webhooks_api::DeliveryId;
 
 /// For each event: one pending delivery, due now, per active endpoint of
 /// the event's tenant subscribed to its type and registered by the time

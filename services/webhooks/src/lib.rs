@@ -3,8 +3,9 @@
 //! endpoints only, signed, and retried until it succeeds or the retry
 //! period runs out.
 //!
-//! - [`Webhooks`]: the service, called in process by the gateway
-//!   (`/v1/webhooks`). Every method takes the caller's [`TenantId`] first;
+//! - [`Webhooks`]: the service; it implements [`WebhooksApi`] in process
+//!   for the gateway (`/v1/webhooks`), and [`grpc::server`] serves it to
+//!   other nodes. Every method takes the caller's [`Tenant`] first;
 //!   another tenant's ids are not found.
 //! - [`Intake`] (from [`Webhooks::intake`]): the event consumer's handler
 //!   (consumer [`CONSUMER_NAME`]); turns each event into one pending
@@ -46,15 +47,15 @@
 
 pub mod domain;
 mod error;
-mod ids;
+pub mod grpc;
 mod store;
 mod targets;
-mod views;
 
 mod deliveries;
 mod dispatch;
 mod endpoints;
 mod intake;
+mod local;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,14 +63,16 @@ use std::time::Duration;
 use switchboard_config::WebhooksConfig;
 use switchboard_platform::Database;
 
-pub use domain::{DeliveryStatus, EndpointStatus};
-pub use endpoints::{EndpointPatch, NewEndpoint};
 pub use error::{FieldError, Result, WebhooksError};
-pub use ids::{DeliveryId, EndpointId};
 pub use intake::Intake;
 pub use switchboard_events::EVENT_TYPES;
+#[doc(no_inline)]
+pub use switchboard_tenancy::Tenant;
+pub use switchboard_webhooks_api::{
+    AttemptView, DeliveryId, DeliveryStatus, DeliveryView, EndpointId, EndpointPatch,
+    EndpointStatus, EndpointView, EndpointWithSecret, NewEndpoint, RemoteWebhooks, WebhooksApi,
+};
 pub use targets::USER_AGENT;
-pub use views::{AttemptView, DeliveryView, EndpointView, EndpointWithSecret};
 
 /// The name of the event consumer that feeds [`Intake`].
 pub const CONSUMER_NAME: &str = "webhooks";

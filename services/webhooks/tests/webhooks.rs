@@ -26,7 +26,7 @@ use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
 use switchboard_platform::bus::MemoryBus;
 use switchboard_platform::database::DatabaseOptions;
-use switchboard_tenancy::TenantId;
+use switchboard_tenancy::{Tenant, TenantId};
 use switchboard_test_utils::{
     eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
     postgres_app_role_url, postgres_system_role_url, unique_name,
@@ -188,7 +188,7 @@ impl Harness {
     async fn endpoint(&self, tenant: TenantId, url: &str, types: &[&str]) -> EndpointWithSecret {
         self.webhooks
             .create_endpoint(
-                tenant,
+                &Tenant::whole(tenant),
                 NewEndpoint {
                     url: url.to_owned(),
                     description: Some("test receiver".into()),
@@ -201,7 +201,7 @@ impl Harness {
 
     async fn deliveries(&self, tenant: TenantId, endpoint: EndpointId) -> Vec<DeliveryView> {
         self.webhooks
-            .list_deliveries(tenant, endpoint, None, 100)
+            .list_deliveries(&Tenant::whole(tenant), endpoint, None, 100)
             .await
             .unwrap()
     }
@@ -489,10 +489,14 @@ async fn another_tenants_endpoints_and_deliveries_are_not_found(h: Harness) {
         );
     };
     let w = &h.webhooks;
-    not_found(w.get_endpoint(globex, endpoint.id).await.map(drop));
+    not_found(
+        w.get_endpoint(&Tenant::whole(globex), endpoint.id)
+            .await
+            .map(drop),
+    );
     not_found(
         w.update_endpoint(
-            globex,
+            &Tenant::whole(globex),
             endpoint.id,
             EndpointPatch {
                 description: Some("mine now".into()),
@@ -503,20 +507,32 @@ async fn another_tenants_endpoints_and_deliveries_are_not_found(h: Harness) {
         .map(drop),
     );
     not_found(
-        w.list_deliveries(globex, endpoint.id, None, 10)
+        w.list_deliveries(&Tenant::whole(globex), endpoint.id, None, 10)
             .await
             .map(drop),
     );
     not_found(
-        w.resend_delivery(globex, endpoint.id, delivery)
+        w.resend_delivery(&Tenant::whole(globex), endpoint.id, delivery)
             .await
             .map(drop),
     );
-    not_found(w.rotate_secret(globex, endpoint.id).await.map(drop));
-    not_found(w.delete_endpoint(globex, endpoint.id).await);
-    assert!(w.list_endpoints(globex, None, 10).await.unwrap().is_empty());
+    not_found(
+        w.rotate_secret(&Tenant::whole(globex), endpoint.id)
+            .await
+            .map(drop),
+    );
+    not_found(w.delete_endpoint(&Tenant::whole(globex), endpoint.id).await);
+    assert!(
+        w.list_endpoints(&Tenant::whole(globex), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // Still there, unchanged, for its own tenant.
-    let unchanged = w.get_endpoint(acme, endpoint.id).await.unwrap();
+    let unchanged = w
+        .get_endpoint(&Tenant::whole(acme), endpoint.id)
+        .await
+        .unwrap();
     assert_eq!(unchanged.description, "test receiver");
     assert_eq!(h.deliveries(acme, endpoint.id).await.len(), 1);
 }
@@ -646,7 +662,7 @@ async fn persistent_failure_fails_the_delivery_disables_the_endpoint_and_tells_t
     assert!(
         h.dispatch_until(|| async {
             h.webhooks
-                .get_endpoint(tenant, endpoint.id)
+                .get_endpoint(&Tenant::whole(tenant), endpoint.id)
                 .await
                 .unwrap()
                 .status
@@ -654,7 +670,11 @@ async fn persistent_failure_fails_the_delivery_disables_the_endpoint_and_tells_t
         })
         .await
     );
-    let disabled = h.webhooks.get_endpoint(tenant, endpoint.id).await.unwrap();
+    let disabled = h
+        .webhooks
+        .get_endpoint(&Tenant::whole(tenant), endpoint.id)
+        .await
+        .unwrap();
     let reason = disabled.disabled_reason.unwrap();
     assert!(reason.contains("answered HTTP 503"), "{reason}");
     let delivery = &h.deliveries(tenant, endpoint.id).await[0];
@@ -719,7 +739,7 @@ async fn persistent_failure_fails_the_delivery_disables_the_endpoint_and_tells_t
     assert_eq!(h.deliveries(tenant, endpoint.id).await.len(), 1);
     let resend = h
         .webhooks
-        .resend_delivery(tenant, endpoint.id, delivery.id)
+        .resend_delivery(&Tenant::whole(tenant), endpoint.id, delivery.id)
         .await;
     assert!(
         matches!(
@@ -736,7 +756,7 @@ async fn persistent_failure_fails_the_delivery_disables_the_endpoint_and_tells_t
     let enabled = h
         .webhooks
         .update_endpoint(
-            tenant,
+            &Tenant::whole(tenant),
             endpoint.id,
             EndpointPatch {
                 status: Some("active".into()),
@@ -750,7 +770,7 @@ async fn persistent_failure_fails_the_delivery_disables_the_endpoint_and_tells_t
     receiver.script.lock().unwrap().otherwise = Some(200);
     let resent = h
         .webhooks
-        .resend_delivery(tenant, endpoint.id, delivery.id)
+        .resend_delivery(&Tenant::whole(tenant), endpoint.id, delivery.id)
         .await
         .unwrap();
     assert_eq!(resent.status, DeliveryStatus::Pending);
@@ -768,7 +788,11 @@ async fn a_410_gone_disables_the_endpoint_at_once(h: Harness) {
     let endpoint = h.endpoint(tenant, &receiver.url, &["*"]).await.endpoint;
     h.feed(&user_deleted(tenant)).await;
     assert_eq!(h.webhooks.dispatch_due().await.unwrap(), 1);
-    let disabled = h.webhooks.get_endpoint(tenant, endpoint.id).await.unwrap();
+    let disabled = h
+        .webhooks
+        .get_endpoint(&Tenant::whole(tenant), endpoint.id)
+        .await
+        .unwrap();
     assert_eq!(disabled.status, EndpointStatus::Disabled);
     assert!(disabled.disabled_reason.unwrap().contains("410 Gone"));
     let delivery = &h.deliveries(tenant, endpoint.id).await[0];
@@ -787,7 +811,7 @@ async fn a_resend_delivers_a_succeeded_delivery_again_with_the_same_id(h: Harnes
     let delivery = h.deliveries(tenant, endpoint.id).await[0].id;
     let resent = h
         .webhooks
-        .resend_delivery(tenant, endpoint.id, delivery)
+        .resend_delivery(&Tenant::whole(tenant), endpoint.id, delivery)
         .await
         .unwrap();
     assert_eq!(resent.status, DeliveryStatus::Pending);
@@ -835,7 +859,7 @@ async fn a_rotated_secret_signs_the_next_attempts(h: Harness) {
     let created = h.endpoint(tenant, &receiver.url, &["*"]).await;
     let rotated = h
         .webhooks
-        .rotate_secret(tenant, created.endpoint.id)
+        .rotate_secret(&Tenant::whole(tenant), created.endpoint.id)
         .await
         .unwrap();
     assert_ne!(rotated.secret, created.secret);
@@ -975,7 +999,7 @@ fn strict() -> WebhooksOptions {
 async fn refusal(webhooks: &Webhooks, tenant: TenantId, url: &str) -> String {
     let result = webhooks
         .create_endpoint(
-            tenant,
+            &Tenant::whole(tenant),
             NewEndpoint {
                 url: url.to_owned(),
                 description: None,
@@ -1025,7 +1049,7 @@ async fn loopback_private_and_plain_http_targets_are_refused_unless_allowed() {
     );
     assert!(
         h.webhooks
-            .list_endpoints(tenant, None, 10)
+            .list_endpoints(&Tenant::whole(tenant), None, 10)
             .await
             .unwrap()
             .is_empty()
@@ -1034,7 +1058,7 @@ async fn loopback_private_and_plain_http_targets_are_refused_unless_allowed() {
     let lax = h.replica(options()).await;
     for url in ["http://127.0.0.1:9/hook", "https://localhost/hook"] {
         lax.create_endpoint(
-            tenant,
+            &Tenant::whole(tenant),
             NewEndpoint {
                 url: url.into(),
                 description: None,
@@ -1079,7 +1103,7 @@ async fn unknown_event_types_and_bad_fields_are_named() {
     let result = h
         .webhooks
         .create_endpoint(
-            tenant,
+            &Tenant::whole(tenant),
             NewEndpoint {
                 url: "not a url".into(),
                 description: Some("x".repeat(600)),
@@ -1098,7 +1122,7 @@ async fn unknown_event_types_and_bad_fields_are_named() {
     let result = h
         .webhooks
         .create_endpoint(
-            tenant,
+            &Tenant::whole(tenant),
             NewEndpoint {
                 url: "http://127.0.0.1:9/".into(),
                 description: None,
@@ -1184,7 +1208,7 @@ async fn a_tenant_may_register_at_most_50_endpoints() {
     let refused = h
         .webhooks
         .create_endpoint(
-            tenant,
+            &Tenant::whole(tenant),
             NewEndpoint {
                 url: "http://127.0.0.1:9/one-too-many".into(),
                 description: None,
@@ -1202,12 +1226,16 @@ async fn a_tenant_may_register_at_most_50_endpoints() {
         ),
         "{refused:?}"
     );
-    let listed = h.webhooks.list_endpoints(tenant, None, 100).await.unwrap();
+    let listed = h
+        .webhooks
+        .list_endpoints(&Tenant::whole(tenant), None, 100)
+        .await
+        .unwrap();
     assert_eq!(listed.len(), 50);
     // Pages follow creation order.
     let second = h
         .webhooks
-        .list_endpoints(tenant, Some(listed[9].id), 10)
+        .list_endpoints(&Tenant::whole(tenant), Some(listed[9].id), 10)
         .await
         .unwrap();
     assert_eq!(second[0].id, listed[10].id);

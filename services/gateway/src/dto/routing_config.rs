@@ -7,8 +7,8 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
-use switchboard_routing::config::openapi::FlowDefinitionSchema;
-use switchboard_routing::config::{
+use switchboard_routing_api::config::openapi::FlowDefinitionSchema;
+use switchboard_routing_api::config::{
     AgentGroupSpec, AgentProfileSpec, FlowSpec, ForcedMode, InboundRuleSpec, NumberSpec,
     OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RingGroupSpec, ScheduleSpec, SkillSpec,
     VoicemailBoxSpec,

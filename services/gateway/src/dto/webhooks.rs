@@ -5,9 +5,9 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_webhooks::{
-    AttemptView, DeliveryStatus, DeliveryView, EVENT_TYPES, EndpointStatus, EndpointView,
-    EndpointWithSecret,
+use switchboard_events::EVENT_TYPES;
+use switchboard_webhooks_api::{
+    AttemptView, DeliveryStatus, DeliveryView, EndpointStatus, EndpointView, EndpointWithSecret,
 };
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::{RefOr, Schema};

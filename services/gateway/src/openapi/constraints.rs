@@ -7,8 +7,8 @@
 use serde_json::{Value, json};
 use switchboard_identity::ApiScope;
 use switchboard_identity::domain::{normalize_email, validate_name};
-use switchboard_routing::config::openapi::{flow_schema, flow_schema_json};
-use switchboard_routing::config::{
+use switchboard_routing_api::config::openapi::{flow_schema, flow_schema_json};
+use switchboard_routing_api::config::{
     AgentProfileSpec, ConfigKind, FlowSpec, InboundRuleSpec, NumberSpec, QueueSpec, ReasonCodeSpec,
     RingGroupSpec, SkillSpec, VoicemailBoxSpec,
 };

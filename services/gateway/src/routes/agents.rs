@@ -172,7 +172,7 @@ pub(crate) async fn set_presence(
     if let Presence::NotReady { reason } = &presence
         && !gateway
             .routing_config
-            .has_reason_code(tenant, reason.as_ref())
+            .has_reason_code(&principal.tenant, reason.as_ref())
             .await?
     {
         return Err(Problem::validation(vec![FieldError::new(

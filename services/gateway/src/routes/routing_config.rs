@@ -15,12 +15,15 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use std::sync::Arc;
 use switchboard_http::{ApiJson, Page, PageQuery};
 use switchboard_identity::{Permission, Principal};
-use switchboard_routing::config::{
+
+use switchboard_routing_api::config::{
     AgentGroupSpec, AgentProfileSpec, ChangedBy, FlowSpec, FlowVersionView, FlowView,
     ForcedModeSpec, InboundRuleSpec, Item, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec,
-    RingGroupSpec, RoutingConfig, RuleView, ScheduleSpec, SkillSpec, Tenant, VoicemailBoxSpec,
+    RingGroupSpec, RoutingConfigApi, RoutingConfigExt, RuleView, ScheduleSpec, SkillSpec, Tenant,
+    VoicemailBoxSpec,
 };
 use uuid::Uuid;
 
@@ -40,7 +43,10 @@ fn reader(principal: &Principal) -> ApiResult<Tenant> {
 
 /// The caller's tenant context and the configuration acting as the caller
 /// (so each write is audited with who made it), if it may change it.
-fn manager(gateway: &Gateway, principal: &Principal) -> ApiResult<(Tenant, RoutingConfig)> {
+fn manager(
+    gateway: &Gateway,
+    principal: &Principal,
+) -> ApiResult<(Tenant, Arc<dyn RoutingConfigApi>)> {
     principal.require(Permission::ManageRouting)?;
     Ok((
         principal.tenant.clone(),

@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use switchboard_http::{ApiJson, Page, PageQuery, Problem, RevealsSecret};
 use switchboard_identity::{Permission, Principal};
-use switchboard_tenancy::{ClientScope, TenantId};
-use switchboard_webhooks::{DeliveryId, EndpointId, EndpointPatch, NewEndpoint};
+use switchboard_tenancy::{ClientScope, Tenant};
+use switchboard_webhooks_api::{DeliveryId, EndpointId, EndpointPatch, NewEndpoint};
 use uuid::Uuid;
 
 use crate::Gateway;
@@ -26,7 +26,7 @@ use crate::openapi::{
 use crate::routes::{id_of, page_of};
 
 /// The caller's tenant, if it may manage webhooks.
-fn tenant_of(principal: &Principal) -> ApiResult<TenantId> {
+fn tenant_of(principal: &Principal) -> ApiResult<Tenant> {
     principal.require(Permission::ManageTenant)?;
     if *principal.tenant.clients() != ClientScope::All {
         return Err(Problem::forbidden(
@@ -36,7 +36,7 @@ fn tenant_of(principal: &Principal) -> ApiResult<TenantId> {
         )
         .into());
     }
-    Ok(principal.tenant.id())
+    Ok(principal.tenant.clone())
 }
 
 /// List webhook endpoints
@@ -64,7 +64,7 @@ pub(crate) async fn list(
     let after = page.after::<Uuid>()?.map(EndpointId::from_uuid);
     let rows = gateway
         .webhooks
-        .list_endpoints(tenant, after, page.fetch_limit())
+        .list_endpoints(&tenant, after, page.fetch_limit())
         .await?;
     let rows: Vec<WebhookDto> = rows.into_iter().map(Into::into).collect();
     Ok(ApiJson(Page::from_rows(rows, page.limit(), |webhook| {
@@ -126,7 +126,7 @@ pub(crate) async fn create(
         description: body.description,
         event_types: body.event_types,
     };
-    let created = gateway.webhooks.create_endpoint(tenant, new).await?;
+    let created = gateway.webhooks.create_endpoint(&tenant, new).await?;
     Ok((
         StatusCode::CREATED,
         Extension(RevealsSecret),
@@ -155,7 +155,7 @@ pub(crate) async fn get(
     let tenant = tenant_of(&principal)?;
     let id = id_of::<EndpointId>(&id, "webhook endpoint")?;
     Ok(ApiJson(
-        gateway.webhooks.get_endpoint(tenant, id).await?.into(),
+        gateway.webhooks.get_endpoint(&tenant, id).await?.into(),
     ))
 }
 
@@ -196,7 +196,7 @@ pub(crate) async fn update(
     Ok(ApiJson(
         gateway
             .webhooks
-            .update_endpoint(tenant, id, patch)
+            .update_endpoint(&tenant, id, patch)
             .await?
             .into(),
     ))
@@ -224,7 +224,7 @@ pub(crate) async fn delete(
 ) -> ApiResult<StatusCode> {
     let tenant = tenant_of(&principal)?;
     let id = id_of::<EndpointId>(&id, "webhook endpoint")?;
-    gateway.webhooks.delete_endpoint(tenant, id).await?;
+    gateway.webhooks.delete_endpoint(&tenant, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -253,7 +253,7 @@ pub(crate) async fn rotate_secret(
     let id = id_of::<EndpointId>(&id, "webhook endpoint")?;
     Ok((
         Extension(RevealsSecret),
-        ApiJson(gateway.webhooks.rotate_secret(tenant, id).await?.into()),
+        ApiJson(gateway.webhooks.rotate_secret(&tenant, id).await?.into()),
     ))
 }
 
@@ -285,7 +285,7 @@ pub(crate) async fn deliveries(
     let before = page.after::<Uuid>()?.map(DeliveryId::from_uuid);
     let rows = gateway
         .webhooks
-        .list_deliveries(tenant, id, before, page.fetch_limit())
+        .list_deliveries(&tenant, id, before, page.fetch_limit())
         .await?;
     let rows: Vec<DeliveryDto> = rows.into_iter().map(Into::into).collect();
     Ok(ApiJson(Page::from_rows(rows, page.limit(), |delivery| {
@@ -325,7 +325,7 @@ pub(crate) async fn resend(
     let delivery_id = id_of::<DeliveryId>(&delivery_id, "webhook delivery")?;
     let delivery = gateway
         .webhooks
-        .resend_delivery(tenant, id, delivery_id)
+        .resend_delivery(&tenant, id, delivery_id)
         .await?;
     Ok((StatusCode::ACCEPTED, ApiJson(delivery.into())))
 }

@@ -6,8 +6,11 @@
 //! relay on the in-process bus or RabbitMQ; identity's audit consumer and
 //! routing's projection of identity's events), and the gateway serving
 //! HTTP on a loopback port — wired as `switchboard dev` and `serve` wire
-//! them (`services/switchboard/src/run.rs`). Each test file adds the request
-//! helpers it needs as methods of [`Site`].
+//! them (`services/switchboard/src/run.rs`). With [`SiteOptions::remote`]
+//! the gateway reaches webhooks and the routing configuration through
+//! their tonic clients, over loopback gRPC servers wrapped in
+//! `Authenticated`, as a split deployment does. Each test file adds the
+//! request helpers it needs as methods of [`Site`].
 //!
 //! Every answer of the site is checked against the OpenAPI document it
 //! serves ([`conformance`]); a test whose requests got an answer the
@@ -23,7 +26,7 @@ use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::Value;
-use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_auth::{LoginThrottle, ServiceKeys, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
@@ -38,11 +41,13 @@ use switchboard_routing::calls::Calls;
 use switchboard_routing::config::{ConfigError, IdentityDirectory, RoutingConfig};
 use switchboard_routing::{Routing, RoutingOptions, Running};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
+use switchboard_routing_api::config::{RemoteRoutingConfig, RoutingConfigApi};
+use switchboard_rpc::{Authenticated, Credentials};
 use switchboard_test_utils::{
     amqp_url, fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
     postgres_system_role_url, redis_url, unique_name,
 };
-use switchboard_webhooks::{Webhooks, WebhooksOptions};
+use switchboard_webhooks::{RemoteWebhooks, Webhooks, WebhooksApi, WebhooksOptions};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use conformance::Conformance;
@@ -87,6 +92,9 @@ pub struct SiteOptions {
     pub webhooks: WebhooksOptions,
     pub routing: RoutingOptions,
     pub throttle: ThrottlePolicy,
+    /// The gateway calls webhooks and the routing configuration over
+    /// gRPC (their remote clients), not in process.
+    pub remote: bool,
 }
 
 impl SiteOptions {
@@ -106,6 +114,16 @@ impl SiteOptions {
                 ..RoutingOptions::default()
             },
             throttle: ThrottlePolicy::default(),
+            remote: false,
+        }
+    }
+
+    /// Like [`SiteOptions::new`] on SQLite, with the gateway's webhooks
+    /// and routing configuration over gRPC.
+    pub fn remote() -> Self {
+        Self {
+            remote: true,
+            ..Self::new(false)
         }
     }
 }
@@ -227,11 +245,17 @@ impl Site {
         )
         .spawn(events.clone());
         let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
+        let (webhooks_api, config_api): (Arc<dyn WebhooksApi>, Arc<dyn RoutingConfigApi>) =
+            if options.remote {
+                remote_clients(webhooks.clone(), config).await
+            } else {
+                (Arc::new(webhooks.clone()), Arc::new(config))
+            };
         let router = Gateway::new(
             identity.clone(),
-            webhooks.clone(),
+            webhooks_api,
             routing.clone(),
-            config,
+            config_api,
             cache,
             options.gateway,
         )
@@ -287,6 +311,42 @@ impl Site {
             .await
             .unwrap_or_else(|error| panic!("cannot put {slug} on {plan}: {error}"));
     }
+}
+
+/// The webhooks and routing configuration services on a loopback gRPC
+/// server, each wrapped in `Authenticated`, and their remote clients
+/// signing as the gateway.
+async fn remote_clients(
+    webhooks: Webhooks,
+    config: RoutingConfig,
+) -> (Arc<dyn WebhooksApi>, Arc<dyn RoutingConfigApi>) {
+    let keys =
+        Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tonic::transport::Server::builder()
+        .add_service(Authenticated::new(
+            switchboard_webhooks::grpc::server(Arc::new(webhooks)),
+            keys.clone(),
+        ))
+        .add_service(Authenticated::new(
+            switchboard_routing::grpc_config::server(Arc::new(config)),
+            keys.clone(),
+        ));
+    tokio::spawn(async move {
+        server
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
+            .await
+            .unwrap();
+    });
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_lazy();
+    let credentials = Credentials::new(keys, "gateway");
+    (
+        Arc::new(RemoteWebhooks::new(channel.clone(), credentials.clone())),
+        Arc::new(RemoteRoutingConfig::new(channel, credentials)),
+    )
 }
 
 impl Drop for Site {

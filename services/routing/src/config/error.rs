@@ -1,60 +1,39 @@
-//! What the configuration API fails with; each kind maps to one HTTP
-//! status in the gateway.
-
-use std::fmt;
+//! What the configuration API fails with; each variant maps to one
+//! [`ErrorKind`] (and so to one HTTP status and one gRPC code, in
+//! `switchboard_rpc::ERROR_TABLE`).
 
 use switchboard_flows::FlowError;
+use switchboard_routing_api::config::{SpecError, flow_field};
+use switchboard_rpc::{ErrorKind, ServiceError};
 
-/// One invalid input field, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// A path into the JSON body: `number`, `hours.weekly[1]`,
-    /// `required_skills[0].min_proficiency`.
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+pub use switchboard_rpc::FieldError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Input failed validation, or refers to something the tenant does not
-    /// have; nothing was written. 400.
+    /// have; nothing was written.
     #[error("invalid input: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldError>),
     /// A flow does not hold, or one of its nodes refers to something the
-    /// tenant does not have; names the node. 400.
+    /// tenant does not have; names the node.
     #[error("invalid flow: {0}")]
     InvalidFlow(FlowError),
     /// No such item in this tenant (or not visible to the caller's client
-    /// scope): another tenant's ids are not found alike. 404.
+    /// scope): another tenant's ids are not found alike.
     #[error("{0} not found")]
     NotFound(&'static str),
     /// The request conflicts with what is stored (`name_taken`,
-    /// `number_unavailable`, `in_use`). 409.
+    /// `number_unavailable`, `in_use`).
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
     /// The caller's credential may not do this (a credential limited to
-    /// some client organizations managing tenant-wide settings). 403.
+    /// some client organizations managing tenant-wide settings).
     #[error("{detail}")]
     Forbidden { code: &'static str, detail: String },
-    /// A backend is unavailable; retry later. 503.
+    /// A backend is unavailable; retry later.
     #[error("unavailable: {0}")]
     Unavailable(String),
-    /// A bug or an unexpected backend answer; logged, not shown. 500.
+    /// A bug or an unexpected backend answer; logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -72,16 +51,32 @@ impl ConfigError {
             detail: detail.into(),
         }
     }
+}
 
-    /// The HTTP status this error is answered with.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::Validation(_) | Self::InvalidFlow(_) => 400,
-            Self::Forbidden { .. } => 403,
-            Self::NotFound(_) => 404,
-            Self::Conflict { .. } => 409,
-            Self::Unavailable(_) => 503,
-            Self::Internal(_) => 500,
+impl From<ConfigError> for ServiceError {
+    fn from(error: ConfigError) -> Self {
+        match error {
+            ConfigError::Validation(errors) => ServiceError::validation(errors),
+            // A flow's fault names its node: `definition.nodes.<node>.<field>`.
+            ConfigError::InvalidFlow(error) => ServiceError::validation(vec![FieldError::new(
+                flow_field(&error),
+                error.to_string(),
+            )]),
+            ConfigError::NotFound(what) => ServiceError::not_found(what),
+            ConfigError::Conflict { code, detail } => ServiceError::conflict(code, detail),
+            ConfigError::Forbidden { code, detail } => ServiceError::forbidden(code, detail),
+            ConfigError::Unavailable(detail) => ServiceError::new(ErrorKind::Unavailable, detail),
+            ConfigError::Internal(detail) => ServiceError::new(ErrorKind::Internal, detail),
+        }
+    }
+}
+
+impl From<SpecError> for ConfigError {
+    fn from(error: SpecError) -> Self {
+        match error {
+            SpecError::Validation(errors) => Self::Validation(errors),
+            SpecError::InvalidFlow(error) => Self::InvalidFlow(error),
+            SpecError::Internal(detail) => Self::Internal(detail),
         }
     }
 }

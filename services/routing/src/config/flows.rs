@@ -14,8 +14,8 @@ use super::domain::{FlowSpec, Kind, Ref, flow_references};
 use super::error::{ConfigError, Result};
 use super::items::{check_references, item, parse};
 use super::store::{self, FLOW_VERSIONS, col};
-use super::views::{FlowVersionView, FlowView, Item};
 use super::{ChangedBy, RoutingConfig};
+use super::{FlowVersionView, FlowView, Item};
 
 impl RoutingConfig {
     /// Saves a new flow's draft (validated; what it refers to must exist).

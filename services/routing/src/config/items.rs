@@ -10,10 +10,10 @@ use switchboard_events::{AuditEntry, outbox};
 use switchboard_tenancy::{AgentId, ClientId, ClientScope, QueueId, Tenant, TenantId, UserId};
 use uuid::Uuid;
 
+use super::Item;
 use super::domain::{AgentProfileSpec, ConfigKind, ForcedMode, Kind, QueueSpec, Ref};
 use super::error::{ConfigError, Result};
 use super::store::{self, Row};
-use super::views::Item;
 use super::{RoutingConfig, flows, projection};
 
 /// Where a save goes.
@@ -210,7 +210,7 @@ impl RoutingConfig {
             .iter()
             .find(|reference| reference.kind == kind && reference.id == id)
         {
-            return Err(own.missing("is this item itself"));
+            return Err(own.missing("is this item itself").into());
         }
         check_references(&transaction, tenant, &refs).await?;
         // What the item holds besides its settings keeps holding.
@@ -442,14 +442,14 @@ pub(crate) async fn check_references(
         )
         .await?;
         if !found {
-            return Err(reference.missing("does not exist"));
+            return Err(reference.missing("does not exist").into());
         }
         if reference.kind == Kind::Flow
             && flows::latest_version(transaction, tenant.id(), reference.id)
                 .await?
                 .is_none()
         {
-            return Err(reference.missing("has no published version"));
+            return Err(reference.missing("has no published version").into());
         }
     }
     Ok(())

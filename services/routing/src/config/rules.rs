@@ -16,8 +16,8 @@ use super::domain::{
 use super::error::{ConfigError, Result};
 use super::items::{check_references, check_scope, item, parse, record_audit};
 use super::store::{self, Row};
-use super::views::{NumberRoute, RuleDecision, RuleView};
 use super::{ChangedBy, RoutingConfig};
+use super::{NumberRoute, RuleDecision, RuleView};
 
 impl RoutingConfig {
     pub async fn create_rule(&self, tenant: &Tenant, spec: InboundRuleSpec) -> Result<RuleView> {

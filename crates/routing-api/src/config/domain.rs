@@ -20,7 +20,7 @@ use serde::de::DeserializeOwned;
 use switchboard_flows::{FlowError, PhoneNumber};
 use uuid::Uuid;
 
-use super::error::{ConfigError, FieldError, Result};
+use super::error::{FieldError, Result, SpecError};
 
 /// Longest name of a configured item, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
@@ -154,7 +154,7 @@ impl Ref {
 
     /// The 400 answered when the referred item does not exist (or is not
     /// the caller's to use).
-    pub fn missing(&self, why: &str) -> ConfigError {
+    pub fn missing(&self, why: &str) -> SpecError {
         let message = format!("{} {} {why}", self.kind.noun(), self.id);
         match &self.node {
             Some(node) => FlowError::at(node, Some(&self.field), message).into(),
@@ -172,7 +172,7 @@ impl Ref {
 }
 
 /// A kind of configured item: its settings type and rules. Implemented by
-/// each `…Spec`; the generic API of [`RoutingConfig`](super::RoutingConfig)
+/// each `…Spec`; the typed calls of [`RoutingConfigExt`](super::RoutingConfigExt)
 /// takes it as a type parameter (`config.get::<QueueSpec>(…)`).
 pub trait ConfigKind:
     Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static
@@ -246,7 +246,7 @@ fn finish<T>(value: T, errors: Vec<FieldError>) -> Result<T> {
     if errors.is_empty() {
         Ok(value)
     } else {
-        Err(ConfigError::Validation(errors))
+        Err(SpecError::Validation(errors))
     }
 }
 
@@ -281,7 +281,7 @@ pub use agent_profile::{AgentProfileSpec, AgentSkill, ChannelCapacity};
 pub use flow::{FlowSpec, flow_references};
 pub use inbound_rule::{Basis, ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec, decide};
 pub use next_step::NextStep;
-pub(crate) use next_step::step_reference;
+pub use next_step::step_reference;
 pub use number::NumberSpec;
 pub use outbound_rule::{CallerId, OutboundRuleSpec, TrunkStrategy};
 pub use queue::{

@@ -12,9 +12,9 @@ fn queue(value: serde_json::Value) -> QueueSpec {
     serde_json::from_value(value).unwrap()
 }
 
-fn fields(error: ConfigError) -> Vec<String> {
+fn fields(error: SpecError) -> Vec<String> {
     match error {
-        ConfigError::Validation(errors) => errors.into_iter().map(|error| error.field).collect(),
+        SpecError::Validation(errors) => errors.into_iter().map(|error| error.field).collect(),
         other => panic!("not a validation error: {other:?}"),
     }
 }
@@ -129,7 +129,7 @@ fn a_flow_with_a_dangling_edge_names_the_node() {
             "hello": {"type": "play", "prompt": {"tts": "Hi"}, "next": "nowhere"}
         }}),
     };
-    let ConfigError::InvalidFlow(error) = spec.validate().unwrap_err() else {
+    let SpecError::InvalidFlow(error) = spec.validate().unwrap_err() else {
         panic!("not a flow error");
     };
     assert_eq!(error.node.as_deref(), Some("hello"));

@@ -7,7 +7,7 @@ use switchboard_tenancy::TenantId;
 use uuid::Uuid;
 
 use super::domain::{Basis, FlowSpec, ForcedMode, InboundRuleSpec, NextStep};
-use super::error::{ConfigError, Result};
+use super::error::{Result, SpecError};
 
 /// A configured item: its id, its settings as sent (normalised) and
 /// timestamps. In JSON the settings' fields sit beside `id`.
@@ -51,7 +51,7 @@ impl FlowVersionView {
     /// The version's flow, for the interpreter.
     pub fn flow(&self) -> Result<Flow> {
         Flow::from_value(&self.definition)
-            .map_err(|error| ConfigError::Internal(format!("stored flow version: {error}")))
+            .map_err(|error| SpecError::Internal(format!("stored flow version: {error}")))
     }
 }
 

@@ -94,6 +94,6 @@ impl NextStep {
 }
 
 /// What a step refers to, as the field `field` of an item.
-pub(crate) fn step_reference(step: &NextStep, field: &str) -> Option<Ref> {
+pub fn step_reference(step: &NextStep, field: &str) -> Option<Ref> {
     step.reference(field)
 }

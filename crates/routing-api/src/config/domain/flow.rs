@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_flows::{ExternalId, Flow};
 use uuid::Uuid;
 
-use super::{ConfigError, ConfigKind, Kind, Ref, Result, check_name};
+use super::{ConfigKind, Kind, Ref, Result, SpecError, check_name};
 #[cfg(feature = "openapi")]
 use utoipa::ToSchema;
 
@@ -62,12 +62,12 @@ impl ConfigKind for FlowSpec {
         let mut errors = Vec::new();
         self.name = check_name("name", &self.name, &mut errors);
         if !errors.is_empty() {
-            return Err(ConfigError::Validation(errors));
+            return Err(SpecError::Validation(errors));
         }
         // Stored as the validated flow serialises (defaults filled in).
         let flow = self.flow()?;
         self.definition = serde_json::to_value(&flow)
-            .map_err(|error| ConfigError::Internal(format!("cannot serialise a flow: {error}")))?;
+            .map_err(|error| SpecError::Internal(format!("cannot serialise a flow: {error}")))?;
         Ok(self)
     }
 

@@ -1,0 +1,14 @@
+//! The routing service as its callers see it.
+//!
+//! - [`config`]: [`RoutingConfigApi`](config::RoutingConfigApi), the
+//!   routing configuration a tenant's admins manage (numbers, schedules,
+//!   inbound rules, flows and their versions, queues, skills, agent
+//!   profiles, …), its types and their validation, and
+//!   [`RemoteRoutingConfig`](config::RemoteRoutingConfig), its tonic
+//!   client (`switchboard.routing.v1.RoutingConfiguration`).
+//!
+//! The routing crate implements the traits in process and serves them
+//! over gRPC; callers hold an `Arc<dyn …>` and never know which one they
+//! have. Errors are [`switchboard_rpc::ServiceError`]s, the same either way.
+
+pub mod config;
