@@ -57,6 +57,7 @@ use switchboard_tenancy::{AgentId, QueueId, TenantId};
 pub use cached::{CachedConfig, PublishedFlow, TenantConfig};
 pub use directory::IdentityDirectory;
 pub use error::{ConfigError, FieldError, Result};
+pub use projection::{IdentityProjection, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 #[cfg(feature = "openapi")]
 pub use switchboard_routing_api::config::openapi;
 pub use switchboard_routing_api::config::{
@@ -68,7 +69,6 @@ pub use switchboard_routing_api::config::{
     RuleView, ScheduleSpec, ServiceLevel, SkillSpec, Spec, SpecError, Tenant, TrunkStrategy,
     VoicemailBoxSpec, check_e164, domain,
 };
-pub use projection::{IdentityProjection, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 
 /// Told of configuration changes the ACD engine needs, **after** they are
 /// committed, in the task of the request that made them. The calls are

@@ -15,19 +15,46 @@ use switchboard_platform::database::DatabaseOptions;
 use switchboard_proto::routing::v1 as pb;
 use switchboard_proto::routing::v1::routing_configuration_client::RoutingConfigurationClient;
 use switchboard_routing::config::{
-    AgentProfileSpec, ChangedBy, FlowSpec, ForcedKind, ForcedModeSpec, InboundRuleSpec, NextStep,
-    QueueSpec, ReasonCodeSpec, RemoteRoutingConfig, RoutingConfig, RoutingConfigApi,
-    RoutingConfigExt, SkillSpec,
+    AgentProfileSpec, ChangedBy, ConfigError, FlowSpec, ForcedKind, ForcedModeSpec,
+    IdentityDirectory, InboundRuleSpec, NextStep, QueueSpec, ReasonCodeSpec, RemoteRoutingConfig,
+    RoutingConfig, RoutingConfigApi, RoutingConfigExt, SkillSpec,
 };
 use switchboard_routing::grpc_config;
 use switchboard_rpc::{Authenticated, CallContext, Credentials, ErrorKind, ServiceError};
-use switchboard_tenancy::{Tenant, TenantId};
+use switchboard_tenancy::{ClientId, ClientScope, Tenant, TenantId, UserId};
 use switchboard_test_utils::{fresh_sqlite_database, init_tracing, unique_name};
 use tonic::transport::{Channel, Server};
 use tonic::{Code, Status};
 use uuid::Uuid;
 
+/// Identity as the tests made it: the users they inserted.
+#[derive(Default)]
+struct Directory {
+    users: std::sync::Mutex<std::collections::HashSet<(TenantId, UserId)>>,
+}
+
+#[async_trait::async_trait]
+impl IdentityDirectory for Directory {
+    async fn user_scope(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+    ) -> Result<Option<ClientScope>, ConfigError> {
+        let known = self.users.lock().unwrap().contains(&(tenant.id(), user));
+        Ok(known.then_some(ClientScope::All))
+    }
+
+    async fn client_exists(
+        &self,
+        _tenant: &Tenant,
+        _client: ClientId,
+    ) -> Result<bool, ConfigError> {
+        Ok(false)
+    }
+}
+
 struct Harness {
+    directory: Arc<Directory>,
     local: RoutingConfig,
     remote: RemoteRoutingConfig,
     keys: Arc<ServiceKeys>,
@@ -48,7 +75,8 @@ impl Harness {
             .await
             .unwrap();
         Migrator::up(admin.connection(), None).await.unwrap();
-        let local = RoutingConfig::new(admin.clone());
+        let directory = Arc::new(Directory::default());
+        let local = RoutingConfig::new(admin.clone(), directory.clone());
         let keys = keys("internal-1");
         let service =
             Authenticated::new(grpc_config::server(Arc::new(local.clone())), keys.clone());
@@ -67,6 +95,7 @@ impl Harness {
         let remote =
             RemoteRoutingConfig::new(channel.clone(), Credentials::new(keys.clone(), "gateway"));
         Self {
+            directory,
             local,
             remote,
             keys,
@@ -124,6 +153,11 @@ impl Harness {
             ],
         )
         .await;
+        self.directory
+            .users
+            .lock()
+            .unwrap()
+            .insert((tenant.id(), UserId::from_uuid(id)));
         id
     }
 }

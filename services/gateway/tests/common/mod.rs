@@ -40,9 +40,9 @@ use switchboard_platform::{Bus, Cache, Database};
 use switchboard_routing::calls::Calls;
 use switchboard_routing::config::{ConfigError, IdentityDirectory, RoutingConfig};
 use switchboard_routing::{Routing, RoutingOptions, Running};
-use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 use switchboard_routing_api::config::{RemoteRoutingConfig, RoutingConfigApi};
 use switchboard_rpc::{Authenticated, Credentials};
+use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 use switchboard_test_utils::{
     amqp_url, fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
     postgres_system_role_url, redis_url, unique_name,

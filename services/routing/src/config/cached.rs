@@ -42,7 +42,7 @@ use super::flows::{latest_version, version_of};
 use super::items::item;
 use super::rules::{LoadedRule, load_rule, tenant_number};
 use super::store;
-use super::views::{FlowVersionView, NumberRoute, RuleDecision};
+use super::{FlowVersionView, NumberRoute, RuleDecision};
 
 /// Tenants whose configuration is kept at most; past it, the tenant used
 /// least recently is dropped.

@@ -3,10 +3,10 @@
 //! a number, and what a rule does at an instant.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
-use switchboard_hours::BusinessHours;
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, QueryResult};
 use switchboard_events::AuditEntry;
+use switchboard_hours::BusinessHours;
 use switchboard_tenancy::{ClientScope, Tenant, TenantId};
 use uuid::Uuid;
 
