@@ -203,7 +203,7 @@ fn service_parts(
     }
     if name == "identity" {
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
-        let server = switchboard_identity::grpc::server(identity.clone());
+        let server = switchboard_identity::grpc::server(Arc::new(identity.clone()));
         parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
     }
     if name == "gateway" {
@@ -220,7 +220,7 @@ fn service_parts(
         };
         parts.http = Some(
             Gateway::new(
-                identity.clone(),
+                Arc::new(identity.clone()),
                 webhooks.clone(),
                 routing.clone(),
                 routing_config.clone(),

@@ -16,7 +16,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use switchboard_http::{ApiJson, Page, PageQuery};
-use switchboard_identity::{Permission, Principal};
+use switchboard_identity_api::{Permission, Principal};
 use switchboard_routing::config::{
     AgentGroupSpec, AgentProfileSpec, ChangedBy, FlowSpec, FlowVersionView, FlowView,
     ForcedModeSpec, InboundRuleSpec, Item, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec,
