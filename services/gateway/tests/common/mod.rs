@@ -7,6 +7,12 @@
 //! (`services/switchboard/src/run.rs`). Each test file adds the request
 //! helpers it needs as methods of [`Site`].
 //!
+//! In [`Mode::IDENTITY_OVER_GRPC`] the gateway reaches identity only
+//! through `RemoteIdentity`, over a loopback gRPC server wrapped as a node
+//! wraps it (service credentials checked), as when the gateway and
+//! identity run on separate nodes: the suites that run in both modes prove
+//! the REST API the same either way.
+//!
 //! Every answer of the site is checked against the OpenAPI document it
 //! serves ([`conformance`]); a test whose requests got an answer the
 //! document does not declare fails when its site is dropped.
@@ -21,10 +27,11 @@ use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::Value;
-use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_auth::{LoginThrottle, ServiceKeys, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
 use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_identity_api::{IdentityApi, RemoteIdentity};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::cache::{MemoryCache, RedisCache};
 use switchboard_platform::database::DatabaseOptions;
@@ -32,21 +39,52 @@ use switchboard_platform::{Cache, Database};
 use switchboard_routing::calls::Calls;
 use switchboard_routing::config::RoutingConfig;
 use switchboard_routing::{Routing, RoutingOptions, Running};
+use switchboard_rpc::{Authenticated, Credentials};
 use switchboard_test_utils::{
     fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
     postgres_system_role_url, redis_url, unique_name,
 };
 use switchboard_webhooks::{Webhooks, WebhooksOptions};
+use tokio_stream::wrappers::TcpListenerStream;
 
 use conformance::Conformance;
 
 /// The key the site's tokens are signed with.
 pub const SECRET: &[u8] = b"a-gateway-test-signing-secret-32-bytes!!";
 
+/// Where a site's storage is and how the gateway reaches identity. A
+/// `bool` is the backend with identity in process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// PostgreSQL and Redis; else SQLite and the in-process cache.
+    pub production: bool,
+    /// The gateway calls identity over gRPC (`RemoteIdentity`).
+    pub identity_over_grpc: bool,
+}
+
+impl Mode {
+    /// SQLite, and identity behind a loopback gRPC server.
+    pub const IDENTITY_OVER_GRPC: Mode = Mode {
+        production: false,
+        identity_over_grpc: true,
+    };
+}
+
+impl From<bool> for Mode {
+    fn from(production: bool) -> Self {
+        Self {
+            production,
+            identity_over_grpc: false,
+        }
+    }
+}
+
 /// How a [`Site`] starts.
 pub struct SiteOptions {
     /// PostgreSQL and Redis; else SQLite and the in-process cache.
     pub production: bool,
+    /// The gateway calls identity over gRPC (see [`Mode`]).
+    pub identity_over_grpc: bool,
     pub gateway: GatewayOptions,
     pub webhooks: WebhooksOptions,
     pub routing: RoutingOptions,
@@ -56,9 +94,14 @@ pub struct SiteOptions {
 impl SiteOptions {
     /// Signups at 1,000/s (tests sign many companies up), verification
     /// tokens in the signup answer, the routing upkeep every 50 ms.
-    pub fn new(production: bool) -> Self {
+    pub fn new(mode: impl Into<Mode>) -> Self {
+        let Mode {
+            production,
+            identity_over_grpc,
+        } = mode.into();
         Self {
             production,
+            identity_over_grpc,
             gateway: GatewayOptions {
                 signup_limit: Limit::per_second(1000),
                 expose_verification_token: true,
@@ -83,7 +126,8 @@ pub struct Site {
     /// The tables' owner (PostgreSQL: a superuser; SQLite: the same file).
     pub admin: Database,
     pub production: bool,
-    /// As the gateway calls it (for operator actions such as plans).
+    /// Identity in process (for operator actions such as plans); the
+    /// gateway calls it directly or over gRPC (see [`Mode`]).
     pub identity: Identity,
     pub routing: Routing,
     /// The call API the edge uses.
@@ -142,8 +186,13 @@ impl Site {
         let config = config.with_observer(Arc::new(routing.clone()));
         let running = routing.start().await.unwrap();
         let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
+        let gateway_identity: Arc<dyn IdentityApi> = if options.identity_over_grpc {
+            Arc::new(identity_over_grpc(&identity).await)
+        } else {
+            Arc::new(identity.clone())
+        };
         let router = Gateway::new(
-            identity.clone(),
+            gateway_identity,
             webhooks.clone(),
             routing.clone(),
             config,
@@ -201,6 +250,25 @@ impl Site {
             .await
             .unwrap_or_else(|error| panic!("cannot put {slug} on {plan}: {error}"));
     }
+}
+
+/// `identity` served on a loopback port behind service-credential checks,
+/// and the client the gateway of a separate node would hold.
+async fn identity_over_grpc(identity: &Identity) -> RemoteIdentity {
+    let keys = Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal").unwrap()]).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Authenticated::new(
+        switchboard_identity::grpc::server(Arc::new(identity.clone())),
+        keys.clone(),
+    );
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(server)
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let channel = switchboard_rpc::connect_lazy(&format!("http://{addr}")).unwrap();
+    RemoteIdentity::new(channel, Credentials::new(keys, "gateway"))
 }
 
 impl Drop for Site {
