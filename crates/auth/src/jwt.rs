@@ -103,7 +103,7 @@ impl SigningKey {
         Self::new(kid, secret)
     }
 
-    fn validate(&self) -> Result<(), AuthError> {
+    pub(crate) fn validate(&self) -> Result<(), AuthError> {
         if self.kid.is_empty()
             || self.kid.len() > MAX_KID_LEN
             || !self.kid.bytes().all(|byte| byte.is_ascii_graphic())
@@ -341,7 +341,7 @@ impl fmt::Debug for TokenKeys {
     }
 }
 
-fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
+pub(crate) fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
     let why = match error.kind() {
         ErrorKind::ExpiredSignature => return AuthError::ExpiredToken,
         ErrorKind::InvalidSignature => "bad signature",
@@ -361,7 +361,7 @@ fn map_jwt_error(error: jsonwebtoken::errors::Error) -> AuthError {
 
 /// An attacker-chosen `kid` cut to [`MAX_KID_LEN`] characters before it is
 /// repeated in an error.
-fn truncate_kid(kid: &str) -> String {
+pub(crate) fn truncate_kid(kid: &str) -> String {
     kid.chars().take(MAX_KID_LEN).collect()
 }
 

@@ -48,6 +48,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub events: EventsConfig,
     pub webhooks: WebhooksConfig,
+    pub internal: InternalConfig,
+    pub peers: PeersConfig,
 }
 
 impl Default for Config {
@@ -65,6 +67,8 @@ impl Default for Config {
             gateway: GatewayConfig::default(),
             events: EventsConfig::default(),
             webhooks: WebhooksConfig::default(),
+            internal: InternalConfig::default(),
+            peers: PeersConfig::default(),
         }
     }
 }
@@ -393,6 +397,47 @@ impl Default for AuthConfig {
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
             login_throttle: LoginThrottleConfig::default(),
+        }
+    }
+}
+
+/// How the services of a deployment trust each other: the internal keys
+/// that sign the service credential every internal gRPC call carries.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InternalConfig {
+    /// The first key signs; all verify. To rotate without downtime, add
+    /// the new key second on every node, then move it first, then (a
+    /// minute later) remove the old one. When empty, a key is generated
+    /// once and kept in `<data_dir>/internal/`: fine for the nodes of one
+    /// machine sharing a data directory, not for several machines.
+    pub signing_keys: Vec<SigningKeyConfig>,
+    /// Serve gRPC server reflection (`grpc.reflection.v1`) so tools like
+    /// grpcurl can list the services. Off unless set.
+    pub grpc_reflection: bool,
+}
+
+/// Where the services this node calls but does not host are, as gRPC
+/// addresses (`http://identity:9090`; several replicas separated by
+/// commas are balanced). A service hosted on this node is always called in
+/// process; one hosted nowhere it can reach is an error at start naming
+/// the missing peer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PeersConfig {
+    pub identity: Option<String>,
+    pub routing: Option<String>,
+    pub webhooks: Option<String>,
+}
+
+impl PeersConfig {
+    /// The configured address of `service`, if any.
+    pub fn address(&self, service: &str) -> Option<&str> {
+        match service {
+            "identity" => self.identity.as_deref(),
+            "routing" => self.routing.as_deref(),
+            "webhooks" => self.webhooks.as_deref(),
+            _ => None,
         }
     }
 }
@@ -743,6 +788,30 @@ impl Config {
                 return Err(value_error(
                     &format!("auth.signing_keys[{index}].kid"),
                     "must not be empty",
+                ));
+            }
+        }
+        for (index, key) in self.internal.signing_keys.iter().enumerate() {
+            if key.kid.is_empty() {
+                return Err(value_error(
+                    &format!("internal.signing_keys[{index}].kid"),
+                    "must not be empty",
+                ));
+            }
+        }
+        for (name, address) in [
+            ("peers.identity", &self.peers.identity),
+            ("peers.routing", &self.peers.routing),
+            ("peers.webhooks", &self.peers.webhooks),
+        ] {
+            if let Some(addresses) = address
+                && addresses.split(',').map(str::trim).any(|address| {
+                    !(address.starts_with("http://") || address.starts_with("https://"))
+                })
+            {
+                return Err(value_error(
+                    name,
+                    "must be gRPC addresses starting with http:// or https://, separated by commas (http://identity:9090)",
                 ));
             }
         }

@@ -7,12 +7,13 @@
 //! naming each offending field. Headers that belong with the status ride
 //! along (`WWW-Authenticate` on 401, `Retry-After` on 429 and 503).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 /// The media type of a problem document (RFC 9457 §3).
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -31,7 +32,7 @@ pub struct Problem(Box<Parts>);
 #[derive(Debug, Clone)]
 struct Parts {
     status: StatusCode,
-    slug: &'static str,
+    slug: Cow<'static, str>,
     detail: String,
     errors: Vec<FieldError>,
     /// Extension members (RFC 9457 §3.2), e.g. an agent's `current_state`.
@@ -39,23 +40,7 @@ struct Parts {
     headers: HeaderMap,
 }
 
-/// One invalid field of a request: `field` is its path in the body
-/// (`contact.email`, `items[2].quantity`), the query string (`limit`) or the
-/// headers (`Idempotency-Key`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
+pub use switchboard_rpc::FieldError;
 
 /// The JSON body of a problem (RFC 9457 §3.1), with our `errors` extension
 /// member (§3.2).
@@ -75,10 +60,14 @@ struct Body<'a> {
 impl Problem {
     /// A problem of any status; prefer the named constructors. `slug` names
     /// the problem type and must stay stable: clients match on it.
-    pub fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        slug: impl Into<Cow<'static, str>>,
+        detail: impl Into<String>,
+    ) -> Self {
         Self(Box::new(Parts {
             status,
-            slug,
+            slug: slug.into(),
             detail: detail.into(),
             errors: Vec::new(),
             extensions: serde_json::Map::new(),
@@ -232,8 +221,8 @@ impl Problem {
     }
 
     /// The last segment of the type URI (`validation_failed`).
-    pub fn slug(&self) -> &'static str {
-        self.0.slug
+    pub fn slug(&self) -> &str {
+        &self.0.slug
     }
 
     /// The type URI (`https://switchboard.dev/problems/validation_failed`).
@@ -251,6 +240,43 @@ impl Problem {
 
     pub fn headers(&self) -> &HeaderMap {
         &self.0.headers
+    }
+}
+
+impl From<switchboard_rpc::ServiceError> for Problem {
+    /// A service's error as the public API answers it: the status from
+    /// [`switchboard_rpc::ERROR_TABLE`], the error's problem code and
+    /// detail, its field errors and extension members. Internal and
+    /// unavailable details go to the log, and the client gets the generic
+    /// problem with its headers (`Retry-After`).
+    fn from(error: switchboard_rpc::ServiceError) -> Self {
+        use switchboard_rpc::ErrorKind;
+        let problem = match error.kind {
+            ErrorKind::Validation => Self::validation(error.fields),
+            ErrorKind::Unauthenticated => Self::unauthorized(error.detail),
+            ErrorKind::Throttled => {
+                Self::too_many_requests(error.retry_after.unwrap_or(Duration::from_secs(1)))
+            }
+            ErrorKind::Unavailable => {
+                tracing::warn!(error = %error.detail, "backend unavailable");
+                Self::unavailable("a backend is unavailable; retry later")
+            }
+            ErrorKind::Internal => {
+                tracing::error!(error = %error.detail, "internal error");
+                Self::internal()
+            }
+            ErrorKind::BadRequest
+            | ErrorKind::Forbidden
+            | ErrorKind::NotFound
+            | ErrorKind::Conflict => Self::new(error.kind.http_status(), error.code, error.detail)
+                .with_errors(error.fields),
+        };
+        error
+            .extensions
+            .into_iter()
+            .fold(problem, |problem, (name, value)| {
+                problem.with_extension(&name, value)
+            })
     }
 }
 

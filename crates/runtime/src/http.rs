@@ -42,7 +42,8 @@ pub(crate) fn router(readiness: Readiness, services: Router) -> Router {
                     .get(&REQUEST_ID)
                     .and_then(|value| value.to_str().ok())
                     .unwrap_or_default();
-                tracing::info_span!("http_request", method = %request.method(), path = %request.uri().path(), request_id = %request_id)
+                // `tenant_id` is recorded once the credential is checked.
+                tracing::info_span!("http_request", method = %request.method(), path = %request.uri().path(), request_id = %request_id, tenant_id = tracing::field::Empty)
             }),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))

@@ -1,12 +1,15 @@
 //! A node: one process hosting some services on one set of backends.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use switchboard_auth::ServiceKeys;
 use switchboard_config::Config;
 use switchboard_platform::Backends;
 use switchboard_proto::system::v1::system_service_server::SystemServiceServer;
+use switchboard_rpc::Authenticated;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -46,6 +49,9 @@ pub struct NodeOptions {
     pub services: Vec<ServiceParts>,
     /// The installation id from the database (for `GetNodeInfo`).
     pub installation_id: String,
+    /// The internal keys: `switchboard.system.v1` takes only calls with a
+    /// service credential they verify (services wrap their own servers).
+    pub service_keys: Arc<ServiceKeys>,
 }
 
 /// A node with its listeners bound, not serving yet.
@@ -72,6 +78,7 @@ impl Node {
             config,
             services,
             installation_id,
+            service_keys,
         } = options;
         // Install the recorder before anything records (readiness gauges).
         crate::metrics::handle();
@@ -95,11 +102,6 @@ impl Node {
         .await;
         let shutdown_signal = probe.handle();
 
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(switchboard_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|error| RuntimeError::Grpc(format!("reflection: {error}")))?;
         let system = SystemService {
             readiness: readiness.clone(),
             services: services
@@ -108,9 +110,20 @@ impl Node {
                 .collect(),
             installation_id,
         };
-        let mut grpc_routes = Routes::new(health_service)
-            .add_service(reflection)
-            .add_service(SystemServiceServer::new(system));
+        let mut grpc_routes = Routes::new(health_service).add_service(Authenticated::new(
+            SystemServiceServer::new(system),
+            service_keys,
+        ));
+        // Reflection lists every service and message of the cluster's
+        // internal API: served only when the operator asks for it.
+        if config.internal.grpc_reflection {
+            let reflection = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(switchboard_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .map_err(|error| RuntimeError::Grpc(format!("reflection: {error}")))?;
+            grpc_routes = grpc_routes.add_service(reflection);
+        }
         let mut service_router = Router::new();
         let mut workers = Vec::new();
         if let Some(local_objects) = &backends.local_objects {

@@ -2,14 +2,17 @@
 //! wire: health, readiness, metrics, gRPC, the readiness gate, graceful
 //! shutdown, and a port already in use.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use switchboard_auth::{ServiceKeys, SigningKey};
 use switchboard_config::{CacheBackend, Config};
 use switchboard_platform::Backends;
 use switchboard_proto::system::v1::GetNodeInfoRequest;
 use switchboard_proto::system::v1::system_service_client::SystemServiceClient;
+use switchboard_rpc::{CallContext, Credentials};
 use switchboard_runtime::{Node, NodeHandle, NodeOptions, ServiceParts};
 use switchboard_test_utils::{TcpProxy, eventually, init_tracing, redis_url, unique_name};
 use tonic_health::pb::HealthCheckRequest;
@@ -56,6 +59,22 @@ fn test_service() -> ServiceParts {
     }
 }
 
+/// The internal key every test node and its callers share.
+fn service_keys() -> Arc<ServiceKeys> {
+    static KEYS: std::sync::OnceLock<Arc<ServiceKeys>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        Arc::new(ServiceKeys::new(vec![SigningKey::generate("test-internal").unwrap()]).unwrap())
+    })
+    .clone()
+}
+
+/// A `GetNodeInfo` request with a valid service credential.
+fn node_info_request() -> tonic::Request<GetNodeInfoRequest> {
+    Credentials::new(service_keys(), "test")
+        .request(GetNodeInfoRequest {}, &CallContext::system())
+        .unwrap()
+}
+
 async fn start(config: Config) -> NodeHandle {
     let backends = Backends::connect(&config).await.expect("backends");
     let node = Node::build(
@@ -63,6 +82,7 @@ async fn start(config: Config) -> NodeHandle {
             config,
             services: vec![test_service()],
             installation_id: "test-installation".into(),
+            service_keys: service_keys(),
         },
         backends,
     )
@@ -165,7 +185,9 @@ async fn node_serves_health_readiness_and_metrics() {
 async fn grpc_serves_health_reflection_and_node_info() {
     init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let node = start(test_config(dir.path())).await;
+    let mut config = test_config(dir.path());
+    config.internal.grpc_reflection = true;
+    let node = start(config).await;
     let endpoint = format!("http://{}", node.grpc_addr());
 
     let mut health = HealthClient::new(channel(&endpoint).await);
@@ -200,7 +222,7 @@ async fn grpc_serves_health_reflection_and_node_info() {
 
     let mut system = SystemServiceClient::connect(endpoint).await.unwrap();
     let info = system
-        .get_node_info(GetNodeInfoRequest {})
+        .get_node_info(node_info_request())
         .await
         .unwrap()
         .into_inner();
@@ -209,6 +231,48 @@ async fn grpc_serves_health_reflection_and_node_info() {
     assert_eq!(info.installation_id, "test-installation");
     assert_eq!(info.backends.len(), 4);
     assert!(info.backends.iter().all(|backend| backend.ready));
+
+    node.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_info_needs_a_service_credential_and_reflection_is_off_by_default() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start(test_config(dir.path())).await;
+    let endpoint = format!("http://{}", node.grpc_addr());
+    let mut system = SystemServiceClient::new(channel(&endpoint).await);
+
+    let refused = system
+        .get_node_info(GetNodeInfoRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    assert!(refused.message().contains("missing service credential"));
+
+    let stranger =
+        Arc::new(ServiceKeys::new(vec![SigningKey::generate("test-internal").unwrap()]).unwrap());
+    let forged = Credentials::new(stranger, "test")
+        .request(GetNodeInfoRequest {}, &CallContext::system())
+        .unwrap();
+    let refused = system.get_node_info(forged).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+
+    assert!(system.get_node_info(node_info_request()).await.is_ok());
+
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    let mut reflection = ServerReflectionClient::new(channel(&endpoint).await);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let off = reflection
+        .server_reflection_info(futures::stream::iter([request]))
+        .await
+        .unwrap_err();
+    assert_eq!(off.code(), tonic::Code::Unimplemented, "{off:?}");
 
     node.shutdown().await.unwrap();
 }
@@ -330,10 +394,7 @@ async fn readiness_follows_a_backend_that_goes_away_and_comes_back() {
     let mut system = SystemServiceClient::connect(endpoint.clone())
         .await
         .unwrap();
-    let error = system
-        .get_node_info(GetNodeInfoRequest {})
-        .await
-        .unwrap_err();
+    let error = system.get_node_info(node_info_request()).await.unwrap_err();
     assert_eq!(error.code(), tonic::Code::Unavailable);
 
     proxy.reopen();
@@ -368,7 +429,7 @@ async fn readiness_follows_a_backend_that_goes_away_and_comes_back() {
         .into_inner()
         .status;
     assert_eq!(status, ServingStatus::Serving as i32);
-    assert!(system.get_node_info(GetNodeInfoRequest {}).await.is_ok());
+    assert!(system.get_node_info(node_info_request()).await.is_ok());
 
     node.shutdown().await.unwrap();
 }
@@ -410,6 +471,7 @@ async fn a_port_in_use_fails_naming_the_key() {
             config,
             services: Vec::new(),
             installation_id: String::new(),
+            service_keys: service_keys(),
         },
         backends,
     )

@@ -34,6 +34,8 @@ pub(crate) async fn authenticate(
         Ok(found) => found,
         Err(error) => return error.into_response(),
     };
+    // Every log line of the request from here on names its tenant.
+    tracing::Span::current().record("tenant_id", tracing::field::display(principal.tenant.id()));
     let decisions = match rate_limit(&gateway.limiter, &principal).await {
         Ok(decisions) => decisions,
         Err(problem) => return problem.into_response(),

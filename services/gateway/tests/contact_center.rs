@@ -8,16 +8,19 @@
 //! routing events in the outbox at the end. And two tenants on one site,
 //! whose calls, offers and figures never cross.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_acd::{ContactId, QueueId};
+use switchboard_auth::{ServiceKeys, SigningKey};
 use switchboard_events::Event;
 use switchboard_proto::routing::v1 as pb;
 use switchboard_routing::calls::{CallDecision, InboundCall, Step};
-use switchboard_tenancy::TenantId;
+use switchboard_rpc::{Authenticated, CallContext, Credentials};
+use switchboard_tenancy::{Tenant, TenantId};
 use switchboard_test_utils::eventually;
 use tokio_tungstenite::tungstenite::Message as Frame;
 
@@ -156,13 +159,26 @@ impl Site {
             .await
     }
 
-    /// A client of the edge's gRPC API, served on a port of its own.
-    async fn edge(&self) -> pb::call_routing_client::CallRoutingClient<tonic::transport::Channel> {
+    /// A client of the edge's gRPC API, served on a port of its own as a
+    /// node serves it (only calls with a service credential), and the
+    /// edge's credentials.
+    async fn edge(
+        &self,
+    ) -> (
+        pb::call_routing_client::CallRoutingClient<tonic::transport::Channel>,
+        Credentials,
+    ) {
+        let keys = Arc::new(
+            ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap(),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(switchboard_routing::grpc::server(self.calls.clone()))
+                .add_service(Authenticated::new(
+                    switchboard_routing::grpc::server(self.calls.clone()),
+                    keys.clone(),
+                ))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
         let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
@@ -170,7 +186,10 @@ impl Site {
             .connect()
             .await
             .unwrap();
-        pb::call_routing_client::CallRoutingClient::new(channel)
+        (
+            pb::call_routing_client::CallRoutingClient::new(channel),
+            Credentials::new(keys, "edge"),
+        )
     }
 
     async fn routing_events(&self, tenant: TenantId) -> Vec<Event> {
@@ -572,14 +591,47 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
 
     // The same through the edge's gRPC API: "2" → support → Bob's phone
     // rings; the caller hangs up first.
-    let mut edge = site.edge().await;
-    let decision = edge
-        .new_call(pb::NewCallRequest {
+    let (mut edge, credentials) = site.edge().await;
+    let system = CallContext::system();
+    let ours = CallContext::tenant(Tenant::whole(tenant));
+    let theirs = CallContext::tenant(Tenant::whole(TenantId::new()));
+
+    // Without a service credential, or with one of another key, nothing
+    // is routed.
+    let stranger = Credentials::new(
+        Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap()),
+        "edge",
+    );
+    for request in [
+        tonic::Request::new(pb::NewCallRequest {
             number: NUMBER.into(),
-            caller: "+33698765432".into(),
-            trunk: "carrier-1".into(),
-            attributes_json: r#"{"vip": true}"#.into(),
-        })
+            ..Default::default()
+        }),
+        stranger
+            .request(
+                pb::NewCallRequest {
+                    number: NUMBER.into(),
+                    ..Default::default()
+                },
+                &system,
+            )
+            .unwrap(),
+    ] {
+        let refused = edge.new_call(request).await.unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    }
+
+    let decision = edge
+        .new_call(signed(
+            &credentials,
+            &system,
+            pb::NewCallRequest {
+                number: NUMBER.into(),
+                caller: "+33698765432".into(),
+                trunk: "carrier-1".into(),
+                attributes_json: r#"{"vip": true}"#.into(),
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -592,22 +644,42 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         Some(pb::step::Action::Collect(pb::Collect { max_length: 1, .. }))
     ));
     let call = pb::CallRef {
-        tenant_id: taken.tenant_id.clone(),
         call_id: taken.call_id.clone(),
     };
+    let report = |digits: &str| pb::ReportResultRequest {
+        call: Some(call.clone()),
+        result: Some(pb::report_result_request::Result::Digits(digits.into())),
+    };
     let bad = edge
-        .report_result(pb::ReportResultRequest {
-            call: Some(call.clone()),
-            result: Some(pb::report_result_request::Result::Digits("1; DROP".into())),
-        })
+        .report_result(signed(&credentials, &ours, report("1; DROP")))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    // The call's tenant is the credential's: without one, unauthenticated;
+    // with another tenant's, not found; either way the call stays where
+    // it is.
+    let refused = edge
+        .report_result(signed(&credentials, &system, report("2")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    let refused = edge
+        .report_result(tonic::Request::new(report("2")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+    let refused = edge
+        .report_result(signed(&credentials, &theirs, report("2")))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    // Abandoning a call the tenant does not have is a no-op there (the
+    // edge may repeat it); the call below goes on untouched.
+    edge.call_abandoned(signed(&credentials, &theirs, call.clone()))
+        .await
+        .unwrap();
     let step = edge
-        .report_result(pb::ReportResultRequest {
-            call: Some(call.clone()),
-            result: Some(pb::report_result_request::Result::Digits("2".into())),
-        })
+        .report_result(signed(&credentials, &ours, report("2")))
         .await
         .unwrap()
         .into_inner();
@@ -620,42 +692,85 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         frame_of(&mut bob_desk, "offer").await["offer"]["contact_id"],
         taken.call_id
     );
-    edge.call_abandoned(call.clone()).await.unwrap();
+    for refused in [
+        edge.queue_status(signed(&credentials, &theirs, call.clone()))
+            .await
+            .unwrap_err(),
+        edge.request_callback(signed(
+            &credentials,
+            &theirs,
+            pb::RequestCallbackRequest {
+                call: Some(call.clone()),
+                number: "+33612345678".into(),
+            },
+        ))
+        .await
+        .unwrap_err(),
+        edge.call_ended(signed(&credentials, &theirs, call.clone()))
+            .await
+            .unwrap_err(),
+    ] {
+        assert_eq!(refused.code(), tonic::Code::NotFound, "{refused:?}");
+    }
+    let still = edge
+        .queue_status(signed(&credentials, &ours, call.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(still.ringing, "another tenant's calls changed nothing");
+    edge.call_abandoned(signed(&credentials, &ours, call.clone()))
+        .await
+        .unwrap();
     assert_eq!(
         frame_of(&mut bob_desk, "offer_withdrawn").await["offer"]["contact_id"],
         taken.call_id
     );
     // Gone from the queue: no status, no callback.
-    let status = edge.queue_status(call.clone()).await.unwrap_err();
+    let status = edge
+        .queue_status(signed(&credentials, &ours, call.clone()))
+        .await
+        .unwrap_err();
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
     let status = edge
-        .request_callback(pb::RequestCallbackRequest {
-            call: Some(call.clone()),
-            number: "not a number".into(),
-        })
+        .request_callback(signed(
+            &credentials,
+            &ours,
+            pb::RequestCallbackRequest {
+                call: Some(call.clone()),
+                number: "not a number".into(),
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
     // Unknown or another tenant's calls, garbage ids: not found.
-    for (tenant_id, call_id) in [
-        (tenant.to_string(), ContactId::new().to_string()),
-        (TenantId::new().to_string(), taken.call_id.clone()),
-        ("garbage".to_owned(), "garbage".to_owned()),
+    for (context, call_id) in [
+        (&ours, ContactId::new().to_string()),
+        (&theirs, taken.call_id.clone()),
+        (&ours, "garbage".to_owned()),
     ] {
         let status = edge
-            .report_result(pb::ReportResultRequest {
-                call: Some(pb::CallRef { tenant_id, call_id }),
-                result: Some(pb::report_result_request::Result::NoInput(())),
-            })
+            .report_result(signed(
+                &credentials,
+                context,
+                pb::ReportResultRequest {
+                    call: Some(pb::CallRef { call_id }),
+                    result: Some(pb::report_result_request::Result::NoInput(())),
+                },
+            ))
             .await
             .unwrap_err();
         assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
     }
     let rejected = edge
-        .new_call(pb::NewCallRequest {
-            number: "+33199999999".into(),
-            ..Default::default()
-        })
+        .new_call(signed(
+            &credentials,
+            &system,
+            pb::NewCallRequest {
+                number: "+33199999999".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -670,11 +785,15 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         "{rejected:?}"
     );
     let status = edge
-        .new_call(pb::NewCallRequest {
-            number: NUMBER.into(),
-            attributes_json: "[not an object".into(),
-            ..Default::default()
-        })
+        .new_call(signed(
+            &credentials,
+            &system,
+            pb::NewCallRequest {
+                number: NUMBER.into(),
+                attributes_json: "[not an object".into(),
+                ..Default::default()
+            },
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), tonic::Code::InvalidArgument);
@@ -1039,4 +1158,9 @@ async fn production_tenants_never_see_each_others_calls() {
     )
     .await
     .expect("timed out");
+}
+
+/// `message` with the edge's credential for `context`.
+fn signed<T>(credentials: &Credentials, context: &CallContext, message: T) -> tonic::Request<T> {
+    credentials.request(message, context).unwrap()
 }

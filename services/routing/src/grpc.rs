@@ -1,14 +1,16 @@
 //! The edge's gRPC API (`switchboard.routing.v1.CallRouting`, see
 //! `proto/switchboard/routing/v1/calls.proto`) over [`Calls`].
 //!
-//! For the cluster network only: the edge serves every tenant, and a
-//! call's tenant comes from the owner of the dialed number. Ids that do
-//! not parse, or name another tenant's call, are `NOT_FOUND` like unknown
-//! ones.
+//! Wrapped in `switchboard_rpc::Authenticated` by the node: every call has
+//! a verified service credential. The edge serves every tenant; a new
+//! call's tenant comes from the owner of the dialed number, and each later
+//! call takes its tenant from the credential. Ids that do not parse, or
+//! name another tenant's call, are `NOT_FOUND` like unknown ones.
 
 use switchboard_acd::ContactId;
 use switchboard_flows::{Input, PromptSource};
 use switchboard_proto::routing::v1 as pb;
+use switchboard_rpc::Caller;
 use switchboard_tenancy::TenantId;
 use tonic::{Request, Response, Status};
 
@@ -28,11 +30,15 @@ pub struct CallRoutingGrpc {
     calls: Calls,
 }
 
-fn call_of(call: Option<&pb::CallRef>) -> Result<(TenantId, ContactId), Status> {
+/// The call a request is about: its tenant from the verified service
+/// credential, its id from the request.
+fn call_of(caller: &Caller, call: Option<&pb::CallRef>) -> Result<(TenantId, ContactId), Status> {
+    let tenant = caller.tenant()?.id();
     let call = call.ok_or_else(|| Status::invalid_argument("`call` is required"))?;
-    let unknown = || Status::not_found(format!("unknown call {}", call.call_id));
-    let tenant = call.tenant_id.parse().map_err(|_| unknown())?;
-    let contact = call.call_id.parse().map_err(|_| unknown())?;
+    let contact = call
+        .call_id
+        .parse()
+        .map_err(|_| Status::not_found(format!("unknown call {}", call.call_id)))?;
     Ok((tenant, contact))
 }
 
@@ -148,6 +154,7 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
         &self,
         request: Request<pb::NewCallRequest>,
     ) -> Result<Response<pb::NewCallResponse>, Status> {
+        Caller::of(&request)?;
         let request = request.into_inner();
         let attributes = if request.attributes_json.trim().is_empty() {
             serde_json::Map::new()
@@ -189,8 +196,9 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
         &self,
         request: Request<pb::ReportResultRequest>,
     ) -> Result<Response<pb::StepResponse>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let request = request.into_inner();
-        let (tenant, call) = call_of(request.call.as_ref())?;
+        let (tenant, call) = call_of(&caller, request.call.as_ref())?;
         let input = match request.result {
             Some(pb::report_result_request::Result::PromptPlayed(_)) => Input::PromptPlayed,
             Some(pb::report_result_request::Result::Digits(digits)) => {
@@ -222,7 +230,7 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
         &self,
         request: Request<pb::CallRef>,
     ) -> Result<Response<pb::QueueStatusResponse>, Status> {
-        let (tenant, call) = call_of(Some(request.get_ref()))?;
+        let (tenant, call) = call_of(Caller::of(&request)?, Some(request.get_ref()))?;
         let status = self
             .calls
             .queue_status(tenant, call)
@@ -245,8 +253,9 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
         &self,
         request: Request<pb::RequestCallbackRequest>,
     ) -> Result<Response<()>, Status> {
+        let caller = Caller::of(&request)?.clone();
         let request = request.into_inner();
-        let (tenant, call) = call_of(request.call.as_ref())?;
+        let (tenant, call) = call_of(&caller, request.call.as_ref())?;
         self.calls
             .request_callback(tenant, call, &request.number)
             .await
@@ -255,7 +264,7 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
     }
 
     async fn call_abandoned(&self, request: Request<pb::CallRef>) -> Result<Response<()>, Status> {
-        let (tenant, call) = call_of(Some(request.get_ref()))?;
+        let (tenant, call) = call_of(Caller::of(&request)?, Some(request.get_ref()))?;
         self.calls
             .abandoned(tenant, call)
             .await
@@ -264,7 +273,7 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
     }
 
     async fn call_ended(&self, request: Request<pb::CallRef>) -> Result<Response<()>, Status> {
-        let (tenant, call) = call_of(Some(request.get_ref()))?;
+        let (tenant, call) = call_of(Caller::of(&request)?, Some(request.get_ref()))?;
         self.calls.ended(tenant, call).await.map_err(status_of)?;
         Ok(Response::new(()))
     }

@@ -209,11 +209,16 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
                     grpc,
                 },
         } => {
+            let config = load(cli.config.as_ref())?;
             let grpc = match grpc {
                 Some(grpc) => grpc,
-                None => local_url(load(cli.config.as_ref())?.server.grpc_addr),
+                None => local_url(config.server.grpc_addr),
             };
+            // It plays the edge: it signs its calls with the deployment's
+            // internal key, as the edge does.
+            let keys = crate::keys::service_keys(&config)?;
             contacts::simulate(contacts::Simulation {
+                credentials: switchboard_rpc::Credentials::new(std::sync::Arc::new(keys), "edge"),
                 grpc,
                 to,
                 from,

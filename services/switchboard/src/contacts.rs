@@ -11,6 +11,8 @@ use pb::call_routing_client::CallRoutingClient;
 use pb::report_result_request::Result as Report;
 use pb::step::Action;
 use switchboard_proto::routing::v1 as pb;
+use switchboard_rpc::{CallContext, Credentials};
+use switchboard_tenancy::{Tenant, TenantId};
 use tonic::transport::Channel;
 
 /// More steps than this without reaching a queue or an end: a flow that
@@ -19,6 +21,8 @@ const MAX_STEPS: usize = 50;
 
 /// What to dial, from where, and the keys to press.
 pub struct Simulation {
+    /// What its calls are signed with: the edge's service credential.
+    pub credentials: Credentials,
     /// The node's gRPC address, `http://host:port`.
     pub grpc: String,
     pub to: String,
@@ -35,13 +39,18 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot reach the routing service at {}", simulation.grpc))?;
     let mut routing = CallRoutingClient::new(channel);
+    let credentials = &simulation.credentials;
     let decision = routing
-        .new_call(pb::NewCallRequest {
-            number: simulation.to.clone(),
-            caller: simulation.from.clone(),
-            trunk: "simulated".into(),
-            attributes_json: String::new(),
-        })
+        .new_call(signed(
+            credentials,
+            pb::NewCallRequest {
+                number: simulation.to.clone(),
+                caller: simulation.from.clone(),
+                trunk: "simulated".into(),
+                attributes_json: String::new(),
+            },
+            &CallContext::system(),
+        )?)
         .await
         .map_err(|status| describe(&status, "the call was not routed"))?
         .into_inner()
@@ -56,13 +65,18 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
         ),
         None => bail!("the routing service answered without a decision"),
     };
+    let tenant: TenantId = accepted
+        .tenant_id
+        .parse()
+        .map_err(|_| anyhow::anyhow!("the routing service named no valid tenant"))?;
+    // Every later call about this call is made for its tenant.
+    let context = CallContext::tenant(Tenant::whole(tenant));
     let call = pb::CallRef {
-        tenant_id: accepted.tenant_id.clone(),
         call_id: accepted.call_id.clone(),
     };
     println!(
-        "contact {} (tenant {}): {} calls {}",
-        call.call_id, call.tenant_id, simulation.from, simulation.to
+        "contact {} (tenant {tenant}): {} calls {}",
+        call.call_id, simulation.from, simulation.to
     );
     let mut digits = simulation.digits.into_iter();
     let mut step = accepted.step;
@@ -90,7 +104,7 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
             }
             Action::Queued(queued) => {
                 let status = routing
-                    .queue_status(call.clone())
+                    .queue_status(signed(credentials, call.clone(), &context)?)
                     .await
                     .map_err(|status| describe(&status, "cannot read the queue status"))?
                     .into_inner();
@@ -117,16 +131,31 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
             }
         };
         step = routing
-            .report_result(pb::ReportResultRequest {
-                call: Some(call.clone()),
-                result: Some(report),
-            })
+            .report_result(signed(
+                credentials,
+                pb::ReportResultRequest {
+                    call: Some(call.clone()),
+                    result: Some(report),
+                },
+                &context,
+            )?)
             .await
             .map_err(|status| describe(&status, "the flow stopped"))?
             .into_inner()
             .step;
     }
     bail!("the flow ran {MAX_STEPS} steps without queueing or ending the contact")
+}
+
+/// `message` with the edge's service credential for `context`.
+fn signed<T>(
+    credentials: &Credentials,
+    message: T,
+    context: &CallContext,
+) -> anyhow::Result<tonic::Request<T>> {
+    credentials
+        .request(message, context)
+        .map_err(|status| describe(&status, "cannot sign the call"))
 }
 
 /// A gRPC failure in one line: what failed and the server's message.

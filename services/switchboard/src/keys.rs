@@ -1,35 +1,56 @@
-//! The keys that sign access tokens: from the config's files, or for a
-//! single node, one generated once and kept under the data directory.
+//! The keys that sign access tokens and service credentials: from the
+//! config's files, or for the nodes of one machine, one generated once and
+//! kept under the data directory.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use switchboard_auth::{SigningKey, TokenKeys, generate_secret};
-use switchboard_config::Config;
+use switchboard_auth::{ServiceKeys, SigningKey, TokenKeys, generate_secret};
+use switchboard_config::{Config, SigningKeyConfig};
 
 const GENERATED_KID: &str = "local-1";
 
 pub fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
-    let keys = if config.auth.signing_keys.is_empty() {
-        vec![generated_key(&config.data_dir.join("auth"))?]
-    } else {
-        config
-            .auth
-            .signing_keys
-            .iter()
-            .enumerate()
-            .map(|(index, key)| {
-                SigningKey::from_file(key.kid.clone(), &key.secret_file).with_context(|| {
-                    format!(
-                        "config key `auth.signing_keys[{index}]` ({})",
-                        key.secret_file.display()
-                    )
-                })
-            })
-            .collect::<anyhow::Result<_>>()?
-    };
+    let keys = configured_or_generated(
+        &config.auth.signing_keys,
+        "auth.signing_keys",
+        &config.data_dir.join("auth"),
+    )?;
     Ok(TokenKeys::new(keys)?)
+}
+
+/// The internal keys that sign and check service credentials
+/// (`[internal] signing_keys`).
+pub fn service_keys(config: &Config) -> anyhow::Result<ServiceKeys> {
+    let keys = configured_or_generated(
+        &config.internal.signing_keys,
+        "internal.signing_keys",
+        &config.data_dir.join("internal"),
+    )?;
+    Ok(ServiceKeys::new(keys)?)
+}
+
+fn configured_or_generated(
+    configured: &[SigningKeyConfig],
+    name: &str,
+    generated_in: &Path,
+) -> anyhow::Result<Vec<SigningKey>> {
+    if configured.is_empty() {
+        return Ok(vec![generated_key(generated_in)?]);
+    }
+    configured
+        .iter()
+        .enumerate()
+        .map(|(index, key)| {
+            SigningKey::from_file(key.kid.clone(), &key.secret_file).with_context(|| {
+                format!(
+                    "config key `{name}[{index}]` ({})",
+                    key.secret_file.display()
+                )
+            })
+        })
+        .collect()
 }
 
 /// Reads `<dir>/<kid>.key`, creating it (mode 0600) the first time.

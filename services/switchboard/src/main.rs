@@ -5,6 +5,7 @@
 //! simulate`).
 
 mod cli;
+mod composition;
 mod contacts;
 mod demo;
 mod events;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use switchboard_auth::{LoginThrottle, ThrottlePolicy};
+use switchboard_auth::{LoginThrottle, ServiceKeys, ThrottlePolicy};
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
 use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
@@ -13,10 +13,13 @@ use switchboard_migrations::{Migrator, MigratorTrait, SYSTEM_ROLE};
 use switchboard_platform::Backends;
 use switchboard_routing::config::RoutingConfig;
 use switchboard_routing::{Routing, RoutingOptions};
+use switchboard_rpc::Authenticated;
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
 use switchboard_webhooks::{Webhooks, WebhooksOptions};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
+
+use crate::composition::{Peer, Plan};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -28,6 +31,8 @@ pub enum Mode {
 }
 
 pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> anyhow::Result<()> {
+    // A set of services that cannot work fails before anything starts.
+    let plan = crate::composition::plan(&services, &config.peers)?;
     let mut telemetry = switchboard_runtime::telemetry::init(&config.telemetry)?;
     if mode == Mode::Serve {
         warn_about_embedded_backends(&config);
@@ -60,6 +65,9 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         .context("cannot read the installation id")?
         .to_string();
 
+    let service_keys = Arc::new(
+        crate::keys::service_keys(&config).context("cannot load the internal service keys")?,
+    );
     let identity = identity(&config, &backends, mode)?;
     let webhooks = Webhooks::new(
         backends.database.clone(),
@@ -99,6 +107,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
                 &webhooks,
                 (&routing, &routing_config, *name == routing_runner),
                 relay_holder(mode, &installation_id),
+                &service_keys,
             )
         })
         .collect();
@@ -107,6 +116,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
             config: config.clone(),
             services: parts,
             installation_id: installation_id.clone(),
+            service_keys: service_keys.clone(),
         },
         backends.clone(),
     )
@@ -115,7 +125,14 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     // SIGTERM sent as soon as the banner is read must stop it gracefully,
     // not kill it with the signal's default action.
     let signals = StopSignals::listen();
-    print_banner(&config, &backends, &node, &services, mode, &installation_id);
+    print_banner(
+        &config,
+        &backends,
+        &node,
+        (&services, &plan),
+        mode,
+        &installation_id,
+    );
     for problem in &privileged {
         println!("  WARNING   {problem}");
     }
@@ -142,6 +159,7 @@ fn service_parts(
     webhooks: &Webhooks,
     (routing, routing_config, runs_routing): (&Routing, &RoutingConfig, bool),
     relay_holder: String,
+    service_keys: &Arc<ServiceKeys>,
 ) -> ServiceParts {
     let mut parts = ServiceParts {
         name,
@@ -198,12 +216,18 @@ fn service_parts(
             routing_config.clone(),
             backends.cache.clone(),
         );
-        let server = switchboard_routing::grpc::server(calls);
+        let server = Authenticated::new(
+            switchboard_routing::grpc::server(calls),
+            service_keys.clone(),
+        );
         parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
     }
     if name == "identity" {
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
-        let server = switchboard_identity::grpc::server(Arc::new(identity.clone()));
+        let server = Authenticated::new(
+            switchboard_identity::grpc::server(Arc::new(identity.clone())),
+            service_keys.clone(),
+        );
         parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
     }
     if name == "gateway" {
@@ -358,7 +382,7 @@ fn print_banner(
     config: &Config,
     backends: &Backends,
     node: &Node,
-    services: &[&str],
+    (services, plan): (&[&str], &Plan),
     mode: Mode,
     installation_id: &str,
 ) {
@@ -371,15 +395,33 @@ fn print_banner(
     };
     println!("Switchboard {} is up ({mode})", env!("CARGO_PKG_VERSION"));
     println!("  HTTP      http://{http}   (/healthz, /readyz)");
+    let reflection = if config.internal.grpc_reflection {
+        ", reflection"
+    } else {
+        ""
+    };
     if services.contains(&"routing") {
         println!(
-            "  gRPC      http://{grpc}   (health, reflection; calls: switchboard contacts simulate --grpc http://{grpc} --to NUMBER)"
+            "  gRPC      http://{grpc}   (health{reflection}; internal calls need a service credential; try: switchboard contacts simulate --to NUMBER)"
         );
     } else {
-        println!("  gRPC      http://{grpc}   (health, reflection)");
+        println!(
+            "  gRPC      http://{grpc}   (health{reflection}; internal calls need a service credential)"
+        );
     }
     println!("  metrics   http://{}/metrics", node.metrics_addr());
     println!("  services  {}", services.join(", "));
+    let remote: Vec<String> = plan
+        .peers
+        .iter()
+        .filter_map(|(name, peer)| match peer {
+            Peer::Local => None,
+            Peer::Remote(addresses) => Some(format!("{name}={}", addresses.join(","))),
+        })
+        .collect();
+    if !remote.is_empty() {
+        println!("  peers     {}", remote.join(" "));
+    }
     println!(
         "  backends  database={} cache={} bus={} objects={}",
         implementations.database,

@@ -1,0 +1,22 @@
+//! Channels to services on other nodes (`[peers]` in the config).
+
+use std::time::Duration;
+
+use tonic::transport::{Channel, Endpoint};
+
+/// How long connecting to a peer may take before the call fails
+/// `UNAVAILABLE`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// A channel to the peer at `url` (`http://identity:9090`), connected on
+/// first use and reconnected after a failure, so a node starts whatever
+/// order its peers come up in. Fails only on a malformed address.
+pub fn connect_lazy(url: &str) -> Result<Channel, String> {
+    let endpoint = Endpoint::from_shared(url.to_owned())
+        .map_err(|error| format!("`{url}` is not a gRPC address: {error}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true);
+    Ok(endpoint.connect_lazy())
+}
