@@ -50,6 +50,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub internal: InternalConfig,
     pub peers: PeersConfig,
+    pub routing: RoutingConfig,
 }
 
 impl Default for Config {
@@ -69,6 +70,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             internal: InternalConfig::default(),
             peers: PeersConfig::default(),
+            routing: RoutingConfig::default(),
         }
     }
 }
@@ -590,6 +592,128 @@ impl Default for WebhooksConfig {
     }
 }
 
+/// Shortest `routing.lease_ttl`: below it, a lease would expire between
+/// two of its renewals on a loaded node.
+pub const ROUTING_MIN_LEASE_TTL: Duration = Duration::from_secs(1);
+/// Longest `routing.lease_ttl`: a dead instance's tenants wait this long
+/// for a successor, with their calls unanswered.
+pub const ROUTING_MAX_LEASE_TTL: Duration = Duration::from_secs(600);
+/// Shortest `routing.upkeep_every`: more often only spins.
+pub const ROUTING_MIN_UPKEEP_EVERY: Duration = Duration::from_millis(10);
+/// Longest `routing.forward_timeout`: a call is sent to the owner up to
+/// four times, and the owner remembers what it ran for others for two
+/// minutes, so the attempts of one call must fit well within that.
+pub const ROUTING_MAX_FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
+/// Largest `routing.journal_batch`: a batch is one INSERT of 8 parameters
+/// per event, and SQLite takes at most 32,766 parameters per statement.
+pub const ROUTING_MAX_JOURNAL_BATCH: u32 = 4000;
+
+/// The routing runtime (the ACD): one owner per tenant behind a lease in
+/// the cache, ticks of ring timeouts and wrap-ups, calls forwarded between
+/// instances, events moved to the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// How long a tenant's lease lasts unless renewed: how long a tenant
+    /// waits for a successor when its owner dies (1s to 10m).
+    #[serde(with = "humantime_serde")]
+    pub lease_ttl: Duration,
+    /// How often due deadlines are ticked: the resolution of ring timeouts
+    /// and wrap-ups. Leases are renewed, and free tenants taken over, on
+    /// these beats every quarter of `lease_ttl` (or this, if longer), so
+    /// it is at most a third of `lease_ttl`.
+    #[serde(with = "humantime_serde")]
+    pub upkeep_every: Duration,
+    /// How long a call forwarded to the tenant's owner waits for its
+    /// answer before it is asked again (at most 20s).
+    #[serde(with = "humantime_serde")]
+    pub forward_timeout: Duration,
+    /// Routing events moved to the outbox per transaction (1 to 4000).
+    pub journal_batch: u32,
+    /// Names this instance in logs (a pod name, say); a random
+    /// `routing-<uuid>` when unset. Leases do not depend on it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance_name: Option<String>,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Duration::from_secs(10),
+            upkeep_every: Duration::from_millis(200),
+            forward_timeout: Duration::from_secs(2),
+            journal_batch: 500,
+            instance_name: None,
+        }
+    }
+}
+
+impl RoutingConfig {
+    /// Checks the ranges and the relation of the upkeep to the lease.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let show = |duration: Duration| humantime::format_duration(duration).to_string();
+        if self.lease_ttl < ROUTING_MIN_LEASE_TTL || self.lease_ttl > ROUTING_MAX_LEASE_TTL {
+            return Err(value_error(
+                "routing.lease_ttl",
+                &format!(
+                    "is {}; it must be {} to {}: a dead instance's tenants wait this long for a successor",
+                    show(self.lease_ttl),
+                    show(ROUTING_MIN_LEASE_TTL),
+                    show(ROUTING_MAX_LEASE_TTL)
+                ),
+            ));
+        }
+        if self.upkeep_every < ROUTING_MIN_UPKEEP_EVERY {
+            return Err(value_error(
+                "routing.upkeep_every",
+                &format!(
+                    "is {}; it must be at least {}",
+                    show(self.upkeep_every),
+                    show(ROUTING_MIN_UPKEEP_EVERY)
+                ),
+            ));
+        }
+        if self.upkeep_every > self.lease_ttl / 3 {
+            return Err(value_error(
+                "routing.upkeep_every",
+                &format!(
+                    "is {}, longer than a third of routing.lease_ttl ({}): leases are renewed on the upkeep's beats, between a third and two thirds of their time, and would expire",
+                    show(self.upkeep_every),
+                    show(self.lease_ttl)
+                ),
+            ));
+        }
+        if self.forward_timeout.is_zero() || self.forward_timeout > ROUTING_MAX_FORWARD_TIMEOUT {
+            return Err(value_error(
+                "routing.forward_timeout",
+                &format!(
+                    "is {}; it must be above 0 and at most {}: a call is asked up to 4 times and its owner remembers what it ran for 2 minutes",
+                    show(self.forward_timeout),
+                    show(ROUTING_MAX_FORWARD_TIMEOUT)
+                ),
+            ));
+        }
+        if self.journal_batch == 0 || self.journal_batch > ROUTING_MAX_JOURNAL_BATCH {
+            return Err(value_error(
+                "routing.journal_batch",
+                &format!(
+                    "is {}; it must be 1 to {ROUTING_MAX_JOURNAL_BATCH} (one INSERT of 8 parameters per event)",
+                    self.journal_batch
+                ),
+            ));
+        }
+        if let Some(name) = &self.instance_name
+            && (name.trim().is_empty() || name.chars().count() > 100)
+        {
+            return Err(value_error(
+                "routing.instance_name",
+                "must be 1 to 100 characters, not only spaces (or unset)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Why a configuration could not be loaded. Each message names the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -855,6 +979,7 @@ impl Config {
         if self.readiness.check_timeout.is_zero() {
             return Err(value_error("readiness.check_timeout", "must be above 0"));
         }
+        self.routing.validate()?;
         Ok(())
     }
 

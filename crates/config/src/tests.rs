@@ -48,6 +48,7 @@ fn example_config_loads_and_documents_every_key() {
     full.objects.s3.secret_access_key = Some(Secret::new("x"));
     full.objects.s3.secret_access_key_file = Some("x".into());
     full.telemetry.otlp_endpoint = Some("x".into());
+    full.routing.instance_name = Some("x".into());
     let value = toml::Value::try_from(&full).expect("config serializes");
     let mut missing = Vec::new();
     collect_missing_keys(&value, "", text, &mut missing);
@@ -231,4 +232,120 @@ fn system_url_is_for_postgres_only() {
     );
     assert!(config.database.allow_privileged_role);
     assert!(!config.to_masked_toml().contains(":pw@"));
+}
+
+#[test]
+fn routing_defaults_are_the_runtime_defaults_and_values_parse() {
+    let config = Config::from_toml_str("").expect("valid");
+    assert_eq!(config.routing.lease_ttl, Duration::from_secs(10));
+    assert_eq!(config.routing.upkeep_every, Duration::from_millis(200));
+    assert_eq!(config.routing.forward_timeout, Duration::from_secs(2));
+    assert_eq!(config.routing.journal_batch, 500);
+    assert_eq!(config.routing.instance_name, None);
+
+    let text = "[routing]\nlease_ttl = \"30s\"\nupkeep_every = \"1s\"\nforward_timeout = \"500ms\"\njournal_batch = 100\ninstance_name = \"routing-0\"\n";
+    let routing = Config::from_toml_str(text).expect("valid").routing;
+    assert_eq!(routing.lease_ttl, Duration::from_secs(30));
+    assert_eq!(routing.upkeep_every, Duration::from_secs(1));
+    assert_eq!(routing.forward_timeout, Duration::from_millis(500));
+    assert_eq!(routing.journal_batch, 100);
+    assert_eq!(routing.instance_name.as_deref(), Some("routing-0"));
+}
+
+#[test]
+fn routing_environment_overrides_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("switchboard.toml", "[routing]\nlease_ttl = \"30s\"\n")?;
+        jail.set_env("SWITCHBOARD_ROUTING__LEASE_TTL", "45s");
+        let config = Config::load(None).map_err(|e| e.to_string())?;
+        assert_eq!(config.routing.lease_ttl, Duration::from_secs(45));
+        Ok(())
+    });
+}
+
+/// The one error line of a `[routing]` section.
+fn routing_error(section: &str) -> String {
+    Config::from_toml_str(&format!("[routing]\n{section}\n"))
+        .expect_err(section)
+        .to_string()
+}
+
+#[test]
+fn nonsense_routing_values_are_refused_naming_the_key_and_the_bound() {
+    for (section, key, says) in [
+        (
+            "lease_ttl = \"0s\"",
+            "routing.lease_ttl",
+            "is 0s; it must be 1s to 10m",
+        ),
+        (
+            "lease_ttl = \"500ms\"",
+            "routing.lease_ttl",
+            "it must be 1s to 10m",
+        ),
+        (
+            "lease_ttl = \"1h\"",
+            "routing.lease_ttl",
+            "is 1h; it must be 1s to 10m",
+        ),
+        (
+            "upkeep_every = \"0s\"",
+            "routing.upkeep_every",
+            "is 0s; it must be at least 10ms",
+        ),
+        (
+            "upkeep_every = \"4s\"",
+            "routing.upkeep_every",
+            "is 4s, longer than a third of routing.lease_ttl (10s)",
+        ),
+        (
+            "lease_ttl = \"3s\"\nupkeep_every = \"5s\"",
+            "routing.upkeep_every",
+            "longer than a third of routing.lease_ttl (3s)",
+        ),
+        (
+            "forward_timeout = \"0s\"",
+            "routing.forward_timeout",
+            "must be above 0 and at most 20s",
+        ),
+        (
+            "forward_timeout = \"1m\"",
+            "routing.forward_timeout",
+            "is 1m; it must be above 0",
+        ),
+        (
+            "journal_batch = 0",
+            "routing.journal_batch",
+            "is 0; it must be 1 to 4000",
+        ),
+        (
+            "journal_batch = 5000",
+            "routing.journal_batch",
+            "is 5000; it must be 1 to 4000",
+        ),
+        (
+            "instance_name = \"  \"",
+            "routing.instance_name",
+            "must be 1 to 100 characters",
+        ),
+    ] {
+        let message = routing_error(section);
+        assert!(
+            message.contains(&format!("`{key}`")),
+            "{section}: {message}"
+        );
+        assert!(message.contains(says), "{section}: {message}");
+    }
+    // Types and unknown keys are figment's errors, naming the key too.
+    assert!(routing_error("lease_ttl = \"soon\"").contains("routing.lease_ttl"));
+    assert!(routing_error("journal_batch = -1").contains("routing.journal_batch"));
+    assert!(routing_error("lease = \"10s\"").contains("`routing.lease`"));
+}
+
+#[test]
+fn a_third_of_the_lease_is_the_longest_upkeep() {
+    let text = "[routing]\nlease_ttl = \"3s\"\nupkeep_every = \"1s\"\n";
+    assert!(Config::from_toml_str(text).is_ok());
+    let text = "[routing]\nlease_ttl = \"3s\"\nupkeep_every = \"1001ms\"\n";
+    assert!(Config::from_toml_str(text).is_err());
 }

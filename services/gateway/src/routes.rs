@@ -94,7 +94,8 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
     (router.with_state(gateway), document)
 }
 
-/// The routing configuration's routes (`routes/routing_config.rs`).
+/// The routing configuration's routes (`routes/routing_config.rs` and
+/// `routes/routing_config/`).
 fn routing_table() -> OpenApiRouter<Gateway> {
     use routing_config::*;
     table([

@@ -25,11 +25,12 @@ use switchboard_flows::{
 };
 use switchboard_hours::HoursStatus;
 use switchboard_platform::Cache;
-use switchboard_tenancy::{Tenant, TenantId};
+use switchboard_tenancy::TenantId;
 use uuid::Uuid;
 
 use crate::config::{
-    Announcements, Basis, ConfigError, ForcedKind, NextStep, QueueSpec, RoutingConfig, check_e164,
+    Announcements, Basis, CachedConfig, ConfigError, ForcedKind, NextStep, RoutingConfig,
+    TenantConfig, check_e164,
 };
 use crate::ops::{Answer, Operation, Query, RefusalKind};
 use crate::runtime::{Routing, RoutingError};
@@ -192,7 +193,9 @@ fn call_key(tenant: TenantId, call: ContactId) -> String {
 #[derive(Clone)]
 pub struct Calls {
     routing: Routing,
-    config: RoutingConfig,
+    /// The configuration each call reads, cached per tenant and checked
+    /// against the tenant's revision at the start of every call.
+    config: CachedConfig,
     cache: Arc<dyn Cache>,
 }
 
@@ -200,15 +203,15 @@ impl Calls {
     pub fn new(routing: Routing, config: RoutingConfig, cache: Arc<dyn Cache>) -> Self {
         Self {
             routing,
-            config,
+            config: CachedConfig::new(config),
             cache,
         }
     }
 
     /// Decides what to do with a new call.
     pub async fn new_call(&self, call: InboundCall) -> CallDecision {
-        let route = match self.config.resolve_number(&call.number).await {
-            Ok(route) => route,
+        let (route, config) = match self.config.number(&call.number).await {
+            Ok(found) => found,
             Err(ConfigError::NotFound(_)) => {
                 return reject(404, format!("no tenant holds {}", call.number));
             }
@@ -219,11 +222,7 @@ impl Calls {
         };
         let tenant = route.tenant;
         let now = Utc::now();
-        let decision = match self
-            .config
-            .evaluate_rule(tenant, route.inbound_rule_id, now)
-            .await
-        {
+        let decision = match config.decide(route.inbound_rule_id, now).await {
             Ok(decision) => decision,
             Err(error) => return reject(503, error.to_string()),
         };
@@ -246,7 +245,7 @@ impl Calls {
             attributes: call.attributes,
         };
         match self
-            .run_step(tenant, contact, decision.step, facts, hours, now)
+            .run_step(&config, contact, decision.step, facts, hours, now)
             .await
         {
             Ok(step) => CallDecision::Accept {
@@ -276,16 +275,13 @@ impl Calls {
             .ok_or(CallError::UnknownCall(call))?;
         let mut state: CallState = serde_json::from_slice(&stored)
             .map_err(|error| CallError::Invalid(format!("stored call state: {error}")))?;
-        let version = self
-            .config
-            .published_flow_version(tenant, state.flow_id, state.version)
-            .await?;
-        let flow = version.flow()?;
+        let config = self.config.tenant(tenant).await?;
+        let version = config.flow_version(state.flow_id, state.version).await?;
         let instruction = state
             .session
-            .advance(&flow, &Hours(state.hours), input)
+            .advance(&version.flow, &Hours(state.hours), input)
             .map_err(|error| CallError::Invalid(error.to_string()))?;
-        self.after_instruction(tenant, call, state, instruction, Utc::now())
+        self.after_instruction(&config, call, state, instruction, Utc::now())
             .await
     }
 
@@ -322,11 +318,12 @@ impl Calls {
             return Ok(ringing);
         };
         let now = Utc::now();
-        let max_wait = self
-            .queue_spec(tenant, view.queue)
+        let config = self.config.tenant(tenant).await?;
+        let max_wait = config
+            .queue(view.queue)
             .await
             .ok()
-            .and_then(|spec| spec.max_wait);
+            .and_then(|spec| spec.max_wait.clone());
         if let Some(max_wait) = max_wait {
             let waited = (now - view.enqueued_at).to_std().unwrap_or_default();
             if waited >= Duration::from_secs(u64::from(max_wait.seconds)) {
@@ -338,7 +335,7 @@ impl Calls {
                     Ok(_) => {
                         let step = self
                             .run_step(
-                                tenant,
+                                &config,
                                 call,
                                 max_wait.overflow,
                                 CallFacts::default(),
@@ -436,7 +433,7 @@ impl Calls {
 
     async fn run_step(
         &self,
-        tenant: TenantId,
+        config: &TenantConfig,
         call: ContactId,
         step: NextStep,
         facts: CallFacts,
@@ -447,24 +444,24 @@ impl Calls {
         for _ in 0..MAX_OVERFLOWS {
             return match step {
                 NextStep::Flow { flow_id } => {
-                    let version = self.config.published_flow(tenant, flow_id).await?;
-                    let flow = version.flow()?;
-                    let mut session = Session::start(&flow, facts);
+                    let version = config.published_flow(flow_id).await?;
+                    let flow = &version.flow;
+                    let mut session = Session::start(flow, facts);
                     let instruction = session
-                        .advance(&flow, &Hours(hours), Input::Begin)
+                        .advance(flow, &Hours(hours), Input::Begin)
                         .map_err(|error| CallError::Invalid(error.to_string()))?;
                     let state = CallState {
                         flow_id,
-                        version: version.version,
+                        version: version.view.version,
                         session,
                         hours,
                     };
-                    self.after_instruction(tenant, call, state, instruction, now)
+                    self.after_instruction(config, call, state, instruction, now)
                         .await
                 }
                 NextStep::Queue { queue_id, priority } => {
                     match self
-                        .enqueue(tenant, call, QueueId::from_uuid(queue_id), priority, now)
+                        .enqueue(config, call, QueueId::from_uuid(queue_id), priority, now)
                         .await?
                     {
                         Ok(step) => Ok(step),
@@ -493,12 +490,13 @@ impl Calls {
     /// instruction.
     async fn after_instruction(
         &self,
-        tenant: TenantId,
+        config: &TenantConfig,
         call: ContactId,
         state: CallState,
         instruction: Instruction,
         now: DateTime<Utc>,
     ) -> Result<Step, CallError> {
+        let tenant = config.tenant();
         let key = call_key(tenant, call);
         if !instruction.is_terminal() {
             let stored = serde_json::to_vec(&state)
@@ -528,10 +526,10 @@ impl Calls {
                 queue_id, priority, ..
             } => {
                 let facts = state.session.call().clone();
-                match self.enqueue(tenant, call, queue_id, priority, now).await? {
+                match self.enqueue(config, call, queue_id, priority, now).await? {
                     Ok(step) => step,
                     Err(overflow) => {
-                        Box::pin(self.run_step(tenant, call, overflow, facts, state.hours, now))
+                        Box::pin(self.run_step(config, call, overflow, facts, state.hours, now))
                             .await?
                     }
                 }
@@ -554,7 +552,7 @@ impl Calls {
             Instruction::Callback { queue_id, number } => {
                 // The caller accepted a callback before queuing: the call
                 // becomes a callback contact in the queue from now on.
-                match self.enqueue(tenant, call, queue_id, None, now).await? {
+                match self.enqueue(config, call, queue_id, None, now).await? {
                     Ok(_) => {
                         self.routing
                             .set_callback_number(tenant, call, &number)
@@ -563,7 +561,7 @@ impl Calls {
                     }
                     Err(overflow) => {
                         let facts = state.session.call().clone();
-                        Box::pin(self.run_step(tenant, call, overflow, facts, state.hours, now))
+                        Box::pin(self.run_step(config, call, overflow, facts, state.hours, now))
                             .await?
                     }
                 }
@@ -575,12 +573,13 @@ impl Calls {
     /// Queues the call; a full queue answers its overflow step instead.
     async fn enqueue(
         &self,
-        tenant: TenantId,
+        config: &TenantConfig,
         call: ContactId,
         queue: QueueId,
         priority: Option<u8>,
         now: DateTime<Utc>,
     ) -> Result<Result<Step, NextStep>, CallError> {
+        let tenant = config.tenant();
         let mut contact = Contact::new(call, queue, Channel::Voice, now);
         contact.priority = priority;
         match self
@@ -605,7 +604,7 @@ impl Calls {
                         _ => None,
                     }
                 };
-                let spec = self.queue_spec(tenant, queue).await.ok();
+                let spec = config.queue(queue).await.ok();
                 Ok(Ok(Step::Queued {
                     queue_id: queue,
                     position,
@@ -625,24 +624,17 @@ impl Calls {
                 }))
             }
             Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::Overflow => {
-                let overflow = self
-                    .queue_spec(tenant, queue)
+                let overflow = config
+                    .queue(queue)
                     .await?
                     .max_waiting
-                    .map(|max| max.overflow)
+                    .as_ref()
+                    .map(|max| max.overflow.clone())
                     .unwrap_or(NextStep::Hangup { message: None });
                 Ok(Err(overflow))
             }
             Err(error) => Err(error.into()),
         }
-    }
-
-    async fn queue_spec(&self, tenant: TenantId, queue: QueueId) -> Result<QueueSpec, CallError> {
-        Ok(self
-            .config
-            .get::<QueueSpec>(&Tenant::whole(tenant), queue.as_uuid())
-            .await?
-            .spec)
     }
 }
 

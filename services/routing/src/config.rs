@@ -30,10 +30,14 @@
 //! older versions (which calls in progress may still run) do not hold
 //! what they refer to.
 //!
+//! **The call path** reads through [`CachedConfig`]: per tenant, in
+//! process, valid while the tenant's [`RoutingConfig::revision`] holds.
+//!
 //! **Engine sync.** A [`ConfigObserver`] set with
 //! [`RoutingConfig::with_observer`] is told, after commit, of every queue
 //! and agent profile saved or deleted, in the engine's types.
 
+mod cached;
 pub mod domain;
 mod engine;
 mod error;
@@ -52,6 +56,7 @@ use switchboard_platform::Database;
 use switchboard_tenancy::{AgentId, QueueId, TenantId};
 use uuid::Uuid;
 
+pub use cached::{CachedConfig, PublishedFlow, TenantConfig};
 pub use domain::{
     AgentGroupSpec, AgentProfileSpec, AgentSkill, Announcements, Basis, CallbackOffer, CallerId,
     ChannelCapacity, ConfigKind, FlowSpec, ForcedKind, ForcedMode, ForcedModeSpec, InboundRuleSpec,

@@ -71,7 +71,7 @@ impl Default for HostOptions {
     fn default() -> Self {
         Self {
             holder: format!("routing-{}", uuid::Uuid::new_v4()),
-            lease_ttl: Duration::from_secs(10),
+            lease_ttl: switchboard_config::RoutingConfig::default().lease_ttl,
         }
     }
 }
@@ -683,6 +683,7 @@ async fn write_loop(writer: Writer) {
                 .iter()
                 .map(|(seq, event)| (journal_field(*seq), Bytes::from(event.encode()))),
         );
+        let started = Instant::now();
         let written = writer
             .cache
             .fenced_write(
@@ -693,6 +694,7 @@ async fn write_loop(writer: Writer) {
                 &batch.deletes,
             )
             .await;
+        crate::metrics::write("state", started.elapsed());
         let counters = &writer.counters;
         counters.writes.fetch_add(1, Ordering::Relaxed);
         counters

@@ -13,6 +13,7 @@ pub mod config;
 pub mod events;
 pub mod grpc;
 pub mod host;
+pub mod metrics;
 pub mod ops;
 pub mod runtime;
 

@@ -65,6 +65,35 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The operation's kind, as metrics label it (`set_presence`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Operation::UpsertQueue { .. } => "upsert_queue",
+            Operation::RemoveQueue { .. } => "remove_queue",
+            Operation::UpsertAgent { .. } => "upsert_agent",
+            Operation::RemoveAgent { .. } => "remove_agent",
+            Operation::SetPresence { .. } => "set_presence",
+            Operation::Accept { .. } => "accept",
+            Operation::Decline { .. } => "decline",
+            Operation::ExtendWrapUp { .. } => "extend_wrap_up",
+            Operation::EndWrapUp { .. } => "end_wrap_up",
+            Operation::Enqueue { .. } => "enqueue",
+            Operation::Abandon { .. } => "abandon",
+            Operation::Overflow { .. } => "overflow",
+            Operation::End { .. } => "end",
+            Operation::Tick => "tick",
+        }
+    }
+
+    /// The contact whose wait in its queue this operation may end (by an
+    /// answer or an abandon), to measure that wait.
+    pub(crate) fn ends_wait_of(&self) -> Option<ContactId> {
+        match self {
+            Operation::Accept { contact, .. } | Operation::Abandon { contact } => Some(*contact),
+            _ => None,
+        }
+    }
+
     /// Runs the operation on `engine` at `at`.
     pub fn apply(self, engine: &mut Engine, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
         match self {

@@ -44,9 +44,11 @@ use tracing::{debug, warn};
 use uuid::Uuid;
 
 use crate::host::{EngineHost, HostError, HostOptions};
+use crate::metrics;
 use crate::ops::{Answer, Operation, Query, Refusal};
 
-/// Settings of the runtime.
+/// Settings of the runtime, from the `[routing]` config section
+/// ([`RoutingOptions::from_config`]).
 #[derive(Debug, Clone)]
 pub struct RoutingOptions {
     pub host: HostOptions,
@@ -60,14 +62,29 @@ pub struct RoutingOptions {
     pub journal_batch: usize,
 }
 
-impl Default for RoutingOptions {
-    fn default() -> Self {
+impl RoutingOptions {
+    /// The options a `[routing]` section sets (which the config crate has
+    /// validated: the upkeep fits the lease, the batch one statement).
+    pub fn from_config(config: &switchboard_config::RoutingConfig) -> Self {
         Self {
-            host: HostOptions::default(),
-            upkeep_every: Duration::from_millis(200),
-            forward_timeout: Duration::from_secs(2),
-            journal_batch: 500,
+            host: HostOptions {
+                holder: config
+                    .instance_name
+                    .clone()
+                    .unwrap_or_else(|| HostOptions::default().holder),
+                lease_ttl: config.lease_ttl,
+            },
+            upkeep_every: config.upkeep_every,
+            forward_timeout: config.forward_timeout,
+            journal_batch: config.journal_batch as usize,
         }
+    }
+}
+
+impl Default for RoutingOptions {
+    /// The defaults of the `[routing]` section.
+    fn default() -> Self {
+        Self::from_config(&switchboard_config::RoutingConfig::default())
     }
 }
 
@@ -332,9 +349,11 @@ impl Routing {
                 Ok(outcome)
             })
             .await;
+        count_operation("sync_config", &result);
         match result {
             Ok(outcome) => {
                 debug!(%tenant, queues = count.0, agents = count.1, "routing configuration loaded");
+                metrics::outcome(&outcome, metrics::Cause::Other, None);
                 self.after(tenant, &outcome).await;
             }
             Err(error) => warn!(%tenant, %error, "routing configuration not loaded"),
@@ -457,11 +476,28 @@ impl Routing {
         match body {
             RequestBody::Execute(operation) => {
                 let operation = operation.clone();
-                let outcome = self
+                let name = operation.name();
+                let cause = match operation {
+                    Operation::Decline { .. } => metrics::Cause::Decline,
+                    _ => metrics::Cause::Other,
+                };
+                // When the contact joined its queue, read before the
+                // operation ends its wait (an abandon removes it).
+                let mut waited = None;
+                let result = self
                     .inner
                     .host
-                    .execute(tenant, move |engine| operation.apply(engine, at))
-                    .await?;
+                    .execute(tenant, |engine| {
+                        waited = operation.ends_wait_of().and_then(|contact| {
+                            let view = engine.contact(contact).ok()?;
+                            Some((contact, view.enqueued_at))
+                        });
+                        operation.apply(engine, at)
+                    })
+                    .await;
+                count_operation(name, &result);
+                let outcome = result?;
+                metrics::outcome(&outcome, cause, waited);
                 self.after(tenant, &outcome).await;
                 Ok(ReplyBody::Outcome(outcome))
             }
@@ -757,8 +793,13 @@ impl Routing {
                     .await
                     .is_some_and(|deadline| deadline <= now);
             if due {
-                match host.tick(tenant, now).await {
-                    Ok(outcome) => self.after(tenant, &outcome).await,
+                let result = host.tick(tenant, now).await;
+                count_operation(Operation::Tick.name(), &result);
+                match result {
+                    Ok(outcome) => {
+                        metrics::outcome(&outcome, metrics::Cause::Other, None);
+                        self.after(tenant, &outcome).await;
+                    }
                     Err(error) => debug!(%tenant, %error, "routing tick skipped"),
                 }
             }
@@ -801,6 +842,13 @@ impl Routing {
     /// Appends the events the outbox does not hold yet (by id), in one
     /// transaction of the tenant.
     async fn append_once(&self, tenant: TenantId, events: &[Event]) -> Result<(), String> {
+        let started = Instant::now();
+        let appended = self.append_once_untimed(tenant, events).await;
+        metrics::write("outbox", started.elapsed());
+        appended
+    }
+
+    async fn append_once_untimed(&self, tenant: TenantId, events: &[Event]) -> Result<(), String> {
         let database = &self.inner.database;
         let transaction = database
             .begin_tenant(tenant.as_uuid())
@@ -921,6 +969,18 @@ impl crate::config::ConfigObserver for Routing {
 enum Retry {
     Again(String),
     Stop(RoutingError),
+}
+
+/// Counts an operation this instance ran on a tenant's ACD (not one it
+/// forwards: its owner counts that).
+fn count_operation(name: &'static str, result: &Result<Outcome, HostError>) {
+    let result = match result {
+        Ok(_) => "ok",
+        Err(HostError::Refused(_)) => "refused",
+        Err(HostError::NotOwner(_)) => return,
+        Err(HostError::LeaseLost(_) | HostError::Cache(_) | HostError::Corrupt { .. }) => "failed",
+    };
+    metrics::operation(name, result);
 }
 
 fn classify(error: HostError) -> Retry {

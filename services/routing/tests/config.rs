@@ -11,19 +11,24 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use switchboard_acd::{AgentProfile, Channel, QueueConfig};
+use switchboard_flows::PromptSource;
 use switchboard_migrations::{Migrator, MigratorTrait};
+use switchboard_platform::Cache;
 use switchboard_platform::Database;
+use switchboard_platform::cache::{MemoryCache, RedisCache};
 use switchboard_platform::database::DatabaseOptions;
+use switchboard_routing::calls::{CallDecision, Calls, InboundCall, Step};
 use switchboard_routing::config::{
-    AgentGroupSpec, AgentProfileSpec, Basis, CallerId, ChangedBy, ConfigError, ConfigKind,
-    ConfigObserver, FlowSpec, ForcedKind, ForcedModeSpec, InboundRuleSpec, Kind, NextStep,
-    NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RingGroupSpec, RingStrategy,
-    RoutingConfig, ScheduleSpec, SkillSpec, TrunkStrategy, VoicemailBoxSpec,
+    AgentGroupSpec, AgentProfileSpec, Basis, CachedConfig, CallerId, ChangedBy, ConfigError,
+    ConfigKind, ConfigObserver, FlowSpec, ForcedKind, ForcedModeSpec, InboundRuleSpec, Kind,
+    NextStep, NumberSpec, OutboundRuleSpec, QueueSpec, ReasonCodeSpec, RingGroupSpec, RingStrategy,
+    RoutingConfig, ScheduleSpec, SkillSpec, TenantConfig, TrunkStrategy, VoicemailBoxSpec,
 };
+use switchboard_routing::{Routing, RoutingOptions};
 use switchboard_tenancy::{AgentId, ClientId, ClientScope, QueueId, Tenant, TenantId};
 use switchboard_test_utils::{
     fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
-    postgres_system_role_url, unique_name,
+    postgres_system_role_url, redis_url, unique_name,
 };
 use uuid::Uuid;
 
@@ -361,6 +366,8 @@ on_both_backends!(
     a_client_scoped_caller_sees_only_its_clients,
     the_engine_is_told_and_loads_queues_and_agent_profiles,
     numbers_resolve_to_their_tenant_and_rule_in_system_scope,
+    each_call_reads_the_configuration_as_changed_through_any_instance,
+    a_tenants_cached_configuration_is_never_anothers,
     a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows,
     a_deleted_users_profile_frees_what_it_used,
     the_routing_migration_goes_down_and_up_again,
@@ -1624,6 +1631,332 @@ async fn numbers_resolve_to_their_tenant_and_rule_in_system_scope(h: Harness) {
         .await
         .unwrap();
     assert_eq!(decision.step, NextStep::Hangup { message: None });
+}
+
+/// A call-path instance over the harness's database, with a
+/// configuration (and so a cache) of its own, on the one routing runtime.
+fn calls(h: &Harness, routing: &Routing, state: &Arc<dyn Cache>) -> Calls {
+    Calls::new(
+        routing.clone(),
+        RoutingConfig::new(h.database.clone()),
+        state.clone(),
+    )
+}
+
+/// The routing runtime the instances share, its state in Redis
+/// (PostgreSQL) or in process (SQLite).
+fn routing(h: &Harness, state: &Arc<dyn Cache>) -> Routing {
+    Routing::new(state.clone(), h.database.clone(), RoutingOptions::default())
+        .with_config(RoutingConfig::new(h.database.clone()))
+}
+
+async fn routing_state(h: &Harness) -> Arc<dyn Cache> {
+    if h.postgres {
+        Arc::new(
+            RedisCache::connect(&redis_url(), &unique_name("calls"))
+                .await
+                .expect("Redis is reachable (./scripts/test starts it)"),
+        )
+    } else {
+        Arc::new(MemoryCache::new())
+    }
+}
+
+/// The tenant and first step a new call to `number` gets.
+async fn first_step(calls: &Calls, number: &str) -> (TenantId, Step) {
+    let decision = calls
+        .new_call(InboundCall {
+            number: number.into(),
+            caller: "+15550000001".into(),
+            trunk: "carrier".into(),
+            attributes: Default::default(),
+        })
+        .await;
+    match decision {
+        CallDecision::Accept { tenant, step, .. } => (tenant, step),
+        other => panic!("the call was not taken: {other:?}"),
+    }
+}
+
+fn greeting(name: &str, queue: Uuid, says: &str) -> FlowSpec {
+    FlowSpec {
+        name: name.into(),
+        client_id: None,
+        definition: json!({"start": "hello", "nodes": {
+            "hello": {"type": "play", "prompt": {"tts": says}, "next": "queue"},
+            "queue": {"type": "enqueue", "queue_id": queue}
+        }}),
+    }
+}
+
+fn says(step: &Step) -> &str {
+    match step {
+        Step::Play {
+            prompt: PromptSource::Tts(text),
+            ..
+        } => text,
+        other => panic!("not a spoken prompt: {other:?}"),
+    }
+}
+
+async fn each_call_reads_the_configuration_as_changed_through_any_instance(h: Harness) {
+    const NUMBER: &str = "+33140000030";
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    let queue = h.queue(&a, "Sales", None).await;
+    let flow = h
+        .config
+        .create_flow(&a, greeting("Welcome", queue, "One"))
+        .await
+        .unwrap()
+        .item
+        .id;
+    h.config
+        .publish_flow(&a, flow, &ChangedBy::system())
+        .await
+        .unwrap();
+    let rule = h
+        .rule(&a, "main", None, NextStep::Flow { flow_id: flow })
+        .await;
+    let number = h.number(&a, NUMBER, rule, None).await.unwrap();
+    let state = routing_state(&h).await;
+    // Two instances, each with its cache; the changes come through a
+    // third (the harness's configuration API), as from another replica.
+    let routing = routing(&h, &state);
+    let instances = [calls(&h, &routing, &state), calls(&h, &routing, &state)];
+    for calls in &instances {
+        let (tenant, step) = first_step(calls, NUMBER).await;
+        assert_eq!((tenant, says(&step)), (a.id(), "One"));
+        // Asked again, from the cache.
+        assert_eq!(says(&first_step(calls, NUMBER).await.1), "One");
+    }
+
+    // A new version of the flow: the next call starts on it.
+    h.config
+        .replace_flow(&a, flow, greeting("Welcome", queue, "Two"))
+        .await
+        .unwrap();
+    for calls in &instances {
+        assert_eq!(
+            says(&first_step(calls, NUMBER).await.1),
+            "One",
+            "a draft is not published"
+        );
+    }
+    h.config
+        .publish_flow(&a, flow, &ChangedBy::system())
+        .await
+        .unwrap();
+    for calls in &instances {
+        assert_eq!(says(&first_step(calls, NUMBER).await.1), "Two");
+    }
+
+    // The rule changes its step.
+    let closed = NextStep::Hangup {
+        message: Some(serde_json::from_value(json!({"tts": "Closed today"})).unwrap()),
+    };
+    h.config
+        .replace_rule(
+            &a,
+            rule,
+            InboundRuleSpec {
+                name: "main".into(),
+                schedule_id: None,
+                open: closed.clone(),
+                closed: closed.clone(),
+                holiday: None,
+            },
+        )
+        .await
+        .unwrap();
+    for calls in &instances {
+        assert_eq!(
+            first_step(calls, NUMBER).await.1,
+            Step::Hangup {
+                prompt: Some(PromptSource::Tts("Closed today".into()))
+            }
+        );
+    }
+
+    // A supervisor forces the rule to a destination.
+    h.config
+        .set_forced_mode(
+            &a,
+            rule,
+            ForcedModeSpec {
+                mode: ForcedKind::Destination,
+                destination: Some(NextStep::External {
+                    number: "+15551230000".into(),
+                }),
+                reason: None,
+            },
+            &ChangedBy::system(),
+        )
+        .await
+        .unwrap();
+    for calls in &instances {
+        assert_eq!(
+            first_step(calls, NUMBER).await.1,
+            Step::Transfer {
+                number: "+15551230000".into()
+            }
+        );
+    }
+
+    // The number goes to another rule, which queues the call; then the
+    // queue's music on hold changes.
+    let queued = h
+        .rule(
+            &a,
+            "queue",
+            None,
+            NextStep::Queue {
+                queue_id: queue,
+                priority: None,
+            },
+        )
+        .await;
+    h.config
+        .replace(
+            &a,
+            number,
+            NumberSpec {
+                number: NUMBER.into(),
+                inbound_rule_id: queued,
+                client_id: None,
+                description: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    let music = |step: Step| match step {
+        Step::Queued { music_on_hold, .. } => music_on_hold,
+        other => panic!("not queued: {other:?}"),
+    };
+    for calls in &instances {
+        assert_eq!(music(first_step(calls, NUMBER).await.1), None);
+    }
+    let mut spec = queue_spec("Sales", None);
+    spec.music_on_hold = Some(serde_json::from_value(json!({"tts": "Music"})).unwrap());
+    h.config.replace(&a, queue, spec).await.unwrap();
+    for calls in &instances {
+        assert_eq!(
+            music(first_step(calls, NUMBER).await.1),
+            Some(PromptSource::Tts("Music".into()))
+        );
+    }
+
+    // The number leaves the tenant, then another tenant takes it: calls
+    // are refused in between, and go to the new holder's rule after.
+    h.config.delete::<NumberSpec>(&a, number).await.unwrap();
+    for calls in &instances {
+        let refused = calls
+            .new_call(InboundCall {
+                number: NUMBER.into(),
+                caller: "+15550000001".into(),
+                trunk: "carrier".into(),
+                attributes: Default::default(),
+            })
+            .await;
+        assert!(
+            matches!(
+                refused,
+                CallDecision::Reject {
+                    sip_status: 404,
+                    ..
+                }
+            ),
+            "{refused:?}"
+        );
+    }
+    let rule_b = h
+        .rule(
+            &b,
+            "main",
+            None,
+            NextStep::External {
+                number: "+15559870000".into(),
+            },
+        )
+        .await;
+    h.number(&b, NUMBER, rule_b, None).await.unwrap();
+    for calls in &instances {
+        assert_eq!(
+            first_step(calls, NUMBER).await,
+            (
+                b.id(),
+                Step::Transfer {
+                    number: "+15559870000".into()
+                }
+            )
+        );
+    }
+}
+
+async fn a_tenants_cached_configuration_is_never_anothers(h: Harness) {
+    let a = h.tenant().await;
+    let b = h.tenant().await;
+    let queue = h.queue(&a, "Sales", None).await;
+    let flow = h.flow(&a, "Welcome", queue, None).await;
+    let rule = h
+        .rule(&a, "main", None, NextStep::Flow { flow_id: flow })
+        .await;
+    let cached = CachedConfig::new(RoutingConfig::new(h.database.clone()));
+    // Cached for a: the queue, the flow, the rule.
+    let of_a = cached.tenant(a.id()).await.unwrap();
+    assert_eq!(
+        of_a.queue(QueueId::from_uuid(queue)).await.unwrap().name,
+        "Sales"
+    );
+    assert_eq!(of_a.published_flow(flow).await.unwrap().view.flow_id, flow);
+    assert_eq!(of_a.flow_version(flow, 1).await.unwrap().view.version, 1);
+    of_a.decide(rule, Utc::now()).await.unwrap();
+    // b asks for a's ids: not found, cached or not.
+    let of_b = cached.tenant(b.id()).await.unwrap();
+    assert_not_found(of_b.queue(QueueId::from_uuid(queue)).await);
+    assert_not_found(of_b.published_flow(flow).await);
+    assert_not_found(of_b.flow_version(flow, 1).await);
+    assert_not_found(of_b.decide(rule, Utc::now()).await);
+    // And a still has them (b's misses changed nothing of a's).
+    let of_a = cached.tenant(a.id()).await.unwrap();
+    assert_eq!(
+        of_a.queue(QueueId::from_uuid(queue)).await.unwrap().name,
+        "Sales"
+    );
+    // What is cached is served while the revision holds: a rule changed
+    // behind the API's back (no revision bump) is not seen until the next
+    // write of the tenant's configuration, whatever it changes.
+    let hangup = InboundRuleSpec {
+        name: "main".into(),
+        schedule_id: None,
+        open: NextStep::Hangup { message: None },
+        closed: NextStep::Hangup { message: None },
+        holiday: None,
+    };
+    let transaction = h.admin.begin_tenant(a.id().as_uuid()).await.unwrap();
+    let update = Query::update()
+        .table(Alias::new("routing_inbound_rules"))
+        .value(
+            Alias::new("definition"),
+            serde_json::to_string(&hangup).unwrap(),
+        )
+        .and_where(Expr::col(Alias::new("id")).eq(rule))
+        .to_owned();
+    transaction.execute(&update).await.unwrap();
+    transaction.commit().await.unwrap();
+    let step =
+        |config: TenantConfig| async move { config.decide(rule, Utc::now()).await.unwrap().step };
+    let cached_step = step(cached.tenant(a.id()).await.unwrap()).await;
+    assert_eq!(cached_step, NextStep::Flow { flow_id: flow });
+    h.skill(&a, "unrelated").await;
+    let fresh_step = step(cached.tenant(a.id()).await.unwrap()).await;
+    assert_eq!(fresh_step, NextStep::Hangup { message: None });
+
+    // A number is a's alone too.
+    h.number(&a, "+33140000031", rule, None).await.unwrap();
+    let (route, config) = cached.number("+33140000031").await.unwrap();
+    assert_eq!((route.tenant, config.tenant()), (a.id(), a.id()));
+    assert_not_found(cached.number("+33140000032").await);
 }
 
 async fn a_transaction_confined_to_a_tenant_sees_none_of_anothers_rows(h: Harness) {

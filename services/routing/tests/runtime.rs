@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait as _, Order, Query as SqlQuery};
 use switchboard_acd::{
@@ -287,6 +288,304 @@ async fn production_offers_ring_out_and_every_step_is_an_event() {
 /// with the same request id: the owner extends the wrap-up once, not once
 /// per attempt, and answers a later attempt with the first one's outcome
 /// (or none comes in time).
+/// A `[routing]` section's lease reaches the runtime: the tenant's lease
+/// in the cache is taken for the configured time, not the default 10 s.
+async fn the_configured_lease_is_the_one_taken(production: bool) {
+    let backends = backends(production).await;
+    let config = switchboard_config::Config::from_toml_str(
+        "[routing]\nlease_ttl = \"47s\"\nupkeep_every = \"100ms\"\ninstance_name = \"configured\"\n",
+    )
+    .unwrap();
+    let options = RoutingOptions::from_config(&config.routing);
+    assert_eq!(options.host.holder, "configured");
+    assert_eq!(options.upkeep_every, Duration::from_millis(100));
+    let routing = Routing::new(backends.cache.clone(), backends.database.clone(), options);
+    let tenant = TenantId::new();
+    routing
+        .execute(
+            tenant,
+            Operation::UpsertQueue {
+                config: QueueConfig::new(QueueId::new(), Channel::Voice),
+            },
+        )
+        .await
+        .unwrap();
+    let left = backends
+        .cache
+        .ttl(&format!("routing:{{{tenant}}}:lease"))
+        .await
+        .unwrap()
+        .expect("the tenant's lease is taken, with a time to live");
+    assert!(
+        left > Duration::from_secs(40) && left <= Duration::from_secs(47),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_the_configured_lease_is_the_one_taken() {
+    the_configured_lease_is_the_one_taken(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_the_configured_lease_is_the_one_taken() {
+    the_configured_lease_is_the_one_taken(true).await;
+}
+
+/// What the routing metrics recorded since the last look: counters by
+/// `name{label=value,…}`, and each histogram's samples.
+#[derive(Debug, Default)]
+struct Recorded {
+    counters: BTreeMap<String, u64>,
+    histograms: BTreeMap<String, Vec<f64>>,
+}
+
+impl Recorded {
+    fn since_last(snapshotter: &Snapshotter) -> Self {
+        let mut recorded = Recorded::default();
+        for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+            let key = key.key();
+            let mut labels: Vec<String> = key
+                .labels()
+                .map(|label| format!("{}={}", label.key(), label.value()))
+                .collect();
+            labels.sort();
+            let series = format!("{}{{{}}}", key.name(), labels.join(","));
+            match value {
+                DebugValue::Counter(count) if count > 0 => {
+                    recorded.counters.insert(series, count);
+                }
+                DebugValue::Histogram(samples) if !samples.is_empty() => {
+                    recorded
+                        .histograms
+                        .insert(series, samples.into_iter().map(f64::from).collect());
+                }
+                _ => {}
+            }
+        }
+        recorded
+    }
+
+    fn offers(&self, outcome: &str) -> u64 {
+        self.count(&format!(
+            "switchboard_routing_offers_total{{outcome={outcome}}}"
+        ))
+    }
+
+    fn operations(&self, operation: &str, result: &str) -> u64 {
+        self.count(&format!(
+            "switchboard_routing_operations_total{{operation={operation},result={result}}}"
+        ))
+    }
+
+    fn count(&self, series: &str) -> u64 {
+        self.counters.get(series).copied().unwrap_or(0)
+    }
+
+    fn waits(&self, outcome: &str) -> Vec<f64> {
+        self.samples(&format!(
+            "switchboard_routing_queue_wait_seconds{{outcome={outcome}}}"
+        ))
+    }
+
+    fn samples(&self, series: &str) -> Vec<f64> {
+        self.histograms.get(series).cloned().unwrap_or_default()
+    }
+}
+
+/// Drives one agent through every way an offer ends, looking at what the
+/// metrics recorded after each step (a recorder of this test's own).
+async fn metrics_follow_offers_waits_and_operations(production: bool, snapshotter: Snapshotter) {
+    let backends = backends(production).await;
+    let routing = routing(&backends, "metrics", Duration::from_secs(2));
+    let running = routing.start().await.unwrap();
+    let tenant = TenantId::new();
+    let queue = QueueId::new();
+    let agent = AgentId::new();
+    let execute = |operation: Operation| {
+        let routing = routing.clone();
+        async move { routing.execute(tenant, operation).await.unwrap() }
+    };
+    let available = || {
+        execute(Operation::SetPresence {
+            agent,
+            presence: Presence::Available,
+        })
+    };
+    let enqueue = |contact: ContactId| {
+        execute(Operation::Enqueue {
+            contact: Contact::new(contact, queue, Channel::Voice, Utc::now()),
+        })
+    };
+    let mut config = QueueConfig::new(queue, Channel::Voice);
+    config.ring_timeout = Duration::from_secs(3);
+    execute(Operation::UpsertQueue { config }).await;
+    execute(Operation::UpsertAgent {
+        profile: AgentProfile::new(agent),
+    })
+    .await;
+    available().await;
+    let setup = Recorded::since_last(&snapshotter);
+    assert_eq!(setup.operations("upsert_queue", "ok"), 1, "{setup:?}");
+    assert_eq!(setup.operations("set_presence", "ok"), 1, "{setup:?}");
+    assert_eq!(setup.offers("offered"), 0, "{setup:?}");
+
+    // The agent gets an offer, and declines it.
+    let first = ContactId::new();
+    assert_eq!(enqueue(first).await.offers.len(), 1);
+    let offered = Recorded::since_last(&snapshotter);
+    assert_eq!(offered.offers("offered"), 1, "{offered:?}");
+    assert_eq!(offered.operations("enqueue", "ok"), 1, "{offered:?}");
+    execute(Operation::Decline {
+        agent,
+        contact: first,
+    })
+    .await;
+    let declined = Recorded::since_last(&snapshotter);
+    assert_eq!(declined.offers("declined"), 1, "{declined:?}");
+    assert_eq!(declined.offers("missed"), 0, "{declined:?}");
+
+    // Offered again, accepted: the contact's wait ends, answered.
+    assert_eq!(available().await.offers.len(), 1);
+    execute(Operation::Accept {
+        agent,
+        contact: first,
+    })
+    .await;
+    let accepted = Recorded::since_last(&snapshotter);
+    assert_eq!(accepted.offers("offered"), 1, "{accepted:?}");
+    assert_eq!(accepted.offers("accepted"), 1, "{accepted:?}");
+    let answered = accepted.waits("answered");
+    assert_eq!(answered.len(), 1, "{accepted:?}");
+    assert!((0.0..30.0).contains(&answered[0]), "{answered:?}");
+
+    // The agent is busy: the next contact waits, and its caller hangs up.
+    let second = ContactId::new();
+    assert!(enqueue(second).await.offers.is_empty());
+    execute(Operation::Abandon { contact: second }).await;
+    let left = Recorded::since_last(&snapshotter);
+    assert_eq!(left.waits("abandoned").len(), 1, "{left:?}");
+    assert_eq!(left.offers("abandoned"), 0, "not offered: {left:?}");
+    assert_eq!(left.offers("offered"), 0, "{left:?}");
+
+    // Free again, the agent lets the next offer ring out (the upkeep's tick).
+    execute(Operation::End { contact: first }).await;
+    let third = ContactId::new();
+    assert_eq!(enqueue(third).await.offers.len(), 1);
+    let ringing = Recorded::since_last(&snapshotter);
+    assert_eq!(ringing.offers("offered"), 1, "{ringing:?}");
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let routing = routing.clone();
+            async move {
+                let answer = routing.query(tenant, Query::Agent { agent }).await.unwrap();
+                matches!(answer, Answer::Agent { view } if matches!(view.state, AgentState::NotReady { .. }))
+            }
+        })
+        .await,
+        "the offer rang out"
+    );
+    let ticked = Recorded::since_last(&snapshotter);
+    assert_eq!(
+        ringing.offers("missed") + ticked.offers("missed"),
+        1,
+        "{ringing:?} {ticked:?}"
+    );
+    assert!(
+        ringing.operations("tick", "ok") + ticked.operations("tick", "ok") >= 1,
+        "{ringing:?} {ticked:?}"
+    );
+
+    // The requeued contact waits past its queue's limit: overflowed.
+    execute(Operation::Overflow { contact: third }).await;
+    let overflowed = Recorded::since_last(&snapshotter);
+    assert_eq!(overflowed.waits("overflowed").len(), 1, "{overflowed:?}");
+
+    // A caller hangs up while the offer rings: the offer ends abandoned.
+    available().await;
+    let fourth = ContactId::new();
+    assert_eq!(enqueue(fourth).await.offers.len(), 1);
+    execute(Operation::Abandon { contact: fourth }).await;
+    let withdrawn = Recorded::since_last(&snapshotter);
+    assert_eq!(withdrawn.offers("offered"), 1, "{withdrawn:?}");
+    assert_eq!(withdrawn.offers("abandoned"), 1, "{withdrawn:?}");
+    assert_eq!(withdrawn.waits("abandoned").len(), 1, "{withdrawn:?}");
+
+    // A refusal is counted as one, and changes nothing.
+    routing
+        .execute(tenant, Operation::EndWrapUp { agent })
+        .await
+        .unwrap_err();
+    let refused = Recorded::since_last(&snapshotter);
+    assert_eq!(
+        refused.operations("end_wrap_up", "refused"),
+        1,
+        "{refused:?}"
+    );
+    assert_eq!(refused.operations("end_wrap_up", "ok"), 0, "{refused:?}");
+
+    // Every state write and outbox move was timed.
+    running.stop().await;
+    let stopped = Recorded::since_last(&snapshotter);
+    let writes = |write: &str| {
+        [
+            &setup,
+            &offered,
+            &declined,
+            &accepted,
+            &left,
+            &ringing,
+            &ticked,
+            &overflowed,
+            &withdrawn,
+            &refused,
+            &stopped,
+        ]
+        .iter()
+        .map(|recorded| {
+            recorded
+                .samples(&format!(
+                    "switchboard_routing_write_duration_seconds{{write={write}}}"
+                ))
+                .len()
+        })
+        .sum::<usize>()
+    };
+    assert!(
+        writes("state") >= 10,
+        "one per operation that changed something"
+    );
+    assert!(writes("outbox") >= 1, "the journal reached the outbox");
+}
+
+/// Runs the metrics test on a current-thread runtime under a recorder of
+/// its own, so that every task it spawns records there and other tests'
+/// metrics do not.
+fn with_own_recorder(production: bool) {
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(metrics_follow_offers_waits_and_operations(
+            production,
+            snapshotter,
+        ))
+    });
+}
+
+#[test]
+fn embedded_metrics_follow_offers_waits_and_operations() {
+    with_own_recorder(false);
+}
+
+#[test]
+fn production_metrics_follow_offers_waits_and_operations() {
+    with_own_recorder(true);
+}
+
 async fn an_operation_asked_again_runs_once(production: bool) {
     let backends = backends(production).await;
     let lease = Duration::from_secs(5);

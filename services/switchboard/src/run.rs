@@ -83,7 +83,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     let routing = Routing::new(
         backends.cache.clone(),
         backends.database.clone(),
-        RoutingOptions::default(),
+        RoutingOptions::from_config(&config.routing),
     )
     .with_config(routing_config.clone());
     let routing_config = routing_config.with_observer(Arc::new(routing.clone()));
@@ -96,18 +96,23 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         Mode::Dev { demo: true } => Some(crate::demo::seed(&identity, &routing_config).await?),
         _ => None,
     };
+    let shared = Shared {
+        config: &config,
+        backends: &backends,
+        identity: &identity,
+        webhooks: &webhooks,
+        routing: &routing,
+        routing_config: &routing_config,
+        service_keys: &service_keys,
+    };
     let parts = services
         .iter()
         .map(|name| {
             service_parts(
                 name,
-                &config,
-                &backends,
-                &identity,
-                &webhooks,
-                (&routing, &routing_config, *name == routing_runner),
+                &shared,
+                *name == routing_runner,
                 relay_holder(mode, &installation_id),
-                &service_keys,
             )
         })
         .collect();
@@ -149,18 +154,35 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     result.map_err(Into::into)
 }
 
+/// What the services of a node are built from.
+#[derive(Clone, Copy)]
+struct Shared<'a> {
+    config: &'a Config,
+    backends: &'a Backends,
+    identity: &'a Identity,
+    webhooks: &'a Webhooks,
+    routing: &'a Routing,
+    routing_config: &'a RoutingConfig,
+    service_keys: &'a Arc<ServiceKeys>,
+}
+
 /// What each hosted service adds to the node. `system` is served by every
 /// node itself.
 fn service_parts(
     name: &'static str,
-    config: &Config,
-    backends: &Backends,
-    identity: &Identity,
-    webhooks: &Webhooks,
-    (routing, routing_config, runs_routing): (&Routing, &RoutingConfig, bool),
+    shared: &Shared<'_>,
+    runs_routing: bool,
     relay_holder: String,
-    service_keys: &Arc<ServiceKeys>,
 ) -> ServiceParts {
+    let Shared {
+        config,
+        backends,
+        identity,
+        webhooks,
+        routing,
+        routing_config,
+        service_keys,
+    } = *shared;
     let mut parts = ServiceParts {
         name,
         grpc_service_names: Vec::new(),

@@ -195,22 +195,9 @@ impl RoutingConfig {
         version: i32,
     ) -> Result<FlowVersionView> {
         let transaction = self.store().read(tenant.id()).await?;
-        store::get(
-            &transaction,
-            Kind::Flow,
-            tenant.id(),
-            tenant.clients(),
-            flow,
-        )
-        .await?;
-        let mut query = versions_of(tenant.id(), flow);
-        query.and_where(Expr::col(col("version")).eq(version));
-        let row = transaction
-            .query_one(&query)
-            .await?
-            .ok_or(ConfigError::NotFound("flow version"))?;
+        let view = version_of(&transaction, tenant, flow, version).await?;
         transaction.commit().await?;
-        version_view(&row)
+        Ok(view)
     }
 
     /// For the runtime: the version new calls of `flow` start on.
@@ -275,6 +262,23 @@ fn version_view(row: &QueryResult) -> Result<FlowVersionView> {
         published_by_type: row.try_get("", "published_by_type")?,
         published_by: row.try_get("", "published_by")?,
     })
+}
+
+/// Published version `version` of `flow`, if `tenant` sees the flow.
+pub(crate) async fn version_of(
+    transaction: &DatabaseTransaction,
+    tenant: &Tenant,
+    flow: Uuid,
+    version: i32,
+) -> Result<FlowVersionView> {
+    store::get(transaction, Kind::Flow, tenant.id(), tenant.clients(), flow).await?;
+    let mut query = versions_of(tenant.id(), flow);
+    query.and_where(Expr::col(col("version")).eq(version));
+    let row = transaction
+        .query_one(&query)
+        .await?
+        .ok_or(ConfigError::NotFound("flow version"))?;
+    version_view(&row)
 }
 
 /// The latest published version of `flow`, if any.

@@ -4,7 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ConnectionTrait, DatabaseTransaction, QueryResult,
+};
+use switchboard_hours::BusinessHours;
 use switchboard_identity::store::entities::audit_event;
 use switchboard_tenancy::{ClientScope, Tenant, TenantId};
 use uuid::Uuid;
@@ -147,17 +150,7 @@ impl RoutingConfig {
             .to_owned();
         let row = transaction.query_one(&query).await?;
         transaction.commit().await?;
-        let row = row.ok_or(ConfigError::NotFound("number"))?;
-        let tenant: Uuid = row.try_get("", "tenant_id")?;
-        let definition: String = row.try_get("", "definition")?;
-        let spec: super::domain::NumberSpec = parse(&definition)?;
-        Ok(NumberRoute {
-            tenant: TenantId::from_uuid(tenant),
-            number_id: row.try_get("", "id")?,
-            number,
-            inbound_rule_id: spec.inbound_rule_id,
-            client_id: row.try_get("", "client_id")?,
-        })
+        number_route(row.ok_or(ConfigError::NotFound("number"))?, number)
     }
 
     /// For the runtime: what rule `rule` does at `at`: its forced mode if
@@ -170,37 +163,100 @@ impl RoutingConfig {
         at: DateTime<Utc>,
     ) -> Result<RuleDecision> {
         let transaction = self.store().read(tenant).await?;
-        let row = store::get(
-            &transaction,
-            Kind::InboundRule,
-            tenant,
-            &ClientScope::All,
-            rule,
-        )
-        .await?;
-        let view = rule_view(row)?;
-        let hours = match view.item.spec.schedule_id {
-            Some(schedule) => {
-                let row = store::get(
-                    &transaction,
-                    Kind::Schedule,
-                    tenant,
-                    &ClientScope::All,
-                    schedule,
-                )
-                .await?;
-                Some(item::<ScheduleSpec>(row)?.spec.hours)
-            }
-            None => None,
-        };
+        let loaded = load_rule(&transaction, tenant, rule).await?;
         transaction.commit().await?;
-        let (step, basis) = decide(&view.item.spec, view.forced.as_ref(), hours.as_ref(), at);
-        Ok(RuleDecision {
-            rule_id: rule,
+        Ok(loaded.decide(at))
+    }
+}
+
+/// The tenant's number `number` (E.164, normalised), read in one of the
+/// tenant's transactions.
+pub(crate) async fn tenant_number(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    number: &str,
+) -> Result<NumberRoute> {
+    let query = Query::select()
+        .column(Asterisk)
+        .from(Alias::new(Kind::Number.table()))
+        .and_where(Expr::col(Alias::new("tenant_id")).eq(tenant.as_uuid()))
+        .and_where(Expr::col(Alias::new("name")).eq(number))
+        .to_owned();
+    let row = transaction
+        .query_one(&query)
+        .await?
+        .ok_or(ConfigError::NotFound("number"))?;
+    number_route(row, number.to_owned())
+}
+
+fn number_route(row: QueryResult, number: String) -> Result<NumberRoute> {
+    let tenant: Uuid = row.try_get("", "tenant_id")?;
+    let definition: String = row.try_get("", "definition")?;
+    let spec: super::domain::NumberSpec = parse(&definition)?;
+    Ok(NumberRoute {
+        tenant: TenantId::from_uuid(tenant),
+        number_id: row.try_get("", "id")?,
+        number,
+        inbound_rule_id: spec.inbound_rule_id,
+        client_id: row.try_get("", "client_id")?,
+    })
+}
+
+/// An inbound rule with what its decision needs: its forced mode and its
+/// schedule's hours.
+#[derive(Debug, Clone)]
+pub(crate) struct LoadedRule {
+    pub view: RuleView,
+    pub hours: Option<BusinessHours>,
+}
+
+impl LoadedRule {
+    /// What the rule does at `at`.
+    pub fn decide(&self, at: DateTime<Utc>) -> RuleDecision {
+        let (step, basis) = decide(
+            &self.view.item.spec,
+            self.view.forced.as_ref(),
+            self.hours.as_ref(),
+            at,
+        );
+        RuleDecision {
+            rule_id: self.view.item.id,
             step,
             basis,
-        })
+        }
     }
+}
+
+/// Reads rule `rule` and its schedule in one of the tenant's transactions.
+pub(crate) async fn load_rule(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    rule: Uuid,
+) -> Result<LoadedRule> {
+    let row = store::get(
+        transaction,
+        Kind::InboundRule,
+        tenant,
+        &ClientScope::All,
+        rule,
+    )
+    .await?;
+    let view = rule_view(row)?;
+    let hours = match view.item.spec.schedule_id {
+        Some(schedule) => {
+            let row = store::get(
+                transaction,
+                Kind::Schedule,
+                tenant,
+                &ClientScope::All,
+                schedule,
+            )
+            .await?;
+            Some(item::<ScheduleSpec>(row)?.spec.hours)
+        }
+        None => None,
+    };
+    Ok(LoadedRule { view, hours })
 }
 
 fn rule_view(row: Row) -> Result<RuleView> {

@@ -1,4 +1,10 @@
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use serde_json::json;
+use switchboard_acd::Strategy;
+use switchboard_hours::BusinessHours;
+use switchboard_tenancy::{QueueId, SkillId};
 
 use super::*;
 
