@@ -13,9 +13,8 @@ use axum::http::{HeaderMap, HeaderName};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
-use switchboard_auth::looks_like_api_key;
 use switchboard_http::{IdempotencyScope, Limit, Problem, RateDecision, RateLimiter};
-use switchboard_identity::{Principal, RequestOrigin};
+use switchboard_identity_api::{Principal, RequestOrigin};
 
 use crate::Gateway;
 use crate::error::ApiError;
@@ -82,20 +81,13 @@ fn websocket_query_token(request: &Request) -> Option<String> {
 #[derive(Clone)]
 pub(crate) struct Credential(pub String);
 
-/// The caller behind a bearer credential (access token or API key).
+/// The caller behind a bearer credential (access token or API key): one
+/// call to identity (one round trip when it runs on another node).
 pub(crate) async fn authenticate_credential(
     gateway: &Gateway,
     credential: &str,
 ) -> Result<Principal, ApiError> {
-    let principal = if looks_like_api_key(credential) {
-        gateway.identity.authenticate_api_key(credential).await?
-    } else {
-        gateway
-            .identity
-            .authenticate_access_token(credential)
-            .await?
-    };
-    Ok(principal)
+    Ok(gateway.identity.authenticate(credential).await?)
 }
 
 async fn principal_of(

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard_http::{FieldError, Problem};
-use switchboard_identity::IdentityError;
+use switchboard_identity_api::Denied;
 use switchboard_routing::{RefusalKind, RoutingError};
 use switchboard_rpc::ServiceError;
 
@@ -23,29 +23,17 @@ impl From<Problem> for ApiError {
     }
 }
 
-impl From<IdentityError> for ApiError {
-    fn from(error: IdentityError) -> Self {
-        Self(match error {
-            IdentityError::Validation(errors) => Problem::validation(
-                errors
-                    .into_iter()
-                    .map(|error| FieldError::new(error.field, error.message))
-                    .collect(),
-            ),
-            IdentityError::NotFound(what) => Problem::not_found(format!("{what} not found")),
-            IdentityError::Conflict { code, detail } => Problem::conflict(code, detail),
-            IdentityError::Unauthenticated(detail) => Problem::unauthorized(detail),
-            IdentityError::Forbidden { code, detail } => Problem::forbidden(code, detail),
-            IdentityError::Throttled { retry_after } => Problem::too_many_requests(retry_after),
-            IdentityError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "backend unavailable");
-                Problem::unavailable("a backend is unavailable; retry later")
-            }
-            IdentityError::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-                Problem::internal()
-            }
-        })
+/// A service's error through the one table (`switchboard_rpc::ERROR_TABLE`).
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        Self(Problem::from(error))
+    }
+}
+
+/// A refused permission check of the caller's principal (403).
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        ServiceError::from(denied).into()
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Router;
 use ipnet::IpNet;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
-use switchboard_identity::Identity;
+use switchboard_identity_api::IdentityApi;
 use switchboard_platform::Cache;
 use switchboard_routing::Routing;
 use switchboard_routing_api::config::RoutingConfigApi;
@@ -64,7 +64,7 @@ impl Default for GatewayOptions {
 /// Everything the handlers share. Cheap to clone.
 #[derive(Clone)]
 pub struct Gateway {
-    pub(crate) identity: Identity,
+    pub(crate) identity: Arc<dyn IdentityApi>,
     pub(crate) webhooks: Arc<dyn WebhooksApi>,
     pub(crate) routing: Routing,
     pub(crate) routing_config: Arc<dyn RoutingConfigApi>,
@@ -75,7 +75,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(
-        identity: Identity,
+        identity: Arc<dyn IdentityApi>,
         webhooks: Arc<dyn WebhooksApi>,
         routing: Routing,
         routing_config: Arc<dyn RoutingConfigApi>,

@@ -18,8 +18,8 @@ use axum::body::Bytes;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::routing::get;
 use serde::Serialize;
-use switchboard_identity::domain::SCOPE_AREAS;
-use switchboard_identity::{Role, TenantStatus, UserStatus};
+use switchboard_identity_api::domain::SCOPE_AREAS;
+use switchboard_identity_api::{Role, TenantStatus, UserStatus};
 use switchboard_routing_api::config::openapi::{CLOSED_ENUMS, close_variants};
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
@@ -428,7 +428,7 @@ pub(crate) fn string_enum(
 }
 
 /// The roles a user may hold (several at once), from
-/// [`switchboard_identity::Role`].
+/// [`switchboard_identity_api::Role`].
 pub(crate) struct RoleSchema;
 
 impl PartialSchema for RoleSchema {
@@ -447,7 +447,7 @@ impl ToSchema for RoleSchema {
 }
 
 /// The scopes an API key may hold, from the rules of
-/// [`ApiScope`](switchboard_identity::ApiScope): `read`,
+/// [`ApiScope`](switchboard_identity_api::ApiScope): `read`,
 /// `full`, and `<area>:read` / `<area>:write` for each of
 /// [`SCOPE_AREAS`].
 pub(crate) struct ApiScopeSchema;

@@ -13,7 +13,7 @@ use switchboard_auth::{AccessSubject, SigningKey, TokenKeys};
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use common::{SECRET, Site, SiteOptions};
+use common::{Mode, SECRET, Site, SiteOptions};
 
 mod common;
 
@@ -24,8 +24,8 @@ type Socket =
 
 impl Site {
     /// Streams re-check their credential every 100 ms here.
-    async fn start(production: bool) -> Self {
-        let mut options = SiteOptions::new(production);
+    async fn start(mode: impl Into<Mode>) -> Self {
+        let mut options = SiteOptions::new(mode);
         options.gateway.stream_recheck_every = Duration::from_millis(100);
         Self::start_with(options).await
     }
@@ -457,6 +457,14 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     super::$name(super::Site::start(true).await).await;
+                }
+            )*
+        }
+        mod identity_over_grpc {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Site::start(super::Mode::IDENTITY_OVER_GRPC).await).await;
                 }
             )*
         }

@@ -12,7 +12,7 @@ use switchboard_auth::{AccessSubject, SigningKey, TokenKeys};
 use switchboard_http::Limit;
 use switchboard_platform::database::DatabaseKind;
 
-use common::{SECRET, Site as Api, SiteOptions};
+use common::{Mode, SECRET, Site as Api, SiteOptions};
 
 mod common;
 
@@ -20,12 +20,12 @@ const PASSWORD: &str = "correct horse battery staple";
 
 impl Api {
     /// With a 64 KiB body limit (the oversized-body cases).
-    async fn start(postgres: bool) -> Self {
-        Self::start_limited(postgres, Limit::per_second(1000)).await
+    async fn start(mode: impl Into<Mode>) -> Self {
+        Self::start_limited(mode, Limit::per_second(1000)).await
     }
 
-    async fn start_limited(postgres: bool, signup_limit: Limit) -> Self {
-        let mut options = SiteOptions::new(postgres);
+    async fn start_limited(mode: impl Into<Mode>, signup_limit: Limit) -> Self {
+        let mut options = SiteOptions::new(mode);
         options.gateway.body_limit = 64 * 1024;
         options.gateway.signup_limit = signup_limit;
         Self::start_with(options).await
@@ -1358,6 +1358,15 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     tokio::time::timeout(Duration::from_secs(120), super::$name(Api::start(false).await)).await.expect("timed out");
+                }
+            )*
+        }
+        mod identity_over_grpc {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tokio::time::timeout(Duration::from_secs(120), super::$name(Api::start(Mode::IDENTITY_OVER_GRPC).await)).await.expect("timed out");
                 }
             )*
         }

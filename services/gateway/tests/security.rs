@@ -16,7 +16,7 @@ use sha2::{Digest, Sha384};
 use switchboard_auth::ThrottlePolicy;
 use switchboard_gateway::{DOCS_PATH, DOCS_SCRIPT_PATH};
 
-use common::{Site, SiteOptions};
+use common::{Mode, Site, SiteOptions};
 
 mod common;
 
@@ -31,8 +31,8 @@ struct Answer {
 }
 
 impl Site {
-    async fn start(production: bool) -> Self {
-        Self::start_with(SiteOptions::new(production)).await
+    async fn start(mode: impl Into<Mode>) -> Self {
+        Self::start_with(SiteOptions::new(mode)).await
     }
 
     async fn send(
@@ -399,8 +399,8 @@ async fn behind_a_trusted_proxy_each_client_has_its_own_budget_up_to_the_account
     assert!((1..=900).contains(&retry_after), "{retry_after}");
 }
 
-fn behind_a_proxy(production: bool) -> SiteOptions {
-    let mut options = SiteOptions::new(production);
+fn behind_a_proxy(mode: impl Into<Mode>) -> SiteOptions {
+    let mut options = SiteOptions::new(mode);
     options.gateway.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     options.throttle = ThrottlePolicy {
         per_account: 8,
@@ -629,6 +629,18 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let site = on_both_backends!(@start false $(, $options)?);
+                    tokio::time::timeout(Duration::from_secs(120), super::$name(site))
+                        .await
+                        .expect("timed out");
+                }
+            )*
+        }
+        mod identity_over_grpc {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let site = on_both_backends!(@start Mode::IDENTITY_OVER_GRPC $(, $options)?);
                     tokio::time::timeout(Duration::from_secs(120), super::$name(site))
                         .await
                         .expect("timed out");

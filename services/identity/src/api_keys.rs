@@ -1,7 +1,6 @@
 //! API keys for integrations: shown once at creation, stored as a SHA-256
 //! hash with a short visible prefix, scoped, optionally expiring, revocable.
 
-use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -13,20 +12,11 @@ use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope};
 use switchboard_events::proto::{self, envelope::Payload};
 
 use crate::audit::{self, AuditRecord};
-use crate::domain::{self, ApiScope, FieldError, Permission};
+use crate::domain::{self, ApiScope, FieldError, Permission, describe};
 use crate::error::{IdentityError, Result};
 use crate::events;
-use crate::principal::describe;
 use crate::store::entities::api_key;
-use crate::views::{ApiKeyView, CreatedApiKey};
-use crate::{Actor, Identity, Principal, RequestOrigin, now};
-
-#[derive(Debug, Clone)]
-pub struct NewApiKey {
-    pub name: String,
-    pub scopes: Vec<String>,
-    pub expires_at: Option<DateTime<Utc>>,
-}
+use crate::{Actor, ApiKeyView, CreatedApiKey, Identity, NewApiKey, Principal, RequestOrigin, now};
 
 impl Identity {
     /// Creates a key; its secret is in the answer and nowhere else.

@@ -17,8 +17,7 @@ use uuid::Uuid;
 
 use crate::domain::Permission;
 use crate::store::entities::audit_event;
-use crate::views::AuditEventView;
-use crate::{Identity, Principal, RequestOrigin, Result, now};
+use crate::{AuditEventView, Identity, Principal, RequestOrigin, Result, now};
 
 /// One change to record.
 pub(crate) struct AuditRecord<'a> {

@@ -12,13 +12,7 @@ use crate::domain::{self, Permission};
 use crate::error::{IdentityError, Result};
 use crate::events;
 use crate::store::entities::client_org;
-use crate::views::ClientView;
-use crate::{Identity, Principal, RequestOrigin, now};
-
-#[derive(Debug, Clone)]
-pub struct NewClient {
-    pub name: String,
-}
+use crate::{ClientView, Identity, NewClient, Principal, RequestOrigin, now};
 
 impl Identity {
     /// Client organizations the caller may see, in creation order.

@@ -1,7 +1,11 @@
-//! The identity service's errors. Each maps to one HTTP status and one gRPC
-//! code, in the gateway and the gRPC adapter.
+//! The identity service's errors. Each becomes one [`ServiceError`] (its
+//! kind and problem code), which `switchboard_rpc::ERROR_TABLE` maps to one
+//! HTTP status and one gRPC code.
 
 use std::time::Duration;
+
+use switchboard_identity_api::Denied;
+use switchboard_rpc::ServiceError;
 
 use crate::domain::FieldError;
 
@@ -55,6 +59,32 @@ impl IdentityError {
         Self::Conflict {
             code,
             detail: detail.into(),
+        }
+    }
+}
+
+impl From<Denied> for IdentityError {
+    fn from(denied: Denied) -> Self {
+        Self::Forbidden {
+            code: denied.code,
+            detail: denied.detail,
+        }
+    }
+}
+
+/// The error as callers of `IdentityApi` see it, in process or over gRPC:
+/// the kinds and problem codes the public API has always answered with.
+impl From<IdentityError> for ServiceError {
+    fn from(error: IdentityError) -> Self {
+        match error {
+            IdentityError::Validation(errors) => ServiceError::validation(errors),
+            IdentityError::NotFound(what) => ServiceError::not_found(what),
+            IdentityError::Conflict { code, detail } => ServiceError::conflict(code, detail),
+            IdentityError::Unauthenticated(detail) => ServiceError::unauthenticated(detail),
+            IdentityError::Forbidden { code, detail } => ServiceError::forbidden(code, detail),
+            IdentityError::Throttled { retry_after } => ServiceError::throttled(retry_after),
+            IdentityError::Unavailable(detail) => ServiceError::unavailable(detail),
+            IdentityError::Internal(detail) => ServiceError::internal(detail),
         }
     }
 }

@@ -1,72 +1,78 @@
-//! The gRPC adapter of identity (`switchboard.identity.v1`). The server is
+//! The gRPC adapter of identity (`switchboard.identity.v1`): every method
+//! of [`IdentityApi`] as an RPC, served over any implementation of it (the
+//! node serves the in-process [`Identity`](crate::Identity)). The server is
 //! wrapped in `switchboard_rpc::Authenticated` by the node: every call has
 //! a verified service credential, and tenant-scoped calls take the tenant
-//! and the end user's principal from it, never from the request.
+//! and the end user's principal from it, never from the request. Errors
+//! travel as [`ServiceError`]s, so a caller gets exactly what an
+//! in-process call returns. Nothing here logs a request: they carry
+//! passwords and tokens.
 
-use switchboard_auth::looks_like_api_key;
+use std::sync::Arc;
+
+use switchboard_identity_api::wire::{self, Malformed};
+use switchboard_identity_api::{IdentityApi, Principal};
 use switchboard_proto::identity::v1 as pb;
-use switchboard_rpc::Caller;
-use switchboard_tenancy::UserId;
+use switchboard_rpc::{Caller, ServiceError};
+use switchboard_tenancy::{ApiKeyId, ClientId, Tenant, UserId};
 use tonic::{Request, Response, Status};
-
-use crate::views::{TenantView, UserView};
-use crate::{Actor, Identity, IdentityError, Principal};
 
 /// The fully-qualified service name, for gRPC health.
 pub const SERVICE_NAME: &str = "switchboard.identity.v1.IdentityService";
 
-/// The service, ready for `tonic`'s router.
+/// The service over `identity`, ready for `tonic`'s router (to be wrapped
+/// in `switchboard_rpc::Authenticated`).
 pub fn server(
-    identity: Identity,
+    identity: Arc<dyn IdentityApi>,
 ) -> pb::identity_service_server::IdentityServiceServer<IdentityGrpc> {
     pb::identity_service_server::IdentityServiceServer::new(IdentityGrpc { identity })
 }
 
 pub struct IdentityGrpc {
-    identity: Identity,
+    identity: Arc<dyn IdentityApi>,
 }
 
-impl IdentityGrpc {
-    /// The end user's principal from the call's verified service
-    /// credential (see `switchboard_rpc`): the tenant and clients from its
-    /// claims, the actor from its `prn` claim.
-    fn principal<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let caller = Caller::of(request)?;
-        let tenant = caller.tenant()?.clone();
-        Principal::from_claim(tenant, caller.principal()?).map_err(status)
+type Answer<T> = Result<Response<T>, Status>;
+
+/// A call that takes the end user's own credential in its message: the
+/// service credential must name no tenant (the credential decides it).
+fn without_tenant<T>(request: &Request<T>) -> Result<(), Status> {
+    let caller = Caller::of(request)?;
+    if caller.context.tenant.is_some() {
+        return Err(ServiceError::bad_request(
+            "this call takes the end user's own credential; sign it with a service credential naming no tenant",
+        )
+        .to_status());
     }
+    Ok(())
 }
 
-/// Each identity error maps to one gRPC code, here.
-pub fn status(error: IdentityError) -> Status {
-    match error {
-        IdentityError::Validation(errors) => Status::invalid_argument(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        IdentityError::NotFound(what) => Status::not_found(format!("{what} not found")),
-        IdentityError::Conflict { code, detail } => {
-            Status::failed_precondition(format!("{code}: {detail}"))
-        }
-        IdentityError::Unauthenticated(detail) => Status::unauthenticated(detail),
-        IdentityError::Forbidden { code, detail } => {
-            Status::permission_denied(format!("{code}: {detail}"))
-        }
-        IdentityError::Throttled { retry_after } => {
-            Status::resource_exhausted(format!("retry in {} s", retry_after.as_secs().max(1)))
-        }
-        IdentityError::Unavailable(detail) => {
-            tracing::warn!(error = %detail, "backend unavailable");
-            Status::unavailable("a backend is unavailable; retry later")
-        }
-        IdentityError::Internal(detail) => {
-            tracing::error!(error = %detail, "internal error");
-            Status::internal("internal error")
-        }
-    }
+/// The end user's principal from the call's verified service credential:
+/// the tenant and clients from its claims, the actor from its `prn` claim.
+fn principal<T>(request: &Request<T>) -> Result<Principal, Status> {
+    let caller = Caller::of(request)?;
+    let tenant = caller.tenant()?.clone();
+    Principal::from_claim(tenant, caller.principal()?).map_err(|error| error.to_status())
+}
+
+/// The tenant a service calls for (no end user needed).
+fn tenant<T>(request: &Request<T>) -> Result<Tenant, Status> {
+    Ok(Caller::of(request)?.tenant()?.clone())
+}
+
+fn reply<T>(result: Result<T, ServiceError>) -> Answer<T> {
+    result.map(Response::new).map_err(|error| error.to_status())
+}
+
+fn input<T>(decoded: Result<T, Malformed>) -> Result<T, Status> {
+    decoded.map_err(|malformed| malformed.into_request_error().to_status())
+}
+
+/// An id in a request: a malformed one is "not found", like another
+/// tenant's (the answer never tells ids apart).
+fn id_of<T: std::str::FromStr>(text: &str, what: &str) -> Result<T, Status> {
+    text.parse()
+        .map_err(|_| ServiceError::not_found(what).to_status())
 }
 
 #[tonic::async_trait]
@@ -74,169 +80,396 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
     async fn authenticate(
         &self,
         request: Request<pb::AuthenticateRequest>,
-    ) -> Result<Response<pb::AuthenticateResponse>, Status> {
-        Caller::of(&request)?;
-        let credential = request.get_ref().credential.trim();
-        if credential.is_empty() {
-            return Err(Status::invalid_argument(
-                "`credential` (the end user's access token or API key) is required",
-            ));
-        }
-        let principal = if looks_like_api_key(credential) {
-            self.identity.authenticate_api_key(credential).await
-        } else {
-            self.identity.authenticate_access_token(credential).await
-        }
-        .map_err(status)?;
-        let client_ids = principal.tenant.clients().as_list();
-        let actor = match &principal.actor {
-            Actor::User { id, roles, session } => {
-                pb::authenticate_response::Actor::User(pb::UserActor {
-                    user_id: id.to_string(),
-                    roles: roles.iter().map(|role| role.as_str().to_owned()).collect(),
-                    session_id: session.to_string(),
-                })
-            }
-            Actor::ApiKey {
-                id,
-                scopes,
-                creator_roles,
-            } => pb::authenticate_response::Actor::ApiKey(pb::ApiKeyActor {
-                api_key_id: id.to_string(),
-                scopes: scopes.iter().map(ToString::to_string).collect(),
-                creator_roles: creator_roles
-                    .iter()
-                    .map(|role| role.as_str().to_owned())
-                    .collect(),
-            }),
-        };
-        Ok(Response::new(pb::AuthenticateResponse {
-            tenant_id: principal.tenant.id().to_string(),
-            client_scoped: client_ids.is_some(),
-            client_ids: client_ids
-                .unwrap_or_default()
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            actor: Some(actor),
-            requests_per_second: principal.limits.requests_per_second,
-            burst: principal.limits.burst,
-            tenant_verified: principal.tenant_verified,
-        }))
+    ) -> Answer<pb::AuthenticateResponse> {
+        without_tenant(&request)?;
+        // Exactly as in process: an empty or malformed credential is
+        // identity's to refuse.
+        reply(
+            self.identity
+                .authenticate(request.get_ref().credential.trim())
+                .await
+                .map(|principal| wire::principal(&principal)),
+        )
+    }
+
+    async fn signup(&self, request: Request<pb::SignupRequest>) -> Answer<pb::SignupResponse> {
+        without_tenant(&request)?;
+        let (signup, origin) = wire::signup_request_of(request.into_inner());
+        reply(
+            self.identity
+                .signup(signup, &origin)
+                .await
+                .map(wire::signup_outcome),
+        )
+    }
+
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Answer<pb::LoginResponse> {
+        without_tenant(&request)?;
+        let message = request.into_inner();
+        let origin = wire::origin_of(message.origin);
+        reply(
+            self.identity
+                .login(&message.tenant, &message.email, &message.password, &origin)
+                .await
+                .map(|tokens| pb::LoginResponse {
+                    tokens: wire::tokens(tokens),
+                }),
+        )
+    }
+
+    async fn refresh(&self, request: Request<pb::RefreshRequest>) -> Answer<pb::RefreshResponse> {
+        without_tenant(&request)?;
+        reply(
+            self.identity
+                .refresh(&request.get_ref().refresh_token)
+                .await
+                .map(|tokens| pb::RefreshResponse {
+                    tokens: wire::tokens(tokens),
+                }),
+        )
+    }
+
+    async fn logout(&self, request: Request<pb::LogoutRequest>) -> Answer<pb::LogoutResponse> {
+        without_tenant(&request)?;
+        reply(
+            self.identity
+                .logout(&request.get_ref().refresh_token)
+                .await
+                .map(|()| pb::LogoutResponse {}),
+        )
+    }
+
+    async fn verify_email(
+        &self,
+        request: Request<pb::VerifyEmailRequest>,
+    ) -> Answer<pb::VerifyEmailResponse> {
+        without_tenant(&request)?;
+        let message = request.into_inner();
+        let origin = wire::origin_of(message.origin);
+        reply(
+            self.identity
+                .verify_email(&message.token, &origin)
+                .await
+                .map(|()| pb::VerifyEmailResponse {}),
+        )
+    }
+
+    async fn accept_invitation(
+        &self,
+        request: Request<pb::AcceptInvitationRequest>,
+    ) -> Answer<pb::AcceptInvitationResponse> {
+        without_tenant(&request)?;
+        let message = request.into_inner();
+        let origin = wire::origin_of(message.origin);
+        reply(
+            self.identity
+                .accept_invitation(
+                    &message.token,
+                    &message.password,
+                    message.display_name.as_deref(),
+                    &origin,
+                )
+                .await
+                .map(|tokens| pb::AcceptInvitationResponse {
+                    tokens: wire::tokens(tokens),
+                }),
+        )
+    }
+
+    async fn end_session(
+        &self,
+        request: Request<pb::EndSessionRequest>,
+    ) -> Answer<pb::EndSessionResponse> {
+        let principal = principal(&request)?;
+        reply(
+            self.identity
+                .logout_session(&principal)
+                .await
+                .map(|()| pb::EndSessionResponse {}),
+        )
     }
 
     async fn get_tenant(
         &self,
         request: Request<pb::GetTenantRequest>,
-    ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        let principal = self.principal(&request)?;
-        let tenant = self.identity.get_tenant(&principal).await.map_err(status)?;
-        Ok(Response::new(pb::GetTenantResponse {
-            tenant: Some(tenant_message(tenant)),
-        }))
+    ) -> Answer<pb::GetTenantResponse> {
+        let principal = principal(&request)?;
+        reply(
+            self.identity
+                .get_tenant(&principal)
+                .await
+                .map(|tenant| pb::GetTenantResponse {
+                    tenant: wire::tenant(tenant),
+                }),
+        )
+    }
+
+    async fn update_tenant(
+        &self,
+        request: Request<pb::UpdateTenantRequest>,
+    ) -> Answer<pb::UpdateTenantResponse> {
+        let principal = principal(&request)?;
+        let (patch, origin) = wire::tenant_patch_of(request.into_inner());
+        reply(
+            self.identity
+                .update_tenant(&principal, patch, &origin)
+                .await
+                .map(|tenant| pb::UpdateTenantResponse {
+                    tenant: wire::tenant(tenant),
+                }),
+        )
     }
 
     async fn list_users(
         &self,
         request: Request<pb::ListUsersRequest>,
-    ) -> Result<Response<pb::ListUsersResponse>, Status> {
-        let principal = self.principal(&request)?;
-        let limit = match request.get_ref().limit {
-            0 => 50,
-            limit @ 1..=200 => u64::from(limit),
-            _ => return Err(Status::invalid_argument("limit must be between 1 and 200")),
-        };
-        let after = match request.get_ref().after.as_str() {
-            "" => None,
-            text => Some(
-                text.parse::<UserId>()
-                    .map_err(|_| Status::invalid_argument("after is not a user id"))?,
-            ),
-        };
-        let mut users = self
-            .identity
-            .list_users(&principal, after, limit + 1)
-            .await
-            .map_err(status)?;
-        let more = users.len() as u64 > limit;
-        users.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_after = if more {
-            users
-                .last()
-                .map(|user| user.id.to_string())
-                .unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(pb::ListUsersResponse {
-            users: users.into_iter().map(user_message).collect(),
-            next_after,
-        }))
+    ) -> Answer<pb::ListUsersResponse> {
+        let principal = principal(&request)?;
+        let limit = input(wire::limit(request.get_ref().limit))?;
+        let after = input(wire::optional::<UserId>(&request.get_ref().after, "after"))?;
+        reply(
+            self.identity
+                .list_users(&principal, after, limit)
+                .await
+                .map(|users| pb::ListUsersResponse {
+                    users: users.into_iter().map(wire::user).collect(),
+                }),
+        )
     }
 
-    async fn get_user(
+    async fn get_user(&self, request: Request<pb::GetUserRequest>) -> Answer<pb::GetUserResponse> {
+        let principal = principal(&request)?;
+        let id = id_of::<UserId>(&request.get_ref().user_id, "user")?;
+        reply(
+            self.identity
+                .get_user(&principal, id)
+                .await
+                .map(|user| pb::GetUserResponse {
+                    user: Some(wire::user(user)),
+                }),
+        )
+    }
+
+    async fn create_user(
         &self,
-        request: Request<pb::GetUserRequest>,
-    ) -> Result<Response<pb::GetUserResponse>, Status> {
-        let principal = self.principal(&request)?;
-        // A malformed id is "not found", like another tenant's.
-        let id = request
-            .get_ref()
-            .user_id
-            .parse::<UserId>()
-            .map_err(|_| Status::not_found("user not found"))?;
-        let user = self
-            .identity
-            .get_user(&principal, id)
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::GetUserResponse {
-            user: Some(user_message(user)),
-        }))
+        request: Request<pb::CreateUserRequest>,
+    ) -> Answer<pb::CreateUserResponse> {
+        let principal = principal(&request)?;
+        let (new, origin) = input(wire::new_user_of(request.into_inner()))?;
+        reply(
+            self.identity
+                .create_user(&principal, new, &origin)
+                .await
+                .map(|(user, invitation)| pb::CreateUserResponse {
+                    user: Some(wire::user(user)),
+                    invitation: invitation.map(wire::invitation),
+                }),
+        )
     }
-}
 
-fn timestamp(time: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    async fn update_user(
+        &self,
+        request: Request<pb::UpdateUserRequest>,
+    ) -> Answer<pb::UpdateUserResponse> {
+        let principal = principal(&request)?;
+        let id = id_of::<UserId>(&request.get_ref().user_id, "user")?;
+        let (patch, origin) = input(wire::user_patch_of(request.into_inner()))?;
+        reply(
+            self.identity
+                .update_user(&principal, id, patch, &origin)
+                .await
+                .map(|user| pb::UpdateUserResponse {
+                    user: Some(wire::user(user)),
+                }),
+        )
     }
-}
 
-fn tenant_message(tenant: TenantView) -> pb::Tenant {
-    pb::Tenant {
-        id: tenant.id.to_string(),
-        name: tenant.name,
-        slug: tenant.slug,
-        time_zone: tenant.time_zone,
-        status: tenant.status.as_str().to_owned(),
-        plan: tenant.plan,
-        seat_limit: tenant.seat_limit,
-        seats_used: tenant.seats_used,
-        email_verified: tenant.email_verified,
-        created_at: Some(timestamp(tenant.created_at)),
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Answer<pb::DeleteUserResponse> {
+        let principal = principal(&request)?;
+        let message = request.into_inner();
+        let id = id_of::<UserId>(&message.user_id, "user")?;
+        let origin = wire::origin_of(message.origin);
+        reply(
+            self.identity
+                .delete_user(&principal, id, &origin)
+                .await
+                .map(|()| pb::DeleteUserResponse {}),
+        )
     }
-}
 
-fn user_message(user: UserView) -> pb::User {
-    pb::User {
-        id: user.id.to_string(),
-        email: user.email,
-        display_name: user.display_name,
-        roles: user
-            .roles
-            .iter()
-            .map(|role| role.as_str().to_owned())
-            .collect(),
-        all_clients: user.clients.is_none(),
-        client_ids: user
-            .clients
-            .unwrap_or_default()
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        status: user.status.as_str().to_owned(),
-        created_at: Some(timestamp(user.created_at)),
-        updated_at: Some(timestamp(user.updated_at)),
+    async fn list_clients(
+        &self,
+        request: Request<pb::ListClientsRequest>,
+    ) -> Answer<pb::ListClientsResponse> {
+        let principal = principal(&request)?;
+        let limit = input(wire::limit(request.get_ref().limit))?;
+        let after = input(wire::optional::<ClientId>(
+            &request.get_ref().after,
+            "after",
+        ))?;
+        reply(
+            self.identity
+                .list_clients(&principal, after, limit)
+                .await
+                .map(|clients| pb::ListClientsResponse {
+                    clients: clients.into_iter().map(wire::client).collect(),
+                }),
+        )
+    }
+
+    async fn create_client(
+        &self,
+        request: Request<pb::CreateClientRequest>,
+    ) -> Answer<pb::CreateClientResponse> {
+        let principal = principal(&request)?;
+        let (new, origin) = wire::new_client_of(request.into_inner());
+        reply(
+            self.identity
+                .create_client(&principal, new, &origin)
+                .await
+                .map(|client| pb::CreateClientResponse {
+                    client: Some(wire::client(client)),
+                }),
+        )
+    }
+
+    async fn get_client(
+        &self,
+        request: Request<pb::GetClientRequest>,
+    ) -> Answer<pb::GetClientResponse> {
+        let principal = principal(&request)?;
+        let id = id_of::<ClientId>(&request.get_ref().client_id, "client organization")?;
+        reply(
+            self.identity
+                .get_client(&principal, id)
+                .await
+                .map(|client| pb::GetClientResponse {
+                    client: Some(wire::client(client)),
+                }),
+        )
+    }
+
+    async fn delete_client(
+        &self,
+        request: Request<pb::DeleteClientRequest>,
+    ) -> Answer<pb::DeleteClientResponse> {
+        let principal = principal(&request)?;
+        let message = request.into_inner();
+        let id = id_of::<ClientId>(&message.client_id, "client organization")?;
+        let origin = wire::origin_of(message.origin);
+        reply(
+            self.identity
+                .delete_client(&principal, id, &origin)
+                .await
+                .map(|()| pb::DeleteClientResponse {}),
+        )
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Answer<pb::CreateApiKeyResponse> {
+        let principal = principal(&request)?;
+        let (new, origin) = input(wire::new_api_key_of(request.into_inner()))?;
+        reply(
+            self.identity
+                .create_api_key(&principal, new, &origin)
+                .await
+                .map(wire::created_api_key),
+        )
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Answer<pb::ListApiKeysResponse> {
+        let principal = principal(&request)?;
+        let limit = input(wire::limit(request.get_ref().limit))?;
+        let after = input(wire::optional::<ApiKeyId>(
+            &request.get_ref().after,
+            "after",
+        ))?;
+        reply(
+            self.identity
+                .list_api_keys(&principal, after, limit)
+                .await
+                .map(|keys| pb::ListApiKeysResponse {
+                    keys: keys.into_iter().map(wire::api_key).collect(),
+                }),
+        )
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Answer<pb::RevokeApiKeyResponse> {
+        let principal = principal(&request)?;
+        let message = request.into_inner();
+        let id = id_of::<ApiKeyId>(&message.api_key_id, "API key")?;
+        let origin = wire::origin_of(message.origin);
+        reply(
+            self.identity
+                .revoke_api_key(&principal, id, &origin)
+                .await
+                .map(|key| pb::RevokeApiKeyResponse {
+                    key: Some(wire::api_key(key)),
+                }),
+        )
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Answer<pb::ListAuditEventsResponse> {
+        let principal = principal(&request)?;
+        let limit = input(wire::limit(request.get_ref().limit))?;
+        let after = input(wire::optional::<uuid::Uuid>(
+            &request.get_ref().after,
+            "after",
+        ))?;
+        reply(
+            self.identity
+                .list_audit_events(&principal, after, limit)
+                .await
+                .map(|events| pb::ListAuditEventsResponse {
+                    events: events.into_iter().map(wire::audit_event).collect(),
+                }),
+        )
+    }
+
+    async fn user_exists(
+        &self,
+        request: Request<pb::UserExistsRequest>,
+    ) -> Answer<pb::UserExistsResponse> {
+        let tenant = tenant(&request)?;
+        // A malformed id names no user.
+        let Ok(id) = request.get_ref().user_id.parse::<UserId>() else {
+            return reply(Ok(pb::UserExistsResponse { exists: false }));
+        };
+        reply(
+            self.identity
+                .user_exists(&tenant, id)
+                .await
+                .map(|exists| pb::UserExistsResponse { exists }),
+        )
+    }
+
+    async fn client_exists(
+        &self,
+        request: Request<pb::ClientExistsRequest>,
+    ) -> Answer<pb::ClientExistsResponse> {
+        let tenant = tenant(&request)?;
+        let Ok(id) = request.get_ref().client_id.parse::<ClientId>() else {
+            return reply(Ok(pb::ClientExistsResponse { exists: false }));
+        };
+        reply(
+            self.identity
+                .client_exists(&tenant, id)
+                .await
+                .map(|exists| pb::ClientExistsResponse { exists }),
+        )
     }
 }

@@ -2,12 +2,15 @@
 //! organizations, users and roles, plans and seats, API keys, login
 //! sessions and the audit log.
 //!
-//! [`Identity`] is the service's API, called in process by the gateway;
-//! every method that touches tenant data takes the caller's [`Principal`]
-//! (built only from a verified credential) and runs in a transaction
-//! confined to that tenant (see [`store`]). Rules without I/O live in
-//! [`domain`].
+//! [`Identity`] is the service; it implements
+//! [`IdentityApi`](switchboard_identity_api::IdentityApi) in process (the
+//! API crate holds the trait, its types and the gRPC client; [`grpc`]
+//! serves the trait to other nodes). Every method that touches tenant
+//! data takes the caller's [`Principal`] (built only from a verified
+//! credential) and runs in a transaction confined to that tenant (see
+//! [`store`]). Rules without I/O live in [`domain`].
 
+mod api;
 mod api_keys;
 mod audit;
 mod clients;
@@ -16,15 +19,14 @@ mod directory;
 pub mod domain;
 mod error;
 mod events;
+mod exists;
 pub mod grpc;
-mod principal;
 mod seats;
 mod sessions;
 mod signup;
 pub mod store;
 mod tenant;
 mod users;
-mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,19 +34,15 @@ use std::time::Duration;
 use switchboard_auth::{LoginThrottle, TokenKeys};
 use switchboard_platform::{Cache, Database};
 
-pub use api_keys::NewApiKey;
 pub use audit::{AUDIT_BINDINGS, AUDIT_CONSUMER_NAME, AuditIntake};
-pub use clients::NewClient;
 pub use domain::{ApiScope, FieldError, Permission, Role, TenantStatus, UserStatus};
 pub use error::{IdentityError, Result};
-pub use principal::{Actor, Principal, RateLimits};
-pub use signup::SignupRequest;
-pub use tenant::{TRIAL_PLAN, TenantPatch};
-pub use users::{NewUser, UserPatch};
-pub use views::{
-    ApiKeyView, AuditEventView, ClientView, CreatedApiKey, Invitation, SignupOutcome, TenantView,
-    Tokens, UserView,
+pub use switchboard_identity_api::{
+    Actor, ApiKeyView, AuditEventView, ClientView, CreatedApiKey, IdentityApi, Invitation,
+    NewApiKey, NewClient, NewUser, Principal, RateLimits, RequestOrigin, SignupOutcome,
+    SignupRequest, TenantPatch, TenantView, Tokens, UserPatch, UserView,
 };
+pub use tenant::TRIAL_PLAN;
 
 /// Lifetimes of what identity hands out.
 #[derive(Debug, Clone)]
@@ -124,12 +122,6 @@ impl Identity {
     fn store(&self) -> &store::Store {
         &self.inner.store
     }
-}
-
-/// Where a request came from, for the audit log and login throttling.
-#[derive(Debug, Clone, Default)]
-pub struct RequestOrigin {
-    pub address: Option<String>,
 }
 
 pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {

@@ -20,13 +20,12 @@ use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, SessionId, Tenant, Te
 use crate::credentials::{ApiKeyFacts, Cached, TenantFacts, UserFacts};
 use crate::domain::{self, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
-use crate::principal::{Actor, Principal, RateLimits};
 use crate::store::entities::{
     api_key, credential_lookup, one_time_token, plan, refresh_token, session, tenant, tenant_slug,
     user,
 };
-use crate::views::Tokens;
-use crate::{Identity, RequestOrigin, now};
+use crate::{Actor, Principal, RateLimits};
+use crate::{Identity, RequestOrigin, Tokens, now};
 
 const INVALID_CREDENTIALS: &str = "invalid tenant, email or password";
 const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked; log in again";

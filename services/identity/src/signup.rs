@@ -17,19 +17,7 @@ use crate::events;
 use crate::sessions::{UserRights, spend_one_time_token};
 use crate::store::entities::{one_time_token, plan, tenant, tenant_slug, user};
 use crate::tenant::{PLAN_CHOSEN_THROUGH_BILLING, TRIAL_PLAN};
-use crate::views::SignupOutcome;
-use crate::{Identity, RequestOrigin, now};
-
-/// What a company gives to sign up.
-#[derive(Debug, Clone)]
-pub struct SignupRequest {
-    pub company: String,
-    pub email: String,
-    pub password: String,
-    pub display_name: Option<String>,
-    pub plan: String,
-    pub time_zone: String,
-}
+use crate::{Identity, RequestOrigin, SignupOutcome, SignupRequest, now};
 
 /// Extra slugs tried when a company's slug is taken (`acme-2`, …).
 const SLUG_ATTEMPTS: u32 = 20;

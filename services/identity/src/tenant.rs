@@ -12,8 +12,7 @@ use crate::events;
 use crate::seats;
 use crate::sessions::load_tenant;
 use crate::store::entities::{plan, tenant, tenant_slug};
-use crate::views::TenantView;
-use crate::{Identity, Principal, RequestOrigin, now};
+use crate::{Identity, Principal, RequestOrigin, TenantPatch, TenantView, now};
 
 /// The plan a new tenant starts on; the only one a tenant picks itself.
 pub const TRIAL_PLAN: &str = "trial";
@@ -21,15 +20,6 @@ pub const TRIAL_PLAN: &str = "trial";
 /// Why a tenant cannot pick a plan other than the trial.
 pub(crate) const PLAN_CHOSEN_THROUGH_BILLING: &str = "new tenants start on the `trial` plan; \
      other plans are chosen through billing (until then, an operator sets them)";
-
-/// Changes to the tenant; `None` leaves a field as it is. A `plan` is
-/// refused: plans are set by operators ([`Identity::set_plan`]).
-#[derive(Debug, Clone, Default)]
-pub struct TenantPatch {
-    pub name: Option<String>,
-    pub time_zone: Option<String>,
-    pub plan: Option<String>,
-}
 
 impl Identity {
     pub async fn get_tenant(&self, principal: &Principal) -> Result<TenantView> {

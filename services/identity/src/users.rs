@@ -23,32 +23,11 @@ use crate::sessions::{
     UserRights, check_tenant_status, load_tenant, spend_one_time_token, user_clients,
 };
 use crate::store::entities::{client_org, one_time_token, user, user_client};
-use crate::views::{Invitation, Tokens, UserView};
-use crate::{Identity, Principal, RequestOrigin, now};
+use crate::{
+    Identity, Invitation, NewUser, Principal, RequestOrigin, Tokens, UserPatch, UserView, now,
+};
 
 const PURPOSE_INVITATION: &str = "invitation";
-
-/// A user to create. Without a password the user is invited: they set one
-/// with the returned one-time token.
-#[derive(Debug, Clone)]
-pub struct NewUser {
-    pub email: String,
-    pub display_name: Option<String>,
-    pub roles: Vec<String>,
-    /// `None`: every client of the tenant.
-    pub clients: Option<Vec<ClientId>>,
-    pub password: Option<String>,
-}
-
-/// Changes to a user; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
-pub struct UserPatch {
-    pub display_name: Option<String>,
-    pub roles: Option<Vec<String>>,
-    pub status: Option<String>,
-    /// `Some(None)`: every client; `Some(Some(list))`: those clients.
-    pub clients: Option<Option<Vec<ClientId>>>,
-}
 
 impl Identity {
     /// Users visible to the caller, in id (creation) order, after `after`.

@@ -279,7 +279,7 @@ fn service_parts(
         parts.workers.push(Box::new(move |stop| audit.spawn(stop)));
         parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
         let server = Authenticated::new(
-            switchboard_identity::grpc::server(identity.clone()),
+            switchboard_identity::grpc::server(Arc::new(identity.clone())),
             service_keys.clone(),
         );
         parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
@@ -298,7 +298,7 @@ fn service_parts(
         };
         parts.http = Some(
             Gateway::new(
-                identity.clone(),
+                Arc::new(identity.clone()),
                 Arc::new(webhooks.clone()),
                 routing.clone(),
                 Arc::new(routing_config.clone()),

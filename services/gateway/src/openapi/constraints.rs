@@ -5,8 +5,8 @@
 //! takes.
 
 use serde_json::{Value, json};
-use switchboard_identity::ApiScope;
-use switchboard_identity::domain::{normalize_email, validate_name};
+use switchboard_identity_api::ApiScope;
+use switchboard_identity_api::domain::{normalize_email, validate_name};
 use switchboard_routing_api::config::openapi::{flow_schema, flow_schema_json};
 use switchboard_routing_api::config::{
     AgentProfileSpec, ConfigKind, FlowSpec, InboundRuleSpec, NumberSpec, QueueSpec, ReasonCodeSpec,

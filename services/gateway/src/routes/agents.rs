@@ -18,7 +18,7 @@ use axum::response::Response;
 use chrono::Utc;
 use switchboard_acd::{AgentId, ContactId, Presence};
 use switchboard_http::{ApiJson, FieldError, Problem};
-use switchboard_identity::{Actor, Principal, Role};
+use switchboard_identity_api::{Actor, Principal, Role};
 use switchboard_routing::{Answer, NoticeEvent, Operation, Query};
 use switchboard_tenancy::{ClientId, ClientScope, TenantId};
 use tokio::sync::broadcast;
@@ -68,7 +68,7 @@ fn watcher_of(principal: &Principal) -> ApiResult<(TenantId, ClientScope)> {
             )
         }),
         Actor::ApiKey { .. } => principal
-            .require(switchboard_identity::Permission::ReadRouting)
+            .require(switchboard_identity_api::Permission::ReadRouting)
             .is_ok(),
     };
     if !allowed {

@@ -5,7 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use switchboard_http::{ApiJson, Page, PageQuery, RevealsSecret};
-use switchboard_identity::{NewApiKey, Principal};
+use switchboard_identity_api::{NewApiKey, Principal};
 use switchboard_tenancy::ApiKeyId;
 use uuid::Uuid;
 

@@ -4,7 +4,7 @@ use axum::Extension;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use switchboard_http::{ApiJson, Page, PageQuery};
-use switchboard_identity::Principal;
+use switchboard_identity_api::Principal;
 use uuid::Uuid;
 
 use crate::Gateway;

@@ -4,7 +4,7 @@ use axum::Extension;
 use axum::extract::State;
 use axum::http::StatusCode;
 use switchboard_http::ApiJson;
-use switchboard_identity::{Principal, SignupRequest};
+use switchboard_identity_api::{Principal, SignupRequest};
 
 use crate::Gateway;
 use crate::auth::Origin;

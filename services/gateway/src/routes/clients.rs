@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use switchboard_http::{ApiJson, Page, PageQuery};
-use switchboard_identity::{NewClient, Principal};
+use switchboard_identity_api::{NewClient, Principal};
 use switchboard_tenancy::ClientId;
 use uuid::Uuid;
 

@@ -17,7 +17,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use std::sync::Arc;
 use switchboard_http::{ApiJson, Page, PageQuery};
-use switchboard_identity::{Permission, Principal};
+use switchboard_identity_api::{Permission, Principal};
 
 use switchboard_routing_api::config::{
     AgentGroupSpec, AgentProfileSpec, ChangedBy, FlowSpec, FlowVersionView, FlowView,

@@ -3,7 +3,7 @@
 use axum::Extension;
 use axum::extract::State;
 use switchboard_http::ApiJson;
-use switchboard_identity::{Principal, TenantPatch};
+use switchboard_identity_api::{Principal, TenantPatch};
 
 use crate::Gateway;
 use crate::auth::Origin;

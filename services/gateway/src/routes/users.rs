@@ -5,7 +5,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use switchboard_http::{ApiJson, Page, PageQuery, RevealsSecret};
-use switchboard_identity::{NewUser, Principal, UserPatch};
+use switchboard_identity_api::{NewUser, Principal, UserPatch};
 use switchboard_tenancy::{ClientId, UserId};
 use uuid::Uuid;
 

@@ -9,7 +9,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use switchboard_http::{ApiJson, Page, PageQuery, Problem, RevealsSecret};
-use switchboard_identity::{Permission, Principal};
+use switchboard_identity_api::{Permission, Principal};
 use switchboard_tenancy::{ClientScope, Tenant};
 use switchboard_webhooks_api::{DeliveryId, EndpointId, EndpointPatch, NewEndpoint};
 use uuid::Uuid;

@@ -12,6 +12,12 @@
 //! `Authenticated`, as a split deployment does. Each test file adds the
 //! request helpers it needs as methods of [`Site`].
 //!
+//! In [`Mode::IDENTITY_OVER_GRPC`] the gateway reaches identity only
+//! through `RemoteIdentity`, over a loopback gRPC server wrapped as a node
+//! wraps it (service credentials checked), as when the gateway and
+//! identity run on separate nodes: the suites that run in both modes prove
+//! the REST API the same either way.
+//!
 //! Every answer of the site is checked against the OpenAPI document it
 //! serves ([`conformance`]); a test whose requests got an answer the
 //! document does not declare fails when its site is dropped.
@@ -32,6 +38,7 @@ use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
 use switchboard_identity::IdentityError;
 use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_identity_api::{IdentityApi, RemoteIdentity};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::bus::{MemoryBus, RabbitMqBus};
 use switchboard_platform::cache::{MemoryCache, RedisCache};
@@ -49,6 +56,7 @@ use switchboard_test_utils::{
 };
 use switchboard_webhooks::{RemoteWebhooks, Webhooks, WebhooksApi, WebhooksOptions};
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio_stream::wrappers::TcpListenerStream;
 
 use conformance::Conformance;
 
@@ -84,10 +92,39 @@ impl IdentityDirectory for IdentityAsDirectory {
     }
 }
 
+/// Where a site's storage is and how the gateway reaches identity. A
+/// `bool` is the backend with identity in process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    /// PostgreSQL and Redis; else SQLite and the in-process cache.
+    pub production: bool,
+    /// The gateway calls identity over gRPC (`RemoteIdentity`).
+    pub identity_over_grpc: bool,
+}
+
+impl Mode {
+    /// SQLite, and identity behind a loopback gRPC server.
+    pub const IDENTITY_OVER_GRPC: Mode = Mode {
+        production: false,
+        identity_over_grpc: true,
+    };
+}
+
+impl From<bool> for Mode {
+    fn from(production: bool) -> Self {
+        Self {
+            production,
+            identity_over_grpc: false,
+        }
+    }
+}
+
 /// How a [`Site`] starts.
 pub struct SiteOptions {
     /// PostgreSQL and Redis; else SQLite and the in-process cache.
     pub production: bool,
+    /// The gateway calls identity over gRPC (see [`Mode`]).
+    pub identity_over_grpc: bool,
     pub gateway: GatewayOptions,
     pub webhooks: WebhooksOptions,
     pub routing: RoutingOptions,
@@ -100,9 +137,14 @@ pub struct SiteOptions {
 impl SiteOptions {
     /// Signups at 1,000/s (tests sign many companies up), verification
     /// tokens in the signup answer, the routing upkeep every 50 ms.
-    pub fn new(production: bool) -> Self {
+    pub fn new(mode: impl Into<Mode>) -> Self {
+        let Mode {
+            production,
+            identity_over_grpc,
+        } = mode.into();
         Self {
             production,
+            identity_over_grpc,
             gateway: GatewayOptions {
                 signup_limit: Limit::per_second(1000),
                 expose_verification_token: true,
@@ -137,7 +179,8 @@ pub struct Site {
     /// The tables' owner (PostgreSQL: a superuser; SQLite: the same file).
     pub admin: Database,
     pub production: bool,
-    /// As the gateway calls it (for operator actions such as plans).
+    /// Identity in process (for operator actions such as plans); the
+    /// gateway calls it directly or over gRPC (see [`Mode`]).
     pub identity: Identity,
     pub routing: Routing,
     /// The call API the edge uses.
@@ -245,6 +288,11 @@ impl Site {
         )
         .spawn(events.clone());
         let calls = Calls::new(routing.clone(), config.clone(), cache.clone());
+        let gateway_identity: Arc<dyn IdentityApi> = if options.identity_over_grpc {
+            Arc::new(identity_over_grpc(&identity).await)
+        } else {
+            Arc::new(identity.clone())
+        };
         let (webhooks_api, config_api): (Arc<dyn WebhooksApi>, Arc<dyn RoutingConfigApi>) =
             if options.remote {
                 remote_clients(webhooks.clone(), config).await
@@ -252,7 +300,7 @@ impl Site {
                 (Arc::new(webhooks.clone()), Arc::new(config))
             };
         let router = Gateway::new(
-            identity.clone(),
+            gateway_identity,
             webhooks_api,
             routing.clone(),
             config_api,
@@ -347,6 +395,25 @@ async fn remote_clients(
         Arc::new(RemoteWebhooks::new(channel.clone(), credentials.clone())),
         Arc::new(RemoteRoutingConfig::new(channel, credentials)),
     )
+}
+
+/// `identity` served on a loopback port behind service-credential checks,
+/// and the client the gateway of a separate node would hold.
+async fn identity_over_grpc(identity: &Identity) -> RemoteIdentity {
+    let keys = Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal").unwrap()]).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Authenticated::new(
+        switchboard_identity::grpc::server(Arc::new(identity.clone())),
+        keys.clone(),
+    );
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(server)
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let channel = switchboard_rpc::connect_lazy(&format!("http://{addr}")).unwrap();
+    RemoteIdentity::new(channel, Credentials::new(keys, "gateway"))
 }
 
 impl Drop for Site {

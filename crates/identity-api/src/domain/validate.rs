@@ -1,28 +1,6 @@
 //! Validation of what people type: each failure names its field.
 
-use std::fmt;
-
-/// One field that failed validation, with a message for a person.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.message)
-    }
-}
+use switchboard_rpc::FieldError;
 
 /// An email address as we store it: trimmed and lower-cased (addresses are
 /// unique per tenant, case-insensitively). Checks the shape RFC 5321 limits

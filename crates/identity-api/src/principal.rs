@@ -5,8 +5,24 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_tenancy::{ApiKeyId, SessionId, Tenant, UserId};
 
-use crate::domain::{ApiScope, Permission, Role, roles_grant};
-use crate::error::{IdentityError, Result};
+use switchboard_rpc::ServiceError;
+
+use crate::domain::{ApiScope, Permission, Role, describe, roles_grant};
+
+/// A check of a [`Principal`] that failed: 403 with the problem `code`
+/// (`permission_denied`, `email_unverified`) and what was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{detail}")]
+pub struct Denied {
+    pub code: &'static str,
+    pub detail: String,
+}
+
+impl From<Denied> for ServiceError {
+    fn from(denied: Denied) -> Self {
+        ServiceError::forbidden(denied.code, denied.detail)
+    }
+}
 
 /// The API rate a tenant's plan allows (token bucket).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -47,7 +63,7 @@ pub struct Principal {
 
 impl Principal {
     /// Fails with 403 `permission_denied` unless the caller may `permission`.
-    pub fn require(&self, permission: Permission) -> Result<()> {
+    pub fn require(&self, permission: Permission) -> Result<(), Denied> {
         let allowed = match &self.actor {
             Actor::User { roles, .. } => roles_grant(roles, permission),
             Actor::ApiKey {
@@ -62,22 +78,22 @@ impl Principal {
         if allowed {
             Ok(())
         } else {
-            Err(IdentityError::forbidden(
-                "permission_denied",
-                format!("this credential may not {}", describe(permission)),
-            ))
+            Err(Denied {
+                code: "permission_denied",
+                detail: format!("this credential may not {}", describe(permission)),
+            })
         }
     }
 
     /// Fails with 403 `email_unverified` until the signup email is verified.
-    pub fn require_verified(&self, what: &str) -> Result<()> {
+    pub fn require_verified(&self, what: &str) -> Result<(), Denied> {
         if self.tenant_verified {
             Ok(())
         } else {
-            Err(IdentityError::forbidden(
-                "email_unverified",
-                format!("verify the signup email address before you {what}"),
-            ))
+            Err(Denied {
+                code: "email_unverified",
+                detail: format!("verify the signup email address before you {what}"),
+            })
         }
     }
 
@@ -168,9 +184,9 @@ impl Principal {
     /// The principal a verified service credential carries for `tenant`.
     /// A claim that does not parse is `Unauthenticated`: the caller is a
     /// service of another version or a bug, and is not trusted further.
-    pub fn from_claim(tenant: Tenant, claim: &serde_json::Value) -> Result<Self> {
+    pub fn from_claim(tenant: Tenant, claim: &serde_json::Value) -> Result<Self, ServiceError> {
         let invalid = |why: String| {
-            IdentityError::Unauthenticated(format!(
+            ServiceError::unauthenticated(format!(
                 "invalid principal in the service credential: {why}"
             ))
         };
@@ -183,7 +199,7 @@ impl Principal {
                     name.parse::<Role>()
                         .map_err(|_| invalid(format!("unknown role {name:?}")))
                 })
-                .collect::<Result<Vec<_>>>()
+                .collect::<Result<Vec<_>, _>>()
         };
         let (actor, common) = match claim {
             PrincipalClaim::User {
@@ -214,7 +230,7 @@ impl Principal {
                                 .parse::<ApiScope>()
                                 .map_err(|_| invalid(format!("unknown scope {scope:?}")))
                         })
-                        .collect::<Result<_>>()?,
+                        .collect::<Result<_, _>>()?,
                     creator_roles: roles(creator_roles)?,
                 },
                 common,
@@ -230,23 +246,5 @@ impl Principal {
             tenant_verified: common.verified,
             expires_at: common.expires_at,
         })
-    }
-}
-
-/// What a permission lets one do, for error messages.
-pub(crate) fn describe(permission: Permission) -> &'static str {
-    match permission {
-        Permission::ReadTenant => "read the tenant",
-        Permission::ManageTenant => "change the tenant",
-        Permission::ManageBilling => "change the plan",
-        Permission::ReadUsers => "read users",
-        Permission::ManageUsers => "manage users",
-        Permission::ReadClients => "read client organizations",
-        Permission::ManageClients => "manage client organizations",
-        Permission::ManageApiKeys => "manage API keys",
-        Permission::ReadAudit => "read the audit log",
-        Permission::ReadRouting => "read the routing configuration",
-        Permission::ManageRouting => "change the routing configuration",
-        Permission::ForceRoutingMode => "force an inbound rule's mode",
     }
 }
