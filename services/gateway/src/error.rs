@@ -2,7 +2,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use switchboard_http::{FieldError, Problem};
+use switchboard_http::Problem;
 use switchboard_identity_api::Denied;
 use switchboard_routing::{RefusalKind, RoutingError};
 use switchboard_rpc::ServiceError;
@@ -78,12 +78,5 @@ impl From<RoutingError> for ApiError {
                 Problem::internal()
             }
         })
-    }
-}
-
-/// A service's error, as the table in `switchboard_rpc` maps its kind.
-impl From<ServiceError> for ApiError {
-    fn from(error: ServiceError) -> Self {
-        Self(error.into())
     }
 }

@@ -19,7 +19,6 @@ mod directory;
 pub mod domain;
 mod error;
 mod events;
-mod exists;
 pub mod grpc;
 mod seats;
 mod sessions;

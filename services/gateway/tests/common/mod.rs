@@ -55,8 +55,8 @@ use switchboard_test_utils::{
     postgres_system_role_url, redis_url, unique_name,
 };
 use switchboard_webhooks::{RemoteWebhooks, Webhooks, WebhooksApi, WebhooksOptions};
-use tokio_util::sync::{CancellationToken, DropGuard};
 use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use conformance::Conformance;
 
