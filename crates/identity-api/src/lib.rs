@@ -15,7 +15,7 @@ pub mod wire;
 
 use async_trait::async_trait;
 use switchboard_rpc::ServiceError;
-use switchboard_tenancy::{ApiKeyId, ClientId, Tenant, UserId};
+use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, Tenant, UserId};
 
 pub use domain::{ApiScope, FieldError, Permission, Role, TenantStatus, UserStatus};
 pub use inputs::{
@@ -185,4 +185,8 @@ pub trait IdentityApi: Send + Sync {
 
     /// Whether client organization `client` exists in `tenant`.
     async fn client_exists(&self, tenant: &Tenant, client: ClientId) -> Result<bool>;
+
+    /// The client organizations `user` of `tenant` serves; `None` when
+    /// there is no such user (routing keeps agents to their clients).
+    async fn user_scope(&self, tenant: &Tenant, user: UserId) -> Result<Option<ClientScope>>;
 }

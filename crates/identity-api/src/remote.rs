@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use switchboard_proto::identity::v1 as pb;
 use switchboard_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use switchboard_rpc::{CallContext, Credentials, ServiceError};
-use switchboard_tenancy::{ApiKeyId, ClientId, Tenant, UserId};
+use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, Tenant, UserId};
 use tonic::transport::Channel;
 
 use crate::wire::{self, Malformed};
@@ -396,5 +396,33 @@ impl IdentityApi for RemoteIdentity {
             },
         )?;
         Ok(answer(self.client().client_exists(request).await)?.exists)
+    }
+
+    async fn user_scope(&self, tenant: &Tenant, user: UserId) -> Result<Option<ClientScope>> {
+        let request = self.for_tenant(
+            tenant,
+            pb::UserScopeRequest {
+                user_id: user.to_string(),
+            },
+        )?;
+        let scope = answer(self.client().user_scope(request).await)?;
+        if !scope.exists {
+            return Ok(None);
+        }
+        if scope.all_clients {
+            return Ok(Some(ClientScope::All));
+        }
+        let clients = scope
+            .client_ids
+            .iter()
+            .map(|id| {
+                id.parse::<ClientId>().map_err(|_| {
+                    ServiceError::internal(format!(
+                        "identity answered a malformed client id {id:?}"
+                    ))
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Some(ClientScope::Only(clients)))
     }
 }

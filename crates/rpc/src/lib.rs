@@ -16,4 +16,4 @@ pub mod peer;
 
 pub use credential::{Authenticated, CallContext, Caller, Credentials, RequireCredential};
 pub use error::{ERROR_TABLE, ErrorKind, ErrorMapping, FieldError, ServiceError};
-pub use peer::connect_lazy;
+pub use peer::{connect_balanced, connect_lazy};

@@ -20,3 +20,30 @@ pub fn connect_lazy(url: &str) -> Result<Channel, String> {
         .keep_alive_while_idle(true);
     Ok(endpoint.connect_lazy())
 }
+
+/// A channel to a peer's replicas: one address is [`connect_lazy`];
+/// several are balanced (power of two choices), a replica that stops
+/// answering is left out while it does.
+pub fn connect_balanced(addresses: &[String]) -> Result<Channel, String> {
+    match addresses {
+        [] => Err("no peer address given".to_owned()),
+        [one] => connect_lazy(one),
+        many => {
+            let endpoints = many
+                .iter()
+                .map(|url| {
+                    Endpoint::from_shared(url.clone())
+                        .map(|endpoint| {
+                            endpoint
+                                .connect_timeout(CONNECT_TIMEOUT)
+                                .tcp_nodelay(true)
+                                .http2_keep_alive_interval(Duration::from_secs(30))
+                                .keep_alive_while_idle(true)
+                        })
+                        .map_err(|error| format!("`{url}` is not a gRPC address: {error}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Channel::balance_list(endpoints.into_iter()))
+        }
+    }
+}

@@ -9,7 +9,7 @@ use switchboard_identity_api::{
     TenantView, Tokens, UserPatch, UserView,
 };
 use switchboard_rpc::ServiceError;
-use switchboard_tenancy::{ApiKeyId, ClientId, Tenant, UserId};
+use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, Tenant, UserId};
 
 use crate::Identity;
 
@@ -192,6 +192,10 @@ impl IdentityApi for Identity {
 
     async fn client_exists(&self, tenant: &Tenant, client: ClientId) -> Result<bool> {
         Ok(Identity::client_exists(self, tenant, client).await?)
+    }
+
+    async fn user_scope(&self, tenant: &Tenant, user: UserId) -> Result<Option<ClientScope>> {
+        Ok(Identity::user_scope(self, tenant, user).await?)
     }
 }
 

@@ -14,7 +14,7 @@ use switchboard_identity_api::wire::{self, Malformed};
 use switchboard_identity_api::{IdentityApi, Principal};
 use switchboard_proto::identity::v1 as pb;
 use switchboard_rpc::{Caller, ServiceError};
-use switchboard_tenancy::{ApiKeyId, ClientId, Tenant, UserId};
+use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, Tenant, UserId};
 use tonic::{Request, Response, Status};
 
 /// The fully-qualified service name, for gRPC health.
@@ -455,6 +455,31 @@ impl pb::identity_service_server::IdentityService for IdentityGrpc {
                 .await
                 .map(|exists| pb::UserExistsResponse { exists }),
         )
+    }
+
+    async fn user_scope(
+        &self,
+        request: Request<pb::UserScopeRequest>,
+    ) -> Answer<pb::UserScopeResponse> {
+        let tenant = tenant(&request)?;
+        let Ok(id) = request.get_ref().user_id.parse::<UserId>() else {
+            return reply(Ok(pb::UserScopeResponse::default()));
+        };
+        reply(self.identity.user_scope(&tenant, id).await.map(|scope| {
+            match scope {
+                None => pb::UserScopeResponse::default(),
+                Some(scope) => pb::UserScopeResponse {
+                    exists: true,
+                    all_clients: scope == ClientScope::All,
+                    client_ids: scope
+                        .as_list()
+                        .unwrap_or_default()
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect(),
+                },
+            }
+        }))
     }
 
     async fn client_exists(

@@ -22,7 +22,7 @@ use switchboard_platform::cache::MemoryCache;
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use switchboard_rpc::{Authenticated, CallContext, Credentials, ErrorKind, ServiceError};
-use switchboard_tenancy::{ClientId, Tenant, UserId};
+use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 use switchboard_test_utils::{fresh_sqlite_database, init_tracing};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
@@ -270,6 +270,21 @@ async fn remote_identity_answers_every_method_as_identity_in_process() {
     assert_eq!(changed.clients, None);
     assert_eq!(changed, remote.get_user(&owner, agent.id).await.unwrap());
     assert!(remote.user_exists(&owner.tenant, agent.id).await.unwrap());
+    assert_eq!(
+        remote.user_scope(&owner.tenant, agent.id).await.unwrap(),
+        local.user_scope(&owner.tenant, agent.id).await.unwrap()
+    );
+    assert_eq!(
+        remote.user_scope(&owner.tenant, agent.id).await.unwrap(),
+        Some(ClientScope::All)
+    );
+    assert_eq!(
+        remote
+            .user_scope(&owner.tenant, UserId::new())
+            .await
+            .unwrap(),
+        None
+    );
 
     // API keys: created, used, listed, revoked.
     let created = remote
@@ -630,6 +645,7 @@ async fn another_tenants_ids_are_not_found_and_nothing_of_theirs_changes() {
         "revoke B's key",
     );
     assert!(!remote.user_exists(&a.tenant, b_user.id).await.unwrap());
+    assert_eq!(remote.user_scope(&a.tenant, b_user.id).await.unwrap(), None);
     assert!(!remote.client_exists(&a.tenant, b_client.id).await.unwrap());
     assert!(remote.list_clients(a, None, 10).await.unwrap().is_empty());
 
@@ -674,6 +690,7 @@ macro_rules! every_rpc {
             $call!(list_audit_events, "ListAuditEvents"),
             $call!(user_exists, "UserExists"),
             $call!(client_exists, "ClientExists"),
+            $call!(user_scope, "UserScope"),
         ]
     };
 }

@@ -1,19 +1,22 @@
-//! Routing's [`IdentityDirectory`] port over identity's service API: the
+//! Routing's [`IdentityDirectory`] port over identity's client: the
 //! checks a routing configuration write makes of users and client
-//! organizations, answered by identity itself (routing reads none of
-//! identity's tables).
+//! organizations, answered by identity itself, in process or over gRPC
+//! (routing reads none of identity's tables).
 
-use switchboard_identity::{Identity, IdentityError};
+use std::sync::Arc;
+
+use switchboard_identity_api::IdentityApi;
 use switchboard_routing::config::{ConfigError, IdentityDirectory};
+use switchboard_rpc::{ErrorKind, ServiceError};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 
 /// Identity, as routing's configuration asks it.
-pub struct IdentityAsDirectory(pub Identity);
+pub struct IdentityAsDirectory(pub Arc<dyn IdentityApi>);
 
-fn config_error(error: IdentityError) -> ConfigError {
-    match error {
-        IdentityError::Unavailable(detail) => ConfigError::Unavailable(detail),
-        other => ConfigError::Internal(format!("identity: {other}")),
+fn config_error(error: ServiceError) -> ConfigError {
+    match error.kind {
+        ErrorKind::Unavailable => ConfigError::Unavailable(error.detail),
+        _ => ConfigError::Internal(format!("identity: {}", error.detail)),
     }
 }
 

@@ -9,15 +9,19 @@ use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
 use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_identity_api::{IdentityApi, RemoteIdentity};
 use switchboard_migrations::{Migrator, MigratorTrait, SYSTEM_ROLE};
 use switchboard_platform::Backends;
 use switchboard_routing::config::RoutingConfig;
+use switchboard_routing::config::{RemoteRoutingConfig, RoutingConfigApi};
 use switchboard_routing::{Routing, RoutingOptions};
-use switchboard_rpc::Authenticated;
+use switchboard_rpc::{Authenticated, Credentials};
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
+use switchboard_webhooks::{RemoteWebhooks, WebhooksApi};
 use switchboard_webhooks::{Webhooks, WebhooksOptions};
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
+use tonic::transport::Channel;
 
 use crate::composition::{Peer, Plan};
 
@@ -79,9 +83,14 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     // routing service is hosted.
     // The configuration tells the ACD of queue and agent-profile changes;
     // the ACD loads a tenant's configuration when its state starts empty.
+    // Each peer a hosted service needs: in process when hosted here, else
+    // its tonic client at the address from [peers], signing as this node.
+    let peers = Peers::connect(&plan, &services, &service_keys, &identity, &webhooks)?;
     let routing_config = RoutingConfig::new(
         backends.database.clone(),
-        Arc::new(crate::directory::IdentityAsDirectory(identity.clone())),
+        Arc::new(crate::directory::IdentityAsDirectory(
+            peers.identity.clone(),
+        )),
     );
     let routing = Routing::new(
         backends.cache.clone(),
@@ -99,6 +108,13 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         Mode::Dev { demo: true } => Some(crate::demo::seed(&identity, &routing_config).await?),
         _ => None,
     };
+    let routing_config_api: Arc<dyn RoutingConfigApi> = match &peers.routing {
+        Some(channel) => Arc::new(RemoteRoutingConfig::new(
+            channel.clone(),
+            peers.credentials.clone(),
+        )),
+        None => Arc::new(routing_config.clone()),
+    };
     let shared = Shared {
         config: &config,
         backends: &backends,
@@ -107,6 +123,8 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         routing: &routing,
         routing_config: &routing_config,
         service_keys: &service_keys,
+        peers: &peers,
+        routing_config_api: &routing_config_api,
     };
     let parts = services
         .iter()
@@ -167,6 +185,54 @@ struct Shared<'a> {
     routing: &'a Routing,
     routing_config: &'a RoutingConfig,
     service_keys: &'a Arc<ServiceKeys>,
+    peers: &'a Peers,
+    /// The routing configuration as the gateway reaches it.
+    routing_config_api: &'a Arc<dyn RoutingConfigApi>,
+}
+
+/// The clients of a node's peers: in process for what it hosts, over gRPC
+/// for the rest.
+struct Peers {
+    identity: Arc<dyn IdentityApi>,
+    webhooks: Arc<dyn WebhooksApi>,
+    /// The channel to routing's replicas when routing is remote.
+    routing: Option<Channel>,
+    /// What this node's calls to its peers are signed with.
+    credentials: Credentials,
+}
+
+impl Peers {
+    fn connect(
+        plan: &Plan,
+        services: &[&str],
+        service_keys: &Arc<ServiceKeys>,
+        identity: &Identity,
+        webhooks: &Webhooks,
+    ) -> anyhow::Result<Self> {
+        let credentials = Credentials::new(service_keys.clone(), &services.join("+"));
+        let remote = |name: &str| -> anyhow::Result<Option<Channel>> {
+            match plan.peer(name) {
+                Some(Peer::Remote(addresses)) => switchboard_rpc::connect_balanced(addresses)
+                    .map(Some)
+                    .map_err(|error| anyhow::anyhow!("config key `peers.{name}`: {error}")),
+                _ => Ok(None),
+            }
+        };
+        let identity: Arc<dyn IdentityApi> = match remote("identity")? {
+            Some(channel) => Arc::new(RemoteIdentity::new(channel, credentials.clone())),
+            None => Arc::new(identity.clone()),
+        };
+        let webhooks: Arc<dyn WebhooksApi> = match remote("webhooks")? {
+            Some(channel) => Arc::new(RemoteWebhooks::new(channel, credentials.clone())),
+            None => Arc::new(webhooks.clone()),
+        };
+        Ok(Self {
+            identity,
+            webhooks,
+            routing: remote("routing")?,
+            credentials,
+        })
+    }
 }
 
 /// What each hosted service adds to the node. `system` is served by every
@@ -185,6 +251,8 @@ fn service_parts(
         routing,
         routing_config,
         service_keys,
+        peers,
+        routing_config_api,
     } = *shared;
     let mut parts = ServiceParts {
         name,
@@ -219,6 +287,12 @@ fn service_parts(
         parts
             .workers
             .push(Box::new(move |stop| dispatcher.spawn_dispatcher(stop)));
+        parts.grpc_service_names = vec![switchboard_webhooks::grpc::SERVICE_NAME];
+        let server = Authenticated::new(
+            switchboard_webhooks::grpc::server(Arc::new(webhooks.clone())),
+            service_keys.clone(),
+        );
+        parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
     }
     if runs_routing {
         // Routing's copy of identity's tenants, clients and users, kept
@@ -252,7 +326,10 @@ fn service_parts(
         }));
     }
     if name == "routing" {
-        parts.grpc_service_names = vec![switchboard_routing::grpc::SERVICE_NAME];
+        parts.grpc_service_names = vec![
+            switchboard_routing::grpc::SERVICE_NAME,
+            switchboard_routing::grpc_config::SERVICE_NAME,
+        ];
         let calls = switchboard_routing::calls::Calls::new(
             routing.clone(),
             routing_config.clone(),
@@ -262,7 +339,13 @@ fn service_parts(
             switchboard_routing::grpc::server(calls),
             service_keys.clone(),
         );
-        parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
+        let configuration = Authenticated::new(
+            switchboard_routing::grpc_config::server(Arc::new(routing_config.clone())),
+            service_keys.clone(),
+        );
+        parts.grpc = Some(Box::new(move |routes: Routes| {
+            routes.add_service(server).add_service(configuration)
+        }));
     }
     if name == "identity" {
         // Other services' audit entries, from their outboxes.
@@ -298,10 +381,10 @@ fn service_parts(
         };
         parts.http = Some(
             Gateway::new(
-                Arc::new(identity.clone()),
-                Arc::new(webhooks.clone()),
+                peers.identity.clone(),
+                peers.webhooks.clone(),
                 routing.clone(),
-                Arc::new(routing_config.clone()),
+                routing_config_api.clone(),
                 backends.cache.clone(),
                 options,
             )

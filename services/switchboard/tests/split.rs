@@ -1,0 +1,601 @@
+//! The split deployment: the real `switchboard` binary as separate OS
+//! processes — gateway; identity; routing (two replicas); events; webhooks —
+//! on PostgreSQL, Redis and RabbitMQ, each knowing its peers only by
+//! address (`[peers]`) and trusting them only by the internal key. The
+//! whole contact-center flow goes through the gateway's public API (the
+//! test plays the edge over `CallRouting`, as a carrier call would arrive);
+//! then one routing replica is killed and the flow goes on. The same flow
+//! passes in `dev` (one process, in-process clients).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use switchboard_auth::{ServiceKeys, SigningKey};
+use switchboard_proto::routing::v1 as pb;
+use switchboard_rpc::{CallContext, Credentials};
+use switchboard_tenancy::{Tenant, TenantId};
+use switchboard_test_utils::{
+    amqp_url, eventually, fresh_postgres_database, init_tracing, postgres_app_role_url,
+    postgres_system_role_url, redis_url, unique_name,
+};
+use tokio::process::Command;
+use tokio_tungstenite::tungstenite::Message as Frame;
+
+use common::{Received, Running, run_to_end, start, switchboard, webhook_receiver};
+
+const PASSWORD: &str = "correct horse battery staple";
+const NUMBER: &str = "+12125550142";
+const INTERNAL_KID: &str = "split-internal-1";
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The config every process of a deployment shares: the internal key that
+/// signs service credentials, the access-token key, and webhooks allowed
+/// to reach the test's local receiver.
+fn write_config(dir: &Path) -> (PathBuf, Arc<ServiceKeys>) {
+    let secret = "split-deployment-internal-secret-0123456789abcdef";
+    let internal = dir.join("internal.key");
+    std::fs::write(&internal, secret).unwrap();
+    let jwt = dir.join("jwt.key");
+    std::fs::write(&jwt, "split-deployment-access-token-secret-0123456789").unwrap();
+    let config = dir.join("switchboard.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[internal]
+signing_keys = [{{ kid = "{INTERNAL_KID}", secret_file = "{}" }}]
+
+[auth]
+signing_keys = [{{ kid = "split-jwt-1", secret_file = "{}" }}]
+
+[gateway]
+expose_verification_token = true
+stream_recheck_every = "1s"
+
+[webhooks]
+allow_private_targets = true
+allow_http = true
+dispatch_interval = "100ms"
+
+[events]
+relay_poll_interval = "50ms"
+"#,
+            internal.display(),
+            jwt.display()
+        ),
+    )
+    .unwrap();
+    let keys = ServiceKeys::new(vec![
+        SigningKey::new(INTERNAL_KID, secret.as_bytes().to_vec()).unwrap(),
+    ])
+    .unwrap();
+    (config, Arc::new(keys))
+}
+
+/// A free loopback port for a gRPC listener its peers must know in
+/// advance.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The edge's side of a call: `CallRouting` on a routing replica, signed
+/// with the deployment's internal key.
+struct Edge {
+    credentials: Credentials,
+}
+
+impl Edge {
+    async fn client(
+        &self,
+        grpc: &str,
+    ) -> pb::call_routing_client::CallRoutingClient<tonic::transport::Channel> {
+        let channel = tonic::transport::Channel::from_shared(grpc.to_owned())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        pb::call_routing_client::CallRoutingClient::new(channel)
+    }
+
+    /// Dials the number; the call's tenant and id.
+    async fn dial(&self, grpc: &str) -> (TenantId, String) {
+        let mut client = self.client(grpc).await;
+        let decision = client
+            .new_call(
+                self.credentials
+                    .request(
+                        pb::NewCallRequest {
+                            number: NUMBER.into(),
+                            caller: "+33612345678".into(),
+                            trunk: "carrier-1".into(),
+                            attributes_json: String::new(),
+                        },
+                        &CallContext::system(),
+                    )
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(pb::new_call_response::Decision::Accepted(accepted)) = decision.decision else {
+            panic!("the call was not accepted: {decision:?}")
+        };
+        assert!(matches!(
+            accepted.step.and_then(|step| step.action),
+            Some(pb::step::Action::Queued(_))
+        ));
+        (accepted.tenant_id.parse().unwrap(), accepted.call_id)
+    }
+
+    async fn hang_up(&self, grpc: &str, tenant: TenantId, call: &str) {
+        let mut client = self.client(grpc).await;
+        client
+            .call_ended(
+                self.credentials
+                    .request(
+                        pb::CallRef {
+                            call_id: call.to_owned(),
+                        },
+                        &CallContext::tenant(Tenant::whole(tenant)),
+                    )
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The public API of one gateway.
+struct Api {
+    http: String,
+    client: reqwest::Client,
+}
+
+impl Api {
+    fn new(http: &str) -> Self {
+        Self {
+            http: http.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut request = self.client.request(method, format!("{}{path}", self.http));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs `body`, expecting 201; the new resource's id.
+    async fn create(&self, path: &str, token: &str, body: Value) -> String {
+        let (status, created) = self.call(Method::POST, path, Some(token), Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "POST {path}: {created}");
+        created["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn socket(&self, token: &str) -> Socket {
+        let url = format!(
+            "{}/v1/agents/me/stream?access_token={token}",
+            self.http.replacen("http", "ws", 1)
+        );
+        tokio_tungstenite::connect_async(url).await.unwrap().0
+    }
+}
+
+/// The next frame of `kind` on the agent's stream.
+async fn frame_of(socket: &mut Socket, kind: &str) -> Value {
+    let wait = async {
+        while let Some(frame) = socket.next().await {
+            match frame.unwrap() {
+                Frame::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    if value["type"] == kind {
+                        return value;
+                    }
+                }
+                Frame::Ping(payload) => socket.send(Frame::Pong(payload)).await.unwrap(),
+                Frame::Close(close) => panic!("stream closed waiting for {kind}: {close:?}"),
+                _ => {}
+            }
+        }
+        panic!("stream ended waiting for {kind}")
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {kind} frame within 30 s"))
+}
+
+/// What the flow set up, to go on after a replica is gone.
+struct Center {
+    tenant: TenantId,
+    agent_token: String,
+}
+
+/// Signup, users, an API key, routing configuration, an agent going
+/// ready, a webhook endpoint; then one contact offered on the agent's
+/// stream, accepted and ended, and its events delivered to the webhook.
+async fn set_up_and_take_one_contact(
+    api: &Api,
+    edge: &Edge,
+    routing_grpc: &str,
+    received: &Arc<Mutex<Vec<Received>>>,
+    hook_url: &str,
+) -> Center {
+    let company = unique_name("Split");
+    let (status, signup) = api
+        .call(
+            Method::POST,
+            "/v1/signup",
+            None,
+            Some(json!({"company": company, "email": "owner@split.example",
+                        "password": PASSWORD, "time_zone": "Europe/Paris"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{signup}");
+    let owner = signup["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let slug = signup["tenant"]["slug"].as_str().unwrap().to_owned();
+    let (status, _) = api
+        .call(
+            Method::POST,
+            "/v1/auth/verify-email",
+            None,
+            Some(json!({"token": signup["email_verification_token"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+
+    // A user, and an API key that reads users.
+    let agent_id = api
+        .create(
+            "/v1/users",
+            &owner,
+            json!({"email": "agent@split.example", "roles": ["agent"], "password": PASSWORD}),
+        )
+        .await;
+    let (status, key) = api
+        .call(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&owner),
+            Some(json!({"name": "reporting", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let secret = key["secret"].as_str().unwrap();
+    let (status, users) = api.call(Method::GET, "/v1/users", Some(secret), None).await;
+    assert_eq!(status, StatusCode::OK, "{users}");
+    assert_eq!(users["data"].as_array().unwrap().len(), 2, "{users}");
+
+    // A webhook for the contact's events.
+    let (status, endpoint) = api
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&owner),
+            Some(json!({"url": hook_url, "event_types": ["contact.offered", "contact.ended"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{endpoint}");
+
+    // Routing: a queue, the agent's profile, a rule and the number.
+    let queue = api
+        .create(
+            "/v1/queues",
+            &owner,
+            json!({"name": "Line", "channel": "voice", "ring_timeout_seconds": 20,
+                   "wrap_up_seconds": 30}),
+        )
+        .await;
+    let (status, profile) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/agent-profiles/{agent_id}"),
+            Some(&owner),
+            Some(json!({"capacity": {"voice": 1}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{profile}");
+    let rule = api
+        .create(
+            "/v1/inbound-rules",
+            &owner,
+            json!({"name": "Line", "open": {"type": "queue", "queue_id": queue},
+                   "closed": {"type": "hangup"}}),
+        )
+        .await;
+    api.create(
+        "/v1/numbers",
+        &owner,
+        json!({"number": NUMBER, "inbound_rule_id": rule}),
+    )
+    .await;
+
+    // The agent signs in on the desktop and goes ready.
+    let (status, login) = api
+        .call(
+            Method::POST,
+            "/v1/auth/login",
+            None,
+            Some(json!({"tenant": slug, "email": "agent@split.example", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{login}");
+    let agent_token = login["access_token"].as_str().unwrap().to_owned();
+    let tenant: TenantId = signup["tenant"]["id"].as_str().unwrap().parse().unwrap();
+    let center = Center {
+        tenant,
+        agent_token,
+    };
+    take_one_contact(api, edge, routing_grpc, &center).await;
+
+    // Its events reached the webhook: routing → outbox → relay → RabbitMQ
+    // → webhooks → the receiver.
+    let delivered = eventually(Duration::from_secs(30), || {
+        let received = received.clone();
+        async move {
+            let types: Vec<String> = received
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|request| serde_json::from_str::<Value>(&request.body).ok())
+                .map(|event| event["type"].as_str().unwrap_or_default().to_owned())
+                .collect();
+            types.contains(&"contact.offered".to_owned())
+                && types.contains(&"contact.ended".to_owned())
+        }
+    })
+    .await;
+    assert!(delivered, "the contact's events were not delivered");
+    center
+}
+
+/// The agent goes ready; a call is offered on the desktop stream,
+/// accepted, ended, and its wrap-up closed.
+async fn take_one_contact(api: &Api, edge: &Edge, routing_grpc: &str, center: &Center) {
+    let token = &center.agent_token;
+    let mut desk = api.socket(token).await;
+    let (status, presence) = api
+        .call(
+            Method::PUT,
+            "/v1/agents/me/presence",
+            Some(token),
+            Some(json!({"presence": "available"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{presence}");
+    let (tenant, call) = edge.dial(routing_grpc).await;
+    assert_eq!(tenant, center.tenant);
+    let offer = frame_of(&mut desk, "offer").await;
+    assert_eq!(offer["offer"]["contact_id"], call.as_str());
+    let (status, accepted) = api
+        .call(
+            Method::POST,
+            &format!("/v1/agents/me/offers/{call}/accept"),
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{accepted}");
+    edge.hang_up(routing_grpc, tenant, &call).await;
+    let wrap_up = eventually(Duration::from_secs(20), || async {
+        let (_, me) = api
+            .call(Method::GET, "/v1/agents/me", Some(token), None)
+            .await;
+        me["state"]["state"] == "after_call_work"
+    })
+    .await;
+    assert!(wrap_up, "the agent did not enter after-call work");
+    let (status, ended) = api
+        .call(
+            Method::POST,
+            "/v1/agents/me/wrap-up/end",
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+    let _ = desk.close(None).await;
+}
+
+/// A process of the split deployment.
+struct Process {
+    name: &'static str,
+    running: Running,
+    grpc: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_replica() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, keys) = write_config(dir.path());
+    let database_url = fresh_postgres_database().await;
+    let migrated = run_to_end(
+        switchboard(dir.path())
+            .env("SWITCHBOARD_CONFIG", &config)
+            .env("SWITCHBOARD_DATABASE__URL", &database_url)
+            .args(["migrate", "up"]),
+    )
+    .await;
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let service_url = postgres_app_role_url(&database_url).await;
+    let system_url = postgres_system_role_url(&database_url).await;
+    let prefix = unique_name("split");
+    let (hook_url, received) = webhook_receiver().await;
+
+    let grpc = |port: u16| format!("http://127.0.0.1:{port}");
+    let ports: Vec<(&'static str, u16)> = [
+        "identity",
+        "routing-1",
+        "routing-2",
+        "events",
+        "webhooks",
+        "gateway",
+    ]
+    .into_iter()
+    .map(|name| (name, free_port()))
+    .collect();
+    let port_of = |name: &str| ports.iter().find(|(n, _)| *n == name).unwrap().1;
+    let routing_peers = format!(
+        "{},{}",
+        grpc(port_of("routing-1")),
+        grpc(port_of("routing-2"))
+    );
+    let command = |name: &'static str, services: &str| {
+        let mut command: Command = switchboard(dir.path());
+        command
+            .env("SWITCHBOARD_CONFIG", &config)
+            .env(
+                "SWITCHBOARD_DATA_DIR",
+                dir.path().join(format!("data-{name}")),
+            )
+            .env(
+                "SWITCHBOARD_SERVER__GRPC_ADDR",
+                format!("127.0.0.1:{}", port_of(name)),
+            )
+            .env("SWITCHBOARD_DATABASE__URL", &service_url)
+            .env("SWITCHBOARD_DATABASE__SYSTEM_URL", &system_url)
+            .env("SWITCHBOARD_CACHE__BACKEND", "redis")
+            .env("SWITCHBOARD_CACHE__REDIS__URL", redis_url())
+            .env("SWITCHBOARD_CACHE__REDIS__KEY_PREFIX", &prefix)
+            .env("SWITCHBOARD_BUS__BACKEND", "rabbitmq")
+            .env("SWITCHBOARD_BUS__RABBITMQ__URL", amqp_url())
+            .env("SWITCHBOARD_BUS__RABBITMQ__EXCHANGE", &prefix)
+            .env("SWITCHBOARD_PEERS__IDENTITY", grpc(port_of("identity")))
+            .env("SWITCHBOARD_PEERS__ROUTING", &routing_peers)
+            .env("SWITCHBOARD_PEERS__WEBHOOKS", grpc(port_of("webhooks")))
+            .args(["serve", "--services", services]);
+        command
+    };
+    let mut processes = Vec::new();
+    for (name, services) in [
+        ("identity", "identity"),
+        ("routing-1", "routing"),
+        ("routing-2", "routing"),
+        ("events", "events"),
+        ("webhooks", "webhooks"),
+        ("gateway", "gateway"),
+    ] {
+        let running = start(command(name, services)).await;
+        processes.push(Process {
+            name,
+            running,
+            grpc: grpc(port_of(name)),
+        });
+    }
+    let gateway = processes.iter().find(|p| p.name == "gateway").unwrap();
+    // The gateway hosts only itself; everything else is a peer by address.
+    assert!(
+        gateway.running.banner.contains("services  gateway\n"),
+        "{}",
+        gateway.running.banner
+    );
+    assert!(
+        gateway.running.banner.contains("peers     identity="),
+        "{}",
+        gateway.running.banner
+    );
+    let api = Api::new(&gateway.running.http);
+    let edge = Edge {
+        credentials: Credentials::new(keys.clone(), "edge"),
+    };
+    let first_routing = processes[1].grpc.clone();
+    let second_routing = processes[2].grpc.clone();
+    let center =
+        set_up_and_take_one_contact(&api, &edge, &first_routing, &received, &hook_url).await;
+
+    // One routing replica dies without warning; the other takes its
+    // tenants over (once the lease runs out) and the flow goes on.
+    let mut first = processes.remove(1);
+    first.running.child.start_kill().unwrap();
+    let _ = first.running.child.wait().await;
+    take_one_contact(&api, &edge, &second_routing, &center).await;
+
+    // Without the internal key, the gRPC APIs refuse: a stranger's
+    // credential cannot route a call into the tenant.
+    let stranger = Edge {
+        credentials: Credentials::new(
+            Arc::new(ServiceKeys::new(vec![SigningKey::generate(INTERNAL_KID).unwrap()]).unwrap()),
+            "edge",
+        ),
+    };
+    let mut client = stranger.client(&second_routing).await;
+    let refused = client
+        .new_call(
+            stranger
+                .credentials
+                .request(
+                    pb::NewCallRequest {
+                        number: NUMBER.into(),
+                        ..Default::default()
+                    },
+                    &CallContext::system(),
+                )
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+
+    for process in processes {
+        let name = process.name;
+        let status = process.running.terminate().await;
+        assert!(status.success(), "{name} stopped with {status}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_flow_runs_in_dev_as_one_process() {
+    init_tracing();
+    let dir = tempfile::tempdir().unwrap();
+    let (config, keys) = write_config(dir.path());
+    let (hook_url, received) = webhook_receiver().await;
+    let mut command = switchboard(dir.path());
+    command.env("SWITCHBOARD_CONFIG", &config).arg("dev");
+    let running = start(command).await;
+    let grpc = running
+        .banner
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("gRPC"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the banner names the gRPC address")
+        .to_owned();
+    let api = Api::new(&running.http);
+    let edge = Edge {
+        credentials: Credentials::new(keys, "edge"),
+    };
+    let center = set_up_and_take_one_contact(&api, &edge, &grpc, &received, &hook_url).await;
+    take_one_contact(&api, &edge, &grpc, &center).await;
+    assert!(running.terminate().await.success());
+}
