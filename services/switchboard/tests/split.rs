@@ -67,6 +67,11 @@ dispatch_interval = "100ms"
 
 [events]
 relay_poll_interval = "50ms"
+
+[routing]
+# A dead owner's tenants pass to another instance within 2 s.
+lease_ttl = "2s"
+upkeep_every = "100ms"
 "#,
             internal.display(),
             jwt.display()
@@ -540,6 +545,21 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     let mut first = processes.remove(1);
     first.running.child.start_kill().unwrap();
     let _ = first.running.child.wait().await;
+    // Until the dead replica's lease on the tenant runs out, its requests
+    // answer 503 (a desktop retries); then another instance owns it.
+    let recovered = eventually(Duration::from_secs(30), || async {
+        let (status, _) = api
+            .call(
+                Method::GET,
+                "/v1/agents/me",
+                Some(&center.agent_token),
+                None,
+            )
+            .await;
+        status == StatusCode::OK
+    })
+    .await;
+    assert!(recovered, "routing did not recover from losing a replica");
     take_one_contact(&api, &edge, &second_routing, &center).await;
 
     // Without the internal key, the gRPC APIs refuse: a stranger's
