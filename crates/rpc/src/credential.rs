@@ -18,7 +18,6 @@ use switchboard_auth::{AuthError, ServiceClaims, ServiceKeys};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, TenantId};
 use tonic::Status;
 use tonic::server::NamedService;
-use tonic::service::Interceptor;
 use tracing::Instrument;
 
 /// The metadata key of the credential.
@@ -123,15 +122,6 @@ impl Credentials {
             keys,
             service: service.into(),
         }
-    }
-
-    /// The same keys, signing as another service of this node.
-    pub fn as_service(&self, service: &str) -> Self {
-        Self::new(self.keys.clone(), service)
-    }
-
-    pub fn keys(&self) -> &Arc<ServiceKeys> {
-        &self.keys
     }
 
     /// A fresh credential for `context`, as the metadata value.
@@ -256,20 +246,6 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Box::pin(async move { inner.call(request).await }.instrument(span))
-    }
-}
-
-/// The same check as an interceptor, for a client-streaming service built
-/// with `with_interceptor`, or a test.
-#[derive(Clone)]
-pub struct RequireCredential(pub Arc<ServiceKeys>);
-
-impl Interceptor for RequireCredential {
-    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
-        let headers = request.metadata().clone().into_headers();
-        let caller = verify(&self.0, &headers)?;
-        request.extensions_mut().insert(caller);
-        Ok(request)
     }
 }
 

@@ -14,6 +14,6 @@ pub mod credential;
 pub mod error;
 pub mod peer;
 
-pub use credential::{Authenticated, CallContext, Caller, Credentials, RequireCredential};
+pub use credential::{Authenticated, CallContext, Caller, Credentials};
 pub use error::{ERROR_TABLE, ErrorKind, ErrorMapping, FieldError, ServiceError};
 pub use peer::{connect_balanced, connect_lazy};

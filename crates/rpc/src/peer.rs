@@ -8,17 +8,22 @@ use tonic::transport::{Channel, Endpoint};
 /// `UNAVAILABLE`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// A channel to the peer at `url` (`http://identity:9090`), connected on
-/// first use and reconnected after a failure, so a node starts whatever
-/// order its peers come up in. Fails only on a malformed address.
-pub fn connect_lazy(url: &str) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(url.to_owned())
+/// The endpoint of one peer address (`http://identity:9090`), with the
+/// connection settings every peer channel uses.
+fn endpoint(url: &str) -> Result<Endpoint, String> {
+    Ok(Endpoint::from_shared(url.to_owned())
         .map_err(|error| format!("`{url}` is not a gRPC address: {error}"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true);
-    Ok(endpoint.connect_lazy())
+        .keep_alive_while_idle(true))
+}
+
+/// A channel to the peer at `url`, connected on first use and reconnected
+/// after a failure, so a node starts whatever order its peers come up in.
+/// Fails only on a malformed address.
+pub fn connect_lazy(url: &str) -> Result<Channel, String> {
+    Ok(endpoint(url)?.connect_lazy())
 }
 
 /// A channel to a peer's replicas: one address is [`connect_lazy`];
@@ -31,17 +36,7 @@ pub fn connect_balanced(addresses: &[String]) -> Result<Channel, String> {
         many => {
             let endpoints = many
                 .iter()
-                .map(|url| {
-                    Endpoint::from_shared(url.clone())
-                        .map(|endpoint| {
-                            endpoint
-                                .connect_timeout(CONNECT_TIMEOUT)
-                                .tcp_nodelay(true)
-                                .http2_keep_alive_interval(Duration::from_secs(30))
-                                .keep_alive_while_idle(true)
-                        })
-                        .map_err(|error| format!("`{url}` is not a gRPC address: {error}"))
-                })
+                .map(|url| endpoint(url))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(Channel::balance_list(endpoints.into_iter()))
         }

@@ -148,3 +148,21 @@ pub async fn postgres_role_url(database_url: &str, prefix: &str, attributes: &st
     let scheme = scheme_and_auth.split("://").next().unwrap_or("postgres");
     format!("{scheme}://{role}:{password}@{rest}")
 }
+
+/// Serves gRPC `routes` (wrapped as a node wraps them, e.g. in
+/// `switchboard_rpc::Authenticated`) on a loopback port for the rest of
+/// the test; a lazily connected channel to them.
+pub async fn serve_grpc(routes: tonic::service::Routes) -> tonic::transport::Channel {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let addr = listener.local_addr().expect("a bound address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("a loopback URL")
+        .connect_lazy()
+}

@@ -171,21 +171,12 @@ impl Site {
         let keys = Arc::new(
             ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap(),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(Authenticated::new(
-                    switchboard_routing::grpc::server(self.calls.clone()),
-                    keys.clone(),
-                ))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let channel =
+            switchboard_test_utils::serve_grpc(tonic::service::Routes::new(Authenticated::new(
+                switchboard_routing::grpc::server(self.calls.clone()),
+                keys.clone(),
+            )))
+            .await;
         (
             pb::call_routing_client::CallRoutingClient::new(channel),
             Credentials::new(keys, "edge"),

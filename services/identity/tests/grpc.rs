@@ -23,9 +23,9 @@ use switchboard_platform::database::DatabaseOptions;
 use switchboard_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use switchboard_rpc::{Authenticated, CallContext, Credentials, ErrorKind, ServiceError};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
-use switchboard_test_utils::{fresh_sqlite_database, init_tracing};
-use tokio_stream::wrappers::TcpListenerStream;
+use switchboard_test_utils::{fresh_sqlite_database, init_tracing, serve_grpc};
 use tonic::Code;
+use tonic::service::Routes;
 use tonic::transport::Channel;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -61,17 +61,11 @@ async fn pair() -> Pair {
     .with_credential_cache(cache);
     let keys =
         Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(Authenticated::new(
-                switchboard_identity::grpc::server(Arc::new(local.clone())),
-                keys.clone(),
-            ))
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    let channel = switchboard_rpc::connect_lazy(&format!("http://{addr}")).unwrap();
+    let channel = serve_grpc(Routes::new(Authenticated::new(
+        switchboard_identity::grpc::server(Arc::new(local.clone())),
+        keys.clone(),
+    )))
+    .await;
     let remote = RemoteIdentity::new(channel.clone(), Credentials::new(keys.clone(), "gateway"));
     Pair {
         local,

@@ -22,8 +22,9 @@ use switchboard_routing::config::{
 use switchboard_routing::grpc_config;
 use switchboard_rpc::{Authenticated, CallContext, Credentials, ErrorKind, ServiceError};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, TenantId, UserId};
-use switchboard_test_utils::{fresh_sqlite_database, init_tracing, unique_name};
-use tonic::transport::{Channel, Server};
+use switchboard_test_utils::{fresh_sqlite_database, init_tracing, serve_grpc, unique_name};
+use tonic::service::Routes;
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 use uuid::Uuid;
 
@@ -78,20 +79,11 @@ impl Harness {
         let directory = Arc::new(Directory::default());
         let local = RoutingConfig::new(admin.clone(), directory.clone());
         let keys = keys("internal-1");
-        let service =
-            Authenticated::new(grpc_config::server(Arc::new(local.clone())), keys.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await
-                .unwrap();
-        });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
+        let channel = serve_grpc(Routes::new(Authenticated::new(
+            grpc_config::server(Arc::new(local.clone())),
+            keys.clone(),
+        )))
+        .await;
         let remote =
             RemoteRoutingConfig::new(channel.clone(), Credentials::new(keys.clone(), "gateway"));
         Self {

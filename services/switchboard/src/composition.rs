@@ -33,8 +33,6 @@ pub struct Plan {
 
 impl Plan {
     /// Where `service` is; `None` when no hosted service needs it.
-    // The run wiring picks in-process or remote clients with it.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn peer(&self, service: &str) -> Option<&Peer> {
         self.peers.get(service)
     }

@@ -17,12 +17,13 @@ use switchboard_proto::webhooks::v1 as pb;
 use switchboard_proto::webhooks::v1::webhooks_client::WebhooksClient;
 use switchboard_rpc::{Authenticated, CallContext, Credentials, ErrorKind, ServiceError};
 use switchboard_tenancy::{Tenant, TenantId};
-use switchboard_test_utils::{fresh_sqlite_database, init_tracing, unique_name};
+use switchboard_test_utils::{fresh_sqlite_database, init_tracing, serve_grpc, unique_name};
 use switchboard_webhooks::{
     DeliveryId, EndpointId, EndpointPatch, NewEndpoint, RemoteWebhooks, Webhooks, WebhooksApi,
     WebhooksOptions, grpc,
 };
-use tonic::transport::{Channel, Server};
+use tonic::service::Routes;
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 struct Harness {
@@ -53,19 +54,11 @@ impl Harness {
         };
         let local = Webhooks::new(admin.clone(), options).unwrap();
         let keys = keys("internal-1");
-        let service = Authenticated::new(grpc::server(Arc::new(local.clone())), keys.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-                .await
-                .unwrap();
-        });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .unwrap()
-            .connect_lazy();
+        let channel = serve_grpc(Routes::new(Authenticated::new(
+            grpc::server(Arc::new(local.clone())),
+            keys.clone(),
+        )))
+        .await;
         let remote =
             RemoteWebhooks::new(channel.clone(), Credentials::new(keys.clone(), "gateway"));
         Self {

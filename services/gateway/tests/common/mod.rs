@@ -52,11 +52,11 @@ use switchboard_rpc::{Authenticated, Credentials};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 use switchboard_test_utils::{
     amqp_url, fresh_postgres_database, fresh_sqlite_database, init_tracing, postgres_app_role_url,
-    postgres_system_role_url, redis_url, unique_name,
+    postgres_system_role_url, redis_url, serve_grpc, unique_name,
 };
 use switchboard_webhooks::{RemoteWebhooks, Webhooks, WebhooksApi, WebhooksOptions};
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::service::Routes;
 
 use conformance::Conformance;
 
@@ -368,28 +368,18 @@ async fn remote_clients(
     webhooks: Webhooks,
     config: RoutingConfig,
 ) -> (Arc<dyn WebhooksApi>, Arc<dyn RoutingConfigApi>) {
-    let keys =
-        Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = tonic::transport::Server::builder()
-        .add_service(Authenticated::new(
+    let keys = internal_keys();
+    let channel = serve_grpc(
+        Routes::new(Authenticated::new(
             switchboard_webhooks::grpc::server(Arc::new(webhooks)),
             keys.clone(),
         ))
         .add_service(Authenticated::new(
             switchboard_routing::grpc_config::server(Arc::new(config)),
             keys.clone(),
-        ));
-    tokio::spawn(async move {
-        server
-            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener))
-            .await
-            .unwrap();
-    });
-    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy();
+        )),
+    )
+    .await;
     let credentials = Credentials::new(keys, "gateway");
     (
         Arc::new(RemoteWebhooks::new(channel.clone(), credentials.clone())),
@@ -400,20 +390,18 @@ async fn remote_clients(
 /// `identity` served on a loopback port behind service-credential checks,
 /// and the client the gateway of a separate node would hold.
 async fn identity_over_grpc(identity: &Identity) -> RemoteIdentity {
-    let keys = Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal").unwrap()]).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let server = Authenticated::new(
+    let keys = internal_keys();
+    let channel = serve_grpc(Routes::new(Authenticated::new(
         switchboard_identity::grpc::server(Arc::new(identity.clone())),
         keys.clone(),
-    );
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(server)
-            .serve_with_incoming(TcpListenerStream::new(listener)),
-    );
-    let channel = switchboard_rpc::connect_lazy(&format!("http://{addr}")).unwrap();
+    )))
+    .await;
     RemoteIdentity::new(channel, Credentials::new(keys, "gateway"))
+}
+
+/// A fresh internal key for a site's loopback gRPC servers and clients.
+fn internal_keys() -> Arc<ServiceKeys> {
+    Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap())
 }
 
 impl Drop for Site {
