@@ -349,3 +349,36 @@ fn a_third_of_the_lease_is_the_longest_upkeep() {
     let text = "[routing]\nlease_ttl = \"3s\"\nupkeep_every = \"1001ms\"\n";
     assert!(Config::from_toml_str(text).is_err());
 }
+
+#[test]
+fn internal_keys_and_peers_are_checked() {
+    let error = Config::from_toml_str(
+        "[internal]\nsigning_keys = [{ kid = \"\", secret_file = \"/run/secrets/k\" }]\n",
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("internal.signing_keys[0].kid"),
+        "{error}"
+    );
+
+    let error =
+        Config::from_toml_str("[peers]\nrouting = \"http://r1:9090, r2:9090\"\n").unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("peers.routing"), "{message}");
+    assert!(message.contains("http://"), "{message}");
+
+    let config = Config::from_toml_str(
+        "[peers]\nidentity = \"http://identity:9090\"\nrouting = \"http://r1:9090,http://r2:9090\"\n[internal]\ngrpc_reflection = true\n",
+    )
+    .unwrap();
+    assert_eq!(
+        config.peers.address("identity"),
+        Some("http://identity:9090")
+    );
+    assert_eq!(config.peers.address("webhooks"), None);
+    assert!(config.internal.grpc_reflection);
+    assert!(
+        !Config::default().internal.grpc_reflection,
+        "reflection is off by default"
+    );
+}
