@@ -54,7 +54,7 @@ use futures::FutureExt;
 use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, ExprTrait, Order, RuntimeErr, SqlErr,
-    Statement, TransactionTrait,
+    Statement,
 };
 use switchboard_config::EventsConfig;
 use switchboard_platform::bus::topic_matches;
@@ -817,7 +817,7 @@ impl Consumer {
     ) -> Result<Applied, Failure> {
         let postgres = self.db.backend() == DbBackend::Postgres;
         let several = groups.len() > 1;
-        let transaction = self.db.connection().begin().await?;
+        let transaction = self.db.begin().await?;
         // PostgreSQL: row-level security lets the services' role see and
         // write one tenant's rows at a time, marks included, so each
         // group's marks go in in its tenant's scope. SQLite: all in one go.

@@ -563,7 +563,7 @@ impl Relay {
             + chrono::Duration::from_std(self.options.lease_ttl)
                 .unwrap_or(chrono::Duration::seconds(15));
         let holder = self.options.holder.as_str();
-        let transaction = self.db.connection().begin().await?;
+        let transaction = self.db.begin().await?;
         let take = Query::update()
             .table(RelayLeases::Table)
             .value(RelayLeases::Holder, holder)

@@ -644,7 +644,7 @@ fn seat_event(tenant: TenantId, n: usize) -> Event {
 
 /// A transaction confined to `tenant`, as a service opens it.
 async fn begin_tenant(db: &Database, tenant: TenantId) -> DatabaseTransaction {
-    let transaction = db.connection().begin().await.unwrap();
+    let transaction = db.begin().await.unwrap();
     set_scope(&transaction, "app.tenant_id", &tenant.to_string()).await;
     transaction
 }

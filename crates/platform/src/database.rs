@@ -7,7 +7,7 @@ use sea_orm::sqlx;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    RuntimeErr, Statement, TransactionTrait,
+    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 use switchboard_config::SecretUrl;
 use uuid::Uuid;
@@ -181,13 +181,14 @@ impl Database {
         &self.connection
     }
 
-    /// A transaction confined to one tenant: on PostgreSQL it sets
+    /// A transaction confined to one tenant (taking SQLite's write lock at
+    /// once, as [`Database::begin`] does): on PostgreSQL it sets
     /// `app.tenant_id` for the transaction (`set_config(…, true)` =
     /// `SET LOCAL`), which the row-level-security policies compare every
     /// row with (ARCHITECTURE.md, tenancy). On SQLite queries must filter
     /// by tenant themselves, as they do everywhere anyway.
     pub async fn begin_tenant(&self, tenant: Uuid) -> Result<DatabaseTransaction, DbErr> {
-        let transaction = self.connection.begin().await?;
+        let transaction = self.begin().await?;
         self.enter_tenant(&transaction, tenant).await?;
         Ok(transaction)
     }
@@ -247,11 +248,18 @@ impl Database {
     /// workers' tables. No session setting widens what the services' role
     /// sees (migration 8).
     pub async fn begin_system(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.system
-            .as_ref()
-            .unwrap_or(&self.connection)
-            .begin()
-            .await
+        begin_writable(self.system.as_ref().unwrap_or(&self.connection), self.kind).await
+    }
+
+    /// A transaction that may write, with no tenant set.
+    ///
+    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`, waiting
+    /// out the busy timeout): a deferred transaction that reads, then
+    /// writes after another connection committed (an event consumer, the
+    /// relay, a request) fails with `SQLITE_BUSY_SNAPSHOT`, which no busy
+    /// timeout waits out. SQLite has one writer anyway.
+    pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
+        begin_writable(&self.connection, self.kind).await
     }
 
     /// PostgreSQL: what the role this pool logs in as may do beyond
@@ -397,4 +405,20 @@ fn create_sqlite_directory(url: &str) -> Result<()> {
         })?;
     }
     Ok(())
+}
+
+/// [`Database::begin`] on `connection`.
+async fn begin_writable(
+    connection: &DatabaseConnection,
+    kind: DatabaseKind,
+) -> Result<DatabaseTransaction, DbErr> {
+    if kind == DatabaseKind::Sqlite {
+        return connection
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await;
+    }
+    connection.begin().await
 }

@@ -12,7 +12,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard_events::Event;
@@ -121,7 +121,7 @@ impl Api {
     /// Feeds `event` to the webhooks intake in a transaction confined to
     /// its tenant, as the consumer does.
     async fn feed(&self, event: &Event) {
-        let transaction = self.database.connection().begin().await.unwrap();
+        let transaction = self.database.begin().await.unwrap();
         if self.production {
             transaction
                 .execute_raw(Statement::from_sql_and_values(

@@ -9,9 +9,7 @@
 
 pub mod entities;
 
-use sea_orm::{
-    DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
-};
+use sea_orm::DatabaseTransaction;
 use switchboard_platform::Database;
 use switchboard_tenancy::TenantId;
 
@@ -27,26 +25,11 @@ impl Store {
         Self { db }
     }
 
-    /// A transaction confined to `tenant`.
-    ///
-    /// On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`, waiting
-    /// out the busy timeout): many of identity's transactions read, then
-    /// write (a login reads the user, then opens a session), and a deferred
-    /// one that read before another connection committed (an event
-    /// consumer, the relay) cannot write any more (`SQLITE_BUSY_SNAPSHOT`).
+    /// A transaction confined to `tenant`, taking SQLite's write lock at
+    /// once ([`switchboard_platform::Database::begin`]): many of identity's
+    /// transactions read, then write (a login reads the user, then opens a
+    /// session).
     pub async fn begin(&self, tenant: TenantId) -> Result<DatabaseTransaction> {
-        if self.db.backend() == DbBackend::Sqlite {
-            let transaction = self
-                .db
-                .connection()
-                .begin_with_options(TransactionOptions {
-                    sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-                    ..TransactionOptions::default()
-                })
-                .await?;
-            self.db.enter_tenant(&transaction, tenant.as_uuid()).await?;
-            return Ok(transaction);
-        }
         Ok(self.db.begin_tenant(tenant.as_uuid()).await?)
     }
 
@@ -63,6 +46,6 @@ impl Store {
     /// A transaction with no tenant: it sees only the global tables
     /// (plans, tenant slugs, credential lookup).
     pub async fn begin_global(&self) -> Result<DatabaseTransaction> {
-        Ok(self.db.connection().begin().await?)
+        Ok(self.db.begin().await?)
     }
 }

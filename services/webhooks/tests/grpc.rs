@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{Duration as TimeDelta, Utc};
+use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Query};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 use switchboard_auth::{ServiceClaims, ServiceKeys, SigningKey};
 use switchboard_events::Event;
 use switchboard_events::proto::{self, envelope::Payload};
@@ -115,7 +115,7 @@ impl Harness {
                 user_id: uuid::Uuid::now_v7().to_string(),
             }),
         );
-        let transaction = self.admin.connection().begin().await.unwrap();
+        let transaction = self.admin.begin().await.unwrap();
         self.local
             .intake()
             .handle(&transaction, &event)

@@ -160,7 +160,7 @@ impl Harness {
     /// A transaction of the service confined to `tenant`, as a consumer
     /// opens one.
     async fn begin(&self, tenant: TenantId) -> DatabaseTransaction {
-        let transaction = self.database.connection().begin().await.unwrap();
+        let transaction = self.database.begin().await.unwrap();
         if self.postgres {
             transaction
                 .execute_raw(Statement::from_sql_and_values(
