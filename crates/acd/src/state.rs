@@ -106,6 +106,24 @@ pub enum TransitionReason {
     WrapUpExpired,
 }
 
+impl TransitionReason {
+    /// The cause as events and agents' desktops name it (its serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            TransitionReason::PresenceSet => "presence_set",
+            TransitionReason::Offered => "offered",
+            TransitionReason::Accepted => "accepted",
+            TransitionReason::Declined => "declined",
+            TransitionReason::Missed => "missed",
+            TransitionReason::OfferWithdrawn => "offer_withdrawn",
+            TransitionReason::ContactEnded => "contact_ended",
+            TransitionReason::WrapUpExtended => "wrap_up_extended",
+            TransitionReason::WrapUpEnded => "wrap_up_ended",
+            TransitionReason::WrapUpExpired => "wrap_up_expired",
+        }
+    }
+}
+
 /// One change of an agent's [`AgentState`]. Per agent, each event's
 /// `from` is the previous event's `to`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,4 +133,30 @@ pub struct AgentEvent {
     pub to: AgentState,
     pub at: DateTime<Utc>,
     pub reason: TransitionReason,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_transition_reason_is_named_as_it_serialises() {
+        for reason in [
+            TransitionReason::PresenceSet,
+            TransitionReason::Offered,
+            TransitionReason::Accepted,
+            TransitionReason::Declined,
+            TransitionReason::Missed,
+            TransitionReason::OfferWithdrawn,
+            TransitionReason::ContactEnded,
+            TransitionReason::WrapUpExtended,
+            TransitionReason::WrapUpEnded,
+            TransitionReason::WrapUpExpired,
+        ] {
+            assert_eq!(
+                serde_json::to_value(reason).unwrap(),
+                serde_json::Value::from(reason.name())
+            );
+        }
+    }
 }

@@ -7,8 +7,16 @@
 //!   [`RemoteRoutingConfig`](config::RemoteRoutingConfig), its tonic
 //!   client (`switchboard.routing.v1.RoutingConfiguration`).
 //!
+//! - [`acd`]: [`RoutingApi`](acd::RoutingApi), a tenant's ACD (agents'
+//!   and contacts' operations, reads, notices), and
+//!   [`RemoteRouting`](acd::RemoteRouting), its tonic client
+//!   (`switchboard.routing.v1.Acd`).
+//!
 //! The routing crate implements the traits in process and serves them
 //! over gRPC; callers hold an `Arc<dyn …>` and never know which one they
-//! have. Errors are [`switchboard_rpc::ServiceError`]s, the same either way.
+//! have. Errors are [`switchboard_rpc::ServiceError`]s (the ACD's:
+//! [`RoutingError`](acd::RoutingError), which converts), the same either
+//! way.
 
+pub mod acd;
 pub mod config;

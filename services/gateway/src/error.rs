@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard_http::Problem;
 use switchboard_identity_api::Denied;
-use switchboard_routing::{RefusalKind, RoutingError};
+use switchboard_routing_api::acd::{RefusalKind, RoutingError};
 use switchboard_rpc::ServiceError;
 
 /// What a handler fails with: always rendered as a problem document.

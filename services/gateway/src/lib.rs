@@ -18,7 +18,7 @@ use ipnet::IpNet;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity_api::IdentityApi;
 use switchboard_platform::Cache;
-use switchboard_routing::Routing;
+use switchboard_routing_api::acd::RoutingApi;
 use switchboard_routing_api::config::RoutingConfigApi;
 use switchboard_webhooks_api::WebhooksApi;
 
@@ -66,7 +66,7 @@ impl Default for GatewayOptions {
 pub struct Gateway {
     pub(crate) identity: Arc<dyn IdentityApi>,
     pub(crate) webhooks: Arc<dyn WebhooksApi>,
-    pub(crate) routing: Routing,
+    pub(crate) routing: Arc<dyn RoutingApi>,
     pub(crate) routing_config: Arc<dyn RoutingConfigApi>,
     pub(crate) limiter: RateLimiter,
     pub(crate) idempotency: IdempotencyStore,
@@ -77,7 +77,7 @@ impl Gateway {
     pub fn new(
         identity: Arc<dyn IdentityApi>,
         webhooks: Arc<dyn WebhooksApi>,
-        routing: Routing,
+        routing: Arc<dyn RoutingApi>,
         routing_config: Arc<dyn RoutingConfigApi>,
         cache: Arc<dyn Cache>,
         options: GatewayOptions,

@@ -25,10 +25,23 @@ impl Api {
     }
 
     async fn start_limited(mode: impl Into<Mode>, signup_limit: Limit) -> Self {
-        let mut options = SiteOptions::new(mode);
+        Self::start_with(Self::options(SiteOptions::new(mode), signup_limit)).await
+    }
+
+    /// Every service the gateway calls over gRPC: identity, webhooks, the
+    /// ACD and the routing configuration, as in a split deployment.
+    async fn start_split() -> Self {
+        let options = SiteOptions {
+            remote: true,
+            ..SiteOptions::new(Mode::IDENTITY_OVER_GRPC)
+        };
+        Self::start_with(Self::options(options, Limit::per_second(1000))).await
+    }
+
+    fn options(mut options: SiteOptions, signup_limit: Limit) -> SiteOptions {
         options.gateway.body_limit = 64 * 1024;
         options.gateway.signup_limit = signup_limit;
-        Self::start_with(options).await
+        options
     }
 
     async fn call(
@@ -1367,6 +1380,16 @@ macro_rules! on_both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     tokio::time::timeout(Duration::from_secs(120), super::$name(Api::start(Mode::IDENTITY_OVER_GRPC).await)).await.expect("timed out");
+                }
+            )*
+        }
+        /// Every service the gateway calls over gRPC.
+        mod split {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    tokio::time::timeout(Duration::from_secs(120), super::$name(Api::start_split().await)).await.expect("timed out");
                 }
             )*
         }

@@ -28,12 +28,13 @@ use switchboard_platform::Cache;
 use switchboard_tenancy::TenantId;
 use uuid::Uuid;
 
+use crate::RoutingError;
 use crate::config::{
     Announcements, Basis, CachedConfig, ConfigError, ForcedKind, NextStep, RoutingConfig,
     TenantConfig, check_e164,
 };
 use crate::ops::{Answer, Operation, Query, RefusalKind};
-use crate::runtime::{Routing, RoutingError};
+use crate::runtime::Routing;
 
 /// How long a call's session is kept without a report.
 pub const CALL_TTL: Duration = Duration::from_secs(4 * 3600);

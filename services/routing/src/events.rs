@@ -61,28 +61,12 @@ fn state(state: &AgentState) -> proto::AgentState {
     }
 }
 
-/// The cause of a transition as events name it.
-pub fn cause_name(reason: TransitionReason) -> &'static str {
-    match reason {
-        TransitionReason::PresenceSet => "presence_set",
-        TransitionReason::Offered => "offered",
-        TransitionReason::Accepted => "accepted",
-        TransitionReason::Declined => "declined",
-        TransitionReason::Missed => "missed",
-        TransitionReason::OfferWithdrawn => "offer_withdrawn",
-        TransitionReason::ContactEnded => "contact_ended",
-        TransitionReason::WrapUpExtended => "wrap_up_extended",
-        TransitionReason::WrapUpEnded => "wrap_up_ended",
-        TransitionReason::WrapUpExpired => "wrap_up_expired",
-    }
-}
-
 fn agent_payload(event: &AgentEvent) -> Payload {
     Payload::AgentStateChanged(proto::AgentStateChanged {
         agent_id: event.agent.to_string(),
         from: Some(state(&event.from)),
         to: Some(state(&event.to)),
-        cause: cause_name(event.reason).to_owned(),
+        cause: event.reason.name().to_owned(),
     })
 }
 
@@ -138,7 +122,7 @@ fn contact_payload(event: &ContactEvent, outcome: &Outcome, engine: &Engine) -> 
                             TransitionReason::Declined | TransitionReason::Missed
                         )
                 })
-                .map_or("missed", |change| cause_name(change.reason));
+                .map_or("missed", |change| change.reason.name());
             Payload::ContactRequeued(proto::ContactRequeued {
                 contact_id,
                 queue_id,

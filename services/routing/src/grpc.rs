@@ -15,8 +15,6 @@ use switchboard_tenancy::TenantId;
 use tonic::{Request, Response, Status};
 
 use crate::calls::{CallDecision, CallError, Calls, InboundCall, Step};
-use crate::ops::RefusalKind;
-use crate::runtime::RoutingError;
 
 /// The fully-qualified service name, for gRPC health.
 pub const SERVICE_NAME: &str = "switchboard.routing.v1.CallRouting";
@@ -46,17 +44,9 @@ fn status_of(error: CallError) -> Status {
     match error {
         CallError::UnknownCall(call) => Status::not_found(format!("unknown call {call}")),
         CallError::Invalid(message) => Status::failed_precondition(message),
-        CallError::Routing(RoutingError::Refused(refusal)) => match refusal.kind {
-            RefusalKind::NotFound => Status::not_found(refusal.message),
-            RefusalKind::Conflict | RefusalKind::Overflow => {
-                Status::failed_precondition(refusal.message)
-            }
-            RefusalKind::InvalidArgument => Status::invalid_argument(refusal.message),
-        },
-        CallError::Routing(RoutingError::Unavailable(message)) => Status::unavailable(message),
+        CallError::Routing(error) => error.to_status(),
         CallError::Cache(error) => Status::unavailable(error.to_string()),
         CallError::Config(error) => switchboard_rpc::ServiceError::from(error).to_status(),
-        CallError::Routing(RoutingError::Internal(message)) => Status::internal(message),
     }
 }
 

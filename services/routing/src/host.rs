@@ -40,7 +40,8 @@
 //! call reloads it.
 //!
 //! Keys (one hash tag per tenant, so both live in one Redis Cluster slot):
-//! `routing:{<tenant>}:lease` and `routing:{<tenant>}:state`.
+//! `routing:{<tenant>}:lease` (the owner's token, `<holder>/<random>`: an
+//! operator reads who owns a tenant there) and `routing:{<tenant>}:state`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,7 +61,8 @@ use tracing::{info, warn};
 /// How the host holds its leases.
 #[derive(Debug, Clone)]
 pub struct HostOptions {
-    /// Names this instance in logs; the lease token is random per take.
+    /// Names this instance in logs and in its lease tokens
+    /// (`<holder>/<random>`, unique per take).
     pub holder: String,
     /// How long a lease lasts unless renewed: how long a tenant waits for
     /// a successor when its owner dies.
@@ -601,7 +603,10 @@ impl EngineHost {
         let token = match token {
             Some(token) => token,
             None => {
-                let token = uuid::Uuid::new_v4().as_bytes().to_vec();
+                // Unique per take, and naming its holder, so that an
+                // operator (or a test) reading the lease sees who owns it.
+                let token =
+                    format!("{}/{}", self.options.holder, uuid::Uuid::new_v4()).into_bytes();
                 if !self.cache.set_if_absent(&lease, &token, ttl).await? {
                     return Err(HostError::NotOwner(tenant));
                 }

@@ -12,12 +12,15 @@ pub mod calls;
 pub mod config;
 pub mod events;
 pub mod grpc;
+pub mod grpc_acd;
 pub mod grpc_config;
 pub mod host;
 pub mod metrics;
-pub mod ops;
 pub mod runtime;
 
 pub use host::{EngineHost, HostError, HostOptions, HostStats};
-pub use ops::{Answer, Operation, Query, QueueFigures, Refusal, RefusalKind};
-pub use runtime::{Notice, NoticeEvent, Routing, RoutingError, RoutingOptions, Running};
+pub use runtime::{Routing, RoutingOptions, Running};
+pub use switchboard_routing_api::acd::{
+    Answer, Notice, NoticeEvent, Notices, Operation, Query, QueueFigures, Refusal, RefusalKind,
+    RemoteRouting, RoutingApi, RoutingError, ops,
+};

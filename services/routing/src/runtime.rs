@@ -30,11 +30,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_acd::{AgentEvent, ContactEvent, Offer, Outcome};
+use switchboard_acd::Outcome;
 use switchboard_events::{Event, outbox};
 use switchboard_platform::cache::ChannelEvent;
 use switchboard_platform::{Cache, Database};
-use switchboard_tenancy::TenantId;
+use switchboard_tenancy::{ClientId, Tenant, TenantId};
 use tokio::sync::{Notify, broadcast, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -43,7 +43,10 @@ use uuid::Uuid;
 
 use crate::host::{EngineHost, HostError, HostOptions};
 use crate::metrics;
-use crate::ops::{Answer, Operation, Query, Refusal};
+use switchboard_routing_api::acd::{
+    Answer, Notice, NoticeEvent, Notices, Operation, Query, Refusal, RefusalKind, RoutingApi,
+    RoutingError,
+};
 
 /// Settings of the runtime, from the `[routing]` config section
 /// ([`RoutingOptions::from_config`]).
@@ -86,53 +89,50 @@ impl Default for RoutingOptions {
     }
 }
 
-/// Why a routing call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RoutingError {
-    /// The ACD refused it; nothing changed.
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    /// The cache or the owning instance could not be reached; try again.
-    #[error("routing is unavailable: {0}")]
-    Unavailable(String),
-    /// A bug or corrupt state.
-    #[error("routing failed: {0}")]
-    Internal(String),
+/// The notices this instance hears, on one channel per tenant that has
+/// listeners: a tenant's notices reach its own listeners only, and a
+/// tenant nobody listens to costs nothing.
+#[derive(Default)]
+struct NoticeHub {
+    tenants: SyncMutex<HashMap<TenantId, broadcast::Sender<NoticeEvent>>>,
 }
 
-/// What one operation did, as instances and agents' desktops hear it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Notice {
-    pub tenant: TenantId,
-    pub offers: Vec<Offer>,
-    pub withdrawn: Vec<Offer>,
-    pub agent_events: Vec<AgentEvent>,
-    pub contact_events: Vec<ContactEvent>,
-}
+/// Notices a listener may fall behind by before it hears a gap.
+const NOTICES_PER_LISTENER: usize = 1024;
 
-impl Notice {
-    fn of(tenant: TenantId, outcome: &Outcome) -> Option<Self> {
-        let notice = Notice {
-            tenant,
-            offers: outcome.offers.clone(),
-            withdrawn: outcome.withdrawn.clone(),
-            agent_events: outcome.agent_events.clone(),
-            contact_events: outcome.contact_events.clone(),
-        };
-        let empty = notice.offers.is_empty()
-            && notice.withdrawn.is_empty()
-            && notice.agent_events.is_empty()
-            && notice.contact_events.is_empty();
-        (!empty).then_some(notice)
+impl NoticeHub {
+    fn tenants(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<TenantId, broadcast::Sender<NoticeEvent>>> {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
 
-/// What [`Routing::notices`] yields.
-#[derive(Debug, Clone)]
-pub enum NoticeEvent {
-    Notice(Arc<Notice>),
-    /// Notices may have been lost: re-read what you show.
-    Gap,
+    fn subscribe(&self, tenant: TenantId) -> broadcast::Receiver<NoticeEvent> {
+        self.tenants()
+            .entry(tenant)
+            .or_insert_with(|| broadcast::channel(NOTICES_PER_LISTENER).0)
+            .subscribe()
+    }
+
+    /// Sends `notice` to its tenant's listeners; forgets a tenant whose
+    /// listeners all left.
+    fn publish(&self, notice: Notice) {
+        let tenant = notice.tenant;
+        let mut tenants = self.tenants();
+        if let Some(sender) = tenants.get(&tenant)
+            && sender.send(NoticeEvent::Notice(Arc::new(notice))).is_err()
+        {
+            tenants.remove(&tenant);
+        }
+    }
+
+    /// Tells every listener that notices may have been lost.
+    fn gap(&self) {
+        self.tenants()
+            .retain(|_, sender| sender.send(NoticeEvent::Gap).is_ok());
+    }
 }
 
 /// A forwarded call.
@@ -276,7 +276,7 @@ struct Inner {
     instance: Uuid,
     waiting: SyncMutex<HashMap<Uuid, oneshot::Sender<Result<ReplyBody, WireError>>>>,
     served: SyncMutex<Served>,
-    notices: broadcast::Sender<NoticeEvent>,
+    notices: NoticeHub,
     journal_wake: Notify,
 }
 
@@ -295,7 +295,7 @@ impl Routing {
                 instance: Uuid::new_v4(),
                 waiting: SyncMutex::new(HashMap::new()),
                 served: SyncMutex::new(Served::default()),
-                notices: broadcast::channel(16_384).0,
+                notices: NoticeHub::default(),
                 journal_wake: Notify::new(),
             }),
         }
@@ -409,9 +409,11 @@ impl Routing {
         &self.inner.host
     }
 
-    /// Every notice of every tenant heard by this instance, from now on.
-    pub fn notices(&self) -> broadcast::Receiver<NoticeEvent> {
-        self.inner.notices.subscribe()
+    /// The notices of `tenant` heard by this instance from now on, and
+    /// no other tenant's. Every instance hears every tenant's notices, so
+    /// any instance serves them, whichever owns the tenant.
+    pub fn notices_of(&self, tenant: TenantId) -> Notices {
+        Notices::local(self.inner.notices.subscribe(tenant))
     }
 
     /// Runs `operation` on the tenant's ACD, wherever its owner is.
@@ -702,21 +704,15 @@ impl Routing {
                                 }
                             }
                         }
-                        Some(event) = notify.next() => {
-                            let event = match event {
-                                ChannelEvent::Message { payload, .. } => {
-                                    match serde_json::from_slice::<Notice>(&payload) {
-                                        Ok(notice) => NoticeEvent::Notice(Arc::new(notice)),
-                                        Err(error) => {
-                                            warn!(%error, "malformed routing notice ignored");
-                                            continue;
-                                        }
-                                    }
+                        Some(event) = notify.next() => match event {
+                            ChannelEvent::Message { payload, .. } => {
+                                match serde_json::from_slice::<Notice>(&payload) {
+                                    Ok(notice) => routing.inner.notices.publish(notice),
+                                    Err(error) => warn!(%error, "malformed routing notice ignored"),
                                 }
-                                ChannelEvent::Gap => NoticeEvent::Gap,
-                            };
-                            let _ = routing.inner.notices.send(event);
-                        }
+                            }
+                            ChannelEvent::Gap => routing.inner.notices.gap(),
+                        },
                         else => return,
                     }
                 }
@@ -899,6 +895,58 @@ fn merge(into: &mut Outcome, outcome: Outcome) {
     into.changed.agents.extend(outcome.changed.agents);
     into.changed.contacts.extend(outcome.changed.contacts);
     into.changed.queues.extend(outcome.changed.queues);
+}
+
+/// The ACD in process, for the tenant of each call: what the routing
+/// service serves over gRPC ([`crate::grpc_acd`]) and what a node that
+/// hosts routing hands its other services.
+#[async_trait::async_trait]
+impl RoutingApi for Routing {
+    async fn execute(
+        &self,
+        tenant: &Tenant,
+        operation: Operation,
+    ) -> Result<Outcome, RoutingError> {
+        Routing::execute(self, tenant.id(), operation).await
+    }
+
+    async fn query(&self, tenant: &Tenant, query: Query) -> Result<Answer, RoutingError> {
+        let one_queue = matches!(query, Query::QueueStatsOf { .. });
+        match Routing::query(self, tenant.id(), query).await? {
+            Answer::QueueStats { queues } => {
+                let queues: Vec<_> = queues
+                    .into_iter()
+                    .filter(|figures| {
+                        tenant
+                            .clients()
+                            .allows(figures.client.map(ClientId::from_uuid))
+                    })
+                    .collect();
+                if one_queue && queues.is_empty() {
+                    return Err(RoutingError::Refused(Refusal {
+                        kind: RefusalKind::NotFound,
+                        message: "queue not found".into(),
+                        current_state: None,
+                        unknown_agent: None,
+                    }));
+                }
+                Ok(Answer::QueueStats { queues })
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn callback_number(
+        &self,
+        tenant: &Tenant,
+        contact: switchboard_acd::ContactId,
+    ) -> Result<Option<String>, RoutingError> {
+        Routing::callback_number(self, tenant.id(), contact).await
+    }
+
+    async fn notices(&self, tenant: &Tenant) -> Result<Notices, RoutingError> {
+        Ok(self.notices_of(tenant.id()))
+    }
 }
 
 /// Keeps the ACD in step with the configuration: queue and agent-profile

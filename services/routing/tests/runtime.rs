@@ -24,15 +24,14 @@ use switchboard_platform::Database;
 use switchboard_platform::cache::{MemoryCache, RedisCache};
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_routing::{
-    Answer, HostOptions, NoticeEvent, Operation, Query, RefusalKind, Routing, RoutingError,
-    RoutingOptions,
+    Answer, HostOptions, NoticeEvent, Notices, Operation, Query, RefusalKind, Routing,
+    RoutingError, RoutingOptions,
 };
 use switchboard_tenancy::TenantId;
 use switchboard_test_utils::{
     eventually, fresh_postgres_database, fresh_sqlite_database, init_tracing,
     postgres_app_role_url, postgres_system_role_url, redis_url, unique_name,
 };
-use tokio::sync::broadcast;
 
 struct Backends {
     cache: Arc<dyn Cache>,
@@ -136,12 +135,10 @@ fn types(events: &[Event]) -> Vec<&str> {
         .collect()
 }
 
-async fn next_notice(
-    notices: &mut broadcast::Receiver<NoticeEvent>,
-) -> Arc<switchboard_routing::Notice> {
+async fn next_notice(notices: &mut Notices) -> Arc<switchboard_routing::Notice> {
     tokio::time::timeout(Duration::from_secs(5), async {
         loop {
-            if let NoticeEvent::Notice(notice) = notices.recv().await.unwrap() {
+            if let NoticeEvent::Notice(notice) = notices.next().await.unwrap() {
                 return notice;
             }
         }
@@ -154,8 +151,10 @@ async fn offers_ring_out_and_every_step_is_an_event(production: bool) {
     let backends = backends(production).await;
     let routing = routing(&backends, "solo", Duration::from_secs(2));
     let running = routing.start().await.unwrap();
-    let mut notices = routing.notices();
     let tenant = TenantId::new();
+    let mut notices = routing.notices_of(tenant);
+    // Another tenant's listener hears nothing of this tenant.
+    let mut other_tenants = routing.notices_of(TenantId::new());
     let queue = QueueId::new();
     let agent = AgentId::new();
     let mut config = QueueConfig::new(queue, Channel::Voice);
@@ -247,6 +246,12 @@ async fn offers_ring_out_and_every_step_is_an_event(production: bool) {
         })
         .await,
         "events did not reach the outbox"
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), other_tenants.next())
+            .await
+            .is_err(),
+        "another tenant's listener heard this tenant's notices"
     );
     running.stop().await;
     let events = events_of(&backends.database, tenant).await;
@@ -720,23 +725,19 @@ async fn two_instances_one_crashing(production: bool) {
     let ended = Arc::new(std::sync::Mutex::new(HashSet::<ContactId>::new()));
     let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let desk = {
-        let mut notices = second.notices();
+        let mut notices = second.notices_of(tenant);
         let instances = [first.clone(), second.clone()];
         let ended = ended.clone();
         let alive = alive.clone();
         tokio::spawn(async move {
             let mut turn = 0usize;
             loop {
-                let notice = match notices.recv().await {
-                    Ok(NoticeEvent::Notice(notice)) => notice,
-                    Ok(NoticeEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        continue;
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                let notice = match notices.next().await {
+                    Some(NoticeEvent::Notice(notice)) => notice,
+                    Some(NoticeEvent::Gap) => continue,
+                    None => return,
                 };
-                if notice.tenant != tenant {
-                    continue;
-                }
+                assert_eq!(notice.tenant, tenant, "only the tenant's notices");
                 for event in &notice.contact_events {
                     if event.kind == ContactEventKind::Ended {
                         ended.lock().unwrap().insert(event.contact);

@@ -14,7 +14,7 @@ use switchboard_migrations::{Migrator, MigratorTrait, SYSTEM_ROLE};
 use switchboard_platform::Backends;
 use switchboard_routing::config::RoutingConfig;
 use switchboard_routing::config::{RemoteRoutingConfig, RoutingConfigApi};
-use switchboard_routing::{Routing, RoutingOptions};
+use switchboard_routing::{RemoteRouting, Routing, RoutingApi, RoutingOptions};
 use switchboard_rpc::{Authenticated, Credentials};
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
 use switchboard_webhooks::{RemoteWebhooks, WebhooksApi};
@@ -78,11 +78,6 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         WebhooksOptions::from_config(&config.webhooks),
     )
     .context("cannot set up webhooks")?;
-    // One routing runtime per node: the gateway calls it in process, and it
-    // runs (owns tenants, ticks, moves events) wherever the gateway or the
-    // routing service is hosted.
-    // The configuration tells the ACD of queue and agent-profile changes;
-    // the ACD loads a tenant's configuration when its state starts empty.
     // Each peer a hosted service needs: in process when hosted here, else
     // its tonic client at the address from [peers], signing as this node.
     let peers = Peers::connect(&plan, &services, &service_keys, &identity, &webhooks)?;
@@ -98,23 +93,30 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         RoutingOptions::from_config(&config.routing),
     )
     .with_config(routing_config.clone());
+    // The configuration tells the ACD of queue and agent-profile changes;
+    // the ACD loads a tenant's configuration when its state starts empty.
+    // The runtime runs (owns tenants, ticks, moves events) only where the
+    // routing service is hosted; other services reach it through
+    // `RoutingApi`.
     let routing_config = routing_config.with_observer(Arc::new(routing.clone()));
-    let routing_runner = if services.contains(&"routing") {
-        "routing"
-    } else {
-        "gateway"
-    };
     let demo = match mode {
         Mode::Dev { demo: true } => Some(crate::demo::seed(&identity, &routing_config).await?),
         _ => None,
     };
-    let routing_config_api: Arc<dyn RoutingConfigApi> = match &peers.routing {
-        Some(channel) => Arc::new(RemoteRoutingConfig::new(
-            channel.clone(),
-            peers.credentials.clone(),
-        )),
-        None => Arc::new(routing_config.clone()),
-    };
+    let (routing_api, routing_config_api): (Arc<dyn RoutingApi>, Arc<dyn RoutingConfigApi>) =
+        match &peers.routing {
+            Some(channel) => (
+                Arc::new(RemoteRouting::new(
+                    channel.clone(),
+                    peers.credentials.clone(),
+                )),
+                Arc::new(RemoteRoutingConfig::new(
+                    channel.clone(),
+                    peers.credentials.clone(),
+                )),
+            ),
+            None => (Arc::new(routing.clone()), Arc::new(routing_config.clone())),
+        };
     let shared = Shared {
         config: &config,
         backends: &backends,
@@ -124,18 +126,12 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         routing_config: &routing_config,
         service_keys: &service_keys,
         peers: &peers,
+        routing_api: &routing_api,
         routing_config_api: &routing_config_api,
     };
     let parts = services
         .iter()
-        .map(|name| {
-            service_parts(
-                name,
-                &shared,
-                *name == routing_runner,
-                relay_holder(mode, &installation_id),
-            )
-        })
+        .map(|name| service_parts(name, &shared, relay_holder(mode, &installation_id)))
         .collect();
     let node = Node::build(
         NodeOptions {
@@ -186,6 +182,8 @@ struct Shared<'a> {
     routing_config: &'a RoutingConfig,
     service_keys: &'a Arc<ServiceKeys>,
     peers: &'a Peers,
+    /// The ACD as the gateway reaches it.
+    routing_api: &'a Arc<dyn RoutingApi>,
     /// The routing configuration as the gateway reaches it.
     routing_config_api: &'a Arc<dyn RoutingConfigApi>,
 }
@@ -237,12 +235,7 @@ impl Peers {
 
 /// What each hosted service adds to the node. `system` is served by every
 /// node itself.
-fn service_parts(
-    name: &'static str,
-    shared: &Shared<'_>,
-    runs_routing: bool,
-    relay_holder: String,
-) -> ServiceParts {
+fn service_parts(name: &'static str, shared: &Shared<'_>, relay_holder: String) -> ServiceParts {
     let Shared {
         config,
         backends,
@@ -252,6 +245,7 @@ fn service_parts(
         routing_config,
         service_keys,
         peers,
+        routing_api,
         routing_config_api,
     } = *shared;
     let mut parts = ServiceParts {
@@ -294,7 +288,7 @@ fn service_parts(
         );
         parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
     }
-    if runs_routing {
+    if name == "routing" {
         // Routing's copy of identity's tenants, clients and users, kept
         // where the ACD runs: it tells the ACD of client-scope changes.
         let projection = Consumer::new(
@@ -328,6 +322,7 @@ fn service_parts(
     if name == "routing" {
         parts.grpc_service_names = vec![
             switchboard_routing::grpc::SERVICE_NAME,
+            switchboard_routing::grpc_acd::SERVICE_NAME,
             switchboard_routing::grpc_config::SERVICE_NAME,
         ];
         let calls = switchboard_routing::calls::Calls::new(
@@ -339,12 +334,19 @@ fn service_parts(
             switchboard_routing::grpc::server(calls),
             service_keys.clone(),
         );
+        let acd = Authenticated::new(
+            switchboard_routing::grpc_acd::server(Arc::new(routing.clone())),
+            service_keys.clone(),
+        );
         let configuration = Authenticated::new(
             switchboard_routing::grpc_config::server(Arc::new(routing_config.clone())),
             service_keys.clone(),
         );
         parts.grpc = Some(Box::new(move |routes: Routes| {
-            routes.add_service(server).add_service(configuration)
+            routes
+                .add_service(server)
+                .add_service(acd)
+                .add_service(configuration)
         }));
     }
     if name == "identity" {
@@ -383,7 +385,7 @@ fn service_parts(
             Gateway::new(
                 peers.identity.clone(),
                 peers.webhooks.clone(),
-                routing.clone(),
+                routing_api.clone(),
                 routing_config_api.clone(),
                 backends.cache.clone(),
                 options,

@@ -4,7 +4,8 @@
 //! address (`[peers]`) and trusting them only by the internal key. The
 //! whole contact-center flow goes through the gateway's public API (the
 //! test plays the edge over `CallRouting`, as a carrier call would arrive);
-//! then one routing replica is killed and the flow goes on. The same flow
+//! then the routing replica owning the tenant is killed and the flow goes
+//! on, through the other. The same flow
 //! passes in `dev` (one process, in-process clients).
 
 mod common;
@@ -17,6 +18,8 @@ use futures::{SinkExt, StreamExt};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_auth::{ServiceKeys, SigningKey};
+use switchboard_platform::Cache;
+use switchboard_platform::cache::RedisCache;
 use switchboard_proto::routing::v1 as pb;
 use switchboard_rpc::{CallContext, Credentials};
 use switchboard_tenancy::{Tenant, TenantId};
@@ -83,6 +86,22 @@ upkeep_every = "100ms"
     ])
     .unwrap();
     (config, Arc::new(keys))
+}
+
+/// The routing instance holding `tenant`'s lease: its token is
+/// `<instance name>/<random>` (`switchboard_routing::host`).
+async fn lease_holder(prefix: &str, tenant: TenantId) -> String {
+    let cache = RedisCache::connect(&redis_url(), prefix).await.unwrap();
+    let token = cache
+        .get(&format!("routing:{{{tenant}}}:lease"))
+        .await
+        .unwrap()
+        .expect("the tenant has an owner");
+    let token = String::from_utf8(token.to_vec()).unwrap();
+    token
+        .rsplit_once('/')
+        .map(|(holder, _)| holder.to_owned())
+        .unwrap_or(token)
 }
 
 /// A free loopback port for a gRPC listener its peers must know in
@@ -494,6 +513,7 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
             .env("SWITCHBOARD_CACHE__BACKEND", "redis")
             .env("SWITCHBOARD_CACHE__REDIS__URL", redis_url())
             .env("SWITCHBOARD_CACHE__REDIS__KEY_PREFIX", &prefix)
+            .env("SWITCHBOARD_ROUTING__INSTANCE_NAME", name)
             .env("SWITCHBOARD_BUS__BACKEND", "rabbitmq")
             .env("SWITCHBOARD_BUS__RABBITMQ__URL", amqp_url())
             .env("SWITCHBOARD_BUS__RABBITMQ__EXCHANGE", &prefix)
@@ -536,15 +556,31 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         credentials: Credentials::new(keys.clone(), "edge"),
     };
     let first_routing = processes[1].grpc.clone();
-    let second_routing = processes[2].grpc.clone();
     let center =
         set_up_and_take_one_contact(&api, &edge, &first_routing, &received, &hook_url).await;
 
-    // One routing replica dies without warning; the other takes its
-    // tenants over (once the lease runs out) and the flow goes on.
-    let mut first = processes.remove(1);
-    first.running.child.start_kill().unwrap();
-    let _ = first.running.child.wait().await;
+    // The routing replica that owns the tenant dies without warning; the
+    // other takes the tenant over (once the lease runs out) and the flow
+    // goes on. The owner is the holder named in the tenant's lease.
+    let owner = lease_holder(&prefix, center.tenant).await;
+    let owner_index = processes
+        .iter()
+        .position(|process| process.name == owner)
+        .unwrap_or_else(|| panic!("the lease names {owner:?}, no routing replica"));
+    let mut dead = processes.remove(owner_index);
+    let survivor = if dead.name == "routing-1" {
+        "routing-2"
+    } else {
+        "routing-1"
+    };
+    let second_routing = processes
+        .iter()
+        .find(|process| process.name == survivor)
+        .unwrap()
+        .grpc
+        .clone();
+    dead.running.child.start_kill().unwrap();
+    let _ = dead.running.child.wait().await;
     // Until the dead replica's lease on the tenant runs out, its requests
     // answer 503 (a desktop retries); then another instance owns it.
     let recovered = eventually(Duration::from_secs(30), || async {
@@ -560,6 +596,11 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     })
     .await;
     assert!(recovered, "routing did not recover from losing a replica");
+    assert_eq!(
+        lease_holder(&prefix, center.tenant).await,
+        survivor,
+        "the survivor owns the tenant"
+    );
     take_one_contact(&api, &edge, &second_routing, &center).await;
 
     // Without the internal key, the gRPC APIs refuse: a stranger's

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use switchboard_acd::{AgentState, AgentView, Offer, Presence};
-use switchboard_routing::QueueFigures;
+use switchboard_routing_api::acd::QueueFigures;
 
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{PartialSchema, ToSchema};

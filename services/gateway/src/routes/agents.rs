@@ -19,9 +19,8 @@ use chrono::Utc;
 use switchboard_acd::{AgentId, ContactId, Presence};
 use switchboard_http::{ApiJson, FieldError, Problem};
 use switchboard_identity_api::{Actor, Principal, Role};
-use switchboard_routing::{Answer, NoticeEvent, Operation, Query};
-use switchboard_tenancy::{ClientId, ClientScope, TenantId};
-use tokio::sync::broadcast;
+use switchboard_routing_api::acd::{Answer, Notice, NoticeEvent, Notices, Operation, Query};
+use switchboard_tenancy::Tenant;
 
 use crate::Gateway;
 use crate::auth::{Credential, stream_credential_lapsed};
@@ -44,9 +43,9 @@ const STATS_EVERY: Duration = Duration::from_millis(500);
 const STATS_AT_LEAST_EVERY: Duration = Duration::from_secs(5);
 
 /// The caller's tenant and agent: users only.
-fn agent_of(principal: &Principal) -> ApiResult<(TenantId, AgentId)> {
+fn agent_of(principal: &Principal) -> ApiResult<(Tenant, AgentId)> {
     match &principal.actor {
-        Actor::User { id, .. } => Ok((principal.tenant.id(), AgentId::from_uuid(id.as_uuid()))),
+        Actor::User { id, .. } => Ok((principal.tenant.clone(), AgentId::from_uuid(id.as_uuid()))),
         Actor::ApiKey { .. } => Err(Problem::forbidden(
             "not_an_agent",
             "agent routes act as the signed-in user; an API key is not an agent",
@@ -59,7 +58,7 @@ fn agent_of(principal: &Principal) -> ApiResult<(TenantId, AgentId)> {
 /// figures: owners, admins, supervisors and quality analysts, and API keys
 /// that may read the routing configuration. A client-scoped caller sees its
 /// clients' queues only.
-fn watcher_of(principal: &Principal) -> ApiResult<(TenantId, ClientScope)> {
+fn watcher_of(principal: &Principal) -> ApiResult<Tenant> {
     let allowed = match &principal.actor {
         Actor::User { roles, .. } => roles.iter().any(|role| {
             matches!(
@@ -78,10 +77,10 @@ fn watcher_of(principal: &Principal) -> ApiResult<(TenantId, ClientScope)> {
         )
         .into());
     }
-    Ok((principal.tenant.id(), principal.tenant.clients().clone()))
+    Ok(principal.tenant.clone())
 }
 
-async fn agent_view(gateway: &Gateway, tenant: TenantId, agent: AgentId) -> ApiResult<AgentDto> {
+async fn agent_view(gateway: &Gateway, tenant: &Tenant, agent: AgentId) -> ApiResult<AgentDto> {
     match gateway
         .routing
         .query(tenant, Query::Agent { agent })
@@ -100,7 +99,7 @@ fn unexpected(answer: Answer) -> ApiError {
 /// Runs `operation` as the agent, then answers with the agent.
 async fn act(
     gateway: &Gateway,
-    tenant: TenantId,
+    tenant: &Tenant,
     agent: AgentId,
     operation: Operation,
 ) -> ApiResult<ApiJson<AgentDto>> {
@@ -131,7 +130,7 @@ pub(crate) async fn me(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<ApiJson<AgentDto>> {
     let (tenant, agent) = agent_of(&principal)?;
-    Ok(ApiJson(agent_view(&gateway, tenant, agent).await?))
+    Ok(ApiJson(agent_view(&gateway, &tenant, agent).await?))
 }
 
 /// Set the agent's presence
@@ -183,7 +182,7 @@ pub(crate) async fn set_presence(
     }
     act(
         &gateway,
-        tenant,
+        &tenant,
         agent,
         Operation::SetPresence { agent, presence },
     )
@@ -216,7 +215,7 @@ pub(crate) async fn accept(
     let contact = id_of::<ContactId>(&contact, "contact")?;
     act(
         &gateway,
-        tenant,
+        &tenant,
         agent,
         Operation::Accept { agent, contact },
     )
@@ -249,7 +248,7 @@ pub(crate) async fn decline(
     let contact = id_of::<ContactId>(&contact, "contact")?;
     act(
         &gateway,
-        tenant,
+        &tenant,
         agent,
         Operation::Decline { agent, contact },
     )
@@ -289,7 +288,7 @@ pub(crate) async fn extend_wrap_up(
     let by_ms = u64::from(body.seconds) * 1000;
     act(
         &gateway,
-        tenant,
+        &tenant,
         agent,
         Operation::ExtendWrapUp { agent, by_ms },
     )
@@ -314,7 +313,7 @@ pub(crate) async fn end_wrap_up(
     Extension(principal): Extension<Principal>,
 ) -> ApiResult<ApiJson<AgentDto>> {
     let (tenant, agent) = agent_of(&principal)?;
-    act(&gateway, tenant, agent, Operation::EndWrapUp { agent }).await
+    act(&gateway, &tenant, agent, Operation::EndWrapUp { agent }).await
 }
 
 /// The agent's live stream (WebSocket)
@@ -346,8 +345,8 @@ pub(crate) async fn agent_stream(
     let (tenant, agent) = agent_of(&principal)?;
     let upgrade = upgrade.map_err(not_a_handshake)?;
     // Subscribed before the snapshot is read, so nothing falls between.
-    let notices = gateway.routing.notices();
-    let snapshot = agent_view(&gateway, tenant, agent).await?;
+    let notices = gateway.routing.notices(&tenant).await?;
+    let snapshot = agent_view(&gateway, &tenant, agent).await?;
     let credential = StreamCredential {
         credential,
         expires_at: principal.expires_at,
@@ -392,6 +391,17 @@ async fn close_lapsed(socket: &mut WebSocket, reason: &str) {
     let _ = socket.send(Message::Close(Some(frame))).await;
 }
 
+/// Closes a stream whose source of notices went away (the routing node it
+/// listened to stopped) with 1012 Service Restart (RFC 6455 §7.4, IANA
+/// registry): the client reconnects and is served by another node.
+async fn close_gone(socket: &mut WebSocket) {
+    let frame = CloseFrame {
+        code: close_code::RESTART,
+        reason: "routing restarted; reconnect".into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
 /// 426 Upgrade Required (RFC 9110 §15.5.22) for a plain request to a
 /// WebSocket route.
 fn not_a_handshake(rejection: WebSocketUpgradeRejection) -> ApiError {
@@ -421,15 +431,15 @@ async fn agent_session(
     mut socket: WebSocket,
     gateway: Gateway,
     credential: StreamCredential,
-    (tenant, agent): (TenantId, AgentId),
+    (tenant, agent): (Tenant, AgentId),
     snapshot: AgentDto,
-    mut notices: broadcast::Receiver<NoticeEvent>,
+    mut notices: Notices,
 ) {
     if !send_json(&mut socket, &AgentMessage::Snapshot { agent: snapshot }).await {
         return;
     }
     let lapsed = credential.lapsed(&gateway, |principal| {
-        agent_of(principal).is_ok_and(|found| found == (tenant, agent))
+        agent_of(principal).is_ok_and(|(of, found)| of.id() == tenant.id() && found == agent)
     });
     tokio::pin!(lapsed);
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -450,18 +460,17 @@ async fn agent_session(
                 }
                 continue;
             }
-            notice = notices.recv() => match notice {
-                Ok(NoticeEvent::Notice(notice)) if notice.tenant == tenant => {
-                    agent_messages(&notice, agent)
+            notice = notices.next() => match notice {
+                Some(NoticeEvent::Notice(notice)) => agent_messages(&notice, agent),
+                Some(NoticeEvent::Gap) => match agent_view(&gateway, &tenant, agent).await {
+                    Ok(agent) => vec![AgentMessage::Snapshot { agent }],
+                    Err(_) => return,
+                },
+                // Routing went away: the desktop reconnects.
+                None => {
+                    close_gone(&mut socket).await;
+                    return;
                 }
-                Ok(NoticeEvent::Notice(_)) => continue,
-                Ok(NoticeEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                    match agent_view(&gateway, tenant, agent).await {
-                        Ok(agent) => vec![AgentMessage::Snapshot { agent }],
-                        Err(_) => return,
-                    }
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
             },
         };
         for mut message in messages {
@@ -469,7 +478,7 @@ async fn agent_session(
                 let contact = ContactId::from_uuid(offer.contact_id);
                 offer.callback_number = gateway
                     .routing
-                    .callback_number(tenant, contact)
+                    .callback_number(&tenant, contact)
                     .await
                     .unwrap_or_default();
             }
@@ -481,7 +490,7 @@ async fn agent_session(
 }
 
 /// What of a notice concerns `agent`, in order.
-fn agent_messages(notice: &switchboard_routing::Notice, agent: AgentId) -> Vec<AgentMessage> {
+fn agent_messages(notice: &Notice, agent: AgentId) -> Vec<AgentMessage> {
     let mut messages = Vec::new();
     for offer in notice.withdrawn.iter().filter(|offer| offer.agent == agent) {
         messages.push(AgentMessage::OfferWithdrawn {
@@ -501,25 +510,20 @@ fn agent_messages(notice: &switchboard_routing::Notice, agent: AgentId) -> Vec<A
         messages.push(AgentMessage::State {
             from: (&change.from).into(),
             to: (&change.to).into(),
-            cause: switchboard_routing::events::cause_name(change.reason).to_owned(),
+            cause: change.reason.name().to_owned(),
             at: change.at,
         });
     }
     messages
 }
 
-async fn queue_stats_of(
-    gateway: &Gateway,
-    (tenant, scope): &(TenantId, ClientScope),
-) -> ApiResult<QueueStatsListDto> {
-    match gateway.routing.query(*tenant, Query::QueueStats).await? {
+/// The figures of the queues `tenant`'s client scope allows (routing
+/// leaves the others out).
+async fn queue_stats_of(gateway: &Gateway, tenant: &Tenant) -> ApiResult<QueueStatsListDto> {
+    match gateway.routing.query(tenant, Query::QueueStats).await? {
         Answer::QueueStats { queues } => Ok(QueueStatsListDto {
             at: Utc::now(),
-            queues: queues
-                .iter()
-                .filter(|figures| scope.allows(figures.client.map(ClientId::from_uuid)))
-                .map(QueueStatsDto::from)
-                .collect(),
+            queues: queues.iter().map(QueueStatsDto::from).collect(),
         }),
         other => Err(unexpected(other)),
     }
@@ -574,7 +578,7 @@ pub(crate) async fn queue_stats_stream(
 ) -> ApiResult<Response> {
     let watcher = watcher_of(&principal)?;
     let upgrade = upgrade.map_err(not_a_handshake)?;
-    let notices = gateway.routing.notices();
+    let notices = gateway.routing.notices(&watcher).await?;
     let first = queue_stats_of(&gateway, &watcher).await?;
     let credential = StreamCredential {
         credential,
@@ -589,9 +593,9 @@ async fn stats_session(
     mut socket: WebSocket,
     gateway: Gateway,
     credential: StreamCredential,
-    watcher: (TenantId, ClientScope),
+    watcher: Tenant,
     first: QueueStatsListDto,
-    mut notices: broadcast::Receiver<NoticeEvent>,
+    mut notices: Notices,
 ) {
     if !send_json(&mut socket, &QueueStatsMessage::QueueStats { stats: first }).await {
         return;
@@ -624,10 +628,12 @@ async fn stats_session(
                     return;
                 }
             }
-            notice = notices.recv() => match notice {
-                Ok(NoticeEvent::Notice(notice)) => dirty |= notice.tenant == watcher.0,
-                Ok(NoticeEvent::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => dirty = true,
-                Err(broadcast::error::RecvError::Closed) => return,
+            notice = notices.next() => match notice {
+                Some(_) => dirty = true,
+                None => {
+                    close_gone(&mut socket).await;
+                    return;
+                }
             },
             _ = tokio::time::sleep_until(next_send) => {
                 let Ok(stats) = queue_stats_of(&gateway, &watcher).await else {

@@ -7,7 +7,7 @@
 //! routing's projection of identity's events), and the gateway serving
 //! HTTP on a loopback port — wired as `switchboard dev` and `serve` wire
 //! them (`services/switchboard/src/run.rs`). With [`SiteOptions::remote`]
-//! the gateway reaches webhooks and the routing configuration through
+//! the gateway reaches webhooks, the ACD and the routing configuration through
 //! their tonic clients, over loopback gRPC servers wrapped in
 //! `Authenticated`, as a split deployment does. Each test file adds the
 //! request helpers it needs as methods of [`Site`].
@@ -46,7 +46,7 @@ use switchboard_platform::database::DatabaseOptions;
 use switchboard_platform::{Bus, Cache, Database};
 use switchboard_routing::calls::Calls;
 use switchboard_routing::config::{ConfigError, IdentityDirectory, RoutingConfig};
-use switchboard_routing::{Routing, RoutingOptions, Running};
+use switchboard_routing::{RemoteRouting, Routing, RoutingApi, RoutingOptions, Running};
 use switchboard_routing_api::config::{RemoteRoutingConfig, RoutingConfigApi};
 use switchboard_rpc::{Authenticated, Credentials};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
@@ -129,8 +129,8 @@ pub struct SiteOptions {
     pub webhooks: WebhooksOptions,
     pub routing: RoutingOptions,
     pub throttle: ThrottlePolicy,
-    /// The gateway calls webhooks and the routing configuration over
-    /// gRPC (their remote clients), not in process.
+    /// The gateway calls webhooks, the ACD and the routing configuration
+    /// over gRPC (their remote clients), not in process.
     pub remote: bool,
 }
 
@@ -293,16 +293,18 @@ impl Site {
         } else {
             Arc::new(identity.clone())
         };
-        let (webhooks_api, config_api): (Arc<dyn WebhooksApi>, Arc<dyn RoutingConfigApi>) =
-            if options.remote {
-                remote_clients(webhooks.clone(), config).await
-            } else {
-                (Arc::new(webhooks.clone()), Arc::new(config))
-            };
+        let (webhooks_api, routing_api, config_api) = if options.remote {
+            remote_clients(webhooks.clone(), routing.clone(), config).await
+        } else {
+            let routing_api: Arc<dyn RoutingApi> = Arc::new(routing.clone());
+            let webhooks_api: Arc<dyn WebhooksApi> = Arc::new(webhooks.clone());
+            let config_api: Arc<dyn RoutingConfigApi> = Arc::new(config);
+            (webhooks_api, routing_api, config_api)
+        };
         let router = Gateway::new(
             gateway_identity,
             webhooks_api,
-            routing.clone(),
+            routing_api,
             config_api,
             cache,
             options.gateway,
@@ -361,17 +363,26 @@ impl Site {
     }
 }
 
-/// The webhooks and routing configuration services on a loopback gRPC
-/// server, each wrapped in `Authenticated`, and their remote clients
-/// signing as the gateway.
+/// The webhooks service, the ACD and the routing configuration on a
+/// loopback gRPC server, each wrapped in `Authenticated`, and their remote
+/// clients signing as the gateway.
 async fn remote_clients(
     webhooks: Webhooks,
+    routing: Routing,
     config: RoutingConfig,
-) -> (Arc<dyn WebhooksApi>, Arc<dyn RoutingConfigApi>) {
+) -> (
+    Arc<dyn WebhooksApi>,
+    Arc<dyn RoutingApi>,
+    Arc<dyn RoutingConfigApi>,
+) {
     let keys = internal_keys();
     let channel = serve_grpc(
         Routes::new(Authenticated::new(
             switchboard_webhooks::grpc::server(Arc::new(webhooks)),
+            keys.clone(),
+        ))
+        .add_service(Authenticated::new(
+            switchboard_routing::grpc_acd::server(Arc::new(routing)),
             keys.clone(),
         ))
         .add_service(Authenticated::new(
@@ -383,6 +394,7 @@ async fn remote_clients(
     let credentials = Credentials::new(keys, "gateway");
     (
         Arc::new(RemoteWebhooks::new(channel.clone(), credentials.clone())),
+        Arc::new(RemoteRouting::new(channel.clone(), credentials.clone())),
         Arc::new(RemoteRoutingConfig::new(channel, credentials)),
     )
 }

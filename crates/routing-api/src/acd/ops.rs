@@ -1,7 +1,7 @@
 //! The operations and reads of a tenant's ACD as data, so that an
 //! instance that does not own the tenant can send them to the one that
-//! does (see [`crate::Routing`]), and every adapter (REST, WebSockets,
-//! the edge's gRPC) speaks one vocabulary.
+//! does, a caller on another node can send them over gRPC, and every
+//! adapter (REST, WebSockets, the edge's gRPC) speaks one vocabulary.
 
 use std::time::Duration;
 
@@ -87,7 +87,7 @@ impl Operation {
 
     /// The contact whose wait in its queue this operation may end (by an
     /// answer or an abandon), to measure that wait.
-    pub(crate) fn ends_wait_of(&self) -> Option<ContactId> {
+    pub fn ends_wait_of(&self) -> Option<ContactId> {
         match self {
             Operation::Accept { contact, .. } | Operation::Abandon { contact } => Some(*contact),
             _ => None,
