@@ -28,6 +28,7 @@ mod event;
 pub mod outbox;
 pub mod pack;
 pub mod replay;
+pub mod service;
 
 mod consumer;
 mod relay;

@@ -17,3 +17,4 @@ pub mod peer;
 pub use credential::{Authenticated, CallContext, Caller, Credentials};
 pub use error::{ERROR_TABLE, ErrorKind, ErrorMapping, FieldError, ServiceError};
 pub use peer::{connect_balanced, connect_lazy};
+pub use switchboard_auth::ServiceKeys;

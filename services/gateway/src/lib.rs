@@ -9,6 +9,7 @@ mod dto;
 mod error;
 mod openapi;
 mod routes;
+pub mod service;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,6 +44,23 @@ pub struct GatewayOptions {
     /// login throttling, signup limits and the audit log); from any other
     /// peer the header is ignored.
     pub trusted_proxies: Vec<IpNet>,
+}
+
+impl GatewayOptions {
+    /// The `[gateway]` settings (the idempotency window keeps its default).
+    pub fn from_config(config: &switchboard_config::GatewayConfig) -> Self {
+        Self {
+            body_limit: config.body_limit_bytes,
+            signup_limit: Limit {
+                capacity: config.signups_per_hour,
+                per_second: f64::from(config.signups_per_hour) / 3600.0,
+            },
+            expose_verification_token: config.expose_verification_token,
+            stream_recheck_every: config.stream_recheck_every,
+            trusted_proxies: config.trusted_proxies.clone(),
+            ..Self::default()
+        }
+    }
 }
 
 impl Default for GatewayOptions {

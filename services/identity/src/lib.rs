@@ -21,6 +21,7 @@ mod error;
 mod events;
 pub mod grpc;
 mod seats;
+pub mod service;
 mod sessions;
 mod signup;
 pub mod store;

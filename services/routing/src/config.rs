@@ -42,6 +42,7 @@ mod directory;
 mod engine;
 mod error;
 mod flows;
+mod identity;
 mod items;
 mod local;
 mod projection;
@@ -57,6 +58,7 @@ use switchboard_tenancy::{AgentId, QueueId, TenantId};
 pub use cached::{CachedConfig, PublishedFlow, TenantConfig};
 pub use directory::IdentityDirectory;
 pub use error::{ConfigError, FieldError, Result};
+pub use identity::IdentityAsDirectory;
 pub use projection::{IdentityProjection, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 #[cfg(feature = "openapi")]
 pub use switchboard_routing_api::config::openapi;

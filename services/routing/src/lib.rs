@@ -17,6 +17,7 @@ pub mod grpc_config;
 pub mod host;
 pub mod metrics;
 pub mod runtime;
+pub mod service;
 
 pub use host::{EngineHost, HostError, HostOptions, HostStats};
 pub use runtime::{Routing, RoutingOptions, Running};

@@ -8,7 +8,6 @@ mod cli;
 mod composition;
 mod contacts;
 mod demo;
-mod directory;
 mod events;
 mod keys;
 mod migrate;

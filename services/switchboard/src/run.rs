@@ -3,24 +3,25 @@
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use switchboard_auth::{LoginThrottle, ServiceKeys, ThrottlePolicy};
+use switchboard_auth::ServiceKeys;
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
-use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
-use switchboard_gateway::{Gateway, GatewayOptions};
-use switchboard_http::Limit;
-use switchboard_identity::{Identity, IdentityOptions};
+use switchboard_events::RelayOptions;
+use switchboard_events::service::{self as events, EventsService};
+use switchboard_gateway::GatewayOptions;
+use switchboard_gateway::service::{self as gateway, GatewayPeers, GatewayService};
+use switchboard_identity::Identity;
+use switchboard_identity::service::{self as identity, IdentityService, IdentityServiceOptions};
 use switchboard_identity_api::{IdentityApi, RemoteIdentity};
 use switchboard_migrations::{Migrator, MigratorTrait, SYSTEM_ROLE};
 use switchboard_platform::Backends;
-use switchboard_routing::config::RoutingConfig;
-use switchboard_routing::config::{RemoteRoutingConfig, RoutingConfigApi};
-use switchboard_routing::{RemoteRouting, Routing, RoutingApi, RoutingOptions};
-use switchboard_rpc::{Authenticated, Credentials};
+use switchboard_routing::config::{RemoteRoutingConfig, RoutingConfig, RoutingConfigApi};
+use switchboard_routing::service::{self as routing, RoutingService, RoutingServiceOptions};
+use switchboard_routing::{RemoteRouting, RoutingApi};
+use switchboard_rpc::Credentials;
 use switchboard_runtime::{Node, NodeOptions, ServiceParts};
+use switchboard_webhooks::service::{self as webhooks, WebhooksService, WebhooksServiceOptions};
 use switchboard_webhooks::{RemoteWebhooks, WebhooksApi};
-use switchboard_webhooks::{Webhooks, WebhooksOptions};
 use tokio_util::sync::CancellationToken;
-use tonic::service::Routes;
 use tonic::transport::Channel;
 
 use crate::composition::{Peer, Plan};
@@ -72,71 +73,24 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     let service_keys = Arc::new(
         crate::keys::service_keys(&config).context("cannot load the internal service keys")?,
     );
-    let identity = identity(&config, &backends, mode)?;
-    let webhooks = Webhooks::new(
-        backends.database.clone(),
-        WebhooksOptions::from_config(&config.webhooks),
-    )
-    .context("cannot set up webhooks")?;
-    // Each peer a hosted service needs: in process when hosted here, else
-    // its tonic client at the address from [peers], signing as this node.
-    let peers = Peers::connect(&plan, &services, &service_keys, &identity, &webhooks)?;
-    let routing_config = RoutingConfig::new(
-        backends.database.clone(),
-        Arc::new(crate::directory::IdentityAsDirectory(
-            peers.identity.clone(),
-        )),
-    );
-    let routing = Routing::new(
-        backends.cache.clone(),
-        backends.database.clone(),
-        RoutingOptions::from_config(&config.routing),
-    )
-    .with_config(routing_config.clone());
-    // The configuration tells the ACD of queue and agent-profile changes;
-    // the ACD loads a tenant's configuration when its state starts empty.
-    // The runtime runs (owns tenants, ticks, moves events) only where the
-    // routing service is hosted; other services reach it through
-    // `RoutingApi`.
-    let routing_config = routing_config.with_observer(Arc::new(routing.clone()));
-    let demo = match mode {
-        Mode::Dev { demo: true } => Some(crate::demo::seed(&identity, &routing_config).await?),
+    let parts = compose(
+        &config,
+        &backends,
+        (&services, &plan),
+        &service_keys,
+        mode,
+        &installation_id,
+    )?;
+    let demo = match (mode, &parts.demo) {
+        (Mode::Dev { demo: true }, Some((identity, routing_config))) => {
+            Some(crate::demo::seed(identity, routing_config).await?)
+        }
         _ => None,
     };
-    let (routing_api, routing_config_api): (Arc<dyn RoutingApi>, Arc<dyn RoutingConfigApi>) =
-        match &peers.routing {
-            Some(channel) => (
-                Arc::new(RemoteRouting::new(
-                    channel.clone(),
-                    peers.credentials.clone(),
-                )),
-                Arc::new(RemoteRoutingConfig::new(
-                    channel.clone(),
-                    peers.credentials.clone(),
-                )),
-            ),
-            None => (Arc::new(routing.clone()), Arc::new(routing_config.clone())),
-        };
-    let shared = Shared {
-        config: &config,
-        backends: &backends,
-        identity: &identity,
-        webhooks: &webhooks,
-        routing: &routing,
-        routing_config: &routing_config,
-        service_keys: &service_keys,
-        peers: &peers,
-        routing_api: &routing_api,
-        routing_config_api: &routing_config_api,
-    };
-    let parts = services
-        .iter()
-        .map(|name| service_parts(name, &shared, relay_holder(mode, &installation_id)))
-        .collect();
     let node = Node::build(
         NodeOptions {
             config: config.clone(),
-            services: parts,
+            services: parts.services,
             installation_id: installation_id.clone(),
             service_keys: service_keys.clone(),
         },
@@ -171,229 +125,148 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
     result.map_err(Into::into)
 }
 
-/// What the services of a node are built from.
-#[derive(Clone, Copy)]
-struct Shared<'a> {
-    config: &'a Config,
-    backends: &'a Backends,
-    identity: &'a Identity,
-    webhooks: &'a Webhooks,
-    routing: &'a Routing,
-    routing_config: &'a RoutingConfig,
-    service_keys: &'a Arc<ServiceKeys>,
-    peers: &'a Peers,
-    /// The ACD as the gateway reaches it.
-    routing_api: &'a Arc<dyn RoutingApi>,
-    /// The routing configuration as the gateway reaches it.
-    routing_config_api: &'a Arc<dyn RoutingConfigApi>,
+/// The services a node hosts, built in dependency order, each given its
+/// peers: in process when hosted here, else their tonic clients at the
+/// addresses from `[peers]`, signing as this node.
+struct Composed {
+    /// What each hosted service adds to the node, in `--services` order.
+    services: Vec<ServiceParts>,
+    /// Identity and the routing configuration, when both are hosted (the
+    /// demo seed).
+    demo: Option<(Identity, RoutingConfig)>,
 }
 
-/// The clients of a node's peers: in process for what it hosts, over gRPC
-/// for the rest.
-struct Peers {
-    identity: Arc<dyn IdentityApi>,
-    webhooks: Arc<dyn WebhooksApi>,
-    /// The channel to routing's replicas when routing is remote.
-    routing: Option<Channel>,
-    /// What this node's calls to its peers are signed with.
-    credentials: Credentials,
-}
-
-impl Peers {
-    fn connect(
-        plan: &Plan,
-        services: &[&str],
-        service_keys: &Arc<ServiceKeys>,
-        identity: &Identity,
-        webhooks: &Webhooks,
-    ) -> anyhow::Result<Self> {
-        let credentials = Credentials::new(service_keys.clone(), &services.join("+"));
-        let remote = |name: &str| -> anyhow::Result<Option<Channel>> {
-            match plan.peer(name) {
-                Some(Peer::Remote(addresses)) => switchboard_rpc::connect_balanced(addresses)
-                    .map(Some)
-                    .map_err(|error| anyhow::anyhow!("config key `peers.{name}`: {error}")),
-                _ => Ok(None),
-            }
-        };
-        let identity: Arc<dyn IdentityApi> = match remote("identity")? {
-            Some(channel) => Arc::new(RemoteIdentity::new(channel, credentials.clone())),
-            None => Arc::new(identity.clone()),
-        };
-        let webhooks: Arc<dyn WebhooksApi> = match remote("webhooks")? {
-            Some(channel) => Arc::new(RemoteWebhooks::new(channel, credentials.clone())),
-            None => Arc::new(webhooks.clone()),
-        };
-        Ok(Self {
-            identity,
-            webhooks,
-            routing: remote("routing")?,
-            credentials,
-        })
-    }
-}
-
-/// What each hosted service adds to the node. `system` is served by every
-/// node itself.
-fn service_parts(name: &'static str, shared: &Shared<'_>, relay_holder: String) -> ServiceParts {
-    let Shared {
-        config,
-        backends,
-        identity,
-        webhooks,
-        routing,
-        routing_config,
-        service_keys,
-        peers,
-        routing_api,
-        routing_config_api,
-    } = *shared;
-    let mut parts = ServiceParts {
-        name,
-        grpc_service_names: Vec::new(),
-        grpc: None,
-        http: None,
-        workers: Vec::new(),
+fn compose(
+    config: &Config,
+    backends: &Backends,
+    (services, plan): (&[&'static str], &Plan),
+    service_keys: &Arc<ServiceKeys>,
+    mode: Mode,
+    installation_id: &str,
+) -> anyhow::Result<Composed> {
+    let hosts = |name: &str| services.contains(&name);
+    let credentials = Credentials::new(service_keys.clone(), &services.join("+"));
+    let remote = |name: &str| -> anyhow::Result<Option<Channel>> {
+        match plan.peer(name) {
+            Some(Peer::Remote(addresses)) => switchboard_rpc::connect_balanced(addresses)
+                .map(Some)
+                .map_err(|error| anyhow::anyhow!("config key `peers.{name}`: {error}")),
+            _ => Ok(None),
+        }
     };
-    if name == "events" {
-        let relay = Relay::new(
-            backends.database.clone(),
-            backends.bus.clone(),
-            RelayOptions {
-                holder: relay_holder,
-                ..RelayOptions::from_config(&config.events)
-            },
+    // A peer the plan gave this node: hosted here, or remote.
+    let missing = |name: &str| anyhow::anyhow!("no {name} peer (the plan should have refused)");
+
+    let identity = if hosts(identity::NAME) {
+        let token_keys = crate::keys::token_keys(config)?;
+        let options = IdentityServiceOptions::from_config(
+            config,
+            token_keys,
+            matches!(mode, Mode::Dev { .. }),
         );
-        parts.workers.push(Box::new(move |stop| relay.spawn(stop)));
-    }
-    if name == "webhooks" {
-        let consumer = Consumer::new(
-            backends.database.clone(),
-            backends.bus.clone(),
-            ConsumerOptions::new(switchboard_webhooks::CONSUMER_NAME, ["#"])
-                .with_config(&config.events),
-            webhooks.intake(),
-        );
-        parts
-            .workers
-            .push(Box::new(move |stop| consumer.spawn(stop)));
-        let dispatcher = webhooks.clone();
-        parts
-            .workers
-            .push(Box::new(move |stop| dispatcher.spawn_dispatcher(stop)));
-        parts.grpc_service_names = vec![switchboard_webhooks::grpc::SERVICE_NAME];
-        let server = Authenticated::new(
-            switchboard_webhooks::grpc::server(Arc::new(webhooks.clone())),
+        Some(IdentityService::new(
+            options,
+            backends,
             service_keys.clone(),
-        );
-        parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
-    }
-    if name == "routing" {
-        // Routing's copy of identity's tenants, clients and users, kept
-        // where the ACD runs: it tells the ACD of client-scope changes.
-        let projection = Consumer::new(
-            backends.database.clone(),
-            backends.bus.clone(),
-            ConsumerOptions::new(
-                switchboard_routing::config::PROJECTION_CONSUMER_NAME,
-                switchboard_routing::config::PROJECTION_BINDINGS
-                    .iter()
-                    .copied(),
-            )
-            .with_config(&config.events),
-            routing_config.identity_projection(),
-        );
-        parts
-            .workers
-            .push(Box::new(move |stop| projection.spawn(stop)));
-        let routing = routing.clone();
-        parts.workers.push(Box::new(move |stop| {
-            tokio::spawn(async move {
-                match routing.start().await {
-                    Ok(running) => {
-                        stop.cancelled().await;
-                        running.stop().await;
-                    }
-                    Err(error) => tracing::error!(%error, "routing did not start"),
-                }
-            })
-        }));
-    }
-    if name == "routing" {
-        parts.grpc_service_names = vec![
-            switchboard_routing::grpc::SERVICE_NAME,
-            switchboard_routing::grpc_acd::SERVICE_NAME,
-            switchboard_routing::grpc_config::SERVICE_NAME,
-        ];
-        let calls = switchboard_routing::calls::Calls::new(
-            routing.clone(),
-            routing_config.clone(),
-            backends.cache.clone(),
-        );
-        let server = Authenticated::new(
-            switchboard_routing::grpc::server(calls),
+        ))
+    } else {
+        None
+    };
+    let identity_api: Option<Arc<dyn IdentityApi>> = match remote(identity::NAME)? {
+        Some(channel) => Some(Arc::new(RemoteIdentity::new(channel, credentials.clone()))),
+        None => identity.as_ref().map(IdentityService::api),
+    };
+    let webhooks = if hosts(webhooks::NAME) {
+        let options = WebhooksServiceOptions::from_config(config);
+        Some(
+            WebhooksService::new(options, backends, service_keys.clone())
+                .context("cannot set up webhooks")?,
+        )
+    } else {
+        None
+    };
+    let routing = if hosts(routing::NAME) {
+        let identity = identity_api
+            .clone()
+            .ok_or_else(|| missing(identity::NAME))?;
+        let options = RoutingServiceOptions::from_config(config);
+        Some(RoutingService::new(
+            options,
+            backends,
             service_keys.clone(),
-        );
-        let acd = Authenticated::new(
-            switchboard_routing::grpc_acd::server(Arc::new(routing.clone())),
-            service_keys.clone(),
-        );
-        let configuration = Authenticated::new(
-            switchboard_routing::grpc_config::server(Arc::new(routing_config.clone())),
-            service_keys.clone(),
-        );
-        parts.grpc = Some(Box::new(move |routes: Routes| {
-            routes
-                .add_service(server)
-                .add_service(acd)
-                .add_service(configuration)
-        }));
-    }
-    if name == "identity" {
-        // Other services' audit entries, from their outboxes.
-        let audit = Consumer::new(
-            backends.database.clone(),
-            backends.bus.clone(),
-            ConsumerOptions::new(
-                switchboard_identity::AUDIT_CONSUMER_NAME,
-                switchboard_identity::AUDIT_BINDINGS.iter().copied(),
-            )
-            .with_config(&config.events),
-            identity.audit_intake(),
-        );
-        parts.workers.push(Box::new(move |stop| audit.spawn(stop)));
-        parts.grpc_service_names = vec![switchboard_identity::grpc::SERVICE_NAME];
-        let server = Authenticated::new(
-            switchboard_identity::grpc::server(Arc::new(identity.clone())),
-            service_keys.clone(),
-        );
-        parts.grpc = Some(Box::new(move |routes: Routes| routes.add_service(server)));
-    }
-    if name == "gateway" {
-        let options = GatewayOptions {
-            body_limit: config.gateway.body_limit_bytes,
-            signup_limit: Limit {
-                capacity: config.gateway.signups_per_hour,
-                per_second: f64::from(config.gateway.signups_per_hour) / 3600.0,
-            },
-            expose_verification_token: config.gateway.expose_verification_token,
-            stream_recheck_every: config.gateway.stream_recheck_every,
-            trusted_proxies: config.gateway.trusted_proxies.clone(),
-            ..GatewayOptions::default()
+            identity,
+        ))
+    } else {
+        None
+    };
+    let gateway = if hosts(gateway::NAME) {
+        let webhooks: Arc<dyn WebhooksApi> = match remote(webhooks::NAME)? {
+            Some(channel) => Arc::new(RemoteWebhooks::new(channel, credentials.clone())),
+            None => webhooks
+                .as_ref()
+                .map(WebhooksService::api)
+                .ok_or_else(|| missing(webhooks::NAME))?,
         };
-        parts.http = Some(
-            Gateway::new(
-                peers.identity.clone(),
-                peers.webhooks.clone(),
-                routing_api.clone(),
-                routing_config_api.clone(),
-                backends.cache.clone(),
-                options,
-            )
-            .router(),
-        );
+        let (routing, routing_config): (Arc<dyn RoutingApi>, Arc<dyn RoutingConfigApi>) =
+            match (remote(routing::NAME)?, &routing) {
+                (Some(channel), _) => (
+                    Arc::new(RemoteRouting::new(channel.clone(), credentials.clone())),
+                    Arc::new(RemoteRoutingConfig::new(channel, credentials.clone())),
+                ),
+                (None, Some(local)) => (local.api(), local.config_api()),
+                (None, None) => return Err(missing(routing::NAME)),
+            };
+        let peers = GatewayPeers {
+            identity: identity_api
+                .clone()
+                .ok_or_else(|| missing(identity::NAME))?,
+            webhooks,
+            routing,
+            routing_config,
+        };
+        let options = GatewayOptions::from_config(&config.gateway);
+        Some(GatewayService::new(options, backends.cache.clone(), peers))
+    } else {
+        None
+    };
+    let mut events = hosts(events::NAME).then(|| {
+        let options = RelayOptions {
+            holder: relay_holder(mode, installation_id),
+            ..RelayOptions::from_config(&config.events)
+        };
+        EventsService::new(options, backends)
+    });
+
+    let mut parts = Vec::new();
+    for name in services {
+        let part = match *name {
+            identity::NAME => identity.as_ref().map(IdentityService::serve),
+            webhooks::NAME => webhooks.as_ref().map(WebhooksService::serve),
+            routing::NAME => routing.as_ref().map(RoutingService::serve),
+            gateway::NAME => gateway.as_ref().map(GatewayService::serve),
+            events::NAME => events.take().map(EventsService::serve),
+            // Served by every node itself (health, readiness, reflection).
+            "system" => Some(ServiceParts {
+                name: "system",
+                grpc_service_names: Vec::new(),
+                grpc: None,
+                http: None,
+                workers: Vec::new(),
+            }),
+            other => anyhow::bail!("unknown service `{other}`"),
+        };
+        parts.push(part.ok_or_else(|| missing(name))?);
     }
-    parts
+    let demo = match (&identity, &routing) {
+        (Some(identity), Some(routing)) => {
+            Some((identity.identity().clone(), routing.config().clone()))
+        }
+        _ => None,
+    };
+    Ok(Composed {
+        services: parts,
+        demo,
+    })
 }
 
 /// The relay's name in its leases. `dev` is the only process on its
@@ -405,31 +278,6 @@ fn relay_holder(mode: Mode, installation_id: &str) -> String {
         Mode::Dev { .. } => format!("dev-{installation_id}"),
         Mode::Serve => format!("relay-{}", uuid::Uuid::now_v7()),
     }
-}
-
-fn identity(config: &Config, backends: &Backends, mode: Mode) -> anyhow::Result<Identity> {
-    let keys = crate::keys::token_keys(config)?;
-    let limits = &config.auth.login_throttle;
-    let throttle = LoginThrottle::new(
-        backends.cache.clone(),
-        ThrottlePolicy {
-            per_account_address: limits.per_account_address,
-            per_account: limits.per_account,
-            per_address: limits.per_address,
-            window: limits.window,
-        },
-    );
-    let options = IdentityOptions {
-        access_token_ttl: config.auth.access_token_ttl,
-        refresh_token_ttl: config.auth.refresh_token_ttl,
-        invitation_ttl: config.auth.invitation_ttl,
-        log_verification_tokens: matches!(mode, Mode::Dev { .. }),
-        ..IdentityOptions::default()
-    };
-    Ok(
-        Identity::new(backends.database.clone(), keys, throttle, options)
-            .with_credential_cache(backends.cache.clone()),
-    )
 }
 
 /// The services whose workers serve every tenant, in system scope: the

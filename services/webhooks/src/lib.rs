@@ -48,6 +48,7 @@
 pub mod domain;
 mod error;
 pub mod grpc;
+pub mod service;
 mod store;
 mod targets;
 

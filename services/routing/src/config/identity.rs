@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
+use super::{ConfigError, IdentityDirectory};
 use switchboard_identity_api::IdentityApi;
-use switchboard_routing::config::{ConfigError, IdentityDirectory};
 use switchboard_rpc::{ErrorKind, ServiceError};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, UserId};
 
