@@ -7,6 +7,7 @@
 //! ephemeral port. A test whose server is missing fails with a message that
 //! says how to get it; nothing is skipped silently.
 
+mod credentials;
 mod port;
 mod proxy;
 mod s3;
@@ -15,6 +16,7 @@ use std::sync::Once;
 
 use sea_orm::{ConnectionTrait, Database};
 
+pub use credentials::{refused_credentials, service_keys};
 pub use port::ClosedPort;
 pub use proxy::TcpProxy;
 pub use s3::S3Server;

@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{Duration as TimeDelta, Utc};
+use chrono::Utc;
 use switchboard_acd::{
     AgentId, AgentProfile, AgentState, Channel, Contact, ContactId, Presence, QueueConfig, QueueId,
 };
-use switchboard_auth::{ServiceClaims, ServiceKeys, SigningKey};
+use switchboard_auth::ServiceKeys;
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
 use switchboard_platform::cache::MemoryCache;
@@ -22,7 +22,9 @@ use switchboard_routing::{
 };
 use switchboard_rpc::{Authenticated, CallContext, Credentials};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, TenantId};
-use switchboard_test_utils::{fresh_sqlite_database, init_tracing, serve_grpc};
+use switchboard_test_utils::{
+    fresh_sqlite_database, init_tracing, refused_credentials, serve_grpc, service_keys,
+};
 use tonic::service::Routes;
 use tonic::transport::Channel as GrpcChannel;
 use tonic::{Code, Status};
@@ -34,10 +36,6 @@ struct Harness {
     channel: GrpcChannel,
     running: Option<Running>,
     _dir: tempfile::TempDir,
-}
-
-fn keys(kid: &str) -> Arc<ServiceKeys> {
-    Arc::new(ServiceKeys::new(vec![SigningKey::generate(kid).unwrap()]).unwrap())
 }
 
 impl Harness {
@@ -61,7 +59,7 @@ impl Harness {
             },
         );
         let running = local.start().await.unwrap();
-        let keys = keys("internal-0");
+        let keys = service_keys("internal-0");
         let channel = serve_grpc(Routes::new(Authenticated::new(
             grpc_acd::server(Arc::new(local.clone())),
             keys.clone(),
@@ -390,27 +388,8 @@ async fn calls_without_a_valid_service_credential_are_unauthenticated() {
     let h = Harness::start().await;
     let tenant = Tenant::whole(TenantId::new());
     let (_, agent) = h.staffed_queue(&tenant, None).await;
-    let context = CallContext::tenant(tenant.clone());
-    let mut expired = ServiceClaims::new("gateway", Utc::now() - TimeDelta::hours(1));
-    expired.tid = Some(tenant.id().as_uuid());
-    let expired = format!("Bearer {}", h.keys.sign(&expired).unwrap());
-    let foreign = Credentials::new(keys("internal-1"), "gateway")
-        .token(&context)
-        .unwrap();
-    let no_tenant = Credentials::new(h.keys.clone(), "gateway")
-        .token(&CallContext::system())
-        .unwrap();
-    for (case, token) in [
-        ("no credential", None),
-        ("an expired credential", Some(expired.as_str())),
-        (
-            "a credential signed with another key",
-            Some(foreign.as_str()),
-        ),
-        ("a credential naming no tenant", Some(no_tenant.as_str())),
-        ("an end user's bearer token", Some("Bearer sk_live_abc")),
-    ] {
-        let statuses = every_rpc(&h.channel, token, agent).await;
+    for (case, token) in refused_credentials(&h.keys, &tenant) {
+        let statuses = every_rpc(&h.channel, token.as_deref(), agent).await;
         assert_eq!(statuses.len(), 4);
         for (rpc, status) in statuses {
             assert_eq!(

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration as TimeDelta, Utc};
+use chrono::Utc;
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Query};
 use serde_json::json;
-use switchboard_auth::{ServiceClaims, ServiceKeys, SigningKey};
+use switchboard_auth::ServiceKeys;
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Database;
 use switchboard_platform::database::DatabaseOptions;
@@ -22,7 +22,9 @@ use switchboard_routing::config::{
 use switchboard_routing::grpc_config;
 use switchboard_rpc::{Authenticated, CallContext, Credentials, ErrorKind, ServiceError};
 use switchboard_tenancy::{ClientId, ClientScope, Tenant, TenantId, UserId};
-use switchboard_test_utils::{fresh_sqlite_database, init_tracing, serve_grpc, unique_name};
+use switchboard_test_utils::{
+    fresh_sqlite_database, init_tracing, refused_credentials, serve_grpc, service_keys, unique_name,
+};
 use tonic::service::Routes;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -64,10 +66,6 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn keys(kid: &str) -> Arc<ServiceKeys> {
-    Arc::new(ServiceKeys::new(vec![SigningKey::generate(kid).unwrap()]).unwrap())
-}
-
 impl Harness {
     async fn start() -> Self {
         init_tracing();
@@ -78,7 +76,7 @@ impl Harness {
         Migrator::up(admin.connection(), None).await.unwrap();
         let directory = Arc::new(Directory::default());
         let local = RoutingConfig::new(admin.clone(), directory.clone());
-        let keys = keys("internal-1");
+        let keys = service_keys("internal-1");
         let channel = serve_grpc(Routes::new(Authenticated::new(
             grpc_config::server(Arc::new(local.clone())),
             keys.clone(),
@@ -604,34 +602,13 @@ async fn every_rpc(channel: &Channel, token: Option<&str>) -> Vec<(&'static str,
 async fn calls_without_a_valid_service_credential_are_unauthenticated() {
     let h = Harness::start().await;
     let tenant = h.tenant().await;
-    let context = CallContext::tenant(tenant.clone());
-    let mut expired = ServiceClaims::new("gateway", Utc::now() - TimeDelta::hours(1));
-    expired.tid = Some(tenant.id().as_uuid());
-    let expired = format!("Bearer {}", h.keys.sign(&expired).unwrap());
-    let foreign = Credentials::new(keys("internal-1"), "gateway")
-        .token(&context)
-        .unwrap();
-    let no_tenant = Credentials::new(h.keys.clone(), "gateway")
-        .token(&CallContext::system())
-        .unwrap();
     let not_an_actor = Credentials::new(h.keys.clone(), "gateway")
-        .token(&context.clone().with_principal(json!({"user": "u1"})))
+        .token(&CallContext::tenant(tenant.clone()).with_principal(json!({"user": "u1"})))
         .unwrap();
-    for (case, token) in [
-        ("no credential", None),
-        ("an expired credential", Some(expired.as_str())),
-        (
-            "a credential signed with another key",
-            Some(foreign.as_str()),
-        ),
-        ("a credential naming no tenant", Some(no_tenant.as_str())),
-        (
-            "a principal that is no routing actor",
-            Some(not_an_actor.as_str()),
-        ),
-        ("an end user's bearer token", Some("Bearer sk_live_abc")),
-    ] {
-        let statuses = every_rpc(&h.channel, token).await;
+    let mut cases = refused_credentials(&h.keys, &tenant);
+    cases.push(("a principal that is no routing actor", Some(not_an_actor)));
+    for (case, token) in cases {
+        let statuses = every_rpc(&h.channel, token.as_deref()).await;
         assert_eq!(statuses.len(), 19);
         for (rpc, status) in statuses {
             assert_eq!(

@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration as TimeDelta, Utc};
+use chrono::Utc;
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Query};
-use switchboard_auth::{ServiceClaims, ServiceKeys, SigningKey};
+use switchboard_auth::ServiceKeys;
 use switchboard_events::Event;
 use switchboard_events::proto::{self, envelope::Payload};
 use switchboard_migrations::{Migrator, MigratorTrait};
@@ -15,9 +15,11 @@ use switchboard_platform::Database;
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_proto::webhooks::v1 as pb;
 use switchboard_proto::webhooks::v1::webhooks_client::WebhooksClient;
-use switchboard_rpc::{Authenticated, CallContext, Credentials, ErrorKind, ServiceError};
+use switchboard_rpc::{Authenticated, Credentials, ErrorKind, ServiceError};
 use switchboard_tenancy::{Tenant, TenantId};
-use switchboard_test_utils::{fresh_sqlite_database, init_tracing, serve_grpc, unique_name};
+use switchboard_test_utils::{
+    fresh_sqlite_database, init_tracing, refused_credentials, serve_grpc, service_keys, unique_name,
+};
 use switchboard_webhooks::{
     DeliveryId, EndpointId, EndpointPatch, NewEndpoint, RemoteWebhooks, Webhooks, WebhooksApi,
     WebhooksOptions, grpc,
@@ -35,10 +37,6 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-fn keys(kid: &str) -> Arc<ServiceKeys> {
-    Arc::new(ServiceKeys::new(vec![SigningKey::generate(kid).unwrap()]).unwrap())
-}
-
 impl Harness {
     async fn start() -> Self {
         init_tracing();
@@ -53,7 +51,7 @@ impl Harness {
             ..WebhooksOptions::default()
         };
         let local = Webhooks::new(admin.clone(), options).unwrap();
-        let keys = keys("internal-1");
+        let keys = service_keys("internal-1");
         let channel = serve_grpc(Routes::new(Authenticated::new(
             grpc::server(Arc::new(local.clone())),
             keys.clone(),
@@ -431,27 +429,8 @@ async fn every_rpc(channel: &Channel, token: Option<&str>) -> Vec<(&'static str,
 async fn calls_without_a_valid_service_credential_are_unauthenticated() {
     let h = Harness::start().await;
     let tenant = h.tenant().await;
-    let context = CallContext::tenant(tenant.clone());
-    let mut expired = ServiceClaims::new("gateway", Utc::now() - TimeDelta::hours(1));
-    expired.tid = Some(tenant.id().as_uuid());
-    let expired = format!("Bearer {}", h.keys.sign(&expired).unwrap());
-    let foreign = Credentials::new(keys("internal-1"), "gateway")
-        .token(&context)
-        .unwrap();
-    let no_tenant = Credentials::new(h.keys.clone(), "gateway")
-        .token(&CallContext::system())
-        .unwrap();
-    for (case, token) in [
-        ("no credential", None),
-        ("an expired credential", Some(expired.as_str())),
-        (
-            "a credential signed with another key",
-            Some(foreign.as_str()),
-        ),
-        ("a credential naming no tenant", Some(no_tenant.as_str())),
-        ("an end user's bearer token", Some("Bearer sk_live_abc")),
-    ] {
-        let statuses = every_rpc(&h.channel, token).await;
+    for (case, token) in refused_credentials(&h.keys, &tenant) {
+        let statuses = every_rpc(&h.channel, token.as_deref()).await;
         assert_eq!(statuses.len(), 8);
         for (rpc, status) in statuses {
             assert_eq!(
