@@ -16,7 +16,7 @@ use switchboard_platform::database::DatabaseOptions;
 use switchboard_proto::webhooks::v1 as pb;
 use switchboard_proto::webhooks::v1::webhooks_client::WebhooksClient;
 use switchboard_rpc::{Authenticated, Credentials, ErrorKind, ServiceError};
-use switchboard_tenancy::{Tenant, TenantId};
+use switchboard_tenancy::{ClientId, ClientScope, Tenant, TenantId};
 use switchboard_test_utils::{
     fresh_sqlite_database, init_tracing, refused_credentials, serve_grpc, service_keys, unique_name,
 };
@@ -441,6 +441,36 @@ async fn calls_without_a_valid_service_credential_are_unauthenticated() {
         }
     }
     // Nothing was written by any of them.
+    assert!(
+        h.local
+            .list_endpoints(&tenant, None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Webhooks carry the whole tenant's events: a credential limited to some
+/// client organizations is refused by the service itself (over gRPC and in
+/// process), not only by the gateway, and nothing is created.
+#[tokio::test]
+async fn a_client_scoped_caller_may_not_manage_webhooks() {
+    let h = Harness::start().await;
+    let tenant = h.tenant().await;
+    let scoped = Tenant::scoped(
+        tenant.id(),
+        ClientScope::Only([ClientId::new()].into_iter().collect()),
+    );
+    for api in [&h.remote as &dyn WebhooksApi, &h.local] {
+        let refused = api
+            .create_endpoint(&scoped, new_endpoint("http://127.0.0.1:9/hook"))
+            .await
+            .unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Forbidden, "{refused:?}");
+        assert_eq!(refused.code, "client_scope");
+        let refused = api.list_endpoints(&scoped, None, 10).await.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::Forbidden, "{refused:?}");
+    }
     assert!(
         h.local
             .list_endpoints(&tenant, None, 10)
