@@ -1313,6 +1313,9 @@ async fn a_forced_mode_overrides_the_schedule_until_cleared(h: Harness) {
     assert_eq!(mode.mode, ForcedKind::Closed);
     assert_eq!(mode.set_by, Some(supervisor));
     assert_eq!(mode.reason.as_deref(), Some("fire drill"));
+    // The answer is the rule as stored now: changed when the mode was set.
+    assert_eq!(forced.item.updated_at, mode.set_at);
+    assert_eq!(config.rule(&tenant, rule).await.unwrap(), forced);
     let closed = config
         .evaluate_rule(tenant.id(), rule, monday_noon)
         .await

@@ -87,20 +87,21 @@ impl RoutingConfig {
         .await?;
         let destination_refs = spec.references();
         check_references(&transaction, tenant, &destination_refs).await?;
+        let at = store::now();
         let forced = (spec.mode != ForcedKind::None).then(|| ForcedMode {
             mode: spec.mode,
             destination: spec.destination.clone(),
             reason: spec.reason.clone(),
             set_by_type: by.actor_type.to_owned(),
             set_by: by.actor_id,
-            set_at: store::now(),
+            set_at: at,
         });
         let text = forced
             .as_ref()
             .map(serde_json::to_string)
             .transpose()
             .map_err(|error| ConfigError::Internal(error.to_string()))?;
-        store::set_forced(&transaction, tenant_id, rule, text.clone()).await?;
+        store::set_forced(&transaction, tenant_id, rule, text.clone(), at).await?;
         let rule_spec: InboundRuleSpec = parse(&row.definition)?;
         let mut refs = super::domain::ConfigKind::references(&rule_spec);
         refs.extend(destination_refs);
@@ -131,6 +132,7 @@ impl RoutingConfig {
         .await?;
         transaction.commit().await?;
         row.forced = text;
+        row.updated_at = at;
         rule_view(row)
     }
 

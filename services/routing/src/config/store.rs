@@ -286,11 +286,12 @@ pub(crate) async fn set_forced(
     tenant: TenantId,
     rule: Uuid,
     forced: Option<String>,
+    at: DateTime<Utc>,
 ) -> Result<()> {
     let update = Query::update()
         .table(col(Kind::InboundRule.table()))
         .value(col("forced"), forced)
-        .value(col("updated_at"), now())
+        .value(col("updated_at"), at)
         .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
         .and_where(Expr::col(col("id")).eq(rule))
         .to_owned();
