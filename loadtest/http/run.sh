@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # loadtest/http/run.sh: the public REST API under HTTP load.
 #
-# Seeds one tenant with 10,000 users in a fresh PostgreSQL database, runs
-# `switchboard serve --services all` (gateway + identity in one process,
-# PostgreSQL as a member of switchboard_app, so row-level security applies;
-# Redis for rate limits) on loopback, and drives API-key-authenticated
-# `GET /v1/users/{id}` and `GET /v1/users?limit=50` with wrk. `pgbench -S`
-# on the same database, in the same run and interleaved with our rounds,
-# is the baseline. Prints a Markdown table; exits non-zero only when the
-# setup fails, never for a missed target. Knobs: loadtest/http/README.md.
+# Seeds one tenant with 10,000 users in a fresh PostgreSQL database and runs
+# the node two ways on loopback, side by side: one process
+# (`switchboard serve --services all`, gateway + identity in process) and
+# split in two (`serve --services gateway` calling identity over gRPC in
+# `serve --services identity,routing,events,webhooks`, both signing with one
+# internal key). PostgreSQL as a member of switchboard_app, so row-level
+# security applies; Redis for the cache and rate limits. wrk drives
+# API-key-authenticated `GET /v1/users/{id}` and `GET /v1/users?limit=50`
+# at each. `pgbench -S` on the same database, in the same run and
+# interleaved with our rounds, is the baseline. Prints a Markdown table;
+# exits non-zero only when the setup fails, never for a missed target.
+# Knobs: loadtest/http/README.md.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +35,8 @@ SSLMODE=${BENCH_PG_SSLMODE:-prefer}
 TARGET_GET_RPS=5000
 TARGET_GET_P99_MS=20
 TARGET_LIST_RPS=1500
+TARGET_GET_VS_PGBENCH=0.25 # one process, GET /v1/users/{id}, ÷ pgbench -S
+TARGET_SPLIT_VS_ONE=0.80   # split ÷ one process, each scenario (the hop costs < 20 %)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() {
@@ -96,8 +102,12 @@ fi
 [[ $(psql_at "$ADMIN_URL" -c 'SELECT rolsuper FROM pg_roles WHERE rolname = current_user') == t ]] ||
   die "$(masked "$ADMIN_URL") must be a superuser (it creates a role and seeds past row-level security)"
 max_connections=$(psql_at "$ADMIN_URL" -c 'SHOW max_connections')
-((CONNECTIONS + POOL + 2 <= max_connections)) ||
-  die "pgbench needs $CONNECTIONS connections and the server $POOL; PostgreSQL allows $max_connections"
+# The one-process server and the split's identity node keep pools of up to
+# $POOL each, the split's gateway (which queries nothing itself) one of 2,
+# plus a few system-scope connections; other clients may be connected.
+in_use=$(psql_at "$ADMIN_URL" -c 'SELECT count(*) FROM pg_stat_activity WHERE backend_type = $$client backend$$')
+((CONNECTIONS + 2 * POOL + 2 + 8 + in_use <= max_connections)) ||
+  die "pgbench needs $CONNECTIONS connections and the servers 2 × $POOL + 10; PostgreSQL allows $max_connections and $in_use are in use"
 redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG ||
   die "Redis does not answer at $REDIS_URL; start it (./scripts/test does) or set BENCH_REDIS_URL"
 
@@ -114,24 +124,35 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sb-http-bench.XXXXXX")
 cache_prefix="sb_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-server_pid=
+# The servers, by name: `one` (every service in one process), `gateway` and
+# `identity` (the split). Stopped in reverse order of start.
+declare -A server_pid=()
+started=()
+stop_server() { # NAME
+  local pid=${server_pid[$1]:-}
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
 cleanup() {
-  local status=$?
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill -TERM "$server_pid" 2>/dev/null || true
-    for _ in $(seq 100); do
-      kill -0 "$server_pid" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  local status=$? index name
+  for ((index = ${#started[@]} - 1; index >= 0; index--)); do
+    stop_server "${started[index]}"
+  done
   # Our rate-limit buckets expire by themselves; remove them anyway.
   redis-cli -u "$REDIS_URL" --scan --pattern "$cache_prefix:*" 2>/dev/null | head -n 100000 |
     xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 || true
   if ((status != 0)); then
-    printf 'loadtest/http/run.sh: failed; the server log is kept in %s/server.log\n' "$work" >&2
-    tail -n 20 "$work/server.log" 2>/dev/null >&2 || true
+    printf 'loadtest/http/run.sh: failed; the server logs are kept in %s/*.log\n' "$work" >&2
+    for name in "${started[@]}"; do
+      printf -- '--- %s.log (last lines)\n' "$name" >&2
+      tail -n 20 "$work/$name.log" 2>/dev/null >&2 || true
+    done
   else
     rm -rf "$work"
   fi
@@ -144,7 +165,9 @@ trap 'exit 130' INT TERM
 admin_db=$(bench_url "$DB")
 say "creating database $DB (dropping the previous one)"
 psql_at "$ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB" >/dev/null
-SWITCHBOARD_DATABASE__URL=$admin_db SWITCHBOARD_TELEMETRY__LOG_LEVEL=warn \
+# SWITCHBOARD_BIN is this script's knob, not a config key: the binary would
+# refuse it as unknown.
+env -u SWITCHBOARD_BIN SWITCHBOARD_DATABASE__URL="$admin_db" SWITCHBOARD_TELEMETRY__LOG_LEVEL=warn \
   "$bin" migrate up >"$work/migrate.log" 2>&1 || { cat "$work/migrate.log" >&2; die "migrate up failed"; }
 
 app_password=$(head -c 18 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -170,50 +193,89 @@ app_url="${app_url%/*}/$DB?sslmode=$SSLMODE"
 sys_url="postgres://$sys_role:$app_password@${ADMIN_URL#*@}"
 sys_url="${sys_url%/*}/$DB?sslmode=$SSLMODE"
 
-# --- the server ------------------------------------------------------------
+# --- the servers -----------------------------------------------------------
 
-say "starting switchboard serve --services all (pool $POOL, Redis cache, embedded bus and objects)"
-mkdir -p "$work/data"
-(
-  cd "$work"
-  exec env -u RUST_LOG \
-    SWITCHBOARD_DATA_DIR="$work/data" \
-    SWITCHBOARD_DATABASE__URL="$app_url" \
-    SWITCHBOARD_DATABASE__SYSTEM_URL="$sys_url" \
-    SWITCHBOARD_DATABASE__MAX_CONNECTIONS="$POOL" \
-    SWITCHBOARD_CACHE__BACKEND=redis \
-    SWITCHBOARD_CACHE__REDIS__URL="$REDIS_URL" \
-    SWITCHBOARD_CACHE__REDIS__KEY_PREFIX="$cache_prefix" \
-    SWITCHBOARD_BUS__BACKEND=memory \
-    SWITCHBOARD_OBJECTS__BACKEND=local \
-    SWITCHBOARD_SERVER__HTTP_ADDR=127.0.0.1:0 \
-    SWITCHBOARD_SERVER__GRPC_ADDR=127.0.0.1:0 \
-    SWITCHBOARD_SERVER__METRICS_ADDR=127.0.0.1:0 \
-    SWITCHBOARD_SERVER__SHUTDOWN_GRACE=5s \
-    SWITCHBOARD_TELEMETRY__LOG_LEVEL="$LOG_LEVEL" \
-    SWITCHBOARD_GATEWAY__EXPOSE_VERIFICATION_TOKEN=true \
-    "$bin" serve --services all
-) >"$work/server.out" 2>"$work/server.log" &
-server_pid=$!
+# One internal key that every process signs and checks service credentials
+# with, and one access-token key, as a deployment's nodes share them.
+mkdir -p "$work/keys"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/keys/internal.key"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/keys/access-token.key"
+chmod 600 "$work/keys/"*.key
 
-base=
-for _ in $(seq 300); do
-  kill -0 "$server_pid" 2>/dev/null || die "the server exited at start"
-  base=$(sed -n 's#^ *HTTP *\(http://127\.0\.0\.1:[0-9]*\).*#\1#p' "$work/server.out")
-  [[ -n $base ]] && break
-  sleep 0.1
-done
-[[ -n $base ]] || die "the server printed no HTTP address within 30 s"
-ready=
-for _ in $(seq 300); do
-  if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$base/readyz") == 200 ]]; then
-    ready=1
-    break
-  fi
-  kill -0 "$server_pid" 2>/dev/null || die "the server exited before it was ready"
-  sleep 0.1
-done
-[[ -n $ready ]] || die "$base/readyz did not answer 200 within 30 s"
+# Starts `switchboard serve --services SERVICES` as NAME in the background,
+# with its own data directory; more SWITCHBOARD_* settings may follow.
+start_server() { # NAME SERVICES [VAR=VALUE…]
+  local name=$1 services=$2
+  shift 2
+  mkdir -p "$work/$name/data"
+  (
+    cd "$work/$name"
+    exec env -u RUST_LOG -u SWITCHBOARD_BIN \
+      SWITCHBOARD_DATA_DIR="$work/$name/data" \
+      SWITCHBOARD_DATABASE__URL="$app_url" \
+      SWITCHBOARD_DATABASE__SYSTEM_URL="$sys_url" \
+      SWITCHBOARD_DATABASE__MAX_CONNECTIONS="$POOL" \
+      SWITCHBOARD_CACHE__BACKEND=redis \
+      SWITCHBOARD_CACHE__REDIS__URL="$REDIS_URL" \
+      SWITCHBOARD_CACHE__REDIS__KEY_PREFIX="$cache_prefix" \
+      SWITCHBOARD_BUS__BACKEND=memory \
+      SWITCHBOARD_OBJECTS__BACKEND=local \
+      SWITCHBOARD_SERVER__HTTP_ADDR=127.0.0.1:0 \
+      SWITCHBOARD_SERVER__GRPC_ADDR=127.0.0.1:0 \
+      SWITCHBOARD_SERVER__METRICS_ADDR=127.0.0.1:0 \
+      SWITCHBOARD_SERVER__SHUTDOWN_GRACE=5s \
+      SWITCHBOARD_TELEMETRY__LOG_LEVEL="$LOG_LEVEL" \
+      SWITCHBOARD_GATEWAY__EXPOSE_VERIFICATION_TOKEN=true \
+      SWITCHBOARD_INTERNAL__SIGNING_KEYS="[{kid=\"bench-internal\",secret_file=\"$work/keys/internal.key\"}]" \
+      SWITCHBOARD_AUTH__SIGNING_KEYS="[{kid=\"bench-access\",secret_file=\"$work/keys/access-token.key\"}]" \
+      "$@" \
+      "$bin" serve --services "$services"
+  ) >"$work/$name.out" 2>"$work/$name.log" &
+  server_pid[$name]=$!
+  started+=("$name")
+}
+
+# Waits until NAME has printed its addresses and answers /readyz with 200;
+# sets http_of[NAME] and grpc_of[NAME].
+declare -A http_of=() grpc_of=()
+wait_ready() { # NAME
+  local name=$1 pid=${server_pid[$1]} http= grpc=
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || die "the server $name exited at start"
+    http=$(sed -n 's#^ *HTTP *\(http://127\.0\.0\.1:[0-9]*\).*#\1#p' "$work/$name.out")
+    grpc=$(sed -n 's#^ *gRPC *\(http://127\.0\.0\.1:[0-9]*\).*#\1#p' "$work/$name.out")
+    [[ -n $http && -n $grpc ]] && break
+    sleep 0.1
+  done
+  [[ -n $http && -n $grpc ]] || die "the server $name printed no HTTP and gRPC addresses within 30 s"
+  for _ in $(seq 300); do
+    if [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$http/readyz") == 200 ]]; then
+      http_of[$name]=$http grpc_of[$name]=$grpc
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || die "the server $name exited before it was ready"
+    sleep 0.1
+  done
+  die "$http/readyz ($name) did not answer 200 within 30 s"
+}
+
+SPLIT_SERVICES=identity,routing,events,webhooks
+say "starting: one process (serve --services all) and the split's identity node (serve --services $SPLIT_SERVICES); pool $POOL each, Redis cache, embedded bus and objects"
+start_server one all
+start_server identity "$SPLIT_SERVICES"
+wait_ready one
+wait_ready identity
+say "starting the split's gateway (serve --services gateway, peers at ${grpc_of[identity]})"
+start_server gateway gateway \
+  SWITCHBOARD_DATABASE__MAX_CONNECTIONS=2 \
+  SWITCHBOARD_PEERS__IDENTITY="${grpc_of[identity]}" \
+  SWITCHBOARD_PEERS__ROUTING="${grpc_of[identity]}" \
+  SWITCHBOARD_PEERS__WEBHOOKS="${grpc_of[identity]}"
+wait_ready gateway
+grep -q "peers .*identity=${grpc_of[identity]}" "$work/gateway.out" ||
+  die "the split's gateway does not call identity at ${grpc_of[identity]}: $(cat "$work/gateway.out")"
+base=${http_of[one]}
+declare -A base_of=([one]=${http_of[one]} [split]=${http_of[gateway]})
 
 # --- tenant, API key, users ------------------------------------------------
 
@@ -228,11 +290,25 @@ api() { # METHOD PATH TOKEN BODY EXPECTED-STATUS: the body lands in $work/answer
 }
 answer() { jq -er "$1" "$work/answer.json" || die "no $1 in $(head -c 600 "$work/answer.json")"; }
 
-say "signing a tenant up on plan bench, creating an API key"
+say "signing a tenant up, putting it on plan bench (switchboard tenants set-plan), creating an API key"
 password="bench-$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n')-passphrase"
+# New tenants start on `trial`; an operator puts them on another plan.
 api POST /v1/signup "" "$(jq -nc --arg password "$password" \
-  '{company: "Bench Tenant", email: "owner@bench.example.com", password: $password, plan: "bench", time_zone: "UTC"}')" 201
+  '{company: "Bench Tenant", email: "owner@bench.example.com", password: $password, plan: "trial", time_zone: "UTC"}')" 201
 tenant_id=$(answer .tenant.id)
+tenant_slug=$(answer .tenant.slug)
+(
+  cd "$work/one"
+  exec env -u RUST_LOG -u SWITCHBOARD_BIN \
+    SWITCHBOARD_DATA_DIR="$work/one/data" \
+    SWITCHBOARD_DATABASE__URL="$app_url" \
+    SWITCHBOARD_CACHE__BACKEND=redis \
+    SWITCHBOARD_CACHE__REDIS__URL="$REDIS_URL" \
+    SWITCHBOARD_CACHE__REDIS__KEY_PREFIX="$cache_prefix" \
+    SWITCHBOARD_TELEMETRY__LOG_LEVEL=warn \
+    SWITCHBOARD_AUTH__SIGNING_KEYS="[{kid=\"bench-access\",secret_file=\"$work/keys/access-token.key\"}]" \
+    "$bin" tenants set-plan "$tenant_slug" bench
+) >"$work/set-plan.log" 2>&1 || { cat "$work/set-plan.log" >&2; die "switchboard tenants set-plan failed"; }
 owner_token=$(answer .tokens.access_token)
 verification=$(answer .email_verification_token)
 api POST /v1/auth/verify-email "" "$(jq -nc --arg token "$verification" '{token: $token}')" 204
@@ -255,12 +331,15 @@ SELECT '/v1/users/' || id FROM users WHERE tenant_id = :'tenant' ORDER BY random
 SQL
 echo '/v1/users?limit=50' >"$work/list.paths"
 
-# One of each request, checked, before any load.
+# One of each request, checked, before any load, at each deployment.
 first=$(head -n 1 "$work/get.paths")
-api GET "$first" "$api_key" "" 200
-[[ $(answer .id) == "${first##*/}" ]] || die "GET $first answered another user"
-api GET '/v1/users?limit=50' "$api_key" "" 200
-[[ $(answer '.data | length') == 50 ]] || die "GET /v1/users?limit=50 did not return 50 users"
+for mode in one split; do
+  base=${base_of[$mode]}
+  api GET "$first" "$api_key" "" 200
+  [[ $(answer .id) == "${first##*/}" ]] || die "GET $first ($mode) answered another user"
+  api GET '/v1/users?limit=50' "$api_key" "" 200
+  [[ $(answer '.data | length') == 50 ]] || die "GET /v1/users?limit=50 ($mode) did not return 50 users"
+done
 
 say "initializing pgbench tables in $DB (pgbench -i -s $PGBENCH_SCALE)"
 pgbench -i -q -s "$PGBENCH_SCALE" "$admin_db" >"$work/pgbench-init.log" 2>&1 ||
@@ -293,17 +372,18 @@ xacts() { psql_at "$ADMIN_URL" -c "SELECT xact_commit + xact_rollback FROM pg_st
 # counters from its start to one second before its planned end, while the
 # load is steady: when wrk stops, the requests it leaves in flight are
 # cancelled and the pool drops their connections, and a process that is
-# gone takes its CPU counters with it. Sets cpu_machine, cpu_server,
-# cpu_postgres and cpu_redis (in cores) and xact_delta (transactions in the
-# benchmark database over the whole run); the generator's output lands in
-# $work/measured.out.
+# gone takes its CPU counters with it. Sets cpu_machine, cpu_postgres and
+# cpu_redis (in cores), cpu_of[NAME] for each server (in cores) and
+# xact_delta (transactions in the benchmark database over the whole run);
+# the generator's output lands in $work/measured.out.
+declare -A cpu_of=()
 measure() { # SECONDS COMMAND…
-  local seconds=$1 pid t0 t1 m_busy0 m_total0 m_busy1 m_total1 s0 s1 p0 p1 r0 r1 x0
+  local seconds=$1 pid t0 t1 m_busy0 m_total0 m_busy1 m_total1 s0 s1 p0 p1 r0 r1 x0 name span
   shift
   sleep 1 # let the previous run's connections close
   x0=$(xacts)
   # shellcheck disable=SC2046
-  s0=$(process_ticks "$server_pid") p0=$(process_ticks $(pgrep -x postgres)) r0=$(process_ticks $(pgrep -x redis-server))
+  s0=$(process_ticks "${server_pid[@]}") p0=$(process_ticks $(pgrep -x postgres)) r0=$(process_ticks $(pgrep -x redis-server))
   read -r m_busy0 m_total0 <<<"$(machine_ticks)"
   t0=$(date +%s.%N)
   "$@" >"$work/measured.out" &
@@ -312,15 +392,20 @@ measure() { # SECONDS COMMAND…
   t1=$(date +%s.%N)
   read -r m_busy1 m_total1 <<<"$(machine_ticks)"
   # shellcheck disable=SC2046
-  s1=$(process_ticks "$server_pid") p1=$(process_ticks $(pgrep -x postgres)) r1=$(process_ticks $(pgrep -x redis-server))
+  s1=$(process_ticks "${server_pid[@]}") p1=$(process_ticks $(pgrep -x postgres)) r1=$(process_ticks $(pgrep -x redis-server))
   wait "$pid" || exit 1 # the generator said why
   sleep 1.5 # backends flush their statistics at most once a second
   xact_delta=$(($(xacts) - x0))
-  read -r cpu_machine cpu_server cpu_postgres cpu_redis < <(awk -v n="$ncpu" -v hz="$clk_tck" \
-    -v t="$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+  span=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')
+  read -r cpu_machine cpu_postgres cpu_redis < <(awk -v n="$ncpu" -v hz="$clk_tck" -v t="$span" \
     -v mb=$((m_busy1 - m_busy0)) -v mt=$((m_total1 - m_total0)) \
-    -v s="$(ticks_since "$s0" "$s1")" -v p="$(ticks_since "$p0" "$p1")" -v r="$(ticks_since "$r0" "$r1")" \
-    'BEGIN { printf "%.2f %.2f %.2f %.2f\n", (mt ? n * mb / mt : 0), s / hz / t, p / hz / t, r / hz / t }')
+    -v p="$(ticks_since "$p0" "$p1")" -v r="$(ticks_since "$r0" "$r1")" \
+    'BEGIN { printf "%.2f %.2f %.2f\n", (mt ? n * mb / mt : 0), p / hz / t, r / hz / t }')
+  for name in "${!server_pid[@]}"; do
+    cpu_of[$name]=$(awk -v hz="$clk_tck" -v t="$span" -v s="$(ticks_since \
+      "$(grep "^${server_pid[$name]} " <<<"$s0")" "$(grep "^${server_pid[$name]} " <<<"$s1")")" \
+      'BEGIN { printf "%.2f", s / hz / t }')
+  done
 }
 
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1"; }
@@ -328,10 +413,10 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 sum() { printf '%s\n' "$@" | awk '{ s += $1 } END { print s + 0 }'; }
 percentile() { sort -g | awk -v p="$1" '{ v[NR] = $1 } END { i = int(NR * p / 100 + 0.999999); if (i < 1) i = 1; print v[i] + 0 }'; }
 
-run_wrk() { # PATHS-FILE SECONDS → the WRK summary line
+run_wrk() { # BASE-URL PATHS-FILE SECONDS → the WRK summary line
   local out
-  out=$(BENCH_PATHS=$1 BENCH_API_KEY=$api_key wrk -t "$THREADS" -c "$CONNECTIONS" -d "${2}s" \
-    --timeout 5s -s "$here/rotate.lua" "$base") || die "wrk failed: $out"
+  out=$(BENCH_PATHS=$2 BENCH_API_KEY=$api_key wrk -t "$THREADS" -c "$CONNECTIONS" -d "${3}s" \
+    --timeout 5s -s "$here/rotate.lua" "$1") || die "wrk failed: $out"
   grep '^WRK ' <<<"$out" || die "wrk printed no summary: $out"
 }
 run_pgbench() { # SECONDS LOG-PREFIX → "tps p50_ms p99_ms failed"
@@ -354,37 +439,59 @@ read -r m_busy1 m_total1 <<<"$(machine_ticks)"
 background=$(awk -v n="$ncpu" -v b=$((m_busy1 - m_busy0)) -v t=$((m_total1 - m_total0)) 'BEGIN { printf "%.2f", t ? n * b / t : 0 }')
 say "background load before the run: $background of $ncpu cores busy"
 
-say "warming up: ${WARMUP}s each of pgbench -S, GET /v1/users/{id}, GET /v1/users?limit=50"
+say "warming up: ${WARMUP}s each of pgbench -S, then GET /v1/users/{id} and GET /v1/users?limit=50 at each deployment"
 run_pgbench "$WARMUP" "$work/pgbench-warmup" >/dev/null
-run_wrk "$work/get.paths" "$WARMUP" >/dev/null
-run_wrk "$work/list.paths" "$WARMUP" >/dev/null
+for mode in one split; do
+  for scenario in get list; do
+    run_wrk "${base_of[$mode]}" "$work/$scenario.paths" "$WARMUP" >/dev/null
+  done
+done
 
-declare -a pg_rps pg_p50 pg_p99 pg_err pg_cpu
-declare -a get_rps get_p50 get_p99 get_err get_cpu get_srv get_pg get_redis get_rest get_xact
-declare -a list_rps list_p50 list_p99 list_err list_cpu list_srv list_pg list_redis list_rest list_xact
+# One value a round per run (pg, and each deployment × scenario) in arrays
+# named <run>_<what>.
+runs=(one_get split_get one_list split_list)
+for run in pg "${runs[@]}"; do
+  for what in rps p50 p99 err cpu srv gw idn pg redis rest xact; do
+    declare -a "${run}_${what}=()"
+  done
+done
 for round in $(seq "$ROUNDS"); do
   say "round $round/$ROUNDS: ${DURATION}s each, $CONNECTIONS connections, $THREADS threads"
   measure "$DURATION" run_pgbench "$DURATION" "$work/pgbench-$round"
   read -r tps p50 p99 failed <"$work/measured.out"
   pg_rps+=("$tps") pg_p50+=("$p50") pg_p99+=("$p99") pg_err+=("$failed") pg_cpu+=("$cpu_machine")
 
+  # One process and split back to back, in turns: odd rounds start with
+  # one process, even rounds with the split.
+  order=(one split)
+  ((round % 2 == 0)) && order=(split one)
   for scenario in get list; do
-    measure "$DURATION" run_wrk "$work/$scenario.paths" "$DURATION"
-    line=$(<"$work/measured.out")
-    errors=$(($(field "$line" non2xx) + $(field "$line" socket_errors)))
-    requests=$(field "$line" requests)
-    per_request=$(awk -v x="$xact_delta" -v r="$requests" 'BEGIN { printf "%.1f", r ? x / r : 0 }')
-    declare -n rps=${scenario}_rps p50s=${scenario}_p50 p99s=${scenario}_p99 errs=${scenario}_err \
-      cpu=${scenario}_cpu srv=${scenario}_srv pg=${scenario}_pg rd=${scenario}_redis rest=${scenario}_rest \
-      xa=${scenario}_xact
-    rps+=("$(field "$line" rps)") p50s+=("$(field "$line" p50_ms)") p99s+=("$(field "$line" p99_ms)")
-    errs+=("$errors") cpu+=("$cpu_machine") srv+=("$cpu_server") pg+=("$cpu_postgres") rd+=("$cpu_redis")
-    rest+=("$(awk -v m="$cpu_machine" -v a="$cpu_server" -v b="$cpu_postgres" -v c="$cpu_redis" 'BEGIN { printf "%.2f", m - a - b - c }')")
-    xa+=("$per_request")
-    unset -n rps p50s p99s errs cpu srv pg rd rest xa
+    for mode in "${order[@]}"; do
+      run=${mode}_${scenario}
+      measure "$DURATION" run_wrk "${base_of[$mode]}" "$work/$scenario.paths" "$DURATION"
+      line=$(<"$work/measured.out")
+      errors=$(($(field "$line" non2xx) + $(field "$line" socket_errors)))
+      requests=$(field "$line" requests)
+      per_request=$(awk -v x="$xact_delta" -v r="$requests" 'BEGIN { printf "%.1f", r ? x / r : 0 }')
+      if [[ $mode == one ]]; then
+        server=${cpu_of[one]} gw=— idn=—
+      else
+        gw=${cpu_of[gateway]} idn=${cpu_of[identity]}
+        server=$(awk -v a="$gw" -v b="$idn" 'BEGIN { printf "%.2f", a + b }')
+      fi
+      declare -n rps=${run}_rps p50s=${run}_p50 p99s=${run}_p99 errs=${run}_err cpu=${run}_cpu \
+        srv=${run}_srv gws=${run}_gw idns=${run}_idn pg=${run}_pg rd=${run}_redis rest=${run}_rest \
+        xa=${run}_xact
+      rps+=("$(field "$line" rps)") p50s+=("$(field "$line" p50_ms)") p99s+=("$(field "$line" p99_ms)")
+      errs+=("$errors") cpu+=("$cpu_machine") srv+=("$server") gws+=("$gw") idns+=("$idn")
+      pg+=("$cpu_postgres") rd+=("$cpu_redis") xa+=("$per_request")
+      # Everything else: wrk, the idle servers, the neighbours.
+      rest+=("$(awk -v m="$cpu_machine" -v a="$server" -v b="$cpu_postgres" -v c="$cpu_redis" 'BEGIN { printf "%.2f", m - a - b - c }')")
+      unset -n rps p50s p99s errs cpu srv gws idns pg rd rest xa
+    done
   done
-  printf '    pgbench -S %s tps, p99 %s ms | GET /v1/users/{id} %s req/s, p99 %s ms | GET /v1/users?limit=50 %s req/s, p99 %s ms\n' \
-    "${pg_rps[-1]}" "${pg_p99[-1]}" "${get_rps[-1]}" "${get_p99[-1]}" "${list_rps[-1]}" "${list_p99[-1]}" >&2
+  printf '    pgbench -S %s tps | GET /v1/users/{id} one process %s req/s, split %s | GET /v1/users?limit=50 one process %s req/s, split %s\n' \
+    "${pg_rps[-1]}" "${one_get_rps[-1]}" "${split_get_rps[-1]}" "${one_list_rps[-1]}" "${split_list_rps[-1]}" >&2
 done
 
 # --- the table -------------------------------------------------------------
@@ -398,13 +505,32 @@ fmt_ms() { awk -v x="$1" 'BEGIN { printf (x < 10 ? "%.2f" : "%.1f"), x }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b ? a / b : 0 }'; }
 at_least() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 at_most() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+per_round() { # ARRAY-NAME: its values, whole, separated by " / "
+  local -n values=$1
+  printf '%s / ' "${values[@]%.*}" | sed 's# / $##'
+}
+round_ratios() { # NUMERATOR-ARRAY-NAME DENOMINATOR-ARRAY-NAME: each round's ratio
+  local -n a=$1 b=$2
+  local i out=()
+  for i in "${!a[@]}"; do out+=("$(ratio "${a[i]}" "${b[i]}")"); done
+  printf '%s / ' "${out[@]}" | sed 's# / $##'
+}
 
 pg_m=$(median "${pg_rps[@]}")
-get_m=$(median "${get_rps[@]}") get_p99_m=$(median "${get_p99[@]}") get_errors=$(sum "${get_err[@]}")
-list_m=$(median "${list_rps[@]}") list_errors=$(sum "${list_err[@]}")
-get_result=FAIL list_result=FAIL
-at_least "$get_m" "$TARGET_GET_RPS" && at_most "$get_p99_m" "$TARGET_GET_P99_MS" && ((get_errors == 0)) && get_result=pass
-at_least "$list_m" "$TARGET_LIST_RPS" && ((list_errors == 0)) && list_result=pass
+declare -A m=() errors_of=() p99_of=() result=()
+for run in "${runs[@]}"; do
+  declare -n rps=${run}_rps errs=${run}_err p99s=${run}_p99
+  m[$run]=$(median "${rps[@]}") errors_of[$run]=$(sum "${errs[@]}") p99_of[$run]=$(median "${p99s[@]}")
+  unset -n rps errs p99s
+  result[$run]=FAIL
+done
+at_least "$(ratio "${m[one_get]}" "$pg_m")" "$TARGET_GET_VS_PGBENCH" && at_least "${m[one_get]}" "$TARGET_GET_RPS" &&
+  at_most "${p99_of[one_get]}" "$TARGET_GET_P99_MS" && ((errors_of[one_get] == 0)) && result[one_get]=PASS
+at_least "${m[one_list]}" "$TARGET_LIST_RPS" && ((errors_of[one_list] == 0)) && result[one_list]=PASS
+for scenario in get list; do
+  at_least "$(ratio "${m[split_$scenario]}" "${m[one_$scenario]}")" "$TARGET_SPLIT_VS_ONE" &&
+    ((errors_of[split_$scenario] == 0)) && result[split_$scenario]=PASS
+done
 
 rerun="BENCH_PG_SSLMODE=$SSLMODE BENCH_DURATION=$DURATION BENCH_ROUNDS=$ROUNDS BENCH_CONNECTIONS=$CONNECTIONS BENCH_THREADS=$THREADS BENCH_POOL=$POOL loadtest/http/run.sh"
 pg_version=$(psql_at "$ADMIN_URL" -c 'SHOW server_version' | cut -d' ' -f1)
@@ -417,45 +543,80 @@ commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$repo" status --porcelain --untracked-files=no -- . ':!loadtest' 2>/dev/null | grep -q . &&
   echo ", uncommitted changes" || true)
 
+row() { # RUN LABEL TARGET: one row of the table
+  local run=$1 vs_one=—
+  local -n p50s=${run}_p50
+  [[ $run == split_* ]] && vs_one=$(ratio "${m[$run]}" "${m[one_${run#split_}]}")
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(fmt_int "${m[$run]}")" \
+    "$(fmt_ms "$(median "${p50s[@]}")")" "$(fmt_ms "${p99_of[$run]}")" "${errors_of[$run]}" "$3" \
+    "$(ratio "${m[$run]}" "$pg_m")" "$vs_one" "${result[$run]}"
+}
+cpu_row() { # RUN LABEL: one row of the CPU table
+  local run=$1 split_cpu=—
+  local -n cpu=${run}_cpu srv=${run}_srv gws=${run}_gw idns=${run}_idn pg=${run}_pg rd=${run}_redis \
+    rest=${run}_rest xa=${run}_xact
+  [[ $run == split_* ]] && split_cpu="$(median "${gws[@]}") / $(median "${idns[@]}")"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$2" "$(median "${cpu[@]}")" \
+    "$(median "${srv[@]}")" "$split_cpu" "$(median "${pg[@]}")" "$(median "${rd[@]}")" "$(median "${rest[@]}")" \
+    "$(awk -v c="$(median "${srv[@]}")" -v r="${m[$run]}" 'BEGIN { printf "%.0f", c * 1e6 / r }')" \
+    "$(awk -v c="$(median "${pg[@]}")" -v r="${m[$run]}" 'BEGIN { printf "%.0f", c * 1e6 / r }')" \
+    "$(median "${xa[@]}")"
+}
+
 cat <<EOF
 
-### HTTP API: users by API key ($(date -u +%Y-%m-%d), commit $commit$dirty)
+### HTTP API: users by API key, one process and split ($(date -u +%Y-%m-%d), commit $commit$dirty)
 
-- Server: \`switchboard serve --services all\` (gateway + identity, one
-  process), release build. PostgreSQL $pg_version as \`$APP_ROLE\`, a member
-  of \`switchboard_app\` (row-level security on), $pg_tls,
-  pool of $POOL; Redis for the cache (credentials, tenant facts, rate limits); bus and objects embedded
-  (memory, local).
+- Servers, release build, all three running for the whole run, on loopback:
+  **one process**, \`switchboard serve --services all\` (gateway and
+  identity in process); **split**, \`serve --services gateway\` calling
+  identity (and routing, webhooks) over gRPC in \`serve --services
+  $SPLIT_SERVICES\`, both signing service credentials with one internal
+  key file. PostgreSQL $pg_version as \`$APP_ROLE\`, a member of
+  \`switchboard_app\` (row-level security on), $pg_tls, pool of $POOL per
+  process; Redis for the cache (credentials, tenant facts, rate limits), one
+  key prefix for all; bus and objects embedded (memory, local).
 - Data: one tenant on a plan with unreachable rate limits, $(fmt_int "$USERS") users;
   \`GET /v1/users/{id}\` rotates over 1,000 random ids.
 - Load: wrk over loopback, $CONNECTIONS connections, $THREADS threads, API key
-  in \`Authorization\`; ${WARMUP} s warm-up, then $ROUNDS rounds of ${DURATION} s, each
-  running the baseline and both scenarios in turn; medians of the rounds
-  (p50 and p99 too); errors are non-2xx answers plus socket errors.
+  in \`Authorization\`; ${WARMUP} s warm-up of each, then $ROUNDS rounds of ${DURATION} s, each
+  running the baseline, then each scenario at one process and at the split
+  back to back (odd rounds one process first, even rounds split first);
+  medians of the rounds (p50 and p99 too); errors are non-2xx answers plus
+  socket errors. "split / one process" = the split's median ÷ one
+  process's: the gRPC hop costs 1 − that.
 - Baseline: \`pgbench -S -c $CONNECTIONS -j $THREADS -T $DURATION\` on the same database
   (scale $PGBENCH_SCALE; latencies from a 10 % sample of transactions).
 - Machine: $ncpu cores, shared ($background cores busy before the run); wrk and
   pgbench run on the same cores.
 
-| scenario | req/s (median of $ROUNDS) | p50 ms | p99 ms | errors / non-2xx | target | vs pgbench -S | result |
-|---|---:|---:|---:|---:|---|---:|---|
-| baseline: \`pgbench -S\` | $(fmt_int "$pg_m") tps | $(fmt_ms "$(median "${pg_p50[@]}")") | $(fmt_ms "$(median "${pg_p99[@]}")") | $(sum "${pg_err[@]}") | — | 1.00 | baseline |
-| \`GET /v1/users/{id}\` | $(fmt_int "$get_m") | $(fmt_ms "$(median "${get_p50[@]}")") | $(fmt_ms "$get_p99_m") | $get_errors | ≥ 5,000 req/s, p99 ≤ 20 ms | $(ratio "$get_m" "$pg_m") | $get_result |
-| \`GET /v1/users?limit=50\` | $(fmt_int "$list_m") | $(fmt_ms "$(median "${list_p50[@]}")") | $(fmt_ms "$(median "${list_p99[@]}")") | $list_errors | ≥ 1,500 req/s | $(ratio "$list_m" "$pg_m") | $list_result |
+| scenario | req/s (median of $ROUNDS) | p50 ms | p99 ms | errors / non-2xx | target | vs pgbench -S | split / one process | result |
+|---|---:|---:|---:|---:|---|---:|---:|---|
+| baseline: \`pgbench -S\` | $(fmt_int "$pg_m") tps | $(fmt_ms "$(median "${pg_p50[@]}")") | $(fmt_ms "$(median "${pg_p99[@]}")") | $(sum "${pg_err[@]}") | — | 1.00 | — | baseline |
+$(row one_get '`GET /v1/users/{id}`, one process' "≥ $TARGET_GET_VS_PGBENCH of pgbench -S (and ≥ $(fmt_int "$TARGET_GET_RPS") req/s, p99 ≤ $TARGET_GET_P99_MS ms)")
+$(row split_get '`GET /v1/users/{id}`, split' "≥ $TARGET_SPLIT_VS_ONE of one process")
+$(row one_list '`GET /v1/users?limit=50`, one process' "≥ $(fmt_int "$TARGET_LIST_RPS") req/s")
+$(row split_list '`GET /v1/users?limit=50`, split' "≥ $TARGET_SPLIT_VS_ONE of one process")
 
-Rounds (req/s): pgbench -S $(printf '%s / ' "${pg_rps[@]%.*}" | sed 's# / $##'); \
-\`GET /v1/users/{id}\` $(printf '%s / ' "${get_rps[@]%.*}" | sed 's# / $##'); \
-\`GET /v1/users?limit=50\` $(printf '%s / ' "${list_rps[@]%.*}" | sed 's# / $##').
+Rounds (req/s): pgbench -S $(per_round pg_rps);
+\`GET /v1/users/{id}\` one process $(per_round one_get_rps), split $(per_round split_get_rps)
+(split / one process $(round_ratios split_get_rps one_get_rps));
+\`GET /v1/users?limit=50\` one process $(per_round one_list_rps), split $(per_round split_list_rps)
+(split / one process $(round_ratios split_list_rps one_list_rps)).
 
 Where the CPU went (medians of the rounds, in cores of $ncpu, read over each
-run but its last second; µs of CPU per request; PostgreSQL = all its
-processes on the machine):
+run but its last second; µs of CPU per request; switchboard = the processes
+serving the run, for the split its gateway + identity node; PostgreSQL = all
+its processes on the machine; rest = wrk, the idle servers and the
+neighbours):
 
-| scenario | machine busy | switchboard | PostgreSQL | Redis | rest (wrk, neighbours) | switchboard µs/req | PostgreSQL µs/req | PG transactions/req |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|
-| baseline: \`pgbench -S\` | $(median "${pg_cpu[@]}") | — | — | — | — | — | — | 1 |
-| \`GET /v1/users/{id}\` | $(median "${get_cpu[@]}") | $(median "${get_srv[@]}") | $(median "${get_pg[@]}") | $(median "${get_redis[@]}") | $(median "${get_rest[@]}") | $(awk -v c="$(median "${get_srv[@]}")" -v r="$get_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(awk -v c="$(median "${get_pg[@]}")" -v r="$get_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(median "${get_xact[@]}") |
-| \`GET /v1/users?limit=50\` | $(median "${list_cpu[@]}") | $(median "${list_srv[@]}") | $(median "${list_pg[@]}") | $(median "${list_redis[@]}") | $(median "${list_rest[@]}") | $(awk -v c="$(median "${list_srv[@]}")" -v r="$list_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(awk -v c="$(median "${list_pg[@]}")" -v r="$list_m" 'BEGIN { printf "%.0f", c * 1e6 / r }') | $(median "${list_xact[@]}") |
+| scenario | machine busy | switchboard | split: gateway / identity node | PostgreSQL | Redis | rest | switchboard µs/req | PostgreSQL µs/req | PG transactions/req |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|
+| baseline: \`pgbench -S\` | $(median "${pg_cpu[@]}") | — | — | — | — | — | — | — | 1 |
+$(cpu_row one_get '`GET /v1/users/{id}`, one process')
+$(cpu_row split_get '`GET /v1/users/{id}`, split')
+$(cpu_row one_list '`GET /v1/users?limit=50`, one process')
+$(cpu_row split_list '`GET /v1/users?limit=50`, split')
 
 Rerun: \`$rerun\`
 EOF

@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use switchboard_platform::Cache;
 pub use switchboard_platform::cache::RateDecision;
+use switchboard_platform::cache::TokenTake;
 
 use crate::problem::{Problem, ceil_seconds, retry_after_seconds};
 
@@ -94,6 +95,58 @@ impl RateLimiter {
                     retry_after: Duration::ZERO,
                     reset_after: Duration::ZERO,
                 })
+            }
+        }
+    }
+
+    /// [`RateLimiter::check`] of each `(key, limit)` in turn, in one call
+    /// to the cache (one round trip, atomic: [`Cache::take_tokens_many`]):
+    /// each bucket is charged while all allow; at the first refusal the
+    /// buckets after it are left untouched and the answer is that
+    /// bucket's 429. `Ok` carries one decision per bucket.
+    ///
+    /// Fails open like [`RateLimiter::check`]: when the cache cannot
+    /// answer, every bucket allows and a warning is logged. An invalid
+    /// limit is a bug and answers 500, charging no bucket.
+    pub async fn check_all(&self, checks: &[(&str, &Limit)]) -> Result<Vec<RateDecision>, Problem> {
+        let buckets: Vec<String> = checks
+            .iter()
+            .map(|(key, _)| format!("rate:{key}"))
+            .collect();
+        let takes: Vec<TokenTake<'_>> = buckets
+            .iter()
+            .zip(checks)
+            .map(|(bucket, (_, limit))| TokenTake {
+                key: bucket,
+                capacity: limit.capacity,
+                per_second: limit.per_second,
+                cost: 1,
+            })
+            .collect();
+        match self.cache.take_tokens_many(&takes).await {
+            Ok(decisions) => match decisions.last() {
+                Some(refused) if !refused.allowed => {
+                    Err(Problem::too_many_requests(refused.retry_after)
+                        .with_headers(Self::headers(refused)))
+                }
+                _ => Ok(decisions),
+            },
+            Err(error @ switchboard_platform::Error::InvalidArgument(_)) => {
+                tracing::error!(%error, keys = ?buckets, "invalid rate limit");
+                Err(Problem::internal())
+            }
+            Err(error) => {
+                tracing::warn!(%error, keys = ?buckets, "rate limits not checked: the cache did not answer; allowing the request");
+                Ok(checks
+                    .iter()
+                    .map(|(_, limit)| RateDecision {
+                        allowed: true,
+                        limit: limit.capacity,
+                        remaining: limit.capacity.saturating_sub(1),
+                        retry_after: Duration::ZERO,
+                        reset_after: Duration::ZERO,
+                    })
+                    .collect())
             }
         }
     }
@@ -243,6 +296,56 @@ mod tests {
             let decision = limiter.check("t1:api", &limit).await.unwrap();
             assert!(decision.allowed);
         }
+    }
+
+    #[tokio::test]
+    async fn check_all_charges_every_bucket_until_one_refuses() {
+        let limiter = limiter();
+        let tenant = Limit::per_minute(3);
+        let credential = Limit::per_minute(2);
+        let checks = [("t1:api", &tenant), ("t1:key-a", &credential)];
+        for expected in [(2, 1), (1, 0)] {
+            let decisions = limiter.check_all(&checks).await.unwrap();
+            assert_eq!(
+                (decisions[0].remaining, decisions[1].remaining),
+                expected,
+                "{decisions:?}"
+            );
+        }
+        // The credential's bucket refuses: a 429 carrying its headers,
+        // after the tenant's bucket was charged (as two checks in turn).
+        let problem = limiter.check_all(&checks).await.unwrap_err();
+        assert_eq!(problem.status(), StatusCode::TOO_MANY_REQUESTS);
+        let response = problem.into_response();
+        assert_eq!(response.headers()[RATELIMIT_LIMIT], "2");
+        assert_eq!(response.headers()[header::RETRY_AFTER], "30");
+        // The tenant's bucket is empty now: another credential is refused
+        // by it, with its headers, and its own bucket is never charged.
+        let other = [("t1:api", &tenant), ("t1:key-b", &credential)];
+        let response = limiter.check_all(&other).await.unwrap_err().into_response();
+        assert_eq!(response.headers()[RATELIMIT_LIMIT], "3");
+        let decision = limiter.check("t1:key-b", &credential).await.unwrap();
+        assert_eq!(decision.remaining, 1, "key-b still had both tokens");
+    }
+
+    #[tokio::test]
+    async fn check_all_fails_open_and_refuses_invalid_limits() {
+        let down = RateLimiter::new(Arc::new(DownCache));
+        let limit = Limit::per_second(5);
+        let decisions = down
+            .check_all(&[("t1:api", &limit), ("t1:key", &limit)])
+            .await
+            .unwrap();
+        assert_eq!(decisions.len(), 2);
+        assert!(decisions.iter().all(|decision| decision.allowed));
+        let limiter = limiter();
+        let problem = limiter
+            .check_all(&[("t1:api", &limit), ("t1:key", &Limit::per_minute(0))])
+            .await
+            .unwrap_err();
+        assert_eq!(problem.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let untouched = limiter.check("t1:api", &limit).await.unwrap();
+        assert_eq!(untouched.remaining, 4, "nothing was charged");
     }
 
     #[tokio::test]

@@ -48,6 +48,20 @@ pub trait Cache: Send + Sync + 'static {
     /// [`Error::InvalidArgument`](crate::Error) if `key` holds a hash.
     async fn get(&self, key: &str) -> Result<Option<Bytes>>;
 
+    /// The values under `keys`, in their order, as [`Cache::get`] would
+    /// answer each, in one round trip (Redis `MGET`), for a caller that
+    /// needs several independent values at once. A key holding a hash is
+    /// [`Error::InvalidArgument`](crate::Error) in memory and absent in
+    /// Redis (`MGET` answers nil for it). On Redis Cluster the keys must
+    /// share one slot (one hash tag).
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(self.get(key).await?);
+        }
+        Ok(values)
+    }
+
     /// Stores `value`, replacing any previous one; it expires after `ttl`
     /// (never, if `None`).
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()>;
@@ -81,6 +95,34 @@ pub trait Cache: Send + Sync + 'static {
         per_second: f64,
         cost: u32,
     ) -> Result<RateDecision>;
+
+    /// [`Cache::take_tokens`] on each of `takes` in turn, stopping at the
+    /// first refusal, atomically and in one round trip (one Lua script in
+    /// Redis): the answer holds the decisions up to and including the first
+    /// refused one, and the buckets after it are left untouched, exactly as
+    /// if each had been taken by its own call until one was refused. Every
+    /// take's arguments, and every bucket's stored state, are checked before
+    /// anything changes, so an [`Error::InvalidArgument`](crate::Error)
+    /// changes nothing. On Redis Cluster the keys must share one slot.
+    ///
+    /// The default takes one bucket per call, not atomically; both
+    /// backends override it.
+    async fn take_tokens_many(&self, takes: &[TokenTake<'_>]) -> Result<Vec<RateDecision>> {
+        for take in takes {
+            Bucket::new(take.key, take.capacity, take.per_second, take.cost)?;
+        }
+        let mut decisions = Vec::with_capacity(takes.len());
+        for take in takes {
+            let decision = self
+                .take_tokens(take.key, take.capacity, take.per_second, take.cost)
+                .await?;
+            decisions.push(decision);
+            if !decision.allowed {
+                break;
+            }
+        }
+        Ok(decisions)
+    }
 
     /// Extends the lease `key` to expire `ttl` from now, only if it holds
     /// exactly `token` (a lease taken with [`Cache::set_if_absent`]).
@@ -132,6 +174,16 @@ pub trait Cache: Send + Sync + 'static {
 
     /// Answers when the backend is reachable (`/readyz`).
     async fn ping(&self) -> Result<()>;
+}
+
+/// One bucket of [`Cache::take_tokens_many`]: the arguments of one
+/// [`Cache::take_tokens`] call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenTake<'a> {
+    pub key: &'a str,
+    pub capacity: u32,
+    pub per_second: f64,
+    pub cost: u32,
 }
 
 /// The answer of [`Cache::take_tokens`], with what a caller needs for the

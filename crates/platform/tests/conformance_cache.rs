@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use switchboard_platform::cache::{ChannelEvent, ChannelMessages, MemoryCache, RedisCache};
+use switchboard_platform::cache::{
+    ChannelEvent, ChannelMessages, MemoryCache, RedisCache, TokenTake,
+};
 use switchboard_platform::{Cache, Error};
 use switchboard_test_utils::{
     ClosedPort, TcpProxy, eventually, init_tracing, redis_url, unique_name,
@@ -358,6 +360,165 @@ async fn invalid_rate_limits_are_refused(cache: Arc<dyn Cache>) {
         cache.get("not-a-bucket").await.unwrap().as_deref(),
         Some(&b"hello"[..])
     );
+}
+
+fn take(key: &str, capacity: u32, per_second: f64, cost: u32) -> TokenTake<'_> {
+    TokenTake {
+        key,
+        capacity,
+        per_second,
+        cost,
+    }
+}
+
+/// Two buckets in one call, as the gateway charges a tenant's and a
+/// credential's: each is charged while both allow; a refusal of the first
+/// leaves the second untouched; a refusal of the second keeps the first's
+/// charge, exactly as two calls in turn would.
+async fn take_tokens_many_charges_each_bucket_in_turn(cache: Arc<dyn Cache>) {
+    // The tenant's bucket holds 3, the credential's 2; no refill to speak of.
+    let both = |cost| {
+        [
+            take("many-tenant", 3, 0.001, cost),
+            take("many-key", 2, 0.001, cost),
+        ]
+    };
+    let decisions = cache.take_tokens_many(&both(1)).await.unwrap();
+    assert_eq!(decisions.len(), 2);
+    assert!(decisions.iter().all(|decision| decision.allowed));
+    assert_eq!((decisions[0].limit, decisions[0].remaining), (3, 2));
+    assert_eq!((decisions[1].limit, decisions[1].remaining), (2, 1));
+    cache.take_tokens_many(&both(1)).await.unwrap();
+    // The credential's bucket is empty now: refused by the second, after
+    // the first was charged (its last token).
+    let decisions = cache.take_tokens_many(&both(1)).await.unwrap();
+    assert_eq!(decisions.len(), 2, "{decisions:?}");
+    assert!(decisions[0].allowed);
+    assert_eq!(decisions[0].remaining, 0);
+    assert!(!decisions[1].allowed);
+    assert_eq!(decisions[1].remaining, 0);
+    assert!(
+        decisions[1].retry_after > Duration::from_secs(900),
+        "{decisions:?}"
+    );
+    // Now the tenant's bucket refuses first: the answer stops there, and
+    // the credential's bucket is not charged (a peek shows it unchanged).
+    let before = cache.take_tokens("many-key", 2, 0.001, 0).await.unwrap();
+    let decisions = cache.take_tokens_many(&both(1)).await.unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    assert!(!decisions[0].allowed);
+    let after = cache.take_tokens("many-key", 2, 0.001, 0).await.unwrap();
+    assert_eq!(before.remaining, after.remaining);
+    assert!(after.reset_after <= before.reset_after);
+    // Another credential of the same tenant is refused by the tenant's
+    // bucket and keeps its own tokens.
+    let decisions = cache
+        .take_tokens_many(&[
+            take("many-tenant", 3, 0.001, 1),
+            take("many-key-2", 2, 0.001, 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(decisions.len(), 1);
+    assert!(!decisions[0].allowed);
+    assert_eq!(
+        cache.get("many-key-2").await.unwrap(),
+        None,
+        "never charged"
+    );
+    // One call of many is the same arithmetic as one of take_tokens.
+    let single = cache.take_tokens("many-single", 5, 0.5, 2).await.unwrap();
+    let many = cache
+        .take_tokens_many(&[take("many-single-2", 5, 0.5, 2)])
+        .await
+        .unwrap();
+    assert_eq!(many.len(), 1);
+    assert_eq!(
+        (many[0].allowed, many[0].remaining),
+        (single.allowed, single.remaining)
+    );
+    assert!(cache.take_tokens_many(&[]).await.unwrap().is_empty());
+}
+
+/// The same bucket twice in one call is charged twice, the second take
+/// seeing the first.
+async fn take_tokens_many_sees_its_own_earlier_takes(cache: Arc<dyn Cache>) {
+    let decisions = cache
+        .take_tokens_many(&[
+            take("many-same", 2, 0.001, 1),
+            take("many-same", 2, 0.001, 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        decisions
+            .iter()
+            .map(|d| (d.allowed, d.remaining))
+            .collect::<Vec<_>>(),
+        [(true, 1), (true, 0)]
+    );
+    let decisions = cache
+        .take_tokens_many(&[take("many-same", 2, 0.001, 1)])
+        .await
+        .unwrap();
+    assert!(!decisions[0].allowed);
+}
+
+/// An invalid take, or a key that is not a bucket, anywhere in the call
+/// fails it before any bucket is charged.
+async fn take_tokens_many_refuses_invalid_takes_and_changes_nothing(cache: Arc<dyn Cache>) {
+    let error = cache
+        .take_tokens_many(&[take("many-first", 3, 1.0, 1), take("many-bad", 0, 1.0, 1)])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+    assert_eq!(cache.get("many-first").await.unwrap(), None);
+    cache
+        .set("many-not-a-bucket", b"hello", None)
+        .await
+        .unwrap();
+    let error = cache
+        .take_tokens_many(&[
+            take("many-first", 3, 1.0, 1),
+            take("many-not-a-bucket", 3, 1.0, 1),
+        ])
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+    assert_eq!(cache.get("many-first").await.unwrap(), None, "not charged");
+    assert_eq!(
+        cache.get("many-not-a-bucket").await.unwrap().as_deref(),
+        Some(&b"hello"[..])
+    );
+}
+
+async fn get_many_answers_each_key_in_order(cache: Arc<dyn Cache>) {
+    cache.set("gm-a", b"alpha", None).await.unwrap();
+    cache
+        .set("gm-c", b"\x00gamma\xff", Some(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    cache
+        .set("gm-gone", b"expired", Some(Duration::from_millis(1)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let values = cache
+        .get_many(&["gm-c", "gm-absent", "gm-a", "gm-gone", "gm-a"])
+        .await
+        .unwrap();
+    let values: Vec<Option<&[u8]>> = values.iter().map(|value| value.as_deref()).collect();
+    assert_eq!(
+        values,
+        [
+            Some(&b"\x00gamma\xff"[..]),
+            None,
+            Some(&b"alpha"[..]),
+            None,
+            Some(&b"alpha"[..])
+        ]
+    );
+    assert!(cache.get_many(&[]).await.unwrap().is_empty());
 }
 
 const SHORT_LEASE: Duration = Duration::from_millis(200);
@@ -974,6 +1135,10 @@ macro_rules! conformance {
             case!(rate_limit_buckets_are_independent);
             case!(concurrent_takers_share_one_bucket);
             case!(invalid_rate_limits_are_refused);
+            case!(take_tokens_many_charges_each_bucket_in_turn);
+            case!(take_tokens_many_sees_its_own_earlier_takes);
+            case!(take_tokens_many_refuses_invalid_takes_and_changes_nothing);
+            case!(get_many_answers_each_key_in_order);
             case!(renew_lease_extends_the_ttl_only_for_the_holder);
             case!(renew_lease_after_expiry_returns_false);
             case!(release_lease_deletes_only_with_the_right_token);

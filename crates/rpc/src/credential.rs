@@ -1,5 +1,7 @@
-//! The service credential on the wire: a calling service signs one per call
-//! ([`Credentials::request`]); a serving service wraps each gRPC service in
+//! The service credential on the wire: a calling service signs one for each
+//! call context ([`Credentials::request`]), reusing it for the same context
+//! for [`CREDENTIAL_REUSE`], well inside its 60-s life; a serving service
+//! wraps each gRPC service in
 //! [`Authenticated`], which refuses a call without a valid one
 //! (`UNAUTHENTICATED`, before any handler runs), puts the verified
 //! [`Caller`] in the request's extensions and runs the handler in a span
@@ -8,9 +10,11 @@
 //! The token travels as `authorization: Bearer <jwt>` (RFC 6750 §2.1 over
 //! gRPC metadata); see `switchboard_auth::service` for what it holds.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::future::BoxFuture;
@@ -108,11 +112,31 @@ impl Caller {
     }
 }
 
-/// What a node signs its outgoing calls with. Cheap to clone.
+/// How long a signed credential is reused for calls with the same
+/// context (tenant, clients, principal): a sixth of its life
+/// (`switchboard_auth::SERVICE_TOKEN_TTL`, 60 s), so a reused one still has
+/// 50 s to go when it arrives. Reuse saves signing on every call; it grants
+/// nothing more, since a credential says only who the call is for, and the
+/// callee decides on every call what that allows.
+pub const CREDENTIAL_REUSE: Duration = Duration::from_secs(10);
+
+/// Contexts whose signed credentials are kept at most; past it they are
+/// all dropped (and signed again as they come).
+const REUSE_CAPACITY: usize = 4096;
+
+/// What a node signs its outgoing calls with. Cheap to clone (clones share
+/// the signed credentials they reuse).
 #[derive(Clone)]
 pub struct Credentials {
     keys: Arc<ServiceKeys>,
     service: Arc<str>,
+    signed: Arc<Mutex<HashMap<String, Signed>>>,
+}
+
+/// A credential signed for one context, as a metadata value.
+struct Signed {
+    value: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
+    until: Instant,
 }
 
 impl Credentials {
@@ -121,6 +145,7 @@ impl Credentials {
         Self {
             keys,
             service: service.into(),
+            signed: Arc::default(),
         }
     }
 
@@ -143,25 +168,93 @@ impl Credentials {
             })
     }
 
-    /// `message` as a request carrying a credential for `context`.
+    /// `message` as a request carrying a credential for `context`: the one
+    /// signed for the same context less than [`CREDENTIAL_REUSE`] ago, else
+    /// a fresh one.
     pub fn request<T>(
         &self,
         message: T,
         context: &CallContext,
     ) -> Result<tonic::Request<T>, Status> {
         let mut request = tonic::Request::new(message);
-        let token = self.token(context)?;
-        let value = token
-            .parse()
-            .map_err(|_| Status::internal("service credential is not valid metadata"))?;
-        request.metadata_mut().insert(METADATA_KEY, value);
+        request
+            .metadata_mut()
+            .insert(METADATA_KEY, self.signed_for(context)?);
         Ok(request)
     }
+
+    fn signed_for(
+        &self,
+        context: &CallContext,
+    ) -> Result<tonic::metadata::MetadataValue<tonic::metadata::Ascii>, Status> {
+        let fresh = || -> Result<tonic::metadata::MetadataValue<_>, Status> {
+            self.token(context)?
+                .parse()
+                .map_err(|_| Status::internal("service credential is not valid metadata"))
+        };
+        let Some(key) = context_key(context) else {
+            return fresh();
+        };
+        let now = Instant::now();
+        {
+            let signed = self
+                .signed
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(found) = signed.get(&key)
+                && now < found.until
+            {
+                return Ok(found.value.clone());
+            }
+        }
+        let value = fresh()?;
+        let mut signed = self
+            .signed
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if signed.len() >= REUSE_CAPACITY {
+            signed.retain(|_, found| now < found.until);
+            if signed.len() >= REUSE_CAPACITY {
+                signed.clear();
+            }
+        }
+        signed.insert(
+            key,
+            Signed {
+                value: value.clone(),
+                until: now + CREDENTIAL_REUSE,
+            },
+        );
+        Ok(value)
+    }
+}
+
+/// What tells two call contexts apart: equal keys, equal claims (`None`:
+/// not reusable).
+fn context_key(context: &CallContext) -> Option<String> {
+    let tenant = context.tenant.as_ref().map(|tenant| {
+        (
+            tenant.id().as_uuid(),
+            tenant.clients().as_list().map(|clients| {
+                let mut clients: Vec<uuid::Uuid> =
+                    clients.into_iter().map(|client| client.as_uuid()).collect();
+                clients.sort_unstable();
+                clients
+            }),
+        )
+    });
+    serde_json::to_string(&(tenant, &context.principal)).ok()
 }
 
 /// Checks a request's credential against `keys`.
 pub fn verify(keys: &ServiceKeys, headers: &http::HeaderMap) -> Result<Caller, Status> {
-    let token = headers
+    let token = bearer(headers)?;
+    verify_token(keys, token).map(|(caller, _)| caller)
+}
+
+/// The credential of a request's metadata.
+fn bearer(headers: &http::HeaderMap) -> Result<&str, Status> {
+    headers
         .get(METADATA_KEY)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
@@ -171,7 +264,12 @@ pub fn verify(keys: &ServiceKeys, headers: &http::HeaderMap) -> Result<Caller, S
             Status::unauthenticated(
                 "missing service credential: internal gRPC APIs take `authorization: Bearer <service credential>`, signed with the cluster's internal key",
             )
-        })?;
+        })
+}
+
+/// The caller of a verified `token`, and the Unix time from which the
+/// token is refused as expired.
+fn verify_token(keys: &ServiceKeys, token: &str) -> Result<(Caller, i64), Status> {
     let claims = keys.verify(token, Utc::now()).map_err(|error| {
         Status::unauthenticated(match error {
             AuthError::ExpiredToken => "service credential expired".to_owned(),
@@ -182,7 +280,50 @@ pub fn verify(keys: &ServiceKeys, headers: &http::HeaderMap) -> Result<Caller, S
             other => format!("invalid service credential: {other}"),
         })
     })?;
-    Ok(Caller::from_claims(claims))
+    let leeway = i64::try_from(switchboard_auth::jwt::LEEWAY.as_secs()).unwrap_or(0);
+    let expires = claims.exp.saturating_add(leeway);
+    Ok((Caller::from_claims(claims), expires))
+}
+
+/// Credentials a service has verified, by their exact text, until they
+/// expire: a caller reuses one for [`CREDENTIAL_REUSE`], so most calls
+/// carry a credential already checked. The text was signed as a whole, so
+/// the same text always says the same thing; only its expiry is checked
+/// again on each call.
+#[derive(Default)]
+struct Verified {
+    callers: Mutex<HashMap<String, (Caller, i64)>>,
+}
+
+impl Verified {
+    fn caller(&self, keys: &ServiceKeys, headers: &http::HeaderMap) -> Result<Caller, Status> {
+        let token = bearer(headers)?;
+        let now = Utc::now().timestamp();
+        {
+            let callers = self
+                .callers
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some((caller, expires)) = callers.get(token)
+                && now < *expires
+            {
+                return Ok(caller.clone());
+            }
+        }
+        let (caller, expires) = verify_token(keys, token)?;
+        let mut callers = self
+            .callers
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if callers.len() >= REUSE_CAPACITY {
+            callers.retain(|_, (_, expires)| now < *expires);
+            if callers.len() >= REUSE_CAPACITY {
+                callers.clear();
+            }
+        }
+        callers.insert(token.to_owned(), (caller.clone(), expires));
+        Ok(caller)
+    }
 }
 
 /// A gRPC service that takes only calls with a valid service credential.
@@ -190,11 +331,16 @@ pub fn verify(keys: &ServiceKeys, headers: &http::HeaderMap) -> Result<Caller, S
 pub struct Authenticated<S> {
     inner: S,
     keys: Arc<ServiceKeys>,
+    verified: Arc<Verified>,
 }
 
 impl<S> Authenticated<S> {
     pub fn new(inner: S, keys: Arc<ServiceKeys>) -> Self {
-        Self { inner, keys }
+        Self {
+            inner,
+            keys,
+            verified: Arc::default(),
+        }
     }
 }
 
@@ -224,7 +370,7 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let caller = match verify(&self.keys, request.headers()) {
+        let caller = match self.verified.caller(&self.keys, request.headers()) {
             Ok(caller) => caller,
             Err(status) => {
                 tracing::debug!(service = S::NAME, path = %request.uri().path(), reason = %status.message(), "gRPC call refused");
@@ -280,6 +426,84 @@ mod tests {
         assert_eq!(caller.service, "gateway");
         assert_eq!(caller.context, context);
         assert_eq!(caller.tenant().unwrap(), &tenant);
+    }
+
+    #[test]
+    fn a_credential_is_reused_for_its_context_only() {
+        let keys = keys("internal-1");
+        let credentials = Credentials::new(keys.clone(), "gateway");
+        let tenant = Tenant::scoped(TenantId::from_uuid(Uuid::new_v4()), ClientScope::All);
+        let alice = CallContext::tenant(tenant.clone())
+            .with_principal(serde_json::json!({"user": "alice", "roles": ["admin"]}));
+        let alice_agent = CallContext::tenant(tenant.clone())
+            .with_principal(serde_json::json!({"user": "alice", "roles": ["agent"]}));
+        let other_tenant = CallContext::tenant(Tenant::scoped(
+            TenantId::from_uuid(Uuid::new_v4()),
+            ClientScope::All,
+        ))
+        .with_principal(serde_json::json!({"user": "alice", "roles": ["admin"]}));
+        let header = |context: &CallContext| {
+            headers_of(&credentials.clone().request((), context).unwrap())[METADATA_KEY].clone()
+        };
+        let first = header(&alice);
+        assert_eq!(first, header(&alice), "reused within the window");
+        // Any difference in what the credential says is another credential,
+        // which says exactly that.
+        for (context, different) in [
+            (&alice_agent, header(&alice_agent)),
+            (&other_tenant, header(&other_tenant)),
+            (&CallContext::system(), header(&CallContext::system())),
+        ] {
+            assert_ne!(first, different);
+            let mut headers = http::HeaderMap::new();
+            headers.insert(METADATA_KEY, different);
+            assert_eq!(&verify(&keys, &headers).unwrap().context, context);
+        }
+        let mut headers = http::HeaderMap::new();
+        headers.insert(METADATA_KEY, first);
+        assert_eq!(verify(&keys, &headers).unwrap().context, alice);
+    }
+
+    #[test]
+    fn a_verified_credential_is_remembered_and_an_expired_one_refused() {
+        let keys = keys("internal-1");
+        let verified = Verified::default();
+        let context = CallContext::tenant(Tenant::scoped(
+            TenantId::from_uuid(Uuid::new_v4()),
+            ClientScope::All,
+        ));
+        let request = Credentials::new(keys.clone(), "gateway")
+            .request((), &context)
+            .unwrap();
+        let headers = headers_of(&request);
+        assert_eq!(verified.caller(&keys, &headers).unwrap().context, context);
+        assert_eq!(verified.caller(&keys, &headers).unwrap().context, context);
+        assert_eq!(verified.callers.lock().unwrap().len(), 1, "checked once");
+        // Past its expiry a remembered credential is checked again, and an
+        // expired one is refused and not remembered.
+        let token = bearer(&headers).unwrap().to_owned();
+        verified.callers.lock().unwrap().get_mut(&token).unwrap().1 = 0;
+        assert_eq!(verified.caller(&keys, &headers).unwrap().context, context);
+        let mut old = ServiceClaims::new("gateway", Utc::now() - chrono::TimeDelta::minutes(2));
+        old.tid = Some(Uuid::new_v4());
+        let mut expired = http::HeaderMap::new();
+        expired.insert(
+            METADATA_KEY,
+            format!("Bearer {}", keys.sign(&old).unwrap())
+                .parse()
+                .unwrap(),
+        );
+        let refused = verified.caller(&keys, &expired).unwrap_err();
+        assert!(refused.message().contains("expired"), "{refused:?}");
+        assert_eq!(verified.callers.lock().unwrap().len(), 1);
+        // Anything but the exact text of a remembered credential is checked.
+        let mut tampered = http::HeaderMap::new();
+        tampered.insert(METADATA_KEY, format!("Bearer {token}x").parse().unwrap());
+        assert!(verified.caller(&keys, &tampered).is_err());
+        let foreign = Credentials::new(self::keys("internal-1"), "gateway")
+            .request((), &context)
+            .unwrap();
+        assert!(verified.caller(&keys, &headers_of(&foreign)).is_err());
     }
 
     #[test]

@@ -216,7 +216,11 @@ impl Identity {
             })?;
         let tenant_id = TenantId::from_uuid(claims.tid);
         let ended = || IdentityError::Unauthenticated("the session has ended; log in again".into());
-        match self.credentials().session(claims.sid).await {
+        let (session, rights, tenant) = self
+            .credentials()
+            .session_user_and_tenant(claims.sid, tenant_id, claims.sub)
+            .await;
+        match session {
             Cached::Hit(_) => {}
             Cached::Revoked => return Err(ended()),
             Cached::Miss => {
@@ -233,7 +237,7 @@ impl Identity {
             }
         }
         let rights = self
-            .user_facts(tenant_id, claims.sub)
+            .user_facts_from(rights, tenant_id, claims.sub)
             .await?
             .filter(|rights| rights.active)
             .ok_or_else(|| {
@@ -246,7 +250,7 @@ impl Identity {
                 "the user's roles, clients or status changed since this token was issued; log in again".into(),
             ));
         }
-        let facts = self.tenant_facts(tenant_id).await?;
+        let facts = self.tenant_facts_from(tenant, tenant_id).await?;
         let roles = claims
             .roles
             .iter()
@@ -312,9 +316,21 @@ impl Identity {
             return Err(invalid());
         }
         let tenant_id = TenantId::from_uuid(facts.tenant_id);
+        // Its creator's rights and its tenant's facts in one cache round
+        // trip, alongside the claim on this minute's `last_used_at` write
+        // (a use refused below is not recorded; its claim only delays the
+        // next record, by a minute at most).
+        let ((cached_creator, cached_tenant), claimed) = tokio::join!(
+            self.credentials()
+                .user_and_tenant(tenant_id, facts.created_by),
+            self.credentials().claim_last_used_write(facts.key_id),
+        );
         // The key acts within its creator's rights as they are now.
         let creator = match facts.created_by {
-            Some(creator) => self.user_facts(tenant_id, creator).await?,
+            Some(creator) => {
+                self.user_facts_from(cached_creator, tenant_id, creator)
+                    .await?
+            }
             None => None,
         }
         .filter(|creator| creator.active)
@@ -333,10 +349,10 @@ impl Identity {
                 .clients
                 .map(|ids| ids.into_iter().map(ClientId::from_uuid).collect()),
         ));
-        if self.credentials().claim_last_used_write(facts.key_id).await {
+        if claimed {
             self.record_key_use(tenant_id, facts.key_id, at).await?;
         }
-        let tenant = self.tenant_facts(tenant_id).await?;
+        let tenant = self.tenant_facts_from(cached_tenant, tenant_id).await?;
         Ok(Principal {
             tenant: Tenant::scoped(tenant_id, clients),
             actor: Actor::ApiKey {
@@ -371,9 +387,16 @@ impl Identity {
     }
 
     /// What a user's credentials may do now (`None`: no such user),
-    /// through the credential cache.
-    async fn user_facts(&self, tenant: TenantId, user: uuid::Uuid) -> Result<Option<UserFacts>> {
-        let remember = match self.credentials().user(tenant, user).await {
+    /// given what the credential cache said of them: read from the
+    /// database unless it was a hit, and remembered unless a tombstone
+    /// forbids it.
+    async fn user_facts_from(
+        &self,
+        cached: Cached<UserFacts>,
+        tenant: TenantId,
+        user: uuid::Uuid,
+    ) -> Result<Option<UserFacts>> {
+        let remember = match cached {
             Cached::Hit(facts) => return Ok(Some(facts)),
             Cached::Revoked => false,
             Cached::Miss => true,
@@ -401,10 +424,15 @@ impl Identity {
         Ok(Some(facts))
     }
 
-    /// Status, verification and rate limits of a tenant; refuses tenants
-    /// that are not in service.
-    async fn tenant_facts(&self, tenant: TenantId) -> Result<TenantFacts> {
-        let facts = match self.credentials().tenant(tenant).await {
+    /// Status, verification and rate limits of a tenant, given what the
+    /// credential cache said of them; refuses tenants that are not in
+    /// service.
+    async fn tenant_facts_from(
+        &self,
+        cached: Cached<TenantFacts>,
+        tenant: TenantId,
+    ) -> Result<TenantFacts> {
+        let facts = match cached {
             Cached::Hit(facts) => facts,
             Cached::Revoked | Cached::Miss => {
                 let transaction = self.store().begin(tenant).await?;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{Bucket, Cache, ChannelMessages, RateDecision, gcra};
+use super::{Bucket, Cache, ChannelMessages, RateDecision, TokenTake, gcra};
 use crate::{Error, Result};
 
 /// Sweep expired entries every this many writes, so keys that are never
@@ -147,6 +147,19 @@ impl Cache for MemoryCache {
         })
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        self.with_entries_of(keys, false, |entries, _| {
+            keys.iter()
+                .map(|key| {
+                    entries
+                        .get(*key)
+                        .map(|entry| entry.as_bytes(key).cloned())
+                        .transpose()
+                })
+                .collect()
+        })
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         self.with_entries(key, true, |entries, now| {
             entries.insert(
@@ -213,6 +226,42 @@ impl Cache for MemoryCache {
                 );
             }
             Ok(step.decision)
+        })
+    }
+
+    async fn take_tokens_many(&self, takes: &[TokenTake<'_>]) -> Result<Vec<RateDecision>> {
+        let buckets = takes
+            .iter()
+            .map(|take| Bucket::new(take.key, take.capacity, take.per_second, take.cost))
+            .collect::<Result<Vec<_>>>()?;
+        let keys: Vec<&str> = takes.iter().map(|take| take.key).collect();
+        self.with_entries_of(&keys, true, |entries, now| {
+            // Every bucket's state is read and checked before any changes.
+            let mut tats: HashMap<&str, Option<f64>> = HashMap::new();
+            for key in &keys {
+                let tat = match entries.get(*key) {
+                    Some(entry) => Some(parse_tat(key, entry.as_bytes(key)?)?),
+                    None => None,
+                };
+                tats.insert(key, tat);
+            }
+            let now_micros = now.saturating_duration_since(self.epoch).as_nanos() as f64 / 1e3;
+            let mut decisions = Vec::with_capacity(takes.len());
+            for (key, bucket) in keys.iter().zip(buckets) {
+                let step = gcra(bucket, now_micros, tats[key]);
+                if let Some((tat, keep)) = step.store {
+                    tats.insert(key, Some(tat));
+                    entries.insert(
+                        (*key).to_owned(),
+                        Entry::bytes(Bytes::from(tat.to_string()), Some(now + keep)),
+                    );
+                }
+                decisions.push(step.decision);
+                if !step.decision.allowed {
+                    break;
+                }
+            }
+            Ok(decisions)
         })
     }
 

@@ -10,60 +10,87 @@ use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisError, Script};
 
-use super::{Bucket, Cache, ChannelEvent, ChannelMessages, GCRA_EPOCH_UNIX_SECONDS, RateDecision};
+use super::{
+    Bucket, Cache, ChannelEvent, ChannelMessages, GCRA_EPOCH_UNIX_SECONDS, RateDecision, TokenTake,
+};
 use crate::{BackendKind, Error, Result};
 
 /// [`super::gcra`] in Lua, run atomically by Redis on its own clock (`TIME`)
-/// so replicas with skewed clocks agree on every bucket. The theoretical
-/// arrival time is stored as `%.17g` text (an exact `f64`), expiring when
-/// the bucket is full again so idle buckets vanish.
+/// so replicas with skewed clocks agree on every bucket, for one bucket
+/// ([`Cache::take_tokens`]) or several in turn ([`Cache::take_tokens_many`]).
+/// The theoretical arrival time is stored as `%.17g` text (an exact `f64`),
+/// expiring when the bucket is full again so idle buckets vanish.
 ///
-/// KEYS[1]: the bucket. ARGV: capacity, per_second, cost, epoch (Unix
-/// seconds). Returns `{allowed (0/1), remaining, retry_after_us,
-/// reset_after_us}`; errors with `not a rate-limit bucket` if the key holds
-/// something else.
+/// KEYS: the buckets, in order. ARGV[1]: the epoch (Unix seconds); then
+/// capacity, per_second, cost of each bucket. Every bucket's stored value
+/// is read and checked first (erroring with `not a rate-limit bucket`
+/// before anything is written); then the buckets are taken in turn, up to
+/// and including the first refused one. Returns `{allowed (0/1), remaining,
+/// retry_after_us, reset_after_us}` of each bucket taken, flattened.
 static TAKE_TOKENS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local capacity = tonumber(ARGV[1])
-local per_second = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local epoch = tonumber(ARGV[4])
-
+local epoch = tonumber(ARGV[1])
 local time = redis.call('TIME')
 local now = (tonumber(time[1]) - epoch) * 1000000 + tonumber(time[2])
 
-local tat = now
-local stored = redis.call('GET', KEYS[1])
-if stored then
-  local parsed = tonumber(stored)
-  if parsed == nil or parsed ~= parsed or parsed == math.huge or parsed == -math.huge then
-    return redis.error_reply('ERR not a rate-limit bucket')
+local stored_tat = {}
+for i = 1, #KEYS do
+  if stored_tat[KEYS[i]] == nil then
+    local stored = redis.call('GET', KEYS[i])
+    stored_tat[KEYS[i]] = false
+    if stored then
+      local parsed = tonumber(stored)
+      if parsed == nil or parsed ~= parsed or parsed == math.huge or parsed == -math.huge then
+        return redis.error_reply('ERR not a rate-limit bucket')
+      end
+      stored_tat[KEYS[i]] = parsed
+    end
   end
-  tat = math.max(parsed, now)
 end
 
-local interval = 1000000 / per_second
-local burst = capacity * interval
-local slack = math.min(interval / 2, 1)
-local new_tat = tat + cost * interval
-local allow_at = new_tat - burst
-local allowed = now - allow_at >= -slack
+local answers = {}
+for i = 1, #KEYS do
+  local capacity = tonumber(ARGV[3 * i - 1])
+  local per_second = tonumber(ARGV[3 * i])
+  local cost = tonumber(ARGV[3 * i + 1])
 
-local kept_tat = tat
-if allowed then kept_tat = new_tat end
-local remaining = math.floor((burst - (kept_tat - now) + slack) / interval)
-remaining = math.max(0, math.min(capacity, remaining))
-local reset_after = math.max(0, kept_tat - now)
+  local tat = now
+  if stored_tat[KEYS[i]] then
+    tat = math.max(stored_tat[KEYS[i]], now)
+  end
 
-if allowed then
+  local interval = 1000000 / per_second
+  local burst = capacity * interval
+  local slack = math.min(interval / 2, 1)
+  local new_tat = tat + cost * interval
+  local allow_at = new_tat - burst
+  local allowed = now - allow_at >= -slack
+
+  local kept_tat = tat
+  if allowed then kept_tat = new_tat end
+  local remaining = math.floor((burst - (kept_tat - now) + slack) / interval)
+  remaining = math.max(0, math.min(capacity, remaining))
+  local reset_after = math.max(0, kept_tat - now)
+
+  if not allowed then
+    table.insert(answers, 0)
+    table.insert(answers, remaining)
+    table.insert(answers, math.ceil(allow_at - now))
+    table.insert(answers, math.ceil(reset_after))
+    return answers
+  end
   if cost > 0 then
     local keep_ms = math.max(1, math.ceil(reset_after / 1000))
-    redis.call('SET', KEYS[1], string.format('%.17g', new_tat), 'PX', keep_ms)
+    redis.call('SET', KEYS[i], string.format('%.17g', new_tat), 'PX', keep_ms)
+    stored_tat[KEYS[i]] = new_tat
   end
-  return {1, remaining, 0, math.ceil(reset_after)}
+  table.insert(answers, 1)
+  table.insert(answers, remaining)
+  table.insert(answers, 0)
+  table.insert(answers, math.ceil(reset_after))
 end
-return {0, remaining, math.ceil(allow_at - now), math.ceil(reset_after)}
+return answers
 "#,
     )
 });
@@ -277,6 +304,31 @@ impl Cache for RedisCache {
         Ok(value.map(Bytes::from))
     }
 
+    async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut command = redis::cmd("MGET");
+        for key in keys {
+            command.arg(self.key(key));
+        }
+        let values: Vec<Option<Vec<u8>>> = self.query(&command).await?;
+        if values.len() != keys.len() {
+            return Err(Error::backend(
+                BackendKind::Cache,
+                format!(
+                    "Redis answered {} values for {} keys",
+                    values.len(),
+                    keys.len()
+                ),
+            ));
+        }
+        Ok(values
+            .into_iter()
+            .map(|value| value.map(Bytes::from))
+            .collect())
+    }
+
     async fn set(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<()> {
         let mut command = redis::cmd("SET");
         command.arg(self.key(key)).arg(value);
@@ -345,35 +397,72 @@ impl Cache for RedisCache {
         per_second: f64,
         cost: u32,
     ) -> Result<RateDecision> {
-        let bucket = Bucket::new(key, capacity, per_second, cost)?;
-        let mut connection = self.connection.clone();
-        let (allowed, remaining, retry_after, reset_after): (i64, i64, i64, i64) = TAKE_TOKENS
-            .key(self.key(key))
-            .arg(bucket.capacity)
-            // `Display` of f64 is exact (shortest round-trip) and never
-            // uses an exponent, so Lua's `tonumber` reads the same value.
-            .arg(bucket.per_second.to_string())
-            .arg(bucket.cost)
-            .arg(GCRA_EPOCH_UNIX_SECONDS)
-            .invoke_async(&mut connection)
-            .await
-            .map_err(|error| {
-                if error.to_string().contains("not a rate-limit bucket") {
-                    Error::InvalidArgument(format!(
-                        "cache key {key:?} does not hold a rate-limit bucket"
-                    ))
-                } else {
-                    map_error(error)
-                }
-            })?;
-        let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
-        Ok(RateDecision {
-            allowed: allowed == 1,
-            limit: bucket.capacity,
-            remaining: u32::try_from(remaining).unwrap_or(0),
-            retry_after: micros(retry_after),
-            reset_after: micros(reset_after),
+        let take = TokenTake {
+            key,
+            capacity,
+            per_second,
+            cost,
+        };
+        let mut decisions = self.take_tokens_many(&[take]).await?;
+        decisions.pop().ok_or_else(|| {
+            Error::backend(BackendKind::Cache, "Redis answered no rate-limit decision")
         })
+    }
+
+    async fn take_tokens_many(&self, takes: &[TokenTake<'_>]) -> Result<Vec<RateDecision>> {
+        let buckets = takes
+            .iter()
+            .map(|take| Bucket::new(take.key, take.capacity, take.per_second, take.cost))
+            .collect::<Result<Vec<_>>>()?;
+        if buckets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = TAKE_TOKENS.arg(GCRA_EPOCH_UNIX_SECONDS);
+        for (take, bucket) in takes.iter().zip(&buckets) {
+            invocation
+                .key(self.key(take.key))
+                .arg(bucket.capacity)
+                // `Display` of f64 is exact (shortest round-trip) and never
+                // uses an exponent, so Lua's `tonumber` reads the same value.
+                .arg(bucket.per_second.to_string())
+                .arg(bucket.cost);
+        }
+        let mut connection = self.connection.clone();
+        let answers: Vec<i64> =
+            invocation
+                .invoke_async(&mut connection)
+                .await
+                .map_err(|error| {
+                    if error.to_string().contains("not a rate-limit bucket") {
+                        let keys: Vec<&str> = takes.iter().map(|take| take.key).collect();
+                        Error::InvalidArgument(format!(
+                            "a cache key of {keys:?} does not hold a rate-limit bucket"
+                        ))
+                    } else {
+                        map_error(error)
+                    }
+                })?;
+        if answers.is_empty()
+            || !answers.len().is_multiple_of(4)
+            || answers.len() / 4 > buckets.len()
+        {
+            return Err(Error::backend(
+                BackendKind::Cache,
+                format!("Redis answered {} rate-limit fields", answers.len()),
+            ));
+        }
+        let micros = |value: i64| Duration::from_micros(u64::try_from(value).unwrap_or(0));
+        Ok(answers
+            .chunks_exact(4)
+            .zip(&buckets)
+            .map(|(answer, bucket)| RateDecision {
+                allowed: answer[0] == 1,
+                limit: bucket.capacity,
+                remaining: u32::try_from(answer[1]).unwrap_or(0),
+                retry_after: micros(answer[2]),
+                reset_after: micros(answer[3]),
+            })
+            .collect())
     }
 
     async fn renew_lease(&self, key: &str, token: &[u8], ttl: Duration) -> Result<bool> {
