@@ -109,8 +109,12 @@ impl NoticeHub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// A new listener of `tenant`; forgets the tenants whose listeners all
+    /// left meanwhile.
     fn subscribe(&self, tenant: TenantId) -> broadcast::Receiver<NoticeEvent> {
-        self.tenants()
+        let mut tenants = self.tenants();
+        tenants.retain(|_, sender| sender.receiver_count() > 0);
+        tenants
             .entry(tenant)
             .or_insert_with(|| broadcast::channel(NOTICES_PER_LISTENER).0)
             .subscribe()
@@ -1030,6 +1034,37 @@ fn wire_error(error: HostError) -> WireError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn notice_of(tenant: TenantId) -> Notice {
+        Notice {
+            tenant,
+            offers: Vec::new(),
+            withdrawn: Vec::new(),
+            agent_events: Vec::new(),
+            contact_events: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn notices_reach_their_tenants_listeners_only_and_left_tenants_are_forgotten() {
+        let hub = NoticeHub::default();
+        let (one, two) = (TenantId::new(), TenantId::new());
+        let mut of_one = hub.subscribe(one);
+        let mut of_two = hub.subscribe(two);
+        hub.publish(notice_of(one));
+        assert!(
+            matches!(of_one.try_recv(), Ok(NoticeEvent::Notice(notice)) if notice.tenant == one)
+        );
+        assert!(of_two.try_recv().is_err(), "another tenant's notice");
+        hub.gap();
+        assert!(matches!(of_one.try_recv(), Ok(NoticeEvent::Gap)));
+        assert!(matches!(of_two.try_recv(), Ok(NoticeEvent::Gap)));
+        // Tenant one's listener leaves; the next subscription forgets it.
+        drop(of_one);
+        let _again = hub.subscribe(two);
+        assert_eq!(hub.tenants().len(), 1);
+        assert!(hub.tenants().contains_key(&two));
+    }
 
     #[test]
     fn an_operation_asked_again_is_not_run_again() {
