@@ -1,0 +1,19 @@
+//! Switchboard's SIP stack (RFC 3261), written here because the Rust SIP
+//! crates fail basic cases of RFC 4475's torture tests: a closed `Method`
+//! enum (no 501 for an extension method), `SIP/7.0` accepted (must be
+//! 505), a negative or huge Content-Length taken as 0, a header line
+//! without a colon silently dropped, line folding rejected.
+//!
+//! - [`parse`]: a strict, zero-copy parser of one message from a datagram
+//!   or a stream, answering what RFC 3261 and RFC 4475 say a malformed
+//!   message deserves (a 400, 505 or 413 response, or a silent drop), with
+//!   a stable reason for the malformed-message metric.
+//! - [`headers`]: header names, their compact forms (RFC 3261 §7.3.3 and
+//!   the later RFCs that assign one).
+
+pub mod headers;
+mod message;
+mod parse;
+
+pub use message::{Header, Message, Method, StartLine, Version};
+pub use parse::{Limits, Malformed, Refusal, Transport, parse};

@@ -1,0 +1,299 @@
+//! The parser on whole messages: what RFC 3261 accepts, and the verdict
+//! RFC 4475 §3.1.2 expects of each kind of malformed message.
+
+use switchboard_sip::{Limits, Method, Refusal, StartLine, Transport, Version, parse};
+
+/// `text` with `\n` line ends turned into SIP's CRLF.
+fn sip(text: &str) -> Vec<u8> {
+    text.replace('\n', "\r\n").into_bytes()
+}
+
+const INVITE: &str = "INVITE sip:agent@acme.sip.example.com SIP/2.0
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds
+Max-Forwards: 70
+To: <sip:agent@acme.sip.example.com>
+From: \"Caller\" <sip:+12125550199@carrier.example.net>;tag=1928301774
+Call-ID: a84b4c76e66710@192.0.2.1
+CSeq: 314159 INVITE
+Contact: <sip:+12125550199@192.0.2.1>
+Content-Type: application/sdp
+Content-Length: 4
+
+v=0
+";
+
+fn datagram(text: &str) -> Vec<u8> {
+    sip(text)
+}
+
+#[test]
+fn a_well_formed_invite_parses_without_copying() {
+    let bytes = datagram(INVITE);
+    let (message, used) = parse(&bytes, Transport::Datagram, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(used, bytes.len() - 1, "the body is Content-Length bytes");
+    assert_eq!(
+        message.start,
+        StartLine::Request {
+            method: Method::Invite,
+            uri: "sip:agent@acme.sip.example.com",
+            version: Version::SIP_2_0
+        }
+    );
+    assert_eq!(message.body, b"v=0\r");
+    assert_eq!(message.cseq(), Some((314159, "INVITE")));
+    let call_id = message.header("Call-ID").unwrap();
+    assert!(matches!(call_id.value, std::borrow::Cow::Borrowed(_)));
+    assert_eq!(call_id.value, "a84b4c76e66710@192.0.2.1");
+}
+
+#[test]
+fn folded_lines_compact_names_and_unknown_headers_are_understood() {
+    let text = "OPTIONS sip:acme.sip.example.com SIP/2.0
+v: SIP/2.0/TCP 192.0.2.1;branch=z9hG4bKfold
+t: <sip:acme.sip.example.com>
+f: <sip:probe@example.net>;tag=1
+i: fold-1
+CSeq: 7
+\tOPTIONS
+Subject: first line
+  second line
+X-Unknown-Header: kept as is
+l: 0
+
+";
+    let bytes = sip(text);
+    let (message, _) = parse(&bytes, Transport::Stream, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.cseq(), Some((7, "OPTIONS")));
+    assert_eq!(
+        message.header("Subject").unwrap().value,
+        "first line second line"
+    );
+    assert_eq!(message.header("Via").unwrap().name, "v");
+    assert_eq!(
+        message.header("x-unknown-header").unwrap().value,
+        "kept as is"
+    );
+    assert_eq!(message.headers.len(), 8, "every header kept, in order");
+}
+
+#[test]
+fn an_extension_method_is_kept_for_a_501() {
+    let text = INVITE
+        .replace("INVITE sip:", "NEWMETHOD sip:")
+        .replace("314159 INVITE", "314159 NEWMETHOD");
+    let bytes = sip(&text);
+    let (message, _) = parse(&bytes, Transport::Datagram, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.method(), Some(Method::Extension("NEWMETHOD")));
+}
+
+#[test]
+fn escaped_uris_and_leading_crlfs_are_accepted() {
+    let text = format!(
+        "\n\n{}",
+        INVITE.replace(
+            "INVITE sip:agent@acme.sip.example.com",
+            "INVITE sip:%61gent@acme.sip.example.com;transport=udp?Subject=hi%20there"
+        )
+    );
+    let bytes = sip(&text);
+    let (message, used) = parse(&bytes, Transport::Datagram, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(used, bytes.len() - 1);
+    let StartLine::Request { uri, .. } = message.start else {
+        panic!("a request")
+    };
+    assert_eq!(
+        uri,
+        "sip:%61gent@acme.sip.example.com;transport=udp?Subject=hi%20there"
+    );
+}
+
+/// The verdict on `text` as a datagram: the reason and what to do.
+fn verdict(text: &str) -> (&'static str, Refusal) {
+    let bytes = sip(text);
+    let malformed = parse(&bytes, Transport::Datagram, &Limits::default()).unwrap_err();
+    if let Refusal::Respond(_) = malformed.refusal {
+        assert!(
+            malformed.request.is_some(),
+            "a response is built from the request"
+        );
+    }
+    (malformed.reason, malformed.refusal)
+}
+
+#[test]
+fn an_unknown_sip_version_is_505() {
+    assert_eq!(
+        verdict(&INVITE.replace("sip.example.com SIP/2.0", "sip.example.com SIP/7.0")),
+        ("version", Refusal::Respond(505))
+    );
+}
+
+#[test]
+fn a_bad_content_length_is_400() {
+    for value in ["-999", "9999999999999999999999", "4.0", "", "four"] {
+        assert_eq!(
+            verdict(&INVITE.replace("Content-Length: 4", &format!("Content-Length: {value}"))),
+            ("bad_content_length", Refusal::Respond(400)),
+            "{value:?}"
+        );
+    }
+    assert_eq!(
+        verdict(&INVITE.replace("Content-Length: 4", "Content-Length: 50")),
+        ("content_length_mismatch", Refusal::Respond(400))
+    );
+}
+
+#[test]
+fn a_header_line_without_a_colon_is_400_not_dropped() {
+    assert_eq!(
+        verdict(&INVITE.replace("Max-Forwards: 70\n", "Max-Forwards: 70\nNoColonHere\n")),
+        ("bad_header", Refusal::Respond(400))
+    );
+}
+
+#[test]
+fn missing_repeated_or_inconsistent_headers_are_400() {
+    assert_eq!(
+        verdict(&INVITE.replace("Call-ID: a84b4c76e66710@192.0.2.1\n", "")),
+        ("missing_header", Refusal::Drop),
+        "without a Call-ID no response can be built"
+    );
+    assert_eq!(
+        verdict(&INVITE.replace(
+            "Call-ID: a84b4c76e66710@192.0.2.1\n",
+            "Call-ID: a@b\ni: c@d\n"
+        )),
+        ("repeated_header", Refusal::Respond(400))
+    );
+    assert_eq!(
+        verdict(&INVITE.replace("314159 INVITE", "314159 BYE")),
+        ("bad_cseq", Refusal::Respond(400))
+    );
+    assert_eq!(
+        verdict(&INVITE.replace("314159 INVITE", "36893488147419103232 INVITE")),
+        ("bad_cseq", Refusal::Respond(400))
+    );
+    assert_eq!(
+        verdict(&INVITE.replace("Max-Forwards: 70", "Max-Forwards: 300")),
+        ("bad_max_forwards", Refusal::Respond(400))
+    );
+}
+
+#[test]
+fn a_garbled_request_line_is_dropped_when_no_response_can_be_built() {
+    assert_eq!(
+        verdict(&INVITE.replace(
+            "INVITE sip:agent@acme.sip.example.com SIP/2.0",
+            "INVITE  sip:agent@acme.sip.example.com  SIP/2.0"
+        )),
+        ("bad_start_line", Refusal::Drop)
+    );
+    assert_eq!(
+        verdict(&INVITE.replace("sip:agent@acme.sip.example.com SIP", "agent SIP")),
+        ("bad_start_line", Refusal::Drop)
+    );
+}
+
+#[test]
+fn a_malformed_response_is_dropped() {
+    let response = "SIP/2.0 2000 OK
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds
+To: <sip:agent@acme.sip.example.com>;tag=a
+From: <sip:+12125550199@carrier.example.net>;tag=1928301774
+Call-ID: a84b4c76e66710@192.0.2.1
+CSeq: 314159 INVITE
+Content-Length: 0
+
+";
+    assert_eq!(verdict(response), ("bad_start_line", Refusal::Drop));
+    assert_eq!(
+        verdict(
+            &response
+                .replace("SIP/2.0 2000", "SIP/2.0 200")
+                .replace("Content-Length: 0", "Content-Length: -1")
+        ),
+        ("bad_content_length", Refusal::Drop)
+    );
+}
+
+#[test]
+fn sizes_past_the_limits_are_413() {
+    let limits = Limits {
+        max_body: 2,
+        ..Limits::default()
+    };
+    let bytes = sip(INVITE);
+    let malformed = parse(&bytes, Transport::Datagram, &limits).unwrap_err();
+    assert_eq!(
+        (malformed.reason, malformed.refusal),
+        ("too_large", Refusal::Respond(413))
+    );
+}
+
+#[test]
+fn a_stream_waits_for_whole_messages_and_needs_content_length() {
+    let one = sip(INVITE);
+    let mut two = one.clone();
+    two.truncate(one.len() - 1); // exactly Content-Length bytes of body
+    two.extend_from_slice(&one);
+    // Cut anywhere before the end of the first message: wait for more.
+    for cut in [10, one.len() / 2, one.len() - 4] {
+        assert_eq!(
+            parse(&two[..cut], Transport::Stream, &Limits::default()),
+            Ok(None)
+        );
+    }
+    let (first, used) = parse(&two, Transport::Stream, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.body, b"v=0\r");
+    let (second, _) = parse(&two[used..], Transport::Stream, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.cseq(), Some((314159, "INVITE")));
+    let without_length = sip(&INVITE.replace("Content-Length: 4\n", ""));
+    let malformed = parse(&without_length, Transport::Stream, &Limits::default()).unwrap_err();
+    assert_eq!(
+        (malformed.reason, malformed.refusal),
+        ("content_length_missing", Refusal::Respond(400))
+    );
+}
+
+#[test]
+fn a_datagram_without_content_length_takes_the_rest_and_extra_bytes_are_discarded() {
+    let bytes = sip(&INVITE.replace("Content-Length: 4\n", ""));
+    let (message, _) = parse(&bytes, Transport::Datagram, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.body, b"v=0\r\n");
+    let bytes = sip(&INVITE.replace("Content-Length: 4", "Content-Length: 2"));
+    let (message, _) = parse(&bytes, Transport::Datagram, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.body, b"v=");
+}
+
+#[test]
+fn garbage_never_panics() {
+    let samples: [&[u8]; 6] = [
+        b"",
+        b"\r\n\r\n",
+        b"\xff\xfe\r\n\r\n",
+        b"SIP/2.0\r\n\r\n",
+        b"INVITE sip:a SIP/2.0\r\n: empty name\r\n\r\n",
+        b"INVITE sip:a SIP/2.0\r\n\tfolded first\r\n\r\n",
+    ];
+    for sample in samples {
+        for transport in [Transport::Datagram, Transport::Stream] {
+            let _ = parse(sample, transport, &Limits::default());
+        }
+    }
+}
