@@ -1,0 +1,390 @@
+//! Sans-IO SIP transactions (RFC 3261 §17): state machines that own no
+//! socket and no clock. The caller feeds them what arrived and the
+//! current time, asks for the next deadline, and carries out the
+//! [`Action`]s (send bytes, hand a message to the transaction user, report
+//! a timeout). So far the non-INVITE client (§17.1.2) and server (§17.2.2)
+//! transactions; the INVITE ones with RFC 6026's accepted state follow.
+
+use std::time::{Duration, Instant};
+
+/// The timer base values (RFC 3261 §17.1.1.1, table 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// The round-trip estimate (500 ms).
+    pub t1: Duration,
+    /// The longest retransmission interval of non-INVITE requests (4 s).
+    pub t2: Duration,
+    /// How long a message may stay in the network (5 s).
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Self {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Whether the transport retransmits by itself (TCP, TLS, WebSocket) or
+/// the transaction must (UDP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reliability {
+    Unreliable,
+    Reliable,
+}
+
+/// What the caller must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send these bytes to the peer (a first send or a retransmission).
+    Send(Vec<u8>),
+    /// Hand the response with this status to the transaction user.
+    Deliver(u16),
+    /// No final response came in time (Timer F): tell the user (a 408).
+    TimedOut,
+    /// The transaction is over; forget it.
+    Terminated,
+}
+
+/// A transaction's state (RFC 3261 figures 6 and 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Trying,
+    Proceeding,
+    Completed,
+    Terminated,
+}
+
+/// A non-INVITE client transaction (RFC 3261 §17.1.2, figure 6).
+#[derive(Debug)]
+pub struct NonInviteClient {
+    state: State,
+    request: Vec<u8>,
+    timers: Timers,
+    reliability: Reliability,
+    /// Timer E: the next retransmission, and the interval after it.
+    retransmit: Option<(Instant, Duration)>,
+    /// Timer F: the transaction times out.
+    timeout_at: Instant,
+    /// Timer K: the end of the Completed state.
+    linger_until: Option<Instant>,
+}
+
+impl NonInviteClient {
+    /// Starts sending `request`.
+    pub fn start(
+        request: Vec<u8>,
+        reliability: Reliability,
+        timers: Timers,
+        now: Instant,
+    ) -> (Self, Vec<Action>) {
+        let client = Self {
+            state: State::Trying,
+            request: request.clone(),
+            timers,
+            reliability,
+            retransmit: (reliability == Reliability::Unreliable)
+                .then(|| (now + timers.t1, timers.t1)),
+            timeout_at: now + timers.t1 * 64,
+            linger_until: None,
+        };
+        (client, vec![Action::Send(request)])
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// When [`NonInviteClient::on_timer`] must next be called, if ever.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Trying | State::Proceeding => Some(
+                self.retransmit
+                    .map_or(self.timeout_at, |(at, _)| at.min(self.timeout_at)),
+            ),
+            State::Completed => self.linger_until,
+            State::Terminated => None,
+        }
+    }
+
+    /// A response with status `code` matched this transaction.
+    pub fn on_response(&mut self, code: u16, now: Instant) -> Vec<Action> {
+        match (self.state, code) {
+            (State::Trying | State::Proceeding, 100..=199) => {
+                self.state = State::Proceeding;
+                vec![Action::Deliver(code)]
+            }
+            (State::Trying | State::Proceeding, _) => {
+                self.retransmit = None;
+                let linger = match self.reliability {
+                    Reliability::Unreliable => self.timers.t4,
+                    Reliability::Reliable => Duration::ZERO,
+                };
+                if linger.is_zero() {
+                    self.state = State::Terminated;
+                    return vec![Action::Deliver(code), Action::Terminated];
+                }
+                self.state = State::Completed;
+                self.linger_until = Some(now + linger);
+                vec![Action::Deliver(code)]
+            }
+            // Retransmitted responses are absorbed.
+            (State::Completed | State::Terminated, _) => Vec::new(),
+        }
+    }
+
+    /// Runs the timers due at `now`.
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
+        match self.state {
+            State::Trying | State::Proceeding => {
+                if now >= self.timeout_at {
+                    self.state = State::Terminated;
+                    self.retransmit = None;
+                    return vec![Action::TimedOut, Action::Terminated];
+                }
+                let Some((at, interval)) = self.retransmit else {
+                    return Vec::new();
+                };
+                if now < at {
+                    return Vec::new();
+                }
+                // Trying doubles the interval up to T2; Proceeding uses T2.
+                let next = match self.state {
+                    State::Trying => (interval * 2).min(self.timers.t2),
+                    _ => self.timers.t2,
+                };
+                self.retransmit = Some((now + next, next));
+                vec![Action::Send(self.request.clone())]
+            }
+            State::Completed if self.linger_until.is_some_and(|until| now >= until) => {
+                self.state = State::Terminated;
+                vec![Action::Terminated]
+            }
+            State::Completed | State::Terminated => Vec::new(),
+        }
+    }
+}
+
+/// A non-INVITE server transaction (RFC 3261 §17.2.2, figure 8).
+#[derive(Debug)]
+pub struct NonInviteServer {
+    state: State,
+    timers: Timers,
+    reliability: Reliability,
+    /// The last response sent, sent again when the request is.
+    last_response: Option<Vec<u8>>,
+    /// Timer J: the end of the Completed state.
+    linger_until: Option<Instant>,
+}
+
+impl NonInviteServer {
+    /// A request arrived and created this transaction.
+    pub fn new(reliability: Reliability, timers: Timers) -> Self {
+        Self {
+            state: State::Trying,
+            timers,
+            reliability,
+            last_response: None,
+            linger_until: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Completed => self.linger_until,
+            _ => None,
+        }
+    }
+
+    /// The request arrived again: answered with the last response, if
+    /// any (nothing while Trying).
+    pub fn on_request(&mut self) -> Vec<Action> {
+        match (self.state, &self.last_response) {
+            (State::Proceeding | State::Completed, Some(response)) => {
+                vec![Action::Send(response.clone())]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// The transaction user sends a response with status `code`.
+    /// Responses after the final one are not sent.
+    pub fn respond(&mut self, code: u16, response: Vec<u8>, now: Instant) -> Vec<Action> {
+        match self.state {
+            State::Trying | State::Proceeding => {
+                self.last_response = Some(response.clone());
+                if (100..=199).contains(&code) {
+                    self.state = State::Proceeding;
+                    return vec![Action::Send(response)];
+                }
+                let linger = match self.reliability {
+                    Reliability::Unreliable => self.timers.t1 * 64,
+                    Reliability::Reliable => Duration::ZERO,
+                };
+                if linger.is_zero() {
+                    self.state = State::Terminated;
+                    return vec![Action::Send(response), Action::Terminated];
+                }
+                self.state = State::Completed;
+                self.linger_until = Some(now + linger);
+                vec![Action::Send(response)]
+            }
+            State::Completed | State::Terminated => Vec::new(),
+        }
+    }
+
+    pub fn on_timer(&mut self, now: Instant) -> Vec<Action> {
+        if self.state == State::Completed && self.linger_until.is_some_and(|until| now >= until) {
+            self.state = State::Terminated;
+            return vec![Action::Terminated];
+        }
+        Vec::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs `client`'s timers at every deadline until `until`, returning
+    /// when (ms after `start`) each action happened.
+    fn run_client(
+        client: &mut NonInviteClient,
+        start: Instant,
+        until: Duration,
+    ) -> Vec<(u128, Action)> {
+        let mut happened = Vec::new();
+        while let Some(deadline) = client.next_deadline() {
+            if deadline > start + until {
+                break;
+            }
+            for action in client.on_timer(deadline) {
+                happened.push(((deadline - start).as_millis(), action));
+            }
+        }
+        happened
+    }
+
+    #[test]
+    fn over_udp_the_request_is_resent_at_doubling_intervals_up_to_t2_then_times_out_at_64_t1() {
+        let start = Instant::now();
+        let (mut client, first) = NonInviteClient::start(
+            b"OPTIONS".to_vec(),
+            Reliability::Unreliable,
+            Timers::default(),
+            start,
+        );
+        assert_eq!(first, vec![Action::Send(b"OPTIONS".to_vec())]);
+        let happened = run_client(&mut client, start, Duration::from_secs(60));
+        let resent: Vec<u128> = happened
+            .iter()
+            .filter(|(_, action)| matches!(action, Action::Send(_)))
+            .map(|(at, _)| *at)
+            .collect();
+        assert_eq!(
+            resent,
+            vec![
+                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+            ]
+        );
+        let tail: Vec<_> = happened.iter().rev().take(2).collect();
+        assert_eq!(*tail[1], (32_000, Action::TimedOut));
+        assert_eq!(*tail[0], (32_000, Action::Terminated));
+        assert_eq!(client.state(), State::Terminated);
+        assert_eq!(client.next_deadline(), None);
+    }
+
+    #[test]
+    fn over_tcp_nothing_is_resent_and_a_final_response_ends_at_once() {
+        let start = Instant::now();
+        let (mut client, _) = NonInviteClient::start(
+            b"BYE".to_vec(),
+            Reliability::Reliable,
+            Timers::default(),
+            start,
+        );
+        assert_eq!(
+            client.next_deadline(),
+            Some(start + Duration::from_secs(32))
+        );
+        assert_eq!(
+            client.on_response(200, start + Duration::from_millis(20)),
+            vec![Action::Deliver(200), Action::Terminated]
+        );
+        assert_eq!(client.state(), State::Terminated);
+    }
+
+    #[test]
+    fn a_provisional_response_moves_to_t2_retransmissions_and_a_final_one_lingers_for_t4() {
+        let start = Instant::now();
+        let timers = Timers::default();
+        let (mut client, _) =
+            NonInviteClient::start(b"REGISTER".to_vec(), Reliability::Unreliable, timers, start);
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        assert_eq!(
+            client.on_timer(at(500)),
+            vec![Action::Send(b"REGISTER".to_vec())]
+        );
+        assert_eq!(client.on_response(100, at(600)), vec![Action::Deliver(100)]);
+        assert_eq!(client.state(), State::Proceeding);
+        // The interval set at 500 ms (1 s) runs out; after it, T2.
+        assert_eq!(client.on_timer(at(1500)).len(), 1);
+        assert_eq!(client.next_deadline(), Some(at(5500)));
+        assert_eq!(
+            client.on_response(200, at(2000)),
+            vec![Action::Deliver(200)]
+        );
+        assert_eq!(client.state(), State::Completed);
+        // A retransmitted 200 is absorbed; Timer K ends it after T4.
+        assert_eq!(client.on_response(200, at(2100)), Vec::new());
+        assert_eq!(client.on_timer(at(6999)), Vec::new());
+        assert_eq!(client.on_timer(at(7000)), vec![Action::Terminated]);
+    }
+
+    #[test]
+    fn a_server_answers_retransmitted_requests_with_its_last_response_then_lingers_for_64_t1() {
+        let start = Instant::now();
+        let mut server = NonInviteServer::new(Reliability::Unreliable, Timers::default());
+        assert_eq!(
+            server.on_request(),
+            Vec::new(),
+            "nothing to resend while Trying"
+        );
+        assert_eq!(
+            server.respond(100, b"100".to_vec(), start),
+            vec![Action::Send(b"100".to_vec())]
+        );
+        assert_eq!(server.on_request(), vec![Action::Send(b"100".to_vec())]);
+        assert_eq!(
+            server.respond(200, b"200".to_vec(), start),
+            vec![Action::Send(b"200".to_vec())]
+        );
+        assert_eq!(server.on_request(), vec![Action::Send(b"200".to_vec())]);
+        assert_eq!(
+            server.respond(500, b"500".to_vec(), start),
+            Vec::new(),
+            "one final response"
+        );
+        assert_eq!(
+            server.next_deadline(),
+            Some(start + Duration::from_secs(32))
+        );
+        assert_eq!(server.on_timer(start + Duration::from_secs(31)), Vec::new());
+        assert_eq!(
+            server.on_timer(start + Duration::from_secs(32)),
+            vec![Action::Terminated]
+        );
+        let mut reliable = NonInviteServer::new(Reliability::Reliable, Timers::default());
+        assert_eq!(
+            reliable.respond(404, b"404".to_vec(), start),
+            vec![Action::Send(b"404".to_vec()), Action::Terminated]
+        );
+    }
+}
