@@ -10,12 +10,15 @@
 //!   a stable reason for the malformed-message metric.
 //! - [`headers`]: header names, their compact forms (RFC 3261 §7.3.3 and
 //!   the later RFCs that assign one).
+//! - [`matching`]: the keys of transactions and dialogs (RFC 3261 §17.1.3,
+//!   §17.2.3, §12).
 //! - [`transaction`]: sans-IO transactions (RFC 3261 §17) driven by the
 //!   caller's clock: so far the non-INVITE client and server.
 //! - [`values`]: the header values transactions and dialogs read: Via,
 //!   and the name-addr form of From, To and Contact with their tags.
 
 pub mod headers;
+pub mod matching;
 mod message;
 mod parse;
 pub mod transaction;
