@@ -8,6 +8,8 @@
 //!   or a stream, answering what RFC 3261 and RFC 4475 say a malformed
 //!   message deserves (a 400, 505 or 413 response, or a silent drop), with
 //!   a stable reason for the malformed-message metric.
+//! - [`build`]: responses written from a request's own headers (the
+//!   answer to a malformed or refused request).
 //! - [`headers`]: header names, their compact forms (RFC 3261 §7.3.3 and
 //!   the later RFCs that assign one).
 //! - [`matching`]: the keys of transactions and dialogs (RFC 3261 §17.1.3,
@@ -17,6 +19,7 @@
 //! - [`values`]: the header values transactions and dialogs read: Via,
 //!   and the name-addr form of From, To and Contact with their tags.
 
+pub mod build;
 pub mod headers;
 pub mod matching;
 mod message;

@@ -1,0 +1,159 @@
+//! Writing messages: a response to a request (RFC 3261 §8.2.6.2: the Via
+//! headers in order, From, To with a tag added when it has none, Call-ID
+//! and CSeq copied) — what the edge answers a malformed or refused
+//! request with before any transaction user sees it.
+
+use std::fmt::Write as _;
+
+use crate::message::Message;
+
+/// The standard reason phrase of `code` (RFC 3261 §21 and later RFCs for
+/// the codes the edge sends), or a generic one per class.
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        183 => "Session Progress",
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        413 => "Request Entity Too Large",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        603 => "Decline",
+        _ => match code / 100 {
+            1 => "Provisional",
+            2 => "Success",
+            3 => "Redirection",
+            4 => "Client Error",
+            5 => "Server Error",
+            _ => "Global Failure",
+        },
+    }
+}
+
+/// A response with status `code` to `request`, with no body. `to_tag` is
+/// added to the To header when it has no tag (a final response must
+/// carry one, §8.2.6.2). A reason phrase with a CR or LF is replaced by
+/// the standard one.
+pub fn response_to(
+    request: &Message<'_>,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+) -> Vec<u8> {
+    let reason = if reason.is_empty() || reason.contains(['\r', '\n']) {
+        reason_phrase(code)
+    } else {
+        reason
+    };
+    let mut out = String::with_capacity(512);
+    let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
+    for via in request.headers_named("Via") {
+        let _ = write!(out, "Via: {}\r\n", via.value);
+    }
+    for name in ["From", "To", "Call-ID", "CSeq"] {
+        let Some(header) = request.header(name) else {
+            continue;
+        };
+        let value = header.value.as_ref();
+        match (name, to_tag) {
+            ("To", Some(tag)) if !has_tag(value) => {
+                let _ = write!(out, "To: {value};tag={tag}\r\n");
+            }
+            _ => {
+                let _ = write!(out, "{name}: {value}\r\n");
+            }
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    out.into_bytes()
+}
+
+fn has_tag(value: &str) -> bool {
+    crate::values::parse_name_addr(value).is_ok_and(|to| to.tag().is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Limits, Refusal, Transport, parse};
+
+    #[test]
+    fn a_refused_request_is_answered_from_its_own_headers() {
+        let text = "INVITE sip:agent@acme.example.com SIP/7.0
+v: SIP/2.0/UDP carrier.example.net;branch=z9hG4bK-1
+Via: SIP/2.0/UDP origin.example.net;branch=z9hG4bK-0
+f: <sip:+12125550199@carrier.example.net>;tag=caller
+t: <sip:agent@acme.example.com>
+i: call-1
+CSeq: 1 INVITE
+l: 0
+
+"
+        .replace('\n', "\r\n");
+        let malformed =
+            parse(text.as_bytes(), Transport::Datagram, &Limits::default()).unwrap_err();
+        assert_eq!(malformed.refusal, Refusal::Respond(505));
+        let request = malformed.request.unwrap();
+        let response = response_to(&request, 505, "", Some("edge-1"));
+        let response = String::from_utf8(response).unwrap();
+        assert_eq!(
+            response,
+            "SIP/2.0 505 Version Not Supported\r\n\
+             Via: SIP/2.0/UDP carrier.example.net;branch=z9hG4bK-1\r\n\
+             Via: SIP/2.0/UDP origin.example.net;branch=z9hG4bK-0\r\n\
+             From: <sip:+12125550199@carrier.example.net>;tag=caller\r\n\
+             To: <sip:agent@acme.example.com>;tag=edge-1\r\n\
+             Call-ID: call-1\r\n\
+             CSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        // What we write parses back.
+        let (parsed, _) = parse(response.as_bytes(), Transport::Stream, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(parsed.cseq(), Some((1, "INVITE")));
+    }
+
+    #[test]
+    fn a_to_tag_is_never_doubled_and_reasons_cannot_inject_lines() {
+        let text = "BYE sip:a@b SIP/2.0
+Via: SIP/2.0/UDP h;branch=z9hG4bK-2
+From: <sip:x@y>;tag=1
+To: <sip:a@b>;tag=2
+Call-ID: c
+CSeq: 2 BYE
+Content-Length: 0
+
+"
+        .replace('\n', "\r\n");
+        let (request, _) = parse(text.as_bytes(), Transport::Datagram, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let response =
+            String::from_utf8(response_to(&request, 481, "Gone\r\nX-Evil: 1", Some("3"))).unwrap();
+        assert!(response.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"));
+        assert!(response.contains("To: <sip:a@b>;tag=2\r\n"));
+        assert!(!response.contains("X-Evil"));
+    }
+}
