@@ -10,6 +10,8 @@
 //!   a stable reason for the malformed-message metric.
 //! - [`build`]: responses written from a request's own headers (the
 //!   answer to a malformed or refused request).
+//! - [`dialog`]: dialogs (RFC 3261 §12) on either side: ids, CSeq
+//!   counters, remote target and route set.
 //! - [`headers`]: header names, their compact forms (RFC 3261 §7.3.3 and
 //!   the later RFCs that assign one).
 //! - [`matching`]: the keys of transactions and dialogs (RFC 3261 §17.1.3,
@@ -20,6 +22,7 @@
 //!   and the name-addr form of From, To and Contact with their tags.
 
 pub mod build;
+pub mod dialog;
 pub mod headers;
 pub mod matching;
 mod message;
