@@ -18,6 +18,7 @@
 //!   §17.2.3, §12).
 //! - [`transaction`]: sans-IO transactions (RFC 3261 §17) driven by the
 //!   caller's clock: so far the non-INVITE client and server.
+//! - [`uri`]: SIP and SIPS URIs (RFC 3261 §19.1) read in place.
 //! - [`values`]: the header values transactions and dialogs read: Via,
 //!   and the name-addr form of From, To and Contact with their tags.
 
@@ -28,6 +29,7 @@ pub mod matching;
 mod message;
 mod parse;
 pub mod transaction;
+pub mod uri;
 pub mod values;
 
 pub use message::{Header, Message, Method, StartLine, Version};
