@@ -1,10 +1,9 @@
 //! Turning service errors into RFC 9457 problems, in one place.
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard_http::Problem;
 use switchboard_identity_api::Denied;
-use switchboard_routing_api::acd::{RefusalKind, RoutingError};
+use switchboard_routing_api::acd::RoutingError;
 use switchboard_rpc::ServiceError;
 
 /// What a handler fails with: always rendered as a problem document.
@@ -39,44 +38,29 @@ impl From<Denied> for ApiError {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// Routing's error through routing-api's mapping (`RoutingError::
+/// to_service_error`: `agent_profile_missing`, `illegal_state`,
+/// `queue_full`, …), with what the public API adds: how to create a
+/// missing agent profile, and the agent's current state as the API shows
+/// states. The refusal's wire form is not shown.
 impl From<RoutingError> for ApiError {
     fn from(error: RoutingError) -> Self {
-        Self(match error {
-            RoutingError::Refused(refusal) => {
-                let problem = match (refusal.kind, refusal.unknown_agent) {
-                    // The user exists but routing has no agent for it: say
-                    // what is missing and how to create it.
-                    (RefusalKind::NotFound, Some(agent)) => Problem::new(
-                        StatusCode::NOT_FOUND,
-                        "agent_profile_missing",
-                        format!(
-                            "user {agent} has no agent profile, so it cannot take contacts yet; an owner or admin creates one with PUT /v1/agent-profiles/{agent}"
-                        ),
-                    ),
-                    (RefusalKind::NotFound, None) => Problem::not_found(refusal.message),
-                    (RefusalKind::Conflict, _) => {
-                        Problem::conflict("illegal_state", refusal.message)
-                    }
-                    (RefusalKind::Overflow, _) => Problem::conflict("queue_full", refusal.message),
-                    (RefusalKind::InvalidArgument, _) => Problem::bad_request(refusal.message),
-                };
-                match refusal.current_state.as_ref() {
-                    Some(state) => problem.with_extension(
-                        "current_state",
-                        serde_json::to_value(crate::dto::agents::AgentStateDto::from(state))
-                            .unwrap_or_default(),
-                    ),
-                    None => problem,
-                }
+        let mut service = error.to_service_error();
+        service.extensions.clear();
+        if let RoutingError::Refused(refusal) = &error {
+            if let Some(agent) = refusal.unknown_agent {
+                service.detail = format!(
+                    "user {agent} has no agent profile, so it cannot take contacts yet; an owner or admin creates one with PUT /v1/agent-profiles/{agent}"
+                );
             }
-            RoutingError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "routing unavailable");
-                Problem::unavailable("routing is unavailable; retry later")
+            if let Some(state) = &refusal.current_state {
+                service = service.with_extension(
+                    "current_state",
+                    serde_json::to_value(crate::dto::agents::AgentStateDto::from(state))
+                        .unwrap_or_default(),
+                );
             }
-            RoutingError::Internal(detail) => {
-                tracing::error!(error = %detail, "routing failed");
-                Problem::internal()
-            }
-        })
+        }
+        service.into()
     }
 }
