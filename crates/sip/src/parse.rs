@@ -385,7 +385,7 @@ fn start_line(line: &str) -> Result<StartLine<'_>, Failure> {
     if !is_token(method) {
         return Err(bad("the method is not a token"));
     }
-    if !is_uri(uri) {
+    if !crate::uri::is_absolute_uri(uri) {
         return Err(bad("the Request-URI is not an absolute URI"));
     }
     let version = version(version_text).ok_or_else(|| bad("not a SIP version"))?;
@@ -411,18 +411,6 @@ fn version(text: &str) -> Option<Version> {
         major: major.parse().ok()?,
         minor: minor.parse().ok()?,
     })
-}
-
-/// An absolute URI's shape: `scheme ":" rest`, no whitespace or controls.
-fn is_uri(text: &str) -> bool {
-    let Some((scheme, rest)) = text.split_once(':') else {
-        return false;
-    };
-    let mut scheme_bytes = scheme.bytes();
-    scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
-        && scheme_bytes.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-        && !rest.is_empty()
-        && !text.bytes().any(|b| b <= b' ' || b == 0x7f)
 }
 
 fn check_headers(message: &Message<'_>) -> Result<(), Failure> {

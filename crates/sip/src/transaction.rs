@@ -37,6 +37,23 @@ pub enum Reliability {
     Reliable,
 }
 
+impl Reliability {
+    /// How long a finished transaction stays to absorb retransmissions
+    /// (timers D, I, J, K): `unreliable` over UDP, none over a reliable
+    /// transport, which never retransmits.
+    fn linger(self, unreliable: Duration) -> Duration {
+        match self {
+            Reliability::Unreliable => unreliable,
+            Reliability::Reliable => Duration::ZERO,
+        }
+    }
+}
+
+/// The sooner of a pending retransmission and a timeout.
+fn sooner(retransmit: Option<(Instant, Duration)>, timeout: Instant) -> Instant {
+    retransmit.map_or(timeout, |(at, _)| at.min(timeout))
+}
+
 /// What the caller must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -112,10 +129,7 @@ impl NonInviteClient {
     /// When [`NonInviteClient::on_timer`] must next be called, if ever.
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Trying | State::Proceeding => Some(
-                self.retransmit
-                    .map_or(self.timeout_at, |(at, _)| at.min(self.timeout_at)),
-            ),
+            State::Trying | State::Proceeding => Some(sooner(self.retransmit, self.timeout_at)),
             State::Completed => self.linger_until,
             _ => None,
         }
@@ -130,10 +144,7 @@ impl NonInviteClient {
             }
             (State::Trying | State::Proceeding, _) => {
                 self.retransmit = None;
-                let linger = match self.reliability {
-                    Reliability::Unreliable => self.timers.t4,
-                    Reliability::Reliable => Duration::ZERO,
-                };
+                let linger = self.reliability.linger(self.timers.t4);
                 if linger.is_zero() {
                     self.state = State::Terminated;
                     return vec![Action::Deliver(code), Action::Terminated];
@@ -226,10 +237,7 @@ impl InviteClient {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Calling => Some(
-                self.retransmit
-                    .map_or(self.timeout_at, |(at, _)| at.min(self.timeout_at)),
-            ),
+            State::Calling => Some(sooner(self.retransmit, self.timeout_at)),
             State::Completed | State::Accepted => self.linger_until,
             _ => None,
         }
@@ -260,10 +268,9 @@ impl InviteClient {
                 self.retransmit = None;
                 let ack = ack();
                 self.ack = Some(ack.clone());
-                let linger = match self.reliability {
-                    Reliability::Unreliable => Duration::from_secs(32).max(self.timers.t1 * 64),
-                    Reliability::Reliable => Duration::ZERO,
-                };
+                let linger = self
+                    .reliability
+                    .linger(Duration::from_secs(32).max(self.timers.t1 * 64));
                 if linger.is_zero() {
                     self.state = State::Terminated;
                     return vec![Action::Send(ack), Action::Deliver(code), Action::Terminated];
@@ -347,14 +354,9 @@ impl InviteServer {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         match self.state {
-            State::Completed => {
-                let timeout = self.timeout_at;
-                match (self.retransmit, timeout) {
-                    (Some((at, _)), Some(timeout)) => Some(at.min(timeout)),
-                    (None, timeout) => timeout,
-                    (Some((at, _)), None) => Some(at),
-                }
-            }
+            State::Completed => self
+                .timeout_at
+                .map(|timeout| sooner(self.retransmit, timeout)),
             State::Confirmed | State::Accepted => self.linger_until,
             _ => None,
         }
@@ -379,10 +381,7 @@ impl InviteServer {
         }
         self.retransmit = None;
         self.timeout_at = None;
-        let linger = match self.reliability {
-            Reliability::Unreliable => self.timers.t4,
-            Reliability::Reliable => Duration::ZERO,
-        };
+        let linger = self.reliability.linger(self.timers.t4);
         if linger.is_zero() {
             self.state = State::Terminated;
             return vec![Action::Terminated];
@@ -505,10 +504,7 @@ impl NonInviteServer {
                     self.state = State::Proceeding;
                     return vec![Action::Send(response)];
                 }
-                let linger = match self.reliability {
-                    Reliability::Unreliable => self.timers.t1 * 64,
-                    Reliability::Reliable => Duration::ZERO,
-                };
+                let linger = self.reliability.linger(self.timers.t1 * 64);
                 if linger.is_zero() {
                     self.state = State::Terminated;
                     return vec![Action::Send(response), Action::Terminated];

@@ -81,6 +81,20 @@ fn well_escaped(text: &str) -> bool {
     true
 }
 
+/// An absolute URI's shape (RFC 3986 scheme, then `:` and something):
+/// what a Request-URI or a name-addr's URI must be whatever its scheme;
+/// no whitespace or controls.
+pub(crate) fn is_absolute_uri(text: &str) -> bool {
+    let Some((scheme, rest)) = text.split_once(':') else {
+        return false;
+    };
+    let mut scheme_bytes = scheme.bytes();
+    scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+        && scheme_bytes.all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+        && !rest.is_empty()
+        && !text.bytes().any(|b| b <= b' ' || b == 0x7f)
+}
+
 /// Parses a `sip:` or `sips:` URI (the scheme in any case).
 pub fn parse_sip_uri(text: &str) -> Result<SipUri<'_>, Error> {
     let (scheme, rest) = text.split_once(':').ok_or("not a URI")?;
@@ -155,7 +169,10 @@ pub fn parse_sip_uri(text: &str) -> Result<SipUri<'_>, Error> {
     })
 }
 
-fn host_port(text: &str) -> Result<(&str, Option<u16>), Error> {
+/// `host [":" port]`: a host name (labels of letters, digits and inner
+/// hyphens), an IPv4 address or a bracketed IPv6 reference, and a port of
+/// 0 to 65535.
+pub(crate) fn host_port(text: &str) -> Result<(&str, Option<u16>), Error> {
     let bad = "a malformed host or port";
     let (host, port) = if text.starts_with('[') {
         let end = text.find(']').ok_or(bad)? + 1;

@@ -68,15 +68,12 @@ fn param<'a>(params: &[Param<'a>], name: &str) -> Option<Option<&'a str>> {
 /// Why a value does not parse (for a 400's reason).
 pub type Error = &'static str;
 
-/// Splits `value` at the commas that are outside quoted strings and angle
-/// brackets (the list form of Via, Contact, Route, …).
-pub fn split_list(value: &str) -> Result<Vec<&str>, Error> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut quoted = false;
-    let mut escaped = false;
-    let mut angle = false;
-    for (at, byte) in value.bytes().enumerate() {
+/// Calls `visit` with the position of every byte of `text` outside
+/// quoted strings (escapes inside them honoured), and whether it is
+/// inside angle brackets. Fails on an unterminated quote or bracket.
+fn scan_outside_quotes(text: &str, mut visit: impl FnMut(usize, u8, bool)) -> Result<(), Error> {
+    let (mut quoted, mut escaped, mut angle) = (false, false, false);
+    for (at, byte) in text.bytes().enumerate() {
         if quoted {
             match (escaped, byte) {
                 (true, _) => escaped = false,
@@ -90,17 +87,38 @@ pub fn split_list(value: &str) -> Result<Vec<&str>, Error> {
             b'"' => quoted = true,
             b'<' => angle = true,
             b'>' => angle = false,
-            b',' if !angle => {
-                parts.push(value[start..at].trim_matches([' ', '\t']));
-                start = at + 1;
-            }
             _ => {}
         }
+        visit(at, byte, angle);
     }
     if quoted || angle {
         return Err("an unterminated quoted string or angle bracket");
     }
-    parts.push(value[start..].trim_matches([' ', '\t']));
+    Ok(())
+}
+
+/// Splits `text` at each `separator` outside quoted strings (and, with
+/// `outside_angles`, outside angle brackets).
+fn split_outside(text: &str, separator: u8, outside_angles: bool) -> Result<Vec<&str>, Error> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    scan_outside_quotes(text, |at, byte, angle| {
+        if byte == separator && !(outside_angles && angle) {
+            parts.push(&text[start..at]);
+            start = at + 1;
+        }
+    })?;
+    parts.push(&text[start..]);
+    Ok(parts)
+}
+
+/// Splits `value` at the commas that are outside quoted strings and angle
+/// brackets (the list form of Via, Contact, Route, …).
+pub fn split_list(value: &str) -> Result<Vec<&str>, Error> {
+    let parts: Vec<&str> = split_outside(value, b',', true)?
+        .into_iter()
+        .map(|part| part.trim_matches([' ', '\t']))
+        .collect();
     if parts.iter().any(|part| part.is_empty()) {
         return Err("an empty element in a list");
     }
@@ -138,7 +156,7 @@ fn via_parm(text: &str) -> Result<Via<'_>, Error> {
         Some((sent_by, params)) => (sent_by, Some(params)),
         None => (rest, None),
     };
-    let (host, port) = host_port(sent_by.trim_matches([' ', '\t']))?;
+    let (host, port) = crate::uri::host_port(sent_by.trim_matches([' ', '\t']))?;
     Ok(Via {
         protocol: (name, version),
         transport,
@@ -151,44 +169,10 @@ fn via_parm(text: &str) -> Result<Via<'_>, Error> {
     })
 }
 
-/// `host [":" port]`, the host a name, an IPv4 address or `[IPv6]`.
-fn host_port(text: &str) -> Result<(&str, Option<u16>), Error> {
-    let bad = "not a host and port";
-    let (host, port) = if text.starts_with('[') {
-        let end = text.find(']').ok_or(bad)? + 1;
-        let host = &text[..end];
-        match &text[end..] {
-            "" => (host, None),
-            rest => (host, Some(rest.strip_prefix(':').ok_or(bad)?)),
-        }
-    } else {
-        match text.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (text, None),
-        }
-    };
-    let host_ok = !host.is_empty()
-        && (host.starts_with('[')
-            || host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'));
-    if !host_ok {
-        return Err(bad);
-    }
-    let port = match port {
-        None => None,
-        Some(port) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => {
-            Some(port.parse::<u16>().map_err(|_| "a port is 0 to 65535")?)
-        }
-        Some(_) => return Err(bad),
-    };
-    Ok((host, port))
-}
-
 /// `*( ";" generic-param )` after the leading ";" was taken.
 fn parse_params(text: &str) -> Result<Vec<Param<'_>>, Error> {
     let mut params = Vec::new();
-    for part in split_outside_quotes(text, b';')? {
+    for part in split_outside(text, b';', false)? {
         let part = part.trim_matches([' ', '\t']);
         let (name, value) = match part.split_once('=') {
             Some((name, value)) => (
@@ -215,37 +199,19 @@ fn parse_params(text: &str) -> Result<Vec<Param<'_>>, Error> {
     Ok(params)
 }
 
-fn split_outside_quotes(text: &str, separator: u8) -> Result<Vec<&str>, Error> {
-    let mut parts = Vec::new();
-    let (mut start, mut quoted, mut escaped) = (0, false, false);
-    for (at, byte) in text.bytes().enumerate() {
-        if quoted {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => quoted = false,
-                _ => {}
-            }
-        } else if byte == b'"' {
-            quoted = true;
-        } else if byte == separator {
-            parts.push(&text[start..at]);
-            start = at + 1;
-        }
-    }
-    if quoted {
-        return Err("an unterminated quoted string");
-    }
-    parts.push(&text[start..]);
-    Ok(parts)
-}
-
 /// A From, To or single Contact value: `[display-name] <URI> *(;param)`
 /// or `URI *(;param)` (in the second form, the parameters are the
 /// header's, never the URI's: RFC 3261 §20.10).
 pub fn parse_name_addr(value: &str) -> Result<NameAddr<'_>, Error> {
     let value = value.trim_matches([' ', '\t']);
-    let (display, uri, after) = if let Some(open) = find_outside_quotes(value, b'<') {
+    let mut first_angle = None;
+    // An unterminated `"` or `<` is refused here.
+    scan_outside_quotes(value, |at, byte, _| {
+        if byte == b'<' && first_angle.is_none() {
+            first_angle = Some(at);
+        }
+    })?;
+    let (display, uri, after) = if let Some(open) = first_angle {
         let display = value[..open].trim_matches([' ', '\t']);
         let display = if display.is_empty() {
             None
@@ -272,17 +238,7 @@ pub fn parse_name_addr(value: &str) -> Result<NameAddr<'_>, Error> {
             None => (None, value, ""),
         }
     };
-    let scheme_ok = uri.split_once(':').is_some_and(|(scheme, rest)| {
-        scheme
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphabetic())
-            && scheme
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
-            && !rest.is_empty()
-    });
-    if !scheme_ok || uri.contains([' ', '\t']) {
+    if !crate::uri::is_absolute_uri(uri) {
         return Err("not a URI");
     }
     let after = after.trim_start_matches([' ', '\t']);
@@ -295,25 +251,6 @@ pub fn parse_name_addr(value: &str) -> Result<NameAddr<'_>, Error> {
         uri,
         params,
     })
-}
-
-fn find_outside_quotes(text: &str, wanted: u8) -> Option<usize> {
-    let (mut quoted, mut escaped) = (false, false);
-    for (at, byte) in text.bytes().enumerate() {
-        if quoted {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => quoted = false,
-                _ => {}
-            }
-        } else if byte == b'"' {
-            quoted = true;
-        } else if byte == wanted {
-            return Some(at);
-        }
-    }
-    None
 }
 
 #[cfg(test)]
