@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use switchboard_auth::{ServiceKeys, SigningKey};
+use switchboard_auth::ServiceKeys;
 use switchboard_config::{CacheBackend, Config};
 use switchboard_platform::Backends;
 use switchboard_proto::system::v1::GetNodeInfoRequest;
@@ -62,10 +62,8 @@ fn test_service() -> ServiceParts {
 /// The internal key every test node and its callers share.
 fn service_keys() -> Arc<ServiceKeys> {
     static KEYS: std::sync::OnceLock<Arc<ServiceKeys>> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| {
-        Arc::new(ServiceKeys::new(vec![SigningKey::generate("test-internal").unwrap()]).unwrap())
-    })
-    .clone()
+    KEYS.get_or_init(|| switchboard_test_utils::service_keys("test-internal"))
+        .clone()
 }
 
 /// A `GetNodeInfo` request with a valid service credential.
@@ -250,8 +248,7 @@ async fn node_info_needs_a_service_credential_and_reflection_is_off_by_default()
     assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
     assert!(refused.message().contains("missing service credential"));
 
-    let stranger =
-        Arc::new(ServiceKeys::new(vec![SigningKey::generate("test-internal").unwrap()]).unwrap());
+    let stranger = switchboard_test_utils::service_keys("test-internal");
     let forged = Credentials::new(stranger, "test")
         .request(GetNodeInfoRequest {}, &CallContext::system())
         .unwrap();

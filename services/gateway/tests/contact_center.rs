@@ -8,14 +8,12 @@
 //! routing events in the outbox at the end. And two tenants on one site,
 //! whose calls, offers and figures never cross.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use switchboard_acd::{ContactId, QueueId};
-use switchboard_auth::{ServiceKeys, SigningKey};
 use switchboard_events::Event;
 use switchboard_proto::routing::v1 as pb;
 use switchboard_routing::calls::{CallDecision, InboundCall, Step};
@@ -168,9 +166,7 @@ impl Site {
         pb::call_routing_client::CallRoutingClient<tonic::transport::Channel>,
         Credentials,
     ) {
-        let keys = Arc::new(
-            ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap(),
-        );
+        let keys = switchboard_test_utils::service_keys("internal-test");
         let channel =
             switchboard_test_utils::serve_grpc(tonic::service::Routes::new(Authenticated::new(
                 switchboard_routing::grpc::server(self.calls.clone()),
@@ -590,7 +586,7 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
     // Without a service credential, or with one of another key, nothing
     // is routed.
     let stranger = Credentials::new(
-        Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap()),
+        switchboard_test_utils::service_keys("internal-test"),
         "edge",
     );
     for request in [

@@ -59,8 +59,7 @@ async fn pair() -> Pair {
         IdentityOptions::default(),
     )
     .with_credential_cache(cache);
-    let keys =
-        Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap());
+    let keys = switchboard_test_utils::service_keys("internal-test");
     let channel = serve_grpc(Routes::new(Authenticated::new(
         switchboard_identity::grpc::server(Arc::new(local.clone())),
         keys.clone(),
@@ -742,7 +741,7 @@ async fn every_rpc_refuses_calls_without_a_valid_service_credential() {
         format!("Bearer {}", pair.keys.sign(&claims).unwrap())
     };
     let foreign = Credentials::new(
-        Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap()),
+        switchboard_test_utils::service_keys("internal-test"),
         "gateway",
     )
     .token(&context)

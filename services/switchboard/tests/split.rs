@@ -606,10 +606,7 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     // Without the internal key, the gRPC APIs refuse: a stranger's
     // credential cannot route a call into the tenant.
     let stranger = Edge {
-        credentials: Credentials::new(
-            Arc::new(ServiceKeys::new(vec![SigningKey::generate(INTERNAL_KID).unwrap()]).unwrap()),
-            "edge",
-        ),
+        credentials: Credentials::new(switchboard_test_utils::service_keys(INTERNAL_KID), "edge"),
     };
     let mut client = stranger.client(&second_routing).await;
     let refused = client

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use reqwest::Client;
 use serde_json::Value;
-use switchboard_auth::{LoginThrottle, ServiceKeys, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions};
 use switchboard_http::Limit;
@@ -375,7 +375,7 @@ async fn remote_clients(
     Arc<dyn RoutingApi>,
     Arc<dyn RoutingConfigApi>,
 ) {
-    let keys = internal_keys();
+    let keys = switchboard_test_utils::service_keys("internal-test");
     let channel = serve_grpc(
         Routes::new(Authenticated::new(
             switchboard_webhooks::grpc::server(Arc::new(webhooks)),
@@ -402,18 +402,13 @@ async fn remote_clients(
 /// `identity` served on a loopback port behind service-credential checks,
 /// and the client the gateway of a separate node would hold.
 async fn identity_over_grpc(identity: &Identity) -> RemoteIdentity {
-    let keys = internal_keys();
+    let keys = switchboard_test_utils::service_keys("internal-test");
     let channel = serve_grpc(Routes::new(Authenticated::new(
         switchboard_identity::grpc::server(Arc::new(identity.clone())),
         keys.clone(),
     )))
     .await;
     RemoteIdentity::new(channel, Credentials::new(keys, "gateway"))
-}
-
-/// A fresh internal key for a site's loopback gRPC servers and clients.
-fn internal_keys() -> Arc<ServiceKeys> {
-    Arc::new(ServiceKeys::new(vec![SigningKey::generate("internal-test").unwrap()]).unwrap())
 }
 
 impl Drop for Site {
