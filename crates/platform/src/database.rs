@@ -7,7 +7,8 @@ use sea_orm::sqlx;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
+    QueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 use switchboard_config::SecretUrl;
 use uuid::Uuid;
@@ -212,6 +213,53 @@ impl Database {
         Ok(())
     }
 
+    /// Runs one read-only `select` confined to `tenant`, outside any
+    /// explicit transaction, in the fewest round trips the engine allows.
+    ///
+    /// On PostgreSQL, `set_config('app.tenant_id', …, true)` and the query
+    /// travel in one simple-query message, which the server runs as one
+    /// implicit transaction (PostgreSQL protocol, "Multiple Statements in a
+    /// Simple Query"): row-level security confines the query exactly as in
+    /// [`Database::begin_tenant`], the setting ends with the message, and
+    /// the read costs one round trip instead of four (BEGIN, set_config,
+    /// query, COMMIT). The simple protocol has no parameters, so the
+    /// statement's values are written inline; only UUIDs, integers and
+    /// booleans are accepted, whose text cannot carry SQL, and any other
+    /// value is refused before anything is sent. On SQLite the statement
+    /// runs as it is (queries filter by tenant themselves).
+    ///
+    /// Rows come back in the text format, which sea-orm's models decode as
+    /// they do the binary one.
+    pub async fn read_tenant(
+        &self,
+        tenant: Uuid,
+        select: &sea_orm::sea_query::SelectStatement,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        match self.kind {
+            DatabaseKind::Sqlite => {
+                self.connection
+                    .query_all_raw(DbBackend::Sqlite.build(select))
+                    .await
+            }
+            DatabaseKind::Postgres => {
+                let sql = inline_postgres_read(tenant, select)?;
+                let pool = self.connection.get_postgres_connection_pool();
+                let mut rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|error| DbErr::Query(RuntimeErr::SqlxError(error.into())))?;
+                // The first row is set_config's; the rest are the select's.
+                if rows.is_empty() {
+                    return Err(DbErr::Query(RuntimeErr::Internal(
+                        "set_config answered no row".into(),
+                    )));
+                }
+                rows.remove(0);
+                Ok(rows.into_iter().map(QueryResult::from).collect())
+            }
+        }
+    }
+
     /// Uses `system` for system scope ([`Database::system`],
     /// [`Database::begin_system`]): on PostgreSQL a pool logged in as a
     /// member of the workers' role (`switchboard_system`), whose policies
@@ -327,6 +375,40 @@ impl Database {
             let _ = system.clone().close().await;
         }
     }
+}
+
+/// The simple-query text of [`Database::read_tenant`] on PostgreSQL: the
+/// tenant's `set_config`, then `select` with its values inline. Refuses a
+/// value that is not a UUID, an integer or a boolean.
+fn inline_postgres_read(
+    tenant: Uuid,
+    select: &sea_orm::sea_query::SelectStatement,
+) -> Result<String, DbErr> {
+    use sea_orm::sea_query::{PostgresQueryBuilder, Value};
+    let (_, values) = select.build(PostgresQueryBuilder);
+    if let Some(value) = values.iter().find(|value| {
+        !matches!(
+            value,
+            Value::Uuid(_)
+                | Value::Bool(_)
+                | Value::TinyInt(_)
+                | Value::SmallInt(_)
+                | Value::Int(_)
+                | Value::BigInt(_)
+                | Value::TinyUnsigned(_)
+                | Value::SmallUnsigned(_)
+                | Value::Unsigned(_)
+                | Value::BigUnsigned(_)
+        )
+    }) {
+        return Err(DbErr::Custom(format!(
+            "read_tenant writes values inline and takes UUIDs, integers and booleans only, not {value:?}"
+        )));
+    }
+    Ok(format!(
+        "SELECT set_config('app.tenant_id', '{tenant}', true); {}",
+        select.to_string(PostgresQueryBuilder)
+    ))
 }
 
 /// Classifies a sea-orm error: connection trouble is `Unavailable`.

@@ -489,3 +489,75 @@ async fn sqlite_has_no_roles_and_takes_the_migration() {
     transaction.commit().await.unwrap();
     database.close().await;
 }
+
+/// `read_tenant`'s one-message read: the tenant's rows only, even with no
+/// tenant filter in the query; nothing of the setting left on the pooled
+/// connection; values that could carry SQL refused before sending.
+#[tokio::test]
+async fn a_one_round_trip_read_sees_its_tenant_only_and_leaves_nothing_behind() {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    let (url, admin) = migrated().await;
+    let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+    let seeded_a = seed_tenant(&admin, a).await;
+    seed_tenant(&admin, b).await;
+    // One connection, so the next statement runs where the read ran.
+    let service = Database::connect(
+        &postgres_app_role_url(&url).await,
+        &DatabaseOptions {
+            max_connections: 1,
+            ..DatabaseOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+
+    let every_user = Query::select()
+        .column(Alias::new("id"))
+        .from(Alias::new("users"))
+        .to_owned();
+    let rows = service.read_tenant(a, &every_user).await.unwrap();
+    let ids: Vec<Uuid> = rows
+        .iter()
+        .map(|row| row.try_get("", "id").unwrap())
+        .collect();
+    assert_eq!(ids, vec![seeded_a.user], "tenant b's user seen");
+
+    let by_id = Query::select()
+        .column(Alias::new("id"))
+        .from(Alias::new("users"))
+        .and_where(Expr::col(Alias::new("id")).eq(seeded_a.user))
+        .to_owned();
+    assert_eq!(service.read_tenant(b, &by_id).await.unwrap().len(), 0);
+    assert_eq!(service.read_tenant(a, &by_id).await.unwrap().len(), 1);
+
+    let left = service
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT coalesce(current_setting('app.tenant_id', true), '') AS tenant, \
+             (SELECT COUNT(*) FROM users) AS n"
+                .to_owned(),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(left.try_get::<String>("", "tenant").unwrap(), "");
+    assert_eq!(left.try_get::<i64>("", "n").unwrap(), 0);
+
+    let by_email = Query::select()
+        .column(Alias::new("id"))
+        .from(Alias::new("users"))
+        .and_where(Expr::col(Alias::new("email")).eq("x'; DROP TABLE users; --"))
+        .to_owned();
+    let error = service.read_tenant(a, &by_email).await.unwrap_err();
+    assert!(
+        error.to_string().contains("UUIDs, integers and booleans"),
+        "{error}"
+    );
+    assert_eq!(
+        count(admin.connection(), "SELECT COUNT(*) AS n FROM users").await,
+        2
+    );
+    service.close().await;
+    admin.close().await;
+}

@@ -9,7 +9,8 @@
 
 pub mod entities;
 
-use sea_orm::DatabaseTransaction;
+use sea_orm::sea_query::SelectStatement;
+use sea_orm::{DatabaseTransaction, QueryResult};
 use switchboard_platform::Database;
 use switchboard_tenancy::TenantId;
 
@@ -41,6 +42,17 @@ impl Store {
         tenant: TenantId,
     ) -> Result<()> {
         Ok(self.db.enter_tenant(transaction, tenant.as_uuid()).await?)
+    }
+
+    /// One read-only query confined to `tenant`, in one round trip on
+    /// PostgreSQL ([`switchboard_platform::Database::read_tenant`]): for the
+    /// hot reads that need no transaction.
+    pub async fn read(
+        &self,
+        tenant: TenantId,
+        select: &SelectStatement,
+    ) -> Result<Vec<QueryResult>> {
+        Ok(self.db.read_tenant(tenant.as_uuid(), select).await?)
     }
 
     /// A transaction with no tenant: it sees only the global tables

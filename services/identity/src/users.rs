@@ -2,15 +2,16 @@
 //! client scopes and status, delete. Every change that can add a seat
 //! checks the plan's limit in the same transaction.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    FromQueryResult, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
 };
 use switchboard_auth::secrets::INVITATION_TOKEN_PREFIX;
 use switchboard_auth::{OpaqueToken, check_password_strength, hash_password_async};
 use switchboard_tenancy::{ClientId, ClientScope, TenantId, UserId};
+use uuid::Uuid;
 
 use switchboard_events::proto::{self, envelope::Payload};
 
@@ -31,6 +32,9 @@ const PURPOSE_INVITATION: &str = "invitation";
 
 impl Identity {
     /// Users visible to the caller, in id (creation) order, after `after`.
+    /// Reads without a transaction, two queries a page at most (the page,
+    /// then the client scopes of its client-scoped users), each one round
+    /// trip on PostgreSQL.
     pub async fn list_users(
         &self,
         principal: &Principal,
@@ -39,7 +43,6 @@ impl Identity {
     ) -> Result<Vec<UserView>> {
         principal.require(Permission::ReadUsers)?;
         let tenant = principal.tenant.id();
-        let transaction = self.store().begin(tenant).await?;
         let mut views = Vec::new();
         let mut cursor = after;
         loop {
@@ -50,15 +53,16 @@ impl Identity {
             if let Some(cursor) = cursor {
                 query = query.filter(user::Column::Id.gt(cursor.as_uuid()));
             }
-            let rows = query.all(&transaction).await?;
+            let rows = self.read_users(tenant, query).await?;
             let exhausted = (rows.len() as u64) < limit.max(1);
+            let mut clients = self.read_user_clients(tenant, &rows).await?;
             for row in rows {
                 cursor = Some(UserId::from_uuid(row.id));
-                let clients = user_clients(&transaction, tenant, &row).await?;
+                let clients =
+                    (!row.all_clients).then(|| clients.remove(&row.id).unwrap_or_default());
                 if visible_to(principal, clients.as_deref()) {
                     views.push(view(row, clients)?);
                     if views.len() as u64 == limit {
-                        transaction.commit().await?;
                         return Ok(views);
                     }
                 }
@@ -67,17 +71,76 @@ impl Identity {
                 break;
             }
         }
-        transaction.commit().await?;
         Ok(views)
     }
 
+    /// One user the caller may see: one round trip on PostgreSQL for a user
+    /// of every client, two for a client-scoped one.
     pub async fn get_user(&self, principal: &Principal, id: UserId) -> Result<UserView> {
         principal.require(Permission::ReadUsers)?;
         let tenant = principal.tenant.id();
-        let transaction = self.store().begin(tenant).await?;
-        let (row, clients) = find_visible(&transaction, principal, id).await?;
-        transaction.commit().await?;
+        let query = user::Entity::find_by_id(id.as_uuid())
+            .filter(user::Column::TenantId.eq(tenant.as_uuid()));
+        let row = self
+            .read_users(tenant, query)
+            .await?
+            .pop()
+            .ok_or(IdentityError::NotFound("user"))?;
+        let clients = match row.all_clients {
+            true => None,
+            false => Some(
+                self.read_user_clients(tenant, std::slice::from_ref(&row))
+                    .await?
+                    .remove(&row.id)
+                    .unwrap_or_default(),
+            ),
+        };
+        if !visible_to(principal, clients.as_deref()) {
+            return Err(IdentityError::NotFound("user"));
+        }
         view(row, clients)
+    }
+
+    async fn read_users(
+        &self,
+        tenant: TenantId,
+        query: sea_orm::Select<user::Entity>,
+    ) -> Result<Vec<user::Model>> {
+        let rows = self.store().read(tenant, &query.into_query()).await?;
+        Ok(rows
+            .iter()
+            .map(|row| user::Model::from_query_result(row, ""))
+            .collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The client scopes of those of `users` scoped to clients, by user.
+    async fn read_user_clients(
+        &self,
+        tenant: TenantId,
+        users: &[user::Model],
+    ) -> Result<HashMap<Uuid, Vec<ClientId>>> {
+        let scoped: Vec<Uuid> = users
+            .iter()
+            .filter(|user| !user.all_clients)
+            .map(|user| user.id)
+            .collect();
+        let mut clients: HashMap<Uuid, Vec<ClientId>> = HashMap::new();
+        if scoped.is_empty() {
+            return Ok(clients);
+        }
+        let query = user_client::Entity::find()
+            .filter(user_client::Column::TenantId.eq(tenant.as_uuid()))
+            .filter(user_client::Column::UserId.is_in(scoped))
+            .order_by_asc(user_client::Column::ClientId)
+            .into_query();
+        for row in self.store().read(tenant, &query).await? {
+            let link = user_client::Model::from_query_result(&row, "")?;
+            clients
+                .entry(link.user_id)
+                .or_default()
+                .push(ClientId::from_uuid(link.client_id));
+        }
+        Ok(clients)
     }
 
     /// Creates a user with a password (active) or without (invited, with
