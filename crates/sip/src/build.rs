@@ -61,6 +61,20 @@ pub fn response_to(
     reason: &str,
     to_tag: Option<&str>,
 ) -> Vec<u8> {
+    response_with(request, code, reason, to_tag, &[], b"")
+}
+
+/// [`response_to`] with more headers (after the ones copied from the
+/// request; a name or value with a CR or LF is left out, so nothing can
+/// add a line) and a body, whose length Content-Length states.
+pub fn response_with(
+    request: &Message<'_>,
+    code: u16,
+    reason: &str,
+    to_tag: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Vec<u8> {
     let reason = if reason.is_empty() || reason.contains(['\r', '\n']) {
         reason_phrase(code)
     } else {
@@ -85,8 +99,16 @@ pub fn response_to(
             }
         }
     }
-    out.push_str("Content-Length: 0\r\n\r\n");
-    out.into_bytes()
+    for (name, value) in headers {
+        if name.contains(['\r', '\n']) || value.contains(['\r', '\n']) {
+            continue;
+        }
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    let mut out = out.into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 fn has_tag(value: &str) -> bool {

@@ -1,0 +1,10 @@
+//! The telephony edge (issue 21): where phone calls enter Switchboard.
+//!
+//! - [`sip`]: SIP over UDP and TCP on tokio, driving the sans-IO
+//!   transactions of `switchboard-sip` (RFC 3261 §17, §18): framing,
+//!   retransmissions and their timers, the answers the transaction layer
+//!   gives by itself (malformed requests, retransmissions, CANCEL, stray
+//!   ACKs, unsupported methods, extensions and URI schemes), and a
+//!   [`sip::TransactionUser`] that gets every new request once.
+
+pub mod sip;

@@ -1,0 +1,209 @@
+//! SIP over UDP and TCP (RFC 3261 §18) on tokio: each datagram is one
+//! message; a TCP connection is framed by Content-Length, which the
+//! parser requires there. A stream whose framing is lost (a malformed
+//! message) is answered if it can be and closed, since nothing after it
+//! can be trusted to start a message. RFC 5626's double-CRLF keep-alive
+//! on a connection gets its single-CRLF pong (§4.4.1).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use switchboard_sip::{Transport, parse};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use super::{Endpoint, Peer};
+
+/// Where to listen, and the bounds of connections.
+#[derive(Debug, Clone)]
+pub struct TransportOptions {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    /// A connection with no message for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections past this many are closed as they are accepted.
+    pub max_connections: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            udp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            idle_timeout: Duration::from_secs(300),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// The bound listeners; dropping it stops them (open connections too).
+pub struct Transports {
+    udp: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+    tasks: JoinSet<()>,
+}
+
+/// Messages waiting to be written on one connection.
+const WRITE_QUEUE: usize = 256;
+/// Big enough for any datagram (RFC 3261 §18.1.1 keeps requests over
+/// UDP well below; a larger one is refused by the parser's limits).
+const DATAGRAM: usize = 65_535;
+
+impl Transports {
+    /// Binds what `options` names and starts serving `endpoint`.
+    pub async fn bind(endpoint: Endpoint, options: &TransportOptions) -> io::Result<Self> {
+        let mut tasks = JoinSet::new();
+        let mut udp = None;
+        if let Some(address) = options.udp {
+            let socket = std::net::UdpSocket::bind(address)?;
+            socket.set_nonblocking(true)?;
+            let sender = Arc::new(socket.try_clone()?);
+            let socket = UdpSocket::from_std(socket)?;
+            udp = Some(socket.local_addr()?);
+            tasks.spawn(serve_udp(endpoint.clone(), socket, sender));
+        }
+        let mut tcp = None;
+        if let Some(address) = options.tcp {
+            let listener = TcpListener::bind(address).await?;
+            tcp = Some(listener.local_addr()?);
+            tasks.spawn(serve_tcp(endpoint, listener, options.clone()));
+        }
+        Ok(Self { udp, tcp, tasks })
+    }
+
+    pub fn udp(&self) -> Option<SocketAddr> {
+        self.udp
+    }
+
+    pub fn tcp(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
+    /// Stops listening and closes every connection.
+    pub async fn shutdown(mut self) {
+        self.tasks.shutdown().await;
+    }
+}
+
+async fn serve_udp(endpoint: Endpoint, socket: UdpSocket, sender: Arc<std::net::UdpSocket>) {
+    let mut buffer = vec![0u8; DATAGRAM];
+    loop {
+        match socket.recv_from(&mut buffer).await {
+            Ok((length, remote)) => {
+                let peer = Peer::Udp {
+                    socket: sender.clone(),
+                    remote,
+                };
+                endpoint.receive(Bytes::copy_from_slice(&buffer[..length]), peer);
+            }
+            // ICMP port unreachable from an earlier send surfaces here on
+            // some systems; the socket itself is fine.
+            Err(error) => tracing::debug!(%error, "SIP UDP receive failed"),
+        }
+    }
+}
+
+async fn serve_tcp(endpoint: Endpoint, listener: TcpListener, options: TransportOptions) {
+    let slots = Arc::new(Semaphore::new(options.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "SIP TCP accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%remote, "too many SIP connections; closed at once");
+            continue;
+        };
+        // Forget finished connections as new ones come.
+        while connections.try_join_next().is_some() {}
+        let endpoint = endpoint.clone();
+        let idle = options.idle_timeout;
+        connections.spawn(async move {
+            serve_connection(endpoint, stream, remote, idle).await;
+            drop(slot);
+        });
+    }
+}
+
+/// What the buffered bytes of a connection hold next.
+enum Frame {
+    /// A complete message of this many bytes.
+    Message(usize),
+    /// A keep-alive ping (RFC 5626 §3.5.1): four bytes.
+    Ping,
+    /// Not enough bytes yet.
+    Incomplete,
+    /// Malformed: answered (or dropped); the connection closes.
+    Refused,
+}
+
+async fn serve_connection(
+    endpoint: Endpoint,
+    stream: TcpStream,
+    remote: SocketAddr,
+    idle: Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (sender, mut outgoing) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writing = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let peer = Peer::Stream {
+        remote,
+        writer: sender,
+    };
+    let limits = endpoint.options().limits;
+    let mut buffer = BytesMut::with_capacity(8 * 1024);
+    'connection: loop {
+        loop {
+            let frame = if buffer.starts_with(b"\r\n\r\n") {
+                Frame::Ping
+            } else {
+                match parse(&buffer, Transport::Stream, &limits) {
+                    Ok(Some((_, length))) => Frame::Message(length),
+                    Ok(None) => Frame::Incomplete,
+                    Err(malformed) => {
+                        endpoint.refuse(&malformed, &peer);
+                        Frame::Refused
+                    }
+                }
+            };
+            match frame {
+                Frame::Message(length) => {
+                    endpoint.receive(buffer.split_to(length).freeze(), peer.clone())
+                }
+                Frame::Ping => {
+                    buffer.advance(4);
+                    peer.send(Bytes::from_static(b"\r\n"));
+                }
+                Frame::Incomplete => break,
+                Frame::Refused => break 'connection,
+            }
+        }
+        match tokio::time::timeout(idle, reader.read_buf(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(_)) => {}
+        }
+    }
+    // Transactions still hold the sender until they end; the writer
+    // finishes what is queued once the last one lets go.
+    drop(peer);
+    drop(reader);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writing).await;
+}

@@ -1,0 +1,497 @@
+//! The edge's SIP transaction layer over real UDP and TCP sockets on
+//! loopback: what it answers by itself (retransmissions, 100 Trying,
+//! CANCEL, malformed and unsupported requests), what it hands the
+//! transaction user once, and the timers of INVITE transactions.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use switchboard_edge::sip::transport::{TransportOptions, Transports};
+use switchboard_edge::sip::{
+    Endpoint, EndpointOptions, IncomingRequest, MALFORMED_METRIC, OutgoingResponse, Peer,
+    TransactionId, TransactionUser,
+};
+use switchboard_sip::Method;
+use switchboard_sip::transaction::Timers;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpStream, UdpSocket};
+
+/// What the user saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Request(String),
+    Cancelled,
+    Ack,
+    TimedOut,
+}
+
+/// A user that answers OPTIONS 200, keeps INVITEs for the test to answer,
+/// and implements nothing else but BYE.
+#[derive(Default)]
+struct Recorder {
+    seen: Mutex<Vec<Seen>>,
+    invites: Mutex<Vec<IncomingRequest>>,
+}
+
+impl TransactionUser for Recorder {
+    fn allows(&self, method: Method<'_>) -> bool {
+        matches!(method, Method::Options | Method::Invite | Method::Bye)
+    }
+
+    fn supports(&self, option_tag: &str) -> bool {
+        option_tag == "timer"
+    }
+
+    fn on_request(&self, request: IncomingRequest) {
+        let method = request.message().method().unwrap().as_str().to_owned();
+        self.seen
+            .lock()
+            .unwrap()
+            .push(Seen::Request(method.clone()));
+        if method == "INVITE" {
+            self.invites.lock().unwrap().push(request);
+        } else {
+            request
+                .respond(OutgoingResponse::new(200).header("Accept", "application/sdp"))
+                .unwrap();
+        }
+    }
+
+    fn on_cancelled(&self, invite: TransactionId) {
+        self.seen.lock().unwrap().push(Seen::Cancelled);
+        let invites = self.invites.lock().unwrap();
+        let request = invites.iter().find(|request| request.id == invite).unwrap();
+        request.respond(OutgoingResponse::new(487)).unwrap();
+    }
+
+    fn on_ack(&self, _ack: Bytes, _peer: Peer) {
+        self.seen.lock().unwrap().push(Seen::Ack);
+    }
+
+    fn on_timeout(&self, _invite: TransactionId) {
+        self.seen.lock().unwrap().push(Seen::TimedOut);
+    }
+}
+
+impl Recorder {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn answer_invite(&self, index: usize, response: OutgoingResponse) {
+        self.invites.lock().unwrap()[index]
+            .respond(response)
+            .unwrap();
+    }
+}
+
+/// Short timers, so Timer G, H and J show within a test.
+fn fast_timers() -> Timers {
+    Timers {
+        t1: Duration::from_millis(20),
+        t2: Duration::from_millis(80),
+        t4: Duration::from_millis(100),
+    }
+}
+
+async fn start(timers: Timers) -> (Arc<Recorder>, Endpoint, Transports) {
+    let user = Arc::new(Recorder::default());
+    let endpoint = Endpoint::new(
+        EndpointOptions {
+            timers,
+            ..EndpointOptions::default()
+        },
+        user.clone(),
+    );
+    let transports = Transports::bind(
+        endpoint.clone(),
+        &TransportOptions {
+            udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            ..TransportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    (user, endpoint, transports)
+}
+
+/// A request from `from` (its sent-by), with CRLF line ends and a
+/// Content-Length.
+fn request(method: &str, uri: &str, branch: &str, extra: &str, from: SocketAddr) -> Vec<u8> {
+    format!(
+        "{method} {uri} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch={branch}\r\n\
+         Max-Forwards: 70\r\n\
+         From: <sip:carrier@example.net>;tag=caller-1\r\n\
+         To: <sip:+15550100@acme.sip.example.com>\r\n\
+         Call-ID: call-{branch}\r\n\
+         CSeq: 1 {method}\r\n\
+         {extra}\
+         Content-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+async fn udp_client() -> (UdpSocket, SocketAddr) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let address = socket.local_addr().unwrap();
+    (socket, address)
+}
+
+async fn receive(socket: &UdpSocket) -> String {
+    let mut buffer = vec![0u8; 65_535];
+    let (length, _) = tokio::time::timeout(Duration::from_secs(2), socket.recv_from(&mut buffer))
+        .await
+        .expect("an answer within 2 s")
+        .unwrap();
+    String::from_utf8(buffer[..length].to_vec()).unwrap()
+}
+
+/// Whether anything arrives within `wait`.
+async fn quiet(socket: &UdpSocket, wait: Duration) -> bool {
+    let mut buffer = vec![0u8; 65_535];
+    tokio::time::timeout(wait, socket.recv_from(&mut buffer))
+        .await
+        .is_err()
+}
+
+fn status(response: &str) -> u16 {
+    response[8..11].parse().unwrap()
+}
+
+#[tokio::test]
+async fn an_options_over_udp_is_answered_once_and_its_retransmission_gets_the_same_answer() {
+    let (user, endpoint, transports) = start(Timers::default()).await;
+    let (client, from) = udp_client().await;
+    let options = request(
+        "OPTIONS",
+        "sip:acme.sip.example.com",
+        "z9hG4bK-o1",
+        "",
+        from,
+    );
+    client
+        .send_to(&options, transports.udp().unwrap())
+        .await
+        .unwrap();
+    let first = receive(&client).await;
+    assert!(first.starts_with("SIP/2.0 200 OK\r\n"), "{first}");
+    assert!(first.contains(&format!("Via: SIP/2.0/UDP {from};branch=z9hG4bK-o1\r\n")));
+    assert!(first.contains("To: <sip:+15550100@acme.sip.example.com>;tag="));
+    assert!(first.contains("Accept: application/sdp\r\n"));
+
+    client
+        .send_to(&options, transports.udp().unwrap())
+        .await
+        .unwrap();
+    let again = receive(&client).await;
+    assert_eq!(again, first, "a retransmission gets the very same response");
+    assert_eq!(user.seen(), vec![Seen::Request("OPTIONS".into())]);
+    assert_eq!(endpoint.transactions(), 1, "kept for Timer J");
+}
+
+#[tokio::test]
+async fn tcp_frames_by_content_length_across_reads_and_answers_keep_alives() {
+    let (user, _endpoint, transports) = start(Timers::default()).await;
+    let mut stream = TcpStream::connect(transports.tcp().unwrap()).await.unwrap();
+    let from = stream.local_addr().unwrap();
+    let one = request(
+        "OPTIONS",
+        "sip:acme.sip.example.com",
+        "z9hG4bK-t1",
+        "",
+        from,
+    );
+    let two = request(
+        "OPTIONS",
+        "sip:acme.sip.example.com",
+        "z9hG4bK-t2",
+        "",
+        from,
+    );
+    // The first split mid-header, the second in the same write as the
+    // first's end, then a keep-alive ping.
+    let mut bytes = one.clone();
+    bytes.extend_from_slice(&two);
+    bytes.extend_from_slice(b"\r\n\r\n");
+    stream.write_all(&bytes[..40]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    stream.write_all(&bytes[40..]).await.unwrap();
+
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 8192];
+    while received.windows(2).filter(|w| w == b"\r\n").count() < 1
+        || String::from_utf8_lossy(&received)
+            .matches("SIP/2.0 200 OK")
+            .count()
+            < 2
+        || !received.ends_with(b"\r\n\r\n\r\n")
+    {
+        let length = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer))
+            .await
+            .expect("answers within 2 s")
+            .unwrap();
+        assert!(length > 0, "closed early");
+        received.extend_from_slice(&buffer[..length]);
+    }
+    let text = String::from_utf8(received).unwrap();
+    assert!(text.contains("branch=z9hG4bK-t1"));
+    assert!(text.contains("branch=z9hG4bK-t2"));
+    assert!(
+        text.ends_with("Content-Length: 0\r\n\r\n\r\n"),
+        "the pong follows: {text:?}"
+    );
+    assert_eq!(
+        user.seen(),
+        vec![
+            Seen::Request("OPTIONS".into()),
+            Seen::Request("OPTIONS".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_message_on_tcp_is_answered_and_the_connection_closed() {
+    let (user, _endpoint, transports) = start(Timers::default()).await;
+    let mut stream = TcpStream::connect(transports.tcp().unwrap()).await.unwrap();
+    let from = stream.local_addr().unwrap();
+    let text = String::from_utf8(request("OPTIONS", "sip:a@b", "z9hG4bK-v7", "", from))
+        .unwrap()
+        .replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    stream.write_all(text.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut answer))
+        .await
+        .expect("closed within 2 s")
+        .unwrap();
+    assert!(answer.starts_with("SIP/2.0 505 "), "{answer}");
+    assert!(user.seen().is_empty());
+}
+
+#[tokio::test]
+async fn requests_the_user_cannot_take_are_refused_in_rfc_3261_order() {
+    let (user, _endpoint, transports) = start(Timers::default()).await;
+    let (client, from) = udp_client().await;
+    let target = transports.udp().unwrap();
+    let cases = [
+        ("FOO", "sip:acme.sip.example.com", "", 501, None),
+        (
+            "SUBSCRIBE",
+            "sip:acme.sip.example.com",
+            "",
+            405,
+            Some("Allow: ACK, CANCEL, INVITE, BYE, OPTIONS\r\n"),
+        ),
+        ("OPTIONS", "tel:+15550100", "", 416, None),
+        (
+            "OPTIONS",
+            "sip:acme.sip.example.com",
+            "Require: timer, 100rel, foo\r\n",
+            420,
+            Some("Unsupported: 100rel, foo\r\n"),
+        ),
+    ];
+    for (index, (method, uri, extra, code, header)) in cases.into_iter().enumerate() {
+        let branch = format!("z9hG4bK-r{index}");
+        client
+            .send_to(&request(method, uri, &branch, extra, from), target)
+            .await
+            .unwrap();
+        let answer = receive(&client).await;
+        assert_eq!(status(&answer), code, "{method} {uri}: {answer}");
+        if let Some(header) = header {
+            assert!(answer.contains(header), "{answer}");
+        }
+    }
+    assert!(user.seen().is_empty(), "{:?}", user.seen());
+}
+
+#[tokio::test]
+async fn malformed_datagrams_are_answered_when_possible_dropped_otherwise_and_counted() {
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let user = Arc::new(Recorder::default());
+    let endpoint = Endpoint::new(EndpointOptions::default(), user.clone());
+    let (client, from) = udp_client().await;
+    let server = Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap());
+    server.set_nonblocking(true).unwrap();
+    let peer = Peer::Udp {
+        socket: server.clone(),
+        remote: from,
+    };
+    let good = String::from_utf8(request("OPTIONS", "sip:a@b", "z9hG4bK-m1", "", from)).unwrap();
+    let wrong_version = good.replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    let no_call_id = good.replace("Call-ID: call-z9hG4bK-m1\r\n", "");
+    metrics::with_local_recorder(&recorder, || {
+        endpoint.receive(Bytes::from(wrong_version), peer.clone());
+        endpoint.receive(Bytes::from(no_call_id), peer.clone());
+        endpoint.receive(Bytes::from_static(b"\x00\x01garbage"), peer.clone());
+    });
+    let answer = receive(&client).await;
+    assert!(answer.starts_with("SIP/2.0 505 "), "{answer}");
+    assert!(
+        quiet(&client, Duration::from_millis(200)).await,
+        "only the 505 is answered"
+    );
+    let counted: u64 = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == MALFORMED_METRIC)
+        .map(|(.., value)| match value {
+            metrics_util::debugging::DebugValue::Counter(count) => count,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(counted, 3);
+    assert!(user.seen().is_empty());
+}
+
+#[tokio::test]
+async fn an_invite_gets_100_at_once_and_its_failure_is_resent_until_the_ack() {
+    let (user, endpoint, transports) = start(fast_timers()).await;
+    let (client, from) = udp_client().await;
+    let target = transports.udp().unwrap();
+    let invite = request(
+        "INVITE",
+        "sip:+15550100@acme.sip.example.com",
+        "z9hG4bK-i1",
+        "",
+        from,
+    );
+    client.send_to(&invite, target).await.unwrap();
+    assert_eq!(status(&receive(&client).await), 100);
+    // A retransmitted INVITE gets the 100 again and reaches no one.
+    client.send_to(&invite, target).await.unwrap();
+    assert_eq!(status(&receive(&client).await), 100);
+    assert_eq!(user.seen(), vec![Seen::Request("INVITE".into())]);
+
+    user.answer_invite(0, OutgoingResponse::new(486));
+    let busy = receive(&client).await;
+    assert_eq!(status(&busy), 486);
+    // Timer G: sent again after T1, then 2·T1.
+    assert_eq!(receive(&client).await, busy);
+    assert_eq!(receive(&client).await, busy);
+    let ack = String::from_utf8(invite.clone())
+        .unwrap()
+        .replacen("INVITE sip:", "ACK sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    client.send_to(ack.as_bytes(), target).await.unwrap();
+    assert!(
+        quiet(&client, Duration::from_millis(300)).await,
+        "no resend after the ACK"
+    );
+    assert_eq!(
+        user.seen(),
+        vec![Seen::Request("INVITE".into())],
+        "the ACK of a failure is the transaction's"
+    );
+    // Timer I ends the transaction (T4 = 100 ms).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(endpoint.transactions(), 0);
+}
+
+#[tokio::test]
+async fn a_failure_never_acknowledged_times_out_with_timer_h() {
+    let (user, endpoint, transports) = start(fast_timers()).await;
+    let (client, from) = udp_client().await;
+    let invite = request(
+        "INVITE",
+        "sip:+15550100@acme.sip.example.com",
+        "z9hG4bK-h1",
+        "",
+        from,
+    );
+    client
+        .send_to(&invite, transports.udp().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(status(&receive(&client).await), 100);
+    user.answer_invite(0, OutgoingResponse::new(603));
+    // 64·T1 = 1.28 s.
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    assert_eq!(
+        user.seen(),
+        vec![Seen::Request("INVITE".into()), Seen::TimedOut]
+    );
+    assert_eq!(endpoint.transactions(), 0);
+}
+
+#[tokio::test]
+async fn cancel_ends_a_pending_invite_with_487_and_an_unknown_one_gets_481() {
+    let (user, _endpoint, transports) = start(fast_timers()).await;
+    let (client, from) = udp_client().await;
+    let target = transports.udp().unwrap();
+    let invite = request(
+        "INVITE",
+        "sip:+15550100@acme.sip.example.com",
+        "z9hG4bK-c1",
+        "",
+        from,
+    );
+    client.send_to(&invite, target).await.unwrap();
+    assert_eq!(status(&receive(&client).await), 100);
+    let cancel = String::from_utf8(invite)
+        .unwrap()
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    client.send_to(cancel.as_bytes(), target).await.unwrap();
+    let mut codes = vec![
+        status(&receive(&client).await),
+        status(&receive(&client).await),
+    ];
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![200, 487],
+        "200 to the CANCEL, 487 to the INVITE"
+    );
+    assert_eq!(
+        user.seen(),
+        vec![Seen::Request("INVITE".into()), Seen::Cancelled]
+    );
+
+    let stray = request(
+        "CANCEL",
+        "sip:+15550100@acme.sip.example.com",
+        "z9hG4bK-c2",
+        "",
+        from,
+    );
+    client.send_to(&stray, target).await.unwrap();
+    assert_eq!(status(&receive(&client).await), 481);
+}
+
+#[tokio::test]
+async fn the_ack_of_a_2xx_goes_to_the_user() {
+    let (user, _endpoint, transports) = start(fast_timers()).await;
+    let (client, from) = udp_client().await;
+    let target = transports.udp().unwrap();
+    let invite = request(
+        "INVITE",
+        "sip:+15550100@acme.sip.example.com",
+        "z9hG4bK-a1",
+        "",
+        from,
+    );
+    client.send_to(&invite, target).await.unwrap();
+    assert_eq!(status(&receive(&client).await), 100);
+    user.answer_invite(0, OutgoingResponse::new(200));
+    let ok = receive(&client).await;
+    assert_eq!(status(&ok), 200);
+    // The ACK of a 2xx is its own transaction (new branch).
+    let ack = String::from_utf8(request(
+        "ACK",
+        "sip:+15550100@acme.sip.example.com",
+        "z9hG4bK-a2",
+        "",
+        from,
+    ))
+    .unwrap();
+    client.send_to(ack.as_bytes(), target).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(user.seen(), vec![Seen::Request("INVITE".into()), Seen::Ack]);
+}
