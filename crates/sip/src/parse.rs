@@ -440,10 +440,7 @@ fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
         .split_once([' ', '\t'])
         .map(|(number, method)| (number, method.trim_start()))
         .unwrap_or((cseq, ""));
-    let number_ok = !number.is_empty()
-        && number.len() <= 10
-        && number.bytes().all(|b| b.is_ascii_digit())
-        && number.parse::<u64>().is_ok_and(|n| n < 1 << 31);
+    let number_ok = digits_below(number, 1 << 31);
     if !number_ok || !is_token(method) {
         return Err(fail(
             "bad_cseq",
@@ -465,11 +462,7 @@ fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
     }
     if let Some(header) = message.header("Max-Forwards") {
         let value = header.value.as_ref();
-        let valid = !value.is_empty()
-            && value.len() <= 3
-            && value.bytes().all(|b| b.is_ascii_digit())
-            && value.parse::<u16>().is_ok_and(|n| n <= 255);
-        if !valid {
+        if !digits_below(value, 256) {
             return Err(fail(
                 "bad_max_forwards",
                 400,
@@ -478,6 +471,16 @@ fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Whether `text` is `1*DIGIT` (leading zeros allowed: RFC 4475's wsinv
+/// sends `0068`) with a value below `limit`.
+fn digits_below(text: &str, limit: u64) -> bool {
+    let significant = text.trim_start_matches('0');
+    !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && significant.len() <= 19
+        && significant.parse::<u64>().unwrap_or(0) < limit
 }
 
 /// The Content-Length, if given: digits only (a sign, a fraction or an

@@ -81,6 +81,22 @@ l: 0
 }
 
 #[test]
+fn integers_with_leading_zeros_are_their_value() {
+    let text = INVITE
+        .replace("Max-Forwards: 70", "Max-Forwards: 0068")
+        .replace("314159 INVITE", "0000000000009 INVITE");
+    let bytes = sip(&text);
+    let (message, _) = parse(&bytes, Transport::Datagram, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.cseq(), Some((9, "INVITE")));
+    assert_eq!(
+        verdict(&INVITE.replace("Max-Forwards: 70", "Max-Forwards: 000256")),
+        ("bad_max_forwards", Refusal::Respond(400))
+    );
+}
+
+#[test]
 fn an_extension_method_is_kept_for_a_501() {
     let text = INVITE
         .replace("INVITE sip:", "NEWMETHOD sip:")
