@@ -13,6 +13,7 @@ use std::borrow::Cow;
 
 use crate::headers::is_token;
 use crate::message::{Header, Message, Method, StartLine, Version};
+use crate::values;
 
 /// How the bytes arrived: framing differs (RFC 3261 §18.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -413,6 +414,9 @@ fn version(text: &str) -> Option<Version> {
     })
 }
 
+/// The mandatory headers, once each where only one is allowed, CSeq and
+/// Max-Forwards in range, and every Via, From and To well-formed (what
+/// the transaction and dialog layers read).
 fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
     for name in MANDATORY {
         if message.header(name).is_none() {
@@ -468,6 +472,21 @@ fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
                 400,
                 format!("Max-Forwards {value:?} is not 0 to 255"),
             ));
+        }
+    }
+    for header in message.headers_named("Via") {
+        values::parse_via(&header.value).map_err(|error| {
+            fail(
+                "bad_via",
+                400,
+                format!("Via {:?}: {error}", truncate(&header.value)),
+            )
+        })?;
+    }
+    for (name, reason) in [("From", "bad_from"), ("To", "bad_to")] {
+        let value = message.header(name).map(|header| &header.value);
+        if let Some(Err(error)) = value.map(|value| values::parse_name_addr(value)) {
+            return Err(fail(reason, 400, format!("{name}: {error}")));
         }
     }
     Ok(())

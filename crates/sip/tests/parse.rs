@@ -204,6 +204,29 @@ fn missing_repeated_or_inconsistent_headers_are_400() {
 }
 
 #[test]
+fn a_malformed_via_from_or_to_is_400() {
+    for (from, to, reason) in [
+        (
+            "192.0.2.1:5060;branch=z9hG4bK776asdhds",
+            "192.0.2.1:5060;;,;,,",
+            "bad_via",
+        ),
+        ("\"Caller\" <sip:", "Caller, Esq. <sip:", "bad_from"),
+        (
+            "To: <sip:agent@acme.sip.example.com>",
+            "To: \"Agent <sip:agent@acme.sip.example.com>",
+            "bad_to",
+        ),
+    ] {
+        assert_eq!(
+            verdict(&INVITE.replace(from, to)),
+            (reason, Refusal::Respond(400)),
+            "{to:?}"
+        );
+    }
+}
+
+#[test]
 fn a_garbled_request_line_is_dropped_when_no_response_can_be_built() {
     assert_eq!(
         verdict(&INVITE.replace(
