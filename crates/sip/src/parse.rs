@@ -266,9 +266,17 @@ fn parse_head<'a>(
         .map_err(|_| (fail("not_utf8", 400, "the headers are not UTF-8"), None))?;
     let mut lines = head.split("\r\n");
     let first = lines.next().unwrap_or_default();
-    let start = start_line(first).map_err(|failure| (failure, None))?;
-    let mut headers: Vec<Header<'a>> = Vec::new();
     let mut bad_line: Option<Failure> = None;
+    let start = match start_line(first) {
+        Ok(start) => start,
+        Err(failure) => {
+            // Answerable when only the Request-URI is at fault.
+            let start = whitespace_in_request_uri(first).ok_or((failure, None))?;
+            bad_line = Some(fail("bad_start_line", 400, "whitespace in the Request-URI"));
+            start
+        }
+    };
+    let mut headers: Vec<Header<'a>> = Vec::new();
     for line in lines {
         if line.contains(['\r', '\n']) {
             bad_line.get_or_insert(fail(
@@ -394,6 +402,25 @@ fn start_line(line: &str) -> Result<StartLine<'_>, Failure> {
         method: Method::from_token(method),
         uri,
         version,
+    })
+}
+
+/// A request line whose method and version are clear but whose
+/// Request-URI holds whitespace (RFC 4475's lwsruri: `sip:user@example.com;
+/// lr`), read as such so the request can be answered 400. Extra spaces
+/// between the elements (lwsstart, trws) are not this case.
+fn whitespace_in_request_uri(line: &str) -> Option<StartLine<'_>> {
+    let (method, rest) = line.split_once(' ')?;
+    let (uri, version_text) = rest.rsplit_once(' ')?;
+    let first_word = uri.split([' ', '\t']).next().unwrap_or_default();
+    let shaped = is_token(method)
+        && uri.trim_matches([' ', '\t']) == uri
+        && crate::uri::is_absolute_uri(first_word)
+        && first_word != uri;
+    shaped.then_some(StartLine::Request {
+        method: Method::from_token(method),
+        uri,
+        version: version(version_text)?,
     })
 }
 

@@ -227,6 +227,21 @@ fn a_malformed_via_from_or_to_is_400() {
 }
 
 #[test]
+fn whitespace_in_the_request_uri_is_400() {
+    for uri in [
+        "sip:agent@acme.sip.example.com; transport=udp",
+        "sip:agent@acme.sip.example.com;\ttransport=udp",
+    ] {
+        let text = INVITE.replace("sip:agent@acme.sip.example.com SIP", &format!("{uri} SIP"));
+        assert_eq!(
+            verdict(&text),
+            ("bad_start_line", Refusal::Respond(400)),
+            "{uri:?}"
+        );
+    }
+}
+
+#[test]
 fn a_garbled_request_line_is_dropped_when_no_response_can_be_built() {
     assert_eq!(
         verdict(&INVITE.replace(
