@@ -67,9 +67,11 @@ pub fn server_key(request: &Message<'_>) -> Result<ServerKey, Error> {
         Method::Ack => "INVITE",
         other => other.as_str(),
     };
+    // The cookie alone identifies nothing (RFC 4475's badbranch): such a
+    // request falls back to the RFC 2543 key.
     if let Some(branch) = via
         .branch()
-        .filter(|branch| branch.starts_with(MAGIC_COOKIE))
+        .filter(|branch| branch.len() > MAGIC_COOKIE.len() && branch.starts_with(MAGIC_COOKIE))
     {
         let port = via.port.unwrap_or(default_port(via.transport));
         return Ok(ServerKey::Branch {
@@ -214,14 +216,16 @@ Content-Length: 0
 
     #[test]
     fn requests_without_the_magic_cookie_match_by_their_fields() {
-        let old = message(&INVITE.replace("branch=z9hG4bK-1", "branch=1"));
-        let (old, _) = parse(&old, Transport::Datagram, &Limits::default())
-            .unwrap()
-            .unwrap();
-        let ServerKey::Legacy { cseq, from_tag, .. } = server_key(&old).unwrap() else {
-            panic!("an RFC 2543 key")
-        };
-        assert_eq!((cseq, from_tag.as_str()), (1, "caller"));
+        for branch in ["branch=1", "branch=z9hG4bK"] {
+            let old = message(&INVITE.replace("branch=z9hG4bK-1", branch));
+            let (old, _) = parse(&old, Transport::Datagram, &Limits::default())
+                .unwrap()
+                .unwrap();
+            let ServerKey::Legacy { cseq, from_tag, .. } = server_key(&old).unwrap() else {
+                panic!("an RFC 2543 key for {branch}")
+            };
+            assert_eq!((cseq, from_tag.as_str()), (1, "caller"));
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::borrow::Cow;
 
 use crate::headers::is_token;
 use crate::message::{Header, Message, Method, StartLine, Version};
+use crate::values;
 
 /// How the bytes arrived: framing differs (RFC 3261 §18.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,9 +266,17 @@ fn parse_head<'a>(
         .map_err(|_| (fail("not_utf8", 400, "the headers are not UTF-8"), None))?;
     let mut lines = head.split("\r\n");
     let first = lines.next().unwrap_or_default();
-    let start = start_line(first).map_err(|failure| (failure, None))?;
-    let mut headers: Vec<Header<'a>> = Vec::new();
     let mut bad_line: Option<Failure> = None;
+    let start = match start_line(first) {
+        Ok(start) => start,
+        Err(failure) => {
+            // Answerable when only the Request-URI is at fault.
+            let start = whitespace_in_request_uri(first).ok_or((failure, None))?;
+            bad_line = Some(fail("bad_start_line", 400, "whitespace in the Request-URI"));
+            start
+        }
+    };
+    let mut headers: Vec<Header<'a>> = Vec::new();
     for line in lines {
         if line.contains(['\r', '\n']) {
             bad_line.get_or_insert(fail(
@@ -396,6 +405,25 @@ fn start_line(line: &str) -> Result<StartLine<'_>, Failure> {
     })
 }
 
+/// A request line whose method and version are clear but whose
+/// Request-URI holds whitespace (RFC 4475's lwsruri: `sip:user@example.com;
+/// lr`), read as such so the request can be answered 400. Extra spaces
+/// between the elements (lwsstart, trws) are not this case.
+fn whitespace_in_request_uri(line: &str) -> Option<StartLine<'_>> {
+    let (method, rest) = line.split_once(' ')?;
+    let (uri, version_text) = rest.rsplit_once(' ')?;
+    let first_word = uri.split([' ', '\t']).next().unwrap_or_default();
+    let shaped = is_token(method)
+        && uri.trim_matches([' ', '\t']) == uri
+        && crate::uri::is_absolute_uri(first_word)
+        && first_word != uri;
+    shaped.then_some(StartLine::Request {
+        method: Method::from_token(method),
+        uri,
+        version: version(version_text)?,
+    })
+}
+
 /// `"SIP" "/" 1*DIGIT "." 1*DIGIT` (the literal case-insensitive).
 fn version(text: &str) -> Option<Version> {
     let numbers = text
@@ -413,6 +441,9 @@ fn version(text: &str) -> Option<Version> {
     })
 }
 
+/// The mandatory headers, once each where only one is allowed, CSeq and
+/// Max-Forwards in range, and every Via, From and To well-formed (what
+/// the transaction and dialog layers read).
 fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
     for name in MANDATORY {
         if message.header(name).is_none() {
@@ -440,10 +471,7 @@ fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
         .split_once([' ', '\t'])
         .map(|(number, method)| (number, method.trim_start()))
         .unwrap_or((cseq, ""));
-    let number_ok = !number.is_empty()
-        && number.len() <= 10
-        && number.bytes().all(|b| b.is_ascii_digit())
-        && number.parse::<u64>().is_ok_and(|n| n < 1 << 31);
+    let number_ok = digits_below(number, 1 << 31);
     if !number_ok || !is_token(method) {
         return Err(fail(
             "bad_cseq",
@@ -465,11 +493,7 @@ fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
     }
     if let Some(header) = message.header("Max-Forwards") {
         let value = header.value.as_ref();
-        let valid = !value.is_empty()
-            && value.len() <= 3
-            && value.bytes().all(|b| b.is_ascii_digit())
-            && value.parse::<u16>().is_ok_and(|n| n <= 255);
-        if !valid {
+        if !digits_below(value, 256) {
             return Err(fail(
                 "bad_max_forwards",
                 400,
@@ -477,7 +501,32 @@ fn check_headers(message: &Message<'_>) -> Result<(), Failure> {
             ));
         }
     }
+    for header in message.headers_named("Via") {
+        values::parse_via(&header.value).map_err(|error| {
+            fail(
+                "bad_via",
+                400,
+                format!("Via {:?}: {error}", truncate(&header.value)),
+            )
+        })?;
+    }
+    for (name, reason) in [("From", "bad_from"), ("To", "bad_to")] {
+        let value = message.header(name).map(|header| &header.value);
+        if let Some(Err(error)) = value.map(|value| values::parse_name_addr(value)) {
+            return Err(fail(reason, 400, format!("{name}: {error}")));
+        }
+    }
     Ok(())
+}
+
+/// Whether `text` is `1*DIGIT` (leading zeros allowed: RFC 4475's wsinv
+/// sends `0068`) with a value below `limit`.
+fn digits_below(text: &str, limit: u64) -> bool {
+    let significant = text.trim_start_matches('0');
+    !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && significant.len() <= 19
+        && significant.parse::<u64>().unwrap_or(0) < limit
 }
 
 /// The Content-Length, if given: digits only (a sign, a fraction or an

@@ -23,12 +23,13 @@ pub struct SipUri<'a> {
 }
 
 impl<'a> SipUri<'a> {
-    /// The parameter `name` (case-insensitive): `Some(None)` for one
-    /// without a value (`;lr`).
+    /// The parameter `name` (case-insensitive, escapes decoded: `%6C%72`
+    /// is `lr`): `Some(None)` for one without a value (`;lr`). The value
+    /// keeps its escapes.
     pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
         self.params
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .find(|(key, _)| unescape(key).eq_ignore_ascii_case(name))
             .map(|(_, value)| *value)
     }
 }
@@ -105,14 +106,12 @@ pub fn parse_sip_uri(text: &str) -> Result<SipUri<'_>, Error> {
     } else {
         return Err("not a sip: or sips: URI");
     };
-    let (before_headers, headers_text) = match rest.split_once('?') {
-        Some((before, headers)) => (before, Some(headers)),
-        None => (rest, None),
-    };
-    let (user, password, host_and_params) = match before_headers.matches('@').count() {
-        0 => (None, None, before_headers),
+    // The user part may hold `?` (user-unreserved) but not `@`, and no `@`
+    // may follow it unescaped: split at `@` first (RFC 4475's intmeth).
+    let (user, password, after_userinfo) = match rest.matches('@').count() {
+        0 => (None, None, rest),
         1 => {
-            let (userinfo, after) = before_headers.split_once('@').unwrap_or_default();
+            let (userinfo, after) = rest.split_once('@').unwrap_or_default();
             let (user, password) = match userinfo.split_once(':') {
                 Some((user, password)) => (user, Some(password)),
                 None => (userinfo, None),
@@ -126,6 +125,10 @@ pub fn parse_sip_uri(text: &str) -> Result<SipUri<'_>, Error> {
             (Some(user), password, after)
         }
         _ => return Err("an unescaped `@` in the user part"),
+    };
+    let (host_and_params, headers_text) = match after_userinfo.split_once('?') {
+        Some((before, headers)) => (before, Some(headers)),
+        None => (after_userinfo, None),
     };
     let (hostport, params_text) = match host_and_params.split_once(';') {
         Some((hostport, params)) => (hostport, Some(params)),
@@ -248,6 +251,15 @@ mod tests {
             (bare.user, bare.host, bare.port),
             (None, "carrier.example.net.", None)
         );
+        let odd = parse_sip_uri("sip:a?b/;c:p&w=1@example.com;%6C%72;n=v%2541?h=x").unwrap();
+        assert_eq!((odd.user, odd.password), (Some("a?b/;c"), Some("p&w=1")));
+        assert_eq!(odd.host, "example.com");
+        assert_eq!(odd.param("lr"), Some(None), "a name compared unescaped");
+        assert_eq!(
+            odd.param("n").map(|v| unescape(v.unwrap())),
+            Some("v%41".into())
+        );
+        assert_eq!(odd.headers, vec![("h", "x")]);
         let phone = parse_sip_uri("sip:+1-212-555-0199@192.0.2.1;user=phone").unwrap();
         assert_eq!(phone.user, Some("+1-212-555-0199"));
         assert!(matches!(unescape("plain"), Cow::Borrowed(_)));

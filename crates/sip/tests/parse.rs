@@ -81,6 +81,22 @@ l: 0
 }
 
 #[test]
+fn integers_with_leading_zeros_are_their_value() {
+    let text = INVITE
+        .replace("Max-Forwards: 70", "Max-Forwards: 0068")
+        .replace("314159 INVITE", "0000000000009 INVITE");
+    let bytes = sip(&text);
+    let (message, _) = parse(&bytes, Transport::Datagram, &Limits::default())
+        .unwrap()
+        .unwrap();
+    assert_eq!(message.cseq(), Some((9, "INVITE")));
+    assert_eq!(
+        verdict(&INVITE.replace("Max-Forwards: 70", "Max-Forwards: 000256")),
+        ("bad_max_forwards", Refusal::Respond(400))
+    );
+}
+
+#[test]
 fn an_extension_method_is_kept_for_a_501() {
     let text = INVITE
         .replace("INVITE sip:", "NEWMETHOD sip:")
@@ -185,6 +201,44 @@ fn missing_repeated_or_inconsistent_headers_are_400() {
         verdict(&INVITE.replace("Max-Forwards: 70", "Max-Forwards: 300")),
         ("bad_max_forwards", Refusal::Respond(400))
     );
+}
+
+#[test]
+fn a_malformed_via_from_or_to_is_400() {
+    for (from, to, reason) in [
+        (
+            "192.0.2.1:5060;branch=z9hG4bK776asdhds",
+            "192.0.2.1:5060;;,;,,",
+            "bad_via",
+        ),
+        ("\"Caller\" <sip:", "Caller, Esq. <sip:", "bad_from"),
+        (
+            "To: <sip:agent@acme.sip.example.com>",
+            "To: \"Agent <sip:agent@acme.sip.example.com>",
+            "bad_to",
+        ),
+    ] {
+        assert_eq!(
+            verdict(&INVITE.replace(from, to)),
+            (reason, Refusal::Respond(400)),
+            "{to:?}"
+        );
+    }
+}
+
+#[test]
+fn whitespace_in_the_request_uri_is_400() {
+    for uri in [
+        "sip:agent@acme.sip.example.com; transport=udp",
+        "sip:agent@acme.sip.example.com;\ttransport=udp",
+    ] {
+        let text = INVITE.replace("sip:agent@acme.sip.example.com SIP", &format!("{uri} SIP"));
+        assert_eq!(
+            verdict(&text),
+            ("bad_start_line", Refusal::Respond(400)),
+            "{uri:?}"
+        );
+    }
 }
 
 #[test]
