@@ -222,11 +222,14 @@ impl Database {
     /// Simple Query"): row-level security confines the query exactly as in
     /// [`Database::begin_tenant`], the setting ends with the message, and
     /// the read costs one round trip instead of four (BEGIN, set_config,
-    /// query, COMMIT). The simple protocol has no parameters, so the
-    /// statement's values are written inline; only UUIDs, integers and
-    /// booleans are accepted, whose text cannot carry SQL, and any other
-    /// value is refused before anything is sent. On SQLite the statement
-    /// runs as it is (queries filter by tenant themselves).
+    /// query, COMMIT). The query runs as `EXECUTE` of a statement prepared
+    /// on the connection (SQL `PREPARE`, once per connection and query
+    /// shape, named by a hash of its text), so its plan is cached as sqlx
+    /// caches its own. The simple protocol has no bind parameters, so the
+    /// arguments are written inline; only UUIDs, integers and booleans are
+    /// accepted, whose text cannot carry SQL, and any other value is
+    /// refused before anything is sent. On SQLite the statement runs as it
+    /// is (queries filter by tenant themselves).
     ///
     /// Rows come back in the text format, which sea-orm's models decode as
     /// they do the binary one.
@@ -242,12 +245,28 @@ impl Database {
                     .await
             }
             DatabaseKind::Postgres => {
-                let sql = inline_postgres_read(tenant, select)?;
+                let read = PreparedRead::new(tenant, select)?;
+                let query_error =
+                    |error: sqlx::Error| DbErr::Query(RuntimeErr::SqlxError(error.into()));
                 let pool = self.connection.get_postgres_connection_pool();
-                let mut rows = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .fetch_all(pool)
+                let mut connection = pool.acquire().await.map_err(query_error)?;
+                let mut rows = match sqlx::raw_sql(sqlx::AssertSqlSafe(read.execute()))
+                    .fetch_all(&mut *connection)
                     .await
-                    .map_err(|error| DbErr::Query(RuntimeErr::SqlxError(error.into())))?;
+                {
+                    // Not prepared on this connection yet (26000,
+                    // invalid_sql_statement_name): prepare it in the same
+                    // message.
+                    Err(sqlx::Error::Database(error))
+                        if error.code().as_deref() == Some("26000") =>
+                    {
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(read.prepare_and_execute()))
+                            .fetch_all(&mut *connection)
+                            .await
+                    }
+                    other => other,
+                }
+                .map_err(query_error)?;
                 // The first row is set_config's; the rest are the select's.
                 if rows.is_empty() {
                     return Err(DbErr::Query(RuntimeErr::Internal(
@@ -377,38 +396,87 @@ impl Database {
     }
 }
 
-/// The simple-query text of [`Database::read_tenant`] on PostgreSQL: the
-/// tenant's `set_config`, then `select` with its values inline. Refuses a
-/// value that is not a UUID, an integer or a boolean.
-fn inline_postgres_read(
+/// The messages of [`Database::read_tenant`] on PostgreSQL.
+struct PreparedRead {
+    /// The query with `$n` parameters, as sea-query writes it.
+    sql: String,
+    /// `sb_read_` and a hash of `sql`.
+    name: String,
+    /// The arguments as SQL literals.
+    arguments: Vec<String>,
     tenant: Uuid,
-    select: &sea_orm::sea_query::SelectStatement,
-) -> Result<String, DbErr> {
-    use sea_orm::sea_query::{PostgresQueryBuilder, Value};
-    let (_, values) = select.build(PostgresQueryBuilder);
-    if let Some(value) = values.iter().find(|value| {
-        !matches!(
-            value,
-            Value::Uuid(_)
-                | Value::Bool(_)
-                | Value::TinyInt(_)
-                | Value::SmallInt(_)
-                | Value::Int(_)
-                | Value::BigInt(_)
-                | Value::TinyUnsigned(_)
-                | Value::SmallUnsigned(_)
-                | Value::Unsigned(_)
-                | Value::BigUnsigned(_)
-        )
-    }) {
-        return Err(DbErr::Custom(format!(
-            "read_tenant writes values inline and takes UUIDs, integers and booleans only, not {value:?}"
-        )));
+}
+
+impl PreparedRead {
+    /// Refuses a value that is not a UUID, an integer or a boolean.
+    fn new(tenant: Uuid, select: &sea_orm::sea_query::SelectStatement) -> Result<Self, DbErr> {
+        use sea_orm::sea_query::{PostgresQueryBuilder, Value};
+        use sha2::Digest;
+        let (sql, values) = select.build(PostgresQueryBuilder);
+        let literal = |value: &Value| -> Option<String> {
+            let text = match value {
+                Value::Uuid(Some(uuid)) => format!("'{uuid}'"),
+                Value::Bool(Some(flag)) => flag.to_string(),
+                Value::TinyInt(Some(n)) => n.to_string(),
+                Value::SmallInt(Some(n)) => n.to_string(),
+                Value::Int(Some(n)) => n.to_string(),
+                Value::BigInt(Some(n)) => n.to_string(),
+                Value::TinyUnsigned(Some(n)) => n.to_string(),
+                Value::SmallUnsigned(Some(n)) => n.to_string(),
+                Value::Unsigned(Some(n)) => n.to_string(),
+                Value::BigUnsigned(Some(n)) => n.to_string(),
+                Value::Uuid(None)
+                | Value::Bool(None)
+                | Value::TinyInt(None)
+                | Value::SmallInt(None)
+                | Value::Int(None)
+                | Value::BigInt(None)
+                | Value::TinyUnsigned(None)
+                | Value::SmallUnsigned(None)
+                | Value::Unsigned(None)
+                | Value::BigUnsigned(None) => "NULL".to_owned(),
+                _ => return None,
+            };
+            Some(text)
+        };
+        let arguments = values
+            .iter()
+            .map(|value| {
+                literal(value).ok_or_else(|| {
+                    DbErr::Custom(format!(
+                        "read_tenant writes values inline and takes UUIDs, integers and booleans only, not {value:?}"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let digest = sha2::Sha256::digest(sql.as_bytes());
+        let name = format!("sb_read_{}", hex::encode(&digest[..8]));
+        Ok(Self {
+            sql,
+            name,
+            arguments,
+            tenant,
+        })
     }
-    Ok(format!(
-        "SELECT set_config('app.tenant_id', '{tenant}', true); {}",
-        select.to_string(PostgresQueryBuilder)
-    ))
+
+    /// set_config, then the prepared statement's EXECUTE.
+    fn execute(&self) -> String {
+        let mut text = format!(
+            "SELECT set_config('app.tenant_id', '{}', true); EXECUTE {}",
+            self.tenant, self.name
+        );
+        if !self.arguments.is_empty() {
+            text.push('(');
+            text.push_str(&self.arguments.join(", "));
+            text.push(')');
+        }
+        text
+    }
+
+    /// PREPARE first, for a connection that has not prepared it yet.
+    fn prepare_and_execute(&self) -> String {
+        format!("PREPARE {} AS {}; {}", self.name, self.sql, self.execute())
+    }
 }
 
 /// Classifies a sea-orm error: connection trouble is `Unavailable`.
