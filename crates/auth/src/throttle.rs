@@ -486,6 +486,10 @@ mod tests {
             self.record(key);
             self.inner.hash_set(key, field, value).await
         }
+        async fn hash_delete(&self, key: &str, field: &str) -> switchboard_platform::Result<bool> {
+            self.record(key);
+            self.inner.hash_delete(key, field).await
+        }
         async fn publish(&self, channel: &str, payload: &[u8]) -> switchboard_platform::Result<()> {
             self.inner.publish(channel, payload).await
         }
@@ -605,6 +609,9 @@ mod tests {
             Err(down())
         }
         async fn hash_set(&self, _: &str, _: &str, _: &[u8]) -> switchboard_platform::Result<()> {
+            Err(down())
+        }
+        async fn hash_delete(&self, _: &str, _: &str) -> switchboard_platform::Result<bool> {
             Err(down())
         }
         async fn publish(&self, _: &str, _: &[u8]) -> switchboard_platform::Result<()> {

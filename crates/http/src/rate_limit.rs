@@ -230,6 +230,9 @@ mod tests {
         async fn hash_set(&self, _: &str, _: &str, _: &[u8]) -> Result<()> {
             Err(Error::unavailable(BackendKind::Cache, "down"))
         }
+        async fn hash_delete(&self, _: &str, _: &str) -> Result<bool> {
+            Err(Error::unavailable(BackendKind::Cache, "down"))
+        }
         async fn publish(&self, _: &str, _: &[u8]) -> Result<()> {
             Err(Error::unavailable(BackendKind::Cache, "down"))
         }

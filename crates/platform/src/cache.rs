@@ -160,6 +160,10 @@ pub trait Cache: Send + Sync + 'static {
     /// expires.
     async fn hash_set(&self, hash_key: &str, field: &str, value: &[u8]) -> Result<()>;
 
+    /// Removes one field of the hash `hash_key`; whether it was there. A
+    /// hash left without fields disappears.
+    async fn hash_delete(&self, hash_key: &str, field: &str) -> Result<bool>;
+
     /// Sends `payload` to the current subscribers of `channel` (Redis
     /// `PUBLISH`): at most once, lost if nobody listens. For notifications
     /// whose loss a reader repairs from the state (see [`ChannelEvent::Gap`]).

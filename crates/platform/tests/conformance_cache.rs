@@ -1039,6 +1039,24 @@ async fn hash_set_adds_and_replaces_fields(cache: Arc<dyn Cache>) {
     );
 }
 
+async fn hash_delete_removes_one_field_and_an_emptied_hash(cache: Arc<dyn Cache>) {
+    cache.hash_set("h", "a", b"1").await.unwrap();
+    cache.hash_set("h", "b", b"2").await.unwrap();
+    assert!(cache.hash_delete("h", "a").await.unwrap());
+    assert!(!cache.hash_delete("h", "a").await.unwrap(), "already gone");
+    assert!(!cache.hash_delete("no-such-hash", "a").await.unwrap());
+    assert_eq!(fields_of(&cache, "h").await, expected(&[("b", b"2")]));
+    assert!(cache.hash_delete("h", "b").await.unwrap());
+    assert!(cache.hash_get_all("h").await.unwrap().is_empty());
+    assert!(
+        cache.get("h").await.unwrap().is_none(),
+        "the emptied hash is gone"
+    );
+    cache.set("value", b"v", None).await.unwrap();
+    let error = cache.hash_delete("value", "a").await.unwrap_err();
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+}
+
 /// The next message of `messages`, skipping gaps; fails after 5 s.
 async fn next_message(messages: &mut ChannelMessages) -> (String, Vec<u8>) {
     tokio::time::timeout(Duration::from_secs(5), async {
@@ -1149,6 +1167,7 @@ macro_rules! conformance {
             case!(binary_tokens_and_values_round_trip);
             case!(value_operations_on_a_hash_are_invalid_argument);
             case!(hash_set_adds_and_replaces_fields);
+            case!(hash_delete_removes_one_field_and_an_emptied_hash);
             case!(subscribers_get_messages_of_matching_channels_in_order);
             case!(publishing_without_subscribers_is_fine_and_late_subscribers_miss_it);
             case!(ping_answers);

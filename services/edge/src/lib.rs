@@ -5,6 +5,11 @@
 //!   retransmissions and their timers, the answers the transaction layer
 //!   gives by itself (malformed requests, retransmissions, CANCEL, stray
 //!   ACKs, unsupported methods, extensions and URI schemes), and a
-//!   [`sip::TransactionUser`] that gets every new request once.
+//!   [`sip::TransactionUser`] that gets every new request once; digest
+//!   authentication ([`sip::digest`]).
+//! - [`registrar`]: agents' phones register to their tenant's SIP domain.
+//! - [`signaling`]: what the edge answers over SIP.
 
+pub mod registrar;
+pub mod signaling;
 pub mod sip;

@@ -371,6 +371,22 @@ impl Cache for MemoryCache {
         })
     }
 
+    async fn hash_delete(&self, hash_key: &str, field: &str) -> Result<bool> {
+        self.with_entries(hash_key, true, |entries, _| {
+            let Some(entry) = entries.get_mut(hash_key) else {
+                return Ok(false);
+            };
+            let Value::Hash(fields) = &mut entry.value else {
+                return Err(wrong_type(hash_key, "a hash"));
+            };
+            let removed = fields.remove(field).is_some();
+            if fields.is_empty() {
+                entries.remove(hash_key);
+            }
+            Ok(removed)
+        })
+    }
+
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()> {
         // No subscriber is not an error (Redis answers 0 receivers).
         let _ = self

@@ -537,6 +537,13 @@ impl Cache for RedisCache {
         Ok(())
     }
 
+    async fn hash_delete(&self, hash_key: &str, field: &str) -> Result<bool> {
+        let removed: i64 = self
+            .query(redis::cmd("HDEL").arg(self.key(hash_key)).arg(field))
+            .await?;
+        Ok(removed > 0)
+    }
+
     async fn publish(&self, channel: &str, payload: &[u8]) -> Result<()> {
         let _: i64 = self
             .query(redis::cmd("PUBLISH").arg(self.key(channel)).arg(payload))

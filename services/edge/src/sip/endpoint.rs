@@ -76,12 +76,19 @@ pub enum Peer {
     },
 }
 
-impl fmt::Debug for Peer {
+/// `udp:<address>` or `tcp:<address>`.
+impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Peer::Udp { remote, .. } => write!(f, "udp:{remote}"),
             Peer::Stream { remote, .. } => write!(f, "tcp:{remote}"),
         }
+    }
+}
+
+impl fmt::Debug for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 
@@ -566,7 +573,7 @@ impl Endpoint {
 
 /// The methods `user` implements, for Allow: the ones RFC 3261 and its
 /// extensions define (ACK and CANCEL always).
-fn allow_header(user: &dyn TransactionUser) -> String {
+pub fn allow_header(user: &dyn TransactionUser) -> String {
     const KNOWN: [Method<'static>; 12] = [
         Method::Invite,
         Method::Bye,

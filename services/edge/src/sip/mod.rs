@@ -4,10 +4,11 @@
 //! answers by itself, and gives each new request to the
 //! [`TransactionUser`] once.
 
+pub mod digest;
 mod endpoint;
 pub mod transport;
 
 pub use endpoint::{
     Endpoint, EndpointOptions, IncomingRequest, MALFORMED_METRIC, OutgoingResponse, Peer,
-    TransactionId, TransactionUser,
+    TransactionId, TransactionUser, allow_header,
 };
