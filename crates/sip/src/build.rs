@@ -1,7 +1,9 @@
 //! Writing messages: a response to a request (RFC 3261 §8.2.6.2: the Via
 //! headers in order, From, To with a tag added when it has none, Call-ID
 //! and CSeq copied) — what the edge answers a malformed or refused
-//! request with before any transaction user sees it.
+//! request with before any transaction user sees it; and the two requests
+//! a client transaction derives from its INVITE: the ACK of a failure
+//! (§17.1.1.3) and the CANCEL (§9.1).
 
 use std::fmt::Write as _;
 
@@ -115,6 +117,53 @@ fn has_tag(value: &str) -> bool {
     crate::values::parse_name_addr(value).is_ok_and(|to| to.tag().is_some())
 }
 
+/// The start line, the INVITE's top Via only, and the headers a request
+/// derived from `invite` copies (§9.1, §17.1.1.3): Route, From, Call-ID;
+/// To from `to` (the response's, with its tag, for an ACK).
+fn derived_request(invite: &Message<'_>, method: &str, to: Option<&str>) -> Option<Vec<u8>> {
+    let crate::message::StartLine::Request { uri, .. } = &invite.start else {
+        return None;
+    };
+    let (number, _) = invite.cseq()?;
+    let via = invite.header("Via")?;
+    let top_via = crate::values::split_list(&via.value)
+        .ok()?
+        .into_iter()
+        .next()?
+        .trim();
+    let mut out = String::with_capacity(512);
+    let _ = write!(out, "{method} {uri} SIP/2.0\r\nVia: {top_via}\r\n");
+    for route in invite.headers_named("Route") {
+        let _ = write!(out, "Route: {}\r\n", route.value);
+    }
+    let _ = write!(out, "Max-Forwards: 70\r\n");
+    let _ = write!(out, "From: {}\r\n", invite.header("From")?.value);
+    let to = match to {
+        Some(to) => to.to_owned(),
+        None => invite.header("To")?.value.to_string(),
+    };
+    let _ = write!(out, "To: {to}\r\n");
+    let _ = write!(out, "Call-ID: {}\r\n", invite.header("Call-ID")?.value);
+    let _ = write!(out, "CSeq: {number} {method}\r\nContent-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}
+
+/// The ACK of a final failure `response` to `invite` (§17.1.1.3): the
+/// INVITE's Request-URI, top Via, Route, From, Call-ID and CSeq number,
+/// and the response's To (with the tag it added). `None` if either lacks
+/// what that needs.
+pub fn ack_for_failure(invite: &Message<'_>, response: &Message<'_>) -> Option<Vec<u8>> {
+    let to = response.header("To")?;
+    derived_request(invite, "ACK", Some(&to.value))
+}
+
+/// The CANCEL of `invite` (§9.1): its Request-URI, top Via (so it matches
+/// the INVITE's transaction at the next hop), Route, From, To, Call-ID and
+/// CSeq number.
+pub fn cancel_for(invite: &Message<'_>) -> Option<Vec<u8>> {
+    derived_request(invite, "CANCEL", None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +226,63 @@ Content-Length: 0
         assert!(response.starts_with("SIP/2.0 481 Call/Transaction Does Not Exist\r\n"));
         assert!(response.contains("To: <sip:a@b>;tag=2\r\n"));
         assert!(!response.contains("X-Evil"));
+    }
+
+    #[test]
+    fn the_ack_of_a_failure_and_the_cancel_copy_what_rfc_3261_says() {
+        let invite = "INVITE sip:agent@192.0.2.7:5062 SIP/2.0
+Via: SIP/2.0/UDP edge.example.com;branch=z9hG4bK-out-1, SIP/2.0/UDP inner;branch=z9hG4bK-x
+Route: <sip:proxy.example.com;lr>
+Max-Forwards: 70
+From: <sip:+12125550199@acme.sip.example.com>;tag=edge
+To: <sip:agent@acme.sip.example.com>
+Call-ID: leg-2
+CSeq: 7 INVITE
+Contact: <sip:edge.example.com>
+Content-Length: 0
+
+"
+        .replace('\n', "\r\n");
+        let busy = "SIP/2.0 486 Busy Here
+Via: SIP/2.0/UDP edge.example.com;branch=z9hG4bK-out-1
+From: <sip:+12125550199@acme.sip.example.com>;tag=edge
+To: <sip:agent@acme.sip.example.com>;tag=phone-9
+Call-ID: leg-2
+CSeq: 7 INVITE
+Content-Length: 0
+
+"
+        .replace('\n', "\r\n");
+        let (invite, _) = parse(invite.as_bytes(), Transport::Datagram, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let (busy, _) = parse(busy.as_bytes(), Transport::Datagram, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let ack = String::from_utf8(ack_for_failure(&invite, &busy).unwrap()).unwrap();
+        assert_eq!(
+            ack,
+            "ACK sip:agent@192.0.2.7:5062 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP edge.example.com;branch=z9hG4bK-out-1\r\n\
+             Route: <sip:proxy.example.com;lr>\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:+12125550199@acme.sip.example.com>;tag=edge\r\n\
+             To: <sip:agent@acme.sip.example.com>;tag=phone-9\r\n\
+             Call-ID: leg-2\r\n\
+             CSeq: 7 ACK\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let cancel = String::from_utf8(cancel_for(&invite).unwrap()).unwrap();
+        assert!(cancel.starts_with("CANCEL sip:agent@192.0.2.7:5062 SIP/2.0\r\n"));
+        assert!(cancel.contains("To: <sip:agent@acme.sip.example.com>\r\n"));
+        assert!(cancel.contains("CSeq: 7 CANCEL\r\n"));
+        let (parsed, _) = parse(cancel.as_bytes(), Transport::Stream, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            crate::matching::client_key(&parsed).unwrap().branch,
+            "z9hG4bK-out-1",
+            "the CANCEL carries the INVITE's branch"
+        );
     }
 }

@@ -24,12 +24,12 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
 use switchboard_sip::build::{response_to, response_with};
-use switchboard_sip::matching::{ServerKey, server_key};
+use switchboard_sip::matching::{ClientKey, ServerKey, server_key};
 use switchboard_sip::transaction::{
     Action, InviteServer, NonInviteServer, Reliability, State, Timers,
 };
@@ -37,6 +37,10 @@ use switchboard_sip::uri::parse_sip_uri;
 use switchboard_sip::values::split_list;
 use switchboard_sip::{Limits, Malformed, Message, Method, Refusal, StartLine, Transport, parse};
 use tokio::sync::{Notify, mpsc};
+
+mod client;
+
+pub use client::{ClientEvent, OutgoingRequest, SendError};
 
 /// Malformed messages refused, by reason (the parser's stable labels,
 /// plus `bad_via` for a Via no transaction can be keyed by).
@@ -248,6 +252,8 @@ struct Shared {
     user: Arc<dyn TransactionUser>,
     state: Mutex<Transactions>,
     wake: Arc<Notify>,
+    /// The UDP socket requests go out from ([`Endpoint::udp_peer`]).
+    udp: OnceLock<Arc<std::net::UdpSocket>>,
 }
 
 impl Drop for Shared {
@@ -265,6 +271,9 @@ struct Transactions {
     /// Every deadline set, soonest first; an entry whose transaction is
     /// gone or has moved on is skipped when it comes up.
     deadlines: BinaryHeap<Reverse<(Instant, TransactionId)>>,
+    /// Client transactions ([`client`]), in the same id space.
+    client_by_key: HashMap<ClientKey, TransactionId>,
+    clients: HashMap<TransactionId, client::ClientTransaction>,
 }
 
 struct ServerTransaction {
@@ -352,6 +361,7 @@ impl Endpoint {
             user,
             state: Mutex::new(Transactions::default()),
             wake: wake.clone(),
+            udp: OnceLock::new(),
         });
         tokio::spawn(run_timers(Arc::downgrade(&shared), wake));
         Self { shared }
@@ -390,8 +400,7 @@ impl Endpoint {
             }
         };
         if !message.is_request() {
-            // No client transactions yet: nothing can be waiting for it.
-            tracing::debug!(?peer, "a SIP response matched no transaction; dropped");
+            self.on_response(&message, &bytes, &peer);
             return;
         }
         let notices = self.on_request(&message, &bytes, peer);
@@ -740,6 +749,10 @@ impl Transactions {
                 break;
             }
             self.deadlines.pop();
+            if self.clients.contains_key(&id) {
+                self.fire_client(id, at, now, wake);
+                continue;
+            }
             let Some(transaction) = self.live.get_mut(&id) else {
                 continue;
             };

@@ -9,6 +9,6 @@ mod endpoint;
 pub mod transport;
 
 pub use endpoint::{
-    Endpoint, EndpointOptions, IncomingRequest, MALFORMED_METRIC, OutgoingResponse, Peer,
-    TransactionId, TransactionUser, allow_header,
+    ClientEvent, Endpoint, EndpointOptions, IncomingRequest, MALFORMED_METRIC, OutgoingRequest,
+    OutgoingResponse, Peer, SendError, TransactionId, TransactionUser, allow_header,
 };

@@ -63,6 +63,7 @@ impl Transports {
             let socket = std::net::UdpSocket::bind(address)?;
             socket.set_nonblocking(true)?;
             let sender = Arc::new(socket.try_clone()?);
+            endpoint.attach_udp(sender.clone());
             let socket = UdpSocket::from_std(socket)?;
             udp = Some(socket.local_addr()?);
             tasks.spawn(serve_udp(endpoint.clone(), socket, sender));
