@@ -2,7 +2,7 @@
 //! name order by [`Migrator`] on PostgreSQL and SQLite alike.
 //!
 //! Migrations are grouped by the service that owns their tables
-//! ([`identity`], [`events`], [`webhooks`], [`routing`]; [`platform`] for
+//! ([`identity`], [`events`], [`webhooks`], [`routing`], [`edge`]; [`platform`] for
 //! the node's own table and those that span every service), and
 //! [`ownership`] maps every table to its owner. A migration is known to a
 //! database by its name, its file's stem (`DeriveMigrationName`), never by
@@ -19,6 +19,7 @@
 
 pub use sea_orm_migration::prelude::*;
 
+pub mod edge;
 pub mod events;
 pub mod identity;
 pub mod ownership;
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(platform::m20261207_000008_least_privilege::Migration),
             Box::new(identity::m20261207_000009_credential_rights::Migration),
             Box::new(routing::m20261210_000010_identity_projection::Migration),
+            Box::new(edge::m20261214_000011_create_edge::Migration),
         ]
     }
 }

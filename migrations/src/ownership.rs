@@ -17,6 +17,7 @@ pub enum Owner {
     Identity,
     Webhooks,
     Routing,
+    Edge,
 }
 
 impl Owner {
@@ -29,6 +30,7 @@ impl Owner {
             Self::Identity => "identity",
             Self::Webhooks => "webhooks",
             Self::Routing => "routing",
+            Self::Edge => "edge",
         }
     }
 
@@ -90,6 +92,9 @@ pub const TABLES: &[(&str, Owner)] = &[
     ("routing_directory_tenants", Owner::Routing),
     ("routing_directory_clients", Owner::Routing),
     ("routing_directory_users", Owner::Routing),
+    // the edge
+    ("edge_directory_tenants", Owner::Edge),
+    ("edge_sip_accounts", Owner::Edge),
 ];
 
 /// The owner of `table`, if it is one of ours.

@@ -460,6 +460,7 @@ fn migrations_keep_their_names_and_order() {
             "m20261207_000008_least_privilege",
             "m20261207_000009_credential_rights",
             "m20261210_000010_identity_projection",
+            "m20261214_000011_create_edge",
         ]
     );
 }

@@ -51,6 +51,7 @@ pub struct Config {
     pub internal: InternalConfig,
     pub peers: PeersConfig,
     pub routing: RoutingConfig,
+    pub edge: EdgeConfig,
 }
 
 impl Default for Config {
@@ -71,6 +72,7 @@ impl Default for Config {
             internal: InternalConfig::default(),
             peers: PeersConfig::default(),
             routing: RoutingConfig::default(),
+            edge: EdgeConfig::default(),
         }
     }
 }
@@ -608,6 +610,71 @@ pub const ROUTING_MAX_FORWARD_TIMEOUT: Duration = Duration::from_secs(20);
 /// per event, and SQLite takes at most 32,766 parameters per statement.
 pub const ROUTING_MAX_JOURNAL_BATCH: u32 = 4000;
 
+/// The telephony edge: where it listens for SIP, and the SIP domains of
+/// tenants (`<slug>.<sip_domain>`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// SIP over UDP (RFC 3261 §18); unset for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_udp: Option<SocketAddr>,
+    /// SIP over TCP; unset for none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_tcp: Option<SocketAddr>,
+    /// The parent of every tenant's SIP domain: tenant `acme` registers
+    /// its phones at `acme.<sip_domain>`.
+    pub sip_domain: String,
+    /// The keys that seal digest nonces, shared by every edge replica (the
+    /// first seals; all check). When empty, a key is generated once and
+    /// kept in `<data_dir>/edge/`, as for `[internal] signing_keys`.
+    pub digest_keys: Vec<SigningKeyConfig>,
+    /// How long a digest nonce may be used (RFC 7616 §3.3: then `stale`).
+    #[serde(with = "humantime_serde")]
+    pub nonce_lifetime: Duration,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            sip_udp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            sip_tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            sip_domain: "sip.localhost".to_owned(),
+            digest_keys: Vec::new(),
+            nonce_lifetime: Duration::from_secs(300),
+        }
+    }
+}
+
+impl EdgeConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let domain = &self.sip_domain;
+        let label_ok = |label: &str| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        };
+        if domain.len() > 200
+            || !domain.split('.').all(label_ok)
+            || domain.to_ascii_lowercase() != *domain
+        {
+            return Err(value_error(
+                "edge.sip_domain",
+                "must be a lowercase DNS name (labels of letters, digits and hyphens)",
+            ));
+        }
+        if self.nonce_lifetime < Duration::from_secs(10)
+            || self.nonce_lifetime > Duration::from_secs(3600)
+        {
+            return Err(value_error("edge.nonce_lifetime", "must be 10s to 1h"));
+        }
+        Ok(())
+    }
+}
+
 /// The routing runtime (the ACD): one owner per tenant behind a lease in
 /// the cache, ticks of ring timeouts and wrap-ups, calls forwarded between
 /// instances, events moved to the outbox.
@@ -980,6 +1047,7 @@ impl Config {
             return Err(value_error("readiness.check_timeout", "must be above 0"));
         }
         self.routing.validate()?;
+        self.edge.validate()?;
         Ok(())
     }
 

@@ -8,8 +8,11 @@
 //!   [`sip::TransactionUser`] that gets every new request once; digest
 //!   authentication ([`sip::digest`]).
 //! - [`registrar`]: agents' phones register to their tenant's SIP domain.
+//! - [`accounts`]: the edge's tables: agents' SIP accounts and tenants'
+//!   domains, kept in step with identity's events.
 //! - [`signaling`]: what the edge answers over SIP.
 
+pub mod accounts;
 pub mod registrar;
 pub mod signaling;
 pub mod sip;

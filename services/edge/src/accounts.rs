@@ -1,0 +1,329 @@
+//! The edge's own tables (`migrations/src/edge/`): the SIP account of each
+//! agent who has one, and each tenant's slug, which names its SIP domain
+//! (`<slug>.<edge.sip_domain>`).
+//!
+//! [`Accounts`] issues an account's password (shown once, kept only as
+//! the two digest HA1s of RFC 7616/8760), rotates and revokes it, and is
+//! the registrar's [`SipDirectory`]: a domain's tenant is read in system
+//! scope (no tenant is known yet when a REGISTER arrives), everything else
+//! in the tenant's own scope. [`IdentityProjection`] keeps the tables in
+//! step with identity's events: a tenant's slug when it signs up, an
+//! account switched off while its user is not active, and gone with its
+//! user; each row carries the version (event time, µs) it was written at,
+//! so a late or replayed event never undoes a newer one.
+
+use std::sync::Arc;
+
+use rand::distr::{Alphanumeric, SampleString};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, DbErr, QueryResult};
+use switchboard_events::proto::{self, envelope::Payload};
+use switchboard_events::{Event, EventHandler, HandlerError};
+use switchboard_platform::Database;
+use switchboard_tenancy::{TenantId, UserId};
+use uuid::Uuid;
+
+use crate::registrar::{SipAccount, SipDirectory};
+use crate::sip::digest::Algorithm;
+
+const TENANTS: &str = "edge_directory_tenants";
+const ACCOUNTS: &str = "edge_sip_accounts";
+
+/// The name of the edge's consumer of identity's events (its queue).
+pub const PROJECTION_CONSUMER_NAME: &str = "edge-directory";
+
+/// What that consumer is bound to.
+pub const PROJECTION_BINDINGS: &[&str] = &["*.identity.tenant.created", "*.identity.user.*"];
+
+/// Characters in a generated password: 24 alphanumerics, ~143 bits.
+const PASSWORD_LENGTH: usize = 24;
+
+/// A SIP account's credentials as issued: the password is never stored
+/// and never shown again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedCredentials {
+    pub username: String,
+    pub password: String,
+    /// The tenant's SIP domain, which is also the digest realm.
+    pub domain: String,
+}
+
+/// Why an account could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// The tenant's slug has not reached the edge yet (identity's event
+    /// is on its way): try again shortly.
+    #[error("the tenant's SIP domain is not known to the edge yet; try again in a few seconds")]
+    DomainUnknown,
+    #[error(transparent)]
+    Database(#[from] DbErr),
+}
+
+/// SIP accounts and domains on the edge's tables.
+#[derive(Clone)]
+pub struct Accounts {
+    db: Database,
+    sip_domain: String,
+}
+
+fn col(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+impl Accounts {
+    /// `sip_domain`: the parent of every tenant's domain (`edge.sip_domain`).
+    pub fn new(db: Database, sip_domain: impl Into<String>) -> Self {
+        Self {
+            db,
+            sip_domain: sip_domain.into().to_ascii_lowercase(),
+        }
+    }
+
+    /// The SIP domain of the tenant with `slug`.
+    pub fn domain_of(&self, slug: &str) -> String {
+        format!("{slug}.{}", self.sip_domain)
+    }
+
+    async fn slug_of(
+        &self,
+        transaction: &DatabaseTransaction,
+        tenant: TenantId,
+    ) -> Result<Option<String>, DbErr> {
+        let query = Query::select()
+            .column(col("slug"))
+            .from(col(TENANTS))
+            .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+            .to_owned();
+        let row = transaction.query_one(&query).await?;
+        row.map(|row| row.try_get::<String>("", "slug")).transpose()
+    }
+
+    /// Creates `user`'s SIP account, or gives it a new password (its
+    /// username stays): the phone's old password stops working at once.
+    pub async fn issue(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<IssuedCredentials, AccountError> {
+        let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
+        let slug = self
+            .slug_of(&transaction, tenant)
+            .await?
+            .ok_or(AccountError::DomainUnknown)?;
+        let domain = self.domain_of(&slug);
+        let existing = transaction
+            .query_one(
+                &Query::select()
+                    .column(col("username"))
+                    .from(col(ACCOUNTS))
+                    .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+                    .and_where(Expr::col(col("user_id")).eq(user.as_uuid()))
+                    .to_owned(),
+            )
+            .await?
+            .map(|row| row.try_get::<String>("", "username"))
+            .transpose()?;
+        // A new account's username: the user id's last 12 hex digits (its
+        // random part), longer in the unlikely case it is taken.
+        let username = match existing {
+            Some(username) => username,
+            None => {
+                let hex = user.as_uuid().simple().to_string();
+                let mut length = 12;
+                loop {
+                    let candidate = format!("a{}", &hex[hex.len() - length..]);
+                    let taken = transaction
+                        .query_one(
+                            &Query::select()
+                                .column(col("user_id"))
+                                .from(col(ACCOUNTS))
+                                .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+                                .and_where(Expr::col(col("username")).eq(candidate.clone()))
+                                .to_owned(),
+                        )
+                        .await?
+                        .is_some();
+                    if !taken || length == hex.len() {
+                        break candidate;
+                    }
+                    length += 4;
+                }
+            }
+        };
+        let password = Alphanumeric.sample_string(&mut rand::rng(), PASSWORD_LENGTH);
+        let now = chrono::Utc::now();
+        let insert = Query::insert()
+            .into_table(col(ACCOUNTS))
+            .columns([
+                col("user_id"),
+                col("tenant_id"),
+                col("username"),
+                col("ha1_sha256"),
+                col("ha1_md5"),
+                col("active"),
+                col("version"),
+                col("created_at"),
+                col("updated_at"),
+            ])
+            .values_panic([
+                user.as_uuid().into(),
+                tenant.as_uuid().into(),
+                username.clone().into(),
+                Algorithm::Sha256.ha1(&username, &domain, &password).into(),
+                Algorithm::Md5.ha1(&username, &domain, &password).into(),
+                true.into(),
+                0i64.into(),
+                now.into(),
+                now.into(),
+            ])
+            .on_conflict(
+                OnConflict::column(col("user_id"))
+                    .update_columns([col("ha1_sha256"), col("ha1_md5"), col("updated_at")])
+                    .to_owned(),
+            )
+            .to_owned();
+        transaction.execute(&insert).await?;
+        transaction.commit().await?;
+        Ok(IssuedCredentials {
+            username,
+            password,
+            domain,
+        })
+    }
+
+    /// Removes `user`'s SIP account; whether there was one.
+    pub async fn revoke(&self, tenant: TenantId, user: UserId) -> Result<bool, DbErr> {
+        let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
+        let removed = delete_account(&transaction, tenant, user.as_uuid()).await?;
+        transaction.commit().await?;
+        Ok(removed)
+    }
+
+    /// The projection of identity's events onto these tables.
+    pub fn identity_projection(&self) -> Arc<dyn EventHandler> {
+        Arc::new(IdentityProjection)
+    }
+}
+
+async fn delete_account(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    user: Uuid,
+) -> Result<bool, DbErr> {
+    let delete = Query::delete()
+        .from_table(col(ACCOUNTS))
+        .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+        .and_where(Expr::col(col("user_id")).eq(user))
+        .to_owned();
+    Ok(transaction.execute(&delete).await?.rows_affected() > 0)
+}
+
+fn account_of(row: &QueryResult) -> Result<SipAccount, DbErr> {
+    Ok(SipAccount {
+        user: UserId::from_uuid(row.try_get("", "user_id")?),
+        ha1_sha256: row.try_get("", "ha1_sha256")?,
+        ha1_md5: row.try_get("", "ha1_md5")?,
+    })
+}
+
+#[async_trait::async_trait]
+impl SipDirectory for Accounts {
+    async fn tenant_of_domain(&self, domain: &str) -> anyhow::Result<Option<TenantId>> {
+        let Some(slug) = domain
+            .strip_suffix(&self.sip_domain)
+            .and_then(|head| head.strip_suffix('.'))
+            .filter(|slug| !slug.is_empty() && !slug.contains('.'))
+        else {
+            return Ok(None);
+        };
+        let query = Query::select()
+            .column(col("tenant_id"))
+            .from(col(TENANTS))
+            .and_where(Expr::col(col("slug")).eq(slug))
+            .to_owned();
+        let system = self.db.system();
+        let row = system.connection().query_one(&query).await?;
+        Ok(row
+            .map(|row| row.try_get::<Uuid>("", "tenant_id"))
+            .transpose()?
+            .map(TenantId::from_uuid))
+    }
+
+    async fn account(
+        &self,
+        tenant: TenantId,
+        username: &str,
+    ) -> anyhow::Result<Option<SipAccount>> {
+        let query = Query::select()
+            .columns([col("user_id"), col("ha1_sha256"), col("ha1_md5")])
+            .from(col(ACCOUNTS))
+            .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+            .and_where(Expr::col(col("username")).eq(username))
+            .and_where(Expr::col(col("active")).eq(true))
+            .to_owned();
+        let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
+        let row = transaction.query_one(&query).await?;
+        transaction.commit().await?;
+        Ok(row.as_ref().map(account_of).transpose()?)
+    }
+}
+
+/// The handler of the [`PROJECTION_CONSUMER_NAME`] consumer.
+pub struct IdentityProjection;
+
+fn handler_error(error: DbErr) -> HandlerError {
+    HandlerError::new(error)
+}
+
+fn parse_id(text: &str) -> Result<Uuid, HandlerError> {
+    Uuid::parse_str(text).map_err(|_| {
+        HandlerError::new(std::io::Error::other(format!(
+            "identity event: {text:?} is not a UUID"
+        )))
+    })
+}
+
+#[async_trait::async_trait]
+impl EventHandler for IdentityProjection {
+    async fn handle(
+        &self,
+        transaction: &DatabaseTransaction,
+        event: &Event,
+    ) -> Result<(), HandlerError> {
+        let tenant = event.tenant;
+        let version = event.occurred_at.timestamp_micros();
+        match &event.payload {
+            Payload::TenantCreated(proto::TenantCreated { slug, .. }) => {
+                let insert = Query::insert()
+                    .into_table(col(TENANTS))
+                    .columns([col("tenant_id"), col("slug"), col("version")])
+                    .values_panic([tenant.as_uuid().into(), slug.clone().into(), version.into()])
+                    .on_conflict(OnConflict::column(col("tenant_id")).do_nothing().to_owned())
+                    .to_owned();
+                transaction.execute(&insert).await.map_err(handler_error)?;
+            }
+            Payload::UserCreated(proto::UserCreated { user: Some(user) })
+            | Payload::UserUpdated(proto::UserUpdated { user: Some(user) }) => {
+                let id = parse_id(&user.user_id)?;
+                let update = Query::update()
+                    .table(col(ACCOUNTS))
+                    .values([
+                        (col("active"), (user.status == "active").into()),
+                        (col("version"), version.into()),
+                    ])
+                    .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+                    .and_where(Expr::col(col("user_id")).eq(id))
+                    .and_where(Expr::col(col("version")).lt(version))
+                    .to_owned();
+                transaction.execute(&update).await.map_err(handler_error)?;
+            }
+            Payload::UserDeleted(proto::UserDeleted { user_id }) => {
+                delete_account(transaction, tenant, parse_id(user_id)?)
+                    .await
+                    .map_err(handler_error)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
