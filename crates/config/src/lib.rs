@@ -631,6 +631,11 @@ pub struct EdgeConfig {
     /// How long a digest nonce may be used (RFC 7616 §3.3: then `stale`).
     #[serde(with = "humantime_serde")]
     pub nonce_lifetime: Duration,
+    /// The digest algorithms challenged with, most preferred first (RFC
+    /// 8760): `SHA-256` and `MD5`. Phones that answer only the first
+    /// challenge and know only MD5 (SIPp 3.6, older desk phones) need
+    /// `["MD5", "SHA-256"]`.
+    pub digest_algorithms: Vec<String>,
 }
 
 impl Default for EdgeConfig {
@@ -641,6 +646,7 @@ impl Default for EdgeConfig {
             sip_domain: "sip.localhost".to_owned(),
             digest_keys: Vec::new(),
             nonce_lifetime: Duration::from_secs(300),
+            digest_algorithms: vec!["SHA-256".to_owned(), "MD5".to_owned()],
         }
     }
 }
@@ -670,6 +676,17 @@ impl EdgeConfig {
             || self.nonce_lifetime > Duration::from_secs(3600)
         {
             return Err(value_error("edge.nonce_lifetime", "must be 10s to 1h"));
+        }
+        let algorithms = &self.digest_algorithms;
+        let known = algorithms
+            .iter()
+            .all(|name| name == "SHA-256" || name == "MD5");
+        let distinct = algorithms.len() < 2 || algorithms[0] != algorithms[1];
+        if algorithms.is_empty() || algorithms.len() > 2 || !known || !distinct {
+            return Err(value_error(
+                "edge.digest_algorithms",
+                "must list \"SHA-256\" and/or \"MD5\", each once, most preferred first",
+            ));
         }
         Ok(())
     }

@@ -191,6 +191,15 @@ impl Accounts {
         })
     }
 
+    /// Records the slug of `tenant` as its `tenant.created` event carries it
+    /// (idempotent), for a caller that has it before the event arrives
+    /// (the `dev --demo` seed).
+    pub async fn record_tenant(&self, tenant: TenantId, slug: &str) -> Result<(), DbErr> {
+        let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
+        insert_tenant(&transaction, tenant, slug, 0).await?;
+        transaction.commit().await
+    }
+
     /// Removes `user`'s SIP account; whether there was one.
     pub async fn revoke(&self, tenant: TenantId, user: UserId) -> Result<bool, DbErr> {
         let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
@@ -203,6 +212,23 @@ impl Accounts {
     pub fn identity_projection(&self) -> Arc<dyn EventHandler> {
         Arc::new(IdentityProjection)
     }
+}
+
+/// A tenant's slug, unless the edge knows it already (slugs never change).
+async fn insert_tenant(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    slug: &str,
+    version: i64,
+) -> Result<(), DbErr> {
+    let insert = Query::insert()
+        .into_table(col(TENANTS))
+        .columns([col("tenant_id"), col("slug"), col("version")])
+        .values_panic([tenant.as_uuid().into(), slug.into(), version.into()])
+        .on_conflict(OnConflict::column(col("tenant_id")).do_nothing().to_owned())
+        .to_owned();
+    transaction.execute(&insert).await?;
+    Ok(())
 }
 
 async fn delete_account(
@@ -294,13 +320,9 @@ impl EventHandler for IdentityProjection {
         let version = event.occurred_at.timestamp_micros();
         match &event.payload {
             Payload::TenantCreated(proto::TenantCreated { slug, .. }) => {
-                let insert = Query::insert()
-                    .into_table(col(TENANTS))
-                    .columns([col("tenant_id"), col("slug"), col("version")])
-                    .values_panic([tenant.as_uuid().into(), slug.clone().into(), version.into()])
-                    .on_conflict(OnConflict::column(col("tenant_id")).do_nothing().to_owned())
-                    .to_owned();
-                transaction.execute(&insert).await.map_err(handler_error)?;
+                insert_tenant(transaction, tenant, slug, version)
+                    .await
+                    .map_err(handler_error)?;
             }
             Payload::UserCreated(proto::UserCreated { user: Some(user) })
             | Payload::UserUpdated(proto::UserUpdated { user: Some(user) }) => {

@@ -11,8 +11,10 @@
 //! - [`accounts`]: the edge's tables: agents' SIP accounts and tenants'
 //!   domains, kept in step with identity's events.
 //! - [`signaling`]: what the edge answers over SIP.
+//! - [`service`]: the edge as a node hosts it (`--services edge`).
 
 pub mod accounts;
 pub mod registrar;
+pub mod service;
 pub mod signaling;
 pub mod sip;

@@ -5,12 +5,15 @@
 //! profiles, a schedule open around the clock in the tenant's zone, an
 //! IVR menu (1 → Billing, 2 → Support), an inbound rule and a number.
 //! Seeding again finds what exists and changes nothing; a demo tenant
-//! from before the routing configuration gets it added.
+//! from before the routing configuration gets it added. When the edge is
+//! hosted, each agent gets a SIP account for a softphone; its password is
+//! shown once, so every start issues new ones.
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
 use serde_json::json;
+use switchboard_edge::accounts::{Accounts, IssuedCredentials};
 use switchboard_identity::{
     Actor, Identity, IdentityError, NewUser, Principal, RequestOrigin, SignupRequest,
 };
@@ -71,10 +74,41 @@ pub struct Demo {
     routing_created: bool,
     /// (menu key, queue name, queue id).
     queues: Vec<(&'static str, &'static str, Uuid)>,
+    /// Each agent's SIP account, when the edge is hosted.
+    sip_accounts: Vec<(&'static str, IssuedCredentials)>,
+}
+
+/// Where the edge listens for SIP, and its tenants' parent domain.
+pub struct SipListeners {
+    pub udp: Option<SocketAddr>,
+    pub tcp: Option<SocketAddr>,
+    pub domain: String,
+}
+
+impl SipListeners {
+    /// The banner's line about SIP.
+    pub fn banner_line(&self) -> String {
+        let listening = [
+            self.udp.map(|address| format!("udp {address}")),
+            self.tcp.map(|address| format!("tcp {address}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        format!(
+            "  SIP       {listening} (tenants' domains: <slug>.{})",
+            self.domain
+        )
+    }
 }
 
 /// Creates what is missing of the demo tenant and its configuration.
-pub async fn seed(identity: &Identity, routing: &RoutingConfig) -> anyhow::Result<Demo> {
+pub async fn seed(
+    identity: &Identity,
+    routing: &RoutingConfig,
+    accounts: Option<&Accounts>,
+) -> anyhow::Result<Demo> {
     let origin = RequestOrigin::default();
     let (owner, tenant_created) = match identity.login(SLUG, OWNER, PASSWORD, &origin).await {
         Ok(tokens) => (principal(identity, &tokens.access_token).await?, false),
@@ -105,10 +139,38 @@ pub async fn seed(identity: &Identity, routing: &RoutingConfig) -> anyhow::Resul
             Ok((*key, *name, queue.id))
         })
         .collect::<anyhow::Result<_>>()?;
+    let mut sip_accounts = Vec::new();
+    if let Some(accounts) = accounts {
+        // The edge learns the slug from identity's event, which may not
+        // have reached it yet: give it now (the event then changes nothing).
+        accounts
+            .record_tenant(owner.tenant.id(), SLUG)
+            .await
+            .context("cannot record the demo tenant's SIP domain")?;
+        let users = identity
+            .list_users(&owner, None, 100)
+            .await
+            .context("cannot list the demo users")?;
+        for (email, _, role, _) in STAFF {
+            if *role != "agent" {
+                continue;
+            }
+            let user = users
+                .iter()
+                .find(|user| user.email == *email)
+                .with_context(|| format!("the demo user {email} is gone"))?;
+            let issued = accounts
+                .issue(owner.tenant.id(), user.id)
+                .await
+                .with_context(|| format!("cannot issue {email}'s SIP account"))?;
+            sip_accounts.push((*email, issued));
+        }
+    }
     Ok(Demo {
         tenant_created,
         routing_created,
         queues,
+        sip_accounts,
     })
 }
 
@@ -323,7 +385,7 @@ async fn principal(identity: &Identity, access_token: &str) -> anyhow::Result<Pr
 impl Demo {
     /// What the demo holds and, step by step, how to see a contact reach
     /// an agent.
-    pub fn print(&self, http: SocketAddr, grpc: SocketAddr) {
+    pub fn print(&self, http: SocketAddr, grpc: SocketAddr, sip: Option<&SipListeners>) {
         let state = |created: bool| if created { "created" } else { "already there" };
         println!(
             "Demo tenant {SLUG:?} ({}; routing {}); every demo user's password is {PASSWORD}",
@@ -369,5 +431,23 @@ impl Demo {
         println!(
             "       curl -s -X POST http://{http}/v1/agents/me/offers/CONTACT_ID/accept -H \"authorization: Bearer $TOKEN\""
         );
+        if let (Some(sip), Some((_, first))) = (sip, self.sip_accounts.first()) {
+            println!("  SIP accounts (new passwords at every start; shown only now):");
+            for (email, issued) in &self.sip_accounts {
+                println!(
+                    "            {email}: user {} password {} domain {}",
+                    issued.username, issued.password, issued.domain
+                );
+            }
+            if let Some(udp) = sip.udp {
+                println!(
+                    "    register a softphone to {udp} (UDP) as one of them, or with SIPp (which needs MD5 challenged first: start dev with SWITCHBOARD_EDGE__DIGEST_ALGORITHMS='[\"MD5\",\"SHA-256\"]'):"
+                );
+                println!(
+                    "       sipp -sf services/edge/tests/sipp/register.xml -m 1 -s {} -au {} -ap {} -key domain {} -auth_uri {} -i 127.0.0.1 {udp}",
+                    first.username, first.username, first.password, first.domain, first.domain
+                );
+            }
+        }
     }
 }

@@ -31,6 +31,17 @@ pub fn service_keys(config: &Config) -> anyhow::Result<ServiceKeys> {
     Ok(ServiceKeys::new(keys)?)
 }
 
+/// The keys that seal the edge's digest nonces (`[edge] digest_keys`),
+/// first sealing: every edge replica needs the same.
+pub fn digest_keys(config: &Config) -> anyhow::Result<Vec<Vec<u8>>> {
+    let keys = configured_or_generated(
+        &config.edge.digest_keys,
+        "edge.digest_keys",
+        &config.data_dir.join("edge"),
+    )?;
+    Ok(keys.into_iter().map(|key| key.secret).collect())
+}
+
 fn configured_or_generated(
     configured: &[SigningKeyConfig],
     name: &str,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use switchboard_auth::ServiceKeys;
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
+use switchboard_edge::service::{self as edge, EdgeService, EdgeServiceOptions};
 use switchboard_events::RelayOptions;
 use switchboard_events::service::{self as events, EventsService};
 use switchboard_gateway::GatewayOptions;
@@ -80,13 +81,24 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         &service_keys,
         mode,
         &installation_id,
-    )?;
+    )
+    .await?;
     let demo = match (mode, &parts.demo) {
-        (Mode::Dev { demo: true }, Some((identity, routing_config))) => {
-            Some(crate::demo::seed(identity, routing_config).await?)
-        }
+        (Mode::Dev { demo: true }, Some((identity, routing_config))) => Some(
+            crate::demo::seed(
+                identity,
+                routing_config,
+                parts.edge.as_ref().map(|edge| edge.accounts()),
+            )
+            .await?,
+        ),
         _ => None,
     };
+    let sip = parts.edge.as_ref().map(|edge| crate::demo::SipListeners {
+        udp: edge.sip_udp(),
+        tcp: edge.sip_tcp(),
+        domain: edge.sip_domain().to_owned(),
+    });
     let node = Node::build(
         NodeOptions {
             config: config.clone(),
@@ -109,11 +121,14 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         mode,
         &installation_id,
     );
+    if let Some(sip) = &sip {
+        println!("{}", sip.banner_line());
+    }
     for problem in &privileged {
         println!("  WARNING   {problem}");
     }
     if let Some(demo) = demo {
-        demo.print(node.http_addr(), node.grpc_addr());
+        demo.print(node.http_addr(), node.grpc_addr(), sip.as_ref());
     }
     println!("Press Ctrl-C to stop.");
     let handle = node.start();
@@ -134,9 +149,11 @@ struct Composed {
     /// Identity and the routing configuration, when both are hosted (the
     /// demo seed).
     demo: Option<(Identity, RoutingConfig)>,
+    /// The edge, when hosted (its listeners, the demo's SIP accounts).
+    edge: Option<Arc<EdgeService>>,
 }
 
-fn compose(
+async fn compose(
     config: &Config,
     backends: &Backends,
     (services, plan): (&[&'static str], &Plan),
@@ -229,6 +246,26 @@ fn compose(
     } else {
         None
     };
+    let edge = if hosts(edge::NAME) {
+        let digest_keys =
+            crate::keys::digest_keys(config).context("cannot load the edge's digest keys")?;
+        let options = EdgeServiceOptions::from_config(config, digest_keys);
+        let listening = [
+            config.edge.sip_udp.map(|a| format!("udp {a}")),
+            config.edge.sip_tcp.map(|a| format!("tcp {a}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ");
+        Some(Arc::new(
+            EdgeService::bind(options, backends)
+                .await
+                .with_context(|| format!("the edge cannot listen for SIP on {listening} (config keys edge.sip_udp, edge.sip_tcp)"))?,
+        ))
+    } else {
+        None
+    };
     let mut events = hosts(events::NAME).then(|| {
         let options = RelayOptions {
             holder: relay_holder(mode, installation_id),
@@ -245,6 +282,7 @@ fn compose(
             routing::NAME => routing.as_ref().map(RoutingService::serve),
             gateway::NAME => gateway.as_ref().map(GatewayService::serve),
             events::NAME => events.take().map(EventsService::serve),
+            edge::NAME => edge.as_ref().map(|edge| edge.serve()),
             // Served by every node itself (health, readiness, reflection).
             "system" => Some(ServiceParts {
                 name: "system",
@@ -266,6 +304,7 @@ fn compose(
     Ok(Composed {
         services: parts,
         demo,
+        edge,
     })
 }
 
@@ -282,7 +321,7 @@ fn relay_holder(mode: Mode, installation_id: &str) -> String {
 
 /// The services whose workers serve every tenant, in system scope: the
 /// events relay, the webhook dispatcher, the edge's number lookup.
-const SYSTEM_WORKERS: &[&str] = &["events", "webhooks", "routing"];
+const SYSTEM_WORKERS: &[&str] = &["events", "webhooks", "routing", "edge"];
 
 /// `serve` on PostgreSQL: the services' role (`database.url`) and, on a
 /// node hosting system workers, the workers' role (`database.system_url`,

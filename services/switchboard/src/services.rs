@@ -23,6 +23,10 @@ pub const KNOWN: &[(&str, &str)] = &[
         "calls from the edge over gRPC (switchboard.routing.v1) and the ACD: agent states, queues, offers; one owner per tenant (leases in the cache), events to the outbox",
     ),
     (
+        "edge",
+        "SIP on UDP and TCP: agents' phones register to their tenant's domain (digest auth); calls come with the B2BUA",
+    ),
+    (
         "gateway",
         "the public REST API /v1 (signup, auth, tenant, users, API keys, webhooks, audit, agents, queues) and its WebSockets, with identity, webhooks and routing in process",
     ),

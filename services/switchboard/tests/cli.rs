@@ -38,7 +38,13 @@ async fn dev_runs_on_embedded_backends_and_stops_cleanly_on_sigterm() {
     assert!(
         running
             .banner
-            .contains("services  system, identity, events, webhooks, routing, gateway"),
+            .contains("services  system, identity, events, webhooks, routing, edge, gateway"),
+        "{}",
+        running.banner
+    );
+    assert!(
+        running.banner.contains("  SIP       udp 127.0.0.1:")
+            && running.banner.contains("(tenants' domains: <slug>.sip.localhost)"),
         "{}",
         running.banner
     );

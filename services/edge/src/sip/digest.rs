@@ -32,7 +32,8 @@ impl Algorithm {
         }
     }
 
-    fn from_name(name: &str) -> Option<Self> {
+    /// `SHA-256` or `MD5`, in any case.
+    pub fn from_name(name: &str) -> Option<Self> {
         if name.eq_ignore_ascii_case("SHA-256") {
             Some(Algorithm::Sha256)
         } else if name.eq_ignore_ascii_case("MD5") {
@@ -162,11 +163,12 @@ fn unquote(value: &str) -> Option<String> {
     Some(out)
 }
 
-/// Issues and checks nonces for one realm's challenges with a secret key
-/// shared by every replica.
+/// Issues and checks nonces for one realm's challenges with secret keys
+/// shared by every replica: the first seals, any checks (so a key can be
+/// rotated without refusing the nonces just issued).
 #[derive(Clone)]
 pub struct Nonces {
-    key: Vec<u8>,
+    keys: Vec<Vec<u8>>,
     lifetime: Duration,
 }
 
@@ -178,11 +180,15 @@ fn unix_seconds(at: SystemTime) -> u64 {
 }
 
 impl Nonces {
+    /// One key.
     pub fn new(key: &[u8], lifetime: Duration) -> Self {
-        Self {
-            key: key.to_vec(),
-            lifetime,
-        }
+        Self::with_keys(vec![key.to_vec()], lifetime)
+    }
+
+    /// Several keys, the first sealing; none is an error of the caller.
+    pub fn with_keys(keys: Vec<Vec<u8>>, lifetime: Duration) -> Self {
+        assert!(!keys.is_empty(), "digest nonces need a key");
+        Self { keys, lifetime }
     }
 
     pub fn lifetime(&self) -> Duration {
@@ -190,7 +196,11 @@ impl Nonces {
     }
 
     fn seal(&self, realm: &str, body: &str) -> String {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        Self::seal_with(&self.keys[0], realm, body)
+    }
+
+    fn seal_with(key: &[u8], realm: &str, body: &str) -> String {
+        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
         mac.update(realm.as_bytes());
         mac.update(b"\n");
         mac.update(body.as_bytes());
@@ -208,8 +218,11 @@ impl Nonces {
     /// still fresh.
     fn check(&self, realm: &str, nonce: &str, now: SystemTime) -> Option<bool> {
         let (body, seal) = nonce.rsplit_once('.')?;
-        let expected = self.seal(realm, body);
-        if !bool::from(expected.as_bytes().ct_eq(seal.as_bytes())) {
+        let sealed_by_ours = self.keys.iter().any(|key| {
+            let expected = Self::seal_with(key, realm, body);
+            bool::from(expected.as_bytes().ct_eq(seal.as_bytes()))
+        });
+        if !sealed_by_ours {
             return None;
         }
         let issued = u64::from_str_radix(body.split('.').next()?, 16).ok()?;
@@ -366,6 +379,26 @@ mod tests {
         assert_eq!(
             nonces.verify(&credentials, realm, "REGISTER", None, now),
             Err(Rejection::Refused("no such user"))
+        );
+        // After a rotation the old key still checks what it sealed.
+        let rotated = Nonces::with_keys(
+            vec![b"new".to_vec(), b"k".to_vec()],
+            Duration::from_secs(300),
+        );
+        assert_eq!(
+            rotated.verify(&credentials, realm, "REGISTER", Some(&ha1), now),
+            Ok(())
+        );
+        assert!(
+            rotated
+                .check(realm, &rotated.issue(realm, now), now)
+                .is_some()
+        );
+        assert!(
+            nonces
+                .check(realm, &rotated.issue(realm, now), now)
+                .is_none(),
+            "sealed by the new key"
         );
         // Another deployment's key: not our nonce.
         let foreign = Nonces::new(b"other", Duration::from_secs(300));

@@ -24,6 +24,8 @@ pub fn switchboard(dir: &Path) -> Command {
         .env("SWITCHBOARD_SERVER__HTTP_ADDR", "127.0.0.1:0")
         .env("SWITCHBOARD_SERVER__GRPC_ADDR", "127.0.0.1:0")
         .env("SWITCHBOARD_SERVER__METRICS_ADDR", "127.0.0.1:0")
+        .env("SWITCHBOARD_EDGE__SIP_UDP", "127.0.0.1:0")
+        .env("SWITCHBOARD_EDGE__SIP_TCP", "127.0.0.1:0")
         .env("SWITCHBOARD_READINESS__CHECK_INTERVAL", "200ms");
     command
 }

@@ -1,0 +1,159 @@
+//! The edge as a node hosts it: options from the config →
+//! [`EdgeService::bind`] (the SIP listeners bound at once, so a port in
+//! use fails the start) → [`EdgeService::serve`], the [`ServiceParts`] the
+//! node runs: the consumer of identity's events that keeps the edge's
+//! tables in step, and the listeners, closed at shutdown.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_config::{Config, EventsConfig};
+use switchboard_events::{Consumer, ConsumerOptions};
+use switchboard_platform::Backends;
+use switchboard_runtime::ServiceParts;
+
+use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
+use crate::registrar::{Registrar, RegistrarOptions};
+use crate::signaling::Signaling;
+use crate::sip::digest::{Algorithm, Nonces};
+use crate::sip::transport::{TransportOptions, Transports};
+use crate::sip::{Endpoint, EndpointOptions};
+
+/// The name in `--services`.
+pub const NAME: &str = "edge";
+
+/// What the edge is built from.
+pub struct EdgeServiceOptions {
+    pub transports: TransportOptions,
+    /// The parent of every tenant's SIP domain.
+    pub sip_domain: String,
+    /// The keys sealing digest nonces (the first seals).
+    pub digest_keys: Vec<Vec<u8>>,
+    pub nonce_lifetime: Duration,
+    pub registrar: RegistrarOptions,
+    /// The projection consumer's retries.
+    pub events: EventsConfig,
+}
+
+impl EdgeServiceOptions {
+    /// The `[edge]` and `[events]` settings, with the digest keys the node
+    /// loaded (`edge.digest_keys`, or the generated one).
+    pub fn from_config(config: &Config, digest_keys: Vec<Vec<u8>>) -> Self {
+        Self {
+            transports: TransportOptions {
+                udp: config.edge.sip_udp,
+                tcp: config.edge.sip_tcp,
+                ..TransportOptions::default()
+            },
+            sip_domain: config.edge.sip_domain.clone(),
+            digest_keys,
+            nonce_lifetime: config.edge.nonce_lifetime,
+            registrar: RegistrarOptions {
+                algorithms: config
+                    .edge
+                    .digest_algorithms
+                    .iter()
+                    .filter_map(|name| Algorithm::from_name(name))
+                    .collect(),
+                ..RegistrarOptions::default()
+            },
+            events: config.events.clone(),
+        }
+    }
+}
+
+/// The edge of a node.
+pub struct EdgeService {
+    accounts: Accounts,
+    backends: Backends,
+    events: EventsConfig,
+    transports: Mutex<Option<Transports>>,
+    udp: Option<SocketAddr>,
+    tcp: Option<SocketAddr>,
+    sip_domain: String,
+}
+
+impl EdgeService {
+    /// Builds the edge on the node's backends and binds its SIP listeners.
+    pub async fn bind(options: EdgeServiceOptions, backends: &Backends) -> std::io::Result<Self> {
+        let accounts = Accounts::new(backends.database.clone(), options.sip_domain.clone());
+        let registrar = Arc::new(Registrar::new(
+            Arc::new(accounts.clone()),
+            backends.cache.clone(),
+            Nonces::with_keys(options.digest_keys, options.nonce_lifetime),
+            options.registrar,
+        ));
+        let endpoint = Endpoint::new(
+            EndpointOptions::default(),
+            Arc::new(Signaling::new(registrar)),
+        );
+        let transports = Transports::bind(endpoint, &options.transports).await?;
+        Ok(Self {
+            accounts,
+            backends: backends.clone(),
+            events: options.events,
+            udp: transports.udp(),
+            tcp: transports.tcp(),
+            transports: Mutex::new(Some(transports)),
+            sip_domain: options.sip_domain,
+        })
+    }
+
+    /// The SIP accounts, in process (the demo seed, the API).
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// Where SIP over UDP is served, if it is.
+    pub fn sip_udp(&self) -> Option<SocketAddr> {
+        self.udp
+    }
+
+    /// Where SIP over TCP is served, if it is.
+    pub fn sip_tcp(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
+    /// The parent of tenants' SIP domains.
+    pub fn sip_domain(&self) -> &str {
+        &self.sip_domain
+    }
+
+    /// What the node runs: the consumer of identity's events, and the SIP
+    /// listeners until shutdown. Call once.
+    pub fn serve(&self) -> ServiceParts {
+        let consumer = Consumer::new(
+            self.backends.database.clone(),
+            self.backends.bus.clone(),
+            ConsumerOptions::new(
+                PROJECTION_CONSUMER_NAME,
+                PROJECTION_BINDINGS.iter().copied(),
+            )
+            .with_config(&self.events),
+            self.accounts.identity_projection(),
+        );
+        let transports = self
+            .transports
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        ServiceParts {
+            name: NAME,
+            grpc_service_names: Vec::new(),
+            grpc: None,
+            http: None,
+            workers: vec![
+                Box::new(move |stop| consumer.spawn(stop)),
+                Box::new(move |stop| {
+                    tokio::spawn(async move {
+                        stop.cancelled().await;
+                        if let Some(transports) = transports {
+                            transports.shutdown().await;
+                        }
+                    })
+                }),
+            ],
+        }
+    }
+}
