@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use switchboard_sip::{Transport, parse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -67,11 +67,19 @@ impl Transports {
             udp = Some(socket.local_addr()?);
             tasks.spawn(serve_udp(endpoint.clone(), socket, sender));
         }
+        let slots = Arc::new(Semaphore::new(options.max_connections));
+        let idle = options.idle_timeout;
         let mut tcp = None;
         if let Some(address) = options.tcp {
             let listener = TcpListener::bind(address).await?;
             tcp = Some(listener.local_addr()?);
-            tasks.spawn(serve_tcp(endpoint, listener, options.clone()));
+            tasks.spawn(serve_listener(
+                endpoint,
+                listener,
+                Service::Stream,
+                slots,
+                idle,
+            ));
         }
         Ok(Self { udp, tcp, tasks })
     }
@@ -108,14 +116,28 @@ async fn serve_udp(endpoint: Endpoint, socket: UdpSocket, sender: Arc<std::net::
     }
 }
 
-async fn serve_tcp(endpoint: Endpoint, listener: TcpListener, options: TransportOptions) {
-    let slots = Arc::new(Semaphore::new(options.max_connections));
+/// What an accepted connection speaks.
+#[derive(Clone)]
+enum Service {
+    /// SIP framed by Content-Length (TCP).
+    Stream,
+}
+
+/// Accepts connections while the connection budget `slots` (shared by
+/// every connection listener) has room, and serves each on its own task.
+async fn serve_listener(
+    endpoint: Endpoint,
+    listener: TcpListener,
+    service: Service,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+) {
     let mut connections = JoinSet::new();
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(%error, "SIP TCP accept failed");
+                tracing::warn!(%error, "SIP accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -127,9 +149,15 @@ async fn serve_tcp(endpoint: Endpoint, listener: TcpListener, options: Transport
         // Forget finished connections as new ones come.
         while connections.try_join_next().is_some() {}
         let endpoint = endpoint.clone();
-        let idle = options.idle_timeout;
+        let service = service.clone();
         connections.spawn(async move {
-            serve_connection(endpoint, stream, remote, idle).await;
+            let _ = stream.set_nodelay(true);
+            match service {
+                Service::Stream => {
+                    let (reader, writer) = stream.into_split();
+                    serve_stream(endpoint, reader, writer, remote, idle).await;
+                }
+            }
             drop(slot);
         });
     }
@@ -147,14 +175,19 @@ enum Frame {
     Refused,
 }
 
-async fn serve_connection(
+/// One connection of a byte-stream transport, given as its two halves:
+/// frames messages by Content-Length, answers keep-alives, and writes
+/// what is sent to the peer on a task of its own.
+async fn serve_stream<R, W>(
     endpoint: Endpoint,
-    stream: TcpStream,
+    mut reader: R,
+    mut writer: W,
     remote: SocketAddr,
     idle: Duration,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, mut outgoing) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let writing = tokio::spawn(async move {
         while let Some(bytes) = outgoing.recv().await {
