@@ -1,22 +1,28 @@
-//! The edge's SIP transaction layer over real UDP and TCP sockets on
+//! The edge's SIP transaction layer over real UDP, TCP and TLS sockets on
 //! loopback: what it answers by itself (retransmissions, 100 Trying,
 //! CANCEL, malformed and unsupported requests), what it hands the
 //! transaction user once, and the timers of INVITE transactions.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchboard_edge::sip::transport::{TransportOptions, Transports};
+use rustls::pki_types::{CertificateDer, ServerName};
+use switchboard_edge::sip::transport::{
+    TlsConfigError, TlsListener, TransportOptions, Transports, tls_server_config,
+};
 use switchboard_edge::sip::{
     Endpoint, EndpointOptions, IncomingRequest, MALFORMED_METRIC, OutgoingResponse, Peer,
     TransactionId, TransactionUser,
 };
 use switchboard_sip::Method;
 use switchboard_sip::transaction::Timers;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 /// What the user saw, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +38,8 @@ enum Seen {
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<Seen>>,
+    /// Where each request came from, as the registrar would record it.
+    peers: Mutex<Vec<String>>,
     invites: Mutex<Vec<IncomingRequest>>,
 }
 
@@ -50,6 +58,7 @@ impl TransactionUser for Recorder {
             .lock()
             .unwrap()
             .push(Seen::Request(method.clone()));
+        self.peers.lock().unwrap().push(request.peer.to_string());
         if method == "INVITE" {
             self.invites.lock().unwrap().push(request);
         } else {
@@ -80,6 +89,10 @@ impl Recorder {
         self.seen.lock().unwrap().clone()
     }
 
+    fn peers(&self) -> Vec<String> {
+        self.peers.lock().unwrap().clone()
+    }
+
     fn answer_invite(&self, index: usize, response: OutgoingResponse) {
         self.invites.lock().unwrap()[index]
             .respond(response)
@@ -97,6 +110,21 @@ fn fast_timers() -> Timers {
 }
 
 async fn start(timers: Timers) -> (Arc<Recorder>, Endpoint, Transports) {
+    start_on(
+        timers,
+        TransportOptions {
+            udp: Some(loopback()),
+            tcp: Some(loopback()),
+            ..TransportOptions::default()
+        },
+    )
+    .await
+}
+
+async fn start_on(
+    timers: Timers,
+    options: TransportOptions,
+) -> (Arc<Recorder>, Endpoint, Transports) {
     let user = Arc::new(Recorder::default());
     let endpoint = Endpoint::new(
         EndpointOptions {
@@ -105,17 +133,13 @@ async fn start(timers: Timers) -> (Arc<Recorder>, Endpoint, Transports) {
         },
         user.clone(),
     );
-    let transports = Transports::bind(
-        endpoint.clone(),
-        &TransportOptions {
-            udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            ..TransportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let transports = Transports::bind(endpoint.clone(), &options).await.unwrap();
     (user, endpoint, transports)
+}
+
+/// An ephemeral port on loopback.
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 /// A request from `from` (its sent-by), with CRLF line ends and a
@@ -160,6 +184,96 @@ async fn quiet(socket: &UdpSocket, wait: Duration) -> bool {
 
 fn status(response: &str) -> u16 {
     response[8..11].parse().unwrap()
+}
+
+/// Reads from a connection until what came satisfies `done`; fails if
+/// that takes over 2 s or the connection closes first.
+async fn read_until(stream: &mut (impl AsyncRead + Unpin), done: impl Fn(&str) -> bool) -> String {
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 8192];
+    while !done(&String::from_utf8_lossy(&received)) {
+        let length = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer))
+            .await
+            .expect("answers within 2 s")
+            .unwrap();
+        assert!(length > 0, "closed early");
+        received.extend_from_slice(&buffer[..length]);
+    }
+    String::from_utf8(received).unwrap()
+}
+
+/// A self-signed certificate for `edge.test`, in PEM files as an operator
+/// would give them.
+struct Certificate {
+    _directory: tempfile::TempDir,
+    chain: PathBuf,
+    key: PathBuf,
+    der: CertificateDer<'static>,
+}
+
+fn self_signed() -> Certificate {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["edge.test".to_owned()]).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let chain = directory.path().join("edge.crt");
+    let key = directory.path().join("edge.key");
+    std::fs::write(&chain, cert.pem()).unwrap();
+    std::fs::write(&key, signing_key.serialize_pem()).unwrap();
+    Certificate {
+        _directory: directory,
+        chain,
+        key,
+        der: cert.der().clone(),
+    }
+}
+
+/// A TLS listener on loopback serving `certificate`.
+fn tls_listener(certificate: &Certificate) -> TlsListener {
+    TlsListener {
+        address: loopback(),
+        config: tls_server_config(&certificate.chain, &certificate.key).unwrap(),
+    }
+}
+
+/// A TLS client that trusts only `certificate`, connected to `address` as
+/// `edge.test`.
+async fn tls_connect(address: SocketAddr, certificate: &Certificate) -> TlsStream<TcpStream> {
+    tls_connect_with(address, certificate, rustls::DEFAULT_VERSIONS).await
+}
+
+async fn tls_connect_with(
+    address: SocketAddr,
+    certificate: &Certificate,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate.der.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(address).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("edge.test").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// A request over TLS (Via transport `TLS`, RFC 3261 §26.2) to a `sips:`
+/// URI.
+fn tls_request(branch: &str, from: SocketAddr) -> Vec<u8> {
+    String::from_utf8(request(
+        "OPTIONS",
+        "sips:acme.sip.example.com",
+        branch,
+        "",
+        from,
+    ))
+    .unwrap()
+    .replacen("Via: SIP/2.0/UDP ", "Via: SIP/2.0/TLS ", 1)
+    .into_bytes()
 }
 
 #[tokio::test]
@@ -494,4 +608,128 @@ async fn the_ack_of_a_2xx_goes_to_the_user() {
     client.send_to(ack.as_bytes(), target).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(user.seen(), vec![Seen::Request("INVITE".into()), Seen::Ack]);
+}
+
+#[tokio::test]
+async fn options_over_tls_are_answered_and_pipelined_ones_framed() {
+    let certificate = self_signed();
+    let (user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            tls: Some(tls_listener(&certificate)),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut stream = tls_connect(transports.tls().unwrap(), &certificate).await;
+    let from = stream.get_ref().0.local_addr().unwrap();
+    // Two requests in one write, then a keep-alive ping.
+    let mut bytes = tls_request("z9hG4bK-s1", from);
+    bytes.extend_from_slice(&tls_request("z9hG4bK-s2", from));
+    bytes.extend_from_slice(b"\r\n\r\n");
+    stream.write_all(&bytes).await.unwrap();
+
+    let text = read_until(&mut stream, |text| {
+        text.matches("SIP/2.0 200 OK").count() == 2 && text.ends_with("\r\n\r\n\r\n")
+    })
+    .await;
+    let answers: Vec<&str> = text.split_inclusive("Content-Length: 0\r\n\r\n").collect();
+    assert!(answers[0].starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+    assert!(answers[0].contains(&format!("Via: SIP/2.0/TLS {from};branch=z9hG4bK-s1\r\n")));
+    assert!(answers[1].starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+    assert!(answers[1].contains("branch=z9hG4bK-s2"), "{text}");
+    assert_eq!(answers[2], "\r\n", "the pong follows: {text:?}");
+    assert_eq!(
+        user.seen(),
+        vec![
+            Seen::Request("OPTIONS".into()),
+            Seen::Request("OPTIONS".into())
+        ]
+    );
+    assert_eq!(user.peers(), vec![format!("tls:{from}"); 2]);
+}
+
+#[tokio::test]
+async fn a_phone_that_speaks_only_tls_1_2_is_served() {
+    let certificate = self_signed();
+    let (_user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            tls: Some(tls_listener(&certificate)),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut stream = tls_connect_with(
+        transports.tls().unwrap(),
+        &certificate,
+        &[&rustls::version::TLS12],
+    )
+    .await;
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let from = stream.get_ref().0.local_addr().unwrap();
+    stream
+        .write_all(&tls_request("z9hG4bK-s3", from))
+        .await
+        .unwrap();
+    let answer = read_until(&mut stream, |text| text.ends_with("\r\n\r\n")).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_malformed_message_over_tls_is_answered_and_the_connection_closed() {
+    let certificate = self_signed();
+    let (user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            tls: Some(tls_listener(&certificate)),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut stream = tls_connect(transports.tls().unwrap(), &certificate).await;
+    let from = stream.get_ref().0.local_addr().unwrap();
+    let text = String::from_utf8(tls_request("z9hG4bK-s7", from))
+        .unwrap()
+        .replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    let mut bytes = text.into_bytes();
+    // What follows a lost framing is never read.
+    bytes.extend_from_slice(&tls_request("z9hG4bK-s8", from));
+    stream.write_all(&bytes).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut answer))
+        .await
+        .expect("closed within 2 s")
+        .expect("closed with a TLS close_notify");
+    assert!(answer.starts_with("SIP/2.0 505 "), "{answer}");
+    assert_eq!(answer.matches("SIP/2.0 ").count(), 1, "{answer}");
+    assert!(user.seen().is_empty());
+}
+
+#[test]
+fn a_tls_configuration_needs_a_certificate_and_its_own_key() {
+    let certificate = self_signed();
+    let other = self_signed();
+    assert!(matches!(
+        tls_server_config(&certificate.key, &certificate.key),
+        Err(TlsConfigError::NoCertificate { .. })
+    ));
+    assert!(matches!(
+        tls_server_config(&certificate.chain, &certificate.chain),
+        Err(TlsConfigError::Key { .. })
+    ));
+    assert!(matches!(
+        tls_server_config(&certificate.chain, &other.key),
+        Err(TlsConfigError::Refused(rustls::Error::InconsistentKeys(_)))
+    ));
+    assert!(tls_server_config(&certificate.chain, &certificate.key).is_ok());
 }

@@ -17,7 +17,7 @@
 //!   Require it does not support 420 with Unsupported.
 //!
 //! Responses to requests go back where the request came from: on the same
-//! connection for TCP, to the source address and port for UDP (the
+//! connection for TCP and TLS, to the source address and port for UDP (the
 //! symmetric response routing of RFC 3581, which NATed phones need).
 
 use std::cmp::Reverse;
@@ -69,19 +69,25 @@ pub enum Peer {
         socket: Arc<std::net::UdpSocket>,
         remote: SocketAddr,
     },
-    /// A connection (TCP): answered on it.
+    /// A byte-stream connection (TCP, or TLS when `tls`): answered on it.
     Stream {
         remote: SocketAddr,
         writer: mpsc::Sender<Bytes>,
+        tls: bool,
     },
 }
 
-/// `udp:<address>` or `tcp:<address>`.
+/// `udp:<address>`, `tcp:<address>` or `tls:<address>`.
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Peer::Udp { remote, .. } => write!(f, "udp:{remote}"),
-            Peer::Stream { remote, .. } => write!(f, "tcp:{remote}"),
+            Peer::Stream {
+                remote, tls: false, ..
+            } => write!(f, "tcp:{remote}"),
+            Peer::Stream {
+                remote, tls: true, ..
+            } => write!(f, "tls:{remote}"),
         }
     }
 }

@@ -1,9 +1,11 @@
-//! SIP over UDP and TCP (RFC 3261 §18) on tokio: each datagram is one
-//! message; a TCP connection is framed by Content-Length, which the
-//! parser requires there. A stream whose framing is lost (a malformed
-//! message) is answered if it can be and closed, since nothing after it
-//! can be trusted to start a message. RFC 5626's double-CRLF keep-alive
-//! on a connection gets its single-CRLF pong (§4.4.1).
+//! SIP over UDP, TCP (RFC 3261 §18) and TLS (§26.2, [`tls`]) on tokio:
+//! each datagram is one message; a TCP or TLS connection is framed by
+//! Content-Length, which the parser requires there. A stream whose framing
+//! is lost (a malformed message) is answered if it can be and closed,
+//! since nothing after it can be trusted to start a message. RFC 5626's
+//! double-CRLF keep-alive on a connection gets its single-CRLF pong
+//! (§4.4.1). Every connection counts against one budget
+//! ([`TransportOptions::max_connections`]) and closes when idle.
 
 use std::io;
 use std::net::SocketAddr;
@@ -13,20 +15,29 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use switchboard_sip::{Transport, parse};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::{Endpoint, Peer};
+
+mod tls;
+
+pub use tls::{TlsConfigError, TlsListener, tls_server_config};
 
 /// Where to listen, and the bounds of connections.
 #[derive(Debug, Clone)]
 pub struct TransportOptions {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
-    /// A connection with no message for this long is closed.
+    /// SIP over TLS (RFC 3261 §26.2), usually on port 5061.
+    pub tls: Option<TlsListener>,
+    /// A connection with no message for this long is closed; so is one
+    /// whose TLS handshake takes longer.
     pub idle_timeout: Duration,
-    /// Connections past this many are closed as they are accepted.
+    /// Connections (of every transport together) past this many are
+    /// closed as they are accepted.
     pub max_connections: usize,
 }
 
@@ -35,6 +46,7 @@ impl Default for TransportOptions {
         Self {
             udp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            tls: None,
             idle_timeout: Duration::from_secs(300),
             max_connections: 10_000,
         }
@@ -45,6 +57,7 @@ impl Default for TransportOptions {
 pub struct Transports {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
     tasks: JoinSet<()>,
 }
 
@@ -69,19 +82,36 @@ impl Transports {
         }
         let slots = Arc::new(Semaphore::new(options.max_connections));
         let idle = options.idle_timeout;
-        let mut tcp = None;
-        if let Some(address) = options.tcp {
+        let mut listen = async |address: SocketAddr, service: Service| {
             let listener = TcpListener::bind(address).await?;
-            tcp = Some(listener.local_addr()?);
+            let bound = listener.local_addr()?;
             tasks.spawn(serve_listener(
-                endpoint,
+                endpoint.clone(),
                 listener,
-                Service::Stream,
-                slots,
+                service,
+                slots.clone(),
                 idle,
             ));
+            io::Result::Ok(bound)
+        };
+        let mut tcp = None;
+        if let Some(address) = options.tcp {
+            tcp = Some(listen(address, Service::Stream { tls: None }).await?);
         }
-        Ok(Self { udp, tcp, tasks })
+        let mut tls = None;
+        if let Some(listener) = &options.tls {
+            let acceptor = TlsAcceptor::from(listener.config.clone());
+            let service = Service::Stream {
+                tls: Some(acceptor),
+            };
+            tls = Some(listen(listener.address, service).await?);
+        }
+        Ok(Self {
+            udp,
+            tcp,
+            tls,
+            tasks,
+        })
     }
 
     pub fn udp(&self) -> Option<SocketAddr> {
@@ -90,6 +120,10 @@ impl Transports {
 
     pub fn tcp(&self) -> Option<SocketAddr> {
         self.tcp
+    }
+
+    pub fn tls(&self) -> Option<SocketAddr> {
+        self.tls
     }
 
     /// Stops listening and closes every connection.
@@ -119,8 +153,8 @@ async fn serve_udp(endpoint: Endpoint, socket: UdpSocket, sender: Arc<std::net::
 /// What an accepted connection speaks.
 #[derive(Clone)]
 enum Service {
-    /// SIP framed by Content-Length (TCP).
-    Stream,
+    /// SIP framed by Content-Length, over TCP or, with an acceptor, TLS.
+    Stream { tls: Option<TlsAcceptor> },
 }
 
 /// Accepts connections while the connection budget `slots` (shared by
@@ -151,15 +185,54 @@ async fn serve_listener(
         let endpoint = endpoint.clone();
         let service = service.clone();
         connections.spawn(async move {
-            let _ = stream.set_nodelay(true);
-            match service {
-                Service::Stream => {
-                    let (reader, writer) = stream.into_split();
-                    serve_stream(endpoint, reader, writer, remote, idle).await;
-                }
-            }
+            serve_connection(endpoint, stream, remote, service, idle).await;
             drop(slot);
         });
+    }
+}
+
+async fn serve_connection(
+    endpoint: Endpoint,
+    stream: TcpStream,
+    remote: SocketAddr,
+    service: Service,
+    idle: Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    match service {
+        Service::Stream { tls: None } => {
+            let (reader, writer) = stream.into_split();
+            serve_stream(endpoint, reader, writer, remote, false, idle).await;
+        }
+        Service::Stream {
+            tls: Some(acceptor),
+        } => {
+            let Some(stream) = tls_handshake(&acceptor, stream, remote, idle).await else {
+                return;
+            };
+            let (reader, writer) = tokio::io::split(stream);
+            serve_stream(endpoint, reader, writer, remote, true, idle).await;
+        }
+    }
+}
+
+/// The server side of a TLS handshake, bounded by `idle`.
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    remote: SocketAddr,
+    idle: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(idle, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%remote, %error, "SIP TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "SIP TLS handshake timed out");
+            None
+        }
     }
 }
 
@@ -175,14 +248,15 @@ enum Frame {
     Refused,
 }
 
-/// One connection of a byte-stream transport, given as its two halves:
-/// frames messages by Content-Length, answers keep-alives, and writes
-/// what is sent to the peer on a task of its own.
+/// One connection of a byte-stream transport (TCP, or TLS when `tls`),
+/// given as its two halves: frames messages by Content-Length, answers
+/// keep-alives, and writes what is sent to the peer on a task of its own.
 async fn serve_stream<R, W>(
     endpoint: Endpoint,
     mut reader: R,
     mut writer: W,
     remote: SocketAddr,
+    tls: bool,
     idle: Duration,
 ) where
     R: AsyncRead + Unpin,
@@ -200,6 +274,7 @@ async fn serve_stream<R, W>(
     let peer = Peer::Stream {
         remote,
         writer: sender,
+        tls,
     };
     let limits = endpoint.options().limits;
     let mut buffer = BytesMut::with_capacity(8 * 1024);
