@@ -1,10 +1,11 @@
-//! SIP over UDP, TCP (RFC 3261 §18) and TLS (§26.2, [`tls`]) on tokio:
-//! each datagram is one message; a TCP or TLS connection is framed by
-//! Content-Length, which the parser requires there. A stream whose framing
-//! is lost (a malformed message) is answered if it can be and closed,
-//! since nothing after it can be trusted to start a message. RFC 5626's
-//! double-CRLF keep-alive on a connection gets its single-CRLF pong
-//! (§4.4.1). Every connection counts against one budget
+//! SIP over UDP, TCP (RFC 3261 §18), TLS (§26.2, [`TlsListener`]) and
+//! WebSocket (RFC 7118, [`TransportOptions::ws`]) on tokio: each datagram
+//! is one message, and so is each WebSocket message; a TCP or TLS
+//! connection is framed by Content-Length, which the parser requires
+//! there. A stream whose framing is lost (a malformed message) is answered
+//! if it can be and closed, since nothing after it can be trusted to start
+//! a message. RFC 5626's double-CRLF keep-alive on a connection gets its
+//! single-CRLF pong (§4.4.1). Every connection counts against one budget
 //! ([`TransportOptions::max_connections`]) and closes when idle.
 
 use std::io;
@@ -23,6 +24,7 @@ use tokio_rustls::TlsAcceptor;
 use super::{Endpoint, Peer};
 
 mod tls;
+mod websocket;
 
 pub use tls::{TlsConfigError, TlsListener, tls_server_config};
 
@@ -33,8 +35,12 @@ pub struct TransportOptions {
     pub tcp: Option<SocketAddr>,
     /// SIP over TLS (RFC 3261 §26.2), usually on port 5061.
     pub tls: Option<TlsListener>,
+    /// SIP over WebSocket (RFC 7118), for browser phones.
+    pub ws: Option<SocketAddr>,
+    /// SIP over secure WebSocket (RFC 7118, Via transport `WSS`).
+    pub wss: Option<TlsListener>,
     /// A connection with no message for this long is closed; so is one
-    /// whose TLS handshake takes longer.
+    /// whose TLS or WebSocket handshake takes longer.
     pub idle_timeout: Duration,
     /// Connections (of every transport together) past this many are
     /// closed as they are accepted.
@@ -47,6 +53,8 @@ impl Default for TransportOptions {
             udp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
             tls: None,
+            ws: None,
+            wss: None,
             idle_timeout: Duration::from_secs(300),
             max_connections: 10_000,
         }
@@ -58,6 +66,8 @@ pub struct Transports {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
     tls: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
+    wss: Option<SocketAddr>,
     tasks: JoinSet<()>,
 }
 
@@ -106,10 +116,24 @@ impl Transports {
             };
             tls = Some(listen(listener.address, service).await?);
         }
+        let mut ws = None;
+        if let Some(address) = options.ws {
+            ws = Some(listen(address, Service::WebSocket { tls: None }).await?);
+        }
+        let mut wss = None;
+        if let Some(listener) = &options.wss {
+            let acceptor = TlsAcceptor::from(listener.config.clone());
+            let service = Service::WebSocket {
+                tls: Some(acceptor),
+            };
+            wss = Some(listen(listener.address, service).await?);
+        }
         Ok(Self {
             udp,
             tcp,
             tls,
+            ws,
+            wss,
             tasks,
         })
     }
@@ -124,6 +148,14 @@ impl Transports {
 
     pub fn tls(&self) -> Option<SocketAddr> {
         self.tls
+    }
+
+    pub fn ws(&self) -> Option<SocketAddr> {
+        self.ws
+    }
+
+    pub fn wss(&self) -> Option<SocketAddr> {
+        self.wss
     }
 
     /// Stops listening and closes every connection.
@@ -155,6 +187,8 @@ async fn serve_udp(endpoint: Endpoint, socket: UdpSocket, sender: Arc<std::net::
 enum Service {
     /// SIP framed by Content-Length, over TCP or, with an acceptor, TLS.
     Stream { tls: Option<TlsAcceptor> },
+    /// SIP over WebSocket, over TCP or, with an acceptor, TLS.
+    WebSocket { tls: Option<TlsAcceptor> },
 }
 
 /// Accepts connections while the connection budget `slots` (shared by
@@ -212,6 +246,17 @@ async fn serve_connection(
             };
             let (reader, writer) = tokio::io::split(stream);
             serve_stream(endpoint, reader, writer, remote, true, idle).await;
+        }
+        Service::WebSocket { tls: None } => {
+            websocket::serve(endpoint, stream, remote, false, idle).await;
+        }
+        Service::WebSocket {
+            tls: Some(acceptor),
+        } => {
+            let Some(stream) = tls_handshake(&acceptor, stream, remote, idle).await else {
+                return;
+            };
+            websocket::serve(endpoint, stream, remote, true, idle).await;
         }
     }
 }
