@@ -1,6 +1,6 @@
 //! The telephony edge (issue 21): where phone calls enter Switchboard.
 //!
-//! - [`sip`]: SIP over UDP and TCP on tokio, driving the sans-IO
+//! - [`sip`]: SIP over UDP, TCP, TLS and WebSocket on tokio, driving the sans-IO
 //!   transactions of `switchboard-sip` (RFC 3261 §17, §18): framing,
 //!   retransmissions and their timers, the answers the transaction layer
 //!   gives by itself (malformed requests, retransmissions, CANCEL, stray

@@ -1,22 +1,33 @@
-//! The edge's SIP transaction layer over real UDP and TCP sockets on
-//! loopback: what it answers by itself (retransmissions, 100 Trying,
+//! The edge's SIP transaction layer over real UDP, TCP, TLS and WebSocket
+//! connections on loopback: what it answers by itself (retransmissions, 100 Trying,
 //! CANCEL, malformed and unsupported requests), what it hands the
 //! transaction user once, and the timers of INVITE transactions.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use switchboard_edge::sip::transport::{TransportOptions, Transports};
+use futures::{SinkExt, StreamExt};
+use rustls::pki_types::{CertificateDer, ServerName};
+use switchboard_edge::sip::transport::{
+    TlsConfigError, TlsListener, TransportOptions, Transports, tls_server_config,
+};
 use switchboard_edge::sip::{
     Endpoint, EndpointOptions, IncomingRequest, MALFORMED_METRIC, OutgoingResponse, Peer,
     TransactionId, TransactionUser,
 };
 use switchboard_sip::Method;
 use switchboard_sip::transaction::Timers;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::{self, Message};
 
 /// What the user saw, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +43,8 @@ enum Seen {
 #[derive(Default)]
 struct Recorder {
     seen: Mutex<Vec<Seen>>,
+    /// Where each request came from, as the registrar would record it.
+    peers: Mutex<Vec<String>>,
     invites: Mutex<Vec<IncomingRequest>>,
 }
 
@@ -50,6 +63,7 @@ impl TransactionUser for Recorder {
             .lock()
             .unwrap()
             .push(Seen::Request(method.clone()));
+        self.peers.lock().unwrap().push(request.peer.to_string());
         if method == "INVITE" {
             self.invites.lock().unwrap().push(request);
         } else {
@@ -80,6 +94,10 @@ impl Recorder {
         self.seen.lock().unwrap().clone()
     }
 
+    fn peers(&self) -> Vec<String> {
+        self.peers.lock().unwrap().clone()
+    }
+
     fn answer_invite(&self, index: usize, response: OutgoingResponse) {
         self.invites.lock().unwrap()[index]
             .respond(response)
@@ -97,6 +115,21 @@ fn fast_timers() -> Timers {
 }
 
 async fn start(timers: Timers) -> (Arc<Recorder>, Endpoint, Transports) {
+    start_on(
+        timers,
+        TransportOptions {
+            udp: Some(loopback()),
+            tcp: Some(loopback()),
+            ..TransportOptions::default()
+        },
+    )
+    .await
+}
+
+async fn start_on(
+    timers: Timers,
+    options: TransportOptions,
+) -> (Arc<Recorder>, Endpoint, Transports) {
     let user = Arc::new(Recorder::default());
     let endpoint = Endpoint::new(
         EndpointOptions {
@@ -105,17 +138,13 @@ async fn start(timers: Timers) -> (Arc<Recorder>, Endpoint, Transports) {
         },
         user.clone(),
     );
-    let transports = Transports::bind(
-        endpoint.clone(),
-        &TransportOptions {
-            udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            ..TransportOptions::default()
-        },
-    )
-    .await
-    .unwrap();
+    let transports = Transports::bind(endpoint.clone(), &options).await.unwrap();
     (user, endpoint, transports)
+}
+
+/// An ephemeral port on loopback.
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 /// A request from `from` (its sent-by), with CRLF line ends and a
@@ -160,6 +189,96 @@ async fn quiet(socket: &UdpSocket, wait: Duration) -> bool {
 
 fn status(response: &str) -> u16 {
     response[8..11].parse().unwrap()
+}
+
+/// Reads from a connection until what came satisfies `done`; fails if
+/// that takes over 2 s or the connection closes first.
+async fn read_until(stream: &mut (impl AsyncRead + Unpin), done: impl Fn(&str) -> bool) -> String {
+    let mut received = Vec::new();
+    let mut buffer = vec![0u8; 8192];
+    while !done(&String::from_utf8_lossy(&received)) {
+        let length = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer))
+            .await
+            .expect("answers within 2 s")
+            .unwrap();
+        assert!(length > 0, "closed early");
+        received.extend_from_slice(&buffer[..length]);
+    }
+    String::from_utf8(received).unwrap()
+}
+
+/// A self-signed certificate for `edge.test`, in PEM files as an operator
+/// would give them.
+struct Certificate {
+    _directory: tempfile::TempDir,
+    chain: PathBuf,
+    key: PathBuf,
+    der: CertificateDer<'static>,
+}
+
+fn self_signed() -> Certificate {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["edge.test".to_owned()]).unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let chain = directory.path().join("edge.crt");
+    let key = directory.path().join("edge.key");
+    std::fs::write(&chain, cert.pem()).unwrap();
+    std::fs::write(&key, signing_key.serialize_pem()).unwrap();
+    Certificate {
+        _directory: directory,
+        chain,
+        key,
+        der: cert.der().clone(),
+    }
+}
+
+/// A TLS listener on loopback serving `certificate`.
+fn tls_listener(certificate: &Certificate) -> TlsListener {
+    TlsListener {
+        address: loopback(),
+        config: tls_server_config(&certificate.chain, &certificate.key).unwrap(),
+    }
+}
+
+/// A TLS client that trusts only `certificate`, connected to `address` as
+/// `edge.test`.
+async fn tls_connect(address: SocketAddr, certificate: &Certificate) -> TlsStream<TcpStream> {
+    tls_connect_with(address, certificate, rustls::DEFAULT_VERSIONS).await
+}
+
+async fn tls_connect_with(
+    address: SocketAddr,
+    certificate: &Certificate,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certificate.der.clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let tcp = TcpStream::connect(address).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("edge.test").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// A request over TLS (Via transport `TLS`, RFC 3261 §26.2) to a `sips:`
+/// URI.
+fn tls_request(branch: &str, from: SocketAddr) -> Vec<u8> {
+    String::from_utf8(request(
+        "OPTIONS",
+        "sips:acme.sip.example.com",
+        branch,
+        "",
+        from,
+    ))
+    .unwrap()
+    .replacen("Via: SIP/2.0/UDP ", "Via: SIP/2.0/TLS ", 1)
+    .into_bytes()
 }
 
 #[tokio::test]
@@ -494,4 +613,439 @@ async fn the_ack_of_a_2xx_goes_to_the_user() {
     client.send_to(ack.as_bytes(), target).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(user.seen(), vec![Seen::Request("INVITE".into()), Seen::Ack]);
+}
+
+/// A WebSocket handshake on `stream` to `url`, offering `subprotocol`.
+async fn ws_handshake<S>(
+    stream: S,
+    url: &str,
+    subprotocol: Option<&str>,
+) -> Result<WebSocketStream<S>, tungstenite::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut request = url.into_client_request().unwrap();
+    if let Some(subprotocol) = subprotocol {
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_str(subprotocol).unwrap(),
+        );
+    }
+    let (websocket, response) = tokio_tungstenite::client_async(request, stream).await?;
+    assert_eq!(
+        response.headers().get("Sec-WebSocket-Protocol").unwrap(),
+        "sip",
+        "the server names the subprotocol it chose"
+    );
+    Ok(websocket)
+}
+
+/// A browser phone's connection to `address`, offering `sip`.
+async fn ws_connect(address: SocketAddr) -> WebSocketStream<TcpStream> {
+    let tcp = TcpStream::connect(address).await.unwrap();
+    ws_handshake(tcp, &format!("ws://{address}/"), Some("sip, chat"))
+        .await
+        .unwrap()
+}
+
+/// A request as a browser phone sends it (RFC 7118 §5.2 and its
+/// examples): Via transport `WS` from an `.invalid` host, and no
+/// Content-Length, which a WebSocket message does not need.
+fn ws_request(method: &str, branch: &str) -> String {
+    String::from_utf8(request(
+        method,
+        "sip:acme.sip.example.com",
+        branch,
+        "",
+        SocketAddr::from(([192, 0, 2, 1], 5060)),
+    ))
+    .unwrap()
+    .replacen(
+        "Via: SIP/2.0/UDP 192.0.2.1:5060;",
+        "Via: SIP/2.0/WS df7jal23ls0d.invalid;",
+        1,
+    )
+    .replacen("Content-Length: 0\r\n", "", 1)
+}
+
+/// The next message on a WebSocket, within 2 s.
+async fn ws_next<S>(websocket: &mut WebSocketStream<S>) -> Message
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    tokio::time::timeout(Duration::from_secs(2), websocket.next())
+        .await
+        .expect("a message within 2 s")
+        .expect("the connection is open")
+        .unwrap()
+}
+
+/// The next message on a WebSocket, which must be a text frame.
+async fn ws_text<S>(websocket: &mut WebSocketStream<S>) -> String
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match ws_next(websocket).await {
+        Message::Text(text) => text.to_string(),
+        other => panic!("not a text frame: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn options_over_tls_are_answered_and_pipelined_ones_framed() {
+    let certificate = self_signed();
+    let (user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            tls: Some(tls_listener(&certificate)),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut stream = tls_connect(transports.tls().unwrap(), &certificate).await;
+    let from = stream.get_ref().0.local_addr().unwrap();
+    // Two requests in one write, then a keep-alive ping.
+    let mut bytes = tls_request("z9hG4bK-s1", from);
+    bytes.extend_from_slice(&tls_request("z9hG4bK-s2", from));
+    bytes.extend_from_slice(b"\r\n\r\n");
+    stream.write_all(&bytes).await.unwrap();
+
+    let text = read_until(&mut stream, |text| {
+        text.matches("SIP/2.0 200 OK").count() == 2 && text.ends_with("\r\n\r\n\r\n")
+    })
+    .await;
+    let answers: Vec<&str> = text.split_inclusive("Content-Length: 0\r\n\r\n").collect();
+    assert!(answers[0].starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+    assert!(answers[0].contains(&format!("Via: SIP/2.0/TLS {from};branch=z9hG4bK-s1\r\n")));
+    assert!(answers[1].starts_with("SIP/2.0 200 OK\r\n"), "{text}");
+    assert!(answers[1].contains("branch=z9hG4bK-s2"), "{text}");
+    assert_eq!(answers[2], "\r\n", "the pong follows: {text:?}");
+    assert_eq!(
+        user.seen(),
+        vec![
+            Seen::Request("OPTIONS".into()),
+            Seen::Request("OPTIONS".into())
+        ]
+    );
+    assert_eq!(user.peers(), vec![format!("tls:{from}"); 2]);
+}
+
+#[tokio::test]
+async fn a_phone_that_speaks_only_tls_1_2_is_served() {
+    let certificate = self_signed();
+    let (_user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            tls: Some(tls_listener(&certificate)),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut stream = tls_connect_with(
+        transports.tls().unwrap(),
+        &certificate,
+        &[&rustls::version::TLS12],
+    )
+    .await;
+    assert_eq!(
+        stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let from = stream.get_ref().0.local_addr().unwrap();
+    stream
+        .write_all(&tls_request("z9hG4bK-s3", from))
+        .await
+        .unwrap();
+    let answer = read_until(&mut stream, |text| text.ends_with("\r\n\r\n")).await;
+    assert_eq!(status(&answer), 200, "{answer}");
+}
+
+#[tokio::test]
+async fn a_malformed_message_over_tls_is_answered_and_the_connection_closed() {
+    let certificate = self_signed();
+    let (user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            tls: Some(tls_listener(&certificate)),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut stream = tls_connect(transports.tls().unwrap(), &certificate).await;
+    let from = stream.get_ref().0.local_addr().unwrap();
+    let text = String::from_utf8(tls_request("z9hG4bK-s7", from))
+        .unwrap()
+        .replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    let mut bytes = text.into_bytes();
+    // What follows a lost framing is never read.
+    bytes.extend_from_slice(&tls_request("z9hG4bK-s8", from));
+    stream.write_all(&bytes).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut answer))
+        .await
+        .expect("closed within 2 s")
+        .expect("closed with a TLS close_notify");
+    assert!(answer.starts_with("SIP/2.0 505 "), "{answer}");
+    assert_eq!(answer.matches("SIP/2.0 ").count(), 1, "{answer}");
+    assert!(user.seen().is_empty());
+}
+
+#[test]
+fn a_tls_configuration_needs_a_certificate_and_its_own_key() {
+    let certificate = self_signed();
+    let other = self_signed();
+    assert!(matches!(
+        tls_server_config(&certificate.key, &certificate.key),
+        Err(TlsConfigError::NoCertificate { .. })
+    ));
+    assert!(matches!(
+        tls_server_config(&certificate.chain, &certificate.chain),
+        Err(TlsConfigError::Key { .. })
+    ));
+    assert!(matches!(
+        tls_server_config(&certificate.chain, &other.key),
+        Err(TlsConfigError::Refused(rustls::Error::InconsistentKeys(_)))
+    ));
+    assert!(tls_server_config(&certificate.chain, &certificate.key).is_ok());
+}
+
+#[tokio::test]
+async fn options_over_websocket_are_answered_in_one_text_frame_and_keep_alives_ponged() {
+    let (user, endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            ws: Some(loopback()),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut websocket = ws_connect(transports.ws().unwrap()).await;
+    let from = websocket.get_ref().local_addr().unwrap();
+    websocket
+        .send(Message::text(ws_request("OPTIONS", "z9hG4bK-w1")))
+        .await
+        .unwrap();
+    let answer = ws_text(&mut websocket).await;
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK-w1\r\n"));
+    assert!(
+        answer.ends_with("Content-Length: 0\r\n\r\n"),
+        "the whole response in one frame: {answer:?}"
+    );
+    assert_eq!(user.peers(), vec![format!("ws:{from}")]);
+    assert_eq!(
+        endpoint.transactions(),
+        0,
+        "reliable: no Timer J to wait for (RFC 3261 §17.2.2)"
+    );
+
+    // A binary frame carries a message too.
+    websocket
+        .send(Message::binary(ws_request("OPTIONS", "z9hG4bK-w2")))
+        .await
+        .unwrap();
+    assert!(ws_text(&mut websocket).await.contains("branch=z9hG4bK-w2"));
+
+    websocket
+        .send(Message::Ping(Bytes::from_static(b"alive?")))
+        .await
+        .unwrap();
+    assert_eq!(
+        ws_next(&mut websocket).await,
+        Message::Pong(Bytes::from_static(b"alive?"))
+    );
+    websocket.send(Message::text("\r\n\r\n")).await.unwrap();
+    assert_eq!(ws_text(&mut websocket).await, "\r\n");
+    assert_eq!(
+        user.seen(),
+        vec![
+            Seen::Request("OPTIONS".into()),
+            Seen::Request("OPTIONS".into())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_failure_over_websocket_is_not_retransmitted() {
+    let (user, endpoint, transports) = start_on(
+        fast_timers(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            ws: Some(loopback()),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut websocket = ws_connect(transports.ws().unwrap()).await;
+    let invite = ws_request("INVITE", "z9hG4bK-wi");
+    websocket.send(Message::text(invite.clone())).await.unwrap();
+    assert_eq!(status(&ws_text(&mut websocket).await), 100);
+    user.answer_invite(0, OutgoingResponse::new(486));
+    assert_eq!(status(&ws_text(&mut websocket).await), 486);
+    // Over UDP Timer G would resend it at 20, 60 and 140 ms.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), websocket.next())
+            .await
+            .is_err(),
+        "sent once"
+    );
+    let ack = invite
+        .replacen("INVITE sip:", "ACK sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    websocket.send(Message::text(ack)).await.unwrap();
+    // Messages on one connection are handled in order: once this is
+    // answered, the ACK was.
+    websocket
+        .send(Message::text(ws_request("OPTIONS", "z9hG4bK-wo")))
+        .await
+        .unwrap();
+    assert_eq!(status(&ws_text(&mut websocket).await), 200);
+    assert_eq!(
+        user.seen(),
+        vec![
+            Seen::Request("INVITE".into()),
+            Seen::Request("OPTIONS".into())
+        ],
+        "the ACK of a failure is the transaction's"
+    );
+    assert_eq!(
+        endpoint.transactions(),
+        0,
+        "no Timer I on a reliable transport"
+    );
+}
+
+#[tokio::test]
+async fn a_websocket_handshake_without_the_sip_subprotocol_is_refused() {
+    let (user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            ws: Some(loopback()),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let address = transports.ws().unwrap();
+    for offered in [None, Some("chat")] {
+        let tcp = TcpStream::connect(address).await.unwrap();
+        match ws_handshake(tcp, &format!("ws://{address}/"), offered).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status(), 400, "{offered:?}")
+            }
+            other => panic!("{offered:?}: not refused: {other:?}"),
+        }
+    }
+    // A plain HTTP request is told to upgrade.
+    let mut tcp = TcpStream::connect(address).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: edge.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(2), tcp.read_to_string(&mut answer))
+        .await
+        .expect("closed within 2 s")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 426 "), "{answer}");
+    assert!(answer.contains("upgrade: websocket\r\n"), "{answer}");
+    assert!(user.seen().is_empty());
+}
+
+#[tokio::test]
+async fn a_malformed_message_over_websocket_is_answered_and_the_connection_stays_usable() {
+    let (user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            ws: Some(loopback()),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut websocket = ws_connect(transports.ws().unwrap()).await;
+    let wrong_version =
+        ws_request("OPTIONS", "z9hG4bK-wm").replacen("SIP/2.0\r\n", "SIP/7.0\r\n", 1);
+    websocket.send(Message::text(wrong_version)).await.unwrap();
+    assert_eq!(status(&ws_text(&mut websocket).await), 505);
+    // No response can be routed for this one: dropped, silently.
+    websocket
+        .send(Message::binary(Bytes::from_static(b"\x00\x01garbage")))
+        .await
+        .unwrap();
+    websocket
+        .send(Message::text(ws_request("OPTIONS", "z9hG4bK-wn")))
+        .await
+        .unwrap();
+    let answer = ws_text(&mut websocket).await;
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("branch=z9hG4bK-wn"), "{answer}");
+    assert_eq!(user.seen(), vec![Seen::Request("OPTIONS".into())]);
+}
+
+#[tokio::test]
+async fn secure_websocket_carries_sip_over_tls() {
+    let certificate = self_signed();
+    let (user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: None,
+            wss: Some(tls_listener(&certificate)),
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let tls = tls_connect(transports.wss().unwrap(), &certificate).await;
+    let from = tls.get_ref().0.local_addr().unwrap();
+    let mut websocket = ws_handshake(tls, "wss://edge.test/", Some("sip"))
+        .await
+        .unwrap();
+    let options = ws_request("OPTIONS", "z9hG4bK-ws").replacen("SIP/2.0/WS ", "SIP/2.0/WSS ", 1);
+    websocket.send(Message::text(options)).await.unwrap();
+    let answer = ws_text(&mut websocket).await;
+    assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK-ws\r\n"));
+    assert_eq!(user.peers(), vec![format!("wss:{from}")]);
+}
+
+#[tokio::test]
+async fn websocket_connections_share_the_connection_limit_and_close_when_idle() {
+    let (_user, _endpoint, transports) = start_on(
+        Timers::default(),
+        TransportOptions {
+            udp: None,
+            tcp: Some(loopback()),
+            ws: Some(loopback()),
+            idle_timeout: Duration::from_millis(300),
+            max_connections: 1,
+            ..TransportOptions::default()
+        },
+    )
+    .await;
+    let mut websocket = ws_connect(transports.ws().unwrap()).await;
+    // The WebSocket holds the only slot: a TCP connection is closed at once.
+    let mut tcp = TcpStream::connect(transports.tcp().unwrap()).await.unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_millis(200), tcp.read(&mut buffer))
+        .await
+        .expect("closed before the idle timeout");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // Silent for 300 ms: closed with a close frame.
+    let started = tokio::time::Instant::now();
+    assert!(
+        matches!(ws_next(&mut websocket).await, Message::Close(_)),
+        "a close frame"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
 }

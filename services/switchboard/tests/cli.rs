@@ -44,7 +44,9 @@ async fn dev_runs_on_embedded_backends_and_stops_cleanly_on_sigterm() {
     );
     assert!(
         running.banner.contains("  SIP       udp 127.0.0.1:")
-            && running.banner.contains("(tenants' domains: <slug>.sip.localhost)"),
+            && running
+                .banner
+                .contains("(tenants' domains: <slug>.sip.localhost)"),
         "{}",
         running.banner
     );

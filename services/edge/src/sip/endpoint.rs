@@ -17,8 +17,9 @@
 //!   Require it does not support 420 with Unsupported.
 //!
 //! Responses to requests go back where the request came from: on the same
-//! connection for TCP, to the source address and port for UDP (the
-//! symmetric response routing of RFC 3581, which NATed phones need).
+//! connection for TCP, TLS and WebSocket, to the source address and port
+//! for UDP (the symmetric response routing of RFC 3581, which NATed phones
+//! need).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -73,19 +74,38 @@ pub enum Peer {
         socket: Arc<std::net::UdpSocket>,
         remote: SocketAddr,
     },
-    /// A connection (TCP): answered on it.
+    /// A byte-stream connection (TCP, or TLS when `tls`): answered on it.
     Stream {
         remote: SocketAddr,
         writer: mpsc::Sender<Bytes>,
+        tls: bool,
+    },
+    /// A WebSocket connection (RFC 7118; secure when `tls`): each message
+    /// sent is one WebSocket message.
+    WebSocket {
+        remote: SocketAddr,
+        writer: mpsc::Sender<Bytes>,
+        tls: bool,
     },
 }
 
-/// `udp:<address>` or `tcp:<address>`.
+/// `udp:`, `tcp:`, `tls:`, `ws:` or `wss:`, then the remote address.
 impl fmt::Display for Peer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Peer::Udp { remote, .. } => write!(f, "udp:{remote}"),
-            Peer::Stream { remote, .. } => write!(f, "tcp:{remote}"),
+            Peer::Stream {
+                remote, tls: false, ..
+            } => write!(f, "tcp:{remote}"),
+            Peer::Stream {
+                remote, tls: true, ..
+            } => write!(f, "tls:{remote}"),
+            Peer::WebSocket {
+                remote, tls: false, ..
+            } => write!(f, "ws:{remote}"),
+            Peer::WebSocket {
+                remote, tls: true, ..
+            } => write!(f, "wss:{remote}"),
         }
     }
 }
@@ -99,21 +119,27 @@ impl fmt::Debug for Peer {
 impl Peer {
     pub fn remote(&self) -> SocketAddr {
         match self {
-            Peer::Udp { remote, .. } | Peer::Stream { remote, .. } => *remote,
+            Peer::Udp { remote, .. }
+            | Peer::Stream { remote, .. }
+            | Peer::WebSocket { remote, .. } => *remote,
         }
     }
 
+    /// The framing the parser needs: a datagram, like a WebSocket message,
+    /// holds one whole message (RFC 7118 §4.2); a stream is framed by
+    /// Content-Length.
     pub fn transport(&self) -> Transport {
         match self {
-            Peer::Udp { .. } => Transport::Datagram,
+            Peer::Udp { .. } | Peer::WebSocket { .. } => Transport::Datagram,
             Peer::Stream { .. } => Transport::Stream,
         }
     }
 
+    /// Whether transactions retransmit (RFC 3261 §17): only over UDP.
     fn reliability(&self) -> Reliability {
         match self {
             Peer::Udp { .. } => Reliability::Unreliable,
-            Peer::Stream { .. } => Reliability::Reliable,
+            Peer::Stream { .. } | Peer::WebSocket { .. } => Reliability::Reliable,
         }
     }
 
@@ -123,7 +149,9 @@ impl Peer {
     pub fn send(&self, bytes: Bytes) {
         let sent = match self {
             Peer::Udp { socket, remote } => socket.send_to(&bytes, *remote).is_ok(),
-            Peer::Stream { writer, .. } => writer.try_send(bytes).is_ok(),
+            Peer::Stream { writer, .. } | Peer::WebSocket { writer, .. } => {
+                writer.try_send(bytes).is_ok()
+            }
         };
         if !sent {
             tracing::debug!(peer = ?self, "a SIP message could not be sent at once; dropped");

@@ -1,9 +1,12 @@
-//! SIP over UDP and TCP (RFC 3261 §18) on tokio: each datagram is one
-//! message; a TCP connection is framed by Content-Length, which the
-//! parser requires there. A stream whose framing is lost (a malformed
-//! message) is answered if it can be and closed, since nothing after it
-//! can be trusted to start a message. RFC 5626's double-CRLF keep-alive
-//! on a connection gets its single-CRLF pong (§4.4.1).
+//! SIP over UDP, TCP (RFC 3261 §18), TLS (§26.2, [`TlsListener`]) and
+//! WebSocket (RFC 7118, [`TransportOptions::ws`]) on tokio: each datagram
+//! is one message, and so is each WebSocket message; a TCP or TLS
+//! connection is framed by Content-Length, which the parser requires
+//! there. A stream whose framing is lost (a malformed message) is answered
+//! if it can be and closed, since nothing after it can be trusted to start
+//! a message. RFC 5626's double-CRLF keep-alive on a connection gets its
+//! single-CRLF pong (§4.4.1). Every connection counts against one budget
+//! ([`TransportOptions::max_connections`]) and closes when idle.
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,21 +15,35 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use switchboard_sip::{Transport, parse};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use super::{Endpoint, Peer};
+
+mod tls;
+mod websocket;
+
+pub use tls::{TlsConfigError, TlsListener, tls_server_config};
 
 /// Where to listen, and the bounds of connections.
 #[derive(Debug, Clone)]
 pub struct TransportOptions {
     pub udp: Option<SocketAddr>,
     pub tcp: Option<SocketAddr>,
-    /// A connection with no message for this long is closed.
+    /// SIP over TLS (RFC 3261 §26.2), usually on port 5061.
+    pub tls: Option<TlsListener>,
+    /// SIP over WebSocket (RFC 7118), for browser phones.
+    pub ws: Option<SocketAddr>,
+    /// SIP over secure WebSocket (RFC 7118, Via transport `WSS`).
+    pub wss: Option<TlsListener>,
+    /// A connection with no message for this long is closed; so is one
+    /// whose TLS or WebSocket handshake takes longer.
     pub idle_timeout: Duration,
-    /// Connections past this many are closed as they are accepted.
+    /// Connections (of every transport together) past this many are
+    /// closed as they are accepted.
     pub max_connections: usize,
 }
 
@@ -35,6 +52,9 @@ impl Default for TransportOptions {
         Self {
             udp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
             tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            tls: None,
+            ws: None,
+            wss: None,
             idle_timeout: Duration::from_secs(300),
             max_connections: 10_000,
         }
@@ -45,6 +65,9 @@ impl Default for TransportOptions {
 pub struct Transports {
     udp: Option<SocketAddr>,
     tcp: Option<SocketAddr>,
+    tls: Option<SocketAddr>,
+    ws: Option<SocketAddr>,
+    wss: Option<SocketAddr>,
     tasks: JoinSet<()>,
 }
 
@@ -68,13 +91,52 @@ impl Transports {
             udp = Some(socket.local_addr()?);
             tasks.spawn(serve_udp(endpoint.clone(), socket, sender));
         }
+        let slots = Arc::new(Semaphore::new(options.max_connections));
+        let idle = options.idle_timeout;
+        let mut listen = async |address: SocketAddr, service: Service| {
+            let listener = TcpListener::bind(address).await?;
+            let bound = listener.local_addr()?;
+            tasks.spawn(serve_listener(
+                endpoint.clone(),
+                listener,
+                service,
+                slots.clone(),
+                idle,
+            ));
+            io::Result::Ok(bound)
+        };
         let mut tcp = None;
         if let Some(address) = options.tcp {
-            let listener = TcpListener::bind(address).await?;
-            tcp = Some(listener.local_addr()?);
-            tasks.spawn(serve_tcp(endpoint, listener, options.clone()));
+            tcp = Some(listen(address, Service::Stream { tls: None }).await?);
         }
-        Ok(Self { udp, tcp, tasks })
+        let mut tls = None;
+        if let Some(listener) = &options.tls {
+            let acceptor = TlsAcceptor::from(listener.config.clone());
+            let service = Service::Stream {
+                tls: Some(acceptor),
+            };
+            tls = Some(listen(listener.address, service).await?);
+        }
+        let mut ws = None;
+        if let Some(address) = options.ws {
+            ws = Some(listen(address, Service::WebSocket { tls: None }).await?);
+        }
+        let mut wss = None;
+        if let Some(listener) = &options.wss {
+            let acceptor = TlsAcceptor::from(listener.config.clone());
+            let service = Service::WebSocket {
+                tls: Some(acceptor),
+            };
+            wss = Some(listen(listener.address, service).await?);
+        }
+        Ok(Self {
+            udp,
+            tcp,
+            tls,
+            ws,
+            wss,
+            tasks,
+        })
     }
 
     pub fn udp(&self) -> Option<SocketAddr> {
@@ -83,6 +145,18 @@ impl Transports {
 
     pub fn tcp(&self) -> Option<SocketAddr> {
         self.tcp
+    }
+
+    pub fn tls(&self) -> Option<SocketAddr> {
+        self.tls
+    }
+
+    pub fn ws(&self) -> Option<SocketAddr> {
+        self.ws
+    }
+
+    pub fn wss(&self) -> Option<SocketAddr> {
+        self.wss
     }
 
     /// Stops listening and closes every connection.
@@ -109,14 +183,30 @@ async fn serve_udp(endpoint: Endpoint, socket: UdpSocket, sender: Arc<std::net::
     }
 }
 
-async fn serve_tcp(endpoint: Endpoint, listener: TcpListener, options: TransportOptions) {
-    let slots = Arc::new(Semaphore::new(options.max_connections));
+/// What an accepted connection speaks.
+#[derive(Clone)]
+enum Service {
+    /// SIP framed by Content-Length, over TCP or, with an acceptor, TLS.
+    Stream { tls: Option<TlsAcceptor> },
+    /// SIP over WebSocket, over TCP or, with an acceptor, TLS.
+    WebSocket { tls: Option<TlsAcceptor> },
+}
+
+/// Accepts connections while the connection budget `slots` (shared by
+/// every connection listener) has room, and serves each on its own task.
+async fn serve_listener(
+    endpoint: Endpoint,
+    listener: TcpListener,
+    service: Service,
+    slots: Arc<Semaphore>,
+    idle: Duration,
+) {
     let mut connections = JoinSet::new();
     loop {
         let (stream, remote) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(error) => {
-                tracing::warn!(%error, "SIP TCP accept failed");
+                tracing::warn!(%error, "SIP accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
@@ -128,11 +218,67 @@ async fn serve_tcp(endpoint: Endpoint, listener: TcpListener, options: Transport
         // Forget finished connections as new ones come.
         while connections.try_join_next().is_some() {}
         let endpoint = endpoint.clone();
-        let idle = options.idle_timeout;
+        let service = service.clone();
         connections.spawn(async move {
-            serve_connection(endpoint, stream, remote, idle).await;
+            serve_connection(endpoint, stream, remote, service, idle).await;
             drop(slot);
         });
+    }
+}
+
+async fn serve_connection(
+    endpoint: Endpoint,
+    stream: TcpStream,
+    remote: SocketAddr,
+    service: Service,
+    idle: Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    match service {
+        Service::Stream { tls: None } => {
+            let (reader, writer) = stream.into_split();
+            serve_stream(endpoint, reader, writer, remote, false, idle).await;
+        }
+        Service::Stream {
+            tls: Some(acceptor),
+        } => {
+            let Some(stream) = tls_handshake(&acceptor, stream, remote, idle).await else {
+                return;
+            };
+            let (reader, writer) = tokio::io::split(stream);
+            serve_stream(endpoint, reader, writer, remote, true, idle).await;
+        }
+        Service::WebSocket { tls: None } => {
+            websocket::serve(endpoint, stream, remote, false, idle).await;
+        }
+        Service::WebSocket {
+            tls: Some(acceptor),
+        } => {
+            let Some(stream) = tls_handshake(&acceptor, stream, remote, idle).await else {
+                return;
+            };
+            websocket::serve(endpoint, stream, remote, true, idle).await;
+        }
+    }
+}
+
+/// The server side of a TLS handshake, bounded by `idle`.
+async fn tls_handshake(
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    remote: SocketAddr,
+    idle: Duration,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(idle, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(error)) => {
+            tracing::debug!(%remote, %error, "SIP TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "SIP TLS handshake timed out");
+            None
+        }
     }
 }
 
@@ -148,14 +294,20 @@ enum Frame {
     Refused,
 }
 
-async fn serve_connection(
+/// One connection of a byte-stream transport (TCP, or TLS when `tls`),
+/// given as its two halves: frames messages by Content-Length, answers
+/// keep-alives, and writes what is sent to the peer on a task of its own.
+async fn serve_stream<R, W>(
     endpoint: Endpoint,
-    stream: TcpStream,
+    mut reader: R,
+    mut writer: W,
     remote: SocketAddr,
+    tls: bool,
     idle: Duration,
-) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
+) where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, mut outgoing) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let writing = tokio::spawn(async move {
         while let Some(bytes) = outgoing.recv().await {
@@ -168,6 +320,7 @@ async fn serve_connection(
     let peer = Peer::Stream {
         remote,
         writer: sender,
+        tls,
     };
     let limits = endpoint.options().limits;
     let mut buffer = BytesMut::with_capacity(8 * 1024);
