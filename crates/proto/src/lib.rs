@@ -30,6 +30,12 @@ pub mod webhooks {
     }
 }
 
+pub mod edge {
+    pub mod v1 {
+        tonic::include_proto!("switchboard.edge.v1");
+    }
+}
+
 pub mod events {
     pub mod v1 {
         tonic::include_proto!("switchboard.events.v1");

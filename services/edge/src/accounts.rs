@@ -84,6 +84,20 @@ impl Accounts {
         format!("{slug}.{}", self.sip_domain)
     }
 
+    /// A transaction confined to `tenant`.
+    pub(crate) async fn begin(&self, tenant: TenantId) -> Result<DatabaseTransaction, DbErr> {
+        self.db.begin_tenant(tenant.as_uuid()).await
+    }
+
+    /// The tenant's slug, as the edge knows it.
+    pub(crate) async fn slug(
+        &self,
+        transaction: &DatabaseTransaction,
+        tenant: TenantId,
+    ) -> Result<Option<String>, DbErr> {
+        self.slug_of(transaction, tenant).await
+    }
+
     async fn slug_of(
         &self,
         transaction: &DatabaseTransaction,

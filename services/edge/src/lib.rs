@@ -10,10 +10,12 @@
 //! - [`registrar`]: agents' phones register to their tenant's SIP domain.
 //! - [`accounts`]: the edge's tables: agents' SIP accounts and tenants'
 //!   domains, kept in step with identity's events.
+//! - [`api`]: [`switchboard_edge_api::EdgeApi`] in process and over gRPC.
 //! - [`signaling`]: what the edge answers over SIP.
 //! - [`service`]: the edge as a node hosts it (`--services edge`).
 
 pub mod accounts;
+pub mod api;
 pub mod registrar;
 pub mod service;
 pub mod signaling;

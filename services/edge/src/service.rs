@@ -1,17 +1,21 @@
 //! The edge as a node hosts it: options from the config →
 //! [`EdgeService::bind`] (the SIP listeners bound at once, so a port in
 //! use fails the start) → [`EdgeService::serve`], the [`ServiceParts`] the
-//! node runs: the consumer of identity's events that keeps the edge's
-//! tables in step, and the listeners, closed at shutdown.
+//! node runs: its gRPC API (`switchboard.edge.v1`, agents' SIP accounts)
+//! behind service credentials, the consumer of identity's events that
+//! keeps the edge's tables in step, and the listeners, closed at shutdown.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use switchboard_config::{Config, EventsConfig};
+use switchboard_edge_api::EdgeApi;
 use switchboard_events::{Consumer, ConsumerOptions};
 use switchboard_platform::Backends;
+use switchboard_rpc::{Authenticated, ServiceKeys};
 use switchboard_runtime::ServiceParts;
+use tonic::service::Routes;
 
 use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 use crate::registrar::{Registrar, RegistrarOptions};
@@ -66,6 +70,7 @@ impl EdgeServiceOptions {
 /// The edge of a node.
 pub struct EdgeService {
     accounts: Accounts,
+    service_keys: Arc<ServiceKeys>,
     backends: Backends,
     events: EventsConfig,
     transports: Mutex<Option<Transports>>,
@@ -75,8 +80,13 @@ pub struct EdgeService {
 }
 
 impl EdgeService {
-    /// Builds the edge on the node's backends and binds its SIP listeners.
-    pub async fn bind(options: EdgeServiceOptions, backends: &Backends) -> std::io::Result<Self> {
+    /// Builds the edge on the node's backends and binds its SIP listeners;
+    /// its gRPC API verifies callers with `service_keys`.
+    pub async fn bind(
+        options: EdgeServiceOptions,
+        backends: &Backends,
+        service_keys: Arc<ServiceKeys>,
+    ) -> std::io::Result<Self> {
         let accounts = Accounts::new(backends.database.clone(), options.sip_domain.clone());
         let registrar = Arc::new(Registrar::new(
             Arc::new(accounts.clone()),
@@ -91,6 +101,7 @@ impl EdgeService {
         let transports = Transports::bind(endpoint, &options.transports).await?;
         Ok(Self {
             accounts,
+            service_keys,
             backends: backends.clone(),
             events: options.events,
             udp: transports.udp(),
@@ -100,9 +111,14 @@ impl EdgeService {
         })
     }
 
-    /// The SIP accounts, in process (the demo seed, the API).
+    /// The SIP accounts, in process (the demo seed).
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    /// The API in process, for the node's other services.
+    pub fn api(&self) -> Arc<dyn EdgeApi> {
+        Arc::new(self.accounts.clone())
     }
 
     /// Where SIP over UDP is served, if it is.
@@ -138,10 +154,11 @@ impl EdgeService {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
+        let server = Authenticated::new(crate::api::server(self.api()), self.service_keys.clone());
         ServiceParts {
             name: NAME,
-            grpc_service_names: Vec::new(),
-            grpc: None,
+            grpc_service_names: vec![crate::api::SERVICE_NAME],
+            grpc: Some(Box::new(move |routes: Routes| routes.add_service(server))),
             http: None,
             workers: vec![
                 Box::new(move |stop| consumer.spawn(stop)),

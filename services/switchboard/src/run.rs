@@ -259,7 +259,7 @@ async fn compose(
         .collect::<Vec<_>>()
         .join(", ");
         Some(Arc::new(
-            EdgeService::bind(options, backends)
+            EdgeService::bind(options, backends, service_keys.clone())
                 .await
                 .with_context(|| format!("the edge cannot listen for SIP on {listening} (config keys edge.sip_udp, edge.sip_tcp)"))?,
         ))
