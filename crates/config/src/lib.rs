@@ -432,6 +432,7 @@ pub struct PeersConfig {
     pub identity: Option<String>,
     pub routing: Option<String>,
     pub webhooks: Option<String>,
+    pub edge: Option<String>,
 }
 
 impl PeersConfig {
@@ -441,6 +442,7 @@ impl PeersConfig {
             "identity" => self.identity.as_deref(),
             "routing" => self.routing.as_deref(),
             "webhooks" => self.webhooks.as_deref(),
+            "edge" => self.edge.as_deref(),
             _ => None,
         }
     }

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use axum::Router;
 use ipnet::IpNet;
+use switchboard_edge_api::EdgeApi;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity_api::IdentityApi;
 use switchboard_platform::Cache;
@@ -25,6 +26,7 @@ use switchboard_webhooks_api::WebhooksApi;
 
 pub use error::ApiError;
 pub use openapi::{DOCS_PATH, DOCS_SCRIPT_PATH, OPENAPI_PATH};
+pub use service::GatewayPeers;
 
 /// Settings of the gateway.
 #[derive(Debug, Clone)]
@@ -86,25 +88,22 @@ pub struct Gateway {
     pub(crate) webhooks: Arc<dyn WebhooksApi>,
     pub(crate) routing: Arc<dyn RoutingApi>,
     pub(crate) routing_config: Arc<dyn RoutingConfigApi>,
+    pub(crate) edge: Arc<dyn EdgeApi>,
     pub(crate) limiter: RateLimiter,
     pub(crate) idempotency: IdempotencyStore,
     pub(crate) options: Arc<GatewayOptions>,
 }
 
 impl Gateway {
-    pub fn new(
-        identity: Arc<dyn IdentityApi>,
-        webhooks: Arc<dyn WebhooksApi>,
-        routing: Arc<dyn RoutingApi>,
-        routing_config: Arc<dyn RoutingConfigApi>,
-        cache: Arc<dyn Cache>,
-        options: GatewayOptions,
-    ) -> Self {
+    /// The gateway over `peers`, with its rate limits and idempotency
+    /// records in `cache`.
+    pub fn new(peers: GatewayPeers, cache: Arc<dyn Cache>, options: GatewayOptions) -> Self {
         Self {
-            identity,
-            webhooks,
-            routing,
-            routing_config,
+            identity: peers.identity,
+            webhooks: peers.webhooks,
+            routing: peers.routing,
+            routing_config: peers.routing_config,
+            edge: peers.edge,
             limiter: RateLimiter::new(cache.clone()),
             idempotency: IdempotencyStore::new(cache, options.idempotency_ttl),
             options: Arc::new(options),

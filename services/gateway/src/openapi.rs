@@ -595,7 +595,7 @@ pub(crate) struct NotFound(ProblemDoc);
 /// The request conflicts with the current state; `type` says how
 /// (`email_taken`, `client_exists`, `seat_limit_reached`, `last_owner`,
 /// `slug_taken`, `invitation_pending`, `endpoint_limit_reached`,
-/// `endpoint_disabled`, `idempotency_in_progress` with `Retry-After`, or
+/// `endpoint_disabled`, `user_not_active`, `idempotency_in_progress` with `Retry-After`, or
 /// `idempotency_response_withheld`).
 #[derive(ToResponse)]
 #[response(content_type = "application/problem+json")]

@@ -6,6 +6,7 @@ mod audit;
 mod auth;
 mod clients;
 mod routing_config;
+mod sip_accounts;
 mod tenant;
 mod users;
 mod webhooks;
@@ -46,6 +47,7 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
         routes!(users::list, users::create),
         routes!(users::invite),
         routes!(users::get, users::update, users::delete),
+        routes!(sip_accounts::get, sip_accounts::issue, sip_accounts::revoke),
         routes!(api_keys::list, api_keys::create),
         routes!(api_keys::revoke),
         routes!(audit::list),

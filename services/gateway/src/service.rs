@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use switchboard_edge_api::EdgeApi;
 use switchboard_identity_api::IdentityApi;
 use switchboard_platform::Cache;
 use switchboard_routing_api::acd::RoutingApi;
@@ -23,6 +24,8 @@ pub struct GatewayPeers {
     pub webhooks: Arc<dyn WebhooksApi>,
     pub routing: Arc<dyn RoutingApi>,
     pub routing_config: Arc<dyn RoutingConfigApi>,
+    /// Agents' SIP accounts.
+    pub edge: Arc<dyn EdgeApi>,
 }
 
 /// The gateway of a node.
@@ -35,14 +38,7 @@ impl GatewayService {
     /// records in `cache`.
     pub fn new(options: GatewayOptions, cache: Arc<dyn Cache>, peers: GatewayPeers) -> Self {
         Self {
-            gateway: Gateway::new(
-                peers.identity,
-                peers.webhooks,
-                peers.routing,
-                peers.routing_config,
-                cache,
-                options,
-            ),
+            gateway: Gateway::new(peers, cache, options),
         }
     }
 

@@ -442,6 +442,135 @@ fn decode_claims(token: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// SIP accounts (`/v1/users/{id}/sip-account`, kept by the edge): a user
+/// manages their own; an admin those of the users they can see; the
+/// password is shown only when issued; another tenant's or another
+/// client's users are not found; a disabled user gets none.
+async fn sip_accounts_follow_who_may_manage_whom(site: Site) {
+    let (slug, owner) = site.company("Phones").await;
+    let (agent, agent_token) = site
+        .user(
+            &slug,
+            &owner,
+            "agent@phones.example",
+            json!({"roles": ["agent"]}),
+        )
+        .await;
+    let (other_agent, _) = site
+        .user(
+            &slug,
+            &owner,
+            "other@phones.example",
+            json!({"roles": ["agent"]}),
+        )
+        .await;
+    let path = |id: &str| format!("/v1/users/{id}/sip-account");
+
+    // The edge learns the tenant's domain from identity's event: until
+    // then an issue is refused with 503 and Retry-After.
+    let mut issued = Value::Null;
+    for _ in 0..100 {
+        let (status, body) = site.call(Method::POST, &path(&agent), &owner, None).await;
+        if status == StatusCode::OK {
+            issued = body;
+            break;
+        }
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let username = issued["username"].as_str().expect("issued").to_owned();
+    assert_eq!(issued["domain"], format!("{slug}.sip.example.com"));
+    assert_eq!(issued["password"].as_str().unwrap().len(), 24);
+
+    let (status, account) = site.get(&path(&agent), &owner).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(account["username"], username.as_str());
+    assert_eq!(account["active"], true);
+    assert!(account.get("password").is_none(), "{account}");
+
+    // Their own: the agent rotates it (same username, new password).
+    let (status, rotated) = site
+        .call(Method::POST, &path(&agent), &agent_token, None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    assert_eq!(rotated["username"], username.as_str());
+    assert_ne!(rotated["password"], issued["password"]);
+    // Not someone else's.
+    for method in [Method::GET, Method::POST, Method::DELETE] {
+        let (status, body) = site
+            .call(method.clone(), &path(&other_agent), &agent_token, None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {body}");
+    }
+    // A key that may only read cannot issue one.
+    let reader = site.key(&owner, &["read"]).await;
+    let (status, _) = site
+        .call(Method::POST, &path(&other_agent), &reader, None)
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Another tenant's admin finds no such user.
+    let (_, stranger) = site.company("Elsewhere").await;
+    for method in [Method::GET, Method::POST, Method::DELETE] {
+        let (status, body) = site
+            .call(method.clone(), &path(&agent), &stranger, None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {body}");
+    }
+
+    // A client-scoped admin reaches the users of their clients only.
+    let one = site
+        .create("/v1/clients", &owner, json!({"name": "One"}))
+        .await["id"]
+        .clone();
+    let two = site
+        .create("/v1/clients", &owner, json!({"name": "Two"}))
+        .await["id"]
+        .clone();
+    let (_, scoped_admin) = site
+        .user(
+            &slug,
+            &owner,
+            "admin1@phones.example",
+            json!({"roles": ["admin"], "clients": [one]}),
+        )
+        .await;
+    let (two_agent, _) = site
+        .user(
+            &slug,
+            &owner,
+            "agent2@phones.example",
+            json!({"roles": ["agent"], "clients": [two]}),
+        )
+        .await;
+    let (status, _) = site
+        .call(Method::POST, &path(&two_agent), &scoped_admin, None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = site.get(&path(&two_agent), &owner).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "nothing was issued");
+
+    // A disabled user gets no account.
+    site.patch_user(&owner, &other_agent, json!({"status": "disabled"}))
+        .await;
+    let (status, body) = site
+        .call(Method::POST, &path(&other_agent), &owner, None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("user_not_active"),
+        "{body}"
+    );
+
+    // Revoked: gone.
+    let (status, _) = site.call(Method::DELETE, &path(&agent), &owner, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = site.get(&path(&agent), &owner).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = site.call(Method::DELETE, &path(&agent), &owner, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -475,4 +604,5 @@ on_both_backends!(
     a_client_scoped_admins_key_stays_within_their_clients,
     a_users_credentials_follow_their_rights_at_once,
     open_streams_close_when_their_credential_lapses,
+    sip_accounts_follow_who_may_manage_whom,
 );

@@ -12,7 +12,7 @@ use switchboard_config::PeersConfig;
 /// The services each service calls, by name. A service absent here calls
 /// none.
 pub const NEEDS: &[(&str, &[&str])] = &[
-    ("gateway", &["identity", "routing", "webhooks"]),
+    ("gateway", &["identity", "routing", "webhooks", "edge"]),
     ("routing", &["identity"]),
 ];
 
@@ -99,18 +99,20 @@ pub fn plan(hosted: &[&str], peers: &PeersConfig) -> anyhow::Result<Plan> {
 mod tests {
     use super::*;
 
+    /// The edge's address is given whenever webhooks' is.
     fn peers(identity: Option<&str>, routing: Option<&str>, webhooks: Option<&str>) -> PeersConfig {
         PeersConfig {
             identity: identity.map(str::to_owned),
             routing: routing.map(str::to_owned),
             webhooks: webhooks.map(str::to_owned),
+            edge: webhooks.map(|_| "http://edge:9090".to_owned()),
         }
     }
 
     #[test]
     fn everything_hosted_needs_no_address() {
         let all = [
-            "system", "identity", "events", "webhooks", "routing", "gateway",
+            "system", "identity", "events", "webhooks", "routing", "edge", "gateway",
         ];
         let plan = plan(&all, &PeersConfig::default()).unwrap();
         assert_eq!(plan.peer("identity"), Some(&Peer::Local));
@@ -129,6 +131,7 @@ mod tests {
         assert!(error.contains("--services gateway cannot run"), "{error}");
         assert!(error.contains("routing (needed by gateway)"), "{error}");
         assert!(error.contains("webhooks (needed by gateway)"), "{error}");
+        assert!(error.contains("edge (needed by gateway)"), "{error}");
         assert!(!error.contains("identity (needed"), "{error}");
         assert!(
             error.contains("[peers] routing = \"http://routing:9090\""),

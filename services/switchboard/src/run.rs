@@ -6,6 +6,7 @@ use anyhow::{Context, bail};
 use switchboard_auth::ServiceKeys;
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
 use switchboard_edge::service::{self as edge, EdgeService, EdgeServiceOptions};
+use switchboard_edge_api::{EdgeApi, RemoteEdge};
 use switchboard_events::RelayOptions;
 use switchboard_events::service::{self as events, EventsService};
 use switchboard_gateway::GatewayOptions;
@@ -216,36 +217,6 @@ async fn compose(
     } else {
         None
     };
-    let gateway = if hosts(gateway::NAME) {
-        let webhooks: Arc<dyn WebhooksApi> = match remote(webhooks::NAME)? {
-            Some(channel) => Arc::new(RemoteWebhooks::new(channel, credentials.clone())),
-            None => webhooks
-                .as_ref()
-                .map(WebhooksService::api)
-                .ok_or_else(|| missing(webhooks::NAME))?,
-        };
-        let (routing, routing_config): (Arc<dyn RoutingApi>, Arc<dyn RoutingConfigApi>) =
-            match (remote(routing::NAME)?, &routing) {
-                (Some(channel), _) => (
-                    Arc::new(RemoteRouting::new(channel.clone(), credentials.clone())),
-                    Arc::new(RemoteRoutingConfig::new(channel, credentials.clone())),
-                ),
-                (None, Some(local)) => (local.api(), local.config_api()),
-                (None, None) => return Err(missing(routing::NAME)),
-            };
-        let peers = GatewayPeers {
-            identity: identity_api
-                .clone()
-                .ok_or_else(|| missing(identity::NAME))?,
-            webhooks,
-            routing,
-            routing_config,
-        };
-        let options = GatewayOptions::from_config(&config.gateway);
-        Some(GatewayService::new(options, backends.cache.clone(), peers))
-    } else {
-        None
-    };
     let edge = if hosts(edge::NAME) {
         let digest_keys =
             crate::keys::digest_keys(config).context("cannot load the edge's digest keys")?;
@@ -263,6 +234,44 @@ async fn compose(
                 .await
                 .with_context(|| format!("the edge cannot listen for SIP on {listening} (config keys edge.sip_udp, edge.sip_tcp)"))?,
         ))
+    } else {
+        None
+    };
+    let gateway = if hosts(gateway::NAME) {
+        let webhooks: Arc<dyn WebhooksApi> = match remote(webhooks::NAME)? {
+            Some(channel) => Arc::new(RemoteWebhooks::new(channel, credentials.clone())),
+            None => webhooks
+                .as_ref()
+                .map(WebhooksService::api)
+                .ok_or_else(|| missing(webhooks::NAME))?,
+        };
+        let (routing, routing_config): (Arc<dyn RoutingApi>, Arc<dyn RoutingConfigApi>) =
+            match (remote(routing::NAME)?, &routing) {
+                (Some(channel), _) => (
+                    Arc::new(RemoteRouting::new(channel.clone(), credentials.clone())),
+                    Arc::new(RemoteRoutingConfig::new(channel, credentials.clone())),
+                ),
+                (None, Some(local)) => (local.api(), local.config_api()),
+                (None, None) => return Err(missing(routing::NAME)),
+            };
+        let edge_api: Arc<dyn EdgeApi> = match remote(edge::NAME)? {
+            Some(channel) => Arc::new(RemoteEdge::new(channel, credentials.clone())),
+            None => edge
+                .as_ref()
+                .map(|edge| edge.api())
+                .ok_or_else(|| missing(edge::NAME))?,
+        };
+        let peers = GatewayPeers {
+            identity: identity_api
+                .clone()
+                .ok_or_else(|| missing(identity::NAME))?,
+            webhooks,
+            routing,
+            routing_config,
+            edge: edge_api,
+        };
+        let options = GatewayOptions::from_config(&config.gateway);
+        Some(GatewayService::new(options, backends.cache.clone(), peers))
     } else {
         None
     };

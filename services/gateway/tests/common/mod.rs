@@ -33,8 +33,10 @@ use std::time::Duration;
 use reqwest::Client;
 use serde_json::Value;
 use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
+use switchboard_edge::accounts::Accounts;
+use switchboard_edge_api::{EdgeApi, RemoteEdge};
 use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
-use switchboard_gateway::{Gateway, GatewayOptions};
+use switchboard_gateway::{Gateway, GatewayOptions, GatewayPeers};
 use switchboard_http::Limit;
 use switchboard_identity::IdentityError;
 use switchboard_identity::{Identity, IdentityOptions};
@@ -255,6 +257,8 @@ impl Site {
             Arc::new(MemoryBus::new())
         };
         let events = CancellationToken::new();
+        // The edge's SIP accounts and its copy of tenants' domains.
+        let accounts = Accounts::new(database.clone(), "sip.example.com");
         let consumers = [
             (
                 switchboard_identity::AUDIT_CONSUMER_NAME,
@@ -265,6 +269,11 @@ impl Site {
                 switchboard_routing::config::PROJECTION_CONSUMER_NAME,
                 switchboard_routing::config::PROJECTION_BINDINGS,
                 config.identity_projection(),
+            ),
+            (
+                switchboard_edge::accounts::PROJECTION_CONSUMER_NAME,
+                switchboard_edge::accounts::PROJECTION_BINDINGS,
+                accounts.identity_projection(),
             ),
         ];
         for (name, bindings, handler) in consumers {
@@ -293,19 +302,23 @@ impl Site {
         } else {
             Arc::new(identity.clone())
         };
-        let (webhooks_api, routing_api, config_api) = if options.remote {
-            remote_clients(webhooks.clone(), routing.clone(), config).await
+        let (webhooks_api, routing_api, config_api, edge_api) = if options.remote {
+            remote_clients(webhooks.clone(), routing.clone(), config, accounts).await
         } else {
             let routing_api: Arc<dyn RoutingApi> = Arc::new(routing.clone());
             let webhooks_api: Arc<dyn WebhooksApi> = Arc::new(webhooks.clone());
             let config_api: Arc<dyn RoutingConfigApi> = Arc::new(config);
-            (webhooks_api, routing_api, config_api)
+            let edge_api: Arc<dyn EdgeApi> = Arc::new(accounts);
+            (webhooks_api, routing_api, config_api, edge_api)
         };
         let router = Gateway::new(
-            gateway_identity,
-            webhooks_api,
-            routing_api,
-            config_api,
+            GatewayPeers {
+                identity: gateway_identity,
+                webhooks: webhooks_api,
+                routing: routing_api,
+                routing_config: config_api,
+                edge: edge_api,
+            },
             cache,
             options.gateway,
         )
@@ -370,10 +383,12 @@ async fn remote_clients(
     webhooks: Webhooks,
     routing: Routing,
     config: RoutingConfig,
+    accounts: Accounts,
 ) -> (
     Arc<dyn WebhooksApi>,
     Arc<dyn RoutingApi>,
     Arc<dyn RoutingConfigApi>,
+    Arc<dyn EdgeApi>,
 ) {
     let keys = switchboard_test_utils::service_keys("internal-test");
     let channel = serve_grpc(
@@ -388,6 +403,10 @@ async fn remote_clients(
         .add_service(Authenticated::new(
             switchboard_routing::grpc_config::server(Arc::new(config)),
             keys.clone(),
+        ))
+        .add_service(Authenticated::new(
+            switchboard_edge::api::server(Arc::new(accounts)),
+            keys.clone(),
         )),
     )
     .await;
@@ -395,7 +414,11 @@ async fn remote_clients(
     (
         Arc::new(RemoteWebhooks::new(channel.clone(), credentials.clone())),
         Arc::new(RemoteRouting::new(channel.clone(), credentials.clone())),
-        Arc::new(RemoteRoutingConfig::new(channel, credentials)),
+        Arc::new(RemoteRoutingConfig::new(
+            channel.clone(),
+            credentials.clone(),
+        )),
+        Arc::new(RemoteEdge::new(channel, credentials)),
     )
 }
 
