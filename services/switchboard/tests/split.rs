@@ -1,12 +1,16 @@
 //! The split deployment: the real `switchboard` binary as separate OS
-//! processes — gateway; identity; routing (two replicas); events; webhooks —
-//! on PostgreSQL, Redis and RabbitMQ, each knowing its peers only by
+//! processes — gateway; identity; routing (two replicas); events; webhooks;
+//! edge — on PostgreSQL, Redis and RabbitMQ, each knowing its peers only by
 //! address (`[peers]`) and trusting them only by the internal key. The
 //! whole contact-center flow goes through the gateway's public API (the
-//! test plays the edge over `CallRouting`, as a carrier call would arrive);
-//! then the routing replica owning the tenant is killed and the flow goes
-//! on, through the other. The same flow
-//! passes in `dev` (one process, in-process clients).
+//! test plays the edge's side of a call over `CallRouting`, as a carrier
+//! call would arrive: the edge does not route calls yet). The edge process
+//! answers SIP over UDP: OPTIONS, 404 to a REGISTER for a domain of no
+//! tenant, and a digest challenge (401) for the new tenant's domain once
+//! identity's `tenant.created` has crossed RabbitMQ to the edge's own
+//! consumer. Then the routing replica owning the tenant is killed and the
+//! flow goes on, through the other. The same flow, and the same SIP
+//! checks, pass in `dev` (one process, in-process clients).
 
 mod common;
 
@@ -114,6 +118,15 @@ async fn lease_holder(prefix: &str, tenant: TenantId) -> String {
 /// advance.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A free loopback UDP port, for the edge's SIP listener.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
@@ -314,7 +327,8 @@ async fn the_edge_challenges_the_tenants_domain(phone: &Phone, slug: &str) {
 }
 
 /// The edge's side of a call: `CallRouting` on a routing replica, signed
-/// with the deployment's internal key.
+/// with the deployment's internal key (the edge process answers SIP but
+/// does not route calls yet).
 struct Edge {
     credentials: Credentials,
 }
@@ -687,12 +701,14 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         "routing-2",
         "events",
         "webhooks",
+        "edge",
         "gateway",
     ]
     .into_iter()
     .map(|name| (name, free_port()))
     .collect();
     let port_of = |name: &str| ports.iter().find(|(n, _)| *n == name).unwrap().1;
+    let edge_sip = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     let routing_peers = format!(
         "{},{}",
         grpc(port_of("routing-1")),
@@ -732,9 +748,14 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         ("routing-2", "routing"),
         ("events", "events"),
         ("webhooks", "webhooks"),
+        ("edge", "edge"),
         ("gateway", "gateway"),
     ] {
-        let running = start(command(name, services)).await;
+        let mut command = command(name, services);
+        if name == "edge" {
+            command.env("SWITCHBOARD_EDGE__SIP_UDP", edge_sip.to_string());
+        }
+        let running = start(command).await;
         processes.push(Process {
             name,
             running,
@@ -753,6 +774,16 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         "{}",
         gateway.running.banner
     );
+    // The edge hosts only itself, and serves SIP over UDP where it was told.
+    let edge_process = processes.iter().find(|p| p.name == "edge").unwrap();
+    assert!(
+        edge_process.running.banner.contains("services  edge\n"),
+        "{}",
+        edge_process.running.banner
+    );
+    assert_eq!(sip_udp_of(&edge_process.running.banner), edge_sip);
+    let phone = Phone::new(edge_sip).await;
+    the_edge_answers_and_knows_no_stranger(&phone).await;
     let api = Api::new(&gateway.running.http);
     let edge = Edge {
         credentials: Credentials::new(keys.clone(), "edge"),
@@ -760,6 +791,9 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     let first_routing = processes[1].grpc.clone();
     let center =
         set_up_and_take_one_contact(&api, &edge, &first_routing, &received, &hook_url).await;
+    // The tenant signed up through the gateway, in identity's process;
+    // its `tenant.created` crossed RabbitMQ to the edge's process.
+    the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
 
     // The routing replica that owns the tenant dies without warning; the
     // other takes the tenant over (once the lease runs out) and the flow
