@@ -1,15 +1,20 @@
 //! The split deployment: the real `switchboard` binary as separate OS
-//! processes — gateway; identity; routing (two replicas); events; webhooks —
-//! on PostgreSQL, Redis and RabbitMQ, each knowing its peers only by
+//! processes — gateway; identity; routing (two replicas); events; webhooks;
+//! edge — on PostgreSQL, Redis and RabbitMQ, each knowing its peers only by
 //! address (`[peers]`) and trusting them only by the internal key. The
 //! whole contact-center flow goes through the gateway's public API (the
-//! test plays the edge over `CallRouting`, as a carrier call would arrive);
-//! then the routing replica owning the tenant is killed and the flow goes
-//! on, through the other. The same flow
-//! passes in `dev` (one process, in-process clients).
+//! test plays the edge's side of a call over `CallRouting`, as a carrier
+//! call would arrive: the edge does not route calls yet). The edge process
+//! answers SIP over UDP: OPTIONS, 404 to a REGISTER for a domain of no
+//! tenant, and a digest challenge (401) for the new tenant's domain once
+//! identity's `tenant.created` has crossed RabbitMQ to the edge's own
+//! consumer. Then the routing replica owning the tenant is killed and the
+//! flow goes on, through the other. The same flow, and the same SIP
+//! checks, pass in `dev` (one process, in-process clients).
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,13 +40,15 @@ use common::{Received, Running, run_to_end, start, switchboard, webhook_receiver
 const PASSWORD: &str = "correct horse battery staple";
 const NUMBER: &str = "+12125550142";
 const INTERNAL_KID: &str = "split-internal-1";
+/// The parent of tenants' SIP domains (`[edge] sip_domain`).
+const SIP_DOMAIN: &str = "sip.split.example";
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The config every process of a deployment shares: the internal key that
-/// signs service credentials, the access-token key, and webhooks allowed
-/// to reach the test's local receiver.
+/// signs service credentials, the access-token key, webhooks allowed to
+/// reach the test's local receiver, and the parent of tenants' SIP domains.
 fn write_config(dir: &Path) -> (PathBuf, Arc<ServiceKeys>) {
     let secret = "split-deployment-internal-secret-0123456789abcdef";
     let internal = dir.join("internal.key");
@@ -70,6 +77,9 @@ dispatch_interval = "100ms"
 
 [events]
 relay_poll_interval = "50ms"
+
+[edge]
+sip_domain = "{SIP_DOMAIN}"
 
 [routing]
 # A dead owner's tenants pass to another instance within 2 s.
@@ -114,8 +124,211 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A free loopback UDP port, for the edge's SIP listener.
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The SIP over UDP address a node's banner names (`  SIP       udp
+/// 127.0.0.1:PORT, tcp …`).
+fn sip_udp_of(banner: &str) -> SocketAddr {
+    banner
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("SIP"))
+        .and_then(|rest| rest.trim().strip_prefix("udp "))
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .and_then(|address| address.parse().ok())
+        .unwrap_or_else(|| panic!("the banner names no SIP over UDP address: {banner}"))
+}
+
+/// A SIP response, as the phone reads it.
+struct SipResponse {
+    code: u16,
+    headers: Vec<(String, String)>,
+    text: String,
+}
+
+impl SipResponse {
+    /// `None` for anything but a response.
+    fn parse(text: &str) -> Option<Self> {
+        let (head, _) = text.split_once("\r\n\r\n")?;
+        let mut lines = head.split("\r\n");
+        let code = lines
+            .next()?
+            .strip_prefix("SIP/2.0 ")?
+            .get(..3)?
+            .parse()
+            .ok()?;
+        let headers = lines
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+            .collect();
+        Some(Self {
+            code,
+            headers,
+            text: text.to_owned(),
+        })
+    }
+
+    /// The values of the header called any of `names` (its full and compact
+    /// forms, lowercase).
+    fn values<'a>(&'a self, names: &'a [&str]) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(|(name, _)| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A phone talking to the edge over real UDP, in hand-written requests:
+/// each a new transaction (its own branch and Call-ID).
+struct Phone {
+    socket: tokio::net::UdpSocket,
+    local: SocketAddr,
+    edge: SocketAddr,
+}
+
+impl Phone {
+    async fn new(edge: SocketAddr) -> Self {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let local = socket.local_addr().unwrap();
+        Self {
+            socket,
+            local,
+            edge,
+        }
+    }
+
+    /// Sends `method` to `uri`, addressed `to`, with `extra` headers (each
+    /// ending in CRLF); the final response. A datagram may be lost: the
+    /// request is sent again (the same transaction, as RFC 3261 §17.1.2.2
+    /// retransmits) until one comes.
+    async fn request(&self, method: &str, uri: &str, to: &str, extra: &str) -> SipResponse {
+        let local = self.local;
+        let id = unique_name("split");
+        let call_id = format!("{id}@127.0.0.1");
+        let request = format!(
+            "{method} {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK-{id}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <{to}>;tag={id}\r\n\
+             To: <{to}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: 1 {method}\r\n\
+             {extra}\
+             Content-Length: 0\r\n\r\n"
+        );
+        let mut buffer = vec![0u8; 65_535];
+        for _ in 0..10 {
+            self.socket
+                .send_to(request.as_bytes(), self.edge)
+                .await
+                .unwrap();
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(received) =
+                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buffer)).await
+            {
+                let (length, _) = received.unwrap();
+                let text = String::from_utf8_lossy(&buffer[..length]);
+                // Skip provisional answers and late ones to earlier requests.
+                if let Some(response) = SipResponse::parse(&text)
+                    && response.code >= 200
+                    && response.values(&["call-id", "i"]).any(|id| id == call_id)
+                {
+                    return response;
+                }
+            }
+        }
+        panic!("no answer from the edge at {} to:\n{request}", self.edge)
+    }
+
+    async fn options(&self) -> SipResponse {
+        let uri = format!("sip:{}", self.edge);
+        self.request("OPTIONS", &uri, &uri, "Accept: application/sdp\r\n")
+            .await
+    }
+
+    /// A first REGISTER for `domain`, with no credentials.
+    async fn register(&self, domain: &str) -> SipResponse {
+        let contact = format!("Contact: <sip:phone@{}>\r\nExpires: 600\r\n", self.local);
+        self.request(
+            "REGISTER",
+            &format!("sip:{domain}"),
+            &format!("sip:phone@{domain}"),
+            &contact,
+        )
+        .await
+    }
+}
+
+/// A SIP domain of no tenant, under the deployment's [`SIP_DOMAIN`].
+fn stranger_domain() -> String {
+    format!("{}.{SIP_DOMAIN}", unique_name("nobody").replace('_', "-"))
+}
+
+/// The edge is up: OPTIONS gets 200 with an Allow naming REGISTER; and a
+/// REGISTER for a domain no tenant has gets 404 (the registrar challenges
+/// only its tenants' domains).
+async fn the_edge_answers_and_knows_no_stranger(phone: &Phone) {
+    let options = phone.options().await;
+    assert_eq!(options.code, 200, "{}", options.text);
+    let allowed: Vec<&str> = options
+        .values(&["allow"])
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    assert!(allowed.contains(&"REGISTER"), "{}", options.text);
+    let stranger = phone.register(&stranger_domain()).await;
+    assert_eq!(stranger.code, 404, "{}", stranger.text);
+}
+
+/// Once the tenant `slug` reached the edge (identity's `tenant.created`,
+/// through the edge's own consumer; 404 until then), a REGISTER for its
+/// domain is challenged: 401 with a Digest WWW-Authenticate whose realm is
+/// that domain. Other domains still get 404: the tenant's slug under
+/// another parent, and a domain of no tenant.
+async fn the_edge_challenges_the_tenants_domain(phone: &Phone, slug: &str) {
+    let domain = format!("{slug}.{SIP_DOMAIN}");
+    let challenged = eventually(Duration::from_secs(30), || async {
+        let response = phone.register(&domain).await;
+        match response.code {
+            401 => true,
+            404 => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                false
+            }
+            _ => panic!("REGISTER for {domain}: {}", response.text),
+        }
+    })
+    .await;
+    assert!(challenged, "the edge never learned the tenant {slug}");
+    let response = phone.register(&domain).await;
+    assert_eq!(response.code, 401, "{}", response.text);
+    let challenges: Vec<&str> = response.values(&["www-authenticate"]).collect();
+    assert!(!challenges.is_empty(), "{}", response.text);
+    for challenge in challenges {
+        assert!(challenge.starts_with("Digest "), "{}", response.text);
+        assert!(
+            challenge.contains(&format!("realm=\"{domain}\"")),
+            "{}",
+            response.text
+        );
+    }
+    let elsewhere = phone
+        .register(&format!("{slug}.sip.elsewhere.example"))
+        .await;
+    assert_eq!(elsewhere.code, 404, "{}", elsewhere.text);
+    let stranger = phone.register(&stranger_domain()).await;
+    assert_eq!(stranger.code, 404, "{}", stranger.text);
+}
+
 /// The edge's side of a call: `CallRouting` on a routing replica, signed
-/// with the deployment's internal key.
+/// with the deployment's internal key (the edge process answers SIP but
+/// does not route calls yet).
 struct Edge {
     credentials: Credentials,
 }
@@ -256,6 +469,8 @@ async fn frame_of(socket: &mut Socket, kind: &str) -> Value {
 /// What the flow set up, to go on after a replica is gone.
 struct Center {
     tenant: TenantId,
+    /// The tenant's slug, which names its SIP domain.
+    slug: String,
     agent_token: String,
 }
 
@@ -375,6 +590,7 @@ async fn set_up_and_take_one_contact(
     let tenant: TenantId = signup["tenant"]["id"].as_str().unwrap().parse().unwrap();
     let center = Center {
         tenant,
+        slug,
         agent_token,
     };
     take_one_contact(api, edge, routing_grpc, &center).await;
@@ -485,12 +701,14 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         "routing-2",
         "events",
         "webhooks",
+        "edge",
         "gateway",
     ]
     .into_iter()
     .map(|name| (name, free_port()))
     .collect();
     let port_of = |name: &str| ports.iter().find(|(n, _)| *n == name).unwrap().1;
+    let edge_sip = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     let routing_peers = format!(
         "{},{}",
         grpc(port_of("routing-1")),
@@ -530,9 +748,14 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         ("routing-2", "routing"),
         ("events", "events"),
         ("webhooks", "webhooks"),
+        ("edge", "edge"),
         ("gateway", "gateway"),
     ] {
-        let running = start(command(name, services)).await;
+        let mut command = command(name, services);
+        if name == "edge" {
+            command.env("SWITCHBOARD_EDGE__SIP_UDP", edge_sip.to_string());
+        }
+        let running = start(command).await;
         processes.push(Process {
             name,
             running,
@@ -551,6 +774,16 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         "{}",
         gateway.running.banner
     );
+    // The edge hosts only itself, and serves SIP over UDP where it was told.
+    let edge_process = processes.iter().find(|p| p.name == "edge").unwrap();
+    assert!(
+        edge_process.running.banner.contains("services  edge\n"),
+        "{}",
+        edge_process.running.banner
+    );
+    assert_eq!(sip_udp_of(&edge_process.running.banner), edge_sip);
+    let phone = Phone::new(edge_sip).await;
+    the_edge_answers_and_knows_no_stranger(&phone).await;
     let api = Api::new(&gateway.running.http);
     let edge = Edge {
         credentials: Credentials::new(keys.clone(), "edge"),
@@ -558,6 +791,9 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     let first_routing = processes[1].grpc.clone();
     let center =
         set_up_and_take_one_contact(&api, &edge, &first_routing, &received, &hook_url).await;
+    // The tenant signed up through the gateway, in identity's process;
+    // its `tenant.created` crossed RabbitMQ to the edge's process.
+    the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
 
     // The routing replica that owns the tenant dies without warning; the
     // other takes the tenant over (once the lease runs out) and the flow
@@ -649,11 +885,14 @@ async fn the_same_flow_runs_in_dev_as_one_process() {
         .and_then(|rest| rest.split_whitespace().next())
         .expect("the banner names the gRPC address")
         .to_owned();
+    let phone = Phone::new(sip_udp_of(&running.banner)).await;
+    the_edge_answers_and_knows_no_stranger(&phone).await;
     let api = Api::new(&running.http);
     let edge = Edge {
         credentials: Credentials::new(keys, "edge"),
     };
     let center = set_up_and_take_one_contact(&api, &edge, &grpc, &received, &hook_url).await;
+    the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
     take_one_contact(&api, &edge, &grpc, &center).await;
     assert!(running.terminate().await.success());
 }
