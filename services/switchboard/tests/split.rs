@@ -254,15 +254,78 @@ impl Phone {
 
     /// A first REGISTER for `domain`, with no credentials.
     async fn register(&self, domain: &str) -> SipResponse {
-        let contact = format!("Contact: <sip:phone@{}>\r\nExpires: 600\r\n", self.local);
+        self.register_as(domain, "phone", "").await
+    }
+
+    /// A REGISTER of account `user` at `domain`, with `extra` headers.
+    async fn register_as(&self, domain: &str, user: &str, extra: &str) -> SipResponse {
+        let contact = format!(
+            "Contact: <sip:{user}@{}>\r\nExpires: 600\r\n{extra}",
+            self.local
+        );
         self.request(
             "REGISTER",
             &format!("sip:{domain}"),
-            &format!("sip:phone@{domain}"),
+            &format!("sip:{user}@{domain}"),
             &contact,
         )
         .await
     }
+
+    /// Registers with `credentials` (as the gateway issued them) the way a
+    /// phone does: a challenge, then the answer to its first (SHA-256)
+    /// offer. The final response.
+    async fn register_with(&self, credentials: &Value) -> SipResponse {
+        use switchboard_edge::sip::digest::Algorithm;
+        let user = credentials["username"].as_str().unwrap();
+        let password = credentials["password"].as_str().unwrap();
+        let domain = credentials["domain"].as_str().unwrap();
+        let challenge = self.register_as(domain, user, "").await;
+        assert_eq!(challenge.code, 401, "{}", challenge.text);
+        let offer = challenge.values(&["www-authenticate"]).next().unwrap();
+        assert!(offer.contains("algorithm=SHA-256"), "{offer}");
+        let nonce = offer
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let uri = format!("sip:{domain}");
+        let ha1 = Algorithm::Sha256.ha1(user, domain, password);
+        let ha2 = Algorithm::Sha256.hash(&format!("REGISTER:{uri}"));
+        let response = Algorithm::Sha256.hash(&format!("{ha1}:{nonce}:00000001:split:auth:{ha2}"));
+        let authorization = format!(
+            "Authorization: Digest username=\"{user}\", realm=\"{domain}\", nonce=\"{nonce}\", \
+             uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, cnonce=\"split\", \
+             qop=auth, nc=00000001\r\n"
+        );
+        self.register_as(domain, user, &authorization).await
+    }
+}
+
+/// The agent gets a SIP account through the gateway (the edge's gRPC API
+/// behind it), and their phone registers with it over UDP; once the owner
+/// revokes it, the same password is refused.
+async fn an_agents_phone_registers(api: &Api, phone: &Phone, center: &Center, owner: &str) {
+    let path = format!("/v1/users/{}/sip-account", center.agent_id);
+    let (status, issued) = api
+        .call(Method::POST, &path, Some(&center.agent_token), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let registered = phone.register_with(&issued).await;
+    assert_eq!(registered.code, 200, "{}", registered.text);
+    assert!(
+        registered
+            .values(&["contact", "m"])
+            .any(|contact| contact.contains(issued["username"].as_str().unwrap())),
+        "{}",
+        registered.text
+    );
+    let (status, _) = api.call(Method::DELETE, &path, Some(owner), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let refused = phone.register_with(&issued).await;
+    assert_eq!(refused.code, 401, "{}", refused.text);
 }
 
 /// A SIP domain of no tenant, under the deployment's [`SIP_DOMAIN`].
@@ -469,6 +532,9 @@ async fn frame_of(socket: &mut Socket, kind: &str) -> Value {
 /// What the flow set up, to go on after a replica is gone.
 struct Center {
     tenant: TenantId,
+    agent_id: String,
+    /// The owner's access token.
+    owner_token: String,
     /// The tenant's slug, which names its SIP domain.
     slug: String,
     agent_token: String,
@@ -590,6 +656,8 @@ async fn set_up_and_take_one_contact(
     let tenant: TenantId = signup["tenant"]["id"].as_str().unwrap().parse().unwrap();
     let center = Center {
         tenant,
+        agent_id: agent_id.clone(),
+        owner_token: owner.clone(),
         slug,
         agent_token,
     };
@@ -738,6 +806,7 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
             .env("SWITCHBOARD_PEERS__IDENTITY", grpc(port_of("identity")))
             .env("SWITCHBOARD_PEERS__ROUTING", &routing_peers)
             .env("SWITCHBOARD_PEERS__WEBHOOKS", grpc(port_of("webhooks")))
+            .env("SWITCHBOARD_PEERS__EDGE", grpc(port_of("edge")))
             .args(["serve", "--services", services]);
         command
     };
@@ -770,7 +839,11 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         gateway.running.banner
     );
     assert!(
-        gateway.running.banner.contains("peers     identity="),
+        gateway
+            .running
+            .banner
+            .contains("peers     edge=http://127.0.0.1:")
+            && gateway.running.banner.contains(" identity="),
         "{}",
         gateway.running.banner
     );
@@ -794,6 +867,7 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     // The tenant signed up through the gateway, in identity's process;
     // its `tenant.created` crossed RabbitMQ to the edge's process.
     the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
+    an_agents_phone_registers(&api, &phone, &center, &center.owner_token).await;
 
     // The routing replica that owns the tenant dies without warning; the
     // other takes the tenant over (once the lease runs out) and the flow
@@ -893,6 +967,7 @@ async fn the_same_flow_runs_in_dev_as_one_process() {
     };
     let center = set_up_and_take_one_contact(&api, &edge, &grpc, &received, &hook_url).await;
     the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
+    an_agents_phone_registers(&api, &phone, &center, &center.owner_token).await;
     take_one_contact(&api, &edge, &grpc, &center).await;
     assert!(running.terminate().await.success());
 }
