@@ -5,7 +5,7 @@
 # the node two ways on loopback, side by side: one process
 # (`switchboard serve --services all`, gateway + identity in process) and
 # split in two (`serve --services gateway` calling identity over gRPC in
-# `serve --services identity,routing,events,webhooks`, both signing with one
+# `serve --services identity,routing,events,webhooks,edge`, both signing with one
 # internal key). PostgreSQL as a member of switchboard_app, so row-level
 # security applies; Redis for the cache and rate limits. wrk drives
 # API-key-authenticated `GET /v1/users/{id}` and `GET /v1/users?limit=50`
@@ -223,6 +223,8 @@ start_server() { # NAME SERVICES [VAR=VALUE…]
       SWITCHBOARD_SERVER__HTTP_ADDR=127.0.0.1:0 \
       SWITCHBOARD_SERVER__GRPC_ADDR=127.0.0.1:0 \
       SWITCHBOARD_SERVER__METRICS_ADDR=127.0.0.1:0 \
+      SWITCHBOARD_EDGE__SIP_UDP=127.0.0.1:0 \
+      SWITCHBOARD_EDGE__SIP_TCP=127.0.0.1:0 \
       SWITCHBOARD_SERVER__SHUTDOWN_GRACE=5s \
       SWITCHBOARD_TELEMETRY__LOG_LEVEL="$LOG_LEVEL" \
       SWITCHBOARD_GATEWAY__EXPOSE_VERIFICATION_TOKEN=true \
@@ -259,7 +261,7 @@ wait_ready() { # NAME
   die "$http/readyz ($name) did not answer 200 within 30 s"
 }
 
-SPLIT_SERVICES=identity,routing,events,webhooks
+SPLIT_SERVICES=identity,routing,events,webhooks,edge
 say "starting: one process (serve --services all) and the split's identity node (serve --services $SPLIT_SERVICES); pool $POOL each, Redis cache, embedded bus and objects"
 start_server one all
 start_server identity "$SPLIT_SERVICES"
@@ -270,7 +272,8 @@ start_server gateway gateway \
   SWITCHBOARD_DATABASE__MAX_CONNECTIONS=2 \
   SWITCHBOARD_PEERS__IDENTITY="${grpc_of[identity]}" \
   SWITCHBOARD_PEERS__ROUTING="${grpc_of[identity]}" \
-  SWITCHBOARD_PEERS__WEBHOOKS="${grpc_of[identity]}"
+  SWITCHBOARD_PEERS__WEBHOOKS="${grpc_of[identity]}" \
+  SWITCHBOARD_PEERS__EDGE="${grpc_of[identity]}"
 wait_ready gateway
 grep -q "peers .*identity=${grpc_of[identity]}" "$work/gateway.out" ||
   die "the split's gateway does not call identity at ${grpc_of[identity]}: $(cat "$work/gateway.out")"
