@@ -3,6 +3,7 @@
 //! security (ARCHITECTURE.md, tenancy).
 
 use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::Statement;
 
 use crate::APP_ROLE;
 
@@ -85,4 +86,16 @@ pub(crate) fn tenant_isolation(table: &str, column: &str, visibility: Visibility
             "CREATE POLICY tenant_isolation ON {table} USING ({predicate}) WITH CHECK ({predicate})"
         ),
     ]
+}
+
+/// Runs one SQL statement of the migration's engine.
+pub(crate) async fn execute(manager: &SchemaManager<'_>, statement: &str) -> Result<(), DbErr> {
+    manager
+        .get_connection()
+        .execute_raw(Statement::from_string(
+            manager.get_database_backend(),
+            statement.to_owned(),
+        ))
+        .await?;
+    Ok(())
 }

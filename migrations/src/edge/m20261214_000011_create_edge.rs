@@ -13,10 +13,10 @@
 //! Both under the forced tenant policy on PostgreSQL.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{DbBackend, Statement};
+use sea_orm_migration::sea_orm::DbBackend;
 
 use crate::SYSTEM_ROLE;
-use crate::shared::{Visibility, tenant_isolation, text, time, uuid_col, uuid_pk};
+use crate::shared::{Visibility, execute, tenant_isolation, text, time, uuid_col, uuid_pk};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -49,17 +49,6 @@ fn version<T: IntoIden>(column: T) -> ColumnDef {
         .not_null()
         .default(0)
         .to_owned()
-}
-
-async fn execute(manager: &SchemaManager<'_>, statement: &str) -> Result<(), DbErr> {
-    manager
-        .get_connection()
-        .execute_raw(Statement::from_string(
-            manager.get_database_backend(),
-            statement.to_owned(),
-        ))
-        .await?;
-    Ok(())
 }
 
 #[async_trait::async_trait]

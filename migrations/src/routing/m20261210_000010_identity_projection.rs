@@ -32,9 +32,9 @@
 use std::collections::BTreeMap;
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::{DbBackend, Statement};
+use sea_orm_migration::sea_orm::DbBackend;
 
-use crate::shared::{Visibility, tenant_isolation, text, uuid_col, uuid_pk};
+use crate::shared::{Visibility, execute, tenant_isolation, text, uuid_col, uuid_pk};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -91,17 +91,6 @@ fn flag<T: IntoIden>(column: T) -> ColumnDef {
         .not_null()
         .default(false)
         .to_owned()
-}
-
-async fn execute(manager: &SchemaManager<'_>, statement: &str) -> Result<(), DbErr> {
-    manager
-        .get_connection()
-        .execute_raw(Statement::from_string(
-            manager.get_database_backend(),
-            statement.to_owned(),
-        ))
-        .await?;
-    Ok(())
 }
 
 fn micros(at: chrono::DateTime<chrono::Utc>) -> i64 {
