@@ -638,6 +638,11 @@ pub struct EdgeConfig {
     /// challenge and know only MD5 (SIPp 3.6, older desk phones) need
     /// `["MD5", "SHA-256"]`.
     pub digest_algorithms: Vec<String>,
+    /// Requests one source address may send at once, against floods and
+    /// scanners (past it they are dropped unanswered); 0 for no limit.
+    pub per_source_burst: u32,
+    /// Requests per second one source address may send over time.
+    pub per_source_rate: f64,
 }
 
 impl Default for EdgeConfig {
@@ -649,6 +654,8 @@ impl Default for EdgeConfig {
             digest_keys: Vec::new(),
             nonce_lifetime: Duration::from_secs(300),
             digest_algorithms: vec!["SHA-256".to_owned(), "MD5".to_owned()],
+            per_source_burst: 100,
+            per_source_rate: 50.0,
         }
     }
 }
@@ -678,6 +685,14 @@ impl EdgeConfig {
             || self.nonce_lifetime > Duration::from_secs(3600)
         {
             return Err(value_error("edge.nonce_lifetime", "must be 10s to 1h"));
+        }
+        if self.per_source_burst > 0
+            && !(self.per_source_rate > 0.0 && self.per_source_rate.is_finite())
+        {
+            return Err(value_error(
+                "edge.per_source_rate",
+                "must be above 0 while edge.per_source_burst is (set the burst to 0 for no limit)",
+            ));
         }
         let algorithms = &self.digest_algorithms;
         let known = algorithms

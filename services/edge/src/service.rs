@@ -21,6 +21,7 @@ use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 use crate::registrar::{Registrar, RegistrarOptions};
 use crate::signaling::Signaling;
 use crate::sip::digest::{Algorithm, Nonces};
+use crate::sip::flood::SourceLimit;
 use crate::sip::transport::{TransportOptions, Transports};
 use crate::sip::{Endpoint, EndpointOptions};
 
@@ -30,6 +31,7 @@ pub const NAME: &str = "edge";
 /// What the edge is built from.
 pub struct EdgeServiceOptions {
     pub transports: TransportOptions,
+    pub endpoint: EndpointOptions,
     /// The parent of every tenant's SIP domain.
     pub sip_domain: String,
     /// The keys sealing digest nonces (the first seals).
@@ -49,6 +51,14 @@ impl EdgeServiceOptions {
                 udp: config.edge.sip_udp,
                 tcp: config.edge.sip_tcp,
                 ..TransportOptions::default()
+            },
+            endpoint: EndpointOptions {
+                per_source: (config.edge.per_source_burst > 0).then(|| SourceLimit {
+                    burst: config.edge.per_source_burst,
+                    per_second: config.edge.per_source_rate,
+                    ..SourceLimit::default()
+                }),
+                ..EndpointOptions::default()
             },
             sip_domain: config.edge.sip_domain.clone(),
             digest_keys,
@@ -94,10 +104,7 @@ impl EdgeService {
             Nonces::with_keys(options.digest_keys, options.nonce_lifetime),
             options.registrar,
         ));
-        let endpoint = Endpoint::new(
-            EndpointOptions::default(),
-            Arc::new(Signaling::new(registrar)),
-        );
+        let endpoint = Endpoint::new(options.endpoint, Arc::new(Signaling::new(registrar)));
         let transports = Transports::bind(endpoint, &options.transports).await?;
         Ok(Self {
             accounts,

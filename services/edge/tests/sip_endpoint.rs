@@ -1049,3 +1049,67 @@ async fn websocket_connections_share_the_connection_limit_and_close_when_idle() 
     );
     assert!(started.elapsed() >= Duration::from_millis(250));
 }
+
+#[tokio::test]
+async fn a_flooding_source_is_dropped_past_its_burst_and_others_still_answered() {
+    let user = Arc::new(Recorder::default());
+    let endpoint = Endpoint::new(
+        EndpointOptions {
+            per_source: Some(switchboard_edge::sip::flood::SourceLimit {
+                burst: 5,
+                per_second: 0.5,
+                max_sources: 100,
+            }),
+            ..EndpointOptions::default()
+        },
+        user.clone(),
+    );
+    let transports = Transports::bind(
+        endpoint,
+        &TransportOptions {
+            udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tcp: None,
+            ..TransportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let target = transports.udp().unwrap();
+    // A scanner: 20 OPTIONS at once, each a new transaction.
+    let (scanner, from) = udp_client().await;
+    for index in 0..20 {
+        let branch = format!("z9hG4bK-flood-{index}");
+        scanner
+            .send_to(
+                &request("OPTIONS", "sip:acme.sip.example.com", &branch, "", from),
+                target,
+            )
+            .await
+            .unwrap();
+    }
+    let mut answered = 0;
+    while !quiet(&scanner, Duration::from_millis(300)).await {
+        answered += 1;
+    }
+    assert_eq!(answered, 5, "only the burst is answered");
+    // Another address is answered at once.
+    let (neighbour, from) = {
+        let socket = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+        let address = socket.local_addr().unwrap();
+        (socket, address)
+    };
+    neighbour
+        .send_to(
+            &request(
+                "OPTIONS",
+                "sip:acme.sip.example.com",
+                "z9hG4bK-n-1",
+                "",
+                from,
+            ),
+            target,
+        )
+        .await
+        .unwrap();
+    assert_eq!(status(&receive(&neighbour).await), 200);
+}

@@ -52,6 +52,8 @@ pub const MALFORMED_METRIC: &str = "switchboard_edge_sip_malformed_total";
 pub struct EndpointOptions {
     pub limits: Limits,
     pub timers: Timers,
+    /// Requests per source address ([`super::flood`]); `None` for no limit.
+    pub per_source: Option<super::flood::SourceLimit>,
 }
 
 /// One server transaction, as the transaction user refers to it.
@@ -277,6 +279,7 @@ pub struct Endpoint {
 
 struct Shared {
     options: EndpointOptions,
+    flood: Option<super::flood::Flood>,
     user: Arc<dyn TransactionUser>,
     state: Mutex<Transactions>,
     wake: Arc<Notify>,
@@ -385,6 +388,7 @@ impl Endpoint {
     pub fn new(options: EndpointOptions, user: Arc<dyn TransactionUser>) -> Self {
         let wake = Arc::new(Notify::new());
         let shared = Arc::new(Shared {
+            flood: options.per_source.map(super::flood::Flood::new),
             options,
             user,
             state: Mutex::new(Transactions::default()),
@@ -416,6 +420,13 @@ impl Endpoint {
     /// One message as framed by a transport: for a datagram the whole
     /// datagram, for a stream exactly one message.
     pub fn receive(&self, bytes: Bytes, peer: Peer) {
+        if let Some(flood) = &self.shared.flood
+            && !bytes.starts_with(b"SIP/")
+            && !flood.admit(peer.remote().ip(), now())
+        {
+            metrics::counter!(super::flood::THROTTLED_METRIC).increment(1);
+            return;
+        }
         let message = match parse(&bytes, peer.transport(), &self.shared.options.limits) {
             Ok(Some((message, _))) => message,
             Ok(None) => {

@@ -6,6 +6,7 @@
 
 pub mod digest;
 mod endpoint;
+pub mod flood;
 pub mod transport;
 
 pub use endpoint::{
