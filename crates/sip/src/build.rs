@@ -63,14 +63,16 @@ pub fn response_to(
     reason: &str,
     to_tag: Option<&str>,
 ) -> Vec<u8> {
-    response_with(request, code, reason, to_tag, &[], b"")
+    response_with(request, None, code, reason, to_tag, &[], b"")
 }
 
-/// [`response_to`] with more headers (after the ones copied from the
-/// request; a name or value with a CR or LF is left out, so nothing can
-/// add a line) and a body, whose length Content-Length states.
+/// [`response_to`] with the first Via header's value replaced by `top_via`
+/// when given (see [`received_via`]), more headers (after the ones copied
+/// from the request; a name or value with a CR or LF is left out, so
+/// nothing can add a line) and a body, whose length Content-Length states.
 pub fn response_with(
     request: &Message<'_>,
+    top_via: Option<&str>,
     code: u16,
     reason: &str,
     to_tag: Option<&str>,
@@ -84,8 +86,15 @@ pub fn response_with(
     };
     let mut out = String::with_capacity(512);
     let _ = write!(out, "SIP/2.0 {code} {reason}\r\n");
-    for via in request.headers_named("Via") {
-        let _ = write!(out, "Via: {}\r\n", via.value);
+    for (index, via) in request.headers_named("Via").enumerate() {
+        match (index, top_via) {
+            (0, Some(top)) if !top.contains(['\r', '\n']) => {
+                let _ = write!(out, "Via: {top}\r\n");
+            }
+            _ => {
+                let _ = write!(out, "Via: {}\r\n", via.value);
+            }
+        }
     }
     for name in ["From", "To", "Call-ID", "CSeq"] {
         let Some(header) = request.header(name) else {
@@ -115,6 +124,59 @@ pub fn response_with(
 
 fn has_tag(value: &str) -> bool {
     crate::values::parse_name_addr(value).is_ok_and(|to| to.tag().is_some())
+}
+
+/// The first Via header of `request` as its responses carry it back to
+/// `source` (RFC 3261 §18.2.1, RFC 3581 §4): the top entry gets
+/// `received=<source address>` when its sent-by host is not that address
+/// or it asks for `rport`, and a valueless `rport` gets the source port,
+/// so a phone behind NAT learns the address it is seen at. `None` when
+/// nothing changes (or the Via does not parse).
+pub fn received_via(request: &Message<'_>, source: std::net::SocketAddr) -> Option<String> {
+    let header = request.header("Via")?;
+    let entries = crate::values::split_list(&header.value).ok()?;
+    let top = crate::values::parse_via(entries.first()?)
+        .ok()?
+        .into_iter()
+        .next()?;
+    let ip = source.ip().to_string();
+    let host = top.host.trim_start_matches('[').trim_end_matches(']');
+    let wants_rport = top.param("rport") == Some(None);
+    if host.eq_ignore_ascii_case(&ip) && !wants_rport {
+        return None;
+    }
+    let (name, version) = top.protocol;
+    let mut entry = format!("{name}/{version}/{} {}", top.transport, top.host);
+    if let Some(port) = top.port {
+        let _ = write!(entry, ":{port}");
+    }
+    for (param, value) in &top.params {
+        if param.eq_ignore_ascii_case("received") {
+            continue;
+        }
+        if param.eq_ignore_ascii_case("rport") && value.is_none() {
+            let _ = write!(entry, ";rport={}", source.port());
+            continue;
+        }
+        match value {
+            Some(value) if crate::headers::is_token(value) => {
+                let _ = write!(entry, ";{param}={value}");
+            }
+            Some(value) => {
+                let _ = write!(entry, ";{param}=\"{}\"", value.replace(['\\', '"'], ""));
+            }
+            None => {
+                let _ = write!(entry, ";{param}");
+            }
+        }
+    }
+    let _ = write!(entry, ";received={ip}");
+    let rest: Vec<&str> = entries[1..].iter().map(|entry| entry.trim()).collect();
+    Some(if rest.is_empty() {
+        entry
+    } else {
+        format!("{entry}, {}", rest.join(", "))
+    })
 }
 
 /// The start line, the INVITE's top Via only, and the headers a request
@@ -284,5 +346,64 @@ Content-Length: 0
             "z9hG4bK-out-1",
             "the CANCEL carries the INVITE's branch"
         );
+    }
+
+    #[test]
+    fn responses_say_where_the_request_came_from() {
+        let request = |via: &str| {
+            format!(
+                "REGISTER sip:acme.sip.example.com SIP/2.0\r\nVia: {via}\r\nFrom: <sip:a@acme.sip.example.com>;tag=1\r\n\
+                 To: <sip:a@acme.sip.example.com>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n"
+            )
+        };
+        let source: std::net::SocketAddr = "203.0.113.7:40123".parse().unwrap();
+        let parsed = |text: &str| {
+            parse(text.as_bytes(), Transport::Datagram, &Limits::default())
+                .unwrap()
+                .unwrap()
+                .0
+                .header("Via")
+                .map(|via| via.value.to_string())
+        };
+        // RFC 3581 §4's example: rport asked for, behind NAT.
+        let text = request(
+            "SIP/2.0/UDP 10.1.1.1:4540;rport;branch=z9hG4bK-1, SIP/2.0/UDP proxy;branch=z9hG4bK-0",
+        );
+        let (message, _) = parse(text.as_bytes(), Transport::Datagram, &Limits::default())
+            .unwrap()
+            .unwrap();
+        let top = received_via(&message, source).unwrap();
+        assert_eq!(
+            top,
+            "SIP/2.0/UDP 10.1.1.1:4540;rport=40123;branch=z9hG4bK-1;received=203.0.113.7, SIP/2.0/UDP proxy;branch=z9hG4bK-0"
+        );
+        let response = String::from_utf8(response_with(
+            &message,
+            Some(&top),
+            200,
+            "",
+            Some("t"),
+            &[],
+            b"",
+        ))
+        .unwrap();
+        assert!(response.contains(&format!("Via: {top}\r\n")), "{response}");
+        assert_eq!(response.matches("Via:").count(), 1);
+        // A host name in sent-by: received only (RFC 3261 §18.2.1).
+        let text = request("SIP/2.0/UDP phone.example.com;branch=z9hG4bK-2");
+        let (message, _) = parse(text.as_bytes(), Transport::Datagram, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            received_via(&message, source).unwrap(),
+            "SIP/2.0/UDP phone.example.com;branch=z9hG4bK-2;received=203.0.113.7"
+        );
+        // Sent from where it says, no rport: unchanged.
+        let text = request("SIP/2.0/UDP 203.0.113.7:40123;branch=z9hG4bK-3");
+        let (message, _) = parse(text.as_bytes(), Transport::Datagram, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(received_via(&message, source), None);
+        assert!(parsed(&text).is_some());
     }
 }

@@ -835,7 +835,11 @@ async fn options_over_websocket_are_answered_in_one_text_frame_and_keep_alives_p
         .unwrap();
     let answer = ws_text(&mut websocket).await;
     assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
-    assert!(answer.contains("Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK-w1\r\n"));
+    assert!(
+        answer.contains(
+            "Via: SIP/2.0/WS df7jal23ls0d.invalid;branch=z9hG4bK-w1;received=127.0.0.1\r\n"
+        )
+    );
     assert!(
         answer.ends_with("Content-Length: 0\r\n\r\n"),
         "the whole response in one frame: {answer:?}"
@@ -1015,7 +1019,14 @@ async fn secure_websocket_carries_sip_over_tls() {
     websocket.send(Message::text(options)).await.unwrap();
     let answer = ws_text(&mut websocket).await;
     assert!(answer.starts_with("SIP/2.0 200 OK\r\n"), "{answer}");
-    assert!(answer.contains("Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK-ws\r\n"));
+    // A WebSocket client names a made-up host (RFC 7118 §5): the answer says
+    // where it really is (RFC 3261 §18.2.1).
+    assert!(
+        answer.contains(
+            "Via: SIP/2.0/WSS df7jal23ls0d.invalid;branch=z9hG4bK-ws;received=127.0.0.1\r\n"
+        ),
+        "{answer}"
+    );
     assert_eq!(user.peers(), vec![format!("wss:{from}")]);
 }
 
@@ -1112,4 +1123,35 @@ async fn a_flooding_source_is_dropped_past_its_burst_and_others_still_answered()
         .await
         .unwrap();
     assert_eq!(status(&receive(&neighbour).await), 200);
+}
+
+#[tokio::test]
+async fn a_phone_behind_nat_is_answered_where_it_is_and_told_so() {
+    let (_user, _endpoint, transports) = start(Timers::default()).await;
+    let (phone, from) = udp_client().await;
+    // The phone believes it is 10.0.0.9:5060 and asks for rport (RFC 3581).
+    let text = String::from_utf8(request(
+        "OPTIONS",
+        "sip:acme.sip.example.com",
+        "z9hG4bK-nat",
+        "",
+        from,
+    ))
+    .unwrap()
+    .replace(
+        &format!("Via: SIP/2.0/UDP {from};branch=z9hG4bK-nat"),
+        "Via: SIP/2.0/UDP 10.0.0.9:5060;rport;branch=z9hG4bK-nat",
+    );
+    phone
+        .send_to(text.as_bytes(), transports.udp().unwrap())
+        .await
+        .unwrap();
+    let answer = receive(&phone).await;
+    assert!(
+        answer.contains(&format!(
+            "Via: SIP/2.0/UDP 10.0.0.9:5060;rport={};branch=z9hG4bK-nat;received=127.0.0.1\r\n",
+            from.port()
+        )),
+        "{answer}"
+    );
 }

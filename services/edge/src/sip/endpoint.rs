@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
 
 use bytes::Bytes;
-use switchboard_sip::build::{response_to, response_with};
+use switchboard_sip::build::{received_via, response_to, response_with};
 use switchboard_sip::matching::{ClientKey, ServerKey, server_key};
 use switchboard_sip::transaction::{
     Action, InviteServer, NonInviteServer, Reliability, State, Timers,
@@ -314,6 +314,9 @@ struct ServerTransaction {
     request: Bytes,
     /// The To tag of every response but 100 (§8.2.6.2).
     to_tag: String,
+    /// The top Via as responses carry it: with `received` and `rport`
+    /// (RFC 3581), when they differ from what the request says.
+    top_via: Option<String>,
 }
 
 enum Machine {
@@ -476,6 +479,7 @@ impl Endpoint {
                 .collect();
             let bytes = response_with(
                 &message,
+                transaction.top_via.as_deref(),
                 response.code,
                 &response.reason,
                 to_tag,
@@ -531,6 +535,7 @@ impl Endpoint {
         let id = state.open(key, message, bytes, &peer, self.shared.options.timers);
         if let Some(response) = refusal {
             let to_tag = state.live[&id].to_tag.clone();
+            let top_via = state.live[&id].top_via.clone();
             let headers: Vec<(&str, &str)> = response
                 .headers
                 .iter()
@@ -538,6 +543,7 @@ impl Endpoint {
                 .collect();
             let bytes = response_with(
                 message,
+                top_via.as_deref(),
                 response.code,
                 &response.reason,
                 Some(&to_tag),
@@ -702,6 +708,7 @@ impl Transactions {
                 peer: peer.clone(),
                 request: bytes.clone(),
                 to_tag: new_tag(),
+                top_via: received_via(message, peer.remote()),
             },
         );
         id
@@ -717,7 +724,15 @@ impl Transactions {
     ) -> Vec<Notice> {
         let transaction = self.live.get_mut(&id).expect("a live transaction");
         let to_tag = (code > 100).then_some(transaction.to_tag.as_str());
-        let bytes = response_to(message, code, "", to_tag);
+        let bytes = response_with(
+            message,
+            transaction.top_via.as_deref(),
+            code,
+            "",
+            to_tag,
+            &[],
+            b"",
+        );
         let actions = transaction.machine.respond(code, bytes, now());
         self.apply(id, actions, wake)
     }
