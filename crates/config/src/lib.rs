@@ -623,6 +623,22 @@ pub struct EdgeConfig {
     /// SIP over TCP; unset for none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sip_tcp: Option<SocketAddr>,
+    /// SIP over TLS (RFC 3261 §26.2, `sips:`), usually port 5061; needs
+    /// `tls_certificate_file` and `tls_key_file`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_tls: Option<SocketAddr>,
+    /// SIP over WebSocket (RFC 7118), for browser phones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_ws: Option<SocketAddr>,
+    /// SIP over secure WebSocket; needs the TLS files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_wss: Option<SocketAddr>,
+    /// The PEM certificate chain (leaf first) of the TLS and WSS listeners.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_certificate_file: Option<PathBuf>,
+    /// Its PEM private key (PKCS #8, PKCS #1 or SEC1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key_file: Option<PathBuf>,
     /// The parent of every tenant's SIP domain: tenant `acme` registers
     /// its phones at `acme.<sip_domain>`.
     pub sip_domain: String,
@@ -650,6 +666,11 @@ impl Default for EdgeConfig {
         Self {
             sip_udp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
             sip_tcp: Some(SocketAddr::from(([127, 0, 0, 1], 5060))),
+            sip_tls: None,
+            sip_ws: None,
+            sip_wss: None,
+            tls_certificate_file: None,
+            tls_key_file: None,
             sip_domain: "sip.localhost".to_owned(),
             digest_keys: Vec::new(),
             nonce_lifetime: Duration::from_secs(300),
@@ -685,6 +706,14 @@ impl EdgeConfig {
             || self.nonce_lifetime > Duration::from_secs(3600)
         {
             return Err(value_error("edge.nonce_lifetime", "must be 10s to 1h"));
+        }
+        if (self.sip_tls.is_some() || self.sip_wss.is_some())
+            && (self.tls_certificate_file.is_none() || self.tls_key_file.is_none())
+        {
+            return Err(value_error(
+                "edge.tls_certificate_file",
+                "and edge.tls_key_file are needed for edge.sip_tls and edge.sip_wss",
+            ));
         }
         if self.per_source_burst > 0
             && !(self.per_source_rate > 0.0 && self.per_source_rate.is_finite())

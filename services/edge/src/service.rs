@@ -22,7 +22,9 @@ use crate::registrar::{Registrar, RegistrarOptions};
 use crate::signaling::Signaling;
 use crate::sip::digest::{Algorithm, Nonces};
 use crate::sip::flood::SourceLimit;
-use crate::sip::transport::{TransportOptions, Transports};
+use crate::sip::transport::{
+    TlsConfigError, TlsListener, TransportOptions, Transports, tls_server_config,
+};
 use crate::sip::{Endpoint, EndpointOptions};
 
 /// The name in `--services`.
@@ -44,12 +46,28 @@ pub struct EdgeServiceOptions {
 
 impl EdgeServiceOptions {
     /// The `[edge]` and `[events]` settings, with the digest keys the node
-    /// loaded (`edge.digest_keys`, or the generated one).
-    pub fn from_config(config: &Config, digest_keys: Vec<Vec<u8>>) -> Self {
-        Self {
+    /// loaded (`edge.digest_keys`, or the generated one). Fails when the
+    /// TLS certificate or key cannot be read or do not match.
+    pub fn from_config(config: &Config, digest_keys: Vec<Vec<u8>>) -> Result<Self, TlsConfigError> {
+        let edge = &config.edge;
+        let tls = match (&edge.tls_certificate_file, &edge.tls_key_file) {
+            (Some(certificates), Some(key)) if edge.sip_tls.is_some() || edge.sip_wss.is_some() => {
+                Some(tls_server_config(certificates, key)?)
+            }
+            _ => None,
+        };
+        let listener = |address: Option<SocketAddr>| {
+            address
+                .zip(tls.clone())
+                .map(|(address, config)| TlsListener { address, config })
+        };
+        Ok(Self {
             transports: TransportOptions {
-                udp: config.edge.sip_udp,
-                tcp: config.edge.sip_tcp,
+                udp: edge.sip_udp,
+                tcp: edge.sip_tcp,
+                tls: listener(edge.sip_tls),
+                ws: edge.sip_ws,
+                wss: listener(edge.sip_wss),
                 ..TransportOptions::default()
             },
             endpoint: EndpointOptions {
@@ -73,7 +91,7 @@ impl EdgeServiceOptions {
                 ..RegistrarOptions::default()
             },
             events: config.events.clone(),
-        }
+        })
     }
 }
 
@@ -84,8 +102,8 @@ pub struct EdgeService {
     backends: Backends,
     events: EventsConfig,
     transports: Mutex<Option<Transports>>,
-    udp: Option<SocketAddr>,
-    tcp: Option<SocketAddr>,
+    /// Every SIP listener: (transport, where).
+    listening: Vec<(&'static str, SocketAddr)>,
     sip_domain: String,
 }
 
@@ -111,8 +129,16 @@ impl EdgeService {
             service_keys,
             backends: backends.clone(),
             events: options.events,
-            udp: transports.udp(),
-            tcp: transports.tcp(),
+            listening: [
+                ("udp", transports.udp()),
+                ("tcp", transports.tcp()),
+                ("tls", transports.tls()),
+                ("ws", transports.ws()),
+                ("wss", transports.wss()),
+            ]
+            .into_iter()
+            .filter_map(|(transport, address)| address.map(|address| (transport, address)))
+            .collect(),
             transports: Mutex::new(Some(transports)),
             sip_domain: options.sip_domain,
         })
@@ -130,12 +156,21 @@ impl EdgeService {
 
     /// Where SIP over UDP is served, if it is.
     pub fn sip_udp(&self) -> Option<SocketAddr> {
-        self.udp
+        self.listener("udp")
     }
 
-    /// Where SIP over TCP is served, if it is.
-    pub fn sip_tcp(&self) -> Option<SocketAddr> {
-        self.tcp
+    /// Where SIP is served over `transport` (`udp`, `tcp`, `tls`, `ws`,
+    /// `wss`), if it is.
+    pub fn listener(&self, transport: &str) -> Option<SocketAddr> {
+        self.listening
+            .iter()
+            .find(|(name, _)| *name == transport)
+            .map(|(_, address)| *address)
+    }
+
+    /// Every SIP listener: (transport, where).
+    pub fn listening(&self) -> &[(&'static str, SocketAddr)] {
+        &self.listening
     }
 
     /// The parent of tenants' SIP domains.

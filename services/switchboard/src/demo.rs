@@ -80,22 +80,20 @@ pub struct Demo {
 
 /// Where the edge listens for SIP, and its tenants' parent domain.
 pub struct SipListeners {
-    pub udp: Option<SocketAddr>,
-    pub tcp: Option<SocketAddr>,
+    /// (transport, where).
+    pub listening: Vec<(&'static str, SocketAddr)>,
     pub domain: String,
 }
 
 impl SipListeners {
     /// The banner's line about SIP.
     pub fn banner_line(&self) -> String {
-        let listening = [
-            self.udp.map(|address| format!("udp {address}")),
-            self.tcp.map(|address| format!("tcp {address}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect::<Vec<_>>()
-        .join(", ");
+        let listening = self
+            .listening
+            .iter()
+            .map(|(transport, address)| format!("{transport} {address}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
             "  SIP       {listening} (tenants' domains: <slug>.{})",
             self.domain
@@ -439,7 +437,11 @@ impl Demo {
                     issued.username, issued.password, issued.domain
                 );
             }
-            if let Some(udp) = sip.udp {
+            if let Some((_, udp)) = sip
+                .listening
+                .iter()
+                .find(|(transport, _)| *transport == "udp")
+            {
                 println!(
                     "    register a softphone to {udp} (UDP) as one of them, or with SIPp (which needs MD5 challenged first: start dev with SWITCHBOARD_EDGE__DIGEST_ALGORITHMS='[\"MD5\",\"SHA-256\"]'):"
                 );

@@ -96,8 +96,7 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
         _ => None,
     };
     let sip = parts.edge.as_ref().map(|edge| crate::demo::SipListeners {
-        udp: edge.sip_udp(),
-        tcp: edge.sip_tcp(),
+        listening: edge.listening().to_vec(),
         domain: edge.sip_domain().to_owned(),
     });
     let node = Node::build(
@@ -220,19 +219,25 @@ async fn compose(
     let edge = if hosts(edge::NAME) {
         let digest_keys =
             crate::keys::digest_keys(config).context("cannot load the edge's digest keys")?;
-        let options = EdgeServiceOptions::from_config(config, digest_keys);
+        let options = EdgeServiceOptions::from_config(config, digest_keys).context(
+            "cannot set up the edge's TLS (edge.tls_certificate_file, edge.tls_key_file)",
+        )?;
+        let edge_config = &config.edge;
         let listening = [
-            config.edge.sip_udp.map(|a| format!("udp {a}")),
-            config.edge.sip_tcp.map(|a| format!("tcp {a}")),
+            ("udp", edge_config.sip_udp),
+            ("tcp", edge_config.sip_tcp),
+            ("tls", edge_config.sip_tls),
+            ("ws", edge_config.sip_ws),
+            ("wss", edge_config.sip_wss),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(transport, address)| address.map(|address| format!("{transport} {address}")))
         .collect::<Vec<_>>()
         .join(", ");
         Some(Arc::new(
             EdgeService::bind(options, backends, service_keys.clone())
                 .await
-                .with_context(|| format!("the edge cannot listen for SIP on {listening} (config keys edge.sip_udp, edge.sip_tcp)"))?,
+                .with_context(|| format!("the edge cannot listen for SIP on {listening} (config keys edge.sip_udp, sip_tcp, sip_tls, sip_ws, sip_wss)"))?,
         ))
     } else {
         None
