@@ -12,7 +12,8 @@
 //! user; each row carries the version (event time, µs) it was written at,
 //! so a late or replayed event never undoes a newer one.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use rand::distr::{Alphanumeric, SampleString};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
@@ -23,7 +24,7 @@ use switchboard_platform::Database;
 use switchboard_tenancy::{TenantId, UserId};
 use uuid::Uuid;
 
-use crate::registrar::{SipAccount, SipDirectory};
+use crate::registrar::{Bindings, SipAccount, SipDirectory};
 use crate::sip::digest::Algorithm;
 
 const TENANTS: &str = "edge_directory_tenants";
@@ -64,6 +65,9 @@ pub enum AccountError {
 pub struct Accounts {
     db: Database,
     sip_domain: String,
+    /// The phones' registrations, dropped with the account (revoked, its
+    /// user disabled or deleted); `None` where nothing registers.
+    bindings: Option<Bindings>,
 }
 
 fn col(name: &str) -> Alias {
@@ -76,6 +80,24 @@ impl Accounts {
         Self {
             db,
             sip_domain: sip_domain.into().to_ascii_lowercase(),
+            bindings: None,
+        }
+    }
+
+    /// Drops the phones' registrations in `bindings` whenever an account
+    /// stops working: revoked, or its user disabled or deleted in identity.
+    pub fn with_registrations(mut self, bindings: Bindings) -> Self {
+        self.bindings = Some(bindings);
+        self
+    }
+
+    async fn forget_registrations(&self, tenant: TenantId, user: UserId) {
+        if let Some(bindings) = &self.bindings
+            && let Err(error) = bindings.forget(tenant, user).await
+        {
+            // They expire on their own (an hour at most), and a REGISTER
+            // is refused meanwhile.
+            tracing::warn!(tenant_id = %tenant, %error, "a revoked account's registrations could not be dropped");
         }
     }
 
@@ -219,12 +241,18 @@ impl Accounts {
         let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
         let removed = delete_account(&transaction, tenant, user.as_uuid()).await?;
         transaction.commit().await?;
+        if removed {
+            self.forget_registrations(tenant, user).await;
+        }
         Ok(removed)
     }
 
     /// The projection of identity's events onto these tables.
     pub fn identity_projection(&self) -> Arc<dyn EventHandler> {
-        Arc::new(IdentityProjection)
+        Arc::new(IdentityProjection {
+            accounts: self.clone(),
+            pending: Mutex::new(HashMap::new()),
+        })
     }
 }
 
@@ -308,8 +336,31 @@ impl SipDirectory for Accounts {
     }
 }
 
-/// The handler of the [`PROJECTION_CONSUMER_NAME`] consumer.
-pub struct IdentityProjection;
+/// The handler of the [`PROJECTION_CONSUMER_NAME`] consumer. An event
+/// that switched an account off (its user disabled or deleted) drops the
+/// account's registrations once its transaction committed.
+pub struct IdentityProjection {
+    accounts: Accounts,
+    /// Accounts switched off by events not committed yet, by event.
+    pending: Mutex<HashMap<Uuid, (TenantId, UserId)>>,
+}
+
+/// Held switch-offs of transactions that never committed are dropped past
+/// this many (their events are retried and hold them again).
+const MAX_PENDING: usize = 100_000;
+
+impl IdentityProjection {
+    fn hold(&self, event: &Event, user: Uuid) {
+        let mut pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pending.len() >= MAX_PENDING {
+            pending.clear();
+        }
+        pending.insert(event.id, (event.tenant, UserId::from_uuid(user)));
+    }
+}
 
 fn handler_error(error: DbErr) -> HandlerError {
     HandlerError::new(error)
@@ -351,15 +402,38 @@ impl EventHandler for IdentityProjection {
                     .and_where(Expr::col(col("user_id")).eq(id))
                     .and_where(Expr::col(col("version")).lt(version))
                     .to_owned();
-                transaction.execute(&update).await.map_err(handler_error)?;
+                let changed = transaction.execute(&update).await.map_err(handler_error)?;
+                if changed.rows_affected() > 0 && user.status != "active" {
+                    self.hold(event, id);
+                }
             }
             Payload::UserDeleted(proto::UserDeleted { user_id }) => {
-                delete_account(transaction, tenant, parse_id(user_id)?)
+                let id = parse_id(user_id)?;
+                if delete_account(transaction, tenant, id)
                     .await
-                    .map_err(handler_error)?;
+                    .map_err(handler_error)?
+                {
+                    self.hold(event, id);
+                }
             }
             _ => {}
         }
         Ok(())
+    }
+
+    async fn committed(&self, events: &[Event]) {
+        let switched_off: Vec<(TenantId, UserId)> = {
+            let mut pending = self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            events
+                .iter()
+                .filter_map(|event| pending.remove(&event.id))
+                .collect()
+        };
+        for (tenant, user) in switched_off {
+            self.accounts.forget_registrations(tenant, user).await;
+        }
     }
 }

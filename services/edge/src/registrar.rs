@@ -139,6 +139,12 @@ impl Bindings {
         Ok(live)
     }
 
+    /// Drops every device of `user` (their account stopped working).
+    pub async fn forget(&self, tenant: TenantId, user: UserId) -> switchboard_platform::Result<()> {
+        self.cache.delete(&Self::key(tenant, user)).await?;
+        Ok(())
+    }
+
     async fn put(
         &self,
         tenant: TenantId,

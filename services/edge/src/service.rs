@@ -18,7 +18,7 @@ use switchboard_runtime::ServiceParts;
 use tonic::service::Routes;
 
 use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
-use crate::registrar::{Registrar, RegistrarOptions};
+use crate::registrar::{Bindings, Registrar, RegistrarOptions};
 use crate::signaling::Signaling;
 use crate::sip::digest::{Algorithm, Nonces};
 use crate::sip::flood::SourceLimit;
@@ -115,7 +115,8 @@ impl EdgeService {
         backends: &Backends,
         service_keys: Arc<ServiceKeys>,
     ) -> std::io::Result<Self> {
-        let accounts = Accounts::new(backends.database.clone(), options.sip_domain.clone());
+        let accounts = Accounts::new(backends.database.clone(), options.sip_domain.clone())
+            .with_registrations(Bindings::new(backends.cache.clone()));
         let registrar = Arc::new(Registrar::new(
             Arc::new(accounts.clone()),
             backends.cache.clone(),

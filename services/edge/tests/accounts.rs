@@ -79,6 +79,7 @@ impl Harness {
         let transaction = self.database.begin_tenant(tenant.as_uuid()).await.unwrap();
         projection.handle(&transaction, &event).await.unwrap();
         transaction.commit().await.unwrap();
+        projection.committed(std::slice::from_ref(&event)).await;
     }
 
     async fn signed_up(&self, slug: &str) -> TenantId {
@@ -301,14 +302,19 @@ async fn accounts_follow_their_users_in_identitys_events(postgres: bool) {
     );
 }
 
-async fn an_issued_account_registers_a_phone(postgres: bool) {
-    let harness = Harness::start(postgres).await;
+async fn an_issued_account_registers_a_phone_until_it_stops_working(postgres: bool) {
+    let mut harness = Harness::start(postgres).await;
+    let cache: Arc<dyn switchboard_platform::Cache> = Arc::new(MemoryCache::new());
+    harness.accounts = harness
+        .accounts
+        .clone()
+        .with_registrations(switchboard_edge::registrar::Bindings::new(cache.clone()));
     let acme = harness.signed_up("acme").await;
     let agent = UserId::new();
     let issued = harness.accounts.issue(acme, agent).await.unwrap();
     let registrar = Registrar::new(
         Arc::new(harness.accounts.clone()),
-        Arc::new(MemoryCache::new()),
+        cache,
         Nonces::new(b"test", Duration::from_secs(300)),
         RegistrarOptions::default(),
     );
@@ -369,6 +375,19 @@ async fn an_issued_account_registers_a_phone(postgres: bool) {
         .await
         .unwrap();
     assert_eq!(bound.len(), 1);
+    // The user is disabled: their phones' registrations go at once.
+    harness
+        .user_status(acme, agent, "disabled", Utc::now())
+        .await;
+    let now = std::time::SystemTime::now();
+    assert!(
+        registrar
+            .bindings()
+            .of(acme, agent, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 macro_rules! on_both_databases {
@@ -396,5 +415,5 @@ on_both_databases!(
     accounts_are_issued_rotated_and_found_by_their_tenants_domain,
     a_tenant_never_reaches_another_tenants_accounts,
     accounts_follow_their_users_in_identitys_events,
-    an_issued_account_registers_a_phone,
+    an_issued_account_registers_a_phone_until_it_stops_working,
 );
