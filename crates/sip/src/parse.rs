@@ -366,7 +366,12 @@ fn truncate(text: &str) -> &str {
 
 fn start_line(line: &str) -> Result<StartLine<'_>, Failure> {
     let bad = |detail: &str| fail("bad_start_line", 400, detail.to_owned());
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    // Bytes, not `line[..4]`: a multi-byte character may straddle byte 4.
+    if line
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"))
+    {
         let mut parts = line.splitn(3, ' ');
         let version =
             version(parts.next().unwrap_or_default()).ok_or_else(|| bad("not a SIP version"))?;

@@ -351,3 +351,26 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Found by `scripts/fuzz-sip` (the `parse` target): a start line whose
+/// fourth byte is inside a multi-byte UTF-8 character made the check for
+/// a status line (`SIP/`) slice the line mid-character and panic, a crash
+/// any datagram could cause. It is a garbled request line: dropped.
+#[test]
+fn a_multibyte_character_across_the_fourth_byte_of_the_start_line_is_no_panic() {
+    for first_line in [
+        "ABC\u{e9} sip:a@b SIP/2.0",
+        "IN\u{20ac}REGISTER sip:example.com SIP/2.0",
+        "SI\u{1f4de} 200 OK",
+        "SIP\u{e9}2.0 200 OK",
+    ] {
+        let text = INVITE.replace("INVITE sip:agent@acme.sip.example.com SIP/2.0", first_line);
+        assert_eq!(
+            verdict(&text),
+            ("bad_start_line", Refusal::Drop),
+            "{first_line:?}"
+        );
+        let bytes = sip(&text);
+        assert!(parse(&bytes, Transport::Stream, &Limits::default()).is_err());
+    }
+}
