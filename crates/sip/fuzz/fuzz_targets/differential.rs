@@ -12,9 +12,24 @@ fuzz_target!(|data: &[u8]| {
     let datagram = ours(data, Transport::Datagram, &classify::LIMITS);
     let stream = ours(data, Transport::Stream, &classify::LIMITS);
     let runs = [
-        ("rsipstack", Transport::Datagram, &datagram, oracles::rsip_datagram(data)),
-        ("rsipstack", Transport::Stream, &stream, oracles::rsip_stream(data)),
-        ("ezk", Transport::Datagram, &datagram, oracles::ezk_datagram(data)),
+        (
+            "rsipstack",
+            Transport::Datagram,
+            &datagram,
+            oracles::rsip_datagram(data),
+        ),
+        (
+            "rsipstack",
+            Transport::Stream,
+            &stream,
+            oracles::rsip_stream(data),
+        ),
+        (
+            "ezk",
+            Transport::Datagram,
+            &datagram,
+            oracles::ezk_datagram(data),
+        ),
     ];
     for (oracle, transport, ours, theirs) in &runs {
         if let Some(divergence) = classify::compare(oracle, *transport, data, ours, theirs) {

@@ -83,20 +83,36 @@ impl Facts<'_> {
 /// Methods the oracles' closed enums know (rsipstack matches them in any
 /// case; ezk reads any other as an extension, but see `ezk-method-prefix`).
 const CLOSED_METHODS: [&str; 14] = [
-    "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS", "PRACK", "PUBLISH",
-    "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
 ];
 
 /// The known differences, from the issue and DEPENDENCIES.md's SIP row.
 pub const KNOWN: &[(&str, Rule)] = &[
     // RFC 4475 §3.1.2.16 (badvers): SIP/7.0 is answered 505; the
     // oracle takes any version.
-    ("sip-version", |f| f.they_accept() && f.our_refusal().is_some_and(|(label, _)| label == "version")),
+    ("sip-version", |f| {
+        f.they_accept() && f.our_refusal().is_some_and(|(label, _)| label == "version")
+    }),
     // RFC 4475 §3.1.2.3 (ncl), RFC 3261 §20.14: Content-Length is
     // 1*DIGIT; a sign, a fraction or a value too large to be a length is
     // a 400, where the oracle reads 0 or ignores the header.
     ("content-length-not-digits", |f| {
-        f.they_accept() && f.our_refusal().is_some_and(|(label, _)| label == "bad_content_length")
+        f.they_accept()
+            && f.our_refusal()
+                .is_some_and(|(label, _)| label == "bad_content_length")
     }),
     // RFC 3261 §7.3.1: a header line is `name: value`; one without a
     // colon is malformed, where the oracle drops the line.
@@ -111,8 +127,10 @@ pub const KNOWN: &[(&str, Rule)] = &[
     // the oracle's closed Method enum refuses it.
     ("closed-method-enum", |f| {
         f.we_accept()
-            && f.their_refusal().is_some_and(|label| label.trim_start_matches("codec:") == "method")
-            && f.our_method().is_some_and(|method| !CLOSED_METHODS.contains(&method))
+            && f.their_refusal()
+                .is_some_and(|label| label.trim_start_matches("codec:") == "method")
+            && f.our_method()
+                .is_some_and(|method| !CLOSED_METHODS.contains(&method))
     }),
     // ezk's Request-URI is a SIP URI only: `tel:` or any other absolute
     // URI (RFC 3261 §19.1 and §25.1 allow any, §8.2.2.1 answers an
@@ -124,12 +142,16 @@ pub const KNOWN: &[(&str, Rule)] = &[
         f.oracle == "ezk"
             && f.we_accept()
             && f.their_refusal() == Some("start_line")
-            && f.request_uri().is_some_and(|uri| switchboard_sip::uri::parse_sip_uri(uri).is_err())
+            && f.request_uri()
+                .is_some_and(|uri| switchboard_sip::uri::parse_sip_uri(uri).is_err())
     }),
     // Our configured limits (16 KiB of head, 64 KiB of body, 256
     // headers): past them a request is answered 413 (RFC 3261 §21.4.11)
     // or dropped; the oracles have none as low.
-    ("our-size-limits", |f| f.our_refusal().is_some_and(|(label, _)| label == "too_large")),
+    ("our-size-limits", |f| {
+        f.our_refusal()
+            .is_some_and(|(label, _)| label == "too_large")
+    }),
     // RFC 3261 §7.3.1: a header continues on a line starting with
     // whitespace (RFC 4475 §3.1.1.1, wsinv); an oracle that refuses a
     // folded message.
@@ -150,32 +172,48 @@ pub const TRIAGED: &[(&str, Rule)] = &[
     // The oracle accepts what RFC 3261's grammar or RFC 4475 makes a 400
     // (or a drop): one class per reason of ours, each in README.md.
     ("lenient-cseq", |f| refused_for(f, &["bad_cseq"])),
-    ("lenient-from-to", |f| refused_for(f, &["bad_from", "bad_to"])),
+    ("lenient-from-to", |f| {
+        refused_for(f, &["bad_from", "bad_to"])
+    }),
     ("lenient-via", |f| refused_for(f, &["bad_via"])),
-    ("lenient-max-forwards", |f| refused_for(f, &["bad_max_forwards"])),
+    ("lenient-max-forwards", |f| {
+        refused_for(f, &["bad_max_forwards"])
+    }),
     ("lenient-header-name", |f| {
         f.they_accept()
             && f.our_refusal().is_some_and(|(label, detail)| {
                 label == "bad_header" && detail.starts_with("not a header name")
             })
     }),
-    ("lenient-request-line", |f| refused_for(f, &["bad_start_line"])),
-    ("lenient-line-ends", |f| refused_for(f, &["bare_line_break", "no_end_of_headers"])),
+    ("lenient-request-line", |f| {
+        refused_for(f, &["bad_start_line"])
+    }),
+    ("lenient-line-ends", |f| {
+        refused_for(f, &["bare_line_break", "no_end_of_headers"])
+    }),
     ("lenient-utf8", |f| refused_for(f, &["not_utf8"])),
-    ("lenient-mandatory-headers", |f| refused_for(f, &["missing_header"])),
-    ("lenient-repeated-headers", |f| refused_for(f, &["repeated_header"])),
+    ("lenient-mandatory-headers", |f| {
+        refused_for(f, &["missing_header"])
+    }),
+    ("lenient-repeated-headers", |f| {
+        refused_for(f, &["repeated_header"])
+    }),
     ("lenient-content-length-framing", |f| {
         refused_for(f, &["content_length_mismatch", "content_length_missing"])
     }),
     // rsipstack's transaction key needs a From tag: RFC 2543 requests
     // have none (RFC 3261 §8.1.1.3, §12.1.1; RFC 4475 §3.4.1).
     ("rsip-needs-from-tag", |f| {
-        f.we_accept() && f.their_refusal().is_some_and(|label| label.ends_with("from_tag"))
+        f.we_accept()
+            && f.their_refusal()
+                .is_some_and(|label| label.ends_with("from_tag"))
     }),
     // rsipstack's typed Via knows a fixed list of transports; RFC 3261
     // §25.1 has `other-transport = token`.
     ("rsip-closed-via-transport", |f| {
-        f.we_accept() && f.their_refusal().is_some_and(|label| label.ends_with("via_transport"))
+        f.we_accept()
+            && f.their_refusal()
+                .is_some_and(|label| label.ends_with("via_transport"))
     }),
     // rsipstack takes a datagram without Content-Length as having no
     // body; RFC 3261 §18.3: the body runs to the end of the datagram.
@@ -188,7 +226,9 @@ pub const TRIAGED: &[(&str, Rule)] = &[
 
 /// The oracle accepts what we refuse for one of `labels`.
 fn refused_for(f: &Facts<'_>, labels: &[&str]) -> bool {
-    f.they_accept() && f.our_refusal().is_some_and(|(label, _)| labels.contains(&label))
+    f.they_accept()
+        && f.our_refusal()
+            .is_some_and(|(label, _)| labels.contains(&label))
 }
 
 /// Whether `head` has a header named one of `names` (lower case).
@@ -217,7 +257,11 @@ pub fn compare(
             let field = first_difference(a, b)?;
             (
                 format!("content:{field}"),
-                format!("both accept; ours reads {}, {oracle} reads {}", show(a, field), show(b, field)),
+                format!(
+                    "both accept; ours reads {}, {oracle} reads {}",
+                    show(a, field),
+                    show(b, field)
+                ),
             )
         }
         (Outcome::Refuse { .. }, Outcome::Refuse { .. }) | (Outcome::Wait, Outcome::Wait) => {
@@ -231,22 +275,29 @@ pub fn compare(
             format!("oracle-refuses:{label}"),
             format!("ours accepts; {oracle} refuses ({detail})"),
         ),
-        (Outcome::Wait, Outcome::Accept(_)) => {
-            ("ours-waits:oracle-accepts".to_owned(), format!("ours waits; {oracle} accepts"))
-        }
+        (Outcome::Wait, Outcome::Accept(_)) => (
+            "ours-waits:oracle-accepts".to_owned(),
+            format!("ours waits; {oracle} accepts"),
+        ),
         (Outcome::Wait, Outcome::Refuse { label, detail }) => (
             format!("ours-waits:oracle-refuses:{label}"),
             format!("ours waits; {oracle} refuses ({detail})"),
         ),
-        (Outcome::Accept(_), Outcome::Wait) => {
-            ("oracle-waits:ours-accepts".to_owned(), format!("ours accepts; {oracle} waits"))
-        }
+        (Outcome::Accept(_), Outcome::Wait) => (
+            "oracle-waits:ours-accepts".to_owned(),
+            format!("ours accepts; {oracle} waits"),
+        ),
         (Outcome::Refuse { label, detail }, Outcome::Wait) => (
             format!("oracle-waits:ours-refuses:{label}"),
             format!("ours refuses ({detail}); {oracle} waits"),
         ),
     };
-    let facts = Facts { oracle, input, ours, theirs };
+    let facts = Facts {
+        oracle,
+        input,
+        ours,
+        theirs,
+    };
     let known = KNOWN
         .iter()
         .chain(TRIAGED)

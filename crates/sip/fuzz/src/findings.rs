@@ -37,7 +37,11 @@ fn state() -> &'static Mutex<State> {
                 if let Some(stem) = name.strip_suffix(".txt")
                     && let Some((signature, _)) = stem.rsplit_once("--")
                 {
-                    let key = if known { format!("known/{signature}") } else { signature.to_owned() };
+                    let key = if known {
+                        format!("known/{signature}")
+                    } else {
+                        signature.to_owned()
+                    };
                     *counts.entry(key).or_default() += 1;
                 }
             }
@@ -50,9 +54,15 @@ fn state() -> &'static Mutex<State> {
 /// signature has its samples already. `known` files it as a known class.
 pub fn record(signature: &str, reason: &str, input: &[u8], known: bool) {
     let file_stem = sanitize(signature);
-    let mut state = state().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut state = state()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let (key, cap, dir) = if known {
-        (format!("known/{file_stem}"), PER_KNOWN_CLASS, state.dir.join("known"))
+        (
+            format!("known/{file_stem}"),
+            PER_KNOWN_CLASS,
+            state.dir.join("known"),
+        )
     } else {
         (file_stem.clone(), PER_SIGNATURE, state.dir.clone())
     };

@@ -19,7 +19,10 @@ pub enum Outcome {
     Wait,
     /// Refused: a label (stable across inputs, for classification) and a
     /// detail (for the findings' one-line reason).
-    Refuse { label: String, detail: String },
+    Refuse {
+        label: String,
+        detail: String,
+    },
 }
 
 /// The facts of an accepted message the differential compares.

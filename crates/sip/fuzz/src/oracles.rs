@@ -16,11 +16,11 @@
 //!   `BaseHeaders::extract_from` (Via list, From, To, Call-ID, CSeq).
 
 use bytes::{Bytes, BytesMut};
+use ezk_sip_types::_private_reexport::nom;
 use ezk_sip_types::header::typed::{CSeq, CallID, ContentLength, FromTo, Via as EzkVia};
 use ezk_sip_types::msg::{Line, MessageLine, PullParser};
 use ezk_sip_types::parse::Parse;
 use ezk_sip_types::{Headers, Name};
-use ezk_sip_types::_private_reexport::nom;
 use rsipstack::sip::{HeadersExt, SipMessage};
 use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transport::stream::{SipCodec, SipCodecType};
@@ -55,14 +55,18 @@ pub fn rsip_stream(bytes: &[u8]) -> Outcome {
             Ok(Some(SipCodecType::Message(message))) => return rsip_accept(&message),
             Ok(Some(_keepalive)) => continue,
             Ok(None) => return Outcome::Wait,
-            Err(error) => return refuse(format!("codec:{}", rsip_label(&error.to_string())), error),
+            Err(error) => {
+                return refuse(format!("codec:{}", rsip_label(&error.to_string())), error);
+            }
         }
     }
 }
 
 fn rsip_accept(message: &SipMessage) -> Outcome {
     let key = match message {
-        SipMessage::Request(request) => TransactionKey::from_request(request, TransactionRole::Server),
+        SipMessage::Request(request) => {
+            TransactionKey::from_request(request, TransactionRole::Server)
+        }
         SipMessage::Response(response) => {
             TransactionKey::from_response(response, TransactionRole::Client)
         }
@@ -71,10 +75,14 @@ fn rsip_accept(message: &SipMessage) -> Outcome {
         return refuse(format!("key:{}", rsip_label(&error.to_string())), error);
     }
     let (method, status, body) = match message {
-        SipMessage::Request(request) => (Some(request.method.to_string()), None, request.body.clone()),
-        SipMessage::Response(response) => {
-            (None, Some(response.status_code.code()), response.body.clone())
+        SipMessage::Request(request) => {
+            (Some(request.method.to_string()), None, request.body.clone())
         }
+        SipMessage::Response(response) => (
+            None,
+            Some(response.status_code.code()),
+            response.body.clone(),
+        ),
     };
     let cseq = message
         .cseq_header()

@@ -74,10 +74,7 @@ fn check_one(input: &[u8], transport: Transport, limits: &Limits) {
                     assert!(request.is_request(), "only requests are answered");
                     within_message(input, request);
                     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
-                        assert!(
-                            request.header(name).is_some(),
-                            "answered without {name}"
-                        );
+                        assert!(request.header(name).is_some(), "answered without {name}");
                     }
                     // Building the answer never panics (whether it parses
                     // depends on how malformed the request's headers are).
@@ -92,15 +89,34 @@ fn check_one(input: &[u8], transport: Transport, limits: &Limits) {
 }
 
 /// The properties of an accepted message.
-fn accepted(input: &[u8], transport: Transport, limits: &Limits, message: &Message<'_>, used: usize) {
-    assert!(used > 0 && used <= input.len(), "consumed {used} of {}", input.len());
+fn accepted(
+    input: &[u8],
+    transport: Transport,
+    limits: &Limits,
+    message: &Message<'_>,
+    used: usize,
+) {
+    assert!(
+        used > 0 && used <= input.len(),
+        "consumed {used} of {}",
+        input.len()
+    );
     within_message(input, message);
     let skipped = leading_crlfs(input);
     let rest = &input[skipped..];
     let head_len = find(rest, b"\r\n\r\n").expect("an accepted head ends with an empty line");
-    assert!(head_len <= limits.max_head, "a head over the limit accepted");
-    assert!(message.headers.len() <= limits.max_headers, "too many headers accepted");
-    assert!(message.body.len() <= limits.max_body, "a body over the limit accepted");
+    assert!(
+        head_len <= limits.max_head,
+        "a head over the limit accepted"
+    );
+    assert!(
+        message.headers.len() <= limits.max_headers,
+        "too many headers accepted"
+    );
+    assert!(
+        message.body.len() <= limits.max_body,
+        "a body over the limit accepted"
+    );
     // The body is the bytes right after the head, and the message ends
     // where the body does.
     let body_start = skipped + head_len + 4;
@@ -109,7 +125,11 @@ fn accepted(input: &[u8], transport: Transport, limits: &Limits, message: &Messa
         input.as_ptr() as usize + body_start,
         "the body starts right after the head"
     );
-    assert_eq!(body_start + message.body.len(), used, "the message ends with its body");
+    assert_eq!(
+        body_start + message.body.len(),
+        used,
+        "the message ends with its body"
+    );
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         assert!(message.header(name).is_some(), "accepted without {name}");
     }
@@ -121,17 +141,40 @@ fn accepted(input: &[u8], transport: Transport, limits: &Limits, message: &Messa
                 .value
                 .parse()
                 .expect("an accepted Content-Length is a number");
-            assert_eq!(length, message.body.len() as u64, "Content-Length is the body's length");
+            assert_eq!(
+                length,
+                message.body.len() as u64,
+                "Content-Length is the body's length"
+            );
         }
         None => {
-            assert_eq!(transport, Transport::Datagram, "a stream message without Content-Length accepted");
-            assert_eq!(used, input.len(), "without Content-Length a datagram's body is the rest");
+            assert_eq!(
+                transport,
+                Transport::Datagram,
+                "a stream message without Content-Length accepted"
+            );
+            assert_eq!(
+                used,
+                input.len(),
+                "without Content-Length a datagram's body is the rest"
+            );
         }
     }
-    if let StartLine::Request { method, version, .. } = &message.start {
-        assert_eq!(*version, switchboard_sip::Version::SIP_2_0, "only SIP/2.0 requests are accepted");
+    if let StartLine::Request {
+        method, version, ..
+    } = &message.start
+    {
+        assert_eq!(
+            *version,
+            switchboard_sip::Version::SIP_2_0,
+            "only SIP/2.0 requests are accepted"
+        );
         let (_, cseq_method) = message.cseq().expect("an accepted CSeq reads");
-        assert_eq!(cseq_method, method.as_str(), "the CSeq method is the request's");
+        assert_eq!(
+            cseq_method,
+            method.as_str(),
+            "the CSeq method is the request's"
+        );
         assert_eq!(
             Method::from_token(method.as_str()),
             *method,
@@ -163,9 +206,17 @@ fn reserialized(message: &Message<'_>, transport: Transport) {
         StartLine::Request { method, uri, .. } => {
             out.extend_from_slice(format!("{} {} SIP/2.0\r\n", method.as_str(), uri).as_bytes());
         }
-        StartLine::Response { version, code, reason } => {
+        StartLine::Response {
+            version,
+            code,
+            reason,
+        } => {
             out.extend_from_slice(
-                format!("SIP/{}.{} {code} {reason}\r\n", version.major, version.minor).as_bytes(),
+                format!(
+                    "SIP/{}.{} {code} {reason}\r\n",
+                    version.major, version.minor
+                )
+                .as_bytes(),
             );
         }
     }
@@ -182,15 +233,25 @@ fn reserialized(message: &Message<'_>, transport: Transport) {
         ),
     };
     assert_eq!(used, out.len(), "the re-serialized message is read whole");
-    assert_eq!(again.start, message.start, "the start line survives re-serialization");
+    assert_eq!(
+        again.start, message.start,
+        "the start line survives re-serialization"
+    );
     let names = |m: &Message<'_>| -> Vec<(String, String)> {
         m.headers
             .iter()
             .map(|h| (h.name.to_owned(), h.value.to_string()))
             .collect()
     };
-    assert_eq!(names(&again), names(message), "the headers survive re-serialization");
-    assert_eq!(again.body, message.body, "the body survives re-serialization");
+    assert_eq!(
+        names(&again),
+        names(message),
+        "the headers survive re-serialization"
+    );
+    assert_eq!(
+        again.body, message.body,
+        "the body survives re-serialization"
+    );
 }
 
 /// A message a stream accepts is the same message as a datagram of
@@ -213,16 +274,23 @@ fn transports_agree(
             assert_eq!(again_used, used, "{other:?} reads as many bytes");
             assert_eq!(&again, message, "{other:?} reads the same message");
         }
-        result => panic!(
-            "accepted on {transport:?}, its own bytes are not on {other:?}: {result:?}"
-        ),
+        result => {
+            panic!("accepted on {transport:?}, its own bytes are not on {other:?}: {result:?}")
+        }
     }
 }
 
 /// Every strict prefix of a message a stream accepts waits for more:
 /// a message must not be refused for arriving in pieces.
 fn prefixes_wait(input: &[u8], limits: &Limits, head_end: usize, used: usize) {
-    let mut cuts = vec![used - 1, used / 2, head_end, head_end + 1, head_end + 2, head_end + 3];
+    let mut cuts = vec![
+        used - 1,
+        used / 2,
+        head_end,
+        head_end + 1,
+        head_end + 2,
+        head_end + 3,
+    ];
     // The neighbourhood of the head limit, where "too long" is decided.
     let limit_at = leading_crlfs(input) + limits.max_head;
     cuts.extend(limit_at.saturating_sub(1)..=limit_at + 4);
@@ -257,7 +325,11 @@ fn layers_above(message: &Message<'_>) {
                 String::from_utf8_lossy(&response)
             ),
         };
-        assert_eq!(parsed.cseq(), message.cseq(), "the response's CSeq is the request's");
+        assert_eq!(
+            parsed.cseq(),
+            message.cseq(),
+            "the response's CSeq is the request's"
+        );
         if *method == Method::Invite {
             let cancel = cancel_for(message).expect("an accepted INVITE can be cancelled");
             if let Err(error) = parse(&cancel, Transport::Stream, &ROOMY) {
@@ -303,7 +375,10 @@ fn within_message(input: &[u8], message: &Message<'_>) {
 }
 
 fn within(input: &[u8], part: &[u8], what: &str) {
-    let (start, end) = (input.as_ptr() as usize, input.as_ptr() as usize + input.len());
+    let (start, end) = (
+        input.as_ptr() as usize,
+        input.as_ptr() as usize + input.len(),
+    );
     let (part_start, part_end) = (part.as_ptr() as usize, part.as_ptr() as usize + part.len());
     // A known method is a static string, and an empty slice (a refused
     // request's body) points anywhere: only borrowed ones are checked.
