@@ -384,6 +384,11 @@ fn start_line(line: &str) -> Result<StartLine<'_>, Failure> {
             return Err(bad("a status code is 100 to 699"));
         }
         let reason = parts.next().ok_or_else(|| bad("no reason phrase"))?;
+        // The head is split at CRLFs only: a bare CR or LF left in the
+        // reason phrase (§25.1 allows neither) would ride along with it.
+        if reason.contains(['\r', '\n']) {
+            return Err(bad("a bare CR or LF in the reason phrase"));
+        }
         return Ok(StartLine::Response {
             version,
             code,

@@ -374,3 +374,40 @@ fn a_multibyte_character_across_the_fourth_byte_of_the_start_line_is_no_panic() 
         assert!(parse(&bytes, Transport::Stream, &Limits::default()).is_err());
     }
 }
+
+/// Found by `scripts/fuzz-sip` (the `differential` target: ezk and
+/// rsipstack split at the bare LF where we did not): the head is split at
+/// CRLFs, and a bare CR or LF in a response's reason phrase stayed in it,
+/// so a response whose status line carried `\nVia: …` was accepted with
+/// that text as its reason phrase (a header smuggled past every check,
+/// for whoever logs or forwards the phrase). RFC 3261 §25.1's
+/// Reason-Phrase has no CR or LF: a malformed response, dropped.
+#[test]
+fn a_bare_cr_or_lf_in_a_reason_phrase_is_refused() {
+    let response = "SIP/2.0 503 Service Unavailable
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds
+To: <sip:agent@acme.sip.example.com>;tag=a
+From: <sip:+12125550199@carrier.example.net>;tag=1928301774
+Call-ID: a84b4c76e66710@192.0.2.1
+CSeq: 314159 INVITE
+Content-Length: 0
+
+";
+    let crlf = String::from_utf8(sip(response)).unwrap();
+    assert!(parse(crlf.as_bytes(), Transport::Datagram, &Limits::default()).is_ok());
+    // Line ends are CRLF but for the bare CR or LF in the reason phrase.
+    for smuggled in [
+        "Unavailable\nVia: SIP/2.0/TCP evil",
+        "Unavailable\rX",
+        "K\n\rOVia: x",
+    ] {
+        let text = crlf.replace("Unavailable", smuggled);
+        let malformed =
+            parse(text.as_bytes(), Transport::Datagram, &Limits::default()).unwrap_err();
+        assert_eq!(
+            (malformed.reason, malformed.refusal),
+            ("bad_start_line", Refusal::Drop),
+            "{smuggled:?}"
+        );
+    }
+}
