@@ -112,7 +112,9 @@ pub fn parse<'a>(
     let skipped = leading_crlfs(bytes);
     let input = &bytes[skipped..];
     let Some(head_end) = find(input, b"\r\n\r\n") else {
-        if transport == Transport::Stream && input.len() <= limits.max_head {
+        // A head of up to max_head bytes may still lack (the rest of) the
+        // CRLF CRLF after it: up to max_head + 3 bytes, wait.
+        if transport == Transport::Stream && input.len() < limits.max_head.saturating_add(4) {
             return Ok(None);
         }
         let (reason, status, detail) = if input.len() > limits.max_head {
