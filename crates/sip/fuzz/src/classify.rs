@@ -69,6 +69,48 @@ impl Facts<'_> {
             _ => false,
         }
     }
+    /// Whether the two readings of the method or of the CSeq method are
+    /// the same name in another case, or one is a prefix of the other.
+    fn methods_differ_by_case_or_prefix(&self) -> bool {
+        let (Outcome::Accept(a), Outcome::Accept(b)) = (self.ours, self.theirs) else {
+            return false;
+        };
+        let pairs = [
+            (
+                a.method.clone().unwrap_or_default(),
+                b.method.clone().unwrap_or_default(),
+            ),
+            (
+                a.cseq.clone().map(|c| c.1).unwrap_or_default(),
+                b.cseq.clone().map(|c| c.1).unwrap_or_default(),
+            ),
+        ];
+        pairs.iter().any(|(ours, theirs)| {
+            ours != theirs
+                && (ours.eq_ignore_ascii_case(theirs)
+                    || ours
+                        .to_ascii_uppercase()
+                        .starts_with(&theirs.to_ascii_uppercase()))
+        }) && a.call_id == b.call_id
+            && a.body == b.body
+    }
+    /// Whether our reading of header `name`'s URI is not a SIP URI our
+    /// `parse_sip_uri` accepts.
+    fn name_addr_uri_is_not_sip(&self, name: &str) -> bool {
+        let Ok(Some((message, _))) =
+            switchboard_sip::parse(self.input, Transport::Datagram, &LIMITS)
+        else {
+            return false;
+        };
+        message
+            .header(name)
+            .and_then(|header| {
+                switchboard_sip::values::parse_name_addr(&header.value)
+                    .ok()
+                    .map(|addr| switchboard_sip::uri::parse_sip_uri(addr.uri).is_err())
+            })
+            .unwrap_or(false)
+    }
     fn head(&self) -> &[u8] {
         let end = find(self.input, b"\r\n\r\n").unwrap_or(self.input.len());
         &self.input[..end]
@@ -132,16 +174,26 @@ pub const KNOWN: &[(&str, Rule)] = &[
             && f.our_method()
                 .is_some_and(|method| !CLOSED_METHODS.contains(&method))
     }),
-    // ezk's Request-URI is a SIP URI only: `tel:` or any other absolute
-    // URI (RFC 3261 §19.1 and §25.1 allow any, §8.2.2.1 answers an
-    // unsupported scheme 416, RFC 4475 §3.3.2/§3.3.3) fails its request
-    // line. Our parser checks the Request-URI's absolute-URI shape and
-    // leaves the scheme's own grammar to the layer that routes on it, so
-    // a `sip:` URI that our `parse_sip_uri` refuses too is this case.
-    ("ezk-request-uri-sip-only", |f| {
-        f.oracle == "ezk"
-            && f.we_accept()
-            && f.their_refusal() == Some("start_line")
+    // ezk's Request-URI is a SIP URI only (the issue: "ezk refusing
+    // `<sip:…>` in a Request-URI"), and rsipstack's nearly so: `tel:` or
+    // any other absolute URI (RFC 3261 §19.1 and §25.1 allow any,
+    // §8.2.2.1 answers an unsupported scheme 416, RFC 4475 §3.3.2 and
+    // §3.3.3) fails their request line. Our parser checks the
+    // Request-URI's absolute-URI shape and leaves the scheme's own
+    // grammar to the layer that routes on it, so a `sip:` URI that our
+    // `parse_sip_uri` refuses too is this case.
+    ("request-uri-grammar-left-to-routing", |f| {
+        f.we_accept()
+            && f.their_refusal().is_some_and(|label| {
+                [
+                    "start_line",
+                    "uri",
+                    "request_line",
+                    "codec:uri",
+                    "codec:request_line",
+                ]
+                .contains(&label)
+            })
             && f.request_uri()
                 .is_some_and(|uri| switchboard_sip::uri::parse_sip_uri(uri).is_err())
     }),
@@ -179,12 +231,10 @@ pub const TRIAGED: &[(&str, Rule)] = &[
     ("lenient-max-forwards", |f| {
         refused_for(f, &["bad_max_forwards"])
     }),
-    ("lenient-header-name", |f| {
-        f.they_accept()
-            && f.our_refusal().is_some_and(|(label, detail)| {
-                label == "bad_header" && detail.starts_with("not a header name")
-            })
-    }),
+    // Header lines (the colon-less one is a known difference above):
+    // a name that is not a token (RFC 3261 §7.3.1, §25.1 header-name),
+    // a continuation line before any header (§7.3.1 folds a header).
+    ("lenient-header-lines", |f| refused_for(f, &["bad_header"])),
     ("lenient-request-line", |f| {
         refused_for(f, &["bad_start_line"])
     }),
@@ -200,6 +250,68 @@ pub const TRIAGED: &[(&str, Rule)] = &[
     }),
     ("lenient-content-length-framing", |f| {
         refused_for(f, &["content_length_mismatch", "content_length_missing"])
+    }),
+    // Method names are case-sensitive (RFC 3261 §7.1, §20.16 for CSeq):
+    // `iNVITE` is an extension method, not INVITE. rsipstack's Method
+    // matches in any case; ezk's matches a known name in any case, and
+    // as a prefix (`INVITEX` reads as INVITE).
+    ("oracle-method-case-or-prefix", |f| {
+        (f.content_differs_in("method") || f.content_differs_in("cseq"))
+            && f.methods_differ_by_case_or_prefix()
+    }),
+    // RFC 3261 §7.5: CRLFs before the start line are ignored (we do on
+    // either transport); the oracles' datagram paths take them for an
+    // empty start line or an empty head.
+    ("leading-crlfs", |f| {
+        f.we_accept() && f.their_refusal().is_some() && f.input.starts_with(b"\r\n")
+    }),
+    // RFC 3261 §7.1: "The SIP-Version string is case-insensitive";
+    // rsipstack reads `sIP/2.0 200 OK` as a request with method `sIP/2.0`.
+    ("version-literal-case", |f| {
+        let start = &f.input[leading_crlfs(f.input)..];
+        f.we_accept()
+            && f.their_refusal().is_some()
+            && start.len() >= 4
+            && start[..4].eq_ignore_ascii_case(b"SIP/")
+            && &start[..4] != b"SIP/"
+    }),
+    // RFC 3261 §25.1: a URI header's value may hold `?`, `:`, `/`, `[`,
+    // `]`, `+`, `$` unescaped (hnv-unreserved); ezk's SIP URI refuses
+    // them (RFC 4475 §3.1.2.11's escruri, mutated).
+    ("ezk-uri-header-characters", |f| {
+        f.oracle == "ezk"
+            && f.we_accept()
+            && f.their_refusal() == Some("start_line")
+            && f.request_uri().is_some_and(|uri| {
+                uri.split_once('?').is_some_and(|(_, headers)| {
+                    headers.contains(['?', ':', '/', '[', ']', '+', '$'])
+                })
+            })
+    }),
+    // ezk's name-addr holds a SIP URI only; RFC 3261 §25.1 (addr-spec =
+    // SIP-URI / SIPS-URI / absoluteURI) and RFC 4475 §3.3.4 (unksm2:
+    // `To: isbn:…`, `From: <http://…>`) allow any. As for the
+    // Request-URI, our parser checks the absolute-URI shape only.
+    ("name-addr-uri-grammar-left-to-routing", |f| {
+        f.oracle == "ezk"
+            && f.we_accept()
+            && f.their_refusal()
+                .is_some_and(|label| label == "malformed:From" || label == "malformed:To")
+            && f.name_addr_uri_is_not_sip(
+                f.their_refusal()
+                    .unwrap_or_default()
+                    .trim_start_matches("malformed:"),
+            )
+    }),
+    // rsipstack's stream codec finds Content-Length only as `name:` with
+    // no whitespace before the colon and the value on the same line;
+    // RFC 3261 §7.3.1 allows both (RFC 4475 §3.1.1.1, wsinv:
+    // `Content-Length   : 150`). It frames the message without its body
+    // (the body becomes the next message) where we wait for the body.
+    ("rsip-codec-content-length-spelling", |f| {
+        f.oracle == "rsipstack"
+            && matches!(f.ours, Outcome::Wait)
+            && content_length_spelled_loosely(f.head())
     }),
     // rsipstack's transaction key needs a From tag: RFC 2543 requests
     // have none (RFC 3261 §8.1.1.3, §12.1.1; RFC 4475 §3.4.1).
@@ -223,6 +335,34 @@ pub const TRIAGED: &[(&str, Rule)] = &[
             && !has_header(f.head(), &["content-length", "l"])
     }),
 ];
+
+/// Whether a Content-Length header (or `l`) has whitespace before its
+/// colon or its value on a continuation line.
+fn content_length_spelled_loosely(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    lines.iter().enumerate().skip(1).any(|(index, line)| {
+        let Some((name, value)) = line.split_once(':') else {
+            return false;
+        };
+        let trimmed = name.trim_end_matches([' ', '\t']);
+        let is_length =
+            trimmed.eq_ignore_ascii_case("content-length") || trimmed.eq_ignore_ascii_case("l");
+        let folded = value.trim().is_empty()
+            && lines
+                .get(index + 1)
+                .is_some_and(|next| next.starts_with([' ', '\t']));
+        is_length && (trimmed.len() != name.len() || folded)
+    })
+}
+
+fn leading_crlfs(bytes: &[u8]) -> usize {
+    let mut at = 0;
+    while bytes[at..].starts_with(b"\r\n") {
+        at += 2;
+    }
+    at
+}
 
 /// The oracle accepts what we refuse for one of `labels`.
 fn refused_for(f: &Facts<'_>, labels: &[&str]) -> bool {

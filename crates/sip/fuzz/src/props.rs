@@ -42,10 +42,26 @@ const ROOMY: Limits = Limits {
     max_headers: usize::MAX,
 };
 
-/// Every property, on every configuration.
+/// Every property, on every configuration, and with limits at the
+/// input's own sizes (its head exactly `max_head` bytes, …), so that the
+/// edges of the limits are reached on every input with a head.
 pub fn check(input: &[u8]) {
     for (transport, limits) in &CONFIGS {
         check_one(input, *transport, limits);
+    }
+    let skipped = leading_crlfs(input);
+    if let Some(head) = find(&input[skipped..], b"\r\n\r\n") {
+        let exact = Limits {
+            max_head: head,
+            max_body: input.len() - skipped - head - 4,
+            max_headers: input[skipped..skipped + head]
+                .windows(2)
+                .filter(|w| w == b"\r\n")
+                .count(),
+        };
+        for transport in [Transport::Datagram, Transport::Stream] {
+            check_one(input, transport, &exact);
+        }
     }
 }
 
@@ -102,6 +118,7 @@ fn accepted(
         input.len()
     );
     within_message(input, message);
+    no_line_breaks(message);
     let skipped = leading_crlfs(input);
     let rest = &input[skipped..];
     let head_len = find(rest, b"\r\n\r\n").expect("an accepted head ends with an empty line");
@@ -353,6 +370,26 @@ fn layers_above(message: &Message<'_>) {
             .expect("a fixed request")
             .expect("complete");
         let _ = Dialog::as_uac(&request, message);
+    }
+}
+
+/// No CR or LF is left in what an accepted message's lines hold: the
+/// head is split at CRLFs only, and a bare one would smuggle a line.
+fn no_line_breaks(message: &Message<'_>) {
+    let parts: Vec<&str> = match &message.start {
+        StartLine::Request { method, uri, .. } => vec![method.as_str(), uri],
+        StartLine::Response { reason, .. } => vec![reason],
+    };
+    for part in parts.into_iter().chain(
+        message
+            .headers
+            .iter()
+            .flat_map(|h| [h.name, h.value.as_ref()]),
+    ) {
+        assert!(
+            !part.contains(['\r', '\n']),
+            "a bare CR or LF accepted in {part:?}"
+        );
     }
 }
 
