@@ -112,7 +112,9 @@ pub fn parse<'a>(
     let skipped = leading_crlfs(bytes);
     let input = &bytes[skipped..];
     let Some(head_end) = find(input, b"\r\n\r\n") else {
-        if transport == Transport::Stream && input.len() <= limits.max_head {
+        // A head of up to max_head bytes may still lack (the rest of) the
+        // CRLF CRLF after it: up to max_head + 3 bytes, wait.
+        if transport == Transport::Stream && input.len() < limits.max_head.saturating_add(4) {
             return Ok(None);
         }
         let (reason, status, detail) = if input.len() > limits.max_head {
@@ -366,7 +368,12 @@ fn truncate(text: &str) -> &str {
 
 fn start_line(line: &str) -> Result<StartLine<'_>, Failure> {
     let bad = |detail: &str| fail("bad_start_line", 400, detail.to_owned());
-    if line.len() >= 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    // Bytes, not `line[..4]`: a multi-byte character may straddle byte 4.
+    if line
+        .as_bytes()
+        .get(..4)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"SIP/"))
+    {
         let mut parts = line.splitn(3, ' ');
         let version =
             version(parts.next().unwrap_or_default()).ok_or_else(|| bad("not a SIP version"))?;
@@ -379,6 +386,11 @@ fn start_line(line: &str) -> Result<StartLine<'_>, Failure> {
             return Err(bad("a status code is 100 to 699"));
         }
         let reason = parts.next().ok_or_else(|| bad("no reason phrase"))?;
+        // The head is split at CRLFs only: a bare CR or LF left in the
+        // reason phrase (§25.1 allows neither) would ride along with it.
+        if reason.contains(['\r', '\n']) {
+            return Err(bad("a bare CR or LF in the reason phrase"));
+        }
         return Ok(StartLine::Response {
             version,
             code,

@@ -351,3 +351,99 @@ fn garbage_never_panics() {
         }
     }
 }
+
+/// Found by `scripts/fuzz-sip` (the `parse` target): a start line whose
+/// fourth byte is inside a multi-byte UTF-8 character made the check for
+/// a status line (`SIP/`) slice the line mid-character and panic, a crash
+/// any datagram could cause. It is a garbled request line: dropped.
+#[test]
+fn a_multibyte_character_across_the_fourth_byte_of_the_start_line_is_no_panic() {
+    for first_line in [
+        "ABC\u{e9} sip:a@b SIP/2.0",
+        "IN\u{20ac}REGISTER sip:example.com SIP/2.0",
+        "SI\u{1f4de} 200 OK",
+        "SIP\u{e9}2.0 200 OK",
+    ] {
+        let text = INVITE.replace("INVITE sip:agent@acme.sip.example.com SIP/2.0", first_line);
+        assert_eq!(
+            verdict(&text),
+            ("bad_start_line", Refusal::Drop),
+            "{first_line:?}"
+        );
+        let bytes = sip(&text);
+        assert!(parse(&bytes, Transport::Stream, &Limits::default()).is_err());
+    }
+}
+
+/// Found by `scripts/fuzz-sip` (the `differential` target: ezk and
+/// rsipstack split at the bare LF where we did not): the head is split at
+/// CRLFs, and a bare CR or LF in a response's reason phrase stayed in it,
+/// so a response whose status line carried `\nVia: …` was accepted with
+/// that text as its reason phrase (a header smuggled past every check,
+/// for whoever logs or forwards the phrase). RFC 3261 §25.1's
+/// Reason-Phrase has no CR or LF: a malformed response, dropped.
+#[test]
+fn a_bare_cr_or_lf_in_a_reason_phrase_is_refused() {
+    let response = "SIP/2.0 503 Service Unavailable
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK776asdhds
+To: <sip:agent@acme.sip.example.com>;tag=a
+From: <sip:+12125550199@carrier.example.net>;tag=1928301774
+Call-ID: a84b4c76e66710@192.0.2.1
+CSeq: 314159 INVITE
+Content-Length: 0
+
+";
+    let crlf = String::from_utf8(sip(response)).unwrap();
+    assert!(parse(crlf.as_bytes(), Transport::Datagram, &Limits::default()).is_ok());
+    // Line ends are CRLF but for the bare CR or LF in the reason phrase.
+    for smuggled in [
+        "Unavailable\nVia: SIP/2.0/TCP evil",
+        "Unavailable\rX",
+        "K\n\rOVia: x",
+    ] {
+        let text = crlf.replace("Unavailable", smuggled);
+        let malformed =
+            parse(text.as_bytes(), Transport::Datagram, &Limits::default()).unwrap_err();
+        assert_eq!(
+            (malformed.reason, malformed.refusal),
+            ("bad_start_line", Refusal::Drop),
+            "{smuggled:?}"
+        );
+    }
+}
+
+/// Found by the `parse` target's property that every prefix of a message
+/// a stream accepts waits for more (on an input made for it: five
+/// minutes of fuzzing had not reached a head of exactly the limit): a
+/// head of exactly `max_head` bytes was accepted whole, but refused 413
+/// when the stream had delivered it and only part of the CRLF CRLF after
+/// it, so a TCP segment ending there cost the connection.
+#[test]
+fn a_stream_waits_for_a_head_of_exactly_the_limit_whatever_the_cut() {
+    let message = sip(INVITE);
+    let head_length = message.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let limits = Limits {
+        max_head: head_length,
+        ..Limits::default()
+    };
+    let (_, used) = parse(&message, Transport::Stream, &limits)
+        .unwrap()
+        .unwrap();
+    assert_eq!(used, message.len() - 1, "the body is Content-Length bytes");
+    for cut in 0..used {
+        assert_eq!(
+            parse(&message[..cut], Transport::Stream, &limits),
+            Ok(None),
+            "cut after {cut} of {used} bytes"
+        );
+    }
+    // One byte more of head is too long, as soon as that can be known.
+    let limits = Limits {
+        max_head: head_length - 1,
+        ..Limits::default()
+    };
+    let malformed = parse(&message, Transport::Stream, &limits).unwrap_err();
+    assert_eq!(malformed.reason, "too_large");
+    let malformed = parse(&message[..head_length + 3], Transport::Stream, &limits).unwrap_err();
+    assert_eq!(malformed.reason, "too_large");
+}
