@@ -1155,3 +1155,52 @@ async fn a_phone_behind_nat_is_answered_where_it_is_and_told_so() {
         "{answer}"
     );
 }
+
+/// A user with a bug: it panics on a request naming `X-Crash`.
+struct Crashes;
+
+impl TransactionUser for Crashes {
+    fn allows(&self, method: Method<'_>) -> bool {
+        method == Method::Options
+    }
+
+    fn on_request(&self, request: IncomingRequest) {
+        if request.message().header("X-Crash").is_some() {
+            panic!("a bug in the transaction user");
+        }
+        request.respond(OutgoingResponse::new(200)).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_panic_on_one_message_loses_that_message_only() {
+    let endpoint = Endpoint::new(EndpointOptions::default(), Arc::new(Crashes));
+    let transports = Transports::bind(
+        endpoint,
+        &TransportOptions {
+            udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tcp: None,
+            ..TransportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (client, from) = udp_client().await;
+    let target = transports.udp().unwrap();
+    let crash = request(
+        "OPTIONS",
+        "sip:a@b",
+        "z9hG4bK-crash",
+        "X-Crash: 1\r\n",
+        from,
+    );
+    client.send_to(&crash, target).await.unwrap();
+    assert!(quiet(&client, Duration::from_millis(200)).await);
+    let fine = request("OPTIONS", "sip:a@b", "z9hG4bK-fine", "", from);
+    client.send_to(&fine, target).await.unwrap();
+    assert_eq!(
+        status(&receive(&client).await),
+        200,
+        "the UDP loop lives on"
+    );
+}

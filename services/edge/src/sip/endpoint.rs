@@ -421,8 +421,20 @@ impl Endpoint {
     }
 
     /// One message as framed by a transport: for a datagram the whole
-    /// datagram, for a stream exactly one message.
+    /// datagram, for a stream exactly one message. A bug that panics on
+    /// one message loses that message only (logged, and counted as
+    /// `internal_error`), never the transport's receive loop.
     pub fn receive(&self, bytes: Bytes, peer: Peer) {
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.receive_one(bytes, peer)
+        }));
+        if handled.is_err() {
+            count_malformed("internal_error");
+            tracing::error!("a SIP message made the endpoint panic; it was dropped");
+        }
+    }
+
+    fn receive_one(&self, bytes: Bytes, peer: Peer) {
         if let Some(flood) = &self.shared.flood
             && !bytes.starts_with(b"SIP/")
             && !flood.admit(peer.remote().ip(), now())
