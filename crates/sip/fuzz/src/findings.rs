@@ -66,14 +66,18 @@ pub fn record(signature: &str, reason: &str, input: &[u8], known: bool) {
     } else {
         (file_stem.clone(), PER_SIGNATURE, state.dir.clone())
     };
+    let mut hasher = DefaultHasher::new();
+    input.hash(&mut hasher);
+    let name = format!("{file_stem}--{:016x}", hasher.finish());
+    // libFuzzer runs an input more than once: a sample counts once.
+    if dir.join(format!("{name}.txt")).exists() {
+        return;
+    }
     let count = state.counts.entry(key).or_default();
     if *count >= cap {
         return;
     }
     *count += 1;
-    let mut hasher = DefaultHasher::new();
-    input.hash(&mut hasher);
-    let name = format!("{file_stem}--{:016x}", hasher.finish());
     let _ = std::fs::write(dir.join(format!("{name}.sip")), input);
     let _ = std::fs::write(
         dir.join(format!("{name}.txt")),

@@ -23,6 +23,10 @@ pub enum Outcome {
         label: String,
         detail: String,
     },
+    /// An oracle panicked (with this message): caught, so that the run
+    /// goes on, and always a disagreement. Ours is never caught: a panic
+    /// of ours is a crash.
+    Panic(String),
 }
 
 /// The facts of an accepted message the differential compares.

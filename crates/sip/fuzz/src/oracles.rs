@@ -26,7 +26,41 @@ use rsipstack::transaction::key::{TransactionKey, TransactionRole};
 use rsipstack::transport::stream::{SipCodec, SipCodecType};
 use tokio_util::codec::Decoder;
 
+use std::cell::Cell;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
 use crate::{Outcome, Summary};
+
+thread_local! {
+    static IN_ORACLE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs an oracle, turning a panic of its into [`Outcome::Panic`]:
+/// libFuzzer's panic hook aborts the process, so it is bypassed while an
+/// oracle runs (and only then).
+fn guarded(oracle: impl FnOnce() -> Outcome) -> Outcome {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let fuzzer_hook = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !IN_ORACLE.with(Cell::get) {
+                fuzzer_hook(info);
+            }
+        }));
+    });
+    IN_ORACLE.with(|flag| flag.set(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(oracle));
+    IN_ORACLE.with(|flag| flag.set(false));
+    result.unwrap_or_else(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|text| (*text).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        Outcome::Panic(crate::one_line(&message, 160))
+    })
+}
 
 fn refuse(label: impl Into<String>, detail: impl std::fmt::Display) -> Outcome {
     Outcome::Refuse {
@@ -38,6 +72,10 @@ fn refuse(label: impl Into<String>, detail: impl std::fmt::Display) -> Outcome {
 /// rsipstack on a datagram (its UDP transport hands the datagram to
 /// `SipMessage::try_from`).
 pub fn rsip_datagram(bytes: &[u8]) -> Outcome {
+    guarded(|| rsip_datagram_unguarded(bytes))
+}
+
+fn rsip_datagram_unguarded(bytes: &[u8]) -> Outcome {
     match SipMessage::try_from(bytes) {
         Ok(message) => rsip_accept(&message),
         Err(error) => refuse(rsip_label(&error.to_string()), error),
@@ -46,6 +84,10 @@ pub fn rsip_datagram(bytes: &[u8]) -> Outcome {
 
 /// rsipstack on a stream: its `SipCodec` on the bytes received so far.
 pub fn rsip_stream(bytes: &[u8]) -> Outcome {
+    guarded(|| rsip_stream_unguarded(bytes))
+}
+
+fn rsip_stream_unguarded(bytes: &[u8]) -> Outcome {
     let mut buffer = BytesMut::from(bytes);
     let mut codec = SipCodec::new();
     // Its keep-alives (a CRLF pair, or two) come out as items of their
@@ -140,6 +182,10 @@ fn rsip_label(text: &str) -> String {
 /// ezk (ezk-sip-core's datagram parser over ezk-sip-types), then its
 /// base headers.
 pub fn ezk_datagram(bytes: &[u8]) -> Outcome {
+    guarded(|| ezk_datagram_unguarded(bytes))
+}
+
+fn ezk_datagram_unguarded(bytes: &[u8]) -> Outcome {
     // parse_complete: keep-alives are not messages.
     if bytes == b"\r\n\r\n" || bytes == b"\r\n" {
         return refuse("keepalive", "a keep-alive");
