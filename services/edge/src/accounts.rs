@@ -112,15 +112,7 @@ impl Accounts {
     }
 
     /// The tenant's slug, as the edge knows it.
-    pub(crate) async fn slug(
-        &self,
-        transaction: &DatabaseTransaction,
-        tenant: TenantId,
-    ) -> Result<Option<String>, DbErr> {
-        self.slug_of(transaction, tenant).await
-    }
-
-    async fn slug_of(
+    pub(crate) async fn slug_of(
         &self,
         transaction: &DatabaseTransaction,
         tenant: TenantId,

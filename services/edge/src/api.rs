@@ -76,7 +76,7 @@ impl Accounts {
             .to_owned();
         let transaction = self.begin(tenant.id()).await?;
         let row = transaction.query_one(&query).await?;
-        let slug = self.slug(&transaction, tenant.id()).await?;
+        let slug = self.slug_of(&transaction, tenant.id()).await?;
         transaction.commit().await?;
         let (Some(row), Some(slug)) = (row, slug) else {
             return Ok(None);

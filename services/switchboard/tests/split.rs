@@ -307,7 +307,7 @@ impl Phone {
 /// The agent gets a SIP account through the gateway (the edge's gRPC API
 /// behind it), and their phone registers with it over UDP; once the owner
 /// revokes it, the same password is refused.
-async fn an_agents_phone_registers(api: &Api, phone: &Phone, center: &Center, owner: &str) {
+async fn an_agents_phone_registers(api: &Api, phone: &Phone, center: &Center) {
     let path = format!("/v1/users/{}/sip-account", center.agent_id);
     let (status, issued) = api
         .call(Method::POST, &path, Some(&center.agent_token), None)
@@ -322,7 +322,9 @@ async fn an_agents_phone_registers(api: &Api, phone: &Phone, center: &Center, ow
         "{}",
         registered.text
     );
-    let (status, _) = api.call(Method::DELETE, &path, Some(owner), None).await;
+    let (status, _) = api
+        .call(Method::DELETE, &path, Some(&center.owner_token), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let refused = phone.register_with(&issued).await;
     assert_eq!(refused.code, 401, "{}", refused.text);
@@ -867,7 +869,7 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     // The tenant signed up through the gateway, in identity's process;
     // its `tenant.created` crossed RabbitMQ to the edge's process.
     the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
-    an_agents_phone_registers(&api, &phone, &center, &center.owner_token).await;
+    an_agents_phone_registers(&api, &phone, &center).await;
 
     // The routing replica that owns the tenant dies without warning; the
     // other takes the tenant over (once the lease runs out) and the flow
@@ -967,7 +969,7 @@ async fn the_same_flow_runs_in_dev_as_one_process() {
     };
     let center = set_up_and_take_one_contact(&api, &edge, &grpc, &received, &hook_url).await;
     the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
-    an_agents_phone_registers(&api, &phone, &center, &center.owner_token).await;
+    an_agents_phone_registers(&api, &phone, &center).await;
     take_one_contact(&api, &edge, &grpc, &center).await;
     assert!(running.terminate().await.success());
 }

@@ -480,26 +480,10 @@ impl Endpoint {
     pub fn respond(&self, id: TransactionId, response: OutgoingResponse) -> Result<(), Gone> {
         let notices = {
             let mut state = self.lock();
-            let transaction = state.live.get_mut(&id).ok_or(Gone)?;
+            let transaction = state.live.get(&id).ok_or(Gone)?;
             let request = transaction.request.clone();
             let message = parse_again(&request, transaction.peer.transport()).ok_or(Gone)?;
-            let to_tag = (response.code > 100).then_some(transaction.to_tag.as_str());
-            let headers: Vec<(&str, &str)> = response
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str()))
-                .collect();
-            let bytes = response_with(
-                &message,
-                transaction.top_via.as_deref(),
-                response.code,
-                &response.reason,
-                to_tag,
-                &headers,
-                &response.body,
-            );
-            let actions = transaction.machine.respond(response.code, bytes, now());
-            state.apply(id, actions, &self.shared.wake)
+            state.respond_with(id, &message, &response, &self.shared.wake)
         };
         self.deliver(notices);
         Ok(())
@@ -537,7 +521,12 @@ impl Endpoint {
                     .filter(|id| state.live[id].machine.state() == State::Proceeding);
                 let id = state.open(key, message, bytes, &peer, self.shared.options.timers);
                 let code = if pending.is_some() { 200 } else { 481 };
-                let mut notices = state.respond_with(id, message, code, &self.shared.wake);
+                let mut notices = state.respond_with(
+                    id,
+                    message,
+                    &OutgoingResponse::new(code),
+                    &self.shared.wake,
+                );
                 notices.extend(pending.map(Notice::Cancelled));
                 return notices;
             }
@@ -546,33 +535,16 @@ impl Endpoint {
         let refusal = self.refusal_before_user(message, method);
         let id = state.open(key, message, bytes, &peer, self.shared.options.timers);
         if let Some(response) = refusal {
-            let to_tag = state.live[&id].to_tag.clone();
-            let top_via = state.live[&id].top_via.clone();
-            let headers: Vec<(&str, &str)> = response
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str()))
-                .collect();
-            let bytes = response_with(
-                message,
-                top_via.as_deref(),
-                response.code,
-                &response.reason,
-                Some(&to_tag),
-                &headers,
-                b"",
-            );
-            let actions = state
-                .live
-                .get_mut(&id)
-                .expect("just opened")
-                .machine
-                .respond(response.code, bytes, now());
-            return state.apply(id, actions, &self.shared.wake);
+            return state.respond_with(id, message, &response, &self.shared.wake);
         }
         let mut notices = Vec::new();
         if method == Method::Invite {
-            notices.extend(state.respond_with(id, message, 100, &self.shared.wake));
+            notices.extend(state.respond_with(
+                id,
+                message,
+                &OutgoingResponse::new(100),
+                &self.shared.wake,
+            ));
         }
         notices.push(Notice::Request(IncomingRequest {
             id,
@@ -726,26 +698,35 @@ impl Transactions {
         id
     }
 
-    /// A response with only the copied headers (100, 200 to CANCEL, 481).
+    /// Sends `response` to `message` on transaction `id`: the request's
+    /// headers (its top Via as [`ServerTransaction::top_via`] says), the
+    /// transaction's To tag on all but 100, then the response's own.
     fn respond_with(
         &mut self,
         id: TransactionId,
         message: &Message<'_>,
-        code: u16,
+        response: &OutgoingResponse,
         wake: &Notify,
     ) -> Vec<Notice> {
-        let transaction = self.live.get_mut(&id).expect("a live transaction");
-        let to_tag = (code > 100).then_some(transaction.to_tag.as_str());
+        let Some(transaction) = self.live.get_mut(&id) else {
+            return Vec::new();
+        };
+        let to_tag = (response.code > 100).then_some(transaction.to_tag.as_str());
+        let headers: Vec<(&str, &str)> = response
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect();
         let bytes = response_with(
             message,
             transaction.top_via.as_deref(),
-            code,
-            "",
+            response.code,
+            &response.reason,
             to_tag,
-            &[],
-            b"",
+            &headers,
+            &response.body,
         );
-        let actions = transaction.machine.respond(code, bytes, now());
+        let actions = transaction.machine.respond(response.code, bytes, now());
         self.apply(id, actions, wake)
     }
 
