@@ -272,10 +272,10 @@ impl Transactions {
             return;
         };
         let cancel = Bytes::from(cancel);
-        let Some(key) = parse_again(&cancel, switchboard_sip::Transport::Stream)
-            .and_then(|message| client_key(&message).ok())
-        else {
-            return;
+        // The CANCEL carries the INVITE's branch (§9.1).
+        let key = switchboard_sip::matching::ClientKey {
+            branch: transaction.key.branch.clone(),
+            method: "CANCEL".to_owned(),
         };
         if self.client_by_key.contains_key(&key) {
             return;
