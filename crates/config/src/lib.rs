@@ -659,6 +659,15 @@ pub struct EdgeConfig {
     pub per_source_burst: u32,
     /// Requests per second one source address may send over time.
     pub per_source_rate: f64,
+    /// Where carriers and phones reach the UDP listener (`host:port`), as
+    /// the edge writes it in Via and Contact of the calls it places; unset
+    /// for the listener's own address (which must then not be 0.0.0.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip_public_address: Option<String>,
+    /// How long a flow's `ring_agent` step rings the agent's phones before
+    /// the caller hears 480 (queues use their own ring timeout).
+    #[serde(with = "humantime_serde")]
+    pub ring_timeout: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -677,6 +686,8 @@ impl Default for EdgeConfig {
             digest_algorithms: vec!["SHA-256".to_owned(), "MD5".to_owned()],
             per_source_burst: 100,
             per_source_rate: 50.0,
+            sip_public_address: None,
+            ring_timeout: Duration::from_secs(30),
         }
     }
 }

@@ -12,6 +12,11 @@
 //!   [`RemoteRouting`](acd::RemoteRouting), its tonic client
 //!   (`switchboard.routing.v1.Acd`).
 //!
+//! - [`calls`]: [`CallRoutingApi`](calls::CallRoutingApi), inbound calls
+//!   as the edge drives them (new call, flow reports, queue status, end),
+//!   and [`RemoteCallRouting`](calls::RemoteCallRouting), its tonic client
+//!   (`switchboard.routing.v1.CallRouting`).
+//!
 //! The routing crate implements the traits in process and serves them
 //! over gRPC; callers hold an `Arc<dyn …>` and never know which one they
 //! have. Errors are [`switchboard_rpc::ServiceError`]s (the ACD's:
@@ -19,4 +24,5 @@
 //! way.
 
 pub mod acd;
+pub mod calls;
 pub mod config;

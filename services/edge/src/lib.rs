@@ -11,11 +11,14 @@
 //! - [`accounts`]: the edge's tables: agents' SIP accounts and tenants'
 //!   domains, kept in step with identity's events.
 //! - [`api`]: [`switchboard_edge_api::EdgeApi`] in process and over gRPC.
+//! - [`calls`]: the B2BUA: calls from carriers' trunks through routing to
+//!   agents' phones.
 //! - [`signaling`]: what the edge answers over SIP.
 //! - [`service`]: the edge as a node hosts it (`--services edge`).
 
 pub mod accounts;
 pub mod api;
+pub mod calls;
 pub mod registrar;
 pub mod service;
 pub mod signaling;

@@ -123,7 +123,7 @@ impl EdgeService {
             Nonces::with_keys(options.digest_keys, options.nonce_lifetime),
             options.registrar,
         ));
-        let endpoint = Endpoint::new(options.endpoint, Arc::new(Signaling::new(registrar)));
+        let endpoint = Endpoint::new(options.endpoint, Arc::new(Signaling::new(registrar, None)));
         let transports = Transports::bind(endpoint, &options.transports).await?;
         Ok(Self {
             accounts,

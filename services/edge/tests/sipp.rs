@@ -70,7 +70,7 @@ async fn sipp_registers_with_digest_and_gets_options() {
     ));
     let endpoint = Endpoint::new(
         EndpointOptions::default(),
-        Arc::new(Signaling::new(registrar.clone())),
+        Arc::new(Signaling::new(registrar.clone(), None)),
     );
     let transports = Transports::bind(
         endpoint,

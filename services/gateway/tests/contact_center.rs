@@ -153,6 +153,7 @@ impl Site {
                 caller: "+33612345678".into(),
                 trunk: "carrier-1".into(),
                 attributes: Default::default(),
+                admitted_tenants: Vec::new(),
             })
             .await
     }

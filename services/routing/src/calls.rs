@@ -28,10 +28,15 @@ use switchboard_platform::Cache;
 use switchboard_tenancy::TenantId;
 use uuid::Uuid;
 
+pub use switchboard_routing_api::calls::{
+    CallDecision, CallRoutingApi, InboundCall, QueueStatus, Step,
+};
+use switchboard_rpc::ServiceError;
+use switchboard_tenancy::Tenant;
+
 use crate::RoutingError;
 use crate::config::{
-    Announcements, Basis, CachedConfig, ConfigError, ForcedKind, NextStep, RoutingConfig,
-    TenantConfig, check_e164,
+    Basis, CachedConfig, ConfigError, ForcedKind, NextStep, RoutingConfig, TenantConfig, check_e164,
 };
 use crate::ops::{Answer, Operation, Query, RefusalKind};
 use crate::runtime::Routing;
@@ -44,112 +49,6 @@ const STATUS_EVERY_SECONDS: u32 = 5;
 /// Overflow steps followed in a row before giving up (a loop of full
 /// queues).
 const MAX_OVERFLOWS: usize = 4;
-
-/// A new inbound call, as the edge saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InboundCall {
-    /// The dialed number (E.164).
-    pub number: String,
-    /// The caller's number (E.164 when known; empty or `anonymous` when
-    /// withheld).
-    pub caller: String,
-    /// The trunk the call came in on.
-    pub trunk: String,
-    /// What is known of the customer (`vip`, `elderly`, …), for flow
-    /// branches.
-    #[serde(default)]
-    pub attributes: serde_json::Map<String, serde_json::Value>,
-}
-
-/// The answer to a new call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "decision", rename_all = "snake_case")]
-pub enum CallDecision {
-    /// Refuse the call with this SIP status (RFC 3261 §21): 404 for a
-    /// number nobody holds, 484 for one that is not E.164, 503 when
-    /// routing cannot decide now.
-    Reject { sip_status: u16, reason: String },
-    /// Take the call: it is `call` of `tenant` from now on; do `step`.
-    Accept {
-        tenant: TenantId,
-        call: ContactId,
-        step: Step,
-    },
-}
-
-/// What the edge does next with a call.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Step {
-    /// Play the prompt, then report `prompt_played`.
-    Play {
-        prompt: PromptSource,
-        language: Option<Language>,
-    },
-    /// Collect keys while playing the prompt; report the digits or
-    /// `no_input`.
-    Collect {
-        prompt: PromptSource,
-        language: Option<Language>,
-        min_length: u32,
-        max_length: u32,
-        terminator: Option<String>,
-        timeout_seconds: u32,
-    },
-    /// The call waits in `queue_id` (music on hold, announcements) until an
-    /// agent takes it; `position` 1 is next, none when it is already ringing
-    /// at an agent.
-    Queued {
-        queue_id: QueueId,
-        position: Option<usize>,
-        music_on_hold: Option<PromptSource>,
-        /// Announce every so often what [`Calls::queue_status`] says.
-        announcements: Option<Announcements>,
-        /// Offer the caller a callback (keeping its place, see
-        /// [`Calls::request_callback`]) after this wait, in seconds.
-        callback_offer_after_seconds: Option<u32>,
-        /// Ask [`Calls::queue_status`] at least this often (seconds) while
-        /// waiting: the queue has a maximum wait, past which the status
-        /// carries the overflow step.
-        status_every_seconds: Option<u32>,
-    },
-    /// Ring this agent's phone.
-    RingAgent { agent_id: Uuid },
-    /// Ring the group's members.
-    RingGroup { ring_group_id: Uuid },
-    /// Take a message in the box.
-    Voicemail {
-        box_id: Uuid,
-        prompt: Option<PromptSource>,
-    },
-    /// Transfer to an outside number.
-    Transfer { number: String },
-    /// Queue a callback to `number` in `queue_id`, then hang up.
-    Callback { queue_id: QueueId, number: String },
-    /// Play the prompt, if any, and hang up.
-    Hangup { prompt: Option<PromptSource> },
-}
-
-impl Step {
-    /// Whether the edge reports a result for this step.
-    pub fn expects_report(&self) -> bool {
-        matches!(self, Step::Play { .. } | Step::Collect { .. })
-    }
-}
-
-/// Where a queued call stands (see [`Calls::queue_status`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QueueStatus {
-    pub queue_id: QueueId,
-    /// 1 is next; `None` once it rings at an agent.
-    pub position: Option<usize>,
-    /// The queue's expected wait for a contact entering now.
-    pub expected_wait: Option<Duration>,
-    pub ringing: bool,
-    /// The call waited past its queue's maximum wait and left the queue:
-    /// do this instead.
-    pub next_step: Option<Step>,
-}
 
 /// Why a call operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +121,11 @@ impl Calls {
             Err(error) => return reject(503, error.to_string()),
         };
         let tenant = route.tenant;
+        if !call.admitted_tenants.is_empty() && !call.admitted_tenants.contains(&tenant) {
+            // As unknown as a number nobody holds: the trunk's tenants
+            // learn nothing of others' numbers.
+            return reject(404, format!("no tenant holds {}", call.number));
+        }
         let now = Utc::now();
         let decision = match config.decide(route.inbound_rule_id, now).await {
             Ok(decision) => decision,
@@ -636,6 +540,55 @@ impl Calls {
             }
             Err(error) => Err(error.into()),
         }
+    }
+}
+
+impl From<CallError> for ServiceError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::UnknownCall(call) => ServiceError::new(
+                switchboard_rpc::ErrorKind::NotFound,
+                format!("unknown call {call}"),
+            ),
+            CallError::Invalid(message) => ServiceError::conflict("invalid_report", message),
+            CallError::Routing(error) => error.to_service_error(),
+            CallError::Cache(error) => ServiceError::unavailable(error.to_string()),
+            CallError::Config(error) => ServiceError::from(error),
+        }
+    }
+}
+
+/// The calls in process: what the node's edge calls when routing is
+/// hosted beside it.
+#[async_trait::async_trait]
+impl CallRoutingApi for Calls {
+    async fn new_call(&self, call: InboundCall) -> Result<CallDecision, ServiceError> {
+        Ok(Calls::new_call(self, call).await)
+    }
+
+    async fn report(
+        &self,
+        tenant: &Tenant,
+        call: ContactId,
+        input: Input,
+    ) -> Result<Step, ServiceError> {
+        Ok(Calls::report(self, tenant.id(), call, input).await?)
+    }
+
+    async fn queue_status(
+        &self,
+        tenant: &Tenant,
+        call: ContactId,
+    ) -> Result<QueueStatus, ServiceError> {
+        Ok(Calls::queue_status(self, tenant.id(), call).await?)
+    }
+
+    async fn abandoned(&self, tenant: &Tenant, call: ContactId) -> Result<(), ServiceError> {
+        Ok(Calls::abandoned(self, tenant.id(), call).await?)
+    }
+
+    async fn ended(&self, tenant: &Tenant, call: ContactId) -> Result<(), ServiceError> {
+        Ok(Calls::ended(self, tenant.id(), call).await?)
     }
 }
 

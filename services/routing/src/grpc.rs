@@ -8,13 +8,15 @@
 //! name another tenant's call, are `NOT_FOUND` like unknown ones.
 
 use switchboard_acd::ContactId;
-use switchboard_flows::{Input, PromptSource};
+use switchboard_flows::Input;
 use switchboard_proto::routing::v1 as pb;
 use switchboard_rpc::Caller;
 use switchboard_tenancy::TenantId;
 use tonic::{Request, Response, Status};
 
-use crate::calls::{CallDecision, CallError, Calls, InboundCall, Step};
+pub use switchboard_routing_api::calls::step_message;
+
+use crate::calls::{CallDecision, CallError, Calls, InboundCall};
 
 /// The fully-qualified service name, for gRPC health.
 pub const SERVICE_NAME: &str = "switchboard.routing.v1.CallRouting";
@@ -50,88 +52,6 @@ fn status_of(error: CallError) -> Status {
     }
 }
 
-fn prompt(source: PromptSource) -> pb::Prompt {
-    pb::Prompt {
-        source: Some(match source {
-            PromptSource::File(path) => pb::prompt::Source::File(path),
-            PromptSource::Tts(text) => pb::prompt::Source::Tts(text),
-        }),
-    }
-}
-
-/// A step as the edge receives it.
-pub fn step_message(step: Step) -> pb::Step {
-    use pb::step::Action;
-    let language = |language: Option<switchboard_flows::Language>| {
-        language.map(|l| l.as_str().to_owned()).unwrap_or_default()
-    };
-    let action = match step {
-        Step::Play {
-            prompt: source,
-            language: lang,
-        } => Action::Play(pb::Play {
-            prompt: Some(prompt(source)),
-            language: language(lang),
-        }),
-        Step::Collect {
-            prompt: source,
-            language: lang,
-            min_length,
-            max_length,
-            terminator,
-            timeout_seconds,
-        } => Action::Collect(pb::Collect {
-            prompt: Some(prompt(source)),
-            language: language(lang),
-            min_length,
-            max_length,
-            terminator: terminator.unwrap_or_default(),
-            timeout_seconds,
-        }),
-        Step::Queued {
-            queue_id,
-            position,
-            music_on_hold,
-            announcements,
-            callback_offer_after_seconds,
-            status_every_seconds,
-        } => Action::Queued(pb::Queued {
-            queue_id: queue_id.to_string(),
-            position: position.map_or(0, |p| u32::try_from(p).unwrap_or(u32::MAX)),
-            music_on_hold: music_on_hold.map(prompt),
-            announce_every_seconds: announcements.map_or(0, |a| a.every_seconds),
-            announce_position: announcements.is_some_and(|a| a.position),
-            announce_expected_wait: announcements.is_some_and(|a| a.expected_wait),
-            callback_offer_after_seconds,
-            status_every_seconds: status_every_seconds.unwrap_or(0),
-        }),
-        Step::RingAgent { agent_id } => Action::RingAgent(pb::RingAgent {
-            agent_id: agent_id.to_string(),
-        }),
-        Step::RingGroup { ring_group_id } => Action::RingGroup(pb::RingGroup {
-            ring_group_id: ring_group_id.to_string(),
-        }),
-        Step::Voicemail {
-            box_id,
-            prompt: greeting,
-        } => Action::Voicemail(pb::Voicemail {
-            box_id: box_id.to_string(),
-            prompt: greeting.map(prompt),
-        }),
-        Step::Transfer { number } => Action::Transfer(pb::Transfer { number }),
-        Step::Callback { queue_id, number } => Action::Callback(pb::Callback {
-            queue_id: queue_id.to_string(),
-            number,
-        }),
-        Step::Hangup { prompt: message } => Action::Hangup(pb::Hangup {
-            prompt: message.map(prompt),
-        }),
-    };
-    pb::Step {
-        action: Some(action),
-    }
-}
-
 #[tonic::async_trait]
 impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
     async fn new_call(
@@ -154,6 +74,17 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
                 caller: request.caller,
                 trunk: request.trunk,
                 attributes,
+                admitted_tenants: request
+                    .admitted_tenant_ids
+                    .iter()
+                    .map(|id| {
+                        id.parse().map_err(|_| {
+                            Status::invalid_argument(format!(
+                                "admitted_tenant_ids: {id:?} is not a tenant id"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
             })
             .await;
         let decision = match decision {

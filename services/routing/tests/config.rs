@@ -1812,6 +1812,7 @@ async fn first_step(calls: &Calls, number: &str) -> (TenantId, Step) {
             caller: "+15550000001".into(),
             trunk: "carrier".into(),
             attributes: Default::default(),
+            admitted_tenants: Vec::new(),
         })
         .await;
     match decision {
@@ -1998,6 +1999,7 @@ async fn each_call_reads_the_configuration_as_changed_through_any_instance(h: Ha
                 caller: "+15550000001".into(),
                 trunk: "carrier".into(),
                 attributes: Default::default(),
+                admitted_tenants: Vec::new(),
             })
             .await;
         assert!(

@@ -206,6 +206,9 @@ pub struct IncomingRequest {
     /// The message's bytes, exactly as received.
     pub bytes: Bytes,
     pub peer: Peer,
+    /// The To tag of its responses (but 100): the local tag of a dialog
+    /// an INVITE creates.
+    pub to_tag: String,
     endpoint: Endpoint,
 }
 
@@ -546,10 +549,16 @@ impl Endpoint {
                 &self.shared.wake,
             ));
         }
+        let to_tag = state
+            .live
+            .get(&id)
+            .map(|transaction| transaction.to_tag.clone())
+            .unwrap_or_default();
         notices.push(Notice::Request(IncomingRequest {
             id,
             bytes: bytes.clone(),
             peer,
+            to_tag,
             endpoint: self.clone(),
         }));
         notices

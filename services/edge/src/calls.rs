@@ -1,0 +1,1556 @@
+//! The B2BUA (RFC 3261 §6, "back-to-back user agent"): every inbound call
+//! is two independent dialogs, the caller's leg (from a carrier trunk)
+//! and an agent's leg (to the agent's registered phones), joined by the
+//! edge. Only the session description and the caller's number cross
+//! between them; Call-IDs, tags, Via, Record-Route and Contact are each
+//! leg's own (topology hiding).
+//!
+//! The life of a call:
+//! 1. An INVITE from outside is admitted ([`InboundAdmission`]: a trunk
+//!    of some tenants), checked for loops (§16.3) and hop count, and
+//!    handed to routing ([`CallRoutingApi::new_call`]): a rejection is
+//!    answered with routing's SIP status; otherwise the call is routing's
+//!    contact of one tenant and the edge carries out its steps.
+//! 2. `queued`: the caller hears ringing (180) while the ACD finds an
+//!    agent. The edge watches the tenant's ACD notices (pushed by routing,
+//!    not polled): an offer of the call to an agent rings every device the
+//!    agent registered; the first to answer wins and the others get
+//!    CANCEL; the answer is reported to routing (`Accept`) and the caller
+//!    gets the agent's 200. Busy, no device, or all devices failing is
+//!    reported (`Decline`) and routing decides (the next agent, back in
+//!    line); an offer that expires (the queue's ring timeout) is withdrawn
+//!    by routing and the edge cancels the ringing. An agent who accepts on
+//!    the desktop instead gets the call with auto-answer (`Call-Info:
+//!    answer-after=0`).
+//! 3. `ring_agent`: the agent's devices ring directly, for
+//!    [`CallOptions::ring_timeout`].
+//! 4. A BYE from either side ends both legs and the call at routing; a
+//!    CANCEL before the answer abandons it. Re-INVITE, UPDATE and INFO
+//!    pass across to the other leg with their session descriptions.
+//!
+//! Prompts and digit collection need the edge's media (issue 22): until
+//! then a `play` step counts as played and a `collect` step as no input,
+//! so a flow takes its default path; voicemail, ring groups, transfers
+//! and callbacks end the call with 480. Calls live in this edge's memory:
+//! a restarted edge loses its calls (their carriers' session timers end
+//! them).
+
+pub mod requests;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use switchboard_acd::{AgentId, ContactEventKind, ContactId, ContactState};
+use switchboard_flows::Input;
+use switchboard_routing_api::acd::{Answer, NoticeEvent, Operation, Query, RoutingApi};
+use switchboard_routing_api::calls::{CallDecision, CallRoutingApi, InboundCall, Step};
+use switchboard_sip::dialog::Dialog;
+use switchboard_sip::uri::parse_sip_uri;
+use switchboard_sip::values::{parse_name_addr, parse_via, split_list};
+use switchboard_sip::{Limits, Message, Method, StartLine, Transport, parse};
+use switchboard_tenancy::{Tenant, TenantId, UserId};
+
+use crate::registrar::Bindings;
+use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer, TransactionId};
+use requests::{LegDialog, Local};
+
+/// Calls routed, by how they ended (`answered`, `abandoned`, `rejected`,
+/// `failed`).
+pub const CALLS_METRIC: &str = "switchboard_edge_calls_total";
+
+/// Whether an INVITE from outside may place a call, and into which
+/// tenants.
+#[async_trait::async_trait]
+pub trait InboundAdmission: Send + Sync + 'static {
+    async fn admit(&self, source: IpAddr, request: &Message<'_>) -> Admission;
+}
+
+/// The answer of an [`InboundAdmission`].
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// Admitted by a trunk of each of these tenants (a carrier's
+    /// addresses may serve several); `trunk` names it for routing.
+    Admitted {
+        tenants: Vec<TenantId>,
+        trunk: String,
+    },
+    /// Refused with this response (401/407 challenge, 403).
+    Refused(OutgoingResponse),
+}
+
+/// Settings of the B2BUA.
+#[derive(Debug, Clone)]
+pub struct CallOptions {
+    /// How long a `ring_agent` step rings before the caller gets 480.
+    pub ring_timeout: Duration,
+    /// Max-Forwards of a leg the edge starts when the caller's INVITE had
+    /// more (RFC 3261 §8.1.1.6 recommends 70).
+    pub max_forwards: u8,
+    /// The retransmission interval T1 of a 2xx until its ACK (§13.3.1.4).
+    pub t1: Duration,
+}
+
+impl Default for CallOptions {
+    fn default() -> Self {
+        Self {
+            ring_timeout: Duration::from_secs(30),
+            max_forwards: 70,
+            t1: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The edge's calls. Cheap to clone.
+#[derive(Clone)]
+pub struct B2bua {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    call_routing: Arc<dyn CallRoutingApi>,
+    acd: Arc<dyn RoutingApi>,
+    bindings: Bindings,
+    admission: Arc<dyn InboundAdmission>,
+    endpoint: OnceLock<Endpoint>,
+    local: OnceLock<Local>,
+    options: CallOptions,
+    state: Mutex<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    calls: HashMap<ContactId, Call>,
+    /// The caller's INVITE transaction → its call.
+    by_invite: HashMap<TransactionId, ContactId>,
+    /// Both legs' dialogs, by Call-ID and the edge's tag.
+    by_dialog: HashMap<String, (ContactId, Side)>,
+    /// INVITEs cancelled before routing decided.
+    cancelled: HashSet<TransactionId>,
+    /// Tenants whose ACD notices are watched.
+    watched: HashSet<TenantId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    Caller,
+    Agent(u64),
+}
+
+fn dialog_key(call_id: &str, local_tag: &str) -> String {
+    format!("{call_id};{local_tag}")
+}
+
+struct Call {
+    tenant: Tenant,
+    caller: CallerLeg,
+    phase: Phase,
+    legs: Vec<AgentLeg>,
+    next_leg: u64,
+    /// 180 (or 183) was sent to the caller.
+    alerting: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// In routing's flow, or waiting in a queue.
+    Waiting,
+    /// Ringing `agent`: for an ACD offer (`report` the answer), directly
+    /// (a `ring_agent` step), or after the agent accepted on the desktop.
+    Ringing {
+        agent: AgentId,
+        mode: RingMode,
+    },
+    Connected {
+        leg: u64,
+    },
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RingMode {
+    Offer,
+    Direct,
+    Accepted,
+}
+
+struct CallerLeg {
+    invite_tx: TransactionId,
+    peer: Peer,
+    invite: Bytes,
+    local_tag: String,
+    /// The caller's number, as agents' phones show it.
+    number: String,
+    max_forwards: u8,
+    dialog: Option<LegDialog>,
+    acked: Arc<AtomicBool>,
+}
+
+struct AgentLeg {
+    id: u64,
+    agent: AgentId,
+    tx: TransactionId,
+    peer: Peer,
+    invite: Bytes,
+    dialog: Option<LegDialog>,
+    state: LegState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LegState {
+    Ringing,
+    Answered,
+    Done,
+}
+
+fn parse_bytes(bytes: &[u8]) -> Option<Message<'_>> {
+    parse(bytes, Transport::Datagram, &Limits::default())
+        .ok()
+        .flatten()
+        .map(|(message, _)| message)
+}
+
+fn status_of(message: &Message<'_>) -> u16 {
+    match message.start {
+        StartLine::Response { code, .. } => code,
+        StartLine::Request { .. } => 0,
+    }
+}
+
+/// A name-addr's URI part alone, without parameters (tags).
+fn party(value: &str) -> Option<String> {
+    parse_name_addr(value)
+        .ok()
+        .map(|name_addr| format!("<{}>", name_addr.uri))
+}
+
+/// The number dialed: the Request-URI's user part without visual
+/// separators, `+` added to bare digits (carriers often leave it out).
+pub fn dialed_number(request: &Message<'_>) -> Option<String> {
+    let StartLine::Request { uri, .. } = request.start else {
+        return None;
+    };
+    let user = parse_sip_uri(uri).ok()?.user?;
+    let user = user.split(';').next().unwrap_or(user);
+    let digits: String = user
+        .chars()
+        .filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' '))
+        .collect();
+    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+        Some(format!("+{digits}"))
+    } else {
+        Some(digits)
+    }
+}
+
+/// The caller's number: the P-Asserted-Identity's (RFC 3325) when the
+/// trunk sent one, else the From's user part; `anonymous` when withheld.
+pub fn caller_number(request: &Message<'_>) -> String {
+    let from_header = |name: &str| {
+        let header = request.header(name)?;
+        let first = split_list(&header.value).ok()?.into_iter().next()?;
+        let uri = parse_name_addr(first).ok()?.uri;
+        if let Some(tel) = uri.strip_prefix("tel:") {
+            return Some(tel.split(';').next().unwrap_or(tel).to_owned());
+        }
+        parse_sip_uri(uri).ok()?.user.map(str::to_owned)
+    };
+    from_header("P-Asserted-Identity")
+        .or_else(|| from_header("From"))
+        .filter(|user| !user.is_empty())
+        .unwrap_or_else(|| "anonymous".to_owned())
+}
+
+impl B2bua {
+    pub fn new(
+        call_routing: Arc<dyn CallRoutingApi>,
+        acd: Arc<dyn RoutingApi>,
+        bindings: Bindings,
+        admission: Arc<dyn InboundAdmission>,
+        options: CallOptions,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                call_routing,
+                acd,
+                bindings,
+                admission,
+                endpoint: OnceLock::new(),
+                local: OnceLock::new(),
+                options,
+                state: Mutex::new(Table::default()),
+            }),
+        }
+    }
+
+    /// Gives the B2BUA the endpoint it sends on and where it is reached
+    /// (the UDP listener's address, or `advertised` when set). Until then
+    /// INVITEs are answered 503.
+    pub fn attach(&self, endpoint: Endpoint, sent_by: SocketAddr) {
+        let _ = self.inner.endpoint.set(endpoint);
+        let _ = self.inner.local.set(Local {
+            sent_by: sent_by.to_string(),
+            transport: "UDP",
+        });
+    }
+
+    /// Calls in progress on this edge.
+    pub fn calls(&self) -> usize {
+        self.lock().calls.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn endpoint(&self) -> Option<&Endpoint> {
+        self.inner.endpoint.get()
+    }
+
+    fn local(&self) -> Option<&Local> {
+        self.inner.local.get()
+    }
+
+    /// A request the B2BUA answers: a new INVITE, or one inside a call's
+    /// dialog.
+    pub fn on_request(&self, request: IncomingRequest) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let in_dialog = {
+                let message = request.message();
+                message
+                    .header("To")
+                    .and_then(|to| parse_name_addr(&to.value).ok()?.tag().map(str::to_owned))
+            };
+            match in_dialog {
+                Some(tag) => this.in_dialog(request, &tag).await,
+                None => this.new_invite(request).await,
+            }
+        });
+    }
+
+    /// The caller's INVITE `invite` was cancelled.
+    pub fn on_cancelled(&self, invite: TransactionId) {
+        let call = {
+            let mut table = self.lock();
+            match table.by_invite.get(&invite).copied() {
+                Some(call) => Some(call),
+                None => {
+                    table.cancelled.insert(invite);
+                    None
+                }
+            }
+        };
+        let Some(endpoint) = self.endpoint() else {
+            return;
+        };
+        match call {
+            Some(call) => {
+                let tenant = self.tenant_of(call);
+                if self.end_before_answer(call, 487)
+                    && let Some(tenant) = tenant
+                {
+                    metrics::counter!(CALLS_METRIC, "outcome" => "abandoned").increment(1);
+                    self.report_abandoned_in(tenant, call);
+                }
+            }
+            None => {
+                let _ = endpoint.respond(invite, OutgoingResponse::new(487));
+            }
+        }
+    }
+
+    /// An ACK outside a transaction: the caller's ACK of our 2xx.
+    pub fn on_ack(&self, ack: Bytes) {
+        let Some(message) = parse_bytes(&ack) else {
+            return;
+        };
+        let Some(key) = dialog_key_of(&message) else {
+            return;
+        };
+        let table = self.lock();
+        if let Some((call, Side::Caller)) = table.by_dialog.get(&key)
+            && let Some(call) = table.calls.get(call)
+        {
+            call.caller.acked.store(true, Ordering::Relaxed);
+        }
+    }
+
+    async fn new_invite(&self, request: IncomingRequest) {
+        let Some(local) = self.local().cloned() else {
+            let _ = request.respond(OutgoingResponse::new(503).header("Retry-After", "5"));
+            return;
+        };
+        let message = request.message();
+        if message.method() != Some(Method::Invite) {
+            let _ = request.respond(OutgoingResponse::new(481));
+            return;
+        }
+        let max_forwards = message
+            .header("Max-Forwards")
+            .and_then(|value| value.value.trim().parse::<u32>().ok())
+            .unwrap_or(70);
+        if max_forwards == 0 {
+            let _ = request.respond(OutgoingResponse::new(483));
+            return;
+        }
+        if looped(&message, &local) {
+            let _ = request.respond(OutgoingResponse::new(482));
+            return;
+        }
+        let (tenants, trunk) = match self
+            .inner
+            .admission
+            .admit(request.peer.remote().ip(), &message)
+            .await
+        {
+            Admission::Admitted { tenants, trunk } => (tenants, trunk),
+            Admission::Refused(response) => {
+                let _ = request.respond(response);
+                return;
+            }
+        };
+        let Some(number) = dialed_number(&message) else {
+            let _ = request.respond(OutgoingResponse::new(404));
+            return;
+        };
+        let caller = caller_number(&message);
+        let decision = self
+            .inner
+            .call_routing
+            .new_call(InboundCall {
+                number: number.clone(),
+                caller: caller.clone(),
+                trunk,
+                attributes: serde_json::Map::new(),
+                admitted_tenants: tenants,
+            })
+            .await;
+        let (tenant, call, step) = match decision {
+            Ok(CallDecision::Accept { tenant, call, step }) => (tenant, call, step),
+            Ok(CallDecision::Reject { sip_status, reason }) => {
+                tracing::debug!(%number, sip_status, %reason, "call rejected by routing");
+                metrics::counter!(CALLS_METRIC, "outcome" => "rejected").increment(1);
+                let _ = request.respond(OutgoingResponse::new(sip_status));
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%number, %error, "routing could not take a call");
+                metrics::counter!(CALLS_METRIC, "outcome" => "failed").increment(1);
+                let _ = request.respond(OutgoingResponse::new(503).header("Retry-After", "5"));
+                return;
+            }
+        };
+        let cancelled = {
+            let mut table = self.lock();
+            if table.cancelled.remove(&request.id) {
+                true
+            } else {
+                table.by_invite.insert(request.id, call);
+                table.calls.insert(
+                    call,
+                    Call {
+                        tenant: Tenant::whole(tenant),
+                        caller: CallerLeg {
+                            invite_tx: request.id,
+                            peer: request.peer.clone(),
+                            invite: request.bytes.clone(),
+                            local_tag: request.to_tag.clone(),
+                            number: caller,
+                            max_forwards: u8::try_from(max_forwards - 1)
+                                .unwrap_or(u8::MAX)
+                                .min(self.inner.options.max_forwards),
+                            dialog: None,
+                            acked: Arc::new(AtomicBool::new(false)),
+                        },
+                        phase: Phase::Waiting,
+                        legs: Vec::new(),
+                        next_leg: 0,
+                        alerting: false,
+                    },
+                );
+                false
+            }
+        };
+        if cancelled {
+            // The 487 went out with the CANCEL; routing forgets the call.
+            self.report_abandoned_in(Tenant::whole(tenant), call);
+            return;
+        }
+        self.watch(tenant);
+        self.run_step(call, step).await;
+    }
+
+    /// Carries out routing's steps until the call waits or ends.
+    async fn run_step(&self, call: ContactId, mut step: Step) {
+        // A flow that loops on prompts alone ends here.
+        for _ in 0..64 {
+            let Some(tenant) = self.tenant_of(call) else {
+                return;
+            };
+            let input = match &step {
+                Step::Play { .. } => Input::PromptPlayed,
+                Step::Collect { .. } => Input::NoInput,
+                Step::Queued {
+                    position,
+                    status_every_seconds,
+                    ..
+                } => {
+                    self.alert_caller(call);
+                    if position.is_none() {
+                        // Already offered when it was queued: the notice
+                        // may have gone out before the edge watched.
+                        self.ring_current_offer(call).await;
+                    }
+                    if let Some(seconds) = status_every_seconds {
+                        self.poll_queue_status(call, Duration::from_secs(u64::from(*seconds)));
+                    }
+                    return;
+                }
+                Step::RingAgent { agent_id } => {
+                    self.alert_caller(call);
+                    let agent = AgentId::from_uuid(*agent_id);
+                    self.ring(call, agent, RingMode::Direct).await;
+                    let this = self.clone();
+                    let timeout = self.inner.options.ring_timeout;
+                    tokio::spawn(async move {
+                        tokio::time::sleep(timeout).await;
+                        let still_ringing = this.lock().calls.get(&call).is_some_and(|call| {
+                            matches!(
+                                call.phase,
+                                Phase::Ringing {
+                                    mode: RingMode::Direct,
+                                    ..
+                                }
+                            )
+                        });
+                        if still_ringing && this.end_before_answer(call, 480) {
+                            metrics::counter!(CALLS_METRIC, "outcome" => "unanswered").increment(1);
+                        }
+                    });
+                    return;
+                }
+                Step::Voicemail { .. }
+                | Step::RingGroup { .. }
+                | Step::Transfer { .. }
+                | Step::Callback { .. }
+                | Step::Hangup { .. } => {
+                    tracing::debug!(%call, ?step, "the flow ends the call before an agent");
+                    metrics::counter!(CALLS_METRIC, "outcome" => "ended_by_flow").increment(1);
+                    self.end_before_answer(call, 480);
+                    return;
+                }
+            };
+            match self.inner.call_routing.report(&tenant, call, input).await {
+                Ok(next) => step = next,
+                Err(error) => {
+                    tracing::warn!(%call, %error, "routing lost the call's flow");
+                    self.end_before_answer(call, 500);
+                    return;
+                }
+            }
+        }
+        self.end_before_answer(call, 500);
+    }
+
+    fn tenant_of(&self, call: ContactId) -> Option<Tenant> {
+        self.lock().calls.get(&call).map(|call| call.tenant.clone())
+    }
+
+    /// Sends the caller 180 once.
+    fn alert_caller(&self, call: ContactId) {
+        let Some(endpoint) = self.endpoint() else {
+            return;
+        };
+        let tx = {
+            let mut table = self.lock();
+            let Some(call) = table.calls.get_mut(&call) else {
+                return;
+            };
+            if call.alerting {
+                return;
+            }
+            call.alerting = true;
+            call.caller.invite_tx
+        };
+        let _ = endpoint.respond(tx, OutgoingResponse::new(180));
+    }
+
+    /// Asks routing where a waiting call stands every `every`, for its
+    /// queue's maximum wait: past it, routing answers the overflow step.
+    fn poll_queue_status(&self, call: ContactId, every: Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(tenant) = this.tenant_of(call) else {
+                    return;
+                };
+                if !matches!(this.phase_of(call), Some(Phase::Waiting)) {
+                    continue;
+                }
+                match this.inner.call_routing.queue_status(&tenant, call).await {
+                    Ok(status) => {
+                        if let Some(next) = status.next_step {
+                            this.run_step(call, next).await;
+                            return;
+                        }
+                    }
+                    Err(error) => tracing::debug!(%call, %error, "queue status unavailable"),
+                }
+            }
+        });
+    }
+
+    fn phase_of(&self, call: ContactId) -> Option<Phase> {
+        self.lock().calls.get(&call).map(|call| call.phase)
+    }
+
+    /// Rings the agent the ACD offers the call to now, if any.
+    async fn ring_current_offer(&self, call: ContactId) {
+        let Some(tenant) = self.tenant_of(call) else {
+            return;
+        };
+        if let Ok(Answer::Contact { view }) = self
+            .inner
+            .acd
+            .query(&tenant, Query::Contact { contact: call })
+            .await
+            && let ContactState::Offered { agent, .. } = view.state
+        {
+            self.ring(call, agent, RingMode::Offer).await;
+        }
+    }
+
+    /// Rings every device `agent` registered; with no device, the ACD
+    /// hears a decline (or a direct ring fails at once).
+    async fn ring(&self, call: ContactId, agent: AgentId, mode: RingMode) {
+        let (Some(endpoint), Some(local)) = (self.endpoint().cloned(), self.local().cloned())
+        else {
+            return;
+        };
+        let (tenant, caller_number, max_forwards, sdp) = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            match entry.phase {
+                Phase::Waiting => {}
+                // Already ringing this agent (a notice and a read raced).
+                Phase::Ringing { agent: ringing, .. } if ringing == agent => {
+                    if mode == RingMode::Accepted {
+                        entry.phase = Phase::Ringing { agent, mode };
+                    }
+                    return;
+                }
+                _ => return,
+            }
+            entry.phase = Phase::Ringing { agent, mode };
+            let sdp = parse_bytes(&entry.caller.invite)
+                .map(|invite| Bytes::copy_from_slice(invite.body))
+                .unwrap_or_default();
+            (
+                entry.tenant.clone(),
+                entry.caller.number.clone(),
+                entry.caller.max_forwards,
+                sdp,
+            )
+        };
+        let devices = self
+            .inner
+            .bindings
+            .of(
+                tenant.id(),
+                UserId::from_uuid(agent.as_uuid()),
+                SystemTime::now(),
+            )
+            .await
+            .unwrap_or_else(|error| {
+                tracing::warn!(%call, %error, "the agent's devices could not be read");
+                Vec::new()
+            });
+        let mut started = 0;
+        for device in devices {
+            let Some(peer) = device_peer(&endpoint, &device.source) else {
+                tracing::debug!(source = %device.source, "a device reached only over a connection is not rung yet");
+                continue;
+            };
+            let call_id = requests::call_id();
+            let tag = requests::tag();
+            let from = format!(
+                "\"{caller_number}\" <sip:{}@{}>",
+                sip_user(&caller_number),
+                local.sent_by
+            );
+            let to = format!("<{}>", device.contact);
+            let call_info = "<sip:edge>;answer-after=0".to_owned();
+            let extra: Vec<(&str, &str)> = if mode == RingMode::Accepted {
+                vec![("Call-Info", call_info.as_str())]
+            } else {
+                Vec::new()
+            };
+            let invite = Bytes::from(requests::invite(
+                &local,
+                &device.contact,
+                &from,
+                &tag,
+                &to,
+                &call_id,
+                max_forwards,
+                &extra,
+                &sdp,
+            ));
+            let Ok(outgoing) = endpoint.send_request(invite.clone(), peer.clone()) else {
+                continue;
+            };
+            let leg_id = {
+                let mut table = self.lock();
+                let Some(entry) = table.calls.get_mut(&call) else {
+                    let _ = endpoint.cancel(outgoing.id);
+                    return;
+                };
+                let id = entry.next_leg;
+                entry.next_leg += 1;
+                entry.legs.push(AgentLeg {
+                    id,
+                    agent,
+                    tx: outgoing.id,
+                    peer,
+                    invite,
+                    dialog: None,
+                    state: LegState::Ringing,
+                });
+                table
+                    .by_dialog
+                    .insert(dialog_key(&call_id, &tag), (call, Side::Agent(id)));
+                id
+            };
+            started += 1;
+            let this = self.clone();
+            tokio::spawn(async move {
+                let mut outgoing = outgoing;
+                while let Some(event) = outgoing.next().await {
+                    match event {
+                        ClientEvent::Response(bytes) => {
+                            this.on_leg_response(call, leg_id, bytes).await;
+                        }
+                        ClientEvent::TimedOut => this.on_leg_failed(call, leg_id, 408).await,
+                    }
+                }
+            });
+        }
+        if started == 0 {
+            tracing::debug!(%call, %agent, "the agent has no device to ring");
+            self.after_legs_failed(call, agent, mode, 480).await;
+        }
+    }
+
+    async fn on_leg_response(&self, call: ContactId, leg: u64, bytes: Bytes) {
+        let Some(response) = parse_bytes(&bytes) else {
+            return;
+        };
+        let code = status_of(&response);
+        match code {
+            101..=199 => self.on_leg_provisional(call, code, &response),
+            200..=299 => self.on_leg_answered(call, leg, &response).await,
+            300.. => self.on_leg_failed(call, leg, code).await,
+            _ => {}
+        }
+    }
+
+    /// The agent's phone rings: the caller hears it (once), with the
+    /// phone's early media when it sends a session description.
+    fn on_leg_provisional(&self, call: ContactId, code: u16, response: &Message<'_>) {
+        let Some(endpoint) = self.endpoint() else {
+            return;
+        };
+        let early_media = code == 183 && !response.body.is_empty();
+        let tx = {
+            let mut table = self.lock();
+            let Some(call) = table.calls.get_mut(&call) else {
+                return;
+            };
+            if call.alerting && !early_media {
+                return;
+            }
+            call.alerting = true;
+            call.caller.invite_tx
+        };
+        let mut answer = OutgoingResponse::new(if early_media { 183 } else { 180 });
+        if early_media {
+            answer = answer.body("application/sdp", Bytes::copy_from_slice(response.body));
+        }
+        let _ = endpoint.respond(tx, answer);
+    }
+
+    async fn on_leg_answered(&self, call: ContactId, leg_id: u64, response: &Message<'_>) {
+        let (Some(endpoint), Some(local)) = (self.endpoint().cloned(), self.local().cloned())
+        else {
+            return;
+        };
+        enum Then {
+            /// This leg won: cancel the others, report, answer the caller.
+            Won {
+                agent: AgentId,
+                mode: RingMode,
+                others: Vec<TransactionId>,
+            },
+            /// A late answer (another device or the caller was first).
+            Late,
+            /// A retransmitted 2xx of the winner: ACKed again only.
+            Again,
+        }
+        let (then, peer, leg_dialog, tenant) = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            let phase = entry.phase;
+            let tenant = entry.tenant.clone();
+            let Some(leg) = entry.legs.iter_mut().find(|leg| leg.id == leg_id) else {
+                return;
+            };
+            if leg.dialog.is_none() {
+                let Some(invite) = parse_bytes(&leg.invite) else {
+                    return;
+                };
+                let Ok(mut dialog) = Dialog::as_uac(&invite, response) else {
+                    return;
+                };
+                dialog.confirm();
+                let local_party = invite
+                    .header("From")
+                    .and_then(|from| party(&from.value))
+                    .unwrap_or_default();
+                let remote_party = response
+                    .header("To")
+                    .and_then(|to| party(&to.value))
+                    .unwrap_or_default();
+                leg.dialog = Some(LegDialog {
+                    dialog,
+                    local_party,
+                    remote_party,
+                });
+            }
+            let then = match (leg.state, phase) {
+                (LegState::Answered, _) => Then::Again,
+                (LegState::Ringing, Phase::Ringing { agent, mode }) if agent == leg.agent => {
+                    leg.state = LegState::Answered;
+                    let others = entry
+                        .legs
+                        .iter_mut()
+                        .filter(|other| other.id != leg_id && other.state == LegState::Ringing)
+                        .map(|other| {
+                            other.state = LegState::Done;
+                            other.tx
+                        })
+                        .collect();
+                    Then::Won {
+                        agent,
+                        mode,
+                        others,
+                    }
+                }
+                _ => {
+                    leg.state = LegState::Done;
+                    Then::Late
+                }
+            };
+            let leg = entry
+                .legs
+                .iter()
+                .find(|leg| leg.id == leg_id)
+                .expect("found above");
+            (then, leg.peer.clone(), leg.dialog.clone(), tenant)
+        };
+        let Some(mut leg_dialog) = leg_dialog else {
+            return;
+        };
+        let (seq, _) = response.cseq().unwrap_or((1, "INVITE"));
+        peer.send(Bytes::from(requests::ack(&local, &leg_dialog, seq)));
+        match then {
+            Then::Again => {}
+            Then::Late => {
+                peer.send(Bytes::from(requests::in_dialog(
+                    &local,
+                    &mut leg_dialog,
+                    "BYE",
+                    &[],
+                    b"",
+                )));
+            }
+            Then::Won {
+                agent,
+                mode,
+                others,
+            } => {
+                for other in others {
+                    let _ = endpoint.cancel(other);
+                }
+                if mode == RingMode::Offer
+                    && let Err(error) = self
+                        .inner
+                        .acd
+                        .execute(
+                            &tenant,
+                            Operation::Accept {
+                                agent,
+                                contact: call,
+                            },
+                        )
+                        .await
+                {
+                    // The offer expired or was withdrawn meanwhile: the
+                    // agent's phone hangs up; the caller waits on.
+                    tracing::debug!(%call, %agent, %error, "the answer came too late for the offer");
+                    peer.send(Bytes::from(requests::in_dialog(
+                        &local,
+                        &mut leg_dialog,
+                        "BYE",
+                        &[],
+                        b"",
+                    )));
+                    let mut table = self.lock();
+                    if let Some(entry) = table.calls.get_mut(&call) {
+                        entry.phase = Phase::Waiting;
+                        if let Some(leg) = entry.legs.iter_mut().find(|leg| leg.id == leg_id) {
+                            leg.state = LegState::Done;
+                        }
+                    }
+                    return;
+                }
+                self.answer_caller(call, leg_id, Bytes::copy_from_slice(response.body));
+            }
+        }
+    }
+
+    /// The caller gets the agent's 200 (with the agent's session
+    /// description), retransmitted until its ACK (§13.3.1.4).
+    fn answer_caller(&self, call: ContactId, leg: u64, sdp: Bytes) {
+        let (Some(endpoint), Some(local)) = (self.endpoint().cloned(), self.local().cloned())
+        else {
+            return;
+        };
+        let (tx, acked) = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            entry.phase = Phase::Connected { leg };
+            let caller = &mut entry.caller;
+            let Some(invite) = parse_bytes(&caller.invite) else {
+                return;
+            };
+            let Ok(dialog) = Dialog::as_uas(&invite, &caller.local_tag, false) else {
+                return;
+            };
+            caller.dialog = Some(LegDialog {
+                dialog,
+                local_party: invite
+                    .header("To")
+                    .and_then(|to| party(&to.value))
+                    .unwrap_or_default(),
+                remote_party: invite
+                    .header("From")
+                    .and_then(|from| party(&from.value))
+                    .unwrap_or_default(),
+            });
+            let key = invite
+                .header("Call-ID")
+                .map(|id| dialog_key(&id.value, &caller.local_tag));
+            let tx = caller.invite_tx;
+            let acked = caller.acked.clone();
+            if let Some(key) = key {
+                table.by_dialog.insert(key, (call, Side::Caller));
+            }
+            (tx, acked)
+        };
+        metrics::counter!(CALLS_METRIC, "outcome" => "answered").increment(1);
+        let mut answer = OutgoingResponse::new(200)
+            .header("Contact", local.contact())
+            .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO");
+        if !sdp.is_empty() {
+            answer = answer.body("application/sdp", sdp);
+        }
+        let _ = endpoint.respond(tx, answer.clone());
+        let this = self.clone();
+        let t1 = self.inner.options.t1;
+        tokio::spawn(async move {
+            let mut interval = t1;
+            let mut waited = Duration::ZERO;
+            while waited < t1 * 64 {
+                tokio::time::sleep(interval).await;
+                waited += interval;
+                if acked.load(Ordering::Relaxed) {
+                    return;
+                }
+                if endpoint.respond(tx, answer.clone()).is_err() {
+                    break;
+                }
+                interval = (interval * 2).min(Duration::from_secs(4));
+            }
+            if !acked.load(Ordering::Relaxed) && this.lock().calls.contains_key(&call) {
+                tracing::debug!(%call, "the caller never ACKed the answer; hanging up");
+                this.hang_up(call, None).await;
+            }
+        });
+    }
+
+    async fn on_leg_failed(&self, call: ContactId, leg_id: u64, code: u16) {
+        let ringing = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            let Some(leg) = entry.legs.iter_mut().find(|leg| leg.id == leg_id) else {
+                return;
+            };
+            if leg.state != LegState::Ringing {
+                return;
+            }
+            leg.state = LegState::Done;
+            let agent = leg.agent;
+            let all_failed = entry
+                .legs
+                .iter()
+                .filter(|leg| leg.agent == agent)
+                .all(|leg| leg.state == LegState::Done);
+            match entry.phase {
+                Phase::Ringing {
+                    agent: ringing,
+                    mode,
+                } if ringing == agent && all_failed => Some((agent, mode)),
+                _ => None,
+            }
+        };
+        if let Some((agent, mode)) = ringing {
+            self.after_legs_failed(call, agent, mode, code).await;
+        }
+    }
+
+    /// No device of `agent` answered: the ACD hears a decline (it decides
+    /// what comes next), a direct ring ends the call.
+    async fn after_legs_failed(&self, call: ContactId, agent: AgentId, mode: RingMode, code: u16) {
+        let tenant = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            if entry.phase != (Phase::Ringing { agent, mode }) {
+                return;
+            }
+            entry.phase = Phase::Waiting;
+            entry.tenant.clone()
+        };
+        match mode {
+            RingMode::Direct => {
+                let code = if code == 486 || code == 600 { 486 } else { 480 };
+                self.end_before_answer(call, code);
+            }
+            RingMode::Offer | RingMode::Accepted => {
+                if let Err(error) = self
+                    .inner
+                    .acd
+                    .execute(
+                        &tenant,
+                        Operation::Decline {
+                            agent,
+                            contact: call,
+                        },
+                    )
+                    .await
+                {
+                    tracing::debug!(%call, %agent, %error, "the decline found no offer");
+                }
+            }
+        }
+    }
+
+    /// Ends a call not answered yet: the caller gets `code`, ringing legs
+    /// are cancelled. False when it was answered or gone.
+    fn end_before_answer(&self, call: ContactId, code: u16) -> bool {
+        let Some(endpoint) = self.endpoint() else {
+            return false;
+        };
+        let (tx, ringing) = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return false;
+            };
+            if matches!(entry.phase, Phase::Connected { .. } | Phase::Ended) {
+                return false;
+            }
+            entry.phase = Phase::Ended;
+            let ringing: Vec<TransactionId> = entry
+                .legs
+                .iter_mut()
+                .filter(|leg| leg.state == LegState::Ringing)
+                .map(|leg| {
+                    leg.state = LegState::Done;
+                    leg.tx
+                })
+                .collect();
+            let tx = entry.caller.invite_tx;
+            Self::forget(&mut table, call);
+            (tx, ringing)
+        };
+        for leg in ringing {
+            let _ = endpoint.cancel(leg);
+        }
+        let _ = endpoint.respond(tx, OutgoingResponse::new(code));
+        true
+    }
+
+    fn forget(table: &mut Table, call: ContactId) {
+        table.calls.remove(&call);
+        table.by_invite.retain(|_, id| *id != call);
+        table.by_dialog.retain(|_, (id, _)| *id != call);
+    }
+
+    fn report_abandoned_in(&self, tenant: Tenant, call: ContactId) {
+        let routing = self.inner.call_routing.clone();
+        tokio::spawn(async move {
+            if let Err(error) = routing.abandoned(&tenant, call).await {
+                tracing::warn!(%call, %error, "routing did not hear of an abandoned call");
+            }
+        });
+    }
+
+    /// Ends a connected call from `by`'s side (`None`: the edge's own
+    /// decision): BYE to every other leg, and the end reported to routing.
+    async fn hang_up(&self, call: ContactId, by: Option<Side>) {
+        let Some(local) = self.local().cloned() else {
+            return;
+        };
+        let (tenant, byes, connected) = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            let connected = matches!(entry.phase, Phase::Connected { .. });
+            entry.phase = Phase::Ended;
+            let mut byes = Vec::new();
+            if by != Some(Side::Caller)
+                && let Some(dialog) = entry.caller.dialog.as_mut()
+            {
+                byes.push((
+                    entry.caller.peer.clone(),
+                    requests::in_dialog(&local, dialog, "BYE", &[], b""),
+                ));
+            }
+            for leg in &mut entry.legs {
+                if leg.state == LegState::Answered
+                    && by != Some(Side::Agent(leg.id))
+                    && let Some(dialog) = leg.dialog.as_mut()
+                {
+                    byes.push((
+                        leg.peer.clone(),
+                        requests::in_dialog(&local, dialog, "BYE", &[], b""),
+                    ));
+                }
+            }
+            let tenant = entry.tenant.clone();
+            Self::forget(&mut table, call);
+            (tenant, byes, connected)
+        };
+        if let Some(endpoint) = self.endpoint() {
+            for (peer, bye) in byes {
+                // The BYE's own transaction retransmits it; its answer
+                // matters to nobody.
+                let _ = endpoint.send_request(Bytes::from(bye), peer);
+            }
+        }
+        if connected && let Err(error) = self.inner.call_routing.ended(&tenant, call).await {
+            tracing::warn!(%call, %error, "routing did not hear of a call's end");
+        }
+    }
+
+    async fn in_dialog(&self, request: IncomingRequest, local_tag: &str) {
+        let message = request.message();
+        let key = message
+            .header("Call-ID")
+            .map(|id| dialog_key(&id.value, local_tag));
+        let found = key.and_then(|key| self.lock().by_dialog.get(&key).copied());
+        let Some((call, side)) = found else {
+            let _ = request.respond(OutgoingResponse::new(481));
+            return;
+        };
+        match message.method() {
+            Some(Method::Bye) => {
+                let _ = request.respond(OutgoingResponse::new(200));
+                self.hang_up(call, Some(side)).await;
+            }
+            Some(Method::Options) => {
+                let _ = request.respond(OutgoingResponse::new(200));
+            }
+            Some(Method::Invite | Method::Update | Method::Info) => {
+                self.relay(request, call, side).await;
+            }
+            _ => {
+                let _ = request.respond(OutgoingResponse::new(405));
+            }
+        }
+    }
+
+    /// Passes a re-INVITE, UPDATE or INFO to the other leg and its final
+    /// answer back, with the body either way.
+    async fn relay(&self, request: IncomingRequest, call: ContactId, side: Side) {
+        let (Some(endpoint), Some(local)) = (self.endpoint().cloned(), self.local().cloned())
+        else {
+            return;
+        };
+        let message = request.message();
+        let method = message
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let content_type = message
+            .header("Content-Type")
+            .map(|value| value.value.to_string());
+        let refused = |code| {
+            let _ = request.respond(OutgoingResponse::new(code));
+        };
+        let (peer, bytes) = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                drop(table);
+                return refused(481);
+            };
+            let Phase::Connected { leg } = entry.phase else {
+                drop(table);
+                return refused(491);
+            };
+            let Some(agent) = entry.legs.iter_mut().find(|l| l.id == leg) else {
+                drop(table);
+                return refused(481);
+            };
+            let (from, to, peer) = match side {
+                Side::Caller => (
+                    entry.caller.dialog.as_mut(),
+                    agent.dialog.as_mut(),
+                    agent.peer.clone(),
+                ),
+                Side::Agent(_) => (
+                    agent.dialog.as_mut(),
+                    entry.caller.dialog.as_mut(),
+                    entry.caller.peer.clone(),
+                ),
+            };
+            let (Some(from), Some(to)) = (from, to) else {
+                drop(table);
+                return refused(481);
+            };
+            if from.dialog.on_request(&message).is_err() {
+                drop(table);
+                return refused(500);
+            }
+            let extra: Vec<(&str, &str)> = content_type
+                .as_deref()
+                .map(|kind| vec![("Content-Type", kind)])
+                .unwrap_or_default();
+            (
+                peer,
+                requests::in_dialog(&local, to, &method, &extra, message.body),
+            )
+        };
+        let invite = method == "INVITE";
+        let Ok(mut outgoing) = endpoint.send_request(Bytes::from(bytes), peer.clone()) else {
+            return refused(500);
+        };
+        while let Some(event) = outgoing.next().await {
+            match event {
+                ClientEvent::Response(bytes) => {
+                    let Some(response) = parse_bytes(&bytes) else {
+                        continue;
+                    };
+                    let code = status_of(&response);
+                    if code < 200 {
+                        continue;
+                    }
+                    if invite && (200..300).contains(&code) {
+                        let dialog = self.other_dialog(call, side);
+                        if let (Some(dialog), Some((seq, _))) = (dialog, response.cseq()) {
+                            peer.send(Bytes::from(requests::ack(&local, &dialog, seq)));
+                        }
+                    }
+                    let mut answer = OutgoingResponse::new(code);
+                    if invite && (200..300).contains(&code) {
+                        answer = answer.header("Contact", local.contact());
+                    }
+                    if !response.body.is_empty() {
+                        let kind = response
+                            .header("Content-Type")
+                            .map_or("application/sdp".to_owned(), |kind| kind.value.to_string());
+                        answer = answer.body(&kind, Bytes::copy_from_slice(response.body));
+                    }
+                    let _ = request.respond(answer);
+                    return;
+                }
+                ClientEvent::TimedOut => return refused(408),
+            }
+        }
+    }
+
+    fn other_dialog(&self, call: ContactId, side: Side) -> Option<LegDialog> {
+        let table = self.lock();
+        let entry = table.calls.get(&call)?;
+        let Phase::Connected { leg } = entry.phase else {
+            return None;
+        };
+        match side {
+            Side::Caller => entry
+                .legs
+                .iter()
+                .find(|l| l.id == leg)
+                .and_then(|l| l.dialog.clone()),
+            Side::Agent(_) => entry.caller.dialog.clone(),
+        }
+    }
+
+    /// Starts watching `tenant`'s ACD notices, once per tenant.
+    fn watch(&self, tenant: TenantId) {
+        if !self.lock().watched.insert(tenant) {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let scope = Tenant::whole(tenant);
+            loop {
+                match this.inner.acd.notices(&scope).await {
+                    Ok(mut notices) => {
+                        // Whatever was offered before (or while) the watch
+                        // started.
+                        this.resync(tenant).await;
+                        while let Some(event) = notices.next().await {
+                            match event {
+                                NoticeEvent::Notice(notice) => this.on_notice(&notice).await,
+                                NoticeEvent::Gap => this.resync(tenant).await,
+                            }
+                        }
+                    }
+                    Err(error) => {
+                        tracing::debug!(%tenant, %error, "ACD notices unavailable; retrying");
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+    }
+
+    async fn on_notice(&self, notice: &switchboard_routing_api::acd::Notice) {
+        for withdrawn in &notice.withdrawn {
+            self.withdraw(withdrawn.contact, withdrawn.agent);
+        }
+        for offer in &notice.offers {
+            if self.lock().calls.contains_key(&offer.contact) {
+                self.ring(offer.contact, offer.agent, RingMode::Offer).await;
+            }
+        }
+        for event in &notice.contact_events {
+            if let ContactEventKind::Connected { agent } = event.kind {
+                self.accepted_elsewhere(event.contact, agent).await;
+            }
+        }
+    }
+
+    /// The offer of `call` to `agent` is gone (expired, or the agent
+    /// declined on the desktop): its ringing stops.
+    fn withdraw(&self, call: ContactId, agent: AgentId) {
+        let Some(endpoint) = self.endpoint() else {
+            return;
+        };
+        let ringing = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            if entry.phase
+                != (Phase::Ringing {
+                    agent,
+                    mode: RingMode::Offer,
+                })
+            {
+                return;
+            }
+            entry.phase = Phase::Waiting;
+            entry
+                .legs
+                .iter_mut()
+                .filter(|leg| leg.agent == agent && leg.state == LegState::Ringing)
+                .map(|leg| {
+                    leg.state = LegState::Done;
+                    leg.tx
+                })
+                .collect::<Vec<_>>()
+        };
+        for leg in ringing {
+            let _ = endpoint.cancel(leg);
+        }
+    }
+
+    /// The agent accepted the call on the desktop (or the edge's own
+    /// Accept): unless a phone already answered, the agent's devices ring
+    /// again with auto-answer.
+    async fn accepted_elsewhere(&self, call: ContactId, agent: AgentId) {
+        let Some(endpoint) = self.endpoint() else {
+            return;
+        };
+        let cancel = {
+            let mut table = self.lock();
+            let Some(entry) = table.calls.get_mut(&call) else {
+                return;
+            };
+            if entry
+                .legs
+                .iter()
+                .any(|leg| leg.agent == agent && leg.state == LegState::Answered)
+            {
+                return;
+            }
+            if !matches!(entry.phase, Phase::Waiting | Phase::Ringing { .. }) {
+                return;
+            }
+            entry.phase = Phase::Waiting;
+            entry
+                .legs
+                .iter_mut()
+                .filter(|leg| leg.state == LegState::Ringing)
+                .map(|leg| {
+                    leg.state = LegState::Done;
+                    leg.tx
+                })
+                .collect::<Vec<_>>()
+        };
+        for leg in cancel {
+            let _ = endpoint.cancel(leg);
+        }
+        self.ring(call, agent, RingMode::Accepted).await;
+    }
+
+    /// After a gap in the notices: rings whatever routing offers now.
+    async fn resync(&self, tenant: TenantId) {
+        let waiting: Vec<ContactId> = self
+            .lock()
+            .calls
+            .iter()
+            .filter(|(_, call)| call.tenant.id() == tenant && call.phase == Phase::Waiting)
+            .map(|(id, _)| *id)
+            .collect();
+        for call in waiting {
+            self.ring_current_offer(call).await;
+        }
+    }
+}
+
+/// The key of the dialog an in-dialog message names: its Call-ID and the
+/// edge's tag (the To tag of a request sent to the edge).
+fn dialog_key_of(message: &Message<'_>) -> Option<String> {
+    let call_id = message.header("Call-ID")?;
+    let to = parse_name_addr(&message.header("To")?.value).ok()?;
+    Some(dialog_key(&call_id.value, to.tag()?))
+}
+
+/// Whether `request` already passed through this edge: a Via of ours
+/// (our sent-by with our branch prefix) is in it (RFC 3261 §16.3).
+fn looped(request: &Message<'_>, local: &Local) -> bool {
+    request.headers_named("Via").any(|header| {
+        parse_via(&header.value).is_ok_and(|vias| {
+            vias.iter().any(|via| {
+                let sent_by = match via.port {
+                    Some(port) => format!("{}:{port}", via.host),
+                    None => via.host.to_owned(),
+                };
+                sent_by == local.sent_by
+                    && via
+                        .branch()
+                        .is_some_and(|branch| branch.starts_with(requests::BRANCH_PREFIX))
+            })
+        })
+    })
+}
+
+/// Where a device registered from (`udp:1.2.3.4:5060`) is rung: over UDP
+/// from the edge's socket. A device registered over a connection is
+/// reached on that connection only, which this edge does not index yet.
+fn device_peer(endpoint: &Endpoint, source: &str) -> Option<Peer> {
+    let address = source.strip_prefix("udp:")?.parse().ok()?;
+    endpoint.udp_peer(address)
+}
+
+/// A caller's number as a SIP user part (RFC 3261 §25.1 `user`).
+fn sip_user(number: &str) -> String {
+    let user: String = number
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '_' | '.' | '*' | '#'))
+        .collect();
+    if user.is_empty() {
+        "anonymous".to_owned()
+    } else {
+        user
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(text: &str) -> Vec<u8> {
+        text.replace('\n', "\r\n").into_bytes()
+    }
+
+    #[test]
+    fn the_dialed_number_is_e164_and_the_caller_prefers_the_asserted_identity() {
+        let bytes = request(
+            "INVITE sip:4420-7946-0000;npdi@carrier.example SIP/2.0\n\
+             Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKa\n\
+             From: <sip:+15550001@carrier.example>;tag=1\n\
+             To: <sip:442079460000@carrier.example>\n\
+             P-Asserted-Identity: <tel:+15559999;cpc=ordinary>\n\
+             Call-ID: x\nCSeq: 1 INVITE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        );
+        let message = parse_bytes(&bytes).unwrap();
+        assert_eq!(dialed_number(&message).as_deref(), Some("+442079460000"));
+        assert_eq!(caller_number(&message), "+15559999");
+    }
+
+    #[test]
+    fn a_withheld_caller_is_anonymous() {
+        let bytes = request(
+            "INVITE sip:+442079460000@edge SIP/2.0\n\
+             Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKa\n\
+             From: \"Anonymous\" <sip:@anonymous.invalid>;tag=1\n\
+             To: <sip:+442079460000@edge>\n\
+             Call-ID: x\nCSeq: 1 INVITE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        );
+        let message = parse_bytes(&bytes).unwrap();
+        assert_eq!(caller_number(&message), "anonymous");
+        assert_eq!(dialed_number(&message).as_deref(), Some("+442079460000"));
+    }
+
+    #[test]
+    fn a_request_that_passed_through_the_edge_is_a_loop() {
+        let local = Local {
+            sent_by: "192.0.2.1:5060".into(),
+            transport: "UDP",
+        };
+        let ours = format!(
+            "INVITE sip:+1@edge SIP/2.0\n\
+             Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKa\n\
+             Via: SIP/2.0/UDP 192.0.2.1:5060;branch={}1;rport\n\
+             From: <sip:a@b>;tag=1\nTo: <sip:+1@edge>\n\
+             Call-ID: x\nCSeq: 1 INVITE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+            requests::BRANCH_PREFIX
+        );
+        let bytes = request(&ours);
+        assert!(looped(&parse_bytes(&bytes).unwrap(), &local));
+        let theirs = ours.replace(requests::BRANCH_PREFIX, "z9hG4bKother");
+        let bytes = request(&theirs);
+        assert!(!looped(&parse_bytes(&bytes).unwrap(), &local));
+    }
+}

@@ -1,0 +1,567 @@
+//! The B2BUA with real SIP peers: SIPp (Debian `sip-tester`, installed by
+//! `./scripts/test`) plays the carrier and the agent's phones; routing is
+//! a recording double of its two APIs (the real routing service is in the
+//! end-to-end tests of `services/switchboard`), so each test can offer,
+//! withdraw and check exactly what the edge reported.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use switchboard_acd::{AgentId, ContactId, Offer, Outcome, QueueId};
+use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission};
+use switchboard_edge::registrar::{
+    Binding, Bindings, Registrar, RegistrarOptions, SipAccount, SipDirectory,
+};
+use switchboard_edge::signaling::Signaling;
+use switchboard_edge::sip::digest::Nonces;
+use switchboard_edge::sip::transport::{TransportOptions, Transports};
+use switchboard_edge::sip::{Endpoint, EndpointOptions, OutgoingResponse};
+use switchboard_flows::Input;
+use switchboard_platform::Cache;
+use switchboard_platform::cache::MemoryCache;
+use switchboard_routing_api::acd::{
+    Answer, Notice, NoticeEvent, Notices, Operation, Query, RoutingApi, RoutingError,
+};
+use switchboard_routing_api::calls::{
+    CallDecision, CallRoutingApi, InboundCall, QueueStatus, Step,
+};
+use switchboard_rpc::ServiceError;
+use switchboard_sip::Message;
+use switchboard_tenancy::{Tenant, TenantId};
+use tokio::sync::broadcast;
+
+/// What the edge told routing.
+#[derive(Debug, Clone, PartialEq)]
+enum Heard {
+    NewCall(InboundCall),
+    Execute(Operation),
+    Abandoned(ContactId),
+    Ended(ContactId),
+}
+
+/// Routing as the edge sees it: every new call is queued; offers are
+/// pushed by the test.
+struct Routing {
+    tenant: TenantId,
+    call: ContactId,
+    heard: Mutex<Vec<Heard>>,
+    notices: broadcast::Sender<NoticeEvent>,
+}
+
+impl Routing {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            tenant: TenantId::new(),
+            call: ContactId::new(),
+            heard: Mutex::new(Vec::new()),
+            notices: broadcast::channel(16).0,
+        })
+    }
+
+    fn heard(&self) -> Vec<Heard> {
+        self.heard.lock().unwrap().clone()
+    }
+
+    fn hear(&self, heard: Heard) {
+        self.heard.lock().unwrap().push(heard);
+    }
+
+    fn offer(&self, agent: AgentId) -> Offer {
+        Offer {
+            contact: self.call,
+            agent,
+            queue: QueueId::new(),
+            offered_at: chrono::Utc::now(),
+            expires_at: chrono::Utc::now() + chrono::Duration::seconds(20),
+        }
+    }
+
+    fn push(&self, offers: Vec<Offer>, withdrawn: Vec<Offer>) {
+        let _ = self.notices.send(NoticeEvent::Notice(Arc::new(Notice {
+            tenant: self.tenant,
+            offers,
+            withdrawn,
+            agent_events: Vec::new(),
+            contact_events: Vec::new(),
+        })));
+    }
+}
+
+#[async_trait::async_trait]
+impl CallRoutingApi for Routing {
+    async fn new_call(&self, call: InboundCall) -> Result<CallDecision, ServiceError> {
+        self.hear(Heard::NewCall(call));
+        Ok(CallDecision::Accept {
+            tenant: self.tenant,
+            call: self.call,
+            step: Step::Queued {
+                queue_id: QueueId::new(),
+                position: Some(1),
+                music_on_hold: None,
+                announcements: None,
+                callback_offer_after_seconds: None,
+                status_every_seconds: None,
+            },
+        })
+    }
+
+    async fn report(&self, _: &Tenant, _: ContactId, _: Input) -> Result<Step, ServiceError> {
+        Err(ServiceError::bad_request("no flow here"))
+    }
+
+    async fn queue_status(&self, _: &Tenant, _: ContactId) -> Result<QueueStatus, ServiceError> {
+        Err(ServiceError::bad_request("no status here"))
+    }
+
+    async fn abandoned(&self, _: &Tenant, call: ContactId) -> Result<(), ServiceError> {
+        self.hear(Heard::Abandoned(call));
+        Ok(())
+    }
+
+    async fn ended(&self, _: &Tenant, call: ContactId) -> Result<(), ServiceError> {
+        self.hear(Heard::Ended(call));
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl RoutingApi for Routing {
+    async fn execute(&self, _: &Tenant, operation: Operation) -> Result<Outcome, RoutingError> {
+        self.hear(Heard::Execute(operation));
+        Ok(Outcome::default())
+    }
+
+    async fn query(&self, _: &Tenant, query: Query) -> Result<Answer, RoutingError> {
+        Err(RoutingError::Unavailable(format!("no {query:?} here")))
+    }
+
+    async fn callback_number(
+        &self,
+        _: &Tenant,
+        _: ContactId,
+    ) -> Result<Option<String>, RoutingError> {
+        Ok(None)
+    }
+
+    async fn notices(&self, tenant: &Tenant) -> Result<Notices, RoutingError> {
+        assert_eq!(
+            tenant.id(),
+            self.tenant,
+            "notices of the call's tenant only"
+        );
+        Ok(Notices::local(self.notices.subscribe()))
+    }
+}
+
+/// Admits what comes from loopback, for the tenant of [`Routing`].
+struct Loopback(TenantId);
+
+#[async_trait::async_trait]
+impl InboundAdmission for Loopback {
+    async fn admit(&self, source: std::net::IpAddr, _: &Message<'_>) -> Admission {
+        if source.is_loopback() {
+            Admission::Admitted {
+                tenants: vec![self.0],
+                trunk: "loopback".into(),
+            }
+        } else {
+            Admission::Refused(OutgoingResponse::new(403))
+        }
+    }
+}
+
+struct NoAccounts;
+
+#[async_trait::async_trait]
+impl SipDirectory for NoAccounts {
+    async fn tenant_of_domain(&self, _: &str) -> anyhow::Result<Option<TenantId>> {
+        Ok(None)
+    }
+
+    async fn account(&self, _: TenantId, _: &str) -> anyhow::Result<Option<SipAccount>> {
+        Ok(None)
+    }
+}
+
+struct Edge {
+    routing: Arc<Routing>,
+    calls: B2bua,
+    cache: Arc<dyn Cache>,
+    address: SocketAddr,
+    _transports: Transports,
+}
+
+async fn edge() -> Edge {
+    let routing = Routing::new();
+    let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+    let calls = B2bua::new(
+        routing.clone(),
+        routing.clone(),
+        Bindings::new(cache.clone()),
+        Arc::new(Loopback(routing.tenant)),
+        CallOptions::default(),
+    );
+    let registrar = Arc::new(Registrar::new(
+        Arc::new(NoAccounts),
+        cache.clone(),
+        Nonces::new(b"calls test key", Duration::from_secs(300)),
+        RegistrarOptions::default(),
+    ));
+    let endpoint = Endpoint::new(
+        EndpointOptions::default(),
+        Arc::new(Signaling::new(registrar, Some(calls.clone()))),
+    );
+    let transports = Transports::bind(
+        endpoint.clone(),
+        &TransportOptions {
+            udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
+            tcp: None,
+            ..TransportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let address = transports.udp().unwrap();
+    calls.attach(endpoint, address);
+    Edge {
+        routing,
+        calls,
+        cache,
+        address,
+        _transports: transports,
+    }
+}
+
+impl Edge {
+    /// Binds a phone of `agent` at `port` as its REGISTER would.
+    async fn bind_phone(&self, agent: AgentId, port: u16) {
+        let contact = format!("sip:agent@127.0.0.1:{port}");
+        let binding = Binding {
+            contact: contact.clone(),
+            expires_at: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 300,
+            call_id: format!("reg-{port}"),
+            cseq: 1,
+            source: format!("udp:127.0.0.1:{port}"),
+        };
+        self.cache
+            .hash_set(
+                &format!("edge:{{{}}}:bindings:{}", self.routing.tenant, agent),
+                &contact,
+                &serde_json::to_vec(&binding).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the edge holds `count` calls.
+    async fn until_calls(&self, count: usize) {
+        for _ in 0..200 {
+            if self.calls.calls() == count {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the edge holds {} calls, not {count}", self.calls.calls());
+    }
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/sipp/{name}.xml"))
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One SIPp run: its directory keeps the message trace.
+struct Sipp {
+    child: tokio::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Sipp {
+    /// A phone listening on `port` (a UAS scenario).
+    fn phone(name: &str, port: u16) -> Self {
+        Self::start(name, port, &[], None)
+    }
+
+    /// A carrier calling `number` at the edge (a UAC scenario), pausing
+    /// `pause` where the scenario pauses.
+    fn carrier(name: &str, number: &str, pause: Duration, edge: SocketAddr) -> Self {
+        let pause = pause.as_millis().to_string();
+        Self::start(
+            name,
+            free_udp_port(),
+            &["-s", number, "-d", &pause],
+            Some(edge),
+        )
+    }
+
+    fn start(name: &str, port: u16, args: &[&str], remote: Option<SocketAddr>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = tokio::process::Command::new("sipp");
+        command
+            .current_dir(dir.path())
+            .args(["-sf", scenario(name).to_str().unwrap()])
+            .args(["-m", "1", "-l", "1"])
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-timeout",
+                "20s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_err",
+                "-trace_msg",
+            ])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(remote) = remote {
+            command.arg(remote.to_string());
+        }
+        let child = command
+            .spawn()
+            .expect("SIPp (Debian sip-tester) is installed: ./scripts/test installs it");
+        Self { child, dir }
+    }
+
+    fn file_ending(&self, suffix: &str) -> String {
+        std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(suffix))
+            .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+            .collect()
+    }
+
+    /// Waits for the scenario to pass; answers its message trace.
+    async fn passes(mut self, who: &str) -> String {
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{who}'s SIPp did not finish"))
+            .unwrap();
+        let messages = self.file_ending("_messages.log");
+        assert!(
+            status.success(),
+            "{who}'s scenario failed ({status}): {}\n{messages}",
+            self.file_ending("_errors.log"),
+        );
+        messages
+    }
+}
+
+/// Lets a UAS SIPp bind its port before the edge rings it.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queued_call_rings_the_offered_agent_who_answers_and_the_caller_hangs_up() {
+    let edge = edge().await;
+    let agent = AgentId::new();
+    let phone_port = free_udp_port();
+    edge.bind_phone(agent, phone_port).await;
+    let phone = Sipp::phone("agent_answer", phone_port);
+    settle().await;
+    let carrier = Sipp::carrier(
+        "carrier_call",
+        "442079460000",
+        Duration::from_millis(500),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    edge.routing
+        .push(vec![edge.routing.offer(agent)], Vec::new());
+
+    let carrier_trace = carrier.passes("the carrier").await;
+    let phone_trace = phone.passes("the agent's phone").await;
+    edge.until_calls(0).await;
+
+    let call = edge.routing.call;
+    let heard = edge.routing.heard();
+    let Heard::NewCall(inbound) = &heard[0] else {
+        panic!("{heard:?}");
+    };
+    assert_eq!(inbound.number, "+442079460000");
+    assert_eq!(inbound.caller, "+15550001111");
+    assert_eq!(inbound.admitted_tenants, vec![edge.routing.tenant]);
+    assert_eq!(
+        heard[1..],
+        [
+            Heard::Execute(Operation::Accept {
+                agent,
+                contact: call
+            }),
+            Heard::Ended(call),
+        ]
+    );
+    // Topology hiding: nothing of the carrier's leg reaches the phone.
+    let carrier_call_id = carrier_trace
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("Call-ID: "))
+        .expect("the carrier's trace has its Call-ID")
+        .to_owned();
+    assert!(!phone_trace.contains(&carrier_call_id), "{phone_trace}");
+    assert!(!phone_trace.contains("SIPpTag00"), "{phone_trace}");
+    assert!(!phone_trace.contains("sip:carrier@"), "{phone_trace}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_phone_is_declined_and_a_caller_who_gives_up_is_abandoned() {
+    let edge = edge().await;
+    let agent = AgentId::new();
+    let phone_port = free_udp_port();
+    edge.bind_phone(agent, phone_port).await;
+    let phone = Sipp::phone("agent_busy", phone_port);
+    settle().await;
+    let carrier = Sipp::carrier(
+        "carrier_cancel",
+        "+442079460000",
+        Duration::from_millis(1500),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    edge.routing
+        .push(vec![edge.routing.offer(agent)], Vec::new());
+
+    phone.passes("the agent's phone").await;
+    carrier.passes("the carrier").await;
+    edge.until_calls(0).await;
+
+    let call = edge.routing.call;
+    let heard = edge.routing.heard();
+    assert_eq!(
+        heard[1..],
+        [
+            Heard::Execute(Operation::Decline {
+                agent,
+                contact: call
+            }),
+            Heard::Abandoned(call),
+        ],
+        "{heard:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawn_offer_stops_the_ringing_and_an_agent_without_phones_is_declined() {
+    let edge = edge().await;
+    let ringing = AgentId::new();
+    let phoneless = AgentId::new();
+    let phone_port = free_udp_port();
+    edge.bind_phone(ringing, phone_port).await;
+    let phone = Sipp::phone("agent_cancelled", phone_port);
+    settle().await;
+    let carrier = Sipp::carrier(
+        "carrier_cancel",
+        "+442079460000",
+        Duration::from_millis(3000),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    let offer = edge.routing.offer(ringing);
+    edge.routing.push(vec![offer.clone()], Vec::new());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The queue's ring timeout: routing withdraws the offer, and offers
+    // the call to an agent with no phone registered.
+    edge.routing
+        .push(vec![edge.routing.offer(phoneless)], vec![offer]);
+
+    phone.passes("the agent's phone").await;
+    carrier.passes("the carrier").await;
+    edge.until_calls(0).await;
+    let call = edge.routing.call;
+    assert_eq!(
+        edge.routing.heard()[1..],
+        [
+            Heard::Execute(Operation::Decline {
+                agent: phoneless,
+                contact: call
+            }),
+            Heard::Abandoned(call),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_from_a_source_no_trunk_admits_is_refused_and_reaches_no_one() {
+    let edge = edge().await;
+    // Admission refuses anything not from loopback; a test cannot send
+    // from elsewhere, so the refusal is checked through the admission the
+    // edge was built with, and a looped INVITE through the wire.
+    let refused = Loopback(edge.routing.tenant)
+        .admit(
+            "192.0.2.1".parse().unwrap(),
+            &switchboard_sip::parse(
+                b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/UDP a;branch=z9hG4bKx\r\n\
+                  From: <sip:a@b>;tag=1\r\nTo: <sip:x>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+                  Content-Length: 0\r\n\r\n",
+                switchboard_sip::Transport::Stream,
+                &switchboard_sip::Limits::default(),
+            )
+            .unwrap()
+            .unwrap()
+            .0,
+        )
+        .await;
+    assert!(matches!(refused, Admission::Refused(_)));
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let looped = format!(
+        "INVITE sip:+442079460000@{edge} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKloop1\r\n\
+         Via: SIP/2.0/UDP {edge};branch=z9hG4bK-sb-0000000000000001;rport\r\n\
+         From: <sip:a@b>;tag=1\r\nTo: <sip:+442079460000@{edge}>\r\n\
+         Call-ID: loop\r\nCSeq: 1 INVITE\r\nMax-Forwards: 60\r\nContent-Length: 0\r\n\r\n",
+        edge = edge.address,
+        local = socket.local_addr().unwrap(),
+    );
+    socket
+        .send_to(looped.as_bytes(), edge.address)
+        .await
+        .unwrap();
+    let hops = looped
+        .replace("z9hG4bKloop1", "z9hG4bKloop2")
+        .replace(
+            &format!(
+                "Via: SIP/2.0/UDP {};branch=z9hG4bK-sb-0000000000000001;rport\r\n",
+                edge.address
+            ),
+            "",
+        )
+        .replace("Max-Forwards: 60", "Max-Forwards: 0");
+    socket.send_to(hops.as_bytes(), edge.address).await.unwrap();
+    let mut finals = Vec::new();
+    let mut buffer = vec![0; 4096];
+    while finals.len() < 2 {
+        let (length, _) =
+            tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+                .await
+                .expect("the edge answers")
+                .unwrap();
+        let text = String::from_utf8_lossy(&buffer[..length]).to_string();
+        if !text.starts_with("SIP/2.0 100") {
+            finals.push(text.lines().next().unwrap().to_owned());
+        }
+    }
+    finals.sort();
+    assert_eq!(
+        finals,
+        ["SIP/2.0 482 Loop Detected", "SIP/2.0 483 Too Many Hops"]
+    );
+    assert!(
+        edge.routing.heard().is_empty(),
+        "routing never heard of them"
+    );
+}
