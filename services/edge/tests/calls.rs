@@ -565,3 +565,39 @@ async fn an_invite_from_a_source_no_trunk_admits_is_refused_and_reaches_no_one()
         "routing never heard of them"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_phones_the_first_to_answer_wins_and_the_agent_hangs_up() {
+    let edge = edge().await;
+    let agent = AgentId::new();
+    let (answering, ringing) = (free_udp_port(), free_udp_port());
+    edge.bind_phone(agent, answering).await;
+    edge.bind_phone(agent, ringing).await;
+    let desk = Sipp::start("agent_hangs_up", answering, &["-d", "500"], None);
+    let softphone = Sipp::phone("agent_cancelled", ringing);
+    settle().await;
+    let carrier = Sipp::carrier(
+        "carrier_call_agent_hangs_up",
+        "+442079460000",
+        Duration::from_millis(500),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    edge.routing.push(vec![edge.routing.offer(agent)], Vec::new());
+
+    desk.passes("the answering phone").await;
+    softphone.passes("the other phone, cancelled").await;
+    carrier.passes("the carrier").await;
+    edge.until_calls(0).await;
+    let call = edge.routing.call;
+    assert_eq!(
+        edge.routing.heard()[1..],
+        [
+            Heard::Execute(Operation::Accept {
+                agent,
+                contact: call
+            }),
+            Heard::Ended(call),
+        ]
+    );
+}
