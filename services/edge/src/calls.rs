@@ -35,6 +35,7 @@
 //! a restarted edge loses its calls (their carriers' session timers end
 //! them).
 
+pub mod records;
 pub mod requests;
 
 use std::collections::{HashMap, HashSet};
@@ -44,7 +45,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use switchboard_acd::{AgentId, ContactEventKind, ContactId, ContactState};
+use switchboard_events::proto::{self as events, envelope::Payload};
 use switchboard_flows::Input;
 use switchboard_routing_api::acd::{Answer, NoticeEvent, Operation, Query, RoutingApi};
 use switchboard_routing_api::calls::{CallDecision, CallRoutingApi, InboundCall, Step};
@@ -56,6 +59,7 @@ use switchboard_tenancy::{Tenant, TenantId, UserId};
 
 use crate::registrar::Bindings;
 use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer, TransactionId};
+use records::CallLog;
 use requests::{LegDialog, Local};
 
 /// Calls routed, by how they ended (`answered`, `abandoned`, `rejected`,
@@ -115,6 +119,7 @@ struct Inner {
     acd: Arc<dyn RoutingApi>,
     bindings: Bindings,
     admission: Arc<dyn InboundAdmission>,
+    log: CallLog,
     endpoint: OnceLock<Endpoint>,
     local: OnceLock<Local>,
     options: CallOptions,
@@ -144,8 +149,61 @@ fn dialog_key(call_id: &str, local_tag: &str) -> String {
     format!("{call_id};{local_tag}")
 }
 
+/// What the call's record says of it.
+#[derive(Debug, Clone)]
+struct Facts {
+    tenant: TenantId,
+    number: String,
+    caller: String,
+    trunk: String,
+    started_at: DateTime<Utc>,
+    /// Who answered, and when.
+    answered: Option<(AgentId, DateTime<Utc>)>,
+}
+
+/// How a call ended, as `call.ended` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Answered,
+    Abandoned,
+    Unanswered,
+    EndedByFlow,
+    Failed,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Abandoned => "abandoned",
+            Outcome::Unanswered => "unanswered",
+            Outcome::EndedByFlow => "ended_by_flow",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Who ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndedBy {
+    Caller,
+    Agent,
+    Edge,
+}
+
+impl EndedBy {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Caller => "caller",
+            EndedBy::Agent => "agent",
+            EndedBy::Edge => "edge",
+        }
+    }
+}
+
 struct Call {
     tenant: Tenant,
+    facts: Facts,
     caller: CallerLeg,
     phase: Phase,
     legs: Vec<AgentLeg>,
@@ -270,6 +328,7 @@ impl B2bua {
         acd: Arc<dyn RoutingApi>,
         bindings: Bindings,
         admission: Arc<dyn InboundAdmission>,
+        log: CallLog,
         options: CallOptions,
     ) -> Self {
         Self {
@@ -278,6 +337,7 @@ impl B2bua {
                 acd,
                 bindings,
                 admission,
+                log,
                 endpoint: OnceLock::new(),
                 local: OnceLock::new(),
                 options,
@@ -353,7 +413,7 @@ impl B2bua {
         match call {
             Some(call) => {
                 let tenant = self.tenant_of(call);
-                if self.end_before_answer(call, 487)
+                if self.end_before_answer(call, 487, Outcome::Abandoned, EndedBy::Caller)
                     && let Some(tenant) = tenant
                 {
                     metrics::counter!(CALLS_METRIC, "outcome" => "abandoned").increment(1);
@@ -421,6 +481,8 @@ impl B2bua {
             return;
         };
         let caller = caller_number(&message);
+        let started_at = Utc::now();
+        let trunk_name = trunk.clone();
         let decision = self
             .inner
             .call_routing
@@ -447,6 +509,14 @@ impl B2bua {
                 return;
             }
         };
+        let facts = Facts {
+            tenant,
+            number: number.clone(),
+            caller: caller.clone(),
+            trunk: trunk_name.clone(),
+            started_at,
+            answered: None,
+        };
         let cancelled = {
             let mut table = self.lock();
             if table.cancelled.remove(&request.id) {
@@ -457,12 +527,13 @@ impl B2bua {
                     call,
                     Call {
                         tenant: Tenant::whole(tenant),
+                        facts: facts.clone(),
                         caller: CallerLeg {
                             invite_tx: request.id,
                             peer: request.peer.clone(),
                             invite: request.bytes.clone(),
                             local_tag: request.to_tag.clone(),
-                            number: caller,
+                            number: caller.clone(),
                             max_forwards: u8::try_from(max_forwards - 1)
                                 .unwrap_or(u8::MAX)
                                 .min(self.inner.options.max_forwards),
@@ -478,8 +549,19 @@ impl B2bua {
                 false
             }
         };
+        self.inner.log.record(
+            tenant,
+            started_at,
+            Payload::CallStarted(events::CallStarted {
+                call_id: call.to_string(),
+                number: number.clone(),
+                caller: caller.clone(),
+                trunk: trunk_name.clone(),
+            }),
+        );
         if cancelled {
             // The 487 went out with the CANCEL; routing forgets the call.
+            self.record_end(call, &facts, Outcome::Abandoned, EndedBy::Caller, 487);
             self.report_abandoned_in(Tenant::whole(tenant), call);
             return;
         }
@@ -530,7 +612,9 @@ impl B2bua {
                                 }
                             )
                         });
-                        if still_ringing && this.end_before_answer(call, 480) {
+                        if still_ringing
+                            && this.end_before_answer(call, 480, Outcome::Unanswered, EndedBy::Edge)
+                        {
                             metrics::counter!(CALLS_METRIC, "outcome" => "unanswered").increment(1);
                         }
                     });
@@ -543,7 +627,7 @@ impl B2bua {
                 | Step::Hangup { .. } => {
                     tracing::debug!(%call, ?step, "the flow ends the call before an agent");
                     metrics::counter!(CALLS_METRIC, "outcome" => "ended_by_flow").increment(1);
-                    self.end_before_answer(call, 480);
+                    self.end_before_answer(call, 480, Outcome::EndedByFlow, EndedBy::Edge);
                     return;
                 }
             };
@@ -551,12 +635,12 @@ impl B2bua {
                 Ok(next) => step = next,
                 Err(error) => {
                     tracing::warn!(%call, %error, "routing lost the call's flow");
-                    self.end_before_answer(call, 500);
+                    self.end_before_answer(call, 500, Outcome::Failed, EndedBy::Edge);
                     return;
                 }
             }
         }
-        self.end_before_answer(call, 500);
+        self.end_before_answer(call, 500, Outcome::Failed, EndedBy::Edge);
     }
 
     fn tenant_of(&self, call: ContactId) -> Option<Tenant> {
@@ -943,6 +1027,21 @@ impl B2bua {
                 return;
             };
             entry.phase = Phase::Connected { leg };
+            let agent = entry.legs.iter().find(|l| l.id == leg).map(|l| l.agent);
+            if let Some(agent) = agent {
+                let now = Utc::now();
+                entry.facts.answered = Some((agent, now));
+                self.inner.log.record(
+                    entry.facts.tenant,
+                    now,
+                    Payload::CallAnswered(events::CallAnswered {
+                        call_id: call.to_string(),
+                        agent_id: agent.to_string(),
+                        wait_ms: u64::try_from((now - entry.facts.started_at).num_milliseconds())
+                            .unwrap_or(0),
+                    }),
+                );
+            }
             let caller = &mut entry.caller;
             let Some(invite) = parse_bytes(&caller.invite) else {
                 return;
@@ -1051,7 +1150,7 @@ impl B2bua {
         match mode {
             RingMode::Direct => {
                 let code = if code == 486 || code == 600 { 486 } else { 480 };
-                self.end_before_answer(call, code);
+                self.end_before_answer(call, code, Outcome::Unanswered, EndedBy::Edge);
             }
             RingMode::Offer | RingMode::Accepted => {
                 if let Err(error) = self
@@ -1074,11 +1173,17 @@ impl B2bua {
 
     /// Ends a call not answered yet: the caller gets `code`, ringing legs
     /// are cancelled. False when it was answered or gone.
-    fn end_before_answer(&self, call: ContactId, code: u16) -> bool {
+    fn end_before_answer(
+        &self,
+        call: ContactId,
+        code: u16,
+        outcome: Outcome,
+        ended_by: EndedBy,
+    ) -> bool {
         let Some(endpoint) = self.endpoint() else {
             return false;
         };
-        let (tx, ringing) = {
+        let (tx, ringing, facts) = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
                 return false;
@@ -1097,13 +1202,15 @@ impl B2bua {
                 })
                 .collect();
             let tx = entry.caller.invite_tx;
+            let facts = entry.facts.clone();
             Self::forget(&mut table, call);
-            (tx, ringing)
+            (tx, ringing, facts)
         };
         for leg in ringing {
             let _ = endpoint.cancel(leg);
         }
         let _ = endpoint.respond(tx, OutgoingResponse::new(code));
+        self.record_end(call, &facts, outcome, ended_by, code);
         true
     }
 
@@ -1122,13 +1229,51 @@ impl B2bua {
         });
     }
 
+    /// Writes the call's `call.ended`.
+    fn record_end(
+        &self,
+        call: ContactId,
+        facts: &Facts,
+        outcome: Outcome,
+        ended_by: EndedBy,
+        sip_status: u16,
+    ) {
+        let now = Utc::now();
+        let millis = |from: DateTime<Utc>, to: DateTime<Utc>| {
+            u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+        };
+        let answered_at = facts.answered.map(|(_, at)| at);
+        self.inner.log.record(
+            facts.tenant,
+            now,
+            Payload::CallEnded(events::CallEnded {
+                call_id: call.to_string(),
+                number: facts.number.clone(),
+                caller: facts.caller.clone(),
+                trunk: facts.trunk.clone(),
+                agent_id: facts
+                    .answered
+                    .map(|(agent, _)| agent.to_string())
+                    .unwrap_or_default(),
+                outcome: outcome.as_str().to_owned(),
+                ended_by: ended_by.as_str().to_owned(),
+                sip_status: u32::from(sip_status),
+                started_at: Some(switchboard_proto::time::timestamp(facts.started_at)),
+                answered_at: answered_at.map(switchboard_proto::time::timestamp),
+                wait_ms: millis(facts.started_at, answered_at.unwrap_or(now)),
+                talk_ms: answered_at.map_or(0, |at| millis(at, now)),
+                duration_ms: millis(facts.started_at, now),
+            }),
+        );
+    }
+
     /// Ends a connected call from `by`'s side (`None`: the edge's own
     /// decision): BYE to every other leg, and the end reported to routing.
     async fn hang_up(&self, call: ContactId, by: Option<Side>) {
         let Some(local) = self.local().cloned() else {
             return;
         };
-        let (tenant, byes, connected) = {
+        let (tenant, byes, connected, facts) = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
                 return;
@@ -1156,9 +1301,21 @@ impl B2bua {
                 }
             }
             let tenant = entry.tenant.clone();
+            let facts = entry.facts.clone();
             Self::forget(&mut table, call);
-            (tenant, byes, connected)
+            (tenant, byes, connected, facts)
         };
+        let ended_by = match by {
+            Some(Side::Caller) => EndedBy::Caller,
+            Some(Side::Agent(_)) => EndedBy::Agent,
+            None => EndedBy::Edge,
+        };
+        let outcome = if connected {
+            Outcome::Answered
+        } else {
+            Outcome::Failed
+        };
+        self.record_end(call, &facts, outcome, ended_by, 200);
         if let Some(endpoint) = self.endpoint() {
             for (peer, bye) in byes {
                 // The BYE's own transaction retransmits it; its answer

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sea_orm::{ConnectionTrait, Statement};
 use switchboard_acd::{AgentId, ContactId, Offer, Outcome, QueueId};
+use switchboard_edge::calls::records::CallLog;
 use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission};
 use switchboard_edge::registrar::{
     Binding, Bindings, Registrar, RegistrarOptions, SipAccount, SipDirectory,
@@ -18,9 +20,14 @@ use switchboard_edge::signaling::Signaling;
 use switchboard_edge::sip::digest::Nonces;
 use switchboard_edge::sip::transport::{TransportOptions, Transports};
 use switchboard_edge::sip::{Endpoint, EndpointOptions, OutgoingResponse};
+use switchboard_events::Event;
+use switchboard_events::proto::envelope::Payload;
 use switchboard_flows::Input;
+use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Cache;
+use switchboard_platform::Database;
 use switchboard_platform::cache::MemoryCache;
+use switchboard_platform::database::DatabaseOptions;
 use switchboard_routing_api::acd::{
     Answer, Notice, NoticeEvent, Notices, Operation, Query, RoutingApi, RoutingError,
 };
@@ -189,18 +196,26 @@ struct Edge {
     routing: Arc<Routing>,
     calls: B2bua,
     cache: Arc<dyn Cache>,
+    database: Database,
     address: SocketAddr,
     _transports: Transports,
+    _dir: tempfile::TempDir,
 }
 
 async fn edge() -> Edge {
     let routing = Routing::new();
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
+    let (url, dir) = switchboard_test_utils::fresh_sqlite_database();
+    let database = Database::connect(&url, &DatabaseOptions::default())
+        .await
+        .unwrap();
+    Migrator::up(database.connection(), None).await.unwrap();
     let calls = B2bua::new(
         routing.clone(),
         routing.clone(),
         Bindings::new(cache.clone()),
         Arc::new(Loopback(routing.tenant)),
+        CallLog::new(database.clone()),
         CallOptions::default(),
     );
     let registrar = Arc::new(Registrar::new(
@@ -229,8 +244,10 @@ async fn edge() -> Edge {
         routing,
         calls,
         cache,
+        database,
         address,
         _transports: transports,
+        _dir: dir,
     }
 }
 
@@ -257,6 +274,31 @@ impl Edge {
             )
             .await
             .unwrap();
+    }
+
+    /// The call's records in the outbox, once `count` are there.
+    async fn records(&self, count: usize) -> Vec<Event> {
+        for _ in 0..200 {
+            let rows = self
+                .database
+                .connection()
+                .query_all_raw(Statement::from_string(
+                    self.database.backend(),
+                    "SELECT payload FROM event_log ORDER BY seq".to_owned(),
+                ))
+                .await
+                .unwrap();
+            if rows.len() >= count {
+                return rows
+                    .iter()
+                    .map(|row| {
+                        Event::decode(&row.try_get::<Vec<u8>>("", "payload").unwrap()).unwrap()
+                    })
+                    .collect();
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("fewer than {count} call records");
     }
 
     /// Waits until the edge holds `count` calls.
@@ -415,6 +457,41 @@ async fn a_queued_call_rings_the_offered_agent_who_answers_and_the_caller_hangs_
     assert!(!phone_trace.contains(&carrier_call_id), "{phone_trace}");
     assert!(!phone_trace.contains("SIPpTag00"), "{phone_trace}");
     assert!(!phone_trace.contains("sip:carrier@"), "{phone_trace}");
+
+    let records = edge.records(3).await;
+    let types: Vec<&str> = records
+        .iter()
+        .map(|event| event.event_type.as_str())
+        .collect();
+    assert_eq!(types, ["call.started", "call.answered", "call.ended"]);
+    assert!(
+        records
+            .iter()
+            .all(|event| event.tenant == edge.routing.tenant && event.source == "edge")
+    );
+    let Payload::CallEnded(ended) = &records[2].payload else {
+        panic!("{records:?}");
+    };
+    assert_eq!(ended.call_id, call.to_string());
+    assert_eq!(ended.number, "+442079460000");
+    assert_eq!(ended.caller, "+15550001111");
+    assert_eq!(ended.trunk, "loopback");
+    assert_eq!(ended.agent_id, agent.to_string());
+    assert_eq!(
+        (ended.outcome.as_str(), ended.ended_by.as_str()),
+        ("answered", "caller")
+    );
+    assert_eq!(ended.sip_status, 200);
+    assert!(ended.answered_at.is_some());
+    assert!(
+        ended.talk_ms >= 400,
+        "the caller talked for the scenario's pause: {ended:?}"
+    );
+    // Each figure is whole milliseconds, truncated.
+    assert!(
+        ended.duration_ms.abs_diff(ended.wait_ms + ended.talk_ms) <= 1,
+        "{ended:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,6 +529,17 @@ async fn a_busy_phone_is_declined_and_a_caller_who_gives_up_is_abandoned() {
         ],
         "{heard:?}"
     );
+    let records = edge.records(2).await;
+    let Payload::CallEnded(ended) = &records[1].payload else {
+        panic!("{records:?}");
+    };
+    assert_eq!(
+        (ended.outcome.as_str(), ended.ended_by.as_str()),
+        ("abandoned", "caller")
+    );
+    assert_eq!(ended.sip_status, 487);
+    assert_eq!(ended.agent_id, "");
+    assert_eq!((ended.answered_at, ended.talk_ms), (None, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -583,7 +671,8 @@ async fn of_two_phones_the_first_to_answer_wins_and_the_agent_hangs_up() {
         edge.address,
     );
     edge.until_calls(1).await;
-    edge.routing.push(vec![edge.routing.offer(agent)], Vec::new());
+    edge.routing
+        .push(vec![edge.routing.offer(agent)], Vec::new());
 
     desk.passes("the answering phone").await;
     softphone.passes("the other phone, cancelled").await;
@@ -599,5 +688,13 @@ async fn of_two_phones_the_first_to_answer_wins_and_the_agent_hangs_up() {
             }),
             Heard::Ended(call),
         ]
+    );
+    let records = edge.records(3).await;
+    let Payload::CallEnded(ended) = &records[2].payload else {
+        panic!("{records:?}");
+    };
+    assert_eq!(
+        (ended.outcome.as_str(), ended.ended_by.as_str()),
+        ("answered", "agent")
     );
 }

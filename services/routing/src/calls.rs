@@ -20,8 +20,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_acd::{Channel, Contact, ContactId, ContactState, QueueId};
 use switchboard_flows::{
-    CallFacts, FlowContext, HoursState, Input, Instruction, Language, PromptSource, Session,
-    TransferTarget,
+    CallFacts, FlowContext, HoursState, Input, Instruction, Session, TransferTarget,
 };
 use switchboard_hours::HoursStatus;
 use switchboard_platform::Cache;

@@ -13,11 +13,13 @@ use switchboard_events::{Consumer, ConsumerOptions};
 use switchboard_identity_api::IdentityApi;
 use switchboard_platform::Backends;
 use switchboard_routing_api::acd::RoutingApi;
+use switchboard_routing_api::calls::CallRoutingApi;
 use switchboard_routing_api::config::RoutingConfigApi;
 use switchboard_rpc::{Authenticated, ServiceKeys};
 use switchboard_runtime::ServiceParts;
 use tonic::service::Routes;
 
+use crate::calls::Calls;
 use crate::config::{
     IdentityAsDirectory, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME, RoutingConfig,
 };
@@ -46,6 +48,9 @@ impl RoutingServiceOptions {
 /// The routing service of a node.
 pub struct RoutingService {
     routing: Routing,
+    /// Inbound calls: one for the in-process API and the gRPC server, so
+    /// both read one cached configuration.
+    calls: Calls,
     config: RoutingConfig,
     backends: Backends,
     service_keys: Arc<ServiceKeys>,
@@ -76,8 +81,10 @@ impl RoutingService {
         )
         .with_config(config.clone());
         let config = config.with_observer(Arc::new(routing.clone()));
+        let calls = Calls::new(routing.clone(), config.clone(), backends.cache.clone());
         Self {
             routing,
+            calls,
             config,
             backends: backends.clone(),
             service_keys,
@@ -93,6 +100,15 @@ impl RoutingService {
     /// The ACD in process, for the node's other services.
     pub fn api(&self) -> Arc<dyn RoutingApi> {
         Arc::new(self.routing.clone())
+    }
+
+    /// Inbound calls in process, for the node's edge.
+    pub fn calls_api(&self) -> Arc<dyn CallRoutingApi> {
+        Arc::new(self.calls())
+    }
+
+    fn calls(&self) -> Calls {
+        self.calls.clone()
     }
 
     /// The configuration in process, for the node's other services.
@@ -116,11 +132,7 @@ impl RoutingService {
             self.config.identity_projection(),
         );
         let runtime = self.routing.clone();
-        let calls = crate::calls::Calls::new(
-            self.routing.clone(),
-            self.config.clone(),
-            self.backends.cache.clone(),
-        );
+        let calls = self.calls();
         let keys = &self.service_keys;
         let call_routing = Authenticated::new(crate::grpc::server(calls), keys.clone());
         let acd = Authenticated::new(
