@@ -36,6 +36,9 @@ pub const EVENT_TYPES: &[&str] = &[
     "contact.abandoned",
     "contact.ended",
     "contact.overflowed",
+    "trunk.created",
+    "trunk.updated",
+    "trunk.deleted",
 ];
 
 /// Event types that travel between services only: never delivered to
@@ -71,6 +74,9 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::ClientCreated(_) => "client.created",
         Payload::ClientDeleted(_) => "client.deleted",
         Payload::AuditRecorded(_) => "audit.recorded",
+        Payload::TrunkCreated(_) => "trunk.created",
+        Payload::TrunkUpdated(_) => "trunk.updated",
+        Payload::TrunkDeleted(_) => "trunk.deleted",
     }
 }
 
