@@ -74,6 +74,7 @@ impl MigratorTrait for Migrator {
             Box::new(identity::m20261207_000009_credential_rights::Migration),
             Box::new(routing::m20261210_000010_identity_projection::Migration),
             Box::new(edge::m20261214_000011_create_edge::Migration),
+            Box::new(edge::m20261215_000012_create_edge_trunks::Migration),
         ]
     }
 }

@@ -95,6 +95,7 @@ pub const TABLES: &[(&str, Owner)] = &[
     // the edge
     ("edge_directory_tenants", Owner::Edge),
     ("edge_sip_accounts", Owner::Edge),
+    ("edge_trunks", Owner::Edge),
 ];
 
 /// The owner of `table`, if it is one of ours.

@@ -461,6 +461,7 @@ fn migrations_keep_their_names_and_order() {
             "m20261207_000009_credential_rights",
             "m20261210_000010_identity_projection",
             "m20261214_000011_create_edge",
+            "m20261215_000012_create_edge_trunks",
         ]
     );
 }

@@ -1,12 +1,19 @@
-//! The edge as its callers see it: [`EdgeApi`] (agents' SIP accounts),
-//! its types, and [`RemoteEdge`], the implementation that calls an edge on
+//! The edge as its callers see it: [`EdgeApi`] (agents' SIP accounts and
+//! tenants' carrier trunks), its types ([`trunks`] for trunks'), and [`RemoteEdge`], the implementation that calls an edge on
 //! another node over gRPC (`switchboard.edge.v1.Edge`). The edge crate
 //! implements the trait in process and serves it over gRPC; callers hold
 //! an `Arc<dyn EdgeApi>` and never know which one they have.
 //!
 //! Every method acts for the `&Tenant` it is given first (over gRPC, the
 //! tenant of the signed service credential); another tenant's users have
-//! no account here. Who may act on whose account is the caller's decision.
+//! no account here, and another tenant's trunks are not found. Who may act
+//! on whose account is the caller's decision; trunks belong to the whole
+//! tenant, so a tenant context limited to some client organizations is
+//! refused (forbidden, `client_scope`).
+
+pub mod trunks;
+
+pub use trunks::{InboundSpec, OutboundSpec, OutboundView, TrunkSpec, TrunkView};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -14,7 +21,7 @@ use switchboard_proto::edge::v1 as pb;
 use switchboard_proto::edge::v1::edge_client::EdgeClient;
 use switchboard_proto::time::{datetime, timestamp};
 use switchboard_rpc::{CallContext, Credentials, ServiceError};
-use switchboard_tenancy::{Tenant, UserId};
+use switchboard_tenancy::{Tenant, TrunkId, UserId};
 use tonic::transport::Channel;
 
 /// What an edge call answers.
@@ -42,7 +49,7 @@ pub struct SipAccountView {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Agents' SIP accounts.
+/// Agents' SIP accounts and tenants' carrier trunks.
 #[async_trait::async_trait]
 pub trait EdgeApi: Send + Sync {
     /// Creates `user`'s SIP account, or gives it a new password (the
@@ -56,6 +63,34 @@ pub trait EdgeApi: Send + Sync {
 
     /// Removes `user`'s SIP account; not found when there is none.
     async fn revoke_sip_account(&self, tenant: &Tenant, user: UserId) -> Result<()>;
+
+    /// Adds a trunk. Validation names each bad field; conflict for a name
+    /// the tenant uses already (`trunk_name_taken`) or an inbound username
+    /// any tenant uses (`trunk_username_taken`).
+    async fn create_trunk(&self, tenant: &Tenant, spec: TrunkSpec) -> Result<TrunkView>;
+
+    /// At most `limit` trunks, oldest first, after `after`.
+    async fn list_trunks(
+        &self,
+        tenant: &Tenant,
+        after: Option<TrunkId>,
+        limit: u64,
+    ) -> Result<Vec<TrunkView>>;
+
+    /// One trunk; not found for an unknown id or another tenant's.
+    async fn get_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<TrunkView>;
+
+    /// Replaces a trunk whole; an absent password keeps the one set before
+    /// while its username stays (a new username needs its password).
+    async fn replace_trunk(
+        &self,
+        tenant: &Tenant,
+        id: TrunkId,
+        spec: TrunkSpec,
+    ) -> Result<TrunkView>;
+
+    /// Removes a trunk; not found when there is none.
+    async fn delete_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<()>;
 }
 
 /// The edge on another node. Every call carries a fresh service credential
@@ -76,18 +111,31 @@ impl RemoteEdge {
     }
 
     fn request(&self, tenant: &Tenant, user: UserId) -> Result<tonic::Request<pb::UserRef>> {
+        self.signed(
+            tenant,
+            pb::UserRef {
+                user_id: user.to_string(),
+            },
+        )
+    }
+
+    fn signed<T>(&self, tenant: &Tenant, message: T) -> Result<tonic::Request<T>> {
         self.credentials
-            .request(
-                pb::UserRef {
-                    user_id: user.to_string(),
-                },
-                &CallContext::tenant(tenant.clone()),
-            )
+            .request(message, &CallContext::tenant(tenant.clone()))
             .map_err(|status| ServiceError::from_status(&status))
+    }
+
+    fn trunk_ref(&self, tenant: &Tenant, id: TrunkId) -> Result<tonic::Request<pb::TrunkRef>> {
+        self.signed(
+            tenant,
+            pb::TrunkRef {
+                trunk_id: id.to_string(),
+            },
+        )
     }
 }
 
-fn malformed(what: &str) -> ServiceError {
+pub(crate) fn malformed(what: &str) -> ServiceError {
     ServiceError::internal(format!("the edge answered a malformed {what}"))
 }
 
@@ -170,6 +218,77 @@ impl EdgeApi for RemoteEdge {
     async fn revoke_sip_account(&self, tenant: &Tenant, user: UserId) -> Result<()> {
         let request = self.request(tenant, user)?;
         self.client.clone().revoke_sip_account(request).await?;
+        Ok(())
+    }
+
+    async fn create_trunk(&self, tenant: &Tenant, spec: TrunkSpec) -> Result<TrunkView> {
+        let request = self.signed(tenant, pb::TrunkSpec::from(spec))?;
+        self.client
+            .clone()
+            .create_trunk(request)
+            .await?
+            .into_inner()
+            .try_into()
+    }
+
+    async fn list_trunks(
+        &self,
+        tenant: &Tenant,
+        after: Option<TrunkId>,
+        limit: u64,
+    ) -> Result<Vec<TrunkView>> {
+        let request = self.signed(
+            tenant,
+            pb::ListTrunksRequest {
+                after: after.map(|id| id.to_string()),
+                limit: u32::try_from(limit).unwrap_or(u32::MAX),
+            },
+        )?;
+        self.client
+            .clone()
+            .list_trunks(request)
+            .await?
+            .into_inner()
+            .trunks
+            .into_iter()
+            .map(TryInto::try_into)
+            .collect()
+    }
+
+    async fn get_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<TrunkView> {
+        let request = self.trunk_ref(tenant, id)?;
+        self.client
+            .clone()
+            .get_trunk(request)
+            .await?
+            .into_inner()
+            .try_into()
+    }
+
+    async fn replace_trunk(
+        &self,
+        tenant: &Tenant,
+        id: TrunkId,
+        spec: TrunkSpec,
+    ) -> Result<TrunkView> {
+        let request = self.signed(
+            tenant,
+            pb::ReplaceTrunkRequest {
+                trunk_id: id.to_string(),
+                spec: Some(spec.into()),
+            },
+        )?;
+        self.client
+            .clone()
+            .replace_trunk(request)
+            .await?
+            .into_inner()
+            .try_into()
+    }
+
+    async fn delete_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<()> {
+        let request = self.trunk_ref(tenant, id)?;
+        self.client.clone().delete_trunk(request).await?;
         Ok(())
     }
 }

@@ -112,3 +112,7 @@ id_type!(
     /// A voicemail box.
     VoicemailBoxId
 );
+id_type!(
+    /// A carrier trunk of a tenant (the edge's).
+    TrunkId
+);

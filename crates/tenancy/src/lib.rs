@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 pub use ids::{
     AgentId, ApiKeyId, ClientId, ContactId, ParseIdError, QueueId, RingGroupId, SessionId, SkillId,
-    TenantId, UserId, VoicemailBoxId,
+    TenantId, TrunkId, UserId, VoicemailBoxId,
 };
 
 /// Which client organizations of its tenant a principal may see.

@@ -1,5 +1,6 @@
-//! [`EdgeApi`] in process, over [`Accounts`], and its gRPC server
-//! (`switchboard.edge.v1.Edge`, `proto/switchboard/edge/v1/edge.proto`).
+//! [`EdgeApi`] in process ([`LocalEdge`], over [`Accounts`] and the
+//! [`TrunkStore`]), and its gRPC server (`switchboard.edge.v1.Edge`,
+//! `proto/switchboard/edge/v1/edge.proto`).
 //! Serve it wrapped in `switchboard_rpc::Authenticated`: each call acts for
 //! the tenant of its service credential, never one named in a message.
 
@@ -7,14 +8,15 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
-use switchboard_edge_api::{EdgeApi, Result, SipAccountView, SipCredentials};
+use switchboard_edge_api::{EdgeApi, Result, SipAccountView, SipCredentials, TrunkSpec, TrunkView};
 use switchboard_proto::edge::v1 as pb;
 use switchboard_proto::edge::v1::edge_server::{Edge as EdgeService, EdgeServer};
 use switchboard_rpc::{Caller, ServiceError};
-use switchboard_tenancy::{Tenant, UserId};
+use switchboard_tenancy::{Tenant, TrunkId, UserId};
 use tonic::{Request, Response, Status};
 
 use crate::accounts::{AccountError, Accounts};
+use crate::trunks::TrunkStore;
 
 /// The fully-qualified service name, for gRPC health.
 pub const SERVICE_NAME: &str = "switchboard.edge.v1.Edge";
@@ -24,10 +26,23 @@ fn database_error(error: DbErr) -> ServiceError {
     ServiceError::unavailable("the edge's database is unavailable; try again")
 }
 
+/// The edge's API in process: agents' SIP accounts and tenants' trunks.
+#[derive(Clone)]
+pub struct LocalEdge {
+    accounts: Accounts,
+    trunks: TrunkStore,
+}
+
+impl LocalEdge {
+    pub fn new(accounts: Accounts, trunks: TrunkStore) -> Self {
+        Self { accounts, trunks }
+    }
+}
+
 #[async_trait::async_trait]
-impl EdgeApi for Accounts {
+impl EdgeApi for LocalEdge {
     async fn issue_sip_account(&self, tenant: &Tenant, user: UserId) -> Result<SipCredentials> {
-        match self.issue(tenant.id(), user).await {
+        match self.accounts.issue(tenant.id(), user).await {
             Ok(issued) => Ok(SipCredentials {
                 username: issued.username,
                 password: issued.password,
@@ -44,24 +59,59 @@ impl EdgeApi for Accounts {
     }
 
     async fn get_sip_account(&self, tenant: &Tenant, user: UserId) -> Result<SipAccountView> {
-        self.view(tenant, user)
+        self.accounts
+            .view(tenant, user)
             .await
             .map_err(database_error)?
             .ok_or_else(|| ServiceError::not_found("SIP account"))
     }
 
     async fn revoke_sip_account(&self, tenant: &Tenant, user: UserId) -> Result<()> {
-        match self.revoke(tenant.id(), user).await {
+        match self.accounts.revoke(tenant.id(), user).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(ServiceError::not_found("SIP account")),
             Err(error) => Err(database_error(error)),
         }
     }
+
+    async fn create_trunk(&self, tenant: &Tenant, spec: TrunkSpec) -> Result<TrunkView> {
+        self.trunks.create(tenant, spec).await
+    }
+
+    async fn list_trunks(
+        &self,
+        tenant: &Tenant,
+        after: Option<TrunkId>,
+        limit: u64,
+    ) -> Result<Vec<TrunkView>> {
+        self.trunks.list(tenant, after, limit).await
+    }
+
+    async fn get_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<TrunkView> {
+        self.trunks.get(tenant, id).await
+    }
+
+    async fn replace_trunk(
+        &self,
+        tenant: &Tenant,
+        id: TrunkId,
+        spec: TrunkSpec,
+    ) -> Result<TrunkView> {
+        self.trunks.replace(tenant, id, spec).await
+    }
+
+    async fn delete_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<()> {
+        self.trunks.delete(tenant, id).await
+    }
 }
 
 impl Accounts {
     /// `user`'s account without its password.
-    async fn view(&self, tenant: &Tenant, user: UserId) -> Result<Option<SipAccountView>, DbErr> {
+    pub(crate) async fn view(
+        &self,
+        tenant: &Tenant,
+        user: UserId,
+    ) -> Result<Option<SipAccountView>, DbErr> {
         let col = Alias::new;
         let query = Query::select()
             .columns([
@@ -100,6 +150,18 @@ pub fn server(api: Arc<dyn EdgeApi>) -> EdgeServer<EdgeGrpc> {
 
 pub struct EdgeGrpc {
     api: Arc<dyn EdgeApi>,
+}
+
+/// The tenant of the call's credential.
+fn tenant_of<T>(request: &Request<T>) -> Result<Tenant, Status> {
+    Ok(Caller::of(request)?.tenant()?.clone())
+}
+
+/// A trunk id from a message: a malformed one is not found, like another
+/// tenant's.
+fn trunk_id(text: &str) -> Result<TrunkId, Status> {
+    text.parse()
+        .map_err(|_| ServiceError::not_found("trunk").to_status())
 }
 
 /// The tenant of the call's credential, and the user the message names.
@@ -148,6 +210,88 @@ impl EdgeService for EdgeGrpc {
         let (tenant, user) = target(&request)?;
         self.api
             .revoke_sip_account(&tenant, user)
+            .await
+            .map_err(|error| error.to_status())?;
+        Ok(Response::new(()))
+    }
+
+    async fn create_trunk(
+        &self,
+        request: Request<pb::TrunkSpec>,
+    ) -> Result<Response<pb::Trunk>, Status> {
+        let tenant = tenant_of(&request)?;
+        let trunk = self
+            .api
+            .create_trunk(&tenant, request.into_inner().into())
+            .await
+            .map_err(|error| error.to_status())?;
+        Ok(Response::new(trunk.into()))
+    }
+
+    async fn list_trunks(
+        &self,
+        request: Request<pb::ListTrunksRequest>,
+    ) -> Result<Response<pb::ListTrunksResponse>, Status> {
+        let tenant = tenant_of(&request)?;
+        let message = request.into_inner();
+        let after = match message.after.as_deref() {
+            None | Some("") => None,
+            Some(after) => Some(
+                trunk_id(after)
+                    .map_err(|_| ServiceError::field("after", "is not a trunk id").to_status())?,
+            ),
+        };
+        let limit = match message.limit {
+            1..=1000 => u64::from(message.limit),
+            _ => {
+                return Err(ServiceError::field("limit", "must be between 1 and 1000").to_status());
+            }
+        };
+        let trunks = self
+            .api
+            .list_trunks(&tenant, after, limit)
+            .await
+            .map_err(|error| error.to_status())?;
+        Ok(Response::new(pb::ListTrunksResponse {
+            trunks: trunks.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn get_trunk(
+        &self,
+        request: Request<pb::TrunkRef>,
+    ) -> Result<Response<pb::Trunk>, Status> {
+        let tenant = tenant_of(&request)?;
+        let id = trunk_id(&request.get_ref().trunk_id)?;
+        let trunk = self
+            .api
+            .get_trunk(&tenant, id)
+            .await
+            .map_err(|error| error.to_status())?;
+        Ok(Response::new(trunk.into()))
+    }
+
+    async fn replace_trunk(
+        &self,
+        request: Request<pb::ReplaceTrunkRequest>,
+    ) -> Result<Response<pb::Trunk>, Status> {
+        let tenant = tenant_of(&request)?;
+        let message = request.into_inner();
+        let id = trunk_id(&message.trunk_id)?;
+        let spec = message.spec.unwrap_or_default().into();
+        let trunk = self
+            .api
+            .replace_trunk(&tenant, id, spec)
+            .await
+            .map_err(|error| error.to_status())?;
+        Ok(Response::new(trunk.into()))
+    }
+
+    async fn delete_trunk(&self, request: Request<pb::TrunkRef>) -> Result<Response<()>, Status> {
+        let tenant = tenant_of(&request)?;
+        let id = trunk_id(&request.get_ref().trunk_id)?;
+        self.api
+            .delete_trunk(&tenant, id)
             .await
             .map_err(|error| error.to_status())?;
         Ok(Response::new(()))

@@ -10,6 +10,8 @@
 //! - [`registrar`]: agents' phones register to their tenant's SIP domain.
 //! - [`accounts`]: the edge's tables: agents' SIP accounts and tenants'
 //!   domains, kept in step with identity's events.
+//! - [`trunks`]: tenants' carrier trunks, and the admission of carriers'
+//!   requests by source address or digest, for the B2BUA.
 //! - [`api`]: [`switchboard_edge_api::EdgeApi`] in process and over gRPC.
 //! - [`calls`]: the B2BUA: calls from carriers' trunks through routing to
 //!   agents' phones.
@@ -23,3 +25,4 @@ pub mod registrar;
 pub mod service;
 pub mod signaling;
 pub mod sip;
+pub mod trunks;

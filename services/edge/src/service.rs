@@ -1,8 +1,8 @@
 //! The edge as a node hosts it: options from the config →
 //! [`EdgeService::bind`] (the SIP listeners bound at once, so a port in
 //! use fails the start) → [`EdgeService::serve`], the [`ServiceParts`] the
-//! node runs: its gRPC API (`switchboard.edge.v1`, agents' SIP accounts)
-//! behind service credentials, the consumer of identity's events that
+//! node runs: its gRPC API (`switchboard.edge.v1`, agents' SIP accounts
+//! and tenants' trunks) behind service credentials, the consumer of identity's events that
 //! keeps the edge's tables in step, and the listeners, closed at shutdown.
 
 use std::net::SocketAddr;
@@ -18,6 +18,7 @@ use switchboard_runtime::ServiceParts;
 use tonic::service::Routes;
 
 use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
+use crate::api::LocalEdge;
 use crate::registrar::{Bindings, Registrar, RegistrarOptions};
 use crate::signaling::Signaling;
 use crate::sip::digest::{Algorithm, Nonces};
@@ -26,6 +27,7 @@ use crate::sip::transport::{
     TlsConfigError, TlsListener, TransportOptions, Transports, tls_server_config,
 };
 use crate::sip::{Endpoint, EndpointOptions};
+use crate::trunks::{Trunks, TrunksOptions};
 
 /// The name in `--services`.
 pub const NAME: &str = "edge";
@@ -98,6 +100,7 @@ impl EdgeServiceOptions {
 /// The edge of a node.
 pub struct EdgeService {
     accounts: Accounts,
+    trunks: Trunks,
     service_keys: Arc<ServiceKeys>,
     backends: Backends,
     events: EventsConfig,
@@ -117,16 +120,27 @@ impl EdgeService {
     ) -> std::io::Result<Self> {
         let accounts = Accounts::new(backends.database.clone(), options.sip_domain.clone())
             .with_registrations(Bindings::new(backends.cache.clone()));
+        let nonces = Nonces::with_keys(options.digest_keys, options.nonce_lifetime);
+        let trunks = Trunks::new(
+            backends.database.clone(),
+            backends.cache.clone(),
+            nonces.clone(),
+            TrunksOptions {
+                algorithms: options.registrar.algorithms.clone(),
+                ..TrunksOptions::new(options.sip_domain.clone())
+            },
+        );
         let registrar = Arc::new(Registrar::new(
             Arc::new(accounts.clone()),
             backends.cache.clone(),
-            Nonces::with_keys(options.digest_keys, options.nonce_lifetime),
+            nonces,
             options.registrar,
         ));
         let endpoint = Endpoint::new(options.endpoint, Arc::new(Signaling::new(registrar, None)));
         let transports = Transports::bind(endpoint, &options.transports).await?;
         Ok(Self {
             accounts,
+            trunks,
             service_keys,
             backends: backends.clone(),
             events: options.events,
@@ -150,9 +164,14 @@ impl EdgeService {
         &self.accounts
     }
 
+    /// The carriers' admission by trunk ([`Trunks::admit`]), for the B2BUA.
+    pub fn trunks(&self) -> &Trunks {
+        &self.trunks
+    }
+
     /// The API in process, for the node's other services.
     pub fn api(&self) -> Arc<dyn EdgeApi> {
-        Arc::new(self.accounts.clone())
+        Arc::new(LocalEdge::new(self.accounts.clone(), self.trunks.store()))
     }
 
     /// Where SIP over UDP is served, if it is.

@@ -16,6 +16,7 @@ use crate::openapi::{ApiScopeSchema, RoleSchema, TenantStatusSchema, UserStatusS
 pub(crate) mod agents;
 pub(crate) mod routing_config;
 pub(crate) mod sip_accounts;
+pub(crate) mod trunks;
 pub(crate) mod webhooks;
 
 /// A new tenant and its owner.

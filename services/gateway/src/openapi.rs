@@ -28,6 +28,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{HttpMethod, OpenApi, Ref, RefOr, Required, Schema};
 use utoipa::{IntoParams, Modify, PartialSchema, ToResponse, ToSchema};
 
+use crate::dto::trunks::TrunkDto;
 use crate::dto::webhooks::{DeliveryDto, WebhookDto};
 use crate::dto::{ApiKeyDto, AuditEventDto, ClientDto, UserDto};
 
@@ -71,6 +72,7 @@ const BEARER: &str = "bearer";
         (name = "routing", description = "The routing configuration: numbers, schedules, inbound rules with forced modes, IVR flows and their published versions, queues, skills, agent profiles and groups, ring groups, voicemail boxes, outbound rules, not-ready reason codes."),
         (name = "agents", description = "The agent desktop: the signed-in agent's state, presence, offers and after-call work, and its live WebSocket."),
         (name = "queues", description = "Live queue figures for supervisors and wallboards, by REST and WebSocket."),
+        (name = "trunks", description = "Carrier trunks: where the tenant's calls come from (source addresses, digest credentials) and how they go out (host, transport, credentials, registration, caller ID, priority). Passwords are write-only."),
     ),
     components(
         schemas(ProblemDoc, FieldErrorDoc),
@@ -409,6 +411,7 @@ page!(UserPage, UserDto, "users");
 page!(ApiKeyPage, ApiKeyDto, "API keys");
 page!(AuditEventPage, AuditEventDto, "audit events, oldest first");
 page!(WebhookPage, WebhookDto, "webhook endpoints");
+page!(TrunkPage, TrunkDto, "carrier trunks, oldest first");
 page!(
     WebhookDeliveryPage,
     DeliveryDto,

@@ -8,6 +8,7 @@ mod clients;
 mod routing_config;
 mod sip_accounts;
 mod tenant;
+mod trunks;
 mod users;
 mod webhooks;
 
@@ -56,6 +57,8 @@ pub(crate) fn router(gateway: Gateway) -> (Router, OpenApi) {
         routes!(webhooks::rotate_secret),
         routes!(webhooks::deliveries),
         routes!(webhooks::resend),
+        routes!(trunks::list, trunks::create),
+        routes!(trunks::get, trunks::replace, trunks::delete),
         routes!(auth::end_session),
         routes!(agents::me),
         routes!(agents::set_presence),

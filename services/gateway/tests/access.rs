@@ -571,6 +571,207 @@ async fn sip_accounts_follow_who_may_manage_whom(site: Site) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// Trunks (`/v1/trunks`, kept by the edge): the tenant's admins manage
+/// them; agents, read-only keys and client-scoped admins may not; another
+/// tenant's are not found; each bad field is named; passwords are never
+/// answered.
+async fn trunks_are_managed_by_the_tenants_admins_only(site: Site) {
+    let (slug, owner) = site.company("Trunks").await;
+    let body = json!({
+        "name": "Carrier A",
+        "inbound": {
+            "allowed_sources": ["192.0.2.10", "2001:db8::/48"],
+            "username": format!("{slug}-in"),
+            "password": "inbound secret 1",
+        },
+        "outbound": {
+            "host": "sip.carrier.example",
+            "port": 5060,
+            "transport": "udp",
+            "username": "out",
+            "password": "outbound secret 1",
+            "register": true,
+        },
+        "priority": 1,
+    });
+    let no_secret = |value: &Value| {
+        let text = value.to_string();
+        assert!(
+            !text.contains("secret 1"),
+            "a password was answered: {text}"
+        );
+    };
+    let created = site.create("/v1/trunks", &owner, body.clone()).await;
+    no_secret(&created);
+    assert_eq!(created["enabled"], true);
+    assert_eq!(
+        created["inbound"]["allowed_sources"],
+        json!(["192.0.2.10/32", "2001:db8::/48"])
+    );
+    assert_eq!(created["inbound"]["password_set"], true);
+    assert_eq!(created["outbound"]["password_set"], true);
+    assert_eq!(created["outbound"]["register_expires"], 3600);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/trunks/{id}");
+
+    let (status, got) = site.get(&path, &owner).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got, created);
+    let (status, page) = site.get("/v1/trunks", &owner).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["data"], json!([created]));
+    // Replaced without its passwords: they stay.
+    let mut replacement = body.clone();
+    replacement["name"] = json!("Carrier A (main)");
+    replacement["inbound"]
+        .as_object_mut()
+        .unwrap()
+        .remove("password");
+    replacement["outbound"]
+        .as_object_mut()
+        .unwrap()
+        .remove("password");
+    let (status, replaced) = site
+        .call(Method::PUT, &path, &owner, Some(replacement))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{replaced}");
+    assert_eq!(replaced["name"], "Carrier A (main)");
+    assert_eq!(replaced["inbound"]["password_set"], true);
+    assert_eq!(replaced["outbound"]["password_set"], true);
+
+    // An admin may; a key with `full` may.
+    let (_, admin) = site
+        .user(
+            &slug,
+            &owner,
+            "admin@trunks.example",
+            json!({"roles": ["admin"]}),
+        )
+        .await;
+    let (status, _) = site.get(&path, &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let full = site.key(&owner, &["full"]).await;
+    let (status, _) = site.get("/v1/trunks", &full).await;
+    assert_eq!(status, StatusCode::OK);
+    // Agents, supervisors and read-only keys may not, not even read.
+    let (_, agent) = site
+        .user(
+            &slug,
+            &owner,
+            "agent@trunks.example",
+            json!({"roles": ["agent"]}),
+        )
+        .await;
+    let (_, supervisor) = site
+        .user(
+            &slug,
+            &owner,
+            "supervisor@trunks.example",
+            json!({"roles": ["supervisor"]}),
+        )
+        .await;
+    let reader = site.key(&owner, &["read"]).await;
+    for token in [&agent, &supervisor, &reader] {
+        for (method, target, body) in [
+            (Method::GET, "/v1/trunks", None),
+            (Method::POST, "/v1/trunks", Some(body.clone())),
+            (Method::GET, path.as_str(), None),
+            (Method::PUT, path.as_str(), Some(body.clone())),
+            (Method::DELETE, path.as_str(), None),
+        ] {
+            let (status, answer) = site.call(method.clone(), target, token, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {target}: {answer}");
+        }
+    }
+    // An admin limited to some client organizations may not either.
+    let client = site
+        .create("/v1/clients", &owner, json!({"name": "One"}))
+        .await["id"]
+        .clone();
+    let (_, scoped_admin) = site
+        .user(
+            &slug,
+            &owner,
+            "scoped@trunks.example",
+            json!({"roles": ["admin"], "clients": [client]}),
+        )
+        .await;
+    let (status, answer) = site.get("/v1/trunks", &scoped_admin).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        answer["type"].as_str().unwrap().ends_with("client_scope"),
+        "{answer}"
+    );
+
+    // Another tenant's admin: not found, and its own list is empty.
+    let (_, stranger) = site.company("Elsewhere").await;
+    for (method, body) in [
+        (Method::GET, None),
+        (Method::PUT, Some(body.clone())),
+        (Method::DELETE, None),
+    ] {
+        let (status, answer) = site.call(method.clone(), &path, &stranger, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method}: {answer}");
+    }
+    let (_, page) = site.get("/v1/trunks", &stranger).await;
+    assert_eq!(page["data"], json!([]));
+    // The inbound username is the platform's: taken.
+    let (status, answer) = site
+        .call(Method::POST, "/v1/trunks", &stranger, Some(body.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert!(
+        answer["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("trunk_username_taken"),
+        "{answer}"
+    );
+
+    // Each bad field is named.
+    let (status, problem) = site
+        .call(
+            Method::POST,
+            "/v1/trunks",
+            &owner,
+            Some(json!({
+                "name": "",
+                "inbound": {"allowed_sources": ["192.0.2.1", "10.0.0.0/33"]},
+                "outbound": {"host": "sip.carrier.example", "port": 0, "transport": "sctp"},
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "name",
+            "inbound.allowed_sources[1]",
+            "outbound.port",
+            "outbound.transport"
+        ],
+        "{problem}"
+    );
+
+    let (status, _) = site.call(Method::DELETE, &path, &owner, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = site.get(&path, &owner).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// The same, with the gateway calling the edge over gRPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trunks_are_managed_by_the_tenants_admins_only_over_grpc() {
+    trunks_are_managed_by_the_tenants_admins_only(Site::start_with(SiteOptions::remote()).await)
+        .await;
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -605,4 +806,5 @@ on_both_backends!(
     a_users_credentials_follow_their_rights_at_once,
     open_streams_close_when_their_credential_lapses,
     sip_accounts_follow_who_may_manage_whom,
+    trunks_are_managed_by_the_tenants_admins_only,
 );

@@ -56,6 +56,11 @@ const AUTHENTICATED: &[(&str, &str)] = &[
     ("POST", "/v1/webhooks/{id}/rotate-secret"),
     ("GET", "/v1/webhooks/{id}/deliveries"),
     ("POST", "/v1/webhooks/{id}/deliveries/{delivery_id}/resend"),
+    ("GET", "/v1/trunks"),
+    ("POST", "/v1/trunks"),
+    ("GET", "/v1/trunks/{id}"),
+    ("PUT", "/v1/trunks/{id}"),
+    ("DELETE", "/v1/trunks/{id}"),
     ("GET", "/v1/agents/me"),
     ("PUT", "/v1/agents/me/presence"),
     ("POST", "/v1/agents/me/offers/{contact_id}/accept"),
@@ -135,7 +140,7 @@ const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 const TAGS: &[&str] = &[
     "auth", "tenant", "clients", "users", "api-keys", "audit", "webhooks", "agents", "queues",
-    "routing",
+    "routing", "trunks",
 ];
 
 impl Api {

@@ -34,6 +34,9 @@ use reqwest::Client;
 use serde_json::Value;
 use switchboard_auth::{LoginThrottle, SigningKey, ThrottlePolicy, TokenKeys};
 use switchboard_edge::accounts::Accounts;
+use switchboard_edge::api::LocalEdge;
+use switchboard_edge::sip::digest::Nonces;
+use switchboard_edge::trunks::{Trunks, TrunksOptions};
 use switchboard_edge_api::{EdgeApi, RemoteEdge};
 use switchboard_events::{Consumer, ConsumerOptions, Relay, RelayOptions};
 use switchboard_gateway::{Gateway, GatewayOptions, GatewayPeers};
@@ -259,6 +262,13 @@ impl Site {
         let events = CancellationToken::new();
         // The edge's SIP accounts and its copy of tenants' domains.
         let accounts = Accounts::new(database.clone(), "sip.example.com");
+        let trunks = Trunks::new(
+            database.clone(),
+            cache.clone(),
+            Nonces::new(b"site", Duration::from_secs(300)),
+            TrunksOptions::new("sip.example.com"),
+        );
+        let edge = LocalEdge::new(accounts.clone(), trunks.store());
         let consumers = [
             (
                 switchboard_identity::AUDIT_CONSUMER_NAME,
@@ -303,12 +313,12 @@ impl Site {
             Arc::new(identity.clone())
         };
         let (webhooks_api, routing_api, config_api, edge_api) = if options.remote {
-            remote_clients(webhooks.clone(), routing.clone(), config, accounts).await
+            remote_clients(webhooks.clone(), routing.clone(), config, edge).await
         } else {
             let routing_api: Arc<dyn RoutingApi> = Arc::new(routing.clone());
             let webhooks_api: Arc<dyn WebhooksApi> = Arc::new(webhooks.clone());
             let config_api: Arc<dyn RoutingConfigApi> = Arc::new(config);
-            let edge_api: Arc<dyn EdgeApi> = Arc::new(accounts);
+            let edge_api: Arc<dyn EdgeApi> = Arc::new(edge);
             (webhooks_api, routing_api, config_api, edge_api)
         };
         let router = Gateway::new(
@@ -383,7 +393,7 @@ async fn remote_clients(
     webhooks: Webhooks,
     routing: Routing,
     config: RoutingConfig,
-    accounts: Accounts,
+    edge: LocalEdge,
 ) -> (
     Arc<dyn WebhooksApi>,
     Arc<dyn RoutingApi>,
@@ -405,7 +415,7 @@ async fn remote_clients(
             keys.clone(),
         ))
         .add_service(Authenticated::new(
-            switchboard_edge::api::server(Arc::new(accounts)),
+            switchboard_edge::api::server(Arc::new(edge)),
             keys.clone(),
         )),
     )
