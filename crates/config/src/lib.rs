@@ -718,6 +718,28 @@ impl EdgeConfig {
         {
             return Err(value_error("edge.nonce_lifetime", "must be 10s to 1h"));
         }
+        if self.sip_public_address.is_none()
+            && self.sip_udp.is_some_and(|udp| udp.ip().is_unspecified())
+        {
+            return Err(value_error(
+                "edge.sip_public_address",
+                "is needed when edge.sip_udp listens on every address (0.0.0.0 or [::]): \
+                 calls write where the edge is reached into their Via and Contact",
+            ));
+        }
+        if let Some(public) = &self.sip_public_address
+            && (public.is_empty() || public.contains(|c: char| c.is_whitespace() || c == ';'))
+        {
+            return Err(value_error(
+                "edge.sip_public_address",
+                "must be host:port (a name or an address, no spaces or parameters)",
+            ));
+        }
+        if self.ring_timeout < Duration::from_secs(5)
+            || self.ring_timeout > Duration::from_secs(300)
+        {
+            return Err(value_error("edge.ring_timeout", "must be 5s to 5m"));
+        }
         if (self.sip_tls.is_some() || self.sip_wss.is_some())
             && (self.tls_certificate_file.is_none() || self.tls_key_file.is_none())
         {

@@ -39,7 +39,7 @@ pub mod records;
 pub mod requests;
 
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -76,14 +76,27 @@ pub trait InboundAdmission: Send + Sync + 'static {
 /// The answer of an [`InboundAdmission`].
 #[derive(Debug, Clone)]
 pub enum Admission {
-    /// Admitted by a trunk of each of these tenants (a carrier's
-    /// addresses may serve several); `trunk` names it for routing.
-    Admitted {
-        tenants: Vec<TenantId>,
-        trunk: String,
-    },
-    /// Refused with this response (401/407 challenge, 403).
+    /// Admitted by these trunks: (tenant, trunk name), one or more (a
+    /// carrier's addresses may serve several tenants).
+    Admitted { trunks: Vec<(TenantId, String)> },
+    /// Refused with this response (407 challenge, 403).
     Refused(OutgoingResponse),
+}
+
+#[async_trait::async_trait]
+impl InboundAdmission for crate::trunks::Trunks {
+    async fn admit(&self, source: IpAddr, request: &Message<'_>) -> Admission {
+        match crate::trunks::Trunks::admit(self, source, request).await {
+            crate::trunks::Admission::Admitted(matches) => Admission::Admitted {
+                trunks: matches
+                    .into_iter()
+                    .map(|found| (found.tenant, found.name))
+                    .collect(),
+            },
+            crate::trunks::Admission::Challenge(response)
+            | crate::trunks::Admission::Refused(response) => Admission::Refused(response),
+        }
+    }
 }
 
 /// Settings of the B2BUA.
@@ -347,12 +360,12 @@ impl B2bua {
     }
 
     /// Gives the B2BUA the endpoint it sends on and where it is reached
-    /// (the UDP listener's address, or `advertised` when set). Until then
+    /// over UDP (`host:port`, written in its Via and Contact). Until then
     /// INVITEs are answered 503.
-    pub fn attach(&self, endpoint: Endpoint, sent_by: SocketAddr) {
+    pub fn attach(&self, endpoint: Endpoint, sent_by: String) {
         let _ = self.inner.endpoint.set(endpoint);
         let _ = self.inner.local.set(Local {
-            sent_by: sent_by.to_string(),
+            sent_by,
             transport: "UDP",
         });
     }
@@ -464,13 +477,13 @@ impl B2bua {
             let _ = request.respond(OutgoingResponse::new(482));
             return;
         }
-        let (tenants, trunk) = match self
+        let trunks = match self
             .inner
             .admission
             .admit(request.peer.remote().ip(), &message)
             .await
         {
-            Admission::Admitted { tenants, trunk } => (tenants, trunk),
+            Admission::Admitted { trunks } => trunks,
             Admission::Refused(response) => {
                 let _ = request.respond(response);
                 return;
@@ -482,14 +495,16 @@ impl B2bua {
         };
         let caller = caller_number(&message);
         let started_at = Utc::now();
-        let trunk_name = trunk.clone();
+        let mut tenants: Vec<TenantId> = trunks.iter().map(|(tenant, _)| *tenant).collect();
+        tenants.dedup();
+        let names: Vec<&str> = trunks.iter().map(|(_, name)| name.as_str()).collect();
         let decision = self
             .inner
             .call_routing
             .new_call(InboundCall {
                 number: number.clone(),
                 caller: caller.clone(),
-                trunk,
+                trunk: names.join(", "),
                 attributes: serde_json::Map::new(),
                 admitted_tenants: tenants,
             })
@@ -509,6 +524,12 @@ impl B2bua {
                 return;
             }
         };
+        // The trunk of the tenant that took the call.
+        let trunk_name = trunks
+            .iter()
+            .find(|(owner, _)| *owner == tenant)
+            .map(|(_, name)| name.clone())
+            .unwrap_or_default();
         let facts = Facts {
             tenant,
             number: number.clone(),

@@ -13,12 +13,16 @@ use switchboard_config::{Config, EventsConfig};
 use switchboard_edge_api::EdgeApi;
 use switchboard_events::{Consumer, ConsumerOptions};
 use switchboard_platform::Backends;
+use switchboard_routing_api::acd::RoutingApi;
+use switchboard_routing_api::calls::CallRoutingApi;
 use switchboard_rpc::{Authenticated, ServiceKeys};
 use switchboard_runtime::ServiceParts;
 use tonic::service::Routes;
 
 use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 use crate::api::LocalEdge;
+use crate::calls::records::CallLog;
+use crate::calls::{B2bua, CallOptions};
 use crate::registrar::{Bindings, Registrar, RegistrarOptions};
 use crate::signaling::Signaling;
 use crate::sip::digest::{Algorithm, Nonces};
@@ -44,6 +48,18 @@ pub struct EdgeServiceOptions {
     pub registrar: RegistrarOptions,
     /// The projection consumer's retries.
     pub events: EventsConfig,
+    /// The B2BUA's settings.
+    pub calls: CallOptions,
+    /// Where carriers and phones reach the UDP listener
+    /// (`edge.sip_public_address`); `None` for its own address.
+    pub public_address: Option<String>,
+}
+
+/// The routing service as the edge calls it: inbound calls and the ACD.
+#[derive(Clone)]
+pub struct RoutingPeers {
+    pub calls: Arc<dyn CallRoutingApi>,
+    pub acd: Arc<dyn RoutingApi>,
 }
 
 impl EdgeServiceOptions {
@@ -93,6 +109,11 @@ impl EdgeServiceOptions {
                 ..RegistrarOptions::default()
             },
             events: config.events.clone(),
+            calls: CallOptions {
+                ring_timeout: config.edge.ring_timeout,
+                ..CallOptions::default()
+            },
+            public_address: config.edge.sip_public_address.clone(),
         })
     }
 }
@@ -112,11 +133,13 @@ pub struct EdgeService {
 
 impl EdgeService {
     /// Builds the edge on the node's backends and binds its SIP listeners;
-    /// its gRPC API verifies callers with `service_keys`.
+    /// its gRPC API verifies callers with `service_keys`; calls go through
+    /// `routing`.
     pub async fn bind(
         options: EdgeServiceOptions,
         backends: &Backends,
         service_keys: Arc<ServiceKeys>,
+        routing: RoutingPeers,
     ) -> std::io::Result<Self> {
         let accounts = Accounts::new(backends.database.clone(), options.sip_domain.clone())
             .with_registrations(Bindings::new(backends.cache.clone()));
@@ -136,8 +159,26 @@ impl EdgeService {
             nonces,
             options.registrar,
         ));
-        let endpoint = Endpoint::new(options.endpoint, Arc::new(Signaling::new(registrar, None)));
-        let transports = Transports::bind(endpoint, &options.transports).await?;
+        let calls = B2bua::new(
+            routing.calls,
+            routing.acd,
+            Bindings::new(backends.cache.clone()),
+            Arc::new(trunks.clone()),
+            CallLog::new(backends.database.clone()),
+            options.calls,
+        );
+        let endpoint = Endpoint::new(
+            options.endpoint,
+            Arc::new(Signaling::new(registrar, Some(calls.clone()))),
+        );
+        let transports = Transports::bind(endpoint.clone(), &options.transports).await?;
+        match (options.public_address, transports.udp()) {
+            (Some(public), _) => calls.attach(endpoint, public),
+            (None, Some(udp)) => calls.attach(endpoint, udp.to_string()),
+            (None, None) => tracing::warn!(
+                "the edge has no UDP listener: calls are answered 503 until edge.sip_udp is set"
+            ),
+        }
         Ok(Self {
             accounts,
             trunks,

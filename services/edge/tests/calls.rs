@@ -170,8 +170,7 @@ impl InboundAdmission for Loopback {
     async fn admit(&self, source: std::net::IpAddr, _: &Message<'_>) -> Admission {
         if source.is_loopback() {
             Admission::Admitted {
-                tenants: vec![self.0],
-                trunk: "loopback".into(),
+                trunks: vec![(self.0, "loopback".into())],
             }
         } else {
             Admission::Refused(OutgoingResponse::new(403))
@@ -239,7 +238,7 @@ async fn edge() -> Edge {
     .await
     .unwrap();
     let address = transports.udp().unwrap();
-    calls.attach(endpoint, address);
+    calls.attach(endpoint, address.to_string());
     Edge {
         routing,
         calls,

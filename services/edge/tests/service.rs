@@ -4,9 +4,14 @@
 
 use std::net::SocketAddr;
 
+use std::sync::Arc;
 use switchboard_config::Config;
-use switchboard_edge::service::{EdgeService, EdgeServiceOptions};
+
+use switchboard_edge::service::{EdgeService, EdgeServiceOptions, RoutingPeers};
 use switchboard_platform::Backends;
+use switchboard_routing_api::acd::RemoteRouting;
+use switchboard_routing_api::calls::RemoteCallRouting;
+use switchboard_rpc::Credentials;
 use switchboard_test_utils::service_keys;
 
 fn loopback() -> Option<SocketAddr> {
@@ -37,7 +42,14 @@ async fn every_configured_transport_listens_and_tls_uses_the_configured_certific
     config.validate().unwrap();
     let backends = Backends::connect(&config).await.unwrap();
     let options = EdgeServiceOptions::from_config(&config, vec![b"digest key".to_vec()]).unwrap();
-    let edge = EdgeService::bind(options, &backends, service_keys("edge-test"))
+    // Routing is not called here: a peer nobody listens at.
+    let channel = tonic::transport::Channel::from_static("http://127.0.0.1:9").connect_lazy();
+    let credentials = Credentials::new(service_keys("edge-test"), "edge");
+    let routing = RoutingPeers {
+        calls: Arc::new(RemoteCallRouting::new(channel.clone(), credentials.clone())),
+        acd: Arc::new(RemoteRouting::new(channel, credentials)),
+    };
+    let edge = EdgeService::bind(options, &backends, service_keys("edge-test"), routing)
         .await
         .unwrap();
     let transports: Vec<&str> = edge.listening().iter().map(|(name, _)| *name).collect();

@@ -618,6 +618,7 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
                 caller: "+33698765432".into(),
                 trunk: "carrier-1".into(),
                 attributes_json: r#"{"vip": true}"#.into(),
+                ..Default::default()
             },
         ))
         .await
@@ -772,6 +773,44 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         ),
         "{rejected:?}"
     );
+    // A trunk of another tenant cannot reach this tenant's number: it is
+    // as unknown as a number nobody holds.
+    let foreign = edge
+        .new_call(signed(
+            &credentials,
+            &system,
+            pb::NewCallRequest {
+                number: NUMBER.into(),
+                admitted_tenant_ids: vec![TenantId::new().to_string()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        matches!(
+            foreign.decision,
+            Some(pb::new_call_response::Decision::Reject(pb::Reject {
+                sip_status: 404,
+                ..
+            }))
+        ),
+        "{foreign:?}"
+    );
+    let status = edge
+        .new_call(signed(
+            &credentials,
+            &system,
+            pb::NewCallRequest {
+                number: "+33199999999".into(),
+                admitted_tenant_ids: vec!["not-a-tenant".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let status = edge
         .new_call(signed(
             &credentials,

@@ -28,7 +28,7 @@ use switchboard_tenancy::TenantId;
 use uuid::Uuid;
 
 pub use switchboard_routing_api::calls::{
-    CallDecision, CallRoutingApi, InboundCall, QueueStatus, Step,
+    CallDecision, CallRoutingApi, InboundCall, QueueStatus, RemoteCallRouting, Step,
 };
 use switchboard_rpc::ServiceError;
 use switchboard_tenancy::Tenant;

@@ -14,6 +14,7 @@ use switchboard_config::PeersConfig;
 pub const NEEDS: &[(&str, &[&str])] = &[
     ("gateway", &["identity", "routing", "webhooks", "edge"]),
     ("routing", &["identity"]),
+    ("edge", &["routing"]),
 ];
 
 /// Where a peer is.

@@ -48,6 +48,7 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
                 caller: simulation.from.clone(),
                 trunk: "simulated".into(),
                 attributes_json: String::new(),
+                admitted_tenant_ids: Vec::new(),
             },
             &CallContext::system(),
         )?)

@@ -14,6 +14,8 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use serde_json::json;
 use switchboard_edge::accounts::{Accounts, IssuedCredentials};
+use switchboard_edge::trunks::TrunkStore;
+use switchboard_edge_api::{InboundSpec, TrunkSpec};
 use switchboard_identity::{
     Actor, Identity, IdentityError, NewUser, Principal, RequestOrigin, SignupRequest,
 };
@@ -65,6 +67,8 @@ const STAFF: &[Staff] = &[
         &[("support", 7)],
     ),
 ];
+/// The trunk that admits carriers' calls from this machine.
+const DEMO_TRUNK: &str = "Loopback carrier (demo)";
 /// (menu key, queue name, skill it needs).
 const QUEUES: &[(&str, &str, &str)] = &[("1", "Billing", "billing"), ("2", "Support", "support")];
 
@@ -105,7 +109,7 @@ impl SipListeners {
 pub async fn seed(
     identity: &Identity,
     routing: &RoutingConfig,
-    accounts: Option<&Accounts>,
+    edge: Option<(&Accounts, TrunkStore)>,
 ) -> anyhow::Result<Demo> {
     let origin = RequestOrigin::default();
     let (owner, tenant_created) = match identity.login(SLUG, OWNER, PASSWORD, &origin).await {
@@ -138,7 +142,30 @@ pub async fn seed(
         })
         .collect::<anyhow::Result<_>>()?;
     let mut sip_accounts = Vec::new();
-    if let Some(accounts) = accounts {
+    if let Some((accounts, trunks)) = edge {
+        // Carriers' calls from this machine come in on a loopback trunk.
+        let existing = trunks
+            .list(&owner.tenant, None, 100)
+            .await
+            .context("cannot read the demo trunks")?;
+        if !existing.iter().any(|trunk| trunk.name == DEMO_TRUNK) {
+            trunks
+                .create(
+                    &owner.tenant,
+                    TrunkSpec {
+                        name: DEMO_TRUNK.to_owned(),
+                        enabled: true,
+                        inbound: InboundSpec {
+                            allowed_sources: vec!["127.0.0.1/32".into(), "::1/128".into()],
+                            ..InboundSpec::default()
+                        },
+                        outbound: None,
+                        priority: 0,
+                    },
+                )
+                .await
+                .context("cannot create the demo trunk")?;
+        }
         // The edge learns the slug from identity's event, which may not
         // have reached it yet: give it now (the event then changes nothing).
         accounts
@@ -448,6 +475,12 @@ impl Demo {
                 println!(
                     "       sipp -sf services/edge/tests/sipp/register.xml -m 1 -s {} -au {} -ap {} -key domain {} -auth_uri {} -i 127.0.0.1 {udp}",
                     first.username, first.username, first.password, first.domain, first.domain
+                );
+                println!(
+                    "    with the phone registered and its agent available, call the demo number as a carrier (trunk \"{DEMO_TRUNK}\" admits 127.0.0.1; without media yet the menu hears no key and sends the call to Support):"
+                );
+                println!(
+                    "       sipp -sf services/edge/tests/sipp/carrier_call.xml -s {NUMBER} -d 10000 -m 1 -i 127.0.0.1 {udp}"
                 );
             }
         }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use switchboard_auth::ServiceKeys;
 use switchboard_config::{BusBackend, CacheBackend, Config, ObjectsBackend};
-use switchboard_edge::service::{self as edge, EdgeService, EdgeServiceOptions};
+use switchboard_edge::service::{self as edge, EdgeService, EdgeServiceOptions, RoutingPeers};
 use switchboard_edge_api::{EdgeApi, RemoteEdge};
 use switchboard_events::RelayOptions;
 use switchboard_events::service::{self as events, EventsService};
@@ -16,6 +16,7 @@ use switchboard_identity::service::{self as identity, IdentityService, IdentityS
 use switchboard_identity_api::{IdentityApi, RemoteIdentity};
 use switchboard_migrations::{Migrator, MigratorTrait, SYSTEM_ROLE};
 use switchboard_platform::Backends;
+use switchboard_routing::calls::RemoteCallRouting;
 use switchboard_routing::config::{RemoteRoutingConfig, RoutingConfig, RoutingConfigApi};
 use switchboard_routing::service::{self as routing, RoutingService, RoutingServiceOptions};
 use switchboard_routing::{RemoteRouting, RoutingApi};
@@ -89,7 +90,10 @@ pub async fn run(config: Config, services: Vec<&'static str>, mode: Mode) -> any
             crate::demo::seed(
                 identity,
                 routing_config,
-                parts.edge.as_ref().map(|edge| edge.accounts()),
+                parts
+                    .edge
+                    .as_ref()
+                    .map(|edge| (edge.accounts(), edge.trunks().store())),
             )
             .await?,
         ),
@@ -234,8 +238,19 @@ async fn compose(
         .filter_map(|(transport, address)| address.map(|address| format!("{transport} {address}")))
         .collect::<Vec<_>>()
         .join(", ");
+        let routing_peers = match (remote(routing::NAME)?, &routing) {
+            (Some(channel), _) => RoutingPeers {
+                calls: Arc::new(RemoteCallRouting::new(channel.clone(), credentials.clone())),
+                acd: Arc::new(RemoteRouting::new(channel, credentials.clone())),
+            },
+            (None, Some(local)) => RoutingPeers {
+                calls: local.calls_api(),
+                acd: local.api(),
+            },
+            (None, None) => return Err(missing(routing::NAME)),
+        };
         Some(Arc::new(
-            EdgeService::bind(options, backends, service_keys.clone())
+            EdgeService::bind(options, backends, service_keys.clone(), routing_peers)
                 .await
                 .with_context(|| format!("the edge cannot listen for SIP on {listening} (config keys edge.sip_udp, sip_tcp, sip_tls, sip_ws, sip_wss)"))?,
         ))

@@ -304,6 +304,169 @@ impl Phone {
     }
 }
 
+impl Phone {
+    /// The next request of `method` the edge sends this phone.
+    async fn receive(&self, method: &str) -> String {
+        let mut buffer = vec![0u8; 65_535];
+        loop {
+            let (length, _) =
+                tokio::time::timeout(Duration::from_secs(20), self.socket.recv_from(&mut buffer))
+                    .await
+                    .unwrap_or_else(|_| panic!("the phone got no {method}"))
+                    .unwrap();
+            let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
+            if text.starts_with(&format!("{method} ")) {
+                return text;
+            }
+        }
+    }
+
+    /// Answers `request` with `status` (`200 OK`), the phone's To tag and
+    /// an optional session description.
+    async fn reply(&self, request: &str, status: &str, sdp: &str) {
+        let (head, _) = request.split_once("\r\n\r\n").unwrap();
+        let mut response = format!("SIP/2.0 {status}\r\n");
+        for line in head.split("\r\n").skip(1) {
+            let name = line.split(':').next().unwrap_or_default().trim();
+            match name.to_ascii_lowercase().as_str() {
+                "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => {
+                    response.push_str(line);
+                    response.push_str("\r\n");
+                }
+                "to" | "t" if !line.contains(";tag=") => {
+                    response.push_str(&format!("{line};tag=phone\r\n"));
+                }
+                "to" | "t" => {
+                    response.push_str(line);
+                    response.push_str("\r\n");
+                }
+                _ => {}
+            }
+        }
+        response.push_str(&format!("Contact: <sip:agent@{}>\r\n", self.local));
+        if !sdp.is_empty() {
+            response.push_str("Content-Type: application/sdp\r\n");
+        }
+        response.push_str(&format!("Content-Length: {}\r\n\r\n{sdp}", sdp.len()));
+        self.socket
+            .send_to(response.as_bytes(), self.edge)
+            .await
+            .unwrap();
+    }
+}
+
+/// A carrier's call reaches the agent's registered phone through routing:
+/// the tenant's trunk admits the carrier (SIPp, from loopback), the number
+/// picks the tenant and its queue, the ACD offers the call to the ready
+/// agent, the edge rings the agent's phone, which answers; the caller
+/// hangs up, and the agent goes to after-call work.
+async fn a_carrier_call_rings_the_agents_phone(api: &Api, edge: SocketAddr, center: &Center) {
+    let (status, trunk) = api
+        .call(
+            Method::POST,
+            "/v1/trunks",
+            Some(&center.owner_token),
+            Some(json!({"name": "Loopback carrier",
+                        "inbound": {"allowed_sources": ["127.0.0.1/32"]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{trunk}");
+    let phone = Phone::new(edge).await;
+    let (status, issued) = api
+        .call(
+            Method::POST,
+            &format!("/v1/users/{}/sip-account", center.agent_id),
+            Some(&center.agent_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let registered = phone.register_with(&issued).await;
+    assert_eq!(registered.code, 200, "{}", registered.text);
+    let (status, presence) = api
+        .call(
+            Method::PUT,
+            "/v1/agents/me/presence",
+            Some(&center.agent_token),
+            Some(json!({"presence": "available"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{presence}");
+
+    let scenario =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/tests/sipp/carrier_call.xml");
+    let work = tempfile::tempdir().unwrap();
+    let carrier = Command::new("sipp")
+        .current_dir(work.path())
+        .args(["-sf", scenario.to_str().unwrap()])
+        .args(["-s", NUMBER, "-d", "500", "-m", "1", "-l", "1"])
+        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args([
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+            "-trace_msg",
+        ])
+        .arg(edge.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("SIPp (Debian sip-tester) is installed: ./scripts/test installs it");
+
+    let invite = phone.receive("INVITE").await;
+    assert!(
+        invite.contains("m=audio 40000"),
+        "the carrier's offer: {invite}"
+    );
+    assert!(
+        invite.contains("+15550001111"),
+        "the caller's number: {invite}"
+    );
+    phone.reply(&invite, "180 Ringing", "").await;
+    let answer = "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                  t=0 0\r\nm=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    phone.reply(&invite, "200 OK", answer).await;
+    phone.receive("ACK").await;
+    let bye = phone.receive("BYE").await;
+    phone.reply(&bye, "200 OK", "").await;
+    let finished = tokio::time::timeout(Duration::from_secs(30), carrier.wait_with_output())
+        .await
+        .expect("the carrier's SIPp finishes")
+        .unwrap();
+    let errors: String = std::fs::read_dir(work.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        finished.status.success(),
+        "the carrier's call failed: {errors}"
+    );
+
+    let token = &center.agent_token;
+    let wrap_up = eventually(Duration::from_secs(20), || async {
+        let (_, me) = api
+            .call(Method::GET, "/v1/agents/me", Some(token), None)
+            .await;
+        me["state"]["state"] == "after_call_work"
+    })
+    .await;
+    assert!(wrap_up, "the agent did not enter after-call work");
+    let (status, ended) = api
+        .call(
+            Method::POST,
+            "/v1/agents/me/wrap-up/end",
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{ended}");
+}
+
 /// The agent gets a SIP account through the gateway (the edge's gRPC API
 /// behind it), and their phone registers with it over UDP; once the owner
 /// revokes it, the same password is refused.
@@ -423,6 +586,7 @@ impl Edge {
                             caller: "+33612345678".into(),
                             trunk: "carrier-1".into(),
                             attributes_json: String::new(),
+                            admitted_tenant_ids: Vec::new(),
                         },
                         &CallContext::system(),
                     )
@@ -914,6 +1078,9 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
         "the survivor owns the tenant"
     );
     take_one_contact(&api, &edge, &second_routing, &center).await;
+    // A carrier's call crosses the edge's process, through the surviving
+    // replica, to the agent's phone.
+    a_carrier_call_rings_the_agents_phone(&api, edge_sip, &center).await;
 
     // Without the internal key, the gRPC APIs refuse: a stranger's
     // credential cannot route a call into the tenant.
@@ -971,5 +1138,6 @@ async fn the_same_flow_runs_in_dev_as_one_process() {
     the_edge_challenges_the_tenants_domain(&phone, &center.slug).await;
     an_agents_phone_registers(&api, &phone, &center).await;
     take_one_contact(&api, &edge, &grpc, &center).await;
+    a_carrier_call_rings_the_agents_phone(&api, phone.edge, &center).await;
     assert!(running.terminate().await.success());
 }
