@@ -198,15 +198,12 @@ impl Trunks {
             .loaded
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A failed load is not retried before the next period either.
         loaded.at = Some(Instant::now());
-        match result {
-            Ok(index) => {
-                loaded.index = Arc::new(index);
-                loaded.generation = generation;
-                Ok(())
-            }
-            Err(error) => Err(error),
-        }
+        let index = result?;
+        loaded.index = Arc::new(index);
+        loaded.generation = generation;
+        Ok(())
     }
 
     /// The current index, reloaded first if it is stale.
@@ -248,10 +245,7 @@ impl Trunks {
     /// Which trunks `request`, from `source`, comes through (see the
     /// module's comment).
     pub async fn admit(&self, source: IpAddr, request: &Message<'_>) -> Admission {
-        self.admit_at(source, request, SystemTime::now()).await
-    }
-
-    async fn admit_at(&self, source: IpAddr, request: &Message<'_>, now: SystemTime) -> Admission {
+        let now = SystemTime::now();
         let index = self.index().await;
         let matches = index.matches(source.to_canonical());
         if !matches.is_empty() {
@@ -315,7 +309,7 @@ impl Trunks {
                 return Admission::Refused(OutgoingResponse::new(400).reason(why));
             }
             Err(Rejection::Refused(why)) => {
-                tracing::info!(%source, why, "a carrier's digest credentials were refused");
+                tracing::debug!(%source, why, "a carrier's digest credentials were refused");
                 return forbidden();
             }
             Err(Rejection::Replayed) => return forbidden(),

@@ -154,7 +154,7 @@ async fn remote_trunks_answer_as_the_edge_in_process() {
     );
     assert_eq!(
         h.remote.list_trunks(&acme, None, 10).await.unwrap(),
-        [created.clone()]
+        std::slice::from_ref(&created)
     );
     assert!(
         h.remote
