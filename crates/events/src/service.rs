@@ -33,6 +33,7 @@ impl EventsService {
             grpc: None,
             http: None,
             workers: vec![Box::new(move |stop| relay.spawn(stop))],
+            draining: None,
         }
     }
 }

@@ -35,6 +35,10 @@ pub struct ServiceParts {
     /// started with the node and given a token cancelled at shutdown, after
     /// requests have drained and before the backends close.
     pub workers: Vec<Worker>,
+    /// Cancelled when the node starts draining, for what must end before
+    /// the drain can (a gRPC server stream held open by a peer: it ends,
+    /// and the peer re-subscribes elsewhere); `None` for nothing.
+    pub draining: Option<CancellationToken>,
 }
 
 /// Starts one background task that stops when its token is cancelled.
@@ -68,6 +72,8 @@ pub struct Node {
     health: tonic_health::server::HealthReporter,
     shutdown_grace: Duration,
     workers: Vec<Worker>,
+    /// The services' draining tokens ([`ServiceParts::draining`]).
+    streams: Vec<CancellationToken>,
 }
 
 impl Node {
@@ -126,6 +132,7 @@ impl Node {
         }
         let mut service_router = Router::new();
         let mut workers = Vec::new();
+        let mut streams = Vec::new();
         if let Some(local_objects) = &backends.local_objects {
             service_router = service_router.merge(local_objects.router());
         }
@@ -137,6 +144,7 @@ impl Node {
                 service_router = service_router.merge(http);
             }
             workers.extend(service.workers);
+            streams.extend(service.draining);
         }
         let http_router = crate::http::router(readiness.clone(), service_router);
         Ok(Self {
@@ -152,6 +160,7 @@ impl Node {
             health,
             shutdown_grace: config.server.shutdown_grace,
             workers,
+            streams,
         })
     }
 
@@ -203,6 +212,7 @@ impl Node {
             health,
             shutdown_grace,
             workers,
+            streams,
         } = self;
         let draining = CancellationToken::new();
         let workers_stop = CancellationToken::new();
@@ -262,6 +272,9 @@ impl Node {
             .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
         draining.cancel();
+        for stream in &streams {
+            stream.cancel();
+        }
         let drained = tokio::time::timeout(shutdown_grace, async {
             let _ = (&mut http).await;
             let _ = (&mut grpc).await;

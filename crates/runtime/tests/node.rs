@@ -56,6 +56,7 @@ fn test_service() -> ServiceParts {
         grpc: None,
         http: Some(http),
         workers: Vec::new(),
+        draining: None,
     }
 }
 

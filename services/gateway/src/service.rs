@@ -51,6 +51,7 @@ impl GatewayService {
             grpc: None,
             http: Some(self.gateway.router()),
             workers: Vec::new(),
+            draining: None,
         }
     }
 }

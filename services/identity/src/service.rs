@@ -124,6 +124,7 @@ impl IdentityService {
             grpc: Some(Box::new(move |routes: Routes| routes.add_service(server))),
             http: None,
             workers: vec![Box::new(move |stop| audit.spawn(stop))],
+            draining: None,
         }
     }
 }

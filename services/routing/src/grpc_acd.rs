@@ -14,6 +14,7 @@ use switchboard_rpc::{Caller, ServiceError};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 /// The fully-qualified service name, for gRPC health.
@@ -25,12 +26,16 @@ const STREAM_BUFFER: usize = 256;
 
 /// The service over `api`, ready for tonic's router (wrap it in
 /// `Authenticated`).
-pub fn server(api: Arc<dyn RoutingApi>) -> AcdServer<AcdGrpc> {
-    AcdServer::new(AcdGrpc { api })
+/// The service, ready for `tonic`'s router. Notice streams end when
+/// `draining` is cancelled (the node stops), so the drain can finish and
+/// their listeners re-subscribe to another node.
+pub fn server(api: Arc<dyn RoutingApi>, draining: CancellationToken) -> AcdServer<AcdGrpc> {
+    AcdServer::new(AcdGrpc { api, draining })
 }
 
 pub struct AcdGrpc {
     api: Arc<dyn RoutingApi>,
+    draining: CancellationToken,
 }
 
 fn parse<T: serde::de::DeserializeOwned>(json: &str, what: &str) -> Result<T, Status> {
@@ -107,11 +112,14 @@ impl Acd for AcdGrpc {
             .await
             .map_err(|error| error.to_status())?;
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
+        let draining = self.draining.clone();
         tokio::spawn(async move {
             loop {
                 let message = tokio::select! {
                     // The listener went away: stop listening for it.
                     _ = sender.closed() => return,
+                    // The node stops: the stream ends.
+                    _ = draining.cancelled() => return,
                     event = notices.next() => match event {
                         Some(NoticeEvent::Notice(notice)) => match serde_json::to_string(&*notice) {
                             Ok(json) => pb::AcdNotice { notice_json: Some(json) },

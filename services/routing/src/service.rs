@@ -17,6 +17,7 @@ use switchboard_routing_api::calls::CallRoutingApi;
 use switchboard_routing_api::config::RoutingConfigApi;
 use switchboard_rpc::{Authenticated, ServiceKeys};
 use switchboard_runtime::ServiceParts;
+use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 
 use crate::calls::Calls;
@@ -133,10 +134,11 @@ impl RoutingService {
         );
         let runtime = self.routing.clone();
         let calls = self.calls();
+        let draining = CancellationToken::new();
         let keys = &self.service_keys;
         let call_routing = Authenticated::new(crate::grpc::server(calls), keys.clone());
         let acd = Authenticated::new(
-            crate::grpc_acd::server(Arc::new(self.routing.clone())),
+            crate::grpc_acd::server(Arc::new(self.routing.clone()), draining.clone()),
             keys.clone(),
         );
         let configuration = Authenticated::new(
@@ -171,6 +173,7 @@ impl RoutingService {
                     })
                 }),
             ],
+            draining: Some(draining),
         }
     }
 }

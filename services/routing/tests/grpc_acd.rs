@@ -35,6 +35,8 @@ struct Harness {
     keys: Arc<ServiceKeys>,
     channel: GrpcChannel,
     running: Option<Running>,
+    /// Ends the server's notice streams, as a stopping node does.
+    draining: tokio_util::sync::CancellationToken,
     _dir: tempfile::TempDir,
 }
 
@@ -60,8 +62,9 @@ impl Harness {
         );
         let running = local.start().await.unwrap();
         let keys = service_keys("internal-0");
+        let draining = tokio_util::sync::CancellationToken::new();
         let channel = serve_grpc(Routes::new(Authenticated::new(
-            grpc_acd::server(Arc::new(local.clone())),
+            grpc_acd::server(Arc::new(local.clone()), draining.clone()),
             keys.clone(),
         )))
         .await;
@@ -72,6 +75,7 @@ impl Harness {
             keys,
             channel,
             running: Some(running),
+            draining,
             _dir: dir,
         }
     }
@@ -408,5 +412,24 @@ async fn calls_without_a_valid_service_credential_are_unauthenticated() {
         panic!("not an agent")
     };
     assert_eq!(view.state, AgentState::Offline, "nothing changed");
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_stream_ends_when_its_node_starts_draining() {
+    let h = Harness::start().await;
+    let tenant = Tenant::whole(TenantId::new());
+    let mut notices = h.remote.notices(&tenant).await.unwrap();
+    h.draining.cancel();
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match notices.next().await {
+                None => return,
+                Some(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived the drain");
     h.stop().await;
 }

@@ -167,6 +167,19 @@ mod tests {
     }
 
     #[test]
+    fn the_edge_alone_needs_routing() {
+        let error = plan(&["edge"], &PeersConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("routing (needed by edge)"), "{error}");
+        let plan = plan(&["edge"], &peers(None, Some("http://routing:9090"), None)).unwrap();
+        assert_eq!(
+            plan.peer("routing"),
+            Some(&Peer::Remote(vec!["http://routing:9090".into()]))
+        );
+    }
+
+    #[test]
     fn routing_alone_needs_identity() {
         let error = plan(&["routing"], &PeersConfig::default())
             .unwrap_err()

@@ -319,6 +319,7 @@ async fn compose(
                 grpc: None,
                 http: None,
                 workers: Vec::new(),
+                draining: None,
             }),
             other => anyhow::bail!("unknown service `{other}`"),
         };

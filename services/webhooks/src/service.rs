@@ -90,6 +90,7 @@ impl WebhooksService {
                 Box::new(move |stop| consumer.spawn(stop)),
                 Box::new(move |stop| dispatcher.spawn_dispatcher(stop)),
             ],
+            draining: None,
         }
     }
 }

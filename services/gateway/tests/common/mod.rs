@@ -407,7 +407,10 @@ async fn remote_clients(
             keys.clone(),
         ))
         .add_service(Authenticated::new(
-            switchboard_routing::grpc_acd::server(Arc::new(routing)),
+            switchboard_routing::grpc_acd::server(
+                Arc::new(routing),
+                tokio_util::sync::CancellationToken::new(),
+            ),
             keys.clone(),
         ))
         .add_service(Authenticated::new(
