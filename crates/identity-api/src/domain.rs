@@ -134,6 +134,22 @@ impl Permission {
     }
 }
 
+/// A set of roles as stored (comma-separated names); unknown names are
+/// skipped.
+pub fn roles_from_text(text: &str) -> Vec<Role> {
+    text.split(',')
+        .filter_map(|name| name.parse().ok())
+        .collect()
+}
+
+/// A set of API scopes as stored (comma-separated); unknown ones are
+/// skipped.
+pub fn scopes_from_text(text: &str) -> Vec<ApiScope> {
+    text.split(',')
+        .filter_map(|scope| scope.parse().ok())
+        .collect()
+}
+
 /// Whether any of `roles` grants `permission`.
 pub fn roles_grant(roles: &[Role], permission: Permission) -> bool {
     roles.iter().any(|role| role.grants(permission))

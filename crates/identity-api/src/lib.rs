@@ -4,8 +4,10 @@
 //! [`RemoteIdentity`], the trait over gRPC (`switchboard.identity.v1`) to
 //! a node that hosts identity. The identity crate implements the trait in
 //! process; a caller holds an `Arc<dyn IdentityApi>` and never knows which
-//! one it has.
+//! one it has. [`credential_cache`] is identity's credential cache, which
+//! identity writes and both identity and the gateway read.
 
+pub mod credential_cache;
 pub mod domain;
 mod inputs;
 mod principal;

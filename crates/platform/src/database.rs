@@ -1,9 +1,11 @@
 //! The relational store: one sea-orm connection pool over PostgreSQL
 //! (production) or SQLite (embedded), chosen by the URL's scheme.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sea_orm::sqlx;
+use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
@@ -46,6 +48,8 @@ pub struct Database {
     connection: DatabaseConnection,
     kind: DatabaseKind,
     system: Option<DatabaseConnection>,
+    /// Connections [`Database::read_tenant`] keeps between reads.
+    reads: Arc<ReadConnections>,
 }
 
 /// What the PostgreSQL role a pool logs in as may do beyond the row-level
@@ -175,6 +179,7 @@ impl Database {
             connection,
             kind,
             system: None,
+            reads: Arc::new(ReadConnections::new(options.max_connections)),
         })
     }
 
@@ -248,8 +253,17 @@ impl Database {
                 let read = PreparedRead::new(tenant, select)?;
                 let query_error =
                     |error: sqlx::Error| DbErr::Query(RuntimeErr::SqlxError(error.into()));
-                let pool = self.connection.get_postgres_connection_pool();
-                let mut connection = pool.acquire().await.map_err(query_error)?;
+                let mut connection = match self.reads.take() {
+                    Some(connection) => connection,
+                    None => self
+                        .connection
+                        .get_postgres_connection_pool()
+                        .acquire()
+                        .await
+                        .map_err(query_error)?,
+                };
+                // On an error the connection goes back to the pool, whose
+                // check on release closes it if it is broken.
                 let mut rows = match sqlx::raw_sql(sqlx::AssertSqlSafe(read.execute()))
                     .fetch_all(&mut *connection)
                     .await
@@ -267,6 +281,7 @@ impl Database {
                     other => other,
                 }
                 .map_err(query_error)?;
+                self.reads.keep(connection);
                 // The first row is set_config's; the rest are the select's.
                 if rows.is_empty() {
                     return Err(DbErr::Query(RuntimeErr::Internal(
@@ -298,13 +313,17 @@ impl Database {
     /// with [`Database::with_system`], else this one (SQLite, which has no
     /// roles; or a node that hosts no system worker).
     pub fn system(&self) -> Database {
-        Database {
-            connection: self
-                .system
-                .clone()
-                .unwrap_or_else(|| self.connection.clone()),
-            kind: self.kind,
-            system: None,
+        match &self.system {
+            Some(system) => Database {
+                connection: system.clone(),
+                kind: self.kind,
+                system: None,
+                reads: Arc::new(ReadConnections::new(0)),
+            },
+            None => Database {
+                system: None,
+                ..self.clone()
+            },
         }
     }
 
@@ -387,12 +406,74 @@ impl Database {
 
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
+        self.reads.release();
         // Closing an already closed pool is harmless; the error carries
         // nothing actionable at shutdown.
         let _ = self.connection.clone().close().await;
         if let Some(system) = &self.system {
             let _ = system.clone().close().await;
         }
+    }
+}
+
+/// PostgreSQL connections kept by [`Database::read_tenant`] between
+/// reads, so that a read hands its connection to the next one directly.
+/// sqlx 0.9 checks every connection it takes back into its pool with a
+/// round trip (`PoolConnection::return_to_pool` pings, with no option to
+/// skip it); a kept connection skips that round trip. A read that fails
+/// returns its connection to the pool (which checks it, and closes it if
+/// broken), like a dropped read that may have left it mid-message.
+///
+/// At most half the pool is kept idle here, so the other half always
+/// serves transactions. Kept connections are still the pool's (they hold
+/// its permits, and [`Database::close`] returns them).
+struct ReadConnections {
+    kept: Mutex<Kept>,
+    limit: usize,
+}
+
+#[derive(Default)]
+struct Kept {
+    idle: Vec<PoolConnection<sqlx::Postgres>>,
+    /// Set by [`Database::close`]: nothing is kept from then on, so the
+    /// pool's close does not wait for a kept connection.
+    closed: bool,
+}
+
+impl ReadConnections {
+    /// Keeps up to half of a pool of `max_connections`.
+    fn new(max_connections: u32) -> Self {
+        Self {
+            kept: Mutex::default(),
+            limit: usize::try_from(max_connections / 2).unwrap_or(0),
+        }
+    }
+
+    fn take(&self) -> Option<PoolConnection<sqlx::Postgres>> {
+        self.kept.lock().ok()?.idle.pop()
+    }
+
+    /// Keeps `connection` for the next read, or gives it back to the pool.
+    fn keep(&self, connection: PoolConnection<sqlx::Postgres>) {
+        if let Ok(mut kept) = self.kept.lock()
+            && !kept.closed
+            && kept.idle.len() < self.limit
+        {
+            kept.idle.push(connection);
+        }
+    }
+
+    /// Gives every kept connection back to the pool, and keeps none after.
+    fn release(&self) {
+        let idle = self
+            .kept
+            .lock()
+            .map(|mut kept| {
+                kept.closed = true;
+                std::mem::take(&mut kept.idle)
+            })
+            .unwrap_or_default();
+        drop(idle);
     }
 }
 

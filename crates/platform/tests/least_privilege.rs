@@ -561,3 +561,43 @@ async fn a_one_round_trip_read_sees_its_tenant_only_and_leaves_nothing_behind() 
     service.close().await;
     admin.close().await;
 }
+
+/// `read_tenant` keeps up to half the pool's connections between reads
+/// (skipping sqlx's check on release): reads in parallel all answer, the
+/// other half still serves transactions, and closing the pool returns the
+/// kept connections instead of waiting for them forever.
+#[tokio::test]
+async fn kept_read_connections_leave_room_for_transactions_and_close() {
+    use sea_orm::sea_query::{Alias, Query};
+    let (url, admin) = migrated().await;
+    let tenant = Uuid::now_v7();
+    seed_tenant(&admin, tenant).await;
+    let service = Database::connect(
+        &postgres_app_role_url(&url).await,
+        &DatabaseOptions {
+            max_connections: 4,
+            connect_timeout: std::time::Duration::from_secs(2),
+        },
+    )
+    .await
+    .unwrap();
+    let every_user = Query::select()
+        .column(Alias::new("id"))
+        .from(Alias::new("users"))
+        .to_owned();
+    let reads = (0..16).map(|_| service.read_tenant(tenant, &every_user));
+    for rows in futures::future::join_all(reads).await {
+        assert_eq!(rows.unwrap().len(), 1);
+    }
+    // Two connections are kept now; two transactions at once still get
+    // the other two.
+    let first = service.begin_tenant(tenant).await.unwrap();
+    let second = service.begin_tenant(tenant).await.unwrap();
+    first.commit().await.unwrap();
+    second.commit().await.unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(10), service.close())
+        .await
+        .expect("close returns the kept connections");
+    assert!(service.read_tenant(tenant, &every_user).await.is_err());
+    admin.close().await;
+}

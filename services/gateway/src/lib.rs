@@ -19,6 +19,7 @@ use ipnet::IpNet;
 use switchboard_edge_api::EdgeApi;
 use switchboard_http::{IdempotencyStore, Limit, RateLimiter};
 use switchboard_identity_api::IdentityApi;
+use switchboard_identity_api::credential_cache::CachedApiKeys;
 use switchboard_platform::Cache;
 use switchboard_routing_api::acd::RoutingApi;
 use switchboard_routing_api::config::RoutingConfigApi;
@@ -85,6 +86,9 @@ impl Default for GatewayOptions {
 #[derive(Clone)]
 pub struct Gateway {
     pub(crate) identity: Arc<dyn IdentityApi>,
+    /// API keys authenticated from identity's credential cache, without a
+    /// call to identity when its entries allow.
+    pub(crate) api_keys: Arc<CachedApiKeys>,
     pub(crate) webhooks: Arc<dyn WebhooksApi>,
     pub(crate) routing: Arc<dyn RoutingApi>,
     pub(crate) routing_config: Arc<dyn RoutingConfigApi>,
@@ -96,10 +100,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// The gateway over `peers`, with its rate limits and idempotency
-    /// records in `cache`.
+    /// records in `cache`, where it also reads identity's credential cache
+    /// (when identity shares the backend; otherwise it finds nothing there
+    /// and asks identity).
     pub fn new(peers: GatewayPeers, cache: Arc<dyn Cache>, options: GatewayOptions) -> Self {
         Self {
             identity: peers.identity,
+            api_keys: Arc::new(CachedApiKeys::new(cache.clone())),
             webhooks: peers.webhooks,
             routing: peers.routing,
             routing_config: peers.routing_config,

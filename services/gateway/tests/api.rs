@@ -10,6 +10,7 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use switchboard_auth::{AccessSubject, SigningKey, TokenKeys};
 use switchboard_http::Limit;
+use switchboard_identity_api::credential_cache::tenant_key;
 use switchboard_platform::database::DatabaseKind;
 
 use common::{Mode, SECRET, Site as Api, SiteOptions};
@@ -955,6 +956,7 @@ async fn a_suspended_tenant_is_refused_and_its_data_kept(api: Api) {
         use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
         use switchboard_identity::store::entities::tenant;
         let admin = api.admin.clone();
+        let cache = api.cache.clone();
         async move {
             let updated = tenant::Entity::update_many()
                 .col_expr(
@@ -966,6 +968,11 @@ async fn a_suspended_tenant_is_refused_and_its_data_kept(api: Api) {
                 .await
                 .unwrap();
             assert_eq!(updated.rows_affected, 1);
+            // Identity drops a tenant's cached facts when it changes the
+            // tenant; a status has no operation of its own yet, so do it
+            // here (otherwise the facts expire within 30 s).
+            let tenant = switchboard_tenancy::TenantId::from_uuid(id);
+            cache.delete(&tenant_key(tenant)).await.unwrap();
         }
     };
     suspend("suspended").await;

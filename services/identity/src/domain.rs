@@ -17,12 +17,6 @@ pub fn roles_to_text(roles: &[Role]) -> String {
         .join(",")
 }
 
-pub fn roles_from_text(text: &str) -> Vec<Role> {
-    text.split(',')
-        .filter_map(|name| name.parse().ok())
-        .collect()
-}
-
 /// Whether a user with these roles takes a seat.
 pub fn takes_seat(roles: &[Role]) -> bool {
     roles.iter().any(|role| role.takes_seat())
@@ -34,12 +28,6 @@ pub fn scopes_to_text(scopes: &[ApiScope]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(",")
-}
-
-pub fn scopes_from_text(text: &str) -> Vec<ApiScope> {
-    text.split(',')
-        .filter_map(|scope| scope.parse().ok())
-        .collect()
 }
 
 /// A permission `scope` grants that `roles` do not: a key with that scope

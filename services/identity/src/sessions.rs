@@ -15,9 +15,8 @@ use switchboard_auth::{
     AccessSubject, AuthError, OpaqueToken, hash_secret, verify_against_dummy_async,
     verify_password_async,
 };
-use switchboard_tenancy::{ApiKeyId, ClientId, ClientScope, SessionId, Tenant, TenantId, UserId};
+use switchboard_tenancy::{ClientId, ClientScope, SessionId, Tenant, TenantId, UserId};
 
-use crate::credentials::{ApiKeyFacts, Cached, TenantFacts, UserFacts};
 use crate::domain::{self, Role, TenantStatus, UserStatus};
 use crate::error::{IdentityError, Result};
 use crate::store::entities::{
@@ -26,6 +25,9 @@ use crate::store::entities::{
 };
 use crate::{Actor, Principal, RateLimits};
 use crate::{Identity, RequestOrigin, Tokens, now};
+use switchboard_identity_api::credential_cache::{
+    ApiKeyFacts, Cached, TenantFacts, UserFacts, api_key_principal,
+};
 
 const INVALID_CREDENTIALS: &str = "invalid tenant, email or password";
 const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked; log in again";
@@ -312,7 +314,7 @@ impl Identity {
             }
         };
         let at = now();
-        if facts.expires_at.is_some_and(|expires| expires <= at) {
+        if facts.expired_at(at) {
             return Err(invalid());
         }
         let tenant_id = TenantId::from_uuid(facts.tenant_id);
@@ -339,34 +341,11 @@ impl Identity {
                 "the API key's creator is disabled or deleted, so the key no longer works; create a new one".into(),
             )
         })?;
-        let clients = ClientScope::from_list(
-            facts
-                .client_ids
-                .map(|ids| ids.into_iter().map(ClientId::from_uuid).collect()),
-        )
-        .within(&ClientScope::from_list(
-            creator
-                .clients
-                .map(|ids| ids.into_iter().map(ClientId::from_uuid).collect()),
-        ));
         if claimed {
             self.record_key_use(tenant_id, facts.key_id, at).await?;
         }
         let tenant = self.tenant_facts_from(cached_tenant, tenant_id).await?;
-        Ok(Principal {
-            tenant: Tenant::scoped(tenant_id, clients),
-            actor: Actor::ApiKey {
-                id: ApiKeyId::from_uuid(facts.key_id),
-                scopes: domain::scopes_from_text(&facts.scopes),
-                creator_roles: domain::roles_from_text(&creator.roles),
-            },
-            limits: RateLimits {
-                requests_per_second: tenant.requests_per_second,
-                burst: tenant.burst,
-            },
-            tenant_verified: tenant.verified,
-            expires_at: facts.expires_at,
-        })
+        Ok(api_key_principal(&facts, &creator, &tenant))
     }
 
     async fn record_key_use(

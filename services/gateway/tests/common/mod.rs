@@ -184,6 +184,9 @@ pub struct Site {
     /// The tables' owner (PostgreSQL: a superuser; SQLite: the same file).
     pub admin: Database,
     pub production: bool,
+    /// The cache every service of the site shares (identity's credential
+    /// cache included).
+    pub cache: Arc<dyn Cache>,
     /// Identity in process (for operator actions such as plans); the
     /// gateway calls it directly or over gRPC (see [`Mode`]).
     pub identity: Identity,
@@ -238,7 +241,10 @@ impl Site {
             .unwrap();
         let keys = TokenKeys::new(vec![SigningKey::new("test", SECRET).unwrap()]).unwrap();
         let throttle = LoginThrottle::new(cache.clone(), options.throttle);
-        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default());
+        // With its credential cache, as `serve` runs it: the gateway
+        // authenticates API keys from it when every entry is there.
+        let identity = Identity::new(database.clone(), keys, throttle, IdentityOptions::default())
+            .with_credential_cache(cache.clone());
         let webhooks = Webhooks::new(database.clone(), options.webhooks).unwrap();
         let config = RoutingConfig::new(
             database.clone(),
@@ -329,7 +335,7 @@ impl Site {
                 routing_config: config_api,
                 edge: edge_api,
             },
-            cache,
+            cache.clone(),
             options.gateway,
         )
         .router();
@@ -365,6 +371,7 @@ impl Site {
             database,
             admin,
             production: options.production,
+            cache,
             identity,
             routing,
             calls,
