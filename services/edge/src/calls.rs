@@ -1213,15 +1213,7 @@ impl B2bua {
                 return false;
             }
             entry.phase = Phase::Ended;
-            let ringing: Vec<TransactionId> = entry
-                .legs
-                .iter_mut()
-                .filter(|leg| leg.state == LegState::Ringing)
-                .map(|leg| {
-                    leg.state = LegState::Done;
-                    leg.tx
-                })
-                .collect();
+            let ringing = stop_ringing(&mut entry.legs, None);
             let tx = entry.caller.invite_tx;
             let facts = entry.facts.clone();
             Self::forget(&mut table, call);
@@ -1557,15 +1549,7 @@ impl B2bua {
                 return;
             }
             entry.phase = Phase::Waiting;
-            entry
-                .legs
-                .iter_mut()
-                .filter(|leg| leg.agent == agent && leg.state == LegState::Ringing)
-                .map(|leg| {
-                    leg.state = LegState::Done;
-                    leg.tx
-                })
-                .collect::<Vec<_>>()
+            stop_ringing(&mut entry.legs, Some(agent))
         };
         for leg in ringing {
             let _ = endpoint.cancel(leg);
@@ -1595,15 +1579,7 @@ impl B2bua {
                 return;
             }
             entry.phase = Phase::Waiting;
-            entry
-                .legs
-                .iter_mut()
-                .filter(|leg| leg.state == LegState::Ringing)
-                .map(|leg| {
-                    leg.state = LegState::Done;
-                    leg.tx
-                })
-                .collect::<Vec<_>>()
+            stop_ringing(&mut entry.legs, None)
         };
         for leg in cancel {
             let _ = endpoint.cancel(leg);
@@ -1624,6 +1600,20 @@ impl B2bua {
             self.ring_current_offer(call).await;
         }
     }
+}
+
+/// Marks the legs still ringing (of `agent`, or all) as done; their
+/// INVITE transactions, to cancel.
+fn stop_ringing(legs: &mut [AgentLeg], agent: Option<AgentId>) -> Vec<TransactionId> {
+    legs.iter_mut()
+        .filter(|leg| {
+            leg.state == LegState::Ringing && agent.is_none_or(|agent| leg.agent == agent)
+        })
+        .map(|leg| {
+            leg.state = LegState::Done;
+            leg.tx
+        })
+        .collect()
 }
 
 /// The key of the dialog an in-dialog message names: its Call-ID and the
