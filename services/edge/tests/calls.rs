@@ -300,10 +300,14 @@ impl Edge {
         panic!("fewer than {count} call records");
     }
 
-    /// Waits until the edge holds `count` calls.
+    /// Waits until the edge holds `count` calls and, holding any, watches
+    /// their tenant's notices (a notice pushed before that reaches nobody;
+    /// the real routing would answer the edge's resync with it).
     async fn until_calls(&self, count: usize) {
-        for _ in 0..200 {
-            if self.calls.calls() == count {
+        for _ in 0..400 {
+            if self.calls.calls() == count
+                && (count == 0 || self.routing.notices.receiver_count() > 0)
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
