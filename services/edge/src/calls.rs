@@ -1354,7 +1354,13 @@ impl B2bua {
         match message.method() {
             Some(Method::Bye) => {
                 let _ = request.respond(OutgoingResponse::new(200));
-                self.hang_up(call, Some(side)).await;
+                let connected = matches!(self.phase_of(call), Some(Phase::Connected { .. }));
+                match side {
+                    // A phone leaving its early dialog (§15): that leg
+                    // failed; the caller still waits.
+                    Side::Agent(leg) if !connected => self.on_leg_failed(call, leg, 487).await,
+                    _ => self.hang_up(call, Some(side)).await,
+                }
             }
             Some(Method::Options) => {
                 let _ = request.respond(OutgoingResponse::new(200));
