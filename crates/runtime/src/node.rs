@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use switchboard_auth::ServiceKeys;
 use switchboard_config::Config;
 use switchboard_platform::Backends;
@@ -12,9 +13,9 @@ use switchboard_proto::system::v1::system_service_server::SystemServiceServer;
 use switchboard_rpc::Authenticated;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 
 use crate::grpc::{ReadinessGateLayer, SystemService};
 use crate::readiness::{ReadinessProbe, ShutdownSignal};
@@ -226,6 +227,11 @@ impl Node {
         let http = {
             let draining = draining.clone();
             tokio::spawn(async move {
+                // Responses go out as soon as they are written (no Nagle
+                // delay behind an unacknowledged segment).
+                let http_listener = http_listener.tap_io(|stream| {
+                    let _ = stream.set_nodelay(true);
+                });
                 axum::serve(
                     http_listener,
                     http_router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -252,7 +258,10 @@ impl Node {
                     .layer(ReadinessGateLayer { readiness })
                     .add_routes(grpc_routes)
                     .serve_with_incoming_shutdown(
-                        TcpListenerStream::new(grpc_listener),
+                        // Many calls share one HTTP/2 connection: without
+                        // TCP_NODELAY a response waits behind the previous
+                        // one's unacknowledged segment (Nagle).
+                        TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                         draining.cancelled(),
                     )
                     .await
