@@ -527,26 +527,8 @@ impl Engine {
     /// Refused if the queue is unknown or full, the id is taken, the
     /// channel is not the queue's, or the priority is above 100.
     pub fn enqueue(&mut self, contact: Contact, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
+        let priority = self.check_new_contact(&contact)?;
         let queue = self.queue_record(contact.queue)?;
-        if self.state.contacts.contains_key(&contact.id) {
-            return Err(AcdError::DuplicateContact(contact.id));
-        }
-        if contact.channel != queue.config.channel {
-            return Err(AcdError::ChannelMismatch {
-                contact: contact.id,
-                queue: contact.queue,
-                contact_channel: contact.channel,
-                queue_channel: queue.config.channel,
-            });
-        }
-        if let Some(priority) = contact.priority
-            && priority > MAX_PRIORITY
-        {
-            return Err(AcdError::InvalidConfig(format!(
-                "contact {}: priority {priority} is above {MAX_PRIORITY}",
-                contact.id
-            )));
-        }
         if let Some(max) = queue.config.max_waiting
             && self.index.waiting_len(contact.queue) >= max as usize
         {
@@ -555,7 +537,6 @@ impl Engine {
                 max,
             });
         }
-        let priority = contact.priority.unwrap_or(queue.config.priority);
         let mut ctx = Ctx::new(at);
         let seq = self.state.next_seq;
         self.state.next_seq += 1;
@@ -576,6 +557,84 @@ impl Engine {
         ctx.dirty.push(queue);
         self.rebalance(&mut ctx);
         Ok(ctx.out)
+    }
+
+    /// Puts back a contact the engine no longer knows although its call
+    /// goes on (the tenant's state was lost and reloaded empty): waiting
+    /// in its queue with its original arrival time and priority, so it
+    /// keeps its place, or connected to `connected`'s agent since its
+    /// time, so that agent is busy with it and [`Engine::end`] works.
+    /// Unlike [`Engine::enqueue`] nothing is counted and no contact event
+    /// is emitted (the arrival and the answer were, before the loss), and
+    /// a full queue does not refuse a caller who was already in it.
+    pub fn reinstate(
+        &mut self,
+        contact: Contact,
+        connected: Option<(AgentId, DateTime<Utc>)>,
+        at: DateTime<Utc>,
+    ) -> Result<Outcome, AcdError> {
+        let priority = self.check_new_contact(&contact)?;
+        if let Some((agent, _)) = connected {
+            self.agent_record(agent)?;
+        }
+        let mut ctx = Ctx::new(at);
+        let seq = self.state.next_seq;
+        self.state.next_seq += 1;
+        let (id, queue, channel) = (contact.id, contact.queue, contact.channel);
+        let mut record = ContactRecord {
+            contact,
+            priority,
+            seq,
+            status: ContactStatus::Queued,
+        };
+        match connected {
+            None => {
+                self.index
+                    .queue_mut(queue)
+                    .waiting
+                    .insert(record.wait_key());
+                self.state.contacts.insert(id, record);
+                ctx.dirty.push(queue);
+            }
+            Some((agent, since)) => {
+                record.status = ContactStatus::Connected { agent, since };
+                self.state.contacts.insert(id, record);
+                self.index.queue_mut(queue).connected += 1;
+                let agent_record = self.agent_mut(agent);
+                agent_record.contacts.push(id);
+                agent_record.load[channel.index()] += 1;
+                self.touch(agent, TransitionReason::Reinstated, &mut ctx);
+            }
+        }
+        self.rebalance(&mut ctx);
+        Ok(ctx.out)
+    }
+
+    /// Checks a contact about to join `contact.queue`: the queue exists,
+    /// the id is free, the channel is the queue's and the priority in
+    /// range. Returns the contact's effective priority.
+    fn check_new_contact(&self, contact: &Contact) -> Result<u8, AcdError> {
+        let queue = self.queue_record(contact.queue)?;
+        if self.state.contacts.contains_key(&contact.id) {
+            return Err(AcdError::DuplicateContact(contact.id));
+        }
+        if contact.channel != queue.config.channel {
+            return Err(AcdError::ChannelMismatch {
+                contact: contact.id,
+                queue: contact.queue,
+                contact_channel: contact.channel,
+                queue_channel: queue.config.channel,
+            });
+        }
+        if let Some(priority) = contact.priority
+            && priority > MAX_PRIORITY
+        {
+            return Err(AcdError::InvalidConfig(format!(
+                "contact {}: priority {priority} is above {MAX_PRIORITY}",
+                contact.id
+            )));
+        }
+        Ok(contact.priority.unwrap_or(queue.config.priority))
     }
 
     /// The agent answers an offer: the contact is connected.

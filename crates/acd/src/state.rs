@@ -104,6 +104,8 @@ pub enum TransitionReason {
     WrapUpEnded,
     /// After-call work ran out.
     WrapUpExpired,
+    /// A contact the agent was on was put back after the state was lost.
+    Reinstated,
 }
 
 impl TransitionReason {
@@ -120,6 +122,7 @@ impl TransitionReason {
             TransitionReason::WrapUpExtended => "wrap_up_extended",
             TransitionReason::WrapUpEnded => "wrap_up_ended",
             TransitionReason::WrapUpExpired => "wrap_up_expired",
+            TransitionReason::Reinstated => "reinstated",
         }
     }
 }
@@ -152,6 +155,7 @@ mod tests {
             TransitionReason::WrapUpExtended,
             TransitionReason::WrapUpEnded,
             TransitionReason::WrapUpExpired,
+            TransitionReason::Reinstated,
         ] {
             assert_eq!(
                 serde_json::to_value(reason).unwrap(),

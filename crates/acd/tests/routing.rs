@@ -860,3 +860,74 @@ fn overflow_takes_a_waiting_contact_out_and_refuses_others() {
     );
     assert!(engine.overflow(contact(2), t(32)).is_err(), "only once");
 }
+
+/// After the state was lost, a call still waiting is put back with its
+/// original arrival (ahead of a caller who came after it) and a call still
+/// connected keeps its agent busy until it ends; neither is counted again
+/// or announced as a new contact.
+#[test]
+fn a_reinstated_contact_keeps_its_place_and_a_reinstated_connection_keeps_its_agent() {
+    let mut engine = Engine::new();
+    engine.upsert_queue(voice_queue(1), t(100)).unwrap();
+    engine
+        .upsert_agent_profile(AgentProfile::new(agent(1)), t(100))
+        .unwrap();
+    // A caller who arrived after the lost one, queued normally.
+    assert!(call(&mut engine, 2, 1, t(101)).is_empty());
+    let entered = engine.queue_stats(queue(1), t(101)).unwrap();
+
+    let mut lost = Contact::new(contact(1), queue(1), Channel::Voice, t(0));
+    lost.priority = Some(50);
+    let outcome = engine.reinstate(lost.clone(), None, t(102)).unwrap();
+    assert!(outcome.contact_events.is_empty(), "{outcome:?}");
+    let view = engine.contact(contact(1)).unwrap();
+    assert_eq!(view.enqueued_at, t(0));
+    assert_eq!(view.priority, 50);
+    assert_eq!(view.state, ContactState::Queued { position: 1 });
+    assert_eq!(
+        engine.contact(contact(2)).unwrap().state,
+        ContactState::Queued { position: 2 }
+    );
+
+    let connected = Contact::new(contact(3), queue(1), Channel::Voice, t(10));
+    let outcome = engine
+        .reinstate(connected, Some((agent(1), t(20))), t(103))
+        .unwrap();
+    assert!(outcome.contact_events.is_empty(), "{outcome:?}");
+    assert!(outcome.offers.is_empty(), "{outcome:?}");
+    assert_eq!(
+        engine.contact(contact(3)).unwrap().state,
+        ContactState::Connected { agent: agent(1) }
+    );
+    let view = engine.agent(agent(1)).unwrap();
+    assert_eq!(view.state, AgentState::Busy);
+    assert_eq!(view.contacts, vec![contact(3)]);
+    assert_eq!(
+        engine.queue_stats(queue(1), t(103)).unwrap().today,
+        entered.today,
+        "nothing counted again"
+    );
+    engine.check_consistency().unwrap();
+
+    // Available but on the reinstated call: nothing is offered until it ends;
+    // then the caller who kept its place goes first.
+    let outcome = engine
+        .set_presence(agent(1), Presence::Available, t(104))
+        .unwrap();
+    assert!(outcome.offers.is_empty(), "{outcome:?}");
+    let outcome = engine.end(contact(3), t(110)).unwrap();
+    assert_eq!(offered_to(&outcome.offers), vec![(contact(1), agent(1))]);
+    engine.check_consistency().unwrap();
+
+    // What the engine knows already, or an agent it does not, is refused
+    // and changes nothing.
+    let again = engine.reinstate(lost, None, t(111)).unwrap_err();
+    assert_eq!(again.kind(), ErrorKind::Conflict, "{again}");
+    let stranger = Contact::new(contact(4), queue(1), Channel::Voice, t(0));
+    let unknown = engine
+        .reinstate(stranger, Some((agent(9), t(0))), t(111))
+        .unwrap_err();
+    assert!(matches!(unknown, AcdError::UnknownAgent(_)), "{unknown}");
+    assert!(engine.contact(contact(4)).is_err());
+    engine.check_consistency().unwrap();
+}

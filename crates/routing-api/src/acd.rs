@@ -28,7 +28,7 @@ use switchboard_rpc::{ErrorKind, ServiceError};
 use switchboard_tenancy::{Tenant, TenantId};
 use tokio::sync::broadcast;
 
-pub use ops::{Answer, Operation, Query, QueueFigures, Refusal, RefusalKind};
+pub use ops::{Answer, Connection, Operation, Query, QueueFigures, Refusal, RefusalKind};
 pub use remote::RemoteRouting;
 
 /// Why a routing call failed.

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_acd::{ContactId, QueueId};
 use switchboard_flows::{Input, Language, PromptSource};
@@ -97,6 +98,11 @@ pub enum Step {
         /// (seconds) while waiting: the queue has a maximum wait, past
         /// which the status carries the overflow step.
         status_every_seconds: Option<u32>,
+        /// The call's own priority, none for the queue's.
+        priority: Option<u8>,
+        /// When it joined the queue. With the queue and priority, what
+        /// the edge re-asserts if routing loses the call.
+        enqueued_at: DateTime<Utc>,
     },
     /// Ring this agent's phone.
     RingAgent { agent_id: Uuid },
@@ -234,6 +240,8 @@ pub fn step_message(step: Step) -> pb::Step {
             announcements,
             callback_offer_after_seconds,
             status_every_seconds,
+            priority,
+            enqueued_at,
         } => Action::Queued(pb::Queued {
             queue_id: queue_id.to_string(),
             position: position.map_or(0, |p| u32::try_from(p).unwrap_or(u32::MAX)),
@@ -243,6 +251,8 @@ pub fn step_message(step: Step) -> pb::Step {
             announce_expected_wait: announcements.is_some_and(|a| a.expected_wait),
             callback_offer_after_seconds,
             status_every_seconds: status_every_seconds.unwrap_or(0),
+            priority: priority.map(u32::from),
+            enqueued_at_ms: enqueued_at.timestamp_millis(),
         }),
         Step::RingAgent { agent_id } => Action::RingAgent(pb::RingAgent {
             agent_id: agent_id.to_string(),
@@ -302,6 +312,12 @@ pub fn step_of(step: Option<pb::Step>) -> Result<Step> {
             callback_offer_after_seconds: queued.callback_offer_after_seconds,
             status_every_seconds: (queued.status_every_seconds > 0)
                 .then_some(queued.status_every_seconds),
+            priority: queued
+                .priority
+                .map(|priority| u8::try_from(priority).map_err(|_| malformed("priority")))
+                .transpose()?,
+            enqueued_at: DateTime::from_timestamp_millis(queued.enqueued_at_ms)
+                .ok_or_else(|| malformed("enqueued_at_ms"))?,
         },
         Action::RingAgent(ring) => Step::RingAgent {
             agent_id: uuid_of(&ring.agent_id)?,
@@ -515,6 +531,8 @@ mod tests {
                 }),
                 callback_offer_after_seconds: Some(120),
                 status_every_seconds: Some(5),
+                priority: Some(80),
+                enqueued_at: DateTime::from_timestamp_millis(1_796_000_000_123).unwrap(),
             },
             Step::Queued {
                 queue_id: queue,
@@ -523,6 +541,8 @@ mod tests {
                 announcements: None,
                 callback_offer_after_seconds: None,
                 status_every_seconds: None,
+                priority: None,
+                enqueued_at: DateTime::from_timestamp_millis(0).unwrap(),
             },
             Step::RingAgent {
                 agent_id: Uuid::new_v4(),

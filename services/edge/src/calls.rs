@@ -33,8 +33,10 @@
 //! so a flow takes its default path; voicemail, ring groups, transfers
 //! and callbacks end the call with 480. Calls live in this edge's memory:
 //! a restarted edge loses its calls (their carriers' session timers end
-//! them).
+//! them). Routing's state may be lost instead: the edge then puts its
+//! queued and connected calls back ([`reassert`]).
 
+pub mod reassert;
 pub mod records;
 pub mod requests;
 
@@ -59,6 +61,7 @@ use switchboard_tenancy::{Tenant, TenantId, UserId};
 
 use crate::registrar::Bindings;
 use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer, TransactionId};
+use reassert::Placement;
 use records::CallLog;
 use requests::{LegDialog, Local};
 
@@ -109,6 +112,9 @@ pub struct CallOptions {
     pub max_forwards: u8,
     /// The retransmission interval T1 of a 2xx until its ACK (§13.3.1.4).
     pub t1: Duration,
+    /// How often the edge checks that routing still knows its queued
+    /// and connected calls, and re-asserts those it lost ([`reassert`]).
+    pub audit_every: Duration,
 }
 
 impl Default for CallOptions {
@@ -117,6 +123,7 @@ impl Default for CallOptions {
             ring_timeout: Duration::from_secs(30),
             max_forwards: 70,
             t1: Duration::from_millis(500),
+            audit_every: Duration::from_secs(5),
         }
     }
 }
@@ -223,6 +230,8 @@ struct Call {
     next_leg: u64,
     /// 180 (or 183) was sent to the caller.
     alerting: bool,
+    /// Its queue, arrival and priority once routing queued it.
+    placement: Option<Placement>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,7 +372,9 @@ impl B2bua {
     /// over UDP (`host:port`, written in its Via and Contact). Until then
     /// INVITEs are answered 503.
     pub fn attach(&self, endpoint: Endpoint, sent_by: String) {
-        let _ = self.inner.endpoint.set(endpoint);
+        if self.inner.endpoint.set(endpoint).is_ok() {
+            self.start_audit();
+        }
         let _ = self.inner.local.set(Local {
             sent_by,
             transport: "UDP",
@@ -565,6 +576,7 @@ impl B2bua {
                         legs: Vec::new(),
                         next_leg: 0,
                         alerting: false,
+                        placement: None,
                     },
                 );
                 false
@@ -601,10 +613,20 @@ impl B2bua {
                 Step::Play { .. } => Input::PromptPlayed,
                 Step::Collect { .. } => Input::NoInput,
                 Step::Queued {
+                    queue_id,
                     position,
                     status_every_seconds,
+                    priority,
+                    enqueued_at,
                     ..
                 } => {
+                    if let Some(entry) = self.lock().calls.get_mut(&call) {
+                        entry.placement = Some(Placement {
+                            queue: *queue_id,
+                            priority: *priority,
+                            enqueued_at: *enqueued_at,
+                        });
+                    }
                     self.alert_caller(call);
                     if position.is_none() {
                         // Already offered when it was queued: the notice

@@ -6,11 +6,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sea_orm::{ConnectionTrait, Statement};
-use switchboard_acd::{AgentId, ContactId, Offer, Outcome, QueueId};
+use switchboard_acd::{AgentId, Channel, Contact, ContactId, Offer, Outcome, QueueId};
 use switchboard_edge::calls::records::CallLog;
 use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission};
 use switchboard_edge::registrar::{
@@ -29,7 +30,8 @@ use switchboard_platform::Database;
 use switchboard_platform::cache::MemoryCache;
 use switchboard_platform::database::DatabaseOptions;
 use switchboard_routing_api::acd::{
-    Answer, Notice, NoticeEvent, Notices, Operation, Query, RoutingApi, RoutingError,
+    Answer, Connection, Notice, NoticeEvent, Notices, Operation, Query, Refusal, RefusalKind,
+    RoutingApi, RoutingError,
 };
 use switchboard_routing_api::calls::{
     CallDecision, CallRoutingApi, InboundCall, QueueStatus, Step,
@@ -53,6 +55,10 @@ enum Heard {
 struct Routing {
     tenant: TenantId,
     call: ContactId,
+    /// Where every call is queued.
+    placement: (QueueId, Option<u8>, chrono::DateTime<chrono::Utc>),
+    /// Answers that it knows no contact, as after losing its state.
+    forgotten: AtomicBool,
     heard: Mutex<Vec<Heard>>,
     notices: broadcast::Sender<NoticeEvent>,
 }
@@ -62,6 +68,12 @@ impl Routing {
         Arc::new(Self {
             tenant: TenantId::new(),
             call: ContactId::new(),
+            placement: (
+                QueueId::new(),
+                Some(7),
+                chrono::Utc::now() - chrono::Duration::seconds(42),
+            ),
+            forgotten: AtomicBool::new(false),
             heard: Mutex::new(Vec::new()),
             notices: broadcast::channel(16).0,
         })
@@ -104,12 +116,14 @@ impl CallRoutingApi for Routing {
             tenant: self.tenant,
             call: self.call,
             step: Step::Queued {
-                queue_id: QueueId::new(),
+                queue_id: self.placement.0,
                 position: Some(1),
                 music_on_hold: None,
                 announcements: None,
                 callback_offer_after_seconds: None,
                 status_every_seconds: None,
+                priority: self.placement.1,
+                enqueued_at: self.placement.2,
             },
         })
     }
@@ -141,6 +155,14 @@ impl RoutingApi for Routing {
     }
 
     async fn query(&self, _: &Tenant, query: Query) -> Result<Answer, RoutingError> {
+        if self.forgotten.load(Ordering::SeqCst) {
+            return Err(RoutingError::Refused(Refusal {
+                kind: RefusalKind::NotFound,
+                message: format!("no {query:?}: the state was lost"),
+                current_state: None,
+                unknown_agent: None,
+            }));
+        }
         Err(RoutingError::Unavailable(format!("no {query:?} here")))
     }
 
@@ -202,6 +224,10 @@ struct Edge {
 }
 
 async fn edge() -> Edge {
+    edge_with(CallOptions::default()).await
+}
+
+async fn edge_with(options: CallOptions) -> Edge {
     let routing = Routing::new();
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
     let (url, dir) = switchboard_test_utils::fresh_sqlite_database();
@@ -215,7 +241,7 @@ async fn edge() -> Edge {
         Bindings::new(cache.clone()),
         Arc::new(Loopback(routing.tenant)),
         CallLog::new(database.clone()),
-        CallOptions::default(),
+        options,
     );
     let registrar = Arc::new(Registrar::new(
         Arc::new(NoAccounts),
@@ -700,4 +726,87 @@ async fn of_two_phones_the_first_to_answer_wins_and_the_agent_hangs_up() {
         (ended.outcome.as_str(), ended.ended_by.as_str()),
         ("answered", "agent")
     );
+}
+
+/// Whether routing hears something `wanted` within 10 s.
+async fn heard_soon(routing: &Routing, wanted: impl Fn(&Heard) -> bool) -> bool {
+    switchboard_test_utils::eventually(Duration::from_secs(10), || {
+        let found = routing.heard().iter().any(&wanted);
+        async move { found }
+    })
+    .await
+}
+
+/// Routing loses its state twice: while the call waits in its queue, and
+/// once it is connected. Each time the edge puts it back as it stands:
+/// queued with its queue, priority and original arrival (so it keeps its
+/// place), then connected to the agent since the answer; routing's next
+/// offer rings the phone as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_routing_forgot_is_put_back_as_it_stands() {
+    let edge = edge_with(CallOptions {
+        audit_every: Duration::from_millis(200),
+        ..CallOptions::default()
+    })
+    .await;
+    let routing = &edge.routing;
+    let agent = AgentId::new();
+    let phone_port = free_udp_port();
+    edge.bind_phone(agent, phone_port).await;
+    let phone = Sipp::phone("agent_answer", phone_port);
+    settle().await;
+    let carrier = Sipp::carrier(
+        "carrier_call",
+        "442079460000",
+        Duration::from_secs(3),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    let (queue, priority, enqueued_at) = routing.placement;
+    let mut contact = Contact::new(routing.call, queue, Channel::Voice, enqueued_at);
+    contact.priority = priority;
+    let waiting = Heard::Execute(Operation::Reinstate {
+        contact: contact.clone(),
+        connected: None,
+    });
+    routing.forgotten.store(true, Ordering::SeqCst);
+    assert!(
+        heard_soon(routing, |heard| *heard == waiting).await,
+        "the waiting call was not put back: {:?}",
+        routing.heard()
+    );
+    routing.forgotten.store(false, Ordering::SeqCst);
+    routing.push(vec![routing.offer(agent)], Vec::new());
+    let answered = heard_soon(routing, |heard| {
+        matches!(heard, Heard::Execute(Operation::Accept { agent: accepted, .. }) if *accepted == agent)
+    })
+    .await;
+    assert!(answered, "the phone did not answer: {:?}", routing.heard());
+    let answered_at = chrono::Utc::now();
+
+    routing.forgotten.store(true, Ordering::SeqCst);
+    let connected = heard_soon(routing, |heard| {
+        matches!(
+            heard,
+            Heard::Execute(Operation::Reinstate {
+                contact: put_back,
+                connected: Some(Connection { agent: with, since }),
+            }) if *put_back == contact
+                && *with == agent
+                && (answered_at - *since).num_seconds().abs() < 5
+        )
+    })
+    .await;
+    assert!(
+        connected,
+        "the connected call was not put back: {:?}",
+        routing.heard()
+    );
+    routing.forgotten.store(false, Ordering::SeqCst);
+
+    carrier.passes("the carrier").await;
+    phone.passes("the agent's phone").await;
+    edge.until_calls(0).await;
+    let heard = routing.heard();
+    assert_eq!(heard.last(), Some(&Heard::Ended(routing.call)), "{heard:?}");
 }

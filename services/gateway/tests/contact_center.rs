@@ -386,6 +386,10 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         .await
         .unwrap();
     let sales_queue: QueueId = sales.parse().unwrap();
+    let Step::Queued { enqueued_at, .. } = step else {
+        panic!("not queued: {step:?}")
+    };
+    assert!((chrono::Utc::now() - enqueued_at).num_seconds() < 60);
     assert_eq!(
         step,
         Step::Queued {
@@ -399,6 +403,8 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
             }),
             callback_offer_after_seconds: Some(60),
             status_every_seconds: None,
+            priority: None,
+            enqueued_at,
         },
         "an agent is free: it rings at once"
     );

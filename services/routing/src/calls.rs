@@ -525,6 +525,8 @@ impl Calls {
                         .as_ref()
                         .and_then(|spec| spec.max_wait.as_ref())
                         .map(|max_wait| max_wait.seconds.clamp(1, STATUS_EVERY_SECONDS)),
+                    priority,
+                    enqueued_at: now,
                 }))
             }
             Err(RoutingError::Refused(refusal)) if refusal.kind == RefusalKind::Overflow => {

@@ -305,6 +305,27 @@ impl Phone {
 }
 
 impl Phone {
+    /// Answers the carrier's call the edge rings this phone with, until
+    /// the caller hangs up.
+    async fn answer_until_the_caller_hangs_up(&self) {
+        let invite = self.receive("INVITE").await;
+        assert!(
+            invite.contains("m=audio 40000"),
+            "the carrier's offer: {invite}"
+        );
+        assert!(
+            invite.contains("+15550001111"),
+            "the caller's number: {invite}"
+        );
+        self.reply(&invite, "180 Ringing", "").await;
+        let answer = "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                      t=0 0\r\nm=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        self.reply(&invite, "200 OK", answer).await;
+        self.receive("ACK").await;
+        let bye = self.receive("BYE").await;
+        self.reply(&bye, "200 OK", "").await;
+    }
+
     /// The next request of `method` the edge sends this phone.
     async fn receive(&self, method: &str) -> String {
         let mut buffer = vec![0u8; 65_535];
@@ -372,6 +393,92 @@ async fn a_carrier_call_rings_the_agents_phone(api: &Api, edge: SocketAddr, cent
         .await;
     assert_eq!(status, StatusCode::CREATED, "{trunk}");
     let phone = Phone::new(edge).await;
+    let issued = sip_account(api, center).await;
+    let registered = phone.register_with(&issued).await;
+    assert_eq!(registered.code, 200, "{}", registered.text);
+    set_presence(api, center, json!({"presence": "available"})).await;
+
+    let carrier = Carrier::call(edge);
+    phone.answer_until_the_caller_hangs_up().await;
+    carrier.succeeds().await;
+    after_call_work_ends(api, center).await;
+}
+
+/// Redis loses every key of the deployment while a caller waits in the
+/// queue (a restart without persistence, a failover to an empty replica):
+/// routing reloads the tenant empty and the edge re-asserts the waiting
+/// call; the agent's phone registers again and the agent's desktop sets
+/// the presence again, as they do on their own; the call is answered.
+async fn a_waiting_call_survives_the_cache_losing_everything(
+    api: &Api,
+    edge: SocketAddr,
+    center: &Center,
+    prefix: &str,
+) {
+    set_presence(api, center, json!({"presence": "offline"})).await;
+    let phone = Phone::new(edge).await;
+    let issued = sip_account(api, center).await;
+    let registered = phone.register_with(&issued).await;
+    assert_eq!(registered.code, 200, "{}", registered.text);
+    let carrier = Carrier::call(edge);
+    let queued = eventually(Duration::from_secs(20), || async {
+        let (_, stats) = api
+            .call(
+                Method::GET,
+                "/v1/queues/stats",
+                Some(&center.owner_token),
+                None,
+            )
+            .await;
+        stats.to_string().contains("\"waiting\":1")
+    })
+    .await;
+    assert!(queued, "the call did not wait in the queue");
+
+    lose_the_cache(prefix).await;
+    let registered = phone.register_with(&issued).await;
+    assert_eq!(registered.code, 200, "{}", registered.text);
+    // Until routing has reloaded the tenant, a desktop may hear 503.
+    let available = eventually(Duration::from_secs(20), || async {
+        let (status, _) = api
+            .call(
+                Method::PUT,
+                "/v1/agents/me/presence",
+                Some(&center.agent_token),
+                Some(json!({"presence": "available"})),
+            )
+            .await;
+        status == StatusCode::OK
+    })
+    .await;
+    assert!(available, "the agent could not be available again");
+    phone.answer_until_the_caller_hangs_up().await;
+    carrier.succeeds().await;
+    after_call_work_ends(api, center).await;
+}
+
+/// Deletes every key of the deployment's cache.
+async fn lose_the_cache(prefix: &str) {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        !keys.is_empty(),
+        "the deployment keeps state under {prefix}"
+    );
+    let () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}
+
+/// A new SIP account of the center's agent.
+async fn sip_account(api: &Api, center: &Center) -> Value {
     let (status, issued) = api
         .call(
             Method::POST,
@@ -381,72 +488,23 @@ async fn a_carrier_call_rings_the_agents_phone(api: &Api, edge: SocketAddr, cent
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{issued}");
-    let registered = phone.register_with(&issued).await;
-    assert_eq!(registered.code, 200, "{}", registered.text);
-    let (status, presence) = api
+    issued
+}
+
+async fn set_presence(api: &Api, center: &Center, presence: Value) {
+    let (status, answer) = api
         .call(
             Method::PUT,
             "/v1/agents/me/presence",
             Some(&center.agent_token),
-            Some(json!({"presence": "available"})),
+            Some(presence),
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{presence}");
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
 
-    let scenario =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/tests/sipp/carrier_call.xml");
-    let work = tempfile::tempdir().unwrap();
-    let carrier = Command::new("sipp")
-        .current_dir(work.path())
-        .args(["-sf", scenario.to_str().unwrap()])
-        .args(["-s", NUMBER, "-d", "500", "-m", "1", "-l", "1"])
-        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
-        .args([
-            "-timeout",
-            "30s",
-            "-timeout_error",
-            "-nostdin",
-            "-trace_err",
-            "-trace_msg",
-        ])
-        .arg(edge.to_string())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("SIPp (Debian sip-tester) is installed: ./scripts/test installs it");
-
-    let invite = phone.receive("INVITE").await;
-    assert!(
-        invite.contains("m=audio 40000"),
-        "the carrier's offer: {invite}"
-    );
-    assert!(
-        invite.contains("+15550001111"),
-        "the caller's number: {invite}"
-    );
-    phone.reply(&invite, "180 Ringing", "").await;
-    let answer = "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
-                  t=0 0\r\nm=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
-    phone.reply(&invite, "200 OK", answer).await;
-    phone.receive("ACK").await;
-    let bye = phone.receive("BYE").await;
-    phone.reply(&bye, "200 OK", "").await;
-    let finished = tokio::time::timeout(Duration::from_secs(30), carrier.wait_with_output())
-        .await
-        .expect("the carrier's SIPp finishes")
-        .unwrap();
-    let errors: String = std::fs::read_dir(work.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
-        .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
-        .collect();
-    assert!(
-        finished.status.success(),
-        "the carrier's call failed: {errors}"
-    );
-
+/// The agent's call ended: after-call work, then ended by the agent.
+async fn after_call_work_ends(api: &Api, center: &Center) {
     let token = &center.agent_token;
     let wrap_up = eventually(Duration::from_secs(20), || async {
         let (_, me) = api
@@ -465,6 +523,58 @@ async fn a_carrier_call_rings_the_agents_phone(api: &Api, edge: SocketAddr, cent
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{ended}");
+}
+
+/// A carrier's call to [`NUMBER`] from SIPp: it waits up to a minute for
+/// the answer, talks half a second and hangs up.
+struct Carrier {
+    child: tokio::process::Child,
+    work: tempfile::TempDir,
+}
+
+impl Carrier {
+    fn call(edge: SocketAddr) -> Self {
+        let scenario =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../edge/tests/sipp/carrier_call.xml");
+        let work = tempfile::tempdir().unwrap();
+        let child = Command::new("sipp")
+            .current_dir(work.path())
+            .args(["-sf", scenario.to_str().unwrap()])
+            .args(["-s", NUMBER, "-d", "500", "-m", "1", "-l", "1"])
+            .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+            .args([
+                "-timeout",
+                "60s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_err",
+                "-trace_msg",
+            ])
+            .arg(edge.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("SIPp (Debian sip-tester) is installed: ./scripts/test installs it");
+        Self { child, work }
+    }
+
+    async fn succeeds(self) {
+        let finished = tokio::time::timeout(Duration::from_secs(30), self.child.wait_with_output())
+            .await
+            .expect("the carrier's SIPp finishes")
+            .unwrap();
+        let errors: String = std::fs::read_dir(self.work.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().ends_with(".log"))
+            .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+            .collect();
+        assert!(
+            finished.status.success(),
+            "the carrier's call failed: {errors}"
+        );
+    }
 }
 
 /// The agent gets a SIP account through the gateway (the edge's gRPC API
@@ -1081,6 +1191,7 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     // A carrier's call crosses the edge's process, through the surviving
     // replica, to the agent's phone.
     a_carrier_call_rings_the_agents_phone(&api, edge_sip, &center).await;
+    a_waiting_call_survives_the_cache_losing_everything(&api, edge_sip, &center, &prefix).await;
 
     // Without the internal key, the gRPC APIs refuse: a stranger's
     // credential cannot route a call into the tenant.

@@ -60,6 +60,16 @@ pub enum Operation {
     End {
         contact: ContactId,
     },
+    /// Put back a contact lost with the tenant's state while its call
+    /// goes on: the edge re-asserts what it still holds
+    /// ([`Engine::reinstate`]).
+    Reinstate {
+        contact: Contact,
+        /// The agent it is connected to, and since when; absent while it
+        /// waits in its queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        connected: Option<Connection>,
+    },
     /// Expire offers and wrap-ups due by the operation's time.
     Tick,
 }
@@ -81,6 +91,7 @@ impl Operation {
             Operation::Abandon { .. } => "abandon",
             Operation::Overflow { .. } => "overflow",
             Operation::End { .. } => "end",
+            Operation::Reinstate { .. } => "reinstate",
             Operation::Tick => "tick",
         }
     }
@@ -112,9 +123,21 @@ impl Operation {
             Operation::Abandon { contact } => engine.abandon(contact, at),
             Operation::Overflow { contact } => engine.overflow(contact, at),
             Operation::End { contact } => engine.end(contact, at),
+            Operation::Reinstate { contact, connected } => engine.reinstate(
+                contact,
+                connected.map(|connection| (connection.agent, connection.since)),
+                at,
+            ),
             Operation::Tick => engine.tick(at),
         }
     }
+}
+
+/// A contact's agent and since when it is connected to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Connection {
+    pub agent: AgentId,
+    pub since: DateTime<Utc>,
 }
 
 /// A read of a tenant's ACD.
