@@ -75,6 +75,8 @@ impl MigratorTrait for Migrator {
             Box::new(routing::m20261210_000010_identity_projection::Migration),
             Box::new(edge::m20261214_000011_create_edge::Migration),
             Box::new(edge::m20261215_000012_create_edge_trunks::Migration),
+            Box::new(identity::m20261216_000013_plan_call_limits::Migration),
+            Box::new(edge::m20261216_000014_edge_call_limits::Migration),
         ]
     }
 }

@@ -462,6 +462,8 @@ fn migrations_keep_their_names_and_order() {
             "m20261210_000010_identity_projection",
             "m20261214_000011_create_edge",
             "m20261215_000012_create_edge_trunks",
+            "m20261216_000013_plan_call_limits",
+            "m20261216_000014_edge_call_limits",
         ]
     );
 }

@@ -19,6 +19,7 @@ const SCHEMA_VERSION: u32 = 1;
 pub const EVENT_TYPES: &[&str] = &[
     "tenant.created",
     "tenant.updated",
+    "tenant.plan_changed",
     "client.created",
     "client.deleted",
     "user.created",
@@ -42,6 +43,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "call.started",
     "call.answered",
     "call.ended",
+    "call.refused",
 ];
 
 /// Event types that travel between services only: never delivered to
@@ -74,6 +76,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::ContactEnded(_) => "contact.ended",
         Payload::ContactOverflowed(_) => "contact.overflowed",
         Payload::TenantUpdated(_) => "tenant.updated",
+        Payload::TenantPlanChanged(_) => "tenant.plan_changed",
         Payload::ClientCreated(_) => "client.created",
         Payload::ClientDeleted(_) => "client.deleted",
         Payload::AuditRecorded(_) => "audit.recorded",
@@ -83,6 +86,7 @@ pub fn event_type(payload: &Payload) -> &'static str {
         Payload::CallStarted(_) => "call.started",
         Payload::CallAnswered(_) => "call.answered",
         Payload::CallEnded(_) => "call.ended",
+        Payload::CallRefused(_) => "call.refused",
     }
 }
 

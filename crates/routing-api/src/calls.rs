@@ -44,6 +44,11 @@ pub struct InboundCall {
     /// unknown. Empty for any tenant.
     #[serde(default)]
     pub admitted_tenants: Vec<TenantId>,
+    /// Admitted tenants that are at a call limit of their plan right now
+    /// (the edge counts): a number of theirs is answered
+    /// [`CallDecision::OverLimit`], before anything else happens.
+    #[serde(default)]
+    pub over_limit: Vec<TenantId>,
 }
 
 /// The answer to a new call.
@@ -60,6 +65,9 @@ pub enum CallDecision {
         call: ContactId,
         step: Step,
     },
+    /// The number is `tenant`'s, which the edge said is at a call limit:
+    /// nothing was started (the edge answers 503 with Retry-After).
+    OverLimit { tenant: TenantId },
 }
 
 /// What the edge does next with a call.
@@ -403,6 +411,7 @@ impl CallRoutingApi for RemoteCallRouting {
                     .iter()
                     .map(ToString::to_string)
                     .collect(),
+                over_limit_tenant_ids: call.over_limit.iter().map(ToString::to_string).collect(),
             },
         )?;
         let decision = self
@@ -424,6 +433,9 @@ impl CallRoutingApi for RemoteCallRouting {
                 tenant: TenantId::from_uuid(uuid_of(&accepted.tenant_id)?),
                 call: ContactId::from_uuid(uuid_of(&accepted.call_id)?),
                 step: step_of(accepted.step)?,
+            },
+            pb::new_call_response::Decision::OverLimit(over) => CallDecision::OverLimit {
+                tenant: TenantId::from_uuid(uuid_of(&over.tenant_id)?),
             },
         })
     }

@@ -28,13 +28,35 @@ use crate::registrar::{Bindings, SipAccount, SipDirectory};
 use crate::sip::digest::Algorithm;
 
 const TENANTS: &str = "edge_directory_tenants";
+
+/// What a tenant's plan allows of phone calls, as identity's events said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallLimits {
+    /// Calls in progress at once.
+    pub max_concurrent_calls: u32,
+    /// New inbound calls per second.
+    pub calls_per_second: u32,
+}
+
+impl From<&proto::CallLimits> for CallLimits {
+    fn from(limits: &proto::CallLimits) -> Self {
+        Self {
+            max_concurrent_calls: limits.max_concurrent_calls,
+            calls_per_second: limits.calls_per_second,
+        }
+    }
+}
 const ACCOUNTS: &str = "edge_sip_accounts";
 
 /// The name of the edge's consumer of identity's events (its queue).
 pub const PROJECTION_CONSUMER_NAME: &str = "edge-directory";
 
 /// What that consumer is bound to.
-pub const PROJECTION_BINDINGS: &[&str] = &["*.identity.tenant.created", "*.identity.user.*"];
+pub const PROJECTION_BINDINGS: &[&str] = &[
+    "*.identity.tenant.created",
+    "*.identity.tenant.plan_changed",
+    "*.identity.user.*",
+];
 
 /// Characters in a generated password: 24 alphanumerics, ~143 bits.
 const PASSWORD_LENGTH: usize = 24;
@@ -224,8 +246,29 @@ impl Accounts {
     /// (the `dev --demo` seed).
     pub async fn record_tenant(&self, tenant: TenantId, slug: &str) -> Result<(), DbErr> {
         let transaction = self.db.begin_tenant(tenant.as_uuid()).await?;
-        insert_tenant(&transaction, tenant, slug, 0).await?;
+        insert_tenant(&transaction, tenant, slug, None, 0).await?;
         transaction.commit().await
+    }
+
+    /// `tenant`'s call limits; `None` while unknown (no limit applies).
+    pub async fn call_limits(&self, tenant: TenantId) -> Result<Option<CallLimits>, DbErr> {
+        let query = Query::select()
+            .columns([col("max_concurrent_calls"), col("calls_per_second")])
+            .from(col(TENANTS))
+            .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+            .to_owned();
+        let system = self.db.system();
+        let Some(row) = system.connection().query_one(&query).await? else {
+            return Ok(None);
+        };
+        let concurrent: Option<i32> = row.try_get("", "max_concurrent_calls")?;
+        let per_second: Option<i32> = row.try_get("", "calls_per_second")?;
+        Ok(concurrent
+            .zip(per_second)
+            .map(|(concurrent, per_second)| CallLimits {
+                max_concurrent_calls: u32::try_from(concurrent).unwrap_or(0),
+                calls_per_second: u32::try_from(per_second).unwrap_or(0),
+            }))
     }
 
     /// Removes `user`'s SIP account; whether there was one.
@@ -253,15 +296,56 @@ async fn insert_tenant(
     transaction: &DatabaseTransaction,
     tenant: TenantId,
     slug: &str,
+    limits: Option<CallLimits>,
     version: i64,
 ) -> Result<(), DbErr> {
     let insert = Query::insert()
         .into_table(col(TENANTS))
-        .columns([col("tenant_id"), col("slug"), col("version")])
-        .values_panic([tenant.as_uuid().into(), slug.into(), version.into()])
+        .columns([
+            col("tenant_id"),
+            col("slug"),
+            col("max_concurrent_calls"),
+            col("calls_per_second"),
+            col("version"),
+        ])
+        .values_panic([
+            tenant.as_uuid().into(),
+            slug.into(),
+            limits.map(|limits| limits.max_concurrent_calls).into(),
+            limits.map(|limits| limits.calls_per_second).into(),
+            version.into(),
+        ])
         .on_conflict(OnConflict::column(col("tenant_id")).do_nothing().to_owned())
         .to_owned();
     transaction.execute(&insert).await?;
+    if let Some(limits) = limits {
+        // A row written before (the demo seed, at version 0) learns them.
+        set_limits(transaction, tenant, limits, version).await?;
+    }
+    Ok(())
+}
+
+/// Sets `tenant`'s call limits unless a newer event set them.
+async fn set_limits(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    limits: CallLimits,
+    version: i64,
+) -> Result<(), DbErr> {
+    let update = Query::update()
+        .table(col(TENANTS))
+        .values([
+            (
+                col("max_concurrent_calls"),
+                limits.max_concurrent_calls.into(),
+            ),
+            (col("calls_per_second"), limits.calls_per_second.into()),
+            (col("version"), version.into()),
+        ])
+        .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+        .and_where(Expr::col(col("version")).lt(version))
+        .to_owned();
+    transaction.execute(&update).await?;
     Ok(())
 }
 
@@ -376,8 +460,19 @@ impl EventHandler for IdentityProjection {
         let tenant = event.tenant;
         let version = event.occurred_at.timestamp_micros();
         match &event.payload {
-            Payload::TenantCreated(proto::TenantCreated { slug, .. }) => {
-                insert_tenant(transaction, tenant, slug, version)
+            Payload::TenantCreated(proto::TenantCreated {
+                slug, call_limits, ..
+            }) => {
+                let limits = call_limits.as_ref().map(CallLimits::from);
+                insert_tenant(transaction, tenant, slug, limits, version)
+                    .await
+                    .map_err(handler_error)?;
+            }
+            Payload::TenantPlanChanged(proto::TenantPlanChanged {
+                call_limits: Some(limits),
+                ..
+            }) => {
+                set_limits(transaction, tenant, CallLimits::from(limits), version)
                     .await
                     .map_err(handler_error)?;
             }

@@ -58,7 +58,9 @@ use switchboard_sip::uri::parse_sip_uri;
 use switchboard_sip::values::{parse_name_addr, parse_via, split_list};
 use switchboard_sip::{Limits, Message, Method, StartLine, Transport, parse};
 use switchboard_tenancy::{Tenant, TenantId, UserId};
+use uuid::Uuid;
 
+use crate::limits::{CallLimits, Limit, OVER_LIMIT_METRIC};
 use crate::registrar::Bindings;
 use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer, TransactionId};
 use reassert::Placement;
@@ -143,6 +145,7 @@ struct Inner {
     endpoint: OnceLock<Endpoint>,
     local: OnceLock<Local>,
     options: CallOptions,
+    limits: Option<CallLimits>,
     state: Mutex<Table>,
 }
 
@@ -232,6 +235,8 @@ struct Call {
     alerting: bool,
     /// Its queue, arrival and priority once routing queued it.
     placement: Option<Placement>,
+    /// Its place among its tenant's calls in progress ([`CallLimits`]).
+    slot: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -363,9 +368,20 @@ impl B2bua {
                 endpoint: OnceLock::new(),
                 local: OnceLock::new(),
                 options,
+                limits: None,
                 state: Mutex::new(Table::default()),
             }),
         }
+    }
+
+    /// Holds new calls to their tenants' plan limits ([`CallLimits`]).
+    /// Call before sharing the B2BUA.
+    pub fn with_limits(mut self, limits: CallLimits) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.limits = Some(limits),
+            None => tracing::warn!("the B2BUA is shared already; call limits stay off"),
+        }
+        self
     }
 
     /// Gives the B2BUA the endpoint it sends on and where it is reached
@@ -507,8 +523,49 @@ impl B2bua {
         let caller = caller_number(&message);
         let started_at = Utc::now();
         let mut tenants: Vec<TenantId> = trunks.iter().map(|(tenant, _)| *tenant).collect();
+        tenants.sort_unstable();
         tenants.dedup();
         let names: Vec<&str> = trunks.iter().map(|(_, name)| name.as_str()).collect();
+        let trunk_of = |tenant: TenantId| {
+            trunks
+                .iter()
+                .find(|(owner, _)| *owner == tenant)
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default()
+        };
+        // The call's place among its tenant's calls: taken now when one
+        // tenant's trunks alone admitted it, else once routing says whose
+        // number it is (tenants at a limit are named to routing).
+        let slot = Uuid::new_v4();
+        let mut reserved = None;
+        let mut over_limit = Vec::new();
+        if let Some(limits) = &self.inner.limits {
+            if let [only] = tenants.as_slice() {
+                if let Some(limit) = limits.reserve(*only, slot).await {
+                    self.refuse_over_limit(
+                        &request,
+                        *only,
+                        limit,
+                        &number,
+                        &caller,
+                        &trunk_of(*only),
+                    );
+                    return;
+                }
+                reserved = Some(*only);
+            } else {
+                for tenant in &tenants {
+                    if limits.over(*tenant).await.is_some() {
+                        over_limit.push(*tenant);
+                    }
+                }
+            }
+        }
+        let release_reserved = || {
+            if let (Some(limits), Some(tenant)) = (self.inner.limits.clone(), reserved) {
+                tokio::spawn(async move { limits.release(tenant, slot).await });
+            }
+        };
         let decision = self
             .inner
             .call_routing
@@ -518,17 +575,38 @@ impl B2bua {
                 trunk: names.join(", "),
                 attributes: serde_json::Map::new(),
                 admitted_tenants: tenants,
+                over_limit,
             })
             .await;
         let (tenant, call, step) = match decision {
             Ok(CallDecision::Accept { tenant, call, step }) => (tenant, call, step),
+            Ok(CallDecision::OverLimit { tenant }) => {
+                release_reserved();
+                let limit = match &self.inner.limits {
+                    Some(limits) => limits.over(tenant).await,
+                    None => None,
+                };
+                // At its limit when asked; a call may have ended since.
+                let limit = limit.unwrap_or(Limit::ConcurrentCalls(0));
+                self.refuse_over_limit(
+                    &request,
+                    tenant,
+                    limit,
+                    &number,
+                    &caller,
+                    &trunk_of(tenant),
+                );
+                return;
+            }
             Ok(CallDecision::Reject { sip_status, reason }) => {
+                release_reserved();
                 tracing::debug!(%number, sip_status, %reason, "call rejected by routing");
                 metrics::counter!(CALLS_METRIC, "outcome" => "rejected").increment(1);
                 let _ = request.respond(OutgoingResponse::new(sip_status));
                 return;
             }
             Err(error) => {
+                release_reserved();
                 tracing::warn!(%number, %error, "routing could not take a call");
                 metrics::counter!(CALLS_METRIC, "outcome" => "failed").increment(1);
                 let _ = request.respond(OutgoingResponse::new(503).header("Retry-After", "5"));
@@ -536,11 +614,17 @@ impl B2bua {
             }
         };
         // The trunk of the tenant that took the call.
-        let trunk_name = trunks
-            .iter()
-            .find(|(owner, _)| *owner == tenant)
-            .map(|(_, name)| name.clone())
-            .unwrap_or_default();
+        let trunk_name = trunk_of(tenant);
+        let slot = match &self.inner.limits {
+            Some(limits) => {
+                if reserved.is_none() {
+                    limits.occupy(tenant, slot).await;
+                    limits.count_arrival(tenant).await;
+                }
+                Some(slot)
+            }
+            None => None,
+        };
         let facts = Facts {
             tenant,
             number: number.clone(),
@@ -577,6 +661,7 @@ impl B2bua {
                         next_leg: 0,
                         alerting: false,
                         placement: None,
+                        slot,
                     },
                 );
                 false
@@ -593,6 +678,9 @@ impl B2bua {
             }),
         );
         if cancelled {
+            if let (Some(limits), Some(slot)) = (&self.inner.limits, slot) {
+                limits.release(tenant, slot).await;
+            }
             // The 487 went out with the CANCEL; routing forgets the call.
             self.record_end(call, &facts, Outcome::Abandoned, EndedBy::Caller, 487);
             self.report_abandoned_in(Tenant::whole(tenant), call);
@@ -1238,7 +1326,7 @@ impl B2bua {
             let ringing = stop_ringing(&mut entry.legs, None);
             let tx = entry.caller.invite_tx;
             let facts = entry.facts.clone();
-            Self::forget(&mut table, call);
+            self.forget(&mut table, call);
             (tx, ringing, facts)
         };
         for leg in ringing {
@@ -1249,10 +1337,56 @@ impl B2bua {
         true
     }
 
-    fn forget(table: &mut Table, call: ContactId) {
+    /// Drops `call` from the table; its place among its tenant's calls is
+    /// given back.
+    fn forget(&self, table: &mut Table, call: ContactId) {
+        if let Some(entry) = table.calls.get(&call)
+            && let (Some(limits), Some(slot)) = (self.inner.limits.clone(), entry.slot)
+        {
+            let tenant = entry.tenant.id();
+            tokio::spawn(async move { limits.release(tenant, slot).await });
+        }
         table.calls.remove(&call);
         table.by_invite.retain(|_, id| *id != call);
         table.by_dialog.retain(|_, (id, _)| *id != call);
+    }
+
+    /// Answers a new call 503 with Retry-After: `tenant` is at `limit`
+    /// (RFC 3261 §21.5.4); `call.refused` says so in its events.
+    fn refuse_over_limit(
+        &self,
+        request: &IncomingRequest,
+        tenant: TenantId,
+        limit: Limit,
+        number: &str,
+        caller: &str,
+        trunk: &str,
+    ) {
+        let retry_after = limit.retry_after();
+        let _ = request.respond(
+            OutgoingResponse::new(503)
+                .header("Retry-After", retry_after.to_string())
+                .header(
+                    "Reason",
+                    format!("SIP;cause=503;text=\"{} limit reached\"", limit.name()),
+                ),
+        );
+        tracing::debug!(%tenant, %number, limit = limit.name(), "call over its tenant's limit");
+        metrics::counter!(OVER_LIMIT_METRIC, "tenant" => tenant.to_string(), "limit" => limit.name())
+            .increment(1);
+        metrics::counter!(CALLS_METRIC, "outcome" => "over_limit").increment(1);
+        self.inner.log.record(
+            tenant,
+            Utc::now(),
+            Payload::CallRefused(events::CallRefused {
+                number: number.to_owned(),
+                caller: caller.to_owned(),
+                trunk: trunk.to_owned(),
+                limit: limit.name().to_owned(),
+                limit_value: limit.value(),
+                retry_after_seconds: retry_after,
+            }),
+        );
     }
 
     fn report_abandoned_in(&self, tenant: Tenant, call: ContactId) {
@@ -1337,7 +1471,7 @@ impl B2bua {
             }
             let tenant = entry.tenant.clone();
             let facts = entry.facts.clone();
-            Self::forget(&mut table, call);
+            self.forget(&mut table, call);
             (tenant, byes, connected, facts)
         };
         let ended_by = match by {

@@ -21,6 +21,7 @@
 pub mod accounts;
 pub mod api;
 pub mod calls;
+pub mod limits;
 pub mod registrar;
 pub mod service;
 pub mod signaling;

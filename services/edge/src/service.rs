@@ -23,6 +23,7 @@ use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 use crate::api::LocalEdge;
 use crate::calls::records::CallLog;
 use crate::calls::{B2bua, CallOptions};
+use crate::limits::CallLimits;
 use crate::registrar::{Bindings, Registrar, RegistrarOptions};
 use crate::signaling::Signaling;
 use crate::sip::digest::{Algorithm, Nonces};
@@ -166,7 +167,11 @@ impl EdgeService {
             Arc::new(trunks.clone()),
             CallLog::new(backends.database.clone()),
             options.calls,
-        );
+        )
+        .with_limits(CallLimits::new(
+            Arc::new(accounts.clone()),
+            backends.cache.clone(),
+        ));
         let endpoint = Endpoint::new(
             options.endpoint,
             Arc::new(Signaling::new(registrar, Some(calls.clone()))),

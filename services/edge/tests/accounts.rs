@@ -93,6 +93,10 @@ impl Harness {
                 plan_code: "trial".into(),
                 time_zone: "UTC".into(),
                 owner_user_id: UserId::new().to_string(),
+                call_limits: Some(proto::CallLimits {
+                    max_concurrent_calls: 2,
+                    calls_per_second: 1,
+                }),
             }),
             Utc::now(),
         )
@@ -390,6 +394,57 @@ async fn an_issued_account_registers_a_phone_until_it_stops_working(postgres: bo
     );
 }
 
+/// A tenant's call limits come with its `tenant.created` and follow its
+/// `tenant.plan_changed`; another tenant's stay as they were, and a late
+/// (older) event changes nothing.
+async fn a_tenants_call_limits_follow_its_plan(postgres: bool) {
+    use switchboard_edge::accounts::CallLimits;
+    let harness = Harness::start(postgres).await;
+    let first = harness.signed_up("limits-one").await;
+    let second = harness.signed_up("limits-two").await;
+    let trial = Some(CallLimits {
+        max_concurrent_calls: 2,
+        calls_per_second: 1,
+    });
+    assert_eq!(harness.accounts.call_limits(first).await.unwrap(), trial);
+
+    let changed = |concurrent, per_second| {
+        Payload::TenantPlanChanged(proto::TenantPlanChanged {
+            plan_code: "pro".into(),
+            seat_limit: 500,
+            call_limits: Some(proto::CallLimits {
+                max_concurrent_calls: concurrent,
+                calls_per_second: per_second,
+            }),
+        })
+    };
+    let later = Utc::now() + chrono::Duration::seconds(10);
+    harness.apply(first, changed(500, 50), later).await;
+    let pro = Some(CallLimits {
+        max_concurrent_calls: 500,
+        calls_per_second: 50,
+    });
+    assert_eq!(harness.accounts.call_limits(first).await.unwrap(), pro);
+    assert_eq!(harness.accounts.call_limits(second).await.unwrap(), trial);
+    harness
+        .apply(first, changed(3, 3), later - chrono::Duration::seconds(5))
+        .await;
+    assert_eq!(harness.accounts.call_limits(first).await.unwrap(), pro);
+
+    // Known by its slug alone (the demo seed), or not at all: no limit.
+    let seeded = TenantId::new();
+    harness
+        .accounts
+        .record_tenant(seeded, "limits-seeded")
+        .await
+        .unwrap();
+    assert_eq!(harness.accounts.call_limits(seeded).await.unwrap(), None);
+    assert_eq!(
+        harness.accounts.call_limits(TenantId::new()).await.unwrap(),
+        None
+    );
+}
+
 macro_rules! on_both_databases {
     ($($case:ident),* $(,)?) => {
         mod postgres {
@@ -416,4 +471,5 @@ on_both_databases!(
     a_tenant_never_reaches_another_tenants_accounts,
     accounts_follow_their_users_in_identitys_events,
     an_issued_account_registers_a_phone_until_it_stops_working,
+    a_tenants_call_limits_follow_its_plan,
 );

@@ -12,8 +12,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sea_orm::{ConnectionTrait, Statement};
 use switchboard_acd::{AgentId, Channel, Contact, ContactId, Offer, Outcome, QueueId};
+use switchboard_edge::accounts::CallLimits as PlanLimits;
 use switchboard_edge::calls::records::CallLog;
 use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission};
+use switchboard_edge::limits::{CallLimits, LimitSource};
 use switchboard_edge::registrar::{
     Binding, Bindings, Registrar, RegistrarOptions, SipAccount, SipDirectory,
 };
@@ -111,7 +113,13 @@ impl Routing {
 #[async_trait::async_trait]
 impl CallRoutingApi for Routing {
     async fn new_call(&self, call: InboundCall) -> Result<CallDecision, ServiceError> {
+        let over_limit = call.over_limit.contains(&self.tenant);
         self.hear(Heard::NewCall(call));
+        if over_limit {
+            return Ok(CallDecision::OverLimit {
+                tenant: self.tenant,
+            });
+        }
         Ok(CallDecision::Accept {
             tenant: self.tenant,
             call: self.call,
@@ -228,6 +236,20 @@ async fn edge() -> Edge {
 }
 
 async fn edge_with(options: CallOptions) -> Edge {
+    edge_limited(options, None).await
+}
+
+/// Limits every tenant alike.
+struct Plan(PlanLimits);
+
+#[async_trait::async_trait]
+impl LimitSource for Plan {
+    async fn limits(&self, _: TenantId) -> anyhow::Result<Option<PlanLimits>> {
+        Ok(Some(self.0))
+    }
+}
+
+async fn edge_limited(options: CallOptions, limits: Option<PlanLimits>) -> Edge {
     let routing = Routing::new();
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
     let (url, dir) = switchboard_test_utils::fresh_sqlite_database();
@@ -243,6 +265,10 @@ async fn edge_with(options: CallOptions) -> Edge {
         CallLog::new(database.clone()),
         options,
     );
+    let calls = match limits {
+        Some(limits) => calls.with_limits(CallLimits::new(Arc::new(Plan(limits)), cache.clone())),
+        None => calls,
+    };
     let registrar = Arc::new(Registrar::new(
         Arc::new(NoAccounts),
         cache.clone(),
@@ -809,4 +835,86 @@ async fn a_call_routing_forgot_is_put_back_as_it_stands() {
     edge.until_calls(0).await;
     let heard = routing.heard();
     assert_eq!(heard.last(), Some(&Heard::Ended(routing.call)), "{heard:?}");
+}
+
+/// A tenant allowed one call at a time: a second call while the first is
+/// connected gets 503 with Retry-After before routing hears of it, its
+/// refusal is in the tenant's events, the first call goes on, and its end
+/// gives the place back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_the_tenants_limit_gets_503_and_leaves_the_call_in_progress_alone() {
+    let edge = edge_limited(
+        CallOptions::default(),
+        Some(PlanLimits {
+            max_concurrent_calls: 1,
+            calls_per_second: 10,
+        }),
+    )
+    .await;
+    let routing = &edge.routing;
+    let agent = AgentId::new();
+    let phone_port = free_udp_port();
+    edge.bind_phone(agent, phone_port).await;
+    let phone = Sipp::phone("agent_answer", phone_port);
+    settle().await;
+    let first = Sipp::carrier(
+        "carrier_call",
+        "442079460000",
+        Duration::from_secs(2),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    routing.push(vec![routing.offer(agent)], Vec::new());
+    let answered = heard_soon(routing, |heard| {
+        matches!(heard, Heard::Execute(Operation::Accept { .. }))
+    })
+    .await;
+    assert!(
+        answered,
+        "the first call was not answered: {:?}",
+        routing.heard()
+    );
+
+    let second = Sipp::carrier(
+        "carrier_over_limit",
+        "442079460000",
+        Duration::ZERO,
+        edge.address,
+    );
+    second.passes("the second carrier").await;
+    first.passes("the first carrier").await;
+    phone.passes("the agent's phone").await;
+    edge.until_calls(0).await;
+
+    let heard = routing.heard();
+    assert_eq!(
+        heard
+            .iter()
+            .filter(|heard| matches!(heard, Heard::NewCall(_)))
+            .count(),
+        1,
+        "routing heard only of the call it took: {heard:?}"
+    );
+    let records = edge.records(4).await;
+    let refused: Vec<_> = records
+        .iter()
+        .filter_map(|event| match &event.payload {
+            Payload::CallRefused(refused) => Some((event.tenant, refused.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused.len(), 1, "{records:?}");
+    let (tenant, refused) = &refused[0];
+    assert_eq!(*tenant, routing.tenant);
+    assert_eq!(refused.limit, "concurrent_calls");
+    assert_eq!(refused.limit_value, 1);
+    assert_eq!(refused.retry_after_seconds, 10);
+    assert_eq!(refused.number, "+442079460000");
+    // The ended call gave its place back.
+    let key = format!("edge:{{{}}}:calls", routing.tenant);
+    let released = switchboard_test_utils::eventually(Duration::from_secs(5), || async {
+        edge.cache.hash_get_all(&key).await.unwrap().is_empty()
+    })
+    .await;
+    assert!(released, "the ended call still holds a place");
 }

@@ -154,6 +154,7 @@ impl Site {
                 trunk: "carrier-1".into(),
                 attributes: Default::default(),
                 admitted_tenants: Vec::new(),
+                over_limit: Vec::new(),
             })
             .await
     }
@@ -804,6 +805,51 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         ),
         "{foreign:?}"
     );
+    // The edge says the tenant is at a call limit: nothing starts, and the
+    // answer names the tenant (the edge answers the carrier 503).
+    let waiting = || async {
+        let (status, body) = site
+            .call(Method::GET, "/v1/queues/stats", Some(&owner), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        waiting_counts(&body)
+    };
+    let before = waiting().await;
+    assert!(!before.is_empty(), "the stats name each queue's waiting calls");
+    let limited = edge
+        .new_call(signed(
+            &credentials,
+            &system,
+            pb::NewCallRequest {
+                number: NUMBER.into(),
+                admitted_tenant_ids: vec![tenant.to_string(), TenantId::new().to_string()],
+                over_limit_tenant_ids: vec![tenant.to_string()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        limited.decision,
+        Some(pb::new_call_response::Decision::OverLimit(pb::OverLimit {
+            tenant_id: tenant.to_string()
+        }))
+    );
+    assert_eq!(waiting().await, before, "nothing was queued");
+    let status = edge
+        .new_call(signed(
+            &credentials,
+            &system,
+            pb::NewCallRequest {
+                number: NUMBER.into(),
+                over_limit_tenant_ids: vec!["not-a-tenant".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
     let status = edge
         .new_call(signed(
             &credentials,
@@ -1218,4 +1264,22 @@ async fn production_tenants_never_see_each_others_calls() {
 /// `message` with the edge's credential for `context`.
 fn signed<T>(credentials: &Credentials, context: &CallContext, message: T) -> tonic::Request<T> {
     credentials.request(message, context).unwrap()
+}
+
+/// Every `waiting` figure in a JSON document, in document order.
+fn waiting_counts(value: &serde_json::Value) -> Vec<serde_json::Value> {
+    match value {
+        serde_json::Value::Object(fields) => fields
+            .iter()
+            .flat_map(|(name, field)| {
+                if name == "waiting" {
+                    vec![field.clone()]
+                } else {
+                    waiting_counts(field)
+                }
+            })
+            .collect(),
+        serde_json::Value::Array(items) => items.iter().flat_map(waiting_counts).collect(),
+        _ => Vec::new(),
+    }
 }

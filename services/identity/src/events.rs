@@ -7,7 +7,7 @@ use switchboard_events::{Event, outbox};
 use switchboard_tenancy::{ClientId, TenantId};
 
 use crate::error::Result;
-use crate::store::entities::user;
+use crate::store::entities::{plan, user};
 
 /// The service name in routing keys.
 pub const SOURCE: &str = "identity";
@@ -27,6 +27,14 @@ pub(crate) async fn emit(
 }
 
 /// A user as events carry it (never the password hash).
+/// A plan's call limits, as events carry them.
+pub(crate) fn call_limits(plan: &plan::Model) -> proto::CallLimits {
+    proto::CallLimits {
+        max_concurrent_calls: u32::try_from(plan.max_concurrent_calls).unwrap_or(0),
+        calls_per_second: u32::try_from(plan.calls_per_second).unwrap_or(0),
+    }
+}
+
 pub(crate) fn user(row: &user::Model, clients: Option<&[ClientId]>) -> proto::User {
     proto::User {
         user_id: row.id.to_string(),

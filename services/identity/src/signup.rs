@@ -52,11 +52,10 @@ impl Identity {
             errors.push(FieldError::new("password", error.to_string()));
         }
         let global = self.store().begin_global().await?;
-        let plan_exists = plan::Entity::find_by_id(request.plan.clone())
+        let chosen_plan = plan::Entity::find_by_id(request.plan.clone())
             .one(&global)
-            .await?
-            .is_some();
-        if !plan_exists {
+            .await?;
+        if chosen_plan.is_none() {
             errors.push(FieldError::new(
                 "plan",
                 format!("unknown plan {:?}", request.plan),
@@ -64,8 +63,21 @@ impl Identity {
         } else if request.plan != TRIAL_PLAN {
             errors.push(FieldError::new("plan", PLAN_CHOSEN_THROUGH_BILLING));
         }
-        let (Some(company), Some(email), Some(time_zone), Some(display_name), true) =
-            (company, email, time_zone, display_name, errors.is_empty())
+        let (
+            Some(company),
+            Some(email),
+            Some(time_zone),
+            Some(display_name),
+            Some(chosen_plan),
+            true,
+        ) = (
+            company,
+            email,
+            time_zone,
+            display_name,
+            chosen_plan,
+            errors.is_empty(),
+        )
         else {
             return Err(IdentityError::Validation(errors));
         };
@@ -160,6 +172,7 @@ impl Identity {
                     plan_code: request.plan.clone(),
                     time_zone: owner_time_zone,
                     owner_user_id: owner_id.to_string(),
+                    call_limits: Some(events::call_limits(&chosen_plan)),
                 }),
                 Payload::UserCreated(proto::UserCreated {
                     user: Some(events::user(&owner_row, None)),

@@ -152,6 +152,16 @@ impl Identity {
             },
         )
         .await?;
+        events::emit(
+            &transaction,
+            tenant_id,
+            [Payload::TenantPlanChanged(proto::TenantPlanChanged {
+                plan_code: code.to_owned(),
+                seat_limit: u32::try_from(new_plan.seat_limit).unwrap_or(0),
+                call_limits: Some(events::call_limits(&new_plan)),
+            })],
+        )
+        .await?;
         transaction.commit().await?;
         self.credentials().forget_tenant(tenant_id).await;
         self.load_tenant_view(tenant_id).await

@@ -472,6 +472,8 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
         .delete_client(&owner, client.id, &origin)
         .await
         .unwrap();
+    let slug = identity.get_tenant(&owner).await.unwrap().slug;
+    identity.set_plan(&slug, "pro").await.unwrap();
     assert_eq!(
         event_types(&setup.admin).await,
         [
@@ -487,6 +489,7 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
             "client.created",
             "tenant.updated",
             "client.deleted",
+            "tenant.plan_changed",
         ]
     );
     // Payloads decode, carry the tenant, and never a password hash.
@@ -504,10 +507,32 @@ async fn every_change_writes_its_event_and_a_refused_one_writes_none(setup: Setu
         let routing_key: String = row.try_get("", "routing_key").unwrap();
         let event = switchboard_events::Event::decode(&payload).unwrap();
         assert_eq!(event.tenant, owner.tenant.id());
-        if let switchboard_events::proto::envelope::Payload::TenantUpdated(updated) = &event.payload
-        {
-            assert_eq!(updated.time_zone, "Europe/Paris");
-            assert_eq!(updated.tenant_id, owner.tenant.id().to_string());
+        use switchboard_events::proto::{CallLimits, envelope::Payload};
+        match &event.payload {
+            Payload::TenantUpdated(updated) => {
+                assert_eq!(updated.time_zone, "Europe/Paris");
+                assert_eq!(updated.tenant_id, owner.tenant.id().to_string());
+            }
+            // Each plan's call limits, as migration 13 sets them.
+            Payload::TenantCreated(created) => assert_eq!(
+                created.call_limits,
+                Some(CallLimits {
+                    max_concurrent_calls: 2,
+                    calls_per_second: 1
+                })
+            ),
+            Payload::TenantPlanChanged(changed) => {
+                assert_eq!(changed.plan_code, "pro");
+                assert_eq!(changed.seat_limit, 500);
+                assert_eq!(
+                    changed.call_limits,
+                    Some(CallLimits {
+                        max_concurrent_calls: 500,
+                        calls_per_second: 50
+                    })
+                );
+            }
+            _ => {}
         }
         assert_eq!(routing_key, event.routing_key());
         assert!(!String::from_utf8_lossy(&payload).contains("argon2"));

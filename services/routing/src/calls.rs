@@ -125,6 +125,9 @@ impl Calls {
             // learn nothing of others' numbers.
             return reject(404, format!("no tenant holds {}", call.number));
         }
+        if call.over_limit.contains(&tenant) {
+            return CallDecision::OverLimit { tenant };
+        }
         let now = Utc::now();
         let decision = match config.decide(route.inbound_rule_id, now).await {
             Ok(decision) => decision,

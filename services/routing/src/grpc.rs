@@ -85,6 +85,17 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
                         })
                     })
                     .collect::<Result<_, _>>()?,
+                over_limit: request
+                    .over_limit_tenant_ids
+                    .iter()
+                    .map(|id| {
+                        id.parse().map_err(|_| {
+                            Status::invalid_argument(format!(
+                                "over_limit_tenant_ids: {id:?} is not a tenant id"
+                            ))
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
             })
             .await;
         let decision = match decision {
@@ -99,6 +110,11 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
                     tenant_id: tenant.to_string(),
                     call_id: call.to_string(),
                     step: Some(step_message(step)),
+                })
+            }
+            CallDecision::OverLimit { tenant } => {
+                pb::new_call_response::Decision::OverLimit(pb::OverLimit {
+                    tenant_id: tenant.to_string(),
                 })
             }
         };

@@ -1813,6 +1813,7 @@ async fn first_step(calls: &Calls, number: &str) -> (TenantId, Step) {
             trunk: "carrier".into(),
             attributes: Default::default(),
             admitted_tenants: Vec::new(),
+            over_limit: Vec::new(),
         })
         .await;
     match decision {
@@ -2000,6 +2001,7 @@ async fn each_call_reads_the_configuration_as_changed_through_any_instance(h: Ha
                 trunk: "carrier".into(),
                 attributes: Default::default(),
                 admitted_tenants: Vec::new(),
+                over_limit: Vec::new(),
             })
             .await;
         assert!(

@@ -49,6 +49,7 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
                 trunk: "simulated".into(),
                 attributes_json: String::new(),
                 admitted_tenant_ids: Vec::new(),
+                over_limit_tenant_ids: Vec::new(),
             },
             &CallContext::system(),
         )?)
@@ -64,6 +65,9 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
             reject.sip_status,
             reject.reason
         ),
+        Some(pb::new_call_response::Decision::OverLimit(_)) => {
+            bail!("call to {} refused: its tenant is at a call limit", simulation.to)
+        }
         None => bail!("the routing service answered without a decision"),
     };
     let tenant: TenantId = accepted

@@ -697,6 +697,7 @@ impl Edge {
                             trunk: "carrier-1".into(),
                             attributes_json: String::new(),
                             admitted_tenant_ids: Vec::new(),
+                            over_limit_tenant_ids: Vec::new(),
                         },
                         &CallContext::system(),
                     )

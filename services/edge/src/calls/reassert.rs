@@ -9,13 +9,18 @@
 //! to its agent since the answer (so the agent stays busy with it and its
 //! end is counted). A call whose offer was lost with the state stops
 //! ringing and waits again; routing offers it anew.
+//!
+//! The same audit renews the places of the edge's calls among their
+//! tenants' calls in progress ([`crate::limits`]).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use chrono::{DateTime, Utc};
 use switchboard_acd::{AgentId, Channel, Contact, ContactId, QueueId};
 use switchboard_routing_api::acd::{Connection, Operation, Query, RefusalKind, RoutingError};
-use switchboard_tenancy::Tenant;
+use switchboard_tenancy::{Tenant, TenantId};
+use uuid::Uuid;
 
 use super::{B2bua, Inner, Phase, RingMode, stop_ringing};
 
@@ -55,6 +60,18 @@ impl B2bua {
     /// Looks up every audited call once; re-asserts those routing does
     /// not know.
     async fn audit(&self) {
+        if let Some(limits) = &self.inner.limits {
+            // The places of the calls this edge holds stay counted.
+            let mut slots: HashMap<TenantId, Vec<Uuid>> = HashMap::new();
+            for call in self.lock().calls.values() {
+                if let Some(slot) = call.slot {
+                    slots.entry(call.tenant.id()).or_default().push(slot);
+                }
+            }
+            for (tenant, slots) in slots {
+                limits.keep(tenant, &slots).await;
+            }
+        }
         let audited: Vec<(ContactId, Tenant)> = self
             .lock()
             .calls

@@ -14,6 +14,10 @@ pub mod plan {
         pub api_requests_per_second: f64,
         pub api_burst: i32,
         pub features: String,
+        /// Calls in progress at once (migration 13).
+        pub max_concurrent_calls: i32,
+        /// New inbound calls per second.
+        pub calls_per_second: i32,
         pub created_at: ChronoDateTimeUtc,
     }
 
