@@ -20,7 +20,7 @@ use switchboard_edge::registrar::{
     Binding, Bindings, Registrar, RegistrarOptions, SipAccount, SipDirectory,
 };
 use switchboard_edge::signaling::Signaling;
-use switchboard_edge::sip::digest::Nonces;
+use switchboard_edge::sip::digest::{Algorithm, Nonces};
 use switchboard_edge::sip::transport::{TransportOptions, Transports};
 use switchboard_edge::sip::{Endpoint, EndpointOptions, OutgoingResponse};
 use switchboard_events::Event;
@@ -40,7 +40,7 @@ use switchboard_routing_api::calls::{
 };
 use switchboard_rpc::ServiceError;
 use switchboard_sip::Message;
-use switchboard_tenancy::{Tenant, TenantId};
+use switchboard_tenancy::{Tenant, TenantId, UserId};
 use tokio::sync::broadcast;
 
 /// What the edge told routing.
@@ -250,6 +250,48 @@ impl LimitSource for Plan {
 }
 
 async fn edge_limited(options: CallOptions, limits: Option<PlanLimits>) -> Edge {
+    edge_for(options, limits, None).await
+}
+
+/// The SIP domain of the tenant of [`Routing`] in [`OneAgent`].
+const DOMAIN: &str = "calls.sip.test";
+
+/// One agent's SIP account, `agent` at [`DOMAIN`], of the call's tenant.
+#[derive(Clone)]
+struct OneAgent {
+    tenant: TenantId,
+    user: UserId,
+    password: String,
+}
+
+#[async_trait::async_trait]
+impl SipDirectory for OneAgent {
+    async fn tenant_of_domain(&self, domain: &str) -> anyhow::Result<Option<TenantId>> {
+        Ok((domain == DOMAIN).then_some(self.tenant))
+    }
+
+    async fn account(
+        &self,
+        tenant: TenantId,
+        username: &str,
+    ) -> anyhow::Result<Option<SipAccount>> {
+        Ok(
+            (tenant == self.tenant && username == "agent").then(|| SipAccount {
+                user: self.user,
+                ha1_sha256: Algorithm::Sha256.ha1("agent", DOMAIN, &self.password),
+                ha1_md5: Algorithm::Md5.ha1("agent", DOMAIN, &self.password),
+            }),
+        )
+    }
+}
+
+/// An edge whose registrar knows `agent` (a user and password) at
+/// [`DOMAIN`], challenging with MD5 only (what 2020's phones take).
+async fn edge_for(
+    options: CallOptions,
+    limits: Option<PlanLimits>,
+    agent: Option<(UserId, String)>,
+) -> Edge {
     let routing = Routing::new();
     let cache: Arc<dyn Cache> = Arc::new(MemoryCache::new());
     let (url, dir) = switchboard_test_utils::fresh_sqlite_database();
@@ -269,11 +311,28 @@ async fn edge_limited(options: CallOptions, limits: Option<PlanLimits>) -> Edge 
         Some(limits) => calls.with_limits(CallLimits::new(Arc::new(Plan(limits)), cache.clone())),
         None => calls,
     };
+    let (directory, registrar_options): (Arc<dyn SipDirectory>, _) = match agent {
+        Some((user, password)) => (
+            Arc::new(OneAgent {
+                tenant: routing.tenant,
+                user,
+                password,
+            }),
+            RegistrarOptions {
+                // libre 1.x (baresip 1.0, Debian 12) gives up on a REGISTER
+                // challenged with SHA-256 even beside MD5 (ENOSYS): such
+                // phones need `edge.digest_algorithms = ["MD5"]`.
+                algorithms: vec![Algorithm::Md5],
+                ..RegistrarOptions::default()
+            },
+        ),
+        None => (Arc::new(NoAccounts), RegistrarOptions::default()),
+    };
     let registrar = Arc::new(Registrar::new(
-        Arc::new(NoAccounts),
+        directory,
         cache.clone(),
         Nonces::new(b"calls test key", Duration::from_secs(300)),
-        RegistrarOptions::default(),
+        registrar_options,
     ));
     let endpoint = Endpoint::new(
         EndpointOptions::default(),
@@ -917,4 +976,115 @@ async fn a_call_over_the_tenants_limit_gets_503_and_leaves_the_call_in_progress_
     })
     .await;
     assert!(released, "the ended call still holds a place");
+}
+
+/// `samples` of silence as an 8 kHz 16-bit mono WAV (RIFF) file.
+fn silent_wav(samples: u32) -> Vec<u8> {
+    let data = samples * 2;
+    let mut wav = Vec::with_capacity(44 + data as usize);
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes()); // bytes per second
+    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data.to_le_bytes());
+    wav.resize(44 + data as usize, 0);
+    wav
+}
+
+/// A second, independent SIP stack: baresip (Debian `baresip-core`,
+/// installed by `./scripts/test`) registers as the agent with digest
+/// authentication through the edge as its outbound proxy, and answers the
+/// offered carrier call on its own (auto-answer); the caller hangs up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_registers_and_answers_a_queued_call() {
+    let user = UserId::new();
+    let password = "baresip-secret-1234".to_owned();
+    let edge = edge_for(CallOptions::default(), None, Some((user, password.clone()))).await;
+    let routing = &edge.routing;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_udp_port();
+    // What the phone sends: 8 kHz silence (its sine source takes 48 kHz
+    // only), longer than the call: at its end baresip hangs up.
+    let silence = dir.path().join("silence.wav");
+    std::fs::write(&silence, silent_wav(8000 * 30)).unwrap();
+    let silence = silence.display();
+    std::fs::write(
+        dir.path().join("config"),
+        format!(
+            "poll_method epoll\n\
+             sip_listen 127.0.0.1:{port}\n\
+             sip_trans_def udp\n\
+             audio_player aufile,/dev/null\n\
+             audio_source aufile,{silence}\n\
+             audio_alert aufile,/dev/null\n\
+             module_path /usr/lib/baresip/modules\n\
+             module g711.so\n\
+             module aufile.so\n\
+             module account.so\n\
+             module menu.so\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("accounts"),
+        format!(
+            "<sip:agent@{DOMAIN};transport=udp>;auth_pass={password};\
+             outbound=\"sip:{};transport=udp\";answermode=auto;regint=300\n",
+            edge.address
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("baresip.log")).unwrap();
+    let mut baresip = tokio::process::Command::new("baresip")
+        .args(["-4", "-s", "-f"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("baresip (Debian baresip-core) is installed: ./scripts/test installs it");
+    let trace = || {
+        String::from_utf8_lossy(&std::fs::read(dir.path().join("baresip.log")).unwrap_or_default())
+            .into_owned()
+    };
+    let bindings = format!("edge:{{{}}}:bindings:{}", routing.tenant, user);
+    let registered = switchboard_test_utils::eventually(Duration::from_secs(15), || async {
+        !edge.cache.hash_get_all(&bindings).await.unwrap().is_empty()
+    })
+    .await;
+    assert!(registered, "baresip did not register: {}", trace());
+
+    let carrier = Sipp::carrier(
+        "carrier_call_any_phone",
+        "442079460000",
+        Duration::from_secs(1),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    let agent = AgentId::from_uuid(user.as_uuid());
+    routing.push(vec![routing.offer(agent)], Vec::new());
+    carrier.passes("the carrier").await;
+    edge.until_calls(0).await;
+    let _ = baresip.start_kill();
+    let heard = routing.heard();
+    assert_eq!(
+        heard[1..],
+        [
+            Heard::Execute(Operation::Accept {
+                agent,
+                contact: routing.call
+            }),
+            Heard::Ended(routing.call),
+        ],
+        "{}",
+        trace()
+    );
 }

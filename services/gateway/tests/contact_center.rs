@@ -815,7 +815,10 @@ async fn a_contact_center_routes_calls_end_to_end(site: Site) {
         waiting_counts(&body)
     };
     let before = waiting().await;
-    assert!(!before.is_empty(), "the stats name each queue's waiting calls");
+    assert!(
+        !before.is_empty(),
+        "the stats name each queue's waiting calls"
+    );
     let limited = edge
         .new_call(signed(
             &credentials,

@@ -66,7 +66,10 @@ pub async fn simulate(simulation: Simulation) -> anyhow::Result<()> {
             reject.reason
         ),
         Some(pb::new_call_response::Decision::OverLimit(_)) => {
-            bail!("call to {} refused: its tenant is at a call limit", simulation.to)
+            bail!(
+                "call to {} refused: its tenant is at a call limit",
+                simulation.to
+            )
         }
         None => bail!("the routing service answered without a decision"),
     };
