@@ -893,9 +893,10 @@ impl B2bua {
         let mut started = 0;
         for device in devices {
             let Some(peer) = device_peer(&endpoint, &device.source) else {
-                tracing::debug!(source = %device.source, "a device reached only over a connection is not rung yet");
+                tracing::debug!(source = %device.source, "a device's connection is not held by this edge; not rung");
                 continue;
             };
+            let local = local_for(&local, &peer);
             let call_id = requests::call_id();
             let tag = requests::tag();
             let from = format!(
@@ -1087,6 +1088,7 @@ impl B2bua {
         let Some(mut leg_dialog) = leg_dialog else {
             return;
         };
+        let local = local_for(&local, &peer);
         let (seq, _) = response.cseq().unwrap_or((1, "INVITE"));
         peer.send(Bytes::from(requests::ack(&local, &leg_dialog, seq)));
         match then {
@@ -1152,7 +1154,7 @@ impl B2bua {
         else {
             return;
         };
-        let (tx, acked) = {
+        let (tx, acked, local) = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
                 return;
@@ -1196,10 +1198,11 @@ impl B2bua {
                 .map(|id| dialog_key(&id.value, &caller.local_tag));
             let tx = caller.invite_tx;
             let acked = caller.acked.clone();
+            let local = local_for(&local, &caller.peer);
             if let Some(key) = key {
                 table.by_dialog.insert(key, (call, Side::Caller));
             }
-            (tx, acked)
+            (tx, acked, local)
         };
         metrics::counter!(CALLS_METRIC, "outcome" => "answered").increment(1);
         let mut answer = OutgoingResponse::new(200)
@@ -1455,7 +1458,13 @@ impl B2bua {
             {
                 byes.push((
                     entry.caller.peer.clone(),
-                    requests::in_dialog(&local, dialog, "BYE", &[], b""),
+                    requests::in_dialog(
+                        &local_for(&local, &entry.caller.peer),
+                        dialog,
+                        "BYE",
+                        &[],
+                        b"",
+                    ),
                 ));
             }
             for leg in &mut entry.legs {
@@ -1465,7 +1474,7 @@ impl B2bua {
                 {
                     byes.push((
                         leg.peer.clone(),
-                        requests::in_dialog(&local, dialog, "BYE", &[], b""),
+                        requests::in_dialog(&local_for(&local, &leg.peer), dialog, "BYE", &[], b""),
                     ));
                 }
             }
@@ -1587,8 +1596,8 @@ impl B2bua {
                 .map(|kind| vec![("Content-Type", kind)])
                 .unwrap_or_default();
             (
-                peer,
-                requests::in_dialog(&local, to, &method, &extra, message.body),
+                peer.clone(),
+                requests::in_dialog(&local_for(&local, &peer), to, &method, &extra, message.body),
             )
         };
         let invite = method == "INVITE";
@@ -1608,12 +1617,17 @@ impl B2bua {
                     if invite && (200..300).contains(&code) {
                         let dialog = self.other_dialog(call, side);
                         if let (Some(dialog), Some((seq, _))) = (dialog, response.cseq()) {
-                            peer.send(Bytes::from(requests::ack(&local, &dialog, seq)));
+                            peer.send(Bytes::from(requests::ack(
+                                &local_for(&local, &peer),
+                                &dialog,
+                                seq,
+                            )));
                         }
                     }
                     let mut answer = OutgoingResponse::new(code);
                     if invite && (200..300).contains(&code) {
-                        answer = answer.header("Contact", local.contact());
+                        answer =
+                            answer.header("Contact", local_for(&local, &request.peer).contact());
                     }
                     if !response.body.is_empty() {
                         let kind = response
@@ -1808,9 +1822,23 @@ fn looped(request: &Message<'_>, local: &Local) -> bool {
 /// Where a device registered from (`udp:1.2.3.4:5060`) is rung: over UDP
 /// from the edge's socket. A device registered over a connection is
 /// reached on that connection only, which this edge does not index yet.
+/// Where a device that registered from `source` is reached: its address
+/// over UDP, or the connection it registered over (TCP, TLS, WebSocket),
+/// while this edge holds it open.
 fn device_peer(endpoint: &Endpoint, source: &str) -> Option<Peer> {
-    let address = source.strip_prefix("udp:")?.parse().ok()?;
-    endpoint.udp_peer(address)
+    match source.strip_prefix("udp:") {
+        Some(address) => endpoint.udp_peer(address.parse().ok()?),
+        None => endpoint.connection_peer(source),
+    }
+}
+
+/// The edge as a leg over `peer` names itself: the Via transport (and
+/// Contact parameter) of that leg's own transport.
+fn local_for(local: &Local, peer: &Peer) -> Local {
+    Local {
+        sent_by: local.sent_by.clone(),
+        transport: peer.via_transport(),
+    }
 }
 
 /// A caller's number as a SIP user part (RFC 3261 §25.1 `user`).

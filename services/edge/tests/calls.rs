@@ -227,6 +227,8 @@ struct Edge {
     cache: Arc<dyn Cache>,
     database: Database,
     address: SocketAddr,
+    /// Its SIP over TCP.
+    tcp: SocketAddr,
     _transports: Transports,
     _dir: tempfile::TempDir,
 }
@@ -342,13 +344,14 @@ async fn edge_for(
         endpoint.clone(),
         &TransportOptions {
             udp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-            tcp: None,
+            tcp: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
             ..TransportOptions::default()
         },
     )
     .await
     .unwrap();
     let address = transports.udp().unwrap();
+    let tcp = transports.tcp().unwrap();
     calls.attach(endpoint, address.to_string());
     Edge {
         routing,
@@ -356,6 +359,7 @@ async fn edge_for(
         cache,
         database,
         address,
+        tcp,
         _transports: transports,
         _dir: dir,
     }
@@ -364,7 +368,19 @@ async fn edge_for(
 impl Edge {
     /// Binds a phone of `agent` at `port` as its REGISTER would.
     async fn bind_phone(&self, agent: AgentId, port: u16) {
-        let contact = format!("sip:agent@127.0.0.1:{port}");
+        self.bind_device(
+            agent,
+            &format!("sip:agent@127.0.0.1:{port}"),
+            &format!("udp:127.0.0.1:{port}"),
+        )
+        .await;
+    }
+
+    /// Binds `contact` of `agent`, registered from `source`
+    /// (`udp:…`, `tcp:…`).
+    async fn bind_device(&self, agent: AgentId, contact: &str, source: &str) {
+        let contact = contact.to_owned();
+        let port = source.rsplit(':').next().unwrap();
         let binding = Binding {
             contact: contact.clone(),
             expires_at: SystemTime::now()
@@ -374,7 +390,7 @@ impl Edge {
                 + 300,
             call_id: format!("reg-{port}"),
             cseq: 1,
-            source: format!("udp:127.0.0.1:{port}"),
+            source: source.to_owned(),
         };
         self.cache
             .hash_set(
@@ -1086,5 +1102,162 @@ async fn baresip_registers_and_answers_a_queued_call() {
         ],
         "{}",
         trace()
+    );
+}
+
+/// One SIP message from a byte stream (framed by its Content-Length).
+async fn read_message(stream: &mut tokio::net::TcpStream, buffer: &mut Vec<u8>) -> String {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buffer[..end]).into_owned();
+            let length: usize = head
+                .lines()
+                .find_map(|line| {
+                    let (name, value) = line.split_once(':')?;
+                    (name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l"))
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if buffer.len() >= end + 4 + length {
+                let message: Vec<u8> = buffer.drain(..end + 4 + length).collect();
+                return String::from_utf8_lossy(&message).into_owned();
+            }
+        }
+        let mut chunk = [0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut chunk))
+            .await
+            .expect("the edge sent a message in time")
+            .unwrap();
+        assert!(read > 0, "the edge closed the connection");
+        buffer.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// The next request of `method` on the stream.
+async fn read_request(
+    stream: &mut tokio::net::TcpStream,
+    buffer: &mut Vec<u8>,
+    method: &str,
+) -> String {
+    loop {
+        let message = read_message(stream, buffer).await;
+        if message.starts_with(&format!("{method} ")) {
+            return message;
+        }
+    }
+}
+
+/// A response to `request` as a phone makes it: its Via, From, Call-ID
+/// and CSeq, its To with the phone's tag, and `sdp` if any.
+fn response_to(request: &str, status: &str, sdp: &str) -> String {
+    let (head, _) = request.split_once("\r\n\r\n").unwrap();
+    let mut response = format!("SIP/2.0 {status}\r\n");
+    for line in head.split("\r\n").skip(1) {
+        let name = line
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" => {
+                response.push_str(line);
+                response.push_str("\r\n");
+            }
+            "to" | "t" if line.contains(";tag=") => {
+                response.push_str(line);
+                response.push_str("\r\n");
+            }
+            "to" | "t" => response.push_str(&format!("{line};tag=tcp-phone\r\n")),
+            _ => {}
+        }
+    }
+    if sdp.is_empty() {
+        response.push_str("Content-Length: 0\r\n\r\n");
+    } else {
+        response.push_str(&format!(
+            "Contact: <sip:agent@127.0.0.1;transport=tcp>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ));
+    }
+    response
+}
+
+/// A phone that registered over TCP is rung over that connection (the
+/// edge holds it; RFC 5626 §5.3), with a TCP Via, and the whole call
+/// (ACK, then the caller's BYE) reaches it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_registered_over_tcp_is_rung_over_its_connection() {
+    use tokio::io::AsyncWriteExt;
+    let edge = edge().await;
+    let routing = &edge.routing;
+    let agent = AgentId::new();
+    let mut phone = tokio::net::TcpStream::connect(edge.tcp).await.unwrap();
+    let local = phone.local_addr().unwrap();
+    let mut buffer = Vec::new();
+    // An OPTIONS answered: the edge serves the connection.
+    let options = format!(
+        "OPTIONS sip:{edge} SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcpphone1\r\n\
+         From: <sip:agent@{local}>;tag=1\r\nTo: <sip:{edge}>\r\nCall-ID: tcp-options\r\n\
+         CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        edge = edge.tcp
+    );
+    phone.write_all(options.as_bytes()).await.unwrap();
+    let answered = read_message(&mut phone, &mut buffer).await;
+    assert!(answered.starts_with("SIP/2.0 200"), "{answered}");
+    edge.bind_device(
+        agent,
+        &format!("sip:agent@{local};transport=tcp"),
+        &format!("tcp:{local}"),
+    )
+    .await;
+
+    let carrier = Sipp::carrier(
+        "carrier_call",
+        "442079460000",
+        Duration::from_millis(500),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    routing.push(vec![routing.offer(agent)], Vec::new());
+    let invite = read_request(&mut phone, &mut buffer, "INVITE").await;
+    assert!(invite.contains("Via: SIP/2.0/TCP "), "{invite}");
+    assert!(
+        invite.contains(";transport=tcp>"),
+        "the edge's Contact: {invite}"
+    );
+    assert!(
+        invite.contains("m=audio 40000"),
+        "the carrier's offer: {invite}"
+    );
+    let sdp = "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+               t=0 0\r\nm=audio 41000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    phone
+        .write_all(response_to(&invite, "180 Ringing", "").as_bytes())
+        .await
+        .unwrap();
+    phone
+        .write_all(response_to(&invite, "200 OK", sdp).as_bytes())
+        .await
+        .unwrap();
+    let ack = read_request(&mut phone, &mut buffer, "ACK").await;
+    assert!(ack.contains("Via: SIP/2.0/TCP "), "{ack}");
+    let bye = read_request(&mut phone, &mut buffer, "BYE").await;
+    phone
+        .write_all(response_to(&bye, "200 OK", "").as_bytes())
+        .await
+        .unwrap();
+    carrier.passes("the carrier").await;
+    edge.until_calls(0).await;
+    assert_eq!(
+        routing.heard()[1..],
+        [
+            Heard::Execute(Operation::Accept {
+                agent,
+                contact: routing.call
+            }),
+            Heard::Ended(routing.call),
+        ]
     );
 }

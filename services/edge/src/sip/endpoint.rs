@@ -127,6 +127,18 @@ impl Peer {
         }
     }
 
+    /// Its transport as a Via header names it (RFC 3261 §20.42, RFC 7118
+    /// §5.2).
+    pub fn via_transport(&self) -> &'static str {
+        match self {
+            Peer::Udp { .. } => "UDP",
+            Peer::Stream { tls: false, .. } => "TCP",
+            Peer::Stream { tls: true, .. } => "TLS",
+            Peer::WebSocket { tls: false, .. } => "WS",
+            Peer::WebSocket { tls: true, .. } => "WSS",
+        }
+    }
+
     /// The framing the parser needs: a datagram, like a WebSocket message,
     /// holds one whole message (RFC 7118 §4.2); a stream is framed by
     /// Content-Length.
@@ -288,6 +300,43 @@ struct Shared {
     wake: Arc<Notify>,
     /// The UDP socket requests go out from ([`Endpoint::udp_peer`]).
     udp: OnceLock<Arc<std::net::UdpSocket>>,
+    /// Open connections (TCP, TLS, WebSocket) by their peer's name
+    /// (`tcp:192.0.2.7:50611`): a device registered over one is reached
+    /// over it ([`Endpoint::connection_peer`]).
+    connections: Mutex<HashMap<String, Peer>>,
+}
+
+impl Endpoint {
+    /// A connection opened: requests to its peer's name go over it until
+    /// [`Endpoint::connection_closed`].
+    pub(crate) fn connection_opened(&self, peer: &Peer) {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(peer.to_string(), peer.clone());
+    }
+
+    pub(crate) fn connection_closed(&self, peer: &Peer) {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&peer.to_string());
+    }
+
+    /// The open connection named `name` (`tcp:`, `tls:`, `ws:` or `wss:`,
+    /// then the remote address, as [`Peer`] displays it), if this endpoint
+    /// holds it: where a device that registered over it is reached (RFC
+    /// 5626 §5.3: requests to a connection-oriented flow go over it).
+    pub fn connection_peer(&self, name: &str) -> Option<Peer> {
+        self.shared
+            .connections
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
 }
 
 impl Drop for Shared {
@@ -400,6 +449,7 @@ impl Endpoint {
             state: Mutex::new(Transactions::default()),
             wake: wake.clone(),
             udp: OnceLock::new(),
+            connections: Mutex::new(HashMap::new()),
         });
         tokio::spawn(run_timers(Arc::downgrade(&shared), wake));
         Self { shared }

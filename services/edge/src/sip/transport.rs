@@ -322,6 +322,7 @@ async fn serve_stream<R, W>(
         writer: sender,
         tls,
     };
+    endpoint.connection_opened(&peer);
     let limits = endpoint.options().limits;
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     'connection: loop {
@@ -355,6 +356,7 @@ async fn serve_stream<R, W>(
             Ok(Ok(_)) => {}
         }
     }
+    endpoint.connection_closed(&peer);
     // Transactions still hold the sender until they end; the writer
     // finishes what is queued once the last one lets go.
     drop(peer);

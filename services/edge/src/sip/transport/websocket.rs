@@ -75,6 +75,7 @@ pub(super) async fn serve<S>(
         writer: sender,
         tls,
     };
+    endpoint.connection_opened(&peer);
     let (mut sink, mut source) = websocket.split();
     // Each message sent is one frame: text when it is UTF-8 (a SIP
     // message is, unless its body is not), binary otherwise.
@@ -115,10 +116,14 @@ pub(super) async fn serve<S>(
         }
     };
     tokio::pin!(writing);
-    tokio::select! {
-        () = reading => {}
+    let written_out = tokio::select! {
+        () = reading => false,
         // The connection can no longer be written to.
-        () = &mut writing => return,
+        () = &mut writing => true,
+    };
+    endpoint.connection_closed(&peer);
+    if written_out {
+        return;
     }
     // Transactions still hold the sender until they end; the writer
     // finishes what is queued once the last one lets go.
