@@ -39,6 +39,7 @@
 pub mod reassert;
 pub mod records;
 pub mod requests;
+pub mod session_timer;
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -66,6 +67,7 @@ use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer,
 use reassert::Placement;
 use records::CallLog;
 use requests::{LegDialog, Local};
+use session_timer::{Negotiation, SessionTimer};
 
 /// Calls routed, by how they ended (`answered`, `abandoned`, `rejected`,
 /// `failed`).
@@ -117,6 +119,12 @@ pub struct CallOptions {
     /// How often the edge checks that routing still knows its queued
     /// and connected calls, and re-asserts those it lost ([`reassert`]).
     pub audit_every: Duration,
+    /// The longest session interval the edge grants a carrier's leg
+    /// (RFC 4028 Session-Expires; [`session_timer`]).
+    pub session_expires: Duration,
+    /// The shortest it accepts (Min-SE; RFC 4028 sets 90 s as the floor
+    /// of any deployment).
+    pub min_se: Duration,
 }
 
 impl Default for CallOptions {
@@ -126,6 +134,8 @@ impl Default for CallOptions {
             max_forwards: 70,
             t1: Duration::from_millis(500),
             audit_every: Duration::from_secs(5),
+            session_expires: Duration::from_secs(1800),
+            min_se: Duration::from_secs(90),
         }
     }
 }
@@ -237,6 +247,8 @@ struct Call {
     placement: Option<Placement>,
     /// Its place among its tenant's calls in progress ([`CallLimits`]).
     slot: Option<Uuid>,
+    /// The caller's leg's session timer, once negotiated.
+    session: Option<SessionTimer>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -504,6 +516,23 @@ impl B2bua {
             let _ = request.respond(OutgoingResponse::new(482));
             return;
         }
+        let session = match session_timer::negotiate(&message, &self.inner.options) {
+            Negotiation::TooSmall => {
+                let _ = request.respond(session_timer::too_small(self.inner.options.min_se));
+                return;
+            }
+            Negotiation::None => None,
+            Negotiation::Timer {
+                interval,
+                refresher,
+                required,
+            } => Some(SessionTimer {
+                interval,
+                refresher,
+                required,
+                refreshed_at: std::time::Instant::now(),
+            }),
+        };
         let trunks = match self
             .inner
             .admission
@@ -662,6 +691,7 @@ impl B2bua {
                         alerting: false,
                         placement: None,
                         slot,
+                        session,
                     },
                 );
                 false
@@ -1205,13 +1235,18 @@ impl B2bua {
             (tx, acked, local)
         };
         metrics::counter!(CALLS_METRIC, "outcome" => "answered").increment(1);
+        self.session_refreshed(call);
         let mut answer = OutgoingResponse::new(200)
             .header("Contact", local.contact())
             .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO");
+        for (name, value) in self.session_headers(call) {
+            answer = answer.header(name, value);
+        }
         if !sdp.is_empty() {
             answer = answer.body("application/sdp", sdp);
         }
         let _ = endpoint.respond(tx, answer.clone());
+        self.watch_session(call);
         let this = self.clone();
         let t1 = self.inner.options.t1;
         tokio::spawn(async move {
@@ -1557,6 +1592,20 @@ impl B2bua {
         let refused = |code| {
             let _ = request.respond(OutgoingResponse::new(code));
         };
+        let refresh = session_timer::is_refresh(side, &method);
+        if refresh {
+            self.session_refreshed(call);
+            // A bare refresh (an UPDATE without a body) is the edge's to
+            // answer; the agent's phone need not hear of it.
+            if method == "UPDATE" && message.body.is_empty() {
+                let mut answer = OutgoingResponse::new(200);
+                for (name, value) in self.session_headers(call) {
+                    answer = answer.header(name, value);
+                }
+                let _ = request.respond(answer);
+                return;
+            }
+        }
         let (peer, bytes) = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
@@ -1628,6 +1677,11 @@ impl B2bua {
                     if invite && (200..300).contains(&code) {
                         answer =
                             answer.header("Contact", local_for(&local, &request.peer).contact());
+                    }
+                    if refresh && (200..300).contains(&code) {
+                        for (name, value) in self.session_headers(call) {
+                            answer = answer.header(name, value);
+                        }
                     }
                     if !response.body.is_empty() {
                         let kind = response

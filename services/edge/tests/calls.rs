@@ -1261,3 +1261,83 @@ async fn a_phone_registered_over_tcp_is_rung_over_its_connection() {
         ]
     );
 }
+
+/// A carrier's session timer (RFC 4028): granted in the answer, restarted
+/// by the carrier's UPDATE (answered by the edge, not the phone), and once
+/// the carrier stops refreshing the edge ends the call on both legs before
+/// the interval runs out. An interval below the edge's Min-SE gets 422.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_carrier_stops_refreshing_is_ended_by_the_edge() {
+    let edge = edge_with(CallOptions {
+        session_expires: Duration::from_secs(3),
+        min_se: Duration::from_secs(2),
+        ..CallOptions::default()
+    })
+    .await;
+    let routing = &edge.routing;
+    let agent = AgentId::new();
+    let phone_port = free_udp_port();
+    edge.bind_phone(agent, phone_port).await;
+    let phone = Sipp::phone("agent_answer", phone_port);
+    settle().await;
+    let carrier = Sipp::carrier(
+        "carrier_session_timer",
+        "442079460000",
+        Duration::from_millis(1000),
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    routing.push(vec![routing.offer(agent)], Vec::new());
+    carrier.passes("the carrier").await;
+    let phone_trace = phone.passes("the agent's phone").await;
+    assert!(
+        !phone_trace.contains("UPDATE sip:"),
+        "the bare refresh stayed on the carrier's leg: {phone_trace}"
+    );
+    edge.until_calls(0).await;
+    assert_eq!(routing.heard().last(), Some(&Heard::Ended(routing.call)));
+    let records = edge.records(3).await;
+    let Payload::CallEnded(ended) = &records[2].payload else {
+        panic!("{records:?}");
+    };
+    assert_eq!(ended.ended_by, "edge");
+    assert_eq!(ended.outcome, "answered");
+
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let short = format!(
+        "INVITE sip:+442079460000@{edge} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bKshortse\r\n\
+         From: <sip:a@b>;tag=1\r\nTo: <sip:+442079460000@{edge}>\r\n\
+         Call-ID: short-se\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Supported: timer\r\nSession-Expires: 1\r\nContent-Length: 0\r\n\r\n",
+        edge = edge.address,
+        local = socket.local_addr().unwrap(),
+    );
+    socket
+        .send_to(short.as_bytes(), edge.address)
+        .await
+        .unwrap();
+    let mut buffer = vec![0; 4096];
+    let refused = loop {
+        let (length, _) =
+            tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+                .await
+                .expect("the edge answers")
+                .unwrap();
+        let text = String::from_utf8_lossy(&buffer[..length]).to_string();
+        if !text.starts_with("SIP/2.0 100") {
+            break text;
+        }
+    };
+    assert!(refused.starts_with("SIP/2.0 422"), "{refused}");
+    assert!(refused.contains("Min-SE: 2\r\n"), "{refused}");
+    assert_eq!(
+        routing
+            .heard()
+            .iter()
+            .filter(|heard| matches!(heard, Heard::NewCall(_)))
+            .count(),
+        1,
+        "routing never heard of the refused call"
+    );
+}
