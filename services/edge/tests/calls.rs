@@ -1341,3 +1341,38 @@ async fn a_session_the_carrier_stops_refreshing_is_ended_by_the_edge() {
         "routing never heard of the refused call"
     );
 }
+
+/// A carrier that names the edge as refresher (`refresher=uas`) gets an
+/// UPDATE within each interval, and the call lasts past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_edge_refreshes_a_session_the_carrier_asks_it_to() {
+    let edge = edge_with(CallOptions {
+        session_expires: Duration::from_secs(3),
+        min_se: Duration::from_secs(2),
+        ..CallOptions::default()
+    })
+    .await;
+    let routing = &edge.routing;
+    let agent = AgentId::new();
+    let phone_port = free_udp_port();
+    edge.bind_phone(agent, phone_port).await;
+    let phone = Sipp::phone("agent_answer", phone_port);
+    settle().await;
+    // Hangs up after the third refresh: past the 3-s interval.
+    let carrier = Sipp::carrier(
+        "carrier_session_refreshed_by_edge",
+        "442079460000",
+        Duration::ZERO,
+        edge.address,
+    );
+    edge.until_calls(1).await;
+    routing.push(vec![routing.offer(agent)], Vec::new());
+    carrier.passes("the carrier").await;
+    phone.passes("the agent's phone").await;
+    edge.until_calls(0).await;
+    let records = edge.records(3).await;
+    let Payload::CallEnded(ended) = &records[2].payload else {
+        panic!("{records:?}");
+    };
+    assert_eq!(ended.ended_by, "caller", "the refreshed session lasted");
+}
