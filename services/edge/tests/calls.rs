@@ -366,6 +366,27 @@ async fn edge_for(
 }
 
 impl Edge {
+    /// A carrier's call (scenario `carrier`, pausing `pause`) offered to a
+    /// new agent whose one phone plays scenario `phone`: the agent, the
+    /// phone and the carrier.
+    async fn offered_call(
+        &self,
+        phone: &str,
+        carrier: &str,
+        pause: Duration,
+    ) -> (AgentId, Sipp, Sipp) {
+        let agent = AgentId::new();
+        let phone_port = free_udp_port();
+        self.bind_phone(agent, phone_port).await;
+        let phone = Sipp::phone(phone, phone_port);
+        settle().await;
+        let carrier = Sipp::carrier(carrier, "442079460000", pause, self.address);
+        self.until_calls(1).await;
+        self.routing
+            .push(vec![self.routing.offer(agent)], Vec::new());
+        (agent, phone, carrier)
+    }
+
     /// Binds a phone of `agent` at `port` as its REGISTER would.
     async fn bind_phone(&self, agent: AgentId, port: u16) {
         self.bind_device(
@@ -927,19 +948,9 @@ async fn a_call_over_the_tenants_limit_gets_503_and_leaves_the_call_in_progress_
     )
     .await;
     let routing = &edge.routing;
-    let agent = AgentId::new();
-    let phone_port = free_udp_port();
-    edge.bind_phone(agent, phone_port).await;
-    let phone = Sipp::phone("agent_answer", phone_port);
-    settle().await;
-    let first = Sipp::carrier(
-        "carrier_call",
-        "442079460000",
-        Duration::from_secs(2),
-        edge.address,
-    );
-    edge.until_calls(1).await;
-    routing.push(vec![routing.offer(agent)], Vec::new());
+    let (_, phone, first) = edge
+        .offered_call("agent_answer", "carrier_call", Duration::from_secs(2))
+        .await;
     let answered = heard_soon(routing, |heard| {
         matches!(heard, Heard::Execute(Operation::Accept { .. }))
     })
@@ -1275,19 +1286,13 @@ async fn a_session_the_carrier_stops_refreshing_is_ended_by_the_edge() {
     })
     .await;
     let routing = &edge.routing;
-    let agent = AgentId::new();
-    let phone_port = free_udp_port();
-    edge.bind_phone(agent, phone_port).await;
-    let phone = Sipp::phone("agent_answer", phone_port);
-    settle().await;
-    let carrier = Sipp::carrier(
-        "carrier_session_timer",
-        "442079460000",
-        Duration::from_millis(1000),
-        edge.address,
-    );
-    edge.until_calls(1).await;
-    routing.push(vec![routing.offer(agent)], Vec::new());
+    let (_, phone, carrier) = edge
+        .offered_call(
+            "agent_answer",
+            "carrier_session_timer",
+            Duration::from_millis(1000),
+        )
+        .await;
     carrier.passes("the carrier").await;
     let phone_trace = phone.passes("the agent's phone").await;
     assert!(
@@ -1352,21 +1357,14 @@ async fn the_edge_refreshes_a_session_the_carrier_asks_it_to() {
         ..CallOptions::default()
     })
     .await;
-    let routing = &edge.routing;
-    let agent = AgentId::new();
-    let phone_port = free_udp_port();
-    edge.bind_phone(agent, phone_port).await;
-    let phone = Sipp::phone("agent_answer", phone_port);
-    settle().await;
-    // Hangs up after the third refresh: past the 3-s interval.
-    let carrier = Sipp::carrier(
-        "carrier_session_refreshed_by_edge",
-        "442079460000",
-        Duration::ZERO,
-        edge.address,
-    );
-    edge.until_calls(1).await;
-    routing.push(vec![routing.offer(agent)], Vec::new());
+    // The carrier hangs up after the third refresh: past the 3-s interval.
+    let (_, phone, carrier) = edge
+        .offered_call(
+            "agent_answer",
+            "carrier_session_refreshed_by_edge",
+            Duration::ZERO,
+        )
+        .await;
     carrier.passes("the carrier").await;
     phone.passes("the agent's phone").await;
     edge.until_calls(0).await;

@@ -74,28 +74,8 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
                 caller: request.caller,
                 trunk: request.trunk,
                 attributes,
-                admitted_tenants: request
-                    .admitted_tenant_ids
-                    .iter()
-                    .map(|id| {
-                        id.parse().map_err(|_| {
-                            Status::invalid_argument(format!(
-                                "admitted_tenant_ids: {id:?} is not a tenant id"
-                            ))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
-                over_limit: request
-                    .over_limit_tenant_ids
-                    .iter()
-                    .map(|id| {
-                        id.parse().map_err(|_| {
-                            Status::invalid_argument(format!(
-                                "over_limit_tenant_ids: {id:?} is not a tenant id"
-                            ))
-                        })
-                    })
-                    .collect::<Result<_, _>>()?,
+                admitted_tenants: tenant_ids("admitted_tenant_ids", &request.admitted_tenant_ids)?,
+                over_limit: tenant_ids("over_limit_tenant_ids", &request.over_limit_tenant_ids)?,
             })
             .await;
         let decision = match decision {
@@ -208,4 +188,16 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
         self.calls.ended(tenant, call).await.map_err(status_of)?;
         Ok(Response::new(()))
     }
+}
+
+/// The tenant ids of a request's repeated `field`; one that is not a
+/// tenant id is INVALID_ARGUMENT.
+fn tenant_ids(field: &str, ids: &[String]) -> Result<Vec<TenantId>, Status> {
+    ids.iter()
+        .map(|id| {
+            id.parse().map_err(|_| {
+                Status::invalid_argument(format!("{field}: {id:?} is not a tenant id"))
+            })
+        })
+        .collect()
 }
