@@ -2,10 +2,15 @@
 //! in the edge's directory by [`crate::accounts`]): calls in progress at
 //! once, and new inbound calls per second. Counted in the cache, so every
 //! edge replica sees the same figures:
-//! - calls in progress: one hash per tenant (`edge:{<tenant>}:calls`), one
-//!   field per call (its slot) holding when it lapses (Unix seconds). The
-//!   edge holding the call keeps it fresh ([`CallLimits::keep`], every
-//!   audit); a crashed edge's calls lapse within [`SLOT_LIFETIME`];
+//! - calls in progress: a counter per tenant (`edge:{<tenant>}:in_progress`),
+//!   read and changed in one round trip per call, and one hash per tenant
+//!   (`edge:{<tenant>}:calls`), one field per call (its slot) holding when
+//!   it lapses (Unix seconds). The counter moves only with the hash: up
+//!   with a place taken, down with a place some edge actually removed. The
+//!   edge holding a call keeps its place fresh ([`CallLimits::keep`], every
+//!   audit), and the audit removes lapsed places (a crashed edge's, within
+//!   [`SLOT_LIFETIME`]); so does a call refused at the limit, so places
+//!   left by a crash never lock a tenant out;
 //! - calls per second: a counter per tenant and second
 //!   (`edge:{<tenant>}:cps:<Unix second>`), the fixed window carriers count
 //!   CPS in.
@@ -103,6 +108,10 @@ fn calls_key(tenant: TenantId) -> String {
     format!("edge:{{{tenant}}}:calls")
 }
 
+fn count_key(tenant: TenantId) -> String {
+    format!("edge:{{{tenant}}}:in_progress")
+}
+
 fn rate_key(tenant: TenantId, second: u64) -> String {
     format!("edge:{{{tenant}}}:cps:{second}")
 }
@@ -170,13 +179,19 @@ impl CallLimits {
             Ok(_) => {}
             Err(error) => tracing::warn!(%tenant, %error, "calls per second not counted"),
         }
-        self.occupy(tenant, slot).await;
-        let in_progress = self.in_progress(tenant).await;
-        if in_progress > limits.max_concurrent_calls as usize {
+        for attempt in 0..2 {
+            let in_progress = self.occupy(tenant, slot).await;
+            if in_progress <= i64::from(limits.max_concurrent_calls) {
+                return None;
+            }
             self.release(tenant, slot).await;
-            return Some(Limit::ConcurrentCalls(limits.max_concurrent_calls));
+            // At the limit: places a crashed edge left may be what fills
+            // it; clear them once and try again.
+            if attempt == 0 && self.remove_lapsed(tenant).await == 0 {
+                break;
+            }
         }
-        None
+        Some(Limit::ConcurrentCalls(limits.max_concurrent_calls))
     }
 
     /// The limit `tenant` is at now, if any, taking nothing.
@@ -193,23 +208,35 @@ impl CallLimits {
         if this_second >= i64::from(limits.calls_per_second) {
             return Some(Limit::CallsPerSecond(limits.calls_per_second));
         }
-        if self.in_progress(tenant).await >= limits.max_concurrent_calls as usize {
+        if self.in_progress(tenant).await >= i64::from(limits.max_concurrent_calls) {
             return Some(Limit::ConcurrentCalls(limits.max_concurrent_calls));
         }
         None
     }
 
-    /// Counts a call of `tenant` without checking: it is one of this
-    /// second's calls and in progress until [`CallLimits::release`].
-    pub async fn occupy(&self, tenant: TenantId, slot: Uuid) {
+    /// Counts a call of `tenant` in progress without checking, until
+    /// [`CallLimits::release`]; the calls in progress now (0 when the
+    /// cache cannot count).
+    pub async fn occupy(&self, tenant: TenantId, slot: Uuid) -> i64 {
+        if let Err(error) = self.renew(tenant, slot).await {
+            tracing::warn!(%tenant, %error, "a call in progress was not counted");
+            return 0;
+        }
+        match self.cache.increment(&count_key(tenant), 1, None).await {
+            Ok(count) => count,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, "a call in progress was not counted");
+                0
+            }
+        }
+    }
+
+    /// Writes `slot`'s lapse time, [`SLOT_LIFETIME`] from now.
+    async fn renew(&self, tenant: TenantId, slot: Uuid) -> switchboard_platform::Result<()> {
         let lapses = (unix_now() + SLOT_LIFETIME.as_secs()).to_string();
-        if let Err(error) = self
-            .cache
+        self.cache
             .hash_set(&calls_key(tenant), &slot.to_string(), lapses.as_bytes())
             .await
-        {
-            tracing::warn!(%tenant, %error, "a call in progress was not counted");
-        }
     }
 
     /// Counts `tenant`'s new call in this second (after routing chose it
@@ -227,44 +254,71 @@ impl CallLimits {
 
     /// The call in `slot` ended.
     pub async fn release(&self, tenant: TenantId, slot: Uuid) {
-        if let Err(error) = self
-            .cache
-            .hash_delete(&calls_key(tenant), &slot.to_string())
-            .await
-        {
-            tracing::warn!(%tenant, %error, "an ended call stays counted until it lapses");
+        self.remove(tenant, &slot.to_string()).await;
+    }
+
+    /// Removes a place; the counter goes down only when this call removed
+    /// it (another edge's audit may have been first).
+    async fn remove(&self, tenant: TenantId, slot: &str) -> bool {
+        match self.cache.hash_delete(&calls_key(tenant), slot).await {
+            Ok(true) => {
+                if let Err(error) = self.cache.increment(&count_key(tenant), -1, None).await {
+                    tracing::warn!(%tenant, %error, "an ended call stays counted");
+                }
+                true
+            }
+            Ok(false) => false,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, "an ended call stays counted until it lapses");
+                false
+            }
         }
     }
 
-    /// Renews the places of `tenant`'s calls this edge still holds.
+    /// Renews the places of `tenant`'s calls this edge still holds, and
+    /// removes the tenant's lapsed ones.
     pub async fn keep(&self, tenant: TenantId, slots: &[Uuid]) {
         for slot in slots {
-            self.occupy(tenant, *slot).await;
+            if let Err(error) = self.renew(tenant, *slot).await {
+                tracing::warn!(%tenant, %error, "a call's place was not renewed");
+            }
         }
+        self.remove_lapsed(tenant).await;
     }
 
-    /// `tenant`'s calls in progress on every edge; lapsed places are
-    /// removed on the way.
-    async fn in_progress(&self, tenant: TenantId) -> usize {
-        let key = calls_key(tenant);
-        let entries = match self.cache.hash_get_all(&key).await {
+    /// Removes `tenant`'s places that lapsed (their edge stopped renewing
+    /// them); how many this call removed.
+    async fn remove_lapsed(&self, tenant: TenantId) -> usize {
+        let entries = match self.cache.hash_get_all(&calls_key(tenant)).await {
             Ok(entries) => entries,
             Err(error) => {
-                tracing::warn!(%tenant, %error, "calls in progress not counted");
+                tracing::warn!(%tenant, %error, "lapsed calls not cleared");
                 return 0;
             }
         };
         let now = unix_now();
-        let mut live = 0;
+        let mut removed = 0;
         for (slot, lapses) in entries {
-            let lapses = String::from_utf8_lossy(&lapses).parse::<u64>().unwrap_or(0);
-            if lapses > now {
-                live += 1;
-            } else {
-                let _ = self.cache.hash_delete(&key, &slot).await;
+            let lapses = std::str::from_utf8(&lapses)
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+                .unwrap_or(0);
+            if lapses <= now && self.remove(tenant, &slot).await {
+                removed += 1;
             }
         }
-        live
+        removed
+    }
+
+    /// `tenant`'s calls in progress on every edge.
+    async fn in_progress(&self, tenant: TenantId) -> i64 {
+        self.cache
+            .get(&count_key(tenant))
+            .await
+            .ok()
+            .flatten()
+            .and_then(|count| std::str::from_utf8(&count).ok()?.trim().parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -336,16 +390,19 @@ mod tests {
     async fn a_lapsed_place_no_longer_counts() {
         let limits = limits(1, 100);
         let tenant = TenantId::new();
-        // A place its crashed edge stopped renewing.
+        // A place its crashed edge stopped renewing, still counted.
+        let gone = Uuid::new_v4();
+        limits.occupy(tenant, gone).await;
         limits
             .cache
             .hash_set(
                 &calls_key(tenant),
-                "gone",
+                &gone.to_string(),
                 (unix_now() - 1).to_string().as_bytes(),
             )
             .await
             .unwrap();
+        // At the limit, the lapsed place is cleared and the call taken.
         assert_eq!(limits.reserve(tenant, Uuid::new_v4()).await, None);
         assert_eq!(
             limits
@@ -356,6 +413,24 @@ mod tests {
                 .len(),
             1
         );
+        assert_eq!(limits.in_progress(tenant).await, 1);
+        // A live place is not cleared: the next call is refused.
+        assert_eq!(
+            limits.reserve(tenant, Uuid::new_v4()).await,
+            Some(Limit::ConcurrentCalls(1))
+        );
+        // The audit renews this edge's places and clears lapsed ones.
+        let other = TenantId::new();
+        let (mine, lapsed) = (Uuid::new_v4(), Uuid::new_v4());
+        limits.occupy(other, mine).await;
+        limits.occupy(other, lapsed).await;
+        limits
+            .cache
+            .hash_set(&calls_key(other), &lapsed.to_string(), b"1")
+            .await
+            .unwrap();
+        limits.keep(other, &[mine]).await;
+        assert_eq!(limits.in_progress(other).await, 1);
     }
 
     #[tokio::test]
