@@ -562,20 +562,9 @@ async fn settle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queued_call_rings_the_offered_agent_who_answers_and_the_caller_hangs_up() {
     let edge = edge().await;
-    let agent = AgentId::new();
-    let phone_port = free_udp_port();
-    edge.bind_phone(agent, phone_port).await;
-    let phone = Sipp::phone("agent_answer", phone_port);
-    settle().await;
-    let carrier = Sipp::carrier(
-        "carrier_call",
-        "442079460000",
-        Duration::from_millis(500),
-        edge.address,
-    );
-    edge.until_calls(1).await;
-    edge.routing
-        .push(vec![edge.routing.offer(agent)], Vec::new());
+    let (agent, phone, carrier) = edge
+        .offered_call("agent_answer", "carrier_call", Duration::from_millis(500))
+        .await;
 
     let carrier_trace = carrier.passes("the carrier").await;
     let phone_trace = phone.passes("the agent's phone").await;

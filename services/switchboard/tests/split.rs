@@ -989,23 +989,7 @@ async fn take_one_contact(api: &Api, edge: &Edge, routing_grpc: &str, center: &C
         .await;
     assert_eq!(status, StatusCode::OK, "{accepted}");
     edge.hang_up(routing_grpc, tenant, &call).await;
-    let wrap_up = eventually(Duration::from_secs(20), || async {
-        let (_, me) = api
-            .call(Method::GET, "/v1/agents/me", Some(token), None)
-            .await;
-        me["state"]["state"] == "after_call_work"
-    })
-    .await;
-    assert!(wrap_up, "the agent did not enter after-call work");
-    let (status, ended) = api
-        .call(
-            Method::POST,
-            "/v1/agents/me/wrap-up/end",
-            Some(token),
-            Some(json!({})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{ended}");
+    after_call_work_ends(api, center).await;
     let _ = desk.close(None).await;
 }
 
