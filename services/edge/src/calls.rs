@@ -588,8 +588,8 @@ impl B2bua {
                 reserved = Some(*only);
             } else {
                 for tenant in &tenants {
-                    if limits.over(*tenant).await.is_some() {
-                        over_limit.push(*tenant);
+                    if let Some(limit) = limits.over(*tenant).await {
+                        over_limit.push((*tenant, limit));
                     }
                 }
             }
@@ -608,19 +608,19 @@ impl B2bua {
                 trunk: names.join(", "),
                 attributes: serde_json::Map::new(),
                 admitted_tenants: tenants,
-                over_limit,
+                over_limit: over_limit.iter().map(|(tenant, _)| *tenant).collect(),
             })
             .await;
         let (tenant, call, step) = match decision {
             Ok(CallDecision::Accept { tenant, call, step }) => (tenant, call, step),
             Ok(CallDecision::OverLimit { tenant }) => {
                 release_reserved();
-                let limit = match &self.inner.limits {
-                    Some(limits) => limits.over(tenant).await,
-                    None => None,
+                // The limit the edge found the tenant at, as it told routing.
+                let Some(&(_, limit)) = over_limit.iter().find(|(at, _)| *at == tenant) else {
+                    tracing::warn!(%tenant, "routing named a tenant the edge did not say is at a limit");
+                    let _ = request.respond(OutgoingResponse::new(500));
+                    return;
                 };
-                // At its limit when asked; a call may have ended since.
-                let limit = limit.unwrap_or(Limit::ConcurrentCalls(0));
                 self.refuse_over_limit(
                     &request,
                     tenant,
