@@ -62,6 +62,10 @@ struct State {
     queues: BTreeMap<QueueId, QueueRecord>,
     agents: BTreeMap<AgentId, AgentRecord>,
     contacts: BTreeMap<ContactId, ContactRecord>,
+    /// Contacts agents placed themselves, in no queue; their ids are
+    /// distinct from `contacts`' ids.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    outbound: BTreeMap<ContactId, OutboundRecord>,
     /// Sequence number of the next contact queued (FIFO tie-break).
     next_seq: u64,
 }
@@ -86,7 +90,8 @@ struct AgentRecord {
     idle_since: DateTime<Utc>,
     /// Contacts offered to the agent, in offer order.
     offers: Vec<ContactId>,
-    /// Contacts connected to the agent, in accept order.
+    /// Contacts connected to the agent (outbound ones included), in the
+    /// order they connected.
     contacts: Vec<ContactId>,
     /// Offers plus connected contacts, per channel.
     load: [u8; 4],
@@ -112,6 +117,19 @@ struct ContactRecord {
     priority: u8,
     seq: u64,
     status: ContactStatus,
+}
+
+/// A contact an agent placed (an outbound call): connected to the agent
+/// from the start and counted in no queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct OutboundRecord {
+    agent: AgentId,
+    channel: Channel,
+    /// When it connected.
+    since: DateTime<Utc>,
+    /// The agent's after-contact work once it ends; zero for none.
+    #[serde(rename = "wrap_up_ms", with = "crate::model::duration_ms")]
+    wrap_up: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -615,7 +633,9 @@ impl Engine {
     /// range. Returns the contact's effective priority.
     fn check_new_contact(&self, contact: &Contact) -> Result<u8, AcdError> {
         let queue = self.queue_record(contact.queue)?;
-        if self.state.contacts.contains_key(&contact.id) {
+        if self.state.contacts.contains_key(&contact.id)
+            || self.state.outbound.contains_key(&contact.id)
+        {
             return Err(AcdError::DuplicateContact(contact.id));
         }
         if contact.channel != queue.config.channel {
@@ -691,6 +711,9 @@ impl Engine {
     /// an offer is withdrawn and its agent keeps its idle time. Refused
     /// for a connected contact (use [`Engine::end`]).
     pub fn abandon(&mut self, contact: ContactId, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
+        if self.state.outbound.contains_key(&contact) {
+            return Err(AcdError::ContactConnected(contact));
+        }
         let record = self.contact_record(contact)?;
         let queue = record.contact.queue;
         let waited = (at - record.contact.enqueued_at)
@@ -722,6 +745,9 @@ impl Engine {
     /// (it waited too long): like an abandon for the queue, but counted
     /// apart. Refused while it rings at an agent or is connected.
     pub fn overflow(&mut self, contact: ContactId, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
+        if self.state.outbound.contains_key(&contact) {
+            return Err(AcdError::NotQueued(contact));
+        }
         let record = self.contact_record(contact)?;
         let queue = record.contact.queue;
         if !matches!(record.status, ContactStatus::Queued) {
@@ -738,10 +764,21 @@ impl Engine {
         Ok(ctx.out)
     }
 
-    /// A connected contact finished. If it was the agent's last contact
-    /// (no other connected, none offered) and its queue has a wrap-up
-    /// time, the agent enters after-call work until `at + wrap_up`.
+    /// A connected contact finished, or an outbound one. If it was the
+    /// agent's last contact (no other connected, none offered) and its
+    /// queue has a wrap-up time (an outbound contact: the one given when
+    /// it connected), the agent enters after-call work until
+    /// `at + wrap_up`. An outbound contact is counted in no queue.
     pub fn end(&mut self, contact: ContactId, at: DateTime<Utc>) -> Result<Outcome, AcdError> {
+        if let Some(outbound) = self.state.outbound.get(&contact) {
+            let (agent, channel, wrap_up) = (outbound.agent, outbound.channel, outbound.wrap_up);
+            let mut ctx = Ctx::new(at);
+            self.state.outbound.remove(&contact);
+            ctx.out.changed.contacts.insert(contact);
+            self.release(agent, contact, channel, wrap_up, &mut ctx);
+            self.rebalance(&mut ctx);
+            return Ok(ctx.out);
+        }
         let record = self.contact_record(contact)?;
         let ContactStatus::Connected { agent, since } = record.status else {
             return Err(AcdError::NotConnected(contact));
@@ -751,6 +788,28 @@ impl Engine {
         let mut ctx = Ctx::new(at);
         self.state.contacts.remove(&contact);
         self.index.queue_mut(queue).connected -= 1;
+        let talk = (at - since).to_std().unwrap_or_default();
+        self.count(queue, &mut ctx, |today, _| {
+            tally::handled(today, talk + wrap_up)
+        });
+        ctx.contact_event(contact, queue, ContactEventKind::Ended);
+        self.release(agent, contact, channel, wrap_up, &mut ctx);
+        self.rebalance(&mut ctx);
+        Ok(ctx.out)
+    }
+
+    /// Takes an ended contact off its agent, who enters after-call work
+    /// for `wrap_up` (unless zero) if it was its last contact (none
+    /// connected, none offered).
+    fn release(
+        &mut self,
+        agent: AgentId,
+        contact: ContactId,
+        channel: Channel,
+        wrap_up: Duration,
+        ctx: &mut Ctx,
+    ) {
+        let at = ctx.at;
         let record = self.agent_mut(agent);
         record.contacts.retain(|&c| c != contact);
         record.load[channel.index()] -= 1;
@@ -759,12 +818,80 @@ impl Engine {
             record.wrap_up_until = Some(until);
             self.index.acw_deadlines.insert((until, agent));
         }
-        let talk = (at - since).to_std().unwrap_or_default();
-        self.count(queue, &mut ctx, |today, _| {
-            tally::handled(today, talk + wrap_up)
-        });
-        ctx.contact_event(contact, queue, ContactEventKind::Ended);
-        self.touch(agent, TransitionReason::ContactEnded, &mut ctx);
+        self.touch(agent, TransitionReason::ContactEnded, ctx);
+    }
+
+    /// An agent placed an outbound contact (dialed from its phone, or
+    /// click-to-call): it is connected to the agent at once and belongs to
+    /// no queue. The agent is busy with it as with an accepted contact (it
+    /// counts against the agent's capacity on `channel`), any after-call
+    /// work ends, and no queue counts it or hears of it. Presence does not
+    /// matter: an agent who is not ready or offline may place one. When it
+    /// ends ([`Engine::end`]) the agent wraps up for `wrap_up` (zero for
+    /// none, at most 24 h).
+    ///
+    /// `since` is when it connected: earlier than `at` when the edge
+    /// re-asserts a call the engine lost. Re-asserting one the engine still
+    /// knows, with the same agent, changes nothing (an empty outcome).
+    ///
+    /// Refused if the agent is unknown, the id is another contact's
+    /// ([`AcdError::DuplicateContact`]), or the agent has an offer ringing
+    /// or no room for one more contact on `channel` (a channel it has no
+    /// capacity on has none): [`AcdError::AgentBusy`].
+    pub fn connect_outbound(
+        &mut self,
+        contact: ContactId,
+        agent: AgentId,
+        channel: Channel,
+        since: DateTime<Utc>,
+        wrap_up: Duration,
+        at: DateTime<Utc>,
+    ) -> Result<Outcome, AcdError> {
+        if wrap_up > MAX_DURATION {
+            return Err(AcdError::InvalidConfig(format!(
+                "contact {contact}: wrap-up of {} ms is above 24 h",
+                wrap_up.as_millis()
+            )));
+        }
+        let record = self.agent_record(agent)?;
+        if let Some(existing) = self.state.outbound.get(&contact) {
+            if existing.agent == agent {
+                return Ok(Outcome::default());
+            }
+            return Err(AcdError::DuplicateContact(contact));
+        }
+        if self.state.contacts.contains_key(&contact) {
+            return Err(AcdError::DuplicateContact(contact));
+        }
+        if !record.offers.is_empty()
+            || record.load[channel.index()] >= record.profile.capacity.get(channel)
+        {
+            return Err(AcdError::AgentBusy {
+                agent,
+                current: record.derived_state(),
+            });
+        }
+        let mut ctx = Ctx::new(at);
+        self.state.outbound.insert(
+            contact,
+            OutboundRecord {
+                agent,
+                channel,
+                since,
+                wrap_up: crate::model::whole_millis(wrap_up),
+            },
+        );
+        ctx.out.changed.contacts.insert(contact);
+        let record = self.agent_mut(agent);
+        if let Some(until) = record.wrap_up_until.take() {
+            self.index.acw_deadlines.remove(&(until, agent));
+        }
+        let record = self.agent_mut(agent);
+        record.contacts.push(contact);
+        record.load[channel.index()] += 1;
+        self.touch(agent, TransitionReason::OutboundConnected, &mut ctx);
+        // Out of after-call work, the agent may have room on another
+        // channel whose contacts wait.
         self.rebalance(&mut ctx);
         Ok(ctx.out)
     }
@@ -878,7 +1005,9 @@ impl Engine {
 
     /// The pending offer of `contact` to `agent`, or the error to return.
     fn offer_of(&self, contact: ContactId, agent: AgentId) -> Result<Offer, AcdError> {
-        self.contact_record(contact)?;
+        if !self.state.outbound.contains_key(&contact) {
+            self.contact_record(contact)?;
+        }
         self.agent_record(agent)?;
         self.current_offer(contact)
             .filter(|offer| offer.agent == agent)

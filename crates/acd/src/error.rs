@@ -36,7 +36,9 @@ pub enum AcdError {
     NotInWrapUp { agent: AgentId, current: AgentState },
     #[error("queue {queue} still has {contacts} contacts")]
     QueueBusy { queue: QueueId, contacts: u32 },
-    #[error("agent {agent} must be offline to be removed (it is {current})")]
+    #[error(
+        "agent {agent} cannot do that while {current} (removal needs it offline; an outbound contact, no offer ringing and room on its channel)"
+    )]
     AgentBusy { agent: AgentId, current: AgentState },
     #[error("contact {0} is connected to an agent; end it instead")]
     ContactConnected(ContactId),

@@ -34,7 +34,20 @@
 //!   its idle time.
 //! - When a connected contact ends and it was the agent's last (none
 //!   connected, none offered), the agent enters after-call work for the
-//!   queue's wrap-up time, if any.
+//!   queue's wrap-up time, if any (for an outbound contact, the time
+//!   given when it connected).
+//!
+//! # Outbound contacts
+//!
+//! An agent may place a contact itself (an outbound call dialed from its
+//! phone, or click-to-call): [`Engine::connect_outbound`] connects it to
+//! the agent at once, in no queue. It loads the agent like an accepted
+//! contact, so the agent is busy and is offered no more of that channel
+//! than its capacity allows; it is refused while the agent has an offer
+//! ringing or no room on the channel, whatever the agent's presence (an
+//! agent who is not ready or offline may still place one). No queue
+//! counts it and no contact event announces it: only the agent's state
+//! changes. [`Engine::end`] ends it like any connected contact.
 //!
 //! # Matching
 //!

@@ -106,6 +106,8 @@ pub enum TransitionReason {
     WrapUpExpired,
     /// A contact the agent was on was put back after the state was lost.
     Reinstated,
+    /// The agent placed an outbound contact (or it was re-asserted).
+    OutboundConnected,
 }
 
 impl TransitionReason {
@@ -123,6 +125,7 @@ impl TransitionReason {
             TransitionReason::WrapUpEnded => "wrap_up_ended",
             TransitionReason::WrapUpExpired => "wrap_up_expired",
             TransitionReason::Reinstated => "reinstated",
+            TransitionReason::OutboundConnected => "outbound_connected",
         }
     }
 }
@@ -156,6 +159,7 @@ mod tests {
             TransitionReason::WrapUpEnded,
             TransitionReason::WrapUpExpired,
             TransitionReason::Reinstated,
+            TransitionReason::OutboundConnected,
         ] {
             assert_eq!(
                 serde_json::to_value(reason).unwrap(),

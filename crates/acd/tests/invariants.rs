@@ -174,11 +174,32 @@ impl World {
             for (i, contact) in engine.waiting(*queue).unwrap().into_iter().enumerate() {
                 assert!(seen.insert(contact), "{contact} waits twice");
                 let view = engine.contact(contact).unwrap();
-                assert_eq!(view.queue, *queue);
+                assert_eq!(view.queue, Some(*queue));
                 assert_eq!(view.state, ContactState::Queued { position: i + 1 });
                 waiting_total += 1;
             }
         }
+
+        // Outbound contacts: connected to an agent who lists them, and
+        // counted in no queue.
+        let mut outbound_total = 0;
+        for contact in &self.contacts {
+            let view = engine.contact(*contact).unwrap();
+            if view.queue.is_some() {
+                continue;
+            }
+            let ContactState::Connected { agent } = view.state else {
+                panic!("outbound {contact} is {:?}", view.state);
+            };
+            assert!(engine.agent(agent).unwrap().contacts.contains(contact));
+            outbound_total += 1;
+        }
+        let at = engine.next_deadline().unwrap_or_default();
+        let queue_connected: u32 = self
+            .configs
+            .keys()
+            .map(|queue| engine.queue_stats(*queue, at).unwrap().connected)
+            .sum();
 
         // Capacity, and what an agent could take now.
         let mut connected_total = 0;
@@ -186,10 +207,13 @@ impl World {
         for agent in engine.agents() {
             let view = engine.agent(agent).unwrap();
             let mut load: BTreeMap<Channel, u8> = BTreeMap::new();
+            // An agent's own outbound contact may join a call and another
+            // channel (voice blocking governs only what is offered).
+            let mut placed = false;
             for contact in view.offers.iter().chain(&view.contacts) {
-                *load
-                    .entry(engine.contact(*contact).unwrap().channel)
-                    .or_default() += 1;
+                let contact = engine.contact(*contact).unwrap();
+                placed |= contact.queue.is_none();
+                *load.entry(contact.channel).or_default() += 1;
             }
             connected_total += view.contacts.len();
             let total: u8 = load.values().sum();
@@ -201,7 +225,10 @@ impl World {
                     "{agent} over capacity on {channel}"
                 );
                 if view.profile.voice_blocks_others && channel != Channel::Voice {
-                    assert!(voice == 0 || n == 0, "{agent} has a call and {channel}");
+                    assert!(
+                        voice == 0 || n == 0 || placed,
+                        "{agent} was offered a call and {channel}"
+                    );
                 }
                 let room = n < view.profile.capacity.get(channel)
                     && (!view.profile.voice_blocks_others
@@ -219,6 +246,11 @@ impl World {
             waiting_total + offers.len() + connected_total,
             self.contacts.len(),
             "contacts lost or invented"
+        );
+        assert_eq!(
+            queue_connected as usize + outbound_total,
+            connected_total,
+            "queues count outbound contacts, or miss connected ones"
         );
 
         // Eligibility and work conservation.
@@ -286,7 +318,7 @@ fn run(seed: u64, steps: usize) {
                     world.engine.set_presence(agent, presence, now),
                 )
             }
-            15..=34 => {
+            15..=31 => {
                 let queue = rng.pick(&queue_ids).unwrap();
                 let config = &world.configs[&queue];
                 let id = ContactId::from_u128(next_contact);
@@ -307,6 +339,36 @@ fn run(seed: u64, steps: usize) {
                     world.contacts.insert(id);
                 }
                 ("enqueue", result)
+            }
+            32..=34 => {
+                // Mostly a new outbound contact; sometimes one replayed
+                // (by its agent: a no-op; by another: refused).
+                let live: Vec<ContactId> = world.contacts.iter().copied().collect();
+                let agent = rng.pick(&agent_ids).unwrap();
+                let contact = match rng.pick(&live) {
+                    Some(known) if rng.chance(15) => known,
+                    _ => {
+                        next_contact += 1;
+                        ContactId::from_u128(next_contact - 1)
+                    }
+                };
+                let agent = match world.engine.contact(contact) {
+                    Ok(view) if view.queue.is_none() && rng.chance(50) => match view.state {
+                        ContactState::Connected { agent } => agent,
+                        _ => agent,
+                    },
+                    _ => agent,
+                };
+                let channel = [Channel::Voice, Channel::Chat, Channel::Email][rng.below(3)];
+                let since = now - TimeDelta::seconds(rng.below(30) as i64);
+                let wrap_up = Duration::from_secs([0, 0, 4, 9][rng.below(4)]);
+                let result = world
+                    .engine
+                    .connect_outbound(contact, agent, channel, since, wrap_up, now);
+                if result.is_ok() {
+                    world.contacts.insert(contact);
+                }
+                ("connect_outbound", result)
             }
             35..=59 => {
                 let offers = world.engine.offers();
@@ -454,6 +516,7 @@ fn run(seed: u64, steps: usize) {
         "extend_wrap_up",
         "end_wrap_up",
         "upsert_agent_profile",
+        "connect_outbound",
     ] {
         let (ok, _) = ops.get(name).copied().unwrap_or_default();
         assert!(ok > 10, "{name} succeeded only {ok} times: {ops:?}");

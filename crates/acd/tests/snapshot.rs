@@ -199,6 +199,31 @@ fn refused_operations_change_nothing() {
             },
             engine.remove_agent(agent(2), t(30)),
         ),
+        (
+            AcdError::AgentBusy {
+                agent: agent(3),
+                current: switchboard_acd::AgentState::Reserved,
+            },
+            engine.connect_outbound(
+                contact(50),
+                agent(3),
+                Channel::Voice,
+                t(30),
+                Duration::ZERO,
+                t(30),
+            ),
+        ),
+        (
+            AcdError::DuplicateContact(contact(3)),
+            engine.connect_outbound(
+                contact(3),
+                agent(2),
+                Channel::Chat,
+                t(30),
+                Duration::ZERO,
+                t(30),
+            ),
+        ),
     ];
     for (expected, result) in refusals {
         assert_eq!(result, Err(expected));

@@ -5,6 +5,8 @@
 //! channel), the subset able to take a contact now ordered for
 //! longest-idle order (and by id, for round robin), and the waiting contacts in
 //! service order. Globally: offer and wrap-up deadlines, for `tick`.
+//! Agents' outbound contacts need no index: `Index::build` only checks
+//! that they agree with their agents' loads and contact lists.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -119,14 +121,15 @@ impl Index {
                 }
             };
             if let Some(agent) = agent {
-                if !state.agents.contains_key(&agent) {
-                    return Err(format!("contact {id} is with unknown agent {agent}"));
-                }
-                let slot = &mut load.entry(agent).or_default()[contact.channel.index()];
-                *slot = slot
-                    .checked_add(1)
-                    .ok_or_else(|| format!("agent {agent} has too many contacts"))?;
+                add_load(state, &mut load, *id, agent, contact.channel)?;
             }
+        }
+        for (id, record) in &state.outbound {
+            if state.contacts.contains_key(id) {
+                return Err(format!("contact {id} is both a queue's and outbound"));
+            }
+            add_load(state, &mut load, *id, record.agent, record.channel)?;
+            connected.entry(record.agent).or_default().insert(*id);
         }
         for (id, agent) in &state.agents {
             if agent.load != load.get(id).copied().unwrap_or_default() {
@@ -313,6 +316,24 @@ impl Index {
             }
         }
     }
+}
+
+/// Counts `contact`, offered or connected to `agent`, in the agent's load.
+fn add_load(
+    state: &State,
+    load: &mut BTreeMap<AgentId, [u8; 4]>,
+    contact: ContactId,
+    agent: AgentId,
+    channel: Channel,
+) -> Result<(), String> {
+    if !state.agents.contains_key(&agent) {
+        return Err(format!("contact {contact} is with unknown agent {agent}"));
+    }
+    let slot = &mut load.entry(agent).or_default()[channel.index()];
+    *slot = slot
+        .checked_add(1)
+        .ok_or_else(|| format!("agent {agent} has too many contacts"))?;
+    Ok(())
 }
 
 impl Engine {

@@ -24,7 +24,8 @@ pub struct AgentView {
     pub wrap_up_until: Option<DateTime<Utc>>,
     /// Contacts offered to the agent, in offer order.
     pub offers: Vec<ContactId>,
-    /// Contacts connected to the agent, in accept order.
+    /// Contacts connected to the agent (outbound ones included), in the
+    /// order they connected.
     pub contacts: Vec<ContactId>,
     /// The queues the agent qualifies for.
     pub queues: Vec<QueueId>,
@@ -35,26 +36,25 @@ pub struct AgentView {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ContactState {
     /// Waiting; `position` 1 is next.
-    Queued {
-        position: usize,
-    },
+    Queued { position: usize },
     Offered {
         agent: AgentId,
         expires_at: DateTime<Utc>,
     },
-    Connected {
-        agent: AgentId,
-    },
+    /// Connected to `agent`: accepted, or placed by it (outbound).
+    Connected { agent: AgentId },
 }
 
 /// A contact as the engine sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactView {
     pub id: ContactId,
-    pub queue: QueueId,
+    /// Its queue; `None` for an agent's outbound contact.
+    pub queue: Option<QueueId>,
     pub channel: Channel,
-    /// The contact's own priority, or its queue's.
+    /// The contact's own priority, or its queue's (0 when outbound).
     pub priority: u8,
+    /// When it joined its first queue; when outbound, when it connected.
     pub enqueued_at: DateTime<Utc>,
     pub state: ContactState,
 }
@@ -161,6 +161,18 @@ impl Engine {
 
     /// A contact, with its position if waiting.
     pub fn contact(&self, contact: ContactId) -> Result<ContactView, AcdError> {
+        if let Some(record) = self.state.outbound.get(&contact) {
+            return Ok(ContactView {
+                id: contact,
+                queue: None,
+                channel: record.channel,
+                priority: 0,
+                enqueued_at: record.since,
+                state: ContactState::Connected {
+                    agent: record.agent,
+                },
+            });
+        }
         let record = self.contact_record(contact)?;
         let state = match record.status {
             ContactStatus::Queued => ContactState::Queued {
@@ -173,7 +185,7 @@ impl Engine {
         };
         Ok(ContactView {
             id: contact,
-            queue: record.contact.queue,
+            queue: Some(record.contact.queue),
             channel: record.contact.channel,
             priority: record.priority,
             enqueued_at: record.contact.enqueued_at,
@@ -182,8 +194,11 @@ impl Engine {
     }
 
     /// A waiting contact's position (1 = next); `None` if it is offered
-    /// or connected. Costs O(position).
+    /// or connected (or outbound). Costs O(position).
     pub fn waiting_position(&self, contact: ContactId) -> Result<Option<usize>, AcdError> {
+        if self.state.outbound.contains_key(&contact) {
+            return Ok(None);
+        }
         self.contact_record(contact)?;
         Ok(self.position(contact))
     }

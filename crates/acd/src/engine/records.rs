@@ -3,11 +3,14 @@
 //! records an operation changed instead of the whole snapshot.
 //!
 //! Fields are `q:<queue id>`, `a:<agent id>`, `c:<contact id>` and `meta`
-//! (the FIFO sequence); values are JSON.
+//! (the FIFO sequence); values are JSON. A `c:` field holds a queue's
+//! contact, or an agent's outbound contact wrapped as `{"outbound": …}`:
+//! one field per contact id whatever its kind, so a write or a deletion
+//! never leaves a stale record of the other kind behind.
 
 use std::collections::BTreeMap;
 
-use super::{AgentRecord, ContactRecord, Engine, QueueRecord, Snapshot, State};
+use super::{AgentRecord, ContactRecord, Engine, OutboundRecord, QueueRecord, Snapshot, State};
 use crate::error::AcdError;
 use crate::ids::{AgentId, ContactId, QueueId};
 use crate::outcome::Changed;
@@ -18,6 +21,39 @@ pub const META_FIELD: &str = "meta";
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Meta {
     next_seq: u64,
+}
+
+/// The `c:` value of an outbound contact: the key `outbound` tells it
+/// from a queue's contact, which has none.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Outbound<R> {
+    outbound: R,
+}
+
+/// What a `c:` value holds.
+enum StoredContact {
+    Queued(ContactRecord),
+    Outbound(OutboundRecord),
+}
+
+/// Reads a `c:` value; an error is that of the kind the value claims to be.
+fn parse_contact(value: &[u8]) -> Result<StoredContact, serde_json::Error> {
+    let queued = match serde_json::from_slice::<ContactRecord>(value) {
+        Ok(record) => return Ok(StoredContact::Queued(record)),
+        Err(error) => error,
+    };
+    match serde_json::from_slice::<Outbound<OutboundRecord>>(value) {
+        Ok(stored) => Ok(StoredContact::Outbound(stored.outbound)),
+        Err(outbound) => {
+            #[derive(serde::Deserialize)]
+            struct Claim {
+                outbound: Option<serde::de::IgnoredAny>,
+            }
+            let claims_outbound =
+                serde_json::from_slice::<Claim>(value).is_ok_and(|claim| claim.outbound.is_some());
+            Err(if claims_outbound { outbound } else { queued })
+        }
+    }
 }
 
 /// A record to write (`Some`) or delete (`None`), by field.
@@ -31,8 +67,13 @@ impl Engine {
     /// Every record of the state, for a first write or a full copy.
     pub fn records(&self) -> Vec<(String, Vec<u8>)> {
         let state = &self.state;
-        let mut records =
-            Vec::with_capacity(state.queues.len() + state.agents.len() + state.contacts.len() + 1);
+        let mut records = Vec::with_capacity(
+            state.queues.len()
+                + state.agents.len()
+                + state.contacts.len()
+                + state.outbound.len()
+                + 1,
+        );
         records.push((META_FIELD.to_owned(), self.meta()));
         records.extend(
             state
@@ -51,6 +92,12 @@ impl Engine {
                 .contacts
                 .iter()
                 .map(|(id, r)| (format!("c:{id}"), encode(r))),
+        );
+        records.extend(
+            state
+                .outbound
+                .iter()
+                .map(|(id, r)| (format!("c:{id}"), encode(&Outbound { outbound: r }))),
         );
         records
     }
@@ -71,7 +118,14 @@ impl Engine {
             records.push((format!("a:{id}"), state.agents.get(id).map(encode)));
         }
         for id in &changed.contacts {
-            records.push((format!("c:{id}"), state.contacts.get(id).map(encode)));
+            let value = match state.contacts.get(id) {
+                Some(record) => Some(encode(record)),
+                None => state
+                    .outbound
+                    .get(id)
+                    .map(|record| encode(&Outbound { outbound: record })),
+            };
+            records.push((format!("c:{id}"), value));
         }
         records
     }
@@ -89,6 +143,7 @@ impl Engine {
             queues: BTreeMap::new(),
             agents: BTreeMap::new(),
             contacts: BTreeMap::new(),
+            outbound: BTreeMap::new(),
             next_seq: 0,
         };
         for (field, value) in records {
@@ -111,11 +166,15 @@ impl Engine {
                     state.agents.insert(AgentId::from_uuid(id(raw)?), record);
                 }
                 Some(("c", raw)) => {
-                    let record: ContactRecord =
-                        serde_json::from_slice(value).map_err(|e| bad(&e))?;
-                    state
-                        .contacts
-                        .insert(ContactId::from_uuid(id(raw)?), record);
+                    let contact = ContactId::from_uuid(id(raw)?);
+                    match parse_contact(value).map_err(|e| bad(&e))? {
+                        StoredContact::Queued(record) => {
+                            state.contacts.insert(contact, record);
+                        }
+                        StoredContact::Outbound(record) => {
+                            state.outbound.insert(contact, record);
+                        }
+                    }
                 }
                 _ => return Err(bad(&"unknown record kind")),
             }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_acd::{
-    AcdError, AgentId, AgentProfile, AgentState, AgentView, Contact, ContactId, ContactView,
-    Engine, ErrorKind, Offer, Outcome, Presence, QueueConfig, QueueId, QueueStats,
+    AcdError, AgentId, AgentProfile, AgentState, AgentView, Channel, Contact, ContactId,
+    ContactView, Engine, ErrorKind, Offer, Outcome, Presence, QueueConfig, QueueId, QueueStats,
 };
 
 /// A change to a tenant's ACD.
@@ -70,6 +70,20 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         connected: Option<Connection>,
     },
+    /// An agent placed an outbound contact (dialed from its phone, or
+    /// click-to-call): it is busy with it, in no queue, until it ends
+    /// ([`Engine::connect_outbound`]). The edge re-asserts one the engine
+    /// lost with its original `since`; replaying one the engine knows,
+    /// with the same agent, changes nothing.
+    ConnectOutbound {
+        contact: ContactId,
+        agent: AgentId,
+        channel: Channel,
+        /// When it connected.
+        since: DateTime<Utc>,
+        /// The agent's after-contact work once it ends; 0 for none.
+        wrap_up_ms: u64,
+    },
     /// Expire offers and wrap-ups due by the operation's time.
     Tick,
 }
@@ -92,6 +106,7 @@ impl Operation {
             Operation::Overflow { .. } => "overflow",
             Operation::End { .. } => "end",
             Operation::Reinstate { .. } => "reinstate",
+            Operation::ConnectOutbound { .. } => "connect_outbound",
             Operation::Tick => "tick",
         }
     }
@@ -126,6 +141,20 @@ impl Operation {
             Operation::Reinstate { contact, connected } => engine.reinstate(
                 contact,
                 connected.map(|connection| (connection.agent, connection.since)),
+                at,
+            ),
+            Operation::ConnectOutbound {
+                contact,
+                agent,
+                channel,
+                since,
+                wrap_up_ms,
+            } => engine.connect_outbound(
+                contact,
+                agent,
+                channel,
+                since,
+                Duration::from_millis(wrap_up_ms),
                 at,
             ),
             Operation::Tick => engine.tick(at),
@@ -283,7 +312,7 @@ impl From<AcdError> for Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchboard_acd::Channel;
+    use switchboard_acd::ContactState;
 
     #[test]
     fn operations_round_trip_as_json() {
@@ -301,6 +330,13 @@ mod tests {
                 agent,
                 by_ms: 30_000,
             },
+            Operation::ConnectOutbound {
+                contact: ContactId::new(),
+                agent,
+                channel: Channel::Voice,
+                since: Utc::now(),
+                wrap_up_ms: 15_000,
+            },
             Operation::Tick,
         ];
         for operation in operations {
@@ -308,6 +344,37 @@ mod tests {
             let back: Operation = serde_json::from_str(&json).unwrap();
             assert_eq!(back, operation, "{json}");
         }
+    }
+
+    /// The edge asks for a call the engine may have forgotten: an outbound
+    /// one answers as connected to its agent, in no queue, across JSON.
+    #[test]
+    fn an_outbound_contact_reads_as_connected_to_its_agent() {
+        let mut engine = Engine::new();
+        let (agent, contact, at) = (AgentId::new(), ContactId::new(), Utc::now());
+        engine
+            .upsert_agent_profile(AgentProfile::new(agent), at)
+            .unwrap();
+        let operation = Operation::ConnectOutbound {
+            contact,
+            agent,
+            channel: Channel::Voice,
+            since: at - chrono::TimeDelta::seconds(40),
+            wrap_up_ms: 0,
+        };
+        assert_eq!(operation.name(), "connect_outbound");
+        let outcome = operation.clone().apply(&mut engine, at).unwrap();
+        assert_eq!(outcome.agent_events[0].to, AgentState::Busy);
+        assert!(operation.apply(&mut engine, at).unwrap().is_empty());
+
+        let answer = Query::Contact { contact }.answer(&engine, at).unwrap();
+        let json = serde_json::to_string(&answer).unwrap();
+        let Answer::Contact { view } = serde_json::from_str(&json).unwrap() else {
+            panic!("not a contact answer: {json}");
+        };
+        assert_eq!(view.queue, None);
+        assert_eq!(view.state, ContactState::Connected { agent });
+        assert_eq!(view.enqueued_at, at - chrono::TimeDelta::seconds(40));
     }
 
     #[test]
