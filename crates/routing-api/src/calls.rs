@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use switchboard_acd::{ContactId, QueueId};
+use switchboard_acd::{AgentId, ContactId, QueueId};
 use switchboard_flows::{Input, Language, PromptSource};
 use switchboard_proto::routing::v1 as pb;
 use switchboard_proto::routing::v1::call_routing_client::CallRoutingClient;
@@ -150,6 +150,40 @@ pub struct QueueStatus {
     pub next_step: Option<Step>,
 }
 
+/// An agent's outbound call, as the edge asks routing to place it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundCall {
+    /// The agent placing it (a user id).
+    pub agent: AgentId,
+    /// The number dialed (E.164).
+    pub number: String,
+    /// The tenant number the call concerns (a callback, a return call),
+    /// for a rule whose caller id is per number.
+    #[serde(default)]
+    pub concerning_number: Option<String>,
+}
+
+/// The answer to an outbound call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum OutboundDecision {
+    /// Refuse it with this SIP status: 484 for a number that is not
+    /// E.164, 403 for a user who is not an agent or whose groups have no
+    /// outbound rule, 486 for an agent busy with another contact (or
+    /// being offered one), 503 when routing cannot decide now.
+    Reject { sip_status: u16, reason: String },
+    /// Place it: it is `call` from now on (the agent is busy with it until
+    /// [`CallRoutingApi::ended`]); try `trunks` in order, presenting
+    /// `caller_id`.
+    Place {
+        call: ContactId,
+        trunks: Vec<String>,
+        caller_id: String,
+        /// The outbound rule that decided.
+        rule: Uuid,
+    },
+}
+
 /// What a call-routing call answers.
 pub type Result<T, E = ServiceError> = std::result::Result<T, E>;
 
@@ -172,8 +206,13 @@ pub trait CallRoutingApi: Send + Sync {
     /// The caller hung up before an agent answered.
     async fn abandoned(&self, tenant: &Tenant, call: ContactId) -> Result<()>;
 
-    /// The call ended after an agent answered it.
+    /// The call ended after an agent answered it, or an agent's outbound
+    /// call ended (answered or not).
     async fn ended(&self, tenant: &Tenant, call: ContactId) -> Result<()>;
+
+    /// Decides an agent's outbound call by the tenant's outbound rules: a
+    /// refusal is a decision ([`OutboundDecision::Reject`]).
+    async fn outbound_call(&self, tenant: &Tenant, call: OutboundCall) -> Result<OutboundDecision>;
 }
 
 fn prompt_message(source: PromptSource) -> pb::Prompt {
@@ -510,11 +549,101 @@ impl CallRoutingApi for RemoteCallRouting {
             .map_err(failed)?;
         Ok(())
     }
+
+    async fn outbound_call(&self, tenant: &Tenant, call: OutboundCall) -> Result<OutboundDecision> {
+        let request = self.request(
+            CallContext::tenant(tenant.clone()),
+            pb::OutboundCallRequest {
+                agent_id: call.agent.to_string(),
+                number: call.number,
+                concerning_number: call.concerning_number.unwrap_or_default(),
+            },
+        )?;
+        let decision = self
+            .client
+            .clone()
+            .outbound_call(request)
+            .await
+            .map_err(failed)?
+            .into_inner()
+            .decision
+            .ok_or_else(|| malformed("no decision"))?;
+        outbound_decision_of(decision)
+    }
+}
+
+/// The protobuf form of an outbound decision.
+pub fn outbound_decision_message(
+    decision: OutboundDecision,
+) -> pb::outbound_call_response::Decision {
+    use pb::outbound_call_response::Decision;
+    match decision {
+        OutboundDecision::Reject { sip_status, reason } => Decision::Reject(pb::Reject {
+            sip_status: u32::from(sip_status),
+            reason,
+        }),
+        OutboundDecision::Place {
+            call,
+            trunks,
+            caller_id,
+            rule,
+        } => Decision::Place(pb::OutboundPlan {
+            call_id: call.to_string(),
+            trunks,
+            caller_id,
+            rule_id: rule.to_string(),
+        }),
+    }
+}
+
+/// An outbound decision from its protobuf form.
+pub fn outbound_decision_of(
+    decision: pb::outbound_call_response::Decision,
+) -> Result<OutboundDecision> {
+    use pb::outbound_call_response::Decision;
+    Ok(match decision {
+        Decision::Reject(reject) => OutboundDecision::Reject {
+            sip_status: u16::try_from(reject.sip_status)
+                .map_err(|_| malformed("a SIP status out of range"))?,
+            reason: reject.reason,
+        },
+        Decision::Place(plan) => OutboundDecision::Place {
+            call: ContactId::from_uuid(uuid_of(&plan.call_id)?),
+            trunks: plan.trunks,
+            caller_id: plan.caller_id,
+            rule: uuid_of(&plan.rule_id)?,
+        },
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_outbound_decision_survives_its_protobuf_form() {
+        let decisions = [
+            OutboundDecision::Reject {
+                sip_status: 486,
+                reason: "busy".into(),
+            },
+            OutboundDecision::Place {
+                call: ContactId::new(),
+                trunks: vec!["primary".into(), "backup".into()],
+                caller_id: "+442079460000".into(),
+                rule: Uuid::new_v4(),
+            },
+        ];
+        for decision in decisions {
+            let back = outbound_decision_of(outbound_decision_message(decision.clone())).unwrap();
+            assert_eq!(back, decision);
+        }
+        let bad = pb::outbound_call_response::Decision::Place(pb::OutboundPlan {
+            call_id: "not-a-uuid".into(),
+            ..Default::default()
+        });
+        assert!(outbound_decision_of(bad).is_err());
+    }
 
     #[test]
     fn every_step_survives_its_protobuf_form() {

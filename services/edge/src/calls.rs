@@ -39,6 +39,7 @@
 mod dialogs;
 mod legs;
 mod notices;
+mod outbound;
 pub mod reassert;
 pub mod records;
 pub mod requests;
@@ -67,6 +68,7 @@ use uuid::Uuid;
 use crate::limits::{CallLimits, Limit, OVER_LIMIT_METRIC};
 use crate::registrar::Bindings;
 use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer, TransactionId};
+use crate::trunks::OutboundTarget;
 use legs::stop_ringing;
 use reassert::Placement;
 use records::CallLog;
@@ -107,6 +109,51 @@ impl InboundAdmission for crate::trunks::Trunks {
             crate::trunks::Admission::Challenge(response)
             | crate::trunks::Admission::Refused(response) => Admission::Refused(response),
         }
+    }
+}
+
+/// Who places a call from an agent's phone (an INVITE whose From names an
+/// account at a tenant's SIP domain).
+#[async_trait::async_trait]
+pub trait PhoneCallers: Send + Sync + 'static {
+    /// `None` when the INVITE is not a phone's (a carrier's call);
+    /// otherwise the authenticated tenant and user, or the answer to send
+    /// instead (407 challenge, 403, 400, 503).
+    async fn caller_of(
+        &self,
+        request: &Message<'_>,
+    ) -> Option<Result<(TenantId, UserId), OutgoingResponse>>;
+}
+
+#[async_trait::async_trait]
+impl PhoneCallers for crate::registrar::Registrar {
+    async fn caller_of(
+        &self,
+        request: &Message<'_>,
+    ) -> Option<Result<(TenantId, UserId), OutgoingResponse>> {
+        crate::registrar::Registrar::caller_of(self, request).await
+    }
+}
+
+/// The tenants' trunks an outbound call is placed through.
+#[async_trait::async_trait]
+pub trait OutboundTrunks: Send + Sync + 'static {
+    /// The usable trunks of `tenant` among `names`, in that order.
+    async fn targets(
+        &self,
+        tenant: TenantId,
+        names: &[String],
+    ) -> anyhow::Result<Vec<OutboundTarget>>;
+}
+
+#[async_trait::async_trait]
+impl OutboundTrunks for crate::trunks::Trunks {
+    async fn targets(
+        &self,
+        tenant: TenantId,
+        names: &[String],
+    ) -> anyhow::Result<Vec<OutboundTarget>> {
+        Ok(self.store().outbound_targets(tenant, names).await?)
     }
 }
 
@@ -160,6 +207,9 @@ struct Inner {
     local: OnceLock<Local>,
     options: CallOptions,
     limits: Option<CallLimits>,
+    /// Agents' outbound calls, when set ([`B2bua::with_outbound`]).
+    phones: Option<Arc<dyn PhoneCallers>>,
+    trunks: Option<Arc<dyn OutboundTrunks>>,
     state: Mutex<Table>,
 }
 
@@ -194,8 +244,22 @@ struct Facts {
     caller: String,
     trunk: String,
     started_at: DateTime<Utc>,
-    /// Who answered, and when.
+    /// Who answered, and when (for an outbound call: the agent who
+    /// placed it, when the called party answered).
     answered: Option<(AgentId, DateTime<Utc>)>,
+    /// The agent who placed an outbound call; `None` for an inbound one.
+    placed_by: Option<AgentId>,
+}
+
+impl Facts {
+    /// `inbound` or `outbound`, as the call's events say.
+    fn direction(&self) -> &'static str {
+        if self.placed_by.is_some() {
+            "outbound"
+        } else {
+            "inbound"
+        }
+    }
 }
 
 /// How a call ended, as `call.ended` says.
@@ -225,6 +289,8 @@ impl Outcome {
 enum EndedBy {
     Caller,
     Agent,
+    /// The party an agent's outbound call rang.
+    Callee,
     Edge,
 }
 
@@ -233,6 +299,7 @@ impl EndedBy {
         match self {
             EndedBy::Caller => "caller",
             EndedBy::Agent => "agent",
+            EndedBy::Callee => "callee",
             EndedBy::Edge => "edge",
         }
     }
@@ -253,6 +320,9 @@ struct Call {
     slot: Option<Uuid>,
     /// The caller's leg's session timer, once negotiated.
     session: Option<SessionTimer>,
+    /// An agent's outbound call: the caller's leg is the agent's phone,
+    /// the other legs are attempts through trunks.
+    outbound: Option<outbound::Dialing>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +346,8 @@ enum RingMode {
     Offer,
     Direct,
     Accepted,
+    /// An agent's outbound call, ringing the called party through a trunk.
+    Outbound,
 }
 
 struct CallerLeg {
@@ -385,6 +457,8 @@ impl B2bua {
                 local: OnceLock::new(),
                 options,
                 limits: None,
+                phones: None,
+                trunks: None,
                 state: Mutex::new(Table::default()),
             }),
         }
@@ -396,6 +470,24 @@ impl B2bua {
         match Arc::get_mut(&mut self.inner) {
             Some(inner) => inner.limits = Some(limits),
             None => tracing::warn!("the B2BUA is shared already; call limits stay off"),
+        }
+        self
+    }
+
+    /// Places agents' outbound calls: an INVITE from a phone (`phones`
+    /// says whose) goes out through the trunks routing's outbound rules
+    /// name (`trunks` has their settings). Call before sharing the B2BUA.
+    pub fn with_outbound(
+        mut self,
+        phones: Arc<dyn PhoneCallers>,
+        trunks: Arc<dyn OutboundTrunks>,
+    ) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => {
+                inner.phones = Some(phones);
+                inner.trunks = Some(trunks);
+            }
+            None => tracing::warn!("the B2BUA is shared already; outbound calls stay off"),
         }
         self
     }
@@ -468,8 +560,19 @@ impl B2bua {
         };
         match call {
             Some(call) => {
-                let tenant = self.tenant_of(call);
-                if self.end_before_answer(call, 487, Outcome::Abandoned, EndedBy::Caller)
+                let (tenant, outbound) = {
+                    let table = self.lock();
+                    let entry = table.calls.get(&call);
+                    (
+                        entry.map(|entry| entry.tenant.clone()),
+                        entry.is_some_and(|entry| entry.outbound.is_some()),
+                    )
+                };
+                if outbound {
+                    // The agent gave up dialing: routing hears the end
+                    // from `end_before_answer`.
+                    self.end_before_answer(call, 487, Outcome::Unanswered, EndedBy::Agent);
+                } else if self.end_before_answer(call, 487, Outcome::Abandoned, EndedBy::Caller)
                     && let Some(tenant) = tenant
                 {
                     metrics::counter!(CALLS_METRIC, "outcome" => "abandoned").increment(1);
@@ -537,6 +640,21 @@ impl B2bua {
                 refreshed_at: std::time::Instant::now(),
             }),
         };
+        if let Some(phones) = &self.inner.phones {
+            match phones.caller_of(&message).await {
+                None => {}
+                Some(Ok((tenant, user))) => {
+                    drop(message);
+                    self.place_outbound(request, tenant, user, max_forwards, session)
+                        .await;
+                    return;
+                }
+                Some(Err(response)) => {
+                    let _ = request.respond(response);
+                    return;
+                }
+            }
+        }
         let trunks = match self
             .inner
             .admission
@@ -665,6 +783,7 @@ impl B2bua {
             trunk: trunk_name.clone(),
             started_at,
             answered: None,
+            placed_by: None,
         };
         let cancelled = {
             let mut table = self.lock();
@@ -696,6 +815,7 @@ impl B2bua {
                         placement: None,
                         slot,
                         session,
+                        outbound: None,
                     },
                 );
                 false
@@ -709,6 +829,8 @@ impl B2bua {
                 number: number.clone(),
                 caller: caller.clone(),
                 trunk: trunk_name.clone(),
+                direction: "inbound".to_owned(),
+                agent_id: String::new(),
             }),
         );
         if cancelled {
@@ -873,7 +995,7 @@ impl B2bua {
         let Some(endpoint) = self.endpoint() else {
             return false;
         };
-        let (tx, ringing, facts) = {
+        let (tx, ringing, facts, tenant) = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
                 return false;
@@ -885,15 +1007,29 @@ impl B2bua {
             let ringing = stop_ringing(&mut entry.legs, None);
             let tx = entry.caller.invite_tx;
             let facts = entry.facts.clone();
+            let tenant = entry.tenant.clone();
             self.forget(&mut table, call);
-            (tx, ringing, facts)
+            (tx, ringing, facts, tenant)
         };
         for leg in ringing {
             let _ = endpoint.cancel(leg);
         }
         let _ = endpoint.respond(tx, OutgoingResponse::new(code));
         self.record_end(call, &facts, outcome, ended_by, code);
+        if facts.placed_by.is_some() {
+            // The agent was busy with the outbound call from its dial.
+            self.report_ended_in(tenant, call);
+        }
         true
+    }
+
+    fn report_ended_in(&self, tenant: Tenant, call: ContactId) {
+        let routing = self.inner.call_routing.clone();
+        tokio::spawn(async move {
+            if let Err(error) = routing.ended(&tenant, call).await {
+                tracing::warn!(%call, %error, "routing did not hear of a call's end");
+            }
+        });
     }
 
     /// Drops `call` from the table; its place among its tenant's calls is
@@ -991,6 +1127,7 @@ impl B2bua {
                 wait_ms: millis(facts.started_at, answered_at.unwrap_or(now)),
                 talk_ms: answered_at.map_or(0, |at| millis(at, now)),
                 duration_ms: millis(facts.started_at, now),
+                direction: facts.direction().to_owned(),
             }),
         );
     }
@@ -1039,8 +1176,12 @@ impl B2bua {
             self.forget(&mut table, call);
             (tenant, byes, connected, facts)
         };
+        let outbound = facts.placed_by.is_some();
         let ended_by = match by {
+            // The caller's leg of an outbound call is the agent's phone.
+            Some(Side::Caller) if outbound => EndedBy::Agent,
             Some(Side::Caller) => EndedBy::Caller,
+            Some(Side::Agent(_)) if outbound => EndedBy::Callee,
             Some(Side::Agent(_)) => EndedBy::Agent,
             None => EndedBy::Edge,
         };
@@ -1057,7 +1198,9 @@ impl B2bua {
                 let _ = endpoint.send_request(Bytes::from(bye), peer);
             }
         }
-        if connected && let Err(error) = self.inner.call_routing.ended(&tenant, call).await {
+        if (connected || outbound)
+            && let Err(error) = self.inner.call_routing.ended(&tenant, call).await
+        {
             tracing::warn!(%call, %error, "routing did not hear of a call's end");
         }
     }

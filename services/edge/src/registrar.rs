@@ -20,7 +20,7 @@ use switchboard_sip::{Message, StartLine};
 use switchboard_tenancy::{TenantId, UserId};
 
 use crate::sip::OutgoingResponse;
-use crate::sip::digest::{Algorithm, Nonces, Rejection, parse_credentials};
+use crate::sip::digest::{Algorithm, Credentials, Nonces, Rejection, parse_credentials};
 
 /// One SIP account: the user it belongs to and what digest needs of its
 /// password (never the password itself).
@@ -170,6 +170,15 @@ impl Bindings {
     }
 }
 
+/// Which challenge a request gets (RFC 3261 §22.1).
+#[derive(Debug, Clone, Copy)]
+enum Challenge {
+    /// 401 with WWW-Authenticate: the registrar's own requests.
+    Registrar,
+    /// 407 with Proxy-Authenticate: requests the edge passes on.
+    Proxy,
+}
+
 /// The registrar of every tenant's domain.
 pub struct Registrar {
     directory: Arc<dyn SipDirectory>,
@@ -241,64 +250,9 @@ impl Registrar {
             .ok_or_else(|| OutgoingResponse::new(404).reason("No such domain"))?;
 
         // Authentication (RFC 3261 §22.4).
-        let challenge = |stale: bool| {
-            let mut response = OutgoingResponse::new(401);
-            for value in self
-                .nonces
-                .challenges(&domain, stale, now, &self.options.algorithms)
-            {
-                response = response.header("WWW-Authenticate", value);
-            }
-            response
-        };
-        let Some(authorization) = request.header("Authorization") else {
-            return Err(challenge(false));
-        };
-        let credentials = match parse_credentials(&authorization.value) {
-            Ok(credentials) => credentials,
-            Err(Rejection::Malformed(why)) => return Err(OutgoingResponse::new(400).reason(why)),
-            Err(_) => return Err(challenge(false)),
-        };
-        if !self.options.algorithms.contains(&credentials.algorithm) {
-            return Err(challenge(false));
-        }
-        if credentials.uri != *uri {
-            return Err(OutgoingResponse::new(400).reason(format!(
-                "The digest uri {:?} is not the Request-URI {uri:?}",
-                credentials.uri
-            )));
-        }
-        let account = self
-            .directory
-            .account(tenant, &credentials.username)
-            .await
-            .map_err(unavailable)?;
-        let ha1 = account
-            .as_ref()
-            .map(|account| account.ha1(credentials.algorithm));
-        match self
-            .nonces
-            .verify(&credentials, &domain, "REGISTER", ha1, now)
-        {
-            Ok(()) => {}
-            Err(Rejection::Stale) => return Err(challenge(true)),
-            Err(Rejection::Malformed(why)) => return Err(OutgoingResponse::new(400).reason(why)),
-            Err(_) => return Err(challenge(false)),
-        }
-        let account = account.expect("verified against an account");
-        let nonce_count = format!(
-            "edge:{{{tenant}}}:digest:{}:{}",
-            credentials.nonce,
-            credentials.nc.as_deref().unwrap_or_default()
-        );
-        let first_use = self
-            .cache
-            .set_if_absent(&nonce_count, b"1", self.nonces.lifetime())
-            .await
-            .map_err(|error| unavailable(error.into()))?;
-        if !first_use {
-            return Err(challenge(false));
-        }
+        let (account, credentials) = self
+            .authenticate(request, uri, &domain, tenant, Challenge::Registrar, now)
+            .await?;
 
         // The address of record must be the authenticated account's.
         let to = request
@@ -407,6 +361,133 @@ impl Registrar {
         }
         // RFC 3261 §20.17: an RFC 1123 date, in GMT.
         Ok(response.header("Date", httpdate::fmt_http_date(now)))
+    }
+
+    /// The account a request's digest credentials prove, under the
+    /// domain's realm (RFC 3261 §22; RFC 8760's algorithms): `challenge`
+    /// says which header pair (401 WWW-Authenticate / Authorization, or
+    /// 407 Proxy-Authenticate / Proxy-Authorization). Each nonce count is
+    /// accepted once (a replayed request is challenged again).
+    async fn authenticate(
+        &self,
+        request: &Message<'_>,
+        uri: &str,
+        domain: &str,
+        tenant: TenantId,
+        challenge: Challenge,
+        now: SystemTime,
+    ) -> Result<(SipAccount, Credentials), OutgoingResponse> {
+        let unavailable = |error: anyhow::Error| {
+            tracing::warn!(%error, "the SIP directory could not answer");
+            OutgoingResponse::new(503).header("Retry-After", "5")
+        };
+        let (code, ask, answer) = match challenge {
+            Challenge::Registrar => (401, "WWW-Authenticate", "Authorization"),
+            Challenge::Proxy => (407, "Proxy-Authenticate", "Proxy-Authorization"),
+        };
+        let challenge = |stale: bool| {
+            let mut response = OutgoingResponse::new(code);
+            for value in self
+                .nonces
+                .challenges(domain, stale, now, &self.options.algorithms)
+            {
+                response = response.header(ask, value);
+            }
+            response
+        };
+        let Some(authorization) = request.header(answer) else {
+            return Err(challenge(false));
+        };
+        let credentials = match parse_credentials(&authorization.value) {
+            Ok(credentials) => credentials,
+            Err(Rejection::Malformed(why)) => return Err(OutgoingResponse::new(400).reason(why)),
+            Err(_) => return Err(challenge(false)),
+        };
+        if !self.options.algorithms.contains(&credentials.algorithm) {
+            return Err(challenge(false));
+        }
+        if credentials.uri != uri {
+            return Err(OutgoingResponse::new(400).reason(format!(
+                "The digest uri {:?} is not the Request-URI {uri:?}",
+                credentials.uri
+            )));
+        }
+        let method = request.method().map(|method| method.as_str()).unwrap_or("");
+        let account = self
+            .directory
+            .account(tenant, &credentials.username)
+            .await
+            .map_err(unavailable)?;
+        let ha1 = account
+            .as_ref()
+            .map(|account| account.ha1(credentials.algorithm));
+        match self.nonces.verify(&credentials, domain, method, ha1, now) {
+            Ok(()) => {}
+            Err(Rejection::Stale) => return Err(challenge(true)),
+            Err(Rejection::Malformed(why)) => return Err(OutgoingResponse::new(400).reason(why)),
+            Err(_) => return Err(challenge(false)),
+        }
+        let account = account.expect("verified against an account");
+        let nonce_count = format!(
+            "edge:{{{tenant}}}:digest:{}:{}",
+            credentials.nonce,
+            credentials.nc.as_deref().unwrap_or_default()
+        );
+        let first_use = self
+            .cache
+            .set_if_absent(&nonce_count, b"1", self.nonces.lifetime())
+            .await
+            .map_err(|error| unavailable(error.into()))?;
+        if !first_use {
+            return Err(challenge(false));
+        }
+        Ok((account, credentials))
+    }
+
+    /// Who places a call whose INVITE names, in its From, an account at a
+    /// tenant's SIP domain (an agent's phone dialing out): `None` when the
+    /// From's host is no tenant's domain (a carrier's call). The phone
+    /// proves the account with digest credentials in Proxy-Authorization
+    /// (407 challenges, as a proxy would: RFC 3261 §22.3), and the From
+    /// must name that same account (403 otherwise).
+    pub async fn caller_of(
+        &self,
+        request: &Message<'_>,
+    ) -> Option<Result<(TenantId, UserId), OutgoingResponse>> {
+        let StartLine::Request { uri, .. } = &request.start else {
+            return None;
+        };
+        let from = request.header("From")?;
+        let from = parse_name_addr(&from.value).ok()?;
+        let from = parse_sip_uri(from.uri).ok()?;
+        let domain = from.host.to_ascii_lowercase();
+        let tenant = match self.directory.tenant_of_domain(&domain).await {
+            Ok(Some(tenant)) => tenant,
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(%error, "the SIP directory could not answer");
+                return Some(Err(OutgoingResponse::new(503).header("Retry-After", "5")));
+            }
+        };
+        let from_user = from.user.map(|user| unescape(user).into_owned());
+        let authenticated = self
+            .authenticate(
+                request,
+                uri,
+                &domain,
+                tenant,
+                Challenge::Proxy,
+                SystemTime::now(),
+            )
+            .await;
+        Some(authenticated.and_then(|(account, credentials)| {
+            if from_user.as_deref() == Some(credentials.username.as_str()) {
+                Ok((tenant, account.user))
+            } else {
+                Err(OutgoingResponse::new(403)
+                    .reason("The From header must name your own account at this domain"))
+            }
+        }))
     }
 
     /// The contacts of a REGISTER and their expiry (RFC 3261 §10.3 steps

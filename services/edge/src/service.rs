@@ -171,7 +171,8 @@ impl EdgeService {
         .with_limits(CallLimits::new(
             Arc::new(accounts.clone()),
             backends.cache.clone(),
-        ));
+        ))
+        .with_outbound(registrar.clone(), Arc::new(trunks.clone()));
         let endpoint = Endpoint::new(
             options.endpoint,
             Arc::new(Signaling::new(registrar, Some(calls.clone()))),

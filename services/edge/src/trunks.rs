@@ -46,7 +46,7 @@ use switchboard_sip::{Message, StartLine};
 use switchboard_tenancy::{TenantId, TrunkId};
 use uuid::Uuid;
 
-pub use store::TrunkStore;
+pub use store::{OutboundTarget, TrunkStore};
 
 use crate::sip::OutgoingResponse;
 use crate::sip::digest::{Algorithm, Nonces, Rejection, parse_credentials};

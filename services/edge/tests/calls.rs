@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, Statement};
 use switchboard_acd::{AgentId, Channel, Contact, ContactId, Offer, Outcome, QueueId};
 use switchboard_edge::accounts::CallLimits as PlanLimits;
 use switchboard_edge::calls::records::CallLog;
-use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission};
+use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission, OutboundTrunks};
 use switchboard_edge::limits::{CallLimits, LimitSource};
 use switchboard_edge::registrar::{
     Binding, Bindings, Registrar, RegistrarOptions, SipAccount, SipDirectory,
@@ -23,6 +23,8 @@ use switchboard_edge::signaling::Signaling;
 use switchboard_edge::sip::digest::{Algorithm, Nonces};
 use switchboard_edge::sip::transport::{TransportOptions, Transports};
 use switchboard_edge::sip::{Endpoint, EndpointOptions, OutgoingResponse};
+use switchboard_edge::trunks::OutboundTarget;
+use switchboard_edge::trunks::spec::OutboundTransport;
 use switchboard_events::Event;
 use switchboard_events::proto::envelope::Payload;
 use switchboard_flows::Input;
@@ -36,7 +38,7 @@ use switchboard_routing_api::acd::{
     RoutingApi, RoutingError,
 };
 use switchboard_routing_api::calls::{
-    CallDecision, CallRoutingApi, InboundCall, QueueStatus, Step,
+    CallDecision, CallRoutingApi, InboundCall, OutboundCall, OutboundDecision, QueueStatus, Step,
 };
 use switchboard_rpc::ServiceError;
 use switchboard_sip::Message;
@@ -50,6 +52,7 @@ enum Heard {
     Execute(Operation),
     Abandoned(ContactId),
     Ended(ContactId),
+    Outbound(OutboundCall),
 }
 
 /// Routing as the edge sees it: every new call is queued; offers are
@@ -63,6 +66,9 @@ struct Routing {
     forgotten: AtomicBool,
     heard: Mutex<Vec<Heard>>,
     notices: broadcast::Sender<NoticeEvent>,
+    /// What an agent's outbound call gets: placed through `primary` then
+    /// `backup` as +442079460000 by default.
+    outbound: Mutex<OutboundDecision>,
 }
 
 impl Routing {
@@ -78,6 +84,12 @@ impl Routing {
             forgotten: AtomicBool::new(false),
             heard: Mutex::new(Vec::new()),
             notices: broadcast::channel(16).0,
+            outbound: Mutex::new(OutboundDecision::Place {
+                call: ContactId::new(),
+                trunks: vec!["primary".into(), "backup".into()],
+                caller_id: "+442079460000".into(),
+                rule: uuid::Uuid::new_v4(),
+            }),
         })
     }
 
@@ -153,6 +165,47 @@ impl CallRoutingApi for Routing {
         self.hear(Heard::Ended(call));
         Ok(())
     }
+
+    async fn outbound_call(
+        &self,
+        tenant: &Tenant,
+        call: OutboundCall,
+    ) -> Result<OutboundDecision, ServiceError> {
+        assert_eq!(tenant.id(), self.tenant, "the phone's tenant places it");
+        self.hear(Heard::Outbound(call));
+        Ok(self.outbound.lock().unwrap().clone())
+    }
+}
+
+/// The tenant's trunks as the tests set them, all on loopback.
+#[derive(Default)]
+struct Carriers(Mutex<Vec<OutboundTarget>>);
+
+impl Carriers {
+    /// Trunk `name` at `port` on loopback over UDP, with outbound
+    /// credentials `trunkuser` / `trunkpass`.
+    fn add(&self, name: &str, port: u16) {
+        self.0.lock().unwrap().push(OutboundTarget {
+            trunk: name.into(),
+            host: "127.0.0.1".into(),
+            port,
+            transport: OutboundTransport::Udp,
+            username: Some("trunkuser".into()),
+            password: Some("trunkpass".into()),
+            caller_id: None,
+        });
+    }
+}
+
+#[async_trait::async_trait]
+impl OutboundTrunks for Carriers {
+    async fn targets(&self, _: TenantId, names: &[String]) -> anyhow::Result<Vec<OutboundTarget>> {
+        let trunks = self.0.lock().unwrap();
+        Ok(names
+            .iter()
+            .filter_map(|name| trunks.iter().find(|trunk| trunk.trunk == *name).cloned())
+            .collect())
+    }
 }
 
 #[async_trait::async_trait]
@@ -223,6 +276,7 @@ impl SipDirectory for NoAccounts {
 
 struct Edge {
     routing: Arc<Routing>,
+    carriers: Arc<Carriers>,
     calls: B2bua,
     cache: Arc<dyn Cache>,
     database: Database,
@@ -301,18 +355,7 @@ async fn edge_for(
         .await
         .unwrap();
     Migrator::up(database.connection(), None).await.unwrap();
-    let calls = B2bua::new(
-        routing.clone(),
-        routing.clone(),
-        Bindings::new(cache.clone()),
-        Arc::new(Loopback(routing.tenant)),
-        CallLog::new(database.clone()),
-        options,
-    );
-    let calls = match limits {
-        Some(limits) => calls.with_limits(CallLimits::new(Arc::new(Plan(limits)), cache.clone())),
-        None => calls,
-    };
+    let carriers = Arc::new(Carriers::default());
     let (directory, registrar_options): (Arc<dyn SipDirectory>, _) = match agent {
         Some((user, password)) => (
             Arc::new(OneAgent {
@@ -336,6 +379,19 @@ async fn edge_for(
         Nonces::new(b"calls test key", Duration::from_secs(300)),
         registrar_options,
     ));
+    let calls = B2bua::new(
+        routing.clone(),
+        routing.clone(),
+        Bindings::new(cache.clone()),
+        Arc::new(Loopback(routing.tenant)),
+        CallLog::new(database.clone()),
+        options,
+    )
+    .with_outbound(registrar.clone(), carriers.clone());
+    let calls = match limits {
+        Some(limits) => calls.with_limits(CallLimits::new(Arc::new(Plan(limits)), cache.clone())),
+        None => calls,
+    };
     let endpoint = Endpoint::new(
         EndpointOptions::default(),
         Arc::new(Signaling::new(registrar, Some(calls.clone()))),
@@ -355,6 +411,7 @@ async fn edge_for(
     calls.attach(endpoint, address.to_string());
     Edge {
         routing,
+        carriers,
         calls,
         cache,
         database,
@@ -536,6 +593,11 @@ impl Sipp {
             .filter(|entry| entry.file_name().to_string_lossy().ends_with(suffix))
             .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
             .collect()
+    }
+
+    /// Waits for the scenario's end, pass or fail.
+    async fn child_status(mut self) -> std::process::ExitStatus {
+        self.child.wait().await.unwrap()
     }
 
     /// Waits for the scenario to pass; answers its message trace.
@@ -1362,4 +1424,189 @@ async fn the_edge_refreshes_a_session_the_carrier_asks_it_to() {
         panic!("{records:?}");
     };
     assert_eq!(ended.ended_by, "caller", "the refreshed session lasted");
+}
+
+impl Edge {
+    /// The agent's phone dials +15550100 (scenario `phone`, as `agent`
+    /// with `password`, hanging up after `pause`).
+    fn phone_dials(&self, phone: &str, password: &str, pause: Duration) -> Sipp {
+        let pause = pause.as_millis().to_string();
+        Sipp::start(
+            phone,
+            free_udp_port(),
+            &[
+                "-s",
+                "+15550100",
+                "-d",
+                &pause,
+                "-au",
+                "agent",
+                "-ap",
+                password,
+                "-auth_uri",
+                &format!("+15550100@{DOMAIN}"),
+            ],
+            Some(self.address),
+        )
+    }
+}
+
+/// An agent dials out from the phone: the first trunk is out of service
+/// (503), so the call fails over to the second, which challenges the edge
+/// and checks its credentials; the called party answers, the agent hangs
+/// up, and routing heard the call placed and ended. Nothing of the
+/// phone's leg reaches the carrier.
+#[tokio::test]
+async fn an_agent_dials_out_through_the_first_trunk_that_works() {
+    let user = UserId::new();
+    let edge = edge_for(
+        CallOptions::default(),
+        None,
+        Some((user, "phone-secret".into())),
+    )
+    .await;
+    let (primary, backup) = (free_udp_port(), free_udp_port());
+    edge.carriers.add("primary", primary);
+    edge.carriers.add("backup", backup);
+    let unavailable = Sipp::phone("trunk_unavailable", primary);
+    let answers = Sipp::phone("trunk_answers", backup);
+    settle().await;
+    let phone = edge.phone_dials("phone_dials", "phone-secret", Duration::from_millis(500));
+    unavailable.passes("the primary trunk").await;
+    let carrier = answers.passes("the backup trunk").await;
+    phone.passes("the agent's phone").await;
+    for leaked in [DOMAIN, "agent@", "SIPpTag00"] {
+        assert!(
+            !carrier.contains(leaked),
+            "the carrier saw {leaked:?} of the phone's leg:\n{carrier}"
+        );
+    }
+    let OutboundDecision::Place { call, .. } = edge.routing.outbound.lock().unwrap().clone() else {
+        unreachable!()
+    };
+    assert!(heard_soon(&edge.routing, |heard| *heard == Heard::Ended(call)).await);
+    assert_eq!(
+        edge.routing.heard()[0],
+        Heard::Outbound(OutboundCall {
+            agent: AgentId::from_uuid(user.as_uuid()),
+            number: "+15550100".into(),
+            concerning_number: None,
+        })
+    );
+    let records = edge.records(3).await;
+    let Payload::CallStarted(started) = &records[0].payload else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (
+            started.direction.as_str(),
+            started.agent_id.clone(),
+            started.caller.as_str()
+        ),
+        ("outbound", user.to_string(), "+442079460000")
+    );
+    assert!(matches!(&records[1].payload, Payload::CallAnswered(_)));
+    let Payload::CallEnded(ended) = &records[2].payload else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (
+            ended.direction.as_str(),
+            ended.outcome.as_str(),
+            ended.ended_by.as_str(),
+            ended.trunk.as_str(),
+            ended.agent_id.clone()
+        ),
+        ("outbound", "answered", "agent", "backup", user.to_string())
+    );
+    edge.until_calls(0).await;
+}
+
+/// A busy called party is the phone's answer (no failover to the next
+/// trunk), and an agent routing refuses (busy with another contact) gets
+/// 486 without any trunk being tried; a phone that sends no credentials
+/// is challenged and nothing reaches routing.
+#[tokio::test]
+async fn a_busy_callee_or_a_busy_agent_gets_486_and_only_proven_phones_dial() {
+    let user = UserId::new();
+    let edge = edge_for(
+        CallOptions::default(),
+        None,
+        Some((user, "phone-secret".into())),
+    )
+    .await;
+    let (primary, backup) = (free_udp_port(), free_udp_port());
+    edge.carriers.add("primary", primary);
+    edge.carriers.add("backup", backup);
+    let busy = Sipp::phone("trunk_busy", primary);
+    settle().await;
+    let phone = edge.phone_dials("phone_dials_busy", "phone-secret", Duration::ZERO);
+    phone.passes("the agent's phone").await;
+    busy.passes("the primary trunk").await;
+    let OutboundDecision::Place { call, .. } = edge.routing.outbound.lock().unwrap().clone() else {
+        unreachable!()
+    };
+    assert!(heard_soon(&edge.routing, |heard| *heard == Heard::Ended(call)).await);
+    let records = edge.records(2).await;
+    let Payload::CallEnded(ended) = &records[1].payload else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (
+            ended.outcome.as_str(),
+            ended.ended_by.as_str(),
+            ended.sip_status
+        ),
+        ("unanswered", "callee", 486)
+    );
+
+    // Routing refuses: no trunk is tried (the backup's port has no one).
+    *edge.routing.outbound.lock().unwrap() = OutboundDecision::Reject {
+        sip_status: 486,
+        reason: "the agent is busy with another contact".into(),
+    };
+    let phone = edge.phone_dials("phone_dials_busy", "phone-secret", Duration::ZERO);
+    phone.passes("the agent's phone, refused").await;
+    edge.until_calls(0).await;
+
+    // No credentials, or a wrong password: challenged, never placed.
+    let before = edge.routing.heard().len();
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let invite = format!(
+        "INVITE sip:+15550100@{DOMAIN} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-plain-1\r\n\
+         From: <sip:agent@{DOMAIN}>;tag=1\r\nTo: <sip:+15550100@{DOMAIN}>\r\n\
+         Call-ID: plain-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:agent@{local}>\r\nContent-Length: 0\r\n\r\n",
+        local = socket.local_addr().unwrap()
+    );
+    socket
+        .send_to(invite.as_bytes(), edge.address)
+        .await
+        .unwrap();
+    let mut buffer = vec![0u8; 4096];
+    let answer = loop {
+        let (read, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+        if !text.starts_with("SIP/2.0 100") {
+            break text;
+        }
+    };
+    assert!(answer.starts_with("SIP/2.0 407"), "{answer}");
+    assert!(answer.contains(&format!("Proxy-Authenticate: Digest realm=\"{DOMAIN}\"")));
+    let wrong = edge.phone_dials("phone_dials", "not-the-password", Duration::ZERO);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(30), wrong.child_status())
+            .await
+            .is_ok_and(|status| !status.success()),
+        "a wrong password must not place a call"
+    );
+    assert_eq!(
+        edge.routing.heard().len(),
+        before,
+        "routing heard nothing more"
+    );
 }

@@ -1286,3 +1286,194 @@ fn waiting_counts(value: &serde_json::Value) -> Vec<serde_json::Value> {
         _ => Vec::new(),
     }
 }
+
+/// Agents' outbound calls by the tenant's outbound rules, as the edge asks
+/// routing (in process and over the edge's gRPC API): the rule of the
+/// agent's group picks the trunks (round robin turns them) and the caller
+/// id; the agent is busy with the call until it ends, so a second one is
+/// refused busy; a user without a rule, a user who is not an agent, a
+/// number that is not E.164, and another tenant's credential are refused.
+async fn outbound_calls_follow_the_tenants_rules(site: Site) {
+    use switchboard_routing::calls::{OutboundCall, OutboundDecision};
+    let company = site.company("Dialers", "dialers.example.com").await;
+    let (owner, tenant) = (company.owner.clone(), company.tenant);
+    let (ann_id, ann) = site.agent(&company, "ann").await;
+    let (bob_id, _) = site.agent(&company, "bob").await;
+    let (carol_id, _) = site.agent(&company, "carol").await;
+    let group = site
+        .create("/v1/agent-groups", &owner, json!({"name": "Outbound"}))
+        .await;
+    for (id, groups) in [(&ann_id, json!([group])), (&bob_id, json!([]))] {
+        let (status, body) = site
+            .call(
+                Method::PUT,
+                &format!("/v1/agent-profiles/{id}"),
+                Some(&owner),
+                Some(json!({"capacity": {"voice": 1}, "agent_group_ids": groups})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let rule = site
+        .create(
+            "/v1/inbound-rules",
+            &owner,
+            json!({"name": "Closed", "open": {"type": "hangup"}, "closed": {"type": "hangup"}}),
+        )
+        .await;
+    let number = site
+        .create(
+            "/v1/numbers",
+            &owner,
+            json!({"number": NUMBER, "inbound_rule_id": rule}),
+        )
+        .await;
+    site.create(
+        "/v1/outbound-rules",
+        &owner,
+        json!({"name": "Dial out", "agent_group_id": group, "trunks": ["first", "second"],
+               "strategy": "round_robin", "caller_id": {"type": "group", "number_id": number}}),
+    )
+    .await;
+    let mut desk = site.stream("/v1/agents/me/stream", &ann).await;
+    site.presence(&ann, json!({"presence": "available"})).await;
+    state_becomes(&mut desk, "available").await;
+
+    let dial = |agent: &str, number: &str| OutboundCall {
+        agent: agent.parse().unwrap(),
+        number: number.into(),
+        concerning_number: None,
+    };
+    let placed = |decision: OutboundDecision| match decision {
+        OutboundDecision::Place {
+            call,
+            trunks,
+            caller_id,
+            ..
+        } => (call, trunks, caller_id),
+        other => panic!("refused: {other:?}"),
+    };
+    let refused = |decision: OutboundDecision| match decision {
+        OutboundDecision::Reject { sip_status, reason } => (sip_status, reason),
+        other => panic!("placed: {other:?}"),
+    };
+    let (call, trunks, caller_id) = placed(
+        site.calls
+            .outbound_call(tenant, dial(&ann_id, "+15550100"))
+            .await,
+    );
+    assert_eq!(
+        (trunks, caller_id.as_str()),
+        (vec!["first".to_owned(), "second".to_owned()], NUMBER)
+    );
+    state_becomes(&mut desk, "busy").await;
+    let (status, reason) = refused(
+        site.calls
+            .outbound_call(tenant, dial(&ann_id, "+15550101"))
+            .await,
+    );
+    assert_eq!(status, 486, "{reason}");
+    site.calls.ended(tenant, call).await.unwrap();
+    state_becomes(&mut desk, "available").await;
+
+    // The next call takes the rule's next turn.
+    let (call, trunks, _) = placed(
+        site.calls
+            .outbound_call(tenant, dial(&ann_id, "+15550100"))
+            .await,
+    );
+    assert_eq!(trunks, vec!["second".to_owned(), "first".to_owned()]);
+    site.calls.ended(tenant, call).await.unwrap();
+
+    for (agent, number, wanted) in [
+        (&bob_id, "+15550100", 403),
+        (&carol_id, "+15550100", 403),
+        (&ann_id, "15550100-x", 484),
+    ] {
+        let (status, reason) = refused(site.calls.outbound_call(tenant, dial(agent, number)).await);
+        assert_eq!(status, wanted, "{agent} dialing {number}: {reason}");
+    }
+
+    // Over the edge's gRPC API: the tenant is the credential's.
+    let (mut edge, credentials) = site.edge().await;
+    let request = pb::OutboundCallRequest {
+        agent_id: ann_id.clone(),
+        number: "+15550100".into(),
+        concerning_number: String::new(),
+    };
+    let ours = CallContext::tenant(Tenant::whole(tenant));
+    let theirs = CallContext::tenant(Tenant::whole(TenantId::new()));
+    let unsigned = edge
+        .outbound_call(tonic::Request::new(request.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(unsigned.code(), tonic::Code::Unauthenticated);
+    let bad = edge
+        .outbound_call(signed(
+            &credentials,
+            &ours,
+            pb::OutboundCallRequest {
+                agent_id: "ann".into(),
+                ..request.clone()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    let elsewhere = edge
+        .outbound_call(signed(&credentials, &theirs, request.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        matches!(
+            elsewhere.decision,
+            Some(pb::outbound_call_response::Decision::Reject(pb::Reject {
+                sip_status: 403,
+                ..
+            }))
+        ),
+        "another tenant's credential finds no such agent: {elsewhere:?}"
+    );
+    let decision = edge
+        .outbound_call(signed(&credentials, &ours, request))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(pb::outbound_call_response::Decision::Place(plan)) = decision.decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!(plan.trunks, ["first", "second"]);
+    assert_eq!(plan.caller_id, NUMBER);
+    state_becomes(&mut desk, "busy").await;
+    edge.call_ended(signed(
+        &credentials,
+        &ours,
+        pb::CallRef {
+            call_id: plan.call_id,
+        },
+    ))
+    .await
+    .unwrap();
+    state_becomes(&mut desk, "available").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_outbound_calls_follow_the_tenants_rules() {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        outbound_calls_follow_the_tenants_rules(Site::start(false).await),
+    )
+    .await
+    .expect("timed out");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_outbound_calls_follow_the_tenants_rules() {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        outbound_calls_follow_the_tenants_rules(Site::start(true).await),
+    )
+    .await
+    .expect("timed out");
+}

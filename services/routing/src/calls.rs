@@ -13,6 +13,8 @@
 //! A call's flow session lives in the cache (`routing:{<tenant>}:call:<id>`,
 //! expiring after [`CALL_TTL`]), so any instance can take the next report.
 
+mod outbound;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +30,8 @@ use switchboard_tenancy::TenantId;
 use uuid::Uuid;
 
 pub use switchboard_routing_api::calls::{
-    CallDecision, CallRoutingApi, InboundCall, QueueStatus, RemoteCallRouting, Step,
+    CallDecision, CallRoutingApi, InboundCall, OutboundCall, OutboundDecision, QueueStatus,
+    RemoteCallRouting, Step,
 };
 use switchboard_rpc::ServiceError;
 use switchboard_tenancy::Tenant;
@@ -214,8 +217,13 @@ impl Calls {
             }
             Err(error) => return Err(error.into()),
         };
+        let Some(queue) = view.queue else {
+            return Err(CallError::Invalid(format!(
+                "call {call} is an agent's outbound call, in no queue"
+            )));
+        };
         let ringing = QueueStatus {
-            queue_id: view.queue,
+            queue_id: queue,
             position: None,
             expected_wait: None,
             ringing: true,
@@ -227,7 +235,7 @@ impl Calls {
         let now = Utc::now();
         let config = self.config.tenant(tenant).await?;
         let max_wait = config
-            .queue(view.queue)
+            .queue(queue)
             .await
             .ok()
             .and_then(|spec| spec.max_wait.clone());
@@ -251,7 +259,7 @@ impl Calls {
                             )
                             .await?;
                         return Ok(QueueStatus {
-                            queue_id: view.queue,
+                            queue_id: queue,
                             position: None,
                             expected_wait: None,
                             ringing: false,
@@ -270,7 +278,7 @@ impl Calls {
         }
         let expected_wait = match self
             .routing
-            .query(tenant, Query::QueueStatsOf { queue: view.queue })
+            .query(tenant, Query::QueueStatsOf { queue })
             .await?
         {
             Answer::QueueStats { queues } => queues
@@ -280,7 +288,7 @@ impl Calls {
             _ => None,
         };
         Ok(QueueStatus {
-            queue_id: view.queue,
+            queue_id: queue,
             position: Some(position),
             expected_wait,
             ringing: false,
@@ -593,6 +601,14 @@ impl CallRoutingApi for Calls {
 
     async fn ended(&self, tenant: &Tenant, call: ContactId) -> Result<(), ServiceError> {
         Ok(Calls::ended(self, tenant.id(), call).await?)
+    }
+
+    async fn outbound_call(
+        &self,
+        tenant: &Tenant,
+        call: OutboundCall,
+    ) -> Result<OutboundDecision, ServiceError> {
+        Ok(Calls::outbound_call(self, tenant.id(), call).await)
     }
 }
 

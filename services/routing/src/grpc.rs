@@ -15,6 +15,7 @@ use switchboard_tenancy::TenantId;
 use tonic::{Request, Response, Status};
 
 pub use switchboard_routing_api::calls::step_message;
+use switchboard_routing_api::calls::{OutboundCall, outbound_decision_message};
 
 use crate::calls::{CallDecision, CallError, Calls, InboundCall};
 
@@ -187,6 +188,33 @@ impl pb::call_routing_server::CallRouting for CallRoutingGrpc {
         let (tenant, call) = call_of(Caller::of(&request)?, Some(request.get_ref()))?;
         self.calls.ended(tenant, call).await.map_err(status_of)?;
         Ok(Response::new(()))
+    }
+
+    async fn outbound_call(
+        &self,
+        request: Request<pb::OutboundCallRequest>,
+    ) -> Result<Response<pb::OutboundCallResponse>, Status> {
+        let tenant = Caller::of(&request)?.tenant()?.id();
+        let request = request.into_inner();
+        let agent = request.agent_id.parse().map_err(|_| {
+            Status::invalid_argument(format!("agent_id: {:?} is not a user id", request.agent_id))
+        })?;
+        let concerning_number =
+            (!request.concerning_number.is_empty()).then_some(request.concerning_number);
+        let decision = self
+            .calls
+            .outbound_call(
+                tenant,
+                OutboundCall {
+                    agent,
+                    number: request.number,
+                    concerning_number,
+                },
+            )
+            .await;
+        Ok(Response::new(pb::OutboundCallResponse {
+            decision: Some(outbound_decision_message(decision)),
+        }))
     }
 }
 

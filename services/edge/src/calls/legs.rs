@@ -464,6 +464,10 @@ impl B2bua {
         mode: RingMode,
         code: u16,
     ) {
+        if mode == RingMode::Outbound {
+            self.attempt_failed(call, code).await;
+            return;
+        }
         let tenant = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
@@ -480,6 +484,7 @@ impl B2bua {
                 let code = if code == 486 || code == 600 { 486 } else { 480 };
                 self.end_before_answer(call, code, Outcome::Unanswered, EndedBy::Edge);
             }
+            RingMode::Outbound => {}
             RingMode::Offer | RingMode::Accepted => {
                 if let Err(error) = self
                     .inner

@@ -194,7 +194,7 @@ impl B2bua {
             }
             Phase::Waiting => (None, Vec::new()),
             Phase::Ringing {
-                mode: RingMode::Direct,
+                mode: RingMode::Direct | RingMode::Outbound,
                 ..
             }
             | Phase::Ended => return None,

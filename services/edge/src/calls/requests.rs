@@ -82,6 +82,35 @@ pub fn invite(
     extra: &[(&str, &str)],
     sdp: &[u8],
 ) -> Vec<u8> {
+    invite_numbered(
+        local,
+        target,
+        from,
+        from_tag,
+        to,
+        call_id,
+        1,
+        max_forwards,
+        extra,
+        sdp,
+    )
+}
+
+/// [`invite`] with CSeq number `seq`: the same INVITE sent again with
+/// credentials after a challenge takes the next number (§22.2).
+#[allow(clippy::too_many_arguments)]
+pub fn invite_numbered(
+    local: &Local,
+    target: &str,
+    from: &str,
+    from_tag: &str,
+    to: &str,
+    call_id: &str,
+    seq: u32,
+    max_forwards: u8,
+    extra: &[(&str, &str)],
+    sdp: &[u8],
+) -> Vec<u8> {
     let mut out = format!(
         "INVITE {target} SIP/2.0\r\n\
          Via: {via}\r\n\
@@ -89,7 +118,7 @@ pub fn invite(
          From: {from};tag={from_tag}\r\n\
          To: {to}\r\n\
          Call-ID: {call_id}\r\n\
-         CSeq: 1 INVITE\r\n\
+         CSeq: {seq} INVITE\r\n\
          Contact: {contact}\r\n\
          Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n",
         via = local.via(),

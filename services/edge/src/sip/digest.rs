@@ -144,6 +144,105 @@ pub fn parse_credentials(value: &str) -> Result<Credentials, Rejection> {
     Ok(credentials)
 }
 
+/// A carrier's challenge (`WWW-Authenticate` or `Proxy-Authenticate`,
+/// RFC 3261 §22.2), as the edge answers it when it places a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerChallenge {
+    pub realm: String,
+    pub nonce: String,
+    pub opaque: Option<String>,
+    pub algorithm: Algorithm,
+    /// The server offered `qop=auth` (RFC 7616); without it, the response
+    /// is RFC 2069's.
+    pub qop_auth: bool,
+}
+
+/// The first Digest challenge of `values` (a response's challenge
+/// headers, in order) whose algorithm the edge knows; SHA-256 preferred
+/// over MD5 when both are offered (RFC 8760 §2.4 lets the client pick).
+pub fn pick_challenge<'v>(values: impl IntoIterator<Item = &'v str>) -> Option<ServerChallenge> {
+    let mut found: Vec<ServerChallenge> = values.into_iter().filter_map(parse_challenge).collect();
+    found.sort_by_key(|challenge| challenge.algorithm != Algorithm::Sha256);
+    found.into_iter().next()
+}
+
+/// Parses `Digest realm="…", nonce="…", …`; `None` for another scheme, a
+/// missing realm or nonce, or an algorithm the edge does not know.
+pub fn parse_challenge(value: &str) -> Option<ServerChallenge> {
+    let rest = value.trim_start();
+    let (scheme, params) = rest.split_once([' ', '\t'])?;
+    if !scheme.eq_ignore_ascii_case("Digest") {
+        return None;
+    }
+    let mut fields = Vec::new();
+    for item in split_list(params).ok()? {
+        let (name, value) = item.split_once('=')?;
+        fields.push((name.trim().to_ascii_lowercase(), unquote(value.trim())?));
+    }
+    let take = |name: &str| {
+        fields
+            .iter()
+            .find(|(field, _)| field == name)
+            .map(|(_, value)| value.clone())
+    };
+    let algorithm = match take("algorithm") {
+        None => Algorithm::Md5,
+        Some(name) => Algorithm::from_name(&name)?,
+    };
+    Some(ServerChallenge {
+        realm: take("realm")?,
+        nonce: take("nonce")?,
+        opaque: take("opaque"),
+        algorithm,
+        qop_auth: take("qop").is_some_and(|qop| {
+            qop.split(',')
+                .any(|option| option.trim().eq_ignore_ascii_case("auth"))
+        }),
+    })
+}
+
+impl ServerChallenge {
+    /// The credentials answering this challenge for a `method` request to
+    /// `uri` (RFC 7616 §3.4.1; nonce count 1 with `cnonce`, as a new
+    /// request under a fresh nonce sends).
+    pub fn answer(
+        &self,
+        username: &str,
+        password: &str,
+        method: &str,
+        uri: &str,
+        cnonce: &str,
+    ) -> String {
+        let algorithm = self.algorithm;
+        let ha1 = algorithm.ha1(username, &self.realm, password);
+        let ha2 = algorithm.hash(&format!("{method}:{uri}"));
+        let quote = |text: &str| text.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut value = format!(
+            "Digest username=\"{}\", realm=\"{}\", nonce=\"{}\", uri=\"{}\", algorithm={}",
+            quote(username),
+            quote(&self.realm),
+            quote(&self.nonce),
+            quote(uri),
+            algorithm.name()
+        );
+        let response = if self.qop_auth {
+            let nc = "00000001";
+            value.push_str(&format!(
+                ", qop=auth, nc={nc}, cnonce=\"{}\"",
+                quote(cnonce)
+            ));
+            algorithm.hash(&format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", self.nonce))
+        } else {
+            algorithm.hash(&format!("{ha1}:{}:{ha2}", self.nonce))
+        };
+        value.push_str(&format!(", response=\"{response}\""));
+        if let Some(opaque) = &self.opaque {
+            value.push_str(&format!(", opaque=\"{}\"", quote(opaque)));
+        }
+        value
+    }
+}
+
 /// A quoted-string's content with its escapes resolved, or a token as it
 /// is (RFC 3261 §25.1).
 fn unquote(value: &str) -> Option<String> {
@@ -324,6 +423,70 @@ mod tests {
             let response = algorithm.hash(&format!("{ha1}:{nonce}:00000001:{cnonce}:auth:{ha2}"));
             assert_eq!(response, expected, "{algorithm:?}");
         }
+    }
+
+    /// The edge's answer to a challenge is what its own verifier accepts,
+    /// under either algorithm, and SHA-256 is picked when offered.
+    #[test]
+    fn the_answer_to_a_challenge_verifies() {
+        let nonces = Nonces::new(b"key", Duration::from_secs(60));
+        let now = SystemTime::now();
+        let offered = nonces.challenges(
+            "carrier.example",
+            false,
+            now,
+            &[Algorithm::Md5, Algorithm::Sha256],
+        );
+        let picked = pick_challenge(offered.iter().map(String::as_str)).unwrap();
+        assert_eq!(picked.algorithm, Algorithm::Sha256);
+        assert!(picked.qop_auth);
+        for value in &offered {
+            let challenge = parse_challenge(value).unwrap();
+            let uri = "sip:+15550100@carrier.example";
+            let answer = challenge.answer("edge\"1", "secret", "INVITE", uri, "c1");
+            let credentials = parse_credentials(&answer).unwrap();
+            assert_eq!(credentials.username, "edge\"1");
+            let ha1 = challenge
+                .algorithm
+                .ha1("edge\"1", "carrier.example", "secret");
+            nonces
+                .verify(&credentials, "carrier.example", "INVITE", Some(&ha1), now)
+                .unwrap();
+            let wrong = challenge
+                .algorithm
+                .ha1("edge\"1", "carrier.example", "other");
+            assert!(
+                nonces
+                    .verify(&credentials, "carrier.example", "INVITE", Some(&wrong), now)
+                    .is_err()
+            );
+        }
+        assert_eq!(parse_challenge("Basic realm=\"x\""), None);
+        assert_eq!(parse_challenge("Digest nonce=\"n\""), None);
+        assert_eq!(
+            parse_challenge("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256"),
+            None
+        );
+    }
+
+    /// RFC 2617 §3.5's example: no qop, the response of RFC 2069.
+    #[test]
+    fn a_challenge_without_qop_gets_rfc_2069s_response() {
+        let challenge = parse_challenge(
+            "Digest realm=\"testrealm@host.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\", opaque=\"5ccc069c403ebaf9f0171e9517f40e41\"",
+        )
+        .unwrap();
+        assert!(!challenge.qop_auth);
+        let answer = challenge.answer("Mufasa", "Circle Of Life", "GET", "/dir/index.html", "x");
+        let credentials = parse_credentials(&answer).unwrap();
+        // H(H(A1):nonce:H(A2)) by hand, with RFC 2617's A1 and A2.
+        let ha1 = Algorithm::Md5.ha1("Mufasa", "testrealm@host.com", "Circle Of Life");
+        let ha2 = Algorithm::Md5.hash("GET:/dir/index.html");
+        let expected =
+            Algorithm::Md5.hash(&format!("{ha1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:{ha2}"));
+        assert_eq!(credentials.response, expected);
+        assert!(answer.contains("opaque=\"5ccc069c403ebaf9f0171e9517f40e41\""));
+        assert_eq!(credentials.qop, None);
     }
 
     fn sign(credentials: &mut Credentials, password: &str, method: &str) {

@@ -22,7 +22,7 @@ use switchboard_rpc::ServiceError;
 use switchboard_tenancy::{ClientScope, Tenant, TenantId, TrunkId};
 use uuid::Uuid;
 
-use super::spec::{Checked, Previous, check};
+use super::spec::{Checked, OutboundTransport, Previous, check};
 use crate::sip::digest::Algorithm;
 
 pub(crate) const TRUNKS: &str = "edge_trunks";
@@ -87,6 +87,33 @@ fn unique_or_error(error: DbErr) -> ServiceError {
             "trunk_name_taken",
             "the tenant has a trunk of this name already",
         )
+    }
+}
+
+/// Where and how the edge places a call through a trunk.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutboundTarget {
+    /// The trunk's name.
+    pub trunk: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: OutboundTransport,
+    /// Digest credentials for the carrier's challenges, if it sets any.
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The caller id used when the call names none.
+    pub caller_id: Option<String>,
+}
+
+impl std::fmt::Debug for OutboundTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundTarget")
+            .field("trunk", &self.trunk)
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("transport", &self.transport)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -198,6 +225,67 @@ impl TrunkStore {
     }
 
     /// One trunk of the tenant.
+    /// The outbound settings of the tenant's enabled trunks named
+    /// `names`, in that order: what the edge dials an outbound call
+    /// through, with the outbound password. A name with no such trunk,
+    /// disabled or without outbound settings, is left out.
+    pub async fn outbound_targets(
+        &self,
+        tenant: TenantId,
+        names: &[String],
+    ) -> Result<Vec<OutboundTarget>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let query = Query::select()
+            .columns(
+                [
+                    "name",
+                    "outbound_host",
+                    "outbound_port",
+                    "outbound_transport",
+                    "outbound_username",
+                    "outbound_password",
+                    "caller_id",
+                ]
+                .map(col),
+            )
+            .from(col(TRUNKS))
+            .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+            .and_where(Expr::col(col("enabled")).eq(true))
+            .and_where(Expr::col(col("outbound_host")).is_not_null())
+            .and_where(Expr::col(col("name")).is_in(names.iter().map(String::as_str)))
+            .to_owned();
+        let rows = self
+            .db
+            .read_tenant(tenant.as_uuid(), &query)
+            .await
+            .map_err(database_error)?;
+        let mut targets = Vec::new();
+        for row in &rows {
+            let target = (|| -> std::result::Result<Option<OutboundTarget>, DbErr> {
+                let transport: String = row.try_get("", "outbound_transport")?;
+                let Some(transport) = OutboundTransport::from_name(&transport) else {
+                    return Ok(None);
+                };
+                let port: i32 = row.try_get("", "outbound_port")?;
+                Ok(Some(OutboundTarget {
+                    trunk: row.try_get("", "name")?,
+                    host: row.try_get("", "outbound_host")?,
+                    port: u16::try_from(port).unwrap_or(5060),
+                    transport,
+                    username: row.try_get("", "outbound_username")?,
+                    password: row.try_get("", "outbound_password")?,
+                    caller_id: row.try_get("", "caller_id")?,
+                }))
+            })()
+            .map_err(database_error)?;
+            targets.extend(target);
+        }
+        targets.sort_by_key(|target| names.iter().position(|name| *name == target.trunk));
+        Ok(targets)
+    }
+
     pub async fn get(&self, tenant: &Tenant, id: TrunkId) -> Result<TrunkView> {
         let tenant = whole(tenant)?;
         let transaction = self.begin(tenant).await?;

@@ -35,8 +35,11 @@ use switchboard_flows::Flow;
 use switchboard_tenancy::{ClientScope, QueueId, Tenant, TenantId};
 use uuid::Uuid;
 
+use super::Item;
 use super::RoutingConfig;
-use super::domain::{ConfigKind, QueueSpec, check_e164};
+use super::domain::{
+    AgentProfileSpec, ConfigKind, NumberSpec, OutboundRuleSpec, QueueSpec, check_e164,
+};
 use super::error::{ConfigError, Result};
 use super::flows::{latest_version, version_of};
 use super::items::item;
@@ -71,6 +74,7 @@ struct Entry {
     latest_flows: HashMap<Uuid, Arc<PublishedFlow>>,
     flow_versions: HashMap<(Uuid, i32), Arc<PublishedFlow>>,
     queues: HashMap<QueueId, Arc<QueueSpec>>,
+    outbound_rules: Option<Arc<Vec<Item<OutboundRuleSpec>>>>,
 }
 
 impl Entry {
@@ -83,6 +87,7 @@ impl Entry {
             latest_flows: HashMap::new(),
             flow_versions: HashMap::new(),
             queues: HashMap::new(),
+            outbound_rules: None,
         }
     }
 }
@@ -290,6 +295,63 @@ impl TenantConfig {
             },
         )
         .await
+    }
+
+    /// The tenant's outbound rules, in creation order.
+    pub async fn outbound_rules(&self) -> Result<Arc<Vec<Item<OutboundRuleSpec>>>> {
+        let tenant = self.tenant;
+        self.read(
+            |entry| entry.outbound_rules.clone(),
+            async |transaction| {
+                let rows = store::list(
+                    transaction,
+                    OutboundRuleSpec::KIND,
+                    tenant,
+                    &ClientScope::All,
+                    None,
+                    None,
+                )
+                .await?;
+                Ok(Arc::new(
+                    rows.into_iter().map(item).collect::<Result<Vec<_>>>()?,
+                ))
+            },
+            |entry, rules| entry.outbound_rules = Some(rules),
+        )
+        .await
+    }
+
+    /// The agent groups of user `user`'s agent profile; `None` when the
+    /// user has none (not an agent). Read at every call: profiles are
+    /// many and read only by outbound calls.
+    pub async fn agent_groups(&self, user: Uuid) -> Result<Option<Vec<Uuid>>> {
+        let transaction = self.cached.config.store().read(self.tenant).await?;
+        let row = store::find(
+            &transaction,
+            AgentProfileSpec::KIND,
+            self.tenant,
+            &ClientScope::All,
+            user,
+        )
+        .await?;
+        transaction.commit().await?;
+        row.map(|row| item::<AgentProfileSpec>(row).map(|profile| profile.spec.agent_group_ids))
+            .transpose()
+    }
+
+    /// The E.164 form of the tenant's number `id`.
+    pub async fn number_by_id(&self, id: Uuid) -> Result<String> {
+        let transaction = self.cached.config.store().read(self.tenant).await?;
+        let row = store::get(
+            &transaction,
+            NumberSpec::KIND,
+            self.tenant,
+            &ClientScope::All,
+            id,
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok(item::<NumberSpec>(row)?.spec.number)
     }
 
     /// `get` from the entry of this revision, else `load` in a read
