@@ -1610,3 +1610,55 @@ async fn a_busy_callee_or_a_busy_agent_gets_486_and_only_proven_phones_dial() {
         "routing heard nothing more"
     );
 }
+
+/// Routing loses its state during an agent's outbound call: the edge
+/// connects the call to its agent again, since it was dialed, so the
+/// agent stays busy with it; its end still reaches routing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outbound_call_routing_forgot_is_connected_to_its_agent_again() {
+    let user = UserId::new();
+    let edge = edge_for(
+        CallOptions {
+            audit_every: Duration::from_millis(200),
+            ..CallOptions::default()
+        },
+        None,
+        Some((user, "phone-secret".into())),
+    )
+    .await;
+    let trunk = free_udp_port();
+    edge.carriers.add("backup", trunk);
+    let carrier = Sipp::phone("trunk_answers", trunk);
+    settle().await;
+    let dialed_at = chrono::Utc::now();
+    let phone = edge.phone_dials("phone_dials", "phone-secret", Duration::from_secs(3));
+    let routing = &edge.routing;
+    let OutboundDecision::Place { call, .. } = routing.outbound.lock().unwrap().clone() else {
+        unreachable!()
+    };
+    // Placed (an outbound call watches no notices: `until_calls` would wait).
+    assert!(
+        heard_soon(routing, |heard| matches!(heard, Heard::Outbound(_))).await,
+        "the phone's call never reached routing"
+    );
+    routing.forgotten.store(true, Ordering::SeqCst);
+    let agent = AgentId::from_uuid(user.as_uuid());
+    let connected = heard_soon(routing, |heard| {
+        matches!(
+            heard,
+            Heard::Execute(Operation::ConnectOutbound { contact, agent: with, channel: Channel::Voice, since, wrap_up_ms: 0 })
+                if *contact == call && *with == agent && (*since - dialed_at).num_seconds().abs() < 3
+        )
+    })
+    .await;
+    assert!(
+        connected,
+        "the outbound call was not put back: {:?}",
+        routing.heard()
+    );
+    routing.forgotten.store(false, Ordering::SeqCst);
+    phone.passes("the agent's phone").await;
+    carrier.passes("the trunk").await;
+    edge.until_calls(0).await;
+    assert_eq!(routing.heard().last(), Some(&Heard::Ended(call)));
+}

@@ -8,7 +8,9 @@
 //! original arrival time and priority (so it keeps its place), or connected
 //! to its agent since the answer (so the agent stays busy with it and its
 //! end is counted). A call whose offer was lost with the state stops
-//! ringing and waits again; routing offers it anew.
+//! ringing and waits again; routing offers it anew. An agent's outbound
+//! call is connected to its agent again (`Operation::ConnectOutbound`,
+//! since it was dialed), so the agent stays busy with it.
 //!
 //! The same audit renews the places of the edge's calls among their
 //! tenants' calls in progress ([`crate::limits`]).
@@ -77,16 +79,17 @@ impl B2bua {
             .calls
             .iter()
             .filter(|(_, call)| {
-                call.placement.is_some()
-                    && matches!(
-                        call.phase,
-                        Phase::Waiting
-                            | Phase::Ringing {
-                                mode: RingMode::Offer | RingMode::Accepted,
-                                ..
-                            }
-                            | Phase::Connected { .. }
-                    )
+                (call.outbound.is_some() && call.phase != Phase::Ended)
+                    || call.placement.is_some()
+                        && matches!(
+                            call.phase,
+                            Phase::Waiting
+                                | Phase::Ringing {
+                                    mode: RingMode::Offer | RingMode::Accepted,
+                                    ..
+                                }
+                                | Phase::Connected { .. }
+                        )
             })
             .map(|(id, call)| (*id, call.tenant.clone()))
             .collect();
@@ -110,24 +113,34 @@ impl B2bua {
 
     /// Puts `call` back at routing as the edge holds it now.
     async fn reassert(&self, call: ContactId, tenant: &Tenant) {
-        let Some((contact, connected, cancel)) = self.to_reassert(call) else {
-            return;
-        };
-        if let Some(endpoint) = self.endpoint() {
-            for leg in cancel {
-                let _ = endpoint.cancel(leg);
-            }
-        }
-        let kind = if connected.is_some() {
-            "connected"
+        let (operation, kind) = if let Some((agent, since)) = self.outbound_of(call) {
+            // An agent's outbound call: the agent is busy with it again
+            // since it was dialed.
+            let operation = Operation::ConnectOutbound {
+                contact: call,
+                agent,
+                channel: Channel::Voice,
+                since,
+                wrap_up_ms: 0,
+            };
+            (operation, "outbound")
         } else {
-            "waiting"
+            let Some((contact, connected, cancel)) = self.to_reassert(call) else {
+                return;
+            };
+            if let Some(endpoint) = self.endpoint() {
+                for leg in cancel {
+                    let _ = endpoint.cancel(leg);
+                }
+            }
+            let kind = if connected.is_some() {
+                "connected"
+            } else {
+                "waiting"
+            };
+            (Operation::Reinstate { contact, connected }, kind)
         };
-        let result = self
-            .inner
-            .acd
-            .execute(tenant, Operation::Reinstate { contact, connected })
-            .await;
+        let result = self.inner.acd.execute(tenant, operation).await;
         let outcome = match &result {
             Ok(_) => "reinstated",
             // Put back meanwhile (another audit, or routing found it).
@@ -148,14 +161,25 @@ impl B2bua {
         // routing again, so the contact does not outlive it.
         if !self.lock().calls.contains_key(&call) {
             let routing = &self.inner.call_routing;
-            let reported = match connected {
-                Some(_) => routing.ended(tenant, call).await,
-                None => routing.abandoned(tenant, call).await,
+            let reported = match kind {
+                "waiting" => routing.abandoned(tenant, call).await,
+                _ => routing.ended(tenant, call).await,
             };
             if let Err(error) = reported {
                 tracing::warn!(%call, %error, "the end of a re-asserted call did not reach routing");
             }
         }
+    }
+
+    /// The agent who placed `call` and when, if it is an outbound call
+    /// still going on.
+    fn outbound_of(&self, call: ContactId) -> Option<(AgentId, DateTime<Utc>)> {
+        let table = self.lock();
+        let entry = table.calls.get(&call)?;
+        if entry.phase == Phase::Ended {
+            return None;
+        }
+        Some((entry.facts.placed_by?, entry.facts.started_at))
     }
 
     /// What to re-assert of `call` (its contact, its agent if connected)
