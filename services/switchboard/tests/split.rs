@@ -305,6 +305,134 @@ impl Phone {
 }
 
 impl Phone {
+    /// Dials `number` as the account `credentials` names (as the gateway
+    /// issued them): the INVITE is challenged (407), sent again with
+    /// SHA-256 digest credentials, answered; the phone ACKs, waits a
+    /// moment, and hangs up. The answer's text.
+    async fn dial(&self, credentials: &Value, number: &str) -> String {
+        use switchboard_edge::sip::digest::Algorithm;
+        let user = credentials["username"].as_str().unwrap();
+        let password = credentials["password"].as_str().unwrap();
+        let domain = credentials["domain"].as_str().unwrap();
+        let local = self.local;
+        let id = unique_name("dial");
+        let uri = format!("sip:{number}@{domain}");
+        let sdp = "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                   t=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        let head = |branch: &str, seq: u32, method: &str, to_tag: &str| {
+            format!(
+                "{method} {uri} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {local};branch=z9hG4bK-{id}-{branch}\r\n\
+                 Max-Forwards: 70\r\n\
+                 From: <sip:{user}@{domain}>;tag={id}\r\n\
+                 To: <{uri}>{to_tag}\r\n\
+                 Call-ID: {id}\r\n\
+                 CSeq: {seq} {method}\r\n\
+                 Contact: <sip:{user}@{local}>\r\n"
+            )
+        };
+        let invite = |branch: &str, seq: u32, extra: &str| {
+            format!(
+                "{}{extra}Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+                head(branch, seq, "INVITE", ""),
+                sdp.len()
+            )
+        };
+        let challenge = self.transaction(&invite("1", 1, "")).await;
+        assert_eq!(challenge.code, 407, "{}", challenge.text);
+        let to_tag = |response: &SipResponse| {
+            let to = response.values(&["to", "t"]).next().unwrap_or_default();
+            to.find(";tag=")
+                .map(|at| to[at..].to_owned())
+                .unwrap_or_default()
+        };
+        self.send(&format!(
+            "{}Content-Length: 0\r\n\r\n",
+            head("1", 1, "ACK", &to_tag(&challenge))
+        ))
+        .await;
+        let offer = challenge.values(&["proxy-authenticate"]).next().unwrap();
+        assert!(offer.contains("algorithm=SHA-256"), "{offer}");
+        let nonce = offer
+            .split("nonce=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let ha1 = Algorithm::Sha256.ha1(user, domain, password);
+        let ha2 = Algorithm::Sha256.hash(&format!("INVITE:{uri}"));
+        let response = Algorithm::Sha256.hash(&format!("{ha1}:{nonce}:00000001:dial:auth:{ha2}"));
+        let authorization = format!(
+            "Proxy-Authorization: Digest username=\"{user}\", realm=\"{domain}\", \
+             nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, \
+             cnonce=\"dial\", qop=auth, nc=00000001\r\n"
+        );
+        let answer = self.transaction(&invite("2", 2, &authorization)).await;
+        assert_eq!(answer.code, 200, "{}", answer.text);
+        let tag = to_tag(&answer);
+        self.send(&format!(
+            "{}Content-Length: 0\r\n\r\n",
+            head("3", 2, "ACK", &tag)
+        ))
+        .await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let bye = self
+            .transaction(&format!(
+                "{}Content-Length: 0\r\n\r\n",
+                head("4", 3, "BYE", &tag)
+            ))
+            .await;
+        assert_eq!(bye.code, 200, "{}", bye.text);
+        answer.text
+    }
+
+    async fn send(&self, message: &str) {
+        self.socket
+            .send_to(message.as_bytes(), self.edge)
+            .await
+            .unwrap();
+    }
+
+    /// Sends `request` (again every 500 ms, as RFC 3261 §17.1.1.2
+    /// retransmits over UDP) until its final response comes.
+    async fn transaction(&self, request: &str) -> SipResponse {
+        let call_id = request
+            .lines()
+            .find_map(|line| line.strip_prefix("Call-ID: "))
+            .unwrap()
+            .to_owned();
+        let seq = request
+            .lines()
+            .find_map(|line| line.strip_prefix("CSeq: "))
+            .unwrap()
+            .to_owned();
+        let mut buffer = vec![0u8; 65_535];
+        for _ in 0..20 {
+            self.send(request).await;
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
+            while let Ok(received) =
+                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buffer)).await
+            {
+                let (length, _) = received.unwrap();
+                let text = String::from_utf8_lossy(&buffer[..length]);
+                if let Some(response) = SipResponse::parse(&text)
+                    && response.code >= 200
+                    && response.values(&["call-id", "i"]).any(|id| id == call_id)
+                    && response.values(&["cseq"]).any(|value| value == seq)
+                {
+                    return response;
+                }
+            }
+        }
+        panic!(
+            "no final answer from the edge at {} to:\n{request}",
+            self.edge
+        )
+    }
+}
+
+impl Phone {
     /// Answers the carrier's call the edge rings this phone with, until
     /// the caller hangs up.
     async fn answer_until_the_caller_hangs_up(&self) {
@@ -404,6 +532,109 @@ async fn a_carrier_call_rings_the_agents_phone(api: &Api, edge: SocketAddr, cent
     after_call_work_ends(api, center).await;
 }
 
+/// The agent dials out from the phone: the tenant's outbound rule (the
+/// agent's group, its number as caller id) sends the call through the
+/// tenant's outbound trunk (a carrier on loopback), routing hears of it
+/// over gRPC and keeps the agent busy until the agent hangs up.
+async fn an_agent_dials_out_through_the_tenants_trunk(
+    api: &Api,
+    edge: SocketAddr,
+    center: &Center,
+) {
+    let owner = &center.owner_token;
+    let group = api
+        .create("/v1/agent-groups", owner, json!({"name": "Dialers"}))
+        .await;
+    let (status, profile) = api
+        .call(
+            Method::PUT,
+            &format!("/v1/agent-profiles/{}", center.agent_id),
+            Some(owner),
+            Some(json!({"capacity": {"voice": 1}, "agent_group_ids": [group]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{profile}");
+    let (status, numbers) = api
+        .call(Method::GET, "/v1/numbers", Some(owner), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{numbers}");
+    let number_id = numbers["data"][0]["id"].as_str().unwrap().to_owned();
+    let carrier = Phone::new(edge).await;
+    api.create(
+        "/v1/trunks",
+        owner,
+        json!({"name": "Outbound carrier",
+               "outbound": {"host": "127.0.0.1", "port": carrier.local.port(), "transport": "udp"}}),
+    )
+    .await;
+    api.create(
+        "/v1/outbound-rules",
+        owner,
+        json!({"name": "Dial out", "agent_group_id": group, "trunks": ["Outbound carrier"],
+               "strategy": "sequential", "caller_id": {"type": "group", "number_id": number_id}}),
+    )
+    .await;
+
+    let phone = Phone::new(edge).await;
+    let issued = sip_account(api, center).await;
+    next_calls_second().await;
+    let dialing = phone.dial(&issued, "+15550100");
+    let answering = async {
+        let invite = carrier.receive("INVITE").await;
+        assert!(
+            invite.starts_with("INVITE sip:+15550100@127.0.0.1:"),
+            "{invite}"
+        );
+        assert!(
+            invite.contains(&format!("P-Asserted-Identity: <sip:{NUMBER}@")),
+            "{invite}"
+        );
+        assert!(
+            invite.contains("m=audio 40000"),
+            "the phone's offer: {invite}"
+        );
+        assert!(
+            !invite.contains(&issued["domain"].as_str().unwrap().to_owned()),
+            "{invite}"
+        );
+        let answer = "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+                      t=0 0\r\nm=audio 42000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+        carrier.reply(&invite, "200 OK", answer).await;
+        carrier.receive("ACK").await;
+        // The agent is busy with the call while it lasts.
+        let busy = eventually(Duration::from_secs(10), || async {
+            let (_, me) = api
+                .call(
+                    Method::GET,
+                    "/v1/agents/me",
+                    Some(&center.agent_token),
+                    None,
+                )
+                .await;
+            me["state"]["state"] == "busy"
+        })
+        .await;
+        assert!(busy, "the agent is not busy with the outbound call");
+        let bye = carrier.receive("BYE").await;
+        carrier.reply(&bye, "200 OK", "").await;
+    };
+    let (answered, ()) = tokio::join!(dialing, answering);
+    assert!(answered.contains("m=audio 42000"), "{answered}");
+    let free = eventually(Duration::from_secs(10), || async {
+        let (_, me) = api
+            .call(
+                Method::GET,
+                "/v1/agents/me",
+                Some(&center.agent_token),
+                None,
+            )
+            .await;
+        me["state"]["state"] != "busy"
+    })
+    .await;
+    assert!(free, "the agent stayed busy after the outbound call");
+}
+
 /// Redis loses every key of the deployment while a caller waits in the
 /// queue (a restart without persistence, a failover to an empty replica):
 /// routing reloads the tenant empty and the edge re-asserts the waiting
@@ -420,6 +651,7 @@ async fn a_waiting_call_survives_the_cache_losing_everything(
     let issued = sip_account(api, center).await;
     let registered = phone.register_with(&issued).await;
     assert_eq!(registered.code, 200, "{}", registered.text);
+    next_calls_second().await;
     let carrier = Carrier::call(edge);
     let queued = eventually(Duration::from_secs(20), || async {
         let (_, stats) = api
@@ -455,6 +687,13 @@ async fn a_waiting_call_survives_the_cache_losing_everything(
     phone.answer_until_the_caller_hangs_up().await;
     carrier.succeeds().await;
     after_call_work_ends(api, center).await;
+}
+
+/// Waits out the second of the call placed last: the trial plan takes one
+/// new call a second (the edge refuses a second one with 503), and the
+/// steps place their calls back to back.
+async fn next_calls_second() {
+    tokio::time::sleep(Duration::from_millis(1100)).await;
 }
 
 /// Deletes every key of the deployment's cache.
@@ -1177,6 +1416,7 @@ async fn a_split_deployment_runs_the_whole_flow_and_survives_losing_a_routing_re
     // replica, to the agent's phone.
     a_carrier_call_rings_the_agents_phone(&api, edge_sip, &center).await;
     a_waiting_call_survives_the_cache_losing_everything(&api, edge_sip, &center, &prefix).await;
+    an_agent_dials_out_through_the_tenants_trunk(&api, edge_sip, &center).await;
 
     // Without the internal key, the gRPC APIs refuse: a stranger's
     // credential cannot route a call into the tenant.
@@ -1235,5 +1475,6 @@ async fn the_same_flow_runs_in_dev_as_one_process() {
     an_agents_phone_registers(&api, &phone, &center).await;
     take_one_contact(&api, &edge, &grpc, &center).await;
     a_carrier_call_rings_the_agents_phone(&api, phone.edge, &center).await;
+    an_agent_dials_out_through_the_tenants_trunk(&api, phone.edge, &center).await;
     assert!(running.terminate().await.success());
 }

@@ -256,11 +256,14 @@ impl TrunkStore {
             .and_where(Expr::col(col("outbound_host")).is_not_null())
             .and_where(Expr::col(col("name")).is_in(names.iter().map(String::as_str)))
             .to_owned();
-        let rows = self
-            .db
-            .read_tenant(tenant.as_uuid(), &query)
+        // Names are text: bound in a transaction of the tenant, never
+        // written inline (`read_tenant` takes ids and numbers only).
+        let transaction = self.begin(tenant).await?;
+        let rows = transaction
+            .query_all(&query)
             .await
             .map_err(database_error)?;
+        transaction.commit().await.map_err(database_error)?;
         let mut targets = Vec::new();
         for row in &rows {
             let target = (|| -> std::result::Result<Option<OutboundTarget>, DbErr> {
