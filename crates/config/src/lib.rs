@@ -639,6 +639,10 @@ pub struct EdgeConfig {
     /// Its PEM private key (PKCS #8, PKCS #1 or SEC1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key_file: Option<PathBuf>,
+    /// PEM certificates trusted, beside the system's roots, when the edge
+    /// connects to a carrier's trunk over TLS (a carrier's private CA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trunk_ca_file: Option<PathBuf>,
     /// The parent of every tenant's SIP domain: tenant `acme` registers
     /// its phones at `acme.<sip_domain>`.
     pub sip_domain: String,
@@ -680,6 +684,7 @@ impl Default for EdgeConfig {
             sip_wss: None,
             tls_certificate_file: None,
             tls_key_file: None,
+            trunk_ca_file: None,
             sip_domain: "sip.localhost".to_owned(),
             digest_keys: Vec::new(),
             nonce_lifetime: Duration::from_secs(300),

@@ -67,6 +67,7 @@ use uuid::Uuid;
 
 use crate::limits::{CallLimits, Limit, OVER_LIMIT_METRIC};
 use crate::registrar::Bindings;
+use crate::sip::transport::Connector;
 use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer, TransactionId};
 use crate::trunks::OutboundTarget;
 use legs::stop_ringing;
@@ -204,6 +205,8 @@ struct Inner {
     admission: Arc<dyn InboundAdmission>,
     log: CallLog,
     endpoint: OnceLock<Endpoint>,
+    /// Opens connections to trunks reached over TCP or TLS.
+    connector: OnceLock<Connector>,
     local: OnceLock<Local>,
     options: CallOptions,
     limits: Option<CallLimits>,
@@ -454,6 +457,7 @@ impl B2bua {
                 admission,
                 log,
                 endpoint: OnceLock::new(),
+                connector: OnceLock::new(),
                 local: OnceLock::new(),
                 options,
                 limits: None,
@@ -503,6 +507,12 @@ impl B2bua {
             sent_by,
             transport: "UDP",
         });
+    }
+
+    /// Gives the B2BUA the connector it reaches trunks over TCP and TLS
+    /// with; until then such trunks are skipped.
+    pub fn attach_connector(&self, connector: Connector) {
+        let _ = self.inner.connector.set(connector);
     }
 
     /// Calls in progress on this edge.

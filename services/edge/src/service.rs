@@ -29,7 +29,8 @@ use crate::signaling::Signaling;
 use crate::sip::digest::{Algorithm, Nonces};
 use crate::sip::flood::SourceLimit;
 use crate::sip::transport::{
-    TlsConfigError, TlsListener, TransportOptions, Transports, tls_server_config,
+    Connector, TlsConfigError, TlsListener, TransportOptions, Transports, tls_client_config,
+    tls_server_config,
 };
 use crate::sip::{Endpoint, EndpointOptions};
 use crate::trunks::{Trunks, TrunksOptions};
@@ -54,6 +55,9 @@ pub struct EdgeServiceOptions {
     /// Where carriers and phones reach the UDP listener
     /// (`edge.sip_public_address`); `None` for its own address.
     pub public_address: Option<String>,
+    /// How the edge checks carriers' TLS servers (`edge.trunk_ca_file`
+    /// beside the system's roots).
+    pub trunk_tls: Arc<rustls::ClientConfig>,
 }
 
 /// The routing service as the edge calls it: inbound calls and the ACD.
@@ -115,6 +119,7 @@ impl EdgeServiceOptions {
                 ..CallOptions::default()
             },
             public_address: config.edge.sip_public_address.clone(),
+            trunk_tls: tls_client_config(config.edge.trunk_ca_file.as_deref())?,
         })
     }
 }
@@ -178,6 +183,11 @@ impl EdgeService {
             Arc::new(Signaling::new(registrar, Some(calls.clone()))),
         );
         let transports = Transports::bind(endpoint.clone(), &options.transports).await?;
+        calls.attach_connector(Connector::new(
+            endpoint.clone(),
+            options.trunk_tls,
+            options.transports.idle_timeout,
+        ));
         match (options.public_address, transports.udp()) {
             (Some(public), _) => calls.attach(endpoint, public),
             (None, Some(udp)) => calls.attach(endpoint, udp.to_string()),

@@ -21,7 +21,9 @@ use switchboard_edge::registrar::{
 };
 use switchboard_edge::signaling::Signaling;
 use switchboard_edge::sip::digest::{Algorithm, Nonces};
-use switchboard_edge::sip::transport::{TransportOptions, Transports};
+use switchboard_edge::sip::transport::{
+    Connector, TransportOptions, Transports, tls_client_config, tls_server_config,
+};
 use switchboard_edge::sip::{Endpoint, EndpointOptions, OutgoingResponse};
 use switchboard_edge::trunks::OutboundTarget;
 use switchboard_edge::trunks::spec::OutboundTransport;
@@ -185,11 +187,15 @@ impl Carriers {
     /// Trunk `name` at `port` on loopback over UDP, with outbound
     /// credentials `trunkuser` / `trunkpass`.
     fn add(&self, name: &str, port: u16) {
+        self.add_over(name, port, OutboundTransport::Udp);
+    }
+
+    fn add_over(&self, name: &str, port: u16, transport: OutboundTransport) {
         self.0.lock().unwrap().push(OutboundTarget {
             trunk: name.into(),
             host: "127.0.0.1".into(),
             port,
-            transport: OutboundTransport::Udp,
+            transport,
             username: Some("trunkuser".into()),
             password: Some("trunkpass".into()),
             caller_id: None,
@@ -277,6 +283,9 @@ impl SipDirectory for NoAccounts {
 struct Edge {
     routing: Arc<Routing>,
     carriers: Arc<Carriers>,
+    /// A carrier's TLS certificate (for 127.0.0.1) and key, PEM files the
+    /// edge trusts as `edge.trunk_ca_file`.
+    carrier_tls: (PathBuf, PathBuf),
     calls: B2bua,
     cache: Arc<dyn Cache>,
     database: Database,
@@ -408,10 +417,24 @@ async fn edge_for(
     .unwrap();
     let address = transports.udp().unwrap();
     let tcp = transports.tcp().unwrap();
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let carrier_tls = (
+        dir.path().join("carrier.crt"),
+        dir.path().join("carrier.key"),
+    );
+    std::fs::write(&carrier_tls.0, cert.pem()).unwrap();
+    std::fs::write(&carrier_tls.1, signing_key.serialize_pem()).unwrap();
+    calls.attach_connector(Connector::new(
+        endpoint.clone(),
+        tls_client_config(Some(&carrier_tls.0)).unwrap(),
+        Duration::from_secs(60),
+    ));
     calls.attach(endpoint, address.to_string());
     Edge {
         routing,
         carriers,
+        carrier_tls,
         calls,
         cache,
         database,
@@ -543,6 +566,11 @@ impl Sipp {
     /// A phone listening on `port` (a UAS scenario).
     fn phone(name: &str, port: u16) -> Self {
         Self::start(name, port, &[], None)
+    }
+
+    /// A carrier's trunk listening on TCP `port` (a UAS scenario).
+    fn trunk_over_tcp(name: &str, port: u16) -> Self {
+        Self::start(name, port, &["-t", "t1"], None)
     }
 
     /// A carrier calling `number` at the edge (a UAC scenario), pausing
@@ -1661,4 +1689,115 @@ async fn an_outbound_call_routing_forgot_is_connected_to_its_agent_again() {
     carrier.passes("the trunk").await;
     edge.until_calls(0).await;
     assert_eq!(routing.heard().last(), Some(&Heard::Ended(call)));
+}
+
+/// A trunk reached over TCP: the edge opens the connection, the carrier's
+/// challenge and the answer come back on it, and the agent's hang-up goes
+/// out on it.
+#[tokio::test]
+async fn an_agent_dials_out_through_a_trunk_over_tcp() {
+    let user = UserId::new();
+    let edge = edge_for(
+        CallOptions::default(),
+        None,
+        Some((user, "phone-secret".into())),
+    )
+    .await;
+    let port = free_udp_port();
+    edge.carriers
+        .add_over("primary", port, OutboundTransport::Tcp);
+    let trunk = Sipp::trunk_over_tcp("trunk_answers", port);
+    settle().await;
+    let phone = edge.phone_dials("phone_dials", "phone-secret", Duration::from_millis(300));
+    phone.passes("the agent's phone").await;
+    let carrier = trunk.passes("the trunk over TCP").await;
+    assert!(
+        carrier.contains("INVITE sip:+15550100@127.0.0.1:"),
+        "{carrier}"
+    );
+    assert!(carrier.contains(";transport=tcp SIP/2.0"), "{carrier}");
+    assert!(carrier.contains("Via: SIP/2.0/TCP "), "{carrier}");
+    edge.until_calls(0).await;
+}
+
+/// A trunk reached over TLS: the edge checks the carrier's certificate
+/// against `edge.trunk_ca_file` and sends the call on the connection;
+/// the carrier's busy answer reaches the phone.
+#[tokio::test]
+async fn an_agent_dials_out_through_a_trunk_over_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let user = UserId::new();
+    let edge = edge_for(
+        CallOptions::default(),
+        None,
+        Some((user, "phone-secret".into())),
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    edge.carriers
+        .add_over("primary", port, OutboundTransport::Tls);
+    let config = tls_server_config(&edge.carrier_tls.0, &edge.carrier_tls.1).unwrap();
+    let carrier = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut tls = tokio_rustls::TlsAcceptor::from(config)
+            .accept(tcp)
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let mut buffer = vec![0u8; 8192];
+        // The INVITE, whole (its Content-Length counted).
+        let invite = loop {
+            let read = tls.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "the edge closed the connection");
+            received.extend_from_slice(&buffer[..read]);
+            let text = String::from_utf8_lossy(&received).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length: usize = head
+                    .lines()
+                    .find_map(|line| line.strip_prefix("Content-Length: "))
+                    .and_then(|value| value.trim().parse().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    break head.to_owned();
+                }
+            }
+        };
+        let mut busy = String::from("SIP/2.0 486 Busy Here\r\n");
+        for line in invite.lines().skip(1) {
+            let name = line.split(':').next().unwrap_or_default();
+            match name {
+                "Via" | "From" | "Call-ID" | "CSeq" => {
+                    busy.push_str(line);
+                    busy.push_str("\r\n");
+                }
+                "To" => busy.push_str(&format!("{line};tag=carrier\r\n")),
+                _ => {}
+            }
+        }
+        busy.push_str("Content-Length: 0\r\n\r\n");
+        tls.write_all(busy.as_bytes()).await.unwrap();
+        // Its ACK comes on the same connection.
+        received.clear();
+        while !String::from_utf8_lossy(&received).contains("\r\n\r\n") {
+            let read = tls.read(&mut buffer).await.unwrap();
+            assert!(read > 0, "no ACK before the connection closed");
+            received.extend_from_slice(&buffer[..read]);
+        }
+        (invite, String::from_utf8_lossy(&received).into_owned())
+    });
+    let phone = edge.phone_dials("phone_dials_busy", "phone-secret", Duration::ZERO);
+    phone.passes("the agent's phone").await;
+    let (invite, ack) = tokio::time::timeout(Duration::from_secs(10), carrier)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        invite.starts_with("INVITE sip:+15550100@127.0.0.1:"),
+        "{invite}"
+    );
+    assert!(invite.contains(";transport=tls SIP/2.0"), "{invite}");
+    assert!(invite.contains("Via: SIP/2.0/TLS "), "{invite}");
+    assert!(ack.starts_with("ACK "), "{ack}");
+    edge.until_calls(0).await;
 }

@@ -224,7 +224,7 @@ async fn compose(
         let digest_keys =
             crate::keys::digest_keys(config).context("cannot load the edge's digest keys")?;
         let options = EdgeServiceOptions::from_config(config, digest_keys).context(
-            "cannot set up the edge's TLS (edge.tls_certificate_file, edge.tls_key_file)",
+            "cannot set up the edge's TLS (edge.tls_certificate_file, edge.tls_key_file, edge.trunk_ca_file)",
         )?;
         let edge_config = &config.edge;
         let listening = [

@@ -18,9 +18,10 @@
 //! - The tenant's plan limits count outbound calls as they count inbound
 //!   ones (503 with Retry-After over them).
 //!
-//! Trunks are reached over UDP, at their host's address records; TCP and
-//! TLS trunks, and RFC 3263's NAPTR/SRV lookup of a trunk's host, are not
-//! placed through yet (such a trunk is skipped, and the next one tried).
+//! Trunks are reached over UDP, or over a TCP or TLS connection the edge
+//! opens and reuses ([`Connector`]; a TLS server is checked against the
+//! trunk's host name), at the first address of their host; RFC 3263's
+//! NAPTR/SRV lookup of a trunk's host is not done yet.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -271,21 +272,43 @@ impl B2bua {
         else {
             return Err("the edge has no endpoint".into());
         };
-        if target.transport != OutboundTransport::Udp {
-            return Err(format!(
-                "trunk {:?} is reached over {}, which outbound calls do not use yet",
-                target.trunk,
-                target.transport.as_str()
-            ));
-        }
         let address = tokio::net::lookup_host((target.host.as_str(), target.port))
             .await
             .map_err(|error| format!("trunk {:?}: {}: {error}", target.trunk, target.host))?
             .next()
             .ok_or_else(|| format!("trunk {:?}: {} has no address", target.trunk, target.host))?;
-        let peer = endpoint
-            .udp_peer(address)
-            .ok_or("the edge has no UDP socket")?;
+        let peer = match target.transport {
+            OutboundTransport::Udp => endpoint
+                .udp_peer(address)
+                .ok_or("the edge has no UDP socket")?,
+            OutboundTransport::Tcp | OutboundTransport::Tls => {
+                let connector = self
+                    .inner
+                    .connector
+                    .get()
+                    .ok_or("the edge makes no connections")?;
+                let server = match target.transport {
+                    OutboundTransport::Tls => Some(
+                        rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(
+                            |_| {
+                                format!(
+                                    "trunk {:?}: {:?} is no TLS server name",
+                                    target.trunk, target.host
+                                )
+                            },
+                        )?,
+                    ),
+                    _ => None,
+                };
+                connector.connect(address, server).await.map_err(|error| {
+                    format!(
+                        "trunk {:?}: connecting to {address} over {}: {error}",
+                        target.trunk,
+                        target.transport.as_str()
+                    )
+                })?
+            }
+        };
         let local = local_for(&local, &peer);
         let (number, caller_id) = {
             let table = self.lock();
@@ -301,8 +324,12 @@ impl B2bua {
         } else {
             format!("{}:{}", target.host, target.port)
         };
+        let transport = match target.transport {
+            OutboundTransport::Udp => String::new(),
+            other => format!(";transport={}", other.as_str()),
+        };
         let attempt = Attempt {
-            request_uri: format!("sip:{}@{host}", sip_user(&number)),
+            request_uri: format!("sip:{}@{host}{transport}", sip_user(&number)),
             from: format!("<sip:{}@{}>", sip_user(&caller_id), local.sent_by),
             to: format!("<sip:{}@{host}>", sip_user(&number)),
             call_id: requests::call_id(),

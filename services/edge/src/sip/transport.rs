@@ -17,16 +17,16 @@ use bytes::{Buf, Bytes, BytesMut};
 use switchboard_sip::{Transport, parse};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use super::{Endpoint, Peer};
 
 mod tls;
 mod websocket;
 
-pub use tls::{TlsConfigError, TlsListener, tls_server_config};
+pub use tls::{TlsConfigError, TlsListener, tls_client_config, tls_server_config};
 
 /// Where to listen, and the bounds of connections.
 #[derive(Debug, Clone)]
@@ -183,6 +183,98 @@ async fn serve_udp(endpoint: Endpoint, socket: UdpSocket, sender: Arc<std::net::
     }
 }
 
+/// The edge's own connections to peers that take requests over TCP or TLS
+/// (carriers' trunks): opened on first use, served like accepted ones
+/// (framed by Content-Length, answered on, closed when idle), and reused
+/// while they stay open, as RFC 3261 §18.1.1 asks of a client. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Connector {
+    endpoint: Endpoint,
+    tls: Arc<rustls::ClientConfig>,
+    idle: Duration,
+    /// One connection attempt at a time, so two calls to one carrier
+    /// share the connection instead of racing to open two.
+    opening: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// How long a connection (and its TLS handshake) may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Connector {
+    /// Connects for `endpoint`, checking TLS servers against `tls`'s roots
+    /// ([`tls_client_config`]); connections close after `idle` without a
+    /// message.
+    pub fn new(endpoint: Endpoint, tls: Arc<rustls::ClientConfig>, idle: Duration) -> Self {
+        Self {
+            endpoint,
+            tls,
+            idle,
+            opening: Arc::default(),
+        }
+    }
+
+    /// The open connection to `remote` (over TLS, checked as `server`,
+    /// when given), or a new one.
+    pub async fn connect(
+        &self,
+        remote: SocketAddr,
+        server: Option<rustls::pki_types::ServerName<'static>>,
+    ) -> io::Result<Peer> {
+        let name = match server {
+            Some(_) => format!("tls:{remote}"),
+            None => format!("tcp:{remote}"),
+        };
+        if let Some(peer) = self.endpoint.connection_peer(&name) {
+            return Ok(peer);
+        }
+        let _opening = self.opening.lock().await;
+        if let Some(peer) = self.endpoint.connection_peer(&name) {
+            return Ok(peer);
+        }
+        let timed_out = || io::Error::new(io::ErrorKind::TimedOut, "connecting timed out");
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(remote))
+            .await
+            .map_err(|_| timed_out())??;
+        let _ = stream.set_nodelay(true);
+        let (opened, peer) = oneshot::channel();
+        let (endpoint, idle) = (self.endpoint.clone(), self.idle);
+        match server {
+            None => {
+                let (reader, writer) = stream.into_split();
+                tokio::spawn(serve_stream(
+                    endpoint,
+                    reader,
+                    writer,
+                    remote,
+                    false,
+                    idle,
+                    Some(opened),
+                ));
+            }
+            Some(server) => {
+                let connector = TlsConnector::from(self.tls.clone());
+                let stream =
+                    tokio::time::timeout(CONNECT_TIMEOUT, connector.connect(server, stream))
+                        .await
+                        .map_err(|_| timed_out())??;
+                let (reader, writer) = tokio::io::split(stream);
+                tokio::spawn(serve_stream(
+                    endpoint,
+                    reader,
+                    writer,
+                    remote,
+                    true,
+                    idle,
+                    Some(opened),
+                ));
+            }
+        }
+        peer.await
+            .map_err(|_| io::Error::new(io::ErrorKind::ConnectionAborted, "closed at once"))
+    }
+}
+
 /// What an accepted connection speaks.
 #[derive(Clone)]
 enum Service {
@@ -237,7 +329,7 @@ async fn serve_connection(
     match service {
         Service::Stream { tls: None } => {
             let (reader, writer) = stream.into_split();
-            serve_stream(endpoint, reader, writer, remote, false, idle).await;
+            serve_stream(endpoint, reader, writer, remote, false, idle, None).await;
         }
         Service::Stream {
             tls: Some(acceptor),
@@ -246,7 +338,7 @@ async fn serve_connection(
                 return;
             };
             let (reader, writer) = tokio::io::split(stream);
-            serve_stream(endpoint, reader, writer, remote, true, idle).await;
+            serve_stream(endpoint, reader, writer, remote, true, idle, None).await;
         }
         Service::WebSocket { tls: None } => {
             websocket::serve(endpoint, stream, remote, false, idle).await;
@@ -304,6 +396,7 @@ async fn serve_stream<R, W>(
     remote: SocketAddr,
     tls: bool,
     idle: Duration,
+    opened: Option<oneshot::Sender<Peer>>,
 ) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -323,6 +416,9 @@ async fn serve_stream<R, W>(
         tls,
     };
     endpoint.connection_opened(&peer);
+    if let Some(opened) = opened {
+        let _ = opened.send(peer.clone());
+    }
     let limits = endpoint.options().limits;
     let mut buffer = BytesMut::with_capacity(8 * 1024);
     'connection: loop {
