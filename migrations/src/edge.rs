@@ -5,3 +5,4 @@
 pub mod m20261214_000011_create_edge;
 pub mod m20261215_000012_create_edge_trunks;
 pub mod m20261216_000014_edge_call_limits;
+pub mod m20261217_000015_edge_trunk_registrations;

@@ -77,6 +77,7 @@ impl MigratorTrait for Migrator {
             Box::new(edge::m20261215_000012_create_edge_trunks::Migration),
             Box::new(identity::m20261216_000013_plan_call_limits::Migration),
             Box::new(edge::m20261216_000014_edge_call_limits::Migration),
+            Box::new(edge::m20261217_000015_edge_trunk_registrations::Migration),
         ]
     }
 }

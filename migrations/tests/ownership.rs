@@ -464,6 +464,7 @@ fn migrations_keep_their_names_and_order() {
             "m20261215_000012_create_edge_trunks",
             "m20261216_000013_plan_call_limits",
             "m20261216_000014_edge_call_limits",
+            "m20261217_000015_edge_trunk_registrations",
         ]
     );
 }

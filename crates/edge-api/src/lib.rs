@@ -13,7 +13,7 @@
 
 pub mod trunks;
 
-pub use trunks::{InboundSpec, OutboundSpec, OutboundView, TrunkSpec, TrunkView};
+pub use trunks::{InboundSpec, OutboundSpec, OutboundView, RegistrationView, TrunkSpec, TrunkView};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

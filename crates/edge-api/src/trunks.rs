@@ -86,6 +86,20 @@ pub struct OutboundView {
     pub register: bool,
     pub register_expires: u32,
     pub caller_id: Option<String>,
+    /// The registration with the carrier, once the edge has tried.
+    pub registration: Option<RegistrationView>,
+}
+
+/// Where a trunk's registration with its carrier stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RegistrationView {
+    /// `registered` or `failed`.
+    pub state: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The registrar's last final answer, if any.
+    pub last_status: Option<u16>,
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl From<TrunkSpec> for pb::TrunkSpec {
@@ -157,6 +171,15 @@ impl From<TrunkView> for pb::Trunk {
                 register: outbound.register,
                 register_expires: outbound.register_expires,
                 caller_id: outbound.caller_id,
+                registration: outbound
+                    .registration
+                    .map(|registration| pb::TrunkRegistration {
+                        state: registration.state,
+                        expires_at: registration.expires_at.map(timestamp),
+                        last_status: registration.last_status.map_or(0, u32::from),
+                        error: registration.error,
+                        updated_at: Some(timestamp(registration.updated_at)),
+                    }),
             }),
             priority: trunk.priority,
             created_at: Some(timestamp(trunk.created_at)),
@@ -186,6 +209,20 @@ impl TryFrom<pb::Trunk> for TrunkView {
                     register: outbound.register,
                     register_expires: outbound.register_expires,
                     caller_id: outbound.caller_id,
+                    registration: outbound
+                        .registration
+                        .map(|registration| {
+                            Ok::<_, ServiceError>(RegistrationView {
+                                state: registration.state,
+                                expires_at: registration.expires_at.as_ref().and_then(datetime),
+                                last_status: u16::try_from(registration.last_status)
+                                    .ok()
+                                    .filter(|status| *status > 0),
+                                error: registration.error,
+                                updated_at: time(registration.updated_at)?,
+                            })
+                        })
+                        .transpose()?,
                 })
             })
             .transpose()?;

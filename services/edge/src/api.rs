@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
-use switchboard_edge_api::{EdgeApi, Result, SipAccountView, SipCredentials, TrunkSpec, TrunkView};
+use switchboard_edge_api::{
+    EdgeApi, RegistrationView, Result, SipAccountView, SipCredentials, TrunkSpec, TrunkView,
+};
 use switchboard_proto::edge::v1 as pb;
 use switchboard_proto::edge::v1::edge_server::{Edge as EdgeService, EdgeServer};
 use switchboard_rpc::{Caller, ServiceError};
@@ -17,6 +19,7 @@ use tonic::{Request, Response, Status};
 
 use crate::accounts::{AccountError, Accounts};
 use crate::trunks::TrunkStore;
+use crate::trunks::registration::TrunkRegistrations;
 
 /// The fully-qualified service name, for gRPC health.
 pub const SERVICE_NAME: &str = "switchboard.edge.v1.Edge";
@@ -31,11 +34,42 @@ fn database_error(error: DbErr) -> ServiceError {
 pub struct LocalEdge {
     accounts: Accounts,
     trunks: TrunkStore,
+    registrations: Option<TrunkRegistrations>,
 }
 
 impl LocalEdge {
     pub fn new(accounts: Accounts, trunks: TrunkStore) -> Self {
-        Self { accounts, trunks }
+        Self {
+            accounts,
+            trunks,
+            registrations: None,
+        }
+    }
+
+    /// Answers trunks with the state of their registrations.
+    pub fn with_registrations(mut self, registrations: TrunkRegistrations) -> Self {
+        self.registrations = Some(registrations);
+        self
+    }
+
+    /// `trunk` with its registration's state, when it registers.
+    async fn with_registration(&self, tenant: &Tenant, mut trunk: TrunkView) -> TrunkView {
+        if let (Some(registrations), Some(outbound)) = (&self.registrations, &mut trunk.outbound)
+            && outbound.register
+        {
+            outbound.registration =
+                registrations
+                    .status(tenant.id(), trunk.id)
+                    .await
+                    .map(|status| RegistrationView {
+                        state: status.state,
+                        expires_at: status.expires_at,
+                        last_status: status.last_status,
+                        error: status.error,
+                        updated_at: status.updated_at,
+                    });
+        }
+        trunk
     }
 }
 
@@ -75,7 +109,8 @@ impl EdgeApi for LocalEdge {
     }
 
     async fn create_trunk(&self, tenant: &Tenant, spec: TrunkSpec) -> Result<TrunkView> {
-        self.trunks.create(tenant, spec).await
+        let trunk = self.trunks.create(tenant, spec).await?;
+        Ok(self.with_registration(tenant, trunk).await)
     }
 
     async fn list_trunks(
@@ -84,11 +119,16 @@ impl EdgeApi for LocalEdge {
         after: Option<TrunkId>,
         limit: u64,
     ) -> Result<Vec<TrunkView>> {
-        self.trunks.list(tenant, after, limit).await
+        let mut trunks = Vec::new();
+        for trunk in self.trunks.list(tenant, after, limit).await? {
+            trunks.push(self.with_registration(tenant, trunk).await);
+        }
+        Ok(trunks)
     }
 
     async fn get_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<TrunkView> {
-        self.trunks.get(tenant, id).await
+        let trunk = self.trunks.get(tenant, id).await?;
+        Ok(self.with_registration(tenant, trunk).await)
     }
 
     async fn replace_trunk(
@@ -97,7 +137,8 @@ impl EdgeApi for LocalEdge {
         id: TrunkId,
         spec: TrunkSpec,
     ) -> Result<TrunkView> {
-        self.trunks.replace(tenant, id, spec).await
+        let trunk = self.trunks.replace(tenant, id, spec).await?;
+        Ok(self.with_registration(tenant, trunk).await)
     }
 
     async fn delete_trunk(&self, tenant: &Tenant, id: TrunkId) -> Result<()> {

@@ -405,20 +405,36 @@ fn party(value: &str) -> Option<String> {
 
 /// The number dialed: the Request-URI's user part without visual
 /// separators, `+` added to bare digits (carriers often leave it out).
+/// A carrier that delivers calls to the binding a trunk registered sends
+/// them to the edge's Contact (the trunk's username), with the number in
+/// the To header: when the Request-URI's user is no number, the To's is
+/// taken.
 pub fn dialed_number(request: &Message<'_>) -> Option<String> {
     let StartLine::Request { uri, .. } = request.start else {
         return None;
     };
-    let user = parse_sip_uri(uri).ok()?.user?;
-    let user = user.split(';').next().unwrap_or(user);
-    let digits: String = user
-        .chars()
-        .filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' '))
-        .collect();
-    if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
-        Some(format!("+{digits}"))
-    } else {
-        Some(digits)
+    let number_of = |uri: &str| {
+        let user = parse_sip_uri(uri).ok()?.user?;
+        let user = user.split(';').next().unwrap_or(user);
+        let digits: String = user
+            .chars()
+            .filter(|c| !matches!(c, '-' | '.' | '(' | ')' | ' '))
+            .collect();
+        let bare = digits.strip_prefix('+').unwrap_or(&digits);
+        let number = !bare.is_empty() && bare.chars().all(|c| c.is_ascii_digit());
+        Some((format!("+{bare}"), number, digits))
+    };
+    let (normalized, number, as_written) = number_of(uri)?;
+    if number {
+        return Some(normalized);
+    }
+    let to = request
+        .header("To")
+        .and_then(|to| parse_name_addr(&to.value).ok())
+        .and_then(|to| number_of(to.uri));
+    match to {
+        Some((normalized, true, _)) => Some(normalized),
+        _ => Some(as_written),
     }
 }
 
@@ -1273,6 +1289,29 @@ mod tests {
         let message = parse_bytes(&bytes).unwrap();
         assert_eq!(dialed_number(&message).as_deref(), Some("+442079460000"));
         assert_eq!(caller_number(&message), "+15559999");
+    }
+
+    #[test]
+    fn a_call_to_a_registered_binding_dials_the_number_in_to() {
+        let bytes = request(
+            "INVITE sip:trunkuser@192.0.2.1:5060 SIP/2.0\n\
+             Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKa\n\
+             From: <sip:+15550001@carrier.example>;tag=1\n\
+             To: <sip:1-212-555-0199@carrier.example>\n\
+             Call-ID: x\nCSeq: 1 INVITE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        );
+        let message = parse_bytes(&bytes).unwrap();
+        assert_eq!(dialed_number(&message).as_deref(), Some("+12125550199"));
+        // Neither is a number: the Request-URI's user as written.
+        let bytes = request(
+            "INVITE sip:sales@192.0.2.1 SIP/2.0\n\
+             Via: SIP/2.0/UDP 198.51.100.1;branch=z9hG4bKa\n\
+             From: <sip:+15550001@carrier.example>;tag=1\n\
+             To: <sip:support@carrier.example>\n\
+             Call-ID: x\nCSeq: 1 INVITE\nMax-Forwards: 70\nContent-Length: 0\n\n",
+        );
+        let message = parse_bytes(&bytes).unwrap();
+        assert_eq!(dialed_number(&message).as_deref(), Some("sales"));
     }
 
     #[test]

@@ -33,6 +33,7 @@ use crate::sip::transport::{
     tls_server_config,
 };
 use crate::sip::{Endpoint, EndpointOptions};
+use crate::trunks::registration::{RegistrationOptions, TrunkRegistrations};
 use crate::trunks::{Trunks, TrunksOptions};
 
 /// The name in `--services`.
@@ -58,6 +59,8 @@ pub struct EdgeServiceOptions {
     /// How the edge checks carriers' TLS servers (`edge.trunk_ca_file`
     /// beside the system's roots).
     pub trunk_tls: Arc<rustls::ClientConfig>,
+    /// How registrations with carriers are kept.
+    pub registrations: RegistrationOptions,
 }
 
 /// The routing service as the edge calls it: inbound calls and the ACD.
@@ -120,6 +123,7 @@ impl EdgeServiceOptions {
             },
             public_address: config.edge.sip_public_address.clone(),
             trunk_tls: tls_client_config(config.edge.trunk_ca_file.as_deref())?,
+            registrations: RegistrationOptions::default(),
         })
     }
 }
@@ -128,6 +132,7 @@ impl EdgeServiceOptions {
 pub struct EdgeService {
     accounts: Accounts,
     trunks: Trunks,
+    registrations: TrunkRegistrations,
     service_keys: Arc<ServiceKeys>,
     backends: Backends,
     events: EventsConfig,
@@ -183,21 +188,33 @@ impl EdgeService {
             Arc::new(Signaling::new(registrar, Some(calls.clone()))),
         );
         let transports = Transports::bind(endpoint.clone(), &options.transports).await?;
-        calls.attach_connector(Connector::new(
+        let connector = Connector::new(
             endpoint.clone(),
             options.trunk_tls,
             options.transports.idle_timeout,
-        ));
-        match (options.public_address, transports.udp()) {
-            (Some(public), _) => calls.attach(endpoint, public),
-            (None, Some(udp)) => calls.attach(endpoint, udp.to_string()),
-            (None, None) => tracing::warn!(
-                "the edge has no UDP listener: calls are answered 503 until edge.sip_udp is set"
+        );
+        calls.attach_connector(connector.clone());
+        let registrations = TrunkRegistrations::new(
+            backends.database.clone(),
+            backends.cache.clone(),
+            options.registrations,
+        );
+        let sent_by = options
+            .public_address
+            .or_else(|| transports.udp().map(|udp| udp.to_string()));
+        match sent_by {
+            Some(sent_by) => {
+                registrations.start(endpoint.clone(), sent_by.clone(), connector);
+                calls.attach(endpoint, sent_by);
+            }
+            None => tracing::warn!(
+                "the edge has no UDP listener: calls are answered 503, and trunks not registered, until edge.sip_udp is set"
             ),
         }
         Ok(Self {
             accounts,
             trunks,
+            registrations,
             service_keys,
             backends: backends.clone(),
             events: options.events,
@@ -228,7 +245,10 @@ impl EdgeService {
 
     /// The API in process, for the node's other services.
     pub fn api(&self) -> Arc<dyn EdgeApi> {
-        Arc::new(LocalEdge::new(self.accounts.clone(), self.trunks.store()))
+        Arc::new(
+            LocalEdge::new(self.accounts.clone(), self.trunks.store())
+                .with_registrations(self.registrations.clone()),
+        )
     }
 
     /// Where SIP over UDP is served, if it is.

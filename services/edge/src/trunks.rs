@@ -29,6 +29,8 @@
 //! database fails, the last index keeps serving (logged), since refusing
 //! every carrier would turn a database hiccup into an outage.
 
+pub mod reach;
+pub mod registration;
 pub mod spec;
 mod store;
 

@@ -632,7 +632,179 @@ macro_rules! on_both_databases {
     };
 }
 
+/// Answers nothing: the registrations' endpoint only sends requests.
+struct NoRequests;
+
+impl switchboard_edge::sip::TransactionUser for NoRequests {
+    fn allows(&self, _: switchboard_sip::Method<'_>) -> bool {
+        false
+    }
+
+    fn on_request(&self, _: switchboard_edge::sip::IncomingRequest) {}
+}
+
+/// A trunk that registers with its carrier (SIPp as the registrar, which
+/// checks the edge's credentials itself): registered, refreshed before
+/// the granted 4 s run out, its state readable by the tenant; disabled,
+/// its binding removed and its state gone.
+async fn a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled(postgres: bool) {
+    use switchboard_edge::sip::transport::{
+        Connector, TransportOptions, Transports, tls_client_config,
+    };
+    use switchboard_edge::sip::{Endpoint, EndpointOptions};
+    use switchboard_edge::trunks::registration::{RegistrationOptions, TrunkRegistrations};
+    let harness = Harness::start(postgres).await;
+    let tenant = Tenant::whole(TenantId::new());
+    let registrar_port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let spec = |enabled: bool| TrunkSpec {
+        name: "Registered".into(),
+        enabled,
+        outbound: Some(OutboundSpec {
+            host: "127.0.0.1".into(),
+            port: u32::from(registrar_port),
+            transport: "udp".into(),
+            username: Some("trunkuser".into()),
+            password: Some("trunkpass".into()),
+            register: true,
+            register_expires: 120,
+            caller_id: None,
+        }),
+        ..TrunkSpec::default()
+    };
+    let trunk = harness.store.create(&tenant, spec(true)).await.unwrap();
+
+    let directory = tempfile::tempdir().unwrap();
+    let mut registrar = tokio::process::Command::new("sipp")
+        .current_dir(directory.path())
+        .args([
+            "-sf",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/sipp/carrier_registrar.xml"
+            ),
+        ])
+        .args([
+            "-m",
+            "1",
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &registrar_port.to_string(),
+        ])
+        .args([
+            "-timeout",
+            "30s",
+            "-timeout_error",
+            "-nostdin",
+            "-trace_err",
+            "-trace_msg",
+        ])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("SIPp (Debian sip-tester) is installed: ./scripts/test installs it");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let endpoint = Endpoint::new(EndpointOptions::default(), Arc::new(NoRequests));
+    let transports = Transports::bind(
+        endpoint.clone(),
+        &TransportOptions {
+            udp: Some("127.0.0.1:0".parse().unwrap()),
+            tcp: None,
+            ..TransportOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let registrations = TrunkRegistrations::new(
+        harness.database.clone(),
+        harness.cache.clone(),
+        RegistrationOptions {
+            check_every: Duration::from_millis(500),
+            retry_after: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(2),
+        },
+    );
+    registrations.start(
+        endpoint.clone(),
+        transports.udp().unwrap().to_string(),
+        Connector::new(
+            endpoint,
+            tls_client_config(None).unwrap(),
+            Duration::from_secs(60),
+        ),
+    );
+
+    // Registered for 4 s, then refreshed for 60.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refreshed = loop {
+        let status = registrations.status(tenant.id(), trunk.id).await;
+        if let Some(status) = &status
+            && status.state == "registered"
+            && status
+                .expires_at
+                .is_some_and(|at| at > chrono::Utc::now() + chrono::Duration::seconds(30))
+        {
+            break status.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never refreshed for 60 s: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refreshed.last_status, Some(200));
+    // Another tenant's id reads nothing.
+    assert_eq!(registrations.status(TenantId::new(), trunk.id).await, None);
+    // The tenant reads it with the trunk, through the edge's API.
+    let api = switchboard_edge::api::LocalEdge::new(
+        switchboard_edge::accounts::Accounts::new(harness.database.clone(), REALM.to_owned()),
+        harness.store.clone(),
+    )
+    .with_registrations(registrations.clone());
+    use switchboard_edge_api::EdgeApi;
+    let seen = api.get_trunk(&tenant, trunk.id).await.unwrap();
+    let registration = seen.outbound.unwrap().registration.unwrap();
+    assert_eq!(
+        (registration.state.as_str(), registration.last_status),
+        ("registered", Some(200))
+    );
+
+    harness
+        .store
+        .replace(&tenant, trunk.id, spec(false))
+        .await
+        .unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(20), registrar.wait())
+        .await
+        .expect("the registrar's scenario ends")
+        .unwrap();
+    let messages = std::fs::read_dir(directory.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|entry| std::fs::read_to_string(entry.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        status.success(),
+        "the registrar's scenario failed:\n{messages}"
+    );
+    assert!(!messages.contains("403 Wrong credentials"), "{messages}");
+    let gone = async {
+        while registrations.status(tenant.id(), trunk.id).await.is_some() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), gone)
+        .await
+        .expect("the state of an unregistered trunk is dropped");
+}
+
 on_both_databases!(
+    a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled,
     trunks_are_kept_per_tenant_with_write_only_passwords,
     sources_admit_every_trunk_that_lists_them,
     digest_admits_the_one_trunk_it_proves_in_its_own_tenant,

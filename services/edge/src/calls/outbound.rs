@@ -30,7 +30,7 @@ use switchboard_routing_api::calls::{OutboundCall, OutboundDecision};
 
 use super::legs::sip_user;
 use super::*;
-use crate::trunks::spec::OutboundTransport;
+use crate::trunks::reach::{authority, reach, transport_param};
 
 /// An outbound call's way out: its trunks and where it stands among
 /// them.
@@ -272,43 +272,7 @@ impl B2bua {
         else {
             return Err("the edge has no endpoint".into());
         };
-        let address = tokio::net::lookup_host((target.host.as_str(), target.port))
-            .await
-            .map_err(|error| format!("trunk {:?}: {}: {error}", target.trunk, target.host))?
-            .next()
-            .ok_or_else(|| format!("trunk {:?}: {} has no address", target.trunk, target.host))?;
-        let peer = match target.transport {
-            OutboundTransport::Udp => endpoint
-                .udp_peer(address)
-                .ok_or("the edge has no UDP socket")?,
-            OutboundTransport::Tcp | OutboundTransport::Tls => {
-                let connector = self
-                    .inner
-                    .connector
-                    .get()
-                    .ok_or("the edge makes no connections")?;
-                let server = match target.transport {
-                    OutboundTransport::Tls => Some(
-                        rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(
-                            |_| {
-                                format!(
-                                    "trunk {:?}: {:?} is no TLS server name",
-                                    target.trunk, target.host
-                                )
-                            },
-                        )?,
-                    ),
-                    _ => None,
-                };
-                connector.connect(address, server).await.map_err(|error| {
-                    format!(
-                        "trunk {:?}: connecting to {address} over {}: {error}",
-                        target.trunk,
-                        target.transport.as_str()
-                    )
-                })?
-            }
-        };
+        let peer = reach(&endpoint, self.inner.connector.get(), &target).await?;
         let local = local_for(&local, &peer);
         let (number, caller_id) = {
             let table = self.lock();
@@ -319,15 +283,8 @@ impl B2bua {
                 .ok_or("the call is over")?;
             (dialing.number.clone(), dialing.caller_id.clone())
         };
-        let host = if target.port == 5060 {
-            target.host.clone()
-        } else {
-            format!("{}:{}", target.host, target.port)
-        };
-        let transport = match target.transport {
-            OutboundTransport::Udp => String::new(),
-            other => format!(";transport={}", other.as_str()),
-        };
+        let host = authority(&target);
+        let transport = transport_param(target.transport);
         let attempt = Attempt {
             request_uri: format!("sip:{}@{host}{transport}", sip_user(&number)),
             from: format!("<sip:{}@{}>", sip_user(&caller_id), local.sent_by),

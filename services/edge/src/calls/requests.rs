@@ -34,7 +34,8 @@ impl Local {
         }
     }
 
-    fn via(&self) -> String {
+    /// A Via of this leg with a fresh branch.
+    pub fn via(&self) -> String {
         format!(
             "SIP/2.0/{} {};branch={};rport",
             self.transport,

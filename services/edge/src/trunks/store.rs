@@ -117,6 +117,59 @@ impl std::fmt::Debug for OutboundTarget {
     }
 }
 
+/// The outbound settings of `tenant`'s trunk `id` if it is enabled and
+/// registers, with the expiry it asks for: read in the tenant's own scope,
+/// since they hold the outbound password.
+pub(crate) async fn registration_settings(
+    db: &Database,
+    tenant: TenantId,
+    id: TrunkId,
+) -> std::result::Result<Option<(OutboundTarget, u32)>, DbErr> {
+    let query = Query::select()
+        .columns(
+            [
+                "name",
+                "outbound_host",
+                "outbound_port",
+                "outbound_transport",
+                "outbound_username",
+                "outbound_password",
+                "register_expires",
+                "caller_id",
+            ]
+            .map(col),
+        )
+        .from(col(TRUNKS))
+        .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+        .and_where(Expr::col(col("id")).eq(id.as_uuid()))
+        .and_where(Expr::col(col("enabled")).eq(true))
+        .and_where(Expr::col(col("register")).eq(true))
+        .and_where(Expr::col(col("outbound_host")).is_not_null())
+        .to_owned();
+    let transaction = db.begin_tenant(tenant.as_uuid()).await?;
+    let row = transaction.query_one(&query).await?;
+    transaction.commit().await?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let transport: String = row.try_get("", "outbound_transport")?;
+    let Some(transport) = OutboundTransport::from_name(&transport) else {
+        return Ok(None);
+    };
+    let port: i32 = row.try_get("", "outbound_port")?;
+    let expires: i32 = row.try_get("", "register_expires")?;
+    let target = OutboundTarget {
+        trunk: row.try_get("", "name")?,
+        host: row.try_get("", "outbound_host")?,
+        port: u16::try_from(port).unwrap_or(5060),
+        transport,
+        username: row.try_get("", "outbound_username")?,
+        password: row.try_get("", "outbound_password")?,
+        caller_id: row.try_get("", "caller_id")?,
+    };
+    Ok(Some((target, u32::try_from(expires).unwrap_or_default())))
+}
+
 /// The columns a read answers (never a password or a hash).
 const VIEW_COLUMNS: [&str; 16] = [
     "id",
@@ -511,6 +564,8 @@ fn view_of(row: &QueryResult) -> std::result::Result<TrunkView, DbErr> {
                 register: row.try_get("", "register")?,
                 register_expires: u32::try_from(expires).unwrap_or_default(),
                 caller_id: row.try_get("", "caller_id")?,
+                // Filled by the API from the registrations' state.
+                registration: None,
             })
         }
     };

@@ -160,6 +160,30 @@ pub struct TrunkOutboundDto {
     pub register_expires: u32,
     #[schema(required = true)]
     pub caller_id: Option<String>,
+    /// The registration with the carrier while `register` is set; null
+    /// before the edge's first attempt.
+    #[schema(required = true)]
+    pub registration: Option<TrunkRegistrationDto>,
+}
+
+/// Where a trunk's registration with its carrier stands.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = TrunkRegistration)]
+pub struct TrunkRegistrationDto {
+    /// `registered` or `failed`.
+    #[schema(example = "registered")]
+    pub state: String,
+    /// Until when the carrier keeps the binding, once registered.
+    #[schema(required = true)]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The registrar's last final answer (200, 403, …); null when it did
+    /// not answer.
+    #[schema(required = true)]
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    pub updated_at: DateTime<Utc>,
 }
 
 impl From<TrunkView> for TrunkDto {
@@ -184,6 +208,15 @@ impl From<TrunkView> for TrunkDto {
                     register: outbound.register,
                     register_expires: outbound.register_expires,
                     caller_id: outbound.caller_id,
+                    registration: outbound
+                        .registration
+                        .map(|registration| TrunkRegistrationDto {
+                            state: registration.state,
+                            expires_at: registration.expires_at,
+                            last_status: registration.last_status,
+                            error: registration.error,
+                            updated_at: registration.updated_at,
+                        }),
                 }),
             priority: trunk.priority,
             created_at: trunk.created_at,
