@@ -301,7 +301,7 @@ async fn trunks_are_kept_per_tenant_with_write_only_passwords(postgres: bool) {
     // Validation names the fields.
     let mut bad = by_digest("", "acme-in", "inbound secret");
     bad.inbound.allowed_sources = vec!["192.0.2.0/33".into()];
-    bad.outbound.as_mut().unwrap().port = 0;
+    bad.outbound.as_mut().unwrap().port = 70_000;
     let invalid = kind(store.create(&acme, bad).await);
     assert_eq!(invalid.kind, ErrorKind::Validation);
     let fields: Vec<&str> = invalid.fields.iter().map(|f| f.field.as_str()).collect();

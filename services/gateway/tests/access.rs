@@ -737,7 +737,7 @@ async fn trunks_are_managed_by_the_tenants_admins_only(site: Site) {
             Some(json!({
                 "name": "",
                 "inbound": {"allowed_sources": ["192.0.2.1", "10.0.0.0/33"]},
-                "outbound": {"host": "sip.carrier.example", "port": 0, "transport": "sctp"},
+                "outbound": {"host": "sip.carrier.example", "port": 70000, "transport": "sctp"},
             })),
         )
         .await;

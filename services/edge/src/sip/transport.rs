@@ -193,6 +193,8 @@ pub struct Connector {
     endpoint: Endpoint,
     tls: Arc<rustls::ClientConfig>,
     idle: Duration,
+    /// Where peers named by host are found.
+    locator: crate::trunks::reach::Locator,
     /// One connection attempt at a time, so two calls to one carrier
     /// share the connection instead of racing to open two.
     opening: Arc<tokio::sync::Mutex<()>>,
@@ -210,8 +212,20 @@ impl Connector {
             endpoint,
             tls,
             idle,
+            locator: crate::trunks::reach::Locator::default(),
             opening: Arc::default(),
         }
+    }
+
+    /// Finds peers named by host with `locator` (the system's name
+    /// servers otherwise).
+    pub fn with_locator(mut self, locator: crate::trunks::reach::Locator) -> Self {
+        self.locator = locator;
+        self
+    }
+
+    pub fn locator(&self) -> &crate::trunks::reach::Locator {
+        &self.locator
     }
 
     /// The open connection to `remote` (over TLS, checked as `server`,

@@ -224,13 +224,25 @@ fn check_outbound(
     let host = check_host(outbound.host.trim())
         .map_err(|message| errors.push(FieldError::new("outbound.host", message)))
         .ok();
-    let port = u16::try_from(outbound.port).ok().filter(|port| *port != 0);
-    if port.is_none() {
-        errors.push(FieldError::new(
-            "outbound.port",
-            "must be between 1 and 65535",
-        ));
-    }
+    // 0: the carrier's servers and ports are in the host's DNS SRV
+    // records (RFC 3263 §4.2), which an IP address has none of.
+    let port = match u16::try_from(outbound.port) {
+        Ok(0) if outbound.host.trim().parse::<IpAddr>().is_ok() => {
+            errors.push(FieldError::new(
+                "outbound.port",
+                "0 looks the carrier up in DNS SRV records, which an IP address has none of: give the port",
+            ));
+            None
+        }
+        Ok(port) => Some(port),
+        Err(_) => {
+            errors.push(FieldError::new(
+                "outbound.port",
+                "must be between 1 and 65535, or 0 to find the carrier in DNS SRV records",
+            ));
+            None
+        }
+    };
     let transport = OutboundTransport::from_name(&outbound.transport);
     if transport.is_none() {
         errors.push(FieldError::new(
@@ -424,7 +436,7 @@ mod tests {
             },
             outbound: Some(OutboundSpec {
                 host: "-bad-.example".into(),
-                port: 0,
+                port: 70_000,
                 transport: "sctp".into(),
                 register: true,
                 register_expires: 10,
@@ -455,6 +467,23 @@ mod tests {
         let spec = TrunkSpec {
             name: "Carrier".into(),
             outbound: Some(big_port),
+            ..TrunkSpec::default()
+        };
+        assert_eq!(fields(check(spec, None)), ["outbound.port"]);
+        // 0 asks DNS SRV: for a host name, not for an address.
+        let mut by_srv = outbound();
+        by_srv.port = 0;
+        by_srv.host = "sip.carrier.example".into();
+        let spec = TrunkSpec {
+            name: "Carrier".into(),
+            outbound: Some(by_srv.clone()),
+            ..TrunkSpec::default()
+        };
+        assert!(check(spec, None).is_ok());
+        by_srv.host = "192.0.2.10".into();
+        let spec = TrunkSpec {
+            name: "Carrier".into(),
+            outbound: Some(by_srv),
             ..TrunkSpec::default()
         };
         assert_eq!(fields(check(spec, None)), ["outbound.port"]);

@@ -65,8 +65,10 @@ pub struct OutboundBody {
     /// The carrier's host name or IP address.
     #[schema(example = "sip.carrier.example")]
     pub host: String,
-    /// 1 to 65535.
-    #[schema(example = 5060)]
+    /// 1 to 65535; 0 to find the carrier's servers and ports in the
+    /// host's DNS SRV records (RFC 3263: `_sip._udp`, `_sip._tcp`,
+    /// `_sips._tcp`).
+    #[schema(example = 5060, minimum = 0, maximum = 65535)]
     pub port: u32,
     /// `udp`, `tcp` or `tls`.
     #[schema(example = "udp")]
