@@ -1164,12 +1164,15 @@ impl B2bua {
         let Some(local) = self.local().cloned() else {
             return;
         };
-        let (tenant, byes, connected, facts) = {
+        let (tenant, byes, connected, facts, in_acd) = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
                 return;
             };
             let connected = matches!(entry.phase, Phase::Connected { .. });
+            // Routing holds an ACD contact only for a call that was queued
+            // or an agent's outbound call; a direct ring left it nothing.
+            let in_acd = entry.placement.is_some() || entry.facts.placed_by.is_some();
             entry.phase = Phase::Ended;
             let mut byes = Vec::new();
             if by != Some(Side::Caller)
@@ -1200,7 +1203,7 @@ impl B2bua {
             let tenant = entry.tenant.clone();
             let facts = entry.facts.clone();
             self.forget(&mut table, call);
-            (tenant, byes, connected, facts)
+            (tenant, byes, connected, facts, in_acd)
         };
         let outbound = facts.placed_by.is_some();
         let ended_by = match by {
@@ -1224,7 +1227,8 @@ impl B2bua {
                 let _ = endpoint.send_request(Bytes::from(bye), peer);
             }
         }
-        if (connected || outbound)
+        if in_acd
+            && (connected || outbound)
             && let Err(error) = self.inner.call_routing.ended(&tenant, call).await
         {
             tracing::warn!(%call, %error, "routing did not hear of a call's end");
