@@ -743,18 +743,28 @@ impl B2bua {
                 tokio::spawn(async move { limits.release(tenant, slot).await });
             }
         };
-        let decision = self
-            .inner
-            .call_routing
-            .new_call(InboundCall {
-                number: number.clone(),
-                caller: caller.clone(),
-                trunk: names.join(", "),
-                attributes: serde_json::Map::new(),
-                admitted_tenants: tenants,
-                over_limit: over_limit.iter().map(|(tenant, _)| *tenant).collect(),
-            })
-            .await;
+        let inbound = InboundCall {
+            number: number.clone(),
+            caller: caller.clone(),
+            trunk: names.join(", "),
+            attributes: serde_json::Map::new(),
+            admitted_tenants: tenants,
+            over_limit: over_limit.iter().map(|(tenant, _)| *tenant).collect(),
+        };
+        // Routing unreachable (a replica just lost, a tenant moving to
+        // another replica): asked again twice, a moment apart, before the
+        // carrier hears 503. A refusal is a decision, never asked again.
+        let mut decision = self.inner.call_routing.new_call(inbound.clone()).await;
+        for _ in 0..2 {
+            match &decision {
+                Err(error) if error.kind == switchboard_rpc::ErrorKind::Unavailable => {
+                    tracing::debug!(%number, %error, "routing unavailable; asking again");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    decision = self.inner.call_routing.new_call(inbound.clone()).await;
+                }
+                _ => break,
+            }
+        }
         let (tenant, call, step) = match decision {
             Ok(CallDecision::Accept { tenant, call, step }) => (tenant, call, step),
             Ok(CallDecision::OverLimit { tenant }) => {

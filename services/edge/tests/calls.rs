@@ -71,6 +71,8 @@ struct Routing {
     /// What an agent's outbound call gets: placed through `primary` then
     /// `backup` as +442079460000 by default.
     outbound: Mutex<OutboundDecision>,
+    /// New calls answered UNAVAILABLE before one is taken.
+    unavailable: std::sync::atomic::AtomicUsize,
 }
 
 impl Routing {
@@ -92,6 +94,7 @@ impl Routing {
                 caller_id: "+442079460000".into(),
                 rule: uuid::Uuid::new_v4(),
             }),
+            unavailable: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -129,6 +132,15 @@ impl CallRoutingApi for Routing {
     async fn new_call(&self, call: InboundCall) -> Result<CallDecision, ServiceError> {
         let over_limit = call.over_limit.contains(&self.tenant);
         self.hear(Heard::NewCall(call));
+        if self
+            .unavailable
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+        {
+            return Err(ServiceError::unavailable("tcp connect error"));
+        }
         if over_limit {
             return Ok(CallDecision::OverLimit {
                 tenant: self.tenant,
@@ -1800,4 +1812,36 @@ async fn an_agent_dials_out_through_a_trunk_over_tls() {
     assert!(invite.contains("Via: SIP/2.0/TLS "), "{invite}");
     assert!(ack.starts_with("ACK "), "{ack}");
     edge.until_calls(0).await;
+}
+
+/// Routing unreachable for a moment (a replica lost): the edge asks again
+/// and the call goes through; unreachable for longer, the carrier gets
+/// 503 after three tries.
+#[tokio::test]
+async fn a_call_is_asked_of_routing_again_while_it_is_unavailable() {
+    let edge = edge().await;
+    edge.routing.unavailable.store(2, Ordering::SeqCst);
+    let (_, phone, carrier) = edge
+        .offered_call("agent_answer", "carrier_call", Duration::from_millis(200))
+        .await;
+    carrier.passes("the carrier").await;
+    phone.passes("the agent's phone").await;
+    let asked = edge
+        .routing
+        .heard()
+        .iter()
+        .filter(|heard| matches!(heard, Heard::NewCall(_)))
+        .count();
+    assert_eq!(asked, 3, "asked twice more after UNAVAILABLE");
+    edge.until_calls(0).await;
+
+    edge.routing.unavailable.store(3, Ordering::SeqCst);
+    let carrier = Sipp::carrier(
+        "carrier_refused_503",
+        "442079460000",
+        Duration::ZERO,
+        edge.address,
+    );
+    let trace = carrier.passes("the refused carrier").await;
+    assert!(trace.contains("SIP/2.0 503"), "{trace}");
 }
