@@ -821,53 +821,15 @@ impl B2bua {
             answered: None,
             placed_by: None,
         };
-        let cancelled = {
-            let mut table = self.lock();
-            if table.cancelled.remove(&request.id) {
-                true
-            } else {
-                table.by_invite.insert(request.id, call);
-                table.calls.insert(
-                    call,
-                    Call {
-                        tenant: Tenant::whole(tenant),
-                        facts: facts.clone(),
-                        caller: CallerLeg {
-                            invite_tx: request.id,
-                            peer: request.peer.clone(),
-                            invite: request.bytes.clone(),
-                            local_tag: request.to_tag.clone(),
-                            number: caller.clone(),
-                            max_forwards: u8::try_from(max_forwards - 1)
-                                .unwrap_or(u8::MAX)
-                                .min(self.inner.options.max_forwards),
-                            dialog: None,
-                            acked: Arc::new(AtomicBool::new(false)),
-                        },
-                        phase: Phase::Waiting,
-                        legs: Vec::new(),
-                        next_leg: 0,
-                        alerting: false,
-                        placement: None,
-                        slot,
-                        session,
-                        outbound: None,
-                    },
-                );
-                false
-            }
-        };
-        self.inner.log.record(
-            tenant,
-            started_at,
-            Payload::CallStarted(events::CallStarted {
-                call_id: call.to_string(),
-                number: number.clone(),
-                caller: caller.clone(),
-                trunk: trunk_name.clone(),
-                direction: "inbound".to_owned(),
-                agent_id: String::new(),
-            }),
+        let cancelled = self.take_call(
+            &request,
+            call,
+            facts.clone(),
+            max_forwards,
+            Phase::Waiting,
+            slot,
+            session,
+            None,
         );
         if cancelled {
             if let (Some(limits), Some(slot)) = (&self.inner.limits, slot) {
@@ -880,6 +842,75 @@ impl B2bua {
         }
         self.watch(tenant);
         self.run_step(call, step).await;
+    }
+
+    /// Holds the new call `call` (its caller's INVITE `request`) from now
+    /// on and records its `call.started`, unless the INVITE was cancelled
+    /// while routing decided: then true, and nothing is held.
+    #[allow(clippy::too_many_arguments)]
+    fn take_call(
+        &self,
+        request: &IncomingRequest,
+        call: ContactId,
+        facts: Facts,
+        max_forwards: u32,
+        phase: Phase,
+        slot: Option<Uuid>,
+        session: Option<SessionTimer>,
+        outbound: Option<outbound::Dialing>,
+    ) -> bool {
+        let cancelled = {
+            let mut table = self.lock();
+            if table.cancelled.remove(&request.id) {
+                true
+            } else {
+                table.by_invite.insert(request.id, call);
+                table.calls.insert(
+                    call,
+                    Call {
+                        tenant: Tenant::whole(facts.tenant),
+                        facts: facts.clone(),
+                        caller: CallerLeg {
+                            invite_tx: request.id,
+                            peer: request.peer.clone(),
+                            invite: request.bytes.clone(),
+                            local_tag: request.to_tag.clone(),
+                            number: facts.caller.clone(),
+                            max_forwards: u8::try_from(max_forwards.saturating_sub(1))
+                                .unwrap_or(u8::MAX)
+                                .min(self.inner.options.max_forwards),
+                            dialog: None,
+                            acked: Arc::new(AtomicBool::new(false)),
+                        },
+                        phase,
+                        legs: Vec::new(),
+                        next_leg: 0,
+                        alerting: false,
+                        placement: None,
+                        slot,
+                        session,
+                        outbound,
+                    },
+                );
+                false
+            }
+        };
+        self.inner.log.record(
+            facts.tenant,
+            facts.started_at,
+            Payload::CallStarted(events::CallStarted {
+                call_id: call.to_string(),
+                number: facts.number.clone(),
+                caller: facts.caller.clone(),
+                trunk: facts.trunk.clone(),
+                direction: facts.direction().to_owned(),
+                agent_id: facts
+                    .placed_by
+                    .map(|agent| agent.to_string())
+                    .unwrap_or_default(),
+            }),
+        );
+        cancelled
     }
 
     /// Carries out routing's steps until the call waits or ends.

@@ -1466,6 +1466,14 @@ async fn the_edge_refreshes_a_session_the_carrier_asks_it_to() {
     assert_eq!(ended.ended_by, "caller", "the refreshed session lasted");
 }
 
+/// An edge whose registrar knows the phone of agent `user` (password
+/// `phone-secret`), which dials out.
+async fn dialing_edge(options: CallOptions) -> (UserId, Edge) {
+    let user = UserId::new();
+    let edge = edge_for(options, None, Some((user, "phone-secret".into()))).await;
+    (user, edge)
+}
+
 impl Edge {
     /// The agent's phone dials +15550100 (scenario `phone`, as `agent`
     /// with `password`, hanging up after `pause`).
@@ -1498,13 +1506,7 @@ impl Edge {
 /// phone's leg reaches the carrier.
 #[tokio::test]
 async fn an_agent_dials_out_through_the_first_trunk_that_works() {
-    let user = UserId::new();
-    let edge = edge_for(
-        CallOptions::default(),
-        None,
-        Some((user, "phone-secret".into())),
-    )
-    .await;
+    let (user, edge) = dialing_edge(CallOptions::default()).await;
     let (primary, backup) = (free_udp_port(), free_udp_port());
     edge.carriers.add("primary", primary);
     edge.carriers.add("backup", backup);
@@ -1568,13 +1570,7 @@ async fn an_agent_dials_out_through_the_first_trunk_that_works() {
 /// is challenged and nothing reaches routing.
 #[tokio::test]
 async fn a_busy_callee_or_a_busy_agent_gets_486_and_only_proven_phones_dial() {
-    let user = UserId::new();
-    let edge = edge_for(
-        CallOptions::default(),
-        None,
-        Some((user, "phone-secret".into())),
-    )
-    .await;
+    let (_, edge) = dialing_edge(CallOptions::default()).await;
     let (primary, backup) = (free_udp_port(), free_udp_port());
     edge.carriers.add("primary", primary);
     edge.carriers.add("backup", backup);
@@ -1656,15 +1652,10 @@ async fn a_busy_callee_or_a_busy_agent_gets_486_and_only_proven_phones_dial() {
 /// agent stays busy with it; its end still reaches routing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outbound_call_routing_forgot_is_connected_to_its_agent_again() {
-    let user = UserId::new();
-    let edge = edge_for(
-        CallOptions {
-            audit_every: Duration::from_millis(200),
-            ..CallOptions::default()
-        },
-        None,
-        Some((user, "phone-secret".into())),
-    )
+    let (user, edge) = dialing_edge(CallOptions {
+        audit_every: Duration::from_millis(200),
+        ..CallOptions::default()
+    })
     .await;
     let trunk = free_udp_port();
     edge.carriers.add("backup", trunk);
@@ -1708,13 +1699,7 @@ async fn an_outbound_call_routing_forgot_is_connected_to_its_agent_again() {
 /// out on it.
 #[tokio::test]
 async fn an_agent_dials_out_through_a_trunk_over_tcp() {
-    let user = UserId::new();
-    let edge = edge_for(
-        CallOptions::default(),
-        None,
-        Some((user, "phone-secret".into())),
-    )
-    .await;
+    let (_, edge) = dialing_edge(CallOptions::default()).await;
     let port = free_udp_port();
     edge.carriers
         .add_over("primary", port, OutboundTransport::Tcp);
@@ -1738,13 +1723,7 @@ async fn an_agent_dials_out_through_a_trunk_over_tcp() {
 #[tokio::test]
 async fn an_agent_dials_out_through_a_trunk_over_tls() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let user = UserId::new();
-    let edge = edge_for(
-        CallOptions::default(),
-        None,
-        Some((user, "phone-secret".into())),
-    )
-    .await;
+    let (_, edge) = dialing_edge(CallOptions::default()).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     edge.carriers

@@ -184,6 +184,36 @@ impl SipResponse {
     }
 }
 
+/// The `header` line (`Authorization`, `Proxy-Authorization`) answering
+/// the edge's SHA-256 challenge `offer` for a `method` request to `uri` as
+/// the account (user, domain, password), computed by hand (RFC 7616
+/// §3.4.1) rather than with the edge's own code.
+fn answer_challenge(
+    offer: &str,
+    header: &str,
+    (user, domain, password): (&str, &str, &str),
+    method: &str,
+    uri: &str,
+) -> String {
+    use switchboard_edge::sip::digest::Algorithm;
+    assert!(offer.contains("algorithm=SHA-256"), "{offer}");
+    let nonce = offer
+        .split("nonce=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let ha1 = Algorithm::Sha256.ha1(user, domain, password);
+    let ha2 = Algorithm::Sha256.hash(&format!("{method}:{uri}"));
+    let response = Algorithm::Sha256.hash(&format!("{ha1}:{nonce}:00000001:split:auth:{ha2}"));
+    format!(
+        "{header}: Digest username=\"{user}\", realm=\"{domain}\", nonce=\"{nonce}\", \
+         uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, cnonce=\"split\", \
+         qop=auth, nc=00000001\r\n"
+    )
+}
+
 /// A phone talking to the edge over real UDP, in hand-written requests:
 /// each a new transaction (its own branch and Call-ID).
 struct Phone {
@@ -276,29 +306,19 @@ impl Phone {
     /// phone does: a challenge, then the answer to its first (SHA-256)
     /// offer. The final response.
     async fn register_with(&self, credentials: &Value) -> SipResponse {
-        use switchboard_edge::sip::digest::Algorithm;
         let user = credentials["username"].as_str().unwrap();
         let password = credentials["password"].as_str().unwrap();
         let domain = credentials["domain"].as_str().unwrap();
         let challenge = self.register_as(domain, user, "").await;
         assert_eq!(challenge.code, 401, "{}", challenge.text);
         let offer = challenge.values(&["www-authenticate"]).next().unwrap();
-        assert!(offer.contains("algorithm=SHA-256"), "{offer}");
-        let nonce = offer
-            .split("nonce=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
         let uri = format!("sip:{domain}");
-        let ha1 = Algorithm::Sha256.ha1(user, domain, password);
-        let ha2 = Algorithm::Sha256.hash(&format!("REGISTER:{uri}"));
-        let response = Algorithm::Sha256.hash(&format!("{ha1}:{nonce}:00000001:split:auth:{ha2}"));
-        let authorization = format!(
-            "Authorization: Digest username=\"{user}\", realm=\"{domain}\", nonce=\"{nonce}\", \
-             uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, cnonce=\"split\", \
-             qop=auth, nc=00000001\r\n"
+        let authorization = answer_challenge(
+            offer,
+            "Authorization",
+            (user, domain, password),
+            "REGISTER",
+            &uri,
         );
         self.register_as(domain, user, &authorization).await
     }
@@ -310,7 +330,6 @@ impl Phone {
     /// SHA-256 digest credentials, answered; the phone ACKs, waits a
     /// moment, and hangs up. The answer's text.
     async fn dial(&self, credentials: &Value, number: &str) -> String {
-        use switchboard_edge::sip::digest::Algorithm;
         let user = credentials["username"].as_str().unwrap();
         let password = credentials["password"].as_str().unwrap();
         let domain = credentials["domain"].as_str().unwrap();
@@ -352,21 +371,12 @@ impl Phone {
         ))
         .await;
         let offer = challenge.values(&["proxy-authenticate"]).next().unwrap();
-        assert!(offer.contains("algorithm=SHA-256"), "{offer}");
-        let nonce = offer
-            .split("nonce=\"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap();
-        let ha1 = Algorithm::Sha256.ha1(user, domain, password);
-        let ha2 = Algorithm::Sha256.hash(&format!("INVITE:{uri}"));
-        let response = Algorithm::Sha256.hash(&format!("{ha1}:{nonce}:00000001:dial:auth:{ha2}"));
-        let authorization = format!(
-            "Proxy-Authorization: Digest username=\"{user}\", realm=\"{domain}\", \
-             nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=SHA-256, \
-             cnonce=\"dial\", qop=auth, nc=00000001\r\n"
+        let authorization = answer_challenge(
+            offer,
+            "Proxy-Authorization",
+            (user, domain, password),
+            "INVITE",
+            &uri,
         );
         let answer = self.transaction(&invite("2", 2, &authorization)).await;
         assert_eq!(answer.code, 200, "{}", answer.text);

@@ -81,10 +81,7 @@ impl B2bua {
             let _ = request.respond(OutgoingResponse::new(503).header("Retry-After", "5"));
             return;
         };
-        let (number, bytes) = {
-            let message = request.message();
-            (dialed_number(&message), request.bytes.clone())
-        };
+        let number = dialed_number(&request.message());
         let Some(number) = number.filter(|number| number.starts_with('+')) else {
             let _ = request
                 .respond(OutgoingResponse::new(484).reason("Dial an E.164 number (+ and digits)"));
@@ -166,62 +163,25 @@ impl B2bua {
             answered: None,
             placed_by: Some(agent),
         };
-        let cancelled = {
-            let mut table = self.lock();
-            if table.cancelled.remove(&request.id) {
-                true
-            } else {
-                table.by_invite.insert(request.id, call);
-                table.calls.insert(
-                    call,
-                    Call {
-                        tenant: whole.clone(),
-                        facts: facts.clone(),
-                        caller: CallerLeg {
-                            invite_tx: request.id,
-                            peer: request.peer.clone(),
-                            invite: bytes,
-                            local_tag: request.to_tag.clone(),
-                            number: caller_id.clone(),
-                            max_forwards: u8::try_from(max_forwards - 1)
-                                .unwrap_or(u8::MAX)
-                                .min(self.inner.options.max_forwards),
-                            dialog: None,
-                            acked: Arc::new(AtomicBool::new(false)),
-                        },
-                        phase: Phase::Ringing {
-                            agent,
-                            mode: RingMode::Outbound,
-                        },
-                        legs: Vec::new(),
-                        next_leg: 0,
-                        alerting: false,
-                        placement: None,
-                        slot: self.inner.limits.as_ref().map(|_| slot),
-                        session,
-                        outbound: Some(Dialing {
-                            number: number.clone(),
-                            caller_id: caller_id.clone(),
-                            targets,
-                            next: 0,
-                            attempt: None,
-                        }),
-                    },
-                );
-                false
-            }
+        let dialing = Dialing {
+            number,
+            caller_id,
+            targets,
+            next: 0,
+            attempt: None,
         };
-        self.inner.log.record(
-            tenant,
-            started_at,
-            Payload::CallStarted(events::CallStarted {
-                call_id: call.to_string(),
-                number,
-                caller: caller_id,
-                trunk: facts.trunk.clone(),
-                direction: "outbound".to_owned(),
-                agent_id: agent.to_string(),
-            }),
+        let cancelled = self.take_call(
+            &request,
+            call,
+            facts.clone(),
+            max_forwards,
+            Phase::Ringing {
+                agent,
+                mode: RingMode::Outbound,
+            },
+            self.inner.limits.as_ref().map(|_| slot),
+            session,
+            Some(dialing),
         );
         if cancelled {
             release();

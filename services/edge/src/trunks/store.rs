@@ -117,6 +117,36 @@ impl std::fmt::Debug for OutboundTarget {
     }
 }
 
+/// The columns of an [`OutboundTarget`], outbound password included.
+const TARGET_COLUMNS: [&str; 7] = [
+    "name",
+    "outbound_host",
+    "outbound_port",
+    "outbound_transport",
+    "outbound_username",
+    "outbound_password",
+    "caller_id",
+];
+
+/// The outbound target a row of [`TARGET_COLUMNS`] describes; `None` for
+/// a transport the edge does not know.
+fn target_of(row: &QueryResult) -> std::result::Result<Option<OutboundTarget>, DbErr> {
+    let transport: String = row.try_get("", "outbound_transport")?;
+    let Some(transport) = OutboundTransport::from_name(&transport) else {
+        return Ok(None);
+    };
+    let port: i32 = row.try_get("", "outbound_port")?;
+    Ok(Some(OutboundTarget {
+        trunk: row.try_get("", "name")?,
+        host: row.try_get("", "outbound_host")?,
+        port: u16::try_from(port).unwrap_or(5060),
+        transport,
+        username: row.try_get("", "outbound_username")?,
+        password: row.try_get("", "outbound_password")?,
+        caller_id: row.try_get("", "caller_id")?,
+    }))
+}
+
 /// The outbound settings of `tenant`'s trunk `id` if it is enabled and
 /// registers, with the expiry it asks for: read in the tenant's own scope,
 /// since they hold the outbound password.
@@ -126,19 +156,8 @@ pub(crate) async fn registration_settings(
     id: TrunkId,
 ) -> std::result::Result<Option<(OutboundTarget, u32)>, DbErr> {
     let query = Query::select()
-        .columns(
-            [
-                "name",
-                "outbound_host",
-                "outbound_port",
-                "outbound_transport",
-                "outbound_username",
-                "outbound_password",
-                "register_expires",
-                "caller_id",
-            ]
-            .map(col),
-        )
+        .columns(TARGET_COLUMNS.map(col))
+        .column(col("register_expires"))
         .from(col(TRUNKS))
         .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
         .and_where(Expr::col(col("id")).eq(id.as_uuid()))
@@ -152,21 +171,10 @@ pub(crate) async fn registration_settings(
     let Some(row) = row else {
         return Ok(None);
     };
-    let transport: String = row.try_get("", "outbound_transport")?;
-    let Some(transport) = OutboundTransport::from_name(&transport) else {
+    let Some(target) = target_of(&row)? else {
         return Ok(None);
     };
-    let port: i32 = row.try_get("", "outbound_port")?;
     let expires: i32 = row.try_get("", "register_expires")?;
-    let target = OutboundTarget {
-        trunk: row.try_get("", "name")?,
-        host: row.try_get("", "outbound_host")?,
-        port: u16::try_from(port).unwrap_or(5060),
-        transport,
-        username: row.try_get("", "outbound_username")?,
-        password: row.try_get("", "outbound_password")?,
-        caller_id: row.try_get("", "caller_id")?,
-    };
     Ok(Some((target, u32::try_from(expires).unwrap_or_default())))
 }
 
@@ -277,7 +285,6 @@ impl TrunkStore {
             .collect()
     }
 
-    /// One trunk of the tenant.
     /// The outbound settings of the tenant's enabled trunks named
     /// `names`, in that order: what the edge dials an outbound call
     /// through, with the outbound password. A name with no such trunk,
@@ -291,18 +298,7 @@ impl TrunkStore {
             return Ok(Vec::new());
         }
         let query = Query::select()
-            .columns(
-                [
-                    "name",
-                    "outbound_host",
-                    "outbound_port",
-                    "outbound_transport",
-                    "outbound_username",
-                    "outbound_password",
-                    "caller_id",
-                ]
-                .map(col),
-            )
+            .columns(TARGET_COLUMNS.map(col))
             .from(col(TRUNKS))
             .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
             .and_where(Expr::col(col("enabled")).eq(true))
@@ -319,29 +315,13 @@ impl TrunkStore {
         transaction.commit().await.map_err(database_error)?;
         let mut targets = Vec::new();
         for row in &rows {
-            let target = (|| -> std::result::Result<Option<OutboundTarget>, DbErr> {
-                let transport: String = row.try_get("", "outbound_transport")?;
-                let Some(transport) = OutboundTransport::from_name(&transport) else {
-                    return Ok(None);
-                };
-                let port: i32 = row.try_get("", "outbound_port")?;
-                Ok(Some(OutboundTarget {
-                    trunk: row.try_get("", "name")?,
-                    host: row.try_get("", "outbound_host")?,
-                    port: u16::try_from(port).unwrap_or(5060),
-                    transport,
-                    username: row.try_get("", "outbound_username")?,
-                    password: row.try_get("", "outbound_password")?,
-                    caller_id: row.try_get("", "caller_id")?,
-                }))
-            })()
-            .map_err(database_error)?;
-            targets.extend(target);
+            targets.extend(target_of(row).map_err(database_error)?);
         }
         targets.sort_by_key(|target| names.iter().position(|name| *name == target.trunk));
         Ok(targets)
     }
 
+    /// One trunk of the tenant.
     pub async fn get(&self, tenant: &Tenant, id: TrunkId) -> Result<TrunkView> {
         let tenant = whole(tenant)?;
         let transaction = self.begin(tenant).await?;
