@@ -252,28 +252,7 @@ impl Phone {
              {extra}\
              Content-Length: 0\r\n\r\n"
         );
-        let mut buffer = vec![0u8; 65_535];
-        for _ in 0..10 {
-            self.socket
-                .send_to(request.as_bytes(), self.edge)
-                .await
-                .unwrap();
-            let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
-            while let Ok(received) =
-                tokio::time::timeout_at(deadline, self.socket.recv_from(&mut buffer)).await
-            {
-                let (length, _) = received.unwrap();
-                let text = String::from_utf8_lossy(&buffer[..length]);
-                // Skip provisional answers and late ones to earlier requests.
-                if let Some(response) = SipResponse::parse(&text)
-                    && response.code >= 200
-                    && response.values(&["call-id", "i"]).any(|id| id == call_id)
-                {
-                    return response;
-                }
-            }
-        }
-        panic!("no answer from the edge at {} to:\n{request}", self.edge)
+        self.transaction(&request).await
     }
 
     async fn options(&self) -> SipResponse {
