@@ -803,7 +803,75 @@ async fn a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled(post
         .expect("the state of an unregistered trunk is dropped");
 }
 
+/// An outbound call's trunks are its tenant's own: another tenant's trunk
+/// of the same name is never dialed, and a disabled trunk or one without
+/// outbound settings is left out; the order asked is kept.
+async fn outbound_targets_are_the_tenants_own(postgres: bool) {
+    let harness = Harness::start(postgres).await;
+    let (acme, globex) = (
+        Tenant::whole(TenantId::new()),
+        Tenant::whole(TenantId::new()),
+    );
+    let outbound = |name: &str, host: &str, enabled: bool| TrunkSpec {
+        name: name.into(),
+        enabled,
+        outbound: Some(OutboundSpec {
+            host: host.into(),
+            port: 5060,
+            transport: "udp".into(),
+            username: Some(format!("{name}-user").replace(' ', "-")),
+            password: Some("outbound secret".into()),
+            ..OutboundSpec::default()
+        }),
+        ..TrunkSpec::default()
+    };
+    let store = &harness.store;
+    store
+        .create(&acme, outbound("Primary", "acme.carrier.example", true))
+        .await
+        .unwrap();
+    store
+        .create(&acme, outbound("Backup", "backup.carrier.example", true))
+        .await
+        .unwrap();
+    store
+        .create(&acme, outbound("Off", "off.carrier.example", false))
+        .await
+        .unwrap();
+    store
+        .create(&acme, by_sources("Inbound only", &["192.0.2.1"]))
+        .await
+        .unwrap();
+    store
+        .create(&globex, outbound("Primary", "globex.carrier.example", true))
+        .await
+        .unwrap();
+    let names: Vec<String> = ["Backup", "Off", "Inbound only", "Primary", "Nowhere"]
+        .map(String::from)
+        .to_vec();
+    let targets = store.outbound_targets(acme.id(), &names).await.unwrap();
+    let seen: Vec<(&str, &str)> = targets
+        .iter()
+        .map(|target| (target.trunk.as_str(), target.host.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("Backup", "backup.carrier.example"),
+            ("Primary", "acme.carrier.example")
+        ]
+    );
+    assert_eq!(targets[1].password.as_deref(), Some("outbound secret"));
+    let theirs = store
+        .outbound_targets(globex.id(), &["Primary".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 1);
+    assert_eq!(theirs[0].host, "globex.carrier.example");
+}
+
 on_both_databases!(
+    outbound_targets_are_the_tenants_own,
     a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled,
     trunks_are_kept_per_tenant_with_write_only_passwords,
     sources_admit_every_trunk_that_lists_them,
