@@ -68,7 +68,9 @@ use uuid::Uuid;
 use crate::limits::{CallLimits, Limit, OVER_LIMIT_METRIC};
 use crate::registrar::Bindings;
 use crate::sip::transport::Connector;
-use crate::sip::{ClientEvent, Endpoint, IncomingRequest, OutgoingResponse, Peer, TransactionId};
+use crate::sip::{
+    ClientEvent, Endpoint, IncomingRequest, OutgoingRequest, OutgoingResponse, Peer, TransactionId,
+};
 use crate::trunks::OutboundTarget;
 use legs::stop_ringing;
 use reassert::Placement;

@@ -592,15 +592,7 @@ async fn an_agent_dials_out_through_the_tenants_trunk(
         carrier.receive("ACK").await;
         // The agent is busy with the call while it lasts.
         let busy = eventually(Duration::from_secs(10), || async {
-            let (_, me) = api
-                .call(
-                    Method::GET,
-                    "/v1/agents/me",
-                    Some(&center.agent_token),
-                    None,
-                )
-                .await;
-            me["state"]["state"] == "busy"
+            agent_state(api, center).await == "busy"
         })
         .await;
         assert!(busy, "the agent is not busy with the outbound call");
@@ -610,15 +602,7 @@ async fn an_agent_dials_out_through_the_tenants_trunk(
     let (answered, ()) = tokio::join!(dialing, answering);
     assert!(answered.contains("m=audio 42000"), "{answered}");
     let free = eventually(Duration::from_secs(10), || async {
-        let (_, me) = api
-            .call(
-                Method::GET,
-                "/v1/agents/me",
-                Some(&center.agent_token),
-                None,
-            )
-            .await;
-        me["state"]["state"] != "busy"
+        agent_state(api, center).await != "busy"
     })
     .await;
     assert!(free, "the agent stayed busy after the outbound call");
@@ -731,14 +715,25 @@ async fn set_presence(api: &Api, center: &Center, presence: Value) {
     assert_eq!(status, StatusCode::OK, "{answer}");
 }
 
+/// The agent's state (`available`, `busy`, `after_call_work`, …), as the
+/// agent's desktop reads it.
+async fn agent_state(api: &Api, center: &Center) -> Value {
+    let (_, me) = api
+        .call(
+            Method::GET,
+            "/v1/agents/me",
+            Some(&center.agent_token),
+            None,
+        )
+        .await;
+    me["state"]["state"].clone()
+}
+
 /// The agent's call ended: after-call work, then ended by the agent.
 async fn after_call_work_ends(api: &Api, center: &Center) {
     let token = &center.agent_token;
     let wrap_up = eventually(Duration::from_secs(20), || async {
-        let (_, me) = api
-            .call(Method::GET, "/v1/agents/me", Some(token), None)
-            .await;
-        me["state"]["state"] == "after_call_work"
+        agent_state(api, center).await == "after_call_work"
     })
     .await;
     assert!(wrap_up, "the agent did not enter after-call work");

@@ -126,23 +126,32 @@ impl B2bua {
                 id
             };
             started += 1;
-            let this = self.clone();
-            tokio::spawn(async move {
-                let mut outgoing = outgoing;
-                while let Some(event) = outgoing.next().await {
-                    match event {
-                        ClientEvent::Response(bytes) => {
-                            this.on_leg_response(call, leg_id, bytes).await;
-                        }
-                        ClientEvent::TimedOut => this.on_leg_failed(call, leg_id, 408).await,
-                    }
-                }
-            });
+            self.follow_leg(call, leg_id, outgoing);
         }
         if started == 0 {
             tracing::debug!(%call, %agent, "the agent has no device to ring");
             self.after_legs_failed(call, agent, mode, 480).await;
         }
+    }
+
+    /// Follows the answers to leg `leg_id`'s INVITE until its
+    /// transaction ends: a trunk's challenge is answered (outbound calls),
+    /// anything else handled as the leg's response; no final answer in
+    /// time fails the leg (408).
+    pub(super) fn follow_leg(&self, call: ContactId, leg_id: u64, mut outgoing: OutgoingRequest) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = outgoing.next().await {
+                match event {
+                    ClientEvent::Response(bytes) => {
+                        if !this.answered_challenge(call, leg_id, &bytes).await {
+                            this.on_leg_response(call, leg_id, bytes).await;
+                        }
+                    }
+                    ClientEvent::TimedOut => this.on_leg_failed(call, leg_id, 408).await,
+                }
+            }
+        });
     }
 
     pub(super) async fn on_leg_response(&self, call: ContactId, leg: u64, bytes: Bytes) {

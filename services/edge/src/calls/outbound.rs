@@ -36,10 +36,6 @@ use crate::trunks::reach::{authority, reach, transport_param};
 /// them.
 #[derive(Debug, Clone)]
 pub(super) struct Dialing {
-    /// The number dialed (E.164).
-    number: String,
-    /// The caller id presented (the rule's, else the trunk's).
-    caller_id: String,
     targets: Vec<OutboundTarget>,
     /// The index of the next trunk to try.
     next: usize,
@@ -164,8 +160,6 @@ impl B2bua {
             placed_by: Some(agent),
         };
         let dialing = Dialing {
-            number,
-            caller_id,
             targets,
             next: 0,
             attempt: None,
@@ -234,14 +228,12 @@ impl B2bua {
         };
         let peer = reach(&endpoint, self.inner.connector.get(), &target).await?;
         let local = local_for(&local, &peer);
+        // The number dialed and the caller id presented, as the call's
+        // record holds them.
         let (number, caller_id) = {
             let table = self.lock();
-            let dialing = table
-                .calls
-                .get(&call)
-                .and_then(|entry| entry.outbound.as_ref())
-                .ok_or("the call is over")?;
-            (dialing.number.clone(), dialing.caller_id.clone())
+            let entry = table.calls.get(&call).ok_or("the call is over")?;
+            (entry.facts.number.clone(), entry.facts.caller.clone())
         };
         let host = authority(&target);
         let transport = transport_param(target.transport);
@@ -331,20 +323,7 @@ impl B2bua {
                 table.by_dialog.insert(key, (call, Side::Agent(id)));
                 id
             };
-            let this = self.clone();
-            tokio::spawn(async move {
-                let mut outgoing = outgoing;
-                while let Some(event) = outgoing.next().await {
-                    match event {
-                        ClientEvent::Response(bytes) => {
-                            if !this.answered_challenge(call, leg_id, &bytes).await {
-                                this.on_leg_response(call, leg_id, bytes).await;
-                            }
-                        }
-                        ClientEvent::TimedOut => this.on_leg_failed(call, leg_id, 408).await,
-                    }
-                }
-            });
+            self.follow_leg(call, leg_id, outgoing);
             Ok(())
         })
     }
@@ -352,7 +331,16 @@ impl B2bua {
     /// A trunk's 401/407 to the call's first INVITE on it: sent again with
     /// the trunk's credentials, once. False when the response is not such
     /// a challenge (or cannot be answered), so it is handled as any other.
-    async fn answered_challenge(&self, call: ContactId, leg_id: u64, bytes: &Bytes) -> bool {
+    pub(super) async fn answered_challenge(
+        &self,
+        call: ContactId,
+        leg_id: u64,
+        bytes: &Bytes,
+    ) -> bool {
+        // Most answers are no challenge: known without parsing them.
+        if !(bytes.starts_with(b"SIP/2.0 401") || bytes.starts_with(b"SIP/2.0 407")) {
+            return false;
+        }
         // What the response says, read before anything waits.
         let (code, answer, challenge, seq) = {
             let Some(response) = parse_bytes(bytes) else {

@@ -56,21 +56,19 @@ impl CallLog {
 async fn write_all(database: Database, mut pending: tokio::sync::mpsc::UnboundedReceiver<Event>) {
     let mut batch = Vec::with_capacity(BATCH);
     while pending.recv_many(&mut batch, BATCH).await > 0 {
-        let mut tenants: Vec<TenantId> = Vec::new();
-        for event in &batch {
-            if !tenants.contains(&event.tenant) {
-                tenants.push(event.tenant);
+        let mut by_tenant: Vec<(TenantId, Vec<Event>)> = Vec::new();
+        for event in batch.drain(..) {
+            match by_tenant
+                .iter_mut()
+                .find(|(tenant, _)| *tenant == event.tenant)
+            {
+                Some((_, events)) => events.push(event),
+                None => by_tenant.push((event.tenant, vec![event])),
             }
         }
-        for tenant in tenants {
-            let events: Vec<Event> = batch
-                .iter()
-                .filter(|event| event.tenant == tenant)
-                .cloned()
-                .collect();
+        for (tenant, events) in by_tenant {
             write_with_retries(&database, tenant, &events).await;
         }
-        batch.clear();
     }
 }
 

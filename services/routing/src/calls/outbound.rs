@@ -139,8 +139,7 @@ impl Calls {
                     && let Ok((route, _)) = self.config.number(concerning).await
                     && route.tenant == config.tenant()
                 {
-                    return Ok(check_e164("concerning_number", concerning)
-                        .unwrap_or_else(|_| concerning.to_owned()));
+                    return Ok(route.number);
                 }
                 config.number_by_id(fallback_number_id).await
             }
