@@ -1292,7 +1292,8 @@ fn waiting_counts(value: &serde_json::Value) -> Vec<serde_json::Value> {
 /// agent's group picks the trunks (round robin turns them) and the caller
 /// id; the agent is busy with the call until it ends, so a second one is
 /// refused busy; a user without a rule, a user who is not an agent, a
-/// number that is not E.164, and another tenant's credential are refused.
+/// number that is not E.164, and another tenant's credential are refused;
+/// so is the agent once demoted or disabled.
 async fn outbound_calls_follow_the_tenants_rules(site: Site) {
     use switchboard_routing::calls::{OutboundCall, OutboundDecision};
     let company = site.company("Dialers", "dialers.example.com").await;
@@ -1456,6 +1457,39 @@ async fn outbound_calls_follow_the_tenants_rules(site: Site) {
     .await
     .unwrap();
     state_becomes(&mut desk, "available").await;
+
+    // Rights follow the user: without the agent role, or disabled, the
+    // phone's call is refused as soon as routing hears of the change.
+    for (change, wanted) in [
+        (json!({"roles": ["supervisor"]}), "no longer an agent"),
+        (
+            json!({"roles": ["agent"], "status": "disabled"}),
+            "disabled",
+        ),
+    ] {
+        let (status, body) = site
+            .call(
+                Method::PATCH,
+                &format!("/v1/users/{ann_id}"),
+                Some(&owner),
+                Some(change.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{change}: {body}");
+        let refused = eventually(Duration::from_secs(10), || async {
+            matches!(
+                site.calls
+                    .outbound_call(tenant, dial(&ann_id, "+15550100"))
+                    .await,
+                OutboundDecision::Reject {
+                    sip_status: 403,
+                    ..
+                }
+            )
+        })
+        .await;
+        assert!(refused, "an agent {wanted} still dials out");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

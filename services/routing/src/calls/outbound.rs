@@ -45,7 +45,12 @@ impl Calls {
         };
         let groups = match config.agent_groups(call.agent.as_uuid()).await {
             Ok(Some(groups)) => groups,
-            Ok(None) => return refuse(403, format!("user {} is not an agent", call.agent)),
+            Ok(None) => {
+                return refuse(
+                    403,
+                    format!("user {} is not an active agent with a profile", call.agent),
+                );
+            }
             Err(error) => return refuse(503, error.to_string()),
         };
         let rules = match config.outbound_rules().await {

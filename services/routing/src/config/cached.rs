@@ -43,6 +43,7 @@ use super::domain::{
 use super::error::{ConfigError, Result};
 use super::flows::{latest_version, version_of};
 use super::items::item;
+use super::projection::user_is_active_agent;
 use super::rules::{LoadedRule, load_rule, tenant_number};
 use super::store;
 use super::{FlowVersionView, NumberRoute, RuleDecision};
@@ -322,10 +323,16 @@ impl TenantConfig {
     }
 
     /// The agent groups of user `user`'s agent profile; `None` when the
-    /// user has none (not an agent). Read at every call: profiles are
-    /// many and read only by outbound calls.
+    /// user has none, or identity has told that the user is no active
+    /// agent any more (disabled, deleted, the agent role taken away).
+    /// Read at every call: profiles are many and read only by outbound
+    /// calls, and rights change.
     pub async fn agent_groups(&self, user: Uuid) -> Result<Option<Vec<Uuid>>> {
         let transaction = self.cached.config.store().read(self.tenant).await?;
+        if user_is_active_agent(&transaction, self.tenant, user).await? == Some(false) {
+            transaction.commit().await?;
+            return Ok(None);
+        }
         let row = store::find(
             &transaction,
             AgentProfileSpec::KIND,

@@ -494,6 +494,33 @@ pub(crate) async fn user_clients(
     Ok(scopes)
 }
 
+/// Whether `user` may act as an agent by this copy of identity: `Some`
+/// (active with the agent role, or not) once identity's events told of
+/// the user, `None` while they have not (a user seeded from identity's
+/// answer alone).
+pub(crate) async fn user_is_active_agent(
+    transaction: &DatabaseTransaction,
+    tenant: TenantId,
+    user: Uuid,
+) -> Result<Option<bool>> {
+    let query = Query::select()
+        .columns([col("roles"), col("status"), col("deleted")])
+        .from(col(USERS))
+        .and_where(Expr::col(col("tenant_id")).eq(tenant.as_uuid()))
+        .and_where(Expr::col(col("id")).eq(user))
+        .and_where(Expr::col(col("version")).gt(0i64))
+        .to_owned();
+    let Some(row) = transaction.query_one(&query).await? else {
+        return Ok(None);
+    };
+    let roles: String = row.try_get("", "roles")?;
+    let status: String = row.try_get("", "status")?;
+    let deleted: bool = row.try_get("", "deleted")?;
+    Ok(Some(
+        !deleted && status == "active" && roles.split(',').any(|role| role == "agent"),
+    ))
+}
+
 /// Whether identity told that user `user` is deleted.
 pub(crate) async fn user_deleted(
     transaction: &DatabaseTransaction,
