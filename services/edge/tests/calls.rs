@@ -1567,7 +1567,9 @@ async fn an_agent_dials_out_through_the_first_trunk_that_works() {
 /// A busy called party is the phone's answer (no failover to the next
 /// trunk), and an agent routing refuses (busy with another contact) gets
 /// 486 without any trunk being tried; a phone that sends no credentials
-/// is challenged and nothing reaches routing.
+/// is challenged, one that proves another account than its From names is
+/// refused 403, one that dials no number 484, and nothing reaches
+/// routing.
 #[tokio::test]
 async fn a_busy_callee_or_a_busy_agent_gets_486_and_only_proven_phones_dial() {
     let (_, edge) = dialing_edge(CallOptions::default()).await;
@@ -1608,31 +1610,46 @@ async fn a_busy_callee_or_a_busy_agent_gets_486_and_only_proven_phones_dial() {
     // No credentials, or a wrong password: challenged, never placed.
     let before = edge.routing.heard().len();
     let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let invite = format!(
-        "INVITE sip:+15550100@{DOMAIN} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK-plain-1\r\n\
-         From: <sip:agent@{DOMAIN}>;tag=1\r\nTo: <sip:+15550100@{DOMAIN}>\r\n\
-         Call-ID: plain-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
-         Contact: <sip:agent@{local}>\r\nContent-Length: 0\r\n\r\n",
-        local = socket.local_addr().unwrap()
-    );
-    socket
-        .send_to(invite.as_bytes(), edge.address)
-        .await
-        .unwrap();
-    let mut buffer = vec![0u8; 4096];
-    let answer = loop {
-        let (read, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
-            .await
-            .unwrap()
-            .unwrap();
-        let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
-        if !text.starts_with("SIP/2.0 100") {
-            break text;
-        }
-    };
+    let answer = phone_invite(&socket, edge.address, "+15550100", "agent", "").await;
     assert!(answer.starts_with("SIP/2.0 407"), "{answer}");
     assert!(answer.contains(&format!("Proxy-Authenticate: Digest realm=\"{DOMAIN}\"")));
+    // Proven, but as another account than its From names: 403. Proven,
+    // dialing no number: 484. Neither reaches routing.
+    let nonce = answer
+        .split("nonce=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let credentials = |dialed: &str, nc: &str| {
+        let uri = format!("sip:{dialed}@{DOMAIN}");
+        let ha1 = Algorithm::Md5.ha1("agent", DOMAIN, "phone-secret");
+        let ha2 = Algorithm::Md5.hash(&format!("INVITE:{uri}"));
+        let response = Algorithm::Md5.hash(&format!("{ha1}:{nonce}:{nc}:c:auth:{ha2}"));
+        format!(
+            "Proxy-Authorization: Digest username=\"agent\", realm=\"{DOMAIN}\", \
+             nonce=\"{nonce}\", uri=\"{uri}\", response=\"{response}\", algorithm=MD5, \
+             qop=auth, nc={nc}, cnonce=\"c\"\r\n"
+        )
+    };
+    let impostor = phone_invite(
+        &socket,
+        edge.address,
+        "+15550100",
+        "someone",
+        &credentials("+15550100", "00000001"),
+    )
+    .await;
+    assert!(impostor.starts_with("SIP/2.0 403"), "{impostor}");
+    let no_number = phone_invite(
+        &socket,
+        edge.address,
+        "sales",
+        "agent",
+        &credentials("sales", "00000002"),
+    )
+    .await;
+    assert!(no_number.starts_with("SIP/2.0 484"), "{no_number}");
     let wrong = edge.phone_dials("phone_dials", "not-the-password", Duration::ZERO);
     assert!(
         tokio::time::timeout(Duration::from_secs(30), wrong.child_status())
@@ -1645,6 +1662,46 @@ async fn a_busy_callee_or_a_busy_agent_gets_486_and_only_proven_phones_dial() {
         before,
         "routing heard nothing more"
     );
+}
+
+/// The final answer to a phone's INVITE for `dialed` at [`DOMAIN`], sent
+/// from `socket` as `from` with `extra` headers (each ending in CRLF).
+async fn phone_invite(
+    socket: &tokio::net::UdpSocket,
+    edge: SocketAddr,
+    dialed: &str,
+    from: &str,
+    extra: &str,
+) -> String {
+    let id = format!("{:016x}", rand_id());
+    let invite = format!(
+        "INVITE sip:{dialed}@{DOMAIN} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-{id}\r\n\
+         From: <sip:{from}@{DOMAIN}>;tag={id}\r\nTo: <sip:{dialed}@{DOMAIN}>\r\n\
+         Call-ID: {id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:{from}@{local}>\r\n{extra}Content-Length: 0\r\n\r\n",
+        local = socket.local_addr().unwrap()
+    );
+    socket.send_to(invite.as_bytes(), edge).await.unwrap();
+    let mut buffer = vec![0u8; 4096];
+    loop {
+        let (read, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+        if !text.starts_with("SIP/2.0 100") && text.contains(&id) {
+            return text;
+        }
+    }
+}
+
+/// A fresh number for a test's identifiers.
+fn rand_id() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
 }
 
 /// Routing loses its state during an agent's outbound call: the edge

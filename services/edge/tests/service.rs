@@ -66,6 +66,24 @@ async fn every_configured_transport_listens_and_tls_uses_the_configured_certific
     std::fs::write(&wrong_key, other.signing_key.serialize_pem()).unwrap();
     config.edge.tls_key_file = Some(wrong_key);
     assert!(EdgeServiceOptions::from_config(&config, vec![b"k".to_vec()]).is_err());
+    // Trunks' extra roots: a missing file, or one with no certificate,
+    // is refused naming it; the server certificate itself is taken.
+    config.edge.tls_key_file = Some(key.clone());
+    for (path, contents) in [("missing.pem", None), ("empty.pem", Some(""))] {
+        let path = directory.path().join(path);
+        if let Some(contents) = contents {
+            std::fs::write(&path, contents).unwrap();
+        }
+        config.edge.trunk_ca_file = Some(path.clone());
+        let error = EdgeServiceOptions::from_config(&config, vec![b"k".to_vec()])
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(error.contains(path.to_str().unwrap()), "{error}");
+    }
+    config.edge.trunk_ca_file = Some(chain.clone());
+    assert!(EdgeServiceOptions::from_config(&config, vec![b"k".to_vec()]).is_ok());
+    config.edge.trunk_ca_file = None;
     // TLS without files does not pass validation.
     config.edge.tls_key_file = None;
     let error = config.validate().unwrap_err().to_string();
