@@ -26,6 +26,9 @@ pub enum MediaError {
     /// A session operation named a leg the session does not have.
     #[error("the media session has no leg {0}")]
     NoSuchLeg(usize),
+    /// A leg cannot be connected to itself.
+    #[error("leg {0} cannot be connected to itself")]
+    SelfConnection(usize),
     /// The relay's worker threads are gone (the relay was shut down).
     #[error("the media relay is stopped")]
     Stopped,

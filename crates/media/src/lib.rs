@@ -26,6 +26,7 @@
 
 mod error;
 pub mod quality;
+pub mod relay;
 pub mod rtp;
 pub mod sdp;
 
