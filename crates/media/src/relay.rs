@@ -151,7 +151,9 @@ pub struct LegStats {
     pub reception: Reception,
     /// The clock `reception.jitter` counts in.
     pub clock_rate: u32,
-    /// Since the last datagram arrived (or since the leg was created).
+    /// Since the last RTP or RTCP packet was accepted from the far end
+    /// (or since the leg was created): strangers and garbage do not keep
+    /// a dead call alive.
     pub idle_for: Duration,
 }
 
@@ -299,25 +301,21 @@ impl Relay {
         let mut workers = Vec::with_capacity(count);
         let mut threads = Vec::with_capacity(count);
         for index in 0..count {
-            let poll = Poll::new().map_err(|source| MediaError::Io {
-                what: "creating a relay worker's poller",
-                source,
-            })?;
-            let waker = Waker::new(poll.registry(), WAKER).map_err(|source| MediaError::Io {
-                what: "creating a relay worker's waker",
-                source,
-            })?;
-            let (commands, receiver) = channel();
-            let worker = Worker::new(poll, receiver, epoch);
-            let thread = std::thread::Builder::new()
-                .name(format!("media-relay-{index}"))
-                .spawn(move || worker.run())
-                .map_err(|source| MediaError::Io {
-                    what: "starting a relay worker",
-                    source,
-                })?;
-            workers.push(WorkerHandle { commands, waker });
-            threads.push(thread);
+            match spawn_worker(index, epoch) {
+                Ok((handle, thread)) => {
+                    workers.push(handle);
+                    threads.push(thread);
+                }
+                Err(error) => {
+                    for worker in &workers {
+                        let _ = worker.send(Command::Stop);
+                    }
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
+                    return Err(error);
+                }
+            }
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -378,6 +376,30 @@ impl Relay {
         }
         Ok(())
     }
+}
+
+fn spawn_worker(
+    index: usize,
+    epoch: Instant,
+) -> Result<(WorkerHandle, JoinHandle<()>), MediaError> {
+    let poll = Poll::new().map_err(|source| MediaError::Io {
+        what: "creating a relay worker's poller",
+        source,
+    })?;
+    let waker = Waker::new(poll.registry(), WAKER).map_err(|source| MediaError::Io {
+        what: "creating a relay worker's waker",
+        source,
+    })?;
+    let (commands, receiver) = channel();
+    let worker = Worker::new(poll, receiver, epoch);
+    let thread = std::thread::Builder::new()
+        .name(format!("media-relay-{index}"))
+        .spawn(move || worker.run())
+        .map_err(|source| MediaError::Io {
+            what: "starting a relay worker",
+            source,
+        })?;
+    Ok((WorkerHandle { commands, waker }, thread))
 }
 
 struct LegHandle {
@@ -523,7 +545,8 @@ impl MediaSession {
         )
     }
 
-    /// Time since anything arrived on the leg (or since it was created).
+    /// Time since the far end's last accepted RTP or RTCP packet (or since
+    /// the leg was created).
     pub fn idle_for(&self, leg: LegId) -> Result<Duration, MediaError> {
         Ok(self.idle(&self.leg(leg)?.shared))
     }

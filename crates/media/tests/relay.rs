@@ -485,6 +485,12 @@ fn idle_legs_are_reported_and_traffic_resets_the_clock() {
         .send_to(&rtp(1, 0, 1, b"x"), session.local(LegId(0)).unwrap().rtp)
         .unwrap();
     recv(&b.rtp);
+    // Garbage on B's leg does not count as B being alive.
+    let leg_b = session.local(LegId(1)).unwrap().rtp;
+    b.rtp.send_to(b"not media", leg_b).unwrap();
+    eventually("the garbage is counted", || {
+        session.stats(LegId(1)).unwrap().dropped.invalid == 1
+    });
     let idle_a = session.idle_for(LegId(0)).unwrap();
     let idle_b = session.idle_for(LegId(1)).unwrap();
     assert!(idle_b >= Duration::from_millis(100), "{idle_b:?}");

@@ -9,7 +9,7 @@ use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::Receiver;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
@@ -82,6 +82,8 @@ struct Leg {
     out: Continuity,
 }
 
+/// Batches one socket may read before the others get their turn.
+const BATCHES_PER_TURN: usize = 8;
 /// Tags of queued datagrams.
 const TAG_RTP: u8 = 0;
 const TAG_RTCP: u8 = 1;
@@ -117,8 +119,13 @@ impl Worker {
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(256);
         let mut batch = Batch::new();
+        // Sockets left with datagrams after their turn (edge-triggered
+        // readiness will not report them again): served next turn.
+        let mut pending: Vec<Token> = Vec::with_capacity(1024);
+        let mut again: Vec<Token> = Vec::with_capacity(1024);
         loop {
-            if let Err(error) = self.poll.poll(&mut events, None)
+            let timeout = (!pending.is_empty()).then_some(Duration::ZERO);
+            if let Err(error) = self.poll.poll(&mut events, timeout)
                 && error.kind() != std::io::ErrorKind::Interrupted
             {
                 // Nothing can be served without the poller.
@@ -127,14 +134,13 @@ impl Worker {
             if !self.take_commands() {
                 return;
             }
-            for event in events.iter() {
-                if event.token() == WAKER {
-                    continue;
+            let ready = events.iter().map(|e| e.token()).filter(|&t| t != WAKER);
+            for token in ready.chain(pending.drain(..)) {
+                if self.serve(&mut batch, token.0 >> 1, token.0 & 1 == 1) {
+                    again.push(token);
                 }
-                let slot = event.token().0 >> 1;
-                let rtcp_socket = event.token().0 & 1 == 1;
-                self.serve(&mut batch, slot, rtcp_socket);
             }
+            std::mem::swap(&mut pending, &mut again);
         }
     }
 
@@ -261,11 +267,14 @@ impl Worker {
         }
     }
 
-    /// Drains one socket: batches in, checks, forwards, batches out.
-    fn serve(&mut self, batch: &mut Batch, slot: usize, rtcp_socket: bool) {
-        loop {
+    /// Serves one socket for a turn of at most [`BATCHES_PER_TURN`]
+    /// batches (so that a flood on one port cannot starve the others):
+    /// batches in, checks, forwards, batches out. Returns whether the
+    /// socket may still hold datagrams.
+    fn serve(&mut self, batch: &mut Batch, slot: usize, rtcp_socket: bool) -> bool {
+        for _ in 0..BATCHES_PER_TURN {
             let Some(ingress) = self.legs.get_mut(slot).and_then(Option::as_mut) else {
-                return;
+                return false;
             };
             let fd = if rtcp_socket {
                 ingress.sockets.rtcp.as_raw_fd()
@@ -273,7 +282,7 @@ impl Worker {
                 ingress.sockets.rtp.as_raw_fd()
             };
             let n = match batch.receive(fd) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => return false,
                 Ok(n) => n,
             };
             let now_ns = self.epoch.elapsed().as_nanos() as u64;
@@ -339,7 +348,9 @@ impl Worker {
                 self.kept[i] = Some(tag);
             }
             let shared = &ingress.shared;
-            shared.last_packet_ns.store(now_ns, Relaxed);
+            if rtp_packets + rtcp_packets > 0 {
+                shared.last_packet_ns.store(now_ns, Relaxed);
+            }
             shared.rtp_in.add(rtp_packets, rtp_bytes);
             shared.rtcp_in.add(rtcp_packets, rtcp_bytes);
             shared.dropped_invalid.fetch_add(invalid, Relaxed);
@@ -360,7 +371,7 @@ impl Worker {
             else {
                 ingress_unrouted(&self.legs, slot, kept);
                 if n < BATCH {
-                    return;
+                    return false;
                 }
                 continue;
             };
@@ -401,9 +412,10 @@ impl Worker {
             }
             ingress_unrouted(&self.legs, slot, unrouted);
             if n < BATCH {
-                return;
+                return false;
             }
         }
+        true
     }
 }
 
