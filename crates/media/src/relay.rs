@@ -36,6 +36,7 @@
 
 mod continuity;
 mod io;
+mod latch;
 mod ports;
 mod worker;
 
@@ -56,6 +57,8 @@ use crate::MediaError;
 use crate::quality::{self, Concealment};
 use crate::rtp::Reception;
 use crate::sdp::MediaEndpoint;
+pub use continuity::Continuity;
+pub use latch::Latch;
 use ports::PortPool;
 use worker::{Command, WAKER, Worker};
 

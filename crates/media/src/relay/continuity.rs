@@ -22,16 +22,16 @@ struct State {
 
 /// The continuity state of the packets one leg sends.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Continuity {
+pub struct Continuity {
     state: Option<State>,
 }
 
 impl Continuity {
-    /// Rewrites one outgoing RTP packet in place. `packet` was checked by
-    /// [`rtp::RtpHeader::peek`]; `now_ns` is the relay's clock and
-    /// `clock_rate` the stream's RTP clock, which together give the
+    /// Rewrites one outgoing RTP packet in place (a datagram that is not
+    /// RTP is left alone). `now_ns` is any monotonic clock in nanoseconds
+    /// and `clock_rate` the stream's RTP clock: together they give the
     /// timestamp gap across a change of source.
-    pub(crate) fn apply(&mut self, packet: &mut [u8], now_ns: u64, clock_rate: u32) {
+    pub fn apply(&mut self, packet: &mut [u8], now_ns: u64, clock_rate: u32) {
         let Ok(header) = rtp::RtpHeader::peek(packet) else {
             return;
         };

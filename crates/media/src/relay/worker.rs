@@ -16,7 +16,8 @@ use mio::{Events, Interest, Poll, Token};
 use tokio::sync::oneshot;
 
 use super::continuity::Continuity;
-use super::io::{BATCH, Batch, RawAddr};
+use super::io::{BATCH, Batch};
+use super::latch::Latch;
 use super::ports::LegSockets;
 use super::{LegShared, Remote};
 use crate::rtp::{Packet, ReceiverStats, classify};
@@ -47,35 +48,12 @@ pub(crate) enum Command {
     Stop,
 }
 
-/// Where a leg's far end receives one kind of packet, and whether that was
-/// learnt from its packets (symmetric RTP) rather than from its SDP.
-#[derive(Default)]
-struct Endpoint {
-    remote: Option<RawAddr>,
-    latched: bool,
-}
-
-impl Endpoint {
-    /// Symmetric latching: the first datagram's source becomes the
-    /// destination; after that only that source is accepted.
-    fn accept(&mut self, source: std::net::SocketAddr) -> bool {
-        if !self.latched {
-            if self.remote.is_none_or(|r| r.addr != source) {
-                self.remote = Some(RawAddr::new(source));
-            }
-            self.latched = true;
-            return true;
-        }
-        self.remote.is_some_and(|r| r.addr == source)
-    }
-}
-
 struct Leg {
     sockets: LegSockets,
     shared: Arc<LegShared>,
     peer: Option<usize>,
-    rtp: Endpoint,
-    rtcp: Endpoint,
+    rtp: Latch,
+    rtcp: Latch,
     rtcp_mux: bool,
     clock_rate: u32,
     stats: ReceiverStats,
@@ -195,8 +173,8 @@ impl Worker {
                     sockets,
                     shared,
                     peer: None,
-                    rtp: Endpoint::default(),
-                    rtcp: Endpoint::default(),
+                    rtp: Latch::default(),
+                    rtcp: Latch::default(),
                     rtcp_mux: false,
                     clock_rate: 8000,
                     stats: ReceiverStats::new(),
@@ -228,14 +206,8 @@ impl Worker {
                 let Some(leg) = self.slot(session, leg).and_then(|s| self.legs[s].as_mut()) else {
                     return;
                 };
-                leg.rtp = Endpoint {
-                    remote: Some(RawAddr::new(remote.rtp)),
-                    latched: false,
-                };
-                leg.rtcp = Endpoint {
-                    remote: Some(RawAddr::new(remote.rtcp)),
-                    latched: false,
-                };
+                leg.rtp = Latch::new(Some(remote.rtp));
+                leg.rtcp = Latch::new(Some(remote.rtcp));
                 leg.rtcp_mux = remote.rtcp_mux;
                 leg.clock_rate = remote.clock_rate.max(1);
             }
@@ -384,7 +356,7 @@ impl Worker {
                     _ if egress.rtcp_mux => (QUEUE_RTP, &egress.rtp),
                     _ => (QUEUE_RTCP, &egress.rtcp),
                 };
-                let Some(to) = endpoint.remote else {
+                let Some(to) = endpoint.raw_remote().copied() else {
                     unrouted += 1;
                     continue;
                 };
