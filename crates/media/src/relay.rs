@@ -19,7 +19,8 @@
 //!   from any other source are dropped and counted.
 //! - **Continuity**: the RTP a leg sends keeps one SSRC and continuous
 //!   sequence numbers and timestamps when its source changes (a transfer,
-//!   a re-INVITE); otherwise packets pass unchanged.
+//!   a re-INVITE) or it is reconnected (back to a former peer); otherwise
+//!   packets pass unchanged.
 //! - **RTCP is relayed as it is**: its SSRCs are not rewritten, so after a
 //!   source change a receiver's reports name the original sender's SSRC.
 //!   RTCP multiplexed on the RTP port (RFC 5761) is recognised and sent to

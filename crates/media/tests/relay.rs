@@ -321,6 +321,47 @@ fn a_transfer_gives_the_caller_one_continuous_stream() {
 }
 
 #[test]
+fn a_leg_reconnected_to_its_former_source_hears_it_continue_without_a_gap() {
+    let relay = relay(6, 1);
+    let (caller, agent1, agent2) = (Phone::new(), Phone::new(), Phone::new());
+    let mut session = call(&relay, &caller, &agent1);
+    let leg2 = session.add_leg().unwrap();
+    session.set_remote(leg2, agent2.remote()).unwrap();
+    let from_caller = session.local(LegId(0)).unwrap().rtp;
+    let send = |seq: u16| {
+        caller
+            .rtp
+            .send_to(
+                &rtp(seq, u32::from(seq) * 160, 0xca11, &[9; 160]),
+                from_caller,
+            )
+            .unwrap();
+    };
+
+    for seq in 1..=5 {
+        send(seq);
+        assert_eq!(
+            fields(&recv(&agent1.rtp).0),
+            (seq, u32::from(seq) * 160, 0xca11)
+        );
+    }
+    // Agent 1 consults agent 2 (the caller goes to agent 2 meanwhile)…
+    session.connect(LegId(0), leg2).unwrap();
+    for seq in 6..=10 {
+        send(seq);
+        recv(&agent2.rtp);
+    }
+    // …and takes the caller back: agent 1 hears 6 after 5, not 11.
+    session.connect(LegId(0), LegId(1)).unwrap();
+    send(11);
+    let (seq, ts, ssrc) = fields(&recv(&agent1.rtp).0);
+    assert_eq!((seq, ssrc), (6, 0xca11));
+    assert!(ts > 5 * 160, "the timestamp moves on: {ts}");
+    send(12);
+    assert_eq!(fields(&recv(&agent1.rtp).0), (7, ts + 160, 0xca11));
+}
+
+#[test]
 fn a_stranger_after_latching_and_non_rtp_are_dropped_and_counted() {
     let relay = relay(4, 1);
     let (a, b) = (Phone::new(), Phone::new());

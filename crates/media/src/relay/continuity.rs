@@ -1,7 +1,8 @@
 //! One continuous RTP stream out of a leg whose source changes (RFC 3550
 //! §5.1, §8): when the packets sent to a leg start coming from another
 //! source (its far leg was re-pointed by a transfer, or the far end
-//! restarted its stream after a re-INVITE), they keep the first source's
+//! restarted its stream after a re-INVITE), or from a source it was
+//! reconnected to (whose numbering moved on meanwhile), they keep the first source's
 //! SSRC, and their sequence numbers and timestamps are offset so that they
 //! follow the last packet sent: the receiver sees one stream, with no
 //! jump a jitter buffer or a loss counter would take for a fault. Until
@@ -24,6 +25,9 @@ struct State {
 #[derive(Debug, Clone, Default)]
 pub struct Continuity {
     state: Option<State>,
+    /// The next packet starts a new stretch even if its SSRC is the one
+    /// before (the leg was reconnected to a source it had before).
+    rebase: bool,
 }
 
 impl Continuity {
@@ -31,11 +35,19 @@ impl Continuity {
     /// RTP is left alone). `now_ns` is any monotonic clock in nanoseconds
     /// and `clock_rate` the stream's RTP clock: together they give the
     /// timestamp gap across a change of source.
+    /// Makes the next packet continue the stream whatever its SSRC: for a
+    /// leg whose source was re-pointed, possibly back to one it had
+    /// before, whose numbering moved on meanwhile.
+    pub fn rebase(&mut self) {
+        self.rebase = self.state.is_some();
+    }
+
     pub fn apply(&mut self, packet: &mut [u8], now_ns: u64, clock_rate: u32) {
         let Ok(header) = rtp::RtpHeader::peek(packet) else {
             return;
         };
         let (ssrc, seq, ts) = (header.ssrc(), header.sequence(), header.timestamp());
+        let rebase = std::mem::take(&mut self.rebase);
         let state = match &mut self.state {
             None => self.state.insert(State {
                 out_ssrc: ssrc,
@@ -47,7 +59,7 @@ impl Continuity {
                 last_at_ns: now_ns,
             }),
             Some(state) => {
-                if state.in_ssrc != ssrc {
+                if state.in_ssrc != ssrc || rebase {
                     let elapsed_ns = now_ns.saturating_sub(state.last_at_ns);
                     let elapsed_ts =
                         (u128::from(elapsed_ns) * u128::from(clock_rate) / 1_000_000_000) as u32;
@@ -135,6 +147,31 @@ mod tests {
         let mut p = packet(20, 5, 2);
         c.apply(&mut p, 20 * MS, 8000);
         assert_eq!(fields(&p), (0, (u32::MAX - 100).wrapping_add(160), 1));
+    }
+
+    #[test]
+    fn a_rebase_continues_the_stream_even_from_the_same_source() {
+        let mut c = Continuity::default();
+        c.rebase(); // nothing sent yet: nothing to continue
+        let mut p = packet(100, 1600, 0xaaaa);
+        c.apply(&mut p, 0, 8000);
+        assert_eq!(fields(&p), (100, 1600, 0xaaaa));
+        // Reconnected to the same source 1 s later, which went on meanwhile.
+        c.rebase();
+        let mut p = packet(150, 1600 + 50 * 160, 0xaaaa);
+        c.apply(&mut p, 1000 * MS, 8000);
+        assert_eq!(fields(&p), (101, 1600 + 8000, 0xaaaa));
+        let mut p = packet(151, 1600 + 51 * 160, 0xaaaa);
+        c.apply(&mut p, 1020 * MS, 8000);
+        assert_eq!(fields(&p), (102, 1600 + 8160, 0xaaaa));
+        // A rebase with a new source is one re-anchoring, not two.
+        c.rebase();
+        let mut p = packet(7, 0, 0xbbbb);
+        c.apply(&mut p, 1040 * MS, 8000);
+        let mut q = packet(8, 160, 0xbbbb);
+        c.apply(&mut q, 1060 * MS, 8000);
+        assert_eq!(fields(&p), (103, 1600 + 8320, 0xaaaa));
+        assert_eq!(fields(&q), (104, 1600 + 8480, 0xaaaa));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -188,13 +189,18 @@ impl Worker {
                 };
                 for (this, other) in [(sa, sb), (sb, sa)] {
                     let old = self.legs[this].as_ref().and_then(|l| l.peer);
-                    if let Some(old) = old.filter(|&o| o != other)
+                    if old == Some(other) {
+                        continue;
+                    }
+                    if let Some(old) = old
                         && let Some(old_leg) = self.legs[old].as_mut()
                     {
                         old_leg.peer = None;
                     }
                     if let Some(leg) = self.legs[this].as_mut() {
                         leg.peer = Some(other);
+                        // What this leg sends now comes from another leg.
+                        leg.out.rebase();
                     }
                 }
             }
@@ -325,8 +331,8 @@ impl Worker {
             }
             shared.rtp_in.add(rtp_packets, rtp_bytes);
             shared.rtcp_in.add(rtcp_packets, rtcp_bytes);
-            shared.dropped_invalid.fetch_add(invalid, Relaxed);
-            shared.dropped_stranger.fetch_add(strangers, Relaxed);
+            add(&shared.dropped_invalid, invalid);
+            add(&shared.dropped_stranger, strangers);
             if rtp_packets > 0 {
                 let reception = ingress.stats.reception();
                 shared.received.store(reception.received, Relaxed);
@@ -380,7 +386,7 @@ impl Worker {
                 });
                 shared.rtp_out.add(rtp.0, rtp.1);
                 shared.rtcp_out.add(rtcp.0, rtcp.1);
-                shared.dropped_send.fetch_add(failed, Relaxed);
+                add(&shared.dropped_send, failed);
             }
             ingress_unrouted(&self.legs, slot, unrouted);
             if n < BATCH {
@@ -395,6 +401,13 @@ impl Worker {
 /// leg, or a far leg whose remote address is not known yet.
 fn ingress_unrouted(legs: &[Option<Leg>], slot: usize, kept: u64) {
     if let Some(Some(leg)) = legs.get(slot) {
-        leg.shared.dropped_unrouted.fetch_add(kept, Relaxed);
+        add(&leg.shared.dropped_unrouted, kept);
+    }
+}
+
+/// Adds to a counter, skipping the atomic operation for nothing.
+fn add(counter: &AtomicU64, n: u64) {
+    if n > 0 {
+        counter.fetch_add(n, Relaxed);
     }
 }
