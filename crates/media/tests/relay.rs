@@ -9,13 +9,16 @@ use std::time::{Duration, Instant};
 use switchboard_media::MediaError;
 use switchboard_media::relay::{LegId, MediaSession, Relay, RelayOptions, Remote};
 use switchboard_media::rtp::RtpHeader;
+use switchboard_media::sdp::{Agreement, Direction, LegOrigin, RtcpRewrite, SessionDescription};
 
 /// A range of `pairs` even/odd port pairs that were all free a moment
 /// ago, below Linux's ephemeral range (32768+) that `127.0.0.1:0` sockets
 /// of other tests draw from.
 fn free_range(pairs: u16) -> RangeInclusive<u16> {
     static NEXT: AtomicU16 = AtomicU16::new(0);
-    let base = 20_000 + (std::process::id() % 40) as u16 * 300;
+    // A test process needs at most ~220 ports (all tests, `cargo test`);
+    // processes side by side (nextest) start in different places.
+    let base = 20_000 + (std::process::id() % 47) as u16 * 250;
     loop {
         let start = base + NEXT.fetch_add(pairs * 2, Ordering::SeqCst);
         assert!(start < 32_000, "no free port range found");
@@ -155,6 +158,105 @@ fn endpoints_receive_the_exact_bytes_in_both_directions() {
     assert_eq!(stats_a.rtp_out.bytes, 20 * (12 + 80));
     assert_eq!(stats_b.rtp_in.packets, 20);
     assert_eq!(stats_a.dropped, Default::default());
+}
+
+/// The edge's use of SDP and the relay together: each side's description
+/// points the relay at the phone, and is rewritten to the relay's ports
+/// before it goes to the other side.
+#[test]
+fn an_offer_and_answer_anchored_at_the_relay_carry_rtp_and_rtcp() {
+    let relay = relay(4, 1);
+    let (caller, callee) = (Phone::new(), Phone::new());
+    let port = |s: &UdpSocket| s.local_addr().unwrap().port();
+    let offer_text = format!(
+        "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+         t=0 0\r\nm=audio {} RTP/AVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-16\r\na=rtcp:{}\r\na=ptime:20\r\n",
+        port(&caller.rtp),
+        port(&caller.rtcp)
+    );
+    let mut offer = SessionDescription::parse(offer_text.as_bytes()).unwrap();
+    let session = relay.create_session(2).unwrap();
+    let (leg_a, leg_b) = (
+        session.local(LegId(0)).unwrap(),
+        session.local(LegId(1)).unwrap(),
+    );
+    let caller_at = offer.media_endpoint(0).unwrap().unwrap();
+    session
+        .set_remote(LegId(0), Remote::from_endpoint(caller_at, 8000))
+        .unwrap();
+    offer
+        .anchor(
+            relay.advertised_ip(),
+            &[leg_b.rtp.port()],
+            RtcpRewrite::PortPlusOne,
+        )
+        .unwrap();
+    LegOrigin::new("switchboard", 7, relay.advertised_ip()).stamp(&mut offer);
+    let callee_gets = SessionDescription::parse(offer.to_string().as_bytes()).unwrap();
+    let callee_sends_to = callee_gets.media_endpoint(0).unwrap().unwrap();
+    assert_eq!(
+        (callee_sends_to.rtp, callee_sends_to.rtcp),
+        (leg_b.rtp, leg_b.rtcp)
+    );
+
+    let answer_text = format!(
+        "v=0\r\no=- 3391540046 1209735043 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+         t=0 0\r\nm=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=rtcp:{}\r\na={}\r\n",
+        port(&callee.rtp),
+        port(&callee.rtcp),
+        callee_gets.direction(0).unwrap().answer()
+    );
+    let mut answer = SessionDescription::parse(answer_text.as_bytes()).unwrap();
+    let agreed = Agreement::between(&offer.media[0], &answer.media[0]);
+    assert!(agreed.pcmu && !agreed.pcma);
+    assert_eq!(
+        agreed.telephone_event.map(|t| t.answerer_receives),
+        Some(101)
+    );
+    let callee_at = answer.media_endpoint(0).unwrap().unwrap();
+    session
+        .set_remote(LegId(1), Remote::from_endpoint(callee_at, 8000))
+        .unwrap();
+    answer
+        .anchor(
+            relay.advertised_ip(),
+            &[leg_a.rtp.port()],
+            RtcpRewrite::PortPlusOne,
+        )
+        .unwrap();
+    LegOrigin::new("switchboard", 8, relay.advertised_ip()).stamp(&mut answer);
+    let caller_gets = SessionDescription::parse(answer.to_string().as_bytes()).unwrap();
+    assert_eq!(caller_gets.direction(0).unwrap(), Direction::SendRecv);
+    let caller_sends_to = caller_gets.media_endpoint(0).unwrap().unwrap();
+    assert_eq!(
+        (caller_sends_to.rtp, caller_sends_to.rtcp),
+        (leg_a.rtp, leg_a.rtcp)
+    );
+    session.connect(LegId(0), LegId(1)).unwrap();
+
+    // Each phone sends where its SDP says, and hears the other.
+    caller
+        .rtp
+        .send_to(&rtp(1, 0, 0xa, &[0xff; 160]), caller_sends_to.rtp)
+        .unwrap();
+    assert_eq!(recv(&callee.rtp).0, rtp(1, 0, 0xa, &[0xff; 160]));
+    callee
+        .rtp
+        .send_to(&rtp(1, 0, 0xb, &[0x7f; 160]), callee_sends_to.rtp)
+        .unwrap();
+    assert_eq!(recv(&caller.rtp).0, rtp(1, 0, 0xb, &[0x7f; 160]));
+    caller
+        .rtcp
+        .send_to(&rtcp_rr(0xa), caller_sends_to.rtcp)
+        .unwrap();
+    assert_eq!(recv(&callee.rtcp).0, rtcp_rr(0xa));
+    callee
+        .rtcp
+        .send_to(&rtcp_rr(0xb), callee_sends_to.rtcp)
+        .unwrap();
+    assert_eq!(recv(&caller.rtcp).0, rtcp_rr(0xb));
 }
 
 #[test]
@@ -458,7 +560,8 @@ async fn closing_or_dropping_a_session_frees_its_ports() {
         UdpSocket::bind(("127.0.0.1", port)).is_err(),
         "bound while in use"
     );
-    session.close().await.unwrap();
+    // Closed from another task: sessions move between the edge's tasks.
+    tokio::spawn(session.close()).await.unwrap().unwrap();
     assert_eq!(relay.pairs_in_use(), 0);
     // The sockets are really closed: the ports can be bound again.
     drop(UdpSocket::bind(("127.0.0.1", port)).unwrap());
