@@ -12,9 +12,10 @@
 //!   receiver statistics (RFC 3550 Appendix A.1, A.3, A.8).
 //! - [`quality`]: an MOS estimate by the ITU-T G.107 E-model for G.711
 //!   (ITU-T G.113 Appendix I).
-//! - [`relay`]: the RTP/RTCP relay: ports from a range, symmetric RTP
-//!   latching, SSRC/sequence/timestamp continuity when a leg's far end
-//!   changes (RFC 3550 §5.1, §8), per-leg counters and statistics.
+//! - [`relay`]: the RTP/RTCP relay: port pairs from a range (RFC 3550
+//!   §11), symmetric RTP latching (RFC 4961), SSRC/sequence/timestamp
+//!   continuity when a leg's far end changes (RFC 3550 §5.1, §8), RTCP
+//!   multiplexed or not (RFC 5761), per-leg counters and statistics.
 //!
 //! The relay's hot path is ours. The webrtc-rs `rtp` crate parses every
 //! packet into an owned structure (its payload a `Bytes`), allocating per

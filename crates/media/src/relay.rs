@@ -21,8 +21,10 @@
 //!   sequence numbers and timestamps when its source changes (a transfer,
 //!   a re-INVITE) or it is reconnected (back to a former peer); otherwise
 //!   packets pass unchanged.
-//! - **RTCP is relayed as it is**: its SSRCs are not rewritten, so after a
-//!   source change a receiver's reports name the original sender's SSRC.
+//! - **RTCP is relayed as it is**: its SSRCs are not rewritten (not needed
+//!   yet). After a source change a receiver therefore gets RTP under the
+//!   first source's SSRC but sender reports under the new source's own,
+//!   and its receiver reports name an SSRC the new source does not know.
 //!   RTCP multiplexed on the RTP port (RFC 5761) is recognised and sent to
 //!   the far end's RTCP address, or its RTP address when it multiplexes.
 //! - Anything that is neither RTP nor RTCP (RFC 3550 header checks) is
@@ -31,9 +33,10 @@
 //! Workers are OS threads, each with its own `mio` loop; they read with
 //! `recvmmsg` and write with `sendmmsg` into buffers allocated once, with
 //! no allocation, lock or channel per packet. Control calls (safe to make
-//! from async code: none of them blocks) reach a worker over a channel and
+//! from async code: they bind sockets or send a command, and never wait
+//! for a worker unless they are `async`) reach a worker over a channel and
 //! its waker; counters are atomics updated once per batch and read on
-//! demand.
+//! demand. Dropping the last handle of a relay joins its workers.
 
 mod continuity;
 mod io;
