@@ -15,6 +15,10 @@ use switchboard_media::sdp::{Agreement, Direction, LegOrigin, RtcpRewrite, Sessi
 /// ago, below Linux's ephemeral range (32768+) that `127.0.0.1:0` sockets
 /// of other tests draw from.
 fn free_range(pairs: u16) -> RangeInclusive<u16> {
+    free_range_on("127.0.0.1", pairs)
+}
+
+fn free_range_on(ip: &str, pairs: u16) -> RangeInclusive<u16> {
     static NEXT: AtomicU16 = AtomicU16::new(0);
     // A test process needs at most ~220 ports (all tests, `cargo test`);
     // processes side by side (nextest) start in different places.
@@ -25,7 +29,7 @@ fn free_range(pairs: u16) -> RangeInclusive<u16> {
         let range = start..=start + pairs * 2 - 1;
         let free = range
             .clone()
-            .all(|port| UdpSocket::bind(("127.0.0.1", port)).is_ok());
+            .all(|port| UdpSocket::bind((ip, port)).is_ok());
         if free {
             return range;
         }
@@ -50,8 +54,12 @@ struct Phone {
 
 impl Phone {
     fn new() -> Self {
+        Self::on("127.0.0.1")
+    }
+
+    fn on(ip: &str) -> Self {
         let bind = || {
-            let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let s = UdpSocket::bind((ip, 0)).unwrap();
             s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
             s
         };
@@ -257,6 +265,30 @@ fn an_offer_and_answer_anchored_at_the_relay_carry_rtp_and_rtcp() {
         .send_to(&rtcp_rr(0xb), callee_sends_to.rtcp)
         .unwrap();
     assert_eq!(recv(&caller.rtcp).0, rtcp_rr(0xb));
+}
+
+#[test]
+fn media_is_relayed_over_ipv6() {
+    let relay = Relay::start(RelayOptions {
+        bind: "::1".parse().unwrap(),
+        advertise: None,
+        ports: free_range_on("::1", 2),
+        workers: 1,
+    })
+    .unwrap();
+    let (a, b) = (Phone::on("::1"), Phone::on("::1"));
+    let session = call(&relay, &a, &b);
+    let (leg_a, leg_b) = (
+        session.local(LegId(0)).unwrap(),
+        session.local(LegId(1)).unwrap(),
+    );
+    assert!(leg_a.rtp.is_ipv6());
+    a.rtp
+        .send_to(&rtp(1, 0, 0xa, b"over v6"), leg_a.rtp)
+        .unwrap();
+    assert_eq!(recv(&b.rtp), (rtp(1, 0, 0xa, b"over v6"), leg_b.rtp));
+    b.rtcp.send_to(&rtcp_rr(0xb), leg_b.rtcp).unwrap();
+    assert_eq!(recv(&a.rtcp), (rtcp_rr(0xb), leg_a.rtcp));
 }
 
 #[test]
