@@ -411,3 +411,94 @@ fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::UdpSocket;
+    use std::sync::mpsc::channel;
+
+    use super::*;
+    use crate::relay::ports::PortPool;
+
+    /// A pool of two pairs on 127.0.0.1 that were free a moment ago.
+    fn pool() -> Arc<PortPool> {
+        let first = (33_000..60_000u16)
+            .step_by(4)
+            .find(|&p| (p..p + 4).all(|q| UdpSocket::bind(("127.0.0.1", q)).is_ok()))
+            .expect("four free ports");
+        PortPool::new("127.0.0.1".parse().unwrap(), first, first + 3).unwrap()
+    }
+
+    #[test]
+    fn a_flooded_socket_yields_after_its_turn_and_finishes_on_the_next() {
+        let (_commands, receiver) = channel();
+        let mut worker = Worker::new(Poll::new().unwrap(), receiver, Instant::now());
+        let pool = pool();
+        let far = UdpSocket::bind("127.0.0.1:0").unwrap();
+        far.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let far_addr = far.local_addr().unwrap();
+        // Room for the whole flood in the socket buffers.
+        socket2::SockRef::from(&far)
+            .set_recv_buffer_size(2 << 20)
+            .unwrap();
+        for _ in 0..2 {
+            let sockets = pool.allocate().unwrap();
+            socket2::SockRef::from(&sockets.rtp)
+                .set_recv_buffer_size(2 << 20)
+                .unwrap();
+            worker.apply(Command::AddLeg {
+                session: 1,
+                sockets,
+                shared: Arc::default(),
+            });
+        }
+        for leg in 0..2 {
+            worker.apply(Command::SetRemote {
+                session: 1,
+                leg,
+                remote: Remote {
+                    rtp: far_addr,
+                    rtcp: far_addr,
+                    rtcp_mux: true,
+                    clock_rate: 8000,
+                },
+            });
+        }
+        worker.apply(Command::Connect {
+            session: 1,
+            a: 0,
+            b: 1,
+        });
+        let into_a = worker.legs[0]
+            .as_ref()
+            .unwrap()
+            .sockets
+            .rtp
+            .local_addr()
+            .unwrap();
+        let flood = BATCHES_PER_TURN * BATCH + 44;
+        for seq in 0..flood as u16 {
+            let mut p = vec![0x80, 0];
+            p.extend_from_slice(&seq.to_be_bytes());
+            p.extend_from_slice(&[0; 8]);
+            far.send_to(&p, into_a).unwrap();
+        }
+        let mut batch = Batch::new();
+        assert!(
+            worker.serve(&mut batch, 0, false),
+            "more is waiting after one turn"
+        );
+        assert!(
+            !worker.serve(&mut batch, 0, false),
+            "the rest fits in the next turn"
+        );
+        let shared = &worker.legs[1].as_ref().unwrap().shared;
+        assert_eq!(shared.rtp_out.read().packets, flood as u64);
+        let mut buf = [0u8; 64];
+        for seq in 0..flood as u16 {
+            let (n, _) = far.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[2..4], &seq.to_be_bytes(), "in order, none lost");
+            assert_eq!(n, 12);
+        }
+    }
+}
