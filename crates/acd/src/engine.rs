@@ -119,11 +119,42 @@ struct ContactRecord {
     status: ContactStatus,
 }
 
-/// A contact an agent placed (an outbound call): connected to the agent
-/// from the start and counted in no queue.
+/// How a contact outside every queue reached its agent
+/// ([`Engine::connect_direct`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectOrigin {
+    /// The agent placed it: an outbound call dialed from its phone, or
+    /// click-to-call.
+    #[default]
+    PlacedByAgent,
+    /// It was put through to the agent without a queue (a flow's
+    /// `ring_agent` step, a direct extension) and the agent answered.
+    RungToAgent,
+}
+
+impl DirectOrigin {
+    /// The agent's transition when such a contact connects.
+    fn reason(self) -> TransitionReason {
+        match self {
+            DirectOrigin::PlacedByAgent => TransitionReason::OutboundConnected,
+            DirectOrigin::RungToAgent => TransitionReason::DirectAnswered,
+        }
+    }
+}
+
+fn is_placed_by_agent(origin: &DirectOrigin) -> bool {
+    *origin == DirectOrigin::PlacedByAgent
+}
+
+/// A contact outside every queue (placed by its agent, or rung to it
+/// directly): connected to the agent from the start and counted in no
+/// queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct OutboundRecord {
     agent: AgentId,
+    #[serde(default, skip_serializing_if = "is_placed_by_agent")]
+    origin: DirectOrigin,
     channel: Channel,
     /// When it connected.
     since: DateTime<Utc>,
@@ -821,27 +852,36 @@ impl Engine {
         self.touch(agent, TransitionReason::ContactEnded, ctx);
     }
 
-    /// An agent placed an outbound contact (dialed from its phone, or
-    /// click-to-call): it is connected to the agent at once and belongs to
-    /// no queue. The agent is busy with it as with an accepted contact (it
-    /// counts against the agent's capacity on `channel`), any after-call
-    /// work ends, and no queue counts it or hears of it. Presence does not
-    /// matter: an agent who is not ready or offline may place one. When it
-    /// ends ([`Engine::end`]) the agent wraps up for `wrap_up` (zero for
-    /// none, at most 24 h).
+    /// A contact outside every queue is connected to `agent`: one the
+    /// agent placed (an outbound call dialed from its phone, or
+    /// click-to-call), or one rung to the agent directly that it answered
+    /// (see [`DirectOrigin`]). It belongs to no queue. The agent is busy
+    /// with it as with an accepted contact (it counts against the agent's
+    /// capacity on `channel`), any after-call work ends, and no queue
+    /// counts it or hears of it. Presence does not matter: an agent who is
+    /// not ready or offline may place or answer one. When it ends
+    /// ([`Engine::end`]) the agent wraps up for `wrap_up` (zero for none,
+    /// at most 24 h).
     ///
     /// `since` is when it connected: earlier than `at` when the edge
     /// re-asserts a call the engine lost. Re-asserting one the engine still
     /// knows, with the same agent, changes nothing (an empty outcome).
     ///
-    /// Refused if the agent is unknown, the id is another contact's
-    /// ([`AcdError::DuplicateContact`]), or the agent has an offer ringing
-    /// or no room for one more contact on `channel` (a channel it has no
-    /// capacity on has none): [`AcdError::AgentBusy`].
-    pub fn connect_outbound(
+    /// Refused if the agent is unknown or the id is another contact's
+    /// ([`AcdError::DuplicateContact`]). One the agent places is refused
+    /// while the agent has an offer ringing or no room for one more
+    /// contact on `channel` (a channel it has no capacity on has none):
+    /// [`AcdError::AgentBusy`]. One rung to the agent is never refused for
+    /// that, since the agent's phone already answered it: the offers
+    /// ringing at the agent go back to their places in their queues (the
+    /// agent keeps its presence), and the contact loads the agent even
+    /// beyond its capacity, so nothing more is offered until it ends.
+    #[allow(clippy::too_many_arguments)]
+    pub fn connect_direct(
         &mut self,
         contact: ContactId,
         agent: AgentId,
+        origin: DirectOrigin,
         channel: Channel,
         since: DateTime<Utc>,
         wrap_up: Duration,
@@ -863,19 +903,27 @@ impl Engine {
         if self.state.contacts.contains_key(&contact) {
             return Err(AcdError::DuplicateContact(contact));
         }
-        if !record.offers.is_empty()
-            || record.load[channel.index()] >= record.profile.capacity.get(channel)
+        if origin == DirectOrigin::PlacedByAgent
+            && (!record.offers.is_empty()
+                || record.load[channel.index()] >= record.profile.capacity.get(channel))
         {
             return Err(AcdError::AgentBusy {
                 agent,
                 current: record.derived_state(),
             });
         }
+        let ringing: Vec<ContactId> = record.offers.clone();
         let mut ctx = Ctx::new(at);
+        for offered in ringing {
+            if let Some(offer) = self.current_offer(offered) {
+                self.requeue(offer, TransitionReason::OfferWithdrawn, &mut ctx);
+            }
+        }
         self.state.outbound.insert(
             contact,
             OutboundRecord {
                 agent,
+                origin,
                 channel,
                 since,
                 wrap_up: crate::model::whole_millis(wrap_up),
@@ -888,8 +936,8 @@ impl Engine {
         }
         let record = self.agent_mut(agent);
         record.contacts.push(contact);
-        record.load[channel.index()] += 1;
-        self.touch(agent, TransitionReason::OutboundConnected, &mut ctx);
+        record.load[channel.index()] = record.load[channel.index()].saturating_add(1);
+        self.touch(agent, origin.reason(), &mut ctx);
         // Out of after-call work, the agent may have room on another
         // channel whose contacts wait.
         self.rebalance(&mut ctx);
@@ -1031,7 +1079,7 @@ impl Engine {
     }
 
     /// Puts an offered contact back in its place in the queue; the agent
-    /// goes not ready (declined or missed) if it was available.
+    /// goes not ready if it was available and declined or missed it.
     fn requeue(&mut self, offer: Offer, reason: TransitionReason, ctx: &mut Ctx) {
         self.withdraw(&offer, ctx);
         if let Some(record) = self.state.contacts.get_mut(&offer.contact) {
@@ -1040,11 +1088,16 @@ impl Engine {
             self.index.queue_mut(offer.queue).waiting.insert(key);
         }
         let record = self.agent_mut(offer.agent);
-        if record.presence == Presence::Available {
-            record.presence = Presence::not_ready(match reason {
-                TransitionReason::Declined => "declined",
-                _ => "missed",
-            });
+        let not_ready = match reason {
+            TransitionReason::Declined => Some("declined"),
+            TransitionReason::Missed => Some("missed"),
+            // Taken off an agent who answered a call put through to it.
+            _ => None,
+        };
+        if let Some(why) = not_ready
+            && record.presence == Presence::Available
+        {
+            record.presence = Presence::not_ready(why);
         }
         ctx.contact_event(
             offer.contact,

@@ -37,15 +37,18 @@
 //!   queue's wrap-up time, if any (for an outbound contact, the time
 //!   given when it connected).
 //!
-//! # Outbound contacts
+//! # Contacts outside every queue
 //!
 //! An agent may place a contact itself (an outbound call dialed from its
-//! phone, or click-to-call): [`Engine::connect_outbound`] connects it to
-//! the agent at once, in no queue. It loads the agent like an accepted
+//! phone, or click-to-call), or answer one put through to it without a
+//! queue (a flow's `ring_agent` step): [`Engine::connect_direct`] connects
+//! it to the agent at once, in no queue. It loads the agent like an accepted
 //! contact, so the agent is busy and is offered no more of that channel
-//! than its capacity allows; it is refused while the agent has an offer
-//! ringing or no room on the channel, whatever the agent's presence (an
-//! agent who is not ready or offline may still place one). No queue
+//! than its capacity allows. One the agent places is refused while the
+//! agent has an offer ringing or no room on the channel, whatever the
+//! agent's presence (an agent who is not ready or offline may still place
+//! one); one the agent answered is never refused: the offers ringing at
+//! the agent go back to their queues. No queue
 //! counts it and no contact event announces it: only the agent's state
 //! changes. [`Engine::end`] ends it like any connected contact.
 //!
@@ -122,8 +125,8 @@ mod outcome;
 mod state;
 
 pub use engine::{
-    AgentCounts, AgentView, ContactState, ContactView, DayTally, Engine, META_FIELD, QueueStats,
-    RecordChange, Snapshot,
+    AgentCounts, AgentView, ContactState, ContactView, DayTally, DirectOrigin, Engine, META_FIELD,
+    QueueStats, RecordChange, Snapshot,
 };
 pub use error::{AcdError, ErrorKind};
 pub use ids::{AgentId, ContactId, QueueId, ReasonCode, SkillId};

@@ -108,6 +108,9 @@ pub enum TransitionReason {
     Reinstated,
     /// The agent placed an outbound contact (or it was re-asserted).
     OutboundConnected,
+    /// The agent answered a contact put through to it without a queue
+    /// (or it was re-asserted).
+    DirectAnswered,
 }
 
 impl TransitionReason {
@@ -126,6 +129,7 @@ impl TransitionReason {
             TransitionReason::WrapUpExpired => "wrap_up_expired",
             TransitionReason::Reinstated => "reinstated",
             TransitionReason::OutboundConnected => "outbound_connected",
+            TransitionReason::DirectAnswered => "direct_answered",
         }
     }
 }
@@ -160,6 +164,7 @@ mod tests {
             TransitionReason::WrapUpExpired,
             TransitionReason::Reinstated,
             TransitionReason::OutboundConnected,
+            TransitionReason::DirectAnswered,
         ] {
             assert_eq!(
                 serde_json::to_value(reason).unwrap(),

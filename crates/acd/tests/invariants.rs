@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use switchboard_acd::{
     AcdError, AgentId, AgentProfile, AgentState, Capacity, Channel, Contact, ContactId,
-    ContactState, Engine, Outcome, Presence, QueueConfig, QueueId, SkillId, Strategy,
+    ContactState, DirectOrigin, Engine, Outcome, Presence, QueueConfig, QueueId, SkillId, Strategy,
 };
 use uuid::Uuid;
 
@@ -111,6 +111,9 @@ struct World {
     /// Per agent, the state its events say it is in.
     chain: BTreeMap<AgentId, AgentState>,
     contacts: BTreeSet<ContactId>,
+    /// Contacts rung to their agent and answered: they may load an agent
+    /// beyond its capacity (the phone answered already).
+    rung: BTreeSet<ContactId>,
     /// What a host persisting only `changed_records` would hold.
     store: BTreeMap<String, Vec<u8>>,
 }
@@ -210,18 +213,25 @@ impl World {
             // An agent's own outbound contact may join a call and another
             // channel (voice blocking governs only what is offered).
             let mut placed = false;
-            for contact in view.offers.iter().chain(&view.contacts) {
-                let contact = engine.contact(*contact).unwrap();
+            // Contacts rung to the agent directly, beyond what it has room
+            // for (the rest never exceed the capacity).
+            let mut rung: BTreeMap<Channel, u8> = BTreeMap::new();
+            for id in view.offers.iter().chain(&view.contacts) {
+                let contact = engine.contact(*id).unwrap();
                 placed |= contact.queue.is_none();
                 *load.entry(contact.channel).or_default() += 1;
+                if self.rung.contains(id) {
+                    *rung.entry(contact.channel).or_default() += 1;
+                }
             }
             connected_total += view.contacts.len();
             let total: u8 = load.values().sum();
             let voice = load.get(&Channel::Voice).copied().unwrap_or(0);
             for channel in Channel::ALL {
                 let n = load.get(&channel).copied().unwrap_or(0);
+                let beyond = rung.get(&channel).copied().unwrap_or(0);
                 assert!(
-                    n <= view.profile.capacity.get(channel),
+                    n - beyond <= view.profile.capacity.get(channel),
                     "{agent} over capacity on {channel}"
                 );
                 if view.profile.voice_blocks_others && channel != Channel::Voice {
@@ -284,6 +294,7 @@ fn run(seed: u64, steps: usize) {
         configs: BTreeMap::new(),
         chain: BTreeMap::new(),
         contacts: BTreeSet::new(),
+        rung: BTreeSet::new(),
         store: BTreeMap::new(),
     };
     for config in queues() {
@@ -362,13 +373,28 @@ fn run(seed: u64, steps: usize) {
                 let channel = [Channel::Voice, Channel::Chat, Channel::Email][rng.below(3)];
                 let since = now - TimeDelta::seconds(rng.below(30) as i64);
                 let wrap_up = Duration::from_secs([0, 0, 4, 9][rng.below(4)]);
+                // Placed by the agent, or rung to it and answered (never
+                // refused for a busy agent, whose offers go back).
+                let origin = if rng.chance(30) {
+                    DirectOrigin::RungToAgent
+                } else {
+                    DirectOrigin::PlacedByAgent
+                };
                 let result = world
                     .engine
-                    .connect_outbound(contact, agent, channel, since, wrap_up, now);
+                    .connect_direct(contact, agent, origin, channel, since, wrap_up, now);
                 if result.is_ok() {
                     world.contacts.insert(contact);
+                    if origin == DirectOrigin::RungToAgent
+                        && world.engine.contact(contact).is_ok_and(|view| {
+                            view.state == ContactState::Connected { agent }
+                                && view.enqueued_at == since
+                        })
+                    {
+                        world.rung.insert(contact);
+                    }
                 }
-                ("connect_outbound", result)
+                ("connect_direct", result)
             }
             35..=59 => {
                 let offers = world.engine.offers();
@@ -516,7 +542,7 @@ fn run(seed: u64, steps: usize) {
         "extend_wrap_up",
         "end_wrap_up",
         "upsert_agent_profile",
-        "connect_outbound",
+        "connect_direct",
     ] {
         let (ok, _) = ops.get(name).copied().unwrap_or_default();
         assert!(ok > 10, "{name} succeeded only {ok} times: {ops:?}");

@@ -1,14 +1,17 @@
-//! Agents' outbound contacts: connected to the agent who placed them, in
-//! no queue, loading the agent like an accepted contact.
+//! Contacts outside every queue: agents' outbound contacts, connected to
+//! the agent who placed them, and calls rung to an agent directly that it
+//! answered; in no queue, loading the agent like an accepted contact.
 
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use switchboard_acd::{
-    AcdError, AgentEvent, AgentId, AgentProfile, AgentState, Channel, Contact, ContactId,
-    ContactState, Engine, Offer, Outcome, Presence, QueueConfig, QueueId, Snapshot,
-    TransitionReason,
+    AcdError, AgentEvent, AgentId, AgentProfile, AgentState, Channel, Contact, ContactEventKind,
+    ContactId, ContactState, DirectOrigin, Engine, Offer, Outcome, Presence, QueueConfig, QueueId,
+    Snapshot, TransitionReason,
 };
+
+const PLACED: DirectOrigin = DirectOrigin::PlacedByAgent;
 
 fn t(secs: i64) -> DateTime<Utc> {
     "2025-01-06T09:00:00Z"
@@ -49,7 +52,15 @@ fn dial(
     agent: AgentId,
     at: DateTime<Utc>,
 ) -> Result<Outcome, AcdError> {
-    engine.connect_outbound(contact, agent, Channel::Voice, at, Duration::ZERO, at)
+    engine.connect_direct(
+        contact,
+        agent,
+        PLACED,
+        Channel::Voice,
+        at,
+        Duration::ZERO,
+        at,
+    )
 }
 
 fn call(engine: &mut Engine, at: DateTime<Utc>) -> Vec<Offer> {
@@ -125,7 +136,15 @@ fn an_outbound_contact_is_refused_while_an_offer_rings() {
     );
     // Not even on another channel with room.
     assert!(matches!(
-        engine.connect_outbound(DIALED, ANN, Channel::Chat, t(2), Duration::ZERO, t(2)),
+        engine.connect_direct(
+            DIALED,
+            ANN,
+            PLACED,
+            Channel::Chat,
+            t(2),
+            Duration::ZERO,
+            t(2)
+        ),
         Err(AcdError::AgentBusy { .. })
     ));
     assert_eq!(engine.snapshot(), before);
@@ -164,12 +183,12 @@ fn outbound_and_queued_contacts_share_the_agents_capacity() {
     for (n, at) in [(1, t(1)), (2, t(2))] {
         let chat = ContactId::from_u128(300 + n);
         engine
-            .connect_outbound(chat, ANN, Channel::Chat, at, Duration::ZERO, at)
+            .connect_direct(chat, ANN, PLACED, Channel::Chat, at, Duration::ZERO, at)
             .unwrap();
     }
     for channel in [Channel::Chat, Channel::Email] {
         assert!(matches!(
-            engine.connect_outbound(DIALED, ANN, channel, t(3), Duration::ZERO, t(3)),
+            engine.connect_direct(DIALED, ANN, PLACED, channel, t(3), Duration::ZERO, t(3)),
             Err(AcdError::AgentBusy { .. })
         ));
     }
@@ -181,14 +200,30 @@ fn replaying_an_outbound_contact_changes_nothing_and_another_agent_is_refused() 
     let mut engine = sales_floor(Duration::ZERO);
     // Re-asserted after a loss: connected since before now.
     let outcome = engine
-        .connect_outbound(DIALED, ANN, Channel::Voice, t(1), Duration::ZERO, t(30))
+        .connect_direct(
+            DIALED,
+            ANN,
+            PLACED,
+            Channel::Voice,
+            t(1),
+            Duration::ZERO,
+            t(30),
+        )
         .unwrap();
     assert_eq!(outcome.agent_events.len(), 1);
     assert_eq!(engine.contact(DIALED).unwrap().enqueued_at, t(1));
     let before = engine.snapshot();
 
     let again = engine
-        .connect_outbound(DIALED, ANN, Channel::Voice, t(1), Duration::ZERO, t(31))
+        .connect_direct(
+            DIALED,
+            ANN,
+            PLACED,
+            Channel::Voice,
+            t(1),
+            Duration::ZERO,
+            t(31),
+        )
         .unwrap();
     assert!(again.is_empty(), "{again:?}");
     assert_eq!(
@@ -205,9 +240,10 @@ fn replaying_an_outbound_contact_changes_nothing_and_another_agent_is_refused() 
         Err(AcdError::UnknownAgent(stranger))
     );
     assert!(matches!(
-        engine.connect_outbound(
+        engine.connect_direct(
             DIALED_TOO,
             BOB,
+            PLACED,
             Channel::Voice,
             t(31),
             Duration::from_secs(25 * 3600),
@@ -288,7 +324,7 @@ fn an_outbound_contact_has_its_own_wrap_up_and_ends_the_current_one() {
     let mut engine = sales_floor(Duration::from_secs(60));
     let wrap_up = Duration::from_secs(30);
     engine
-        .connect_outbound(DIALED, ANN, Channel::Voice, t(1), wrap_up, t(1))
+        .connect_direct(DIALED, ANN, PLACED, Channel::Voice, t(1), wrap_up, t(1))
         .unwrap();
     assert!(call(&mut engine, t(2)).is_empty());
     let outcome = engine.end(DIALED, t(10)).unwrap();
@@ -370,9 +406,10 @@ fn queue_figures_ignore_outbound_contacts() {
 fn an_outbound_contact_survives_a_snapshot_and_the_records() {
     let mut original = sales_floor(Duration::ZERO);
     original
-        .connect_outbound(
+        .connect_direct(
             DIALED,
             ANN,
+            PLACED,
             Channel::Voice,
             t(1),
             Duration::from_secs(20),
@@ -437,5 +474,123 @@ fn an_outbound_contact_is_one_record_written_then_deleted() {
         engine
             .changed_records(&outcome.changed)
             .contains(&(field, None))
+    );
+}
+
+/// Connects a call rung to `agent` directly and answered at `at`.
+fn answer_direct(
+    engine: &mut Engine,
+    contact: ContactId,
+    agent: AgentId,
+    at: DateTime<Utc>,
+) -> Result<Outcome, AcdError> {
+    engine.connect_direct(
+        contact,
+        agent,
+        DirectOrigin::RungToAgent,
+        Channel::Voice,
+        at,
+        Duration::ZERO,
+        at,
+    )
+}
+
+#[test]
+fn an_agent_who_answers_a_direct_call_is_busy_until_it_ends() {
+    let mut engine = sales_floor(Duration::from_secs(60));
+    let outcome = answer_direct(&mut engine, DIALED, ANN, t(5)).unwrap();
+    assert_eq!(
+        outcome.agent_events,
+        vec![AgentEvent {
+            agent: ANN,
+            from: AgentState::Available,
+            to: AgentState::Busy,
+            at: t(5),
+            reason: TransitionReason::DirectAnswered,
+        }]
+    );
+    assert!(outcome.contact_events.is_empty(), "{outcome:?}");
+    assert_eq!(engine.contact(DIALED).unwrap().queue, None);
+    // The sales queue's caller waits while Ann is on the direct call.
+    assert!(call(&mut engine, t(6)).is_empty());
+    let stats = engine.queue_stats(SALES, t(6)).unwrap();
+    assert_eq!((stats.connected, stats.agents.busy), (0, 1));
+    // No wrap-up of the queue's: the call came through no queue.
+    let outcome = engine.end(DIALED, t(60)).unwrap();
+    assert_eq!(offered_to(&outcome.offers), vec![(CALLER, ANN)]);
+    engine.check_consistency().unwrap();
+}
+
+#[test]
+fn a_direct_call_answered_while_an_offer_rings_sends_the_offer_back_to_its_queue() {
+    let mut engine = sales_floor(Duration::ZERO);
+    // Ann is offered the caller; Bob comes in; Ann's phone answers a
+    // direct call while the offer rings.
+    assert_eq!(offered_to(&call(&mut engine, t(1))), vec![(CALLER, ANN)]);
+    engine.set_presence(BOB, Presence::Available, t(1)).unwrap();
+    let outcome = answer_direct(&mut engine, DIALED, ANN, t(2)).unwrap();
+    // The caller goes back to its place and on to Bob; Ann stays
+    // available (no "missed"), busy with the direct call.
+    assert_eq!(offered_to(&outcome.offers), vec![(CALLER, BOB)]);
+    assert!(outcome.withdrawn.iter().any(|offer| offer.agent == ANN));
+    assert!(
+        outcome
+            .contact_events
+            .iter()
+            .any(|event| event.contact == CALLER
+                && event.kind == ContactEventKind::Requeued { agent: ANN })
+    );
+    let ann: Vec<_> = outcome
+        .agent_events
+        .iter()
+        .filter(|event| event.agent == ANN)
+        .map(|event| (event.to.clone(), event.reason))
+        .collect();
+    assert_eq!(
+        ann,
+        vec![
+            (AgentState::Available, TransitionReason::OfferWithdrawn),
+            (AgentState::Busy, TransitionReason::DirectAnswered),
+        ]
+    );
+    engine.end(DIALED, t(30)).unwrap();
+    assert_eq!(engine.agent_state(ANN).unwrap(), AgentState::Available);
+    engine.check_consistency().unwrap();
+}
+
+#[test]
+fn a_direct_call_answered_on_a_full_line_loads_the_agent_beyond_its_capacity() {
+    // Ann is on a queued call (one voice line) and her phone answers a
+    // second, direct call (call waiting): both count until each ends.
+    let mut engine = sales_floor(Duration::ZERO);
+    call(&mut engine, t(1));
+    engine.accept(CALLER, ANN, t(2)).unwrap();
+    answer_direct(&mut engine, DIALED, ANN, t(3)).unwrap();
+    assert_eq!(engine.agent(ANN).unwrap().contacts, vec![CALLER, DIALED]);
+    engine.check_consistency().unwrap();
+    engine.end(CALLER, t(10)).unwrap();
+    assert_eq!(engine.agent_state(ANN).unwrap(), AgentState::Busy);
+    let other = ContactId::from_u128(201);
+    let waiting = engine
+        .enqueue(Contact::new(other, SALES, Channel::Voice, t(11)), t(11))
+        .unwrap();
+    assert!(waiting.offers.is_empty(), "still on the direct call");
+    let outcome = engine.end(DIALED, t(20)).unwrap();
+    assert_eq!(offered_to(&outcome.offers), vec![(other, ANN)]);
+    engine.check_consistency().unwrap();
+}
+
+#[test]
+fn a_direct_call_survives_the_records_and_replays_as_a_no_op() {
+    let mut original = sales_floor(Duration::ZERO);
+    answer_direct(&mut original, DIALED, ANN, t(1)).unwrap();
+    let mut from_records = Engine::from_records(original.records()).unwrap();
+    assert!(from_records == original);
+    let again = answer_direct(&mut from_records, DIALED, ANN, t(2)).unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    // Another agent cannot take it over.
+    assert_eq!(
+        answer_direct(&mut from_records, DIALED, BOB, t(2)),
+        Err(AcdError::DuplicateContact(DIALED))
     );
 }

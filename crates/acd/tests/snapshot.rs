@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use switchboard_acd::{
-    AcdError, AgentId, AgentProfile, Channel, Contact, ContactId, Engine, Outcome, Presence,
-    QueueConfig, QueueId, Snapshot, Strategy,
+    AcdError, AgentId, AgentProfile, Channel, Contact, ContactId, DirectOrigin, Engine, Outcome,
+    Presence, QueueConfig, QueueId, Snapshot, Strategy,
 };
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -204,9 +204,10 @@ fn refused_operations_change_nothing() {
                 agent: agent(3),
                 current: switchboard_acd::AgentState::Reserved,
             },
-            engine.connect_outbound(
+            engine.connect_direct(
                 contact(50),
                 agent(3),
+                DirectOrigin::PlacedByAgent,
                 Channel::Voice,
                 t(30),
                 Duration::ZERO,
@@ -215,9 +216,10 @@ fn refused_operations_change_nothing() {
         ),
         (
             AcdError::DuplicateContact(contact(3)),
-            engine.connect_outbound(
+            engine.connect_direct(
                 contact(3),
                 agent(2),
+                DirectOrigin::RungToAgent,
                 Channel::Chat,
                 t(30),
                 Duration::ZERO,

@@ -672,6 +672,12 @@ pub struct EdgeConfig {
     /// the caller hears 480 (queues use their own ring timeout).
     #[serde(with = "humantime_serde")]
     pub ring_timeout: Duration,
+    /// How long a carrier's server may leave an outbound call's INVITE
+    /// without any answer (not even 100 Trying) before the edge tries the
+    /// trunk's next server, or the next trunk, rather than wait for the
+    /// transaction's own 32 s timeout (RFC 3261 Timer B).
+    #[serde(with = "humantime_serde")]
+    pub trunk_response_timeout: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -693,6 +699,7 @@ impl Default for EdgeConfig {
             per_source_rate: 50.0,
             sip_public_address: None,
             ring_timeout: Duration::from_secs(30),
+            trunk_response_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -744,6 +751,14 @@ impl EdgeConfig {
             || self.ring_timeout > Duration::from_secs(300)
         {
             return Err(value_error("edge.ring_timeout", "must be 5s to 5m"));
+        }
+        if self.trunk_response_timeout < Duration::from_millis(500)
+            || self.trunk_response_timeout > Duration::from_secs(32)
+        {
+            return Err(value_error(
+                "edge.trunk_response_timeout",
+                "must be 500ms to 32s (past 32s the INVITE has timed out anyway)",
+            ));
         }
         if (self.sip_tls.is_some() || self.sip_wss.is_some())
             && (self.tls_certificate_file.is_none() || self.tls_key_file.is_none())

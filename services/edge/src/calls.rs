@@ -53,7 +53,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use switchboard_acd::{AgentId, ContactEventKind, ContactId, ContactState};
+use switchboard_acd::{AgentId, Channel, ContactEventKind, ContactId, ContactState, DirectOrigin};
 use switchboard_events::proto::{self as events, envelope::Payload};
 use switchboard_flows::Input;
 use switchboard_routing_api::acd::{Answer, NoticeEvent, Operation, Query, RoutingApi};
@@ -179,6 +179,9 @@ pub struct CallOptions {
     /// The shortest it accepts (Min-SE; RFC 4028 sets 90 s as the floor
     /// of any deployment).
     pub min_se: Duration,
+    /// How long a trunk's server may leave an outbound INVITE without any
+    /// answer before its next server, or the next trunk, is tried.
+    pub trunk_response_timeout: Duration,
 }
 
 impl Default for CallOptions {
@@ -190,6 +193,7 @@ impl Default for CallOptions {
             audit_every: Duration::from_secs(5),
             session_expires: Duration::from_secs(1800),
             min_se: Duration::from_secs(90),
+            trunk_response_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -328,6 +332,9 @@ struct Call {
     /// An agent's outbound call: the caller's leg is the agent's phone,
     /// the other legs are attempts through trunks.
     outbound: Option<outbound::Dialing>,
+    /// Rung to its agent directly and answered: routing's ACD holds it as
+    /// the agent's contact, to end when the call ends.
+    connected_directly: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -892,6 +899,7 @@ impl B2bua {
                         slot,
                         session,
                         outbound,
+                        connected_directly: false,
                     },
                 );
                 false
@@ -1213,9 +1221,11 @@ impl B2bua {
                 return;
             };
             let connected = matches!(entry.phase, Phase::Connected { .. });
-            // Routing holds an ACD contact only for a call that was queued
-            // or an agent's outbound call; a direct ring left it nothing.
-            let in_acd = entry.placement.is_some() || entry.facts.placed_by.is_some();
+            // Routing holds an ACD contact only for a call that was queued,
+            // an agent's outbound call, or a direct ring the agent answered.
+            let in_acd = entry.placement.is_some()
+                || entry.facts.placed_by.is_some()
+                || entry.connected_directly;
             entry.phase = Phase::Ended;
             let mut byes = Vec::new();
             if by != Some(Side::Caller)

@@ -119,6 +119,7 @@ impl EdgeServiceOptions {
             events: config.events.clone(),
             calls: CallOptions {
                 ring_timeout: config.edge.ring_timeout,
+                trunk_response_timeout: config.edge.trunk_response_timeout,
                 ..CallOptions::default()
             },
             public_address: config.edge.sip_public_address.clone(),
@@ -167,7 +168,7 @@ impl EdgeService {
         let registrar = Arc::new(Registrar::new(
             Arc::new(accounts.clone()),
             backends.cache.clone(),
-            nonces,
+            nonces.clone(),
             options.registrar,
         ));
         let calls = B2bua::new(

@@ -4,14 +4,20 @@
 //! end-to-end tests of `services/switchboard`), so each test can offer,
 //! withdraw and check exactly what the edge reported.
 
+#[path = "support/dns.rs"]
+mod dns;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use hickory_proto::rr::RecordType;
 use sea_orm::{ConnectionTrait, Statement};
-use switchboard_acd::{AgentId, Channel, Contact, ContactId, Offer, Outcome, QueueId};
+use switchboard_acd::{
+    AgentId, Channel, Contact, ContactId, DirectOrigin, Offer, Outcome, QueueId,
+};
 use switchboard_edge::accounts::CallLimits as PlanLimits;
 use switchboard_edge::calls::records::CallLog;
 use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission, OutboundTrunks};
@@ -26,6 +32,7 @@ use switchboard_edge::sip::transport::{
 };
 use switchboard_edge::sip::{Endpoint, EndpointOptions, OutgoingResponse};
 use switchboard_edge::trunks::OutboundTarget;
+use switchboard_edge::trunks::reach::Locator;
 use switchboard_edge::trunks::spec::OutboundTransport;
 use switchboard_events::Event;
 use switchboard_events::proto::envelope::Payload;
@@ -73,6 +80,9 @@ struct Routing {
     outbound: Mutex<OutboundDecision>,
     /// New calls answered UNAVAILABLE before one is taken.
     unavailable: std::sync::atomic::AtomicUsize,
+    /// The first step of every new call instead of queueing it (a flow's
+    /// `ring_agent`, …).
+    first_step: Mutex<Option<Step>>,
 }
 
 impl Routing {
@@ -95,6 +105,7 @@ impl Routing {
                 rule: uuid::Uuid::new_v4(),
             }),
             unavailable: std::sync::atomic::AtomicUsize::new(0),
+            first_step: Mutex::new(None),
         })
     }
 
@@ -144,6 +155,13 @@ impl CallRoutingApi for Routing {
         if over_limit {
             return Ok(CallDecision::OverLimit {
                 tenant: self.tenant,
+            });
+        }
+        if let Some(step) = self.first_step.lock().unwrap().clone() {
+            return Ok(CallDecision::Accept {
+                tenant: self.tenant,
+                call: self.call,
+                step,
             });
         }
         Ok(CallDecision::Accept {
@@ -203,9 +221,15 @@ impl Carriers {
     }
 
     fn add_over(&self, name: &str, port: u16, transport: OutboundTransport) {
+        self.add_at(name, "127.0.0.1", port, transport);
+    }
+
+    /// Trunk `name` at `host` (a name the edge looks up when `port` is
+    /// 0: RFC 3263 SRV records).
+    fn add_at(&self, name: &str, host: &str, port: u16, transport: OutboundTransport) {
         self.0.lock().unwrap().push(OutboundTarget {
             trunk: name.into(),
-            host: "127.0.0.1".into(),
+            host: host.into(),
             port,
             transport,
             username: Some("trunkuser".into()),
@@ -304,6 +328,8 @@ struct Edge {
     address: SocketAddr,
     /// Its SIP over TCP.
     tcp: SocketAddr,
+    /// What the edge's name server answers (trunks named by host).
+    zone: dns::Zone,
     _transports: Transports,
     _dir: tempfile::TempDir,
 }
@@ -437,11 +463,16 @@ async fn edge_for(
     );
     std::fs::write(&carrier_tls.0, cert.pem()).unwrap();
     std::fs::write(&carrier_tls.1, signing_key.serialize_pem()).unwrap();
-    calls.attach_connector(Connector::new(
-        endpoint.clone(),
-        tls_client_config(Some(&carrier_tls.0)).unwrap(),
-        Duration::from_secs(60),
-    ));
+    let zone = dns::Zone::default();
+    let name_server = dns::serve_zone(zone.clone()).await;
+    calls.attach_connector(
+        Connector::new(
+            endpoint.clone(),
+            tls_client_config(Some(&carrier_tls.0)).unwrap(),
+            Duration::from_secs(60),
+        )
+        .with_locator(Locator::with_name_server(name_server)),
+    );
     calls.attach(endpoint, address.to_string());
     Edge {
         routing,
@@ -452,6 +483,7 @@ async fn edge_for(
         database,
         address,
         tcp,
+        zone,
         _transports: transports,
         _dir: dir,
     }
@@ -1024,6 +1056,90 @@ async fn a_call_routing_forgot_is_put_back_as_it_stands() {
     assert_eq!(heard.last(), Some(&Heard::Ended(routing.call)), "{heard:?}");
 }
 
+/// A flow rings an agent directly: once the phone answers, routing's ACD
+/// holds the call as the agent's contact (in no queue) so the agent is
+/// busy with it; routing loses its state and the edge connects it again
+/// since the answer; its end reaches routing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directly_rung_call_makes_the_agent_busy_until_it_ends() {
+    let edge = edge_with(CallOptions {
+        audit_every: Duration::from_millis(200),
+        ..CallOptions::default()
+    })
+    .await;
+    let routing = &edge.routing;
+    let agent = AgentId::new();
+    *routing.first_step.lock().unwrap() = Some(Step::RingAgent {
+        agent_id: agent.as_uuid(),
+    });
+    let phone_port = free_udp_port();
+    edge.bind_phone(agent, phone_port).await;
+    let phone = Sipp::phone("agent_answer", phone_port);
+    settle().await;
+    let carrier = Sipp::carrier(
+        "carrier_call",
+        "442079460000",
+        Duration::from_secs(3),
+        edge.address,
+    );
+    let call = routing.call;
+    let direct = |heard: &Heard| {
+        matches!(
+            heard,
+            Heard::Execute(Operation::ConnectDirect {
+                contact,
+                agent: with,
+                origin: DirectOrigin::RungToAgent,
+                channel: Channel::Voice,
+                wrap_up_ms: 0,
+                ..
+            }) if *contact == call && *with == agent
+        )
+    };
+    assert!(
+        heard_soon(routing, direct).await,
+        "the answered call did not make the agent busy: {:?}",
+        routing.heard()
+    );
+    let since = |heard: &[Heard]| -> Vec<chrono::DateTime<chrono::Utc>> {
+        heard
+            .iter()
+            .filter_map(|heard| match heard {
+                Heard::Execute(Operation::ConnectDirect { since, .. }) => Some(*since),
+                _ => None,
+            })
+            .collect()
+    };
+    routing.forgotten.store(true, Ordering::SeqCst);
+    assert!(
+        switchboard_test_utils::eventually(Duration::from_secs(10), || {
+            let connects = since(&routing.heard()).len();
+            async move { connects >= 2 }
+        })
+        .await,
+        "the direct call was not put back: {:?}",
+        routing.heard()
+    );
+    routing.forgotten.store(false, Ordering::SeqCst);
+    let connects = since(&routing.heard());
+    assert!(
+        connects.iter().all(|at| *at == connects[0]),
+        "put back since the answer: {connects:?}"
+    );
+
+    carrier.passes("the carrier").await;
+    phone.passes("the agent's phone").await;
+    edge.until_calls(0).await;
+    let heard = routing.heard();
+    assert_eq!(heard.last(), Some(&Heard::Ended(call)), "{heard:?}");
+    assert!(
+        !heard
+            .iter()
+            .any(|heard| matches!(heard, Heard::Execute(Operation::Accept { .. }))),
+        "no offer was accepted: {heard:?}"
+    );
+}
+
 /// A tenant allowed one call at a time: a second call while the first is
 /// connected gets 503 with Retry-After before routing hears of it, its
 /// refusal is in the tenant's events, the first call goes on, and its end
@@ -1499,6 +1615,72 @@ impl Edge {
     }
 }
 
+/// A trunk named by host, whose SRV records list three servers: the
+/// first answers 503, the second never answers at all, and the third
+/// takes the call. The edge tries them in order (RFC 3263 §4.3), leaving
+/// the silent one after `trunk_response_timeout` rather than Timer B.
+#[tokio::test]
+async fn an_outbound_call_fails_over_across_a_trunks_servers() {
+    let (_, edge) = dialing_edge(CallOptions {
+        trunk_response_timeout: Duration::from_millis(800),
+        ..CallOptions::default()
+    })
+    .await;
+    let (refusing, silent, answering) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let silent_server = std::net::UdpSocket::bind(("127.0.0.1", silent)).unwrap();
+    silent_server
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    edge.zone.lock().unwrap().extend([
+        (
+            ("_sip._udp.carrier.test.".to_owned(), RecordType::SRV),
+            vec![
+                dns::srv(30, 0, answering, "c.carrier.test."),
+                dns::srv(10, 0, refusing, "a.carrier.test."),
+                dns::srv(20, 0, silent, "b.carrier.test."),
+            ],
+        ),
+        (
+            ("a.carrier.test.".to_owned(), RecordType::A),
+            vec![dns::a([127, 0, 0, 1])],
+        ),
+        (
+            ("b.carrier.test.".to_owned(), RecordType::A),
+            vec![dns::a([127, 0, 0, 1])],
+        ),
+        (
+            ("c.carrier.test.".to_owned(), RecordType::A),
+            vec![dns::a([127, 0, 0, 1])],
+        ),
+    ]);
+    edge.carriers
+        .add_at("backup", "carrier.test", 0, OutboundTransport::Udp);
+    let unavailable = Sipp::phone("trunk_unavailable", refusing);
+    let answers = Sipp::phone("trunk_answers", answering);
+    settle().await;
+    let phone = edge.phone_dials("phone_dials", "phone-secret", Duration::from_millis(500));
+    unavailable.passes("the first server").await;
+    answers.passes("the third server").await;
+    phone.passes("the agent's phone").await;
+    let mut buffer = [0u8; 4096];
+    let (read, _) = silent_server
+        .recv_from(&mut buffer)
+        .expect("the second server got the INVITE");
+    assert!(
+        buffer[..read].starts_with(b"INVITE sip:"),
+        "{}",
+        String::from_utf8_lossy(&buffer[..read])
+    );
+    let records = edge.records(3).await;
+    let Payload::CallEnded(ended) = &records[2].payload else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (ended.outcome.as_str(), ended.trunk.as_str()),
+        ("answered", "backup")
+    );
+}
+
 /// An agent dials out from the phone: the first trunk is out of service
 /// (503), so the call fails over to the second, which challenges the edge
 /// and checks its credentials; the called party answers, the agent hangs
@@ -1734,7 +1916,7 @@ async fn an_outbound_call_routing_forgot_is_connected_to_its_agent_again() {
     let connected = heard_soon(routing, |heard| {
         matches!(
             heard,
-            Heard::Execute(Operation::ConnectOutbound { contact, agent: with, channel: Channel::Voice, since, wrap_up_ms: 0 })
+            Heard::Execute(Operation::ConnectDirect { contact, agent: with, origin: DirectOrigin::PlacedByAgent, channel: Channel::Voice, since, wrap_up_ms: 0 })
                 if *contact == call && *with == agent && (*since - dialed_at).num_seconds().abs() < 3
         )
     })

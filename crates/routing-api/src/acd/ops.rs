@@ -9,7 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use switchboard_acd::{
     AcdError, AgentId, AgentProfile, AgentState, AgentView, Channel, Contact, ContactId,
-    ContactView, Engine, ErrorKind, Offer, Outcome, Presence, QueueConfig, QueueId, QueueStats,
+    ContactView, DirectOrigin, Engine, ErrorKind, Offer, Outcome, Presence, QueueConfig, QueueId,
+    QueueStats,
 };
 
 /// A change to a tenant's ACD.
@@ -70,14 +71,20 @@ pub enum Operation {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         connected: Option<Connection>,
     },
-    /// An agent placed an outbound contact (dialed from its phone, or
-    /// click-to-call): it is busy with it, in no queue, until it ends
-    /// ([`Engine::connect_outbound`]). The edge re-asserts one the engine
-    /// lost with its original `since`; replaying one the engine knows,
-    /// with the same agent, changes nothing.
-    ConnectOutbound {
+    /// A contact outside every queue is connected to its agent: one the
+    /// agent placed (dialed from its phone, or click-to-call), or one rung
+    /// to the agent directly that it answered. The agent is busy with it,
+    /// in no queue, until it ends ([`Engine::connect_direct`]). The edge
+    /// re-asserts one the engine lost with its original `since`;
+    /// replaying one the engine knows, with the same agent, changes
+    /// nothing.
+    #[serde(alias = "connect_outbound")]
+    ConnectDirect {
         contact: ContactId,
         agent: AgentId,
+        /// Placed by the agent (the default) or rung to it.
+        #[serde(default)]
+        origin: DirectOrigin,
         channel: Channel,
         /// When it connected.
         since: DateTime<Utc>,
@@ -106,7 +113,7 @@ impl Operation {
             Operation::Overflow { .. } => "overflow",
             Operation::End { .. } => "end",
             Operation::Reinstate { .. } => "reinstate",
-            Operation::ConnectOutbound { .. } => "connect_outbound",
+            Operation::ConnectDirect { .. } => "connect_direct",
             Operation::Tick => "tick",
         }
     }
@@ -143,15 +150,17 @@ impl Operation {
                 connected.map(|connection| (connection.agent, connection.since)),
                 at,
             ),
-            Operation::ConnectOutbound {
+            Operation::ConnectDirect {
                 contact,
                 agent,
+                origin,
                 channel,
                 since,
                 wrap_up_ms,
-            } => engine.connect_outbound(
+            } => engine.connect_direct(
                 contact,
                 agent,
+                origin,
                 channel,
                 since,
                 Duration::from_millis(wrap_up_ms),
@@ -330,9 +339,10 @@ mod tests {
                 agent,
                 by_ms: 30_000,
             },
-            Operation::ConnectOutbound {
+            Operation::ConnectDirect {
                 contact: ContactId::new(),
                 agent,
+                origin: DirectOrigin::RungToAgent,
                 channel: Channel::Voice,
                 since: Utc::now(),
                 wrap_up_ms: 15_000,
@@ -346,6 +356,34 @@ mod tests {
         }
     }
 
+    /// A node of the previous release names the operation
+    /// `connect_outbound` and sends no origin: during a rolling upgrade it
+    /// still reads as an outbound contact the agent placed.
+    #[test]
+    fn the_previous_releases_connect_outbound_reads_as_placed_by_the_agent() {
+        let (agent, contact) = (AgentId::new(), ContactId::new());
+        let json = serde_json::json!({
+            "op": "connect_outbound",
+            "contact": contact,
+            "agent": agent,
+            "channel": "voice",
+            "since": "2026-12-08T09:00:00Z",
+            "wrap_up_ms": 0,
+        });
+        let operation: Operation = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            operation,
+            Operation::ConnectDirect {
+                contact,
+                agent,
+                origin: DirectOrigin::PlacedByAgent,
+                channel: Channel::Voice,
+                since: "2026-12-08T09:00:00Z".parse().unwrap(),
+                wrap_up_ms: 0,
+            }
+        );
+    }
+
     /// The edge asks for a call the engine may have forgotten: an outbound
     /// one answers as connected to its agent, in no queue, across JSON.
     #[test]
@@ -355,14 +393,15 @@ mod tests {
         engine
             .upsert_agent_profile(AgentProfile::new(agent), at)
             .unwrap();
-        let operation = Operation::ConnectOutbound {
+        let operation = Operation::ConnectDirect {
             contact,
             agent,
+            origin: DirectOrigin::PlacedByAgent,
             channel: Channel::Voice,
             since: at - chrono::TimeDelta::seconds(40),
             wrap_up_ms: 0,
         };
-        assert_eq!(operation.name(), "connect_outbound");
+        assert_eq!(operation.name(), "connect_direct");
         let outcome = operation.clone().apply(&mut engine, at).unwrap();
         assert_eq!(outcome.agent_events[0].to, AgentState::Busy);
         assert!(operation.apply(&mut engine, at).unwrap().is_empty());

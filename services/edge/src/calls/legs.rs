@@ -138,20 +138,47 @@ impl B2bua {
     /// transaction ends: a trunk's challenge is answered (outbound calls),
     /// anything else handled as the leg's response; no final answer in
     /// time fails the leg (408).
-    pub(super) fn follow_leg(&self, call: ContactId, leg_id: u64, mut outgoing: OutgoingRequest) {
+    pub(super) fn follow_leg(&self, call: ContactId, leg_id: u64, outgoing: OutgoingRequest) {
+        self.follow_leg_within(call, leg_id, outgoing, None);
+    }
+
+    /// As [`B2bua::follow_leg`]; a leg that hears nothing at all within
+    /// `first_answer_within` fails as timed out (408) at once, and what
+    /// it may still answer later is handled as a late answer.
+    pub(super) fn follow_leg_within(
+        &self,
+        call: ContactId,
+        leg_id: u64,
+        mut outgoing: OutgoingRequest,
+        first_answer_within: Option<Duration>,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
-            while let Some(event) = outgoing.next().await {
-                match event {
-                    ClientEvent::Response(bytes) => {
-                        if !this.answered_challenge(call, leg_id, &bytes).await {
-                            this.on_leg_response(call, leg_id, bytes).await;
-                        }
+            if let Some(within) = first_answer_within {
+                match tokio::time::timeout(within, outgoing.next()).await {
+                    Ok(Some(event)) => this.on_leg_event(call, leg_id, event).await,
+                    Ok(None) => return,
+                    Err(_) => {
+                        tracing::debug!(%call, ?within, "no answer from the server at all");
+                        this.on_leg_failed(call, leg_id, 408).await;
                     }
-                    ClientEvent::TimedOut => this.on_leg_failed(call, leg_id, 408).await,
                 }
             }
+            while let Some(event) = outgoing.next().await {
+                this.on_leg_event(call, leg_id, event).await;
+            }
         });
+    }
+
+    async fn on_leg_event(&self, call: ContactId, leg_id: u64, event: ClientEvent) {
+        match event {
+            ClientEvent::Response(bytes) => {
+                if !self.answered_challenge(call, leg_id, &bytes).await {
+                    self.on_leg_response(call, leg_id, bytes).await;
+                }
+            }
+            ClientEvent::TimedOut => self.on_leg_failed(call, leg_id, 408).await,
+        }
     }
 
     pub(super) async fn on_leg_response(&self, call: ContactId, leg: u64, bytes: Bytes) {
@@ -335,7 +362,53 @@ impl B2bua {
                     return;
                 }
                 self.answer_caller(call, leg_id, Bytes::copy_from_slice(response.body));
+                if mode == RingMode::Direct {
+                    self.connect_direct(call, agent, &tenant).await;
+                }
             }
+        }
+    }
+
+    /// A call rung to `agent` directly was answered: routing's ACD holds
+    /// it as the agent's contact, in no queue, so the agent is busy with it
+    /// (and offered nothing more) until it ends.
+    async fn connect_direct(&self, call: ContactId, agent: AgentId, tenant: &Tenant) {
+        let Some(since) = self
+            .lock()
+            .calls
+            .get(&call)
+            .and_then(|entry| entry.facts.answered)
+            .map(|(_, at)| at)
+        else {
+            return;
+        };
+        let operation = Operation::ConnectDirect {
+            contact: call,
+            agent,
+            origin: DirectOrigin::RungToAgent,
+            channel: Channel::Voice,
+            since,
+            wrap_up_ms: 0,
+        };
+        if let Err(error) = self.inner.acd.execute(tenant, operation).await {
+            // The call goes on; the agent's state does not show it (an
+            // agent without an agent profile, routing unavailable).
+            tracing::warn!(%call, %agent, %error, "routing did not take the direct call as the agent's contact");
+            return;
+        }
+        let ended = {
+            let mut table = self.lock();
+            match table.calls.get_mut(&call) {
+                Some(entry) => {
+                    entry.connected_directly = true;
+                    false
+                }
+                None => true,
+            }
+        };
+        // Hung up meanwhile: its end did not reach routing yet.
+        if ended && let Err(error) = self.inner.call_routing.ended(tenant, call).await {
+            tracing::warn!(%call, %error, "routing did not hear of a direct call's end");
         }
     }
 

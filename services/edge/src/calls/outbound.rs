@@ -11,26 +11,32 @@
 //! - A trunk that challenges (401/407) gets the INVITE again, once, with
 //!   the trunk's outbound credentials (RFC 3261 §22.2; CSeq + 1, the same
 //!   Call-ID and From tag).
-//! - Failover: a trunk that answers 5xx, times out (408, Timer B), cannot
-//!   be reached, or refuses the edge's credentials (a second challenge) is
-//!   left for the next one; once none is left, the phone gets 503. Any other final answer (busy, not found, declined) is
-//!   the called party's, and goes to the phone as it is.
+//! - Failover: a trunk's server that answers 503 or times out (nothing
+//!   at all within [`CallOptions::trunk_response_timeout`], or Timer B)
+//!   is left for the trunk's next server over UDP (RFC 3263 §4.3); a
+//!   trunk that answers another 5xx, has no server left, cannot be
+//!   reached, or refuses the edge's credentials (a second challenge) is
+//!   left for the next trunk; once none is left, the phone gets 503. Any
+//!   other final answer (busy, not found, declined) is the called
+//!   party's, and goes to the phone as it is.
 //! - The tenant's plan limits count outbound calls as they count inbound
 //!   ones (503 with Retry-After over them).
 //!
 //! Trunks are reached over UDP, or over a TCP or TLS connection the edge
 //! opens and reuses ([`Connector`]; a TLS server is checked against the
-//! trunk's host name), at the first address of their host; RFC 3263's
-//! NAPTR/SRV lookup of a trunk's host is not done yet.
+//! trunk's host name), at the servers RFC 3263 finds for their host
+//! ([`crate::trunks::reach`]: SRV records when the port is 0, else the
+//! host's addresses).
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 use switchboard_routing_api::calls::{OutboundCall, OutboundDecision};
 
 use super::legs::sip_user;
 use super::*;
-use crate::trunks::reach::{authority, reach, transport_param};
+use crate::trunks::reach::{authority, reach_with_spares, transport_param, udp_peer};
 
 /// An outbound call's way out: its trunks and where it stands among
 /// them.
@@ -41,6 +47,9 @@ pub(super) struct Dialing {
     next: usize,
     /// The attempt in progress.
     attempt: Option<Attempt>,
+    /// The current trunk's other servers over UDP, in the order to try
+    /// them when one times out or answers 503 (RFC 3263 §4.3).
+    spare_servers: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone)]
@@ -163,6 +172,7 @@ impl B2bua {
             targets,
             next: 0,
             attempt: None,
+            spare_servers: Vec::new(),
         };
         let cancelled = self.take_call(
             &request,
@@ -220,13 +230,83 @@ impl B2bua {
         }
     }
 
-    /// Sends the call's INVITE to `target`.
+    /// Sends the call's INVITE to `target`'s first server; over UDP its
+    /// other servers are kept for [`B2bua::attempt_failed`].
     async fn start_attempt(&self, call: ContactId, target: OutboundTarget) -> Result<(), String> {
-        let (Some(endpoint), Some(local)) = (self.endpoint().cloned(), self.local().cloned())
-        else {
+        let Some(endpoint) = self.endpoint().cloned() else {
             return Err("the edge has no endpoint".into());
         };
-        let peer = reach(&endpoint, self.inner.connector.get(), &target).await?;
+        let (peer, spares) =
+            reach_with_spares(&endpoint, self.inner.connector.get(), &target).await?;
+        {
+            let mut table = self.lock();
+            let dialing = table
+                .calls
+                .get_mut(&call)
+                .and_then(|entry| entry.outbound.as_mut())
+                .ok_or("the call is over")?;
+            dialing.spare_servers = spares;
+        }
+        self.attempt_at(call, target, peer).await
+    }
+
+    /// The current trunk's server timed out or answered 503: its next
+    /// server over UDP gets the call, if it has one that can be tried
+    /// (RFC 3263 §4.3). False when none is left.
+    async fn next_server(&self, call: ContactId) -> bool {
+        let Some(endpoint) = self.endpoint().cloned() else {
+            return false;
+        };
+        loop {
+            let next = {
+                let mut table = self.lock();
+                let Some(dialing) = table
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|entry| entry.outbound.as_mut())
+                else {
+                    return false;
+                };
+                let Some(target) = dialing
+                    .attempt
+                    .as_ref()
+                    .map(|attempt| attempt.target.clone())
+                else {
+                    return false;
+                };
+                if dialing.spare_servers.is_empty() {
+                    return false;
+                }
+                (target, dialing.spare_servers.remove(0))
+            };
+            let (target, address) = next;
+            let attempt = match udp_peer(&endpoint, address) {
+                Ok(peer) => self.attempt_at(call, target, peer).await,
+                Err(why) => Err(why),
+            };
+            match attempt {
+                Ok(()) => {
+                    tracing::debug!(%call, %address, "the trunk's next server has the call");
+                    return true;
+                }
+                Err(why) => {
+                    tracing::warn!(%call, %address, why, "a trunk's server could not be tried")
+                }
+            }
+        }
+    }
+
+    /// Sends the call's INVITE to `target` at `peer`, a new transaction
+    /// and dialog (a server failed over to gets a request of its own).
+    async fn attempt_at(
+        &self,
+        call: ContactId,
+        target: OutboundTarget,
+        peer: Peer,
+    ) -> Result<(), String> {
+        let Some(local) = self.local().cloned() else {
+            return Err("the edge has no endpoint".into());
+        };
         let local = local_for(&local, &peer);
         // The number dialed and the caller id presented, as the call's
         // record holds them.
@@ -323,7 +403,12 @@ impl B2bua {
                 table.by_dialog.insert(key, (call, Side::Agent(id)));
                 id
             };
-            self.follow_leg(call, leg_id, outgoing);
+            self.follow_leg_within(
+                call,
+                leg_id,
+                outgoing,
+                Some(self.inner.options.trunk_response_timeout),
+            );
             Ok(())
         })
     }
@@ -432,6 +517,9 @@ impl B2bua {
                 && entry.legs.iter().all(|leg| leg.state != LegState::Ringing)
         });
         if !still_dialing {
+            return;
+        }
+        if matches!(code, 408 | 503) && self.next_server(call).await {
             return;
         }
         if fails_over(code) {

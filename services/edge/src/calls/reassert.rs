@@ -9,8 +9,9 @@
 //! to its agent since the answer (so the agent stays busy with it and its
 //! end is counted). A call whose offer was lost with the state stops
 //! ringing and waits again; routing offers it anew. An agent's outbound
-//! call is connected to its agent again (`Operation::ConnectOutbound`,
-//! since it was dialed), so the agent stays busy with it.
+//! call is connected to its agent again (`Operation::ConnectDirect`,
+//! since it was dialed), and so is a call rung to an agent directly that
+//! it answered (since the answer), so the agent stays busy with it.
 //!
 //! The same audit renews the places of the edge's calls among their
 //! tenants' calls in progress ([`crate::limits`]).
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
 use chrono::{DateTime, Utc};
-use switchboard_acd::{AgentId, Channel, Contact, ContactId, QueueId};
+use switchboard_acd::{AgentId, Channel, Contact, ContactId, DirectOrigin, QueueId};
 use switchboard_routing_api::acd::{Connection, Operation, Query, RefusalKind, RoutingError};
 use switchboard_tenancy::{Tenant, TenantId};
 use uuid::Uuid;
@@ -80,6 +81,7 @@ impl B2bua {
             .iter()
             .filter(|(_, call)| {
                 (call.outbound.is_some() && call.phase != Phase::Ended)
+                    || (call.connected_directly && matches!(call.phase, Phase::Connected { .. }))
                     || call.placement.is_some()
                         && matches!(
                             call.phase,
@@ -113,17 +115,22 @@ impl B2bua {
 
     /// Puts `call` back at routing as the edge holds it now.
     async fn reassert(&self, call: ContactId, tenant: &Tenant) {
-        let (operation, kind) = if let Some((agent, since)) = self.outbound_of(call) {
-            // An agent's outbound call: the agent is busy with it again
-            // since it was dialed.
-            let operation = Operation::ConnectOutbound {
+        let (operation, kind) = if let Some((agent, origin, since)) = self.direct_of(call) {
+            // An agent's outbound call, or a direct ring it answered: the
+            // agent is busy with it again since it was dialed or answered.
+            let operation = Operation::ConnectDirect {
                 contact: call,
                 agent,
+                origin,
                 channel: Channel::Voice,
                 since,
                 wrap_up_ms: 0,
             };
-            (operation, "outbound")
+            let kind = match origin {
+                DirectOrigin::PlacedByAgent => "outbound",
+                DirectOrigin::RungToAgent => "direct",
+            };
+            (operation, kind)
         } else {
             let Some((contact, connected, cancel)) = self.to_reassert(call) else {
                 return;
@@ -171,15 +178,24 @@ impl B2bua {
         }
     }
 
-    /// The agent who placed `call` and when, if it is an outbound call
-    /// still going on.
-    fn outbound_of(&self, call: ContactId) -> Option<(AgentId, DateTime<Utc>)> {
+    /// The agent of `call`, how it reached the agent and since when, if
+    /// it is a call outside every queue still going on: an outbound call
+    /// the agent placed (since it was dialed) or a direct ring the agent
+    /// answered (since the answer).
+    fn direct_of(&self, call: ContactId) -> Option<(AgentId, DirectOrigin, DateTime<Utc>)> {
         let table = self.lock();
         let entry = table.calls.get(&call)?;
         if entry.phase == Phase::Ended {
             return None;
         }
-        Some((entry.facts.placed_by?, entry.facts.started_at))
+        if let Some(agent) = entry.facts.placed_by {
+            return Some((agent, DirectOrigin::PlacedByAgent, entry.facts.started_at));
+        }
+        if entry.connected_directly {
+            let (agent, since) = entry.facts.answered?;
+            return Some((agent, DirectOrigin::RungToAgent, since));
+        }
+        None
     }
 
     /// What to re-assert of `call` (its contact, its agent if connected)

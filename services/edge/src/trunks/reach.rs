@@ -195,15 +195,28 @@ pub async fn reach(
     connector: Option<&Connector>,
     target: &OutboundTarget,
 ) -> Result<Peer, String> {
+    Ok(reach_with_spares(endpoint, connector, target).await?.0)
+}
+
+/// As [`reach`], with the servers left to fail over to, in order: over
+/// UDP, the others after the first, for a caller to try when the first
+/// times out or answers 503 (RFC 3263 §4.3); over TCP or TLS none, since
+/// a server that refuses the connection is passed over here already.
+pub async fn reach_with_spares(
+    endpoint: &Endpoint,
+    connector: Option<&Connector>,
+    target: &OutboundTarget,
+) -> Result<(Peer, Vec<SocketAddr>), String> {
     let locator = connector
         .map(Connector::locator)
         .cloned()
         .unwrap_or_default();
-    let addresses = locator.addresses(target).await?;
+    let mut addresses = locator.addresses(target).await?;
     match target.transport {
-        OutboundTransport::Udp => endpoint
-            .udp_peer(addresses[0])
-            .ok_or_else(|| "the edge has no UDP socket".to_owned()),
+        OutboundTransport::Udp => {
+            let first = addresses.remove(0);
+            Ok((udp_peer(endpoint, first)?, addresses))
+        }
         OutboundTransport::Tcp | OutboundTransport::Tls => {
             let connector = connector.ok_or("the edge makes no connections")?;
             let server = match target.transport {
@@ -220,7 +233,7 @@ pub async fn reach(
             let mut failures = Vec::new();
             for address in addresses {
                 match connector.connect(address, server.clone()).await {
-                    Ok(peer) => return Ok(peer),
+                    Ok(peer) => return Ok((peer, Vec::new())),
                     Err(error) => failures.push(format!("{address}: {error}")),
                 }
             }
@@ -232,6 +245,13 @@ pub async fn reach(
             ))
         }
     }
+}
+
+/// The edge's UDP socket, sending to `address`.
+pub fn udp_peer(endpoint: &Endpoint, address: SocketAddr) -> Result<Peer, String> {
+    endpoint
+        .udp_peer(address)
+        .ok_or_else(|| "the edge has no UDP socket".to_owned())
 }
 
 /// The trunk's `host[:port]`, as its URIs write it (no port when it is

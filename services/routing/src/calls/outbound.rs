@@ -1,7 +1,7 @@
 //! Agents' outbound calls: the tenant's outbound rules pick the trunks and
 //! the caller id, and the agent is busy with the call in the ACD from the
 //! moment it is dialed until it ends (answered or not), as the ACD's
-//! outbound contacts ([`Operation::ConnectOutbound`]) make them.
+//! outbound contacts ([`Operation::ConnectDirect`]) make them.
 //!
 //! The rule is the first, in creation order, whose agent group is one of
 //! the agent's groups. Its trunks are tried in the order the strategy
@@ -12,7 +12,7 @@
 
 use chrono::Utc;
 use rand::seq::SliceRandom;
-use switchboard_acd::{Channel, ContactId};
+use switchboard_acd::{Channel, ContactId, DirectOrigin};
 use switchboard_routing_api::calls::{OutboundCall, OutboundDecision};
 use switchboard_routing_api::config::{CallerId, TrunkStrategy};
 use switchboard_tenancy::TenantId;
@@ -86,9 +86,10 @@ impl Calls {
             .routing
             .execute(
                 tenant,
-                Operation::ConnectOutbound {
+                Operation::ConnectDirect {
                     contact,
                     agent: call.agent,
+                    origin: DirectOrigin::PlacedByAgent,
                     channel: Channel::Voice,
                     since: now,
                     wrap_up_ms: 0,
