@@ -199,7 +199,8 @@ impl EdgeService {
             backends.database.clone(),
             backends.cache.clone(),
             options.registrations,
-        );
+        )
+        .with_lines(nonces.clone());
         let sent_by = options
             .public_address
             .or_else(|| transports.udp().map(|udp| udp.to_string()));

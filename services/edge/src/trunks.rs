@@ -11,7 +11,12 @@
 //!    RFC 8760 brings them to SIP ([`crate::sip::digest`]), name the one
 //!    trunk whose username they carry: usernames are unique across tenants,
 //!    and the match names that trunk's own tenant, never another;
-//! 3. else a 407 challenge, when some trunk takes digest; else 403.
+//! 3. else a trunk that registers with its carrier is matched by the
+//!    `line` parameter of the Request-URI: the edge registers a Contact
+//!    with a token of the trunk's own (see [`line_token`]), and a carrier
+//!    delivers the tenant's calls to that Contact, from whatever address
+//!    (as Asterisk's `line` option does);
+//! 4. else a 407 challenge, when some trunk takes digest; else 403.
 //!
 //! Admission reads every tenant's trunks before any tenant is known, so it
 //! reads in system scope (like the registrar's domain lookup), and only
@@ -44,6 +49,7 @@ use ipnet::IpNet;
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use switchboard_platform::{Cache, Database};
+use switchboard_sip::uri::parse_sip_uri;
 use switchboard_sip::{Message, StartLine};
 use switchboard_tenancy::{TenantId, TrunkId};
 use uuid::Uuid;
@@ -117,6 +123,25 @@ struct Index {
     networks: Vec<(IpNet, TrunkMatch)>,
     /// By inbound username.
     digest: HashMap<String, DigestTrunk>,
+    /// Trunks that register with their carrier, by the `line` token of
+    /// their Contact (every key's).
+    lines: HashMap<String, TrunkMatch>,
+}
+
+/// What a trunk's tokens are for (see [`Nonces::tokens`]).
+const LINE_PURPOSE: &str = "switchboard trunk line";
+
+/// The `line` parameter of the Contact a trunk registers with its carrier,
+/// by which the calls the carrier sends to it are admitted: derived from
+/// the trunk's id with the edge's digest keys (the current key's first),
+/// so every replica writes and recognises the same one.
+pub fn line_tokens(nonces: &Nonces, trunk: TrunkId) -> Vec<String> {
+    nonces.tokens(LINE_PURPOSE, &trunk.to_string())
+}
+
+/// The token the current key gives `trunk` (see [`line_tokens`]).
+pub fn line_token(nonces: &Nonces, trunk: TrunkId) -> String {
+    line_tokens(nonces, trunk).remove(0)
 }
 
 impl Index {
@@ -195,7 +220,7 @@ impl Trunks {
 
     async fn reload(&self) -> Result<(), sea_orm::DbErr> {
         let generation = self.generation.load(Ordering::Acquire);
-        let result = load(&self.db).await;
+        let result = load(&self.db, &self.nonces).await;
         let mut loaded = self
             .loaded
             .write()
@@ -252,6 +277,13 @@ impl Trunks {
         let matches = index.matches(source.to_canonical());
         if !matches.is_empty() {
             return Admission::Admitted(matches);
+        }
+        if let StartLine::Request { uri, .. } = &request.start
+            && let Ok(uri) = parse_sip_uri(uri)
+            && let Some(Some(line)) = uri.param("line")
+            && let Some(matched) = index.lines.get(line)
+        {
+            return Admission::Admitted(vec![matched.clone()]);
         }
         let forbidden = || Admission::Refused(OutgoingResponse::new(403));
         if index.digest.is_empty() {
@@ -340,7 +372,7 @@ impl Trunks {
 }
 
 /// Every enabled trunk's sources and digest credentials, in system scope.
-async fn load(db: &Database) -> Result<Index, sea_orm::DbErr> {
+async fn load(db: &Database, nonces: &Nonces) -> Result<Index, sea_orm::DbErr> {
     let query = Query::select()
         .columns(
             [
@@ -351,6 +383,7 @@ async fn load(db: &Database) -> Result<Index, sea_orm::DbErr> {
                 "inbound_username",
                 "inbound_ha1_sha256",
                 "inbound_ha1_md5",
+                "register",
             ]
             .map(col),
         )
@@ -389,6 +422,11 @@ async fn load(db: &Database) -> Result<Index, sea_orm::DbErr> {
                 Err(why) => {
                     tracing::warn!(trunk_id = %matched.trunk_id, why, "a stored trunk source is skipped");
                 }
+            }
+        }
+        if row.try_get::<bool>("", "register")? {
+            for token in line_tokens(nonces, matched.trunk_id) {
+                index.lines.insert(token, matched.clone());
             }
         }
         let username: Option<String> = row.try_get("", "inbound_username")?;

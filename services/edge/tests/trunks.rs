@@ -13,7 +13,9 @@ use std::time::{Duration, Instant, SystemTime};
 use sea_orm::{ConnectionTrait, Statement};
 use switchboard_edge::sip::OutgoingResponse;
 use switchboard_edge::sip::digest::{Algorithm, Nonces};
-use switchboard_edge::trunks::{Admission, TrunkMatch, TrunkStore, Trunks, TrunksOptions};
+use switchboard_edge::trunks::{
+    Admission, TrunkMatch, TrunkStore, Trunks, TrunksOptions, line_token, line_tokens,
+};
 use switchboard_edge_api::{InboundSpec, OutboundSpec, TrunkSpec, TrunkView};
 use switchboard_events::proto::envelope::Payload;
 use switchboard_migrations::{Migrator, MigratorTrait};
@@ -728,7 +730,8 @@ async fn a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled(post
             retry_after: Duration::from_secs(1),
             max_retry_after: Duration::from_secs(2),
         },
-    );
+    )
+    .with_lines(Nonces::new(KEY, Duration::from_secs(300)));
     registrations.start(
         endpoint.clone(),
         transports.udp().unwrap().to_string(),
@@ -793,6 +796,13 @@ async fn a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled(post
         "the registrar's scenario failed:\n{messages}"
     );
     assert!(!messages.contains("403 Wrong credentials"), "{messages}");
+    // The Contact carries the trunk's line, by which admission knows the
+    // calls the carrier delivers to it.
+    let line = line_token(&Nonces::new(KEY, Duration::from_secs(300)), trunk.id);
+    assert!(
+        messages.contains(&format!(";line={line}>")),
+        "no line {line} in the Contact:\n{messages}"
+    );
     let gone = async {
         while registrations.status(tenant.id(), trunk.id).await.is_some() {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -801,6 +811,120 @@ async fn a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled(post
     tokio::time::timeout(Duration::from_secs(5), gone)
         .await
         .expect("the state of an unregistered trunk is dropped");
+}
+
+/// A trunk that registers with its carrier admits the calls the carrier
+/// sends to its registered Contact, from any address, by the `line` token
+/// in their Request-URI: its own tenant's trunk only. A wrong token, the
+/// token of a trunk that does not register, or a trunk no longer
+/// registering admits nothing; a token of an old key still does.
+async fn a_registering_trunk_admits_the_calls_sent_to_its_line(postgres: bool) {
+    let harness = Harness::start(postgres).await;
+    let (acme, globex) = (
+        Tenant::whole(TenantId::new()),
+        Tenant::whole(TenantId::new()),
+    );
+    let registering = |name: &str, register: bool| TrunkSpec {
+        name: name.into(),
+        enabled: true,
+        outbound: Some(OutboundSpec {
+            host: "carrier.example".into(),
+            port: 5060,
+            transport: "udp".into(),
+            username: Some("acct".into()),
+            password: Some("carrier secret".into()),
+            register,
+            register_expires: 300,
+            caller_id: None,
+        }),
+        ..TrunkSpec::default()
+    };
+    let ours = harness
+        .store
+        .create(&acme, registering("Registered", true))
+        .await
+        .unwrap();
+    let silent = harness
+        .store
+        .create(&acme, registering("Not registered", false))
+        .await
+        .unwrap();
+    let theirs = harness
+        .store
+        .create(&globex, registering("Registered", true))
+        .await
+        .unwrap();
+    let nonces = Nonces::new(KEY, Duration::from_secs(300));
+    let to_line = |token: &str| {
+        invite("").replacen(
+            &format!("INVITE sip:+14155550100@{REALM} "),
+            &format!("INVITE sip:acct@203.0.113.1:5060;line={token} "),
+            1,
+        )
+    };
+    let carrier = "198.51.100.50";
+    assert_eq!(
+        admitted(
+            harness
+                .admit(carrier, &to_line(&line_token(&nonces, ours.id)))
+                .await
+        ),
+        vec![matched(&ours, acme.id())]
+    );
+    assert_eq!(
+        admitted(
+            harness
+                .admit(carrier, &to_line(&line_token(&nonces, theirs.id)))
+                .await
+        ),
+        vec![matched(&theirs, globex.id())]
+    );
+    for token in [
+        line_token(&nonces, silent.id),
+        "00000000000000000000".to_owned(),
+        line_token(
+            &Nonces::new(b"another key", Duration::from_secs(300)),
+            ours.id,
+        ),
+    ] {
+        assert_eq!(refused(harness.admit(carrier, &to_line(&token)).await), 403);
+    }
+
+    // The keys rotate: a token of the previous key is still known (the
+    // binding the carrier holds was registered with it), the new one too.
+    let rotated = Nonces::with_keys(
+        vec![b"the new key".to_vec(), KEY.to_vec()],
+        Duration::from_secs(300),
+    );
+    let replica = Trunks::new(
+        harness.database.clone(),
+        harness.cache.clone(),
+        rotated.clone(),
+        TrunksOptions::new(REALM),
+    );
+    let tokens = line_tokens(&rotated, ours.id);
+    assert_eq!(tokens[1], line_token(&nonces, ours.id));
+    for token in &tokens {
+        assert_eq!(
+            admitted(admit(&replica, carrier, &to_line(token)).await),
+            vec![matched(&ours, acme.id())]
+        );
+    }
+
+    // No longer registering: its line admits nothing.
+    harness
+        .store
+        .replace(&acme, ours.id, registering("Registered", false))
+        .await
+        .unwrap();
+    assert_eq!(
+        refused(
+            harness
+                .admit(carrier, &to_line(&line_token(&nonces, ours.id)))
+                .await
+        ),
+        403
+    );
 }
 
 /// An outbound call's trunks are its tenant's own: another tenant's trunk
@@ -871,6 +995,7 @@ async fn outbound_targets_are_the_tenants_own(postgres: bool) {
 }
 
 on_both_databases!(
+    a_registering_trunk_admits_the_calls_sent_to_its_line,
     outbound_targets_are_the_tenants_own,
     a_registering_trunk_keeps_its_binding_and_removes_it_when_disabled,
     trunks_are_kept_per_tenant_with_write_only_passwords,

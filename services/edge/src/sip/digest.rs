@@ -306,6 +306,17 @@ impl Nonces {
         hex::encode(&mac.finalize().into_bytes()[..16])
     }
 
+    /// Tokens that name `subject` for `purpose` (the "realm" of the seal,
+    /// so a token is no nonce and no other purpose's token), one per key,
+    /// the current key's first: 20 hex digits (80 bits of HMAC-SHA-256),
+    /// alike on every replica and unguessable without the keys.
+    pub fn tokens(&self, purpose: &str, subject: &str) -> Vec<String> {
+        self.keys
+            .iter()
+            .map(|key| Self::seal_with(key, purpose, subject)[..20].to_owned())
+            .collect()
+    }
+
     /// A fresh nonce for `realm`: `<issued, hex seconds>.<random>.<HMAC>`.
     pub fn issue(&self, realm: &str, now: SystemTime) -> String {
         let body = format!("{:x}.{:016x}", unix_seconds(now), rand::random::<u64>());

@@ -11,8 +11,9 @@
 //!   each other's Contact; another replica takes over within a few checks
 //!   once the holder stops.
 //! - A REGISTER names the trunk's username at the carrier's host (To and
-//!   From), the edge's address in Contact, and the trunk's
-//!   `register_expires`. A challenge (401/407) is answered once with the
+//!   From), the edge's address in Contact with the trunk's `line` token
+//!   (by which admission knows the calls the carrier delivers there), and
+//!   the trunk's `register_expires`. A challenge (401/407) is answered once with the
 //!   trunk's outbound credentials (RFC 7616 as in [`crate::sip::digest`]);
 //!   423 takes the registrar's Min-Expires and asks again. The binding is
 //!   refreshed halfway through what the registrar granted (the Contact's
@@ -42,12 +43,12 @@ use switchboard_sip::{Limits, Message, StartLine, Transport, parse};
 use switchboard_tenancy::{TenantId, TrunkId};
 use uuid::Uuid;
 
-use super::OutboundTarget;
 use super::reach::{authority, reach, transport_param};
 use super::spec::DEFAULT_REGISTER_EXPIRES;
 use super::store::{TRUNKS, col, registration_settings};
+use super::{OutboundTarget, line_token};
 use crate::calls::requests::{self, Local};
-use crate::sip::digest::pick_challenge;
+use crate::sip::digest::{Nonces, pick_challenge};
 use crate::sip::transport::Connector;
 use crate::sip::{ClientEvent, Endpoint};
 
@@ -129,6 +130,9 @@ struct Inner {
     endpoint: OnceLock<(Endpoint, String)>,
     connector: OnceLock<Connector>,
     held: Mutex<HashMap<TrunkId, Held>>,
+    /// The keys that derive each trunk's `line` token, which admission
+    /// recognises in the Request-URI of the calls the carrier sends.
+    lines: Option<Nonces>,
 }
 
 fn lease_key(tenant: TenantId, trunk: TrunkId) -> String {
@@ -150,8 +154,19 @@ impl TrunkRegistrations {
                 endpoint: OnceLock::new(),
                 connector: OnceLock::new(),
                 held: Mutex::default(),
+                lines: None,
             }),
         }
+    }
+
+    /// Registers each trunk's Contact with a `line` token derived with
+    /// `nonces`' keys (the same keys as admission's: [`line_token`]), so the
+    /// calls the carrier delivers to it are admitted as the trunk's.
+    pub fn with_lines(mut self, nonces: Nonces) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.lines = Some(nonces);
+        }
+        self
     }
 
     /// Starts keeping registrations, sending from `endpoint` as `sent_by`
@@ -405,8 +420,14 @@ impl TrunkRegistrations {
             authority(&target),
             transport_param(target.transport)
         );
+        let line = self
+            .inner
+            .lines
+            .as_ref()
+            .map(|nonces| format!(";line={}", line_token(nonces, trunk)))
+            .unwrap_or_default();
         let contact = format!(
-            "<sip:{username}@{}{}>",
+            "<sip:{username}@{}{}{line}>",
             local.sent_by,
             transport_param(target.transport)
         );
