@@ -13,7 +13,7 @@
 
 mod secret;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -678,6 +678,27 @@ pub struct EdgeConfig {
     /// transaction's own 32 s timeout (RFC 3261 Timer B).
     #[serde(with = "humantime_serde")]
     pub trunk_response_timeout: Duration,
+    /// The address the media relay binds its RTP and RTCP ports to; unset
+    /// for no relay (session descriptions then pass between the legs
+    /// unchanged, and the phones' media goes end to end).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_bind: Option<IpAddr>,
+    /// The address written into session descriptions, where callers and
+    /// phones send media (behind 1:1 NAT); unset for `media_bind` (which
+    /// must then not be 0.0.0.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_public_address: Option<IpAddr>,
+    /// The first and last port of the range calls' media takes (two per
+    /// side of a call: RTP on the even port, RTCP on the one above).
+    pub media_port_min: u16,
+    pub media_port_max: u16,
+    /// The relay's worker threads; 0 for one per core.
+    pub media_workers: usize,
+    /// A connected call whose caller or callee sends no RTP or RTCP for
+    /// this long is hung up (a phone that lost power, a carrier that
+    /// dropped the call without a BYE).
+    #[serde(with = "humantime_serde")]
+    pub media_timeout: Duration,
 }
 
 impl Default for EdgeConfig {
@@ -700,6 +721,12 @@ impl Default for EdgeConfig {
             sip_public_address: None,
             ring_timeout: Duration::from_secs(30),
             trunk_response_timeout: Duration::from_secs(5),
+            media_bind: Some(IpAddr::from([127, 0, 0, 1])),
+            media_public_address: None,
+            media_port_min: 20000,
+            media_port_max: 29999,
+            media_workers: 0,
+            media_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -751,6 +778,27 @@ impl EdgeConfig {
             || self.ring_timeout > Duration::from_secs(300)
         {
             return Err(value_error("edge.ring_timeout", "must be 5s to 5m"));
+        }
+        if self.media_port_min < 1024 || self.media_port_max < self.media_port_min.saturating_add(3)
+        {
+            return Err(value_error(
+                "edge.media_port_min",
+                "and edge.media_port_max must span at least two port pairs above 1023",
+            ));
+        }
+        if self.media_public_address.is_none()
+            && self.media_bind.is_some_and(|bind| bind.is_unspecified())
+        {
+            return Err(value_error(
+                "edge.media_public_address",
+                "is needed when edge.media_bind is every address (0.0.0.0 or ::): \
+                 session descriptions tell callers where to send media",
+            ));
+        }
+        if self.media_timeout < Duration::from_secs(5)
+            || self.media_timeout > Duration::from_secs(3600)
+        {
+            return Err(value_error("edge.media_timeout", "must be 5s to 1h"));
         }
         if self.trunk_response_timeout < Duration::from_millis(500)
             || self.trunk_response_timeout > Duration::from_secs(32)

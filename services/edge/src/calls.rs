@@ -38,6 +38,7 @@
 
 mod dialogs;
 mod legs;
+mod media;
 mod notices;
 mod outbound;
 pub mod reassert;
@@ -73,6 +74,8 @@ use crate::sip::{
 };
 use crate::trunks::OutboundTarget;
 use legs::stop_ringing;
+pub use media::MediaOptions;
+use media::{AnchorError, CallMedia, MediaSide};
 use reassert::Placement;
 use records::CallLog;
 use requests::{LegDialog, Local};
@@ -213,6 +216,8 @@ struct Inner {
     endpoint: OnceLock<Endpoint>,
     /// Opens connections to trunks reached over TCP or TLS.
     connector: OnceLock<Connector>,
+    /// The relay calls' media is anchored at, when set.
+    media: OnceLock<MediaOptions>,
     local: OnceLock<Local>,
     options: CallOptions,
     limits: Option<CallLimits>,
@@ -335,6 +340,9 @@ struct Call {
     /// Rung to its agent directly and answered: routing's ACD holds it as
     /// the agent's contact, to end when the call ends.
     connected_directly: bool,
+    /// Its media, anchored at the edge's relay ([`media`]); `None` when
+    /// the edge relays no media or the caller sent no offer.
+    media: Option<CallMedia>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -483,6 +491,7 @@ impl B2bua {
                 log,
                 endpoint: OnceLock::new(),
                 connector: OnceLock::new(),
+                media: OnceLock::new(),
                 local: OnceLock::new(),
                 options,
                 limits: None,
@@ -538,6 +547,12 @@ impl B2bua {
     /// with; until then such trunks are skipped.
     pub fn attach_connector(&self, connector: Connector) {
         let _ = self.inner.connector.set(connector);
+    }
+
+    /// Anchors the media of the calls that start from now on at
+    /// `options.relay` ([`media`]); until then SDP passes unchanged.
+    pub fn attach_media(&self, options: MediaOptions) {
+        let _ = self.inner.media.set(options);
     }
 
     /// Calls in progress on this edge.
@@ -706,6 +721,15 @@ impl B2bua {
             let _ = request.respond(OutgoingResponse::new(404));
             return;
         };
+        let media = match self.anchor_media(&message) {
+            Ok(media) => media,
+            Err(error) => {
+                tracing::debug!(%number, %error, "the caller's media cannot be anchored");
+                let _ = request
+                    .respond(OutgoingResponse::new(error.status()).reason(error.to_string()));
+                return;
+            }
+        };
         let caller = caller_number(&message);
         let started_at = Utc::now();
         let mut tenants: Vec<TenantId> = trunks.iter().map(|(tenant, _)| *tenant).collect();
@@ -839,6 +863,7 @@ impl B2bua {
             slot,
             session,
             None,
+            media,
         );
         if cancelled {
             if let (Some(limits), Some(slot)) = (&self.inner.limits, slot) {
@@ -867,6 +892,7 @@ impl B2bua {
         slot: Option<Uuid>,
         session: Option<SessionTimer>,
         outbound: Option<outbound::Dialing>,
+        media: Option<CallMedia>,
     ) -> bool {
         let cancelled = {
             let mut table = self.lock();
@@ -900,6 +926,7 @@ impl B2bua {
                         session,
                         outbound,
                         connected_directly: false,
+                        media,
                     },
                 );
                 false
@@ -1005,6 +1032,55 @@ impl B2bua {
             }
         }
         self.end_before_answer(call, 500, Outcome::Failed, EndedBy::Edge);
+    }
+
+    /// Anchors the media `invite` offers at the relay, if the edge has
+    /// one and the INVITE carries a session description.
+    fn anchor_media(&self, invite: &Message<'_>) -> Result<Option<CallMedia>, AnchorError> {
+        let Some(options) = self.inner.media.get() else {
+            return Ok(None);
+        };
+        let sdp = invite
+            .header("Content-Type")
+            .is_none_or(|kind| kind.value.trim().eq_ignore_ascii_case("application/sdp"));
+        if invite.body.is_empty() || !sdp {
+            return Ok(None);
+        }
+        CallMedia::anchor(&options.relay, invite.body).map(Some)
+    }
+
+    /// A session description from `from`'s side of `call`, as the other
+    /// side gets it: anchored at the relay, or `body` as it is when the
+    /// call's media is not anchored.
+    fn media_for_other_side(
+        &self,
+        call: ContactId,
+        from: MediaSide,
+        body: &[u8],
+    ) -> Result<Bytes, AnchorError> {
+        if body.is_empty() {
+            return Ok(Bytes::new());
+        }
+        let mut table = self.lock();
+        match table
+            .calls
+            .get_mut(&call)
+            .and_then(|entry| entry.media.as_mut())
+        {
+            Some(media) => media.pass(from, body),
+            None => Ok(Bytes::copy_from_slice(body)),
+        }
+    }
+
+    /// The offer the callee's side of `call` gets: the caller's, anchored
+    /// at the relay when the call's media is.
+    fn offer_for_callee(entry: &Call) -> Bytes {
+        match &entry.media {
+            Some(media) => media.offer_for_callee(),
+            None => parse_bytes(&entry.caller.invite)
+                .map(|invite| Bytes::copy_from_slice(invite.body))
+                .unwrap_or_default(),
+        }
     }
 
     fn tenant_of(&self, call: ContactId) -> Option<Tenant> {

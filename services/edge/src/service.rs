@@ -22,7 +22,7 @@ use tonic::service::Routes;
 use crate::accounts::{Accounts, PROJECTION_BINDINGS, PROJECTION_CONSUMER_NAME};
 use crate::api::LocalEdge;
 use crate::calls::records::CallLog;
-use crate::calls::{B2bua, CallOptions};
+use crate::calls::{B2bua, CallOptions, MediaOptions};
 use crate::limits::CallLimits;
 use crate::registrar::{Bindings, Registrar, RegistrarOptions};
 use crate::signaling::Signaling;
@@ -35,6 +35,7 @@ use crate::sip::transport::{
 use crate::sip::{Endpoint, EndpointOptions};
 use crate::trunks::registration::{RegistrationOptions, TrunkRegistrations};
 use crate::trunks::{Trunks, TrunksOptions};
+use switchboard_media::relay::{Relay, RelayOptions};
 
 /// The name in `--services`.
 pub const NAME: &str = "edge";
@@ -61,6 +62,9 @@ pub struct EdgeServiceOptions {
     pub trunk_tls: Arc<rustls::ClientConfig>,
     /// How registrations with carriers are kept.
     pub registrations: RegistrationOptions,
+    /// The media relay calls are anchored at, and the media timeout;
+    /// `None` for none (`edge.media_bind` unset).
+    pub media: Option<(RelayOptions, Duration)>,
 }
 
 /// The routing service as the edge calls it: inbound calls and the ACD.
@@ -125,6 +129,17 @@ impl EdgeServiceOptions {
             public_address: config.edge.sip_public_address.clone(),
             trunk_tls: tls_client_config(config.edge.trunk_ca_file.as_deref())?,
             registrations: RegistrationOptions::default(),
+            media: edge.media_bind.map(|bind| {
+                (
+                    RelayOptions {
+                        bind,
+                        advertise: edge.media_public_address,
+                        ports: edge.media_port_min..=edge.media_port_max,
+                        workers: edge.media_workers,
+                    },
+                    edge.media_timeout,
+                )
+            }),
         })
     }
 }
@@ -195,6 +210,12 @@ impl EdgeService {
             options.transports.idle_timeout,
         );
         calls.attach_connector(connector.clone());
+        if let Some((relay, timeout)) = options.media {
+            let relay = Relay::start(relay).map_err(|error| {
+                std::io::Error::other(format!("the media relay did not start: {error}"))
+            })?;
+            calls.attach_media(MediaOptions { relay, timeout });
+        }
         let registrations = TrunkRegistrations::new(
             backends.database.clone(),
             backends.cache.clone(),

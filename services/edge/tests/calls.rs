@@ -20,7 +20,9 @@ use switchboard_acd::{
 };
 use switchboard_edge::accounts::CallLimits as PlanLimits;
 use switchboard_edge::calls::records::CallLog;
-use switchboard_edge::calls::{Admission, B2bua, CallOptions, InboundAdmission, OutboundTrunks};
+use switchboard_edge::calls::{
+    Admission, B2bua, CallOptions, InboundAdmission, MediaOptions, OutboundTrunks,
+};
 use switchboard_edge::limits::{CallLimits, LimitSource};
 use switchboard_edge::registrar::{
     Binding, Bindings, Registrar, RegistrarOptions, SipAccount, SipDirectory,
@@ -37,6 +39,7 @@ use switchboard_edge::trunks::spec::OutboundTransport;
 use switchboard_events::Event;
 use switchboard_events::proto::envelope::Payload;
 use switchboard_flows::Input;
+use switchboard_media::relay::{Relay, RelayOptions};
 use switchboard_migrations::{Migrator, MigratorTrait};
 use switchboard_platform::Cache;
 use switchboard_platform::Database;
@@ -1613,6 +1616,248 @@ impl Edge {
             Some(self.address),
         )
     }
+}
+
+/// The `m=audio` port of a message's session description.
+fn audio_port(message: &str) -> u16 {
+    message
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("m=audio "))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no audio stream in {message}"))
+}
+
+/// The next SIP message on `socket`.
+async fn receive_sip(socket: &tokio::net::UdpSocket) -> String {
+    let mut buffer = vec![0u8; 4096];
+    let (read, _) = tokio::time::timeout(Duration::from_secs(10), socket.recv_from(&mut buffer))
+        .await
+        .expect("the edge sends in time")
+        .unwrap();
+    String::from_utf8_lossy(&buffer[..read]).into_owned()
+}
+
+/// An RTP packet (RFC 3550 §5.1, PCMU) numbered `seq`, its payload 160
+/// bytes of `fill`.
+fn rtp_packet(seq: u16, ssrc: u32, fill: u8) -> Vec<u8> {
+    let mut packet = vec![0x80, 0];
+    packet.extend_from_slice(&seq.to_be_bytes());
+    packet.extend_from_slice(&(u32::from(seq) * 160).to_be_bytes());
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet.extend(std::iter::repeat_n(fill, 160));
+    packet
+}
+
+/// Receives on `socket` until `count` RTP packets carried `fill`.
+async fn receive_rtp(socket: &tokio::net::UdpSocket, count: usize, fill: u8) -> SocketAddr {
+    let mut buffer = [0u8; 2048];
+    let mut seen = 0;
+    loop {
+        let (read, from) =
+            tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buffer))
+                .await
+                .expect("RTP arrives through the relay")
+                .unwrap();
+        assert_eq!(read, 172, "a whole RTP packet");
+        assert!(
+            buffer[12..read].iter().all(|byte| *byte == fill),
+            "the payload as sent"
+        );
+        seen += 1;
+        if seen == count {
+            return from;
+        }
+    }
+}
+
+/// A carrier's call with the edge's media relay: the phone gets the
+/// carrier's offer anchored at the relay (its address, a port of the
+/// relay's range, the edge's own o=), the carrier gets the phone's answer
+/// anchored the same way on another port, and RTP flows both ways through
+/// the relay, each side's packets arriving as sent. Once neither side
+/// sends media for the media timeout, the edge hangs up both legs and the
+/// relay's ports are free again. An offer the edge cannot read gets 488
+/// naming the fault, and routing never hears of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_media_goes_through_the_edges_relay_until_it_stops() {
+    use tokio::io::AsyncWriteExt;
+    let edge = edge_with(CallOptions {
+        audit_every: Duration::from_millis(200),
+        ..CallOptions::default()
+    })
+    .await;
+    let first = free_udp_port() & !1;
+    let relay = Relay::start(RelayOptions {
+        bind: "127.0.0.1".parse().unwrap(),
+        advertise: None,
+        ports: first..=first.saturating_add(40),
+        workers: 1,
+    })
+    .unwrap();
+    let relay_ports = first..=first.saturating_add(41);
+    edge.calls.attach_media(MediaOptions {
+        relay: relay.clone(),
+        timeout: Duration::from_secs(5),
+    });
+    let routing = &edge.routing;
+    let agent = AgentId::new();
+    let mut phone = tokio::net::TcpStream::connect(edge.tcp).await.unwrap();
+    let local = phone.local_addr().unwrap();
+    edge.bind_device(
+        agent,
+        &format!("sip:agent@{local};transport=tcp"),
+        &format!("tcp:{local}"),
+    )
+    .await;
+
+    // The carrier, from loopback: an INVITE with its media at carrier_rtp.
+    let carrier = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let carrier_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let phone_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let carrier_at = carrier.local_addr().unwrap();
+    let invite_with = |call_id: &str, sdp: &str| {
+        format!(
+            "INVITE sip:+442079460000@127.0.0.1 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {carrier_at};branch=z9hG4bK-{call_id}\r\n\
+             From: <sip:+15550001111@carrier.example>;tag=c-{call_id}\r\n\
+             To: <sip:+442079460000@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n\
+             Max-Forwards: 70\r\nContact: <sip:carrier@{carrier_at}>\r\n\
+             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        )
+    };
+    // Unreadable: 488 with the reason, and routing hears nothing.
+    let garbled = "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio many RTP/AVP 0\r\n";
+    carrier
+        .send_to(invite_with("garbled", garbled).as_bytes(), edge.address)
+        .await
+        .unwrap();
+    let refused = loop {
+        let text = receive_sip(&carrier).await;
+        if !text.starts_with("SIP/2.0 100") {
+            break text;
+        }
+    };
+    assert!(refused.starts_with("SIP/2.0 488 "), "{refused}");
+    assert!(
+        refused.contains("SDP"),
+        "the reason names the fault: {refused}"
+    );
+    assert!(routing.heard().is_empty(), "{:?}", routing.heard());
+
+    let offer = format!(
+        "v=0\r\no=carrier 77 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         m=video 50000 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n",
+        carrier_rtp.local_addr().unwrap().port()
+    );
+    carrier
+        .send_to(invite_with("relayed", &offer).as_bytes(), edge.address)
+        .await
+        .unwrap();
+    edge.until_calls(1).await;
+    routing.push(vec![routing.offer(agent)], Vec::new());
+    let mut buffer = Vec::new();
+    let invite = read_request(&mut phone, &mut buffer, "INVITE").await;
+    let phone_facing = audio_port(&invite);
+    assert!(relay_ports.contains(&phone_facing), "{invite}");
+    assert!(invite.contains("c=IN IP4 127.0.0.1"), "{invite}");
+    assert!(
+        !invite.contains("o=carrier"),
+        "the edge's own origin: {invite}"
+    );
+    assert!(invite.contains("m=video 0 "), "video declined: {invite}");
+    assert!(invite.contains("telephone-event/8000"), "{invite}");
+    let answer = format!(
+        "v=0\r\no=agent 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         m=video 0 RTP/AVP 96\r\n",
+        phone_rtp.local_addr().unwrap().port()
+    );
+    phone
+        .write_all(response_to(&invite, "200 OK", &answer).as_bytes())
+        .await
+        .unwrap();
+    let answered = loop {
+        let text = receive_sip(&carrier).await;
+        if text.starts_with("SIP/2.0 200") {
+            break text;
+        }
+    };
+    let carrier_facing = audio_port(&answered);
+    assert!(relay_ports.contains(&carrier_facing), "{answered}");
+    assert_ne!(carrier_facing, phone_facing);
+    assert!(!answered.contains("o=agent"), "{answered}");
+    let to_tag = answered
+        .lines()
+        .find(|line| line.starts_with("To:"))
+        .and_then(|line| line.split(";tag=").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let ack = format!(
+        "ACK sip:{edge} SIP/2.0\r\nVia: SIP/2.0/UDP {carrier_at};branch=z9hG4bK-ack\r\n\
+         From: <sip:+15550001111@carrier.example>;tag=c-relayed\r\n\
+         To: <sip:+442079460000@127.0.0.1>;tag={to_tag}\r\nCall-ID: relayed\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        edge = edge.address
+    );
+    carrier.send_to(ack.as_bytes(), edge.address).await.unwrap();
+    read_request(&mut phone, &mut buffer, "ACK").await;
+
+    // RTP both ways, through the relay.
+    let relay_for_carrier = SocketAddr::from(([127, 0, 0, 1], carrier_facing));
+    let relay_for_phone = SocketAddr::from(([127, 0, 0, 1], phone_facing));
+    for seq in 0..5 {
+        carrier_rtp
+            .send_to(&rtp_packet(seq, 0xca11, 0x55), relay_for_carrier)
+            .await
+            .unwrap();
+    }
+    assert_eq!(receive_rtp(&phone_rtp, 5, 0x55).await, relay_for_phone);
+    for seq in 0..5 {
+        phone_rtp
+            .send_to(&rtp_packet(seq, 0xa6e7, 0x2a), relay_for_phone)
+            .await
+            .unwrap();
+    }
+    assert_eq!(receive_rtp(&carrier_rtp, 5, 0x2a).await, relay_for_carrier);
+    assert!(relay.pairs_in_use() >= 2, "{}", relay.pairs_in_use());
+
+    // Silence from then on: hung up on both legs after the media timeout.
+    let bye = read_request(&mut phone, &mut buffer, "BYE").await;
+    phone
+        .write_all(response_to(&bye, "200 OK", "").as_bytes())
+        .await
+        .unwrap();
+    let carrier_bye = loop {
+        let text = receive_sip(&carrier).await;
+        if text.starts_with("BYE ") {
+            break text;
+        }
+    };
+    carrier
+        .send_to(
+            response_to(&carrier_bye, "200 OK", "").as_bytes(),
+            edge.address,
+        )
+        .await
+        .unwrap();
+    edge.until_calls(0).await;
+    let freed = switchboard_test_utils::eventually(Duration::from_secs(5), || {
+        let in_use = relay.pairs_in_use();
+        async move { in_use == 0 }
+    })
+    .await;
+    assert!(freed, "the call's ports are free again");
+    let records = edge.records(3).await;
+    let Payload::CallEnded(ended) = &records[2].payload else {
+        panic!("{records:?}")
+    };
+    assert_eq!(
+        (ended.outcome.as_str(), ended.ended_by.as_str()),
+        ("answered", "edge")
+    );
 }
 
 /// A trunk named by host, whose SRV records list three servers: the

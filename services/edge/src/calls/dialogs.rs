@@ -70,6 +70,28 @@ impl B2bua {
                 return;
             }
         }
+        // A session description goes across anchored at the relay (an
+        // INFO's body, DTMF and the like, as it is).
+        let (from_side, to_side) = match side {
+            Side::Caller => (MediaSide::Caller, MediaSide::Callee),
+            Side::Agent(_) => (MediaSide::Callee, MediaSide::Caller),
+        };
+        let carries_sdp = |kind: Option<&str>| {
+            method != "INFO"
+                && kind.is_none_or(|kind| kind.trim().eq_ignore_ascii_case("application/sdp"))
+        };
+        let body = if carries_sdp(content_type.as_deref()) {
+            match self.media_for_other_side(call, from_side, message.body) {
+                Ok(body) => body,
+                Err(error) => {
+                    let _ = request
+                        .respond(OutgoingResponse::new(error.status()).reason(error.to_string()));
+                    return;
+                }
+            }
+        } else {
+            Bytes::copy_from_slice(message.body)
+        };
         let (peer, bytes) = {
             let mut table = self.lock();
             let Some(entry) = table.calls.get_mut(&call) else {
@@ -110,7 +132,7 @@ impl B2bua {
                 .unwrap_or_default();
             (
                 peer.clone(),
-                requests::in_dialog(&local_for(&local, &peer), to, &method, &extra, message.body),
+                requests::in_dialog(&local_for(&local, &peer), to, &method, &extra, &body),
             )
         };
         let invite = method == "INVITE";
@@ -151,7 +173,16 @@ impl B2bua {
                         let kind = response
                             .header("Content-Type")
                             .map_or("application/sdp".to_owned(), |kind| kind.value.to_string());
-                        answer = answer.body(&kind, Bytes::copy_from_slice(response.body));
+                        let body = if carries_sdp(Some(&kind)) {
+                            self.media_for_other_side(call, to_side, response.body)
+                                .unwrap_or_else(|error| {
+                                    tracing::warn!(%call, %error, "an answer across the call is passed on as it is");
+                                    Bytes::copy_from_slice(response.body)
+                                })
+                        } else {
+                            Bytes::copy_from_slice(response.body)
+                        };
+                        answer = answer.body(&kind, body);
                     }
                     let _ = request.respond(answer);
                     return;

@@ -45,9 +45,7 @@ impl B2bua {
                 _ => return,
             }
             entry.phase = Phase::Ringing { agent, mode };
-            let sdp = parse_bytes(&entry.caller.invite)
-                .map(|invite| Bytes::copy_from_slice(invite.body))
-                .unwrap_or_default();
+            let sdp = B2bua::offer_for_callee(entry);
             (
                 entry.tenant.clone(),
                 entry.caller.number.clone(),
@@ -201,6 +199,20 @@ impl B2bua {
             return;
         };
         let early_media = code == 183 && !response.body.is_empty();
+        // The phone's early media, anchored for the caller; one the edge
+        // cannot read is not passed on (the caller hears ringing).
+        let early_sdp = if early_media {
+            match self.media_for_other_side(call, MediaSide::Callee, response.body) {
+                Ok(sdp) => Some(sdp),
+                Err(error) => {
+                    tracing::debug!(%call, %error, "a phone's early media is not passed on");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let early_media = early_sdp.is_some();
         let tx = {
             let mut table = self.lock();
             let Some(call) = table.calls.get_mut(&call) else {
@@ -213,8 +225,8 @@ impl B2bua {
             call.caller.invite_tx
         };
         let mut answer = OutgoingResponse::new(if early_media { 183 } else { 180 });
-        if early_media {
-            answer = answer.body("application/sdp", Bytes::copy_from_slice(response.body));
+        if let Some(sdp) = early_sdp {
+            answer = answer.body("application/sdp", sdp);
         }
         let _ = endpoint.respond(tx, answer);
     }
@@ -361,7 +373,15 @@ impl B2bua {
                     }
                     return;
                 }
-                self.answer_caller(call, leg_id, Bytes::copy_from_slice(response.body));
+                let sdp = self
+                    .media_for_other_side(call, MediaSide::Callee, response.body)
+                    .unwrap_or_else(|error| {
+                        // The phone answered: the call goes on, with its
+                        // media unanchored (the caller gets its answer).
+                        tracing::warn!(%call, %error, "the phone's answer is passed on as it is");
+                        Bytes::copy_from_slice(response.body)
+                    });
+                self.answer_caller(call, leg_id, sdp);
                 if mode == RingMode::Direct {
                     self.connect_direct(call, agent, &tenant).await;
                 }

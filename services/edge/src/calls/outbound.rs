@@ -92,6 +92,15 @@ impl B2bua {
                 .respond(OutgoingResponse::new(484).reason("Dial an E.164 number (+ and digits)"));
             return;
         };
+        let media = match self.anchor_media(&request.message()) {
+            Ok(media) => media,
+            Err(error) => {
+                tracing::debug!(%tenant, %number, %error, "the phone's media cannot be anchored");
+                let _ = request
+                    .respond(OutgoingResponse::new(error.status()).reason(error.to_string()));
+                return;
+            }
+        };
         let agent = AgentId::from_uuid(user.as_uuid());
         let slot = Uuid::new_v4();
         if let Some(limits) = &self.inner.limits
@@ -186,6 +195,7 @@ impl B2bua {
             self.inner.limits.as_ref().map(|_| slot),
             session,
             Some(dialing),
+            media,
         );
         if cancelled {
             release();
@@ -354,9 +364,7 @@ impl B2bua {
                 let Phase::Ringing { agent, .. } = entry.phase else {
                     return Err("the call is no longer dialing".into());
                 };
-                let sdp = parse_bytes(&entry.caller.invite)
-                    .map(|invite| Bytes::copy_from_slice(invite.body))
-                    .unwrap_or_default();
+                let sdp = B2bua::offer_for_callee(entry);
                 (agent, sdp, entry.caller.max_forwards)
             };
             let identity = attempt.from.clone();

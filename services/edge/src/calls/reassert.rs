@@ -63,6 +63,7 @@ impl B2bua {
     /// Looks up every audited call once; re-asserts those routing does
     /// not know.
     async fn audit(&self) {
+        self.end_silent_calls().await;
         if let Some(limits) = &self.inner.limits {
             // The places of the calls this edge holds stay counted.
             let mut slots: HashMap<TenantId, Vec<Uuid>> = HashMap::new();
