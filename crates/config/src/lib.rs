@@ -678,11 +678,12 @@ pub struct EdgeConfig {
     /// transaction's own 32 s timeout (RFC 3261 Timer B).
     #[serde(with = "humantime_serde")]
     pub trunk_response_timeout: Duration,
-    /// The address the media relay binds its RTP and RTCP ports to; unset
-    /// for no relay (session descriptions then pass between the legs
-    /// unchanged, and the phones' media goes end to end).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub media_bind: Option<IpAddr>,
+    /// Whether calls' media goes through the edge's relay; `false` lets
+    /// session descriptions pass between the legs unchanged (the phones'
+    /// media then goes end to end, and nothing of it is the edge's).
+    pub media_relay: bool,
+    /// The address the media relay binds its RTP and RTCP ports to.
+    pub media_bind: IpAddr,
     /// The address written into session descriptions, where callers and
     /// phones send media (behind 1:1 NAT); unset for `media_bind` (which
     /// must then not be 0.0.0.0).
@@ -721,7 +722,8 @@ impl Default for EdgeConfig {
             sip_public_address: None,
             ring_timeout: Duration::from_secs(30),
             trunk_response_timeout: Duration::from_secs(5),
-            media_bind: Some(IpAddr::from([127, 0, 0, 1])),
+            media_relay: true,
+            media_bind: IpAddr::from([127, 0, 0, 1]),
             media_public_address: None,
             media_port_min: 20000,
             media_port_max: 29999,
@@ -786,8 +788,9 @@ impl EdgeConfig {
                 "and edge.media_port_max must span at least two port pairs above 1023",
             ));
         }
-        if self.media_public_address.is_none()
-            && self.media_bind.is_some_and(|bind| bind.is_unspecified())
+        if self.media_relay
+            && self.media_public_address.is_none()
+            && self.media_bind.is_unspecified()
         {
             return Err(value_error(
                 "edge.media_public_address",

@@ -382,3 +382,45 @@ fn internal_keys_and_peers_are_checked() {
         "reflection is off by default"
     );
 }
+
+/// The media relay's and the trunks' settings: checked, each refusal
+/// naming its key; `media_relay = false` needs no media address.
+#[test]
+fn edge_media_and_trunk_settings_are_checked() {
+    let edge_error = |section: &str| {
+        Config::from_toml_str(&format!("[edge]\n{section}\n"))
+            .expect_err(section)
+            .to_string()
+    };
+    for (section, key) in [
+        ("media_bind = \"0.0.0.0\"", "edge.media_public_address"),
+        ("media_port_min = 80", "edge.media_port_min"),
+        (
+            "media_port_min = 30000\nmedia_port_max = 30001",
+            "edge.media_port_min",
+        ),
+        ("media_timeout = \"1s\"", "edge.media_timeout"),
+        (
+            "trunk_response_timeout = \"1m\"",
+            "edge.trunk_response_timeout",
+        ),
+        ("media_bind = \"nowhere\"", "edge.media_bind"),
+    ] {
+        let message = edge_error(section);
+        assert!(message.contains(key), "{section}: {message}");
+    }
+    let open = Config::from_toml_str(
+        "[edge]\nmedia_bind = \"0.0.0.0\"\nmedia_public_address = \"203.0.113.10\"\n",
+    )
+    .unwrap();
+    assert_eq!(
+        open.edge.media_public_address,
+        Some("203.0.113.10".parse().unwrap())
+    );
+    let off =
+        Config::from_toml_str("[edge]\nmedia_relay = false\nmedia_bind = \"0.0.0.0\"\n").unwrap();
+    assert!(!off.edge.media_relay);
+    let defaults = Config::from_toml_str("").unwrap();
+    assert!(defaults.edge.media_relay);
+    assert_eq!(defaults.edge.trunk_response_timeout, Duration::from_secs(5));
+}

@@ -63,7 +63,7 @@ pub struct EdgeServiceOptions {
     /// How registrations with carriers are kept.
     pub registrations: RegistrationOptions,
     /// The media relay calls are anchored at, and the media timeout;
-    /// `None` for none (`edge.media_bind` unset).
+    /// `None` for none (`edge.media_relay = false`).
     pub media: Option<(RelayOptions, Duration)>,
 }
 
@@ -129,10 +129,10 @@ impl EdgeServiceOptions {
             public_address: config.edge.sip_public_address.clone(),
             trunk_tls: tls_client_config(config.edge.trunk_ca_file.as_deref())?,
             registrations: RegistrationOptions::default(),
-            media: edge.media_bind.map(|bind| {
+            media: edge.media_relay.then(|| {
                 (
                     RelayOptions {
-                        bind,
+                        bind: edge.media_bind,
                         advertise: edge.media_public_address,
                         ports: edge.media_port_min..=edge.media_port_max,
                         workers: edge.media_workers,
