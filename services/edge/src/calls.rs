@@ -263,6 +263,9 @@ struct Facts {
     answered: Option<(AgentId, DateTime<Utc>)>,
     /// The agent who placed an outbound call; `None` for an inbound one.
     placed_by: Option<AgentId>,
+    /// What the media relay received from the caller's side and the
+    /// callee's, read as an answered call ends.
+    media: (Option<events::MediaQuality>, Option<events::MediaQuality>),
 }
 
 impl Facts {
@@ -853,6 +856,7 @@ impl B2bua {
             started_at,
             answered: None,
             placed_by: None,
+            media: (None, None),
         };
         let cancelled = self.take_call(
             &request,
@@ -1281,6 +1285,8 @@ impl B2bua {
                 talk_ms: answered_at.map_or(0, |at| millis(at, now)),
                 duration_ms: millis(facts.started_at, now),
                 direction: facts.direction().to_owned(),
+                caller_media: facts.media.0,
+                callee_media: facts.media.1,
             }),
         );
     }
@@ -1330,7 +1336,10 @@ impl B2bua {
                 }
             }
             let tenant = entry.tenant.clone();
-            let facts = entry.facts.clone();
+            let mut facts = entry.facts.clone();
+            if connected && let Some(media) = &entry.media {
+                facts.media = media.quality();
+            }
             self.forget(&mut table, call);
             (tenant, byes, connected, facts, in_acd)
         };

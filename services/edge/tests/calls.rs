@@ -551,6 +551,15 @@ impl Edge {
     }
 
     /// The call's records in the outbox, once `count` are there.
+    /// The `call.ended` of the one call a test made (its third record).
+    async fn call_ended(&self) -> switchboard_events::proto::CallEnded {
+        let records = self.records(3).await;
+        match &records[2].payload {
+            Payload::CallEnded(ended) => ended.clone(),
+            _ => panic!("no call.ended third: {records:?}"),
+        }
+    }
+
     async fn records(&self, count: usize) -> Vec<Event> {
         for _ in 0..200 {
             let rows = self
@@ -966,10 +975,7 @@ async fn of_two_phones_the_first_to_answer_wins_and_the_agent_hangs_up() {
             Heard::Ended(call),
         ]
     );
-    let records = edge.records(3).await;
-    let Payload::CallEnded(ended) = &records[2].payload else {
-        panic!("{records:?}");
-    };
+    let ended = edge.call_ended().await;
     assert_eq!(
         (ended.outcome.as_str(), ended.ended_by.as_str()),
         ("answered", "agent")
@@ -1511,10 +1517,7 @@ async fn a_session_the_carrier_stops_refreshing_is_ended_by_the_edge() {
     );
     edge.until_calls(0).await;
     assert_eq!(routing.heard().last(), Some(&Heard::Ended(routing.call)));
-    let records = edge.records(3).await;
-    let Payload::CallEnded(ended) = &records[2].payload else {
-        panic!("{records:?}");
-    };
+    let ended = edge.call_ended().await;
     assert_eq!(ended.ended_by, "edge");
     assert_eq!(ended.outcome, "answered");
 
@@ -1578,10 +1581,7 @@ async fn the_edge_refreshes_a_session_the_carrier_asks_it_to() {
     carrier.passes("the carrier").await;
     phone.passes("the agent's phone").await;
     edge.until_calls(0).await;
-    let records = edge.records(3).await;
-    let Payload::CallEnded(ended) = &records[2].payload else {
-        panic!("{records:?}");
-    };
+    let ended = edge.call_ended().await;
     assert_eq!(ended.ended_by, "caller", "the refreshed session lasted");
 }
 
@@ -1850,14 +1850,30 @@ async fn a_calls_media_goes_through_the_edges_relay_until_it_stops() {
     })
     .await;
     assert!(freed, "the call's ports are free again");
-    let records = edge.records(3).await;
-    let Payload::CallEnded(ended) = &records[2].payload else {
-        panic!("{records:?}")
-    };
+    let ended = edge.call_ended().await;
     assert_eq!(
         (ended.outcome.as_str(), ended.ended_by.as_str()),
         ("answered", "edge")
     );
+    // What the relay heard of each side: five packets each (the first a
+    // source's probation, RFC 3550 A.1), none lost, on a loss-free MOS.
+    for (side, quality) in [
+        ("caller", &ended.caller_media),
+        ("callee", &ended.callee_media),
+    ] {
+        let quality = quality
+            .as_ref()
+            .unwrap_or_else(|| panic!("no {side} media: {ended:?}"));
+        assert_eq!(
+            (quality.packets_received, quality.packets_lost),
+            (4, 0),
+            "{side}: {quality:?}"
+        );
+        assert!(
+            quality.mos > 4.4 && quality.mos <= 4.5,
+            "{side}: {quality:?}"
+        );
+    }
 }
 
 /// A trunk named by host, whose SRV records list three servers: the
@@ -1916,10 +1932,7 @@ async fn an_outbound_call_fails_over_across_a_trunks_servers() {
         "{}",
         String::from_utf8_lossy(&buffer[..read])
     );
-    let records = edge.records(3).await;
-    let Payload::CallEnded(ended) = &records[2].payload else {
-        panic!("{records:?}")
-    };
+    let ended = edge.call_ended().await;
     assert_eq!(
         (ended.outcome.as_str(), ended.trunk.as_str()),
         ("answered", "backup")

@@ -27,7 +27,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::Utc;
 use switchboard_acd::ContactId;
+use switchboard_events::proto::MediaQuality;
 use switchboard_media::MediaError;
+use switchboard_media::quality::Concealment;
 use switchboard_media::relay::{LegId, MediaSession, Relay, Remote};
 use switchboard_media::sdp::{LegOrigin, RtcpRewrite, SessionDescription};
 
@@ -137,6 +139,22 @@ impl CallMedia {
         parsed.strip_ice();
         target.origin.stamp(&mut parsed);
         Ok(Bytes::from(parsed.to_string()))
+    }
+
+    /// What the relay received from the caller's side and from the
+    /// callee's, for the call's record.
+    pub(super) fn quality(&self) -> (Option<MediaQuality>, Option<MediaQuality>) {
+        let of = |leg: LegId| {
+            self.session.stats(leg).ok().map(|stats| MediaQuality {
+                packets_received: stats.reception.received,
+                packets_expected: stats.reception.expected,
+                packets_lost: stats.reception.lost,
+                fraction_lost: stats.reception.fraction_lost,
+                jitter_ms: stats.jitter_ms(),
+                mos: stats.mos(Duration::ZERO, Concealment::Plc),
+            })
+        };
+        (of(self.caller.leg), of(self.callee.leg))
     }
 
     /// Whether neither side's media went silent for `timeout`: RTP or

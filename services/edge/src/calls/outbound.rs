@@ -176,6 +176,7 @@ impl B2bua {
             started_at,
             answered: None,
             placed_by: Some(agent),
+            media: (None, None),
         };
         let dialing = Dialing {
             targets,
