@@ -129,17 +129,15 @@ impl EdgeServiceOptions {
             public_address: config.edge.sip_public_address.clone(),
             trunk_tls: tls_client_config(config.edge.trunk_ca_file.as_deref())?,
             registrations: RegistrationOptions::default(),
-            media: edge.media_relay.then(|| {
-                (
-                    RelayOptions {
-                        bind: edge.media_bind,
-                        advertise: edge.media_public_address,
-                        ports: edge.media_port_min..=edge.media_port_max,
-                        workers: edge.media_workers,
-                    },
-                    edge.media_timeout,
-                )
-            }),
+            media: edge.media_relay.then_some((
+                RelayOptions {
+                    bind: edge.media_bind,
+                    advertise: edge.media_public_address,
+                    ports: edge.media_port_min..=edge.media_port_max,
+                    workers: edge.media_workers,
+                },
+                edge.media_timeout,
+            )),
         })
     }
 }
