@@ -19,14 +19,15 @@
 #                 whose rule rings agent1 directly; agent1's one registered
 #                 phone is the UAS; both SDPs anchored at the edge's relay
 #                 (edge.media_relay, ports MEDIA_PORTS).
-# Before the ladders, one sanity step of SANITY_N (50) calls through the
+# Order: the sanity step, the edge, rtpengine, direct. Before the ladders, one sanity step of SANITY_N (50) calls through the
 # edge must pass. The added one-way latency of each relay is measured at
 # that load (N=50) from a short capture on lo (tcpdump), matching each RTP
 # packet going into the relay with the same packet (SSRC, sequence,
 # timestamp) coming out.
 # Prints a Markdown table and the command to rerun it; raw files in OUT.
 # Knobs: WINDOW (20 s), CALL_S (30 s), N_START (400; DIRECT_START,
-# RTPE_START, EDGE_START each default to it), N_MAX (6400), SANITY_N (50),
+# RTPE_START, EDGE_START each default to it), N_MAX (6400), BISECT (2
+# bisection steps; DIRECT_BISECT for the direct path), SANITY_N (50),
 # MEDIA_PORTS (50000-65000), BENCH_EDGE_PORT (5071), KAM_PORT (5070),
 # NG_PORT (22222), LATENCY=0 (no capture), SKIP_DIRECT=1, SKIP_RTPENGINE=1,
 # OUT (./out-<UTC time>), SWITCHBOARD_BIN, BENCH_SKIP_BUILD=1, BENCH_RIG.
@@ -45,6 +46,8 @@ N_START=${N_START:-400}
 DIRECT_START=${DIRECT_START:-$N_START}
 RTPE_START=${RTPE_START:-$N_START}
 EDGE_START=${EDGE_START:-$N_START}
+BISECT=${BISECT:-2}
+DIRECT_BISECT=${DIRECT_BISECT:-$BISECT}
 N_MAX=${N_MAX:-6400}
 SANITY_N=${SANITY_N:-50}
 LATENCY=${LATENCY:-1}
@@ -90,7 +93,7 @@ trap cleanup EXIT
   echo "date=$(date -u +%FT%TZ) commit=$(cd "$repo" && git rev-parse --short HEAD)$(cd "$repo" && git diff --quiet HEAD -- . || echo +changes) host=$(hostname) cores=$(nproc) kernel=$(uname -r)"
   echo "sipp: $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1)  kamailio: $(kamailio -v 2>/dev/null | head -1)  rtpengine: $(rtpengine --version 2>&1 | tail -1)"
   echo "net.core.rmem_default=$(cat /proc/sys/net/core/rmem_default) rmem_max=$(cat /proc/sys/net/core/rmem_max) fd_limit=$(ulimit -n)"
-  echo "WINDOW=$WINDOW CALL_S=$CALL_S DIRECT_START=$DIRECT_START RTPE_START=$RTPE_START EDGE_START=$EDGE_START N_MAX=$N_MAX MEDIA_PORTS=$MEDIA_PORTS"
+  echo "WINDOW=$WINDOW CALL_S=$CALL_S DIRECT_START=$DIRECT_START RTPE_START=$RTPE_START EDGE_START=$EDGE_START BISECT=$BISECT DIRECT_BISECT=$DIRECT_BISECT N_MAX=$N_MAX MEDIA_PORTS=$MEDIA_PORTS"
   echo "load before the run: $(cat /proc/loadavg)"
 } >"$out/env.txt"
 
@@ -145,9 +148,8 @@ ladder() { # NAME TARGET START [env...]
   say "$name: ladder from $start on $target ($(date -u +%T))"
   env "$@" KEEP="$out/raw" "$rig/run.sh" "$target" "$start" "$N_MAX" >"$out/$name.log" 2>"$out/$name.steps"
 }
-if [[ -z ${SKIP_DIRECT:-} ]]; then
-  ladder direct 127.0.0.1:5080 "$DIRECT_START"
-fi
+echo "node_pid=$node threads=$(ls /proc/"$node"/task | wc -l)" >>"$out/env.txt"
+ladder edge "127.0.0.1:$EDGE_PORT" "$EDGE_START" BISECT="$BISECT" RELAY_PID="$node" RELAY_PORTS="$MEDIA_PORTS"
 rtpe_lat_med=- rtpe_lat_p99=- rtpe_lat_n=0
 if [[ -z ${SKIP_RTPENGINE:-} ]]; then
   rpid=$("$rig/rtpengine.sh" start "$NG_PORT" "${RTPE_PORTS%-*}" "${RTPE_PORTS#*-}") || die "rtpengine did not start"
@@ -162,16 +164,16 @@ if [[ -z ${SKIP_RTPENGINE:-} ]]; then
     capture_wait
     read -r rtpe_lat_med rtpe_lat_p99 rtpe_lat_n <<<"$(latency rtpengine "${RTPE_PORTS%-*}" "${RTPE_PORTS#*-}")"
   fi
-  ladder rtpengine "127.0.0.1:$KAM_PORT" "$RTPE_START" RELAY_PID="$rpid" RELAY_PORTS="$RTPE_PORTS" \
+  ladder rtpengine "127.0.0.1:$KAM_PORT" "$RTPE_START" BISECT="$BISECT" RELAY_PID="$rpid" RELAY_PORTS="$RTPE_PORTS" \
     SIP_PID="$kpid" RTPE_CLI=127.0.0.1:9900
   "$rig/kamailio.sh" stop "$KAM_PORT" >/dev/null
   "$rig/rtpengine.sh" stop "$NG_PORT" >/dev/null
   rtpe_up=0
 fi
-say "edge: the phone registers again"
-node_register 3600
-echo "node_pid=$node threads=$(ls /proc/"$node"/task | wc -l)" >>"$out/env.txt"
-ladder edge "127.0.0.1:$EDGE_PORT" "$EDGE_START" RELAY_PID="$node" RELAY_PORTS="$MEDIA_PORTS"
+
+if [[ -z ${SKIP_DIRECT:-} ]]; then
+  ladder direct 127.0.0.1:5080 "$DIRECT_START" BISECT="$DIRECT_BISECT"
+fi
 
 # --- the table -------------------------------------------------------------------
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1" | head -1; }
@@ -212,4 +214,4 @@ for name in direct rtpengine edge; do
 done
 echo
 echo "Raw files: $out"
-echo "Rerun: \`WINDOW=$WINDOW CALL_S=$CALL_S DIRECT_START=$DIRECT_START RTPE_START=$RTPE_START EDGE_START=$EDGE_START loadtest/media/run.sh\`"
+echo "Rerun: \`WINDOW=$WINDOW CALL_S=$CALL_S DIRECT_START=$DIRECT_START DIRECT_BISECT=$DIRECT_BISECT RTPE_START=$RTPE_START EDGE_START=$EDGE_START BISECT=$BISECT loadtest/media/run.sh\`"
