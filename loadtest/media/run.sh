@@ -29,7 +29,7 @@
 # RTPE_START, EDGE_START each default to it), N_MAX (6400), BISECT (2
 # bisection steps; DIRECT_BISECT for the direct path), SANITY_N (50),
 # MEDIA_PORTS (50000-65000), BENCH_EDGE_PORT (5071), KAM_PORT (5070),
-# NG_PORT (22222), LATENCY=0 (no capture), SKIP_DIRECT=1, SKIP_RTPENGINE=1,
+# NG_PORT (22222), LATENCY=0 (no capture), SANITY_ONLY=1 (stop after it), SKIP_DIRECT=1, SKIP_RTPENGINE=1,
 # OUT (./out-<UTC time>), SWITCHBOARD_BIN, BENCH_SKIP_BUILD=1, BENCH_RIG.
 set -euo pipefail
 
@@ -140,6 +140,11 @@ fi
 echo "$line" | tee "$out/sanity.log" >&2
 capture_wait
 read -r edge_lat_med edge_lat_p99 edge_lat_n <<<"$(latency edge "$mlo" "$mhi")"
+echo "edge added latency at $SANITY_N calls: median ${edge_lat_med} µs, p99 ${edge_lat_p99} µs ($edge_lat_n packets paired)" | tee -a "$out/sanity.log" >&2
+if [[ ${SANITY_ONLY:-0} == 1 ]]; then
+  say "SANITY_ONLY=1: no ladders; files in $out"
+  exit 0
+fi
 
 # --- the runs ------------------------------------------------------------------
 ladder() { # NAME TARGET START [env...]
