@@ -41,107 +41,29 @@ die() {
 }
 
 [[ -x $rig/run.sh && -x $rig/step.sh ]] || die "the shared SIP rig is not at $rig (set BENCH_RIG)"
-missing=()
-command -v sipp >/dev/null || missing+=(sip-tester)
-command -v kamailio >/dev/null || missing+=(kamailio)
-command -v jq >/dev/null || missing+=(jq)
-command -v curl >/dev/null || missing+=(curl)
-command -v sqlite3 >/dev/null || missing+=(sqlite3)
-command -v ss >/dev/null || missing+=(iproute2)
-command -v bc >/dev/null || missing+=(bc)
-if ((${#missing[@]})); then
-  sudo=()
-  ((EUID == 0)) || sudo=(sudo)
-  say "installing ${missing[*]}"
-  "${sudo[@]}" apt-get install -y "${missing[@]}" >/dev/null ||
-    { "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" apt-get install -y "${missing[@]}" >/dev/null; } ||
-    die "cannot install ${missing[*]}"
-fi
+NODE_HTTP=$HTTP NODE_EDGE_PORT=$EDGE_PORT
+source "$repo/loadtest/common/node.sh"
+node_install sipp=sip-tester kamailio=kamailio jq=jq curl=curl sqlite3=sqlite3 ss=iproute2 bc=bc
 for port in 5080 5090 "$EDGE_PORT" "$KAM_PORT"; do
   ! ss -Hulpn "sport = :$port" | grep -q . || die "UDP port $port is in use"
 done
-
-bin=${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$repo/target}/release/switchboard}
-if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
-  say "building the release binary (cargo build --release -p switchboard)"
-  (cd "$repo" && cargo build --release -p switchboard) || die "the release build failed"
-fi
-[[ -x $bin ]] || die "no binary at $bin"
+node_build
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/sb-sip-bench.XXXXXX")
-node=""
 cleanup() {
-  [[ -n $node ]] && kill "$node" 2>/dev/null && wait "$node" 2>/dev/null
+  node_stop
   "$rig/kamailio.sh" stop "$KAM_PORT" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # --- the node ----------------------------------------------------------------
-cat >"$work/switchboard.toml" <<TOML
-[server]
-http_addr = "$HTTP"
-grpc_addr = "127.0.0.1:19091"
-metrics_addr = "127.0.0.1:19465"
-
-[telemetry]
-log_format = "text"
-log_level = "warn"
-
-[edge]
-sip_udp = "127.0.0.1:$EDGE_PORT"
-sip_tcp = "127.0.0.1:$EDGE_PORT"
-# The generator is one source sending thousands of requests a second.
-per_source_burst = 0
-# SIPp's digest knows MD5 only.
-digest_algorithms = ["MD5", "SHA-256"]
-# Signaling only, as Kamailio here: no media relay (loadtest/media measures
+node_start "$work" '# Signaling only, as Kamailio here: no media relay (loadtest/media measures
 # it against rtpengine). At thousands of 1 s calls a second it would also
 # need more than the default port range.
-media_relay = false
-TOML
-say "starting switchboard dev --demo (release) in $work"
-(cd "$work" && SWITCHBOARD_CONFIG="$work/switchboard.toml" exec "$bin" dev --demo >"$work/node.log" 2>&1) &
-node=$!
-for _ in $(seq 1 120); do
-  grep -q "SIP accounts" "$work/node.log" 2>/dev/null && break
-  kill -0 "$node" 2>/dev/null || die "the node stopped: $(tail -5 "$work/node.log")"
-  sleep 0.5
-done
-sleep 1
-account=$(grep "agent1@demo.switchboard.test: user" "$work/node.log" | tail -1)
-[[ -n $account ]] || die "no demo SIP account in the banner: $(tail -20 "$work/node.log")"
-sip_user=$(awk '{print $3}' <<<"$account")
-sip_password=$(awk '{print $5}' <<<"$account")
-sip_domain=$(awk '{print $7}' <<<"$account")
-
-api() { # METHOD PATH [JSON]: the answer's body; fails on a non-2xx
-  curl -sSf -X "$1" "http://$HTTP$2" -H "authorization: Bearer $token" \
-    -H 'content-type: application/json' ${3:+-d "$3"}
-}
-token=$(curl -sSf "http://$HTTP/v1/auth/login" -H 'content-type: application/json' \
-  -d '{"email":"owner@demo.switchboard.test","password":"switchboard-demo-7421","tenant":"switchboard-demo"}' |
-  jq -r .access_token)
-[[ -n $token && $token != null ]] || die "the demo owner cannot sign in"
-agent_id=$(api GET '/v1/users?limit=100' | jq -r '.data[] | select(.email == "agent1@demo.switchboard.test") | .id')
-schedule_id=$(api GET /v1/schedules | jq -r '.data[0].id')
-rule_id=$(api POST /v1/inbound-rules "$(jq -nc --arg s "$schedule_id" --arg a "$agent_id" \
-  '{name: "Bench line", schedule_id: $s, open: {type: "agent", agent_id: $a}, closed: {type: "agent", agent_id: $a}}')" | jq -r .id)
-api POST /v1/numbers "$(jq -nc --arg n "$NUMBER" --arg r "$rule_id" \
-  '{number: $n, inbound_rule_id: $r, description: "Bench line"}')" >/dev/null
-
-# A plan the benchmark cannot reach the call limits of.
-sqlite3 "$work/data/switchboard.db" "INSERT INTO plans (code, name, seat_limit, api_requests_per_second, api_burst, features, created_at, max_concurrent_calls, calls_per_second) VALUES ('bench', 'Benchmark', 1000, 1e9, 1000000000, 'voice', strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now'), 1000000, 1000000)"
-(cd "$work" && SWITCHBOARD_CONFIG="$work/switchboard.toml" "$bin" tenants set-plan switchboard-demo bench >/dev/null) ||
-  die "cannot put the demo tenant on the bench plan"
-sleep 6 # the plan's limits reach the edge through tenant.plan_changed
-
-register() { # the agent's phone is the UAS: it registers from its port
-  (cd "$work" && sipp -sf "$repo/services/edge/tests/sipp/register.xml" -i 127.0.0.1 -p 5080 -m 1 \
-    -s "$sip_user" -au "$sip_user" -ap "$sip_password" -key domain "$sip_domain" -auth_uri "$sip_domain" \
-    -timeout 10s -timeout_error -nostdin -trace_err "127.0.0.1:$EDGE_PORT" >/dev/null 2>&1) ||
-    die "the agent's phone (SIPp at 5080) did not register: $(cat "$work"/*errors.log 2>/dev/null | head -40)"
-}
+media_relay = false'
+node_line "$NUMBER"
+register() { node_register; }
 
 # --- the runs ------------------------------------------------------------------
 export SIPP_REAL=$(command -v sipp) BENCH_NUMBER=$NUMBER
