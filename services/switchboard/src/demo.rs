@@ -477,7 +477,7 @@ impl Demo {
                     first.username, first.username, first.password, first.domain, first.domain
                 );
                 println!(
-                    "    with the phone registered and its agent available, call the demo number as a carrier (trunk \"{DEMO_TRUNK}\" admits 127.0.0.1; without media yet the menu hears no key and sends the call to Support):"
+                    "    with the phone registered and its agent available, call the demo number as a carrier (trunk \"{DEMO_TRUNK}\" admits 127.0.0.1; the edge relays its audio but hears no digits yet, so the menu sends the call to Support):"
                 );
                 println!(
                     "       sipp -sf services/edge/tests/sipp/carrier_call.xml -s {NUMBER} -d 10000 -m 1 -i 127.0.0.1 {udp}"
